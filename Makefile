@@ -1,0 +1,37 @@
+# stream-app — every command a developer or CI needs. `make help` lists them.
+SHELL := /bin/bash
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+export PATH := $(abspath $(BIN)):$(PATH)
+
+.PHONY: help install run test test-unit test-integration test-faults lint bench bench-quick eval-oulad clean
+
+help:  ## list the commands
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+$(BIN)/stream-app: pyproject.toml
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	@touch $@
+
+install: $(BIN)/stream-app  ## create .venv and install stream-app with dev tools
+
+run: install  ## run everything embedded: broker, Redis, worker, simulator, live summary
+	$(BIN)/stream-app dev
+
+test: install  ## the whole test suite (unit + integration on a real broker and Redis)
+	$(BIN)/python -m pytest tests stream_app -q
+
+test-unit: install  ## unit tests and doctests only (no broker)
+	$(BIN)/python -m pytest tests/unit stream_app -q
+
+test-integration: install  ## integration tests only
+	$(BIN)/python -m pytest tests/integration -q
+
+lint: install  ## ruff
+	$(BIN)/ruff check stream_app tests
+
+clean:  ## remove the venv and run data
+	rm -rf $(VENV) var .pytest_cache

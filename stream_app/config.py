@@ -1,0 +1,80 @@
+"""Settings of stream-app: one place for every default, overridable by environment.
+
+Every field can be set as an environment variable ``STREAM_APP_<FIELD>`` (upper case)
+or in a ``.env`` file. Business policy (tag rules, thresholds, alert budgets) lives in
+YAML files under ``config/``; this module only holds where things are and how they run.
+
+Example:
+    >>> s = Settings(broker_url="kafka://127.0.0.1:19092", partitions=2)
+    >>> s.kafka_bootstrap
+    '127.0.0.1:19092'
+    >>> s.day_of(1714528800000)  # 2024-05-01T10:00:00+08:00 -> day index in UTC+8
+    19844
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from stream_app.errors import ConfigError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DAY_MS = 86_400_000
+
+
+class Settings(BaseSettings):
+    """Runtime settings (env prefix ``STREAM_APP_``)."""
+
+    model_config = SettingsConfigDict(env_prefix="STREAM_APP_", env_file=".env", extra="ignore")
+
+    app_id: str = Field("stream-app", description="Faust app id: consumer group and table prefix")
+    broker_url: str = Field("kafka://127.0.0.1:9092", description="Kafka bootstrap, faust form")
+    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis for profiles/segments")
+    partitions: int = Field(4, ge=1, description="partitions of every keyed topic")
+    replication: int = Field(1, ge=1)
+    topics_dir: Path = Field(REPO_ROOT / "topics", description="topic contract and schemas")
+    rules_path: Path = Field(REPO_ROOT / "config" / "rules", description="tag rule YAML file/dir")
+    datadir: Path = Field(Path("var/worker"), description="worker data directory")
+    web_port: int = Field(6066, description="worker HTTP port (health, /metrics)")
+    api_port: int = Field(8080, description="serving API port")
+    api_token: str = Field("change-me", description="bearer token the API requires")
+    day_offset_minutes: int = Field(480, description="business day boundary offset (UTC+8)")
+    fetch_wait_ms: int = Field(50, ge=1, le=5000, description="consumer fetch max wait")
+    sweep_interval_s: float = Field(5.0, gt=0, description="clock sweep for time-based tags")
+    state_ttl_days: int = Field(400, ge=1, description="state of users idle longer is expired")
+    retention_days: int = Field(120, ge=1, description="daily buckets kept per user")
+    dedup_window: int = Field(64, ge=0, description="recent event_ids remembered per user")
+    max_event_bytes: int = Field(64 * 1024, description="larger input records go to the DLQ")
+    redis_flush_ms: int = Field(100, ge=1, description="Redis projection write batching")
+    late_grace_ms: int = Field(3 * DAY_MS, ge=0, description="events older than this are late")
+    log_level: str = Field("warn", description="faust worker log level")
+
+    @field_validator("broker_url")
+    @classmethod
+    def _check_broker(cls, v: str) -> str:
+        if not v.startswith(("kafka://", "aiokafka://")):
+            raise ConfigError(f"broker_url must start with kafka://, got {v!r}")
+        return v
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        """Bootstrap servers in librdkafka form (``host:port[,host:port]``)."""
+        return ",".join(u.split("://", 1)[-1] for u in self.broker_url.split(";"))
+
+    @property
+    def day_offset_ms(self) -> int:
+        return self.day_offset_minutes * 60_000
+
+    def day_of(self, ts_ms: int) -> int:
+        """Business-day index (days since epoch in the configured offset) of ``ts_ms``."""
+        return (ts_ms + self.day_offset_ms) // DAY_MS
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Process-wide settings, read once from the environment."""
+    return Settings()
