@@ -1,0 +1,341 @@
+"""Every Prometheus collector of stream-app, in one place (names prefixed ``stream_app_``).
+
+Agents, timers and the API import the collectors below and call them; nothing else in the
+code base creates collectors. Label values that come from data (tenant, channel, funnel
+step) pass through :func:`tenant_label`, :func:`channel_label` and :func:`step_label`, which
+map anything outside the configured allow-list (``labels:`` in ``config/anomaly.yaml``) to
+``"other"`` so that a producer sending random channel names cannot blow up the series count.
+
+Exposition: each worker process serves its own registry on its own endpoint (one scrape
+target per worker; no multiprocess mode). Either call :func:`start_metrics_server` on a free
+port, mount :func:`asgi_app` in an ASGI server (the API), or return :func:`render` from any
+HTTP handler (the Faust worker's web view on port 6066, path ``/metrics``).
+
+=====================================  =========  ==========================================
+collector                              type       labels
+=====================================  =========  ==========================================
+``stream_app_events_consumed_total``    counter    stream, type
+``stream_app_events_unknown_type_total`` counter   stream
+``stream_app_dlq_records_total``        counter    reason
+``stream_app_late_events_total``        counter    stream
+``stream_app_duplicate_events_total``   counter    stream
+``stream_app_tag_changes_total``        counter    family, tag
+``stream_app_alerts_total``             counter    kind
+``stream_app_e2e_latency_seconds``      histogram  output
+``stream_app_consumer_lag``             gauge      topic, partition
+``stream_app_table_users``              gauge      table
+``stream_app_redis_write_seconds``      histogram  -
+``stream_app_redis_errors_total``       counter    op
+``stream_app_redis_buffered``           gauge      -
+``stream_app_model_info``               gauge      target, version
+``stream_app_model_quality``            gauge      target, metric
+``stream_app_model_gate_open``          gauge      target
+``stream_app_biz_events_total``         counter    tenant, channel, step
+``stream_app_biz_revenue_total``        counter    tenant, channel
+``stream_app_biz_rate``                 gauge      tenant, channel, rate, window
+``stream_app_metric_anomaly``           gauge      metric, tenant, channel, window
+``stream_app_anomaly_score``            gauge      metric, tenant, channel, window
+``stream_app_worker_info``              gauge      worker, version
+``stream_app_ready``                    gauge      -
+=====================================  =========  ==========================================
+
+Example:
+    >>> EVENTS_CONSUMED.labels(stream="click", type="course_view").inc()
+    >>> channel_label("douyin"), channel_label("a-channel-nobody-configured")
+    ('douyin', 'other')
+    >>> observe_e2e("tags", broker_ts_ms=1_000, now_ms=1_250)
+    0.25
+    >>> body, ctype = render()
+    >>> b"stream_app_events_consumed_total" in body, ctype.startswith("text/plain")
+    (True, True)
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    make_asgi_app,
+    start_http_server,
+)
+
+from stream_app.config import REPO_ROOT
+from stream_app.errors import ConfigError
+
+__all__ = [
+    "ALERTS", "ANOMALY_SCORE", "BIZ_EVENTS", "BIZ_RATE", "BIZ_REVENUE", "CONSUMER_LAG",
+    "DLQ_RECORDS", "DUPLICATES", "E2E_LATENCY", "EVENTS_CONSUMED", "EVENTS_UNKNOWN_TYPE",
+    "LATE_EVENTS", "METRIC_ANOMALY", "MODEL_GATE_OPEN", "MODEL_INFO", "MODEL_QUALITY", "OTHER",
+    "READY", "REDIS_BUFFERED", "REDIS_ERRORS", "REDIS_WRITE_LATENCY", "TABLE_USERS",
+    "TAG_CHANGES", "WORKER_INFO", "LabelPolicy", "METRIC_NAMES", "asgi_app", "biz_event",
+    "channel_label", "label_policy", "observe_e2e", "render", "set_anomaly", "set_label_policy",
+    "set_model", "set_ready", "set_worker_info", "start_metrics_server", "step_label",
+    "tenant_label",
+]
+
+PREFIX = "stream_app_"
+OTHER = "other"
+DEFAULT_LABELS_PATH = REPO_ROOT / "config" / "anomaly.yaml"
+
+#: seconds; from 5 ms (fast path) to 60 s (a stalled partition)
+E2E_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+REDIS_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
+
+# ---- stream processing -------------------------------------------------------------------
+EVENTS_CONSUMED = Counter(
+    PREFIX + "events_consumed", "Input events parsed and processed", ["stream", "type"])
+EVENTS_UNKNOWN_TYPE = Counter(
+    PREFIX + "events_unknown_type", "Accepted events whose type is not in the contract",
+    ["stream"])
+DLQ_RECORDS = Counter(
+    PREFIX + "dlq_records", "Records sent to the dead-letter topic, by reason", ["reason"])
+LATE_EVENTS = Counter(
+    PREFIX + "late_events", "Events older than the late grace period", ["stream"])
+DUPLICATES = Counter(
+    PREFIX + "duplicate_events", "Events dropped as duplicates (same event_id)", ["stream"])
+TAG_CHANGES = Counter(
+    PREFIX + "tag_changes", "Tag changes published, by family and tag", ["family", "tag"])
+ALERTS = Counter(
+    PREFIX + "alerts", "Alerts published (hot_lead, at_risk, metric_anomaly, ...)", ["kind"])
+E2E_LATENCY = Histogram(
+    PREFIX + "e2e_latency_seconds",
+    "Seconds from an input record's broker timestamp to the publish of its output",
+    ["output"], buckets=E2E_BUCKETS)
+CONSUMER_LAG = Gauge(
+    PREFIX + "consumer_lag", "Records between the committed offset and the log end",
+    ["topic", "partition"])
+TABLE_USERS = Gauge(
+    PREFIX + "table_users", "Keys held in a state table by this worker", ["table"])
+
+# ---- Redis projection --------------------------------------------------------------------
+REDIS_WRITE_LATENCY = Histogram(
+    PREFIX + "redis_write_seconds", "Seconds per pipelined Redis projection flush",
+    buckets=REDIS_BUCKETS)
+REDIS_ERRORS = Counter(PREFIX + "redis_errors", "Redis operations that failed", ["op"])
+REDIS_BUFFERED = Gauge(
+    PREFIX + "redis_buffered", "Profile updates waiting to be written to Redis")
+
+# ---- models ------------------------------------------------------------------------------
+MODEL_INFO = Gauge(
+    PREFIX + "model_info", "1 for the model version serving a target", ["target", "version"])
+MODEL_QUALITY = Gauge(
+    PREFIX + "model_quality", "Latest evaluated model quality (auc, precision, recall)",
+    ["target", "metric"])
+MODEL_GATE_OPEN = Gauge(
+    PREFIX + "model_gate_open", "1 when the ML score passes the release gate and is live",
+    ["target"])
+
+# ---- business series ---------------------------------------------------------------------
+BIZ_EVENTS = Counter(
+    PREFIX + "biz_events", "Business funnel events (lead, trial_booked, order_paid, ...)",
+    ["tenant", "channel", "step"])
+BIZ_REVENUE = Counter(
+    PREFIX + "biz_revenue", "Paid order amount (currency units)", ["tenant", "channel"])
+BIZ_RATE = Gauge(
+    PREFIX + "biz_rate", "Business rate of the last closed window (conversion, attendance)",
+    ["tenant", "channel", "rate", "window"])
+METRIC_ANOMALY = Gauge(
+    PREFIX + "metric_anomaly", "1 while a business series is outside its learned range",
+    ["metric", "tenant", "channel", "window"])
+ANOMALY_SCORE = Gauge(
+    PREFIX + "anomaly_score", "Deviation of the last point from its expected value (robust z)",
+    ["metric", "tenant", "channel", "window"])
+
+# ---- process -----------------------------------------------------------------------------
+WORKER_INFO = Gauge(PREFIX + "worker_info", "1, labelled with worker id and version",
+                    ["worker", "version"])
+READY = Gauge(PREFIX + "ready", "1 when the process has recovered its state and serves")
+
+
+def _metric_names() -> frozenset[str]:
+    names: set[str] = set()
+    for obj in list(globals().values()):
+        if isinstance(obj, Counter | Gauge | Histogram):
+            base = obj._name  # noqa: SLF001 - the exposed family name
+            names.add(base)
+            if isinstance(obj, Counter):
+                names.update({base + "_total", base + "_created"})
+            if isinstance(obj, Histogram):
+                names.update({base + "_bucket", base + "_sum", base + "_count",
+                              base + "_created"})
+    return frozenset(names)
+
+
+#: every series name this module can expose (dashboards and rules are checked against it)
+METRIC_NAMES: frozenset[str] = _metric_names()
+
+
+# ---- bounded label values ----------------------------------------------------------------
+@dataclass(frozen=True)
+class LabelPolicy:
+    """Allow-lists of data-derived label values; anything else becomes ``"other"``.
+
+    >>> p = LabelPolicy(tenants=frozenset({"default"}), channels=frozenset({"douyin"}))
+    >>> p.tenant("default"), p.tenant("evil"), p.channel(None)
+    ('default', 'other', 'unknown')
+    """
+
+    tenants: frozenset[str] = frozenset({"default"})
+    channels: frozenset[str] = frozenset()
+    steps: frozenset[str] = frozenset()
+
+    def tenant(self, value: str | None) -> str:
+        return _bounded(value, self.tenants)
+
+    def channel(self, value: str | None) -> str:
+        return _bounded(value, self.channels)
+
+    def step(self, value: str | None) -> str:
+        return _bounded(value, self.steps)
+
+    @classmethod
+    def from_yaml(cls, path: Path = DEFAULT_LABELS_PATH) -> LabelPolicy:
+        """Read the ``labels:`` section (tenants, channels, steps) of ``path``."""
+        try:
+            doc = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"cannot read label allow-lists from {path}: {exc}") from exc
+        labels = doc.get("labels") or {}
+        return cls(tenants=_ids(labels.get("tenants"), {"default"}),
+                   channels=_ids(labels.get("channels"), set()),
+                   steps=_ids(labels.get("steps"), set()))
+
+
+def _ids(entries: Iterable[Any] | None, always: set[str]) -> frozenset[str]:
+    out = set(always)
+    for e in entries or ():
+        out.add(str(e["id"]) if isinstance(e, dict) else str(e))
+    return frozenset(out)
+
+
+def _bounded(value: str | None, allowed: frozenset[str]) -> str:
+    if not value:
+        return "unknown"
+    return value if value in allowed else OTHER
+
+
+_policy: LabelPolicy | None = None
+_policy_lock = threading.Lock()
+
+
+def label_policy() -> LabelPolicy:
+    """The process-wide label policy, read from ``config/anomaly.yaml`` on first use."""
+    global _policy
+    if _policy is None:
+        with _policy_lock:
+            if _policy is None:
+                try:
+                    _policy = LabelPolicy.from_yaml()
+                except ConfigError:
+                    _policy = LabelPolicy()
+    return _policy
+
+
+def set_label_policy(policy: LabelPolicy) -> None:
+    """Replace the label policy (tests, or a worker started with another config file)."""
+    global _policy
+    _policy = policy
+
+
+def tenant_label(value: str | None) -> str:
+    return label_policy().tenant(value)
+
+
+def channel_label(value: str | None) -> str:
+    return label_policy().channel(value)
+
+
+def step_label(value: str | None) -> str:
+    return label_policy().step(value)
+
+
+# ---- helpers the agents call -------------------------------------------------------------
+def observe_e2e(output: str, broker_ts_ms: int, now_ms: float | None = None) -> float:
+    """Record end-to-end latency of one output (``tags`` / ``alert``); returns seconds."""
+    now = time.time() * 1000 if now_ms is None else now_ms
+    seconds = max(0.0, (now - broker_ts_ms) / 1000.0)
+    E2E_LATENCY.labels(output=output).observe(seconds)
+    return seconds
+
+
+def biz_event(tenant: str | None, channel: str | None, step: str,
+              revenue: float | None = None) -> None:
+    """Count one business funnel event (and its revenue) with bounded labels.
+
+    >>> biz_event("default", "douyin", "order_paid", revenue=1999.0)
+    >>> BIZ_REVENUE.labels(tenant="default", channel="douyin")._value.get() >= 1999.0
+    True
+    """
+    t, c = tenant_label(tenant), channel_label(channel)
+    BIZ_EVENTS.labels(tenant=t, channel=c, step=step_label(step)).inc()
+    if revenue:
+        BIZ_REVENUE.labels(tenant=t, channel=c).inc(max(0.0, float(revenue)))
+
+
+def set_anomaly(metric: str, tenant: str | None, channel: str | None, window: str,
+                anomalous: bool, score: float) -> None:
+    """Publish the state of one monitored business series."""
+    lbl = {"metric": metric, "tenant": tenant_label(tenant), "channel": channel_label(channel),
+           "window": window}
+    METRIC_ANOMALY.labels(**lbl).set(1.0 if anomalous else 0.0)
+    ANOMALY_SCORE.labels(**lbl).set(score)
+
+
+_model_versions: dict[tuple[str, str], bool] = {}
+
+
+def set_model(target: str, version: str, quality: dict[str, float], gate_open: bool) -> None:
+    """Publish the serving model of ``target``: version, quality figures and gate state."""
+    for tgt, ver in list(_model_versions):
+        if tgt == target and ver != version:
+            MODEL_INFO.remove(tgt, ver)
+            del _model_versions[(tgt, ver)]
+    MODEL_INFO.labels(target=target, version=version).set(1)
+    _model_versions[(target, version)] = True
+    for metric, value in quality.items():
+        MODEL_QUALITY.labels(target=target, metric=metric).set(value)
+    MODEL_GATE_OPEN.labels(target=target).set(1 if gate_open else 0)
+
+
+def set_worker_info(worker: str, version: str) -> None:
+    WORKER_INFO.labels(worker=worker, version=version).set(1)
+
+
+def set_ready(ready: bool) -> None:
+    READY.set(1 if ready else 0)
+
+
+# ---- exposition --------------------------------------------------------------------------
+def render(registry: CollectorRegistry = REGISTRY) -> tuple[bytes, str]:
+    """Body and content type of a ``/metrics`` response (for any HTTP handler)."""
+    return generate_latest(registry), CONTENT_TYPE_LATEST
+
+
+def asgi_app(registry: CollectorRegistry = REGISTRY) -> Any:
+    """An ASGI app serving ``/metrics`` (mount it in the FastAPI app)."""
+    return make_asgi_app(registry=registry)
+
+
+def start_metrics_server(port: int, addr: str = "0.0.0.0",
+                         registry: CollectorRegistry = REGISTRY) -> tuple[Any, threading.Thread]:
+    """Serve this process's metrics on ``addr:port`` in a daemon thread.
+
+    One port per process: with several workers on a host, give each its own port (or use the
+    worker web port 6066 in separate containers). Returns ``(server, thread)``; call
+    ``server.shutdown()`` to stop.
+    """
+    server, thread = start_http_server(port, addr=addr, registry=registry)
+    return server, thread

@@ -1,0 +1,84 @@
+"""Collectors in stream_app.metrics: names, bounded labels, exposition."""
+
+from __future__ import annotations
+
+import socket
+import urllib.request
+
+from prometheus_client import REGISTRY
+
+from stream_app import metrics as m
+
+
+def _value(name: str, **labels: str) -> float:
+    v = REGISTRY.get_sample_value(name, labels)
+    return 0.0 if v is None else v
+
+
+def test_every_collector_is_prefixed_and_listed() -> None:
+    for name in m.__all__:
+        obj = getattr(m, name)
+        if hasattr(obj, "_name"):
+            assert obj._name.startswith("stream_app_"), name
+            assert obj._name in m.METRIC_NAMES
+
+
+def test_label_policy_maps_unknown_values_to_other(tmp_path) -> None:
+    cfg = tmp_path / "a.yaml"
+    cfg.write_text("labels:\n  tenants: [t1]\n  channels: [{id: douyin}]\n  steps: [lead]\n")
+    p = m.LabelPolicy.from_yaml(cfg)
+    assert p.tenant("t1") == "t1" and p.tenant("default") == "default"
+    assert p.tenant("t9") == "other"
+    assert p.channel("douyin") == "douyin" and p.channel("spam-123") == "other"
+    assert p.step("lead") == "lead" and p.step("weird") == "other"
+    assert p.channel("") == "unknown"
+
+
+def test_biz_event_uses_bounded_labels() -> None:
+    m.set_label_policy(m.LabelPolicy(tenants=frozenset({"default"}),
+                                     channels=frozenset({"douyin"}),
+                                     steps=frozenset({"lead"})))
+    try:
+        before = _value("stream_app_biz_events_total", tenant="default", channel="other",
+                        step="lead")
+        for i in range(50):
+            m.biz_event("default", f"random-{i}", "lead")
+        after = _value("stream_app_biz_events_total", tenant="default", channel="other",
+                       step="lead")
+        assert after - before == 50
+        assert REGISTRY.get_sample_value("stream_app_biz_events_total",
+                                         {"tenant": "default", "channel": "random-3",
+                                          "step": "lead"}) is None
+    finally:
+        m.set_label_policy(m.LabelPolicy.from_yaml())
+
+
+def test_e2e_latency_lands_in_a_bucket() -> None:
+    before = _value("stream_app_e2e_latency_seconds_bucket", output="t-test", le="0.5")
+    assert m.observe_e2e("t-test", broker_ts_ms=10_000, now_ms=10_300) == 0.3
+    assert m.observe_e2e("t-test", broker_ts_ms=10_000, now_ms=9_000) == 0.0  # clock skew
+    after = _value("stream_app_e2e_latency_seconds_bucket", output="t-test", le="0.5")
+    assert after - before == 2
+
+
+def test_set_model_keeps_one_version_per_target() -> None:
+    m.set_model("t-conv", "v1", {"auc": 0.8}, gate_open=False)
+    m.set_model("t-conv", "v2", {"auc": 0.85, "precision": 0.6}, gate_open=True)
+    assert _value("stream_app_model_info", target="t-conv", version="v2") == 1
+    assert REGISTRY.get_sample_value("stream_app_model_info",
+                                     {"target": "t-conv", "version": "v1"}) is None
+    assert _value("stream_app_model_quality", target="t-conv", metric="auc") == 0.85
+    assert _value("stream_app_model_gate_open", target="t-conv") == 1
+
+
+def test_metrics_server_serves_this_process() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server, _thread = m.start_metrics_server(port, addr="127.0.0.1")
+    try:
+        m.set_ready(True)
+        body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read()
+        assert b"stream_app_ready 1.0" in body
+    finally:
+        server.shutdown()
