@@ -40,6 +40,7 @@ class Settings(BaseSettings):
     rules_path: Path = Field(REPO_ROOT / "config" / "rules", description="tag rule YAML file/dir")
     datadir: Path = Field(Path("var/worker"), description="worker data directory")
     web_port: int = Field(6066, description="worker HTTP port (health, /metrics)")
+    web_host: str = Field("127.0.0.1", description="bind address of worker and API HTTP")
     api_port: int = Field(8080, description="serving API port")
     api_token: str = Field("change-me", description="bearer token the API requires")
     day_offset_minutes: int = Field(480, description="business day boundary offset (UTC+8)")

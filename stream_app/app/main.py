@@ -1,0 +1,39 @@
+"""The Faust app: configured from settings; agents, timers and pages register on import.
+
+Run a worker with ``stream-app worker -l warn`` (the settings come from ``STREAM_APP_*``).
+"""
+
+from __future__ import annotations
+
+import faust
+
+from stream_app.app import codecs
+from stream_app.config import get_settings
+
+codecs.register()
+settings = get_settings()
+settings.datadir.mkdir(parents=True, exist_ok=True)
+
+app = faust.App(
+    settings.app_id,
+    broker=settings.broker_url.replace("kafka://", "streamkafka://", 1),
+    store="memory://",
+    datadir=str(settings.datadir),
+    topic_partitions=settings.partitions,
+    topic_replication_factor=settings.replication,
+    table_standby_replicas=0,
+    consumer_auto_offset_reset="earliest",
+    web_port=settings.web_port,
+    web_bind=settings.web_host,
+    web_in_thread=False,
+    broker_commit_interval=1.0,
+    stream_buffer_maxsize=8192,
+    producer_linger_ms=5,
+    key_serializer="utf8",
+    value_serializer="raw",
+    autodiscover=False,
+    origin="stream_app.app",
+)
+
+# register agents, timers and web pages (imports for their side effects)
+from stream_app.app import agents, sweep, web  # noqa: E402,F401

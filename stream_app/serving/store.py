@@ -1,0 +1,46 @@
+"""Read side of the Redis projection (synchronous; used by the CLI and tests).
+
+Example (needs Redis)::
+
+    store = ProfileStore("redis://127.0.0.1:6379/0")
+    store.tags("default", "u1")   # {'activity': 'low', 'channel_first': 'douyin', ...}
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from stream_app.serving import keys
+
+
+class ProfileStore:
+    """Profiles, why records, timelines and segment sets of one Redis."""
+
+    def __init__(self, url: str) -> None:
+        import redis  # noqa: PLC0415
+
+        self.r = redis.Redis.from_url(url, socket_timeout=5)
+
+    def profile(self, tenant: str, uid: str) -> dict[str, Any]:
+        """All fields of the user's hash, decoded (``tag:x`` -> value)."""
+        raw = self.r.hgetall(keys.user_key(tenant, uid))
+        return {k.decode(): orjson.loads(v) for k, v in raw.items()}
+
+    def tags(self, tenant: str, uid: str) -> dict[str, Any]:
+        return {k[4:]: v for k, v in self.profile(tenant, uid).items() if k.startswith("tag:")}
+
+    def why(self, tenant: str, uid: str, tag_id: str) -> dict[str, Any] | None:
+        raw = self.r.hget(keys.why_key(tenant, uid), tag_id)
+        return orjson.loads(raw) if raw else None
+
+    def timeline(self, tenant: str, uid: str, limit: int = 20) -> list[dict[str, Any]]:
+        return [orjson.loads(x) for x in self.r.lrange(keys.timeline_key(tenant, uid), 0,
+                                                        limit - 1)]
+
+    def segment(self, tenant: str, tag_id: str, value: Any) -> set[str]:
+        return {m.decode() for m in self.r.smembers(keys.seg_key(tenant, tag_id, value))}
+
+    def exists(self, tenant: str, uid: str) -> bool:
+        return bool(self.r.exists(keys.user_key(tenant, uid)))
