@@ -1,0 +1,113 @@
+"""What business series are computed: the ``business:`` section of ``config/anomaly.yaml``.
+
+Example:
+    >>> spec = load_business_spec()
+    >>> spec.step_of("registered"), spec.step_of("page_view")
+    ('lead', None)
+    >>> spec.windows["1m"].size_ms, sorted(spec.rates)[:2]
+    (60000, ['attendance', 'homework'])
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from stream_app.config import REPO_ROOT
+from stream_app.errors import ConfigError
+
+DEFAULT_PATH = REPO_ROOT / "config" / "anomaly.yaml"
+
+
+@dataclass(frozen=True)
+class WindowSpec:
+    """A tumbling event-time window: its size and how long it stays open after its end."""
+
+    name: str
+    size_ms: int
+    lateness_ms: int
+
+
+@dataclass(frozen=True)
+class CountSpec:
+    name: str
+    step: str
+    zh: str = ""
+    en: str = ""
+
+
+@dataclass(frozen=True)
+class RateSpec:
+    """``num`` / sum(``den``) of step counts in one window."""
+
+    name: str
+    num: str
+    den: tuple[str, ...]
+    zh: str = ""
+    en: str = ""
+
+
+@dataclass(frozen=True)
+class BusinessSpec:
+    steps: dict[str, str]                      # event type -> step
+    windows: dict[str, WindowSpec]
+    counts: dict[str, CountSpec]
+    rates: dict[str, RateSpec]
+    channel_props: tuple[str, ...] = ("channel",)
+    amount_props: tuple[str, ...] = ("amount",)
+    revenue: dict[str, str] = field(default_factory=dict)
+    channels: frozenset[str] = frozenset()     # allow-list; others -> "other"
+    tenants: frozenset[str] = frozenset({"default"})
+
+    def step_of(self, event_type: str) -> str | None:
+        return self.steps.get(event_type)
+
+    def labels_of(self, metric: str) -> dict[str, str]:
+        """zh/en labels of a series name (``leads``, ``lead_to_trial``, ``revenue``)."""
+        spec: Any = self.counts.get(metric) or self.rates.get(metric)
+        if spec is not None:
+            return {"zh": spec.zh, "en": spec.en}
+        if metric == "revenue":
+            return dict(self.revenue)
+        return {"zh": metric, "en": metric}
+
+
+def _ids(entries: Any) -> frozenset[str]:
+    return frozenset(str(e["id"]) if isinstance(e, dict) else str(e) for e in entries or ())
+
+
+def load_business_spec(path: Path = DEFAULT_PATH) -> BusinessSpec:
+    """Parse the ``labels:`` and ``business:`` sections of ``path``."""
+    try:
+        doc = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        biz = doc["business"]
+        labels = doc.get("labels") or {}
+        windows = {n: WindowSpec(n, int(w["size_s"] * 1000), int(w.get("lateness_s", 0) * 1000))
+                   for n, w in biz["windows"].items()}
+        counts = {n: CountSpec(n, c["step"], c.get("zh", ""), c.get("en", ""))
+                  for n, c in (biz.get("counts") or {}).items()}
+        rates = {n: RateSpec(n, r["num"], tuple(r["den"]), r.get("zh", ""), r.get("en", ""))
+                 for n, r in (biz.get("rates") or {}).items()}
+        spec = BusinessSpec(
+            steps={str(k): str(v) for k, v in biz["steps"].items()},
+            windows=windows, counts=counts, rates=rates,
+            channel_props=tuple(biz.get("channel_props") or ("channel",)),
+            amount_props=tuple(biz.get("amount_props") or ("amount",)),
+            revenue=dict(biz.get("revenue") or {}),
+            channels=_ids(labels.get("channels")),
+            tenants=_ids(labels.get("tenants")) | {"default"},
+        )
+    except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError) as exc:
+        raise ConfigError(f"{path}: invalid business metric spec: {exc!r}") from exc
+    known = set(spec.steps.values())
+    for r in spec.rates.values():
+        for s in (r.num, *r.den):
+            if s not in known:
+                raise ConfigError(f"{path}: rate {r.name!r} uses step {s!r} no event maps to")
+    for w in windows.values():
+        if w.size_ms <= 0 or w.lateness_ms < 0:
+            raise ConfigError(f"{path}: window {w.name!r} needs size_s > 0 and lateness_s >= 0")
+    return spec
