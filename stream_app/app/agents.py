@@ -1,0 +1,158 @@
+"""The processing agent: every input stream and the clock ticks, one event at a time.
+
+For each record: decode and validate (bad input -> ``events.dlq`` with the reason and the
+original bytes), re-key if the record is not keyed by its user, drop late events to the DLQ,
+apply it to the user's state with the tag engine, publish tag changes, write the state back
+(one changelog write), and queue the Redis projection. Outputs are sent before the state is
+written: after a crash an event is either re-applied (its outputs repeat with the same
+``event_id``) or found in the state's dedup window (skipped).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from stream_app import metrics
+from stream_app.app.main import app, settings
+from stream_app.app.runtime import Runtime
+from stream_app.app.tables import users
+from stream_app.app.topics import (
+    TICKS,
+    contract,
+    dlq_topic,
+    input_topic,
+    source_topic,
+    tags_topic,
+)
+from stream_app.dlq import dead_letter
+from stream_app.errors import EventError
+from stream_app.events import Event, parse_event
+
+log = logging.getLogger(__name__)
+runtime = Runtime.create(settings)
+KNOWN_TYPES = {t for spec in contract.topics.values() for t in spec.types}
+
+
+async def send_dlq(msg: Any, reason: str, detail: str) -> None:
+    """Dead-letter one input record; never raises on odd bytes."""
+    metrics.DLQ_RECORDS.labels(reason=reason).inc()
+    rec = dead_letter(msg.value, reason, detail, msg.topic, msg.partition, msg.offset,
+                      key=msg.key)
+    await dlq_topic.send(key=msg.topic, value=rec)
+
+
+async def publish(user_id: str, result: Any, broker_ts: float | None) -> None:
+    """Send tag changes and derived events of one engine step; queue the projection."""
+    for ch in result.changes:
+        await tags_topic.send(key=user_id, value=ch)
+        metrics.TAG_CHANGES.labels(family=ch["family"], tag=ch["tag_id"]).inc()
+    for ev in getattr(result, "emit", None) or ():
+        stream = ev.get("stream", "click")
+        await input_topic(stream).send(key=ev["user_id"], value=_dumps(ev))
+    if result.changes:
+        runtime.projection.apply_changes(result.changes, result.why)
+        if broker_ts:
+            metrics.observe_e2e("tags", int(broker_ts * 1000))
+
+
+def _dumps(obj: Any) -> bytes:
+    import orjson  # noqa: PLC0415
+
+    return orjson.dumps(obj)
+
+
+async def handle_event(msg: Any, stream: str) -> None:
+    try:
+        ev: Event = parse_event(msg.value, stream, max_bytes=settings.max_event_bytes)
+    except EventError as exc:
+        await send_dlq(msg, exc.reason, exc.detail)
+        return
+    except Exception as exc:  # noqa: BLE001 - never crash on input
+        await send_dlq(msg, "invalid", f"{type(exc).__name__}: {exc}")
+        return
+    key = msg.key.decode("utf-8", "replace") if isinstance(msg.key, bytes) else msg.key
+    if key != ev.user_id:
+        # not keyed by its user: re-publish keyed correctly so the user's state stays on one
+        # partition (and one worker); the copy is processed when it arrives
+        await input_topic(stream).send(key=ev.user_id, value=msg.value)
+        return
+    now = runtime.clock.now()
+    if now is not None and ev.ts < now - settings.late_grace_ms:
+        metrics.LATE_EVENTS.labels(stream=stream).inc()
+        await send_dlq(msg, "late", f"event time {ev.ts} is more than "
+                       f"{settings.late_grace_ms} ms before stream time {now}")
+        return
+    runtime.clock.observe(ev.ts)
+    metrics.EVENTS_CONSUMED.labels(stream=stream, type=ev.type if ev.type in KNOWN_TYPES
+                                   else "unknown").inc()
+    if ev.type not in KNOWN_TYPES:
+        metrics.EVENTS_UNKNOWN_TYPE.labels(stream=stream).inc()
+    state = users.get(ev.user_id)
+    if ev.type == "deletion_requested":
+        if state is not None:
+            result = runtime.engine.forget(state, ev.ts)
+            await publish(ev.user_id, result, msg.timestamp)
+            runtime.projection.forget(ev.tenant, ev.user_id, state.get("tags") or {})
+            del users[ev.user_id]
+        return
+    result = runtime.engine.on_event(state, ev)
+    if result.duplicate:
+        metrics.DUPLICATES.labels(stream=stream).inc()
+        return
+    await publish(ev.user_id, result, msg.timestamp)
+    if result.state is None:
+        users.pop(ev.user_id, None)
+    else:
+        users[ev.user_id] = result.state
+    runtime.processed += 1
+
+
+async def handle_tick(msg: Any) -> None:
+    """Re-evaluate one user on the clock (sent by the sweep timer)."""
+    uid = msg.key.decode("utf-8", "replace") if isinstance(msg.key, bytes) else str(msg.key)
+    runtime.recent_ticks.pop(uid, None)
+    state = users.get(uid)
+    now = runtime.clock.now()
+    if state is None or now is None:
+        return
+    result = runtime.engine.on_tick(state, now)
+    await publish(uid, result, None)
+    if result.state is None:
+        tenant = state.get("tenant", "default")
+        runtime.projection.forget(tenant, uid, state.get("tags") or {})
+        users.pop(uid, None)
+    elif result.state is not state or result.changes:
+        users[uid] = result.state
+
+
+@app.agent(source_topic, name="process")
+async def process(stream: Any) -> None:
+    """Consume every input stream and the ticks (co-partitioned by user_id)."""
+    async for event in stream.events():
+        msg = event.message
+        try:
+            if msg.topic == TICKS:
+                await handle_tick(msg)
+            else:
+                await handle_event(msg, contract.stream_of(msg.topic))
+        except Exception as exc:  # noqa: BLE001 - last line of defence: dead-letter, go on
+            log.exception("unexpected error on %s[%s]@%s", msg.topic, msg.partition, msg.offset)
+            await send_dlq(msg, "internal_error", f"{type(exc).__name__}: {exc}")
+
+
+@app.task
+async def redis_writer() -> None:
+    """Write the Redis projection in the background."""
+    await runtime.projection.run()
+
+
+@app.timer(interval=10.0)
+async def table_gauges() -> None:
+    metrics.TABLE_USERS.labels(table="users").set(len(users.data))
+    metrics.set_ready(True)
+
+
+def uptime() -> float:
+    return time.time() - runtime.started

@@ -1,0 +1,61 @@
+"""Per-process runtime objects shared by agents, timers and pages (created once per worker).
+
+Holds the tag engine (swappable on rule hot reload), the clock and the Redis projection.
+Nothing here is business state: that lives in Faust tables and is recovered from changelogs.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from stream_app import metrics
+from stream_app.clock import HybridClock
+from stream_app.config import Settings
+from stream_app.rules.engine import TagEngine
+from stream_app.rules.loader import load_ruleset
+from stream_app.serving.projection import RedisProjection
+
+
+class ProjectionMetrics:
+    """Adapter from the projection's hooks to the Prometheus collectors."""
+
+    def redis_error(self, op: str) -> None:
+        metrics.REDIS_ERRORS.labels(op=op).inc()
+
+    def redis_latency(self, seconds: float) -> None:
+        metrics.REDIS_WRITE_LATENCY.observe(seconds)
+
+    def redis_buffered(self, n: int) -> None:
+        metrics.REDIS_BUFFERED.set(n)
+
+
+def build_engine(settings: Settings, ruleset: Any | None = None) -> TagEngine:
+    """A TagEngine for ``ruleset`` (default: the rules at settings.rules_path)."""
+    return TagEngine(
+        ruleset or load_ruleset(settings.rules_path),
+        day_offset_ms=settings.day_offset_ms,
+        retention_days=settings.retention_days,
+        dedup_window=settings.dedup_window,
+        state_ttl_days=settings.state_ttl_days,
+    )
+
+
+@dataclass
+class Runtime:
+    """The worker's engine, clock, projection and counters."""
+
+    settings: Settings
+    engine: TagEngine
+    projection: RedisProjection
+    clock: HybridClock = field(default_factory=HybridClock)
+    started: float = field(default_factory=time.time)
+    processed: int = 0
+    recent_ticks: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def create(cls, settings: Settings) -> Runtime:
+        return cls(settings=settings, engine=build_engine(settings),
+                   projection=RedisProjection(settings.redis_url, settings.redis_flush_ms,
+                                              metrics=ProjectionMetrics()))

@@ -1,0 +1,16 @@
+"""Faust tables: one state record per user (the speed lever: one changelog write per event)."""
+
+from __future__ import annotations
+
+from stream_app.app.main import app, settings
+
+#: user_id -> the user's state (tag engine state; scoring state under "sc")
+users = app.Table(
+    "users",
+    default=None,
+    key_type=str,
+    partitions=settings.partitions,
+    key_serializer="utf8",
+    value_serializer="orjson",
+    help="per-user state: daily counts, last seen, channel, profile, tags",
+)

@@ -1,0 +1,37 @@
+"""``stream-app tags USER_ID`` — the user's current tags, from Redis."""
+
+from __future__ import annotations
+
+import click
+
+from stream_app.config import get_settings
+
+
+@click.command("tags")
+@click.argument("user_id")
+@click.option("--tenant", default="default", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="print JSON instead of a table")
+def command(user_id: str, tenant: str, as_json: bool) -> None:
+    """Print USER_ID's current tags (and scores) as served from Redis."""
+    import orjson  # noqa: PLC0415
+    from rich.console import Console  # noqa: PLC0415
+    from rich.table import Table  # noqa: PLC0415
+
+    from stream_app.serving.store import ProfileStore  # noqa: PLC0415
+
+    store = ProfileStore(get_settings().redis_url)
+    try:
+        profile = store.profile(tenant, user_id)
+    except Exception as exc:  # noqa: BLE001
+        raise click.ClickException(f"cannot read Redis at {get_settings().redis_url}: {exc}")
+    if not profile:
+        raise click.ClickException(f"no profile for user {user_id!r} in tenant {tenant!r}")
+    if as_json:
+        click.echo(orjson.dumps(profile, option=orjson.OPT_INDENT_2).decode())
+        return
+    table = Table(title=f"{user_id} ({tenant})")
+    table.add_column("field")
+    table.add_column("value")
+    for k in sorted(profile):
+        table.add_row(k, str(profile[k]))
+    Console().print(table)
