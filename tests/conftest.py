@@ -1,0 +1,47 @@
+"""Shared fixtures. Integration fixtures start the real tansu broker, a real redis-server and a
+real stream-app worker once per test session (a consumer-group join takes ~30 s), on free
+loopback ports, and stop them at the end."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import TopicReader, Harness
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def stack():
+    """Broker + Redis + topics + one ready worker (session-wide)."""
+    from stream_app.services.stack import Stack
+
+    workdir = ROOT / "var" / f"test-{os.getpid()}"
+    s = Stack(workdir=workdir, workers=0, partitions=2,
+              env={"STREAM_APP_SWEEP_INTERVAL_S": "1",
+                   # tests take disjoint time ranges (Harness.base_ts); none is "late"
+                   "STREAM_APP_LATE_GRACE_MS": str(100 * 365 * 86_400_000)})
+    try:
+        s.start_services()
+        s.add_worker(wait=True, timeout=240)
+        yield s
+    finally:
+        s.stop()
+
+
+@pytest.fixture(scope="session")
+def harness(stack):
+    """Producer and readers of the outputs, shared by the integration tests."""
+    h = Harness(stack)
+    yield h
+    h.close()
+
+
+@pytest.fixture()
+def tags_reader(stack):
+    r = TopicReader(stack.bootstrap, "tags.changes", stack.partitions)
+    yield r
+    r.close()
