@@ -1,0 +1,1 @@
+"""Alert policy (pure): when hot-lead and at-risk alerts fire, and the words they carry."""

@@ -1,0 +1,229 @@
+"""Alert policy: hot-lead and at-risk alerts with reasons, cooldown, de-dup and budget.
+
+* **hot lead** (``alerts.hot_lead``): the lead enters the high intent layer, or its score jumps
+  by ``jump`` or more (to at least ``min_score_for_jump``).
+* **at risk** (``alerts.at_risk``): the at-risk score enters its high layer, or the rule family
+  fires: ``consecutive_missed`` missed lessons in a row, or a rule-engine tag listed in
+  ``rule_tags`` (e.g. ``at_risk``) turns true (the agent passes the user's tags in).
+
+Per lead: at most one alert of a kind per ``cooldown_hours`` (state in ``sc_state["al"]``);
+``alert_id`` is derived from the triggering event, so a redelivered event yields the same id
+(downstream de-duplicates on it). Per tenant: at most ``hourly_budget_per_tenant`` alerts of a
+kind per clock hour, counted in this process (divide the budget by the number of workers).
+
+Reasons are the top feature contributions behind the model score (or the rule events behind
+the points score), in plain words (zh/en); alerts also carry the last actions, the channel
+and a suggested next step.
+
+Example:
+    >>> from stream_app.events import Event
+    >>> from stream_app.scoring.config import load_scoring_config
+    >>> from stream_app.scoring.scorer import Scorer
+    >>> from stream_app.scoring.registry import ModelRegistry
+    >>> cfg = load_scoring_config()
+    >>> sc = Scorer(cfg, ModelRegistry(cfg))          # rules until the models pass the gate
+    >>> st, h = None, 3_600_000
+    >>> for i, t in enumerate(["course_view", "trial_booked", "consult_request", "cart_add",
+    ...                        "trial_purchased", "live_enter"]):
+    ...     step = sc.on_event(st, Event(f"e{i}", "u1", 1_700_000_000_000 + i * h, t, "click",
+    ...                                  props={"channel": "douyin"}))
+    ...     st = step.sc_state
+    ...     if step.alerts:
+    ...         a = step.alerts[0]
+    >>> a["kind"], a["layer"], a["source"], a["channel"]
+    ('hot_lead', 'high', 'rules', 'douyin')
+    >>> a["reasons"][0]["en"], a["next_step"]["en"]
+    ('trial purchases (+5 points)', 'Follow up within 24 hours of the trial')
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from stream_app.alerts.words import Words
+from stream_app.config import REPO_ROOT
+from stream_app.errors import ConfigError
+from stream_app.events import Event
+from stream_app.scoring.config import ScoringConfig
+from stream_app.scoring.points import top_point_events
+
+DEFAULT_PATH = REPO_ROOT / "config" / "alerts.yaml"
+HOUR_MS = 3_600_000
+
+__all__ = ["AlertKind", "AlertPolicy", "TenantBudget"]
+
+
+@dataclass(frozen=True)
+class AlertKind:
+    """Settings of one alert kind (``hot_lead`` or ``at_risk``)."""
+
+    kind: str
+    target: str
+    enter_layer: str = "high"
+    jump: float | None = None
+    min_score_for_jump: float = 0.0
+    cooldown_hours: float = 24.0
+    hourly_budget_per_tenant: int = 200
+    top_reasons: int = 3
+    consecutive_missed: int | None = None
+    rule_tags: tuple[str, ...] = ()
+    next_steps: dict[str, dict[str, str]] = field(default_factory=dict)
+
+
+class TenantBudget:
+    """Alerts per tenant and clock hour, in this process.
+
+    >>> b = TenantBudget()
+    >>> [b.take("t1", "hot_lead", 10 * HOUR_MS + i, limit=2) for i in range(3)]
+    [True, True, False]
+    >>> b.take("t1", "hot_lead", 11 * HOUR_MS, limit=2)   # a new hour
+    True
+    """
+
+    def __init__(self) -> None:
+        self._used: dict[tuple[str, str], list[int]] = {}
+
+    def take(self, tenant: str, kind: str, ts: int, limit: int) -> bool:
+        hour = ts // HOUR_MS
+        slot = self._used.get((tenant, kind))
+        if slot is None or slot[0] != hour:
+            slot = [hour, 0]
+            self._used[(tenant, kind)] = slot
+        if slot[1] >= limit:
+            return False
+        slot[1] += 1
+        return True
+
+
+class AlertPolicy:
+    """Decides the alerts of one scored event (called by the Scorer)."""
+
+    def __init__(self, kinds: dict[str, AlertKind], words: Words) -> None:
+        self.kinds = kinds
+        self.words = words
+        self.budget = TenantBudget()
+
+    @classmethod
+    def from_config(cls, scoring: ScoringConfig, path: Path | str | None = None) -> AlertPolicy:
+        p = Path(path or DEFAULT_PATH)
+        try:
+            doc = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"cannot read alert config {p}: {exc}") from exc
+        kinds: dict[str, AlertKind] = {}
+        steps = doc.get("next_steps") or {}
+        for kind in ("hot_lead", "at_risk"):
+            raw = dict(doc.get(kind) or {})
+            if not raw or raw.get("target") not in scoring.targets:
+                continue
+            try:
+                kinds[kind] = AlertKind(
+                    kind=kind, next_steps=steps.get(kind) or {},
+                    rule_tags=tuple(raw.pop("rule_tags", ()) or ()), **raw,
+                )
+            except TypeError as exc:
+                raise ConfigError(f"{p}: {kind}: {exc}") from exc
+        return cls(kinds, Words(doc.get("labels") or {}, scoring.features.recency_scale_days))
+
+    # ---- decision ------------------------------------------------------------------------
+    def decide(self, st: dict[str, Any], event: Event, x: dict[str, float], step: Any,
+               registry: Any, rule_tags: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Alerts for ``event`` given the new scores in ``step``; updates ``st["al"]``."""
+        al = st.setdefault("al", {})
+        out: list[dict[str, Any]] = []
+        for kind, k in self.kinds.items():
+            score = step.scores.get(k.target)
+            layer = step.layers.get(k.target)
+            if score is None:
+                continue
+            mem = al.setdefault(kind, {})
+            prev_score, prev_layer = mem.get("s"), mem.get("l")
+            mem["s"], mem["l"] = round(score, 6), layer
+            why: list[dict[str, Any]] = []
+            if layer == k.enter_layer and prev_layer != k.enter_layer:
+                why.append({"trigger": "enter_layer"})
+            elif (k.jump is not None and prev_score is not None and score >= k.min_score_for_jump
+                  and score - prev_score >= k.jump):
+                why.append({"trigger": "jump", "from": prev_score})
+            why.extend(self._rule_triggers(k, mem, event, rule_tags))
+            if not why:
+                continue
+            last = mem.get("t")
+            if last is not None and event.ts - last < k.cooldown_hours * HOUR_MS:
+                continue
+            if not self.budget.take(event.tenant, kind, event.ts, k.hourly_budget_per_tenant):
+                continue
+            mem["t"] = event.ts
+            out.append(self._alert(k, st, event, x, step, registry, why))
+        return out
+
+    def _rule_triggers(self, k: AlertKind, mem: dict[str, Any], event: Event,
+                       rule_tags: dict[str, Any] | None) -> list[dict[str, Any]]:
+        why: list[dict[str, Any]] = []
+        if k.consecutive_missed:
+            run = mem.get("m", 0)
+            if event.type == "lesson_missed":
+                run += 1
+                if run == k.consecutive_missed:
+                    why.append({"trigger": "rule", "rule": "consecutive_missed", "n": run,
+                                "zh": f"连续缺课{run}次", "en": f"missed {run} lessons in a row"})
+            elif event.type == "lesson_attended":
+                run = 0
+            mem["m"] = run
+        if k.rule_tags and rule_tags is not None:
+            on = sorted(t for t in k.rule_tags if rule_tags.get(t) not in (None, False, 0, ""))
+            before = set(mem.get("rt") or ())
+            for tag in on:
+                if tag not in before:
+                    why.append({"trigger": "rule", "rule": tag,
+                                "zh": f"规则标签{tag}", "en": f"rule tag {tag}"})
+            mem["rt"] = on
+        return why
+
+    def _alert(self, k: AlertKind, st: dict[str, Any], event: Event, x: dict[str, float],
+               step: Any, registry: Any, why: list[dict[str, Any]]) -> dict[str, Any]:
+        source = step.source.get(k.target, "rules")
+        reasons: list[dict[str, Any]] = [
+            {"kind": "rule", "zh": w["zh"], "en": w["en"]} for w in why if "zh" in w
+        ]
+        if source == "rules":
+            for etype, pts in top_point_events(st.get("rp") or {}, k.target, k.top_reasons):
+                w = self.words.event(etype)
+                reasons.append({"kind": "points", "feature": etype, "weight": round(pts, 3),
+                                "zh": f"{w['zh']}(+{pts:g}分)",
+                                "en": f"{w['en']} (+{pts:g} points)"})
+        else:
+            for feat, contrib in registry.explain(k.target, x, k.top_reasons):
+                w = self.words.feature(feat, x.get(feat, 0.0))
+                reasons.append({"kind": "model", "feature": feat, "weight": round(contrib, 4),
+                                "zh": w["zh"], "en": w["en"]})
+        recent = [{"ts": ts, "type": t, **self.words.event(t)}
+                  for ts, t in reversed(st.get("ra") or [])]
+        cat = st.get("cat") or {}
+        channel = cat.get("channel") or cat.get("first_channel") or cat.get("utm_source")
+        last_types = [t for _, t in reversed(st.get("ra") or [])]
+        next_step = None
+        for t in last_types:
+            if t in k.next_steps:
+                next_step = k.next_steps[t]
+                break
+        next_step = next_step or k.next_steps.get("default")
+        return {
+            "alert_id": f"{k.kind}:{event.user_id}:{event.event_id}",
+            "kind": k.kind,
+            "user_id": event.user_id,
+            "tenant": event.tenant,
+            "ts": event.ts,
+            "score": round(step.scores[k.target], 6),
+            "layer": step.layers.get(k.target),
+            "source": source,
+            "triggers": [w["trigger"] for w in why],
+            "reasons": reasons,
+            "recent_actions": recent,
+            "channel": channel,
+            "next_step": dict(next_step) if next_step else None,
+        }

@@ -1,0 +1,90 @@
+"""Feature names to plain words (zh/en) for alert reasons.
+
+Example:
+    >>> w = Words({"course_view": {"zh": "查看课程详情", "en": "course detail views"}})
+    >>> w.feature("course_view|7d", 1.386)
+    {'zh': '近7天查看课程详情3次', 'en': '3 course detail views in the last 7 days'}
+    >>> w.feature("channel=douyin", 1.0)["en"]
+    'channel is douyin'
+    >>> w.event("mystery_event")
+    {'zh': 'mystery_event', 'en': 'mystery_event'}
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+__all__ = ["Words"]
+
+
+class Words:
+    """Labels of event types and props, and templates per feature kind."""
+
+    def __init__(self, labels: dict[str, dict[str, str]], recency_scale_days: float = 7.0) -> None:
+        self.labels = labels
+        self.scale = recency_scale_days
+
+    def label(self, name: str, lang: str) -> str:
+        return (self.labels.get(name) or {}).get(lang, name)
+
+    def event(self, etype: str) -> dict[str, str]:
+        return {"zh": self.label(etype, "zh"), "en": self.label(etype, "en")}
+
+    def feature(self, feat: str, value: float) -> dict[str, str]:
+        """Words for feature ``feat`` holding ``value`` (as made by scoring.features)."""
+        if "=" in feat:
+            prop, val = feat.split("=", 1)
+            return {"zh": f"{self.label(prop, 'zh')}为{val}",
+                    "en": f"{self.label(prop, 'en')} is {val}"}
+        if feat.startswith("funnel|"):
+            t = feat[7:]
+            return {"zh": f"已有{self.label(t, 'zh')}", "en": f"has {self.label(t, 'en')}"}
+        if "|" not in feat:
+            return self._plain(feat, value)
+        name, kind = feat.rsplit("|", 1)
+        numeric = name.startswith("#")
+        key = name[1:] if numeric else name
+        zh, en = self.label(key, "zh"), self.label(key, "en")
+        if kind.endswith("d") and kind[:-1].isdigit():
+            n = _unlog(value)
+            d = kind[:-1]
+            if numeric:
+                return {"zh": f"近{d}天{zh}合计{n}", "en": f"{en} {n} in the last {d} days"}
+            when_zh = "今天" if d == "1" else f"近{d}天"
+            when_en = "today" if d == "1" else f"in the last {d} days"
+            return {"zh": f"{when_zh}{zh}{n}次", "en": f"{n} {en} {when_en}"}
+        if kind == "n":
+            n = _unlog(value)
+            if numeric:
+                return {"zh": f"{zh}累计{n}", "en": f"{en} {n} in total"}
+            return {"zh": f"累计{zh}{n}次", "en": f"{n} {en} in total"}
+        if kind == "mean":
+            return {"zh": f"平均{zh}{value:.1f}", "en": f"average {en} {value:.1f}"}
+        if kind == "rate":
+            return {"zh": f"平均每天{zh}{value:.2f}次", "en": f"{value:.2f} {en} a day"}
+        if kind == "rec":
+            days = -math.log(value) * self.scale if value > 0 else 99.0
+            return {"zh": f"{days:.0f}天前{zh}", "en": f"{en} {days:.0f} days ago"}
+        if kind == "since":
+            days = math.expm1(value)
+            return {"zh": f"{zh}已{days:.0f}天", "en": f"{days:.0f} days since {en}"}
+        return {"zh": f"{zh}({kind})", "en": f"{en} ({kind})"}
+
+    def _plain(self, feat: str, value: float) -> dict[str, str]:
+        zh, en = self.label(feat, "zh"), self.label(feat, "en")
+        if feat in ("age_days", "active_days"):
+            n = _unlog(value)
+            return {"zh": f"{zh}{n}", "en": f"{n} {en}"}
+        if feat == "active_ratio":
+            return {"zh": f"{zh}{value:.0%}", "en": f"{en} {value:.0%}"}
+        if feat == "recency":
+            days = -math.log(value) * self.scale if value > 0 else 99.0
+            return {"zh": f"{days:.0f}天前活跃", "en": f"active {days:.0f} days ago"}
+        return {"zh": f"{zh}={value:.2f}", "en": f"{en}={value:.2f}"}
+
+
+def _unlog(v: float) -> Any:
+    n = math.expm1(abs(v))
+    n = round(n) if abs(n - round(n)) < 0.05 else round(n, 1)
+    return -n if v < 0 else n

@@ -1,0 +1,1 @@
+"""Online scoring (pure): features, River models, release gate, label joining, evaluation."""

@@ -1,0 +1,211 @@
+"""Scoring configuration (``config/scoring.yaml``): features, targets, gate, learners.
+
+Example:
+    >>> cfg = load_scoring_config()
+    >>> sorted(cfg.targets)
+    ['at_risk', 'convert']
+    >>> cfg.targets["convert"].layer(0.7), cfg.targets["convert"].layer(0.01)
+    ('high', 'low')
+    >>> cfg.targets["convert"].gate.min_labels > 0
+    True
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from stream_app.config import REPO_ROOT
+from stream_app.errors import ConfigError
+
+DEFAULT_PATH = REPO_ROOT / "config" / "scoring.yaml"
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """How stream state becomes a feature vector."""
+
+    windows_days: tuple[int, ...] = (1, 7, 30)
+    recency_scale_days: float = 7.0
+    per_type: frozenset[str] = frozenset({"windows", "total", "rate", "recency"})
+    milestones: tuple[str, ...] = ("registered",)
+    funnel: tuple[str, ...] = ()
+    categorical_streams: frozenset[str] = frozenset({"profile"})
+    channel_props: frozenset[str] = frozenset({"channel"})
+    numeric_windows_days: tuple[int, ...] = (7, 30)
+    hashed_props: frozenset[str] = frozenset()
+    hash_buckets: int = 16
+    max_value_chars: int = 40
+    day_offset_hours: float = 8.0
+    exclude_types: frozenset[str] = frozenset()
+    exclude_props: frozenset[str] = frozenset()
+    registration_type: str = "registered"
+
+
+@dataclass(frozen=True)
+class GateConfig:
+    """Release bar: precision and recall at the alert threshold over the last ``window`` labels."""
+
+    window: int = 300
+    min_labels: int = 60
+    min_precision: float = 0.5
+    min_recall: float = 0.3
+
+
+@dataclass(frozen=True)
+class RulesConfig:
+    """The rule-points score used while the model is behind its gate."""
+
+    points: dict[str, float] = field(default_factory=dict)
+    half_life_days: float = 14.0
+    scale: float = 10.0
+    layers: dict[str, float] = field(default_factory=lambda: {"high": 15.0, "medium": 5.0})
+    inactive_points_per_day: float = 0.0
+    inactive_after_days: float = 7.0
+
+
+@dataclass(frozen=True)
+class TargetConfig:
+    """One prediction target (``convert``, ``at_risk``, ...)."""
+
+    name: str
+    zh: str = ""
+    en: str = ""
+    positive_events: frozenset[str] = frozenset()
+    learner: str = "logreg"
+    alert_threshold: float = 0.5
+    layers: dict[str, float] = field(default_factory=lambda: {"high": 0.5, "medium": 0.2})
+    gate: GateConfig = field(default_factory=GateConfig)
+    rules: RulesConfig = field(default_factory=RulesConfig)
+
+    def layer(self, score: float) -> str:
+        """Intent layer of a model probability."""
+        if score >= self.layers["high"]:
+            return "high"
+        return "medium" if score >= self.layers["medium"] else "low"
+
+    def rules_layer(self, points: float) -> str:
+        """Intent layer of a rule-points total."""
+        if points >= self.rules.layers["high"]:
+            return "high"
+        return "medium" if points >= self.rules.layers["medium"] else "low"
+
+
+@dataclass(frozen=True)
+class SnapshotConfig:
+    """Bounds of the per-user feature snapshots kept for delayed labels."""
+
+    max_per_target: int = 6
+    every_days: float = 1.0
+    max_checkpoints: int = 12
+
+
+@dataclass(frozen=True)
+class ScoringConfig:
+    """Everything the :class:`~stream_app.scoring.scorer.Scorer` needs."""
+
+    features: FeatureConfig
+    targets: dict[str, TargetConfig]
+    snapshots: SnapshotConfig = field(default_factory=SnapshotConfig)
+    feedback_labels: dict[str, dict[str, int]] = field(default_factory=dict)
+    learners: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def with_learner(self, learner: str, targets: list[str] | None = None) -> ScoringConfig:
+        """A copy whose targets (all, or those named) use ``learner``."""
+        new = {
+            n: (replace(t, learner=learner) if targets is None or n in targets else t)
+            for n, t in self.targets.items()
+        }
+        return replace(self, targets=new)
+
+    def only(self, targets: list[str]) -> ScoringConfig:
+        """A copy with only the named targets."""
+        missing = [t for t in targets if t not in self.targets]
+        if missing:
+            raise ConfigError(f"unknown target(s) {missing}; configured: {sorted(self.targets)}")
+        return replace(self, targets={n: self.targets[n] for n in targets})
+
+
+def _fs(v: Any) -> frozenset[str]:
+    return frozenset(v or ())
+
+
+def _floats(d: dict[str, Any]) -> dict[str, float]:
+    return {k: float(v) for k, v in d.items()}
+
+
+def _target(name: str, raw: dict[str, Any]) -> TargetConfig:
+    rules = raw.get("rules") or {}
+    return TargetConfig(
+        name=name,
+        zh=raw.get("zh", ""),
+        en=raw.get("en", ""),
+        positive_events=_fs(raw.get("positive_events")),
+        learner=raw.get("learner", "logreg"),
+        alert_threshold=float(raw.get("alert_threshold", 0.5)),
+        layers=_floats(raw.get("layers") or {"high": 0.5, "medium": 0.2}),
+        gate=GateConfig(**(raw.get("gate") or {})),
+        rules=RulesConfig(
+            points={k: float(v) for k, v in (rules.get("points") or {}).items()},
+            half_life_days=float(rules.get("half_life_days", 14)),
+            scale=float(rules.get("scale", 10)),
+            layers=_floats(rules.get("layers") or {"high": 15, "medium": 5}),
+            inactive_points_per_day=float(rules.get("inactive_points_per_day", 0)),
+            inactive_after_days=float(rules.get("inactive_after_days", 7)),
+        ),
+    )
+
+
+def parse_scoring_config(doc: dict[str, Any]) -> ScoringConfig:
+    """Build a :class:`ScoringConfig` from the parsed YAML document."""
+    try:
+        f = doc.get("features") or {}
+        features = FeatureConfig(
+            windows_days=tuple(int(d) for d in f.get("windows_days", (1, 7, 30))),
+            recency_scale_days=float(f.get("recency_scale_days", 7)),
+            per_type=_fs(f.get("per_type", ("windows", "total", "rate", "recency"))),
+            milestones=tuple(f.get("milestones") or ()),
+            funnel=tuple(f.get("funnel") or ()),
+            categorical_streams=_fs(f.get("categorical_streams", ("profile",))),
+            channel_props=_fs(f.get("channel_props", ("channel",))),
+            numeric_windows_days=tuple(int(d) for d in f.get("numeric_windows_days", (7, 30))),
+            hashed_props=_fs(f.get("hashed_props")),
+            hash_buckets=int(f.get("hash_buckets", 16)),
+            max_value_chars=int(f.get("max_value_chars", 40)),
+            day_offset_hours=float(f.get("day_offset_hours", 8)),
+            exclude_types=_fs(f.get("exclude_types")),
+            exclude_props=_fs(f.get("exclude_props")),
+            registration_type=f.get("registration_type", "registered"),
+        )
+        targets = {n: _target(n, t or {}) for n, t in (doc.get("targets") or {}).items()}
+        if not targets:
+            raise ConfigError("scoring config defines no targets")
+        for t in targets.values():
+            if t.layers.get("high", 1) < t.layers.get("medium", 0):
+                raise ConfigError(f"target {t.name}: layers.high < layers.medium")
+        learners = dict(doc.get("learners") or {})
+        for t in targets.values():
+            if t.learner not in learners and t.learner not in ("logreg", "hat", "arf", "ensemble"):
+                raise ConfigError(f"target {t.name}: unknown learner {t.learner!r}")
+        return ScoringConfig(
+            features=features,
+            targets=targets,
+            snapshots=SnapshotConfig(**(doc.get("snapshots") or {})),
+            feedback_labels={k: dict(v) for k, v in (doc.get("feedback_labels") or {}).items()},
+            learners=learners,
+        )
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"scoring config is invalid: {exc}") from exc
+
+
+def load_scoring_config(path: Path | str | None = None) -> ScoringConfig:
+    """Read and validate ``config/scoring.yaml`` (or ``path``)."""
+    p = Path(path or DEFAULT_PATH)
+    try:
+        doc = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read scoring config {p}: {exc}") from exc
+    return parse_scoring_config(doc)

@@ -1,0 +1,118 @@
+"""The release gate: a model drives tags and alerts only while its prequential precision and
+recall at the alert threshold, over the last N labels, pass the configured bars.
+
+Every label is first scored by the current model (before the model learns from it), so the
+window holds honest out-of-sample predictions.
+
+Example:
+    >>> from stream_app.scoring.config import GateConfig
+    >>> g = Gate(GateConfig(window=10, min_labels=4, min_precision=0.6, min_recall=0.5), 0.5)
+    >>> for p, y in [(0.9, 1), (0.8, 1), (0.1, 0), (0.2, 0)]:
+    ...     g.update(p, y)
+    >>> g.is_open, g.precision, g.recall
+    (True, 1.0, 1.0)
+    >>> for p, y in [(0.9, 0), (0.9, 0), (0.9, 0), (0.1, 1)]:
+    ...     g.update(p, y)
+    >>> g.is_open, round(g.precision, 2)
+    (False, 0.4)
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from stream_app.scoring.config import GateConfig
+
+__all__ = ["Gate", "GateState"]
+
+
+@dataclass(frozen=True)
+class GateState:
+    """What the API, metrics and CLI show about one target's model."""
+
+    target: str
+    open: bool
+    version: str
+    labels: int            # labels in the window
+    learned: int           # labels the model learned from in total
+    precision: float
+    recall: float
+    positive_rate: float
+    threshold: float
+    min_precision: float
+    min_recall: float
+    min_labels: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Gate:
+    """Rolling (prediction, label) window with precision/recall at ``threshold``."""
+
+    def __init__(self, config: GateConfig, threshold: float) -> None:
+        self.config = config
+        self.threshold = threshold
+        self._window: deque[tuple[float, int]] = deque(maxlen=config.window)
+        self._tp = self._fp = self._fn = self._pos = 0
+
+    def _count(self, p: float, y: int, sign: int) -> None:
+        hit = p >= self.threshold
+        if y:
+            self._pos += sign
+            if hit:
+                self._tp += sign
+            else:
+                self._fn += sign
+        elif hit:
+            self._fp += sign
+
+    def update(self, p: float, y: int) -> None:
+        """Add one prequential prediction ``p`` with its true label ``y``."""
+        y = 1 if y else 0
+        if len(self._window) == self._window.maxlen:
+            old_p, old_y = self._window[0]
+            self._count(old_p, old_y, -1)
+        self._window.append((p, y))
+        self._count(p, y, 1)
+
+    @property
+    def n(self) -> int:
+        return len(self._window)
+
+    @property
+    def precision(self) -> float:
+        d = self._tp + self._fp
+        return self._tp / d if d else 0.0
+
+    @property
+    def recall(self) -> float:
+        d = self._tp + self._fn
+        return self._tp / d if d else 0.0
+
+    @property
+    def is_open(self) -> bool:
+        c = self.config
+        return (self.n >= c.min_labels and self.precision >= c.min_precision
+                and self.recall >= c.min_recall)
+
+    def pairs(self) -> list[tuple[float, int]]:
+        return list(self._window)
+
+    def load_pairs(self, pairs: list[tuple[float, int]]) -> None:
+        self._window.clear()
+        self._tp = self._fp = self._fn = self._pos = 0
+        for p, y in pairs:
+            self.update(p, y)
+
+    def state(self, target: str, version: str, learned: int) -> GateState:
+        c = self.config
+        return GateState(
+            target=target, open=self.is_open, version=version, labels=self.n, learned=learned,
+            precision=round(self.precision, 4), recall=round(self.recall, 4),
+            positive_rate=round(self._pos / self.n, 4) if self.n else 0.0,
+            threshold=self.threshold, min_precision=c.min_precision, min_recall=c.min_recall,
+            min_labels=c.min_labels,
+        )

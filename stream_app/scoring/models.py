@@ -1,0 +1,115 @@
+"""River learners by name, and per-feature contributions for explanations.
+
+Learners: ``logreg`` (StandardScaler + LogisticRegression), ``hat`` (Hoeffding adaptive
+tree), ``arf`` (adaptive random forest), ``ensemble`` (mean probability of its members).
+
+Example:
+    >>> m = make_learner("logreg", {"lr": 0.1})
+    >>> for _ in range(20):
+    ...     m.learn_one({"a": 1.0}, True)
+    ...     m.learn_one({"a": 0.0}, False)
+    >>> predict(m, {"a": 1.0}) > predict(m, {"a": 0.0})
+    True
+    >>> [name for name, _ in contributions(m, {"a": 1.0})]
+    ['a']
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from river import base, compose, forest, linear_model, optim, preprocessing, tree
+
+__all__ = ["MeanProba", "contributions", "make_learner", "predict"]
+
+
+class MeanProba(base.Classifier):
+    """An ensemble whose probability is the mean of its members' probabilities.
+
+    Parameters:
+        members: the River classifiers averaged.
+    """
+
+    def __init__(self, members: list[base.Classifier]) -> None:
+        self.members = members
+
+    def learn_one(self, x: dict, y: Any, **kwargs: Any) -> None:
+        for m in self.members:
+            m.learn_one(x, y)
+
+    def predict_proba_one(self, x: dict, **kwargs: Any) -> dict:
+        p = sum(m.predict_proba_one(x).get(True, 0.0) for m in self.members) / len(self.members)
+        return {False: 1.0 - p, True: p}
+
+    @property
+    def _multiclass(self) -> bool:
+        return False
+
+
+def make_learner(name: str, params: dict[str, Any] | None = None,
+                 catalog: dict[str, dict[str, Any]] | None = None) -> base.Classifier:
+    """A fresh River classifier called ``name`` with ``params`` (or its catalog entry)."""
+    catalog = catalog or {}
+    p = dict(catalog.get(name) or {})
+    p.update(params or {})
+    if name == "logreg":
+        return compose.Pipeline(
+            preprocessing.StandardScaler(),
+            linear_model.LogisticRegression(
+                optimizer=optim.SGD(float(p.get("lr", 0.02))), l2=float(p.get("l2", 0.0))
+            ),
+        )
+    if name == "hat":
+        return tree.HoeffdingAdaptiveTreeClassifier(
+            grace_period=int(p.get("grace_period", 100)),
+            delta=float(p.get("delta", 1e-5)),
+            leaf_prediction="nba",
+            seed=p.get("seed", 42),
+        )
+    if name == "arf":
+        return forest.ARFClassifier(
+            n_models=int(p.get("n_models", 10)),
+            grace_period=int(p.get("grace_period", 50)),
+            seed=p.get("seed", 42),
+        )
+    if name == "ensemble":
+        members = p.get("members") or ["logreg", "hat"]
+        return MeanProba([make_learner(m, None, catalog) for m in members])
+    raise ValueError(f"unknown learner {name!r}")
+
+
+def predict(model: base.Classifier, x: dict[str, float]) -> float:
+    """P(y = True | x)."""
+    return float(model.predict_proba_one(x).get(True, 0.0))
+
+
+def _linear_parts(model: Any) -> tuple[Any, Any] | None:
+    if isinstance(model, compose.Pipeline):
+        steps = list(model.steps.values())
+        if len(steps) == 2 and isinstance(steps[1], linear_model.LogisticRegression):
+            return steps[0], steps[1]
+    if isinstance(model, MeanProba):
+        for m in model.members:
+            parts = _linear_parts(m)
+            if parts:
+                return parts
+    return None
+
+
+def contributions(model: Any, x: dict[str, float], k: int = 3) -> list[tuple[str, float]]:
+    """Top ``k`` features pushing the score up: (feature, weight x scaled value), largest first.
+
+    For a linear model the contribution is exact; for other learners the most unusual
+    present features are ranked by their value (a plain-words hint, not an attribution).
+    """
+    parts = _linear_parts(model)
+    if parts is None:
+        ranked = sorted(((f, float(v)) for f, v in x.items() if v), key=lambda t: -abs(t[1]))
+        return ranked[:k]
+    scaler, lr = parts
+    z = scaler.transform_one(x)
+    w = lr.weights
+    scored = [(f, float(w.get(f, 0.0) * v)) for f, v in z.items() if x.get(f)]
+    scored = [t for t in scored if t[1] > 0]
+    scored.sort(key=lambda t: -t[1])
+    return scored[:k]

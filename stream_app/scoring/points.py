@@ -1,0 +1,76 @@
+"""The rule-points score (lead score / risk points): the fallback while a model is gated.
+
+Points per event type with exponential decay (``half_life_days``); for at-risk, points for
+every day without study activity after ``inactive_after_days``. The probability-like score is
+``1 - exp(-points / scale)`` and the layer comes from the points thresholds.
+
+Example:
+    >>> from stream_app.scoring.config import RulesConfig
+    >>> rc = RulesConfig(points={"course_view": 1, "trial_booked": 3}, half_life_days=7, scale=10)
+    >>> rp = {}
+    >>> add_points(rp, "convert", "trial_booked", 0, rc)
+    >>> add_points(rp, "convert", "course_view", 7 * 86_400_000, rc)   # one half-life later
+    >>> points_at(rp, "convert", 7 * 86_400_000, rc, None)
+    2.5
+    >>> round(points_score(2.5, rc), 3)
+    0.221
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from stream_app.scoring.config import RulesConfig
+
+DAY_MS = 86_400_000
+
+__all__ = ["add_points", "points_at", "points_score", "top_point_events"]
+
+
+def _decay(points: float, from_ts: int, to_ts: int, rc: RulesConfig) -> float:
+    if to_ts <= from_ts or not points:
+        return points
+    return points * 0.5 ** ((to_ts - from_ts) / (rc.half_life_days * DAY_MS))
+
+
+def add_points(rp: dict[str, Any], target: str, etype: str, ts: int, rc: RulesConfig) -> None:
+    """Add the points of one event of type ``etype`` at ``ts`` to ``rp[target]`` in place."""
+    pts = rc.points.get(etype)
+    if pts is None:
+        return
+    cur = rp.get(target)
+    if cur is None:
+        rp[target] = [pts, ts, {etype: pts}]
+        return
+    value = _decay(cur[0], cur[1], ts, rc) + pts
+    by = cur[2]
+    by[etype] = round(by.get(etype, 0) + pts, 3)
+    rp[target] = [value, max(ts, cur[1]), by]
+
+
+def points_at(rp: dict[str, Any], target: str, now_ms: int, rc: RulesConfig,
+              last_study_ts: int | None) -> float:
+    """The decayed points of ``target`` at ``now_ms`` (plus inactivity points, if configured)."""
+    cur = rp.get(target)
+    value = _decay(cur[0], cur[1], now_ms, rc) if cur else 0.0
+    if rc.inactive_points_per_day and last_study_ts is not None:
+        idle = (now_ms - last_study_ts) / DAY_MS - rc.inactive_after_days
+        if idle > 0:
+            value += idle * rc.inactive_points_per_day
+    return round(value, 6)
+
+
+def points_score(points: float, rc: RulesConfig) -> float:
+    """Probability-like score in [0, 1) of a points total."""
+    return 1.0 - math.exp(-max(points, 0.0) / rc.scale)
+
+
+def top_point_events(rp: dict[str, Any], target: str, k: int = 3) -> list[tuple[str, float]]:
+    """Event types that brought the most points to ``target`` (undecayed), largest first."""
+    cur = rp.get(target)
+    if not cur:
+        return []
+    items = [(t, float(p)) for t, p in cur[2].items() if p > 0]
+    items.sort(key=lambda t: -t[1])
+    return items[:k]

@@ -1,0 +1,112 @@
+"""The model registry: one River model and one release gate per target.
+
+In live operation a single trainer owns the learning registry: it receives the (snapshot,
+label) training pairs that the workers send, calls :meth:`ModelRegistry.learn`, and publishes
+:meth:`ModelRegistry.snapshot` blobs to the compacted topic ``models.snapshots`` (key = target).
+Every worker keeps a read-only registry and calls :meth:`ModelRegistry.load` for each blob it
+reads, so all partitions score with the same model version. Offline evaluation uses one
+registry for both roles. Blobs are pickles: the topic is internal and must be writable by the
+trainer only.
+
+Example:
+    >>> from stream_app.scoring.config import load_scoring_config
+    >>> cfg = load_scoring_config()
+    >>> trainer, worker = ModelRegistry(cfg), ModelRegistry(cfg)
+    >>> trainer.learn("convert", {"course_view|n": 2.0}, 1)
+    >>> worker.load("convert", trainer.snapshot("convert"))
+    >>> worker.version("convert") == trainer.version("convert") == "logreg@1"
+    True
+    >>> worker.source("convert")     # one label is far below the gate's min_labels
+    'rules'
+"""
+
+from __future__ import annotations
+
+import pickle
+from typing import Any
+
+from stream_app.errors import StreamAppError
+from stream_app.scoring.config import ScoringConfig
+from stream_app.scoring.gate import Gate, GateState
+from stream_app.scoring.models import contributions, make_learner, predict
+
+__all__ = ["BLOB_FORMAT", "ModelRegistry", "SnapshotError"]
+
+BLOB_FORMAT = 1
+
+
+class SnapshotError(StreamAppError):
+    """A model snapshot blob cannot be loaded."""
+
+
+class ModelRegistry:
+    """Per-target River models, their gates and versions."""
+
+    def __init__(self, config: ScoringConfig) -> None:
+        self.config = config
+        self._models: dict[str, Any] = {}
+        self._gates: dict[str, Gate] = {}
+        self._learned: dict[str, int] = {}
+        self._learner: dict[str, str] = {}
+        for name, t in config.targets.items():
+            self._models[name] = make_learner(t.learner, None, config.learners)
+            self._gates[name] = Gate(t.gate, t.alert_threshold)
+            self._learned[name] = 0
+            self._learner[name] = t.learner
+
+    @property
+    def targets(self) -> list[str]:
+        return list(self._models)
+
+    def predict(self, target: str, x: dict[str, float]) -> float:
+        """The model's probability for ``target`` (0.5-ish before any learning)."""
+        return predict(self._models[target], x)
+
+    def learn(self, target: str, x: dict[str, float], y: int) -> None:
+        """Prequential step: score ``x`` for the gate first, then learn ``(x, y)``."""
+        model = self._models[target]
+        if self._learned[target]:
+            self._gates[target].update(predict(model, x), y)
+        model.learn_one(x, bool(y))
+        self._learned[target] += 1
+
+    def version(self, target: str) -> str:
+        """``<learner>@<labels learned>``: changes with every label the model learns."""
+        return f"{self._learner[target]}@{self._learned[target]}"
+
+    def gate(self, target: str) -> GateState:
+        return self._gates[target].state(target, self.version(target), self._learned[target])
+
+    def source(self, target: str) -> str:
+        """The model version when its gate is open, else ``"rules"``."""
+        return self.version(target) if self._gates[target].is_open else "rules"
+
+    def explain(self, target: str, x: dict[str, float], k: int = 3) -> list[tuple[str, float]]:
+        """Top features behind the score of ``x`` (see :func:`models.contributions`)."""
+        return contributions(self._models[target], x, k)
+
+    def snapshot(self, target: str) -> bytes:
+        """The model, gate window and version of ``target`` as one blob."""
+        return pickle.dumps({
+            "format": BLOB_FORMAT,
+            "target": target,
+            "learner": self._learner[target],
+            "learned": self._learned[target],
+            "model": self._models[target],
+            "gate": self._gates[target].pairs(),
+        }, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def load(self, target: str, blob: bytes) -> None:
+        """Replace ``target``'s model and gate by a published snapshot."""
+        try:
+            doc = pickle.loads(blob)  # noqa: S301 - internal topic written by the trainer only
+        except Exception as exc:
+            raise SnapshotError(f"model snapshot for {target!r} cannot be read: {exc}") from exc
+        if not isinstance(doc, dict) or doc.get("format") != BLOB_FORMAT:
+            raise SnapshotError(f"model snapshot for {target!r} has an unknown format")
+        if doc.get("target") != target:
+            raise SnapshotError(f"snapshot is for {doc.get('target')!r}, not {target!r}")
+        self._models[target] = doc["model"]
+        self._learner[target] = doc["learner"]
+        self._learned[target] = int(doc["learned"])
+        self._gates[target].load_pairs(doc["gate"])

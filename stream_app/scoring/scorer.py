@@ -1,0 +1,250 @@
+"""The Scorer: one pure step per event, shared by the Faust agent and offline evaluation.
+
+``Scorer.on_event(sc_state, event)`` folds the event into the user's compact state, scores
+every target (prequential: predict now, learn when the truth arrives), keeps bounded feature
+snapshots for delayed labels and, when a label arrives, returns the (snapshot, label) pairs
+to learn from. It never learns itself: the caller hands :attr:`ScoreStep.training` to the
+trainer's :meth:`ModelRegistry.learn` (offline: at once; live: through a topic).
+
+Label events (stream ``label``):
+
+* ``outcome`` ``{"target": T, "value": 0|1, "event_ts"?: ms}``: the truth for ``T``, known at
+  the event's ``ts``. Training pairs are the user's open checkpoints for ``T`` and the live
+  snapshots taken before ``event_ts`` (the outcome's triggering event; default: ``ts``).
+* ``checkpoint`` ``{"target": T, "group": G}``: records the current score and feature snapshot
+  without learning; resolved (scored against the truth) when ``T``'s outcome arrives.
+
+An event whose type is in a target's ``positive_events`` (``order_paid`` for ``convert``) is
+also an outcome 1, learned from the snapshot taken *before* that event is folded in.
+Feedback events (stream ``feedback``, ``props.verdict``) map to outcomes via
+``feedback_labels``.
+
+Example:
+    >>> from stream_app.events import Event
+    >>> from stream_app.scoring.config import load_scoring_config
+    >>> cfg = load_scoring_config()
+    >>> reg = ModelRegistry(cfg)
+    >>> sc = Scorer(cfg, reg, alert_policy=None)
+    >>> day = 86_400_000
+    >>> s = sc.on_event(None, Event("e1", "u1", day, "course_view", "click"))
+    >>> s.layers["convert"], s.source["convert"]
+    ('low', 'rules')
+    >>> s = sc.on_event(s.sc_state, Event("e2", "u1", 2 * day, "checkpoint", "label",
+    ...                 props={"target": "convert", "group": "d2"}))
+    >>> s = sc.on_event(s.sc_state, Event("e3", "u1", 3 * day, "order_paid", "order"))
+    >>> [(t.target, t.y) for t in s.training]    # the checkpoint and the pre-order snapshot
+    [('convert', 1), ('convert', 1)]
+    >>> s.checkpoints[0]["group"], s.checkpoints[0]["y"]
+    ('d2', 1)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from stream_app.events import Event
+from stream_app.scoring.config import ScoringConfig
+from stream_app.scoring.features import DAY_MS, featurize, new_state, update
+from stream_app.scoring.points import add_points, points_at, points_score
+from stream_app.scoring.registry import ModelRegistry
+
+__all__ = ["ModelRegistry", "ScoreStep", "Scorer", "TrainingExample"]
+
+RECENT_ACTIONS = 5
+
+
+@dataclass(slots=True)
+class TrainingExample:
+    """One (feature snapshot, label) pair for the trainer. ``ts``: when the snapshot was taken."""
+
+    target: str
+    x: dict[str, float]
+    y: int
+    ts: int
+    user_id: str = ""
+
+
+@dataclass(slots=True)
+class ScoreStep:
+    """What one event produced."""
+
+    sc_state: dict[str, Any]
+    scores: dict[str, float] = field(default_factory=dict)
+    layers: dict[str, str] = field(default_factory=dict)
+    source: dict[str, str] = field(default_factory=dict)
+    training: list[TrainingExample] = field(default_factory=list)
+    checkpoints: list[dict[str, Any]] = field(default_factory=list)
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Scorer:
+    """Features, scores, snapshots and label joining for one user at a time (pure).
+
+    Parameters:
+        config: the scoring configuration.
+        registry: the models (read-only use here: ``predict``, ``source``, ``explain``).
+        alert_policy: decides hot-lead / at-risk alerts; ``"default"`` loads
+            ``config/alerts.yaml``; ``None`` disables alerts.
+        score_events: score every target on every event (live). Offline evaluation may turn
+            this off: checkpoint scores and training pairs are the same either way.
+        learn_from: which snapshots become training pairs: ``checkpoints`` and/or ``live``.
+    """
+
+    def __init__(self, config: ScoringConfig, registry: ModelRegistry, *,
+                 alert_policy: Any = "default", score_events: bool = True,
+                 learn_from: tuple[str, ...] = ("checkpoints", "live")) -> None:
+        self.config = config
+        self.registry = registry
+        self.fc = config.features
+        self.targets = config.targets
+        self.score_events = score_events
+        self.learn_from = frozenset(learn_from)
+        if alert_policy == "default":
+            from stream_app.alerts.policy import AlertPolicy  # noqa: PLC0415 - avoid a cycle
+
+            alert_policy = AlertPolicy.from_config(config)
+        self.alert_policy = alert_policy
+        self._snap_every = config.snapshots.every_days * DAY_MS
+        self._positive: dict[str, list[str]] = {}
+        for name, t in config.targets.items():
+            for etype in t.positive_events:
+                self._positive.setdefault(etype, []).append(name)
+
+    # ---- public -------------------------------------------------------------------------
+    def on_event(self, sc_state: dict[str, Any] | None, event: Event,
+                 rule_tags: dict[str, Any] | None = None) -> ScoreStep:
+        """Process one event of the user whose scoring state is ``sc_state`` (None: new user).
+
+        ``sc_state`` is updated in place and returned as ``ScoreStep.sc_state``.
+        """
+        st = sc_state if sc_state is not None else new_state()
+        step = ScoreStep(sc_state=st)
+        stream = event.stream
+        if stream == "label":
+            props = event.props
+            target = props.get("target")
+            if target in self.targets:
+                if event.type == "checkpoint":
+                    self._checkpoint(st, event, str(props.get("group", "")))
+                elif event.type == "outcome" and props.get("value") is not None:
+                    trig = props.get("event_ts")
+                    self._outcome(st, event, target, int(bool(props["value"])),
+                                  int(trig) if isinstance(trig, int | float) else event.ts, step)
+            return step
+        if stream == "feedback":
+            verdict = str(event.props.get("verdict") or event.type)
+            for target, value in self.config.feedback_labels.get(verdict, {}).items():
+                if target in self.targets:
+                    self._outcome(st, event, target, int(value), event.ts, step)
+            return step
+        if event.type in self.fc.exclude_types:
+            return step
+        self._live_snapshot(st, event.ts)
+        for target in self._positive.get(event.type, ()):
+            self._add_snapshot(st, target, event.ts, featurize(st, event.ts, self.fc))
+            self._outcome(st, event, target, 1, event.ts + 1, step)
+        update(st, event, self.fc)
+        rp = st.setdefault("rp", {})
+        for name, t in self.targets.items():
+            if event.type in t.rules.points:
+                add_points(rp, name, event.type, event.ts, t.rules)
+        ra = st.setdefault("ra", [])
+        ra.append([event.ts, event.type])
+        if len(ra) > RECENT_ACTIONS:
+            del ra[0]
+        if self.score_events:
+            x = featurize(st, event.ts, self.fc)
+            self._score_all(st, x, event.ts, step)
+            if self.alert_policy is not None:
+                step.alerts = self.alert_policy.decide(st, event, x, step, self.registry,
+                                                       rule_tags)
+        return step
+
+    def score(self, sc_state: dict[str, Any], now_ms: int) -> ScoreStep:
+        """Scores of a user as of ``now_ms`` without any event (e.g. for the API or a sweep)."""
+        step = ScoreStep(sc_state=sc_state)
+        self._score_all(sc_state, featurize(sc_state, now_ms, self.fc), now_ms, step)
+        return step
+
+    # ---- internals ----------------------------------------------------------------------
+    def _rules(self, st: dict[str, Any], target: str, now_ms: int) -> float:
+        rc = self.targets[target].rules
+        return points_at(st.get("rp") or {}, target, now_ms, rc, st.get("study"))
+
+    def _score_all(self, st: dict[str, Any], x: dict[str, float], now_ms: int,
+                   step: ScoreStep) -> None:
+        reg = self.registry
+        for name, t in self.targets.items():
+            src = reg.source(name)
+            if src == "rules":
+                pts = self._rules(st, name, now_ms)
+                step.scores[name] = round(points_score(pts, t.rules), 6)
+                step.layers[name] = t.rules_layer(pts)
+            else:
+                p = reg.predict(name, x)
+                step.scores[name] = p
+                step.layers[name] = t.layer(p)
+            step.source[name] = src
+
+    def _add_snapshot(self, st: dict[str, Any], target: str, ts: int,
+                      x: dict[str, float]) -> None:
+        sn = st.setdefault("sn", {}).setdefault(target, [])
+        if sn and sn[-1][0] == ts:
+            return
+        sn.append([ts, x])
+        excess = len(sn) - self.config.snapshots.max_per_target
+        if excess > 0:
+            del sn[:excess]
+
+    def _live_snapshot(self, st: dict[str, Any], ts: int) -> None:
+        """One snapshot a day (at most), of the state *before* the event at ``ts``."""
+        if st["t0"] is None or "live" not in self.learn_from:
+            return
+        last = st.get("snt")
+        if last is not None and ts - last < self._snap_every:
+            return
+        st["snt"] = ts
+        x = featurize(st, ts, self.fc)
+        for target in self.targets:
+            self._add_snapshot(st, target, ts, x)
+
+    def _checkpoint(self, st: dict[str, Any], event: Event, group: str) -> None:
+        target = event.props["target"]
+        x = featurize(st, event.ts, self.fc)
+        p = self.registry.predict(target, x) if st["t0"] is not None else None
+        rules = points_score(self._rules(st, target, event.ts), self.targets[target].rules)
+        cps = st.setdefault("cp", [])
+        cps.append([event.ts, target, group, x, p, round(rules, 6),
+                    self.registry.source(target)])
+        if len(cps) > self.config.snapshots.max_checkpoints:
+            del cps[0]
+
+    def _outcome(self, st: dict[str, Any], event: Event, target: str, y: int, trigger_ts: int,
+                 step: ScoreStep) -> None:
+        uid = event.user_id
+        cps = st.get("cp")
+        if cps:
+            keep = []
+            for cp in cps:
+                ts, t, group, x, p, rules, src = cp
+                if t != target or ts > event.ts:
+                    keep.append(cp)
+                    continue
+                step.checkpoints.append({
+                    "user_id": uid, "target": t, "group": group, "ts": ts, "score": p,
+                    "rules_score": rules, "source": src, "y": y, "label_ts": event.ts,
+                })
+                if "checkpoints" in self.learn_from and p is not None:
+                    step.training.append(TrainingExample(t, x, y, ts, uid))
+            st["cp"] = keep
+        sn = (st.get("sn") or {}).get(target)
+        if sn:
+            if "live" in self.learn_from or target in self._positive_targets():
+                for ts, x in sn:
+                    if ts < trigger_ts:
+                        step.training.append(TrainingExample(target, x, y, ts, uid))
+            st["sn"][target] = [s for s in sn if s[0] >= trigger_ts]
+
+    def _positive_targets(self) -> frozenset[str]:
+        return frozenset(t for ts in self._positive.values() for t in ts)
