@@ -1,0 +1,553 @@
+"""Compile parsed rule expressions to Python closures ``fn(ctx) -> value``.
+
+Compilation is done once per rule set. It resolves parameters (``$name``), checks function
+names and arguments, and records in a :class:`~stream_app.state.Requirements` what the state
+must accumulate. At evaluation, every function call's value is memoised per evaluation and
+traced (``ctx.trace``: call text -> value) so the engine can explain why a tag has its value.
+
+Null semantics: arithmetic with ``null`` gives ``null``; ``x / 0`` is ``null``; ordering
+comparisons with ``null`` or across types are false; ``==``/``!=`` compare values
+(``x == null`` is true when ``x`` is missing).
+
+Example:
+    >>> from stream_app.state import Requirements, new_state
+    >>> req = Requirements()
+    >>> c = compile_expr("count(course_view, 30d) + 1 >= 2", req, params={})
+    >>> st = new_state("u1"); st["st"]["course_view"] = "click"
+    >>> st["d"]["course_view"] = [[19844, 1]]
+    >>> ctx = EvalContext(st, now_ms=1714528800000, day_offset_ms=8 * 3600_000)
+    >>> c.fn(ctx), ctx.trace
+    (True, {'count(course_view, 30d)': 1})
+    >>> compile_expr("cuont(x)", req, params={})
+    Traceback (most recent call last):
+    ...
+    stream_app.rules.compiler.CompileError: unknown function 'cuont' (column 1)
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from lark import Token, Tree
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+
+from stream_app.rules.grammar import parse
+from stream_app.state import query
+from stream_app.state.requirements import PairSpec, PropSpec, Requirements, Selector
+
+DAY_MS = 86_400_000
+_UNITS = {"w": 7 * DAY_MS, "d": DAY_MS, "h": 3_600_000, "m": 60_000, "s": 1000, "ms": 1}
+_DURATION_RE = re.compile(r"^(\d+(?:\.\d+)?)(w|d|h|m|s|ms)$")
+_MISSING = object()
+
+Fn = Callable[["EvalContext"], Any]
+
+
+class CompileError(Exception):
+    """An expression is invalid; ``column`` is 1-based inside the expression text."""
+
+    def __init__(self, message: str, column: int | None = None) -> None:
+        self.message = message
+        self.column = column
+        super().__init__(f"{message} (column {column})" if column else message)
+
+
+class EvalContext:
+    """Inputs of one evaluation: the state, the clock, tags evaluated so far, memo and trace."""
+
+    __slots__ = ("state", "now", "today", "tags", "cache", "trace")
+
+    def __init__(self, state: dict[str, Any], now_ms: int, day_offset_ms: int) -> None:
+        self.state = state
+        self.now = now_ms
+        self.today = (now_ms + day_offset_ms) // DAY_MS
+        self.tags: dict[str, Any] = {}
+        self.cache: dict[str, Any] = {}
+        self.trace: dict[str, Any] = {}
+
+
+@dataclass
+class Compiled:
+    """A compiled expression."""
+
+    fn: Fn
+    text: str
+    deps: set[str] = field(default_factory=set)   # tag ids referenced with tag(...)
+    granularity_ms: int = DAY_MS                  # finest duration it compares against
+
+
+def parse_duration(text: Any) -> int | None:
+    """``'30d'`` -> ms; None if ``text`` is not a duration.
+
+    >>> parse_duration("12h"), parse_duration("2w") // DAY_MS, parse_duration("x")
+    (43200000, 14, None)
+    """
+    if not isinstance(text, str):
+        return None
+    m = _DURATION_RE.match(text.strip())
+    if not m:
+        return None
+    return int(float(m.group(1)) * _UNITS[m.group(2)])
+
+
+def compile_expr(text: str, req: Requirements, params: dict[str, Any]) -> Compiled:
+    """Parse and compile ``text``; raise :class:`CompileError` with the column on error."""
+    try:
+        tree = parse(str(text))
+    except UnexpectedCharacters as exc:
+        raise CompileError(f"unexpected character {text[exc.pos_in_stream]!r}",
+                           exc.column) from None
+    except UnexpectedToken as exc:
+        tok = exc.token
+        what = "end of expression" if tok.type == "$END" else repr(str(tok))
+        raise CompileError(f"unexpected {what}", getattr(tok, "column", None)) from None
+    except UnexpectedEOF:
+        raise CompileError("unexpected end of expression", len(text)) from None
+    except UnexpectedInput as exc:  # pragma: no cover - other lark errors
+        raise CompileError(str(exc).splitlines()[0], getattr(exc, "column", None)) from None
+    c = _Compiler(str(text), req, params)
+    fn = c.expr(tree)
+    return Compiled(fn, str(text), c.deps, c.granularity)
+
+
+# -- helpers used by the compiled closures ------------------------------------------------
+def _num(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def _arith(op: str) -> Callable[[Any, Any], Any]:
+    base = {"+": operator.add, "-": operator.sub, "*": operator.mul,
+            "/": operator.truediv, "%": operator.mod}[op]
+
+    def f(a: Any, b: Any) -> Any:
+        if a is None or b is None:
+            return None
+        try:
+            return base(a, b)
+        except (ZeroDivisionError, TypeError):
+            return None
+    return f
+
+
+def _compare(op: str) -> Callable[[Any, Any], bool]:
+    if op == "==":
+        return lambda a, b: a == b
+    if op == "!=":
+        return lambda a, b: a != b
+    base = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}[op]
+
+    def f(a: Any, b: Any) -> bool:
+        if a is None or b is None:
+            return False
+        if _num(a) != _num(b):
+            return False
+        try:
+            return bool(base(a, b))
+        except TypeError:
+            return False
+    return f
+
+
+def _contains(a: Any, b: Any) -> bool:
+    if a is None or b is None:
+        return False
+    try:
+        return a in b
+    except TypeError:
+        return False
+
+
+class _Compiler:
+    def __init__(self, text: str, req: Requirements, params: dict[str, Any]) -> None:
+        self.text = text
+        self.req = req
+        self.params = params
+        self.deps: set[str] = set()
+        self.granularity = DAY_MS
+
+    # -- utilities
+    def err(self, node: Tree | Token, message: str) -> CompileError:
+        col = getattr(node, "column", None)
+        if col is None and isinstance(node, Tree) and not node.meta.empty:
+            col = node.meta.column
+        return CompileError(message, col)
+
+    def src(self, node: Tree) -> str:
+        if node.meta.empty:
+            return "?"
+        return " ".join(self.text[node.meta.start_pos:node.meta.end_pos].split())
+
+    def note_duration(self, ms: int) -> None:
+        for g in (DAY_MS, 3_600_000, 60_000, 1000, 1):
+            if ms % g == 0:
+                self.granularity = min(self.granularity, g)
+                return
+
+    def const(self, node: Tree | Token) -> Any:
+        """Compile-time value of a literal or parameter (error otherwise)."""
+        if isinstance(node, Tree):
+            if node.data == "duration":
+                return self.duration_ms(node.children[0])
+            if node.data == "number":
+                return _number(node.children[0])
+            if node.data == "param":
+                return self.param(node.children[0])
+            if node.data == "string":
+                return str(node.children[0])[1:-1]
+        raise self.err(node, "expected a literal value or $parameter")
+
+    def duration_ms(self, token: Token) -> int:
+        ms = parse_duration(str(token))
+        if ms is None:  # pragma: no cover - grammar guarantees the form
+            raise self.err(token, f"bad duration {str(token)!r}")
+        self.note_duration(ms)
+        return ms
+
+    def param(self, token: Token) -> Any:
+        name = str(token)
+        if name not in self.params:
+            raise self.err(token, f"unknown parameter ${name}")
+        value = self.params[name]
+        ms = parse_duration(value)
+        if ms is not None:
+            self.note_duration(ms)
+            return ms
+        return value
+
+    def window(self, node: Tree | Token) -> int:
+        ms = self.const(node)
+        if not _num(ms) or ms <= 0:
+            raise self.err(node, "a window must be a positive duration such as 30d or 12h")
+        return int(ms)
+
+    def selector(self, node: Tree | Token) -> Selector:
+        if isinstance(node, Tree) and node.data == "dotted" and len(node.children) == 1:
+            return Selector.parse(str(node.children[0]))
+        if isinstance(node, Tree) and node.data == "selector":
+            return Selector.parse("|".join(str(t) for t in node.children))
+        raise self.err(node, "expected an event selector (a type, stream:NAME, any, a|b)")
+
+    def propspec(self, node: Tree | Token) -> PropSpec:
+        if isinstance(node, Tree) and node.data == "dotted" and len(node.children) == 2:
+            sel, prop = (str(t) for t in node.children)
+            return PropSpec(Selector.parse(sel), prop)
+        raise self.err(node, "expected selector.prop such as order_paid.amount")
+
+    # -- expressions
+    def expr(self, node: Tree | Token) -> Fn:
+        if isinstance(node, Token):  # pragma: no cover - all tokens sit in trees
+            raise self.err(node, f"unexpected {node!s}")
+        kind = node.data
+        ch = node.children
+        if kind in ("number", "duration", "string", "param"):
+            v = self.const(node)
+            return lambda ctx: v
+        if kind == "true":
+            return lambda ctx: True
+        if kind == "false":
+            return lambda ctx: False
+        if kind == "null":
+            return lambda ctx: None
+        if kind == "list":
+            items = [self.expr(c) for c in ch]
+            return lambda ctx: [f(ctx) for f in items]
+        if kind == "or_":
+            a, b = self.expr(ch[0]), self.expr(ch[1])
+            return lambda ctx: bool(a(ctx)) or bool(b(ctx))
+        if kind == "and_":
+            a, b = self.expr(ch[0]), self.expr(ch[1])
+            return lambda ctx: bool(a(ctx)) and bool(b(ctx))
+        if kind == "not_":
+            a = self.expr(ch[0])
+            return lambda ctx: not a(ctx)
+        if kind == "neg":
+            a = self.expr(ch[0])
+            return lambda ctx: (lambda v: -v if _num(v) else None)(a(ctx))
+        if kind == "compare":
+            a, op, b = self.expr(ch[0]), _compare(str(ch[1])), self.expr(ch[2])
+            return lambda ctx: op(a(ctx), b(ctx))
+        if kind == "arith":
+            a, op, b = self.expr(ch[0]), _arith(str(ch[1])), self.expr(ch[2])
+            return lambda ctx: op(a(ctx), b(ctx))
+        if kind == "in_":
+            a, b = self.expr(ch[0]), self.expr(ch[1])
+            return lambda ctx: _contains(a(ctx), b(ctx))
+        if kind == "not_in":
+            a, b = self.expr(ch[0]), self.expr(ch[1])
+            return lambda ctx: not _contains(a(ctx), b(ctx))
+        if kind == "dotted":
+            return self.name(node)
+        if kind == "selector":
+            raise self.err(node, "an event selector is only valid as a function argument")
+        if kind == "call":
+            return self.call(node)
+        if kind == "kwarg":
+            raise self.err(node, "keyword argument outside a call")
+        raise self.err(node, f"unsupported expression {kind}")  # pragma: no cover
+
+    def name(self, node: Tree) -> Fn:
+        parts = [str(t) for t in node.children]
+        if len(parts) == 2 and parts[0] == "profile":
+            field_name = parts[1]
+            self.req.profile.add(field_name)
+            return self.traced(self.src(node), lambda ctx: query.profile(ctx.state, field_name))
+        if len(parts) == 2 and parts[0] in ("score", "scores"):
+            target = parts[1]
+            return self.traced(self.src(node), lambda ctx: query.score(ctx.state, target))
+        raise self.err(node, f"unknown name {'.'.join(parts)!r} (use profile.X, score.X, "
+                             "$param or a function call)")
+
+    def traced(self, key: str, impl: Fn) -> Fn:
+        def run(ctx: EvalContext) -> Any:
+            v = ctx.cache.get(key, _MISSING)
+            if v is _MISSING:
+                v = ctx.cache[key] = impl(ctx)
+            ctx.trace[key] = v
+            return v
+        return run
+
+    def call(self, node: Tree) -> Fn:
+        fname = str(node.children[0])
+        args: list[Tree] = []
+        kwargs: dict[str, Tree] = {}
+        for a in node.children[1:]:
+            if isinstance(a, Tree) and a.data == "kwarg":
+                kwargs[str(a.children[0])] = a.children[1]
+            elif kwargs:
+                raise self.err(a, "positional argument after keyword argument")
+            else:
+                args.append(a)
+        impl = _FUNCTIONS.get(fname)
+        if impl is None:
+            raise self.err(node.children[0], f"unknown function {fname!r}")
+        fn = impl(self, node, args, kwargs)
+        if fname in _UNTRACED:
+            return fn
+        return self.traced(self.src(node), fn)
+
+    def arity(self, node: Tree, args: list, kwargs: dict, lo: int, hi: int,
+              allowed: tuple[str, ...] = ()) -> None:
+        fname = str(node.children[0])
+        if not lo <= len(args) <= hi:
+            want = str(lo) if lo == hi else f"{lo}..{hi}"
+            raise self.err(node, f"{fname}() takes {want} positional arguments, got {len(args)}")
+        for k in kwargs:
+            if k not in allowed:
+                raise self.err(node, f"{fname}() has no argument {k!r}")
+
+
+def _number(token: Token) -> int | float:
+    s = str(token)
+    f = float(s)
+    return int(f) if f.is_integer() and "." not in s and "e" not in s.lower() else f
+
+
+# -- functions --------------------------------------------------------------------------
+def _f_count(c: _Compiler, node, args, kwargs) -> Fn:
+    c.arity(node, args, kwargs, 1, 2, ("half_life",))
+    sel = c.selector(args[0])
+    if len(args) == 1:
+        if "half_life" in kwargs:
+            raise c.err(node, "count(): half_life needs a window")
+        return lambda ctx: query.count_all(ctx.state, sel)
+    win = c.window(args[1])
+    if win % DAY_MS == 0:
+        days = win // DAY_MS
+        c.req.max_window_days = max(c.req.max_window_days, days)
+        hl = None
+        if "half_life" in kwargs:
+            hl = c.window(kwargs["half_life"]) / DAY_MS
+        return lambda ctx: query.count_days(ctx.state, sel, ctx.today, days, hl)
+    if "half_life" in kwargs:
+        raise c.err(node, "count(): half_life needs a window of whole days")
+    c.req.recent.add(sel)
+    c.req.recent_ms = max(c.req.recent_ms, win)
+    return lambda ctx: query.count_recent(ctx.state, sel, ctx.now, win)
+
+
+def _daily_window(c: _Compiler, node, arg) -> int:
+    win = c.window(arg)
+    if win % DAY_MS:
+        raise c.err(arg, f"{node.children[0]}(): the window must be whole days (e.g. 30d)")
+    days = win // DAY_MS
+    c.req.max_window_days = max(c.req.max_window_days, days)
+    return days
+
+
+def _f_active_days(c: _Compiler, node, args, kwargs) -> Fn:
+    c.arity(node, args, kwargs, 1, 2)
+    sel = c.selector(args[0]) if len(args) == 2 else Selector(any=True)
+    days = _daily_window(c, node, args[-1])
+    return lambda ctx: query.active_days(ctx.state, sel, ctx.today, days)
+
+
+def _f_sum(c: _Compiler, node, args, kwargs) -> Fn:
+    c.arity(node, args, kwargs, 1, 2)
+    spec = c.propspec(args[0])
+    c.req.sums.add(spec)
+    days = _daily_window(c, node, args[1]) if len(args) == 2 else None
+    return lambda ctx: query.prop_sum(ctx.state, spec, ctx.today, days)
+
+
+def _f_avg(c: _Compiler, node, args, kwargs) -> Fn:
+    c.arity(node, args, kwargs, 1, 2)
+    spec = c.propspec(args[0])
+    c.req.sums.add(spec)
+    days = _daily_window(c, node, args[1]) if len(args) == 2 else None
+
+    def f(ctx: EvalContext) -> Any:
+        n = (query.count_all(ctx.state, spec.sel) if days is None
+             else query.count_days(ctx.state, spec.sel, ctx.today, days))
+        return query.prop_sum(ctx.state, spec, ctx.today, days) / n if n else None
+    return f
+
+
+def _f_peak(c: _Compiler, node, args, kwargs) -> Fn:
+    c.arity(node, args, kwargs, 1, 1)
+    spec = c.propspec(args[0])
+    c.req.peaks.add(spec)
+    return lambda ctx: query.prop_peak(ctx.state, spec)
+
+
+def _f_first(c: _Compiler, node, args, kwargs) -> Fn:
+    c.arity(node, args, kwargs, 1, 1)
+    spec = c.propspec(args[0])
+    c.req.firsts.add(spec)
+    return lambda ctx: query.prop_first(ctx.state, spec)
+
+
+def _f_last(c: _Compiler, node, args, kwargs) -> Fn:
+    c.arity(node, args, kwargs, 1, 1)
+    spec = c.propspec(args[0])
+    c.req.lasts.add(spec)
+    return lambda ctx: query.prop_last(ctx.state, spec)
+
+
+def _f_distinct(c: _Compiler, node, args, kwargs) -> Fn:
+    c.arity(node, args, kwargs, 1, 1)
+    spec = c.propspec(args[0])
+    c.req.distincts.add(spec)
+    return lambda ctx: query.prop_distinct(ctx.state, spec)
+
+
+def _f_since(c: _Compiler, node, args, kwargs) -> Fn:
+    c.arity(node, args, kwargs, 1, 1)
+    sel = c.selector(args[0])
+    return lambda ctx: query.since(ctx.state, sel, ctx.now)
+
+
+def _f_since_first(c: _Compiler, node, args, kwargs) -> Fn:
+    c.arity(node, args, kwargs, 1, 1)
+    sel = c.selector(args[0])
+    return lambda ctx: query.since_first(ctx.state, sel, ctx.now)
+
+
+def _f_streak(c: _Compiler, node, args, kwargs) -> Fn:
+    c.arity(node, args, kwargs, 1, 1, ("reset",))
+    if "reset" not in kwargs:
+        raise c.err(node, "streak() needs reset: <selector>")
+    spec = PairSpec(c.selector(args[0]), c.selector(kwargs["reset"]))
+    c.req.streaks.add(spec)
+    return lambda ctx: query.streak(ctx.state, spec)
+
+
+def _f_seq(c: _Compiler, node, args, kwargs) -> Fn:
+    c.arity(node, args, kwargs, 2, 2, ("within",))
+    spec = PairSpec(c.selector(args[0]), c.selector(args[1]))
+    within = c.window(kwargs["within"]) if "within" in kwargs else None
+    c.req.seqs.add(spec)
+    return lambda ctx: query.seq(ctx.state, spec, within)
+
+
+def _f_rate(c: _Compiler, node, args, kwargs) -> Fn:
+    c.arity(node, args, kwargs, 2, 3)
+    a, b = c.selector(args[0]), c.selector(args[1])
+    if len(args) == 3:
+        days = _daily_window(c, node, args[2])
+
+        def f(ctx: EvalContext) -> Any:
+            den = query.count_days(ctx.state, b, ctx.today, days)
+            return query.count_days(ctx.state, a, ctx.today, days) / den if den else None
+        return f
+
+    def g(ctx: EvalContext) -> Any:
+        den = query.count_all(ctx.state, b)
+        return query.count_all(ctx.state, a) / den if den else None
+    return g
+
+
+def _f_tag(c: _Compiler, node, args, kwargs) -> Fn:
+    c.arity(node, args, kwargs, 1, 1)
+    a = args[0]
+    if not (isinstance(a, Tree) and a.data == "dotted" and len(a.children) == 1):
+        raise c.err(a, "tag() takes a tag id")
+    tag_id = str(a.children[0])
+    c.deps.add(tag_id)
+    return lambda ctx: ctx.tags.get(tag_id)
+
+
+def _f_coalesce(c: _Compiler, node, args, kwargs) -> Fn:
+    c.arity(node, args, kwargs, 1, 16)
+    fs = [c.expr(a) for a in args]
+
+    def f(ctx: EvalContext) -> Any:
+        for g in fs:
+            v = g(ctx)
+            if v is not None:
+                return v
+        return None
+    return f
+
+
+def _numeric_reduce(reducer: Callable[..., Any]):
+    def build(c: _Compiler, node, args, kwargs) -> Fn:
+        c.arity(node, args, kwargs, 1, 16)
+        fs = [c.expr(a) for a in args]
+
+        def f(ctx: EvalContext) -> Any:
+            vals = [v for v in (g(ctx) for g in fs) if _num(v)]
+            return reducer(vals) if vals else None
+        return f
+    return build
+
+
+def _f_round(c: _Compiler, node, args, kwargs) -> Fn:
+    c.arity(node, args, kwargs, 1, 2)
+    a = c.expr(args[0])
+    nd = int(c.const(args[1])) if len(args) == 2 else 0
+
+    def f(ctx: EvalContext) -> Any:
+        v = a(ctx)
+        if not _num(v):
+            return None
+        return round(v, nd) if nd else int(round(v))
+    return f
+
+
+def _f_days(c: _Compiler, node, args, kwargs) -> Fn:
+    c.arity(node, args, kwargs, 1, 1)
+    a = c.expr(args[0])
+    return lambda ctx: (lambda v: v / DAY_MS if _num(v) else None)(a(ctx))
+
+
+def _f_size(c: _Compiler, node, args, kwargs) -> Fn:
+    c.arity(node, args, kwargs, 1, 1)
+    a = c.expr(args[0])
+    return lambda ctx: (lambda v: len(v) if isinstance(v, list | str) else None)(a(ctx))
+
+
+_FUNCTIONS: dict[str, Callable[..., Fn]] = {
+    "count": _f_count, "active_days": _f_active_days, "sum": _f_sum, "avg": _f_avg,
+    "peak": _f_peak, "first": _f_first, "last": _f_last, "distinct": _f_distinct,
+    "since": _f_since, "since_first": _f_since_first, "streak": _f_streak, "seq": _f_seq,
+    "rate": _f_rate, "tag": _f_tag, "coalesce": _f_coalesce,
+    "min": _numeric_reduce(min), "max": _numeric_reduce(max), "round": _f_round,
+    "days": _f_days, "size": _f_size,
+}
+#: pure helpers not worth memoising or explaining on their own
+_UNTRACED = {"coalesce", "min", "max", "round", "days", "size"}
+FUNCTION_NAMES = sorted(_FUNCTIONS)

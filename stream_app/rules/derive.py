@@ -1,0 +1,54 @@
+"""Derived events: what one user's event means for another user (referral progress).
+
+When an invitee whose events carry a referrer (``props.referrer`` / ``props.inviter_id``)
+reaches a configured stage (e.g. ``registered`` -> ``invitee_registered``), an event of the
+derived type is emitted for the inviter, once per stage per invitee. The agent re-publishes
+it keyed by the inviter, so the inviter's own state and tags change. The derived event id is
+deterministic (``ref:<invitee>:<type>``), so re-emission after a retry is de-duplicated.
+
+Example:
+    >>> from stream_app.events import Event
+    >>> from stream_app.rules.model import Referral
+    >>> from stream_app.state import new_state
+    >>> st = new_state("u2"); st["n"]["registered"] = 1
+    >>> ev = Event("e9", "u2", 1000, "registered", "profile", props={"referrer": "u1"})
+    >>> out = referral_events(st, ev, Referral(stages={"registered": "invitee_registered"}))
+    >>> [(d["user_id"], d["type"], d["event_id"]) for d in out]
+    [('u1', 'invitee_registered', 'ref:u2:invitee_registered')]
+    >>> referral_events(st, ev, Referral(stages={"registered": "invitee_registered"}))
+    []
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stream_app.events import Event
+from stream_app.rules.model import Referral
+
+DERIVED_STREAM = "derived"
+
+
+def referral_events(state: dict[str, Any], ev: Event, referral: Referral) -> list[dict[str, Any]]:
+    """Derived events for the inviter (updates ``state["ref"]``)."""
+    if not referral.stages:
+        return []
+    ref = state.get("ref")
+    if ref is None:
+        for p in referral.props:
+            v = ev.props.get(p)
+            if isinstance(v, str) and v and v != state["uid"]:
+                ref = state["ref"] = {"by": v, "at": [ev.ts, ev.event_id], "sent": []}
+                break
+        else:
+            return []
+    out = []
+    counts = state["n"]
+    for stage_type, derived in sorted(referral.stages.items()):
+        if counts.get(stage_type) and derived not in ref["sent"]:
+            ref["sent"].append(derived)
+            out.append({"event_id": f"ref:{state['uid']}:{derived}", "user_id": ref["by"],
+                        "ts": ev.ts, "type": derived, "stream": DERIVED_STREAM,
+                        "tenant": state.get("tn", "default"),
+                        "props": {"invitee": state["uid"], "stage": stage_type}})
+    return out

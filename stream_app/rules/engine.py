@@ -1,0 +1,190 @@
+"""The tag engine: apply an event or a clock tick to a user's state and report tag changes.
+
+One state record per user (a plain JSON-able dict, see :mod:`stream_app.state.record`).
+``on_event`` de-duplicates by event id, folds the event in, re-evaluates every tag at
+``now = max(event time, last evaluation time)`` and returns the changes; ``on_tick``
+re-evaluates on the clock (time-based tags such as churn) and expires idle users;
+``due`` tells a sweep timer cheaply whether a tick could change anything; ``forget``
+removes everything (PIPL deletion).
+
+Example (the acceptance case):
+    >>> from stream_app.events import Event
+    >>> from stream_app.rules.loader import load_ruleset
+    >>> eng = TagEngine(load_ruleset(DEFAULT_RULES))
+    >>> ev = Event("e1", "u1", 1714528800000, "course_view", "click")  # 2024-05-01T10:00+08:00
+    >>> r = eng.on_event(None, ev)
+    >>> [(c["tag_id"], c["old"], c["new"]) for c in r.changes if c["tag_id"] == "activity"]
+    [('activity', None, 'low')]
+    >>> later = ev.ts + 31 * 86_400_000
+    >>> eng.due(r.state, later), eng.due(r.state, ev.ts + 1)
+    (True, False)
+    >>> r2 = eng.on_tick(r.state, later)
+    >>> [(c["old"], c["new"], c["trigger"]) for c in r2.changes if c["tag_id"] == "activity"]
+    [('low', 'churned', None)]
+    >>> eng.on_event(r2.state, ev).duplicate
+    True
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from stream_app.config import REPO_ROOT
+from stream_app.events import Event
+from stream_app.rules.derive import referral_events
+from stream_app.rules.model import RuleSet
+from stream_app.state.record import DAY_MS, StateUpdater, new_state
+
+DEFAULT_RULES = REPO_ROOT / "config" / "rules"
+RECENT_EVIDENCE = 5
+
+
+@dataclass
+class StepResult:
+    """Outcome of one engine step."""
+
+    state: dict[str, Any] | None          # new state; None = delete the user's state
+    changes: list[dict[str, Any]]         # tag-change records (tag_change.schema.json)
+    duplicate: bool = False               # the event was already applied: nothing changed
+    why: dict[str, dict[str, Any]] = field(default_factory=dict)   # tag_id -> why record
+    emit: list[dict[str, Any]] = field(default_factory=list)       # derived events for others
+
+
+class TagEngine:
+    """Evaluates a :class:`RuleSet` over per-user state records (pure; no I/O)."""
+
+    def __init__(self, ruleset: RuleSet, *, day_offset_ms: int = 8 * 3600_000,
+                 retention_days: int = 120, dedup_window: int = 64,
+                 state_ttl_days: int = 400) -> None:
+        self.day_offset_ms = day_offset_ms
+        self.retention_days = retention_days
+        self.dedup_window = dedup_window
+        self.state_ttl_ms = state_ttl_days * DAY_MS
+        self.ruleset = ruleset
+
+    # -- rule set (hot-swappable) ------------------------------------------------------
+    @property
+    def ruleset(self) -> RuleSet:
+        return self._ruleset
+
+    @ruleset.setter
+    def ruleset(self, ruleset: RuleSet) -> None:
+        self._updater = StateUpdater(ruleset.requirements, day_offset_ms=self.day_offset_ms,
+                                     retention_days=self.retention_days,
+                                     dedup_window=self.dedup_window)
+        self._ruleset = ruleset
+
+    @property
+    def tick_granularity_ms(self) -> int:
+        """Clock resolution of the time-based rules: a tick is due at most once per period."""
+        return self._ruleset.granularity_ms
+
+    @property
+    def retention_days_effective(self) -> int:
+        """Days of daily buckets kept (at least the longest window the rules use)."""
+        return self._updater.retention_days
+
+    # -- steps -------------------------------------------------------------------------
+    def on_event(self, state: dict[str, Any] | None, event: Event) -> StepResult:
+        """Apply ``event`` to ``state`` (None: a new user) and re-evaluate the tags."""
+        if state is None:
+            state = new_state(event.user_id, event.tenant)
+        elif self._updater.seen(state, event.event_id):
+            return StepResult(state, [], duplicate=True)
+        now = max(event.ts, state["now"])
+        if event.type == "deletion_requested":
+            return self.forget(state, now, trigger=event.event_id)
+        self._updater.apply(state, event)
+        emit = referral_events(state, event, self._ruleset.referral)
+        result = self._evaluate(state, now, trigger=event.event_id)
+        result.emit = emit
+        return result
+
+    def on_tick(self, state: dict[str, Any], now_ms: int) -> StepResult:
+        """Re-evaluate on the clock; expire (state=None, all tags removed) when idle > TTL."""
+        now = max(now_ms, state["now"])
+        if self.expired(state, now):
+            return self._drop(state, now, "expired", None)
+        return self._evaluate(state, now, trigger=None)
+
+    def on_scores(self, state: dict[str, Any], scores: dict[str, float | None],
+                  now_ms: int) -> StepResult:
+        """Store model scores (``state["scores"]``) and re-evaluate the tags that use them."""
+        state.setdefault("scores", {}).update(scores)
+        return self._evaluate(state, max(now_ms, state["now"]), trigger=None, reason="score")
+
+    def due(self, state: dict[str, Any], now_ms: int) -> bool:
+        """Could ``on_tick(state, now_ms)`` change anything? (one comparison)"""
+        return now_ms >= state["nd"]
+
+    def forget(self, state: dict[str, Any], now_ms: int, *,
+               trigger: str | None = None) -> StepResult:
+        """PIPL deletion: remove every tag (reason ``deleted``); the state must be deleted."""
+        return self._drop(state, max(now_ms, state["now"]), "deleted", trigger)
+
+    def expired(self, state: dict[str, Any], now_ms: int) -> bool:
+        lt = state["lt"] if state["lt"] is not None else state["now"]
+        return now_ms - lt > self.state_ttl_ms
+
+    # -- internals ---------------------------------------------------------------------
+    def _change(self, state: dict[str, Any], tag_id: str, family: str, old: Any, new: Any,
+                reason: str, now: int, trigger: str | None,
+                evidence: dict[str, Any] | None) -> dict[str, Any]:
+        state["seq"] += 1
+        seq = state["seq"]
+        rec = {"event_id": f"{state['uid']}:{seq}", "user_id": state["uid"],
+               "tenant": state["tn"], "tag_id": tag_id, "family": family, "old": old,
+               "new": new, "reason": reason, "rule_version": self._ruleset.version,
+               "ts": now, "seq": seq, "trigger": trigger}
+        if evidence is not None:
+            rec["evidence"] = evidence
+        return rec
+
+    def _evaluate(self, state: dict[str, Any], now: int, trigger: str | None,
+                  reason: str | None = None) -> StepResult:
+        rs = self._ruleset
+        self._updater.prune(state, now)
+        values = rs.evaluate(state, now, day_offset_ms=self.day_offset_ms)
+        old_tags: dict[str, Any] = state["tags"]
+        new_tags: dict[str, Any] = {}
+        changes: list[dict[str, Any]] = []
+        why: dict[str, dict[str, Any]] = {}
+        recent = state["ids"][-RECENT_EVIDENCE:]
+        for tag in rs.tags:
+            tv = values[tag.id]
+            new = tv.value
+            if new is not None:
+                new_tags[tag.id] = new
+            old = old_tags.get(tag.id)
+            if old == new and type(old) is type(new):
+                continue
+            w = dict(tv.why, ruleset=rs.version, trigger=trigger, recent_events=recent)
+            why[tag.id] = w
+            r = reason or ("added" if old is None else "removed" if new is None else "changed")
+            changes.append(self._change(state, tag.id, tag.family, old, new, r, now,
+                                        trigger, w))
+        for tag_id, old in old_tags.items():
+            if tag_id not in values:  # the tag left the rule set (hot reload)
+                changes.append(self._change(state, tag_id, "", old, None, "rule_removed", now,
+                                            trigger, None))
+        state["tags"] = new_tags
+        state["now"] = now
+        state["nd"] = self._next_due(state, now)
+        return StepResult(state, changes, why=why)
+
+    def _next_due(self, state: dict[str, Any], now: int) -> int:
+        g, off = self._ruleset.granularity_ms, self.day_offset_ms
+        nd = ((now + off) // g + 1) * g - off
+        lt = state["lt"] if state["lt"] is not None else now
+        return min(nd, lt + self.state_ttl_ms + 1)
+
+    def _drop(self, state: dict[str, Any], now: int, reason: str,
+              trigger: str | None) -> StepResult:
+        changes = []
+        for tag_id, old in sorted(state["tags"].items()):
+            tag = self._ruleset.by_id.get(tag_id)
+            changes.append(self._change(state, tag_id, tag.family if tag else "", old, None,
+                                        reason, now, trigger, None))
+        state["tags"] = {}
+        return StepResult(None, changes)

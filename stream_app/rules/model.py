@@ -1,0 +1,161 @@
+"""Rule-set model: tag definitions, compiled rules, and pure evaluation of a state.
+
+A :class:`RuleSet` is built by :mod:`stream_app.rules.loader`. ``RuleSet.evaluate`` reads a
+state record at a clock time and returns every visible tag's value with its "why" record;
+it never mutates the state.
+
+Example:
+    >>> from stream_app.rules.loader import ruleset_from_text
+    >>> rs = ruleset_from_text('''
+    ... version: "t.1"
+    ... tags:
+    ...   - id: viewer
+    ...     family: activity
+    ...     zh: 看课
+    ...     en: Viewer
+    ...     kind: bool
+    ...     value: "count(course_view) > 0"
+    ... ''')
+    >>> from stream_app.state import new_state
+    >>> rs.evaluate(new_state("u1"), 0)["viewer"].value
+    False
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from stream_app.rules.compiler import Compiled, EvalContext
+from stream_app.state.requirements import Requirements
+
+KINDS = ("enum", "bool", "number", "text", "set")
+
+
+@dataclass(frozen=True)
+class ValueDef:
+    """One value of an enumerated tag, with its labels."""
+
+    value: Any
+    zh: str = ""
+    en: str = ""
+
+
+@dataclass
+class CaseDef:
+    """``value`` applies when ``when`` is true (``when=None``: the default)."""
+
+    value: Any
+    when: Compiled | None = None
+
+
+@dataclass
+class TagDef:
+    """A tag: identity, labels, kind, and its compiled rule (cases or a value expression)."""
+
+    id: str
+    family: str
+    zh: str
+    en: str
+    version: int | str = 1
+    kind: str = "enum"
+    values: list[ValueDef] = field(default_factory=list)
+    cases: list[CaseDef] = field(default_factory=list)
+    expr: Compiled | None = None
+    hidden: bool = False          # evaluated (usable through tag()) but never published
+    round: int | None = None      # number tags: decimals kept
+    description: str = ""
+    source: str = ""              # "file:line" of the definition
+
+    def label(self, value: Any, lang: str = "en") -> str:
+        """Label of ``value`` (enum labels; other kinds: the value as text)."""
+        for v in self.values:
+            if v.value == value:
+                return getattr(v, lang) or str(value)
+        return "" if value is None else str(value)
+
+    def normalise(self, v: Any) -> Any:
+        """Coerce a raw rule result to this tag's kind (None stays None = no tag)."""
+        if v is None:
+            return None
+        k = self.kind
+        if k == "bool":
+            return bool(v)
+        if k == "number":
+            if isinstance(v, bool) or not isinstance(v, int | float):
+                return None
+            if self.round is not None:
+                v = round(v, self.round)
+            return int(v) if float(v).is_integer() else v
+        if k == "set":
+            if not isinstance(v, list | tuple | set):
+                v = [v]
+            return sorted({str(x) for x in v}) or None
+        if k == "text":
+            return str(v)
+        return v
+
+
+@dataclass
+class TagValue:
+    """A tag's value at an evaluation and why it has it."""
+
+    value: Any
+    why: dict[str, Any]
+
+
+@dataclass
+class Referral:
+    """Derived events for the inviter: ``stages`` maps the invitee's event type to the type
+    emitted to the inviter; the inviter id is read from the first of ``props`` present."""
+
+    props: tuple[str, ...] = ("referrer", "inviter_id")
+    stages: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class RuleSet:
+    """A compiled, validated rule set."""
+
+    version: str
+    order: list[TagDef]                       # every tag, dependencies first
+    params: dict[str, Any] = field(default_factory=dict)
+    requirements: Requirements = field(default_factory=Requirements)
+    granularity_ms: int = 86_400_000          # finest duration the rules compare against
+    referral: Referral = field(default_factory=Referral)
+    sources: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.tags: list[TagDef] = [t for t in self.order if not t.hidden]
+        self.by_id: dict[str, TagDef] = {t.id: t for t in self.order}
+
+    def evaluate(self, state: dict[str, Any], now_ms: int, *,
+                 day_offset_ms: int = 8 * 3600_000) -> dict[str, TagValue]:
+        """Every visible tag's value (None = the user does not hold the tag). Pure."""
+        ctx = EvalContext(state, now_ms, day_offset_ms)
+        out: dict[str, TagValue] = {}
+        for tag in self.order:
+            ctx.trace = {}
+            case_value: Any = None
+            matched = None
+            if tag.expr is not None:
+                raw = tag.expr.fn(ctx)
+            else:
+                raw = None
+                for i, case in enumerate(tag.cases):
+                    if case.when is None or case.when.fn(ctx):
+                        raw, matched = case.value, i
+                        break
+                case_value = raw
+            value = tag.normalise(raw)
+            ctx.tags[tag.id] = value
+            if tag.hidden:
+                continue
+            why: dict[str, Any] = {"rule": tag.id, "rule_version": tag.version,
+                                   "values": dict(ctx.trace)}
+            if matched is not None:
+                case = tag.cases[matched]
+                why["case"] = case.when.text if case.when is not None else "default"
+                why["value"] = case_value
+            out[tag.id] = TagValue(value, why)
+        return out

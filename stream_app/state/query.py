@@ -1,0 +1,138 @@
+"""Read-only queries over a state record (the functions rule expressions call).
+
+``today`` is the business-day index of the evaluation time; daily windows of ``n`` days
+cover days ``today - n + 1 .. today``. All functions return ``None`` when there is nothing
+to measure (e.g. ``since`` of an event type never seen).
+
+Example:
+    >>> from stream_app.state.requirements import Selector
+    >>> st = {"st": {"course_view": "click"}, "d": {"course_view": [[100, 2], [105, 1]]},
+    ...       "n": {"course_view": 3}, "l": {"course_view": 9_000}, "f": {}}
+    >>> sel = Selector.parse("stream:click")
+    >>> count_days(st, sel, today=105, days=3), count_days(st, sel, today=105, days=30)
+    (1, 3)
+    >>> active_days(st, sel, today=105, days=30), count_all(st, sel), since(st, sel, 10_000)
+    (2, 3, 1000)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stream_app.state import buckets
+from stream_app.state.requirements import PairSpec, PropSpec, Selector
+
+
+def count_all(state: dict[str, Any], sel: Selector) -> int:
+    """Lifetime count of the events of ``sel``."""
+    n = state["n"]
+    return sum(n.get(t, 0) for t in sel.resolve(state["st"]))
+
+
+def count_days(state: dict[str, Any], sel: Selector, today: int, days: int,
+               half_life_days: float | None = None) -> float:
+    """Events of ``sel`` in the last ``days`` business days (optionally decayed)."""
+    d = state["d"]
+    first = today - days + 1
+    total = 0
+    for t in sel.resolve(state["st"]):
+        b = d.get(t)
+        if b:
+            if half_life_days:
+                total += buckets.decayed_total(b, first, today, half_life_days)
+            else:
+                total += buckets.window_total(b, first, today)
+    return total
+
+
+def count_recent(state: dict[str, Any], sel: Selector, now_ms: int, window_ms: int) -> int:
+    """Events of ``sel`` with ``now - window < ts <= now`` (sub-day windows)."""
+    rt = state.get("rt", {})
+    cut = now_ms - window_ms
+    return sum(1 for t in sel.resolve(state["st"]) for ts in rt.get(t, ()) if cut < ts <= now_ms)
+
+
+def active_days(state: dict[str, Any], sel: Selector, today: int, days: int) -> int:
+    """Distinct business days with at least one event of ``sel`` in the window."""
+    d = state["d"]
+    seen: set[int] = set()
+    for t in sel.resolve(state["st"]):
+        b = d.get(t)
+        if b:
+            seen |= buckets.window_indexes(b, today - days + 1, today)
+    return len(seen)
+
+
+def since(state: dict[str, Any], sel: Selector, now_ms: int) -> int | None:
+    """Milliseconds since the latest event of ``sel`` (None if never)."""
+    last = state["l"]
+    ts = [last[t] for t in sel.resolve(state["st"]) if t in last]
+    return now_ms - max(ts) if ts else None
+
+
+def since_first(state: dict[str, Any], sel: Selector, now_ms: int) -> int | None:
+    """Milliseconds since the earliest event of ``sel`` (None if never)."""
+    first = state["f"]
+    ts = [first[t] for t in sel.resolve(state["st"]) if t in first]
+    return now_ms - min(ts) if ts else None
+
+
+def prop_sum(state: dict[str, Any], spec: PropSpec, today: int, days: int | None) -> float:
+    """Sum of a numeric prop over a daily window (``days=None``: lifetime)."""
+    if days is None:
+        return state.get("S", {}).get(spec.key, 0)
+    b = state.get("s", {}).get(spec.key)
+    return buckets.window_total(b, today - days + 1, today) if b else 0
+
+
+def prop_peak(state: dict[str, Any], spec: PropSpec) -> float | None:
+    return state.get("mx", {}).get(spec.key)
+
+
+def prop_first(state: dict[str, Any], spec: PropSpec) -> Any:
+    rec = state.get("fp", {}).get(spec.key)
+    return rec[2] if rec else None
+
+
+def prop_last(state: dict[str, Any], spec: PropSpec) -> Any:
+    rec = state.get("lp", {}).get(spec.key)
+    return rec[2] if rec else None
+
+
+def prop_distinct(state: dict[str, Any], spec: PropSpec) -> list[str]:
+    return list(state.get("dv", {}).get(spec.key, ()))
+
+
+def profile(state: dict[str, Any], name: str) -> Any:
+    rec = state.get("pr", {}).get(name)
+    return rec[2] if rec else None
+
+
+def streak(state: dict[str, Any], spec: PairSpec) -> int:
+    """Events of ``a`` after the latest ``b`` (e.g. lessons missed in a row)."""
+    rec = state.get("sk", {}).get(spec.key)
+    return len(rec["a"]) if rec else 0
+
+
+def seq(state: dict[str, Any], spec: PairSpec, within_ms: int | None) -> bool:
+    """Whether some ``a`` was followed by some ``b`` within ``within_ms`` (None: any time).
+
+    >>> from stream_app.state.requirements import PairSpec, Selector
+    >>> sp = PairSpec(Selector.parse("x"), Selector.parse("y"))
+    >>> st = {"sq": {sp.key: {"a": [10, 50], "b": [40]}}}
+    >>> seq(st, sp, 35), seq(st, sp, 20)
+    (True, False)
+    """
+    rec = state.get("sq", {}).get(spec.key)
+    if not rec or not rec["a"] or not rec["b"]:
+        return False
+    for ta in rec["a"]:
+        for tb in rec["b"]:
+            if tb >= ta and (within_ms is None or tb - ta <= within_ms):
+                return True
+    return False
+
+
+def score(state: dict[str, Any], name: str) -> float | None:
+    """A model score written by the scoring part under ``state["scores"]`` (None if absent)."""
+    return (state.get("scores") or {}).get(name)

@@ -1,0 +1,212 @@
+"""One user's state record: a plain JSON-able dict, updated in place by :class:`StateUpdater`.
+
+Layout (short keys: it is written to a changelog on every update)::
+
+    v       layout version               uid, tn  user id, tenant
+    seq     last tag-change sequence     now      clock of the last evaluation (ms)
+    nd      next time (ms) a clock tick may change something (see TagEngine.due)
+    ft, lt  first / last event time (ms) ids      recent event ids (dedup), oldest first
+    st      type -> stream               n        type -> lifetime count
+    f, l    type -> first / last time    d        type -> [[day, count], ...]
+    s, S    "sel.prop" -> [[day, sum]] / lifetime sum       mx  "sel.prop" -> lifetime max
+    fp, lp  "sel.prop" -> [ts, event_id, value] (earliest / latest)
+    dv      "sel.prop" -> sorted distinct values             pr  field -> [ts, event_id, value]
+    sk      "a>b" -> {"b": last reset ts, "a": [ts of a after it]}  (streaks)
+    sq      "a>b" -> {"a": [ts], "b": [ts]}                          (ordered pairs)
+    rt      type -> [ts, ...] of the last hours (sub-day windows)
+    tags    tag id -> current value   scores  model scores (written by the scoring part)
+    ref     referral: {"by": inviter, "at": [ts, event_id], "sent": [derived types]}
+
+Every aggregate is order-independent: applying the same events in any order gives the
+same evaluation (ties between equal times are broken by event id).
+
+Example:
+    >>> from stream_app.events import Event
+    >>> up = StateUpdater(Requirements())
+    >>> st = new_state("u1")
+    >>> up.apply(st, Event("e1", "u1", 1714528800000, "course_view", "click"))
+    >>> st["d"], st["n"], st["ids"]
+    ({'course_view': [[19844, 1]]}, {'course_view': 1}, ['e1'])
+"""
+
+from __future__ import annotations
+
+from bisect import insort
+from typing import Any
+
+from stream_app.events import Event
+from stream_app.state import buckets
+from stream_app.state.requirements import PairSpec, Requirements
+
+DAY_MS = 86_400_000
+LAYOUT_VERSION = 1
+MAX_TYPES = 128        # distinct event types tracked per user (unknown types beyond are ignored)
+PAIR_CAP = 32          # timestamps kept per streak / pair side
+RECENT_CAP = 256       # timestamps kept per type for sub-day windows
+DISTINCT_CAP = 32      # distinct values kept per property
+
+
+def new_state(user_id: str, tenant: str = "default") -> dict[str, Any]:
+    """An empty state record."""
+    return {"v": LAYOUT_VERSION, "uid": user_id, "tn": tenant, "seq": 0, "now": 0, "nd": 0,
+            "ft": None, "lt": None, "ids": [], "st": {}, "n": {}, "f": {}, "l": {}, "d": {},
+            "tags": {}, "scores": {}}
+
+
+def day_of(ts_ms: int, day_offset_ms: int) -> int:
+    """Business-day index of ``ts_ms``.
+
+    >>> day_of(1714528800000, 8 * 3600_000)
+    19844
+    """
+    return (ts_ms + day_offset_ms) // DAY_MS
+
+
+class StateUpdater:
+    """Applies events to state records, keeping what ``req`` asks for."""
+
+    def __init__(self, req: Requirements, *, day_offset_ms: int = 8 * 3600_000,
+                 retention_days: int = 120, dedup_window: int = 64) -> None:
+        self.req = req
+        self.day_offset_ms = day_offset_ms
+        self.retention_days = max(retention_days, req.max_window_days + 1)
+        self.dedup_window = dedup_window
+        self._props = req.prop_index()
+        self._profile = sorted(req.profile)
+        self._streaks: list[PairSpec] = sorted(req.streaks, key=lambda p: p.key)
+        self._seqs: list[PairSpec] = sorted(req.seqs, key=lambda p: p.key)
+        self._recent = list(req.recent)
+
+    # -- dedup -------------------------------------------------------------------------
+    def seen(self, state: dict[str, Any], event_id: str) -> bool:
+        return event_id in state["ids"]
+
+    def remember(self, state: dict[str, Any], event_id: str) -> None:
+        if self.dedup_window <= 0:
+            return
+        ids = state["ids"]
+        ids.append(event_id)
+        if len(ids) > self.dedup_window:
+            del ids[: len(ids) - self.dedup_window]
+
+    # -- accumulate --------------------------------------------------------------------
+    def apply(self, state: dict[str, Any], ev: Event) -> None:
+        """Fold one event into ``state`` (no dedup check: see :meth:`seen`)."""
+        ts, et = ev.ts, ev.type
+        self.remember(state, ev.event_id)
+        state["ft"] = ts if state["ft"] is None else min(state["ft"], ts)
+        state["lt"] = ts if state["lt"] is None else max(state["lt"], ts)
+        tracked = et in state["st"]
+        if not tracked and len(state["st"]) < MAX_TYPES:
+            state["st"][et] = ev.stream
+            tracked = True
+        if tracked:
+            stream = state["st"][et]
+            day = day_of(ts, self.day_offset_ms)
+            state["n"][et] = state["n"].get(et, 0) + 1
+            state["f"][et] = min(state["f"].get(et, ts), ts)
+            state["l"][et] = max(state["l"].get(et, ts), ts)
+            if day > day_of(state["lt"], self.day_offset_ms) - self.retention_days:
+                buckets.add(state["d"].setdefault(et, []), day, 1)
+        else:
+            stream, day = ev.stream, day_of(ts, self.day_offset_ms)
+        props = ev.props
+        if props and self._props:
+            for name, value in props.items():
+                specs = self._props.get(name)
+                if specs:
+                    self._apply_props(state, ev, stream, day, value, specs)
+        if self._profile and stream == "profile" and props:
+            self._apply_profile(state, ev)
+        if self._streaks:
+            self._apply_streaks(state, et, stream, ts)
+        if self._seqs:
+            self._apply_seqs(state, et, stream, ts)
+        if self._recent:
+            for sel in self._recent:
+                if sel.matches(et, stream):
+                    rt = state.setdefault("rt", {}).setdefault(et, [])
+                    insort(rt, ts)
+                    if len(rt) > RECENT_CAP:
+                        del rt[0]
+
+    def _apply_props(self, state, ev, stream, day, value, specs) -> None:
+        ts, eid = ev.ts, ev.event_id
+        for kind, spec in specs:
+            if not spec.sel.matches(ev.type, stream) or value is None:
+                continue
+            key = spec.key
+            if kind == "s":
+                if isinstance(value, bool) or not isinstance(value, int | float):
+                    continue
+                state.setdefault("S", {})[key] = state.get("S", {}).get(key, 0) + value
+                if day > day_of(state["lt"], self.day_offset_ms) - self.retention_days:
+                    buckets.add(state.setdefault("s", {}).setdefault(key, []), day, value)
+            elif kind == "mx":
+                if isinstance(value, bool) or not isinstance(value, int | float):
+                    continue
+                mx = state.setdefault("mx", {})
+                if key not in mx or value > mx[key]:
+                    mx[key] = value
+            elif kind == "fp":
+                fp = state.setdefault("fp", {})
+                cur = fp.get(key)
+                if cur is None or (ts, eid) < (cur[0], cur[1]):
+                    fp[key] = [ts, eid, value]
+            elif kind == "lp":
+                lp = state.setdefault("lp", {})
+                cur = lp.get(key)
+                if cur is None or (ts, eid) > (cur[0], cur[1]):
+                    lp[key] = [ts, eid, value]
+            elif kind == "dv":
+                if not isinstance(value, str | int | float) or isinstance(value, bool):
+                    continue
+                vals = state.setdefault("dv", {}).setdefault(key, [])
+                v = str(value)
+                if v not in vals and len(vals) < DISTINCT_CAP:
+                    insort(vals, v)
+
+    def _apply_profile(self, state, ev) -> None:
+        pr = state.setdefault("pr", {})
+        for name in self._profile:
+            if name in ev.props:
+                cur = pr.get(name)
+                if cur is None or (ev.ts, ev.event_id) > (cur[0], cur[1]):
+                    pr[name] = [ev.ts, ev.event_id, ev.props[name]]
+
+    def _apply_streaks(self, state, et, stream, ts) -> None:
+        for spec in self._streaks:
+            is_a, is_b = spec.a.matches(et, stream), spec.b.matches(et, stream)
+            if not (is_a or is_b):
+                continue
+            rec = state.setdefault("sk", {}).setdefault(spec.key, {"b": None, "a": []})
+            if is_b and (rec["b"] is None or ts > rec["b"]):
+                rec["b"] = ts
+                rec["a"] = [t for t in rec["a"] if t > ts]
+            if is_a and (rec["b"] is None or ts > rec["b"]):
+                insort(rec["a"], ts)
+                if len(rec["a"]) > PAIR_CAP:
+                    del rec["a"][0]
+
+    def _apply_seqs(self, state, et, stream, ts) -> None:
+        for spec in self._seqs:
+            for side, sel in (("a", spec.a), ("b", spec.b)):
+                if sel.matches(et, stream):
+                    rec = state.setdefault("sq", {}).setdefault(spec.key, {"a": [], "b": []})
+                    insort(rec[side], ts)
+                    if len(rec[side]) > PAIR_CAP:
+                        del rec[side][0]
+
+    # -- prune -------------------------------------------------------------------------
+    def prune(self, state: dict[str, Any], now_ms: int) -> None:
+        """Drop daily buckets older than the retention and sub-day timestamps out of use."""
+        keep_from = day_of(now_ms, self.day_offset_ms) - self.retention_days + 1
+        for b in state["d"].values():
+            buckets.prune(b, keep_from)
+        for b in state.get("s", {}).values():
+            buckets.prune(b, keep_from)
+        if "rt" in state:
+            cut = now_ms - self.req.recent_ms
+            for et, tss in state["rt"].items():
+                if tss and tss[0] <= cut:
+                    state["rt"][et] = [t for t in tss if t > cut]

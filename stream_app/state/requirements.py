@@ -1,0 +1,114 @@
+"""What a compiled rule set needs accumulated in each user's state.
+
+The state always keeps generic per-type daily counts, lifetime counts and first/last times.
+Everything else (sums and peaks of props, first/last prop values, distinct values, profile
+fields, streaks, ordered pairs, sub-day timestamps) is kept only when a rule asks for it; the
+rule compiler fills a :class:`Requirements` and the state updater reads it.
+
+Example:
+    >>> sel = Selector.parse("stream:click|order_paid")
+    >>> sel.matches("course_view", "click"), sel.matches("order_paid", "order"), sel.key
+    (True, True, 'order_paid|stream:click')
+    >>> Selector.parse("any").matches("x", "y")
+    True
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+#: stream names; a bare stream name in a selector means the whole stream
+STREAMS = frozenset({"click", "study", "order", "profile", "label", "feedback"})
+
+
+@dataclass(frozen=True)
+class Selector:
+    """A set of event types and/or streams (``any`` = every event)."""
+
+    types: frozenset[str] = frozenset()
+    streams: frozenset[str] = frozenset()
+    any: bool = False
+
+    @classmethod
+    def parse(cls, text: str) -> Selector:
+        """``any`` | ``stream:NAME`` | a stream name | an event type, joined by ``|``."""
+        types: set[str] = set()
+        streams: set[str] = set()
+        for part in (p.strip() for p in text.split("|")):
+            if part == "any":
+                return cls(any=True)
+            if part.startswith("stream:"):
+                streams.add(part[7:])
+            elif part in STREAMS:
+                streams.add(part)
+            else:
+                types.add(part)
+        return cls(frozenset(types), frozenset(streams))
+
+    @property
+    def key(self) -> str:
+        """Canonical text (used as a state key)."""
+        if self.any:
+            return "any"
+        return "|".join(sorted(self.types) + [f"stream:{s}" for s in sorted(self.streams)])
+
+    def matches(self, etype: str, stream: str) -> bool:
+        return self.any or etype in self.types or stream in self.streams
+
+    def resolve(self, type_streams: dict[str, str]) -> list[str]:
+        """The event types of a state (``type -> stream`` map) this selector covers."""
+        if self.any:
+            return list(type_streams)
+        if not self.streams:
+            return [t for t in self.types if t in type_streams]
+        return [t for t, s in type_streams.items() if t in self.types or s in self.streams]
+
+
+@dataclass(frozen=True)
+class PropSpec:
+    """A property of the events of a selector, e.g. ``order_paid.amount``."""
+
+    sel: Selector
+    prop: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.sel.key}.{self.prop}"
+
+
+@dataclass(frozen=True)
+class PairSpec:
+    """Two selectors: streak of ``a`` reset by ``b``, or ``a`` followed by ``b``."""
+
+    a: Selector
+    b: Selector
+
+    @property
+    def key(self) -> str:
+        return f"{self.a.key}>{self.b.key}"
+
+
+@dataclass
+class Requirements:
+    """Aggregates a rule set needs beyond the generic per-type counts."""
+
+    sums: set[PropSpec] = field(default_factory=set)        # daily + lifetime sums
+    peaks: set[PropSpec] = field(default_factory=set)       # lifetime maximum
+    firsts: set[PropSpec] = field(default_factory=set)      # earliest value
+    lasts: set[PropSpec] = field(default_factory=set)       # latest value
+    distincts: set[PropSpec] = field(default_factory=set)   # set of values
+    profile: set[str] = field(default_factory=set)          # latest profile field values
+    streaks: set[PairSpec] = field(default_factory=set)
+    seqs: set[PairSpec] = field(default_factory=set)
+    recent: set[Selector] = field(default_factory=set)      # sub-day windows: raw timestamps
+    recent_ms: int = 0                                      # longest sub-day window
+    max_window_days: int = 0                                # longest daily window
+
+    def prop_index(self) -> dict[str, list[tuple[str, PropSpec]]]:
+        """``prop -> [(aggregate kind, spec)]``, so the updater looks only at present props."""
+        out: dict[str, list[tuple[str, PropSpec]]] = {}
+        for kind, specs in (("s", self.sums), ("mx", self.peaks), ("fp", self.firsts),
+                            ("lp", self.lasts), ("dv", self.distincts)):
+            for spec in sorted(specs, key=lambda s: s.key):
+                out.setdefault(spec.prop, []).append((kind, spec))
+        return out
