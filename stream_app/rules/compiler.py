@@ -5,7 +5,8 @@ names and arguments, and records in a :class:`~stream_app.state.Requirements` wh
 must accumulate. At evaluation, every function call's value is memoised per evaluation and
 traced (``ctx.trace``: call text -> value) so the engine can explain why a tag has its value.
 
-Null semantics: arithmetic with ``null`` gives ``null``; ``x / 0`` is ``null``; ordering
+Null semantics: arithmetic with ``null`` gives ``null`` (so do ``min``/``max`` with a
+``null`` argument); ``x / 0`` is ``null``; ordering
 comparisons with ``null`` or across types are false; ``==``/``!=`` compare values
 (``x == null`` is true when ``x`` is missing).
 
@@ -198,7 +199,13 @@ class _Compiler:
                 return self.param(node.children[0])
             if node.data == "string":
                 return str(node.children[0])[1:-1]
-        raise self.err(node, "expected a literal value or $parameter")
+            if node.data == "arith":
+                a, b = self.const(node.children[0]), self.const(node.children[2])
+                v = _arith(str(node.children[1]))(a, b)
+                if v is None:
+                    raise self.err(node, "invalid constant arithmetic")
+                return v
+        raise self.err(node, "expected a literal value, a $parameter or arithmetic of them")
 
     def duration_ms(self, token: Token) -> int:
         ms = parse_duration(str(token))
@@ -357,7 +364,7 @@ def _f_count(c: _Compiler, node, args, kwargs) -> Fn:
     win = c.window(args[1])
     if win % DAY_MS == 0:
         days = win // DAY_MS
-        c.req.max_window_days = max(c.req.max_window_days, days)
+        c.req.need_days(sel, days)
         hl = None
         if "half_life" in kwargs:
             hl = c.window(kwargs["half_life"]) / DAY_MS
@@ -369,19 +376,23 @@ def _f_count(c: _Compiler, node, args, kwargs) -> Fn:
     return lambda ctx: query.count_recent(ctx.state, sel, ctx.now, win)
 
 
-def _daily_window(c: _Compiler, node, arg) -> int:
+def _daily_window(c: _Compiler, node, arg, sel: Selector | None = None,
+                  spec: PropSpec | None = None) -> int:
     win = c.window(arg)
     if win % DAY_MS:
         raise c.err(arg, f"{node.children[0]}(): the window must be whole days (e.g. 30d)")
     days = win // DAY_MS
-    c.req.max_window_days = max(c.req.max_window_days, days)
+    if sel is not None:
+        c.req.need_days(sel, days)
+    if spec is not None:
+        c.req.need_sum_days(spec, days)
     return days
 
 
 def _f_active_days(c: _Compiler, node, args, kwargs) -> Fn:
     c.arity(node, args, kwargs, 1, 2)
     sel = c.selector(args[0]) if len(args) == 2 else Selector(any=True)
-    days = _daily_window(c, node, args[-1])
+    days = _daily_window(c, node, args[-1], sel=sel)
     return lambda ctx: query.active_days(ctx.state, sel, ctx.today, days)
 
 
@@ -389,7 +400,7 @@ def _f_sum(c: _Compiler, node, args, kwargs) -> Fn:
     c.arity(node, args, kwargs, 1, 2)
     spec = c.propspec(args[0])
     c.req.sums.add(spec)
-    days = _daily_window(c, node, args[1]) if len(args) == 2 else None
+    days = _daily_window(c, node, args[1], spec=spec) if len(args) == 2 else None
     return lambda ctx: query.prop_sum(ctx.state, spec, ctx.today, days)
 
 
@@ -397,7 +408,8 @@ def _f_avg(c: _Compiler, node, args, kwargs) -> Fn:
     c.arity(node, args, kwargs, 1, 2)
     spec = c.propspec(args[0])
     c.req.sums.add(spec)
-    days = _daily_window(c, node, args[1]) if len(args) == 2 else None
+    days = (_daily_window(c, node, args[1], sel=spec.sel, spec=spec) if len(args) == 2
+            else None)
 
     def f(ctx: EvalContext) -> Any:
         n = (query.count_all(ctx.state, spec.sel) if days is None
@@ -467,7 +479,8 @@ def _f_rate(c: _Compiler, node, args, kwargs) -> Fn:
     c.arity(node, args, kwargs, 2, 3)
     a, b = c.selector(args[0]), c.selector(args[1])
     if len(args) == 3:
-        days = _daily_window(c, node, args[2])
+        days = _daily_window(c, node, args[2], sel=a)
+        c.req.need_days(b, days)
 
         def f(ctx: EvalContext) -> Any:
             den = query.count_days(ctx.state, b, ctx.today, days)
@@ -509,8 +522,8 @@ def _numeric_reduce(reducer: Callable[..., Any]):
         fs = [c.expr(a) for a in args]
 
         def f(ctx: EvalContext) -> Any:
-            vals = [v for v in (g(ctx) for g in fs) if _num(v)]
-            return reducer(vals) if vals else None
+            vals = [g(ctx) for g in fs]
+            return reducer(vals) if all(_num(v) for v in vals) else None
         return f
     return build
 
@@ -525,6 +538,16 @@ def _f_round(c: _Compiler, node, args, kwargs) -> Fn:
         if not _num(v):
             return None
         return round(v, nd) if nd else int(round(v))
+    return f
+
+
+def _f_nullif(c: _Compiler, node, args, kwargs) -> Fn:
+    c.arity(node, args, kwargs, 2, 2)
+    a, b = c.expr(args[0]), c.expr(args[1])
+
+    def f(ctx: EvalContext) -> Any:
+        v = a(ctx)
+        return None if v == b(ctx) else v
     return f
 
 
@@ -546,8 +569,8 @@ _FUNCTIONS: dict[str, Callable[..., Fn]] = {
     "since": _f_since, "since_first": _f_since_first, "streak": _f_streak, "seq": _f_seq,
     "rate": _f_rate, "tag": _f_tag, "coalesce": _f_coalesce,
     "min": _numeric_reduce(min), "max": _numeric_reduce(max), "round": _f_round,
-    "days": _f_days, "size": _f_size,
+    "days": _f_days, "size": _f_size, "nullif": _f_nullif,
 }
 #: pure helpers not worth memoising or explaining on their own
-_UNTRACED = {"coalesce", "min", "max", "round", "days", "size"}
+_UNTRACED = {"coalesce", "min", "max", "round", "days", "size", "nullif"}
 FUNCTION_NAMES = sorted(_FUNCTIONS)

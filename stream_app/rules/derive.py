@@ -26,7 +26,7 @@ from typing import Any
 from stream_app.events import Event
 from stream_app.rules.model import Referral
 
-DERIVED_STREAM = "derived"
+DERIVED_STREAM = "profile"  # re-published on events.profile: not a visit
 
 
 def referral_events(state: dict[str, Any], ev: Event, referral: Referral) -> list[dict[str, Any]]:
@@ -49,6 +49,6 @@ def referral_events(state: dict[str, Any], ev: Event, referral: Referral) -> lis
             ref["sent"].append(derived)
             out.append({"event_id": f"ref:{state['uid']}:{derived}", "user_id": ref["by"],
                         "ts": ev.ts, "type": derived, "stream": DERIVED_STREAM,
-                        "tenant": state.get("tn", "default"),
-                        "props": {"invitee": state["uid"], "stage": stage_type}})
+                        "tenant": state.get("tenant", "default"),
+                        "props": {"invitee": state["uid"], "invitee_event": stage_type}})
     return out

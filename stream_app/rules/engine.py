@@ -82,8 +82,8 @@ class TagEngine:
 
     @property
     def retention_days_effective(self) -> int:
-        """Days of daily buckets kept (at least the longest window the rules use)."""
-        return self._updater.retention_days
+        """Longest time daily buckets are kept (at least the longest window the rules use)."""
+        return self._updater.max_retention_days
 
     # -- steps -------------------------------------------------------------------------
     def on_event(self, state: dict[str, Any] | None, event: Event) -> StepResult:
@@ -134,7 +134,7 @@ class TagEngine:
         state["seq"] += 1
         seq = state["seq"]
         rec = {"event_id": f"{state['uid']}:{seq}", "user_id": state["uid"],
-               "tenant": state["tn"], "tag_id": tag_id, "family": family, "old": old,
+               "tenant": state["tenant"], "tag_id": tag_id, "family": family, "old": old,
                "new": new, "reason": reason, "rule_version": self._ruleset.version,
                "ts": now, "seq": seq, "trigger": trigger}
         if evidence is not None:

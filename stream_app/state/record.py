@@ -2,7 +2,7 @@
 
 Layout (short keys: it is written to a changelog on every update)::
 
-    v       layout version               uid, tn  user id, tenant
+    v       layout version               uid, tenant  user id, tenant
     seq     last tag-change sequence     now      clock of the last evaluation (ms)
     nd      next time (ms) a clock tick may change something (see TagEngine.due)
     ft, lt  first / last event time (ms) ids      recent event ids (dedup), oldest first
@@ -48,7 +48,7 @@ DISTINCT_CAP = 32      # distinct values kept per property
 
 def new_state(user_id: str, tenant: str = "default") -> dict[str, Any]:
     """An empty state record."""
-    return {"v": LAYOUT_VERSION, "uid": user_id, "tn": tenant, "seq": 0, "now": 0, "nd": 0,
+    return {"v": LAYOUT_VERSION, "uid": user_id, "tenant": tenant, "seq": 0, "now": 0, "nd": 0,
             "ft": None, "lt": None, "ids": [], "st": {}, "n": {}, "f": {}, "l": {}, "d": {},
             "tags": {}, "scores": {}}
 
@@ -69,7 +69,11 @@ class StateUpdater:
                  retention_days: int = 120, dedup_window: int = 64) -> None:
         self.req = req
         self.day_offset_ms = day_offset_ms
-        self.retention_days = max(retention_days, req.max_window_days + 1)
+        self.retention_days = retention_days
+        self.max_retention_days = max(retention_days, req.max_window_days)
+        self._type_ret: dict[tuple[str, str], int] = {}
+        self._sum_ret = {spec.key: max(retention_days, days)
+                         for spec, days in req.sum_windows.items()}
         self.dedup_window = dedup_window
         self._props = req.prop_index()
         self._profile = sorted(req.profile)
@@ -89,6 +93,15 @@ class StateUpdater:
         if len(ids) > self.dedup_window:
             del ids[: len(ids) - self.dedup_window]
 
+    def type_retention(self, etype: str, stream: str) -> int:
+        """Days of daily counts kept for ``etype``: the retention, or longer if a rule needs."""
+        ret = self._type_ret.get((etype, stream))
+        if ret is None:
+            ret = max([self.retention_days] + [d for sel, d in self.req.windows.items()
+                                               if sel.matches(etype, stream)])
+            self._type_ret[(etype, stream)] = ret
+        return ret
+
     # -- accumulate --------------------------------------------------------------------
     def apply(self, state: dict[str, Any], ev: Event) -> None:
         """Fold one event into ``state`` (no dedup check: see :meth:`seen`)."""
@@ -106,7 +119,7 @@ class StateUpdater:
             state["n"][et] = state["n"].get(et, 0) + 1
             state["f"][et] = min(state["f"].get(et, ts), ts)
             state["l"][et] = max(state["l"].get(et, ts), ts)
-            if day > day_of(state["lt"], self.day_offset_ms) - self.retention_days:
+            if day > day_of(state["lt"], self.day_offset_ms) - self.type_retention(et, stream):
                 buckets.add(state["d"].setdefault(et, []), day, 1)
         else:
             stream, day = ev.stream, day_of(ts, self.day_offset_ms)
@@ -140,7 +153,8 @@ class StateUpdater:
                 if isinstance(value, bool) or not isinstance(value, int | float):
                     continue
                 state.setdefault("S", {})[key] = state.get("S", {}).get(key, 0) + value
-                if day > day_of(state["lt"], self.day_offset_ms) - self.retention_days:
+                ret = self._sum_ret.get(key, self.retention_days)
+                if day > day_of(state["lt"], self.day_offset_ms) - ret:
                     buckets.add(state.setdefault("s", {}).setdefault(key, []), day, value)
             elif kind == "mx":
                 if isinstance(value, bool) or not isinstance(value, int | float):
@@ -200,11 +214,12 @@ class StateUpdater:
     # -- prune -------------------------------------------------------------------------
     def prune(self, state: dict[str, Any], now_ms: int) -> None:
         """Drop daily buckets older than the retention and sub-day timestamps out of use."""
-        keep_from = day_of(now_ms, self.day_offset_ms) - self.retention_days + 1
-        for b in state["d"].values():
-            buckets.prune(b, keep_from)
-        for b in state.get("s", {}).values():
-            buckets.prune(b, keep_from)
+        today = day_of(now_ms, self.day_offset_ms)
+        st = state["st"]
+        for et, b in state["d"].items():
+            buckets.prune(b, today - self.type_retention(et, st.get(et, "")) + 1)
+        for key, b in state.get("s", {}).items():
+            buckets.prune(b, today - self._sum_ret.get(key, self.retention_days) + 1)
         if "rt" in state:
             cut = now_ms - self.req.recent_ms
             for et, tss in state["rt"].items():

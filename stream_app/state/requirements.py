@@ -103,6 +103,18 @@ class Requirements:
     recent: set[Selector] = field(default_factory=set)      # sub-day windows: raw timestamps
     recent_ms: int = 0                                      # longest sub-day window
     max_window_days: int = 0                                # longest daily window
+    windows: dict[Selector, int] = field(default_factory=dict)   # longest count window (days)
+    sum_windows: dict[PropSpec, int] = field(default_factory=dict)  # longest sum window (days)
+
+    def need_days(self, sel: Selector, days: int) -> None:
+        """Record that a rule counts events of ``sel`` over ``days`` days."""
+        self.windows[sel] = max(self.windows.get(sel, 0), days)
+        self.max_window_days = max(self.max_window_days, days)
+
+    def need_sum_days(self, spec: PropSpec, days: int) -> None:
+        """Record that a rule sums ``spec`` over ``days`` days."""
+        self.sum_windows[spec] = max(self.sum_windows.get(spec, 0), days)
+        self.max_window_days = max(self.max_window_days, days)
 
     def prop_index(self) -> dict[str, list[tuple[str, PropSpec]]]:
         """``prop -> [(aggregate kind, spec)]``, so the updater looks only at present props."""
