@@ -68,6 +68,15 @@ class RulesConfig:
 
 
 @dataclass(frozen=True)
+class RehearsalConfig:
+    """Class-balanced rehearsal against label-delay bursts (see ModelRegistry.learn)."""
+
+    per_class: int = 200      # reservoir size per class (0 disables rehearsal)
+    replays: int = 1          # other-class examples learned after each label
+    seed: int = 7
+
+
+@dataclass(frozen=True)
 class TargetConfig:
     """One prediction target (``convert``, ``at_risk``, ...)."""
 
@@ -80,6 +89,7 @@ class TargetConfig:
     layers: dict[str, float] = field(default_factory=lambda: {"high": 0.5, "medium": 0.2})
     gate: GateConfig = field(default_factory=GateConfig)
     rules: RulesConfig = field(default_factory=RulesConfig)
+    rehearsal: RehearsalConfig = field(default_factory=RehearsalConfig)
 
     def layer(self, score: float) -> str:
         """Intent layer of a model probability."""
@@ -148,6 +158,7 @@ def _target(name: str, raw: dict[str, Any]) -> TargetConfig:
         alert_threshold=float(raw.get("alert_threshold", 0.5)),
         layers=_floats(raw.get("layers") or {"high": 0.5, "medium": 0.2}),
         gate=GateConfig(**(raw.get("gate") or {})),
+        rehearsal=RehearsalConfig(**(raw.get("rehearsal") or {})),
         rules=RulesConfig(
             points={k: float(v) for k, v in (rules.get("points") or {}).items()},
             half_life_days=float(rules.get("half_life_days", 14)),

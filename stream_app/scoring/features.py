@@ -21,7 +21,8 @@ feature            meaning
 ``M|since``        log1p(days since the first milestone event M), e.g. registered
 ``funnel|T``       1 when the user ever did funnel step T
 ``p=v``            1 for categorical prop p with value v (profile props, channel)
-``age_days``       log1p(days since first seen); ``active_days``, ``active_ratio``, ``recency``
+``age_days``       log1p(days since first seen); ``active_days``, ``recency``
+``active_ratio``   active days per day since first seen
 =================  =============================================================
 
 Example:

@@ -12,7 +12,8 @@ Example:
     >>> from stream_app.scoring.config import load_scoring_config
     >>> cfg = load_scoring_config()
     >>> trainer, worker = ModelRegistry(cfg), ModelRegistry(cfg)
-    >>> trainer.learn("convert", {"course_view|n": 2.0}, 1)
+    >>> trainer.learn("convert", {"course_view|n": 2.0}, 1)    # prequential: before learning
+    0.5
     >>> worker.load("convert", trainer.snapshot("convert"))
     >>> worker.version("convert") == trainer.version("convert") == "logreg@1"
     True
@@ -23,6 +24,7 @@ Example:
 from __future__ import annotations
 
 import pickle
+import random
 from typing import Any
 
 from stream_app.errors import StreamAppError
@@ -48,11 +50,15 @@ class ModelRegistry:
         self._gates: dict[str, Gate] = {}
         self._learned: dict[str, int] = {}
         self._learner: dict[str, str] = {}
+        self._replay: dict[str, list[list[Any]]] = {}
+        self._rng: dict[str, random.Random] = {}
         for name, t in config.targets.items():
             self._models[name] = make_learner(t.learner, None, config.learners)
             self._gates[name] = Gate(t.gate, t.alert_threshold)
             self._learned[name] = 0
             self._learner[name] = t.learner
+            self._replay[name] = [[], []]
+            self._rng[name] = random.Random(t.rehearsal.seed)
 
     @property
     def targets(self) -> list[str]:
@@ -62,13 +68,40 @@ class ModelRegistry:
         """The model's probability for ``target`` (0.5-ish before any learning)."""
         return predict(self._models[target], x)
 
-    def learn(self, target: str, x: dict[str, float], y: int) -> None:
-        """Prequential step: score ``x`` for the gate first, then learn ``(x, y)``."""
+    def learn(self, target: str, x: dict[str, float], y: int) -> float:
+        """Prequential step: score ``x`` for the gate first, then learn ``(x, y)``.
+
+        Delayed labels arrive by class in bursts (withdrawals during a course, passes at its
+        end; orders at once, "lost" leads much later). To keep such bursts from tilting an
+        online model, each label is followed by ``rehearsal.replays`` examples of the other
+        class drawn from a bounded reservoir of recent labelled snapshots (seeded, so a replay
+        of the same labels gives the same model).
+
+        Returns the prequential prediction (0.5 for a model that has learned nothing).
+        """
         model = self._models[target]
+        y = 1 if y else 0
+        p = 0.5
         if self._learned[target]:
-            self._gates[target].update(predict(model, x), y)
+            p = predict(model, x)
+            self._gates[target].update(p, y)
         model.learn_one(x, bool(y))
         self._learned[target] += 1
+        reh = self.config.targets[target].rehearsal
+        if not reh.per_class:
+            return p
+        pools = self._replay[target]
+        rng = self._rng[target]
+        other = pools[1 - y]
+        if other:
+            for _ in range(reh.replays):
+                model.learn_one(other[rng.randrange(len(other))], bool(1 - y))
+        pool = pools[y]
+        if len(pool) < reh.per_class:
+            pool.append(x)
+        else:
+            pool[rng.randrange(reh.per_class)] = x
+        return p
 
     def version(self, target: str) -> str:
         """``<learner>@<labels learned>``: changes with every label the model learns."""
@@ -76,6 +109,10 @@ class ModelRegistry:
 
     def gate(self, target: str) -> GateState:
         return self._gates[target].state(target, self.version(target), self._learned[target])
+
+    def is_open(self, target: str) -> bool:
+        """Whether ``target``'s model passes its release gate now."""
+        return self._gates[target].is_open
 
     def source(self, target: str) -> str:
         """The model version when its gate is open, else ``"rules"``."""
@@ -94,6 +131,8 @@ class ModelRegistry:
             "learned": self._learned[target],
             "model": self._models[target],
             "gate": self._gates[target].pairs(),
+            "replay": self._replay[target],
+            "rng": self._rng[target].getstate(),
         }, protocol=pickle.HIGHEST_PROTOCOL)
 
     def load(self, target: str, blob: bytes) -> None:
@@ -110,3 +149,6 @@ class ModelRegistry:
         self._learner[target] = doc["learner"]
         self._learned[target] = int(doc["learned"])
         self._gates[target].load_pairs(doc["gate"])
+        self._replay[target] = doc.get("replay") or [[], []]
+        if "rng" in doc:
+            self._rng[target].setstate(doc["rng"])

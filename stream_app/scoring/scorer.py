@@ -234,6 +234,7 @@ class Scorer:
                 step.checkpoints.append({
                     "user_id": uid, "target": t, "group": group, "ts": ts, "score": p,
                     "rules_score": rules, "source": src, "y": y, "label_ts": event.ts,
+                    "x": x,
                 })
                 if "checkpoints" in self.learn_from and p is not None:
                     step.training.append(TrainingExample(t, x, y, ts, uid))

@@ -1,0 +1,1 @@
+"""OULAD real-data evaluation: converter to the event format, batch baseline, report."""

@@ -1,0 +1,106 @@
+"""Classification metrics for evaluation: ROC-AUC, PR-AUC, log loss, calibration, P/R.
+
+Example:
+    >>> p = [0.9, 0.8, 0.3, 0.2, 0.6]
+    >>> y = [1, 1, 0, 0, 0]
+    >>> roc_auc(p, y), round(pr_auc(p, y), 3)
+    (1.0, 1.0)
+    >>> m = summarize(p, y, threshold=0.5)
+    >>> m["precision"], m["recall"], m["n"], m["positives"]
+    (0.6667, 1.0, 5, 2)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+__all__ = ["calibration", "log_loss", "pr_auc", "roc_auc", "summarize"]
+
+
+def roc_auc(p: Any, y: Any) -> float | None:
+    """Area under the ROC curve (ties count one half); None when one class is missing."""
+    p = np.asarray(p, dtype=float)
+    y = np.asarray(y, dtype=int)
+    n_pos = int(y.sum())
+    n_neg = len(y) - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return None
+    order = np.argsort(p, kind="mergesort")
+    ranks = np.empty(len(p), dtype=float)
+    sp = p[order]
+    # average ranks of ties
+    i = 0
+    r = np.arange(1, len(p) + 1, dtype=float)
+    _, start, counts = np.unique(sp, return_index=True, return_counts=True)
+    for s, c in zip(start, counts, strict=True):
+        if c > 1:
+            r[s:s + c] = r[s:s + c].mean()
+        i += c
+    ranks[order] = r
+    return float((ranks[y == 1].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def pr_auc(p: Any, y: Any) -> float | None:
+    """Average precision (area under the precision-recall curve, step-wise)."""
+    p = np.asarray(p, dtype=float)
+    y = np.asarray(y, dtype=int)
+    n_pos = int(y.sum())
+    if n_pos == 0:
+        return None
+    order = np.argsort(-p, kind="mergesort")
+    ys = y[order]
+    tp = np.cumsum(ys)
+    precision = tp / np.arange(1, len(ys) + 1)
+    return float((precision * ys).sum() / n_pos)
+
+
+def log_loss(p: Any, y: Any, eps: float = 1e-7) -> float | None:
+    p = np.clip(np.asarray(p, dtype=float), eps, 1 - eps)
+    y = np.asarray(y, dtype=int)
+    if len(y) == 0:
+        return None
+    return float(-(y * np.log(p) + (1 - y) * np.log(1 - p)).mean())
+
+
+def calibration(p: Any, y: Any, bins: int = 10) -> list[dict[str, Any]]:
+    """Per probability bin: count, mean predicted probability, observed positive rate."""
+    p = np.asarray(p, dtype=float)
+    y = np.asarray(y, dtype=int)
+    idx = np.minimum((p * bins).astype(int), bins - 1)
+    out = []
+    for b in range(bins):
+        m = idx == b
+        n = int(m.sum())
+        if n:
+            out.append({"bin": f"{b / bins:.1f}-{(b + 1) / bins:.1f}", "n": n,
+                        "mean_score": round(float(p[m].mean()), 4),
+                        "positive_rate": round(float(y[m].mean()), 4)})
+    return out
+
+
+def _r(v: float | None) -> float | None:
+    return None if v is None else round(v, 4)
+
+
+def summarize(p: Any, y: Any, threshold: float) -> dict[str, Any]:
+    """All metrics of predictions ``p`` against labels ``y`` (alert threshold ``threshold``)."""
+    p = np.asarray(p, dtype=float)
+    y = np.asarray(y, dtype=int)
+    hit = p >= threshold
+    tp = int((hit & (y == 1)).sum())
+    fp = int((hit & (y == 0)).sum())
+    fn = int((~hit & (y == 1)).sum())
+    return {
+        "n": len(y),
+        "positives": int(y.sum()),
+        "roc_auc": _r(roc_auc(p, y)),
+        "pr_auc": _r(pr_auc(p, y)),
+        "log_loss": _r(log_loss(p, y)),
+        "brier": _r(float(((p - y) ** 2).mean())) if len(y) else None,
+        "threshold": threshold,
+        "precision": _r(tp / (tp + fp)) if tp + fp else 0.0,
+        "recall": _r(tp / (tp + fn)) if tp + fn else 0.0,
+        "calibration": calibration(p, y),
+    }
