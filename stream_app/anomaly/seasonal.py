@@ -1,0 +1,159 @@
+"""A robust seasonal baseline: level + time-of-day profile per day class.
+
+``expected(t) = level + season[day_class(t)][slot_of_day(t)]`` on the stabilised scale, with
+day classes weekday / weekend (``week_classes=2``), every weekday (7) or none (1). Every
+point first gets a z-score ``(y - expected) / sqrt(var + extra_var)``, then the residual,
+clipped to ``clip`` standard deviations (an anomaly teaches the baseline little), updates the
+parts. A profile slot is the running mean of ``y - level`` until it has seen
+``season_halflife`` days of points, then an exponential average; a slot of a day class not
+seen yet borrows the slot of another class. ``extra_var`` is the variance beyond sampling
+noise (over-dispersion): during the warm-up the spread within slots, then an exponential
+average of squared clipped residuals. During the warm-up (``warmup_periods`` days, verdicts
+are ``warming``) the level is held at 0 and each slot is the running mean of ``y``; at its
+end the mean of the slots becomes the level.
+
+Example:
+    >>> import math, random
+    >>> rng, det = random.Random(1), SeasonalDetector(step_ms=60_000)
+    >>> def y(t): return 6 + 2 * math.sin(2 * math.pi * t / 86_400_000) + rng.gauss(0, 1)
+    >>> for t in range(0, 3 * 86_400_000, 60_000): v = det.update(t, y(t), 1.0)
+    >>> v.warming, abs(v.z) < 4
+    (False, True)
+    >>> det.update(3 * 86_400_000, 0.0, 1.0).z < -4   # the series collapses
+    True
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from stream_app.anomaly.base import Verdict
+
+DAY_MS = 86_400_000
+
+
+class SeasonalDetector:
+    """Parameters:
+        step_ms: spacing of the series (window size).
+        slot_ms: width of a time-of-day profile slot (default: 10 minutes or ``step_ms``).
+        week_classes: 1 (every day alike), 2 (weekday / weekend) or 7 (each weekday).
+        level_halflife: points for the level to move half-way to a new value.
+        season_halflife: days for a profile slot to move half-way.
+        var_halflife: points for the extra variance to move half-way.
+        clip: residuals are clipped to this many standard deviations before learning.
+        warmup_periods: days before verdicts count (``warming`` is True until then).
+        tz_offset_ms: offset of the business day (UTC+8 by default).
+    """
+
+    def __init__(self, step_ms: int, slot_ms: int | None = None, week_classes: int = 2,
+                 level_halflife: float = 60.0, season_halflife: float = 3.0,
+                 var_halflife: float = 720.0, clip: float = 3.0, warmup_periods: float = 1.0,
+                 tz_offset_ms: int = 8 * 3_600_000) -> None:
+        if week_classes not in (1, 2, 7):
+            raise ValueError("week_classes must be 1, 2 or 7")
+        self.step_ms = step_ms
+        self.slot_ms = slot_ms or max(step_ms, 600_000)
+        self.week_classes = week_classes
+        self.level_halflife = level_halflife
+        self.season_halflife = season_halflife
+        self.var_halflife = var_halflife
+        self.clip = clip
+        self.warmup_periods = warmup_periods
+        self.tz_offset_ms = tz_offset_ms
+        self._n_slots = max(1, DAY_MS // self.slot_ms)
+        pts_per_slot_day = max(1.0, self.slot_ms / step_ms)
+        self._a_level = _rate(level_halflife)
+        self._g_season = _rate(season_halflife * pts_per_slot_day)
+        self._mean_until = int(season_halflife * pts_per_slot_day)
+        self._b_var = _rate(var_halflife)
+        self._warmup_points = max(1, int(warmup_periods * DAY_MS / step_ms))
+        self._level: float | None = None
+        self._season = [[0.0] * self._n_slots for _ in range(week_classes)]
+        self._seen = [[0] * self._n_slots for _ in range(week_classes)]
+        self._extra_var = 0.0
+        self._var_n = 0
+        self._n = 0
+
+    def _index(self, ts_ms: int) -> tuple[int, int]:
+        local = ts_ms + self.tz_offset_ms
+        slot = (local % DAY_MS) // self.slot_ms % self._n_slots
+        weekday = (local // DAY_MS + 3) % 7  # 0 = Monday
+        cls = {1: 0, 2: int(weekday >= 5), 7: weekday}[self.week_classes]
+        return cls, slot
+
+    def _profile(self, cls: int, slot: int) -> float:
+        if self._seen[cls][slot] or self.week_classes == 1:
+            return self._season[cls][slot]
+        seen = [c for c in range(self.week_classes) if self._seen[c][slot]]
+        return sum(self._season[c][slot] for c in seen) / len(seen) if seen else 0.0
+
+    def expected(self, ts_ms: int) -> float:
+        return (self._level or 0.0) + self._profile(*self._index(ts_ms))
+
+    def update(self, ts_ms: int, y: float, var: float) -> Verdict:
+        cls, slot = self._index(ts_ms)
+        exp = self.expected(ts_ms)
+        sd = math.sqrt(var + max(0.0, self._extra_var) + 1e-9)
+        r = y - exp
+        z = r / sd
+        warming = self._level is None
+        c = self.clip * sd
+        rc = max(-c, min(c, r))
+        seen = self._seen[cls][slot]
+        if warming:
+            # level stays 0: each slot is the running mean of y, the spread around it
+            # estimates the extra variance; the mean level is split off when warm-up ends
+            if seen:
+                self._var_n += 1
+                spread = r * r * seen / (seen + 1) - var
+                self._extra_var += (spread - self._extra_var) / self._var_n
+                self._season[cls][slot] += r / (seen + 1)
+            else:
+                self._season[cls][slot] = y
+            self._seen[cls][slot] = seen + 1
+            self._n += 1
+            if self._n >= self._warmup_points:
+                self._end_warmup()
+            return Verdict(z, exp, sd, True)
+        self._level += self._a_level * rc
+        if seen == 0:
+            self._season[cls][slot] = exp + rc - self._level
+        elif seen < self._mean_until:
+            self._season[cls][slot] += (exp + rc - self._level
+                                        - self._season[cls][slot]) / (seen + 1)
+        else:
+            self._season[cls][slot] += self._g_season * rc * (1.0 - self._a_level)
+        self._seen[cls][slot] = seen + 1
+        self._extra_var += self._b_var * ((rc * rc - var) - self._extra_var)
+        self._n += 1
+        return Verdict(z, exp, sd, warming)
+
+    def _end_warmup(self) -> None:
+        vals = [v for c in range(self.week_classes) for v, n in
+                zip(self._season[c], self._seen[c], strict=True) if n]
+        self._level = sum(vals) / len(vals) if vals else 0.0
+        for c in range(self.week_classes):
+            self._season[c] = [v - self._level if n else 0.0
+                               for v, n in zip(self._season[c], self._seen[c], strict=True)]
+
+    # ---- state ----
+    def to_dict(self) -> dict[str, Any]:
+        return {"level": self._level, "season": self._season, "seen": self._seen,
+                "extra_var": self._extra_var, "n": self._n, "var_n": self._var_n}
+
+    def load(self, state: dict[str, Any]) -> SeasonalDetector:
+        if len(state["season"]) != self.week_classes:
+            return self  # configuration changed: start learning again
+        self._level = state["level"]
+        self._season = [list(s) for s in state["season"]]
+        self._seen = [list(s) for s in state["seen"]]
+        self._extra_var = float(state["extra_var"])
+        self._n = int(state["n"])
+        self._var_n = int(state.get("var_n", 0))
+        return self
+
+
+def _rate(halflife: float) -> float:
+    """Smoothing factor whose weight halves after ``halflife`` updates."""
+    return 1.0 - 0.5 ** (1.0 / max(halflife, 1e-9))
