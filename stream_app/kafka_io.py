@@ -30,7 +30,7 @@ def producer_config(bootstrap: str, **overrides: Any) -> dict[str, Any]:
         "message.send.max.retries": 2147483647,
         "retry.backoff.ms": 200,
         "delivery.timeout.ms": 300000,
-        "log_level": 3,
+        "log_level": 2,
     }
     cfg.update(overrides)
     return cfg
@@ -64,7 +64,7 @@ def make_consumer(bootstrap: str, topics: Iterable[str], group: str | None = Non
         "auto.offset.reset": "earliest" if from_beginning else "latest",
         "enable.auto.commit": False,
         "fetch.wait.max.ms": 50,
-        "log_level": 3,
+        "log_level": 2,
     }
     cfg.update(overrides)
     c = Consumer(cfg)
@@ -78,7 +78,7 @@ def read_assigned(bootstrap: str, topic: str, partitions: int,
     from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, TopicPartition  # noqa
 
     cfg = {"bootstrap.servers": bootstrap, "group.id": f"reader-{uuid.uuid4().hex[:8]}",
-           "enable.auto.commit": False, "fetch.wait.max.ms": 50, "log_level": 3}
+           "enable.auto.commit": False, "fetch.wait.max.ms": 50, "log_level": 2}
     cfg.update(overrides)
     c = Consumer(cfg)
     off = OFFSET_BEGINNING if from_beginning else OFFSET_END

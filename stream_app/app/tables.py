@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import faust
+
 from stream_app.app.main import app, settings
 
 #: user_id -> the user's state (tag engine state; scoring state under "sc")
 users = app.Table(
     "users",
     default=None,
-    key_type=str,
     partitions=settings.partitions,
-    key_serializer="utf8",
-    value_serializer="orjson",
+    schema=faust.Schema(key_serializer="utf8", value_serializer="orjson"),
+    extra_topic_configs={"retention.ms": "-1", "retention.bytes": "-1"},
     help="per-user state: daily counts, last seen, channel, profile, tags",
 )

@@ -41,7 +41,7 @@ def test_garbage_and_schema_violations_go_to_dlq(stack, harness):
     harness.send("study", orjson.dumps({"event_id": "x", "user_id": marker, "ts": 5,
                                         "type": "lesson_missed"}), key=marker)
     harness.send("order", orjson.dumps({"event_id": "y", "user_id": marker,
-                                        "ts": "yesterday", "type": "order_paid"}), key=marker)
+                                        "ts": "not-a-date-at-all", "type": "order_paid"}), key=marker)
     harness.send("click", orjson.dumps({"event_id": "z", "ts": T0, "type": "page_view"}),
                  key=marker)
     harness.send("click", orjson.dumps({"event_id": "w", "user_id": marker, "ts": T0,
