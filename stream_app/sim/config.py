@@ -229,6 +229,12 @@ class SimConfig(_Model):
             raise ValueError("at least one channel needs share > 0")
         return v
 
+    @classmethod
+    def load(cls, path: Path | str | None = None, overrides: dict[str, Any] | None = None,
+             **top: Any) -> SimConfig:
+        """``load_sim_config`` with top-level overrides as keywords (``users=2000``)."""
+        return load_sim_config(path, {**top, **(overrides or {})})
+
     def with_overrides(self, overrides: dict[str, Any]) -> SimConfig:
         """A copy with dotted-path ``overrides`` applied (validated again)."""
         return _build(self.model_dump(mode="python"), overrides, "overrides")

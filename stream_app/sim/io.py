@@ -71,7 +71,7 @@ def write_json(doc: Any, path: Path | str) -> None:
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     with _open(p, "wb") as fh:
-        fh.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS))
+        fh.write(orjson.dumps(doc, option=orjson.OPT_NON_STR_KEYS))
 
 
 def read_json(path: Path | str) -> Any:

@@ -40,6 +40,7 @@ from stream_app.sim.rhythm import DAY_MS, HOUR_MS, MINUTE_MS, Rhythm
 
 Item = tuple[int, int, str, str, dict[str, Any], str | None]
 _NEVER = 1 << 62
+_MEDIUM = {"referral": "referral", "offline": "offline", "wechat_oa": "social"}
 
 
 class _Picker:
@@ -192,7 +193,8 @@ class Behaviour:
         ch, cat = u.channel, u.category
         t = u.arrival_ts
         push(pend, t, "click", "ad_landing",
-             {"channel": ch, "campaign": u.campaign, "utm_source": ch, "utm_medium": "cpc",
+             {"channel": ch, "campaign": u.campaign, "utm_source": ch,
+              "utm_medium": _MEDIUM.get(ch, "cpc"),
               "landing_page": f"/lp/{cat}"})
         t += 5_000 + int(r() * 40_000)
         push(pend, t, "click", "page_view", {"channel": ch, "page": f"/course/{cat}"})
@@ -245,7 +247,7 @@ class Behaviour:
         act = lead.active_base * (0.3 + 1.4 * u.intent)
         for d in range(lead.window_days + 1):
             ds = d0 + d * DAY_MS
-            if ds > u.del_ts:
+            if ds + DAY_MS > u.del_ts:
                 return -1
             if d == 0:
                 sessions = [t_reg + 20_000 + int(r() * 120_000)]
@@ -275,8 +277,9 @@ class Behaviour:
                 self._order(u, pend, order_ts)
                 yield from _drain(pend, ds + DAY_MS)
                 return order_ts
+            if d == lead.window_days:
+                self._label(pend, deadline, "convert", 0, "lab_conv")
             yield from _drain(pend, ds + DAY_MS)
-        self._label(pend, deadline, "convert", 0, "lab_conv")
         return None
 
     def _session(self, u: Learner, pend: list[Item], st: int) -> int | None:
@@ -397,7 +400,7 @@ class Behaviour:
             if t >= end:
                 break
             ds = max(rh.day_start(t), last + DAY_MS)
-            if ds > u.del_ts:
+            if ds + DAY_MS > u.del_ts:
                 return
             st = rh.time_in_day(r, ds)
             self._push(pend, st, "click", "page_view", {"channel": u.channel, "page": "/home"})
@@ -437,7 +440,7 @@ class Behaviour:
         last_day = rh.day_start(lessons[-1])
         engage = 1.0 - 0.5 * u.dropout
         while ds <= last_day:
-            if ds > u.del_ts:
+            if ds + DAY_MS > u.del_ts:
                 return
             lt = lessons[lesson_no] if lesson_no < len(lessons) else _NEVER
             if ds <= lt < ds + DAY_MS:
@@ -466,21 +469,31 @@ class Behaviour:
                               "currency": "CNY", "category": cat, "reason": "withdrawal"},
                              "refund")
                     return
-            elif not dropped and r() < st.extra_video * engage:
+            elif lesson_no and not dropped and r() < st.extra_video * engage:
                 self._video(pend, rh.time_in_day(r, ds),
                             {"course_id": cid, "category": cat, "lesson_no": max(1, lesson_no)},
                             engage)
-            if (not dropped or r() < 0.1) and r() < st.check_in * engage:
+            if lesson_no and (not dropped or r() < 0.1) and r() < st.check_in * engage:
                 push(pend, rh.time_in_day(r, ds), "study", "check_in",
                      {"course_id": cid, "streak_day": lesson_no})
+            if lesson_no == len(lessons):  # the end of the course, before the day is let out
+                self._course_end(u, pend, lessons[-1], len(lessons), dropped)
+                yield from _drain(pend, ds + DAY_MS)
+                return
             yield from _drain(pend, ds + DAY_MS)
             ds += DAY_MS
-        end = lessons[-1] + st.lesson_minutes * MINUTE_MS
+
+    def _course_end(self, u: Learner, pend: list[Item], last: int, n: int,
+                    dropped: bool) -> None:
+        """Completion (or not) after the last lesson, the at-risk truth, maybe a renewal."""
+        r, st, push = self.r, self.cfg.study, self._push
+        cat, ct, cid = u.category, u.class_type, f"{u.category}-101"
+        end = last + st.lesson_minutes * MINUTE_MS
         if dropped:
             self._label(pend, end + HOUR_MS, "at_risk", 1, "lab_risk")
             return
         push(pend, end, "study", "course_completed",
-             {"course_id": cid, "category": cat, "lessons": len(lessons)}, "done")
+             {"course_id": cid, "category": cat, "lessons": n}, "done")
         self._label(pend, end + HOUR_MS, "at_risk", 0, "lab_risk")
         if r() < self.cfg.referral.completion_share:
             self._share(pend, u, end + 2 * HOUR_MS, f"/certificate/{cat}")
