@@ -22,13 +22,25 @@ run: install  ## run everything embedded: broker, Redis, worker, simulator, live
 	$(BIN)/stream-app dev
 
 test: install  ## the whole test suite (unit + integration on a real broker and Redis)
-	$(BIN)/python -m pytest tests stream_app -q
+	$(BIN)/python -m pytest tests stream_app --ignore=tests/faults -q
 
 test-unit: install  ## unit tests and doctests only (no broker)
 	$(BIN)/python -m pytest tests/unit stream_app -q
 
 test-integration: install  ## integration tests only
 	$(BIN)/python -m pytest tests/integration -q
+
+test-faults: install  ## fault injection: kill -9, rebalance, broker stall, Redis outage, fuzz
+	$(BIN)/python -m pytest tests/faults -q
+
+bench: install  ## full benchmark run (results in bench/results/, table in bench/RESULTS.md)
+	$(BIN)/python -m bench.run
+
+bench-quick: install  ## a few-minute benchmark run
+	$(BIN)/python -m bench.run --quick
+
+eval-oulad: install  ## at-risk scoring on real OULAD data vs a batch LightGBM baseline
+	$(BIN)/stream-app oulad eval --out eval/oulad
 
 lint: install  ## ruff
 	$(BIN)/ruff check stream_app tests
