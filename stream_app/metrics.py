@@ -81,7 +81,8 @@ __all__ = [
     "LATE_EVENTS", "METRIC_ANOMALY", "MODEL_GATE_OPEN", "MODEL_INFO", "MODEL_QUALITY", "OTHER",
     "READY", "REDIS_BUFFERED", "REDIS_ERRORS", "REDIS_WRITE_LATENCY", "TABLE_USERS",
     "TAG_CHANGES", "WORKER_INFO", "LabelPolicy", "METRIC_NAMES", "asgi_app", "biz_event",
-    "channel_label", "label_policy", "observe_e2e", "render", "set_anomaly", "set_label_policy",
+    "channel_label", "label_policy", "observe_e2e", "publish_observation", "publish_point",
+    "render", "set_anomaly", "set_label_policy",
     "set_model", "set_ready", "set_worker_info", "start_metrics_server", "step_label",
     "tenant_label",
 ]
@@ -295,6 +296,36 @@ def set_anomaly(metric: str, tenant: str | None, channel: str | None, window: st
 
 
 _model_versions: dict[tuple[str, str], bool] = {}
+
+
+def publish_point(point: Any) -> None:
+    """Set ``stream_app_biz_rate`` from a closed rate point (a ``business.SeriesPoint``);
+    other kinds are counted by :func:`biz_event` as events arrive.
+
+    >>> from stream_app.business import SeriesPoint
+    >>> publish_point(SeriesPoint("attendance", "default", "all", "1h", 0, 1, 9, 10, "rate"))
+    >>> g = BIZ_RATE.labels(tenant="default", channel="all", rate="attendance", window="1h")
+    >>> g._value.get()
+    0.9
+    """
+    if point.kind == "rate" and point.den > 0:
+        BIZ_RATE.labels(tenant=tenant_label(point.tenant), channel=_channel_or_all(point.channel),
+                        rate=point.metric, window=point.window).set(point.value)
+
+
+def publish_observation(obs: Any) -> None:
+    """Set the anomaly gauges from an ``anomaly.Observation``; count alarms that open."""
+    p = obs.point
+    lbl = {"metric": p.metric, "tenant": tenant_label(p.tenant),
+           "channel": _channel_or_all(p.channel), "window": p.window}
+    METRIC_ANOMALY.labels(**lbl).set(1.0 if obs.anomalous else 0.0)
+    ANOMALY_SCORE.labels(**lbl).set(obs.z)
+    if getattr(obs, "change", None) == "open":
+        ALERTS.labels(kind="metric_anomaly").inc()
+
+
+def _channel_or_all(channel: str) -> str:
+    return channel if channel == "all" else channel_label(channel)
 
 
 def set_model(target: str, version: str, quality: dict[str, float], gate_open: bool) -> None:
