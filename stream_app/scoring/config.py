@@ -53,6 +53,7 @@ class GateConfig:
     min_labels: int = 60
     min_precision: float = 0.5
     min_recall: float = 0.3
+    hysteresis: float = 0.03
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,7 @@ class RehearsalConfig:
 
     per_class: int = 200      # reservoir size per class (0 disables rehearsal)
     replays: int = 1          # other-class examples learned after each label
+    extra: int = 0            # further examples of either class (experience replay)
     seed: int = 7
 
 

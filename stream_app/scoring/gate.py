@@ -1,12 +1,16 @@
 """The release gate: a model drives tags and alerts only while its prequential precision and
 recall at the alert threshold, over the last N labels, pass the configured bars.
 
+It opens when both pass (with at least ``min_labels`` labels in the window) and closes when
+either falls more than ``hysteresis`` below its bar, so that it does not flap at the edge.
+
 Every label is first scored by the current model (before the model learns from it), so the
 window holds honest out-of-sample predictions.
 
 Example:
     >>> from stream_app.scoring.config import GateConfig
-    >>> g = Gate(GateConfig(window=10, min_labels=4, min_precision=0.6, min_recall=0.5), 0.5)
+    >>> g = Gate(GateConfig(window=10, min_labels=4, min_precision=0.6, min_recall=0.5,
+    ...                     hysteresis=0.05), 0.5)
     >>> for p, y in [(0.9, 1), (0.8, 1), (0.1, 0), (0.2, 0)]:
     ...     g.update(p, y)
     >>> g.is_open, g.precision, g.recall
@@ -57,6 +61,7 @@ class Gate:
         self.threshold = threshold
         self._window: deque[tuple[float, int]] = deque(maxlen=config.window)
         self._tp = self._fp = self._fn = self._pos = 0
+        self._open = False
 
     def _count(self, p: float, y: int, sign: int) -> None:
         hit = p >= self.threshold
@@ -77,6 +82,16 @@ class Gate:
             self._count(old_p, old_y, -1)
         self._window.append((p, y))
         self._count(p, y, 1)
+        self._open = self._decide()
+
+    def _decide(self) -> bool:
+        c = self.config
+        if self.n < c.min_labels:
+            return False
+        if self._open:   # hysteresis: close only clearly below the bars
+            h = c.hysteresis
+            return self.precision >= c.min_precision - h and self.recall >= c.min_recall - h
+        return self.precision >= c.min_precision and self.recall >= c.min_recall
 
     @property
     def n(self) -> int:
@@ -94,18 +109,20 @@ class Gate:
 
     @property
     def is_open(self) -> bool:
-        c = self.config
-        return (self.n >= c.min_labels and self.precision >= c.min_precision
-                and self.recall >= c.min_recall)
+        return self._open
 
     def pairs(self) -> list[tuple[float, int]]:
         return list(self._window)
 
-    def load_pairs(self, pairs: list[tuple[float, int]]) -> None:
+    def load_pairs(self, pairs: list[tuple[float, int]], is_open: bool | None = None) -> None:
+        """Restore the window (and the open flag, when known) from a snapshot."""
         self._window.clear()
         self._tp = self._fp = self._fn = self._pos = 0
+        self._open = False
         for p, y in pairs:
             self.update(p, y)
+        if is_open is not None:
+            self._open = is_open
 
     def state(self, target: str, version: str, learned: int) -> GateState:
         c = self.config

@@ -96,6 +96,10 @@ class ModelRegistry:
         if other:
             for _ in range(reh.replays):
                 model.learn_one(other[rng.randrange(len(other))], bool(1 - y))
+        for _ in range(reh.extra):
+            cls = rng.randrange(2)
+            if pools[cls]:
+                model.learn_one(pools[cls][rng.randrange(len(pools[cls]))], bool(cls))
         pool = pools[y]
         if len(pool) < reh.per_class:
             pool.append(x)
@@ -131,6 +135,7 @@ class ModelRegistry:
             "learned": self._learned[target],
             "model": self._models[target],
             "gate": self._gates[target].pairs(),
+            "gate_open": self._gates[target].is_open,
             "replay": self._replay[target],
             "rng": self._rng[target].getstate(),
         }, protocol=pickle.HIGHEST_PROTOCOL)
@@ -148,7 +153,7 @@ class ModelRegistry:
         self._models[target] = doc["model"]
         self._learner[target] = doc["learner"]
         self._learned[target] = int(doc["learned"])
-        self._gates[target].load_pairs(doc["gate"])
+        self._gates[target].load_pairs(doc["gate"], doc.get("gate_open"))
         self._replay[target] = doc.get("replay") or [[], []]
         if "rng" in doc:
             self._rng[target].setstate(doc["rng"])

@@ -223,6 +223,11 @@ class Scorer:
     def _outcome(self, st: dict[str, Any], event: Event, target: str, y: int, trigger_ts: int,
                  step: ScoreStep) -> None:
         uid = event.user_id
+        seen = st.setdefault("yo", {})
+        prev = seen.get(target)
+        if prev is not None and prev[1] == y and 0 <= event.ts - prev[0] < DAY_MS:
+            return   # the same truth again (e.g. a CRM outcome right after its order_paid)
+        seen[target] = [event.ts, y]
         cps = st.get("cp")
         if cps:
             keep = []
