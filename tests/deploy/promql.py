@@ -17,7 +17,7 @@ RULE_FILES = sorted((PROM_DIR / "rules").glob("*.yml"))
 PROMTOOL = shutil.which("promtool")
 NO_PROMTOOL = "promtool is not installed (apt-get install -y prometheus); CI installs it"
 
-_RAW = re.compile(r"\bstream_app_[a-z0-9_]+\b")
+_RAW = re.compile(r"(?<![:\w])stream_app_[a-z0-9_]+(?![:\w])")
 _RECORDED = re.compile(r"\b[a-z_]+:[a-z0-9_]+(?::[a-z0-9_]+)*\b")
 _FUNCS = {"sum", "by", "rate", "increase", "max", "min", "avg", "on", "and", "or"}
 
