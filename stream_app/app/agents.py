@@ -20,11 +20,13 @@ from stream_app.app.runtime import Runtime
 from stream_app.app.tables import users
 from stream_app.app.topics import (
     TICKS,
+    alert_topics,
     contract,
     dlq_topic,
     input_topic,
     source_topic,
     tags_topic,
+    training_topic,
 )
 from stream_app.dlq import dead_letter
 from stream_app.errors import EventError
@@ -41,6 +43,39 @@ async def send_dlq(msg: Any, reason: str, detail: str) -> None:
     rec = dead_letter(msg.value, reason, detail, msg.topic, msg.partition, msg.offset,
                       key=msg.key)
     await dlq_topic.send(key=msg.topic, value=rec)
+
+
+async def publish_scoring(user_id: str, tenant: str, step: Any,
+                          broker_ts: float | None) -> None:
+    """Send alerts and training pairs of one scoring step; queue score fields for Redis."""
+    for alert in step.alerts:
+        await alert_topics[alert["kind"]].send(key=user_id, value=alert)
+        metrics.ALERTS.labels(kind=alert["kind"]).inc()
+        if broker_ts:
+            metrics.observe_e2e("alert", int(broker_ts * 1000))
+    for ex in step.training:
+        await training_topic.send(key=ex.target, value={
+            "target": ex.target, "x": ex.x, "y": ex.y, "ts": ex.ts, "user_id": user_id})
+    if step.scores:
+        fields: dict[str, Any] = {}
+        for target, score in step.scores.items():
+            fields[f"score:{target}"] = round(score, 4)
+            fields[f"layer:{target}"] = step.layers.get(target)
+            fields[f"source:{target}"] = step.source.get(target)
+        runtime.projection.set_fields(tenant, user_id, fields)
+
+
+def score_event(state: dict[str, Any], ev: Event, result: Any) -> Any:
+    """Run the scorer on ``ev``; fold score-driven tag changes into ``result``."""
+    step = runtime.scorer.on_event(state.get("sc"), ev, rule_tags=state.get("tags"))
+    state["sc"] = step.sc_state
+    if step.scores:
+        rounded = {t: round(v, 2) for t, v in step.scores.items()}
+        if rounded != state.get("scores"):
+            extra = runtime.engine.on_scores(state, rounded, ev.ts)
+            result.changes.extend(extra.changes)
+            result.why.update(extra.why)
+    return step
 
 
 async def publish(user_id: str, result: Any, broker_ts: float | None) -> None:
@@ -101,6 +136,9 @@ async def handle_event(msg: Any, stream: str) -> None:
     if result.duplicate:
         metrics.DUPLICATES.labels(stream=stream).inc()
         return
+    if result.state is not None:
+        step = score_event(result.state, ev, result)
+        await publish_scoring(ev.user_id, ev.tenant, step, msg.timestamp)
     await publish(ev.user_id, result, msg.timestamp)
     if result.state is None:
         users.pop(ev.user_id, None)

@@ -29,6 +29,7 @@ app = faust.App(
     broker_commit_interval=1.0,
     stream_buffer_maxsize=8192,
     producer_linger_ms=5,
+    producer_max_request_size=16 * 1024 * 1024,
     key_serializer="utf8",
     value_serializer="raw",
     autodiscover=False,
@@ -36,4 +37,4 @@ app = faust.App(
 )
 
 # register agents, timers and web pages (imports for their side effects)
-from stream_app.app import agents, sweep, web  # noqa: E402,F401
+from stream_app.app import agents, broadcast, sweep, training, web  # noqa: E402,F401

@@ -15,6 +15,9 @@ from stream_app.clock import HybridClock
 from stream_app.config import Settings
 from stream_app.rules.engine import TagEngine
 from stream_app.rules.loader import load_ruleset
+from stream_app.scoring.config import ScoringConfig, load_scoring_config
+from stream_app.scoring.registry import ModelRegistry
+from stream_app.scoring.scorer import Scorer
 from stream_app.serving.projection import RedisProjection
 
 
@@ -44,11 +47,14 @@ def build_engine(settings: Settings, ruleset: Any | None = None) -> TagEngine:
 
 @dataclass
 class Runtime:
-    """The worker's engine, clock, projection and counters."""
+    """The worker's engine, scorer, clock, projection and counters."""
 
     settings: Settings
     engine: TagEngine
     projection: RedisProjection
+    scoring_config: ScoringConfig
+    registry: ModelRegistry
+    scorer: Scorer
     clock: HybridClock = field(default_factory=HybridClock)
     started: float = field(default_factory=time.time)
     processed: int = 0
@@ -56,6 +62,10 @@ class Runtime:
 
     @classmethod
     def create(cls, settings: Settings) -> Runtime:
+        scoring_config = load_scoring_config()
+        registry = ModelRegistry(scoring_config)
         return cls(settings=settings, engine=build_engine(settings),
                    projection=RedisProjection(settings.redis_url, settings.redis_flush_ms,
-                                              metrics=ProjectionMetrics()))
+                                              metrics=ProjectionMetrics()),
+                   scoring_config=scoring_config, registry=registry,
+                   scorer=Scorer(scoring_config, registry))

@@ -17,6 +17,11 @@ dlq_topic = app.topic("events.dlq", key_serializer="utf8", value_serializer="orj
 ticks_topic = app.topic(TICKS, key_serializer="utf8", value_serializer="raw")
 hot_lead_topic = app.topic("alerts.hot_lead", key_serializer="utf8", value_serializer="orjson")
 at_risk_topic = app.topic("alerts.at_risk", key_serializer="utf8", value_serializer="orjson")
+alert_topics = {"hot_lead": hot_lead_topic, "at_risk": at_risk_topic}
+training_topic = app.topic("scoring.training", key_serializer="utf8", value_serializer="orjson",
+                           partitions=1)
+snapshots_topic = app.topic("models.snapshots", key_serializer="utf8", value_serializer="raw",
+                            partitions=1)
 anomaly_topic = app.topic("alerts.metric_anomaly", key_serializer="utf8",
                           value_serializer="orjson")
 

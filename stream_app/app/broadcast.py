@@ -1,0 +1,80 @@
+"""Broadcast topics every worker reads in full: model snapshots and rule versions.
+
+A consumer group would give each record to one worker only; these topics must reach every
+worker, so a background thread reads them by assignment (no group) from the beginning and
+hands the records to the event loop, which applies them between events (no locking of the
+engine or the models needed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+from typing import Any
+
+from stream_app import metrics
+from stream_app.app.agents import runtime
+from stream_app.app.main import app, settings
+from stream_app.kafka_io import read_assigned
+from stream_app.rules_bundle import compile_bundle, decode
+
+log = logging.getLogger(__name__)
+TOPICS = ("models.snapshots", "rules.versions")
+inbox: queue.Queue[tuple[str, str, bytes]] = queue.Queue(maxsize=1000)
+_stop = threading.Event()
+
+
+def _reader() -> None:
+    consumers = {t: read_assigned(settings.kafka_bootstrap, t, 1) for t in TOPICS}
+    try:
+        while not _stop.is_set():
+            for topic, c in consumers.items():
+                for msg in c.consume(num_messages=100, timeout=0.25):
+                    if msg.error() or msg.value() is None:
+                        continue
+                    key = (msg.key() or b"").decode("utf-8", "replace")
+                    inbox.put((topic, key, msg.value()))
+    finally:
+        for c in consumers.values():
+            c.close()
+
+
+def apply_record(topic: str, key: str, value: bytes) -> None:
+    """Apply one broadcast record to this worker's runtime."""
+    if topic == "models.snapshots":
+        runtime.registry.load(key, value)
+        gate = runtime.registry.gate(key)
+        metrics.set_model(key, runtime.registry.version(key), {
+            "precision": gate.precision, "recall": gate.recall}, gate.open)
+    elif topic == "rules.versions":
+        ruleset = compile_bundle(decode(value))
+        if ruleset.version != runtime.engine.ruleset.version:
+            runtime.engine.ruleset = ruleset
+            log.warning("rule set %s loaded (hot reload)", ruleset.version)
+
+
+@app.task
+async def broadcast_applier() -> None:
+    """Start the reader thread; apply what it reads inside the event loop."""
+    thread = threading.Thread(target=_reader, name="broadcast-reader", daemon=True)
+    thread.start()
+    try:
+        while True:
+            while True:
+                try:
+                    topic, key, value = inbox.get_nowait()
+                except queue.Empty:
+                    break
+                try:
+                    apply_record(topic, key, value)
+                except Exception as exc:  # noqa: BLE001 - a bad record must not stop the worker
+                    log.error("cannot apply %s record %r: %s", topic, key, exc)
+            await asyncio.sleep(0.5)
+    finally:
+        _stop.set()
+
+
+def pending() -> Any:
+    return inbox.qsize()

@@ -1,0 +1,50 @@
+"""The trainer: one agent (the single partition of ``scoring.training``) learns from the
+(snapshot, label) pairs the workers send and publishes model snapshots to the compacted
+``models.snapshots`` topic, which every worker loads (``broadcast.py``).
+
+The trainer's registry starts from the newest published snapshots, so a restarted or moved
+trainer continues where the last one stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from stream_app import metrics
+from stream_app.app.agents import runtime
+from stream_app.app.main import app
+from stream_app.app.topics import snapshots_topic, training_topic
+from stream_app.scoring.registry import ModelRegistry
+
+log = logging.getLogger(__name__)
+PUBLISH_EVERY = 200      # labels
+PUBLISH_WITHIN_S = 5.0   # seconds
+
+
+def trainer_registry() -> ModelRegistry:
+    """A learning registry seeded from the serving registry (the newest snapshots)."""
+    reg = ModelRegistry(runtime.scoring_config)
+    for target in reg.targets:
+        reg.load(target, runtime.registry.snapshot(target))
+    return reg
+
+
+@app.agent(training_topic, name="trainer")
+async def trainer(stream: Any) -> None:
+    reg: ModelRegistry | None = None
+    async for batch in stream.take(PUBLISH_EVERY, within=PUBLISH_WITHIN_S):
+        if reg is None:
+            reg = trainer_registry()
+        touched: set[str] = set()
+        for ex in batch:
+            try:
+                reg.learn(ex["target"], ex["x"], int(ex["y"]))
+                touched.add(ex["target"])
+            except Exception as exc:  # noqa: BLE001 - a bad pair must not stop learning
+                log.warning("training pair rejected: %s", exc)
+        for target in touched:
+            await snapshots_topic.send(key=target, value=reg.snapshot(target))
+            gate = reg.gate(target)
+            metrics.set_model(target, reg.version(target),
+                              {"precision": gate.precision, "recall": gate.recall}, gate.open)
