@@ -1,0 +1,112 @@
+"""Kubernetes manifests in deploy/k8s: complete, consistent with the app and the repository."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from stream_app.config import REPO_ROOT
+
+K8S = REPO_ROOT / "deploy" / "k8s"
+KUSTOMIZATION = yaml.safe_load((K8S / "kustomization.yaml").read_text())
+
+
+def _docs() -> list[dict]:
+    docs = []
+    for res in KUSTOMIZATION["resources"]:
+        docs += [d for d in yaml.safe_load_all((K8S / res).read_text()) if d]
+    return docs
+
+
+def _by_kind(kind: str) -> dict[str, dict]:
+    return {d["metadata"]["name"]: d for d in _docs() if d["kind"] == kind}
+
+
+def _env() -> dict[str, str]:
+    return _by_kind("ConfigMap")["stream-app-env"]["data"]
+
+
+def test_every_document_has_the_basics() -> None:
+    for d in _docs():
+        assert d.get("apiVersion") and d.get("kind") and d["metadata"].get("name"), d
+
+
+def test_generated_configmaps_hold_existing_files_and_every_rule_file() -> None:
+    listed: dict[str, list[Path]] = {}
+    for gen in KUSTOMIZATION["configMapGenerator"]:
+        listed[gen["name"]] = [(K8S / f).resolve() for f in gen["files"]]
+        for f in listed[gen["name"]]:
+            assert f.is_file(), f
+    rules = {p.resolve() for p in (REPO_ROOT / "config" / "rules").glob("*.yaml")}
+    assert rules == set(listed["stream-app-rules"]), "config/rules and the ConfigMap differ"
+    assert (REPO_ROOT / "config/anomaly.yaml").resolve() in listed["stream-app-config"]
+
+
+def _containers(workload: dict) -> list[dict]:
+    return workload["spec"]["template"]["spec"]["containers"]
+
+
+@pytest.mark.parametrize("kind,name,port", [("StatefulSet", "stream-app-worker", 6066),
+                                            ("Deployment", "stream-app-api", 8080)])
+def test_probes_limits_and_ports(kind: str, name: str, port: int) -> None:
+    w = _by_kind(kind)[name]
+    (c,) = _containers(w)
+    ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+    assert port in ports.values()
+    assert c["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert c["readinessProbe"]["httpGet"]["path"] == "/ready"
+    for probe in ("livenessProbe", "readinessProbe"):
+        p = c[probe]["httpGet"]["port"]
+        assert (ports.get(p) if isinstance(p, str) else p) == port
+    for part in ("requests", "limits"):
+        assert {"cpu", "memory"} <= set(c["resources"][part]), part
+    ann = w["spec"]["template"]["metadata"]["annotations"]
+    assert ann["prometheus.io/port"] == str(port) and ann["prometheus.io/path"] == "/metrics"
+    assert {"configMapRef": {"name": "stream-app-env"}} in c["envFrom"]
+    assert w["spec"]["selector"]["matchLabels"].items() <= \
+        w["spec"]["template"]["metadata"]["labels"].items()
+
+
+def test_mounts_reference_declared_volumes_and_configmaps() -> None:
+    cms = set(_by_kind("ConfigMap")) | {g["name"] for g in KUSTOMIZATION["configMapGenerator"]}
+    for w in [*_by_kind("StatefulSet").values(), *_by_kind("Deployment").values()]:
+        spec = w["spec"]["template"]["spec"]
+        vols = {v["name"]: v for v in spec.get("volumes", [])}
+        claims = {t["metadata"]["name"] for t in w["spec"].get("volumeClaimTemplates", [])}
+        for c in spec["containers"]:
+            for m in c.get("volumeMounts", []):
+                assert m["name"] in vols or m["name"] in claims, m
+        for v in vols.values():
+            if "configMap" in v:
+                assert v["configMap"]["name"] in cms, v
+
+
+def test_workers_never_outnumber_partitions() -> None:
+    partitions = int(_env()["STREAM_APP_PARTITIONS"])
+    sts = _by_kind("StatefulSet")["stream-app-worker"]
+    hpa = _by_kind("HorizontalPodAutoscaler")["stream-app-worker"]
+    assert sts["spec"]["replicas"] <= partitions
+    assert hpa["spec"]["maxReplicas"] <= partitions
+    assert hpa["spec"]["scaleTargetRef"]["name"] == "stream-app-worker"
+    svc = _by_kind("Service")[sts["spec"]["serviceName"]]
+    assert svc["spec"]["clusterIP"] == "None"
+
+
+def test_env_binds_http_to_all_interfaces_and_names_a_kafka_url() -> None:
+    env = _env()
+    assert env["STREAM_APP_WEB_HOST"] == "0.0.0.0"
+    assert env["STREAM_APP_BROKER_URL"].startswith("kafka://")
+    assert env["STREAM_APP_WEB_PORT"] == "6066"
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
+def test_kustomize_builds() -> None:
+    res = subprocess.run(["kubectl", "kustomize", "--load-restrictor", "LoadRestrictionsNone",
+                          str(K8S)], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    kinds = [d["kind"] for d in yaml.safe_load_all(res.stdout) if d]
+    assert kinds.count("ConfigMap") == 4 and "StatefulSet" in kinds
