@@ -154,6 +154,18 @@ class Unknown(_Model):
     types: list[str] = Field(default_factory=lambda: ["app_open"], min_length=1)
 
 
+class Checkpoints(_Model):
+    convert_days: list[int] = Field(default_factory=lambda: [1, 3, 7])
+    at_risk_pct: list[int] = Field(default_factory=lambda: [25, 50, 75])
+
+    @field_validator("at_risk_pct")
+    @classmethod
+    def _pct(cls, v: list[int]) -> list[int]:
+        if any(not 0 < p < 100 for p in v):
+            raise ValueError("percentages of the course are in 1..99")
+        return v
+
+
 class Consent(_Model):
     marketing: float = Field(0.72, ge=0, le=1)
     profiling: float = Field(0.86, ge=0, le=1)
@@ -208,6 +220,7 @@ class SimConfig(_Model):
     study: Study = Field(default_factory=Study)
     referral: Referral = Field(default_factory=Referral)
     unknown_events: Unknown = Field(default_factory=Unknown)
+    checkpoints: Checkpoints = Field(default_factory=Checkpoints)
     profile: Profile
     rhythm: Rhythm
     anomalies: dict[str, AnomalyKind] = Field(default_factory=dict)

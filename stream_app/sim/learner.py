@@ -127,6 +127,8 @@ class Behaviour:
         horizon = cfg.lead.window_days + 2
         self.decay = [cfg.lead.activity_decay ** d for d in range(horizon)]
         self.lesson_days = frozenset(cfg.study.lesson_weekdays)
+        self.cp_days = cfg.checkpoints.convert_days
+        self.cp_pct = cfg.checkpoints.at_risk_pct
         self.pages = ["/courses", "/teachers", "/reviews", "/faq", "/jobs", "/live"]
 
     # ---------------------------------------------------------------- people
@@ -162,9 +164,16 @@ class Behaviour:
             p *= self.win.step_factor(step, ts)
         return p if p < self.cap else self.cap
 
-    def _label(self, pend: list[Item], ts: int, target: str, value: int, mark: str) -> None:
+    def _label(self, pend: list[Item], ts: int, target: str, value: int, mark: str,
+               event_ts: int | None = None) -> None:
+        """The truth of ``target`` at ``ts``; ``event_ts``: the moment it was decided."""
         self._push(pend, ts, "label", "outcome",
-                   {"target": target, "value": value, "source": "simulator"}, mark)
+                   {"target": target, "value": value, "source": "simulator",
+                    "event_ts": ts if event_ts is None else event_ts}, mark)
+
+    def _checkpoint(self, pend: list[Item], ts: int, target: str, group: str) -> None:
+        """An evaluation checkpoint: score ``target`` now, resolve it when the truth comes."""
+        self._push(pend, ts, "label", "checkpoint", {"target": target, "group": group})
 
     def _share(self, pend: list[Item], u: Learner, ts: int, where: str) -> None:
         self._push(pend, ts, "click", "share",
@@ -273,6 +282,10 @@ class Behaviour:
                 push_ts = sessions[0] + 10_000
                 if push_ts < deadline:
                     self._push(pend, push_ts, "profile", "profile_updated", {"occupation": job})
+            for cd in self.cp_days:
+                cp = t_reg + cd * DAY_MS
+                if ds <= cp < ds + DAY_MS and cp < deadline and (order_ts is None or cp < order_ts):
+                    self._checkpoint(pend, cp, "convert", f"convert@d{cd}")
             if order_ts is not None:
                 self._order(u, pend, order_ts)
                 yield from _drain(pend, ds + DAY_MS)
@@ -385,7 +398,7 @@ class Behaviour:
                    {"channel": u.channel, "campaign": u.campaign, "order_id": f"o{u.idx}",
                     "amount": round(amount, 2), "currency": "CNY", "category": u.category,
                     "course_id": f"{u.category}-101", "class_type": ct}, "conv")
-        self._label(pend, t + MINUTE_MS, "convert", 1, "lab_conv")
+        self._label(pend, t + MINUTE_MS, "convert", 1, "lab_conv", t)
         u.class_type = ct
         u.amount = round(amount, 2)
 
@@ -439,6 +452,10 @@ class Behaviour:
         ds = rh.day_start(order_ts) + DAY_MS
         last_day = rh.day_start(lessons[-1])
         engage = 1.0 - 0.5 * u.dropout
+        first = lessons[0]
+        push(pend, max(first - 2 * HOUR_MS, rh.day_start(first)), "study", "course_started",
+             {"course_id": cid, "category": cat, "class_type": ct, "lessons": len(lessons)})
+        cps = {max(1, round(p * len(lessons) / 100)): p for p in self.cp_pct}
         while ds <= last_day:
             if ds + DAY_MS > u.del_ts:
                 return
@@ -460,9 +477,14 @@ class Behaviour:
                     push(pend, lt, "study", "lesson_missed", base, mark)
                     if not dropped and r() < st.missed_replay:
                         self._video(pend, ds + DAY_MS + int(r() * DAY_MS * 0.9), base, engage)
+                if lesson_no in cps:
+                    self._checkpoint(pend, ds + 23 * HOUR_MS, "at_risk",
+                                     f"at_risk@{cps[lesson_no]}")
                 if dropped and streak >= st.withdraw_after_misses:
                     wts = lt + DAY_MS
-                    self._label(pend, wts, "at_risk", 1, "lab_risk")
+                    push(pend, wts, "profile", "unregistered",
+                         {"course_id": cid, "category": cat, "reason": "withdrawal"})
+                    self._label(pend, wts + HOUR_MS, "at_risk", 1, "lab_risk", wts)
                     if drop_lesson <= st.refund_before_lesson and r() < st.refund:
                         push(pend, wts + 2 * HOUR_MS, "order", "refund",
                              {"order_id": f"o{u.idx}", "amount": u.amount,
@@ -490,11 +512,11 @@ class Behaviour:
         cat, ct, cid = u.category, u.class_type, f"{u.category}-101"
         end = last + st.lesson_minutes * MINUTE_MS
         if dropped:
-            self._label(pend, end + HOUR_MS, "at_risk", 1, "lab_risk")
+            self._label(pend, end + HOUR_MS, "at_risk", 1, "lab_risk", end)
             return
         push(pend, end, "study", "course_completed",
              {"course_id": cid, "category": cat, "lessons": n}, "done")
-        self._label(pend, end + HOUR_MS, "at_risk", 0, "lab_risk")
+        self._label(pend, end + HOUR_MS, "at_risk", 0, "lab_risk", end)
         if r() < self.cfg.referral.completion_share:
             self._share(pend, u, end + 2 * HOUR_MS, f"/certificate/{cat}")
         if r() < st.renewal * (0.5 + u.intent) * (1.0 - u.dropout):
@@ -531,4 +553,4 @@ class Behaviour:
         self._push(pend, ts, "study", "video_watched",
                    {"course_id": base["course_id"], "lesson_no": base["lesson_no"],
                     "video_id": f"{base['course_id']}-v{base['lesson_no']}",
-                    "seconds": int(length * pct), "pct": round(pct * 100, 1)})
+                    "seconds": int(length * pct), "percent": round(pct * 100, 1)})

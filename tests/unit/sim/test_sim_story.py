@@ -78,6 +78,31 @@ def test_labels_tell_the_truth_when_it_is_known(run: Run) -> None:
     assert n_conv > 500 and n_risk > 30
 
 
+def test_checkpoints_come_before_the_truth_they_wait_for(run: Run) -> None:
+    groups = Counter()
+    for evs in run.by_user.values():
+        for target in ("convert", "at_risk"):
+            cps = [e for e in evs if e["type"] == "checkpoint" and e["props"]["target"] == target]
+            outs = [e for e in evs if e["type"] == "outcome" and e["props"]["target"] == target]
+            groups.update(e["props"]["group"] for e in cps)
+            if cps and outs:
+                assert max(e["ts"] for e in cps) < outs[0]["props"]["event_ts"] <= outs[0]["ts"]
+            if target == "convert" and cps:
+                order = [e["ts"] for e in evs if e["type"] == "order_paid"]
+                assert not order or max(e["ts"] for e in cps) < order[0]
+    assert {"convert@d1", "convert@d7", "at_risk@25", "at_risk@75"} <= set(groups)
+    assert groups["convert@d1"] > groups["convert@d7"] > 100
+
+
+def test_withdrawals_and_course_starts_are_recorded(run: Run) -> None:
+    for uid, t in run.truth.items():
+        types = [e["type"] for e in run.by_user[uid]]
+        if t["converted"] and "lesson_attended" in types[types.index("order_paid"):]:
+            assert "course_started" in types
+        if "unregistered" in types:
+            assert t["dropped"] and t["at_risk_label"] == 1
+
+
 def test_intent_drives_conversion(run: Run) -> None:
     leads = [t for t in run.truth.values() if t["convert_label"] is not None]
     leads.sort(key=lambda t: t["intent"])
