@@ -62,13 +62,15 @@ class Learner:
 
     __slots__ = ("idx", "uid", "eid", "n", "tenant", "channel", "campaign", "intent", "dropout",
                  "mult", "category", "arrival_ts", "inviter", "profile", "del_ts", "stage",
-                 "trial_ts", "trial_ok", "coupon", "class_type", "amount", "gen", "truth")
+                 "trial_ts", "trial_ok", "coupon", "class_type", "amount", "attr", "gen",
+                 "truth")
 
     def __init__(self, idx: int, uid: str, eid: str, tenant: str, channel: str, campaign: str,
                  intent: float, dropout: float, category: str, arrival_ts: int,
                  inviter: str | None, profile: dict[str, Any]) -> None:
         self.idx, self.uid, self.eid, self.n = idx, uid, eid, 0
         self.tenant, self.channel, self.campaign = tenant, channel, campaign
+        self.attr = {"channel": channel, "campaign": campaign}  # attribution on click events
         self.intent, self.dropout, self.category = intent, dropout, category
         self.mult = 1.0
         self.arrival_ts, self.inviter, self.profile = arrival_ts, inviter, profile
@@ -177,7 +179,7 @@ class Behaviour:
 
     def _share(self, pend: list[Item], u: Learner, ts: int, where: str) -> None:
         self._push(pend, ts, "click", "share",
-                   {"channel": u.channel, "target": "wechat", "content": where,
+                   {**u.attr, "target": "wechat", "content": where,
                     "share_id": f"sh{u.idx}-{self._k()}"})
         ref = self.cfg.referral
         if self.r() < ref.invite_success:
@@ -203,10 +205,10 @@ class Behaviour:
         t = u.arrival_ts
         push(pend, t, "click", "ad_landing",
              {"channel": ch, "campaign": u.campaign, "utm_source": ch,
-              "utm_medium": _MEDIUM.get(ch, "cpc"),
+              "utm_campaign": u.campaign, "utm_medium": _MEDIUM.get(ch, "cpc"),
               "landing_page": f"/lp/{cat}"})
         t += 5_000 + int(r() * 40_000)
-        push(pend, t, "click", "page_view", {"channel": ch, "page": f"/course/{cat}"})
+        push(pend, t, "click", "page_view", {**u.attr, "page": f"/course/{cat}"})
         p_reg = cfg.channels[ch].register_rate * self.win.lead_factor(ch, u.arrival_ts)
         p_reg *= 0.7 + 0.6 * u.intent
         if r() >= p_reg:
@@ -236,14 +238,14 @@ class Behaviour:
         r = self.r
         if r() < 0.5:
             self._push(pend, t + 20_000 + int(r() * 60_000), "click", "course_view",
-                       {"channel": u.channel, "course_id": f"{u.category}-101",
+                       {**u.attr, "course_id": f"{u.category}-101",
                         "category": u.category})
         if r() < self.cfg.lead.unregistered_revisit:
             ds = self.rhythm.day_start(t) + DAY_MS * (1 + int(r() * 5))
             st = self.rhythm.time_in_day(r, ds)
-            self._push(pend, st, "click", "page_view", {"channel": u.channel, "page": "/home"})
+            self._push(pend, st, "click", "page_view", {**u.attr, "page": "/home"})
             self._push(pend, st + 30_000 + int(r() * 60_000), "click", "course_view",
-                       {"channel": u.channel, "course_id": f"{u.category}-101",
+                       {**u.attr, "course_id": f"{u.category}-101",
                         "category": u.category})
         yield from _drain(pend, _NEVER)
 
@@ -298,68 +300,68 @@ class Behaviour:
     def _session(self, u: Learner, pend: list[Item], st: int) -> int | None:
         """One app/web session of a lead; returns the order time if the lead buys."""
         r, lead, push = self.r, self.cfg.lead, self._push
-        ch, cat = u.channel, u.category
-        push(pend, st, "click", "page_view", {"channel": ch, "page": "/home"})
+        cat = u.category
+        push(pend, st, "click", "page_view", {**u.attr, "page": "/home"})
         t = st + 10_000 + int(r() * 50_000)
         pages = self.pages
         for _ in range(int(r() * 2.0 * lead.pages_per_session * (0.5 + u.intent))):
             push(pend, t, "click", "page_view",
-                 {"channel": ch, "page": pages[int(r() * len(pages))]})
+                 {**u.attr, "page": pages[int(r() * len(pages))]})
             t += 5_000 + int(r() * 60_000)
         views = 1 + int(r() * 2.0 * lead.course_views * u.intent + r() * 0.7)
         for _ in range(views):
             c = cat if r() < 0.8 else self.courses.pick(r)
             push(pend, t, "click", "course_view",
-                 {"channel": ch, "course_id": f"{c}-101", "category": c})
+                 {**u.attr, "course_id": f"{c}-101", "category": c})
             t += 15_000 + int(r() * 90_000)
         m = u.mult
         if r() < lead.search:
             kws = self.cfg.courses[cat].keywords or [cat]
-            push(pend, t, "click", "search", {"channel": ch, "keyword": kws[int(r() * len(kws))]})
+            push(pend, t, "click", "search", {**u.attr, "keyword": kws[int(r() * len(kws))]})
             t += 10_000 + int(r() * 40_000)
         if r() < lead.live_enter * m:
             mins = 3 + int(r() * 50 * u.intent)
             push(pend, t, "click", "live_enter",
-                 {"channel": ch, "room_id": f"live-{cat}", "category": cat, "minutes": mins})
+                 {**u.attr, "room_id": f"live-{cat}", "category": cat, "minutes": mins})
             t += mins * MINUTE_MS
         if r() < lead.coupon_claimed * m:
             u.coupon = True
             push(pend, t, "click", "coupon_claimed",
-                 {"channel": ch, "coupon_id": f"cp-{cat}", "amount": 200})
+                 {**u.attr, "coupon_id": f"cp-{cat}", "amount": 200})
             t += 5_000 + int(r() * 20_000)
         if r() < lead.cart_add * m:
-            push(pend, t, "click", "cart_add", {"channel": ch, "course_id": f"{cat}-101"})
+            push(pend, t, "click", "cart_add", {**u.attr, "course_id": f"{cat}-101"})
             t += 5_000 + int(r() * 20_000)
         if r() < self.cfg.referral.lead_share:
             self._share(pend, u, t, f"/course/{cat}")
             t += 5_000
         unk = self.cfg.unknown_events
         if r() < unk.per_session:
-            push(pend, t, "click", unk.types[int(r() * len(unk.types))], {"channel": ch})
+            push(pend, t, "click", unk.types[int(r() * len(unk.types))], dict(u.attr))
             t += 2_000
         return self._advance(u, pend, t)
 
     def _advance(self, u: Learner, pend: list[Item], t: int) -> int | None:
         """Funnel steps a session may take: booking, trial purchase, consult, order."""
         r, push, prob = self.r, self._push, self._prob
-        ch, cat = u.channel, u.category
+        cat = u.category
         course = self.cfg.courses[cat]
         if u.stage == 0:
             if r() < prob("trial_booked", u, t):
                 push(pend, t, "click", "trial_booked",
-                     {"channel": ch, "course_id": f"{cat}-trial", "category": cat})
+                     {**u.attr, "course_id": f"{cat}-trial", "category": cat})
                 u.stage = 1
                 t += 20_000 + int(r() * 120_000)
             elif r() < prob("direct_consult", u, t):
                 push(pend, t, "click", "consult_request",
-                     {"channel": ch, "course_id": f"{cat}-101", "via": "online"})
+                     {**u.attr, "course_id": f"{cat}-101", "via": "online"})
                 u.stage = 4
                 t += 60_000 + int(r() * 600_000)
             elif r() < prob("direct_order", u, t):
                 return t
         if u.stage == 1 and r() < prob("trial_purchased", u, t):
             push(pend, t, "order", "trial_purchased",
-                 {"channel": ch, "order_id": f"t{u.idx}", "amount": course.trial_price,
+                 {**u.attr, "order_id": f"t{u.idx}", "amount": course.trial_price,
                   "currency": "CNY", "category": cat, "course_id": f"{cat}-trial",
                   "class_type": "trial"}, "trial")
             u.stage = 2
@@ -369,7 +371,7 @@ class Behaviour:
             u.stage = 3
         if u.stage == 3 and r() < prob("consult_request", u, t, 1.0 if u.trial_ok else 0.3):
             push(pend, t, "click", "consult_request",
-                 {"channel": ch, "course_id": f"{cat}-101", "via": "wechat"})
+                 {**u.attr, "course_id": f"{cat}-101", "via": "wechat"})
             u.stage = 4
             t += 60_000 + int(r() * 900_000)
         if u.stage == 4 and r() < prob("order_paid", u, t):
@@ -416,10 +418,10 @@ class Behaviour:
             if ds + DAY_MS > u.del_ts:
                 return
             st = rh.time_in_day(r, ds)
-            self._push(pend, st, "click", "page_view", {"channel": u.channel, "page": "/home"})
+            self._push(pend, st, "click", "page_view", {**u.attr, "page": "/home"})
             if r() < 0.5:
                 self._push(pend, st + 30_000 + int(r() * 90_000), "click", "course_view",
-                           {"channel": u.channel, "course_id": f"{u.category}-101",
+                           {**u.attr, "course_id": f"{u.category}-101",
                             "category": u.category})
             last = ds
             t = max(t, ds)
@@ -523,7 +525,7 @@ class Behaviour:
             lo, hi = st.renewal_days
             rts = end + int((lo + r() * (hi - lo)) * DAY_MS)
             push(pend, rts - 3 * HOUR_MS, "click", "course_view",
-                 {"channel": u.channel, "course_id": f"{cat}-201", "category": cat})
+                 {**u.attr, "course_id": f"{cat}-201", "category": cat})
             amount = u.amount * st.renewal_factor
             push(pend, rts, "order", "renewal",
                  {"order_id": f"r{u.idx}", "amount": round(amount, 2), "currency": "CNY",
