@@ -1,0 +1,340 @@
+"""The serving API: profiles, why records, timelines, segments and exports, read from Redis.
+
+A FastAPI app that only reads the Redis projection (so it scales apart from the workers).
+Every ``/v1`` route needs ``Authorization: Bearer <token>`` (401 without a known token;
+403 when the token's tenants do not include the path's tenant); the tenant is the path's
+``/v1/tenants/{tenant}/...`` and every Redis key read is under that tenant's prefix.
+``/healthz``, ``/ready`` (Redis answers) and ``/metrics`` (Prometheus) are open, as are the
+OpenAPI spec (``/openapi.json``) and its viewer (``/docs``). The routes are described in
+``docs/API.md``.
+
+Example:
+    >>> from stream_app.config import Settings
+    >>> app = create_app(Settings(api_token="t"), redis=object())
+    >>> sorted(r.path for r in app.routes if r.path.startswith("/v1/tenants"))[:3]
+    ['/v1/tenants/{tenant}/segments/explain', '/v1/tenants/{tenant}/segments/export', \
+'/v1/tenants/{tenant}/segments/members']
+"""
+
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, Field
+from redis.exceptions import RedisError
+
+from stream_app import metrics
+from stream_app.config import Settings, get_settings
+from stream_app.serving import export, keys, reader
+from stream_app.serving.auth import TokenAuth
+from stream_app.serving.segment_runner import CursorError, SegmentRunner
+from stream_app.serving.segments import Catalog, SegmentError
+
+log = logging.getLogger(__name__)
+
+TENANT_PATTERN = r"^[A-Za-z0-9_.\-]{1,64}$"
+Tenant = Annotated[str, Path(pattern=TENANT_PATTERN, description="tenant name")]
+UserId = Annotated[str, Path(min_length=1, max_length=256, description="user id")]
+Expr = Annotated[str, Query(min_length=1, max_length=4000,
+                            description="segment expression (docs/API.md)")]
+
+
+# -- response models (the OpenAPI spec) ----------------------------------------------------
+
+class Label(BaseModel):
+    zh: str
+    en: str
+
+
+class Profile(BaseModel):
+    tenant: str
+    user_id: str
+    tags: dict[str, Any] = Field(description="tag_id -> current value")
+    labels: dict[str, Label] = Field(description="tag_id -> label of the tag's current value")
+    scores: dict[str, Any] = Field(description="model target -> score")
+    layers: dict[str, Any] = Field(description="model target -> intent layer")
+    counts: dict[str, Any] = Field(description="counter name -> value")
+    fields: dict[str, Any] = Field(description="other profile fields")
+    updated_ms: int | None = None
+
+
+class Timeline(BaseModel):
+    tenant: str
+    user_id: str
+    changes: list[dict[str, Any]] = Field(description="newest-first tag-change records")
+
+
+class Why(BaseModel):
+    tenant: str
+    user_id: str
+    tag_id: str
+    value: Any = Field(description="current value (null: the user does not hold the tag)")
+    why: dict[str, Any] | None = Field(
+        description="rule, rule_version, values that satisfied it, trigger, recent_events")
+    timeline: list[dict[str, Any]] = Field(description="newest-first changes of this tag")
+
+
+class SegmentSize(BaseModel):
+    tenant: str
+    expr: str
+    size: int
+
+
+class SegmentPage(BaseModel):
+    tenant: str
+    expr: str
+    total: int = Field(description="size of the segment when the first page was asked")
+    members: list[str] = Field(description="user ids, in user-id order")
+    next_cursor: str | None = Field(description="pass as ?cursor= for the next page")
+
+
+class Explain(BaseModel):
+    tenant: str
+    expr: str
+    plan: str
+    commands: list[list[Any]]
+
+
+class ValueDefOut(BaseModel):
+    value: Any
+    zh: str
+    en: str
+
+
+class TagDefOut(BaseModel):
+    id: str
+    family: str
+    zh: str
+    en: str
+    kind: str
+    version: int | str
+    description: str
+    values: list[ValueDefOut]
+
+
+class TagDefs(BaseModel):
+    ruleset_version: str
+    tags: list[TagDefOut]
+
+
+# -- the app -------------------------------------------------------------------------------
+
+def _labels(ruleset: Any, tags: dict[str, Any]) -> dict[str, Label]:
+    out = {}
+    for tag_id, value in tags.items():
+        t = ruleset.by_id.get(tag_id)
+        if t is not None and value is not None:
+            out[tag_id] = Label(zh=t.label(value, "zh"), en=t.label(value, "en"))
+    return out
+
+
+def create_app(settings: Settings | None = None, *, redis: Any = None, ruleset: Any = None,
+               tenant_tokens: dict[str, list[str]] | None = None) -> FastAPI:
+    """Build the API. ``redis``: a ``redis.asyncio`` client (default: ``settings.redis_url``);
+    ``ruleset``: default ``load_ruleset(settings.rules_path)``; ``tenant_tokens``: tenant ->
+    tokens (see :mod:`stream_app.serving.auth`)."""
+    settings = settings or get_settings()
+    if ruleset is None:
+        from stream_app.rules.loader import load_ruleset  # noqa: PLC0415
+
+        ruleset = load_ruleset(settings.rules_path)
+    if redis is None:
+        import redis.asyncio as aioredis  # noqa: PLC0415
+
+        redis = aioredis.Redis.from_url(settings.redis_url, socket_timeout=5,
+                                        socket_connect_timeout=2)
+    if settings.api_token == "change-me":
+        log.warning("the API token is the default 'change-me': set STREAM_APP_API_TOKEN")
+    auth = TokenAuth(settings.api_token, tenant_tokens)
+    runner = SegmentRunner(redis, Catalog.from_ruleset(ruleset))
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        close = getattr(redis, "aclose", None)
+        if close is not None:
+            await close()
+
+    app = FastAPI(title="stream-app serving API", version="1",
+                  description="Real-time learner tags, why records and segments (reads Redis).",
+                  lifespan=lifespan)
+    app.state.redis, app.state.runner, app.state.ruleset = redis, runner, ruleset
+    app.mount("/metrics", metrics.asgi_app())
+    bearer = HTTPBearer(auto_error=False)
+
+    def _token(creds: HTTPAuthorizationCredentials | None) -> str | None:
+        return creds.credentials if creds is not None else None
+
+    async def any_token(creds: Annotated[HTTPAuthorizationCredentials | None,
+                                         Depends(bearer)]) -> None:
+        if not auth.known(_token(creds)):
+            raise HTTPException(401, "missing or unknown bearer token",
+                                headers={"WWW-Authenticate": "Bearer"})
+
+    async def tenant_token(tenant: Tenant, creds: Annotated[
+            HTTPAuthorizationCredentials | None, Depends(bearer)]) -> str:
+        scopes = auth.scopes(_token(creds))
+        if not scopes:
+            raise HTTPException(401, "missing or unknown bearer token",
+                                headers={"WWW-Authenticate": "Bearer"})
+        if "*" not in scopes and tenant not in scopes:
+            raise HTTPException(403, f"this token may not read tenant {tenant!r}")
+        return tenant
+
+    TenantDep = Annotated[str, Depends(tenant_token)]
+
+    @app.exception_handler(SegmentError)
+    async def _bad_expr(request: Request, exc: SegmentError) -> JSONResponse:
+        if isinstance(exc, CursorError) and "expired" in str(exc):
+            return JSONResponse({"detail": str(exc)}, status_code=410)
+        return JSONResponse({"detail": str(exc)}, status_code=400)
+
+    @app.exception_handler(RedisError)
+    async def _redis_down(request: Request, exc: RedisError) -> JSONResponse:
+        log.warning("Redis error on %s: %s", request.url.path, exc)
+        return JSONResponse({"detail": f"Redis unavailable: {exc.__class__.__name__}"},
+                            status_code=503)
+
+    # -- health ----------------------------------------------------------------------------
+    @app.get("/healthz", tags=["health"])
+    async def healthz() -> dict[str, str]:
+        """The process is up."""
+        return {"status": "ok"}
+
+    @app.get("/ready", tags=["health"])
+    async def ready() -> JSONResponse:
+        """Ready when Redis answers PING."""
+        try:
+            ok = bool(await redis.ping())
+        except (RedisError, OSError) as exc:
+            return JSONResponse({"status": "not ready", "redis": str(exc)}, status_code=503)
+        return JSONResponse({"status": "ready" if ok else "not ready"},
+                            status_code=200 if ok else 503)
+
+    # -- tag definitions -------------------------------------------------------------------
+    @app.get("/v1/tags", response_model=TagDefs, tags=["tags"],
+             dependencies=[Depends(any_token)])
+    async def tag_definitions() -> TagDefs:
+        """Every published tag of the rule set, with zh/en labels and enumerated values."""
+        return TagDefs(ruleset_version=ruleset.version, tags=[TagDefOut(
+            id=t.id, family=t.family, zh=t.zh, en=t.en, kind=t.kind, version=t.version,
+            description=t.description,
+            values=[ValueDefOut(value=v.value, zh=v.zh, en=v.en) for v in t.values])
+            for t in ruleset.tags])
+
+    # -- users -----------------------------------------------------------------------------
+    @app.get("/v1/tenants/{tenant}/users/{user_id}", response_model=Profile, tags=["users"])
+    async def profile(tenant: TenantDep, user_id: UserId) -> Profile:
+        """Current tags (with labels), scores, layers and counts of a user."""
+        p = await reader.read_profile(redis, tenant, user_id)
+        if p is None:
+            raise HTTPException(404, f"no profile for user {user_id!r}")
+        return Profile(tenant=tenant, user_id=user_id, labels=_labels(ruleset, p["tags"]), **p)
+
+    @app.get("/v1/tenants/{tenant}/users/{user_id}/timeline", response_model=Timeline,
+             tags=["users"])
+    async def timeline(tenant: TenantDep, user_id: UserId,
+                       limit: Annotated[int, Query(ge=1, le=100)] = 20,
+                       tag: Annotated[str | None, Query(description="only this tag")] = None,
+                       ) -> Timeline:
+        """Newest-first tag changes of a user (the last 100 are kept)."""
+        changes = await reader.read_timeline(redis, tenant, user_id, limit, tag)
+        if not changes and not await redis.exists(keys.user_key(tenant, user_id)):
+            raise HTTPException(404, f"no profile for user {user_id!r}")
+        return Timeline(tenant=tenant, user_id=user_id, changes=changes)
+
+    @app.get("/v1/tenants/{tenant}/users/{user_id}/why", tags=["users"])
+    async def why_all(tenant: TenantDep, user_id: UserId) -> dict[str, Any]:
+        """The why record of every tag the user holds (tag_id -> record)."""
+        found = await reader.read_why(redis, tenant, user_id)
+        if not found:
+            raise HTTPException(404, f"no why records for user {user_id!r}")
+        return {"tenant": tenant, "user_id": user_id, "why": found}
+
+    @app.get("/v1/tenants/{tenant}/users/{user_id}/why/{tag_id}", response_model=Why,
+             tags=["users"])
+    async def why_one(tenant: TenantDep, user_id: UserId, tag_id: str,
+                      limit: Annotated[int, Query(ge=1, le=100)] = 20) -> Why:
+        """Why the user holds ``tag_id`` (rule, version, values, triggering events) and the
+        tag's recent changes."""
+        w = await reader.read_why_one(redis, tenant, user_id, tag_id)
+        p = await reader.read_profile(redis, tenant, user_id)
+        changes = await reader.read_timeline(redis, tenant, user_id, limit, tag_id)
+        if w is None and not changes:
+            raise HTTPException(404, f"no why record or history of {tag_id!r} for {user_id!r}")
+        value = (p or {}).get("tags", {}).get(tag_id)
+        return Why(tenant=tenant, user_id=user_id, tag_id=tag_id, value=value, why=w,
+                   timeline=changes)
+
+    # -- segments --------------------------------------------------------------------------
+    @app.get("/v1/tenants/{tenant}/segments/size", response_model=SegmentSize,
+             tags=["segments"])
+    async def segment_size(tenant: TenantDep, expr: Expr) -> SegmentSize:
+        """Number of users matching ``expr``."""
+        return SegmentSize(tenant=tenant, expr=expr, size=await runner.size(tenant, expr))
+
+    @app.get("/v1/tenants/{tenant}/segments/members", response_model=SegmentPage,
+             tags=["segments"])
+    async def segment_members(tenant: TenantDep, expr: Expr,
+                              limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+                              cursor: str | None = None) -> SegmentPage:
+        """A page of user ids matching ``expr`` (a snapshot taken at the first page)."""
+        page = await runner.page(tenant, expr, cursor, limit)
+        return SegmentPage(tenant=tenant, expr=expr, total=page.total, members=page.members,
+                           next_cursor=page.next_cursor)
+
+    @app.get("/v1/tenants/{tenant}/segments/explain", response_model=Explain,
+             tags=["segments"])
+    async def segment_explain(tenant: TenantDep, expr: Expr) -> Explain:
+        """The Redis commands that compute ``expr`` (not run)."""
+        p = await runner.compile(tenant, expr)
+        return Explain(tenant=tenant, expr=expr, plan=p.explain(),
+                       commands=[list(s) for s in p.steps])
+
+    @app.get("/v1/tenants/{tenant}/segments/export", tags=["segments"],
+             responses={200: {"content": {"text/csv": {}, "application/x-ndjson": {}}}})
+    async def segment_export(
+            tenant: TenantDep, expr: Expr,
+            format: Annotated[str, Query(pattern="^(csv|jsonl)$")] = "csv",  # noqa: A002
+            fields: Annotated[str, Query(description="comma-separated tag ids")] = "",
+            limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000,
+            cursor: str | None = None,
+            all: Annotated[bool, Query(description="stream every page in one body")] = False,  # noqa: A002
+            ) -> Response:
+        """Members with the chosen tag values as CSV or JSON Lines, one page per request
+        (next cursor in the ``X-Next-Cursor`` header), or all pages streamed (``all=true``)."""
+        wanted = [f.strip() for f in fields.split(",") if f.strip()]
+        for f in wanted:
+            runner.catalog.resolve(f)
+        page = await runner.page(tenant, expr, cursor, limit)
+        media = export.FORMATS[format]
+        if all:
+            async def body() -> AsyncIterator[bytes]:
+                p, first = page, True
+                while True:
+                    rows = await export.fetch_rows(redis, tenant, p.members, wanted)
+                    chunk = export.render(rows, wanted, format)
+                    if format == "csv" and not first:
+                        chunk = chunk.split(b"\n", 1)[1]
+                    if p.members or first:
+                        yield chunk
+                    first = False
+                    if p.next_cursor is None:
+                        return
+                    p = await runner.page(tenant, expr, p.next_cursor, limit)
+
+            return StreamingResponse(body(), media_type=media,
+                                     headers={"X-Total-Count": str(page.total)})
+        rows = await export.fetch_rows(redis, tenant, page.members, wanted)
+        headers = {"X-Total-Count": str(page.total)}
+        if page.next_cursor:
+            headers["X-Next-Cursor"] = page.next_cursor
+        return Response(export.render(rows, wanted, format), media_type=media,
+                        headers=headers)
+
+    return app

@@ -1,0 +1,96 @@
+"""Bearer-token authentication of the serving API, with per-tenant tokens.
+
+Two kinds of token: the *admin* token (``settings.api_token``) may read every tenant; a
+*tenant* token (from a YAML token map) reads only its tenant. Tokens are compared as SHA-256
+digests with :func:`hmac.compare_digest` against every configured entry (no early exit), so
+the time taken does not reveal how much of a token matched. A token map may hold digests
+(``sha256:<hex>``) instead of the tokens themselves.
+
+Token map file (``--tokens FILE`` of ``stream-app api``)::
+
+    tenants:
+      acme: ["s3cret-acme"]
+      globex: ["sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"]
+
+Example:
+    >>> auth = TokenAuth("admin-tok", {"acme": ["acme-tok"]})
+    >>> auth.allows("admin-tok", "globex"), auth.allows("acme-tok", "acme")
+    (True, True)
+    >>> auth.allows("acme-tok", "globex"), auth.known("nope")
+    (False, False)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from pathlib import Path
+
+import yaml
+
+from stream_app.errors import ConfigError
+
+ADMIN = "*"
+
+
+def _digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+def _stored(entry: str) -> bytes:
+    if entry.startswith("sha256:"):
+        try:
+            return bytes.fromhex(entry[7:])
+        except ValueError:
+            raise ConfigError(f"bad sha256 token digest {entry[:15]}...") from None
+    return _digest(entry)
+
+
+class TokenAuth:
+    """Which tenants a bearer token may read."""
+
+    def __init__(self, admin_token: str | None,
+                 tenant_tokens: dict[str, list[str]] | None = None) -> None:
+        self.entries: list[tuple[bytes, str]] = []
+        if admin_token:
+            self.entries.append((_stored(admin_token), ADMIN))
+        for tenant, tokens in (tenant_tokens or {}).items():
+            for tok in ([tokens] if isinstance(tokens, str) else tokens):
+                self.entries.append((_stored(str(tok)), str(tenant)))
+
+    def scopes(self, token: str | None) -> set[str]:
+        """Tenants the token reads (``{"*"}`` for the admin token; empty: unknown token)."""
+        if not token:
+            return set()
+        d = _digest(token)
+        found = set()
+        for stored, tenant in self.entries:
+            if hmac.compare_digest(stored, d):
+                found.add(tenant)
+        return found
+
+    def known(self, token: str | None) -> bool:
+        return bool(self.scopes(token))
+
+    def allows(self, token: str | None, tenant: str) -> bool:
+        s = self.scopes(token)
+        return ADMIN in s or tenant in s
+
+
+def load_tenant_tokens(path: Path | str) -> dict[str, list[str]]:
+    """Read a token map file (``tenants: {name: [token or sha256:hex, ...]}``)."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read token map: {exc}") from None
+    tenants = data.get("tenants") if isinstance(data, dict) else None
+    if not isinstance(tenants, dict):
+        raise ConfigError(f"{path}: expected a 'tenants:' mapping of tenant -> tokens")
+    out: dict[str, list[str]] = {}
+    for tenant, toks in tenants.items():
+        toks = [toks] if isinstance(toks, str) else toks
+        if not isinstance(toks, list) or not all(isinstance(t, str) and t for t in toks):
+            raise ConfigError(f"{path}: tenant {tenant!r}: tokens must be a list of strings")
+        out[str(tenant)] = toks
+    return out

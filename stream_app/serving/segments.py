@@ -1,0 +1,631 @@
+r"""Segment expressions: grammar, tag catalog, and a planner onto Redis set operations.
+
+A segment is the set of users of a tenant matching a boolean tag expression such as
+``family.activity = high AND lifecycle IN (growth, mature) AND NOT tag:refunded``.
+The full grammar is in ``docs/API.md``; in short::
+
+    expr   := or
+    or     := and ("OR" and)*
+    and    := not ("AND" not)*
+    not    := "NOT" not | atom
+    atom   := "(" expr ")" | ref "=" value | ref "!=" value | ref ["NOT"] "IN" "(" value, ... ")"
+            | ref ("<" | "<=" | ">" | ">=") number | "tag:" ref
+    ref    := tag_id | family "." tag_id | "family." family      (the family's tag of that name)
+    value  := name | number | 'single' or "double" quoted string
+
+Keywords are case-insensitive. Planning never reads users: each leaf is an existing Redis key
+(``seg:{tag}={value}`` set, ``num:{tag}`` sorted set) and each operator becomes one
+``SINTERSTORE``/``SUNIONSTORE``/``SDIFFSTORE`` (``Z*STORE`` when a numeric range takes part)
+into a temporary key with an expiry. ``NOT`` inside ``AND`` becomes a difference
+(``A AND NOT B`` = ``SDIFFSTORE A B``); only a bare ``NOT`` needs the tenant's user set.
+A numeric range intersected with other sets is fused into ``ZINTERSTORE ... WEIGHTS 1 0``
+followed by ``ZREMRANGEBYSCORE``, so its cost is bounded by the smallest operand.
+
+This module is pure (no I/O): :func:`parse` gives an AST, :func:`plan` the command list that
+:mod:`stream_app.serving.segment_runner` executes.
+
+Example:
+    >>> cat = Catalog({"activity": TagInfo("activity", "activity", "enum",
+    ...                                    ("high", "medium", "low", "churned")),
+    ...                "refunded": TagInfo("refunded", "consumption", "bool", (True,)),
+    ...                "lead_points": TagInfo("lead_points", "lead", "number")})
+    >>> p = plan(parse("family.activity = high AND NOT tag:refunded"), cat, "t1", qid="q")
+    >>> p.steps
+    [('SDIFFSTORE', 'sa:t1:tmp:q:1', 'sa:t1:seg:activity=high', 'sa:t1:seg:refunded=true')]
+    >>> plan(parse("lead_points >= 10 and activity = high"), cat, "t1").explain()
+    'ZINTERSTORE(num:lead_points, seg:activity=high) WEIGHTS 1 0 -> keep [10, +inf]'
+    >>> parse("activity = ")
+    Traceback (most recent call last):
+    ...
+    stream_app.serving.segments.SegmentError: syntax error at column 12: expected a value
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+from lark import Lark, Token, Transformer
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+
+from stream_app.errors import StreamAppError
+from stream_app.serving import keys
+
+__all__ = [
+    "And", "Catalog", "Cmp", "Eq", "Has", "In", "Lit", "Ne", "Not", "Or", "Plan", "SegmentError",
+    "TagInfo", "parse", "plan", "tags_needing_values",
+]
+
+
+class SegmentError(StreamAppError):
+    """A segment expression is invalid (syntax, unknown tag or value, wrong kind)."""
+
+
+# -- grammar -------------------------------------------------------------------------------
+
+GRAMMAR = r"""
+?start: or_expr
+?or_expr: and_expr
+        | or_expr _OR and_expr                      -> or_
+?and_expr: not_expr
+         | and_expr _AND not_expr                   -> and_
+?not_expr: _NOT not_expr                            -> not_
+         | atom
+?atom: "(" or_expr ")"
+     | ref "=" value                                -> eq
+     | ref "!=" value                               -> ne
+     | ref _IN "(" value ("," value)* ")"           -> in_
+     | ref _NOT _IN "(" value ("," value)* ")"      -> not_in
+     | ref CMP NUMBER                               -> cmp
+     | HAS ref                                      -> has
+ref: NAME
+value: NAME | NUMBER | STRING
+
+_OR.2: /or\b/i
+_AND.2: /and\b/i
+_NOT.2: /not\b/i
+_IN.2: /in\b/i
+HAS.3: /tag:/i
+CMP: "<=" | ">=" | "<" | ">"
+NAME: /[^\W\d][\w.\-]*/
+NUMBER: /[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?/
+STRING: /"(?:[^"\\]|\\.)*"/ | /'(?:[^'\\]|\\.)*'/
+
+%import common.WS
+%ignore WS
+"""
+
+
+@lru_cache(maxsize=1)
+def _parser() -> Lark:
+    return Lark(GRAMMAR, parser="lalr", maybe_placeholders=False)
+
+
+@dataclass(frozen=True)
+class Lit:
+    """A literal as written: ``kind`` is ``name``, ``number`` or ``string``."""
+
+    kind: str
+    text: str
+
+    @property
+    def number(self) -> float:
+        return float(self.text)
+
+
+@dataclass(frozen=True)
+class Eq:
+    tag: str
+    value: Lit
+
+
+@dataclass(frozen=True)
+class Ne:
+    tag: str
+    value: Lit
+
+
+@dataclass(frozen=True)
+class In:
+    tag: str
+    values: tuple[Lit, ...]
+
+
+@dataclass(frozen=True)
+class Cmp:
+    tag: str
+    op: str
+    value: Lit
+
+
+@dataclass(frozen=True)
+class Has:
+    tag: str
+
+
+@dataclass(frozen=True)
+class Not:
+    item: Any
+
+
+@dataclass(frozen=True)
+class And:
+    items: tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class Or:
+    items: tuple[Any, ...]
+
+
+def _unquote(text: str) -> str:
+    body = text[1:-1]
+    out, i = [], 0
+    while i < len(body):
+        ch = body[i]
+        if ch == "\\" and i + 1 < len(body):
+            i += 1
+            ch = body[i]
+        out.append(ch)
+        i += 1
+    return "".join(out)
+
+
+class _ToAst(Transformer):
+    def ref(self, items: list[Token]) -> str:
+        return str(items[0])
+
+    def value(self, items: list[Token]) -> Lit:
+        tok = items[0]
+        if tok.type == "STRING":
+            return Lit("string", _unquote(str(tok)))
+        return Lit("number" if tok.type == "NUMBER" else "name", str(tok))
+
+    def eq(self, items: list[Any]) -> Eq:
+        return Eq(items[0], items[1])
+
+    def ne(self, items: list[Any]) -> Ne:
+        return Ne(items[0], items[1])
+
+    def in_(self, items: list[Any]) -> In:
+        return In(items[0], tuple(items[1:]))
+
+    def not_in(self, items: list[Any]) -> Not:
+        return Not(In(items[0], tuple(items[1:])))
+
+    def cmp(self, items: list[Any]) -> Cmp:
+        return Cmp(items[0], str(items[1]), Lit("number", str(items[2])))
+
+    def has(self, items: list[Any]) -> Has:
+        return Has(items[1])
+
+    def not_(self, items: list[Any]) -> Any:
+        inner = items[0]
+        return inner.item if isinstance(inner, Not) else Not(inner)
+
+    def and_(self, items: list[Any]) -> And:
+        flat: list[Any] = []
+        for it in items:
+            flat.extend(it.items if isinstance(it, And) else [it])
+        return And(tuple(flat))
+
+    def or_(self, items: list[Any]) -> Or:
+        flat: list[Any] = []
+        for it in items:
+            flat.extend(it.items if isinstance(it, Or) else [it])
+        return Or(tuple(flat))
+
+
+_EXPECTED = {"NAME": "a tag or value", "NUMBER": "a number", "STRING": "a string",
+             "LPAR": "'('", "RPAR": "')'", "EQUAL": "'='", "CMP": "a comparison",
+             "COMMA": "','", "_OR": "OR", "_AND": "AND", "_NOT": "NOT", "_IN": "IN",
+             "HAS": "tag:", "__ANON_0": "'!='"}
+
+
+def parse(text: str) -> Any:
+    """Parse a segment expression into an AST (``Eq``, ``In``, ``And``, ...).
+
+    >>> parse("a = x AND (b IN (1, 2) OR NOT tag:c)")
+    And(items=(Eq(tag='a', value=Lit(kind='name', text='x')), Or(items=(In(tag='b', \
+values=(Lit(kind='number', text='1'), Lit(kind='number', text='2'))), Not(item=Has(tag='c'))))))
+    """
+    if not text or not text.strip():
+        raise SegmentError("empty segment expression")
+    if len(text) > 4000:
+        raise SegmentError("segment expression longer than 4000 characters")
+    try:
+        tree = _parser().parse(text)
+    except UnexpectedEOF:
+        raise SegmentError(f"syntax error at column {len(text) + 1}: unexpected end") from None
+    except UnexpectedToken as exc:
+        col = exc.column if isinstance(exc.column, int) and exc.column > 0 else len(text) + 1
+        want = sorted({_EXPECTED.get(t, t) for t in exc.expected})
+        if exc.token.type == "$END":
+            col = len(text) + 1
+        if want == ["a number", "a string", "a tag or value"]:
+            hint = "expected a value"
+        else:
+            hint = "expected " + " or ".join(want)
+        raise SegmentError(f"syntax error at column {col}: {hint}") from None
+    except UnexpectedCharacters as exc:
+        raise SegmentError(f"syntax error at column {exc.column}: unexpected character "
+                           f"{text[exc.pos_in_stream]!r}") from None
+    except UnexpectedInput as exc:  # pragma: no cover - other lark errors
+        raise SegmentError(f"syntax error: {exc}") from None
+    return _ToAst().transform(tree)
+
+
+# -- catalog -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class TagInfo:
+    """What the planner must know of a tag: its kind and (enum/bool) declared values."""
+
+    id: str
+    family: str
+    kind: str                         # enum | bool | number | text | set
+    values: tuple[Any, ...] = ()      # declared values (enum, bool); others: found in Redis
+
+
+@dataclass
+class Catalog:
+    """The tags a segment expression may name (built from the rule set)."""
+
+    tags: dict[str, TagInfo]
+
+    @classmethod
+    def from_ruleset(cls, ruleset: Any) -> Catalog:
+        """Visible tags of a :class:`~stream_app.rules.model.RuleSet`."""
+        out = {}
+        for t in ruleset.tags:
+            values = tuple(v.value for v in t.values)
+            if t.kind == "bool":
+                values = (True, False)
+            out[t.id] = TagInfo(t.id, t.family, t.kind, values)
+        return cls(out)
+
+    def resolve(self, ref: str) -> TagInfo:
+        """``activity``, ``activity.activity`` (family.tag) or ``family.activity``."""
+        if ref in self.tags:
+            return self.tags[ref]
+        head, _, rest = ref.partition(".")
+        if rest:
+            if head == "family" and rest in self.tags and self.tags[rest].family == rest:
+                return self.tags[rest]
+            if head == "family":
+                names = sorted(t.id for t in self.tags.values() if t.family == rest)
+                if names:
+                    raise SegmentError(f"family {rest!r} has no tag named {rest!r}; "
+                                       f"name one of: {', '.join(names)}")
+            info = self.tags.get(rest)
+            if info is not None and info.family == head:
+                return info
+        raise SegmentError(f"unknown tag {ref!r}")
+
+
+def tags_needing_values(ast: Any, catalog: Catalog) -> set[str]:
+    """Text/set tags whose present values must be looked up in Redis before planning."""
+    out: set[str] = set()
+
+    def walk(n: Any) -> None:
+        if isinstance(n, And | Or):
+            for it in n.items:
+                walk(it)
+        elif isinstance(n, Not):
+            walk(n.item)
+        else:
+            info = catalog.resolve(n.tag)
+            if info.kind == "set" or (info.kind == "text" and isinstance(n, Has | Ne)):
+                out.add(info.id)
+
+    walk(ast)
+    return out
+
+
+# -- set algebra ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Key:
+    """An existing key; ``z`` when it is a sorted set."""
+
+    name: str
+    z: bool = False
+
+
+@dataclass(frozen=True)
+class Range:
+    """Members of sorted set ``zkey`` with score in [lo, hi] (``(`` prefix = exclusive)."""
+
+    zkey: str
+    lo: str
+    hi: str
+
+
+@dataclass(frozen=True)
+class Empty:
+    pass
+
+
+@dataclass(frozen=True)
+class Inter:
+    items: tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class Union:
+    items: tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class Diff:
+    base: Any
+    minus: tuple[Any, ...]
+
+
+EMPTY = Empty()
+
+
+def _num_text(x: float) -> str:
+    if math.isinf(x):
+        return "+inf" if x > 0 else "-inf"
+    return repr(int(x)) if float(x).is_integer() and abs(x) < 1e15 else repr(x)
+
+
+def _bounds(op: str, x: float) -> tuple[str, str]:
+    v = _num_text(x)
+    return {"=": (v, v), ">": (f"({v}", "+inf"), ">=": (v, "+inf"),
+            "<": ("-inf", f"({v}"), "<=": ("-inf", v)}[op]
+
+
+def _union(items: list[Any]) -> Any:
+    flat: list[Any] = []
+    for it in items:
+        for x in (it.items if isinstance(it, Union) else (it,)):
+            if not isinstance(x, Empty) and x not in flat:
+                flat.append(x)
+    if not flat:
+        return EMPTY
+    return flat[0] if len(flat) == 1 else Union(tuple(flat))
+
+
+def _inter(items: list[Any]) -> Any:
+    diffs = [it for it in items if isinstance(it, Diff)]
+    if diffs:  # A & (B - C) & (D - E) = (A & B & D) - (C | E)
+        rest = [it for it in items if not isinstance(it, Diff)]
+        base = _inter(rest + [d.base for d in diffs])
+        return _diff(base, [m for d in diffs for m in d.minus])
+    flat: list[Any] = []
+    for it in items:
+        for x in (it.items if isinstance(it, Inter) else (it,)):
+            if isinstance(x, Empty):
+                return EMPTY
+            if x not in flat:
+                flat.append(x)
+    return flat[0] if len(flat) == 1 else Inter(tuple(flat))
+
+
+def _diff(base: Any, minus: list[Any]) -> Any:
+    if isinstance(base, Empty):
+        return EMPTY
+    if isinstance(base, Diff):  # (B - C) - D = B - (C | D)
+        return _diff(base.base, [*base.minus, *minus])
+    flat: list[Any] = []
+    for m in minus:
+        for x in (m.items if isinstance(m, Union) else (m,)):
+            if not isinstance(x, Empty) and x not in flat:
+                flat.append(x)
+    if base in flat:
+        return EMPTY
+    return Diff(base, tuple(flat)) if flat else base
+
+
+class _Lowering:
+    def __init__(self, catalog: Catalog, tenant: str, found: dict[str, list[Any]]) -> None:
+        self.cat = catalog
+        self.t = tenant
+        self.found = found
+        self.universe = Key(keys.users_key(tenant))
+
+    def seg(self, tag: str, value: Any) -> Key:
+        return Key(keys.seg_key(self.t, tag, value))
+
+    def values_of(self, info: TagInfo) -> list[Any]:
+        if info.kind in ("enum", "bool"):
+            return list(info.values)
+        return list(self.found.get(info.id, []))
+
+    def literal(self, info: TagInfo, lit: Lit) -> Any:
+        """The tag value a literal denotes for this tag's kind."""
+        if info.kind == "number":
+            if lit.kind != "number":
+                raise SegmentError(f"tag {info.id!r} is numeric: compare it with a number, "
+                                   f"not {lit.text!r}")
+            return lit.number
+        if info.kind == "bool":
+            low = lit.text.lower()
+            if lit.kind == "name" and low in ("true", "false"):
+                return low == "true"
+            raise SegmentError(f"tag {info.id!r} is boolean: use true or false, "
+                               f"not {lit.text!r}")
+        if info.kind == "enum" and lit.text not in info.values:
+            raise SegmentError(f"tag {info.id!r} has no value {lit.text!r}; values: "
+                               f"{', '.join(str(v) for v in info.values)}")
+        return lit.text
+
+    def eq(self, info: TagInfo, lit: Lit) -> Any:
+        v = self.literal(info, lit)
+        if info.kind == "number":
+            lo, hi = _bounds("=", v)
+            return Range(keys.num_key(self.t, info.id), lo, hi)
+        if info.kind == "set":  # the projection keys a set value by the whole sorted list
+            return _union([self.seg(info.id, combo) for combo in self.values_of(info)
+                           if isinstance(combo, list) and v in combo])
+        return self.seg(info.id, v)
+
+    def has(self, info: TagInfo) -> Any:
+        if info.kind == "number":
+            return Key(keys.num_key(self.t, info.id), z=True)
+        if info.kind == "bool":
+            return self.seg(info.id, True)
+        return _union([self.seg(info.id, v) for v in self.values_of(info)])
+
+    def holds_any(self, info: TagInfo) -> Any:
+        """Users holding the tag with any value (for ``!=``: a false bool counts)."""
+        if info.kind == "bool":
+            return _union([self.seg(info.id, True), self.seg(info.id, False)])
+        return self.has(info)
+
+    def lower(self, n: Any) -> Any:
+        if isinstance(n, And):
+            pos = [self.lower(i) for i in n.items if not isinstance(i, Not)]
+            neg = [self.lower(i.item) for i in n.items if isinstance(i, Not)]
+            base = _inter(pos) if pos else self.universe
+            return _diff(base, neg)
+        if isinstance(n, Or):
+            return _union([self.lower(i) for i in n.items])
+        if isinstance(n, Not):
+            return _diff(self.universe, [self.lower(n.item)])
+        info = self.cat.resolve(n.tag)
+        if isinstance(n, Eq):
+            return self.eq(info, n.value)
+        if isinstance(n, Ne):
+            return _diff(self.holds_any(info), [self.eq(info, n.value)])
+        if isinstance(n, In):
+            return _union([self.eq(info, v) for v in n.values])
+        if isinstance(n, Has):
+            return self.has(info)
+        if isinstance(n, Cmp):
+            if info.kind != "number":
+                raise SegmentError(f"{n.op} needs a numeric tag; {info.id!r} is {info.kind}")
+            lo, hi = _bounds(n.op, self.literal(info, n.value))
+            return Range(keys.num_key(self.t, info.id), lo, hi)
+        raise SegmentError(f"cannot plan {n!r}")  # pragma: no cover
+
+
+# -- compilation to Redis commands ---------------------------------------------------------
+
+Command = tuple[Any, ...]
+
+
+@dataclass
+class Plan:
+    """Commands computing a segment into ``result`` (None: the segment is empty).
+
+    ``steps`` store into temporary keys (listed in ``temps``; each gets ``PEXPIRE`` from the
+    runner); ``root`` is the simplified set-algebra tree, ``z`` whether ``result`` is a
+    sorted set.
+    """
+
+    tenant: str
+    root: Any
+    steps: list[Command] = field(default_factory=list)
+    result: str | None = None
+    z: bool = False
+    temps: list[str] = field(default_factory=list)
+    _text: dict[str, str] = field(default_factory=dict, repr=False)
+
+    def explain(self) -> str:
+        """Human-readable form of the plan (key names without the tenant prefix)."""
+        if self.result is None:
+            return "EMPTY"
+        return self._text.get(self.result, self._short(self.result))
+
+    def _short(self, key: str) -> str:
+        prefix = f"{keys.PREFIX}:{self.tenant}:"
+        return key[len(prefix):] if key.startswith(prefix) else key
+
+    def size_command(self) -> Command | None:
+        """A single command giving the size without running ``steps``, when one exists."""
+        if isinstance(self.root, Key):
+            return ("ZCARD" if self.root.z else "SCARD", self.root.name)
+        if isinstance(self.root, Range):
+            return ("ZCOUNT", self.root.zkey, self.root.lo, self.root.hi)
+        return None
+
+    def intercard_keys(self) -> list[str] | None:
+        """Keys of a root intersection of plain sets (answerable by ``SINTERCARD``)."""
+        if isinstance(self.root, Inter) and all(
+                isinstance(i, Key) and not i.z for i in self.root.items):
+            return [i.name for i in self.root.items]
+        return None
+
+
+class _Compiler:
+    def __init__(self, p: Plan, qid: str) -> None:
+        self.p = p
+        self.qid = qid
+
+    def tmp(self) -> str:
+        k = f"{keys.PREFIX}:{self.p.tenant}:tmp:{self.qid}:{len(self.p.temps) + 1}"
+        self.p.temps.append(k)
+        return k
+
+    def emit(self, n: Any) -> tuple[str, bool]:
+        p = self.p
+        if isinstance(n, Key):
+            return n.name, n.z
+        if isinstance(n, Range):
+            dst = self.tmp()
+            p.steps.append(("ZRANGESTORE", dst, n.zkey, n.lo, n.hi, "BYSCORE"))
+            p._text[dst] = f"{p._short(n.zkey)}[{n.lo}, {n.hi}]"
+            return dst, True
+        if isinstance(n, Inter):
+            ranges = [i for i in n.items if isinstance(i, Range)]
+            if ranges:
+                return self.fused(ranges[0], [i for i in n.items if i is not ranges[0]])
+            return self.nary(n.items, "SINTERSTORE", "ZINTERSTORE")
+        if isinstance(n, Union):
+            return self.nary(n.items, "SUNIONSTORE", "ZUNIONSTORE")
+        if isinstance(n, Diff):
+            return self.nary((n.base, *n.minus), "SDIFFSTORE", "ZDIFFSTORE", sep=" - ")
+        raise SegmentError(f"cannot compile {n!r}")  # pragma: no cover
+
+    def nary(self, items: tuple[Any, ...], s_cmd: str, z_cmd: str,
+             sep: str = ", ") -> tuple[str, bool]:
+        refs = [self.emit(i) for i in items]
+        names = [r for r, _ in refs]
+        z = any(isz for _, isz in refs)
+        dst = self.tmp()
+        if z:
+            self.p.steps.append((z_cmd, dst, len(names), *names))
+        else:
+            self.p.steps.append((s_cmd, dst, *names))
+        inner = sep.join(self.p._text.get(r, self.p._short(r)) for r in names)
+        self.p._text[dst] = f"{z_cmd if z else s_cmd}({inner})"
+        return dst, z
+
+    def fused(self, r: Range, others: list[Any]) -> tuple[str, bool]:
+        refs = [self.emit(i) for i in others]
+        names = [r.zkey] + [x for x, _ in refs]
+        dst = self.tmp()
+        weights = ["1"] + ["0"] * len(refs)
+        self.p.steps.append(("ZINTERSTORE", dst, len(names), *names, "WEIGHTS", *weights))
+        if r.lo != "-inf":
+            hi = r.lo[1:] if r.lo.startswith("(") else f"({r.lo}"
+            self.p.steps.append(("ZREMRANGEBYSCORE", dst, "-inf", hi))
+        if r.hi != "+inf":
+            lo = r.hi[1:] if r.hi.startswith("(") else f"({r.hi}"
+            self.p.steps.append(("ZREMRANGEBYSCORE", dst, lo, "+inf"))
+        inner = ", ".join(self.p._text.get(x, self.p._short(x)) for x in names)
+        lo_b = "(" if r.lo.startswith("(") else "["
+        hi_b = ")" if r.hi.startswith("(") else "]"
+        keep = f"{lo_b}{r.lo.lstrip('(')}, {r.hi.lstrip('(')}{hi_b}"
+        self.p._text[dst] = f"ZINTERSTORE({inner}) WEIGHTS 1 {' '.join(weights[1:])} -> keep {keep}"
+        return dst, True
+
+
+def plan(ast: Any, catalog: Catalog, tenant: str, *, qid: str = "0",
+         found_values: dict[str, list[Any]] | None = None) -> Plan:
+    """Compile an AST into Redis commands over ``tenant``'s keys.
+
+    ``found_values`` gives, for text/set tags (see :func:`tags_needing_values`), the values
+    present in Redis; ``qid`` names the temporary keys (unique per query).
+    """
+    root = _Lowering(catalog, tenant, found_values or {}).lower(ast)
+    p = Plan(tenant=tenant, root=root)
+    if isinstance(root, Empty):
+        return p
+    p.result, p.z = _Compiler(p, qid).emit(root)
+    return p
