@@ -48,11 +48,13 @@ def truth_path_for(out: Path) -> Path:
               help="override config/simulator.yaml, e.g. --set lead.window_days=7 (repeatable)")
 @click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False,
               path_type=Path), default=None, help="simulator YAML (default: config/simulator.yaml)")
+@click.option("--tenants", default=None, metavar="A,B,...",
+              help="tenant ids, people spread evenly (default: config tenants, 'default')")
 @click.option("--id-prefix", default="", help="prefix of user ids and event ids")
 @click.option("--quiet", is_flag=True, help="no progress bar")
 def command(users: int | None, days: float | None, seed: int, start: str | None, out: Path,
             truth_out: Path | None, inject: tuple[str, ...], sets: tuple[str, ...],
-            config_path: Path | None, id_prefix: str, quiet: bool) -> None:
+            config_path: Path | None, tenants: str | None, id_prefix: str, quiet: bool) -> None:
     """Simulate learners of an education company and write their events to --out."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn  # noqa: PLC0415
 
@@ -79,6 +81,9 @@ def command(users: int | None, days: float | None, seed: int, start: str | None,
         overrides["days"] = days
     if start is not None:
         overrides["start"] = start
+    if tenants:
+        overrides["tenants"] = [{"id": t.strip(), "weight": 1.0}
+                                for t in tenants.split(",") if t.strip()]
     try:
         cfg = load_sim_config(config_path, overrides)
         injections = [parse_injection(s) for s in inject]

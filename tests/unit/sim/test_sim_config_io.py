@@ -79,6 +79,14 @@ def test_simulate_command_writes_events_and_truth(tmp_path: Path) -> None:
     assert same.exit_code == 0 and list(read_jsonl(tmp_path / "b.jsonl")) == evs
 
 
+def test_simulate_command_tenants(tmp_path: Path) -> None:
+    out = tmp_path / "t.jsonl"
+    res = CliRunner().invoke(command, ["--users", "200", "--days", "3", "--out", str(out),
+                                       "--quiet", "--tenants", "acme, globex"])
+    assert res.exit_code == 0, res.output
+    assert {e["tenant"] for e in read_jsonl(out)} == {"acme", "globex"}
+
+
 def test_simulate_command_reports_bad_input(tmp_path: Path) -> None:
     for args in (["--inject", "meteor:start=1d"], ["--set", "users"], ["--set", "users=-3"]):
         res = CliRunner().invoke(command, [*args, "--out", str(tmp_path / "x.jsonl"), "--quiet"])

@@ -178,6 +178,14 @@ def test_diurnal_and_weekly_rhythm(run: Run) -> None:
     assert evening > 8 * night, (night, evening)
 
 
+def test_weekly_rhythm_busier_weekends(run: Run) -> None:
+    per_day = Counter((e["ts"] + 8 * 3_600_000) // 86_400_000 for e in run.events
+                      if e["type"] == "ad_landing")
+    weekend = [n for d, n in per_day.items() if (d + 3) % 7 >= 5]
+    weekday = [n for d, n in per_day.items() if (d + 3) % 7 < 5]
+    assert sum(weekend) / len(weekend) > 1.05 * sum(weekday) / len(weekday)
+
+
 def test_profile_events_carry_demographics_and_consent(run: Run) -> None:
     regs = [e for e in run.events if e["type"] == "registered"]
     for e in regs:
