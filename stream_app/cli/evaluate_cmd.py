@@ -57,7 +57,7 @@ def command(file: str, target: str, learner: str | None, config_path: str | None
     out.write_text(json.dumps(res, indent=1) + "\n")
     click.echo(f"{res['events']} events, {res['users']} users in {res['seconds']:.2f}s: "
                f"{res['events_per_s']} events/s; learner {res['learner']}, "
-               f"{res['labels_learned']} labelled snapshots learned")
+               f"{res['labels']} labels, {res['snapshots_learned']} labelled snapshots learned")
     cols = ["n", "positives", "roc_auc", "pr_auc", "log_loss", "precision", "recall",
             "rules_roc_auc"]
     click.echo(f"{'group':<24}" + "".join(f"{c:>14}" for c in cols))

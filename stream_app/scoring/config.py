@@ -54,6 +54,7 @@ class GateConfig:
     min_precision: float = 0.5
     min_recall: float = 0.3
     hysteresis: float = 0.03
+    min_lift: float = 1.2
 
 
 @dataclass(frozen=True)

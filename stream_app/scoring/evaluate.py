@@ -5,8 +5,8 @@ are processed in file order, one user state per ``user_id``; the training pairs 
 returns are learned at once (the trainer and the worker are one process here). Checkpoint
 label events record a score that is resolved when the user's outcome arrives; metrics are
 reported over all resolved checkpoints and per ``group``. Labels on their own (no checkpoints)
-are evaluated prequentially: each training pair is scored by the current model before it is
-learned.
+are evaluated prequentially: each label's latest snapshot (the score the user had right
+before the outcome) is scored by the current model before the model learns from that label.
 
 Example:
     >>> import gzip, json, tempfile, os
@@ -30,7 +30,7 @@ Example:
     >>> res["events"], res["checkpoints"]["all"]["n"]
     (180, 60)
     >>> sorted(res["checkpoints"]["groups"]), res["gate"]["learned"]
-    (['g'], 60)
+    (['g'], 120)
 """
 
 from __future__ import annotations
@@ -93,7 +93,7 @@ def replay(events: Any, scorer: Scorer, *, learn: bool = True,
     pairs: list[tuple[str, float, int, int]] = []
     gate_hist: dict[str, list[tuple[int, bool]]] = {t: [] for t in scorer.targets}
     gate_open = {t: False for t in scorer.targets}
-    n = 0
+    n = learned = 0
     t0 = time.perf_counter()
     for ev in events:
         n += 1
@@ -105,17 +105,22 @@ def replay(events: Any, scorer: Scorer, *, learn: bool = True,
         if step.checkpoints:
             checkpoints.extend(step.checkpoints)
         for ex in step.training:
+            # one prequential pair per label: its latest snapshot, scored before any learning
             if not learn:
-                pairs.append((ex.target, reg.predict(ex.target, ex.x), ex.y, ex.ts))
+                if ex.gate:
+                    pairs.append((ex.target, reg.predict(ex.target, ex.x), ex.y, ex.ts))
                 continue
-            pairs.append((ex.target, reg.learn(ex.target, ex.x, ex.y), ex.y, ex.ts))
+            p = reg.learn(ex.target, ex.x, ex.y, ex.gate)
+            learned += 1
+            if ex.gate:
+                pairs.append((ex.target, p, ex.y, ex.ts))
             if gate_open[ex.target] != reg.is_open(ex.target):
                 g = reg.gate(ex.target)
                 gate_open[ex.target] = g.open
                 gate_hist[ex.target].append((g.learned, g.open))
         if on_step is not None:
             on_step(ev, step)
-    return {"events": n, "checkpoints": checkpoints, "pairs": pairs,
+    return {"events": n, "checkpoints": checkpoints, "pairs": pairs, "learned": learned,
             "seconds": time.perf_counter() - t0, "gate_history": gate_hist, "states": states}
 
 
@@ -175,7 +180,8 @@ def evaluate_file(path: Path | str, target: str, *, config: ScoringConfig | None
         "seconds": round(run["seconds"], 3),
         "events_per_s": round(run["events"] / run["seconds"]) if run["seconds"] else None,
         "users": len(run["states"]),
-        "labels_learned": len(pairs) if learn else 0,
+        "labels": len(pairs),
+        "snapshots_learned": run["learned"],
         "checkpoints": {
             "all": block(cps) if cps else None,
             "groups": {g: block(v) for g, v in sorted(groups.items())},

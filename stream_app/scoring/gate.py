@@ -1,8 +1,10 @@
 """The release gate: a model drives tags and alerts only while its prequential precision and
 recall at the alert threshold, over the last N labels, pass the configured bars.
 
-It opens when both pass (with at least ``min_labels`` labels in the window) and closes when
-either falls more than ``hysteresis`` below its bar, so that it does not flap at the edge.
+It opens when both pass (with at least ``min_labels`` labels in the window, and a precision
+at least ``min_lift`` times the window's positive rate, so that a burst of positives cannot
+open it for a model that flags everyone) and closes when either falls more than
+``hysteresis`` below its bar, so that it does not flap at the edge.
 
 Every label is first scored by the current model (before the model learns from it), so the
 window holds honest out-of-sample predictions.
@@ -43,6 +45,7 @@ class GateState:
     learned: int           # labels the model learned from in total
     precision: float
     recall: float
+    lift: float
     positive_rate: float
     threshold: float
     min_precision: float
@@ -84,9 +87,15 @@ class Gate:
         self._count(p, y, 1)
         self._open = self._decide()
 
+    @property
+    def lift(self) -> float:
+        """Precision over the window's positive rate (1.0: no better than flagging everyone)."""
+        rate = self._pos / self.n if self.n else 0.0
+        return self.precision / rate if rate else 0.0
+
     def _decide(self) -> bool:
         c = self.config
-        if self.n < c.min_labels:
+        if self.n < c.min_labels or self.lift < c.min_lift:
             return False
         if self._open:   # hysteresis: close only clearly below the bars
             h = c.hysteresis
@@ -129,6 +138,7 @@ class Gate:
         return GateState(
             target=target, open=self.is_open, version=version, labels=self.n, learned=learned,
             precision=round(self.precision, 4), recall=round(self.recall, 4),
+            lift=round(self.lift, 3),
             positive_rate=round(self._pos / self.n, 4) if self.n else 0.0,
             threshold=self.threshold, min_precision=c.min_precision, min_recall=c.min_recall,
             min_labels=c.min_labels,

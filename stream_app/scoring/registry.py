@@ -68,8 +68,12 @@ class ModelRegistry:
         """The model's probability for ``target`` (0.5-ish before any learning)."""
         return predict(self._models[target], x)
 
-    def learn(self, target: str, x: dict[str, float], y: int) -> float:
-        """Prequential step: score ``x`` for the gate first, then learn ``(x, y)``.
+    def learn(self, target: str, x: dict[str, float], y: int, gate: bool = True) -> float:
+        """Prequential step: score ``x`` (for the gate) first, then learn ``(x, y)``.
+
+        ``gate``: count this prediction in the release gate's window. One label usually
+        brings several snapshots; only its latest (the score the user had right before the
+        outcome) is counted, so the window holds the last N *labels*.
 
         Delayed labels arrive by class in bursts (withdrawals during a course, passes at its
         end; orders at once, "lost" leads much later). To keep such bursts from tilting an
@@ -84,7 +88,8 @@ class ModelRegistry:
         p = 0.5
         if self._learned[target]:
             p = predict(model, x)
-            self._gates[target].update(p, y)
+            if gate:
+                self._gates[target].update(p, y)
         model.learn_one(x, bool(y))
         self._learned[target] += 1
         reh = self.config.targets[target].rehearsal

@@ -56,13 +56,17 @@ RECENT_ACTIONS = 5
 
 @dataclass(slots=True)
 class TrainingExample:
-    """One (feature snapshot, label) pair for the trainer. ``ts``: when the snapshot was taken."""
+    """One (feature snapshot, label) pair for the trainer. ``ts``: when the snapshot was taken.
+
+    The trainer calls ``registry.learn(target, x, y, gate=gate)``.
+    """
 
     target: str
     x: dict[str, float]
     y: int
     ts: int
     user_id: str = ""
+    gate: bool = False   # the label's latest snapshot: counted in the release gate
 
 
 @dataclass(slots=True)
@@ -142,7 +146,6 @@ class Scorer:
             return step
         self._live_snapshot(st, event.ts)
         for target in self._positive.get(event.type, ()):
-            self._add_snapshot(st, target, event.ts, featurize(st, event.ts, self.fc))
             self._outcome(st, event, target, 1, event.ts + 1, step)
         update(st, event, self.fc)
         rp = st.setdefault("rp", {})
@@ -198,16 +201,22 @@ class Scorer:
             del sn[:excess]
 
     def _live_snapshot(self, st: dict[str, Any], ts: int) -> None:
-        """One snapshot a day (at most), of the state *before* the event at ``ts``."""
+        """One snapshot a day (at most): the user's last scored state before the event at ``ts``.
+
+        The snapshot is featurized as of the previous event's time, i.e. exactly what the
+        user's score was computed from; featurizing at ``ts`` would let the timing of the
+        next event (e.g. the order) leak into the training example.
+        """
         if st["t0"] is None or "live" not in self.learn_from:
             return
-        last = st.get("snt")
-        if last is not None and ts - last < self._snap_every:
+        prev = st.get("snt")
+        if prev is not None and ts - prev < self._snap_every:
             return
         st["snt"] = ts
-        x = featurize(st, ts, self.fc)
+        at = st["last"]
+        x = featurize(st, at, self.fc)
         for target in self.targets:
-            self._add_snapshot(st, target, ts, x)
+            self._add_snapshot(st, target, at, x)
 
     def _checkpoint(self, st: dict[str, Any], event: Event, group: str) -> None:
         target = event.props["target"]
@@ -223,6 +232,7 @@ class Scorer:
     def _outcome(self, st: dict[str, Any], event: Event, target: str, y: int, trigger_ts: int,
                  step: ScoreStep) -> None:
         uid = event.user_id
+        first = len(step.training)
         seen = st.setdefault("yo", {})
         prev = seen.get(target)
         if prev is not None and prev[1] == y and 0 <= event.ts - prev[0] < DAY_MS:
@@ -244,13 +254,27 @@ class Scorer:
                 if "checkpoints" in self.learn_from and p is not None:
                     step.training.append(TrainingExample(t, x, y, ts, uid))
             st["cp"] = keep
+        live = "live" in self.learn_from or target in self._positive_targets()
+        last = st["last"]
+        if live and last is not None and last < trigger_ts:
+            # the last scored state before the triggering event, for every outcome alike
+            # (only positives would get it otherwise: a sampling bias the model would learn)
+            self._add_snapshot(st, target, last, featurize(st, last, self.fc))
         sn = (st.get("sn") or {}).get(target)
         if sn:
-            if "live" in self.learn_from or target in self._positive_targets():
+            if live:
                 for ts, x in sn:
                     if ts < trigger_ts:
                         step.training.append(TrainingExample(target, x, y, ts, uid))
             st["sn"][target] = [s for s in sn if s[0] >= trigger_ts]
+        mine = step.training[first:]
+        if mine:
+            # the latest snapshot goes first, so that the gate scores it before the model
+            # learns from this label's other (near-identical) snapshots
+            latest = max(range(len(mine)), key=lambda i: mine[i].ts)
+            mine[latest].gate = True
+            mine.insert(0, mine.pop(latest))
+            step.training[first:] = mine
 
     def _positive_targets(self) -> frozenset[str]:
         return frozenset(t for ts in self._positive.values() for t in ts)
