@@ -93,11 +93,6 @@ class Learner:
         }
 
 
-def _drain(pend: list[Item], until: int) -> Iterator[Item]:
-    while pend and pend[0][0] < until:
-        yield heappop(pend)
-
-
 class Behaviour:
     """The behaviour model of the simulated company (one per run; shares the run's RNG).
 
@@ -189,12 +184,14 @@ class Behaviour:
     def _end(self, u: Learner, pend: list[Item]) -> Iterator[Item]:
         """Everything left, cut at the deletion request if there is one."""
         if u.del_ts < _NEVER:
-            yield from _drain(pend, u.del_ts)
+            while pend and pend[0][0] < u.del_ts:
+                yield heappop(pend)
             pend.clear()
             yield (u.del_ts, self._k(), "profile", "deletion_requested",
                    {"reason": "user_request"}, "del")
         else:
-            yield from _drain(pend, _NEVER)
+            while pend and pend[0][0] < _NEVER:
+                yield heappop(pend)
 
     # ---------------------------------------------------------------- the life
     def life(self, u: Learner) -> Iterator[Item]:
@@ -247,7 +244,8 @@ class Behaviour:
             self._push(pend, st + 30_000 + int(r() * 60_000), "click", "course_view",
                        {**u.attr, "course_id": f"{u.category}-101",
                         "category": u.category})
-        yield from _drain(pend, _NEVER)
+        while pend and pend[0][0] < _NEVER:
+            yield heappop(pend)
 
     def _nurture(self, u: Learner, pend: list[Item], t_reg: int) -> Iterator[Item]:
         """Lead days; returns the order time, None (no order in the window) or -1 (deleted)."""
@@ -290,11 +288,13 @@ class Behaviour:
                     self._checkpoint(pend, cp, "convert", f"convert@d{cd}")
             if order_ts is not None:
                 self._order(u, pend, order_ts)
-                yield from _drain(pend, ds + DAY_MS)
+                while pend and pend[0][0] < ds + DAY_MS:
+                    yield heappop(pend)
                 return order_ts
             if d == lead.window_days:
                 self._label(pend, deadline, "convert", 0, "lab_conv")
-            yield from _drain(pend, ds + DAY_MS)
+            while pend and pend[0][0] < ds + DAY_MS:
+                yield heappop(pend)
         return None
 
     def _session(self, u: Learner, pend: list[Item], st: int) -> int | None:
@@ -425,7 +425,8 @@ class Behaviour:
                             "category": u.category})
             last = ds
             t = max(t, ds)
-            yield from _drain(pend, ds + DAY_MS)
+            while pend and pend[0][0] < ds + DAY_MS:
+                yield heappop(pend)
 
     def _schedule(self, order_ts: int, lessons: int) -> list[int]:
         """Lesson start times of a course bought at ``order_ts`` (never on the order's day)."""
@@ -502,9 +503,11 @@ class Behaviour:
                      {"course_id": cid, "streak_day": lesson_no})
             if lesson_no == len(lessons):  # the end of the course, before the day is let out
                 self._course_end(u, pend, lessons[-1], len(lessons), dropped)
-                yield from _drain(pend, ds + DAY_MS)
+                while pend and pend[0][0] < ds + DAY_MS:
+                    yield heappop(pend)
                 return
-            yield from _drain(pend, ds + DAY_MS)
+            while pend and pend[0][0] < ds + DAY_MS:
+                yield heappop(pend)
             ds += DAY_MS
 
     def _course_end(self, u: Learner, pend: list[Item], last: int, n: int,
