@@ -10,19 +10,21 @@ from pathlib import Path
 import click
 
 
-def _produce_simulation(stack, users: int, speed: float, seed: int, stop: threading.Event,
-                        stats: Counter) -> None:
+def _produce_simulation(stack, arrivals: float | None, speed: float | None, seed: int,
+                        inject: tuple[str, ...], stop: threading.Event, stats: Counter) -> None:
     """Produce the simulator's live stream until ``stop`` is set."""
+    import orjson  # noqa: PLC0415
+
     from stream_app.contract import load_contract  # noqa: PLC0415
     from stream_app.kafka_io import make_producer, produce  # noqa: PLC0415
-    from stream_app.sim import SimConfig, Simulator  # noqa: PLC0415
+    from stream_app.sim import Simulator, load_sim_config, parse_injection  # noqa: PLC0415
 
     contract = load_contract()
     producer = make_producer(stack.bootstrap)
-    sim = Simulator(SimConfig.load(users=users), seed=seed)
-    import orjson  # noqa: PLC0415
-
-    for wall_due, ev in sim.live(speed=speed):
+    overrides = {"live.arrivals_per_day": arrivals} if arrivals else None
+    sim = Simulator(load_sim_config(overrides=overrides), seed=seed,
+                    injections=[parse_injection(i) for i in inject])
+    for wall_due, ev in sim.live(speed=speed, sleep=None):
         if stop.is_set():
             break
         delay = wall_due - time.time()
@@ -37,27 +39,35 @@ def _produce_simulation(stack, users: int, speed: float, seed: int, stop: thread
     producer.flush(10)
 
 
-def _render(stats: Counter, recent: deque, started: float, rate: float):  # noqa: ANN202
+def _render(stats: Counter, tag_feed: deque, alert_feed: deque, started: float,
+            rate: float):  # noqa: ANN202
     from rich.console import Group  # noqa: PLC0415
     from rich.table import Table  # noqa: PLC0415
 
-    head = Table.grid(padding=(0, 3))
-    head.add_row(f"[bold]events produced[/] {stats['events']:,}",
-                 f"[bold]events/s[/] {rate:,.0f}",
-                 f"[bold]tag changes[/] {stats['tags']:,}",
-                 f"[bold]hot leads[/] {stats['alert:hot_lead']:,}",
-                 f"[bold]at risk[/] {stats['alert:at_risk']:,}",
-                 f"[bold]anomalies[/] {stats['alert:metric_anomaly']:,}",
-                 f"[bold]DLQ[/] {stats['dlq']:,}",
-                 f"[dim]{time.time() - started:,.0f}s[/]")
-    fam = Table(title="tag changes by family", show_header=False, box=None)
+    head = Table(title=f"stream-app dev ({time.time() - started:,.0f}s)", show_header=False)
+    head.add_column(style="bold")
+    head.add_column(justify="right")
+    for label, value in [("events produced", f"{stats['events']:,}"),
+                         ("events/s", f"{rate:,.0f}"),
+                         ("tag changes", f"{stats['tags']:,}"),
+                         ("hot-lead alerts", f"{stats['alert:hot_lead']:,}"),
+                         ("at-risk alerts", f"{stats['alert:at_risk']:,}"),
+                         ("metric anomalies", f"{stats['alert:metric_anomaly']:,}"),
+                         ("dead-lettered", f"{stats['dlq']:,}")]:
+        head.add_row(label, value)
+    fam = Table(title="tag changes by family", show_header=False)
     for key, n in sorted(((k, v) for k, v in stats.items() if k.startswith("family:")),
                          key=lambda kv: -kv[1])[:10]:
         fam.add_row(key[7:], f"{n:,}")
-    feed = Table(title="latest", show_header=False, box=None)
-    for line in list(recent)[-12:]:
-        feed.add_row(line)
-    return Group(head, fam, feed)
+    top = Table.grid(padding=(0, 2))
+    top.add_row(head, fam)
+    tags = Table(title="latest tag changes", show_header=False, box=None)
+    for line in list(tag_feed)[-8:]:
+        tags.add_row(line)
+    alerts = Table(title="latest alerts", show_header=False, box=None)
+    for line in list(alert_feed)[-6:]:
+        alerts.add_row(line)
+    return Group(top, tags, alerts)
 
 
 def _describe(topic: str, rec: dict) -> str:
@@ -69,20 +79,26 @@ def _describe(topic: str, rec: dict) -> str:
     reasons = rec.get("reasons") or []
     why = "; ".join(str(r.get("en") or r.get("text") or r) for r in reasons[:2])
     who = rec.get("user_id") or rec.get("metric")
-    return f"[magenta]ALERT {topic.split('.')[-1]}[/] {who} {why[:80]}"
+    score = rec.get("score")
+    score_txt = f" score {score:.2f}" if isinstance(score, int | float) else ""
+    return f"[magenta]{topic.split('.')[-1]}[/] {who}{score_txt}: {why[:90]}"
 
 
 @click.command("dev")
-@click.option("--users", default=2000, show_default=True, help="simulated learners")
-@click.option("--speed", default=1440.0, show_default=True,
-              help="simulated seconds per wall second (1440 = a day per minute)")
+@click.option("--arrivals", type=float, default=None,
+              help="new simulated learners per simulated day (default: config/simulator.yaml)")
+@click.option("--speed", type=float, default=None,
+              help="simulated seconds per wall second, e.g. 1440 = a day per minute "
+                   "(default: config/simulator.yaml)")
+@click.option("--inject", multiple=True,
+              help="inject an anomaly, e.g. lead_drop:channel=douyin,start=1d,duration=6h")
 @click.option("--seed", default=42, show_default=True)
 @click.option("--workers", default=1, show_default=True)
 @click.option("--partitions", default=4, show_default=True)
 @click.option("--duration", default=0.0, help="stop after N seconds (0 = until Ctrl-C)")
 @click.option("--workdir", default="var/dev", show_default=True, type=click.Path(path_type=Path))
-def command(users: int, speed: float, seed: int, workers: int, partitions: int,
-            duration: float, workdir: Path) -> None:
+def command(arrivals: float | None, speed: float | None, inject: tuple[str, ...], seed: int,
+            workers: int, partitions: int, duration: float, workdir: Path) -> None:
     """Run broker, Redis, worker(s) and the simulator; show tags and alerts live."""
     from rich.console import Console  # noqa: PLC0415
     from rich.live import Live  # noqa: PLC0415
@@ -109,17 +125,18 @@ def command(users: int, speed: float, seed: int, workers: int, partitions: int,
         for k, v in stack.settings_env().items():
             console.print(f"  [dim]export {k}={v}[/]")
         producer = threading.Thread(target=_produce_simulation, daemon=True,
-                                    args=(stack, users, speed, seed, stop, stats))
+                                    args=(stack, arrivals, speed, seed, inject, stop, stats))
         producer.start()
         readers = {t: read_assigned(stack.bootstrap, t, partitions if t != "x" else 1)
                    for t in ("tags.changes", "alerts.hot_lead", "alerts.at_risk",
                              "alerts.metric_anomaly", "events.dlq")}
-        recent: deque = deque(maxlen=50)
+        tag_feed: deque = deque(maxlen=20)
+        alert_feed: deque = deque(maxlen=20)
         started = time.time()
         last_n, last_t, rate = 0, started, 0.0
         import orjson  # noqa: PLC0415
 
-        with Live(_render(stats, recent, started, rate), console=console,
+        with Live(_render(stats, tag_feed, alert_feed, started, rate), console=console,
                   refresh_per_second=2) as live:
             while not duration or time.time() - started < duration:
                 for topic, consumer in readers.items():
@@ -134,13 +151,15 @@ def command(users: int, speed: float, seed: int, workers: int, partitions: int,
                             stats["dlq"] += 1
                         else:
                             stats[f"alert:{topic.split('.')[-1]}"] += 1
-                        if topic != "tags.changes" or stats["tags"] % 25 == 1:
-                            recent.append(_describe(topic, rec))
+                        if topic != "tags.changes":
+                            alert_feed.append(_describe(topic, rec))
+                        elif rec.get("old") is not None or stats["tags"] % 20 == 1:
+                            tag_feed.append(_describe(topic, rec))
                 now = time.time()
                 if now - last_t >= 1.0:
                     rate = (stats["events"] - last_n) / (now - last_t)
                     last_n, last_t = stats["events"], now
-                live.update(_render(stats, recent, started, rate))
+                live.update(_render(stats, tag_feed, alert_feed, started, rate))
                 if not producer.is_alive() and stats["events"] == 0:
                     raise click.ClickException("the simulator stopped without producing")
         console.print(f"done: {stats['events']:,} events, {stats['tags']:,} tag changes, "
