@@ -6,6 +6,9 @@
   fires: ``consecutive_missed`` missed lessons in a row, or a rule-engine tag listed in
   ``rule_tags`` (e.g. ``at_risk``) turns true (the agent passes the user's tags in).
 
+Eligibility: ``require_any`` (e.g. at-risk only for users with study or purchase events)
+and ``exclude_if_any`` (e.g. no hot-lead alert for a lead who already bought).
+
 Per lead: at most one alert of a kind per ``cooldown_hours`` (state in ``sc_state["al"]``);
 ``alert_id`` is derived from the triggering event, so a redelivered event yields the same id
 (downstream de-duplicates on it). Per tenant: at most ``hourly_budget_per_tenant`` alerts of a
@@ -71,6 +74,8 @@ class AlertKind:
     top_reasons: int = 3
     consecutive_missed: int | None = None
     rule_tags: tuple[str, ...] = ()
+    require_any: tuple[str, ...] = ()       # only users who did one of these event types
+    exclude_if_any: tuple[str, ...] = ()    # never users who did one of these
     next_steps: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
@@ -121,10 +126,10 @@ class AlertPolicy:
             if not raw or raw.get("target") not in scoring.targets:
                 continue
             try:
-                kinds[kind] = AlertKind(
-                    kind=kind, next_steps=steps.get(kind) or {},
-                    rule_tags=tuple(raw.pop("rule_tags", ()) or ()), **raw,
-                )
+                tuples = {k: tuple(raw.pop(k, ()) or ())
+                          for k in ("rule_tags", "require_any", "exclude_if_any")}
+                kinds[kind] = AlertKind(kind=kind, next_steps=steps.get(kind) or {},
+                                        **tuples, **raw)
             except TypeError as exc:
                 raise ConfigError(f"{p}: {kind}: {exc}") from exc
         return cls(kinds, Words(doc.get("labels") or {}, scoring.features.recency_scale_days))
@@ -135,10 +140,14 @@ class AlertPolicy:
         """Alerts for ``event`` given the new scores in ``step``; updates ``st["al"]``."""
         al = st.setdefault("al", {})
         out: list[dict[str, Any]] = []
+        done = st.get("tot") or {}
         for kind, k in self.kinds.items():
             score = step.scores.get(k.target)
             layer = step.layers.get(k.target)
             if score is None:
+                continue
+            if (k.require_any and not any(t in done for t in k.require_any)) or (
+                    k.exclude_if_any and any(t in done for t in k.exclude_if_any)):
                 continue
             mem = al.setdefault(kind, {})
             prev_score, prev_layer = mem.get("s"), mem.get("l")

@@ -64,7 +64,9 @@ class Words:
         if kind == "rate":
             return {"zh": f"平均每天{zh}{value:.2f}次", "en": f"{value:.2f} {en} a day"}
         if kind == "rec":
-            days = -math.log(value) * self.scale if value > 0 else 99.0
+            days = max(0.0, -math.log(value) * self.scale) if value > 0 else 99.0
+            if days < 0.5:
+                return {"zh": f"今天有{zh}", "en": f"{en} today"}
             return {"zh": f"{days:.0f}天前{zh}", "en": f"{en} {days:.0f} days ago"}
         if kind == "since":
             days = math.expm1(value)
@@ -79,7 +81,7 @@ class Words:
         if feat == "active_ratio":
             return {"zh": f"{zh}{value:.0%}", "en": f"{en} {value:.0%}"}
         if feat == "recency":
-            days = -math.log(value) * self.scale if value > 0 else 99.0
+            days = max(0.0, -math.log(value) * self.scale) if value > 0 else 99.0
             return {"zh": f"{days:.0f}天前活跃", "en": f"active {days:.0f} days ago"}
         return {"zh": f"{zh}={value:.2f}", "en": f"{en}={value:.2f}"}
 

@@ -1,0 +1,123 @@
+"""Alert policy: triggers, cooldown, de-duplication, tenant budget, reasons and next steps."""
+
+from dataclasses import replace
+
+from stream_app.alerts.policy import AlertPolicy
+from stream_app.scoring.registry import ModelRegistry
+from stream_app.scoring.scorer import Scorer
+from tests.unit.scoring.fixtures import DAY, HOUR, T0, config, ev
+
+HOT = ["course_view", "trial_booked", "consult_request", "cart_add", "trial_purchased"]
+
+
+def _scorer(**kinds):
+    cfg = config()
+    policy = AlertPolicy.from_config(cfg)
+    for name, changes in kinds.items():
+        policy.kinds[name] = replace(policy.kinds[name], **changes)
+    return Scorer(cfg, ModelRegistry(cfg), alert_policy=policy)
+
+
+def _feed(sc, events, st=None, rule_tags=None):
+    alerts = []
+    for e in events:
+        s = sc.on_event(st, e, rule_tags)
+        st = s.sc_state
+        alerts.extend(s.alerts)
+    return st, alerts
+
+
+def _hot_lead(uid, t, tenant="default"):
+    return [ev(uid, t + i * 60_000, etype, tenant=tenant, channel="douyin")
+            for i, etype in enumerate(HOT)]
+
+
+def test_hot_lead_alert_carries_reasons_actions_channel_and_next_step():
+    st, alerts = _feed(_scorer(), _hot_lead("u1", T0))
+    assert len(alerts) == 1
+    a = alerts[0]
+    assert a["kind"] == "hot_lead" and a["layer"] == "high" and a["source"] == "rules"
+    assert a["channel"] == "douyin"
+    assert a["reasons"] and all(r["zh"] and r["en"] for r in a["reasons"])
+    assert a["recent_actions"][0]["type"] == "trial_purchased"
+    assert a["next_step"]["en"].startswith("Follow up")
+    for field in ("alert_id", "kind", "user_id", "tenant", "ts", "reasons"):
+        assert field in a
+
+
+def test_cooldown_per_lead():
+    sc = _scorer(hot_lead={"jump": 0.01, "min_score_for_jump": 0.0, "cooldown_hours": 24})
+    st, first = _feed(sc, _hot_lead("u1", T0))
+    assert len(first) == 1
+    # more hot actions within the cooldown: no alert
+    st, again = _feed(sc, [ev("u1", T0 + 2 * HOUR, "cart_add"),
+                           ev("u1", T0 + 3 * HOUR, "consult_request")], st)
+    assert again == []
+    # after the cooldown the lead can alert again
+    st, later = _feed(sc, [ev("u1", T0 + 2 * DAY, "cart_add"),
+                           ev("u1", T0 + 2 * DAY + 60_000, "trial_booked")], st)
+    assert len(later) == 1
+
+
+def test_redelivered_event_gives_the_same_alert_id():
+    sc1, sc2 = _scorer(), _scorer()
+    _, a1 = _feed(sc1, _hot_lead("u1", T0))
+    _, a2 = _feed(sc2, _hot_lead("u1", T0))
+    assert a1[0]["alert_id"] == a2[0]["alert_id"]
+
+
+def test_hourly_budget_per_tenant():
+    sc = _scorer(hot_lead={"hourly_budget_per_tenant": 2})
+    alerts = []
+    for i in range(4):
+        alerts += _feed(sc, _hot_lead(f"a{i}", T0 + i * 1000, tenant="t1"))[1]
+    alerts_t2 = _feed(sc, _hot_lead("b0", T0, tenant="t2"))[1]
+    assert len(alerts) == 2 and len(alerts_t2) == 1
+    # the next hour has a fresh budget
+    assert len(_feed(sc, _hot_lead("a9", T0 + 2 * HOUR, tenant="t1"))[1]) == 1
+
+
+def test_three_missed_lessons_in_a_row_alert_the_class_teacher():
+    sc = _scorer()
+    study = [ev("u1", T0, "lesson_attended", "study"),
+             ev("u1", T0 + DAY, "lesson_missed", "study"),
+             ev("u1", T0 + 2 * DAY, "lesson_attended", "study"),   # the run is broken
+             ev("u1", T0 + 3 * DAY, "lesson_missed", "study"),
+             ev("u1", T0 + 4 * DAY, "lesson_missed", "study")]
+    st, alerts = _feed(sc, study)
+    assert [a for a in alerts if a["kind"] == "at_risk"] == []
+    st, alerts = _feed(sc, [ev("u1", T0 + 5 * DAY, "lesson_missed", "study")], st)
+    risk = [a for a in alerts if a["kind"] == "at_risk"]
+    assert len(risk) == 1
+    assert risk[0]["reasons"][0]["en"] == "missed 3 lessons in a row"
+    assert risk[0]["next_step"]["zh"]
+
+
+def test_rule_engine_tag_raises_an_at_risk_alert_once():
+    sc = _scorer()
+    st, a = _feed(sc, [ev("u1", T0, "video_watched", "study")], rule_tags={"at_risk": False})
+    assert a == []
+    st, a = _feed(sc, [ev("u1", T0 + DAY, "video_watched", "study")], st, {"at_risk": True})
+    assert [x["kind"] for x in a] == ["at_risk"]
+    assert a[0]["reasons"][0]["en"] == "rule tag at_risk"
+    st, a = _feed(sc, [ev("u1", T0 + 9 * DAY, "video_watched", "study")], st, {"at_risk": True})
+    assert a == []            # still the same tag: no new alert
+
+
+def test_model_alerts_explain_with_feature_contributions():
+    from tests.unit.scoring.fixtures import lead_stream
+    cfg = config()
+    reg = ModelRegistry(cfg)
+    sc = Scorer(cfg, reg)
+    states, alerts = {}, []
+    for e in lead_stream(900, seed=4):
+        s = sc.on_event(states.get(e.user_id), e)
+        states[e.user_id] = s.sc_state
+        for t in s.training:
+            reg.learn(t.target, t.x, t.y, t.gate)
+        alerts += [a for a in s.alerts if a["kind"] == "hot_lead" and a["source"] != "rules"]
+    assert reg.gate("convert").open
+    assert alerts, "the model should drive hot-lead alerts once it passes the gate"
+    a = alerts[-1]
+    model_reasons = [r for r in a["reasons"] if r["kind"] == "model"]
+    assert model_reasons and all(r["weight"] > 0 and r["zh"] and r["en"] for r in model_reasons)
