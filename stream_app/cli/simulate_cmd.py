@@ -111,10 +111,30 @@ def command(users: int | None, days: float | None, seed: int, start: str | None,
                        "overrides": {k: str(v) for k, v in overrides.items()}}
     tpath = truth_out or truth_path_for(out)
     write_json(truth, tpath)
-    people = truth["users"].values()
-    reg = sum(1 for u in people if u["registered"])
-    conv = sum(1 for u in people if u["converted"])
-    click.echo(f"wrote {n:,} events of {len(truth['users']):,} people ({reg:,} registered, "
-               f"{conv:,} bought) to {out} in {elapsed:.1f}s ({n / max(elapsed, 1e-9):,.0f}/s)")
+    rows = sim.summary()
+    total = rows[0] if rows else {"people": 0, "leads": 0, "buyers": 0}
+    if not quiet:
+        _print_summary(rows, cfg)
+    click.echo(f"wrote {n:,} events of {total['people']:,} people ({total['leads']:,} "
+               f"registered, {total['buyers']:,} bought) to {out} in {elapsed:.1f}s "
+               f"({n / max(elapsed, 1e-9):,.0f}/s)")
     click.echo(f"ground truth: {tpath}"
                + (f" ({len(injections)} injected anomalies)" if injections else ""))
+
+
+def _print_summary(rows: list[dict], cfg: object) -> None:
+    """Channel volume and quality of the run, zh/en labels from the config."""
+    from rich.console import Console  # noqa: PLC0415
+    from rich.table import Table  # noqa: PLC0415
+
+    table = Table(title="channels 渠道", box=None)
+    for col in ("channel", "people", "leads", "rate", "trials", "buyers", "conv", "drop"):
+        table.add_column(col, justify="left" if col == "channel" else "right", no_wrap=True)
+    channels = getattr(cfg, "channels", {})
+    for r in rows:
+        spec = channels.get(r["channel"])
+        name = f"{r['channel']} {spec.zh}" if spec is not None else r["channel"]
+        table.add_row(name, f"{r['people']:,}", f"{r['leads']:,}", f"{r['lead_rate']:.0%}",
+                      f"{r['trials']:,}", f"{r['buyers']:,}", f"{r['conversion']:.1%}",
+                      f"{r['dropped']:,}")
+    Console().print(table)

@@ -30,6 +30,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from stream_app.errors import ConfigError
 from stream_app.events import parse_ts
 from stream_app.sim.config import SimConfig, load_sim_config
 from stream_app.sim.inject import ActiveInjection, Injection, Windows
@@ -114,7 +115,9 @@ class Simulator:
         cfg = self.config
         if cfg.live.overrides:
             cfg = cfg.with_overrides(cfg.live.overrides)
-        speed = float(speed or cfg.live.speed)
+        speed = float(cfg.live.speed if speed is None else speed)
+        if speed <= 0:
+            raise ConfigError(f"live speed must be > 0, got {speed}")
         wall0 = clock()
         start = int(wall0 * 1000) if start_ms is None else start_ms
         warm = int(cfg.live.warmup_days * DAY_MS) if warmup_ms is None else warmup_ms
@@ -135,6 +138,34 @@ class Simulator:
     def truth(self) -> dict[str, dict[str, Any]]:
         """user_id -> hidden traits and outcomes of the last run (as far as it went)."""
         return {uid: dict(u.truth) for uid, u in self._learners.items()}
+
+    def summary(self) -> list[dict[str, Any]]:
+        """Per channel of the last run: people, leads, buyers, lead rate and conversion.
+
+        >>> sim = Simulator(load_sim_config(overrides={"users": 200}), seed=1)
+        >>> _ = sum(1 for _ in sim.events(duration_ms=5 * DAY_MS))
+        >>> rows = sim.summary()
+        >>> rows[0]["channel"], sum(r["people"] for r in rows) == len(sim.truth())
+        ('all', False)
+        >>> rows[0]["people"] == len(sim.truth())
+        True
+        """
+        rows: dict[str, dict[str, Any]] = {}
+        for u in self._learners.values():
+            t = u.truth
+            for key in ("all", t["channel"]):
+                r = rows.setdefault(key, {"channel": key, "people": 0, "leads": 0,
+                                          "trials": 0, "buyers": 0, "dropped": 0})
+                r["people"] += 1
+                r["leads"] += t["registered"]
+                r["trials"] += t["trial_purchased"]
+                r["buyers"] += t["converted"]
+                r["dropped"] += t["dropped"]
+        out = sorted(rows.values(), key=lambda r: (r["channel"] != "all", -r["people"]))
+        for r in out:
+            r["lead_rate"] = round(r["leads"] / r["people"], 3) if r["people"] else 0.0
+            r["conversion"] = round(r["buyers"] / r["leads"], 3) if r["leads"] else 0.0
+        return out
 
     def ground_truth(self) -> dict[str, Any]:
         """The truth file: run parameters, injected anomalies and per-user truth."""
