@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import itertools
 
+import pytest
+
+from stream_app.errors import ConfigError
 from stream_app.sim import START, Simulator, load_sim_config
 from stream_app.sim.rhythm import DAY_MS
 
@@ -59,3 +62,18 @@ def test_live_warmup_is_emitted_at_once() -> None:
     first_due, first = next(sim.live(1440, START, warmup_ms=2 * DAY_MS, clock=clock,
                                      sleep=clock.sleep))
     assert first["ts"] < START and first_due < 50.0 and not clock.slept
+
+
+def test_live_is_deterministic_for_a_seed_and_start() -> None:
+    def take(seed: int) -> list[dict]:
+        sim = Simulator(load_sim_config(), seed=seed)
+        return [ev for _, ev in itertools.islice(sim.live(start_ms=START, sleep=None), 500)]
+
+    nine = take(9)
+    assert nine == take(9)
+    assert [(e["user_id"], e["ts"]) for e in nine] != [(e["user_id"], e["ts"]) for e in take(10)]
+
+
+def test_live_rejects_a_non_positive_speed() -> None:
+    with pytest.raises(ConfigError):
+        next(Simulator(load_sim_config(), seed=1).live(speed=0, start_ms=START, sleep=None))
