@@ -216,10 +216,17 @@ class StateUpdater:
         """Drop daily buckets older than the retention and sub-day timestamps out of use."""
         today = day_of(now_ms, self.day_offset_ms)
         st = state["st"]
-        for et, b in state["d"].items():
+        d = state["d"]
+        for et in list(d):
+            b = d[et]
             buckets.prune(b, today - self.type_retention(et, st.get(et, "")) + 1)
-        for key, b in state.get("s", {}).items():
-            buckets.prune(b, today - self._sum_ret.get(key, self.retention_days) + 1)
+            if not b:
+                del d[et]
+        s = state.get("s", {})
+        for key in list(s):
+            buckets.prune(s[key], today - self._sum_ret.get(key, self.retention_days) + 1)
+            if not s[key]:
+                del s[key]
         if "rt" in state:
             cut = now_ms - self.req.recent_ms
             for et, tss in state["rt"].items():

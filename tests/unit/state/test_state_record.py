@@ -1,0 +1,94 @@
+"""State records: generic counts, required aggregates only, dedup, retention."""
+
+from __future__ import annotations
+
+import orjson
+
+from stream_app.events import Event
+from stream_app.state import PairSpec, PropSpec, Requirements, Selector, StateUpdater, new_state
+from stream_app.state.record import PAIR_CAP, day_of
+
+T0 = 1_714_528_800_000  # 2024-05-01T10:00+08:00
+DAY = 86_400_000
+
+
+def ev(i, etype, ts, stream="click", **props):
+    return Event(f"e{i}", "u1", ts, etype, stream, props=props)
+
+
+def test_generic_counts_and_times_only():
+    up = StateUpdater(Requirements())
+    st = new_state("u1", "t1")
+    up.apply(st, ev(1, "course_view", T0, channel="douyin"))
+    up.apply(st, ev(2, "course_view", T0 - DAY))
+    up.apply(st, ev(3, "order_paid", T0 + 5, "order", amount=10))
+    d0 = day_of(T0, 8 * 3_600_000)
+    assert st["d"] == {"course_view": [[d0 - 1, 1], [d0, 1]], "order_paid": [[d0, 1]]}
+    assert st["n"] == {"course_view": 2, "order_paid": 1}
+    assert st["f"]["course_view"] == T0 - DAY and st["l"]["course_view"] == T0
+    assert (st["ft"], st["lt"], st["tenant"]) == (T0 - DAY, T0 + 5, "t1")
+    assert st["st"] == {"course_view": "click", "order_paid": "order"}
+    # nothing the rules did not ask for
+    assert not {"s", "S", "mx", "fp", "lp", "dv", "pr", "sk", "sq", "rt"} & set(st)
+    assert "douyin" not in orjson.dumps(st).decode()
+
+
+def test_required_aggregates():
+    req = Requirements()
+    amount = PropSpec(Selector.parse("order_paid"), "amount")
+    chan = PropSpec(Selector.parse("stream:click"), "channel")
+    req.sums.add(amount)
+    req.peaks.add(amount)
+    req.firsts.add(chan)
+    req.lasts.add(chan)
+    req.profile.add("region")
+    up = StateUpdater(req)
+    st = new_state("u1")
+    up.apply(st, ev(1, "order_paid", T0, "order", amount=30))
+    up.apply(st, ev(2, "order_paid", T0 + 1, "order", amount=12.5))
+    up.apply(st, ev(3, "order_paid", T0 + 2, "order", amount="n/a"))
+    up.apply(st, ev(4, "ad_landing", T0 + 3, channel="b"))
+    up.apply(st, ev(5, "ad_landing", T0 + 1, channel="a"))
+    up.apply(st, ev(6, "registered", T0, "profile", region="bj", phone="1"))
+    up.apply(st, ev(7, "page_view", T0 + 9, region="nope"))
+    assert st["S"][amount.key] == 42.5 and st["mx"][amount.key] == 30
+    assert st["fp"][chan.key][2] == "a" and st["lp"][chan.key][2] == "b"
+    assert {k: v[2] for k, v in st["pr"].items()} == {"region": "bj"}
+
+
+def test_streak_cap_and_reset():
+    req = Requirements()
+    spec = PairSpec(Selector.parse("lesson_missed"), Selector.parse("lesson_attended"))
+    req.streaks.add(spec)
+    up = StateUpdater(req)
+    st = new_state("u1")
+    for i in range(PAIR_CAP + 5):
+        up.apply(st, ev(i, "lesson_missed", T0 + i, "study"))
+    assert len(st["sk"][spec.key]["a"]) == PAIR_CAP
+    up.apply(st, ev(99, "lesson_attended", T0 + 10, "study"))
+    assert st["sk"][spec.key]["a"] == [T0 + i for i in range(11, PAIR_CAP + 5)]
+
+
+def test_dedup_memory():
+    up = StateUpdater(Requirements(), dedup_window=2)
+    st = new_state("u1")
+    for i in range(3):
+        up.apply(st, ev(i, "x", T0))
+    assert not up.seen(st, "e0") and up.seen(st, "e1") and up.seen(st, "e2")
+
+
+def test_retention_per_type_follows_the_rules():
+    req = Requirements()
+    req.need_days(Selector.parse("order_paid"), 365)
+    up = StateUpdater(req, retention_days=30)
+    assert up.type_retention("order_paid", "order") == 365
+    assert up.type_retention("course_view", "click") == 30
+    st = new_state("u1")
+    up.apply(st, ev(1, "order_paid", T0, "order"))
+    up.apply(st, ev(2, "course_view", T0, "click"))
+    up.prune(st, T0 + 100 * DAY)
+    assert st["d"]["order_paid"] and "course_view" not in st["d"]
+    assert st["n"] == {"order_paid": 1, "course_view": 1}     # lifetime counts stay
+    # an event older than the retention is counted in lifetime totals only
+    up.apply(st, ev(3, "course_view", T0 - 60 * DAY, "click"))
+    assert "course_view" not in st["d"] and st["n"]["course_view"] == 2
