@@ -338,3 +338,17 @@ def create_app(settings: Settings | None = None, *, redis: Any = None, ruleset: 
                         headers=headers)
 
     return app
+
+
+TOKENS_ENV = "STREAM_APP_API_TOKENS_FILE"
+
+
+def app_from_env() -> FastAPI:
+    """The app as ``stream-app api`` runs it (uvicorn factory): settings from the environment,
+    the tenant token map from the file named by ``STREAM_APP_API_TOKENS_FILE`` (if set)."""
+    import os  # noqa: PLC0415
+
+    from stream_app.serving.auth import load_tenant_tokens  # noqa: PLC0415
+
+    path = os.environ.get(TOKENS_ENV)
+    return create_app(get_settings(), tenant_tokens=load_tenant_tokens(path) if path else None)

@@ -390,7 +390,33 @@ def _union(items: list[Any]) -> Any:
     return flat[0] if len(flat) == 1 else Union(tuple(flat))
 
 
+def _bound(b: str) -> tuple[float, bool]:
+    """``"(3"`` -> (3.0, exclusive); ``"-inf"`` -> (-inf, False)."""
+    return (float(b[1:]), True) if b.startswith("(") else (float(b), False)
+
+
+def _merge_ranges(a: Range, b: Range) -> Any:
+    """Intersection of two ranges of the same sorted set (Empty when disjoint)."""
+    (alo, alx), (blo, blx) = _bound(a.lo), _bound(b.lo)
+    (ahi, ahx), (bhi, bhx) = _bound(a.hi), _bound(b.hi)
+    lo = a.lo if (alo, alx) >= (blo, blx) else b.lo
+    hi = a.hi if (ahi, not ahx) <= (bhi, not bhx) else b.hi
+    (low, lx), (high, hx) = _bound(lo), _bound(hi)
+    if low > high or (low == high and (lx or hx)):
+        return EMPTY
+    return Range(a.zkey, lo, hi)
+
+
 def _inter(items: list[Any]) -> Any:
+    merged: list[Any] = []
+    for it in items:
+        j = next((k for k, m in enumerate(merged) if isinstance(it, Range)
+                  and isinstance(m, Range) and m.zkey == it.zkey), None)
+        if j is None:
+            merged.append(it)
+        else:
+            merged[j] = _merge_ranges(merged[j], it)
+    items = merged
     diffs = [it for it in items if isinstance(it, Diff)]
     if diffs:  # A & (B - C) & (D - E) = (A & B & D) - (C | E)
         rest = [it for it in items if not isinstance(it, Diff)]

@@ -1,0 +1,35 @@
+"""``stream-app api`` — serve the HTTP API (profiles, why, timelines, segments) with uvicorn."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from stream_app.config import get_settings
+
+
+@click.command("api")
+@click.option("--host", default=None, help="bind address [default: settings.web_host]")
+@click.option("--port", type=int, default=None, help="port [default: settings.api_port]")
+@click.option("--tokens", "tokens", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="YAML map of per-tenant tokens (tenants: {name: [token]})")
+@click.option("--workers", type=int, default=1, show_default=True,
+              help="uvicorn worker processes")
+@click.option("--log-level", default="info", show_default=True)
+def command(host: str | None, port: int | None, tokens: Path | None, workers: int,
+            log_level: str) -> None:
+    """Serve the read API over Redis (see docs/API.md; OpenAPI at /openapi.json)."""
+    import uvicorn  # noqa: PLC0415
+
+    from stream_app.serving.api import TOKENS_ENV  # noqa: PLC0415
+    from stream_app.serving.auth import load_tenant_tokens  # noqa: PLC0415
+
+    settings = get_settings()
+    if tokens is not None:
+        load_tenant_tokens(tokens)  # fail now on a bad file, not in every worker
+        os.environ[TOKENS_ENV] = str(tokens.resolve())
+    uvicorn.run("stream_app.serving.api:app_from_env", factory=True,
+                host=host or settings.web_host, port=port or settings.api_port,
+                workers=workers, log_level=log_level, proxy_headers=True)

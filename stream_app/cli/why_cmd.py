@@ -1,0 +1,84 @@
+"""``stream-app why USER_ID TAG_ID`` — why a user holds a tag, and the tag's history.
+
+Prints the why record stored with the tag's current value (rule and version, the values
+that satisfied it, the triggering event and the user's recent event ids) and the tag's
+timeline (newest first), both read from Redis.
+
+Example (pure part: the lines of a why record):
+    >>> why_lines({"rule": "activity", "rule_version": 1, "case": "active_days(30d) > 3",
+    ...            "values": {"active_days(30d)": 4}, "trigger": "e9",
+    ...            "recent_events": ["e7", "e8", "e9"], "ruleset": "2024-05-01.1+ab"})
+    ['rule        activity (version 1, rule set 2024-05-01.1+ab)', \
+'matched     active_days(30d) > 3', 'value of    active_days(30d) = 4', \
+'trigger     event e9', 'recent      e7, e8, e9']
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from stream_app.config import get_settings
+
+
+def why_lines(why: dict[str, Any]) -> list[str]:
+    """Readable lines of a why record."""
+    lines = [f"rule        {why.get('rule')} (version {why.get('rule_version')}"
+             + (f", rule set {why['ruleset']})" if why.get("ruleset") else ")")]
+    if why.get("case"):
+        lines.append(f"matched     {why['case']}")
+    for name, value in (why.get("values") or {}).items():
+        lines.append(f"value of    {name} = {value}")
+    trig = why.get("trigger")
+    lines.append(f"trigger     {'event ' + trig if trig else 'clock (time-based re-evaluation)'}")
+    if why.get("recent_events"):
+        lines.append(f"recent      {', '.join(map(str, why['recent_events']))}")
+    return lines
+
+
+@click.command("why")
+@click.argument("user_id")
+@click.argument("tag_id")
+@click.option("--tenant", default="default", show_default=True)
+@click.option("--limit", default=20, show_default=True, help="timeline entries shown")
+@click.option("--json", "as_json", is_flag=True, help="print JSON instead of text")
+def command(user_id: str, tag_id: str, tenant: str, limit: int, as_json: bool) -> None:
+    """Why USER_ID holds TAG_ID (rule, values, triggering events) and the tag's timeline."""
+    import orjson  # noqa: PLC0415
+    from rich.console import Console  # noqa: PLC0415
+    from rich.table import Table  # noqa: PLC0415
+
+    from stream_app.serving.store import ProfileStore  # noqa: PLC0415
+
+    url = get_settings().redis_url
+    store = ProfileStore(url)
+    try:
+        why = store.why(tenant, user_id, tag_id)
+        value = store.tags(tenant, user_id).get(tag_id)
+        timeline = [c for c in store.timeline(tenant, user_id, 100)
+                    if c.get("tag_id") == tag_id][:limit]
+    except Exception as exc:  # noqa: BLE001
+        raise click.ClickException(f"cannot read Redis at {url}: {exc}") from exc
+    if why is None and not timeline:
+        raise click.ClickException(
+            f"user {user_id!r} (tenant {tenant!r}) has no record of tag {tag_id!r}")
+    if as_json:
+        out = {"tenant": tenant, "user_id": user_id, "tag_id": tag_id, "value": value,
+               "why": why, "timeline": timeline}
+        click.echo(orjson.dumps(out, option=orjson.OPT_INDENT_2).decode())
+        return
+    console = Console()
+    console.print(f"[bold]{user_id}[/] ({tenant}) [bold]{tag_id}[/] = {value!r}")
+    for line in why_lines(why) if why else ["no why record (the user does not hold the tag)"]:
+        console.print("  " + line, highlight=False)
+    table = Table(title=f"timeline of {tag_id} (newest first)")
+    for col in ("time (UTC)", "old", "new", "reason", "trigger", "rule set"):
+        table.add_column(col)
+    import datetime as dt  # noqa: PLC0415
+
+    for c in timeline:
+        ts = dt.datetime.fromtimestamp(c.get("ts", 0) / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+        table.add_row(ts, repr(c.get("old")), repr(c.get("new")), str(c.get("reason", "")),
+                      str(c.get("trigger") or "clock"), str(c.get("rule_version", "")))
+    console.print(table)

@@ -1,0 +1,149 @@
+"""The API over fakeredis: authentication, tenants, errors, export paging."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import fakeredis
+import orjson
+import pytest
+from fastapi.testclient import TestClient
+
+from stream_app.config import Settings
+from stream_app.serving.api import create_app
+from stream_app.serving.auth import TokenAuth, load_tenant_tokens
+from stream_app.serving.segments import parse
+from tests.unit.serving import fixtures
+
+ADMIN = {"Authorization": "Bearer admin-secret"}
+A_TOKEN = {"Authorization": "Bearer token-a"}
+
+
+@pytest.fixture(scope="module")
+def world(ruleset):
+    fake = fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer())
+    users_a = fixtures.random_users(seed=1, n=80, prefix="a")
+    users_b = fixtures.random_users(seed=2, n=50, prefix="b")
+    fixtures.fill(fake, "tenant-a", users_a)
+    fixtures.fill(fake, "tenant-b", users_b)
+    app = create_app(Settings(api_token="admin-secret"), redis=fake, ruleset=ruleset,
+                     tenant_tokens={"tenant-a": ["token-a"]})
+    with TestClient(app) as client:
+        yield client, users_a, users_b
+
+
+def test_routes_need_a_known_bearer_token(world):
+    client = world[0]
+    for path in ("/v1/tags", "/v1/tenants/tenant-a/users/a0001",
+                 "/v1/tenants/tenant-a/segments/size?expr=tag:activity"):
+        assert client.get(path).status_code == 401
+        r = client.get(path, headers={"Authorization": "Bearer wrong"})
+        assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
+        assert client.get(path, headers=ADMIN).status_code == 200
+    assert client.get("/healthz").status_code == 200
+
+
+def test_a_tenant_token_reads_only_its_tenant(world):
+    client = world[0]
+    assert client.get("/v1/tenants/tenant-a/segments/size?expr=tag:activity",
+                      headers=A_TOKEN).status_code == 200
+    assert client.get("/v1/tenants/tenant-b/segments/size?expr=tag:activity",
+                      headers=A_TOKEN).status_code == 403
+    assert client.get("/v1/tenants/bad:name/segments/size?expr=tag:activity",
+                      headers=ADMIN).status_code == 422
+
+
+def test_segment_size_and_members_per_tenant(world):
+    client, users_a, users_b = world
+    expr = "activity IN (high, low) AND NOT tag:refunded"
+    for tenant, users in (("tenant-a", users_a), ("tenant-b", users_b)):
+        want = fixtures.reference(users, parse(expr))
+        size = client.get(f"/v1/tenants/{tenant}/segments/size", params={"expr": expr},
+                          headers=ADMIN).json()["size"]
+        body = client.get(f"/v1/tenants/{tenant}/segments/members",
+                          params={"expr": expr, "limit": 1000}, headers=ADMIN).json()
+        assert size == body["total"] == len(want) > 0
+        assert body["members"] == sorted(want) and body["next_cursor"] is None
+
+
+def test_bad_expressions_are_400_with_the_reason(world):
+    client = world[0]
+    r = client.get("/v1/tenants/tenant-a/segments/size", params={"expr": "activity = hgh"},
+                   headers=ADMIN)
+    assert r.status_code == 400 and "no value 'hgh'" in r.json()["detail"]
+    r = client.get("/v1/tenants/tenant-a/segments/members",
+                   params={"expr": "tag:activity", "cursor": "zzz"}, headers=ADMIN)
+    assert r.status_code == 400
+
+
+def test_export_csv_pages_with_cursor(world):
+    client, users_a, _ = world
+    expr = "tag:activity"
+    want = fixtures.reference(users_a, parse(expr))
+    rows, cursor, pages = [], None, 0
+    while True:
+        params = {"expr": expr, "format": "csv", "limit": 25, "fields": "activity,lead_points"}
+        if cursor:
+            params["cursor"] = cursor
+        r = client.get("/v1/tenants/tenant-a/segments/export", params=params, headers=ADMIN)
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+        page = list(csv.DictReader(io.StringIO(r.text)))
+        rows += page
+        pages += 1
+        cursor = r.headers.get("x-next-cursor")
+        if not cursor:
+            break
+    assert [row["user_id"] for row in rows] == sorted(want) and pages == -(-len(want) // 25)
+    for row in rows:
+        assert row["activity"] == users_a[row["user_id"]]["activity"]
+        lp = users_a[row["user_id"]].get("lead_points")
+        assert row["lead_points"] == ("" if lp is None else str(lp))
+
+
+def test_export_jsonl_all_pages_streamed(world):
+    client, users_a, _ = world
+    r = client.get("/v1/tenants/tenant-a/segments/export",
+                   params={"expr": "lead_points >= 5", "format": "jsonl", "limit": 7,
+                           "all": "true", "fields": "lead_points"}, headers=ADMIN)
+    lines = [orjson.loads(x) for x in r.text.splitlines()]
+    want = {u for u, t in users_a.items() if t.get("lead_points", -1) >= 5}
+    assert {x["user_id"] for x in lines} == want and len(lines) == len(want)
+    assert all(x["tags"]["lead_points"] >= 5 for x in lines)
+
+
+def test_profile_why_and_timeline(world):
+    client, users_a, _ = world
+    uid = next(u for u, t in users_a.items() if "activity" in t)
+    p = client.get(f"/v1/tenants/tenant-a/users/{uid}", headers=ADMIN).json()
+    assert p["tags"] == users_a[uid]
+    assert p["labels"]["activity"]["en"] == users_a[uid]["activity"].capitalize()
+    w = client.get(f"/v1/tenants/tenant-a/users/{uid}/why/activity", headers=ADMIN).json()
+    assert w["value"] == users_a[uid]["activity"] and w["why"]["trigger"] == f"{uid}-e"
+    assert [c["new"] for c in w["timeline"]][0] == users_a[uid]["activity"]
+    assert len(w["timeline"]) == 2  # the enum went through another value first
+    t = client.get(f"/v1/tenants/tenant-a/users/{uid}/timeline?limit=3", headers=ADMIN).json()
+    assert len(t["changes"]) == min(3, len(users_a[uid]) + 2)
+    assert client.get(f"/v1/tenants/tenant-b/users/{uid}", headers=ADMIN).status_code == 404
+    assert client.get(f"/v1/tenants/tenant-a/users/{uid}/why/nope",
+                      headers=ADMIN).status_code == 404
+
+
+def test_tag_definitions_come_from_the_rule_set(world, ruleset):
+    body = world[0].get("/v1/tags", headers=A_TOKEN).json()
+    assert body["ruleset_version"] == ruleset.version
+    assert [t["id"] for t in body["tags"]] == [t.id for t in ruleset.tags]
+    act = next(t for t in body["tags"] if t["id"] == "activity")
+    assert {v["value"]: v["zh"] for v in act["values"]}["high"] == "高"
+
+
+def test_token_map_file_and_digests(tmp_path):
+    f = tmp_path / "tokens.yaml"
+    digest = "sha256:" + __import__("hashlib").sha256(b"tok-b").hexdigest()
+    f.write_text(f"tenants:\n  a: [tok-a]\n  b: ['{digest}']\n", encoding="utf-8")
+    auth = TokenAuth("", load_tenant_tokens(f))
+    assert auth.allows("tok-b", "b") and not auth.allows("tok-b", "a")
+    assert not auth.known("") and not auth.known(digest)
+    f.write_text("tenants: [a, b]\n", encoding="utf-8")
+    with pytest.raises(Exception, match="tenants"):
+        load_tenant_tokens(f)

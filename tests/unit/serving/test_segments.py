@@ -1,0 +1,155 @@
+"""Segment grammar and planner (pure: no Redis)."""
+
+from __future__ import annotations
+
+import pytest
+
+from stream_app.serving.segments import (
+    And,
+    Cmp,
+    Eq,
+    Has,
+    In,
+    Lit,
+    Not,
+    Or,
+    SegmentError,
+    parse,
+    plan,
+)
+
+
+def name(text: str) -> Lit:
+    return Lit("name", text)
+
+
+def test_issue_example_parses_with_precedence():
+    ast = parse("family.activity = high AND lifecycle IN (growth, mature) AND NOT tag:refund")
+    assert ast == And((Eq("family.activity", name("high")),
+                       In("lifecycle", (name("growth"), name("mature"))),
+                       Not(Has("refund"))))
+
+
+def test_and_binds_tighter_than_or_and_parentheses_override():
+    a, b, c = (Eq(x, name("v")) for x in "abc")
+    assert parse("a = v OR b = v AND c = v") == Or((a, And((b, c))))
+    assert parse("(a = v OR b = v) AND c = v") == And((Or((a, b)), c))
+
+
+def test_keywords_are_case_insensitive_and_do_not_swallow_names():
+    assert parse("android = x oR order = y") == Or((Eq("android", name("x")),
+                                                    Eq("order", name("y"))))
+    assert parse("notes not in (a)") == Not(In("notes", (name("a"),)))
+
+
+def test_literals_numbers_strings_and_comparisons():
+    assert parse("lead_points >= -2.5e1") == Cmp("lead_points", ">=", Lit("number", "-2.5e1"))
+    assert parse("region = 'it''s'".replace("''", "\\'")) == Eq("region",
+                                                               Lit("string", "it's"))
+    assert parse('first_channel = "baidu sem"').value == Lit("string", "baidu sem")
+    assert parse("region = 北京").value == name("北京")
+
+
+@pytest.mark.parametrize("text, where", [
+    ("activity = ", "column 12"), ("activity == high", "column 11"),
+    ("(a = b", "column 7"), ("a IN (x", "column 8"), ("a # b", "column 3"),
+    ("lead_points > high", "column 15"), ("", "empty"), ("a = b AND", "column 10"),
+])
+def test_syntax_errors_name_the_column(text, where):
+    with pytest.raises(SegmentError, match=where):
+        parse(text)
+
+
+def test_tag_references_resolve_family_forms(catalog):
+    assert catalog.resolve("family.activity").id == "activity"
+    assert catalog.resolve("consumption.refunded").id == "refunded"
+    with pytest.raises(SegmentError, match="name one of: categories_bought, refunded"):
+        catalog.resolve("family.consumption")
+    with pytest.raises(SegmentError, match="unknown tag 'learning.refunded'"):
+        catalog.resolve("learning.refunded")
+    with pytest.raises(SegmentError, match="unknown tag 'nope'"):
+        plan(parse("nope = x"), catalog, "t")
+
+
+@pytest.mark.parametrize("text, message", [
+    ("activity = hgh", "has no value 'hgh'; values: high, low, churned"),
+    ("lead_points = high", "numeric"),
+    ("activity > 3", "needs a numeric tag"),
+    ("refunded = yes", "boolean: use true or false"),
+])
+def test_values_are_checked_against_the_tag_kind(catalog, text, message):
+    with pytest.raises(SegmentError, match=message):
+        plan(parse(text), catalog, "t")
+
+
+def test_and_not_becomes_a_difference_without_the_user_set(catalog):
+    p = plan(parse("activity = high AND NOT tag:refunded"), catalog, "t", qid="q")
+    assert p.steps == [("SDIFFSTORE", "sa:t:tmp:q:1", "sa:t:seg:activity=high",
+                        "sa:t:seg:refunded=true")]
+    assert p.result == "sa:t:tmp:q:1" and p.temps == ["sa:t:tmp:q:1"]
+
+
+def test_bare_not_uses_the_tenant_user_set(catalog):
+    p = plan(parse("NOT refunded = true"), catalog, "acme", qid="q")
+    assert p.steps == [("SDIFFSTORE", "sa:acme:tmp:q:1", "sa:acme:users",
+                        "sa:acme:seg:refunded=true")]
+
+
+def test_in_is_a_union_and_and_an_intersection(catalog):
+    p = plan(parse("lifecycle IN (growth, mature) AND activity = high"), catalog, "t", qid="q")
+    assert p.steps == [
+        ("SUNIONSTORE", "sa:t:tmp:q:1", "sa:t:seg:lifecycle=growth", "sa:t:seg:lifecycle=mature"),
+        ("SINTERSTORE", "sa:t:tmp:q:2", "sa:t:tmp:q:1", "sa:t:seg:activity=high")]
+    assert p.explain() == ("SINTERSTORE(SUNIONSTORE(seg:lifecycle=growth, seg:lifecycle=mature),"
+                           " seg:activity=high)")
+
+
+def test_numeric_ranges_merge_and_fuse_into_the_intersection(catalog):
+    p = plan(parse("lead_points > 3 AND lead_points <= 10 AND activity = high"), catalog, "t",
+             qid="q")
+    assert p.steps == [
+        ("ZINTERSTORE", "sa:t:tmp:q:1", 2, "sa:t:num:lead_points", "sa:t:seg:activity=high",
+         "WEIGHTS", "1", "0"),
+        ("ZREMRANGEBYSCORE", "sa:t:tmp:q:1", "-inf", "3"),
+        ("ZREMRANGEBYSCORE", "sa:t:tmp:q:1", "(10", "+inf")]
+    assert p.z and p.explain().endswith("keep (3, 10]")
+
+
+def test_disjoint_ranges_are_empty(catalog):
+    assert plan(parse("lead_points > 3 AND lead_points < 3"), catalog, "t").result is None
+    assert plan(parse("lead_points >= 3 AND lead_points <= 3"), catalog, "t").size_command() == (
+        "ZCOUNT", "sa:t:num:lead_points", "3", "3")
+
+
+def test_lone_range_and_plain_key_have_single_command_sizes(catalog):
+    p = plan(parse("lead_points < 2.5"), catalog, "t")
+    assert p.size_command() == ("ZCOUNT", "sa:t:num:lead_points", "-inf", "(2.5")
+    assert plan(parse("tag:lead_points"), catalog, "t").size_command() == (
+        "ZCARD", "sa:t:num:lead_points")
+    assert plan(parse("activity = low"), catalog, "t").size_command() == (
+        "SCARD", "sa:t:seg:activity=low")
+    both = plan(parse("activity = low AND refunded = true"), catalog, "t")
+    assert both.intercard_keys() == ["sa:t:seg:activity=low", "sa:t:seg:refunded=true"]
+
+
+def test_contradictions_and_tautologies_simplify(catalog):
+    assert plan(parse("activity = high AND NOT activity = high"), catalog, "t").result is None
+    assert plan(parse("NOT NOT activity = high"), catalog, "t").steps == []
+    p = plan(parse("categories_bought = java"), catalog, "t", found_values={
+        "categories_bought": [["python"]]})
+    assert p.result is None
+
+
+def test_set_tags_match_every_stored_combination_containing_the_value(catalog):
+    p = plan(parse("categories_bought = java"), catalog, "t", qid="q", found_values={
+        "categories_bought": [["java"], ["java", "pmp"], ["pmp"]]})
+    assert p.steps == [("SUNIONSTORE", "sa:t:tmp:q:1", "sa:t:seg:categories_bought=[\"java\"]",
+                        'sa:t:seg:categories_bought=["java","pmp"]')]
+
+
+def test_tenant_is_the_prefix_of_every_key(catalog):
+    p = plan(parse("(activity = high OR lead_points > 1) AND NOT tag:at_risk"), catalog,
+             "tenant-b", qid="q")
+    touched = [a for step in p.steps for a in step[1:] if isinstance(a, str)
+               and a.startswith("sa:")]
+    assert touched and all(a.startswith("sa:tenant-b:") for a in touched)
