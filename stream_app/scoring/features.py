@@ -146,6 +146,17 @@ def update(st: dict[str, Any], ev: Event, fc: FeatureConfig) -> None:
             st["cat"][k] = _cat_value(k, v, fc)
 
 
+_WINDOWS: dict[tuple[tuple[int, ...], tuple[int, ...]], list[int]] = {}
+
+
+def _windows(fc: FeatureConfig) -> list[int]:
+    key = (fc.windows_days, fc.numeric_windows_days)
+    w = _WINDOWS.get(key)
+    if w is None:
+        w = _WINDOWS[key] = sorted(set(fc.windows_days) | set(fc.numeric_windows_days))
+    return w
+
+
 def featurize(st: dict[str, Any], now_ms: int, fc: FeatureConfig) -> dict[str, float]:
     """The feature vector of state ``st`` as of ``now_ms`` (pure: ``st`` is not changed)."""
     x: dict[str, float] = {}
@@ -155,23 +166,33 @@ def featurize(st: dict[str, Any], now_ms: int, fc: FeatureConfig) -> dict[str, f
     today = day_index(now_ms, fc)
     age = max(0.0, (now_ms - t0) / DAY_MS)
     per = fc.per_type
-    # window sums from the daily buckets
-    wins = fc.windows_days
-    nwins = fc.numeric_windows_days
-    if "windows" in per or nwins:
+    # window sums from the daily buckets: each bucket adds to the smallest window holding
+    # it, then sums accumulate outwards (one dict update per bucket and key)
+    if "windows" in per or fc.numeric_windows_days:
+        wins = _windows(fc)
+        nw = len(wins)
+        acc: dict[str, list[float]] = {}
         for bday, bucket in st["b"]:
             a = today - bday
-            if a < 0:
+            if a < 0 or a >= wins[-1]:
                 continue
+            j = 0
+            while a >= wins[j]:
+                j += 1
             for key, val in bucket.items():
-                numeric = key[0] == "#"
-                for w in nwins if numeric else wins:
-                    if a < w:
-                        fk = f"{key}|{w}d"
-                        x[fk] = x.get(fk, 0.0) + val
-        for fk in x:
-            v = x[fk]
-            x[fk] = _slog(v) if fk[0] == "#" else _log1p(v)
+                slot = acc.get(key)
+                if slot is None:
+                    slot = acc[key] = [0.0] * nw
+                slot[j] += val
+        ev_wins = fc.windows_days if "windows" in per else ()
+        num_wins = fc.numeric_windows_days
+        for key, slot in acc.items():
+            numeric = key[0] == "#"
+            total = 0.0
+            for j, w in enumerate(wins):
+                total += slot[j]
+                if total and w in (num_wins if numeric else ev_wins):
+                    x[f"{key}|{w}d"] = _slog(total) if numeric else _log1p(total)
     tot = st["tot"]
     lst = st["lst"]
     scale = fc.recency_scale_days * DAY_MS
