@@ -92,6 +92,10 @@ def command(users: int | None, days: float | None, seed: int, start: str | None,
         raise click.ClickException(str(exc)) from None
     duration = int(cfg.days * DAY_MS)
     sim = Simulator(cfg, seed=seed, injections=injections, id_prefix=id_prefix)
+    try:
+        events = sim.events(start_ms, duration)
+    except StreamAppError as exc:
+        raise click.ClickException(str(exc)) from None
     wall0 = time.perf_counter()
     with Progress(TextColumn("[bold]simulate[/]"), BarColumn(),
                   TextColumn("day {task.fields[day]:.1f}/{task.fields[days]:g}"),
@@ -103,7 +107,7 @@ def command(users: int | None, days: float | None, seed: int, start: str | None,
             done = ev["ts"] - start_ms
             progress.update(task, completed=done, day=done / DAY_MS, events=n)
 
-        n = write_jsonl(sim.events(start_ms, duration), out, progress=tick)
+        n = write_jsonl(events, out, progress=tick)
         progress.update(task, completed=duration, day=cfg.days, events=n)
     elapsed = time.perf_counter() - wall0
     truth = sim.ground_truth()

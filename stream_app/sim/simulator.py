@@ -40,7 +40,7 @@ from stream_app.sim.rhythm import DAY_MS, HOUR_MS, Rhythm
 START = 1_772_380_800_000  # 2026-03-02T00:00:00+08:00, a Monday: the default start of a run
 
 # an arrival: (ts, source order, forced channel, spike index, inviter)
-Arrival = tuple[int, int, "str | None", "int | None", "Learner | None"]
+Arrival = tuple[int, int, str | None, int | None, Learner | None]
 
 
 class _Marker:
@@ -184,6 +184,13 @@ class Simulator:
         self._active = []
         for inj in self.injections:
             kind = cfg.anomalies.get(inj.kind)
+            if inj.channel is not None and inj.channel not in cfg.channels:
+                raise ConfigError(f"injection {inj.kind}: unknown channel {inj.channel!r} "
+                                  f"(known: {', '.join(cfg.channels)})")
+            step = inj.step or (kind.step if kind else None)
+            if inj.kind == "funnel_collapse" and step not in cfg.funnel:
+                raise ConfigError(f"injection funnel_collapse: unknown step {step!r} "
+                                  f"(known: {', '.join(cfg.funnel)})")
             self._active.append(inj.resolve(start, kind.factor if kind else 1.0,
                                             kind.step if kind else None))
         self._windows = Windows(self._active)

@@ -88,7 +88,8 @@ def test_simulate_command_tenants(tmp_path: Path) -> None:
 
 
 def test_simulate_command_reports_bad_input(tmp_path: Path) -> None:
-    for args in (["--inject", "meteor:start=1d"], ["--set", "users"], ["--set", "users=-3"]):
+    for args in (["--inject", "meteor:start=1d"], ["--set", "users"], ["--set", "users=-3"],
+                 ["--inject", "lead_drop:channel=tiktok,start=1d"]):
         res = CliRunner().invoke(command, [*args, "--out", str(tmp_path / "x.jsonl"), "--quiet"])
         assert res.exit_code != 0
         assert not (tmp_path / "x.jsonl").exists()

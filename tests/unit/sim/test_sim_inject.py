@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from stream_app.errors import ConfigError
-from stream_app.sim import START, parse_injection
+from stream_app.sim import START, Simulator, load_sim_config, parse_injection
 from stream_app.sim.rhythm import DAY_MS, HOUR_MS
 
 from .fixtures import Run, make_run
@@ -71,3 +71,11 @@ def test_parse_injection_forms_and_errors() -> None:
                 "spike:start=1d,factor=-1", "spike:start=1d,colour=red"):
         with pytest.raises(ConfigError):
             parse_injection(bad)
+
+
+@pytest.mark.parametrize("spec", ["lead_drop:channel=tiktok,start=1d",
+                                  "funnel_collapse:step=teleport,start=1d"])
+def test_unknown_channel_or_step_is_refused(spec: str) -> None:
+    sim = Simulator(load_sim_config(overrides={"users": 10}), injections=[parse_injection(spec)])
+    with pytest.raises(ConfigError):
+        next(iter(sim.events(START, DAY_MS)))
