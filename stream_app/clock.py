@@ -5,7 +5,7 @@ the wall clock; during a replay it follows the replayed event time, and an idle 
 advances, so "no visit for 30 days" becomes true without new events.
 
 Example:
-    >>> wall = iter([100.0, 100.0, 105.0]).__next__
+    >>> wall = iter([100.0, 105.0]).__next__
     >>> c = HybridClock(wall=wall)
     >>> c.now() is None                       # nothing seen yet
     True

@@ -5,7 +5,8 @@ bundle on the compacted topic ``rules.versions``; every worker reads the topic a
 engine's rule set without a restart.
 
 Example:
-    >>>     >>> b = read_bundle(DEFAULT_RULES)
+    >>> from stream_app.rules.engine import DEFAULT_RULES
+    >>> b = read_bundle(DEFAULT_RULES)
     >>> sorted(b["files"])[:2]
     ['activity.yaml', 'channel.yaml']
     >>> compile_bundle(decode(encode(b))).version == compile_bundle(b).version

@@ -15,8 +15,8 @@ import time
 from typing import Any
 
 from stream_app import metrics
+from stream_app.app.context import runtime
 from stream_app.app.main import app, settings
-from stream_app.app.runtime import Runtime
 from stream_app.app.tables import users
 from stream_app.app.topics import (
     TICKS,
@@ -33,7 +33,6 @@ from stream_app.errors import EventError
 from stream_app.events import Event, parse_event
 
 log = logging.getLogger(__name__)
-runtime = Runtime.create(settings)
 KNOWN_TYPES = {t for spec in contract.topics.values() for t in spec.types}
 
 

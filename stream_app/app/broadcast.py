@@ -15,7 +15,7 @@ import threading
 from typing import Any
 
 from stream_app import metrics
-from stream_app.app.agents import runtime
+from stream_app.app.context import runtime
 from stream_app.app.main import app, settings
 from stream_app.kafka_io import read_assigned
 from stream_app.rules_bundle import compile_bundle, decode

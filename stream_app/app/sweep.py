@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 
-from stream_app.app.agents import runtime
+from stream_app.app.context import runtime
 from stream_app.app.main import app, settings
 from stream_app.app.tables import users
 from stream_app.app.topics import ticks_topic

@@ -12,7 +12,7 @@ import logging
 from typing import Any
 
 from stream_app import metrics
-from stream_app.app.agents import runtime
+from stream_app.app.context import runtime
 from stream_app.app.main import app
 from stream_app.app.topics import snapshots_topic, training_topic
 from stream_app.scoring.registry import ModelRegistry

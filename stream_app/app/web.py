@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from stream_app import metrics
-from stream_app.app.agents import runtime
+from stream_app.app.context import runtime
 from stream_app.app.main import app
 
 
