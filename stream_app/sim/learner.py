@@ -124,7 +124,8 @@ class Behaviour:
         horizon = cfg.lead.window_days + 2
         self.decay = [cfg.lead.activity_decay ** d for d in range(horizon)]
         self.lesson_days = frozenset(cfg.study.lesson_weekdays)
-        self.cp_days = cfg.checkpoints.convert_days
+        self.day_factors = [self.rhythm.day_factor(wd) for wd in range(7)]
+        self.cp_days = sorted(cfg.checkpoints.convert_days)
         self.cp_pct = cfg.checkpoints.at_risk_pct
         self.pages = ["/courses", "/teachers", "/reviews", "/faq", "/jobs", "/live"]
 
@@ -253,7 +254,9 @@ class Behaviour:
         lead = cfg.lead
         deadline = t_reg + lead.window_days * DAY_MS
         d0 = rh.day_start(t_reg)
+        d0_wd, dayf = rh.weekday(d0), self.day_factors
         act = lead.active_base * (0.3 + 1.4 * u.intent)
+        cps = [(t_reg + cd * DAY_MS, cd) for cd in self.cp_days if cd < lead.window_days]
         for d in range(lead.window_days + 1):
             ds = d0 + d * DAY_MS
             if ds + DAY_MS > u.del_ts:
@@ -261,7 +264,7 @@ class Behaviour:
             if d == 0:
                 sessions = [t_reg + 20_000 + int(r() * 120_000)]
             else:
-                p = act * self.decay[d] * rh.day_factor(ds)
+                p = act * self.decay[d] * dayf[(d0_wd + d) % 7]
                 if ds <= u.trial_ts < ds + DAY_MS:
                     p += 0.4
                 sessions = []
@@ -282,9 +285,9 @@ class Behaviour:
                 push_ts = sessions[0] + 10_000
                 if push_ts < deadline:
                     self._push(pend, push_ts, "profile", "profile_updated", {"occupation": job})
-            for cd in self.cp_days:
-                cp = t_reg + cd * DAY_MS
-                if ds <= cp < ds + DAY_MS and cp < deadline and (order_ts is None or cp < order_ts):
+            while cps and cps[0][0] < ds + DAY_MS:
+                cp, cd = cps.pop(0)
+                if order_ts is None or cp < order_ts:
                     self._checkpoint(pend, cp, "convert", f"convert@d{cd}")
             if order_ts is not None:
                 self._order(u, pend, order_ts)
@@ -299,20 +302,23 @@ class Behaviour:
 
     def _session(self, u: Learner, pend: list[Item], st: int) -> int | None:
         """One app/web session of a lead; returns the order time if the lead buys."""
-        r, lead, push = self.r, self.cfg.lead, self._push
-        cat = u.category
+        r, lead, push, k = self.r, self.cfg.lead, self._push, self._k
+        cat, ch, camp = u.category, u.channel, u.campaign
         push(pend, st, "click", "page_view", {**u.attr, "page": "/home"})
         t = st + 10_000 + int(r() * 50_000)
         pages = self.pages
+        n_pages = len(pages)
         for _ in range(int(r() * 2.0 * lead.pages_per_session * (0.5 + u.intent))):
-            push(pend, t, "click", "page_view",
-                 {**u.attr, "page": pages[int(r() * len(pages))]})
+            heappush(pend, (t, k(), "click", "page_view",
+                            {"channel": ch, "campaign": camp, "page": pages[int(r() * n_pages)]},
+                            None))
             t += 5_000 + int(r() * 60_000)
         views = 1 + int(r() * 2.0 * lead.course_views * u.intent + r() * 0.7)
         for _ in range(views):
             c = cat if r() < 0.8 else self.courses.pick(r)
-            push(pend, t, "click", "course_view",
-                 {**u.attr, "course_id": f"{c}-101", "category": c})
+            heappush(pend, (t, k(), "click", "course_view",
+                            {"channel": ch, "campaign": camp, "course_id": f"{c}-101",
+                             "category": c}, None))
             t += 15_000 + int(r() * 90_000)
         m = u.mult
         if r() < lead.search:

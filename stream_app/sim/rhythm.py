@@ -60,9 +60,9 @@ class Rhythm:
         return (self.hourly[self.hour(ts)] * self.weekly[self.weekday(ts)]
                 / (self._hour_mean * self._week_mean))
 
-    def day_factor(self, day_start: int) -> float:
-        """Weekday factor of a local day (mean 1 over the week)."""
-        return self.weekly[self.weekday(day_start)] / self._week_mean
+    def day_factor(self, weekday: int) -> float:
+        """Activity factor of a weekday (Monday = 0; mean 1 over the week)."""
+        return self.weekly[weekday] / self._week_mean
 
     def time_in_day(self, rand: Callable[[], float], day_start: int) -> int:
         """A moment in the local day starting at ``day_start``, following the hourly rhythm."""
