@@ -62,13 +62,14 @@ class EvalContext:
 
     __slots__ = ("state", "now", "today", "tags", "cache", "trace")
 
-    def __init__(self, state: dict[str, Any], now_ms: int, day_offset_ms: int) -> None:
+    def __init__(self, state: dict[str, Any], now_ms: int, day_offset_ms: int,
+                 trace: bool = True) -> None:
         self.state = state
         self.now = now_ms
         self.today = (now_ms + day_offset_ms) // DAY_MS
         self.tags: dict[str, Any] = {}
         self.cache: dict[str, Any] = {}
-        self.trace: dict[str, Any] = {}
+        self.trace: dict[str, Any] | None = {} if trace else None
 
 
 @dataclass
@@ -116,8 +117,11 @@ def compile_expr(text: str, req: Requirements, params: dict[str, Any]) -> Compil
 
 
 # -- helpers used by the compiled closures ------------------------------------------------
+_NUMBER_TYPES = (int, float)
+
+
 def _num(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool)
+    return type(v) in _NUMBER_TYPES or (isinstance(v, int | float) and not isinstance(v, bool))
 
 
 def _arith(op: str) -> Callable[[Any, Any], Any]:
@@ -313,7 +317,8 @@ class _Compiler:
             v = ctx.cache.get(key, _MISSING)
             if v is _MISSING:
                 v = ctx.cache[key] = impl(ctx)
-            ctx.trace[key] = v
+            if ctx.trace is not None:
+                ctx.trace[key] = v
             return v
         return run
 

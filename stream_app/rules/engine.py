@@ -145,25 +145,25 @@ class TagEngine:
                   reason: str | None = None) -> StepResult:
         rs = self._ruleset
         self._updater.prune(state, now)
-        values = rs.evaluate(state, now, day_offset_ms=self.day_offset_ms)
+        values, ctx = rs.evaluate_raw(state, now, day_offset_ms=self.day_offset_ms)
         old_tags: dict[str, Any] = state["tags"]
         new_tags: dict[str, Any] = {}
         changes: list[dict[str, Any]] = []
         why: dict[str, dict[str, Any]] = {}
-        recent = state["ids"][-RECENT_EVIDENCE:]
         for tag in rs.tags:
-            tv = values[tag.id]
-            new = tv.value
+            tid = tag.id
+            new = values[tid]
             if new is not None:
-                new_tags[tag.id] = new
-            old = old_tags.get(tag.id)
+                new_tags[tid] = new
+            old = old_tags.get(tid)
             if old == new and type(old) is type(new):
                 continue
-            w = dict(tv.why, ruleset=rs.version, trigger=trigger, recent_events=recent)
-            why[tag.id] = w
+            w = rs.why(ctx, tid)
+            w.update(ruleset=rs.version, trigger=trigger,
+                     recent_events=state["ids"][-RECENT_EVIDENCE:])
+            why[tid] = w
             r = reason or ("added" if old is None else "removed" if new is None else "changed")
-            changes.append(self._change(state, tag.id, tag.family, old, new, r, now,
-                                        trigger, w))
+            changes.append(self._change(state, tid, tag.family, old, new, r, now, trigger, w))
         for tag_id, old in old_tags.items():
             if tag_id not in values:  # the tag left the rule set (hot reload)
                 changes.append(self._change(state, tag_id, "", old, None, "rule_removed", now,

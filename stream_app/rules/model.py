@@ -132,30 +132,50 @@ class RuleSet:
     def evaluate(self, state: dict[str, Any], now_ms: int, *,
                  day_offset_ms: int = 8 * 3600_000) -> dict[str, TagValue]:
         """Every visible tag's value (None = the user does not hold the tag). Pure."""
-        ctx = EvalContext(state, now_ms, day_offset_ms)
-        out: dict[str, TagValue] = {}
+        values, ctx = self.evaluate_raw(state, now_ms, day_offset_ms=day_offset_ms)
+        return {tid: TagValue(v, self.why(ctx, tid)) for tid, v in values.items()}
+
+    def evaluate_raw(self, state: dict[str, Any], now_ms: int, *,
+                     day_offset_ms: int = 8 * 3600_000) -> tuple[dict[str, Any], EvalContext]:
+        """Visible tag values, and the evaluation context to explain them with :meth:`why`.
+
+        The fast form used by the engine: nothing is traced, "why" records are built only
+        for the tags that changed.
+        """
+        ctx = EvalContext(state, now_ms, day_offset_ms, trace=False)
+        values: dict[str, Any] = {}
+        ctx_tags = ctx.tags
         for tag in self.order:
-            ctx.trace = {}
-            case_value: Any = None
-            matched = None
-            if tag.expr is not None:
-                raw = tag.expr.fn(ctx)
-            else:
-                raw = None
-                for i, case in enumerate(tag.cases):
-                    if case.when is None or case.when.fn(ctx):
-                        raw, matched = case.value, i
-                        break
-                case_value = raw
-            value = tag.normalise(raw)
-            ctx.tags[tag.id] = value
-            if tag.hidden:
-                continue
+            raw, _ = self._run(tag, ctx)
+            value = tag.normalise(raw) if raw is not None else None
+            ctx_tags[tag.id] = value
+            if not tag.hidden:
+                values[tag.id] = value
+        return values, ctx
+
+    @staticmethod
+    def _run(tag: TagDef, ctx: EvalContext) -> tuple[Any, int | None]:
+        if tag.expr is not None:
+            return tag.expr.fn(ctx), None
+        for i, case in enumerate(tag.cases):
+            if case.when is None or case.when.fn(ctx):
+                return case.value, i
+        return None, None
+
+    def why(self, ctx: EvalContext, tag_id: str) -> dict[str, Any]:
+        """The "why" record of a tag's value in an evaluation: rule id and version, the values
+        that decided it (the function calls of its rule) and, for case rules, the case that
+        matched. Re-runs the rule with tracing on (function values come from the memo)."""
+        tag = self.by_id[tag_id]
+        ctx.trace = {}
+        try:
+            _, matched = self._run(tag, ctx)
             why: dict[str, Any] = {"rule": tag.id, "rule_version": tag.version,
-                                   "values": dict(ctx.trace)}
-            if matched is not None:
-                case = tag.cases[matched]
-                why["case"] = case.when.text if case.when is not None else "default"
-                why["value"] = case_value
-            out[tag.id] = TagValue(value, why)
-        return out
+                                   "values": ctx.trace}
+        finally:
+            ctx.trace = None
+        if matched is not None:
+            case = tag.cases[matched]
+            why["case"] = case.when.text if case.when is not None else "default"
+            why["value"] = case.value
+        return why

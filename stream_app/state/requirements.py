@@ -28,6 +28,14 @@ class Selector:
     types: frozenset[str] = frozenset()
     streams: frozenset[str] = frozenset()
     any: bool = False
+    key: str = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.any:
+            key = "any"
+        else:
+            key = "|".join(sorted(self.types) + [f"stream:{s}" for s in sorted(self.streams)])
+        object.__setattr__(self, "key", key)
 
     @classmethod
     def parse(cls, text: str) -> Selector:
@@ -45,23 +53,17 @@ class Selector:
                 types.add(part)
         return cls(frozenset(types), frozenset(streams))
 
-    @property
-    def key(self) -> str:
-        """Canonical text (used as a state key)."""
-        if self.any:
-            return "any"
-        return "|".join(sorted(self.types) + [f"stream:{s}" for s in sorted(self.streams)])
-
     def matches(self, etype: str, stream: str) -> bool:
         return self.any or etype in self.types or stream in self.streams
 
-    def resolve(self, type_streams: dict[str, str]) -> list[str]:
+    def resolve(self, type_streams: dict[str, str]) -> list[str] | dict[str, str]:
         """The event types of a state (``type -> stream`` map) this selector covers."""
         if self.any:
-            return list(type_streams)
+            return type_streams
         if not self.streams:
             return [t for t in self.types if t in type_streams]
-        return [t for t, s in type_streams.items() if t in self.types or s in self.streams]
+        types, streams = self.types, self.streams
+        return [t for t, s in type_streams.items() if t in types or s in streams]
 
 
 @dataclass(frozen=True)
@@ -70,10 +72,10 @@ class PropSpec:
 
     sel: Selector
     prop: str
+    key: str = field(init=False, compare=False, repr=False)
 
-    @property
-    def key(self) -> str:
-        return f"{self.sel.key}.{self.prop}"
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", f"{self.sel.key}.{self.prop}")
 
 
 @dataclass(frozen=True)
@@ -82,10 +84,10 @@ class PairSpec:
 
     a: Selector
     b: Selector
+    key: str = field(init=False, compare=False, repr=False)
 
-    @property
-    def key(self) -> str:
-        return f"{self.a.key}>{self.b.key}"
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", f"{self.a.key}>{self.b.key}")
 
 
 @dataclass
