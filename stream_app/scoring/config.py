@@ -43,6 +43,7 @@ class FeatureConfig:
     exclude_types: frozenset[str] = frozenset()
     exclude_props: frozenset[str] = frozenset()
     registration_type: str = "registered"
+    points_features: bool = True
 
 
 @dataclass(frozen=True)
@@ -193,6 +194,7 @@ def parse_scoring_config(doc: dict[str, Any]) -> ScoringConfig:
             exclude_types=_fs(f.get("exclude_types")),
             exclude_props=_fs(f.get("exclude_props")),
             registration_type=f.get("registration_type", "registered"),
+            points_features=bool(f.get("points_features", True)),
         )
         targets = {n: _target(n, t or {}) for n, t in (doc.get("targets") or {}).items()}
         if not targets:

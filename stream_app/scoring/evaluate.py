@@ -148,14 +148,15 @@ def evaluate_file(path: Path | str, target: str, *, config: ScoringConfig | None
     the result under ``"records"`` (used by the OULAD batch baseline). The learned registry
     is under ``"_registry"`` (keys starting with ``_`` are not part of the JSON report).
     """
-    cfg = (config or load_scoring_config()).only([target])
+    cfg = config or load_scoring_config()
+    cfg.only([target])           # validates the name
     if learner:
-        cfg = cfg.with_learner(learner)
+        cfg = cfg.with_learner(learner, [target])
     reg = ModelRegistry(cfg)
     if model_blob is not None:
         reg.load(target, model_blob)
     scorer = Scorer(cfg, reg, alert_policy=None, score_events=score_events,
-                    learn_from=learn_from)
+                    learn_from=learn_from, targets=[target])
     run = replay(read_events(path, validate=validate), scorer, learn=learn)
     tcfg = cfg.targets[target]
     thr = tcfg.alert_threshold

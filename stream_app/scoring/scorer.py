@@ -45,7 +45,7 @@ from typing import Any
 
 from stream_app.events import Event
 from stream_app.scoring.config import ScoringConfig
-from stream_app.scoring.features import DAY_MS, featurize, new_state, update
+from stream_app.scoring.features import DAY_MS, _slog, featurize, new_state, update
 from stream_app.scoring.points import add_points, points_at, points_score
 from stream_app.scoring.registry import ModelRegistry
 
@@ -93,17 +93,23 @@ class Scorer:
         score_events: score every target on every event (live). Offline evaluation may turn
             this off: checkpoint scores and training pairs are the same either way.
         learn_from: which snapshots become training pairs: ``checkpoints`` and/or ``live``.
+        targets: the targets scored, snapshotted and labelled (default: all configured);
+            features (including every target's rule points) never depend on this choice.
     """
 
     def __init__(self, config: ScoringConfig, registry: ModelRegistry, *,
                  alert_policy: Any = "default", score_events: bool = True,
-                 learn_from: tuple[str, ...] = ("checkpoints", "live")) -> None:
+                 learn_from: tuple[str, ...] = ("checkpoints", "live"),
+                 targets: list[str] | None = None) -> None:
         self.config = config
         self.registry = registry
         self.fc = config.features
-        self.targets = config.targets
+        self.all_targets = config.targets
+        self.targets = ({n: config.targets[n] for n in targets} if targets is not None
+                        else config.targets)
         self.score_events = score_events
         self.learn_from = frozenset(learn_from)
+        self.points_features = config.features.points_features
         if alert_policy == "default":
             from stream_app.alerts.policy import AlertPolicy  # noqa: PLC0415 - avoid a cycle
 
@@ -149,7 +155,7 @@ class Scorer:
             self._outcome(st, event, target, 1, event.ts + 1, step)
         update(st, event, self.fc)
         rp = st.setdefault("rp", {})
-        for name, t in self.targets.items():
+        for name, t in self.all_targets.items():
             if event.type in t.rules.points:
                 add_points(rp, name, event.type, event.ts, t.rules)
         ra = st.setdefault("ra", [])
@@ -157,22 +163,34 @@ class Scorer:
         if len(ra) > RECENT_ACTIONS:
             del ra[0]
         if self.score_events:
-            x = featurize(st, event.ts, self.fc)
+            x = self.features(st, event.ts)
             self._score_all(st, x, event.ts, step)
             if self.alert_policy is not None:
                 step.alerts = self.alert_policy.decide(st, event, x, step, self.registry,
                                                        rule_tags)
         return step
 
+    def features(self, st: dict[str, Any], now_ms: int) -> dict[str, float]:
+        """The feature vector as of ``now_ms``: stream features plus each target's rule points
+        (``pts|<target>``, log-scaled), so that a model starts from what the rules know."""
+        x = featurize(st, now_ms, self.fc)
+        if self.points_features and st["t0"] is not None:
+            rp = st.get("rp") or {}
+            for name, t in self.all_targets.items():
+                pts = points_at(rp, name, now_ms, t.rules, st.get("study"))
+                if pts:
+                    x["pts|" + name] = _slog(pts)
+        return x
+
     def score(self, sc_state: dict[str, Any], now_ms: int) -> ScoreStep:
         """Scores of a user as of ``now_ms`` without any event (e.g. for the API or a sweep)."""
         step = ScoreStep(sc_state=sc_state)
-        self._score_all(sc_state, featurize(sc_state, now_ms, self.fc), now_ms, step)
+        self._score_all(sc_state, self.features(sc_state, now_ms), now_ms, step)
         return step
 
     # ---- internals ----------------------------------------------------------------------
     def _rules(self, st: dict[str, Any], target: str, now_ms: int) -> float:
-        rc = self.targets[target].rules
+        rc = self.all_targets[target].rules
         return points_at(st.get("rp") or {}, target, now_ms, rc, st.get("study"))
 
     def _score_all(self, st: dict[str, Any], x: dict[str, float], now_ms: int,
@@ -214,13 +232,13 @@ class Scorer:
             return
         st["snt"] = ts
         at = st["last"]
-        x = featurize(st, at, self.fc)
+        x = self.features(st, at)
         for target in self.targets:
             self._add_snapshot(st, target, at, x)
 
     def _checkpoint(self, st: dict[str, Any], event: Event, group: str) -> None:
         target = event.props["target"]
-        x = featurize(st, event.ts, self.fc)
+        x = self.features(st, event.ts)
         p = self.registry.predict(target, x) if st["t0"] is not None else None
         rules = points_score(self._rules(st, target, event.ts), self.targets[target].rules)
         cps = st.setdefault("cp", [])
@@ -259,7 +277,7 @@ class Scorer:
         if live and last is not None and last < trigger_ts:
             # the last scored state before the triggering event, for every outcome alike
             # (only positives would get it otherwise: a sampling bias the model would learn)
-            self._add_snapshot(st, target, last, featurize(st, last, self.fc))
+            self._add_snapshot(st, target, last, self.features(st, last))
         sn = (st.get("sn") or {}).get(target)
         if sn:
             if live:
