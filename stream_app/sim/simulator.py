@@ -75,6 +75,8 @@ class Simulator:
         self.injections = list(injections)
         self.id_prefix = id_prefix
         self._learners: dict[str, Learner] = {}
+        self._count = 0
+        self._keep_finished = True
         self._active: list[ActiveInjection] = []
         self._heap: list[tuple[int, int, Any, Any]] = []
         self._seq: Callable[[], int] = itertools.count().__next__
@@ -102,7 +104,7 @@ class Simulator:
     def live(self, speed: float | None = None, start_ms: int | None = None, *,
              warmup_ms: int | None = None, clock: Callable[[], float] = time.time,
              sleep: Callable[[float], None] | None = time.sleep,
-             ) -> Iterator[tuple[float, dict[str, Any]]]:
+             keep_finished: bool = True) -> Iterator[tuple[float, dict[str, Any]]]:
         """An endless run paced by the wall clock: yields ``(due_wall_time, event)``.
 
         Simulated time runs ``speed`` x faster than the wall clock (default
@@ -111,6 +113,8 @@ class Simulator:
         ``config.live.arrivals_per_day``; ``config.live.overrides`` apply. With ``sleep`` (the
         default) the generator waits until each event is due; with ``sleep=None`` it never
         waits and the caller paces (e.g. ``await asyncio.sleep(due - time.time())``).
+        ``keep_finished=False`` forgets people whose story has ended (bounded memory for long
+        sessions; :meth:`truth` then holds only people still active).
         """
         cfg = self.config
         if cfg.live.overrides:
@@ -122,6 +126,7 @@ class Simulator:
         start = int(wall0 * 1000) if start_ms is None else start_ms
         warm = int(cfg.live.warmup_days * DAY_MS) if warmup_ms is None else warmup_ms
         rng = self._reset(cfg, start, None)
+        self._keep_finished = keep_finished
         rh = self._behaviour.rhythm
         per_day = cfg.live.arrivals_per_day
         base = ((ts, 0, None, None, None)
@@ -197,9 +202,11 @@ class Simulator:
         self._behaviour = Behaviour(cfg, rng, self._windows, self._spawn)
         self._rng = rng
         self._learners = {}
+        self._count = 0
         self._heap = []
         self._seq = itertools.count().__next__
         self._run_start, self._run_end = start, end
+        self._keep_finished = True
         self.emitted = 0
         return rng
 
@@ -223,7 +230,8 @@ class Simulator:
         heapq.heappush(self._heap, (ts, self._seq(), _SPAWN, (ts, -1, "referral", None, inviter)))
 
     def _new(self, a: Arrival) -> Learner:
-        idx = len(self._learners)
+        idx = self._count
+        self._count += 1
         p = self.id_prefix
         u = self._behaviour.new_learner(idx, f"{p}u{idx:07d}", f"{p}s{self.seed}-{idx}-",
                                         a[0], channel=a[2], inviter=a[4])
@@ -267,6 +275,8 @@ class Simulator:
             if nxt is None:
                 pop(heap)
                 owner.gen = None
+                if not self._keep_finished:
+                    del self._learners[owner.uid]
             else:
                 replace(heap, (nxt[0], seq(), owner, nxt))
             n += 1

@@ -77,3 +77,18 @@ def test_live_is_deterministic_for_a_seed_and_start() -> None:
 def test_live_rejects_a_non_positive_speed() -> None:
     with pytest.raises(ConfigError):
         next(Simulator(load_sim_config(), seed=1).live(speed=0, start_ms=START, sleep=None))
+
+
+def test_live_can_forget_finished_people() -> None:
+    sim = Simulator(load_sim_config(overrides={"live.arrivals_per_day": 300}), seed=5)
+    seen: set[str] = set()
+    landings: list[str] = []
+    for _, ev in sim.live(start_ms=START, sleep=None, keep_finished=False):
+        seen.add(ev["user_id"])
+        if ev["type"] == "ad_landing":
+            landings.append(ev["user_id"])
+        if ev["ts"] >= START + 12 * DAY_MS:
+            break
+    alive = sim.truth()
+    assert 0 < len(alive) < len(seen)          # visitors who left were forgotten
+    assert len(set(landings)) == len(landings)  # and their ids are never given again
