@@ -80,6 +80,8 @@ class Compiled:
     text: str
     deps: set[str] = field(default_factory=set)   # tag ids referenced with tag(...)
     granularity_ms: int = DAY_MS                  # finest duration it compares against
+    reads: set[Selector] = field(default_factory=set)   # events whose aggregates it reads
+    timed: bool = False        # reads the clock to the millisecond (since, sub-day windows)
 
 
 def parse_duration(text: Any) -> int | None:
@@ -113,7 +115,7 @@ def compile_expr(text: str, req: Requirements, params: dict[str, Any]) -> Compil
         raise CompileError(str(exc).splitlines()[0], getattr(exc, "column", None)) from None
     c = _Compiler(str(text), req, params)
     fn = c.expr(tree)
-    return Compiled(fn, str(text), c.deps, c.granularity)
+    return Compiled(fn, str(text), c.deps, c.granularity, c.reads, c.timed)
 
 
 # -- helpers used by the compiled closures ------------------------------------------------
@@ -172,6 +174,8 @@ class _Compiler:
         self.req = req
         self.params = params
         self.deps: set[str] = set()
+        self.reads: set[Selector] = set()
+        self.timed = False
         self.granularity = DAY_MS
 
     # -- utilities
@@ -237,15 +241,21 @@ class _Compiler:
 
     def selector(self, node: Tree | Token) -> Selector:
         if isinstance(node, Tree) and node.data == "dotted" and len(node.children) == 1:
-            return Selector.parse(str(node.children[0]))
+            sel = Selector.parse(str(node.children[0]))
+            self.reads.add(sel)
+            return sel
         if isinstance(node, Tree) and node.data == "selector":
-            return Selector.parse("|".join(str(t) for t in node.children))
+            sel = Selector.parse("|".join(str(t) for t in node.children))
+            self.reads.add(sel)
+            return sel
         raise self.err(node, "expected an event selector (a type, stream:NAME, any, a|b)")
 
     def propspec(self, node: Tree | Token) -> PropSpec:
         if isinstance(node, Tree) and node.data == "dotted" and len(node.children) == 2:
             sel, prop = (str(t) for t in node.children)
-            return PropSpec(Selector.parse(sel), prop)
+            spec = PropSpec(Selector.parse(sel), prop)
+            self.reads.add(spec.sel)
+            return spec
         raise self.err(node, "expected selector.prop such as order_paid.amount")
 
     # -- expressions
@@ -305,6 +315,7 @@ class _Compiler:
         if len(parts) == 2 and parts[0] == "profile":
             field_name = parts[1]
             self.req.profile.add(field_name)
+            self.reads.add(Selector(streams=frozenset({"profile"})))
             return self.traced(self.src(node), lambda ctx: query.profile(ctx.state, field_name))
         if len(parts) == 2 and parts[0] in ("score", "scores"):
             target = parts[1]
@@ -377,6 +388,7 @@ def _f_count(c: _Compiler, node, args, kwargs) -> Fn:
     if "half_life" in kwargs:
         raise c.err(node, "count(): half_life needs a window of whole days")
     c.req.recent.add(sel)
+    c.timed = True
     c.req.recent_ms = max(c.req.recent_ms, win)
     return lambda ctx: query.count_recent(ctx.state, sel, ctx.now, win)
 
@@ -454,12 +466,14 @@ def _f_distinct(c: _Compiler, node, args, kwargs) -> Fn:
 def _f_since(c: _Compiler, node, args, kwargs) -> Fn:
     c.arity(node, args, kwargs, 1, 1)
     sel = c.selector(args[0])
+    c.timed = True
     return lambda ctx: query.since(ctx.state, sel, ctx.now)
 
 
 def _f_since_first(c: _Compiler, node, args, kwargs) -> Fn:
     c.arity(node, args, kwargs, 1, 1)
     sel = c.selector(args[0])
+    c.timed = True
     return lambda ctx: query.since_first(ctx.state, sel, ctx.now)
 
 

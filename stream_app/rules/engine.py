@@ -97,7 +97,8 @@ class TagEngine:
             return self.forget(state, now, trigger=event.event_id)
         self._updater.apply(state, event)
         emit = referral_events(state, event, self._ruleset.referral)
-        result = self._evaluate(state, now, trigger=event.event_id)
+        result = self._evaluate(state, now, trigger=event.event_id,
+                                touched=(event.type, state["st"].get(event.type, event.stream)))
         result.emit = emit
         return result
 
@@ -141,12 +142,23 @@ class TagEngine:
             rec["evidence"] = evidence
         return rec
 
+    def _period(self, ms: int) -> int:
+        return (ms + self.day_offset_ms) // self._ruleset.granularity_ms
+
     def _evaluate(self, state: dict[str, Any], now: int, trigger: str | None,
-                  reason: str | None = None) -> StepResult:
+                  reason: str | None = None,
+                  touched: tuple[str, str] | None = None) -> StepResult:
         rs = self._ruleset
-        self._updater.prune(state, now)
-        values, ctx = rs.evaluate_raw(state, now, day_offset_ms=self.day_offset_ms)
         old_tags: dict[str, Any] = state["tags"]
+        previous = None
+        if (touched is not None and state.get("rv") == rs.version
+                and self._period(now) == self._period(state["now"])):
+            # same clock period as the last evaluation: only tags that read this event change
+            previous = {**old_tags, **state.get("hid", {})}
+        else:
+            self._updater.prune(state, now)
+        values, ctx = rs.evaluate_raw(state, now, day_offset_ms=self.day_offset_ms,
+                                      previous=previous, touched=touched)
         new_tags: dict[str, Any] = {}
         changes: list[dict[str, Any]] = []
         why: dict[str, dict[str, Any]] = {}
@@ -169,6 +181,9 @@ class TagEngine:
                 changes.append(self._change(state, tag_id, "", old, None, "rule_removed", now,
                                             trigger, None))
         state["tags"] = new_tags
+        if rs.hidden_ids:
+            state["hid"] = {t: ctx.tags[t] for t in rs.hidden_ids if ctx.tags[t] is not None}
+        state["rv"] = rs.version
         state["now"] = now
         state["nd"] = self._next_due(state, now)
         return StepResult(state, changes, why=why)

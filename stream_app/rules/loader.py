@@ -226,8 +226,9 @@ def _build(docs: list[_Doc], texts: list[str]) -> RuleSet:
                 raise doc.error(("tags", i, "id"),
                                 f"duplicate tag id (first defined at {where[raw['id']]})")
             tag = _build_tag(doc, i, raw, req, params)
+            tag.finish()
             exprs = [tag.expr] if tag.expr else [c.when for c in tag.cases if c.when]
-            deps[tag.id] = set().union(*(e.deps for e in exprs))
+            deps[tag.id] = set(tag.deps)
             granularity = min([granularity] + [e.granularity_ms for e in exprs])
             where[tag.id] = f"{tag.source}: rule {tag.id!r}"
             tags.append(tag)

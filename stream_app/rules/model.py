@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from stream_app.rules.compiler import Compiled, EvalContext
-from stream_app.state.requirements import Requirements
+from stream_app.state.requirements import Requirements, Selector
 
 KINDS = ("enum", "bool", "number", "text", "set")
 
@@ -66,6 +66,16 @@ class TagDef:
     round: int | None = None      # number tags: decimals kept
     description: str = ""
     source: str = ""              # "file:line" of the definition
+    deps: tuple[str, ...] = ()    # tags its rule reads with tag(...)
+    reads: tuple[Selector, ...] = ()   # events whose aggregates its rule reads
+    timed: bool = False           # its rule reads the clock to the millisecond
+
+    def finish(self) -> None:
+        """Collect deps/reads/timed from the compiled expressions (called by the loader)."""
+        exprs = [self.expr] if self.expr is not None else [c.when for c in self.cases if c.when]
+        self.deps = tuple(sorted(set().union(*(e.deps for e in exprs))))
+        self.reads = tuple(sorted(set().union(*(e.reads for e in exprs)), key=lambda s: s.key))
+        self.timed = any(e.timed for e in exprs)
 
     def label(self, value: Any, lang: str = "en") -> str:
         """Label of ``value`` (enum labels; other kinds: the value as text)."""
@@ -127,7 +137,19 @@ class RuleSet:
 
     def __post_init__(self) -> None:
         self.tags: list[TagDef] = [t for t in self.order if not t.hidden]
+        self.hidden_ids: list[str] = [t.id for t in self.order if t.hidden]
         self.by_id: dict[str, TagDef] = {t.id: t for t in self.order}
+        self._affected: dict[tuple[str, str], frozenset[str]] = {}
+
+    def affected(self, etype: str, stream: str) -> frozenset[str]:
+        """Tags whose rule reads events of (``etype``, ``stream``) or the exact clock."""
+        key = (etype, stream)
+        out = self._affected.get(key)
+        if out is None:
+            out = frozenset(t.id for t in self.order
+                            if t.timed or any(s.matches(etype, stream) for s in t.reads))
+            self._affected[key] = out
+        return out
 
     def evaluate(self, state: dict[str, Any], now_ms: int, *,
                  day_offset_ms: int = 8 * 3600_000) -> dict[str, TagValue]:
@@ -136,21 +158,38 @@ class RuleSet:
         return {tid: TagValue(v, self.why(ctx, tid)) for tid, v in values.items()}
 
     def evaluate_raw(self, state: dict[str, Any], now_ms: int, *,
-                     day_offset_ms: int = 8 * 3600_000) -> tuple[dict[str, Any], EvalContext]:
+                     day_offset_ms: int = 8 * 3600_000,
+                     previous: dict[str, Any] | None = None,
+                     touched: tuple[str, str] | None = None
+                     ) -> tuple[dict[str, Any], EvalContext]:
         """Visible tag values, and the evaluation context to explain them with :meth:`why`.
 
         The fast form used by the engine: nothing is traced, "why" records are built only
-        for the tags that changed.
+        for the tags that changed. With ``previous`` (every tag's value at an evaluation in
+        the same clock period, hidden ones included) and ``touched`` (the type and stream
+        of the only event applied since), tags that read neither that event nor the exact
+        clock nor a changed tag keep their previous value without being evaluated.
         """
         ctx = EvalContext(state, now_ms, day_offset_ms, trace=False)
         values: dict[str, Any] = {}
         ctx_tags = ctx.tags
+        affected = self.affected(*touched) if previous is not None and touched else None
+        changed: set[str] = set()
         for tag in self.order:
-            raw, _ = self._run(tag, ctx)
-            value = tag.normalise(raw) if raw is not None else None
-            ctx_tags[tag.id] = value
+            tid = tag.id
+            if (affected is not None and tid not in affected
+                    and not (tag.deps and changed.intersection(tag.deps))):
+                value = previous.get(tid)  # type: ignore[union-attr]
+            else:
+                raw, _ = self._run(tag, ctx)
+                value = tag.normalise(raw) if raw is not None else None
+                if affected is not None:
+                    old = previous.get(tid)  # type: ignore[union-attr]
+                    if old != value or type(old) is not type(value):
+                        changed.add(tid)
+            ctx_tags[tid] = value
             if not tag.hidden:
-                values[tag.id] = value
+                values[tid] = value
         return values, ctx
 
     @staticmethod

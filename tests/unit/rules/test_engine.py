@@ -141,3 +141,20 @@ def test_hot_reload_removes_tags_no_longer_defined(mini, make_event):
 def test_unknown_event_types_are_accepted(mini, make_event):
     st, _ = run(mini, [make_event("brand_new_thing", foo=1)])
     assert st["n"] == {"brand_new_thing": 1} and st["tags"] == {}
+
+
+def test_only_tags_reading_the_event_are_re_evaluated(default_ruleset):
+    aff = default_ruleset.affected("course_view", "click")
+    assert {"activity", "lead_points", "first_channel"} <= aff     # read clicks
+    assert "lifecycle" in aff                                      # reads the exact clock
+    assert not {"region", "attendance_rate", "price_band"} & aff
+    assert "region" in default_ruleset.affected("profile_updated", "profile")
+
+
+def test_same_day_shortcut_matches_full_evaluation(engine, make_event):
+    st, _ = run(engine, [make_event("registered", region="bj"), make_event("order_paid",
+                                                                           amount=5000)])
+    st, _ = run(engine, [make_event("course_view", hour=1)], st)    # same day: shortcut
+    full = {k: v.value for k, v in engine.ruleset.evaluate(st, st["now"]).items()}
+    assert st["tags"] == {k: v for k, v in full.items() if v is not None}
+    assert st["hid"] == {"rfm_r": True, "rfm_m": True}
