@@ -157,4 +157,4 @@ def test_same_day_shortcut_matches_full_evaluation(engine, make_event):
     st, _ = run(engine, [make_event("course_view", hour=1)], st)    # same day: shortcut
     full = {k: v.value for k, v in engine.ruleset.evaluate(st, st["now"]).items()}
     assert st["tags"] == {k: v for k, v in full.items() if v is not None}
-    assert st["hid"] == {"rfm_r": True, "rfm_m": True}
+    assert st["hid"] == {"rfm_r": True, "rfm_f": False, "rfm_m": True}
