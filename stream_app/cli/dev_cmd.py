@@ -24,7 +24,7 @@ def _produce_simulation(stack, arrivals: float | None, speed: float | None, seed
     overrides = {"live.arrivals_per_day": arrivals} if arrivals else None
     sim = Simulator(load_sim_config(overrides=overrides), seed=seed,
                     injections=[parse_injection(i) for i in inject])
-    for wall_due, ev in sim.live(speed=speed, sleep=None):
+    for wall_due, ev in sim.live(speed=speed, sleep=None, keep_finished=False):
         if stop.is_set():
             break
         delay = wall_due - time.time()
