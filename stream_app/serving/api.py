@@ -26,7 +26,9 @@ from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from stream_app import metrics
 from stream_app.config import Settings, get_settings
@@ -195,10 +197,12 @@ def create_app(settings: Settings | None = None, *, redis: Any = None, ruleset: 
         return JSONResponse({"detail": str(exc)}, status_code=400)
 
     @app.exception_handler(RedisError)
-    async def _redis_down(request: Request, exc: RedisError) -> JSONResponse:
+    async def _redis_error(request: Request, exc: RedisError) -> JSONResponse:
         log.warning("Redis error on %s: %s", request.url.path, exc)
-        return JSONResponse({"detail": f"Redis unavailable: {exc.__class__.__name__}"},
-                            status_code=503)
+        if isinstance(exc, RedisConnectionError | RedisTimeoutError):
+            return JSONResponse({"detail": f"Redis unavailable: {exc.__class__.__name__}"},
+                                status_code=503)
+        return JSONResponse({"detail": f"Redis error: {exc}"}, status_code=500)
 
     # -- health ----------------------------------------------------------------------------
     @app.get("/healthz", tags=["health"])

@@ -1,13 +1,20 @@
 """Run segment plans on Redis: sizes, member snapshots and cursor paging (async client).
 
-One query is one pipeline: the plan's ``*STORE`` commands into temporary keys, a
-``PEXPIRE`` on each (so a crash never leaves them behind), the final read, and a ``DEL``
-of the temporaries. Paging members never re-runs the query: the first page stores the
-result as a *snapshot* sorted set with every score 0 (``ZUNIONSTORE snap 1 result WEIGHTS
-0``), kept ``snapshot_ttl_s`` and refreshed on each page, and pages are read in user-id
-order with ``ZRANGEBYLEX snap (last +  LIMIT 0 n``. The cursor names the snapshot, the last
-user id returned and a digest of the expression; it is only valid for the tenant that
-created it (the snapshot key is under the tenant's prefix).
+Sizes avoid building the segment where cardinalities suffice: a tag value is ``SCARD``, a
+numeric range ``ZCOUNT``, ``IN`` over one tag's values the sum of their ``SCARD`` (a user
+holds one value of a tag, so they are disjoint), ``NOT x`` is ``SCARD users - |x|`` (every
+tagged user is in ``users``), an intersection of plain sets ``SINTERCARD`` (Redis >= 7).
+Anything else is computed into temporary keys in one pipeline: the plan's ``*STORE``
+commands, a ``PEXPIRE`` on each (a crash never leaves them behind), the read, and a ``DEL``.
+
+Paging never re-runs the query: the first page computes the segment and *renames* the
+result into a snapshot key (``sa:{t}:tmp:snap:{id}``; a bare tag key is copied), kept
+``snapshot_ttl_s`` and refreshed on each page. Pages walk the snapshot with ``SSCAN``
+(``ZSCAN`` when numeric ranges took part); nothing writes to the snapshot, so a scan
+cursor always yields the same batch and every member comes exactly once. The paging cursor
+holds the snapshot id, the scan cursor, how many members of that batch were already
+returned, and a digest of the expression; it only works for the tenant that created it.
+Members come in no particular order.
 
 Example (with fakeredis)::
 
@@ -32,9 +39,17 @@ from redis.exceptions import ResponseError
 
 from stream_app.serving import keys
 from stream_app.serving.segments import (
+    USERS,
     Catalog,
+    Diff,
+    Inter,
+    Key,
     Plan,
+    Range,
     SegmentError,
+    Union,
+    compile_node,
+    disjoint_keys,
     parse,
     plan,
     tags_needing_values,
@@ -67,19 +82,22 @@ def expr_digest(expr: str) -> str:
     return hashlib.sha256(" ".join(expr.split()).encode()).hexdigest()[:12]
 
 
-def encode_cursor(snap_id: str, after: str, digest: str) -> str:
-    """Opaque cursor text.
+def encode_cursor(snap_id: str, scan: int, skip: int, digest: str, z: bool = False,
+                  count: int = 1000) -> str:
+    """Opaque cursor text (``count``: the scan COUNT every page of the snapshot uses).
 
-    >>> c = encode_cursor("0a1b2c3d", "u42", "d1")
+    >>> c = encode_cursor("0a1b2c3d", 1536, 7, "d1")
     >>> decode_cursor(c)
-    ('0a1b2c3d', 'u42', 'd1')
+    ('0a1b2c3d', 1536, 7, 'd1', False, 1000)
     """
-    raw = orjson.dumps({"s": snap_id, "a": after, "h": digest})
+    raw = orjson.dumps({"s": snap_id, "c": scan, "k": skip, "h": digest, "z": int(z),
+                        "n": count})
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> tuple[str, str, str]:
-    """``(snapshot id, last user id, expression digest)``; CursorError when malformed.
+def decode_cursor(cursor: str) -> tuple[str, int, int, str, bool, int]:
+    """``(snapshot id, scan cursor, skip, expression digest, zset, count)``; CursorError if
+    malformed.
 
     >>> decode_cursor("garbage")
     Traceback (most recent call last):
@@ -89,12 +107,13 @@ def decode_cursor(cursor: str) -> tuple[str, str, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         d = orjson.loads(raw)
-        snap, after, digest = str(d["s"]), str(d["a"]), str(d["h"])
+        out = (str(d["s"]), int(d["c"]), int(d["k"]), str(d["h"]), bool(d["z"]),
+               int(d["n"]))
     except Exception:  # noqa: BLE001 - any decoding problem is a bad cursor
         raise CursorError("malformed cursor") from None
-    if not _SNAP_ID.match(snap):
+    if not _SNAP_ID.match(out[0]) or out[1] < 0 or out[2] < 0 or not 1 <= out[5] <= 100_000:
         raise CursorError("malformed cursor")
-    return snap, after, digest
+    return out
 
 
 @dataclass
@@ -167,17 +186,31 @@ class SegmentRunner:
         """Number of members of a planned segment."""
         if p.result is None:
             return 0
-        cmd = p.size_command()
-        if cmd is not None:
-            return int(await self.r.execute_command(*cmd))
-        inter = p.intercard_keys()
-        if inter is not None and self._intercard is not False:
+        return await self._count(p.root, p.tenant)
+
+    async def _count(self, node: Any, tenant: str) -> int:
+        if isinstance(node, Key):
+            return int(await self.r.execute_command("ZCARD" if node.z else "SCARD", node.name))
+        if isinstance(node, Range):
+            return int(await self.r.execute_command("ZCOUNT", node.zkey, node.lo, node.hi))
+        if isinstance(node, Union) and disjoint_keys(node.items):
+            pipe = self.r.pipeline(transaction=False)
+            for k in node.items:
+                pipe.scard(k.name)
+            return sum(int(n) for n in await pipe.execute())
+        if isinstance(node, Diff) and isinstance(node.base, Key) and node.base.group == USERS:
+            minus = node.minus[0] if len(node.minus) == 1 else Union(node.minus)
+            return await self._count(node.base, tenant) - await self._count(minus, tenant)
+        if (isinstance(node, Inter) and self._intercard is not False
+                and all(isinstance(i, Key) and not i.z for i in node.items)):
+            names = [i.name for i in node.items]
             try:  # Redis >= 7; older servers answer "unknown command" once
-                n = int(await self.r.execute_command("SINTERCARD", len(inter), *inter))
+                n = int(await self.r.execute_command("SINTERCARD", len(names), *names))
                 self._intercard = True
                 return n
             except ResponseError:
                 self._intercard = False
+        p = compile_node(node, tenant, qid=secrets.token_hex(8))
         pipe = self.r.pipeline(transaction=False)
         self._queue_steps(pipe, p)
         pipe.execute_command("ZCARD" if p.z else "SCARD", p.result)
@@ -205,22 +238,43 @@ class SegmentRunner:
         out = await pipe.execute()
         return {_text(m) for m in out[-2 if p.temps else -1]}
 
-    async def snapshot(self, tenant: str, expr: str) -> tuple[str | None, int]:
-        """Store the segment as a paging snapshot: ``(snapshot id or None if empty, size)``."""
+    async def snapshot(self, tenant: str, expr: str) -> tuple[str | None, int, bool]:
+        """Store the segment for paging: ``(snapshot id or None if empty, size, zset?)``."""
         p = await self.compile(tenant, expr)
         if p.result is None:
-            return None, 0
+            return None, 0, False
         snap_id = secrets.token_hex(8)
         skey = snapshot_key(tenant, snap_id)
         pipe = self.r.pipeline(transaction=False)
         self._queue_steps(pipe, p)
-        pipe.execute_command("ZUNIONSTORE", skey, 1, p.result, "WEIGHTS", 0)
+        rename_at = -1
+        if p.result in p.temps:  # fails with "no such key" when the result is empty
+            rename_at = len(pipe.command_stack)
+            pipe.execute_command("RENAME", p.result, skey)
+        elif p.z:
+            pipe.execute_command("ZUNIONSTORE", skey, 1, p.result)
+        else:
+            pipe.execute_command("SUNIONSTORE", skey, p.result)
         pipe.execute_command("EXPIRE", skey, self.snapshot_ttl_s)
-        if p.temps:
-            pipe.execute_command("DEL", *p.temps)
-        out = await pipe.execute()
-        total = int(out[-3 if p.temps else -2])
-        return (snap_id if total else None), total
+        pipe.execute_command("ZCARD" if p.z else "SCARD", skey)
+        rest = [t for t in p.temps if t != p.result]
+        if rest:
+            pipe.execute_command("DEL", *rest)
+        out = await pipe.execute(raise_on_error=False)
+        for i, res in enumerate(out):
+            if isinstance(res, Exception) and i != rename_at:
+                raise res
+        total = int(out[-2 if rest else -1])
+        if not total:
+            return None, 0, p.z
+        return snap_id, total, p.z
+
+    async def _scan(self, skey: str, z: bool, cursor: int, count: int) -> tuple[int, list[str]]:
+        if z:
+            nxt, items = await self.r.zscan(skey, cursor, count=count)
+            return int(nxt), [_text(m) for m, _ in items]
+        nxt, items = await self.r.sscan(skey, cursor, count=count)
+        return int(nxt), [_text(m) for m in items]
 
     async def page(self, tenant: str, expr: str, cursor: str | None,
                    limit: int = 1000) -> Page:
@@ -230,26 +284,44 @@ class SegmentRunner:
         digest = expr_digest(expr)
         if cursor is None:
             parse(expr)
-            snap_id, total = await self.snapshot(tenant, expr)
+            snap_id, total, z = await self.snapshot(tenant, expr)
             if snap_id is None:
                 return Page([], total, None)
-            start = "-"
+            scan, skip, count = 0, 0, max(limit, 10)
+            skey = snapshot_key(tenant, snap_id)
         else:
-            snap_id, after, cdigest = decode_cursor(cursor)
+            snap_id, scan, skip, cdigest, z, count = decode_cursor(cursor)
             if cdigest != digest:
                 raise CursorError("the cursor belongs to another expression")
-            start = "(" + after
-        skey = snapshot_key(tenant, snap_id)
-        pipe = self.r.pipeline(transaction=False)
-        pipe.execute_command("ZRANGEBYLEX", skey, start, "+", "LIMIT", 0, limit + 1)
-        pipe.execute_command("ZCARD", skey)
-        pipe.execute_command("EXPIRE", skey, self.snapshot_ttl_s)
-        rows, total, alive = await pipe.execute()
-        if not alive:
-            raise CursorError("the cursor expired; start again without a cursor")
-        members = [_text(m) for m in rows[:limit]]
-        more = len(rows) > limit
-        if not more:
+            skey = snapshot_key(tenant, snap_id)
+            pipe = self.r.pipeline(transaction=False)
+            pipe.execute_command("ZCARD" if z else "SCARD", skey)
+            pipe.execute_command("EXPIRE", skey, self.snapshot_ttl_s)
+            total, alive = await pipe.execute()
+            if not alive:
+                raise CursorError("the cursor expired; start again without a cursor")
+        members: list[str] = []
+        nxt_cursor: str | None = None
+        while True:
+            nxt, batch = await self._scan(skey, z, scan, count)
+            batch = batch[skip:]
+            need = limit - len(members)
+            if len(batch) > need:  # the page ends inside this batch: resume in it
+                members += batch[:need]
+                nxt_cursor = encode_cursor(snap_id, scan, skip + need, digest, z, count)
+                break
+            members += batch
+            if nxt == 0:
+                break
+            scan, skip = nxt, 0
+            if len(members) == limit:  # full: is anything left after this point?
+                while nxt != 0:
+                    nxt, peek = await self._scan(skey, z, scan, 10)
+                    if peek:
+                        nxt_cursor = encode_cursor(snap_id, scan, 0, digest, z, count)
+                        break
+                    scan = nxt
+                break
+        if nxt_cursor is None:
             await self.r.delete(skey)
-        nxt = encode_cursor(snap_id, members[-1], digest) if more else None
-        return Page(members, int(total), nxt)
+        return Page(members, int(total), nxt_cursor)

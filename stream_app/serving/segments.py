@@ -54,6 +54,7 @@ from stream_app.errors import StreamAppError
 from stream_app.serving import keys
 
 __all__ = [
+    "USERS", "Diff", "Empty", "Inter", "Key", "Range", "Union", "compile_node", "disjoint_keys",
     "And", "Catalog", "Cmp", "Eq", "Has", "In", "Lit", "Ne", "Not", "Or", "Plan", "SegmentError",
     "TagInfo", "parse", "plan", "tags_needing_values",
 ]
@@ -328,10 +329,12 @@ def tags_needing_values(ast: Any, catalog: Catalog) -> set[str]:
 
 @dataclass(frozen=True)
 class Key:
-    """An existing key; ``z`` when it is a sorted set."""
+    """An existing key; ``z`` when it is a sorted set. Keys of one ``group`` are disjoint
+    (the values of one tag), ``group == "@users"`` marks the tenant's user set."""
 
     name: str
     z: bool = False
+    group: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True)
@@ -365,6 +368,7 @@ class Diff:
 
 
 EMPTY = Empty()
+USERS = "@users"
 
 
 def _num_text(x: float) -> str:
@@ -452,10 +456,10 @@ class _Lowering:
         self.cat = catalog
         self.t = tenant
         self.found = found
-        self.universe = Key(keys.users_key(tenant))
+        self.universe = Key(keys.users_key(tenant), group=USERS)
 
     def seg(self, tag: str, value: Any) -> Key:
-        return Key(keys.seg_key(self.t, tag, value))
+        return Key(keys.seg_key(self.t, tag, value), group=tag)
 
     def values_of(self, info: TagInfo) -> list[Any]:
         if info.kind in ("enum", "bool"):
@@ -650,8 +654,26 @@ def plan(ast: Any, catalog: Catalog, tenant: str, *, qid: str = "0",
     present in Redis; ``qid`` names the temporary keys (unique per query).
     """
     root = _Lowering(catalog, tenant, found_values or {}).lower(ast)
+    return compile_node(root, tenant, qid=qid)
+
+
+def compile_node(root: Any, tenant: str, *, qid: str = "0") -> Plan:
+    """The commands computing one set-algebra node (see :func:`plan`)."""
     p = Plan(tenant=tenant, root=root)
     if isinstance(root, Empty):
         return p
     p.result, p.z = _Compiler(p, qid).emit(root)
     return p
+
+
+def disjoint_keys(items: tuple[Any, ...]) -> bool:
+    """Are these plain set keys of one tag (so the size of their union is the sum)?
+
+    >>> disjoint_keys((Key("a=1", group="a"), Key("a=2", group="a")))
+    True
+    >>> disjoint_keys((Key("a=1", group="a"), Key("b=1", group="b")))
+    False
+    """
+    groups = {i.group if isinstance(i, Key) and not i.z else None for i in items}
+    return len(groups) == 1 and None not in groups and "" not in groups \
+        and USERS not in groups

@@ -82,8 +82,25 @@ def test_paging_returns_every_member_once_in_order(filled, data):
         page = run(runner.page("t", expr, page.next_cursor, limit=17))
         seen += page.members
         pages += 1
-    assert seen == sorted(want) and pages == -(-len(want) // 17)
+    assert sorted(seen) == sorted(want) and len(seen) == len(want)
+    assert pages == -(-len(want) // 17)
     assert run(fake.keys("sa:t:tmp:*")) == []  # the snapshot is dropped after the last page
+
+
+def test_page_size_may_change_between_pages(filled):
+    runner, users = filled
+    expr = "NOT lifecycle = growth"
+    want = fixtures.reference(users, parse(expr))
+    page = run(runner.page("t", expr, None, limit=30))
+    seen = list(page.members)
+    for limit in (1, 7, 50, 3, 1000):
+        if not page.next_cursor:
+            break
+        page = run(runner.page("t", expr, page.next_cursor, limit=limit))
+        assert len(page.members) == limit or page.next_cursor is None
+        seen += page.members
+    assert page.next_cursor is None
+    assert sorted(seen) == sorted(want) and len(seen) == len(want)
 
 
 def test_cursor_is_checked(fake, catalog):
@@ -99,7 +116,7 @@ def test_cursor_is_checked(fake, catalog):
     run(fake.flushall())
     with pytest.raises(CursorError, match="expired"):
         run(runner.page("t", "tag:activity", page.next_cursor, limit=5))
-    forged = encode_cursor("../../x", "a", "b")
+    forged = encode_cursor("../../x", 0, 0, "b")
     with pytest.raises(CursorError, match="malformed"):
         run(runner.page("t", "tag:activity", forged, limit=5))
 
@@ -108,3 +125,12 @@ def test_empty_segment_pages(filled):
     runner, _ = filled
     page = run(runner.page("t", "activity = high AND NOT activity = high", None, limit=5))
     assert (page.members, page.total, page.next_cursor) == ([], 0, None)
+
+
+def test_an_empty_computed_result_pages_as_empty(filled):
+    runner, _ = filled
+    for expr in ("lead_points > 1 AND lead_points < 2", "activity = high AND refunded = false"):
+        page = run(runner.page("t", expr, None, limit=5))
+        assert (page.members, page.total, page.next_cursor) == ([], 0, None)
+    page = run(runner.page("nobody", "lead_points >= 1 AND NOT tag:refunded", None, limit=5))
+    assert page.members == [] and page.total == 0
