@@ -44,6 +44,9 @@ DAY_MS = 86_400_000
 _UNITS = {"w": 7 * DAY_MS, "d": DAY_MS, "h": 3_600_000, "m": 60_000, "s": 1000, "ms": 1}
 _DURATION_RE = re.compile(r"^(\d+(?:\.\d+)?)(w|d|h|m|s|ms)$")
 _MISSING = object()
+#: pseudo event type read by rules that use model scores (``score.X``)
+SCORES_TYPE = "__scores__"
+SCORES = Selector(types=frozenset({SCORES_TYPE}))
 
 Fn = Callable[["EvalContext"], Any]
 
@@ -319,6 +322,7 @@ class _Compiler:
             return self.traced(self.src(node), lambda ctx: query.profile(ctx.state, field_name))
         if len(parts) == 2 and parts[0] in ("score", "scores"):
             target = parts[1]
+            self.reads.add(SCORES)
             return self.traced(self.src(node), lambda ctx: query.score(ctx.state, target))
         raise self.err(node, f"unknown name {'.'.join(parts)!r} (use profile.X, score.X, "
                              "$param or a function call)")

@@ -32,6 +32,7 @@ from typing import Any
 
 from stream_app.config import REPO_ROOT
 from stream_app.events import Event
+from stream_app.rules.compiler import SCORES_TYPE
 from stream_app.rules.derive import referral_events
 from stream_app.rules.model import RuleSet
 from stream_app.state.record import DAY_MS, StateUpdater, new_state
@@ -113,7 +114,8 @@ class TagEngine:
                   now_ms: int) -> StepResult:
         """Store model scores (``state["scores"]``) and re-evaluate the tags that use them."""
         state.setdefault("scores", {}).update(scores)
-        return self._evaluate(state, max(now_ms, state["now"]), trigger=None, reason="score")
+        return self._evaluate(state, max(now_ms, state["now"]), trigger=None, reason="score",
+                              touched=(SCORES_TYPE, SCORES_TYPE))
 
     def due(self, state: dict[str, Any], now_ms: int) -> bool:
         """Could ``on_tick(state, now_ms)`` change anything? (one comparison)"""

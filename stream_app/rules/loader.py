@@ -245,6 +245,13 @@ def ruleset_from_text(text: str, name: str = "<string>") -> RuleSet:
     return _build([_Doc(text, name)], [text])
 
 
+def ruleset_from_files(files: dict[str, str]) -> RuleSet:
+    """Compile several YAML documents (``name -> text``, taken in name order) as one set."""
+    names = sorted(files)
+    texts = [files[n] for n in names]
+    return _build([_Doc(t, n) for t, n in zip(texts, names, strict=True)], texts)
+
+
 def load_ruleset(path: Path | str) -> RuleSet:
     """Compile a YAML file, or every ``*.yaml``/``*.yml`` file of a directory (sorted)."""
     path = Path(path)

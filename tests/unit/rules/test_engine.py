@@ -158,3 +158,20 @@ def test_same_day_shortcut_matches_full_evaluation(engine, make_event):
     full = {k: v.value for k, v in engine.ruleset.evaluate(st, st["now"]).items()}
     assert st["tags"] == {k: v for k, v in full.items() if v is not None}
     assert st["hid"] == {"rfm_r": True, "rfm_f": False, "rfm_m": True}
+
+
+def test_scores_re_evaluate_only_score_readers(engine, default_ruleset, make_event):
+    aff = default_ruleset.affected("__scores__", "__scores__")
+    assert "intent" in aff and "region" not in aff
+    st, _ = run(engine, [make_event("course_view")])
+    r = engine.on_scores(st, {"convert": 0.9}, T0)
+    assert {c["tag_id"] for c in r.changes} == {"intent", "demand_stage"}
+    full = {k: v.value for k, v in engine.ruleset.evaluate(r.state, T0).items()}
+    assert r.state["tags"] == {k: v for k, v in full.items() if v is not None}
+
+
+def test_ruleset_from_files_equals_directory():
+    from stream_app.rules.engine import DEFAULT_RULES
+    from stream_app.rules.loader import load_ruleset, ruleset_from_files
+    files = {f.name: f.read_text(encoding="utf-8") for f in DEFAULT_RULES.glob("*.yaml")}
+    assert ruleset_from_files(files).version == load_ruleset(DEFAULT_RULES).version

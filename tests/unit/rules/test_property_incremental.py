@@ -76,8 +76,10 @@ def build(raw):
        ticks=st.lists(st.tuples(st.integers(0, 29), st.integers(0, 3 * 24 * 60)), max_size=6),
        rs_index=st.sampled_from([0, 1]),
        end_minutes=st.integers(0, 40 * 24 * 60),
+       scores=st.dictionaries(st.integers(0, 29), st.sampled_from([None, 0.1, 0.3, 0.8]),
+                              max_size=3),
        data=st.data())
-def test_incremental_equals_from_scratch(raw, ticks, rs_index, end_minutes, data):
+def test_incremental_equals_from_scratch(raw, ticks, rs_index, end_minutes, scores, data):
     ruleset = RULESETS[rs_index]
     events = build(raw)
     tick_after: dict[int, list[int]] = {}
@@ -94,6 +96,8 @@ def test_incremental_equals_from_scratch(raw, ticks, rs_index, end_minutes, data
         clock = max(clock, ev.ts)
         for delay in tick_after.get(i, ()):
             state = inc.on_tick(state, clock + delay * 60_000).state
+        if i in scores:
+            state = inc.on_scores(state, {"convert": scores[i]}, ev.ts).state
         state = orjson.loads(orjson.dumps(state))      # as stored in the table
     now = max(max(e.ts for e in events), state["now"]) + end_minutes * 60_000
     state = inc.on_tick(state, now).state
@@ -103,6 +107,9 @@ def test_incremental_equals_from_scratch(raw, ticks, rs_index, end_minutes, data
     fresh = None
     for ev in shuffled:
         fresh = scratch_engine.on_event(fresh, ev).state
+    final_scores = [scores[i] for i in sorted(scores) if i < len(events)]
+    if final_scores:
+        fresh = scratch_engine.on_scores(fresh, {"convert": final_scores[-1]}, 0).state
     fresh = scratch_engine.on_tick(fresh, now).state
 
     def values(s):
