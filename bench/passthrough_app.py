@@ -1,0 +1,68 @@
+"""The framework's cost: a Faust agent that decodes each input event and forwards it.
+
+Same broker settings, transport (configurable fetch wait), topics and serializers as the
+stream-app worker, nothing else. Run: ``python -m bench.passthrough_app worker -l warn``
+with the ``STREAM_APP_*`` environment of a stack; ``/count`` gives the events forwarded.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import faust
+import orjson
+
+from stream_app.app import codecs
+from stream_app.config import get_settings
+from stream_app.contract import load_contract
+
+OUT_TOPIC = "bench.passthrough.out"
+
+codecs.register()
+settings = get_settings()
+settings.datadir.mkdir(parents=True, exist_ok=True)
+app = faust.App(
+    "bench-passthrough",
+    broker=settings.broker_url.replace("kafka://", "streamkafka://", 1),
+    store="memory://",
+    datadir=str(settings.datadir),
+    topic_partitions=settings.partitions,
+    consumer_auto_offset_reset="earliest",
+    web_port=settings.web_port,
+    web_bind=settings.web_host,
+    web_in_thread=False,
+    broker_commit_interval=1.0,
+    stream_buffer_maxsize=8192,
+    producer_linger_ms=5,
+    key_serializer="utf8",
+    value_serializer="raw",
+    autodiscover=False,
+)
+source = app.topic(*load_contract().input_topics(), key_serializer="raw", value_serializer="raw")
+out = app.topic(OUT_TOPIC, key_serializer="raw", value_serializer="raw")
+counter = {"n": 0}
+
+
+@app.agent(source, name="passthrough")
+async def passthrough(stream: Any) -> None:
+    async for event in stream.events():
+        msg = event.message
+        ev = orjson.loads(msg.value)
+        await out.send(key=msg.key, value=orjson.dumps(ev))
+        counter["n"] += 1
+
+
+@app.page("/healthz")
+async def healthz(web: Any, request: Any) -> Any:
+    return web.json({"status": "ok", "processed": counter["n"]})
+
+
+@app.page("/ready")
+async def ready(web: Any, request: Any) -> Any:
+    done = getattr(app.tables.recovery, "completed", None)
+    ok = bool(done is not None and done.is_set() and not app.rebalancing)
+    return web.json({"ready": ok}, status=200 if ok else 503)
+
+
+if __name__ == "__main__":
+    app.main()

@@ -1,0 +1,117 @@
+"""Recovery and memory: a worker holding ``users`` users' state is restarted; how long until it
+processes again, and what each user costs in the worker (tables) and in Redis.
+
+Steps on one fresh stack: start a worker and restart it empty (the group join and start-up
+cost alone); load ``users`` users (their first events) and measure RSS and Redis memory per
+user and the mean changelog value (the serialized state record); restart the worker
+(graceful stop, start) and time until it is ready (tables recovered) and until it processes a
+new event again.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from bench import systems
+from bench.measure import rss_bytes, sample_until_idle
+from bench.workload import first_events_per_user, produce_records
+
+CHANGELOG = "stream-app-users-changelog"
+
+
+def redis_used(url: str) -> dict[str, int]:
+    import redis  # noqa: PLC0415
+
+    r = redis.Redis.from_url(url)
+    info = r.info("memory")
+    out = {"used_memory": int(info["used_memory"]), "keys": int(r.dbsize())}
+    r.close()
+    return out
+
+
+def changelog_value_bytes(bootstrap: str, partitions: int, limit: int = 2_000_000) -> dict:
+    """Mean size of the latest changelog value per key (the serialized user state)."""
+    from stream_app.kafka_io import read_assigned  # noqa: PLC0415
+
+    c = read_assigned(bootstrap, CHANGELOG, partitions)
+    latest: dict[bytes, int] = {}
+    n = 0
+    idle = 0
+    while n < limit and idle < 6:
+        msgs = c.consume(num_messages=10_000, timeout=0.5)
+        if not msgs:
+            idle += 1
+            continue
+        idle = 0
+        for m in msgs:
+            if m.error():
+                continue
+            n += 1
+            latest[m.key()] = len(m.value() or b"")
+    c.close()
+    sizes = [v for v in latest.values() if v]
+    return {"records": n, "keys": len(latest),
+            "mean_value_bytes": round(sum(sizes) / max(len(sizes), 1))}
+
+
+def restart(stack: Any, name: str, probe: list | None = None) -> dict[str, float]:
+    """Start a worker; seconds to ready, and (with ``probe`` records) to the first processed
+    event after the records were sent at start."""
+    t0 = time.monotonic()
+    ws, _ = systems.start_workers(stack, "stream_app", 1, name)
+    out = {"ready_s": round(time.monotonic() - t0, 2)}
+    if probe:
+        produce_records(stack.bootstrap, probe)
+        s = sample_until_idle(ws[0].processed, 1, 120, interval=0.05)
+        out["processing_s"] = round(s[-1][0] - t0, 2)
+    out["_workers"] = ws  # type: ignore[assignment]
+    return out
+
+
+def run(make_stack: Callable[[], Any], users: int, per_user: int = 1,
+        log: Callable[[str], None] = print) -> dict[str, Any]:
+    wl = first_events_per_user(users, per_user)
+    recs, probe = wl.records[:-50], wl.records[-50:]  # probe: 50 events sent after restart
+    stack = make_stack()
+    res: dict[str, Any] = {"users": wl.users, "events": len(wl.records), "per_user": per_user}
+    try:
+        first = restart(stack, "worker-a")
+        first["_workers"][0].stop(30)
+        empty = restart(stack, "worker-b")
+        w = empty.pop("_workers")[0]
+        res["empty_restart_ready_s"] = empty["ready_s"]
+        log(f"recovery: empty worker ready in {empty['ready_s']}s; loading {wl.users} users")
+        time.sleep(2)
+        rss0 = rss_bytes(w.process.pid)
+        red0 = redis_used(stack.redis.url)
+        t0 = time.monotonic()
+        produce_records(stack.bootstrap, recs)
+        s = sample_until_idle(w.processed, len(recs), 3600, idle_s=15, interval=0.5)
+        res["load_s"] = round(s[-1][0] - t0, 1)
+        res["load_eps"] = round(s[-1][1] / max(s[-1][0] - t0, 1e-9))
+        time.sleep(3)  # Redis projection flush
+        rss1 = rss_bytes(w.process.pid)
+        red1 = redis_used(stack.redis.url)
+        res["memory"] = {
+            "worker_rss_bytes_per_user": round((rss1 - rss0) / wl.users),
+            "worker_rss_before": rss0, "worker_rss_after": rss1,
+            "redis_bytes_per_user": round((red1["used_memory"] - red0["used_memory"])
+                                          / wl.users),
+            "redis_keys": red1["keys"],
+            "state": changelog_value_bytes(stack.bootstrap, stack.partitions),
+        }
+        log(f"recovery: memory {res['memory']}")
+        t = time.monotonic()
+        w.stop(60)
+        res["stop_s"] = round(time.monotonic() - t, 2)
+        again = restart(stack, "worker-c", probe=probe)
+        again.pop("_workers")[0].stop(60)
+        res["restart_ready_s"] = again["ready_s"]
+        res["restart_processing_s"] = again.get("processing_s")
+        res["state_restore_s"] = round(again["ready_s"] - empty["ready_s"], 2)
+        log(f"recovery: {res}")
+    finally:
+        stack.stop()
+    return res

@@ -1,0 +1,254 @@
+"""The report: targets checked, ``bench/RESULTS.md`` (tables with ratios) and PNG plots.
+
+Example:
+    >>> res = {"date": "d", "mode": "quick", "command": "c", "seconds": 1, "errors": {},
+    ...        "machine": {"cpus": 2}, "workload": {"events_per_phase": 10},
+    ...        "passthrough": {"eps": 1000}, "stream_app_1w": {"eps": 600},
+    ...        "quix": {"eps": 1000}}
+    >>> [(t["target"][:28], t["met"]) for t in targets(res)][:2]
+    [('1 worker >= 50% of pass-thro', True), ('1 worker >= 50% of Quix Stre', True)]
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+def _get(res: dict, *path: str) -> Any:
+    cur: Any = res
+    for p in path:
+        if not isinstance(cur, dict) or p not in cur:
+            return None
+        cur = cur[p]
+    return cur
+
+
+def _ratio(a: Any, b: Any) -> float | None:
+    return round(a / b, 3) if a is not None and b else None
+
+
+def ratios(res: dict) -> dict[str, float | None]:
+    one = _get(res, "stream_app_1w", "eps")
+    return {
+        "stream-app / ceiling (consume)": _ratio(one, _get(res, "ceiling", "consume_eps")),
+        "stream-app / pass-through": _ratio(one, _get(res, "passthrough", "eps")),
+        "stream-app / Quix Streams counting": _ratio(one, _get(res, "quix", "eps")),
+        "2 workers / 1 worker": _ratio(_get(res, "stream_app_2w", "eps"), one),
+        "pass-through / ceiling (consume)": _ratio(_get(res, "passthrough", "eps"),
+                                                   _get(res, "ceiling", "consume_eps")),
+    }
+
+
+def _seg_p99(res: dict) -> float | None:
+    segs = _get(res, "serving", "segments") or {}
+    vals = [s["size_ms"]["p99"] for s in segs.values()]
+    return max(vals) if vals else None
+
+
+def targets(res: dict) -> list[dict[str, Any]]:
+    """Each target with the measured value and whether it is met (None: not measured)."""
+    r = ratios(res)
+    lat50 = _get(res, "latency", "loads", "50") or {}
+    e2e, broker = _get(lat50, "stream_app", "p99"), _get(lat50, "broker", "p99")
+    rows = [
+        ("1 worker >= 50% of pass-through", r["stream-app / pass-through"], 0.5, ">="),
+        ("1 worker >= 50% of Quix Streams counting", r["stream-app / Quix Streams counting"],
+         0.5, ">="),
+        ("2 workers >= 1.6 x 1 worker", r["2 workers / 1 worker"], 1.6, ">="),
+        ("p99 at 50% load <= 2 x broker-alone p99", _ratio(e2e, broker), 2.0, "<="),
+        ("recovery of the state users < 10 s (restart to processing)",
+         _get(res, "recovery", "restart_processing_s"), 10.0, "<"),
+        ("state restore alone < 10 s (restart minus empty restart)",
+         _get(res, "recovery", "state_restore_s"), 10.0, "<"),
+        ("Redis < 1 KB per user", _get(res, "recovery", "memory", "redis_bytes_per_user"),
+         1024, "<"),
+        ("segment query p99 < 50 ms (worst expression, size)", _seg_p99(res), 50.0, "<"),
+        ("stream-app evaluate >= 20k events/s",
+         _get(res, "model", "evaluate", "events_per_s"), 20_000, ">="),
+    ]
+    out = []
+    for name, value, limit, op in rows:
+        met = None if value is None else {
+            ">=": value >= limit, "<=": value <= limit, "<": value < limit}[op]
+        out.append({"target": name, "value": value, "limit": limit, "op": op, "met": met})
+    return out
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:,.3f}".rstrip("0").rstrip(".") if abs(v) < 100 else f"{v:,.0f}"
+    if isinstance(v, int):
+        return f"{v:,}"
+    return str(v)
+
+
+def markdown(res: dict, plots: list[str]) -> str:
+    w = res.get("workload", {})
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Run `{res.get('command')}` ({res.get('mode')} mode) on {res.get('date')} UTC, "
+        f"{_get(res, 'machine', 'cpus')} CPUs shared with other work; "
+        f"{res.get('seconds')} s in all. Workload: seeded simulator, "
+        f"{_fmt(w.get('simulated_users'))} simulated users; each throughput phase gets the "
+        f"first {_fmt(w.get('events_per_phase'))} events "
+        f"({_fmt(w.get('users_in_run'))} users, ~{w.get('mean_event_bytes')} bytes each), "
+        f"{_get(res, 'settings', 'partitions')} partitions, fetch wait "
+        f"{_get(res, 'settings', 'fetch_wait_ms')} ms. Raw figures: "
+        f"`bench/results/{res.get('date')}.json`. Compare ratios within one run: the "
+        "machine is shared and absolute rates move with its load.",
+        "",
+        "## Throughput (events/s, one process each)",
+        "",
+        "| system | events/s |",
+        "|---|---:|",
+    ]
+    rows = [("confluent-kafka produce (ceiling)", _get(res, "ceiling", "produce_eps")),
+            ("confluent-kafka consume (ceiling)", _get(res, "ceiling", "consume_eps")),
+            ("Faust pass-through (decode + forward)", _get(res, "passthrough", "eps")),
+            ("Quix Streams: per-user count + 1 h tumbling count", _get(res, "quix", "eps")),
+            ("stream-app full pipeline, 1 worker", _get(res, "stream_app_1w", "eps")),
+            ("stream-app full pipeline, 2 workers", _get(res, "stream_app_2w", "eps"))]
+    lines += [f"| {n} | {_fmt(v)} |" for n, v in rows]
+    lines += ["", "## Ratios", "", "| ratio | value |", "|---|---:|"]
+    lines += [f"| {k} | {_fmt(v)} |" for k, v in ratios(res).items()]
+    loads = _get(res, "latency", "loads") or {}
+    if loads:
+        lines += ["", "## End-to-end latency (ms): produce -> tag-change/alert publish", "",
+                  "| load | rate (ev/s) | system | p50 | p99 | p99.9 | samples |",
+                  "|---|---:|---|---:|---:|---:|---:|"]
+        for load, d in loads.items():
+            for sysname, label in (("broker", "broker alone (producer -> consumer)"),
+                                   ("stream_app", "stream-app")):
+                x = d.get(sysname, {})
+                lines.append(f"| {load}% | {_fmt(x.get('rate'))} | {label} | "
+                             f"{_fmt(x.get('p50'))} | {_fmt(x.get('p99'))} | "
+                             f"{_fmt(x.get('p99.9'))} | "
+                             f"{_fmt(x.get('n', x.get('matched')))} |")
+    rec = res.get("recovery")
+    if rec:
+        mem = rec.get("memory", {})
+        lines += ["", f"## Recovery and memory ({_fmt(rec.get('users'))} users, "
+                  f"{rec.get('per_user')} events each)", "",
+                  "| measure | value |", "|---|---:|",
+                  f"| restart to ready, empty worker (group join) | "
+                  f"{_fmt(rec.get('empty_restart_ready_s'))} s |",
+                  f"| restart to ready, worker holding the users | "
+                  f"{_fmt(rec.get('restart_ready_s'))} s |",
+                  f"| restart to processing again | {_fmt(rec.get('restart_processing_s'))} s |",
+                  f"| state restore (difference) | {_fmt(rec.get('state_restore_s'))} s |",
+                  f"| worker RSS per user | {_fmt(mem.get('worker_rss_bytes_per_user'))} B |",
+                  f"| serialized state per user (changelog value) | "
+                  f"{_fmt(_get(mem, 'state', 'mean_value_bytes'))} B |",
+                  f"| Redis per user | {_fmt(mem.get('redis_bytes_per_user'))} B |"]
+    srv = res.get("serving")
+    if srv:
+        lines += ["", f"## Serving API over {_fmt(srv.get('users'))} users in Redis "
+                  "(HTTP, one request at a time, ms)", "",
+                  "| request | result size | p50 | p99 |", "|---|---:|---:|---:|",
+                  f"| profile lookup | 1 | {_fmt(srv['profile_ms']['p50'])} | "
+                  f"{_fmt(srv['profile_ms']['p99'])} |"]
+        for s in srv.get("segments", {}).values():
+            lines.append(f"| segment size `{s['expr']}` | {_fmt(s['size'])} | "
+                         f"{_fmt(s['size_ms']['p50'])} | {_fmt(s['size_ms']['p99'])} |")
+            lines.append(f"| segment first page (100) `{s['expr']}` | 100 | "
+                         f"{_fmt(s['first_page_ms']['p50'])} | "
+                         f"{_fmt(s['first_page_ms']['p99'])} |")
+    mdl = res.get("model")
+    if mdl:
+        lines += ["", "## Model cost (µs per event, in-process)", "",
+                  "| step | µs/event |", "|---|---:|",
+                  f"| feature building (update + featurize) | {_fmt(mdl['features_us'])} |",
+                  f"| scoring, all targets ({', '.join(mdl['targets'])}) | "
+                  f"{_fmt(mdl['score_us_all_targets'])} |",
+                  f"| learning, all targets | {_fmt(mdl['learn_us_all_targets'])} |",
+                  f"| whole Scorer step (live, gate closed until learned) | "
+                  f"{_fmt(mdl['scorer_step_us'])} |",
+                  f"| `stream-app evaluate` | {_fmt(mdl['evaluate']['events_per_s'])} "
+                  "events/s |"]
+    lines += ["", "## Targets", "", "| target | measured | limit | met |", "|---|---:|---:|---|"]
+    for t in targets(res):
+        met = "not measured" if t["met"] is None else ("yes" if t["met"] else "**no**")
+        lines.append(f"| {t['target']} | {_fmt(t['value'])} | {t['op']} {_fmt(t['limit'])} "
+                     f"| {met} |")
+    if res.get("errors"):
+        lines += ["", "## Phases that failed", ""]
+        lines += [f"- {k}: `{v}`" for k, v in res["errors"].items()]
+    if plots:
+        lines += ["", "## Plots", ""] + [f"![{p}](results/{p})" for p in plots]
+    return "\n".join(lines) + "\n"
+
+
+def plot(res: dict, out: Path) -> list[str]:
+    """Throughput bars and latency percentiles as PNGs in ``out``; their file names."""
+    try:
+        import matplotlib  # noqa: PLC0415
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt  # noqa: PLC0415
+    except ImportError:
+        return []
+    names: list[str] = []
+    bars = [("ceiling\nconsume", _get(res, "ceiling", "consume_eps")),
+            ("ceiling\nproduce", _get(res, "ceiling", "produce_eps")),
+            ("Faust\npass-through", _get(res, "passthrough", "eps")),
+            ("Quix\ncounting", _get(res, "quix", "eps")),
+            ("stream-app\n1 worker", _get(res, "stream_app_1w", "eps")),
+            ("stream-app\n2 workers", _get(res, "stream_app_2w", "eps"))]
+    bars = [(n, v) for n, v in bars if v]
+    if bars:
+        fig, ax = plt.subplots(figsize=(8, 4))
+        ax.bar([n for n, _ in bars], [v for _, v in bars], color="#4c72b0")
+        ax.set_yscale("log")
+        ax.set_ylabel("events/s (log scale)")
+        ax.set_title(f"Throughput, one run ({res.get('date')})")
+        for i, (_, v) in enumerate(bars):
+            ax.text(i, v, f"{v:,.0f}", ha="center", va="bottom", fontsize=8)
+        fig.tight_layout()
+        name = f"throughput-{res.get('date')}.png"
+        fig.savefig(out / name, dpi=100)
+        plt.close(fig)
+        names.append(name)
+    loads = _get(res, "latency", "loads") or {}
+    if loads:
+        fig, ax = plt.subplots(figsize=(8, 4))
+        labels, width = ["p50", "p99", "p99.9"], 0.2
+        series = [(f"{sysname} {load}%", d.get(sysname, {}))
+                  for load, d in loads.items() for sysname in ("broker", "stream_app")]
+        for i, (label, x) in enumerate(series):
+            ax.bar([j + i * width for j in range(3)], [x.get(p) or 0 for p in labels],
+                   width, label=label)
+        ax.set_xticks([j + width * (len(series) - 1) / 2 for j in range(3)], labels)
+        ax.set_yscale("log")
+        ax.set_ylabel("ms (log scale)")
+        ax.set_title(f"End-to-end latency, fetch wait {_get(res, 'latency', 'fetch_wait_ms')} ms")
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        name = f"latency-{res.get('date')}.png"
+        fig.savefig(out / name, dpi=100)
+        plt.close(fig)
+        names.append(name)
+    return names
+
+
+def write(res: dict, out: Path, md_path: Path) -> str:
+    """Write plots and ``RESULTS.md``; print and return the targets summary."""
+    md = markdown(res, plot(res, out))
+    md_path.write_text(md)
+    summary = ["Targets:"]
+    for t in targets(res):
+        met = "not measured" if t["met"] is None else ("MET" if t["met"] else "NOT MET")
+        summary.append(f"  [{met}] {t['target']}: {_fmt(t['value'])} "
+                       f"(limit {t['op']} {_fmt(t['limit'])})")
+    return "\n".join(summary)
+
+
+if __name__ == "__main__":  # re-render the report of a results file
+    import json
+    import sys
+
+    path = Path(sys.argv[1])
+    print(write(json.loads(path.read_text()), path.parent, path.parent.parent / "RESULTS.md"))

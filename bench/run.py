@@ -1,0 +1,251 @@
+"""``python -m bench.run [--quick]``: every benchmark phase in one run, then the report.
+
+Phases (each on a fresh embedded broker and Redis where it matters; tansu's memory grows):
+
+1. ceiling: confluent-kafka produce/consume of the workload records;
+2. pass-through: a Faust agent that decodes and forwards (the framework's cost);
+3. stream-app with 1 worker, then its latency at 50% and 80% of that rate next to the
+   broker-alone latency at the same rates; stream-app with 2 workers;
+4. the Quix Streams peer (windowed per-user counting) on the same records;
+5. recovery of a worker holding ``--state-users`` users, memory per user (worker, Redis);
+6. serving: profile lookup and segment query latency over ``--serving-users`` users in Redis;
+7. model cost: µs per event of feature building, scoring, learning; ``evaluate`` events/s.
+
+Results: ``bench/results/<date>.json``, ``bench/RESULTS.md``, ``bench/results/*.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import platform
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bench import report
+from bench.procs import REPO
+
+VAR = REPO / "var" / "bench"
+HUGE_GRACE = str(100 * 365 * 86_400_000)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="a few-minute run (smaller sizes)")
+    ap.add_argument("--users", type=int, default=50_000, help="simulated users of the workload")
+    ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--events", type=int, default=None,
+                    help="events fed to each throughput phase (default: quick 40k, full 300k; "
+                         "0: the whole workload)")
+    ap.add_argument("--state-users", type=int, default=None,
+                    help="users held by the worker in the recovery/memory phase "
+                         "(default: quick 20k, full 1M)")
+    ap.add_argument("--state-events-per-user", type=int, default=1,
+                    help="events per user that build the recovery phase's state")
+    ap.add_argument("--serving-users", type=int, default=None,
+                    help="users in Redis for the serving phase (default: quick 200k, full 1M)")
+    ap.add_argument("--latency-seconds", type=float, default=None,
+                    help="seconds of paced load per latency point (quick 15, full 60)")
+    ap.add_argument("--fetch-wait-ms", type=int, default=50,
+                    help="consumer fetch wait of the workers and the broker-alone consumer")
+    ap.add_argument("--partitions", type=int, default=4)
+    ap.add_argument("--phases", default="all",
+                    help="comma list of: ceiling,passthrough,pipeline,quix,recovery,serving,"
+                         "model (default all)")
+    ap.add_argument("--profile", action="store_true",
+                    help="run the 1-worker stream-app phase under pyinstrument "
+                         "(report in bench/results/profile-<date>.txt; slows it down)")
+    ap.add_argument("--out", type=Path, default=REPO / "bench" / "results")
+    args = ap.parse_args(argv)
+    if args.events is None:
+        args.events = 40_000 if args.quick else 300_000
+    if args.state_users is None:
+        args.state_users = 20_000 if args.quick else 1_000_000
+    if args.serving_users is None:
+        args.serving_users = 200_000 if args.quick else 1_000_000
+    if args.latency_seconds is None:
+        args.latency_seconds = 15.0 if args.quick else 60.0
+    return args
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def workload(args: argparse.Namespace):  # noqa: ANN201 - bench.workload.Workload
+    from bench.workload import build, cached  # noqa: PLC0415
+
+    n = args.events or None
+    # the head of the run plus room for the latency phases' continuation
+    extra = 0 if n is None else n + 200_000
+    path = VAR / f"workload-u{args.users}-s{args.seed}-{extra or 'all'}.pkl"
+    return cached(path, lambda: build(args.users, args.seed, max_events=extra or None))
+
+
+def fresh_stack(name: str, args: argparse.Namespace, env: dict[str, str] | None = None):  # noqa: ANN201
+    from stream_app.services.stack import Stack  # noqa: PLC0415
+
+    s = Stack(workdir=VAR / name, workers=0, partitions=args.partitions,
+              env={"STREAM_APP_FETCH_WAIT_MS": str(args.fetch_wait_ms),
+                   "STREAM_APP_LATE_GRACE_MS": HUGE_GRACE, **(env or {})})
+    s.start_services()
+    return s
+
+
+def phase_ceiling(args, wl, res) -> None:  # noqa: ANN001
+    from bench import ceiling  # noqa: PLC0415
+
+    recs = wl.records[: args.n]
+    s = fresh_stack("ceiling", args)
+    try:
+        res["ceiling"] = ceiling.throughput(s.bootstrap, recs, args.partitions)
+    finally:
+        s.stop()
+
+
+def phase_passthrough(args, wl, res) -> None:  # noqa: ANN001
+    from bench import systems  # noqa: PLC0415
+
+    s = fresh_stack("passthrough", args)
+    try:
+        ws, ready_s = systems.start_workers(s, "bench.passthrough_app", 1, "passthrough")
+        r = systems.throughput(s, ws, wl.records[: args.n])
+        r["join_s"] = round(ready_s, 1)
+        res["passthrough"] = r
+        systems.stop_all(ws)
+    finally:
+        s.stop()
+
+
+def phase_pipeline(args, wl, res) -> None:  # noqa: ANN001
+    from bench import ceiling, systems  # noqa: PLC0415
+
+    recs = wl.records[: args.n]
+    for n_workers in (1, 2):
+        s = fresh_stack(f"pipeline-{n_workers}w", args)
+        try:
+            prof = None
+            if args.profile and n_workers == 1:
+                prof = args.out / f"profile-{args.date}.txt"
+            ws, ready_s = systems.start_workers(s, "stream_app", n_workers, "worker",
+                                                profile_to=prof)
+            log(f"stream-app x{n_workers}: ready after {ready_s:.0f}s; feeding {len(recs)}")
+            r = systems.throughput(s, ws, recs)
+            r["join_s"] = round(ready_s, 1)
+            res[f"stream_app_{n_workers}w"] = r
+            log(f"stream-app x{n_workers}: {r['eps']} events/s")
+            if n_workers == 1 and "latency" in args.phase_set and r["eps"] > 0:
+                lat: dict[str, Any] = {}
+                pos = args.n
+                for load in (0.5, 0.8):
+                    rate = r["eps"] * load
+                    n = int(rate * args.latency_seconds)
+                    b = ceiling.latency(s.bootstrap, wl.records[pos:pos + n], args.partitions,
+                                        rate, args.fetch_wait_ms)
+                    p = systems.pipeline_latency(s, wl.records[pos:pos + n], rate)
+                    pos += n
+                    lat[f"{int(load * 100)}"] = {"broker": b, "stream_app": p}
+                    log(f"latency at {load:.0%}: broker p99 {b['p99']} ms, "
+                        f"stream-app p99 {p['p99']} ms")
+                res["latency"] = {"fetch_wait_ms": args.fetch_wait_ms, "loads": lat}
+            systems.stop_all(ws)
+        finally:
+            s.stop()
+
+
+def phase_quix(args, wl, res) -> None:  # noqa: ANN001
+    from bench import systems  # noqa: PLC0415
+
+    s = fresh_stack("quix", args)
+    try:
+        res["quix"] = systems.quix_throughput(s, wl.records[: args.n], args.fetch_wait_ms)
+    finally:
+        s.stop()
+
+
+def phase_recovery(args, wl, res) -> None:  # noqa: ANN001
+    from bench import recovery  # noqa: PLC0415
+
+    res["recovery"] = recovery.run(lambda: fresh_stack("recovery", args), args.state_users,
+                                   per_user=args.state_events_per_user, log=log)
+
+
+def phase_serving(args, wl, res) -> None:  # noqa: ANN001
+    from bench import serving  # noqa: PLC0415
+
+    s = fresh_stack("serving", args)
+    try:
+        res["serving"] = serving.run(s, wl, args.serving_users, log=log)
+    finally:
+        s.stop()
+
+
+def phase_model(args, wl, res) -> None:  # noqa: ANN001
+    from bench import model_cost  # noqa: PLC0415
+
+    res["model"] = model_cost.run(wl, VAR / "model", quick=args.quick)
+
+
+PHASES: dict[str, Callable[..., None]] = {
+    "ceiling": phase_ceiling, "passthrough": phase_passthrough, "pipeline": phase_pipeline,
+    "quix": phase_quix, "recovery": phase_recovery, "serving": phase_serving,
+    "model": phase_model,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    args.date = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H%M")
+    args.phase_set = set(PHASES) | {"latency"} if args.phases == "all" else set(
+        args.phases.split(","))
+    args.out.mkdir(parents=True, exist_ok=True)
+    VAR.mkdir(parents=True, exist_ok=True)
+    t0 = time.monotonic()
+    log(f"workload: {args.users} users, seed {args.seed}")
+    wl = workload(args)
+    args.n = args.events or len(wl.records)
+    res: dict[str, Any] = {
+        "date": args.date, "mode": "quick" if args.quick else "full",
+        "command": "python -m bench.run" + (" --quick" if args.quick else "")
+        + ("" if argv is None else " " + " ".join(argv)),
+        "machine": {"cpus": _cpus(), "python": platform.python_version(),
+                    "platform": platform.platform()},
+        "workload": {**wl.meta, "users_in_run": len({r[1] for r in wl.records[: args.n]}),
+                     "events_per_phase": args.n, "mean_event_bytes": round(wl.mean_bytes())},
+        "settings": {"fetch_wait_ms": args.fetch_wait_ms, "partitions": args.partitions,
+                     "state_users": args.state_users, "serving_users": args.serving_users},
+        "errors": {},
+    }
+    for name, fn in PHASES.items():
+        if name not in args.phase_set:
+            continue
+        log(f"phase {name}")
+        t = time.monotonic()
+        try:
+            fn(args, wl, res)
+        except Exception as exc:  # noqa: BLE001 - report it, run the other phases
+            traceback.print_exc()
+            res["errors"][name] = f"{type(exc).__name__}: {exc}"
+        log(f"phase {name} done in {time.monotonic() - t:.0f}s")
+    res["seconds"] = round(time.monotonic() - t0)
+    path = args.out / f"{args.date}.json"
+    path.write_text(json.dumps(res, indent=1) + "\n")
+    md = report.write(res, args.out, REPO / "bench" / "RESULTS.md")
+    print(md)
+    log(f"results: {path}")
+    return 0
+
+
+def _cpus() -> int:
+    import os  # noqa: PLC0415
+
+    return len(os.sched_getaffinity(0))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,159 @@
+"""Serving: profile lookup and segment query latency through the HTTP API over many users.
+
+Tag profiles come from the real tag engine run over the head of the workload; Redis is filled
+with ``users`` users holding those profiles (cycled) in the projection's key layout (user
+hash, ``seg:`` sets, ``num:`` sorted sets, tenant user set; no timelines or why records,
+which segment queries do not read). ``stream-app api`` is started as a child process and
+queried over HTTP, one request at a time.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from bench.measure import percentiles
+from bench.procs import REPO
+from stream_app.serving import keys
+
+TENANT = "default"
+TOKEN = "bench-token"
+
+
+def tag_profiles(records: list, limit: int = 20_000) -> list[dict[str, Any]]:
+    """Final tags of each user after the engine ran over the first ``limit`` records."""
+    from stream_app.app.runtime import build_engine  # noqa: PLC0415
+    from stream_app.config import Settings  # noqa: PLC0415
+    from stream_app.contract import load_contract  # noqa: PLC0415
+    from stream_app.events import parse_event  # noqa: PLC0415
+
+    contract = load_contract()
+    eng = build_engine(Settings())
+    states: dict[str, Any] = {}
+    for topic, _, value, _ in records[:limit]:
+        ev = parse_event(value, contract.stream_of(topic))
+        r = eng.on_event(states.get(ev.user_id), ev)
+        if r.state is not None:
+            states[ev.user_id] = r.state
+    return [dict(s["tags"]) for s in states.values() if s.get("tags")]
+
+
+def _numeric(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def fill(url: str, profiles: list[dict[str, Any]], users: int, chunk: int = 20_000) -> float:
+    """Write ``users`` users (profiles cycled) into Redis; seconds taken."""
+    import redis  # noqa: PLC0415
+
+    r = redis.Redis.from_url(url)
+    t0 = time.perf_counter()
+    r.sadd(keys.TENANTS_KEY, TENANT)
+    for start in range(0, users, chunk):
+        pipe = r.pipeline(transaction=False)
+        seg: dict[str, list[str]] = defaultdict(list)
+        num: dict[str, dict[str, float]] = defaultdict(dict)
+        uids = []
+        for i in range(start, min(users, start + chunk)):
+            uid = f"b{i}"
+            uids.append(uid)
+            tags = profiles[i % len(profiles)]
+            pipe.hset(keys.user_key(TENANT, uid),
+                      mapping={f"tag:{k}": orjson.dumps(v) for k, v in tags.items()})
+            for k, v in tags.items():
+                if v is None:
+                    continue
+                if _numeric(v):
+                    num[keys.num_key(TENANT, k)][uid] = float(v)
+                else:
+                    seg[keys.seg_key(TENANT, k, v)].append(uid)
+        for k, members in seg.items():
+            pipe.sadd(k, *members)
+        for k, m in num.items():
+            pipe.zadd(k, m)
+        pipe.sadd(keys.users_key(TENANT), *uids)
+        pipe.execute()
+    r.close()
+    return time.perf_counter() - t0
+
+
+def expressions(profiles: list[dict[str, Any]]) -> dict[str, str]:
+    """Segment expressions over the most common tag values (narrow, wide, with NOT/range)."""
+    c: Counter = Counter()
+    nums: Counter = Counter()
+    for tags in profiles:
+        for k, v in tags.items():
+            if isinstance(v, str) and v.replace("_", "").isalnum():
+                c[(k, v)] += 1
+            elif _numeric(v):
+                nums[k] += 1
+    top = [kv for kv, _ in c.most_common(12)]
+    (a, av), (b, bv) = top[0], next(kv for kv in top[1:] if kv[0] != top[0][0])
+    d, dv = next(kv for kv in top[2:] if kv[0] not in (a, b))
+    out = {"one_tag": f"{a} = {av}",
+           "and_two": f"{a} = {av} AND {b} = {bv}",
+           "and_not_or": f"({a} = {av} OR {d} = {dv}) AND NOT {b} = {bv}"}
+    if nums:
+        n = nums.most_common(1)[0][0]
+        out["range_and"] = f"{n} >= 1 AND {a} = {av}"
+    return out
+
+
+def run(stack: Any, wl: Any, users: int, log: Callable[[str], None] = print,
+        requests: int = 300) -> dict[str, Any]:
+    import httpx  # noqa: PLC0415
+
+    from stream_app.services.process import (  # noqa: PLC0415
+        ManagedProcess,
+        free_port,
+        port_open,
+        wait_for,  # noqa: PLC0415
+    )
+
+    profiles = tag_profiles(wl.records)
+    fill_s = fill(stack.redis.url, profiles, users)
+    log(f"serving: {users} users written in {fill_s:.0f}s ({len(profiles)} distinct profiles)")
+    port = free_port()
+    api = ManagedProcess(
+        "api", [sys.executable, "-m", "stream_app", "api", "--port", str(port),
+                "--log-level", "warning"],
+        log=stack.workdir / "logs" / "api.log",
+        env={**stack.settings_env(), "STREAM_APP_API_TOKEN": TOKEN}, cwd=REPO)
+    res: dict[str, Any] = {"users": users, "fill_s": round(fill_s, 1),
+                           "profiles": len(profiles)}
+    try:
+        wait_for(lambda: port_open(port), 60, "stream-app api", proc=api.proc, log=api.log)
+        base = f"http://127.0.0.1:{port}/v1/tenants/{TENANT}"
+        with httpx.Client(headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30) as cl:
+            rng = random.Random(1)
+
+            def timed(url: str, params: dict | None = None) -> float:
+                t = time.perf_counter()
+                resp = cl.get(url, params=params)
+                resp.raise_for_status()
+                return (time.perf_counter() - t) * 1000
+
+            for _ in range(20):  # warm up (connections, catalog, value caches)
+                timed(f"{base}/users/b{rng.randrange(users)}")
+            lat = [timed(f"{base}/users/b{rng.randrange(users)}") for _ in range(requests)]
+            res["profile_ms"] = percentiles(lat, (50, 99))
+            res["segments"] = {}
+            for name, expr in expressions(profiles).items():
+                size = cl.get(f"{base}/segments/size", params={"expr": expr}).json()["size"]
+                lat = [timed(f"{base}/segments/size", {"expr": expr})
+                       for _ in range(max(requests // 3, 30))]
+                page = [timed(f"{base}/segments/members", {"expr": expr, "limit": 100})
+                        for _ in range(max(requests // 10, 20))]
+                res["segments"][name] = {"expr": expr, "size": size,
+                                         "size_ms": percentiles(lat, (50, 99)),
+                                         "first_page_ms": percentiles(page, (50, 99))}
+                log(f"serving: {name} size {size}: {res['segments'][name]}")
+    finally:
+        api.stop()
+    return res

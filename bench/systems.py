@@ -1,0 +1,149 @@
+"""Throughput and latency of the stream processors on a stack: stream-app, the Faust
+pass-through, the Quix Streams peer. Each starts its processes, feeds the records, and
+measures from counters the processes expose (``/healthz`` ``processed``)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from bench.ceiling import Pacer
+from bench.measure import percentiles, rate_between, sample_until_idle
+from bench.procs import REPO, ModuleWorker
+from bench.workload import Record, produce_records
+from stream_app.services.stack import Stack
+
+OUTPUTS = ("tags.changes", "alerts.hot_lead", "alerts.at_risk")
+
+
+def wait_all_ready(workers: Sequence[ModuleWorker], timeout: float = 300.0,
+                   stable: int = 4) -> float:
+    """Wait until every worker reports ready ``stable`` polls in a row; seconds waited."""
+    t0 = time.monotonic()
+    ok = 0
+    while time.monotonic() - t0 < timeout:
+        for w in workers:
+            if not w.alive():
+                raise RuntimeError(f"{w.name} exited; see {w.process.log}")
+        ok = ok + 1 if all(w.ready() for w in workers) else 0
+        if ok >= stable:
+            return time.monotonic() - t0
+        time.sleep(0.5)
+    raise TimeoutError(f"workers not ready after {timeout:.0f}s")
+
+
+def start_workers(stack: Stack, module: str, n: int, name: str,
+                  env: dict[str, str] | None = None,
+                  profile_to: Path | None = None) -> tuple[list[ModuleWorker], float]:
+    ws = [ModuleWorker(stack, module, f"{name}-{i + 1}", env=env,
+                       profile_to=profile_to if i == 0 else None).start() for i in range(n)]
+    return ws, wait_all_ready(ws)
+
+
+def total_processed(workers: Sequence[ModuleWorker]) -> int:
+    return sum(w.processed() for w in workers)
+
+
+def throughput(stack: Stack, workers: Sequence[ModuleWorker], records: Sequence[Record],
+               timeout: float = 900.0, idle_s: float = 10.0) -> dict[str, Any]:
+    """Produce ``records`` as a backlog to ready workers; events/s from their counters."""
+    base = total_processed(workers)
+    done = threading.Event()
+    produced: dict[str, float] = {}
+
+    def feed() -> None:
+        produced["s"] = produce_records(stack.bootstrap, records)
+        done.set()
+
+    th = threading.Thread(target=feed, daemon=True)
+    t0 = time.monotonic()
+    th.start()
+    samples = sample_until_idle(lambda: total_processed(workers) - base, len(records),
+                                timeout, idle_s=idle_s, interval=0.2)
+    th.join(60)
+    final = samples[-1][1]
+    return {
+        "events": len(records), "processed": final,
+        "eps": round(rate_between(samples)),
+        "eps_overall": round(final / max(samples[-1][0] - t0, 1e-9)),
+        "seconds": round(samples[-1][0] - t0, 2),
+        "per_worker": [w.processed() for w in workers],
+        "produce_s": round(produced.get("s", float("nan")), 2),
+    }
+
+
+def stop_all(workers: Sequence[ModuleWorker]) -> None:
+    for w in workers:
+        w.stop(30)
+
+
+def quix_throughput(stack: Stack, records: Sequence[Record], fetch_wait_ms: int,
+                    timeout: float = 900.0) -> dict[str, Any]:
+    """Preload ``records``, then run the Quix Streams peer over them (its own process)."""
+    produce_records(stack.bootstrap, records)
+    out = stack.workdir / "quix-result.json"
+    log = stack.workdir / "logs" / "quix.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    t0 = time.monotonic()
+    with log.open("ab") as fh:
+        proc = subprocess.run(
+            [sys.executable, "-m", "bench.quix_peer", "--bootstrap", stack.bootstrap,
+             "--expect", str(len(records)), "--out", str(out), "--timeout", str(timeout),
+             "--state-dir", str(stack.workdir / "quix-state"),
+             "--fetch-wait-ms", str(fetch_wait_ms)],
+            cwd=REPO, stdout=fh, stderr=subprocess.STDOUT, timeout=timeout + 120, check=False)
+    if proc.returncode != 0 or not out.exists():
+        raise RuntimeError(f"quix peer failed (exit {proc.returncode}); see {log}")
+    res = orjson.loads(out.read_bytes())
+    samples = [tuple(s) for s in res["samples"]] or [(time.monotonic(), 0)]
+    return {"events": len(records), "processed": res["processed"],
+            "eps": round(rate_between(samples)),
+            "seconds_incl_start": round(time.monotonic() - t0, 2)}
+
+
+def pipeline_latency(stack: Stack, records: Sequence[Record], rate: float,
+                     drain_s: float = 15.0) -> dict[str, Any]:
+    """Produce ``records`` at ``rate`` to running workers; latency from each event's send
+    to the publish time (CreateTime) of the first tag change or alert it triggered."""
+    from stream_app.kafka_io import make_producer, read_assigned  # noqa: PLC0415
+
+    readers = [read_assigned(stack.bootstrap, t, stack.partitions, from_beginning=False)
+               for t in OUTPUTS]
+    for r in readers:  # settle the assignment at the current end
+        r.consume(num_messages=1, timeout=1.0)
+    first_out: dict[str, float] = {}
+    stop = threading.Event()
+
+    def collect() -> None:
+        while not stop.is_set():
+            for r in readers:
+                for m in r.consume(num_messages=2000, timeout=0.05):
+                    if m.error() or not m.value():
+                        continue
+                    try:
+                        rec = orjson.loads(m.value())
+                    except orjson.JSONDecodeError:
+                        continue
+                    trig = rec.get("trigger") or rec.get("trigger_event_id")
+                    if trig and trig not in first_out:
+                        first_out[trig] = m.timestamp()[1] / 1000.0
+
+    th = threading.Thread(target=collect, daemon=True)
+    th.start()
+    pacer = Pacer(make_producer(stack.bootstrap), rate)
+    achieved = pacer.run(records)
+    time.sleep(drain_s)
+    stop.set()
+    th.join(10)
+    for r in readers:
+        r.close()
+    lat = [(first_out[e] - t) * 1000 for e, t in pacer.sent_at.items() if e in first_out]
+    return {"rate": round(rate), "achieved_rate": round(achieved), "events": len(records),
+            "matched": len(lat), **percentiles(lat)}

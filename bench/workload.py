@@ -1,0 +1,146 @@
+"""The benchmark workload: a seeded simulator run encoded once as Kafka records.
+
+Records are ``(topic, key, value, event_id)`` with key = user_id (UTF-8) and value = the event's
+JSON, exactly what ``stream-app dev`` produces. The same records feed every system measured.
+
+Example:
+    >>> w = build(users=30, seed=3, days=2)
+    >>> len(w.records) > 30, w.records[0][0].startswith("events."), w.users >= 30
+    (True, True, True)
+    >>> w.head(5).records == w.records[:5]
+    True
+"""
+
+from __future__ import annotations
+
+import pickle
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from stream_app.contract import load_contract
+from stream_app.sim import Simulator, load_sim_config
+
+Record = tuple[str, bytes, bytes, str]
+DAY_MS = 86_400_000
+
+
+@dataclass
+class Workload:
+    """Encoded records of one simulator run, in event-time order."""
+
+    records: list[Record]
+    users: int
+    seed: int
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def head(self, n: int) -> Workload:
+        return Workload(self.records[:n], self.users, self.seed, dict(self.meta))
+
+    def slice(self, start: int, stop: int) -> list[Record]:
+        return self.records[start:stop]
+
+    def mean_bytes(self) -> float:
+        return sum(len(r[2]) for r in self.records) / max(len(self.records), 1)
+
+
+def encode(events: Sequence[dict[str, Any]] | Any) -> list[Record]:
+    """Kafka records of simulator events (topic from the contract's stream)."""
+    contract = load_contract()
+    topic_of = {s: contract.stream_topic(s) for s in ("click", "study", "order", "profile",
+                                                      "label")}
+    out: list[Record] = []
+    for ev in events:
+        topic = topic_of.get(ev.get("stream", "click")) or contract.stream_topic(ev["stream"])
+        out.append((topic, ev["user_id"].encode(), orjson.dumps(ev), ev["event_id"]))
+    return out
+
+
+def build(users: int = 50_000, seed: int = 42, days: float | None = None,
+          max_events: int | None = None) -> Workload:
+    """Simulate ``users`` people over ``days`` (default: the simulator's) and encode them."""
+    t0 = time.perf_counter()
+    sim = Simulator(load_sim_config(overrides={"users": users}), seed=seed)
+    dur = None if days is None else int(days * DAY_MS)
+    events = []
+    for ev in sim.events(duration_ms=dur):
+        events.append(ev)
+        if max_events is not None and len(events) >= max_events:
+            break
+    recs = encode(events)
+    n_users = len({r[1] for r in recs})
+    return Workload(recs, users=n_users, seed=seed,
+                    meta={"simulated_users": users, "days": days, "events": len(recs),
+                          "build_s": round(time.perf_counter() - t0, 2)})
+
+
+def cached(path: Path, make: Callable[[], Workload]) -> Workload:
+    """Load a pickled workload from ``path`` or build it with ``make`` and store it there."""
+    if path.exists():
+        with path.open("rb") as f:
+            return pickle.load(f)  # noqa: S301 - our own cache file
+    w = make()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("wb") as f:
+        pickle.dump(w, f, protocol=pickle.HIGHEST_PROTOCOL)
+    tmp.replace(path)
+    return w
+
+
+def first_events_per_user(users: int, per_user: int, seed: int = 7,
+                          template_users: int = 100_000) -> Workload:
+    """The first ``per_user`` events of each of ``users`` people: a state-loading workload
+    (every user gets a state record) that costs few events per user.
+
+    Up to ``template_users`` people are simulated (all arriving within one hour); beyond that
+    their event sequences are cloned under new user and event ids, in rounds.
+
+    Example:
+        >>> w = first_events_per_user(40, 2, template_users=20)
+        >>> w.users, len(w.records) <= 80
+        (40, True)
+    """
+    sim = Simulator(load_sim_config(overrides={"users": min(users, template_users)}), seed=seed)
+    seen: dict[str, int] = {}
+    events = []
+    for ev in sim.events(duration_ms=3_600_000, users=min(users, template_users)):
+        n = seen.get(ev["user_id"], 0)
+        if n < per_user:
+            seen[ev["user_id"]] = n + 1
+            events.append(ev)
+    templates = list(events)
+    n_users = len(seen)
+    k = 0
+    while n_users < users:
+        k += 1
+        clones = set()
+        for ev in templates:
+            if n_users + len(clones) >= users and ev["user_id"] not in clones:
+                continue
+            clones.add(ev["user_id"])
+            events.append({**ev, "user_id": f"c{k}-{ev['user_id']}",
+                           "event_id": f"c{k}-{ev['event_id']}"})
+        n_users += len(clones)
+    return Workload(encode(events), users=n_users, seed=seed,
+                    meta={"per_user": per_user, "events": len(events)})
+
+
+def produce_records(bootstrap: str, records: Sequence[Record]) -> float:
+    """Produce ``records`` as fast as possible (murmur2 partitioner, like Faust); seconds."""
+    from stream_app.kafka_io import make_producer, produce  # noqa: PLC0415
+
+    p = make_producer(bootstrap)
+    t0 = time.perf_counter()
+    for i, (topic, key, value, _) in enumerate(records):
+        produce(p, topic, key, value)
+        if i % 10_000 == 0:
+            p.poll(0)
+    left = p.flush(120)
+    if left:
+        raise RuntimeError(f"{left} records not delivered")
+    return time.perf_counter() - t0
