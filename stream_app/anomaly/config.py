@@ -52,6 +52,7 @@ class WatchConfig:
     windows: tuple[str, ...]
     zh: str = ""
     en: str = ""
+    channels: frozenset[str] | None = None  # None: every channel and "all"
 
 
 @dataclass(frozen=True)
@@ -67,9 +68,12 @@ class AnomalyConfig:
         w = self.windows.get(window)
         return dataclasses.replace(self.alarm, **w.alarm) if w and w.alarm else self.alarm
 
-    def watches(self, metric: str, window: str) -> bool:
+    def watches(self, metric: str, window: str, channel: str | None = None) -> bool:
+        """Whether series ``metric`` at ``window`` (of ``channel``, if given) is watched."""
         w = self.monitor.get(metric)
-        return w is not None and window in w.windows and window in self.windows
+        if w is None or window not in w.windows or window not in self.windows:
+            return False
+        return channel is None or w.channels is None or channel in w.channels
 
 
 def _build(cls: Any, raw: dict[str, Any] | None, where: str) -> Any:
@@ -97,7 +101,8 @@ def load_anomaly_config(path: Path = DEFAULT_PATH) -> AnomalyConfig:
                    for n, w in (raw.get("windows") or {}).items()}
         alarm = _build(AlarmConfig, raw.get("alarm"), f"{path}: anomaly.alarm")
         monitor = {str(m): WatchConfig(str(m), tuple(w.get("windows") or ()), w.get("zh", ""),
-                                       w.get("en", ""))
+                                       w.get("en", ""),
+                                       frozenset(w["channels"]) if w.get("channels") else None)
                    for m, w in (raw.get("monitor") or {}).items()}
     except TypeError as exc:
         raise ConfigError(f"{path}: invalid anomaly section: {exc}") from exc

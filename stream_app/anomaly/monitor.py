@@ -102,7 +102,7 @@ class AnomalyMonitor:
     def observe(self, p: SeriesPoint) -> Observation | None:
         """Score, learn and alarm on one closed point; None if the series is not watched
         or the point rests on too few events (see ``min_weight``)."""
-        if not self.config.watches(p.metric, p.window):
+        if not self.config.watches(p.metric, p.window, p.channel):
             return None
         if p.weight < self.config.min_weight.get(p.kind, 0.0):
             return None

@@ -5,7 +5,7 @@ revenue, plus hourly lesson attendance and homework, with what real series have:
 peak and a lunch bump (business time, UTC+8), busier weekends, a slow trend, day-to-day and
 hour-to-hour over-dispersion on top of Poisson/binomial noise. :class:`Injection` changes
 one factor for a while: a channel's lead rate drops, a funnel step collapses, traffic spikes.
-Output is the stream of closed :class:`~stream_app.business.SeriesPoint` (1m and 1h) in the
+Output is the stream of closed :class:`~stream_app.business.SeriesPoint` (1m, 10m, 1h) in the
 order the aggregator would emit them, so it feeds :class:`~stream_app.anomaly.AnomalyMonitor`
 directly.
 
@@ -152,14 +152,19 @@ def _emit(series: dict[str, dict[str, float]], start: int, size: int, window: st
                                   "rate")
 
 
+#: windows emitted, in minutes
+WINDOWS = {"1m": 1, "10m": 10, "1h": 60}
+
+
 def _points(per_ch: dict[str, dict[str, np.ndarray]], ts: np.ndarray, tenant: str,
             keep: Callable[[str, str], bool]) -> Iterator[SeriesPoint]:
     n = len(ts)
     for i in range(n):
-        minute = {ch: {k: float(v[i]) for k, v in d.items()} for ch, d in per_ch.items()}
-        yield from _emit(minute, int(ts[i]), MIN, "1m", tenant, keep)
-        if (i + 1) % 60 == 0:
-            hour = {ch: {k: float(v[i - 59:i + 1].sum()) for k, v in d.items()}
-                    for ch, d in per_ch.items()}
-            yield from _emit(hour, int(ts[i - 59]), HOUR, "1h", tenant, keep)
-
+        for window, size in WINDOWS.items():
+            if (i + 1) % size:
+                continue
+            if not any(keep(m, window) for m in (*_COUNTS, "revenue", *(r[0] for r in _RATES))):
+                continue
+            agg = {ch: {k: float(v[i + 1 - size:i + 1].sum()) for k, v in d.items()}
+                   for ch, d in per_ch.items()}
+            yield from _emit(agg, int(ts[i + 1 - size]), size * MIN, window, tenant, keep)
