@@ -216,5 +216,5 @@ class RuleSet:
         if matched is not None:
             case = tag.cases[matched]
             why["case"] = case.when.text if case.when is not None else "default"
-            why["value"] = case.value
+        why["value"] = ctx.tags.get(tag_id)
         return why

@@ -1,0 +1,84 @@
+"""Human-readable tag timelines and "why" records (pure; for the API, CLI and alerts).
+
+Example:
+    >>> from stream_app.events import Event
+    >>> from stream_app.rules.engine import DEFAULT_RULES, TagEngine
+    >>> from stream_app.rules.loader import load_ruleset
+    >>> eng = TagEngine(load_ruleset(DEFAULT_RULES))
+    >>> r = eng.on_event(None, Event("e1", "u1", 1714528800000, "course_view", "click"))
+    >>> ch = next(c for c in r.changes if c["tag_id"] == "activity")
+    >>> describe_change(ch, eng.ruleset, "zh")
+    '活跃度: 无 → 低活跃 (新增)'
+    >>> describe_change(ch, eng.ruleset, "en")
+    'Activity level: none → Low (added)'
+    >>> print(explain(r.why["activity"], eng.ruleset, "en"))
+    Activity level = Low, because active_days(stream:click|stream:study, $churn_period) >= 1
+      active_days(stream:click|stream:study, $churn_period) = 1
+      count(stream:click|stream:study) = 1
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stream_app.rules.model import RuleSet
+
+_NONE = {"zh": "无", "en": "none"}
+_REASONS = {
+    "added": {"zh": "新增", "en": "added"}, "removed": {"zh": "移除", "en": "removed"},
+    "changed": {"zh": "变更", "en": "changed"}, "score": {"zh": "模型分变化", "en": "score"},
+    "expired": {"zh": "过期", "en": "expired"}, "deleted": {"zh": "删除", "en": "deleted"},
+    "rule_removed": {"zh": "规则下线", "en": "rule removed"},
+}
+_BECAUSE = {"zh": "，因为 ", "en": ", because "}
+
+
+def value_label(ruleset: RuleSet, tag_id: str, value: Any, lang: str = "zh") -> str:
+    """Label of a tag value (enum labels; sets comma-joined; None -> 无/none)."""
+    if value is None:
+        return _NONE[lang]
+    if isinstance(value, list):
+        return ", ".join(map(str, value))
+    tag = ruleset.by_id.get(tag_id)
+    if tag is not None and any(v.value == value and type(v.value) is type(value)
+                               for v in tag.values):
+        return tag.label(value, lang)
+    if isinstance(value, bool):
+        return {("zh", True): "是", ("zh", False): "否", ("en", True): "yes",
+                ("en", False): "no"}[(lang, value)]
+    return str(value)
+
+
+def tag_label(ruleset: RuleSet, tag_id: str, lang: str = "zh") -> str:
+    tag = ruleset.by_id.get(tag_id)
+    return getattr(tag, lang) if tag else tag_id
+
+
+def describe_change(change: dict[str, Any], ruleset: RuleSet, lang: str = "zh") -> str:
+    """One line: ``<tag>: <old> → <new> (<reason>)``."""
+    tid = change["tag_id"]
+    reason = _REASONS.get(change.get("reason", ""), {}).get(lang, change.get("reason", ""))
+    return (f"{tag_label(ruleset, tid, lang)}: {value_label(ruleset, tid, change['old'], lang)}"
+            f" → {value_label(ruleset, tid, change['new'], lang)} ({reason})")
+
+
+def explain(why: dict[str, Any], ruleset: RuleSet, lang: str = "zh") -> str:
+    """A why record as text: the tag and value, the case that matched, the deciding values."""
+    tid = why["rule"]
+    value = why.get("value")
+    head = f"{tag_label(ruleset, tid, lang)} = {value_label(ruleset, tid, value, lang)}"
+    case = why.get("case")
+    if case and case != "default":
+        head += _BECAUSE[lang] + case
+    lines = [head] + [f"  {expr} = {v}" for expr, v in sorted(why.get("values", {}).items())]
+    return "\n".join(lines)
+
+
+def timeline(changes: list[dict[str, Any]], ruleset: RuleSet, lang: str = "zh",
+             tag_id: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+    """Changes newest first (by seq), optionally of one tag, each with a ``text`` line."""
+    rows = [c for c in changes if tag_id is None or c["tag_id"] == tag_id]
+    rows.sort(key=lambda c: c.get("seq", 0), reverse=True)
+    if limit is not None:
+        rows = rows[:limit]
+    return [dict(c, text=describe_change(c, ruleset, lang)) for c in rows]
