@@ -574,6 +574,12 @@ def _f_nullif(c: _Compiler, node, args, kwargs) -> Fn:
     return f
 
 
+def _f_if(c: _Compiler, node, args, kwargs) -> Fn:
+    c.arity(node, args, kwargs, 3, 3)
+    cond, a, b = (c.expr(x) for x in args)
+    return lambda ctx: a(ctx) if cond(ctx) else b(ctx)
+
+
 def _f_days(c: _Compiler, node, args, kwargs) -> Fn:
     c.arity(node, args, kwargs, 1, 1)
     a = c.expr(args[0])
@@ -593,7 +599,8 @@ _FUNCTIONS: dict[str, Callable[..., Fn]] = {
     "rate": _f_rate, "tag": _f_tag, "coalesce": _f_coalesce,
     "min": _numeric_reduce(min), "max": _numeric_reduce(max), "round": _f_round,
     "days": _f_days, "size": _f_size, "nullif": _f_nullif,
+    "if": _f_if,
 }
 #: pure helpers not worth memoising or explaining on their own
-_UNTRACED = {"coalesce", "min", "max", "round", "days", "size", "nullif"}
+_UNTRACED = {"coalesce", "min", "max", "round", "days", "size", "nullif", "if"}
 FUNCTION_NAMES = sorted(_FUNCTIONS)

@@ -82,6 +82,11 @@ class TagEngine:
         return self._ruleset.granularity_ms
 
     @property
+    def required_windows(self) -> dict[str, int]:
+        """Daily windows the rules read: selector -> longest window in days."""
+        return {sel.key: days for sel, days in self._ruleset.requirements.windows.items()}
+
+    @property
     def retention_days_effective(self) -> int:
         """Longest time daily buckets are kept (at least the longest window the rules use)."""
         return self._updater.max_retention_days

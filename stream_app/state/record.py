@@ -46,6 +46,25 @@ RECENT_CAP = 256       # timestamps kept per type for sub-day windows
 DISTINCT_CAP = 32      # distinct values kept per property
 
 
+def _number(value: Any) -> int | float | None:
+    """A numeric prop value (numeric strings accepted; bools and others are not numbers).
+
+    >>> _number(3), _number("4980.5"), _number(True), _number("n/a")
+    (3, 4980.5, None, None)
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return value
+    if isinstance(value, str):
+        try:
+            f = float(value)
+        except ValueError:
+            return None
+        return f if f == f and f not in (float("inf"), float("-inf")) else None
+    return None
+
+
 def new_state(user_id: str, tenant: str = "default") -> dict[str, Any]:
     """An empty state record."""
     return {"v": LAYOUT_VERSION, "uid": user_id, "tenant": tenant, "seq": 0, "now": 0, "nd": 0,
@@ -150,14 +169,16 @@ class StateUpdater:
                 continue
             key = spec.key
             if kind == "s":
-                if isinstance(value, bool) or not isinstance(value, int | float):
+                value = _number(value)
+                if value is None:
                     continue
                 state.setdefault("S", {})[key] = state.get("S", {}).get(key, 0) + value
                 ret = self._sum_ret.get(key, self.retention_days)
                 if day > day_of(state["lt"], self.day_offset_ms) - ret:
                     buckets.add(state.setdefault("s", {}).setdefault(key, []), day, value)
             elif kind == "mx":
-                if isinstance(value, bool) or not isinstance(value, int | float):
+                value = _number(value)
+                if value is None:
                     continue
                 mx = state.setdefault("mx", {})
                 if key not in mx or value > mx[key]:

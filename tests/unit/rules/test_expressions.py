@@ -35,6 +35,7 @@ def evaluate(expr, events=(), now=T0, params=None, scores=None):
     ("coalesce(null, null, 3)", 3), ("max(1, 5, 2)", 5), ("min(1, null)", None),
     ("round(2.567, 2)", 2.57), ("round(2.5)", 2), ("days(36h)", 1.5),
     ("nullif(0, 0)", None), ("nullif(2, 0)", 2), ("size([1, 2])", 2),
+    ("if(1 > 0, 'a', 1 / 0)", "a"), ("if(null, 1, 2)", 2),
     ("$w", 7 * DAY), ("$n * 2", 6), ("$w + 1d", 8 * DAY), ("'a' == \"a\"", True),
 ])
 def test_operators_and_literals(expr, value):
@@ -55,6 +56,9 @@ def test_counts_windows_and_selectors():
     assert evaluate("active_days(stream:click, 90d)", evs)[0] == 3
     assert evaluate("sum(order_paid.amount, 2d)", evs)[0] == 50.5
     assert evaluate("sum(order_paid.amount)", evs)[0] == 150.5
+    assert evaluate("sum(order_paid.amount)", evs + [
+        ("order_paid", "order", T0, {"amount": "49.5"}),      # numeric text counts
+        ("order_paid", "order", T0, {"amount": True})])[0] == 200
     assert evaluate("avg(order_paid.amount, 30d)", evs)[0] == 75.25
     assert evaluate("peak(order_paid.amount)", evs)[0] == 100
     assert evaluate("since(course_view)", evs)[0] == 2 * DAY

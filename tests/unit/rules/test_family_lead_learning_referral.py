@@ -21,6 +21,11 @@ def test_lead_points_and_intent_layers(engine, make_event):
     assert hot[0]["evidence"]["values"]["tag(lead_points)"] == 15
 
 
+def test_no_lead_points_before_the_first_click(engine, make_event):
+    st, _ = run(engine, [make_event("registered", region="bj"), make_event("lesson_attended")])
+    assert "lead_points" not in st["tags"] and "intent" not in st["tags"]
+
+
 def test_lead_points_decay_and_negative_points(engine, make_event):
     st, _ = run(engine, [make_event("course_view"), make_event("trial_booked", hour=1),
                          make_event("cart_add", hour=2)])
