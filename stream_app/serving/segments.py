@@ -369,6 +369,7 @@ class Diff:
 
 EMPTY = Empty()
 USERS = "@users"
+MAX_BRANCHES = 16   # an intersection is distributed over unions up to this many branches
 
 
 def _num_text(x: float) -> str:
@@ -433,6 +434,13 @@ def _inter(items: list[Any]) -> Any:
                 return EMPTY
             if x not in flat:
                 flat.append(x)
+    unions = [x for x in flat if isinstance(x, Union)]
+    if unions and len(flat) > 1 and math.prod(len(u.items) for u in unions) <= MAX_BRANCHES:
+        # (a | b) & d = (a & d) | (b & d): each branch costs at most its smallest operand,
+        # where the union first would copy every member of a and b
+        u = unions[0]
+        rest = [x for x in flat if x is not u]
+        return _union([_inter([*rest, x]) for x in u.items])
     return flat[0] if len(flat) == 1 else Inter(tuple(flat))
 
 
@@ -521,6 +529,10 @@ class _Lowering:
         if isinstance(n, Eq):
             return self.eq(info, n.value)
         if isinstance(n, Ne):
+            if info.kind in ("enum", "bool", "text"):  # one value per user: the other values
+                v = self.literal(info, n.value)
+                values = [True, False] if info.kind == "bool" else self.values_of(info)
+                return _union([self.seg(info.id, x) for x in values if x != v])
             return _diff(self.holds_any(info), [self.eq(info, n.value)])
         if isinstance(n, In):
             return _union([self.eq(info, v) for v in n.values])

@@ -95,13 +95,32 @@ def test_bare_not_uses_the_tenant_user_set(catalog):
                         "sa:acme:seg:refunded=true")]
 
 
-def test_in_is_a_union_and_and_an_intersection(catalog):
+def test_in_is_a_union_and_an_intersection_is_distributed_over_it(catalog):
+    assert plan(parse("lifecycle IN (growth, mature)"), catalog, "t", qid="q").steps == [
+        ("SUNIONSTORE", "sa:t:tmp:q:1", "sa:t:seg:lifecycle=growth", "sa:t:seg:lifecycle=mature")]
     p = plan(parse("lifecycle IN (growth, mature) AND activity = high"), catalog, "t", qid="q")
     assert p.steps == [
-        ("SUNIONSTORE", "sa:t:tmp:q:1", "sa:t:seg:lifecycle=growth", "sa:t:seg:lifecycle=mature"),
-        ("SINTERSTORE", "sa:t:tmp:q:2", "sa:t:tmp:q:1", "sa:t:seg:activity=high")]
-    assert p.explain() == ("SINTERSTORE(SUNIONSTORE(seg:lifecycle=growth, seg:lifecycle=mature),"
-                           " seg:activity=high)")
+        ("SINTERSTORE", "sa:t:tmp:q:1", "sa:t:seg:activity=high", "sa:t:seg:lifecycle=growth"),
+        ("SINTERSTORE", "sa:t:tmp:q:2", "sa:t:seg:activity=high", "sa:t:seg:lifecycle=mature"),
+        ("SUNIONSTORE", "sa:t:tmp:q:3", "sa:t:tmp:q:1", "sa:t:tmp:q:2")]
+    assert p.explain() == ("SUNIONSTORE(SINTERSTORE(seg:activity=high, seg:lifecycle=growth), "
+                           "SINTERSTORE(seg:activity=high, seg:lifecycle=mature))")
+
+
+def test_distribution_stops_at_the_branch_limit(catalog):
+    p = plan(parse("activity IN (high, low, churned) AND lifecycle IN (growth, mature, novice)"
+                   " AND first_channel IN (a, b)"), catalog, "t", qid="q")
+    assert [s[0] for s in p.steps] == ["SUNIONSTORE"] * 3 + ["SINTERSTORE"]  # 18 > 16
+    p = plan(parse("activity IN (high, low) AND lifecycle IN (growth, mature)"), catalog, "t")
+    assert [s[0] for s in p.steps].count("SINTERSTORE") == 4
+
+
+def test_not_equal_is_the_union_of_the_other_values(catalog):
+    p = plan(parse("activity != high"), catalog, "t", qid="q")
+    assert p.steps == [("SUNIONSTORE", "sa:t:tmp:q:1", "sa:t:seg:activity=low",
+                        "sa:t:seg:activity=churned")]
+    assert plan(parse("at_risk != true"), catalog, "t").size_command() == (
+        "SCARD", "sa:t:seg:at_risk=false")
 
 
 def test_numeric_ranges_merge_and_fuse_into_the_intersection(catalog):
