@@ -55,11 +55,13 @@ def count_recent(state: dict[str, Any], sel: Selector, now_ms: int, window_ms: i
 def active_days(state: dict[str, Any], sel: Selector, today: int, days: int) -> int:
     """Distinct business days with at least one event of ``sel`` in the window."""
     d = state["d"]
+    lists = [d[t] for t in sel.resolve(state["st"]) if t in d]
+    first = today - days + 1
+    if len(lists) == 1:
+        return buckets.window_days(lists[0], first, today)
     seen: set[int] = set()
-    for t in sel.resolve(state["st"]):
-        b = d.get(t)
-        if b:
-            seen |= buckets.window_indexes(b, today - days + 1, today)
+    for b in lists:
+        seen |= buckets.window_indexes(b, first, today)
     return len(seen)
 
 
