@@ -49,6 +49,7 @@ from stream_app.serving.segments import (
     SegmentError,
     Union,
     compile_node,
+    disjoint,
     disjoint_keys,
     parse,
     plan,
@@ -198,6 +199,12 @@ class SegmentRunner:
             for k in node.items:
                 pipe.scard(k.name)
             return sum(int(n) for n in await pipe.execute())
+        if isinstance(node, Union) and all(
+                disjoint(a, b) for i, a in enumerate(node.items) for b in node.items[i + 1:]):
+            return sum([await self._count(i, tenant) for i in node.items])
+        if (isinstance(node, Union) and len(node.items) <= 3 and self._intercard
+                and all(isinstance(i, Key) and not i.z for i in node.items)):
+            return await self._union_count([i.name for i in node.items])
         if isinstance(node, Diff) and isinstance(node.base, Key) and node.base.group == USERS:
             minus = node.minus[0] if len(node.minus) == 1 else Union(node.minus)
             return await self._count(node.base, tenant) - await self._count(minus, tenant)
@@ -217,6 +224,19 @@ class SegmentRunner:
         pipe.execute_command("DEL", *p.temps)
         out = await pipe.execute()
         return int(out[-2])
+
+    async def _union_count(self, names: list[str]) -> int:
+        """|A u B u C| by inclusion-exclusion with SCARD and SINTERCARD (nothing stored)."""
+        pipe = self.r.pipeline(transaction=False)
+        terms = []
+        for mask in range(1, 1 << len(names)):
+            part = [n for i, n in enumerate(names) if mask >> i & 1]
+            terms.append(1 if len(part) % 2 else -1)
+            if len(part) == 1:
+                pipe.scard(part[0])
+            else:
+                pipe.execute_command("SINTERCARD", len(part), *part)
+        return sum(sign * int(n) for sign, n in zip(terms, await pipe.execute(), strict=True))
 
     async def size(self, tenant: str, expr: str) -> int:
         """Number of users of ``tenant`` matching ``expr``."""

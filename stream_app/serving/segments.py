@@ -54,7 +54,8 @@ from stream_app.errors import StreamAppError
 from stream_app.serving import keys
 
 __all__ = [
-    "USERS", "Diff", "Empty", "Inter", "Key", "Range", "Union", "compile_node", "disjoint_keys",
+    "USERS", "Diff", "Empty", "Inter", "Key", "Range", "Union", "compile_node", "disjoint",
+    "disjoint_keys", "required_keys",
     "And", "Catalog", "Cmp", "Eq", "Has", "In", "Lit", "Ne", "Not", "Or", "Plan", "SegmentError",
     "TagInfo", "parse", "plan", "tags_needing_values",
 ]
@@ -412,6 +413,35 @@ def _merge_ranges(a: Range, b: Range) -> Any:
     return Range(a.zkey, lo, hi)
 
 
+def _value_group(x: Any) -> str | None:
+    """The tag whose values ``x`` lists (a tag-value key or a union of them), if any."""
+    keys_ = x.items if isinstance(x, Union) else (x,)
+    groups = {k.group if isinstance(k, Key) and not k.z else None for k in keys_}
+    g = groups.pop() if len(groups) == 1 else None
+    return g if g and g != USERS else None
+
+
+def _same_tag_values(flat: list[Any]) -> list[Any]:
+    """In an intersection, value lists of one tag intersect as lists: a user holds one value,
+    so ``(a | b | c) & (b | c | d)`` is ``b | c``."""
+    out: list[Any] = []
+    by_group: dict[str, int] = {}
+    for x in flat:
+        g = _value_group(x)
+        if g is None:
+            out.append(x)
+            continue
+        names = list(x.items) if isinstance(x, Union) else [x]
+        if g in by_group:
+            prev = out[by_group[g]]
+            prev_keys = list(prev.items) if isinstance(prev, Union) else [prev]
+            out[by_group[g]] = _union([k for k in prev_keys if k in names])
+        else:
+            by_group[g] = len(out)
+            out.append(x)
+    return out
+
+
 def _inter(items: list[Any]) -> Any:
     merged: list[Any] = []
     for it in items:
@@ -434,8 +464,14 @@ def _inter(items: list[Any]) -> Any:
                 return EMPTY
             if x not in flat:
                 flat.append(x)
+    flat = _same_tag_values(flat)
+    if any(isinstance(x, Empty) for x in flat):
+        return EMPTY
+    if len(flat) == 1:
+        return flat[0]
     unions = [x for x in flat if isinstance(x, Union)]
-    if unions and len(flat) > 1 and math.prod(len(u.items) for u in unions) <= MAX_BRANCHES:
+    has_range = any(isinstance(x, Range) for x in flat)  # ranges fuse best with one set
+    if unions and not has_range and math.prod(len(u.items) for u in unions) <= MAX_BRANCHES:
         # (a | b) & d = (a & d) | (b & d): each branch costs at most its smallest operand,
         # where the union first would copy every member of a and b
         u = unions[0]
@@ -676,6 +712,33 @@ def compile_node(root: Any, tenant: str, *, qid: str = "0") -> Plan:
         return p
     p.result, p.z = _Compiler(p, qid).emit(root)
     return p
+
+
+def required_keys(node: Any) -> set[Key]:
+    """Set keys every member of ``node`` belongs to (tag-value keys only)."""
+    if isinstance(node, Key):
+        return {node} if node.group and node.group != USERS and not node.z else set()
+    if isinstance(node, Inter):
+        return set().union(*(required_keys(i) for i in node.items))
+    if isinstance(node, Diff):
+        return required_keys(node.base)
+    if isinstance(node, Union):
+        sets = [required_keys(i) for i in node.items]
+        return set.intersection(*sets) if sets else set()
+    return set()
+
+
+def disjoint(a: Any, b: Any) -> bool:
+    """Can no user be in both? (each needs a different value of one tag)
+
+    >>> hi, lo = Key("act=hi", group="act"), Key("act=lo", group="act")
+    >>> disjoint(Inter((hi, Key("x=1", group="x"))), Diff(lo, (Key("y=1", group="y"),)))
+    True
+    >>> disjoint(hi, Key("x=1", group="x"))
+    False
+    """
+    ra, rb = required_keys(a), required_keys(b)
+    return any(ka.group == kb.group and ka.name != kb.name for ka in ra for kb in rb)
 
 
 def disjoint_keys(items: tuple[Any, ...]) -> bool:

@@ -172,3 +172,18 @@ def test_tenant_is_the_prefix_of_every_key(catalog):
     touched = [a for step in p.steps for a in step[1:] if isinstance(a, str)
                and a.startswith("sa:")]
     assert touched and all(a.startswith("sa:tenant-b:") for a in touched)
+
+
+def test_value_lists_of_one_tag_intersect_without_redis_work(catalog):
+    found = {"first_channel": ["a", "b", "douyin"]}
+    p = plan(parse("tag:first_channel AND first_channel != douyin"), catalog, "t",
+             found_values=found)
+    assert p.explain() == "SUNIONSTORE(seg:first_channel=a, seg:first_channel=b)"
+    p = plan(parse("activity IN (high, low) AND activity IN (low, churned)"), catalog, "t")
+    assert p.steps == [] and p.size_command() == ("SCARD", "sa:t:seg:activity=low")
+    assert plan(parse("activity = high AND activity = low"), catalog, "t").result is None
+
+
+def test_ranges_are_not_distributed_over_unions(catalog):
+    p = plan(parse("lead_points >= 20 AND lifecycle IN (growth, mature)"), catalog, "t")
+    assert [s[0] for s in p.steps] == ["SUNIONSTORE", "ZINTERSTORE", "ZREMRANGEBYSCORE"]
