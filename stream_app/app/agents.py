@@ -15,6 +15,7 @@ import time
 from typing import Any
 
 from stream_app import metrics
+from stream_app.app import business
 from stream_app.app.context import runtime
 from stream_app.app.main import app, settings
 from stream_app.app.tables import users
@@ -119,6 +120,9 @@ async def handle_event(msg: Any, stream: str) -> None:
                        f"{settings.late_grace_ms} ms before stream time {now}")
         return
     runtime.clock.observe(ev.ts)
+    closed = business.count_event(ev)
+    if closed:
+        await business.send_partials(closed)
     metrics.EVENTS_CONSUMED.labels(stream=stream, type=ev.type if ev.type in KNOWN_TYPES
                                    else "unknown").inc()
     if ev.type not in KNOWN_TYPES:

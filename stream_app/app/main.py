@@ -37,4 +37,11 @@ app = faust.App(
 )
 
 # register agents, timers and web pages (imports for their side effects)
-from stream_app.app import agents, broadcast, sweep, training, web  # noqa: E402,F401
+from stream_app.app import (  # noqa: E402,F401
+    agents,
+    broadcast,
+    business,
+    sweep,
+    training,
+    web,
+)
