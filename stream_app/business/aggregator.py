@@ -75,6 +75,19 @@ class BusinessAggregator:
                 return value if value in self.spec.channels else OTHER
         return UNKNOWN
 
+    def classify(self, event: EventLike) -> tuple[str, float] | None:
+        """``(funnel step, paid amount)`` of ``event``, None if it is no funnel event (for
+        :func:`stream_app.metrics.biz_event`).
+
+        >>> class E: type, props = "order_paid", {"amount": 4980}
+        >>> BusinessAggregator(load_business_spec()).classify(E())
+        ('order_paid', 4980.0)
+        """
+        step = self.spec.step_of(event.type)
+        if step is None:
+            return None
+        return step, self._amount(event.props or {}) if step == "order_paid" else 0.0
+
     def add(self, event: EventLike, channel: str | None = None) -> list[SeriesPoint]:
         """Count ``event`` (``channel`` overrides the event's own attribution, e.g. the
         user's first-touch channel from state); return points of windows it closed."""
