@@ -51,9 +51,11 @@ from stream_app.serving.segments import (
     compile_node,
     disjoint,
     disjoint_keys,
+    intersect,
     parse,
     plan,
     tags_needing_values,
+    unite,
 )
 
 __all__ = ["CursorError", "Page", "SegmentRunner", "decode_cursor", "encode_cursor",
@@ -202,12 +204,17 @@ class SegmentRunner:
         if isinstance(node, Union) and all(
                 disjoint(a, b) for i, a in enumerate(node.items) for b in node.items[i + 1:]):
             return sum([await self._count(i, tenant) for i in node.items])
-        if (isinstance(node, Union) and len(node.items) <= 3 and self._intercard
-                and all(isinstance(i, Key) and not i.z for i in node.items)):
+        if (isinstance(node, Union) and len(node.items) <= 3
+                and all(isinstance(i, Key) and not i.z for i in node.items)
+                and await self._has_intercard()):
             return await self._union_count([i.name for i in node.items])
         if isinstance(node, Diff) and isinstance(node.base, Key) and node.base.group == USERS:
             minus = node.minus[0] if len(node.minus) == 1 else Union(node.minus)
             return await self._count(node.base, tenant) - await self._count(minus, tenant)
+        if isinstance(node, Diff) and await self._has_intercard():
+            # |B - M| = |B| - |B & M|: with SINTERCARD both sides usually need no stores
+            both = intersect([node.base, unite(list(node.minus))])
+            return await self._count(node.base, tenant) - await self._count(both, tenant)
         if (isinstance(node, Inter) and self._intercard is not False
                 and all(isinstance(i, Key) and not i.z for i in node.items)):
             names = [i.name for i in node.items]
@@ -224,6 +231,16 @@ class SegmentRunner:
         pipe.execute_command("DEL", *p.temps)
         out = await pipe.execute()
         return int(out[-2])
+
+    async def _has_intercard(self) -> bool:
+        """Does the server have SINTERCARD (Redis >= 7)? Asked once, on a missing key."""
+        if self._intercard is None:
+            try:
+                await self.r.execute_command("SINTERCARD", 1, f"{keys.PREFIX}:-probe-")
+                self._intercard = True
+            except ResponseError:
+                self._intercard = False
+        return self._intercard
 
     async def _union_count(self, names: list[str]) -> int:
         """|A u B u C| by inclusion-exclusion with SCARD and SINTERCARD (nothing stored)."""

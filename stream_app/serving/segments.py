@@ -55,7 +55,7 @@ from stream_app.serving import keys
 
 __all__ = [
     "USERS", "Diff", "Empty", "Inter", "Key", "Range", "Union", "compile_node", "disjoint",
-    "disjoint_keys", "required_keys",
+    "disjoint_keys", "intersect", "required_keys", "unite",
     "And", "Catalog", "Cmp", "Eq", "Has", "In", "Lit", "Ne", "Not", "Or", "Plan", "SegmentError",
     "TagInfo", "parse", "plan", "tags_needing_values",
 ]
@@ -703,6 +703,16 @@ def plan(ast: Any, catalog: Catalog, tenant: str, *, qid: str = "0",
     """
     root = _Lowering(catalog, tenant, found_values or {}).lower(ast)
     return compile_node(root, tenant, qid=qid)
+
+
+def intersect(items: list[Any]) -> Any:
+    """Simplified intersection of set-algebra nodes (what ``AND`` plans to)."""
+    return _inter(items)
+
+
+def unite(items: list[Any]) -> Any:
+    """Simplified union of set-algebra nodes (what ``OR`` plans to)."""
+    return _union(items)
 
 
 def compile_node(root: Any, tenant: str, *, qid: str = "0") -> Plan:
