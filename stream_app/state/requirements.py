@@ -9,8 +9,8 @@ Example:
     >>> sel = Selector.parse("stream:click|order_paid")
     >>> sel.matches("course_view", "click"), sel.matches("order_paid", "order"), sel.key
     (True, True, 'order_paid|stream:click')
-    >>> Selector.parse("any").matches("x", "y")
-    True
+    >>> Selector.parse("any").matches("x", "y"), Selector.parse("any").matches("outcome", "label")
+    (True, False)
 """
 
 from __future__ import annotations
@@ -19,11 +19,14 @@ from dataclasses import dataclass, field
 
 #: stream names; a bare stream name in a selector means the whole stream
 STREAMS = frozenset({"click", "study", "order", "profile", "label", "feedback"})
+#: streams of system records, not user behaviour: ``any`` leaves them out
+NOT_BEHAVIOUR = frozenset({"label", "feedback"})
 
 
 @dataclass(frozen=True)
 class Selector:
-    """A set of event types and/or streams (``any`` = every event)."""
+    """A set of event types and/or streams (``any`` = every event of user behaviour, i.e.
+    not of the ``label`` and ``feedback`` streams)."""
 
     types: frozenset[str] = frozenset()
     streams: frozenset[str] = frozenset()
@@ -54,12 +57,14 @@ class Selector:
         return cls(frozenset(types), frozenset(streams))
 
     def matches(self, etype: str, stream: str) -> bool:
-        return self.any or etype in self.types or stream in self.streams
+        if self.any:
+            return stream not in NOT_BEHAVIOUR
+        return etype in self.types or stream in self.streams
 
-    def resolve(self, type_streams: dict[str, str]) -> list[str] | dict[str, str]:
+    def resolve(self, type_streams: dict[str, str]) -> list[str]:
         """The event types of a state (``type -> stream`` map) this selector covers."""
         if self.any:
-            return type_streams
+            return [t for t, s in type_streams.items() if s not in NOT_BEHAVIOUR]
         if not self.streams:
             return [t for t in self.types if t in type_streams]
         types, streams = self.types, self.streams

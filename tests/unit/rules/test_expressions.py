@@ -52,6 +52,9 @@ def test_counts_windows_and_selectors():
     assert evaluate("count(stream:click, 7d)", evs)[0] == 2
     assert evaluate("count(click|study, 7d)", evs)[0] == 3        # bare stream names
     assert evaluate("count(any, 1d)", evs)[0] == 1
+    labels = evs + [("checkpoint", "label", T0, {}), ("alert_feedback", "feedback", T0, {})]
+    assert evaluate("count(any, 1d)", labels)[0] == 1          # system records are not "any"
+    assert evaluate("count(stream:label, 1d)", labels)[0] == 1
     assert evaluate("active_days(3d)", evs)[0] == 3
     assert evaluate("active_days(stream:click, 90d)", evs)[0] == 3
     assert evaluate("sum(order_paid.amount, 2d)", evs)[0] == 50.5
