@@ -95,7 +95,7 @@ class TagEngine:
     def on_event(self, state: dict[str, Any] | None, event: Event) -> StepResult:
         """Apply ``event`` to ``state`` (None: a new user) and re-evaluate the tags."""
         if state is None:
-            state = new_state(event.user_id, event.tenant)
+            state = new_state(event.user_id, event.tenant, event.ts)
         elif self._updater.seen(state, event.event_id):
             return StepResult(state, [], duplicate=True)
         now = max(event.ts, state["now"])
@@ -107,6 +107,47 @@ class TagEngine:
                                 touched=(event.type, state["st"].get(event.type, event.stream)))
         result.emit = emit
         return result
+
+    def on_events(self, state: dict[str, Any] | None, events: list[Event]) -> StepResult:
+        """Apply several events of one user, then evaluate once (one state update).
+
+        Changes are the net change over the batch (a tag that went a -> b -> a in the batch
+        does not change); their trigger is the last new event. ``duplicate`` is true when
+        every event was already applied. A ``deletion_requested`` in the batch forgets the
+        user (events after it start a new state).
+        """
+        if not events:
+            return StepResult(state, [], duplicate=True)
+        emit: list[dict[str, Any]] = []
+        changes: list[dict[str, Any]] = []
+        why: dict[str, dict[str, Any]] = {}
+        touched: list[tuple[str, str]] = []
+        last: Event | None = None
+        for ev in events:
+            if state is None:
+                state = new_state(ev.user_id, ev.tenant, ev.ts)
+            elif self._updater.seen(state, ev.event_id):
+                continue
+            if ev.type == "deletion_requested":
+                if touched:
+                    r = self._evaluate(state, max(last.ts, state["now"]), trigger=last.event_id,
+                                       touched=touched)
+                    changes += r.changes
+                    why.update(r.why)
+                r = self.forget(state, ev.ts, trigger=ev.event_id)
+                changes += r.changes
+                state, touched, last = None, [], None
+                continue
+            self._updater.apply(state, ev)
+            emit += referral_events(state, ev, self._ruleset.referral)
+            touched.append((ev.type, state["st"].get(ev.type, ev.stream)))
+            last = ev if last is None or ev.ts >= last.ts else last
+        if state is None or last is None:
+            return StepResult(state, changes, duplicate=not changes, why=why, emit=emit)
+        r = self._evaluate(state, max(last.ts, state["now"]), trigger=last.event_id,
+                           touched=sorted(set(touched)))
+        why.update(r.why)
+        return StepResult(r.state, changes + r.changes, why=why, emit=emit)
 
     def on_tick(self, state: dict[str, Any], now_ms: int) -> StepResult:
         """Re-evaluate on the clock; expire (state=None, all tags removed) when idle > TTL."""

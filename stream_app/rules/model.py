@@ -160,20 +160,25 @@ class RuleSet:
     def evaluate_raw(self, state: dict[str, Any], now_ms: int, *,
                      day_offset_ms: int = 8 * 3600_000,
                      previous: dict[str, Any] | None = None,
-                     touched: tuple[str, str] | None = None
+                     touched: tuple[str, str] | list[tuple[str, str]] | None = None
                      ) -> tuple[dict[str, Any], EvalContext]:
         """Visible tag values, and the evaluation context to explain them with :meth:`why`.
 
         The fast form used by the engine: nothing is traced, "why" records are built only
         for the tags that changed. With ``previous`` (every tag's value at an evaluation in
-        the same clock period, hidden ones included) and ``touched`` (the type and stream
-        of the only event applied since), tags that read neither that event nor the exact
+        the same clock period, hidden ones included) and ``touched`` (the (type, stream) of
+        the event(s) applied since), tags that read neither that event nor the exact
         clock nor a changed tag keep their previous value without being evaluated.
         """
         ctx = EvalContext(state, now_ms, day_offset_ms, trace=False)
         values: dict[str, Any] = {}
         ctx_tags = ctx.tags
-        affected = self.affected(*touched) if previous is not None and touched else None
+        affected: frozenset[str] | None = None
+        if previous is not None and touched:
+            if isinstance(touched, tuple):
+                affected = self.affected(*touched)
+            else:
+                affected = frozenset().union(*(self.affected(*t) for t in touched))
         changed: set[str] = set()
         for tag in self.order:
             tid = tag.id

@@ -65,9 +65,15 @@ def _number(value: Any) -> int | float | None:
     return None
 
 
-def new_state(user_id: str, tenant: str = "default") -> dict[str, Any]:
-    """An empty state record."""
-    return {"v": LAYOUT_VERSION, "uid": user_id, "tenant": tenant, "seq": 0, "now": 0, "nd": 0,
+#: tag-change numbers of a state start at (creation time in ms) x SEQ_BASE, so a user whose
+#: state was deleted (PIPL) or expired and created again never reuses a change id
+SEQ_BASE = 1000
+
+
+def new_state(user_id: str, tenant: str = "default", created_ms: int = 0) -> dict[str, Any]:
+    """An empty state record (``created_ms``: time of its first event, numbers its changes)."""
+    return {"v": LAYOUT_VERSION, "uid": user_id, "tenant": tenant,
+            "seq": max(created_ms, 0) * SEQ_BASE, "now": 0, "nd": 0,
             "ft": None, "lt": None, "ids": [], "st": {}, "n": {}, "f": {}, "l": {}, "d": {},
             "tags": {}, "scores": {}}
 

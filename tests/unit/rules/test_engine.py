@@ -42,8 +42,18 @@ def test_changes_follow_the_schema_and_number_per_user(engine, make_event):
         CHANGE_SCHEMA(c)
         assert c["event_id"] == f"u1:{c['seq']}"
         assert c["rule_version"] == engine.ruleset.version
-    assert [c["seq"] for c in changes] == list(range(1, len(changes) + 1))
-    assert st["seq"] == len(changes)
+    base = T0 * 1000                       # numbering starts at the state's creation time
+    assert [c["seq"] for c in changes] == list(range(base + 1, base + len(changes) + 1))
+    assert st["seq"] == base + len(changes)
+
+
+def test_a_recreated_user_never_reuses_change_ids(engine, make_event):
+    r = engine.on_event(None, make_event("course_view"))
+    first_ids = {c["event_id"] for c in r.changes}
+    gone = engine.forget(r.state, T0 + 1000)
+    first_ids |= {c["event_id"] for c in gone.changes}
+    again = engine.on_event(None, make_event("course_view", hour=1))
+    assert again.changes and not first_ids & {c["event_id"] for c in again.changes}
 
 
 def test_state_round_trips_through_orjson(engine, make_event):
@@ -175,3 +185,30 @@ def test_ruleset_from_files_equals_directory():
     from stream_app.rules.loader import load_ruleset, ruleset_from_files
     files = {f.name: f.read_text(encoding="utf-8") for f in DEFAULT_RULES.glob("*.yaml")}
     assert ruleset_from_files(files).version == load_ruleset(DEFAULT_RULES).version
+
+
+def test_on_events_batch_equals_one_by_one(engine, make_event):
+    evs = [make_event("registered", region="bj", inviter_id="u9"),
+           make_event("course_view", hour=1, channel="douyin"),
+           make_event("trial_booked", hour=2), make_event("course_view", day=1),
+           make_event("order_paid", day=1, amount=4980)]
+    one, _ = run(engine, evs)
+    r = engine.on_events(None, evs)
+    assert r.state["tags"] == one["tags"]
+    assert {c["tag_id"]: c["new"] for c in r.changes} == one["tags"]   # net changes only
+    seqs = [c["seq"] for c in r.changes]
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
+    assert [e["type"] for e in r.emit] == ["invitee_registered", "invitee_trialled",
+                                           "invitee_bought"]
+    assert all(c["trigger"] == evs[-1].event_id for c in r.changes)
+    again = engine.on_events(r.state, evs)
+    assert again.duplicate and again.changes == []
+
+
+def test_on_events_with_deletion(engine, make_event):
+    evs = [make_event("course_view"), make_event("deletion_requested", hour=1)]
+    r = engine.on_events(None, evs)
+    assert r.state is None
+    assert [(c["tag_id"], c["new"], c["reason"]) for c in r.changes][-1][1:] == (None, "deleted")
+    r = engine.on_events(None, evs + [make_event("page_view", hour=2)])
+    assert r.state is not None and r.state["tags"]["activity"] == "low"
