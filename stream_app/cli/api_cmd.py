@@ -17,19 +17,23 @@ from stream_app.config import get_settings
               default=None, help="YAML map of per-tenant tokens (tenants: {name: [token]})")
 @click.option("--workers", type=int, default=1, show_default=True,
               help="uvicorn worker processes")
+@click.option("--follow-rules/--no-follow-rules", default=False, show_default=True,
+              help="switch tag definitions to rule sets published with `rules apply`")
 @click.option("--log-level", default="info", show_default=True)
 def command(host: str | None, port: int | None, tokens: Path | None, workers: int,
-            log_level: str) -> None:
+            follow_rules: bool, log_level: str) -> None:
     """Serve the read API over Redis (see docs/API.md; OpenAPI at /openapi.json)."""
     import uvicorn  # noqa: PLC0415
 
-    from stream_app.serving.api import TOKENS_ENV  # noqa: PLC0415
+    from stream_app.serving.api import FOLLOW_ENV, TOKENS_ENV  # noqa: PLC0415
     from stream_app.serving.auth import load_tenant_tokens  # noqa: PLC0415
 
     settings = get_settings()
     if tokens is not None:
         load_tenant_tokens(tokens)  # fail now on a bad file, not in every worker
         os.environ[TOKENS_ENV] = str(tokens.resolve())
+    if follow_rules:
+        os.environ[FOLLOW_ENV] = "1"
     uvicorn.run("stream_app.serving.api:app_from_env", factory=True,
                 host=host or settings.web_host, port=port or settings.api_port,
                 workers=workers, log_level=log_level, proxy_headers=True)

@@ -136,10 +136,12 @@ def _labels(ruleset: Any, tags: dict[str, Any]) -> dict[str, Label]:
 
 
 def create_app(settings: Settings | None = None, *, redis: Any = None, ruleset: Any = None,
-               tenant_tokens: dict[str, list[str]] | None = None) -> FastAPI:
+               tenant_tokens: dict[str, list[str]] | None = None,
+               follow_rules: bool = False) -> FastAPI:
     """Build the API. ``redis``: a ``redis.asyncio`` client (default: ``settings.redis_url``);
     ``ruleset``: default ``load_ruleset(settings.rules_path)``; ``tenant_tokens``: tenant ->
-    tokens (see :mod:`stream_app.serving.auth`)."""
+    tokens (see :mod:`stream_app.serving.auth`); ``follow_rules``: switch to rule sets
+    published on ``rules.versions`` (``stream-app rules apply``), like the workers do."""
     settings = settings or get_settings()
     if ruleset is None:
         from stream_app.rules.loader import load_ruleset  # noqa: PLC0415
@@ -154,10 +156,22 @@ def create_app(settings: Settings | None = None, *, redis: Any = None, ruleset: 
         log.warning("the API token is the default 'change-me': set STREAM_APP_API_TOKEN")
     auth = TokenAuth(settings.api_token, tenant_tokens)
     runner = SegmentRunner(redis, Catalog.from_ruleset(ruleset))
+    current = {"ruleset": ruleset}
+
+    def use_ruleset(rs: Any) -> None:
+        current["ruleset"] = rs
+        runner.catalog = Catalog.from_ruleset(rs)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        follower = None
+        if follow_rules:
+            from stream_app.serving.rules_follow import RuleFollower  # noqa: PLC0415
+
+            follower = RuleFollower(settings.kafka_bootstrap, use_ruleset).start()
         yield
+        if follower is not None:
+            follower.stop()
         close = getattr(redis, "aclose", None)
         if close is not None:
             await close()
@@ -165,7 +179,7 @@ def create_app(settings: Settings | None = None, *, redis: Any = None, ruleset: 
     app = FastAPI(title="stream-app serving API", version="1",
                   description="Real-time learner tags, why records and segments (reads Redis).",
                   lifespan=lifespan)
-    app.state.redis, app.state.runner, app.state.ruleset = redis, runner, ruleset
+    app.state.redis, app.state.runner, app.state.use_ruleset = redis, runner, use_ruleset
     app.mount("/metrics", metrics.asgi_app())
     bearer = HTTPBearer(auto_error=False)
 
@@ -225,6 +239,7 @@ def create_app(settings: Settings | None = None, *, redis: Any = None, ruleset: 
              dependencies=[Depends(any_token)])
     async def tag_definitions() -> TagDefs:
         """Every published tag of the rule set, with zh/en labels and enumerated values."""
+        ruleset = current["ruleset"]
         return TagDefs(ruleset_version=ruleset.version, tags=[TagDefOut(
             id=t.id, family=t.family, zh=t.zh, en=t.en, kind=t.kind, version=t.version,
             description=t.description,
@@ -238,7 +253,8 @@ def create_app(settings: Settings | None = None, *, redis: Any = None, ruleset: 
         p = await reader.read_profile(redis, tenant, user_id)
         if p is None:
             raise HTTPException(404, f"no profile for user {user_id!r}")
-        return Profile(tenant=tenant, user_id=user_id, labels=_labels(ruleset, p["tags"]), **p)
+        return Profile(tenant=tenant, user_id=user_id,
+                       labels=_labels(current["ruleset"], p["tags"]), **p)
 
     @app.get("/v1/tenants/{tenant}/users/{user_id}/timeline", response_model=Timeline,
              tags=["users"])
@@ -345,14 +361,18 @@ def create_app(settings: Settings | None = None, *, redis: Any = None, ruleset: 
 
 
 TOKENS_ENV = "STREAM_APP_API_TOKENS_FILE"
+FOLLOW_ENV = "STREAM_APP_API_FOLLOW_RULES"
 
 
 def app_from_env() -> FastAPI:
     """The app as ``stream-app api`` runs it (uvicorn factory): settings from the environment,
-    the tenant token map from the file named by ``STREAM_APP_API_TOKENS_FILE`` (if set)."""
+    the tenant token map from the file named by ``STREAM_APP_API_TOKENS_FILE`` (if set), rule
+    sets followed when ``STREAM_APP_API_FOLLOW_RULES=1``."""
     import os  # noqa: PLC0415
 
     from stream_app.serving.auth import load_tenant_tokens  # noqa: PLC0415
 
     path = os.environ.get(TOKENS_ENV)
-    return create_app(get_settings(), tenant_tokens=load_tenant_tokens(path) if path else None)
+    follow = os.environ.get(FOLLOW_ENV, "") in ("1", "true", "yes")
+    return create_app(get_settings(), tenant_tokens=load_tenant_tokens(path) if path else None,
+                      follow_rules=follow)
