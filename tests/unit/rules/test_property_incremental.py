@@ -112,6 +112,12 @@ def test_incremental_equals_from_scratch(raw, ticks, rs_index, end_minutes, scor
         fresh = scratch_engine.on_scores(fresh, {"convert": final_scores[-1]}, 0).state
     fresh = scratch_engine.on_tick(fresh, now).state
 
+    batch = scratch_engine.on_events(None, list(shuffled)).state
+    if final_scores:
+        batch = scratch_engine.on_scores(batch, {"convert": final_scores[-1]}, 0).state
+    batch = scratch_engine.on_tick(batch, now).state
+    assert batch["tags"] == fresh["tags"]
+
     def values(s):
         return {k: v.value for k, v in ruleset.evaluate(s, now).items()}
 
