@@ -350,9 +350,19 @@ def set_ready(ready: bool) -> None:
 
 
 # ---- exposition --------------------------------------------------------------------------
+#: text exposition format 0.0.4 without the ``charset`` parameter: aiohttp (Faust's web
+#: server) refuses a content type that carries one; the body is UTF-8 either way
+CONTENT_TYPE = CONTENT_TYPE_LATEST.split(";")[0] + "; version=0.0.4"
+
+
 def render(registry: CollectorRegistry = REGISTRY) -> tuple[bytes, str]:
-    """Body and content type of a ``/metrics`` response (for any HTTP handler)."""
-    return generate_latest(registry), CONTENT_TYPE_LATEST
+    """Body and content type of a ``/metrics`` response (for any HTTP handler, Faust's
+    ``web.bytes(body, content_type=...)`` included).
+
+    >>> render()[1]
+    'text/plain; version=0.0.4'
+    """
+    return generate_latest(registry), CONTENT_TYPE
 
 
 def asgi_app(registry: CollectorRegistry = REGISTRY) -> Any:
