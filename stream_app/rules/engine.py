@@ -206,7 +206,8 @@ class TagEngine:
         else:
             self._updater.prune(state, now)
         values, ctx = rs.evaluate_raw(state, now, day_offset_ms=self.day_offset_ms,
-                                      previous=previous, touched=touched)
+                                      previous=previous, touched=touched,
+                                      clock_moved=now != state["now"])
         new_tags: dict[str, Any] = {}
         changes: list[dict[str, Any]] = []
         why: dict[str, dict[str, Any]] = {}

@@ -139,15 +139,17 @@ class RuleSet:
         self.tags: list[TagDef] = [t for t in self.order if not t.hidden]
         self.hidden_ids: list[str] = [t.id for t in self.order if t.hidden]
         self.by_id: dict[str, TagDef] = {t.id: t for t in self.order}
-        self._affected: dict[tuple[str, str], frozenset[str]] = {}
+        self._affected: dict[tuple[str, str, bool], frozenset[str]] = {}
 
-    def affected(self, etype: str, stream: str) -> frozenset[str]:
-        """Tags whose rule reads events of (``etype``, ``stream``) or the exact clock."""
-        key = (etype, stream)
+    def affected(self, etype: str, stream: str, clock_moved: bool = True) -> frozenset[str]:
+        """Tags whose rule reads events of (``etype``, ``stream``), or the exact clock when
+        ``clock_moved``."""
+        key = (etype, stream, clock_moved)
         out = self._affected.get(key)
         if out is None:
             out = frozenset(t.id for t in self.order
-                            if t.timed or any(s.matches(etype, stream) for s in t.reads))
+                            if (clock_moved and t.timed)
+                            or any(s.matches(etype, stream) for s in t.reads))
             self._affected[key] = out
         return out
 
@@ -160,8 +162,8 @@ class RuleSet:
     def evaluate_raw(self, state: dict[str, Any], now_ms: int, *,
                      day_offset_ms: int = 8 * 3600_000,
                      previous: dict[str, Any] | None = None,
-                     touched: tuple[str, str] | list[tuple[str, str]] | None = None
-                     ) -> tuple[dict[str, Any], EvalContext]:
+                     touched: tuple[str, str] | list[tuple[str, str]] | None = None,
+                     clock_moved: bool = True) -> tuple[dict[str, Any], EvalContext]:
         """Visible tag values, and the evaluation context to explain them with :meth:`why`.
 
         The fast form used by the engine: nothing is traced, "why" records are built only
@@ -176,9 +178,10 @@ class RuleSet:
         affected: frozenset[str] | None = None
         if previous is not None and touched:
             if isinstance(touched, tuple):
-                affected = self.affected(*touched)
+                affected = self.affected(*touched, clock_moved)
             else:
-                affected = frozenset().union(*(self.affected(*t) for t in touched))
+                affected = frozenset().union(*(self.affected(*t, clock_moved)
+                                               for t in touched))
         changed: set[str] = set()
         for tag in self.order:
             tid = tag.id

@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 #: stream names; a bare stream name in a selector means the whole stream
 STREAMS = frozenset({"click", "study", "order", "profile", "label", "feedback"})
 #: streams of system records, not user behaviour: ``any`` leaves them out
-NOT_BEHAVIOUR = frozenset({"label", "feedback"})
+#: (``__scores__`` is the pseudo stream of model-score updates, see rules.compiler.SCORES)
+NOT_BEHAVIOUR = frozenset({"label", "feedback", "__scores__"})
 
 
 @dataclass(frozen=True)
