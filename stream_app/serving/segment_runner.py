@@ -128,6 +128,17 @@ class Page:
     next_cursor: str | None
 
 
+def _has_range(node: Any) -> bool:
+    """Does computing ``node`` involve a numeric range (costly sorted-set work)?"""
+    if isinstance(node, Range):
+        return True
+    if isinstance(node, Inter | Union):
+        return any(_has_range(i) for i in node.items)
+    if isinstance(node, Diff):
+        return _has_range(node.base) or any(_has_range(i) for i in node.minus)
+    return False
+
+
 def _text(x: Any) -> str:
     return x.decode() if isinstance(x, bytes) else str(x)
 
@@ -211,7 +222,7 @@ class SegmentRunner:
         if isinstance(node, Diff) and isinstance(node.base, Key) and node.base.group == USERS:
             minus = node.minus[0] if len(node.minus) == 1 else Union(node.minus)
             return await self._count(node.base, tenant) - await self._count(minus, tenant)
-        if isinstance(node, Diff) and await self._has_intercard():
+        if isinstance(node, Diff) and not _has_range(node.base) and await self._has_intercard():
             # |B - M| = |B| - |B & M|: with SINTERCARD both sides usually need no stores
             both = intersect([node.base, unite(list(node.minus))])
             return await self._count(node.base, tenant) - await self._count(both, tenant)
