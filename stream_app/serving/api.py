@@ -328,9 +328,7 @@ def create_app(settings: Settings | None = None, *, redis: Any = None, ruleset: 
             ) -> Response:
         """Members with the chosen tag values as CSV or JSON Lines, one page per request
         (next cursor in the ``X-Next-Cursor`` header), or all pages streamed (``all=true``)."""
-        wanted = [f.strip() for f in fields.split(",") if f.strip()]
-        for f in wanted:
-            runner.catalog.resolve(f)
+        wanted = [runner.catalog.resolve(f.strip()).id for f in fields.split(",") if f.strip()]
         page = await runner.page(tenant, expr, cursor, limit)
         media = export.FORMATS[format]
         if all:

@@ -83,7 +83,8 @@ def test_export_csv_pages_with_cursor(world):
     want = fixtures.reference(users_a, parse(expr))
     rows, cursor, pages = [], None, 0
     while True:
-        params = {"expr": expr, "format": "csv", "limit": 25, "fields": "activity,lead_points"}
+        params = {"expr": expr, "format": "csv", "limit": 25,
+                  "fields": "family.activity, lead.lead_points"}
         if cursor:
             params["cursor"] = cursor
         r = client.get("/v1/tenants/tenant-a/segments/export", params=params, headers=ADMIN)
