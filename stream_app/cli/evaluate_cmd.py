@@ -37,17 +37,19 @@ def _f(v: object) -> str:
               help="write the learned model snapshot blob here")
 @click.option("--no-learn", is_flag=True, help="freeze the model (score only)")
 @click.option("--validate", is_flag=True, help="validate every event against the contract")
+@click.option("--warmup", type=float, default=0.5, show_default=True,
+              help="also report checkpoints after this share of the time span")
 def command(file: str, target: str, learner: str | None, config_path: str | None,
             out_path: str | None, learn_from: str, score_every_event: bool,
             model_path: str | None, save_model: str | None, no_learn: bool,
-            validate: bool) -> None:
+            validate: bool, warmup: float) -> None:
     cfg = load_scoring_config(config_path)
     res = evaluate_file(
         file, target, config=cfg, learner=learner, learn=not no_learn,
         model_blob=Path(model_path).read_bytes() if model_path else None,
         score_events=score_every_event,
         learn_from=tuple(s.strip() for s in learn_from.split(",") if s.strip()),
-        validate=validate,
+        validate=validate, warmup=warmup,
     )
     reg = res.pop("_registry")
     if save_model:
@@ -68,6 +70,12 @@ def command(file: str, target: str, learner: str | None, config_path: str | None
         rows.append(("(prequential labels)", res["prequential"]))
     for name, m in rows:
         click.echo(f"{name:<24}" + "".join(f"{_f(m.get(c)):>14}" for c in cols))
+    late = res["checkpoints"]["after_warmup"]
+    if late["groups"]:
+        click.echo(f"checkpoints after the first {late['warmup']:.0%} of the time span "
+                   "(a warm model):")
+        for name, m in late["groups"].items():
+            click.echo(f"{name:<24}" + "".join(f"{_f(m.get(c)):>14}" for c in cols))
     g = res["gate"]
     click.echo(f"gate: {'OPEN' if g['open'] else 'closed'} version {g['version']} "
                f"precision {g['precision']} recall {g['recall']} over {g['labels']} labels "

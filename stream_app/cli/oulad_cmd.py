@@ -29,7 +29,7 @@ def convert_cmd(src: str, out: str) -> None:
 @click.option("--out", type=click.Path(file_okay=False), default="eval/oulad", show_default=True)
 @click.option("--events", type=click.Path(dir_okay=False), default=None,
               help="event file (default: convert into var/oulad/events.jsonl.gz)")
-@click.option("--learners", default="logreg,hat,ensemble", show_default=True,
+@click.option("--learners", default="logreg_std,logreg,hat,ensemble", show_default=True,
               help="online learners to compare (the configured default is always first)")
 @click.option("--no-plot", is_flag=True)
 def eval_cmd(out: str, events: str | None, learners: str, no_plot: bool) -> None:

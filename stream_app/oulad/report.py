@@ -100,7 +100,7 @@ def _plot(rows: list[dict[str, Any]], learners: list[str], default: str, path: P
 
 
 def run(out_dir: Path | str = "eval/oulad", *, events: Path | str | None = None,
-        learners: tuple[str, ...] = ("logreg", "hat", "ensemble"),
+        learners: tuple[str, ...] = ("logreg_std", "logreg", "hat", "ensemble"),
         config: ScoringConfig | None = None, plot: bool = True,
         log: Any = print) -> dict[str, Any]:
     """Convert (if needed), evaluate every learner, fit the batch bar, write the report."""

@@ -22,6 +22,7 @@ from stream_app.config import REPO_ROOT
 from stream_app.errors import ConfigError
 
 DEFAULT_PATH = REPO_ROOT / "config" / "scoring.yaml"
+KINDS = ("logreg", "hat", "arf", "ensemble")
 
 
 @dataclass(frozen=True)
@@ -112,8 +113,9 @@ class TargetConfig:
 class SnapshotConfig:
     """Bounds of the per-user feature snapshots kept for delayed labels."""
 
-    max_per_target: int = 6
-    every_days: float = 1.0
+    max_per_target: int = 8
+    every_days: float = 0.0
+    schedule_days: tuple[float, ...] = (1, 3, 7, 14, 30, 60, 120)
     max_checkpoints: int = 12
 
 
@@ -145,6 +147,13 @@ class ScoringConfig:
 
 def _fs(v: Any) -> frozenset[str]:
     return frozenset(v or ())
+
+
+def _snapshots(raw: dict[str, Any]) -> SnapshotConfig:
+    raw = dict(raw)
+    if "schedule_days" in raw:
+        raw["schedule_days"] = tuple(sorted(float(d) for d in raw["schedule_days"]))
+    return SnapshotConfig(**raw)
 
 
 def _floats(d: dict[str, Any]) -> dict[str, float]:
@@ -204,12 +213,12 @@ def parse_scoring_config(doc: dict[str, Any]) -> ScoringConfig:
                 raise ConfigError(f"target {t.name}: layers.high < layers.medium")
         learners = dict(doc.get("learners") or {})
         for t in targets.values():
-            if t.learner not in learners and t.learner not in ("logreg", "hat", "arf", "ensemble"):
+            if t.learner not in learners and t.learner not in KINDS:
                 raise ConfigError(f"target {t.name}: unknown learner {t.learner!r}")
         return ScoringConfig(
             features=features,
             targets=targets,
-            snapshots=SnapshotConfig(**(doc.get("snapshots") or {})),
+            snapshots=_snapshots(doc.get("snapshots") or {}),
             feedback_labels={k: dict(v) for k, v in (doc.get("feedback_labels") or {}).items()},
             learners=learners,
         )

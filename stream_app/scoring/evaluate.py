@@ -94,9 +94,13 @@ def replay(events: Any, scorer: Scorer, *, learn: bool = True,
     gate_hist: dict[str, list[tuple[int, bool]]] = {t: [] for t in scorer.targets}
     gate_open = {t: False for t in scorer.targets}
     n = learned = 0
+    first_ts = last_ts = None
     t0 = time.perf_counter()
     for ev in events:
         n += 1
+        if first_ts is None:
+            first_ts = ev.ts
+        last_ts = ev.ts
         if ev.type == "deletion_requested":
             states.pop(ev.user_id, None)
             continue
@@ -121,6 +125,7 @@ def replay(events: Any, scorer: Scorer, *, learn: bool = True,
         if on_step is not None:
             on_step(ev, step)
     return {"events": n, "checkpoints": checkpoints, "pairs": pairs, "learned": learned,
+            "span": (first_ts, last_ts),
             "seconds": time.perf_counter() - t0, "gate_history": gate_hist, "states": states}
 
 
@@ -140,10 +145,12 @@ def evaluate_file(path: Path | str, target: str, *, config: ScoringConfig | None
                   model_blob: bytes | None = None, score_events: bool = False,
                   learn_from: tuple[str, ...] = ("checkpoints", "live"),
                   validate: bool = False, curve_every: int = 500,
-                  keep_records: bool = False) -> dict[str, Any]:
+                  keep_records: bool = False, warmup: float = 0.5) -> dict[str, Any]:
     """Replay ``path`` and report metrics for ``target`` (see the module docstring).
 
     ``model_blob``: start from a published model snapshot; ``learn=False`` freezes it.
+    ``warmup``: checkpoints after this share of the file's time span are also reported
+    apart (``checkpoints.after_warmup``): a cold model's first scores are not its quality.
     ``keep_records``: include every resolved checkpoint (with its feature snapshot ``x``) in
     the result under ``"records"`` (used by the OULAD batch baseline). The learned registry
     is under ``"_registry"`` (keys starting with ``_`` are not part of the JSON report).
@@ -172,6 +179,12 @@ def evaluate_file(path: Path | str, target: str, *, config: ScoringConfig | None
         return m
 
     pairs = [p for p in run["pairs"] if p[0] == target]
+    lo, hi = run["span"] if run["span"][0] is not None else (0, 0)
+    cut = lo + warmup * (hi - lo)
+    late: dict[str, list[dict[str, Any]]] = {}
+    for c in cps:
+        if c["ts"] >= cut:
+            late.setdefault(c["group"], []).append(c)
     result: dict[str, Any] = {
         "file": str(path),
         "target": target,
@@ -186,6 +199,8 @@ def evaluate_file(path: Path | str, target: str, *, config: ScoringConfig | None
         "checkpoints": {
             "all": block(cps) if cps else None,
             "groups": {g: block(v) for g, v in sorted(groups.items())},
+            "after_warmup": {"warmup": warmup, "from_ts": int(cut),
+                             "groups": {g: block(v) for g, v in sorted(late.items())}},
         },
         "prequential": summarize([p[1] for p in pairs], [p[2] for p in pairs], thr)
         if pairs else None,

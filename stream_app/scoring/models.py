@@ -1,7 +1,8 @@
 """River learners by name, and per-feature contributions for explanations.
 
-Learners: ``logreg`` (StandardScaler + LogisticRegression), ``hat`` (Hoeffding adaptive
-tree), ``arf`` (adaptive random forest), ``ensemble`` (mean probability of its members).
+Learners: ``logreg`` (MaxAbsScaler + LogisticRegression; ``scaler``: maxabs, standard, none),
+``hat`` (Hoeffding adaptive tree), ``arf`` (adaptive random forest), ``ensemble`` (mean
+probability of its members).
 
 Example:
     >>> m = make_learner("logreg", {"lr": 0.1})
@@ -48,31 +49,39 @@ class MeanProba(base.Classifier):
 
 def make_learner(name: str, params: dict[str, Any] | None = None,
                  catalog: dict[str, dict[str, Any]] | None = None) -> base.Classifier:
-    """A fresh River classifier called ``name`` with ``params`` (or its catalog entry)."""
+    """A fresh River classifier: catalog entry ``name`` (its ``kind``, default the name itself:
+    logreg, hat, arf, ensemble) with its parameters, overridden by ``params``."""
     catalog = catalog or {}
     p = dict(catalog.get(name) or {})
     p.update(params or {})
-    if name == "logreg":
-        return compose.Pipeline(
-            preprocessing.StandardScaler(),
-            linear_model.LogisticRegression(
-                optimizer=optim.SGD(float(p.get("lr", 0.02))), l2=float(p.get("l2", 0.0))
-            ),
+    kind = p.pop("kind", name)
+    if kind == "logreg":
+        lr = linear_model.LogisticRegression(
+            optimizer=optim.SGD(float(p.get("lr", 0.02))), l2=float(p.get("l2", 0.0))
         )
-    if name == "hat":
+        scaler = p.get("scaler", "maxabs")
+        if scaler == "none":
+            return lr
+        # River's scalers only see the features present in a dict; StandardScaler would centre
+        # a sparse count on the users who have it, turning "did it once" into a negative value.
+        # MaxAbsScaler keeps zero at zero and presence positive.
+        if scaler == "standard":
+            return compose.Pipeline(preprocessing.StandardScaler(), lr)
+        return compose.Pipeline(preprocessing.MaxAbsScaler(), lr)
+    if kind == "hat":
         return tree.HoeffdingAdaptiveTreeClassifier(
             grace_period=int(p.get("grace_period", 100)),
             delta=float(p.get("delta", 1e-5)),
             leaf_prediction="nba",
             seed=p.get("seed", 42),
         )
-    if name == "arf":
+    if kind == "arf":
         return forest.ARFClassifier(
             n_models=int(p.get("n_models", 10)),
             grace_period=int(p.get("grace_period", 50)),
             seed=p.get("seed", 42),
         )
-    if name == "ensemble":
+    if kind == "ensemble":
         members = p.get("members") or ["logreg", "hat"]
         return MeanProba([make_learner(m, None, catalog) for m in members])
     raise ValueError(f"unknown learner {name!r}")
@@ -83,11 +92,20 @@ def predict(model: base.Classifier, x: dict[str, float]) -> float:
     return float(model.predict_proba_one(x).get(True, 0.0))
 
 
+class _Identity:
+    def transform_one(self, x: dict) -> dict:
+        return x
+
+
 def _linear_parts(model: Any) -> tuple[Any, Any] | None:
+    # (a River Pipeline passes isinstance checks for its last step: test it first)
     if isinstance(model, compose.Pipeline):
         steps = list(model.steps.values())
         if len(steps) == 2 and isinstance(steps[1], linear_model.LogisticRegression):
             return steps[0], steps[1]
+        return None
+    if isinstance(model, linear_model.LogisticRegression):
+        return _Identity(), model
     if isinstance(model, MeanProba):
         for m in model.members:
             parts = _linear_parts(m)

@@ -32,8 +32,8 @@ Example:
     >>> s = sc.on_event(s.sc_state, Event("e2", "u1", 2 * day, "checkpoint", "label",
     ...                 props={"target": "convert", "group": "d2"}))
     >>> s = sc.on_event(s.sc_state, Event("e3", "u1", 3 * day, "order_paid", "order"))
-    >>> [(t.target, t.y) for t in s.training]    # the checkpoint and the pre-order snapshot
-    [('convert', 1), ('convert', 1)]
+    >>> [(t.target, t.y, t.ts // day) for t in s.training]  # checkpoint, day-1 age, last state
+    [('convert', 1, 2), ('convert', 1, 2), ('convert', 1, 1)]
     >>> s.checkpoints[0]["group"], s.checkpoints[0]["y"]
     ('d2', 1)
 """
@@ -219,13 +219,32 @@ class Scorer:
             del sn[:excess]
 
     def _live_snapshot(self, st: dict[str, Any], ts: int) -> None:
-        """One snapshot a day (at most): the user's last scored state before the event at ``ts``.
+        """Snapshots of the state *before* the event at ``ts``, taken on a schedule.
 
-        The snapshot is featurized as of the previous event's time, i.e. exactly what the
-        user's score was computed from; featurizing at ``ts`` would let the timing of the
-        next event (e.g. the order) leak into the training example.
+        * ``schedule_days``: when the user's age (days since first seen) passes a point of the
+          schedule (1, 3, 7, 14, ... days), the state as of that point, so that training
+          covers a user's whole history like evaluation checkpoints do;
+        * ``every_days`` (0: off): the last scored state, at most once per that many days.
+
+        Snapshots are featurized as of a time no later than the previous event's time, i.e.
+        what the user's score was computed from; featurizing at ``ts`` would let the timing of
+        the next event (e.g. the order) leak into the training example.
         """
         if st["t0"] is None or "live" not in self.learn_from:
+            return
+        sched = self.config.snapshots.schedule_days
+        i = st.get("sni", 0)
+        if i < len(sched):
+            age = (ts - st["t0"]) / DAY_MS
+            if age >= sched[i]:
+                while i < len(sched) and age >= sched[i]:
+                    i += 1
+                st["sni"] = i
+                at = max(st["last"], st["t0"] + int(sched[i - 1] * DAY_MS))
+                x = self.features(st, at)
+                for target in self.targets:
+                    self._add_snapshot(st, target, at, x)
+        if not self._snap_every:
             return
         prev = st.get("snt")
         if prev is not None and ts - prev < self._snap_every:

@@ -1,5 +1,7 @@
 """Delayed labels are joined to the snapshots the user had when scored, never later ones."""
 
+from dataclasses import replace
+
 from stream_app.scoring.registry import ModelRegistry
 from stream_app.scoring.scorer import Scorer
 from tests.unit.scoring.fixtures import DAY, HOUR, T0, config, ev, label
@@ -37,11 +39,12 @@ def test_outcome_uses_only_snapshots_before_its_triggering_event():
     st, _ = _run(sc, [ev("u", T0, "course_view"), ev("u", T0 + 2 * DAY, "search"),
                       ev("u", T0 + 4 * DAY, "live_enter")])
     snap_ts = [s[0] for s in st["sn"]["convert"]]
-    # snapshots are the last scored state before the next day's first event
-    assert snap_ts == [T0, T0 + 2 * DAY]
+    # on the schedule (1, 3 days since first seen), as of the schedule point
+    assert snap_ts == [T0 + DAY, T0 + 3 * DAY]
     s = sc.on_event(st, label("u", T0 + 9 * DAY, "outcome", target="convert", value=0,
-                              event_ts=T0 + DAY))
-    assert [t.ts for t in s.training] == [T0]
+                              event_ts=T0 + 2 * DAY))
+    assert [t.ts for t in s.training] == [T0 + DAY]
+    assert "search|n" not in s.training[0].x      # the day-2 search came after that point
     assert all(t.y == 0 for t in s.training)
 
 
@@ -68,9 +71,14 @@ def test_checkpoint_records_without_learning():
 
 def test_snapshots_are_bounded():
     sc = _scorer()
+    st, _ = _run(sc, [ev("u", T0 + d * DAY, "course_view") for d in range(200)])
+    assert [round((s[0] - T0) / DAY) for s in st["sn"]["convert"]] == [1, 3, 7, 14, 30, 60, 120]
+    # a daily snapshot as well, bounded by max_per_target
+    cfg = config()
+    cfg = replace(cfg, snapshots=replace(cfg.snapshots, every_days=1, max_per_target=5))
+    sc = Scorer(cfg, ModelRegistry(cfg), alert_policy=None)
     st, _ = _run(sc, [ev("u", T0 + d * DAY, "course_view") for d in range(30)])
-    assert len(st["sn"]["convert"]) == sc.config.snapshots.max_per_target
-    # one a day at most
+    assert len(st["sn"]["convert"]) == 5
     st, _ = _run(sc, [ev("v", T0 + h * HOUR, "course_view") for h in range(20)])
     assert len(st["sn"]["convert"]) == 1       # all within one day: one snapshot
 
