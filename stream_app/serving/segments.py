@@ -19,7 +19,10 @@ Keywords are case-insensitive. Planning never reads users: each leaf is an exist
 into a temporary key with an expiry. ``NOT`` inside ``AND`` becomes a difference
 (``A AND NOT B`` = ``SDIFFSTORE A B``); only a bare ``NOT`` needs the tenant's user set.
 A numeric range intersected with other sets is fused into ``ZINTERSTORE ... WEIGHTS 1 0``
-followed by ``ZREMRANGEBYSCORE``, so its cost is bounded by the smallest operand.
+followed by ``ZREMRANGEBYSCORE``, so its cost is bounded by the smallest operand. The
+simplifier also intersects value lists of one tag in the plan (a user holds one value, so
+``tag:x AND x != v`` is the union of x's other values), distributes intersections over
+unions (up to ``MAX_BRANCHES``) and drops contradictions.
 
 This module is pure (no I/O): :func:`parse` gives an AST, :func:`plan` the command list that
 :mod:`stream_app.serving.segment_runner` executes.

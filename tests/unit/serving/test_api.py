@@ -150,3 +150,21 @@ def test_token_map_file_and_digests(tmp_path):
     f.write_text("tenants: [a, b]\n", encoding="utf-8")
     with pytest.raises(Exception, match="tenants"):
         load_tenant_tokens(f)
+
+
+def test_redis_down_is_503_and_not_ready(ruleset):
+    import redis.asyncio as aioredis
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+
+    from stream_app.services.process import free_port
+
+    dead = aioredis.Redis(port=free_port(), socket_connect_timeout=0.5, socket_timeout=0.5,
+                          retry=Retry(NoBackoff(), 0))
+    app = create_app(Settings(api_token="admin-secret"), redis=dead, ruleset=ruleset)
+    with TestClient(app) as client:
+        assert client.get("/healthz").status_code == 200
+        assert client.get("/ready").status_code == 503
+        r = client.get("/v1/tenants/t/segments/size", params={"expr": "tag:activity"},
+                       headers=ADMIN)
+        assert r.status_code == 503 and "Redis unavailable" in r.json()["detail"]
