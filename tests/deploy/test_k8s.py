@@ -65,7 +65,8 @@ def test_probes_limits_and_ports(kind: str, name: str, port: int) -> None:
     for part in ("requests", "limits"):
         assert {"cpu", "memory"} <= set(c["resources"][part]), part
     ann = w["spec"]["template"]["metadata"]["annotations"]
-    assert ann["prometheus.io/port"] == str(port) and ann["prometheus.io/path"] == "/metrics"
+    assert ann["prometheus.io/port"] == str(port)
+    assert ann["prometheus.io/path"].rstrip("/") == "/metrics"
     assert {"configMapRef": {"name": "stream-app-env"}} in c["envFrom"]
     assert w["spec"]["selector"]["matchLabels"].items() <= \
         w["spec"]["template"]["metadata"]["labels"].items()
