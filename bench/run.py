@@ -29,6 +29,7 @@ from typing import Any
 
 from bench import report
 from bench.procs import REPO
+from bench.profile import Sampler, render, summarize
 
 VAR = REPO / "var" / "bench"
 HUGE_GRACE = str(100 * 365 * 86_400_000)
@@ -54,14 +55,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--fetch-wait-ms", type=int, default=50,
                     help="consumer fetch wait of the workers and the broker-alone consumer")
     ap.add_argument("--partitions", type=int, default=4)
+    ap.add_argument("--workers", default="1,2", help="stream-app worker counts to measure")
     ap.add_argument("--phases", default="all",
                     help="comma list of: ceiling,passthrough,pipeline,quix,recovery,serving,"
                          "model (default all)")
     ap.add_argument("--profile", action="store_true",
-                    help="run the 1-worker stream-app phase under pyinstrument "
-                         "(report in bench/results/profile-<date>.txt; slows it down)")
+                    help="sample the 1-worker stream-app phase with py-spy "
+                         "(summary in bench/results/profile-<date>.txt)")
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results")
     args = ap.parse_args(argv)
+    args.worker_counts = [int(x) for x in args.workers.split(",") if x.strip()]
     if args.events is None:
         args.events = 40_000 if args.quick else 300_000
     if args.state_users is None:
@@ -124,35 +127,48 @@ def phase_passthrough(args, wl, res) -> None:  # noqa: ANN001
 
 def phase_pipeline(args, wl, res) -> None:  # noqa: ANN001
     from bench import ceiling, systems  # noqa: PLC0415
+    from bench.workload import event_ts, retimed  # noqa: PLC0415
 
     recs = wl.records[: args.n]
-    for n_workers in (1, 2):
+    for n_workers in args.worker_counts:
         s = fresh_stack(f"pipeline-{n_workers}w", args)
         try:
-            prof = None
-            if args.profile and n_workers == 1:
-                prof = args.out / f"profile-{args.date}.txt"
-            ws, ready_s = systems.start_workers(s, "stream_app", n_workers, "worker",
-                                                profile_to=prof)
+            ws, ready_s = systems.start_workers(s, "stream_app", n_workers, "worker")
             log(f"stream-app x{n_workers}: ready after {ready_s:.0f}s; feeding {len(recs)}")
-            r = systems.throughput(s, ws, recs)
+            sampler = None
+            if args.profile and n_workers == 1:
+                sampler = Sampler(ws[0].process.pid, VAR / f"profile-{args.date}.raw").start()
+            lag = systems.stream_app_lag(s)
+            r = systems.throughput(s, ws, recs, lag=lag)
+            if sampler is not None:
+                sampler.stop()
+                summary = summarize(sampler.out)
+                res["profile_1w"] = summary
+                (args.out / f"profile-{args.date}.txt").write_text(render(summary) + "\n")
+                log("profile of the worker:\n" + render(summary))
             r["join_s"] = round(ready_s, 1)
             res[f"stream_app_{n_workers}w"] = r
             log(f"stream-app x{n_workers}: {r['eps']} events/s")
             if n_workers == 1 and "latency" in args.phase_set and r["eps"] > 0:
                 lat: dict[str, Any] = {}
                 pos = args.n
+                ts = event_ts(recs[-1])
                 for load in (0.5, 0.8):
                     rate = r["eps"] * load
                     n = int(rate * args.latency_seconds)
-                    b = ceiling.latency(s.bootstrap, wl.records[pos:pos + n], args.partitions,
-                                        rate, args.fetch_wait_ms)
-                    p = systems.pipeline_latency(s, wl.records[pos:pos + n], rate)
+                    live = retimed(wl.records[pos:pos + n], ts, rate)
+                    ts += int(n * 1000 / rate)
                     pos += n
+                    b = ceiling.latency(s.bootstrap, live, args.partitions, rate,
+                                        args.fetch_wait_ms)
+                    waited = lag.wait_zero(300)
+                    p = systems.pipeline_latency(s, live, rate)
+                    p["waited_for_idle_s"] = round(waited, 1)
                     lat[f"{int(load * 100)}"] = {"broker": b, "stream_app": p}
                     log(f"latency at {load:.0%}: broker p99 {b['p99']} ms, "
                         f"stream-app p99 {p['p99']} ms")
                 res["latency"] = {"fetch_wait_ms": args.fetch_wait_ms, "loads": lat}
+            lag.close()
             systems.stop_all(ws)
         finally:
             s.stop()

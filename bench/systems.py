@@ -9,7 +9,6 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -41,9 +40,10 @@ def wait_all_ready(workers: Sequence[ModuleWorker], timeout: float = 300.0,
 
 def start_workers(stack: Stack, module: str, n: int, name: str,
                   env: dict[str, str] | None = None,
-                  profile_to: Path | None = None) -> tuple[list[ModuleWorker], float]:
-    ws = [ModuleWorker(stack, module, f"{name}-{i + 1}", env=env,
-                       profile_to=profile_to if i == 0 else None).start() for i in range(n)]
+                  log_level: str = "warn") -> tuple[list[ModuleWorker], float]:
+    """Start ``n`` workers of ``module`` at once; return them and the seconds until ready."""
+    ws = [ModuleWorker(stack, module, f"{name}-{i + 1}", env=env, log_level=log_level).start()
+          for i in range(n)]
     return ws, wait_all_ready(ws)
 
 
@@ -52,8 +52,12 @@ def total_processed(workers: Sequence[ModuleWorker]) -> int:
 
 
 def throughput(stack: Stack, workers: Sequence[ModuleWorker], records: Sequence[Record],
-               timeout: float = 900.0, idle_s: float = 10.0) -> dict[str, Any]:
-    """Produce ``records`` as a backlog to ready workers; events/s from their counters."""
+               timeout: float = 900.0, idle_s: float = 10.0,
+               lag: GroupLag | None = None) -> dict[str, Any]:
+    """Produce ``records`` as a backlog to ready workers; events/s from their counters.
+
+    With ``lag``, also the time until the group has committed everything it was sent
+    (clock ticks the run caused included): ``eps_to_caught_up``."""
     base = total_processed(workers)
     done = threading.Event()
     produced: dict[str, float] = {}
@@ -69,7 +73,12 @@ def throughput(stack: Stack, workers: Sequence[ModuleWorker], records: Sequence[
                                 timeout, idle_s=idle_s, interval=0.2)
     th.join(60)
     final = samples[-1][1]
-    return {
+    extra: dict[str, Any] = {}
+    if lag is not None:
+        lag.wait_zero(timeout)
+        extra["eps_to_caught_up"] = round(final / (time.monotonic() - t0))
+        extra["caught_up_s"] = round(time.monotonic() - t0, 2)
+    return {**extra,
         "events": len(records), "processed": final,
         "eps": round(rate_between(samples)),
         "eps_overall": round(final / max(samples[-1][0] - t0, 1e-9)),
@@ -77,6 +86,50 @@ def throughput(stack: Stack, workers: Sequence[ModuleWorker], records: Sequence[
         "per_worker": [w.processed() for w in workers],
         "produce_s": round(produced.get("s", float("nan")), 2),
     }
+
+
+class GroupLag:
+    """Records not yet committed by a consumer group over some topics (OffsetFetch only:
+    it never joins the group)."""
+
+    def __init__(self, bootstrap: str, group: str, topics: Sequence[str], partitions: int):
+        from confluent_kafka import Consumer, TopicPartition  # noqa: PLC0415
+
+        self.c = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
+                           "enable.auto.commit": False, "log_level": 2})
+        self.tps = [TopicPartition(t, p) for t in topics for p in range(partitions)]
+
+    def __call__(self) -> int:
+        from confluent_kafka import TopicPartition  # noqa: PLC0415
+
+        lag = 0
+        for tp in self.c.committed(self.tps, timeout=10):
+            lo, hi = self.c.get_watermark_offsets(TopicPartition(tp.topic, tp.partition),
+                                                  timeout=5, cached=False)
+            lag += max(hi - (tp.offset if tp.offset >= 0 else lo), 0)
+        return lag
+
+    def wait_zero(self, timeout: float = 300.0, tolerance: int = 0) -> float:
+        """Block until the lag is at most ``tolerance`` twice in a row; seconds waited."""
+        t0 = time.monotonic()
+        ok = 0
+        while time.monotonic() - t0 < timeout:
+            ok = ok + 1 if self() <= tolerance else 0
+            if ok >= 2:
+                break
+            time.sleep(0.5)
+        return time.monotonic() - t0
+
+    def close(self) -> None:
+        self.c.close()
+
+
+def stream_app_lag(stack: Stack) -> GroupLag:
+    """Lag of the stream-app group over its source topics (inputs and clock ticks)."""
+    from stream_app.contract import load_contract  # noqa: PLC0415
+
+    return GroupLag(stack.bootstrap, "stream-app",
+                    [*load_contract().input_topics(), "internal.ticks"], stack.partitions)
 
 
 def stop_all(workers: Sequence[ModuleWorker]) -> None:
@@ -131,7 +184,9 @@ def pipeline_latency(stack: Stack, records: Sequence[Record], rate: float,
                         rec = orjson.loads(m.value())
                     except orjson.JSONDecodeError:
                         continue
-                    trig = rec.get("trigger") or rec.get("trigger_event_id")
+                    trig = rec.get("trigger")
+                    if not trig and rec.get("alert_id"):  # kind:user_id:event_id
+                        trig = str(rec["alert_id"]).split(":", 2)[-1]
                     if trig and trig not in first_out:
                         first_out[trig] = m.timestamp()[1] / 1000.0
 

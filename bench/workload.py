@@ -130,6 +130,28 @@ def first_events_per_user(users: int, per_user: int, seed: int = 7,
                     meta={"per_user": per_user, "events": len(events)})
 
 
+def event_ts(record: Record) -> int:
+    """Event time of an encoded record."""
+    return int(orjson.loads(record[2])["ts"])
+
+
+def retimed(records: Sequence[Record], start_ms: int, rate: float) -> list[Record]:
+    """``records`` with event times that advance at wall-clock speed from ``start_ms`` when
+    sent at ``rate`` per second (live traffic: no day boundaries crossed in seconds).
+
+    Example:
+        >>> r = [("events.click", b"u", b'{"ts": 5, "event_id": "e"}', "e")] * 3
+        >>> [event_ts(x) for x in retimed(r, 1000, 2.0)]
+        [1000, 1500, 2000]
+    """
+    out = []
+    for i, (topic, key, value, eid) in enumerate(records):
+        ev = orjson.loads(value)
+        ev["ts"] = start_ms + int(i * 1000 / rate)
+        out.append((topic, key, orjson.dumps(ev), eid))
+    return out
+
+
 def produce_records(bootstrap: str, records: Sequence[Record]) -> float:
     """Produce ``records`` as fast as possible (murmur2 partitioner, like Faust); seconds."""
     from stream_app.kafka_io import make_producer, produce  # noqa: PLC0415
