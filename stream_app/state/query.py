@@ -7,6 +7,7 @@ to measure (e.g. ``since`` of an event type never seen).
 Example:
     >>> from stream_app.state.requirements import Selector
     >>> st = {"st": {"course_view": "click"}, "d": {"course_view": [[100, 2], [105, 1]]},
+    ...       "ds": {"click": [[100, 2], [105, 1]]},
     ...       "n": {"course_view": 3}, "l": {"course_view": 9_000}, "f": {}}
     >>> sel = Selector.parse("stream:click")
     >>> count_days(st, sel, today=105, days=3), count_days(st, sel, today=105, days=30)
@@ -29,19 +30,31 @@ def count_all(state: dict[str, Any], sel: Selector) -> int:
     return sum(n.get(t, 0) for t in sel.resolve(state["st"]))
 
 
+def _day_lists(state: dict[str, Any], sel: Selector) -> list[list]:
+    """Daily bucket lists covering ``sel`` without double counting: the per-stream lists of
+    its streams (kept for streams a rule reads over a window) plus the per-type lists of its
+    types outside those streams."""
+    d = state["d"]
+    if sel.any or not sel.streams:
+        return [d[t] for t in sel.resolve(state["st"]) if t in d]
+    ds = state.get("ds", {})
+    out = [ds[s] for s in sel.streams if s in ds]
+    if sel.types:
+        st, streams = state["st"], sel.streams
+        out += [d[t] for t in sel.types if t in d and st.get(t) not in streams]
+    return out
+
+
 def count_days(state: dict[str, Any], sel: Selector, today: int, days: int,
                half_life_days: float | None = None) -> float:
     """Events of ``sel`` in the last ``days`` business days (optionally decayed)."""
-    d = state["d"]
     first = today - days + 1
     total = 0
-    for t in sel.resolve(state["st"]):
-        b = d.get(t)
-        if b:
-            if half_life_days:
-                total += buckets.decayed_total(b, first, today, half_life_days)
-            else:
-                total += buckets.window_total(b, first, today)
+    for b in _day_lists(state, sel):
+        if half_life_days:
+            total += buckets.decayed_total(b, first, today, half_life_days)
+        else:
+            total += buckets.window_total(b, first, today)
     return total
 
 
@@ -54,8 +67,7 @@ def count_recent(state: dict[str, Any], sel: Selector, now_ms: int, window_ms: i
 
 def active_days(state: dict[str, Any], sel: Selector, today: int, days: int) -> int:
     """Distinct business days with at least one event of ``sel`` in the window."""
-    d = state["d"]
-    lists = [d[t] for t in sel.resolve(state["st"]) if t in d]
+    lists = _day_lists(state, sel)
     first = today - days + 1
     if len(lists) == 1:
         return buckets.window_days(lists[0], first, today)

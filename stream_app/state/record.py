@@ -99,6 +99,8 @@ class StateUpdater:
         self._type_ret: dict[tuple[str, str], int] = {}
         self._sum_ret = {spec.key: max(retention_days, days)
                          for spec, days in req.sum_windows.items()}
+        self._stream_ret = {s: max(retention_days, days)
+                            for s, days in req.stream_windows.items()}
         self.dedup_window = dedup_window
         self._props = req.prop_index()
         self._profile = sorted(req.profile)
@@ -148,6 +150,9 @@ class StateUpdater:
                 buckets.add(state["d"].setdefault(et, []), day, 1)
         else:
             stream, day = ev.stream, day_of(ts, self.day_offset_ms)
+        sret = self._stream_ret.get(stream)
+        if sret is not None and day > day_of(state["lt"], self.day_offset_ms) - sret:
+            buckets.add(state.setdefault("ds", {}).setdefault(stream, []), day, 1)
         props = ev.props
         if props and self._props:
             for name, value in props.items():
@@ -249,6 +254,11 @@ class StateUpdater:
             buckets.prune(b, today - self.type_retention(et, st.get(et, "")) + 1)
             if not b:
                 del d[et]
+        ds = state.get("ds", {})
+        for stream in list(ds):
+            buckets.prune(ds[stream], today - self._stream_ret.get(stream, self.retention_days) + 1)
+            if not ds[stream]:
+                del ds[stream]
         s = state.get("s", {})
         for key in list(s):
             buckets.prune(s[key], today - self._sum_ret.get(key, self.retention_days) + 1)

@@ -113,11 +113,14 @@ class Requirements:
     max_window_days: int = 0                                # longest daily window
     windows: dict[Selector, int] = field(default_factory=dict)   # longest count window (days)
     sum_windows: dict[PropSpec, int] = field(default_factory=dict)  # longest sum window (days)
+    stream_windows: dict[str, int] = field(default_factory=dict)   # per-stream daily counts
 
     def need_days(self, sel: Selector, days: int) -> None:
         """Record that a rule counts events of ``sel`` over ``days`` days."""
         self.windows[sel] = max(self.windows.get(sel, 0), days)
         self.max_window_days = max(self.max_window_days, days)
+        for stream in sel.streams:
+            self.stream_windows[stream] = max(self.stream_windows.get(stream, 0), days)
 
     def need_sum_days(self, spec: PropSpec, days: int) -> None:
         """Record that a rule sums ``spec`` over ``days`` days."""

@@ -26,6 +26,10 @@ tags:
   - {id: x_streak, family: x, zh: 连, en: Streak, kind: number,
      value: "streak(lesson_missed|video_watched, reset: lesson_attended|check_in)"}
   - {id: x_dist, family: x, zh: 类, en: Kinds, kind: set, value: "distinct(any.category)"}
+  - {id: x_mixed, family: x, zh: 混, en: Mixed, kind: number,
+     value: "count(order_paid|stream:click, 10d) * 10000
+             + active_days(lesson_missed|stream:click, 5d) * 100
+             + count(course_view|stream:click, 3d, half_life: 2d)"}
 """
 
 DEFAULT = load_ruleset(DEFAULT_RULES)

@@ -92,3 +92,15 @@ def test_retention_per_type_follows_the_rules():
     # an event older than the retention is counted in lifetime totals only
     up.apply(st, ev(3, "course_view", T0 - 60 * DAY, "click"))
     assert "course_view" not in st["d"] and st["n"]["course_view"] == 2
+
+
+def test_stream_buckets_kept_only_for_windowed_streams():
+    req = Requirements()
+    req.need_days(Selector.parse("stream:study|order_paid"), 30)
+    up = StateUpdater(req)
+    st = new_state("u1")
+    up.apply(st, ev(1, "vle_quiz", T0, "study"))
+    up.apply(st, ev(2, "vle_page", T0, "study"))
+    up.apply(st, ev(3, "page_view", T0, "click"))
+    d0 = day_of(T0, 8 * 3_600_000)
+    assert st["ds"] == {"study": [[d0, 2]]}
