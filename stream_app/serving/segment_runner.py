@@ -52,8 +52,9 @@ from stream_app.serving.segments import (
     disjoint,
     disjoint_keys,
     intersect,
+    leaves,
+    lower,
     parse,
-    plan,
     tags_needing_values,
     unite,
 )
@@ -163,7 +164,20 @@ class SegmentRunner:
         found = {}
         for tag in sorted(tags_needing_values(ast, self.catalog)):
             found[tag] = await self.present_values(tenant, tag)
-        return plan(ast, self.catalog, tenant, qid=secrets.token_hex(8), found_values=found)
+        root = lower(ast, self.catalog, tenant, found)
+        sizes = await self.leaf_sizes(root) if _has_range(root) else None
+        return compile_node(root, tenant, qid=secrets.token_hex(8), sizes=sizes)
+
+    async def leaf_sizes(self, root: Any) -> dict[Any, int]:
+        """Cardinality of every key and numeric range of a tree (one pipeline, O(log n))."""
+        nodes = sorted(leaves(root), key=repr)
+        pipe = self.r.pipeline(transaction=False)
+        for n in nodes:
+            if isinstance(n, Range):
+                pipe.execute_command("ZCOUNT", n.zkey, n.lo, n.hi)
+            else:
+                pipe.execute_command("ZCARD" if n.z else "SCARD", n.name)
+        return {n: int(v) for n, v in zip(nodes, await pipe.execute(), strict=True)}
 
     async def present_values(self, tenant: str, tag_id: str) -> list[Any]:
         """Values of a text/set tag that some user of ``tenant`` holds."""

@@ -58,7 +58,7 @@ from stream_app.serving import keys
 
 __all__ = [
     "USERS", "Diff", "Empty", "Inter", "Key", "Range", "Union", "compile_node", "disjoint",
-    "disjoint_keys", "intersect", "required_keys", "unite",
+    "disjoint_keys", "estimate", "intersect", "leaves", "lower", "required_keys", "unite",
     "And", "Catalog", "Cmp", "Eq", "Has", "In", "Lit", "Ne", "Not", "Or", "Plan", "SegmentError",
     "TagInfo", "parse", "plan", "tags_needing_values",
 ]
@@ -633,10 +633,40 @@ class Plan:
         return None
 
 
+def estimate(node: Any, sizes: dict[Any, int]) -> float:
+    """Upper bound of a node's size from leaf sizes (``inf`` when unknown).
+
+    >>> a, b = Key("a"), Key("b")
+    >>> estimate(Inter((a, Union((a, b)))), {a: 5, b: 7}), estimate(Diff(b, (a,)), {})
+    (5, inf)
+    """
+    if isinstance(node, Key | Range):
+        return sizes.get(node, math.inf)
+    if isinstance(node, Inter):
+        return min(estimate(i, sizes) for i in node.items)
+    if isinstance(node, Union):
+        return sum(estimate(i, sizes) for i in node.items)
+    if isinstance(node, Diff):
+        return estimate(node.base, sizes)
+    return 0
+
+
+def leaves(node: Any) -> set[Any]:
+    """The Key and Range nodes of a tree (whose sizes :func:`estimate` uses)."""
+    if isinstance(node, Key | Range):
+        return {node}
+    if isinstance(node, Inter | Union):
+        return set().union(*(leaves(i) for i in node.items))
+    if isinstance(node, Diff):
+        return leaves(node.base).union(*(leaves(i) for i in node.minus))
+    return set()
+
+
 class _Compiler:
-    def __init__(self, p: Plan, qid: str) -> None:
+    def __init__(self, p: Plan, qid: str, sizes: dict[Any, int] | None = None) -> None:
         self.p = p
         self.qid = qid
+        self.sizes = sizes or {}
 
     def tmp(self) -> str:
         k = f"{keys.PREFIX}:{self.p.tenant}:tmp:{self.qid}:{len(self.p.temps) + 1}"
@@ -655,7 +685,11 @@ class _Compiler:
         if isinstance(n, Inter):
             ranges = [i for i in n.items if isinstance(i, Range)]
             if ranges:
-                return self.fused(ranges[0], [i for i in n.items if i is not ranges[0]])
+                r, others = ranges[0], [i for i in n.items if i is not ranges[0]]
+                if estimate(r, self.sizes) < estimate(Inter(tuple(others)), self.sizes):
+                    # a selective range: copy the range, intersect the rest with it
+                    return self.nary((r, *others), "SINTERSTORE", "ZINTERSTORE")
+                return self.fused(r, others)
             return self.nary(n.items, "SINTERSTORE", "ZINTERSTORE")
         if isinstance(n, Union):
             return self.nary(n.items, "SUNIONSTORE", "ZUNIONSTORE")
@@ -697,15 +731,24 @@ class _Compiler:
         return dst, True
 
 
+def lower(ast: Any, catalog: Catalog, tenant: str,
+          found_values: dict[str, list[Any]] | None = None) -> Any:
+    """The simplified set-algebra tree (Key, Range, Inter, Union, Diff, Empty) of an AST."""
+    return _Lowering(catalog, tenant, found_values or {}).lower(ast)
+
+
 def plan(ast: Any, catalog: Catalog, tenant: str, *, qid: str = "0",
-         found_values: dict[str, list[Any]] | None = None) -> Plan:
+         found_values: dict[str, list[Any]] | None = None,
+         sizes: dict[Any, int] | None = None) -> Plan:
     """Compile an AST into Redis commands over ``tenant``'s keys.
 
     ``found_values`` gives, for text/set tags (see :func:`tags_needing_values`), the values
-    present in Redis; ``qid`` names the temporary keys (unique per query).
+    present in Redis; ``qid`` names the temporary keys (unique per query); ``sizes`` (leaf
+    node -> cardinality, see :func:`leaves`) lets a selective numeric range be copied first
+    instead of fused.
     """
-    root = _Lowering(catalog, tenant, found_values or {}).lower(ast)
-    return compile_node(root, tenant, qid=qid)
+    return compile_node(lower(ast, catalog, tenant, found_values), tenant, qid=qid,
+                        sizes=sizes)
 
 
 def intersect(items: list[Any]) -> Any:
@@ -718,12 +761,13 @@ def unite(items: list[Any]) -> Any:
     return _union(items)
 
 
-def compile_node(root: Any, tenant: str, *, qid: str = "0") -> Plan:
+def compile_node(root: Any, tenant: str, *, qid: str = "0",
+                 sizes: dict[Any, int] | None = None) -> Plan:
     """The commands computing one set-algebra node (see :func:`plan`)."""
     p = Plan(tenant=tenant, root=root)
     if isinstance(root, Empty):
         return p
-    p.result, p.z = _Compiler(p, qid).emit(root)
+    p.result, p.z = _Compiler(p, qid, sizes).emit(root)
     return p
 
 

@@ -187,3 +187,20 @@ def test_value_lists_of_one_tag_intersect_without_redis_work(catalog):
 def test_ranges_are_not_distributed_over_unions(catalog):
     p = plan(parse("lead_points >= 20 AND lifecycle IN (growth, mature)"), catalog, "t")
     assert [s[0] for s in p.steps] == ["SUNIONSTORE", "ZINTERSTORE", "ZREMRANGEBYSCORE"]
+
+
+def test_a_selective_range_is_copied_first_when_sizes_are_known(catalog):
+    from stream_app.serving.segments import Key, Range, lower
+
+    root = lower(parse("lead_points >= 50 AND activity = high"), catalog, "t")
+    rng = Range("sa:t:num:lead_points", "50", "+inf")
+    high = Key("sa:t:seg:activity=high")
+    small = plan(parse("lead_points >= 50 AND activity = high"), catalog, "t", qid="q",
+                 sizes={rng: 10, high: 1000})
+    assert [s[0] for s in small.steps] == ["ZRANGESTORE", "ZINTERSTORE"]
+    assert small.steps[1][:5] == ("ZINTERSTORE", "sa:t:tmp:q:2", 2, "sa:t:tmp:q:1",
+                                  "sa:t:seg:activity=high")
+    big = plan(parse("lead_points >= 50 AND activity = high"), catalog, "t",
+               sizes={rng: 5000, high: 1000})
+    assert [s[0] for s in big.steps] == ["ZINTERSTORE", "ZREMRANGEBYSCORE"]
+    assert root.items == (rng, high) or set(root.items) == {rng, high}
