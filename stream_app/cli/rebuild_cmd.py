@@ -46,6 +46,23 @@ def changelog_topic(app_id: str, table: str = "users") -> str:
     return f"{app_id}-{table}-changelog"
 
 
+def decode_key(key: bytes | str | None) -> str:
+    """A changelog key as the user id (Faust writes table keys JSON-encoded).
+
+    >>> decode_key(b'"u1"'), decode_key(b"u2")
+    ('u1', 'u2')
+    """
+    text = key.decode("utf-8", "replace") if isinstance(key, bytes) else str(key)
+    if len(text) >= 2 and text[0] == '"' and text[-1] == '"':
+        try:
+            value = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            return text
+        if isinstance(value, str):
+            return value
+    return text
+
+
 class TableReader:
     """Follows a Faust table changelog from the beginning: ``states`` is the table's content.
 
@@ -73,8 +90,7 @@ class TableReader:
         return self.states
 
     def _apply(self, msg: Any) -> None:
-        key = msg.key()
-        uid = key.decode("utf-8", "replace") if isinstance(key, bytes) else str(key)
+        uid = decode_key(msg.key())
         self.records += 1
         self.partition_of[uid] = msg.partition()
         value = msg.value()
@@ -239,7 +255,7 @@ def check(r: Any, states: dict[str, State], deleted: Iterable[str] = (),
                 if uid in seg_cache[skey]:
                     segs.add((tag_id, v))
         problems.extend(diff_user(st, hash_tags, segs, nums))
-        if not r.sismember(keys.users_key(tenant), uid):
+        if st.get("tags") and not r.sismember(keys.users_key(tenant), uid):
             problems.append(f"{uid}: missing from {keys.users_key(tenant)}")
     for uid in deleted:
         tenant = (tenant_of or {}).get(uid, "default")
