@@ -19,7 +19,10 @@ def _f(v: object) -> str:
     return "-" if v is None else (f"{v:.4f}" if isinstance(v, float) else str(v))
 
 
-@click.command("evaluate", help=__doc__)
+@click.command("evaluate", help="Replay an event file (JSONL[.gz]) offline through the same "
+               "Scorer as the agents; print and write (JSON) ROC-AUC, PR-AUC, log loss, "
+               "calibration, precision/recall at the alert threshold, per checkpoint group, "
+               "a learning curve, the gate state and events/s.")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--target", "-t", required=True, help="target to evaluate (convert, at_risk, ...)")
 @click.option("--learner", default=None, help="override the configured learner")

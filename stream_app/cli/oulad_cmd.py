@@ -9,7 +9,8 @@ import click
 from stream_app.oulad.convert import DATA_DIR, convert
 
 
-@click.group("oulad", help=__doc__)
+@click.group("oulad", help="Real-data evaluation on OULAD: convert the data to events, "
+             "evaluate at-risk scoring against a batch LightGBM.")
 def command() -> None:
     """OULAD commands."""
 
