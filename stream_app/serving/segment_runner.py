@@ -122,7 +122,7 @@ def decode_cursor(cursor: str) -> tuple[str, int, int, str, bool, int]:
 
 @dataclass
 class Page:
-    """One page of a segment's members (user-id order)."""
+    """One page of a segment's members (in snapshot scan order)."""
 
     members: list[str]
     total: int
@@ -189,8 +189,9 @@ class SegmentRunner:
         tokens = [_text(v) for v in await self.r.smembers(values_key(tenant, tag_id))]
         if not tokens:
             prefix = keys.seg_key(tenant, tag_id, "")
+            pattern = re.sub(r"([*?\[\]\\])", r"\\\1", prefix) + "*"
             tokens = [_text(k)[len(prefix):] async for k in
-                      self.r.scan_iter(match=prefix + "*", count=5000)]
+                      self.r.scan_iter(match=pattern, count=5000)]
         values: list[Any] = []
         for tok in sorted(set(tokens)):
             if kind == "set":
