@@ -180,6 +180,14 @@ def create_app(settings: Settings | None = None, *, redis: Any = None, ruleset: 
                   description="Real-time learner tags, why records and segments (reads Redis).",
                   lifespan=lifespan)
     app.state.redis, app.state.runner, app.state.use_ruleset = redis, runner, use_ruleset
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics_page() -> Response:
+        """Prometheus exposition at exactly ``/metrics`` (the mount below serves
+        ``/metrics/`` with content negotiation)."""
+        body, ctype = metrics.render()
+        return Response(body, media_type=ctype)
+
     app.mount("/metrics", metrics.asgi_app())
     bearer = HTTPBearer(auto_error=False)
 

@@ -145,6 +145,8 @@ def test_health_ready_metrics_and_openapi_are_open(served):
     c = served["client"]
     assert c.get("/healthz").json() == {"status": "ok"}
     assert c.get("/ready").status_code == 200
+    r = c.get("/metrics")
+    assert r.status_code == 200 and "stream_app_" in r.text
     assert "stream_app_" in c.get("/metrics/").text
     spec = c.get("/openapi.json").json()
     assert "/v1/tenants/{tenant}/segments/export" in spec["paths"]
