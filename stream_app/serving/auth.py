@@ -1,10 +1,12 @@
 """Bearer-token authentication of the serving API, with per-tenant tokens.
 
-Two kinds of token: the *admin* token (``settings.api_token``) may read every tenant; a
-*tenant* token (from a YAML token map) reads only its tenant. Tokens are compared as SHA-256
-digests with :func:`hmac.compare_digest` against every configured entry (no early exit), so
-the time taken does not reveal how much of a token matched. A token map may hold digests
-(``sha256:<hex>``) instead of the tokens themselves.
+Two kinds of token: the *admin* token may read every tenant; a *tenant* token reads only
+its tenant. ``settings.api_token`` (``STREAM_APP_API_TOKEN``) holds either one admin token or
+``tenant=token`` pairs separated by commas (the form of :mod:`stream_app.security.tokens`;
+a bare entry among them is an admin token); a YAML token map adds tenant tokens. Tokens are
+compared as SHA-256 digests with :func:`hmac.compare_digest` against every configured
+entry (no early exit), so the time taken does not reveal how much of a token matched. A
+token map may hold digests (``sha256:<hex>``) instead of the tokens themselves.
 
 Token map file (``--tokens FILE`` of ``stream-app api``)::
 
@@ -18,12 +20,18 @@ Example:
     (True, True)
     >>> auth.allows("acme-tok", "globex"), auth.known("nope")
     (False, False)
+    >>> pairs = TokenAuth("acme=tok-acme-123,globex=tok-globex-456")
+    >>> pairs.allows("tok-acme-123", "acme"), pairs.allows("tok-acme-123", "globex")
+    (True, False)
+    >>> TokenAuth("c2VjcmV0LXRva2Vu==").allows("c2VjcmV0LXRva2Vu==", "any")  # base64, not a pair
+    True
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from pathlib import Path
 
 import yaml
@@ -31,6 +39,34 @@ import yaml
 from stream_app.errors import ConfigError
 
 ADMIN = "*"
+_PAIR = re.compile(r"^\s*([A-Za-z0-9_.\-]{1,64})=([^=\s][^\s]*)\s*$")
+
+
+def parse_token_setting(spec: str | None) -> list[tuple[str, str]]:
+    """``(token, tenant or "*")`` entries of the token setting.
+
+    ``"t1=alpha,t2=beta"`` gives tenant tokens; a part without ``tenant=`` is an admin token.
+    A value that is not made of such parts (e.g. a base64 token ending in ``=``) is one admin
+    token as a whole.
+
+    >>> parse_token_setting("t1=alpha, master-key")
+    [('alpha', 't1'), ('master-key', '*')]
+    >>> parse_token_setting("abc=")
+    [('abc=', '*')]
+    """
+    if not spec:
+        return []
+    parts = [p.strip() for p in spec.split(",") if p.strip()]
+    out: list[tuple[str, str]] = []
+    for part in parts:
+        m = _PAIR.match(part)
+        if m:
+            out.append((m.group(2), m.group(1)))
+        elif "=" in part or " " in part:
+            return [(spec, ADMIN)]
+        else:
+            out.append((part, ADMIN))
+    return out
 
 
 def _digest(token: str) -> bytes:
@@ -49,11 +85,11 @@ def _stored(entry: str) -> bytes:
 class TokenAuth:
     """Which tenants a bearer token may read."""
 
-    def __init__(self, admin_token: str | None,
+    def __init__(self, admin_token: str | None = None,
                  tenant_tokens: dict[str, list[str]] | None = None) -> None:
         self.entries: list[tuple[bytes, str]] = []
-        if admin_token:
-            self.entries.append((_stored(admin_token), ADMIN))
+        for token, tenant in parse_token_setting(admin_token):
+            self.entries.append((_stored(token), tenant))
         for tenant, tokens in (tenant_tokens or {}).items():
             for tok in ([tokens] if isinstance(tokens, str) else tokens):
                 self.entries.append((_stored(str(tok)), str(tenant)))

@@ -168,3 +168,17 @@ def test_redis_down_is_503_and_not_ready(ruleset):
         r = client.get("/v1/tenants/t/segments/size", params={"expr": "tag:activity"},
                        headers=ADMIN)
         assert r.status_code == 503 and "Redis unavailable" in r.json()["detail"]
+
+
+def test_tenant_tokens_from_the_token_setting(ruleset):
+    app = create_app(Settings(api_token="acme=tok-acme-1, master-key"),
+                     redis=fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer()),
+                     ruleset=ruleset)
+    q = {"expr": "tag:activity"}
+    with TestClient(app) as c:
+        def status(tenant: str, token: str) -> int:
+            return c.get(f"/v1/tenants/{tenant}/segments/size", params=q,
+                         headers={"Authorization": f"Bearer {token}"}).status_code
+        assert status("acme", "tok-acme-1") == 200 and status("other", "tok-acme-1") == 403
+        assert status("other", "master-key") == 200
+        assert status("acme", "acme=tok-acme-1, master-key") == 401
