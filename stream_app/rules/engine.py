@@ -183,7 +183,8 @@ class TagEngine:
         state["seq"] += 1
         seq = state["seq"]
         rec = {"event_id": f"{state['uid']}:{seq}", "user_id": state["uid"],
-               "tenant": state["tenant"], "tag_id": tag_id, "family": family, "old": old,
+               "tenant": state.get("tenant") or state.get("tn", "default"),
+               "tag_id": tag_id, "family": family, "old": old,
                "new": new, "reason": reason, "rule_version": self._ruleset.version,
                "ts": now, "seq": seq, "trigger": trigger}
         if evidence is not None:
