@@ -68,6 +68,10 @@ class RulesetDiff:
     added_tags: list[str] = field(default_factory=list)     # only in the new rule set
     removed_tags: list[str] = field(default_factory=list)   # only in the old rule set
     tags: dict[str, TagDiff] = field(default_factory=dict)  # tags with at least one change
+    #: aggregates the new rules read that states kept under the old rules do not have: they
+    #: start empty at the switch (e.g. "sum order_paid.price"), so values built on them are
+    #: incomplete until enough new events arrive
+    missing_history: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary (transitions as ``"old -> new"`` strings)."""
@@ -75,6 +79,7 @@ class RulesetDiff:
             "old_version": self.old_version, "new_version": self.new_version,
             "users": self.users, "changed_users": self.changed_users,
             "added_tags": self.added_tags, "removed_tags": self.removed_tags,
+            "missing_history": self.missing_history,
             "tags": {tid: {"gained": d.gained(), "lost": d.lost(),
                            "transitions": {f"{_token(o)} -> {_token(n)}": c
                                            for (o, n), c in d.transitions.items()},
@@ -91,13 +96,42 @@ def _token(v: Any) -> Any:
     return v
 
 
+def missing_history(old: RuleSet, new: RuleSet) -> list[str]:
+    """Aggregates ``new`` needs that states kept under ``old`` lack.
+
+    >>> from stream_app.rules.loader import ruleset_from_text
+    >>> def rs(expr):
+    ...     return ruleset_from_text("tags:\\n  - {id: t, family: f, zh: a, en: b, kind: number,"
+    ...                              f" value: '{expr}'}}")
+    >>> missing_history(rs("sum(order_paid.amount)"), rs("sum(order_paid.amount) + peak(x.y)"))
+    ['peak x.y']
+    """
+    a, b = old.requirements, new.requirements
+    out = []
+    for name, attr in (("sum", "sums"), ("peak", "peaks"), ("first", "firsts"),
+                       ("last", "lasts"), ("distinct", "distincts")):
+        have = {s.key for s in getattr(a, attr)}
+        out += [f"{name} {s.key}" for s in getattr(b, attr) if s.key not in have]
+    out += [f"profile {p}" for p in b.profile - a.profile]
+    for name, attr in (("streak", "streaks"), ("seq", "seqs")):
+        have = {s.key for s in getattr(a, attr)}
+        out += [f"{name} {s.key}" for s in getattr(b, attr) if s.key not in have]
+    have = {s.key for s in a.recent}
+    out += [f"recent {s.key}" for s in b.recent if s.key not in have]
+    for stream in b.stream_windows:
+        if stream not in a.stream_windows:
+            out.append(f"daily stream:{stream}")
+    return sorted(out)
+
+
 def diff_rulesets(old: RuleSet, new: RuleSet, states: Iterable[dict[str, Any]], now_ms: int,
                   *, day_offset_ms: int = 8 * 3600_000, max_samples: int = 5) -> RulesetDiff:
     """Compare the tags ``old`` and ``new`` give every state at ``now_ms`` (never mutates)."""
     old_ids = {t.id for t in old.tags}
     new_ids = {t.id for t in new.tags}
     out = RulesetDiff(old.version, new.version, added_tags=sorted(new_ids - old_ids),
-                      removed_tags=sorted(old_ids - new_ids))
+                      removed_tags=sorted(old_ids - new_ids),
+                      missing_history=missing_history(old, new))
     for state in states:
         if state is None:
             continue

@@ -38,3 +38,16 @@ def test_diff_reports_gains_losses_and_samples(tmp_path, engine, make_event):
     assert summary["tags"]["activity"]["gained"] == {"high": 1}
     assert summary["tags"]["activity"]["transitions"] == {"medium -> high": 1}
     assert "lead_points" not in summary["tags"]
+    assert d.missing_history == [] and summary["missing_history"] == []
+
+
+def test_diff_names_history_the_new_rules_lack(default_ruleset):
+    from stream_app.rules.loader import ruleset_from_text
+    extra = ruleset_from_text("""
+tags:
+  - {id: big_spender, family: consumption, zh: 大客户, en: Big spender, kind: bool,
+     value: "sum(order_paid.price, 30d) > 10000 and profile.city == 'bj'"}
+""")
+    d = diff_rulesets(default_ruleset, extra, [], 0)
+    assert d.missing_history == ["profile city", "sum order_paid.price"]
+    assert d.users == 0 and "activity" in d.removed_tags
