@@ -12,8 +12,8 @@ Example:
     ...                   {"logreg": {"AAA-2014J@10": {"roc_auc": 0.66}}}, "AAA-2014J")
     >>> rows[0]["checkpoint"], rows[0]["online"], rows[0]["batch_lightgbm"], rows[0]["published"]
     ('10%', 0.7, 0.69, 0.841)
-    >>> markdown_table(rows, ["logreg"]).splitlines()[0]
-    '| checkpoint | online (default) | batch LightGBM | published (22 presentations) | logreg |'
+    >>> markdown_table(rows, ["logreg"]).splitlines()[2]
+    '| 10% | 0.700 | 0.690 | 0.670 | 0.841 | - | 0.660 |'
 """
 
 from __future__ import annotations
@@ -60,11 +60,13 @@ def _f(v: Any) -> str:
 
 def markdown_table(rows: list[dict[str, Any]], learners: list[str]) -> str:
     """The per-checkpoint table in markdown."""
-    head = ["checkpoint", "online (default)", "batch LightGBM", "published (22 presentations)"]
+    head = ["checkpoint", "online (default)", "batch LightGBM", "bar in data README",
+            "published (22 presentations)", "rule points"]
     head += learners
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
-        cells = [r["checkpoint"], _f(r["online"]), _f(r["batch_lightgbm"]), _f(r["published"])]
+        cells = [r["checkpoint"], _f(r["online"]), _f(r["batch_lightgbm"]),
+                 _f(r["readme_batch_bar"]), _f(r["published"]), _f(r["rules"])]
         cells += [_f(r.get(name)) for name in learners]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
