@@ -21,11 +21,13 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from stream_app.events import Event
 from stream_app.rules.model import Referral
 
+MAX_ID = 128   # event.schema.json: event_id and user_id are at most 128 characters
 DERIVED_STREAM = "profile"  # re-published on events.profile: not a visit
 
 
@@ -37,7 +39,7 @@ def referral_events(state: dict[str, Any], ev: Event, referral: Referral) -> lis
     if ref is None:
         for p in referral.props:
             v = ev.props.get(p)
-            if isinstance(v, str) and v and v != state["uid"]:
+            if isinstance(v, str) and v and len(v) <= MAX_ID and v != state["uid"]:
                 ref = state["ref"] = {"by": v, "at": [ev.ts, ev.event_id], "sent": []}
                 break
         else:
@@ -47,8 +49,22 @@ def referral_events(state: dict[str, Any], ev: Event, referral: Referral) -> lis
     for stage_type, derived in sorted(referral.stages.items()):
         if counts.get(stage_type) and derived not in ref["sent"]:
             ref["sent"].append(derived)
-            out.append({"event_id": f"ref:{state['uid']}:{derived}", "user_id": ref["by"],
+            out.append({"event_id": _derived_id(state["uid"], derived), "user_id": ref["by"],
                         "ts": ev.ts, "type": derived, "stream": DERIVED_STREAM,
                         "tenant": state.get("tenant", "default"),
                         "props": {"invitee": state["uid"], "invitee_event": stage_type}})
     return out
+
+
+def _derived_id(uid: str, derived: str) -> str:
+    """``ref:<invitee>:<type>``, with the invitee hashed when the id would be too long.
+
+    >>> _derived_id("u2", "invitee_bought")
+    'ref:u2:invitee_bought'
+    >>> len(_derived_id("x" * 128, "invitee_bought")) <= MAX_ID
+    True
+    """
+    eid = f"ref:{uid}:{derived}"
+    if len(eid) > MAX_ID:
+        eid = f"ref:#{hashlib.sha1(uid.encode()).hexdigest()}:{derived}"[:MAX_ID]
+    return eid
