@@ -196,7 +196,8 @@ class TagEngine:
 
     def _evaluate(self, state: dict[str, Any], now: int, trigger: str | None,
                   reason: str | None = None,
-                  touched: tuple[str, str] | None = None) -> StepResult:
+                  touched: tuple[str, str] | list[tuple[str, str]] | None = None
+                  ) -> StepResult:
         rs = self._ruleset
         old_tags: dict[str, Any] = state["tags"]
         previous = None
