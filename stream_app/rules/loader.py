@@ -1,7 +1,9 @@
 """Load tag rules from YAML: validate against ``config/rules.schema.json``, compile, order.
 
 Errors raise :class:`~stream_app.errors.RuleError` naming the file, the line, the rule id and
-the problem, e.g. ``rules/activity.yaml:23: rule 'activity': cases.1.when: unknown function 'cuont' (column 1)``.
+the problem, e.g.::
+
+    rules/activity.yaml:23: rule 'activity': cases.1.when: unknown function 'cuont' (column 1)
 
 Example:
     >>> rs = ruleset_from_text('''
