@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 
 import pytest
@@ -34,6 +35,11 @@ def test_kafka_runs_in_kraft_mode_without_zookeeper() -> None:
     assert "controller" in env["KAFKA_PROCESS_ROLES"] and "broker" in env["KAFKA_PROCESS_ROLES"]
     assert "zookeeper" not in yaml.safe_dump(COMPOSE).lower()
     assert env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"  # topics come from the contract
+    # `kafka-storage format` needs a Kafka Uuid: 16 bytes in URL-safe base64 without padding
+    cid = env["CLUSTER_ID"]
+    assert len(cid) == 22 and len(base64.urlsafe_b64decode(cid + "==")) == 16
+    voters = env["KAFKA_CONTROLLER_QUORUM_VOTERS"]
+    assert voters.startswith(f"{env['KAFKA_NODE_ID']}@")
     for svc in ("worker-1", "worker-2", "api"):
         assert SERVICES[svc]["environment"]["STREAM_APP_BROKER_URL"] == "kafka://kafka:9092"
 

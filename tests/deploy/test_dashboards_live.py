@@ -89,6 +89,12 @@ class Prometheus:
         assert body["status"] == "success", body
         return body["data"]["result"]
 
+    def rules(self) -> list[dict]:
+        url = f"http://127.0.0.1:{self.port}/api/v1/rules"
+        with urllib.request.urlopen(url, timeout=10) as resp:  # noqa: S310 - loopback
+            body = orjson.loads(resp.read())
+        return [r for g in body["data"]["groups"] for r in g["rules"]]
+
     def ready(self) -> bool:
         try:
             return bool(self.query('up{job="stream-app-worker"} == 1'))
@@ -158,3 +164,10 @@ def test_every_panel_query_returns_data(fed_prometheus) -> None:
         print("panels without data until the worker emits their metrics:\n  "
               + "\n  ".join(reported))
     assert not empty, "panels without data:\n" + "\n".join(empty)
+
+
+def test_every_rule_evaluates_without_error_on_real_data(fed_prometheus) -> None:
+    rules = fed_prometheus.rules()
+    assert len(rules) >= 30
+    bad = [(r["name"], r.get("lastError")) for r in rules if r.get("health") != "ok"]
+    assert not bad, bad

@@ -82,3 +82,15 @@ def test_metrics_server_serves_this_process() -> None:
         assert b"stream_app_ready 1.0" in body
     finally:
         server.shutdown()
+
+
+def test_every_simulated_channel_and_funnel_step_has_its_own_label() -> None:
+    """A channel or step missing from the allow-list would be reported as "other"."""
+    from stream_app.business import load_business_spec
+    from stream_app.sim.config import load_sim_config
+
+    policy = m.LabelPolicy.from_yaml()
+    for channel in load_sim_config().channels:
+        assert policy.channel(channel) == channel, channel
+    for step in set(load_business_spec().steps.values()):
+        assert policy.step(step) == step, step
