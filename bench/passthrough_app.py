@@ -7,6 +7,8 @@ with the ``STREAM_APP_*`` environment of a stack; ``/count`` gives the events fo
 
 from __future__ import annotations
 
+import logging
+import os
 from typing import Any
 
 import faust
@@ -50,6 +52,16 @@ async def passthrough(stream: Any) -> None:
         ev = orjson.loads(msg.value)
         await out.send(key=msg.key, value=orjson.dumps(ev))
         counter["n"] += 1
+
+
+@app.task
+async def quiet_root_logger() -> None:
+    """``BENCH_ROOT_LEVEL=WARNING``: undo Faust's spinner setting the root logger to DEBUG
+    (it does so whenever ``-l`` is warn or above, so every debug call of aiokafka and faust
+    builds a LogRecord); for measuring what that costs."""
+    level = os.environ.get("BENCH_ROOT_LEVEL")
+    if level:
+        logging.getLogger().setLevel(level)
 
 
 @app.page("/healthz")

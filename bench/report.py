@@ -37,6 +37,12 @@ def ratios(res: dict) -> dict[str, float | None]:
         "2 workers / 1 worker": _ratio(_get(res, "stream_app_2w", "eps"), one),
         "pass-through / ceiling (consume)": _ratio(_get(res, "passthrough", "eps"),
                                                    _get(res, "ceiling", "consume_eps")),
+        "stream-app / pass-through, by CPU per event": _ratio(
+            _get(res, "passthrough", "cpu_us_per_event"),
+            _get(res, "stream_app_1w", "cpu_us_per_event")),
+        "stream-app / Quix Streams, by CPU per event": _ratio(
+            _get(res, "quix", "cpu_us_per_event"),
+            _get(res, "stream_app_1w", "cpu_us_per_event")),
     }
 
 
@@ -79,7 +85,9 @@ def _fmt(v: Any) -> str:
     if v is None:
         return "-"
     if isinstance(v, float):
-        return f"{v:,.3f}".rstrip("0").rstrip(".") if abs(v) < 100 else f"{v:,.0f}"
+        if abs(v) < 1:
+            return f"{v:.3g}"
+        return f"{v:,.2f}".rstrip("0").rstrip(".") if abs(v) < 100 else f"{v:,.0f}"
     if isinstance(v, int):
         return f"{v:,}"
     return str(v)
@@ -103,16 +111,17 @@ def markdown(res: dict, plots: list[str]) -> str:
         "",
         "## Throughput (events/s, one process each)",
         "",
-        "| system | events/s |",
-        "|---|---:|",
+        "| system | events/s | CPU µs per event (all threads) |",
+        "|---|---:|---:|",
     ]
-    rows = [("confluent-kafka produce (ceiling)", _get(res, "ceiling", "produce_eps")),
-            ("confluent-kafka consume (ceiling)", _get(res, "ceiling", "consume_eps")),
-            ("Faust pass-through (decode + forward)", _get(res, "passthrough", "eps")),
-            ("Quix Streams: per-user count + 1 h tumbling count", _get(res, "quix", "eps")),
-            ("stream-app full pipeline, 1 worker", _get(res, "stream_app_1w", "eps")),
-            ("stream-app full pipeline, 2 workers", _get(res, "stream_app_2w", "eps"))]
-    lines += [f"| {n} | {_fmt(v)} |" for n, v in rows]
+    rows = [("confluent-kafka produce (ceiling)", "ceiling", "produce_eps"),
+            ("confluent-kafka consume (ceiling)", "ceiling", "consume_eps"),
+            ("Faust pass-through (decode + forward)", "passthrough", "eps"),
+            ("Quix Streams: per-user count + 1 h tumbling count", "quix", "eps"),
+            ("stream-app full pipeline, 1 worker", "stream_app_1w", "eps"),
+            ("stream-app full pipeline, 2 workers", "stream_app_2w", "eps")]
+    lines += [f"| {n} | {_fmt(_get(res, k, f))} | {_fmt(_get(res, k, 'cpu_us_per_event'))} |"
+              for n, k, f in rows]
     lines += ["", "## Ratios", "", "| ratio | value |", "|---|---:|"]
     lines += [f"| {k} | {_fmt(v)} |" for k, v in ratios(res).items()]
     loads = _get(res, "latency", "loads") or {}
@@ -149,6 +158,17 @@ def markdown(res: dict, plots: list[str]) -> str:
                   f"| serialized state per user (changelog value) | "
                   f"{_fmt(_get(mem, 'state', 'mean_value_bytes'))} B |",
                   f"| Redis per user | {_fmt(mem.get('redis_bytes_per_user'))} B |"]
+    lay = res.get("redis_layout")
+    if lay:
+        d, c = lay.get("default", {}), lay.get("compact", {})
+        fams = list(d.get("bytes_per_user", {}))
+        lines += ["", f"## Redis bytes per user by key family ({_fmt(d.get('users'))} users "
+                  "projected from the tag engine's real changes)", "",
+                  "| key family | default config | compact encodings |", "|---|---:|---:|"]
+        lines += [f"| {f} | {_fmt(d['bytes_per_user'].get(f))} | "
+                  f"{_fmt(c.get('bytes_per_user', {}).get(f))} |" for f in fams]
+        lines.append(f"| **used_memory per user** | {_fmt(d.get('used_memory_per_user'))} | "
+                     f"{_fmt(c.get('used_memory_per_user'))} |")
     srv = res.get("serving")
     if srv:
         lines += ["", f"## Serving API over {_fmt(srv.get('users'))} users in Redis "

@@ -7,7 +7,8 @@ Phases (each on a fresh embedded broker and Redis where it matters; tansu's memo
 3. stream-app with 1 worker, then its latency at 50% and 80% of that rate next to the
    broker-alone latency at the same rates; stream-app with 2 workers;
 4. the Quix Streams peer (windowed per-user counting) on the same records;
-5. recovery of a worker holding ``--state-users`` users, memory per user (worker, Redis);
+5. recovery of a worker holding ``--state-users`` users, memory per user (worker, Redis),
+   and Redis memory per user by key family of the projection layout;
 6. serving: profile lookup and segment query latency over ``--serving-users`` users in Redis;
 7. model cost: µs per event of feature building, scoring, learning; ``evaluate`` events/s.
 
@@ -57,8 +58,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--partitions", type=int, default=4)
     ap.add_argument("--workers", default="1,2", help="stream-app worker counts to measure")
     ap.add_argument("--phases", default="all",
-                    help="comma list of: ceiling,passthrough,pipeline,quix,recovery,serving,"
-                         "model (default all)")
+                    help="comma list of: ceiling,passthrough,pipeline,latency,quix,recovery,"
+                         "redis,serving,model (default all)")
     ap.add_argument("--profile", action="store_true",
                     help="sample the 1-worker stream-app phase with py-spy "
                          "(summary in bench/results/profile-<date>.txt)")
@@ -191,6 +192,13 @@ def phase_recovery(args, wl, res) -> None:  # noqa: ANN001
                                    per_user=args.state_events_per_user, log=log)
 
 
+def phase_redis(args, wl, res) -> None:  # noqa: ANN001
+    from bench import redis_memory  # noqa: PLC0415
+
+    res["redis_layout"] = redis_memory.run(VAR / "redis-layout", wl.records,
+                                           min(args.n, 40_000))
+
+
 def phase_serving(args, wl, res) -> None:  # noqa: ANN001
     from bench import serving  # noqa: PLC0415
 
@@ -209,7 +217,8 @@ def phase_model(args, wl, res) -> None:  # noqa: ANN001
 
 PHASES: dict[str, Callable[..., None]] = {
     "ceiling": phase_ceiling, "passthrough": phase_passthrough, "pipeline": phase_pipeline,
-    "quix": phase_quix, "recovery": phase_recovery, "serving": phase_serving,
+    "quix": phase_quix, "recovery": phase_recovery, "redis": phase_redis,
+    "serving": phase_serving,
     "model": phase_model,
 }
 

@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from bench.ceiling import Pacer
-from bench.measure import percentiles, rate_between, sample_until_idle
+from bench.measure import cpu_seconds, percentiles, rate_between, sample_until_idle
 from bench.procs import REPO, ModuleWorker
 from bench.workload import Record, produce_records
 from stream_app.services.stack import Stack
@@ -59,6 +59,7 @@ def throughput(stack: Stack, workers: Sequence[ModuleWorker], records: Sequence[
     With ``lag``, also the time until the group has committed everything it was sent
     (clock ticks the run caused included): ``eps_to_caught_up``."""
     base = total_processed(workers)
+    cpu0 = sum(cpu_seconds(w.process.pid) for w in workers)
     done = threading.Event()
     produced: dict[str, float] = {}
 
@@ -71,9 +72,10 @@ def throughput(stack: Stack, workers: Sequence[ModuleWorker], records: Sequence[
     th.start()
     samples = sample_until_idle(lambda: total_processed(workers) - base, len(records),
                                 timeout, idle_s=idle_s, interval=0.2)
+    cpu = sum(cpu_seconds(w.process.pid) for w in workers) - cpu0
     th.join(60)
     final = samples[-1][1]
-    extra: dict[str, Any] = {}
+    extra: dict[str, Any] = {"cpu_us_per_event": round(cpu / max(final, 1) * 1e6, 1)}
     if lag is not None:
         lag.wait_zero(timeout)
         extra["eps_to_caught_up"] = round(final / (time.monotonic() - t0))
@@ -158,6 +160,7 @@ def quix_throughput(stack: Stack, records: Sequence[Record], fetch_wait_ms: int,
     samples = [tuple(s) for s in res["samples"]] or [(time.monotonic(), 0)]
     return {"events": len(records), "processed": res["processed"],
             "eps": round(rate_between(samples)),
+            "cpu_us_per_event": round(res["cpu_s"] / max(res["processed"], 1) * 1e6, 1),
             "seconds_incl_start": round(time.monotonic() - t0, 2)}
 
 
