@@ -142,6 +142,10 @@ def operations() -> dict[str, Any]:
         Panel("Open metric anomalies", "当前指标异常", "stat",
               [("open", "stream_app:metric_anomaly:count")], w=4, instant=True,
               description="Business series whose anomaly alarm is open now."),
+        Panel("Open anomalies by metric over time", "各指标异常数时间线", "timeseries",
+              [("{{metric}}", f"sum by (metric) (stream_app_metric_anomaly{{{SEL}}})")],
+              w=8, description="Series (channels x windows) of each metric whose anomaly "
+                               "alarm is open."),
         Panel("Anomaly scores of watched series", "监控指标异常分数", "table",
               [("z", f"max by (metric, tenant, channel, window) (stream_app_anomaly_score{{"
                      f"{SEL}}})")],

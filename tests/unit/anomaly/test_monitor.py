@@ -97,10 +97,14 @@ def test_bad_config_is_rejected(tmp_path) -> None:
         load_anomaly_config(p)
 
 
-def test_window_alarm_overrides_apply() -> None:
-    cfg = load_anomaly_config()
-    assert cfg.alarm_for("1h").cusum_k != cfg.alarm.cusum_k or cfg.windows["1h"].alarm == {}
-    assert cfg.alarm_for("nope") == cfg.alarm
+def test_window_alarm_overrides_apply(tmp_path) -> None:
+    p = tmp_path / "a.yaml"
+    p.write_text("anomaly:\n  alarm: {cusum_k: 0.5, cusum_h: 12, z_spike: 7}\n"
+                 "  windows:\n    1m: {}\n    1h: {alarm: {cusum_h: 5, z_spike: 4}}\n")
+    cfg = load_anomaly_config(p)
+    assert (cfg.alarm_for("1h").cusum_h, cfg.alarm_for("1h").z_spike) == (5, 4)
+    assert cfg.alarm_for("1h").cusum_k == 0.5  # not overridden: global
+    assert cfg.alarm_for("1m") == cfg.alarm_for("nope") == cfg.alarm
 
 
 # ---- the measurement, small: every injected anomaly alarms; clean data stays quiet ----
