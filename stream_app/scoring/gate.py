@@ -51,6 +51,7 @@ class GateState:
     min_precision: float
     min_recall: float
     min_labels: int
+    min_lift: float
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -141,5 +142,5 @@ class Gate:
             lift=round(self.lift, 3),
             positive_rate=round(self._pos / self.n, 4) if self.n else 0.0,
             threshold=self.threshold, min_precision=c.min_precision, min_recall=c.min_recall,
-            min_labels=c.min_labels,
+            min_labels=c.min_labels, min_lift=c.min_lift,
         )
