@@ -32,7 +32,7 @@ from stream_app.scoring.config import ScoringConfig
 from stream_app.scoring.gate import Gate, GateState
 from stream_app.scoring.models import contributions, make_learner, predict
 
-__all__ = ["BLOB_FORMAT", "ModelRegistry", "SnapshotError"]
+__all__ = ["BLOB_FORMAT", "ModelRegistry", "SnapshotError", "describe_blob"]
 
 BLOB_FORMAT = 1
 
@@ -162,3 +162,25 @@ class ModelRegistry:
         self._replay[target] = doc.get("replay") or [[], []]
         if "rng" in doc:
             self._rng[target].setstate(doc["rng"])
+
+
+def describe_blob(blob: bytes, config: ScoringConfig) -> dict[str, Any]:
+    """The gate state (version, open, precision, recall, ...) of a published model snapshot,
+    for the API, metrics and CLI that read ``models.snapshots``.
+
+    >>> from stream_app.scoring.config import load_scoring_config
+    >>> cfg = load_scoring_config()
+    >>> reg = ModelRegistry(cfg)
+    >>> reg.learn("at_risk", {"a": 1.0}, 1)
+    0.5
+    >>> d = describe_blob(reg.snapshot("at_risk"), cfg)
+    >>> d["target"], d["version"], d["open"]
+    ('at_risk', 'logreg_std@1', False)
+    """
+    try:
+        target = pickle.loads(blob)["target"]  # noqa: S301 - internal topic
+    except Exception as exc:
+        raise SnapshotError(f"model snapshot cannot be read: {exc}") from exc
+    reg = ModelRegistry(config.only([target]))
+    reg.load(target, blob)
+    return reg.gate(target).to_dict()
