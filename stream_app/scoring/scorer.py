@@ -117,7 +117,7 @@ class Scorer:
         self.alert_policy = alert_policy
         self._snap_every = config.snapshots.every_days * DAY_MS
         self._positive: dict[str, list[str]] = {}
-        for name, t in config.targets.items():
+        for name, t in self.targets.items():
             for etype in t.positive_events:
                 self._positive.setdefault(etype, []).append(name)
 

@@ -97,3 +97,14 @@ def test_feedback_flows_back_as_a_label():
     st, _ = _run(sc, [ev("u", T0, "course_view"), ev("u", T0 + DAY, "course_view")])
     s = sc.on_event(st, ev("u", T0 + 2 * DAY, "alert_feedback", "feedback", verdict="converted"))
     assert s.training and all(t.target == "convert" and t.y == 1 for t in s.training)
+
+
+def test_a_scorer_for_some_targets_joins_labels_of_those_only():
+    cfg = config()
+    sc = Scorer(cfg, ModelRegistry(cfg), alert_policy=None, targets=["at_risk"])
+    st, steps = _run(sc, [ev("u", T0, "course_view"), ev("u", T0 + 2 * DAY, "lesson_missed"),
+                          ev("u", T0 + 3 * DAY, "order_paid", "order"),
+                          label("u", T0 + 4 * DAY, "outcome", target="convert", value=1)])
+    assert all(not s.training for s in steps)
+    s = sc.on_event(st, label("u", T0 + 5 * DAY, "outcome", target="at_risk", value=1))
+    assert s.training and {t.target for t in s.training} == {"at_risk"}
