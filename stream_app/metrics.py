@@ -82,7 +82,7 @@ __all__ = [
     "READY", "REDIS_BUFFERED", "REDIS_ERRORS", "REDIS_WRITE_LATENCY", "TABLE_USERS",
     "TAG_CHANGES", "WORKER_INFO", "LabelPolicy", "METRIC_NAMES", "asgi_app", "biz_event",
     "channel_label", "label_policy", "observe_e2e", "publish_observation", "publish_point",
-    "render", "set_anomaly", "set_label_policy",
+    "render", "set_anomaly", "set_consumer_lag", "set_label_policy",
     "set_model", "set_ready", "set_worker_info", "start_metrics_server", "step_label",
     "tenant_label",
 ]
@@ -339,6 +339,28 @@ def set_model(target: str, version: str, quality: dict[str, float], gate_open: b
     for metric, value in quality.items():
         MODEL_QUALITY.labels(target=target, metric=metric).set(value)
     MODEL_GATE_OPEN.labels(target=target).set(1 if gate_open else 0)
+
+
+_lag_keys: set[tuple[str, str]] = set()
+
+
+def set_consumer_lag(lags: dict[tuple[str, int], int]) -> None:
+    """Publish the lag of every partition this worker holds now, ``{(topic, partition):
+    end offset - committed offset}``; partitions it no longer holds (after a rebalance) are
+    removed, so the sum over workers never counts a partition twice.
+
+    >>> set_consumer_lag({("events.click", 0): 12, ("events.click", 1): 3})
+    >>> set_consumer_lag({("events.click", 1): 0})           # partition 0 moved away
+    >>> sorted(k for k in _lag_keys)
+    [('events.click', '1')]
+    """
+    keys = {(t, str(p)) for (t, p) in lags}
+    for gone in _lag_keys - keys:
+        CONSUMER_LAG.remove(*gone)
+    for (topic, partition), lag in lags.items():
+        CONSUMER_LAG.labels(topic=topic, partition=str(partition)).set(max(0, lag))
+    _lag_keys.clear()
+    _lag_keys.update(keys)
 
 
 def set_worker_info(worker: str, version: str) -> None:

@@ -94,3 +94,14 @@ def test_every_simulated_channel_and_funnel_step_has_its_own_label() -> None:
         assert policy.channel(channel) == channel, channel
     for step in set(load_business_spec().steps.values()):
         assert policy.step(step) == step, step
+
+
+def test_consumer_lag_forgets_partitions_moved_to_another_worker() -> None:
+    m.set_consumer_lag({("t-lag", 0): 100, ("t-lag", 1): 50})
+    assert _value("stream_app_consumer_lag", topic="t-lag", partition="0") == 100
+    m.set_consumer_lag({("t-lag", 1): 70, ("t-lag", 2): -5})
+    assert REGISTRY.get_sample_value("stream_app_consumer_lag",
+                                     {"topic": "t-lag", "partition": "0"}) is None
+    assert _value("stream_app_consumer_lag", topic="t-lag", partition="1") == 70
+    assert _value("stream_app_consumer_lag", topic="t-lag", partition="2") == 0
+    m.set_consumer_lag({})
