@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
+from stream_app.config import REPO_ROOT
 from tests.deploy.promql import (
     NO_PROMTOOL,
     PROM_DIR,
@@ -30,6 +31,26 @@ def test_promtool_checks_config_and_rules() -> None:
     assert res.returncode == 0, res.stdout + res.stderr
     res = promtool("check", "rules", *RULE_FILES)
     assert res.returncode == 0, res.stdout + res.stderr
+
+
+@needs_promtool
+def test_kubernetes_variant_is_valid_and_scrapes_every_pod_of_headless_services(tmp_path):
+    cfg = yaml.safe_load((PROM_DIR / "prometheus-k8s.yml").read_text())
+    cfg["rule_files"] = [str(f) for f in RULE_FILES]  # the ConfigMap's mount point is absent
+    path = tmp_path / "prometheus-k8s.yml"
+    path.write_text(yaml.safe_dump(cfg))
+    res = promtool("check", "config", path, cwd=tmp_path)
+    assert res.returncode == 0, res.stdout + res.stderr
+    services = {d["metadata"]["name"]: d for f in ("worker.yaml", "api.yaml")
+                for d in yaml.safe_load_all((REPO_ROOT / "deploy/k8s" / f).read_text())
+                if d and d["kind"] == "Service"}
+    for job in cfg["scrape_configs"]:
+        (sd,) = job["dns_sd_configs"]
+        svc_name, namespace = sd["names"][0].split(".")[:2]
+        svc = services[svc_name]
+        assert namespace == "stream-app" and svc["spec"]["clusterIP"] == "None"
+        assert svc["spec"]["selector"]["app.kubernetes.io/name"] == job["job_name"]
+        assert sd["port"] in (6066, 8080)
 
 
 @needs_promtool
