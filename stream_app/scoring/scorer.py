@@ -143,7 +143,8 @@ class Scorer:
                                   int(trig) if isinstance(trig, int | float) else event.ts, step)
             return step
         if stream == "feedback":
-            verdict = str(event.props.get("verdict") or event.type)
+            verdict = str(event.props.get("verdict") or event.type).strip().lower()
+            verdict = verdict.replace(" ", "_").replace("-", "_")
             for target, value in self.config.feedback_labels.get(verdict, {}).items():
                 if target in self.targets:
                     self._outcome(st, event, target, int(value), event.ts, step)

@@ -97,6 +97,12 @@ def test_feedback_flows_back_as_a_label():
     st, _ = _run(sc, [ev("u", T0, "course_view"), ev("u", T0 + DAY, "course_view")])
     s = sc.on_event(st, ev("u", T0 + 2 * DAY, "alert_feedback", "feedback", verdict="converted"))
     assert s.training and all(t.target == "convert" and t.y == 1 for t in s.training)
+    st, _ = _run(sc, [ev("v", T0, "course_view"), ev("v", T0 + 2 * DAY, "course_view")])
+    s = sc.on_event(st, ev("v", T0 + 3 * DAY, "alert_feedback", "feedback", verdict="Not useful"))
+    assert s.training and all(t.target == "convert" and t.y == 0 for t in s.training)
+    s = sc.on_event(s.sc_state, ev("v", T0 + 9 * DAY, "alert_feedback", "feedback",
+                                   verdict="useful"))
+    assert s.training == []              # "useful" is about the alert, not an outcome
 
 
 def test_a_scorer_for_some_targets_joins_labels_of_those_only():
