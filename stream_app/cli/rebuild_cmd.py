@@ -212,9 +212,12 @@ def _decode(v: bytes) -> Any:
     return orjson.loads(v)
 
 
-def diff_user(state: State, hash_tags: dict[str, Any], seg_members: set[tuple[str, Any]],
+def diff_user(state: State, hash_tags: dict[str, Any], seg_members: set[tuple[str, str]],
               num_members: dict[str, float]) -> list[str]:
-    """Differences between one table record and its projection (empty: equal)."""
+    """Differences between one table record and its projection (empty: equal).
+
+    ``seg_members`` holds (tag id, value token) pairs of the segment sets the user is in.
+    """
     uid = state["uid"]
     want = {k: v for k, v in (state.get("tags") or {}).items() if v is not None}
     got = {k[4:]: v for k, v in hash_tags.items() if k.startswith("tag:")}
@@ -241,7 +244,7 @@ def check(r: Any, states: dict[str, State], deleted: Iterable[str] = (),
         raw = r.hgetall(keys.user_key(tenant, uid))
         hash_tags = {k.decode(): _decode(v) for k, v in raw.items()
                      if k.decode().startswith("tag:")}
-        segs: set[tuple[str, Any]] = set()
+        segs: set[tuple[str, str]] = set()
         nums: dict[str, float] = {}
         for tag_id, v in (st.get("tags") or {}).items():
             if isinstance(v, int | float) and not isinstance(v, bool):
@@ -253,7 +256,7 @@ def check(r: Any, states: dict[str, State], deleted: Iterable[str] = (),
                 if skey not in seg_cache:
                     seg_cache[skey] = {m.decode() for m in r.smembers(skey)}
                 if uid in seg_cache[skey]:
-                    segs.add((tag_id, v))
+                    segs.add((tag_id, keys.value_token(v)))
         problems.extend(diff_user(st, hash_tags, segs, nums))
         if st.get("tags") and not r.sismember(keys.users_key(tenant), uid):
             problems.append(f"{uid}: missing from {keys.users_key(tenant)}")

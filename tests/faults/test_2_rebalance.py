@@ -18,7 +18,7 @@ from tests.faults.workload import (
     make_events,
     reference,
 )
-from tests.helpers import wait_until
+from tests.helpers import TopicReader, wait_until
 
 pytestmark = pytest.mark.faults
 
@@ -35,6 +35,7 @@ def test_scale_up_to_three_then_down_mid_stream(fstack, report):
                          prefix="rebal")
     ref, _ = reference(events)
     table = TableWatch(fstack.bootstrap, fstack.partitions)
+    tags = TopicReader(fstack.bootstrap, "tags.changes", fstack.partitions)
     dlq = DlqWatch(fstack.bootstrap, fstack.partitions)
     feeder = Feeder(fstack.bootstrap, events, rate=60.0)
     steps: list[tuple[str, float]] = []
@@ -63,11 +64,13 @@ def test_scale_up_to_three_then_down_mid_stream(fstack, report):
                    acc.lost, acc.duplicated, max(s for _, s in steps),
                    "; ".join(f"{n} {s:.1f}s" for n, s in steps) + f"; catch-up {catch_up:.1f}s")
         assert acc.lost == 0 and acc.duplicated == 0, (
-            f"{acc}; missing: {explain_missing(acc, events, table.reader.partition_of)}")
+            f"{acc}; missing: "
+            f"{explain_missing(acc, events, table.reader.partition_of, tags.poll())}")
         assert not acc.mismatched, acc.mismatched[:5]
         assert partitions == set(range(fstack.partitions)), partitions
         assert in_dlq == 0
     finally:
         feeder.join(5)
         table.close()
+        tags.close()
         dlq.close()

@@ -23,6 +23,7 @@ from tests.faults.workload import (
     reference,
     write_jsonl,
 )
+from tests.helpers import TopicReader
 
 pytestmark = pytest.mark.faults
 STALL_S = 30
@@ -36,6 +37,7 @@ def test_broker_frozen_30s_workers_and_producers_recover(fstack, report):
     path = fstack.workdir / "stall.jsonl"
     write_jsonl(path, events)
     table = TableWatch(fstack.bootstrap, fstack.partitions)
+    tags = TopicReader(fstack.bootstrap, "tags.changes", fstack.partitions)
     dlq = DlqWatch(fstack.bootstrap, fstack.partitions)
     workers = live_workers(fstack)
     pids = {w.name: w.process.pid for w in workers}
@@ -64,7 +66,8 @@ def test_broker_frozen_30s_workers_and_producers_recover(fstack, report):
                    "replay producer retried: " + out.strip().splitlines()[-1][:80])
         assert len(survived) == len(workers), "a worker died during the broker stall"
         assert acc.lost == 0 and acc.duplicated == 0, (
-            f"{acc}; missing: {explain_missing(acc, events, table.reader.partition_of)}")
+            f"{acc}; missing: "
+            f"{explain_missing(acc, events, table.reader.partition_of, tags.poll())}")
         assert not acc.mismatched, acc.mismatched[:5]
         assert in_dlq == 0
     finally:
@@ -72,4 +75,5 @@ def test_broker_frozen_30s_workers_and_producers_recover(fstack, report):
         if replay.poll() is None:
             replay.kill()
         table.close()
+        tags.close()
         dlq.close()
