@@ -19,6 +19,13 @@ from typing import Any
 import orjson
 
 
+def _security() -> dict[str, Any]:
+    """SASL/TLS properties from ``STREAM_APP_KAFKA_*`` (empty for PLAINTEXT)."""
+    from stream_app.security.kafka_auth import client_security_config  # noqa: PLC0415
+
+    return client_security_config()
+
+
 def producer_config(bootstrap: str, **overrides: Any) -> dict[str, Any]:
     """Settings of a fast, retrying producer."""
     cfg: dict[str, Any] = {
@@ -32,6 +39,7 @@ def producer_config(bootstrap: str, **overrides: Any) -> dict[str, Any]:
         "delivery.timeout.ms": 300000,
         "log_level": 2,
     }
+    cfg.update(_security())
     cfg.update(overrides)
     return cfg
 
@@ -66,6 +74,7 @@ def make_consumer(bootstrap: str, topics: Iterable[str], group: str | None = Non
         "fetch.wait.max.ms": 50,
         "log_level": 2,
     }
+    cfg.update(_security())
     cfg.update(overrides)
     c = Consumer(cfg)
     c.subscribe(list(topics))
@@ -79,6 +88,7 @@ def read_assigned(bootstrap: str, topic: str, partitions: int,
 
     cfg = {"bootstrap.servers": bootstrap, "group.id": f"reader-{uuid.uuid4().hex[:8]}",
            "enable.auto.commit": False, "fetch.wait.max.ms": 50, "log_level": 2}
+    cfg.update(_security())
     cfg.update(overrides)
     c = Consumer(cfg)
     off = OFFSET_BEGINNING if from_beginning else OFFSET_END

@@ -9,6 +9,7 @@ import faust
 
 from stream_app.app import codecs
 from stream_app.config import get_settings
+from stream_app.security.kafka_auth import faust_security_kwargs
 
 codecs.register()
 settings = get_settings()
@@ -34,6 +35,7 @@ app = faust.App(
     value_serializer="raw",
     autodiscover=False,
     origin="stream_app.app",
+    **faust_security_kwargs(),  # SASL/TLS from STREAM_APP_KAFKA_* (nothing for PLAINTEXT)
 )
 
 # register agents, timers and web pages (imports for their side effects)
