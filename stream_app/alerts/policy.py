@@ -206,10 +206,17 @@ class AlertPolicy:
                                 "zh": f"{w['zh']}(+{pts:g}分)",
                                 "en": f"{w['en']} (+{pts:g} points)"})
         else:
-            for feat, contrib in registry.explain(k.target, x, k.top_reasons):
+            seen: set[str] = set()
+            for feat, contrib in registry.explain(k.target, x, 4 * k.top_reasons):
+                about = _subject(feat)
+                if about in seen:       # one reason per action or prop, its strongest feature
+                    continue
+                seen.add(about)
                 w = self.words.feature(feat, x.get(feat, 0.0))
                 reasons.append({"kind": "model", "feature": feat, "weight": round(contrib, 4),
                                 "zh": w["zh"], "en": w["en"]})
+                if len(seen) == k.top_reasons:
+                    break
         recent = [{"ts": ts, "type": t, **self.words.event(t)}
                   for ts, t in reversed(st.get("ra") or [])]
         cat = st.get("cat") or {}
@@ -236,3 +243,11 @@ class AlertPolicy:
             "channel": channel,
             "next_step": dict(next_step) if next_step else None,
         }
+
+
+def _subject(feature: str) -> str:
+    """What a feature is about: ``consult_request|30d`` and ``funnel|consult_request`` are both
+    about ``consult_request``; ``channel=douyin`` is about ``channel``."""
+    if feature.startswith("funnel|"):
+        return feature[7:]
+    return feature.split("|", 1)[0].split("=", 1)[0].lstrip("#")

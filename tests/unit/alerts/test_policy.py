@@ -121,3 +121,13 @@ def test_model_alerts_explain_with_feature_contributions():
     a = alerts[-1]
     model_reasons = [r for r in a["reasons"] if r["kind"] == "model"]
     assert model_reasons and all(r["weight"] > 0 and r["zh"] and r["en"] for r in model_reasons)
+    from stream_app.alerts.policy import _subject
+    subjects = [_subject(r["feature"]) for r in model_reasons]
+    assert len(subjects) == len(set(subjects))
+
+
+def test_model_reasons_name_each_action_once():
+    from stream_app.alerts.policy import _subject
+    assert _subject("consult_request|30d") == _subject("funnel|consult_request") == \
+        _subject("consult_request|n") == "consult_request"
+    assert _subject("channel=douyin") == "channel" and _subject("#amount|7d") == "amount"
