@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import pickle
 import random
+import sys
 from typing import Any
 
 from stream_app.errors import StreamAppError
@@ -106,10 +107,12 @@ class ModelRegistry:
             if pools[cls]:
                 model.learn_one(pools[cls][rng.randrange(len(pools[cls]))], bool(cls))
         pool = pools[y]
+        # interned names: the published blob pickles each feature name once, not per example
+        kept = {sys.intern(k): v for k, v in x.items()}
         if len(pool) < reh.per_class:
-            pool.append(x)
+            pool.append(kept)
         else:
-            pool[rng.randrange(reh.per_class)] = x
+            pool[rng.randrange(reh.per_class)] = kept
         return p
 
     def version(self, target: str) -> str:
