@@ -39,6 +39,11 @@ app = faust.App(
     key_serializer="utf8",
     value_serializer="raw",
     autodiscover=False,
+    # BENCH_SESSION_TIMEOUT: group session/rebalance timeouts (s), to measure restart joins
+    **({"broker_session_timeout": float(os.environ["BENCH_SESSION_TIMEOUT"]),
+        "broker_rebalance_timeout": float(os.environ["BENCH_SESSION_TIMEOUT"]),
+        "broker_heartbeat_interval": min(3.0, float(os.environ["BENCH_SESSION_TIMEOUT"]) / 3)}
+       if os.environ.get("BENCH_SESSION_TIMEOUT") else {}),
 )
 source = app.topic(*load_contract().input_topics(), key_serializer="raw", value_serializer="raw")
 out = app.topic(OUT_TOPIC, key_serializer="raw", value_serializer="raw")
@@ -56,12 +61,13 @@ async def passthrough(stream: Any) -> None:
 
 @app.task
 async def quiet_root_logger() -> None:
-    """``BENCH_ROOT_LEVEL=WARNING``: undo Faust's spinner setting the root logger to DEBUG
-    (it does so whenever ``-l`` is warn or above, so every debug call of aiokafka and faust
-    builds a LogRecord); for measuring what that costs."""
-    level = os.environ.get("BENCH_ROOT_LEVEL")
-    if level:
-        logging.getLogger().setLevel(level)
+    """Same logging as the stream-app worker: undo the root logger at DEBUG that Faust's
+    spinner sets (``BENCH_SPINNER_DEBUG=1`` keeps it, to measure what it costs)."""
+    root = logging.getLogger()
+    if os.environ.get("BENCH_SPINNER_DEBUG") == "1":
+        return
+    if root.level == logging.DEBUG and root.handlers and root.handlers[0].level > logging.DEBUG:
+        root.setLevel(root.handlers[0].level)
 
 
 @app.page("/healthz")

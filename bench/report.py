@@ -25,7 +25,7 @@ def _get(res: dict, *path: str) -> Any:
 
 
 def _ratio(a: Any, b: Any) -> float | None:
-    return round(a / b, 3) if a is not None and b else None
+    return float(f"{a / b:.3g}") if a is not None and b else None
 
 
 def ratios(res: dict) -> dict[str, float | None]:
