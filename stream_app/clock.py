@@ -1,16 +1,22 @@
 """The worker's clock for time-based tags: event time that keeps moving when input is idle.
 
-``now = max event time seen + wall time elapsed since it was seen``. With live input this is
-the wall clock; during a replay it follows the replayed event time, and an idle stream still
-advances, so "no visit for 30 days" becomes true without new events.
+Each input partition has its own time: the newest event time seen on it plus the wall time
+elapsed since. The worker's ``now()`` is the *minimum* over its partitions (a watermark), so
+a partition that is behind (e.g. consumed later during a fast replay) does not see its events
+as late, and an idle partition still advances with the wall clock. With live input this is
+the wall clock; during a replay it follows the replayed event time.
 
 Example:
-    >>> wall = iter([100.0, 105.0]).__next__
-    >>> c = HybridClock(wall=wall)
+    >>> wall = [100.0]
+    >>> c = HybridClock(wall=lambda: wall[0])
     >>> c.now() is None                       # nothing seen yet
     True
-    >>> c.observe(1_000_000)                  # an event at t=1,000,000 ms (wall 100 s)
-    >>> c.now()                               # 5 wall seconds later
+    >>> c.observe(1_000_000, partition=0)
+    >>> c.observe(9_000_000, partition=1)     # partition 1 is ahead
+    >>> c.now(), c.now(partition=1)           # the watermark follows the slowest partition
+    (1000000, 9000000)
+    >>> wall[0] = 105.0                       # 5 s of wall time later, no events
+    >>> c.now()
     1005000
 """
 
@@ -21,22 +27,34 @@ from collections.abc import Callable
 
 
 class HybridClock:
-    """Event-time watermark plus wall-clock drift since the newest event."""
+    """Per-partition event-time watermarks plus wall-clock drift since their newest event."""
 
     def __init__(self, wall: Callable[[], float] = time.monotonic) -> None:
         self._wall = wall
-        self._event_ms: int | None = None
-        self._wall_at: float = 0.0
+        self._parts: dict[int, tuple[int, float]] = {}   # partition -> (event ms, wall at)
 
-    def observe(self, ts_ms: int) -> None:
-        """Advance the watermark to ``ts_ms`` if it is newer (never moves back)."""
-        now = self.now()
+    def observe(self, ts_ms: int, partition: int = 0) -> None:
+        """Advance ``partition``'s time to ``ts_ms`` if it is newer (never moves back)."""
+        now = self.now(partition)
         if now is None or ts_ms > now:
-            self._event_ms = ts_ms
-            self._wall_at = self._wall()
+            self._parts[partition] = (ts_ms, self._wall())
 
-    def now(self) -> int | None:
-        """Current stream time in ms, or None before the first event."""
-        if self._event_ms is None:
+    def now(self, partition: int | None = None) -> int | None:
+        """Stream time in ms (of one partition, or the minimum over all); None if unseen."""
+        if partition is not None:
+            entry = self._parts.get(partition)
+            if entry is None:
+                return None
+            return entry[0] + int((self._wall() - entry[1]) * 1000)
+        if not self._parts:
             return None
-        return self._event_ms + int((self._wall() - self._wall_at) * 1000)
+        wall = self._wall()
+        return min(ms + int((wall - at) * 1000) for ms, at in self._parts.values())
+
+    def revoke(self, partitions: set[int]) -> None:
+        """Forget partitions this worker no longer holds (after a rebalance)."""
+        for p in partitions:
+            self._parts.pop(p, None)
+
+    def partitions(self) -> list[int]:
+        return sorted(self._parts)

@@ -53,6 +53,12 @@ class Settings(BaseSettings):
     redis_flush_ms: int = Field(100, ge=1, description="Redis projection write batching")
     late_grace_ms: int = Field(3 * DAY_MS, ge=0, description="events older than this are late")
     log_level: str = Field("warn", description="faust worker log level")
+    disable: str = Field("", description="comma list of parts to switch off (ablation, "
+                         "benchmarks): scoring, business")
+
+    def disabled(self, part: str) -> bool:
+        """Whether ``part`` is switched off by ``disable``."""
+        return part in {p.strip() for p in self.disable.split(",")}
 
     @field_validator("broker_url")
     @classmethod

@@ -34,6 +34,8 @@ from stream_app.errors import EventError
 from stream_app.events import Event, parse_event
 
 log = logging.getLogger(__name__)
+NO_SCORING = settings.disabled("scoring")
+NO_BUSINESS = settings.disabled("business")
 KNOWN_TYPES = {t for spec in contract.topics.values() for t in spec.types}
 
 
@@ -113,16 +115,17 @@ async def handle_event(msg: Any, stream: str) -> None:
         # partition (and one worker); the copy is processed when it arrives
         await input_topic(stream).send(key=ev.user_id, value=msg.value)
         return
-    now = runtime.clock.now()
+    now = runtime.clock.now(msg.partition)
     if now is not None and ev.ts < now - settings.late_grace_ms:
         metrics.LATE_EVENTS.labels(stream=stream).inc()
         await send_dlq(msg, "late", f"event time {ev.ts} is more than "
                        f"{settings.late_grace_ms} ms before stream time {now}")
         return
-    runtime.clock.observe(ev.ts)
-    closed = business.count_event(ev)
-    if closed:
-        await business.send_partials(closed)
+    runtime.clock.observe(ev.ts, msg.partition)
+    if not NO_BUSINESS:
+        closed = business.count_event(ev, msg.partition)
+        if closed:
+            await business.send_partials(closed, msg.partition)
     metrics.EVENTS_CONSUMED.labels(stream=stream, type=ev.type if ev.type in KNOWN_TYPES
                                    else "unknown").inc()
     if ev.type not in KNOWN_TYPES:
@@ -139,7 +142,7 @@ async def handle_event(msg: Any, stream: str) -> None:
     if result.duplicate:
         metrics.DUPLICATES.labels(stream=stream).inc()
         return
-    if result.state is not None:
+    if result.state is not None and not NO_SCORING:
         step = score_event(result.state, ev, result)
         await publish_scoring(ev.user_id, ev.tenant, step, msg.timestamp)
     await publish(ev.user_id, result, msg.timestamp)
@@ -166,6 +169,12 @@ async def handle_tick(msg: Any) -> None:
         users.pop(uid, None)
     elif result.state is not state or result.changes:
         users[uid] = result.state
+
+
+@app.on_partitions_revoked.connect
+async def on_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
+    """A partition that moved to another worker no longer holds back this worker's clock."""
+    runtime.clock.revoke({tp.partition for tp in revoked})
 
 
 @app.agent(source_topic, name="process")

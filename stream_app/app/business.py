@@ -1,11 +1,13 @@
 """Business metrics and metric-anomaly detection in the stream.
 
-Each worker counts the funnel events of its own partitions (per tenant and channel, 1-minute
-and 1-hour event-time windows; Prometheus counters as events arrive) and, when a window
-closes, sends its partial points to ``metrics.partials`` (one partition). A single anomaly
-agent merges the partials of all workers (counts add; rates are num/den sums), learns each
-series' normal range (``stream_app.anomaly``) and publishes ``alerts.metric_anomaly`` when an
-alarm opens, escalates or closes. The detectors' state is kept in a one-partition table, so
+Each worker counts the funnel events of each of its input partitions (per tenant and
+channel, 1-minute, 10-minute and 1-hour event-time windows; Prometheus counters as events
+arrive) and, when a window closes, sends the partition's partial points and its watermark to
+``metrics.partials`` (one partition). A single anomaly agent merges the partials of all
+partitions (counts add; rates are num/den sums) once every active partition's watermark has
+passed the window (so a partition that is behind, as in a fast replay, is waited for), learns
+each series' normal range (``stream_app.anomaly``) and publishes ``alerts.metric_anomaly``
+when an alarm opens, escalates or closes. The detectors' state is kept in a one-partition table, so
 a restarted or moved anomaly agent does not warm up again.
 """
 
@@ -26,11 +28,12 @@ from stream_app.business import BusinessAggregator, SeriesPoint, load_business_s
 from stream_app.events import Event
 
 log = logging.getLogger(__name__)
-MERGE_AFTER_S = 3.0        # wait this long for other workers' partials of a window
+IDLE_AFTER_S = 60.0        # a partition silent this long (wall time) is not waited for
 SAVE_EVERY_S = 30.0        # detector state checkpoint interval
+POINTS_PER_MESSAGE = 500   # ~40 KB messages
 
 spec = load_business_spec()
-aggregator = BusinessAggregator(spec)
+aggregators: dict[int, BusinessAggregator] = {}   # input partition -> its aggregator
 partials_topic = app.topic("metrics.partials", key_serializer="utf8", value_serializer="orjson",
                            partitions=1)
 monitor_table = app.Table(
@@ -40,56 +43,93 @@ monitor_table = app.Table(
     help="detector state of every watched business series")
 
 
-def count_event(ev: Event) -> list[SeriesPoint]:
-    """Count one valid event; return the partial points of windows it closed."""
+def _aggregator(partition: int) -> BusinessAggregator:
+    agg = aggregators.get(partition)
+    if agg is None:
+        agg = aggregators[partition] = BusinessAggregator(spec)
+    return agg
+
+
+def count_event(ev: Event, partition: int) -> list[SeriesPoint]:
+    """Count one valid event of ``partition``; return the partial points it closed."""
+    agg = _aggregator(partition)
     step = spec.step_of(ev.type)
     if step is not None:
         amount = ev.props.get("amount") if step == "order_paid" else None
-        metrics.biz_event(ev.tenant, aggregator.channel_of(ev.props), step,
+        metrics.biz_event(ev.tenant, agg.channel_of(ev.props), step,
                           revenue=amount if isinstance(amount, int | float) else None)
-    return aggregator.add(ev)
+    return agg.add(ev)
 
 
-async def send_partials(points: list[SeriesPoint]) -> None:
-    for p in points:
-        await partials_topic.send(key="|".join(p.key), value=p.to_dict())
+async def send_partials(points: list[SeriesPoint], partition: int) -> None:
+    """Points closed together travel in messages of up to POINTS_PER_MESSAGE (a window close
+    yields one point per metric and channel: hundreds of points, which as single messages
+    would dominate the worker's time; a jump in event time closes many windows at once)."""
+    wm = aggregators[partition].watermark
+    for i in range(0, max(len(points), 1), POINTS_PER_MESSAGE):
+        await partials_topic.send(key="partials", value={"p": partition, "wm": wm, "points": [
+            [p.metric, p.tenant, p.channel, p.window, p.start_ms, p.end_ms, p.num, p.den, p.kind]
+            for p in points[i:i + POINTS_PER_MESSAGE]]})
 
 
 @app.timer(interval=5.0)
 async def close_idle_windows() -> None:
     """Close windows on the clock too, so a silent channel shows as a drop."""
-    now = runtime.clock.now()
-    if now is not None:
-        await send_partials(aggregator.advance(now))
+    for partition in runtime.clock.partitions():
+        now = runtime.clock.now(partition)
+        if now is not None and partition in aggregators:
+            # sent even when empty: the watermark tells the merger this partition moved on
+            await send_partials(aggregators[partition].advance(now), partition)
 
 
-class _Merger:
-    """Partials of each (series, window start) until MERGE_AFTER_S passed since the first."""
+class Merger:
+    """Partial points of every (series, window) until every active partition has passed it.
 
-    def __init__(self) -> None:
+    Example:
+        >>> m = Merger(wall=lambda: 0.0)
+        >>> a = SeriesPoint("leads", "default", "all", "1m", 0, 60_000, 2, 2, "count")
+        >>> m.add(0, 180_000, [a]); m.add(1, 30_000, [])   # partition 1 is behind
+        >>> m.ready()
+        []
+        >>> m.add(1, 200_000, [SeriesPoint("leads", "default", "all", "1m", 0, 60_000, 3, 3,
+        ...                                "count")])
+        >>> [(p.metric, p.value) for p in m.ready()]
+        [('leads', 5)]
+    """
+
+    def __init__(self, wall: Any = time.monotonic) -> None:
         self.pending: dict[tuple[Any, int], list[SeriesPoint]] = {}
-        self.first_seen: dict[tuple[Any, int], float] = {}
+        self.watermarks: dict[int, tuple[int, float]] = {}   # partition -> (wm, wall seen)
+        self._wall = wall
 
-    def add(self, p: SeriesPoint) -> None:
-        k = (p.key, p.start_ms)
-        self.pending.setdefault(k, []).append(p)
-        self.first_seen.setdefault(k, time.monotonic())
+    def add(self, partition: int, watermark: int | None, points: list[SeriesPoint]) -> None:
+        if watermark is not None:
+            old = self.watermarks.get(partition)
+            if old is None or watermark >= old[0]:
+                self.watermarks[partition] = (watermark, self._wall())
+        for p in points:
+            self.pending.setdefault((p.key, p.start_ms), []).append(p)
 
     def ready(self) -> list[SeriesPoint]:
-        now = time.monotonic()
-        done = sorted((k for k, t in self.first_seen.items() if now - t >= MERGE_AFTER_S),
+        """Merged points of the windows every active partition has closed, oldest first."""
+        wall = self._wall()
+        active = [wm for wm, seen in self.watermarks.values() if wall - seen < IDLE_AFTER_S]
+        if not active:
+            return []
+        low = min(active)
+        done = sorted((k for k, pts in self.pending.items()
+                       if pts[0].end_ms + spec.windows[pts[0].window].lateness_ms <= low),
                       key=lambda k: k[1])
         out: list[SeriesPoint] = []
         for k in done:
             out.extend(merge_points(self.pending.pop(k)))
-            del self.first_seen[k]
         return out
 
 
 @app.agent(partials_topic, name="anomaly")
 async def anomaly(stream: Any) -> None:
     monitor: AnomalyMonitor | None = None
-    merger = _Merger()
+    merger = Merger()
     last_save = time.monotonic()
     async for batch in stream.take(1000, within=1.0):
         if monitor is None:  # the table is recovered once the stream delivers
@@ -99,9 +139,10 @@ async def anomaly(stream: Any) -> None:
                 monitor.restore(saved)
         for doc in batch:
             try:
-                merger.add(SeriesPoint.from_dict(doc))
-            except (KeyError, TypeError) as exc:
-                log.warning("bad partial point %r: %s", doc, exc)
+                merger.add(int(doc["p"]), doc.get("wm"),
+                           [SeriesPoint(*row) for row in doc["points"]])
+            except (KeyError, TypeError, ValueError) as exc:
+                log.warning("bad partials message: %s", exc)
         for point in merger.ready():
             metrics.publish_point(point)
             obs = monitor.observe(point)

@@ -31,6 +31,7 @@ app = faust.App(
     stream_buffer_maxsize=8192,
     producer_linger_ms=5,
     producer_max_request_size=16 * 1024 * 1024,
+    consumer_max_fetch_size=16 * 1024 * 1024,
     key_serializer="utf8",
     value_serializer="raw",
     autodiscover=False,

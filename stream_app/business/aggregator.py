@@ -66,6 +66,11 @@ class BusinessAggregator:
         self._watermark: int | None = None
         self._known: set[tuple[str, str]] = set()
 
+    @property
+    def watermark(self) -> int | None:
+        """The largest event time seen (windows up to it, less lateness, are closed)."""
+        return self._watermark
+
     # ---- input ----
     def channel_of(self, props: dict[str, Any]) -> str:
         for name in self.spec.channel_props:

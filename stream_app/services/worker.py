@@ -58,7 +58,7 @@ class WorkerProcess:
         except Exception:  # noqa: BLE001 - 503 or not listening yet
             return False
 
-    def wait_ready(self, timeout: float = 120.0) -> None:
+    def wait_ready(self, timeout: float = 300.0) -> None:
         """Block until the worker has joined the group and recovered its tables."""
         assert self.process is not None, "start() first"
         wait_for(self.ready, timeout, f"worker {self.name}", interval=0.5,

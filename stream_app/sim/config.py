@@ -16,6 +16,7 @@ Example:
 from __future__ import annotations
 
 import copy
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -267,8 +268,10 @@ def _set_dotted(doc: dict[str, Any], path: str, value: Any) -> None:
         node = node.setdefault(part, {})
     if not isinstance(node, dict):
         raise ConfigError(f"simulator config: cannot set {path}")
-    if isinstance(value, str):
-        value = yaml.safe_load(value) if value.strip() else value
+    if isinstance(value, str) and value.strip():
+        parsed = yaml.safe_load(value)
+        # YAML reads ISO-8601 times as datetimes: keep times as the text the user gave
+        value = value if isinstance(parsed, date | datetime) else parsed
     node[parts[-1]] = value
 
 

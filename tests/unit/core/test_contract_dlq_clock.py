@@ -49,6 +49,18 @@ def test_clock_never_goes_back_and_drifts_with_wall_time():
     assert c.now() == 12_500
 
 
+def test_clock_watermark_is_the_slowest_partition():
+    wall = [0.0]
+    c = HybridClock(wall=lambda: wall[0])
+    c.observe(50_000, partition=0)
+    c.observe(10_000, partition=1)
+    assert c.now() == 10_000 and c.now(0) == 50_000
+    c.observe(60_000, partition=1)
+    assert c.now() == 50_000
+    c.revoke({0})
+    assert c.now() == 60_000 and c.partitions() == [1]
+
+
 def test_projection_ops_move_segment_membership():
     ch = {"user_id": "u", "tenant": "t", "tag_id": "activity", "old": "low", "new": "high",
           "seq": 2}
