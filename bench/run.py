@@ -42,17 +42,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--users", type=int, default=50_000, help="simulated users of the workload")
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--events", type=int, default=None,
-                    help="events fed to each throughput phase (default: quick 40k, full 300k; "
+                    help="events fed to each throughput phase (default: quick 25k, full 300k; "
                          "0: the whole workload)")
     ap.add_argument("--state-users", type=int, default=None,
                     help="users held by the worker in the recovery/memory phase "
-                         "(default: quick 20k, full 1M)")
+                         "(default: quick 10k, full 1M)")
     ap.add_argument("--state-events-per-user", type=int, default=1,
                     help="events per user that build the recovery phase's state")
     ap.add_argument("--serving-users", type=int, default=None,
                     help="users in Redis for the serving phase (default: quick 200k, full 1M)")
     ap.add_argument("--latency-seconds", type=float, default=None,
-                    help="seconds of paced load per latency point (quick 15, full 60)")
+                    help="seconds of paced load per latency point (quick 10, full 60)")
     ap.add_argument("--fetch-wait-ms", type=int, default=50,
                     help="consumer fetch wait of the workers and the broker-alone consumer")
     ap.add_argument("--partitions", type=int, default=4)
@@ -67,13 +67,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = ap.parse_args(argv)
     args.worker_counts = [int(x) for x in args.workers.split(",") if x.strip()]
     if args.events is None:
-        args.events = 40_000 if args.quick else 300_000
+        args.events = 25_000 if args.quick else 300_000
     if args.state_users is None:
-        args.state_users = 20_000 if args.quick else 1_000_000
+        args.state_users = 10_000 if args.quick else 1_000_000
     if args.serving_users is None:
         args.serving_users = 200_000 if args.quick else 1_000_000
     if args.latency_seconds is None:
-        args.latency_seconds = 15.0 if args.quick else 60.0
+        args.latency_seconds = 10.0 if args.quick else 60.0
     return args
 
 
@@ -260,7 +260,11 @@ def main(argv: list[str] | None = None) -> int:
     res["seconds"] = round(time.monotonic() - t0)
     path = args.out / f"{args.date}.json"
     path.write_text(json.dumps(res, indent=1) + "\n")
-    md = report.write(res, args.out, REPO / "bench" / "RESULTS.md")
+    # bench/RESULTS.md is the report of runs into bench/results; other --out dirs get their own
+    default_out = (REPO / "bench" / "results").resolve()
+    md_path = REPO / "bench" / "RESULTS.md" if args.out.resolve() == default_out \
+        else args.out / "RESULTS.md"
+    md = report.write(res, args.out, md_path)
     print(md)
     log(f"results: {path}")
     return 0

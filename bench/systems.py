@@ -165,7 +165,7 @@ def quix_throughput(stack: Stack, records: Sequence[Record], fetch_wait_ms: int,
 
 
 def pipeline_latency(stack: Stack, records: Sequence[Record], rate: float,
-                     drain_s: float = 15.0) -> dict[str, Any]:
+                     drain_s: float = 10.0) -> dict[str, Any]:
     """Produce ``records`` at ``rate`` to running workers; latency from each event's send
     to the publish time (CreateTime) of the first tag change or alert it triggered."""
     from stream_app.kafka_io import make_producer, read_assigned  # noqa: PLC0415
