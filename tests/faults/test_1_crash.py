@@ -51,7 +51,7 @@ def test_kill_9_mid_stream_gives_exactly_once_effect_on_state(fstack, report):
                 recoveries.append(time.monotonic() - t0)
         feeder.join(300)
         assert feeder.undelivered == 0, "the producer could not deliver every event"
-        catch_up = table.wait_counted(ref, timeout=180)
+        catch_up = table.wait_counted(ref, timeout=90)
         acc = account(table.states, ref, len(events))
         in_dlq = len(dlq.for_keys(users))
         # outputs are at-least-once: copies share the event_id and are identical; folding the

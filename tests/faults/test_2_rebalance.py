@@ -56,7 +56,7 @@ def test_scale_up_to_three_then_down_mid_stream(fstack, report):
         steps.append(("stop 1", time.monotonic() - t0))
         feeder.join(300)
         assert feeder.undelivered == 0
-        catch_up = table.wait_counted(ref, timeout=180)
+        catch_up = table.wait_counted(ref, timeout=90)
         acc = account(table.states, ref, len(events))
         in_dlq = len(dlq.for_keys(set(ref)))
         partitions = {table.reader.partition_of[u] for u in ref if u in table.reader.partition_of}

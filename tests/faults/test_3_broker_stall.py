@@ -55,7 +55,7 @@ def test_broker_frozen_30s_workers_and_producers_recover(fstack, report):
         resumed = time.monotonic()
         out, _ = replay.communicate(timeout=150)
         assert replay.returncode == 0, out
-        table.wait_counted(ref, timeout=150)
+        table.wait_counted(ref, timeout=90)
         recovery = time.monotonic() - resumed
         acc = account(table.states, ref, len(events))
         in_dlq = len(dlq.for_keys(set(ref)))
