@@ -57,7 +57,8 @@ async def publish_scoring(user_id: str, tenant: str, step: Any,
             metrics.observe_e2e("alert", int(broker_ts * 1000))
     for ex in step.training:
         await training_topic.send(key=ex.target, value={
-            "target": ex.target, "x": ex.x, "y": ex.y, "ts": ex.ts, "user_id": user_id})
+            "target": ex.target, "x": ex.x, "y": ex.y, "ts": ex.ts, "user_id": user_id,
+            "gate": ex.gate})
     if step.scores:
         fields: dict[str, Any] = {}
         for target, score in step.scores.items():

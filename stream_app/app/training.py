@@ -39,7 +39,8 @@ async def trainer(stream: Any) -> None:
         touched: set[str] = set()
         for ex in batch:
             try:
-                reg.learn(ex["target"], ex["x"], int(ex["y"]))
+                # only pairs scored before their label was learned count in the gate
+                reg.learn(ex["target"], ex["x"], int(ex["y"]), bool(ex.get("gate", False)))
                 touched.add(ex["target"])
             except Exception as exc:  # noqa: BLE001 - a bad pair must not stop learning
                 log.warning("training pair rejected: %s", exc)
