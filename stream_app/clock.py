@@ -1,6 +1,6 @@
 """The worker's clock for time-based tags: event time that keeps moving when input is idle.
 
-Each input partition has its own time: the newest event time seen on it plus the wall time
+Each input topic-partition has its own time: the newest event time seen on it plus the wall time
 elapsed since. The worker's ``now()`` is the *minimum* over its partitions (a watermark), so
 a partition that is behind (e.g. consumed later during a fast replay) does not see its events
 as late, and an idle partition still advances with the wall clock. With live input this is
@@ -23,7 +23,7 @@ Example:
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 
 
 class HybridClock:
@@ -31,15 +31,15 @@ class HybridClock:
 
     def __init__(self, wall: Callable[[], float] = time.monotonic) -> None:
         self._wall = wall
-        self._parts: dict[int, tuple[int, float]] = {}   # partition -> (event ms, wall at)
+        self._parts: dict[Hashable, tuple[int, float]] = {}   # source -> (event ms, wall at)
 
-    def observe(self, ts_ms: int, partition: int = 0) -> None:
+    def observe(self, ts_ms: int, partition: Hashable = 0) -> None:
         """Advance ``partition``'s time to ``ts_ms`` if it is newer (never moves back)."""
         now = self.now(partition)
         if now is None or ts_ms > now:
             self._parts[partition] = (ts_ms, self._wall())
 
-    def now(self, partition: int | None = None) -> int | None:
+    def now(self, partition: Hashable | None = None) -> int | None:
         """Stream time in ms (of one partition, or the minimum over all); None if unseen."""
         if partition is not None:
             entry = self._parts.get(partition)
@@ -51,10 +51,10 @@ class HybridClock:
         wall = self._wall()
         return min(ms + int((wall - at) * 1000) for ms, at in self._parts.values())
 
-    def revoke(self, partitions: set[int]) -> None:
+    def revoke(self, partitions: set[Hashable]) -> None:
         """Forget partitions this worker no longer holds (after a rebalance)."""
         for p in partitions:
             self._parts.pop(p, None)
 
-    def partitions(self) -> list[int]:
-        return sorted(self._parts)
+    def partitions(self) -> list[Hashable]:
+        return list(self._parts)

@@ -116,17 +116,18 @@ async def handle_event(msg: Any, stream: str) -> None:
         # partition (and one worker); the copy is processed when it arrives
         await input_topic(stream).send(key=ev.user_id, value=msg.value)
         return
-    now = runtime.clock.now(msg.partition)
+    source = (msg.topic, msg.partition)
+    now = runtime.clock.now(source)
     if now is not None and ev.ts < now - settings.late_grace_ms:
         metrics.LATE_EVENTS.labels(stream=stream).inc()
         await send_dlq(msg, "late", f"event time {ev.ts} is more than "
                        f"{settings.late_grace_ms} ms before stream time {now}")
         return
-    runtime.clock.observe(ev.ts, msg.partition)
+    runtime.clock.observe(ev.ts, source)
     if not NO_BUSINESS:
-        closed = business.count_event(ev, msg.partition)
+        closed = business.count_event(ev, source)
         if closed:
-            await business.send_partials(closed, msg.partition)
+            await business.send_partials(closed, source)
     metrics.EVENTS_CONSUMED.labels(stream=stream, type=ev.type if ev.type in KNOWN_TYPES
                                    else "unknown").inc()
     if ev.type not in KNOWN_TYPES:
@@ -175,7 +176,7 @@ async def handle_tick(msg: Any) -> None:
 @app.on_partitions_revoked.connect
 async def on_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
     """A partition that moved to another worker no longer holds back this worker's clock."""
-    runtime.clock.revoke({tp.partition for tp in revoked})
+    runtime.clock.revoke({(tp.topic, tp.partition) for tp in revoked})
 
 
 @app.agent(source_topic, name="process")

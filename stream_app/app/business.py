@@ -33,7 +33,7 @@ SAVE_EVERY_S = 30.0        # detector state checkpoint interval
 POINTS_PER_MESSAGE = 500   # ~40 KB messages
 
 spec = load_business_spec()
-aggregators: dict[int, BusinessAggregator] = {}   # input partition -> its aggregator
+aggregators: dict[Any, BusinessAggregator] = {}   # (topic, partition) -> its aggregator
 partials_topic = app.topic("metrics.partials", key_serializer="utf8", value_serializer="orjson",
                            partitions=1)
 monitor_table = app.Table(
@@ -43,14 +43,14 @@ monitor_table = app.Table(
     help="detector state of every watched business series")
 
 
-def _aggregator(partition: int) -> BusinessAggregator:
+def _aggregator(partition: Any) -> BusinessAggregator:
     agg = aggregators.get(partition)
     if agg is None:
         agg = aggregators[partition] = BusinessAggregator(spec)
     return agg
 
 
-def count_event(ev: Event, partition: int) -> list[SeriesPoint]:
+def count_event(ev: Event, partition: Any) -> list[SeriesPoint]:
     """Count one valid event of ``partition``; return the partial points it closed."""
     agg = _aggregator(partition)
     step = spec.step_of(ev.type)
@@ -61,15 +61,17 @@ def count_event(ev: Event, partition: int) -> list[SeriesPoint]:
     return agg.add(ev)
 
 
-async def send_partials(points: list[SeriesPoint], partition: int) -> None:
+async def send_partials(points: list[SeriesPoint], partition: Any) -> None:
     """Points closed together travel in messages of up to POINTS_PER_MESSAGE (a window close
     yields one point per metric and channel: hundreds of points, which as single messages
     would dominate the worker's time; a jump in event time closes many windows at once)."""
     wm = aggregators[partition].watermark
-    for i in range(0, max(len(points), 1), POINTS_PER_MESSAGE):
-        await partials_topic.send(key="partials", value={"p": partition, "wm": wm, "points": [
-            [p.metric, p.tenant, p.channel, p.window, p.start_ms, p.end_ms, p.num, p.den, p.kind]
-            for p in points[i:i + POINTS_PER_MESSAGE]]})
+    source = f"{partition[0]}:{partition[1]}"
+    rows = [[p.metric, p.tenant, p.channel, p.window, p.start_ms, p.end_ms, p.num, p.den, p.kind]
+            for p in points if p.num or p.den]   # zeros are implied: the merger fills them
+    for i in range(0, max(len(rows), 1), POINTS_PER_MESSAGE):
+        await partials_topic.send(key="partials", value={
+            "p": source, "wm": wm, "points": rows[i:i + POINTS_PER_MESSAGE]})
 
 
 @app.timer(interval=5.0)
@@ -88,10 +90,10 @@ class Merger:
     Example:
         >>> m = Merger(wall=lambda: 0.0)
         >>> a = SeriesPoint("leads", "default", "all", "1m", 0, 60_000, 2, 2, "count")
-        >>> m.add(0, 180_000, [a]); m.add(1, 30_000, [])   # partition 1 is behind
+        >>> m.add("click:0", 180_000, [a]); m.add("click:1", 30_000, [])   # click:1 is behind
         >>> m.ready()
         []
-        >>> m.add(1, 200_000, [SeriesPoint("leads", "default", "all", "1m", 0, 60_000, 3, 3,
+        >>> m.add("click:1", 200_000, [SeriesPoint("leads", "default", "all", "1m", 0, 60_000, 3, 3,
         ...                                "count")])
         >>> [(p.metric, p.value) for p in m.ready()]
         [('leads', 5)]
@@ -99,16 +101,18 @@ class Merger:
 
     def __init__(self, wall: Any = time.monotonic) -> None:
         self.pending: dict[tuple[Any, int], list[SeriesPoint]] = {}
-        self.watermarks: dict[int, tuple[int, float]] = {}   # partition -> (wm, wall seen)
+        self.known: dict[str, set[tuple[Any, str]]] = {}   # window -> (series key, kind)
+        self.watermarks: dict[str, tuple[int, float]] = {}   # source -> (wm, wall seen)
         self._wall = wall
 
-    def add(self, partition: int, watermark: int | None, points: list[SeriesPoint]) -> None:
+    def add(self, partition: str, watermark: int | None, points: list[SeriesPoint]) -> None:
         if watermark is not None:
             old = self.watermarks.get(partition)
             if old is None or watermark >= old[0]:
                 self.watermarks[partition] = (watermark, self._wall())
         for p in points:
             self.pending.setdefault((p.key, p.start_ms), []).append(p)
+            self.known.setdefault(p.window, set()).add((p.key, p.kind))
 
     def ready(self) -> list[SeriesPoint]:
         """Merged points of the windows every active partition has closed, oldest first."""
@@ -121,8 +125,20 @@ class Merger:
                        if pts[0].end_ms + spec.windows[pts[0].window].lateness_ms <= low),
                       key=lambda k: k[1])
         out: list[SeriesPoint] = []
+        windows: dict[tuple[str, int], tuple[int, set[Any]]] = {}
         for k in done:
-            out.extend(merge_points(self.pending.pop(k)))
+            merged = merge_points(self.pending.pop(k))
+            out.extend(merged)
+            w = windows.setdefault((merged[0].window, k[1]), (merged[0].end_ms, set()))
+            w[1].add(k[0])
+        # series that had no event in a window (on any partition) get an explicit zero,
+        # so a channel that goes silent shows as a drop
+        for (window, start), (end, seen) in windows.items():
+            for key, kind in self.known.get(window, ()):
+                if key not in seen and kind != "rate":
+                    out.append(SeriesPoint(key[0], key[1], key[2], window, start, end, 0.0, 0.0,
+                                           kind))
+        out.sort(key=lambda p: p.start_ms)
         return out
 
 
@@ -139,7 +155,7 @@ async def anomaly(stream: Any) -> None:
                 monitor.restore(saved)
         for doc in batch:
             try:
-                merger.add(int(doc["p"]), doc.get("wm"),
+                merger.add(str(doc["p"]), doc.get("wm"),
                            [SeriesPoint(*row) for row in doc["points"]])
             except (KeyError, TypeError, ValueError) as exc:
                 log.warning("bad partials message: %s", exc)
