@@ -45,10 +45,7 @@ def read_bundle(path: Path | str) -> dict[str, Any]:
 
 def compile_bundle(bundle: dict[str, Any]) -> RuleSet:
     """Validate and compile a bundle (raises RuleError naming file, line and rule)."""
-    names = sorted(bundle["files"])
-    texts = [bundle["files"][n] for n in names]
-    docs = [loader._Doc(t, n) for t, n in zip(texts, names, strict=True)]  # noqa: SLF001
-    return loader._build(docs, texts)  # noqa: SLF001
+    return loader.ruleset_from_files(bundle["files"])
 
 
 def encode(bundle: dict[str, Any]) -> bytes:

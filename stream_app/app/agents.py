@@ -212,8 +212,27 @@ async def quiet_debug_logging() -> None:
 
 @app.timer(interval=10.0)
 async def table_gauges() -> None:
+    """Table size and consumer lag (high-water mark - committed offset) per partition."""
     metrics.TABLE_USERS.labels(table="users").set(len(users.data))
-    metrics.set_ready(True)
+    consumer = app.consumer
+    lags: dict[tuple[str, int], int] = {}
+    committed = getattr(consumer, "_committed_offset", {}) or {}
+    for tp in consumer.assignment():
+        try:
+            high = consumer.highwater(tp)
+        except Exception:  # noqa: BLE001 - not known yet
+            continue
+        if high is not None:
+            lags[(tp.topic, tp.partition)] = max(0, int(high) - int(committed.get(tp) or 0))
+    metrics.set_consumer_lag(lags)
+
+
+@app.task
+async def announce() -> None:
+    """Worker identity for dashboards (one scrape target per worker)."""
+    from stream_app import __version__  # noqa: PLC0415
+
+    metrics.set_worker_info(f"{app.conf.id}@{settings.web_port}", __version__)
 
 
 def uptime() -> float:

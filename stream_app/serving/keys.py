@@ -11,6 +11,7 @@ key                                type    content
 ``sa:{t}:num:{tag_id}``            zset    user id -> value, for numeric tags
 ``sa:{t}:why:{uid}``               hash    tag_id -> JSON "why" record of the current value
 ``sa:{t}:timeline:{uid}``          list    newest-first JSON tag changes (bounded)
+``sa:{t}:vals:{tag_id}``           set     values present of enumerated/text/set tags
 ``sa:{t}:users``                   set     every user id of the tenant (for NOT)
 ``sa:tenants``                     set     tenant names
 =================================  ======  ==============================================
@@ -59,6 +60,10 @@ def why_key(tenant: str, uid: str) -> str:
 
 def timeline_key(tenant: str, uid: str) -> str:
     return f"{PREFIX}:{tenant}:timeline:{uid}"
+
+
+def values_key(tenant: str, tag_id: str) -> str:
+    return f"{PREFIX}:{tenant}:vals:{tag_id}"
 
 
 def users_key(tenant: str) -> str:

@@ -10,7 +10,7 @@ Example (pure part: the operations one tag change becomes):
     >>> ch = {"user_id": "u1", "tenant": "default", "tag_id": "activity", "old": None,
     ...       "new": "low", "seq": 1}
     >>> [op[0] for op in change_ops(ch, why=None)]
-    ['hset', 'sadd', 'sadd', 'sadd', 'lpush', 'ltrim']
+    ['hset', 'sadd', 'sadd', 'sadd', 'sadd', 'lpush', 'ltrim']
 """
 
 from __future__ import annotations
@@ -33,6 +33,12 @@ def _numeric(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool)
 
 
+def _members(v: Any) -> list[Any]:
+    """Segment values of a tag value. A set-kind tag's list is one value (one segment per
+    combination; the API's planner unions the combinations that contain an element)."""
+    return [v]
+
+
 def change_ops(change: dict[str, Any], why: dict[str, Any] | None) -> list[Op]:
     """Redis operations that project one tag-change record."""
     t, uid, tag = change["tenant"], change["user_id"], change["tag_id"]
@@ -47,12 +53,17 @@ def change_ops(change: dict[str, Any], why: dict[str, Any] | None) -> list[Op]:
         if _numeric(old) and not _numeric(new):
             ops.append(("zrem", keys.num_key(t, tag), uid))
         elif not _numeric(old):
-            ops.append(("srem", keys.seg_key(t, tag, old), uid))
+            keep = set(map(keys.value_token, _members(new))) if new is not None else set()
+            for v in _members(old):
+                if keys.value_token(v) not in keep:
+                    ops.append(("srem", keys.seg_key(t, tag, v), uid))
     if new is not None:
         if _numeric(new):
             ops.append(("zadd", keys.num_key(t, tag), uid, float(new)))
         else:
-            ops.append(("sadd", keys.seg_key(t, tag, new), uid))
+            for v in _members(new):
+                ops.append(("sadd", keys.seg_key(t, tag, v), uid))
+                ops.append(("sadd", keys.values_key(t, tag), keys.value_token(v)))
     ops.append(("sadd", keys.users_key(t), uid))
     ops.append(("sadd", keys.TENANTS_KEY, t))
     if why is not None:
@@ -74,7 +85,8 @@ def forget_ops(tenant: str, uid: str, tags: dict[str, Any]) -> list[Op]:
         if _numeric(value):
             ops.append(("zrem", keys.num_key(tenant, tag), uid))
         else:
-            ops.append(("srem", keys.seg_key(tenant, tag, value), uid))
+            for v in _members(value):
+                ops.append(("srem", keys.seg_key(tenant, tag, v), uid))
     ops.append(("delete", keys.user_key(tenant, uid), keys.why_key(tenant, uid),
                 keys.timeline_key(tenant, uid)))
     ops.append(("srem", keys.users_key(tenant), uid))

@@ -69,7 +69,7 @@ class CursorError(SegmentError):
     """A paging cursor is malformed, expired, or belongs to another expression."""
 
 
-def values_key(tenant: str, tag_id: str) -> str:
+def values_key(tenant: str, tag_id: str) -> str:  # same as serving.keys.values_key
     """Proposed index ``sa:{t}:vals:{tag}`` (set of values present) for text/set tags.
 
     Not written by the projection yet; when absent the runner finds the values by

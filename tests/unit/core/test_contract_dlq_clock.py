@@ -72,7 +72,14 @@ def test_projection_ops_move_segment_membership():
     removed = change_ops({**ch, "new": None}, why=None)
     assert ("hdel", keys.user_key("t", "u"), "tag:activity") in removed
     assert not any(op[0] == "sadd" and "seg" in op[1] for op in removed)
-    gone = forget_ops("t", "u", {"activity": "high", "lead_score": 4})
+    cats = change_ops({**ch, "tag_id": "cats", "old": ["java"], "new": ["java", "sql"]},
+                      why=None)
+    assert ("srem", keys.seg_key("t", "cats", ["java"]), "u") in cats
+    assert ("sadd", keys.seg_key("t", "cats", ["java", "sql"]), "u") in cats
+    assert ("sadd", keys.values_key("t", "cats"), '["java","sql"]') in cats
+    assert ("sadd", keys.values_key("t", "activity"), "high") in ops
+    gone = forget_ops("t", "u", {"activity": "high", "lead_score": 4, "cats": ["sql"]})
+    assert ("srem", keys.seg_key("t", "cats", ["sql"]), "u") in gone
     assert ("srem", keys.seg_key("t", "activity", "high"), "u") in gone
     assert ("zrem", keys.num_key("t", "lead_score"), "u") in gone
 
