@@ -80,3 +80,43 @@ def show(bootstrap: str | None) -> None:
     else:
         click.echo(f"version {last.get('version')} from {last.get('source')}: "
                    f"{', '.join(sorted(last['files']))}")
+
+
+@command.command("diff")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--bootstrap", default=None)
+@click.option("--json", "as_json", is_flag=True, help="print the full diff as JSON")
+@click.option("--timeout", default=120.0, show_default=True, help="seconds to read the state")
+def diff(path: Path, bootstrap: str | None, as_json: bool, timeout: float) -> None:
+    """Shadow-run the rule set at PATH over the retained state: who would gain or lose which
+    tag, before it goes live. The state is read from the users table's changelog."""
+    import time  # noqa: PLC0415
+
+    import orjson  # noqa: PLC0415
+
+    from stream_app.cli.rebuild_cmd import TableReader, changelog_topic  # noqa: PLC0415
+    from stream_app.rules.diff import diff_rulesets  # noqa: PLC0415
+    from stream_app.rules.loader import load_ruleset  # noqa: PLC0415
+
+    s = get_settings()
+    _, new = _compile(path)
+    old = load_ruleset(s.rules_path)
+    reader = TableReader(bootstrap or s.kafka_bootstrap, changelog_topic(s.app_id),
+                         s.partitions)
+    try:
+        states = reader.read_all(timeout)
+    finally:
+        reader.close()
+    now = max((st.get("now") or 0 for st in states.values() if st), default=0) or int(
+        time.time() * 1000)
+    result = diff_rulesets(old, new, states.values(), now, day_offset_ms=s.day_offset_ms)
+    doc = result.to_dict()
+    if as_json:
+        click.echo(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode())
+        return
+    click.echo(f"{doc['old_version']} -> {doc['new_version']}: {doc['users']:,} users, "
+               f"{doc['changed_users']:,} would change")
+    for tid, d in sorted(doc["tags"].items()):
+        click.echo(f"  {tid:20} +{d['gained']:,} gain  -{d['lost']:,} lose")
+    for name in doc["missing_history"]:
+        click.echo(f"  note: no history yet for {name} (fills from new events)")

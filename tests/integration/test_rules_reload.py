@@ -64,3 +64,24 @@ def test_invalid_rule_set_is_refused_with_reason(stack, tmp_path):
     out = cli(stack, "rules", "apply", str(bad))
     assert out.returncode != 0
     assert "rules refused" in out.stderr and "bad.yaml" in out.stderr and "'x'" in out.stderr
+
+
+def test_rules_diff_shadows_a_new_rule_set_over_retained_state(stack, harness, tags_reader,
+                                                               tmp_path):
+    """`rules diff` reports who would change before a rule set goes live."""
+    u = uid("diff")
+    t = harness.base_ts()
+    harness.send("click", event(u, "page_view", t))
+    tags_reader.wait_for(user_id=u, tag_id="activity", new="low")
+    rules = tmp_path / "rules"
+    shutil.copytree(ROOT / "config" / "rules", rules)
+    text = (rules / "activity.yaml").read_text()
+    (rules / "activity.yaml").write_text(
+        text.replace("activity_medium_days: 2 ", "activity_medium_days: 1 "))
+    out = cli(stack, "rules", "diff", str(rules), "--json")
+    assert out.returncode == 0, out.stderr
+    import orjson
+
+    doc = orjson.loads(out.stdout)
+    assert doc["users"] >= 1 and doc["changed_users"] >= 1
+    assert doc["tags"]["activity"]["transitions"].get("low -> medium", 0) >= 1
