@@ -23,7 +23,8 @@ def command(user_id: str, tenant: str, as_json: bool) -> None:
     try:
         profile = store.profile(tenant, user_id)
     except Exception as exc:  # noqa: BLE001
-        raise click.ClickException(f"cannot read Redis at {get_settings().redis_url}: {exc}")
+        raise click.ClickException(
+            f"cannot read Redis at {get_settings().redis_url}: {exc}") from exc
     if not profile:
         raise click.ClickException(f"no profile for user {user_id!r} in tenant {tenant!r}")
     if as_json:

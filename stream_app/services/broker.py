@@ -12,10 +12,9 @@ Example (not run as a doctest: it starts a process)::
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 from stream_app.errors import ServiceError
-from stream_app.services.process import ManagedProcess, free_port, wait_for
+from stream_app.services.process import EmbeddedService, ManagedProcess, wait_for
 
 
 def broker_binary() -> str:
@@ -41,15 +40,10 @@ def broker_ready(bootstrap: str, timeout: float = 2.0) -> bool:
     return md.brokers is not None and len(md.brokers) > 0
 
 
-class EmbeddedBroker:
+class EmbeddedBroker(EmbeddedService):
     """Start tansu on a free loopback port (or ``port``); stop it on exit."""
 
-    def __init__(self, port: int | None = None, workdir: Path = Path("var"),
-                 startup_timeout: float = 30.0) -> None:
-        self.port = port or free_port()
-        self.workdir = Path(workdir)
-        self.startup_timeout = startup_timeout
-        self.process: ManagedProcess | None = None
+    default_timeout = 30.0
 
     @property
     def bootstrap(self) -> str:
@@ -71,12 +65,3 @@ class EmbeddedBroker:
                  proc=self.process.proc, log=self.process.log)
         return self
 
-    def stop(self) -> None:
-        if self.process:
-            self.process.stop()
-
-    def __enter__(self) -> EmbeddedBroker:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

