@@ -1,10 +1,12 @@
 """The worker's clock for time-based tags: event time that keeps moving when input is idle.
 
 Each input topic-partition has its own time: the newest event time seen on it plus the wall time
-elapsed since. The worker's ``now()`` is the *minimum* over its partitions (a watermark), so
-a partition that is behind (e.g. consumed later during a fast replay) does not see its events
-as late, and an idle partition still advances with the wall clock. With live input this is
-the wall clock; during a replay it follows the replayed event time.
+elapsed since, so an idle partition still advances with the wall clock. Lateness is judged
+against the event's own topic-partition (``now(source)``): a partition that is behind (e.g.
+consumed later during a fast replay) does not see its events as late. ``now()`` is the most
+advanced time (what the clock sweep uses for time-based tags), ``watermark()`` the least
+advanced. With live input both are the wall clock; during a replay they follow the replayed
+event time.
 
 Example:
     >>> wall = [100.0]
@@ -13,11 +15,11 @@ Example:
     True
     >>> c.observe(1_000_000, partition=0)
     >>> c.observe(9_000_000, partition=1)     # partition 1 is ahead
-    >>> c.now(), c.now(partition=1)           # the watermark follows the slowest partition
-    (1000000, 9000000)
+    >>> c.watermark(), c.now(partition=0), c.now()
+    (1000000, 1000000, 9000000)
     >>> wall[0] = 105.0                       # 5 s of wall time later, no events
-    >>> c.now()
-    1005000
+    >>> c.watermark(), c.now()
+    (1005000, 9005000)
 """
 
 from __future__ import annotations
@@ -40,16 +42,23 @@ class HybridClock:
             self._parts[partition] = (ts_ms, self._wall())
 
     def now(self, partition: Hashable | None = None) -> int | None:
-        """Stream time in ms (of one partition, or the minimum over all); None if unseen."""
+        """Stream time in ms of one partition, or the most advanced; None if unseen."""
         if partition is not None:
             entry = self._parts.get(partition)
             if entry is None:
                 return None
             return entry[0] + int((self._wall() - entry[1]) * 1000)
+        return self._fold(max)
+
+    def watermark(self) -> int | None:
+        """The least advanced partition's time (everything older has been seen everywhere)."""
+        return self._fold(min)
+
+    def _fold(self, pick: Callable[..., int]) -> int | None:
         if not self._parts:
             return None
         wall = self._wall()
-        return min(ms + int((wall - at) * 1000) for ms, at in self._parts.values())
+        return pick(ms + int((wall - at) * 1000) for ms, at in self._parts.values())
 
     def revoke(self, partitions: set[Hashable]) -> None:
         """Forget partitions this worker no longer holds (after a rebalance)."""

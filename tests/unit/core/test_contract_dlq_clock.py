@@ -54,11 +54,11 @@ def test_clock_watermark_is_the_slowest_partition():
     c = HybridClock(wall=lambda: wall[0])
     c.observe(50_000, partition=0)
     c.observe(10_000, partition=1)
-    assert c.now() == 10_000 and c.now(0) == 50_000
+    assert c.watermark() == 10_000 and c.now(1) == 10_000 and c.now() == 50_000
     c.observe(60_000, partition=1)
-    assert c.now() == 50_000
-    c.revoke({0})
-    assert c.now() == 60_000 and c.partitions() == [1]
+    assert c.watermark() == 50_000 and c.now() == 60_000
+    c.revoke({1})
+    assert c.now() == 50_000 and c.partitions() == [0]
 
 
 def test_projection_ops_move_segment_membership():
