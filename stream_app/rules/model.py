@@ -96,7 +96,10 @@ class TagDef:
                 return None
             if self.round is not None:
                 v = round(v, self.round)
-            return int(v) if float(v).is_integer() else v
+            if isinstance(v, float) and v != v or v in (float("inf"), float("-inf")):
+                return None   # NaN / infinity: no value (JSON has none)
+            # whole numbers as int, unless outside what JSON consumers hold exactly (2**53)
+            return int(v) if float(v).is_integer() and abs(v) < 2**53 else float(v)
         if k == "set":
             if not isinstance(v, list | tuple | set):
                 v = [v]
