@@ -32,6 +32,7 @@ from stream_app.app.topics import (
 from stream_app.dlq import dead_letter
 from stream_app.errors import EventError
 from stream_app.events import Event, parse_event
+from stream_app.security.pii import protect_event_props
 
 log = logging.getLogger(__name__)
 NO_SCORING = settings.disabled("scoring")
@@ -110,6 +111,7 @@ async def handle_event(msg: Any, stream: str) -> None:
     except Exception as exc:  # noqa: BLE001 - never crash on input
         await send_dlq(msg, "invalid", f"{type(exc).__name__}: {exc}")
         return
+    protect_event_props(ev)   # phone, email, WeChat id, name: keyed hashes, never stored raw
     key = msg.key.decode("utf-8", "replace") if isinstance(msg.key, bytes) else msg.key
     if key != ev.user_id:
         # not keyed by its user: re-publish keyed correctly so the user's state stays on one

@@ -43,7 +43,10 @@ def add_points(rp: dict[str, Any], target: str, etype: str, ts: int, rc: RulesCo
     if cur is None:
         rp[target] = [pts, ts, {etype: pts}]
         return
-    value = _decay(cur[0], cur[1], ts, rc) + pts
+    if ts >= cur[1]:
+        value = _decay(cur[0], cur[1], ts, rc) + pts
+    else:   # an older event (another topic's record consumed later): decay it to the newest
+        value = cur[0] + _decay(pts, ts, cur[1], rc)
     by = cur[2]
     by[etype] = round(by.get(etype, 0) + pts, 3)
     rp[target] = [value, max(ts, cur[1]), by]

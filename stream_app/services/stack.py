@@ -43,6 +43,11 @@ class Stack:
             "STREAM_APP_BROKER_URL": self.broker.url,
             "STREAM_APP_REDIS_URL": self.redis.url,
             "STREAM_APP_PARTITIONS": str(self.partitions),
+            # Faust reads these from the environment: short group timeouts make a
+            # consumer-group join on tansu take ~8 s instead of ~30 s
+            "BROKER_SESSION_TIMEOUT": "6",
+            "BROKER_HEARTBEAT_INTERVAL": "1",
+            "BROKER_REBALANCE_TIMEOUT": "10",
             **self.extra_env,
         }
 
