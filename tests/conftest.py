@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import TopicReader, Harness
+from tests.helpers import Harness, TopicReader
 
 ROOT = Path(__file__).resolve().parent.parent
 

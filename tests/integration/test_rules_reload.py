@@ -60,7 +60,8 @@ def test_rule_edit_applies_without_restart(stack, harness, tags_reader, tmp_path
 def test_invalid_rule_set_is_refused_with_reason(stack, tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("tags:\n  - id: x\n    family: activity\n    zh: a\n    en: b\n"
-                   "    kind: enum\n    cases:\n      - {value: y, when: \"count(a, 30d) >>> 3\"}\n")
+                   "    kind: enum\n    cases:\n"
+                   "      - {value: y, when: \"count(a, 30d) >>> 3\"}\n")
     out = cli(stack, "rules", "apply", str(bad))
     assert out.returncode != 0
     assert "rules refused" in out.stderr and "bad.yaml" in out.stderr and "'x'" in out.stderr
