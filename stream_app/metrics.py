@@ -76,7 +76,8 @@ from stream_app.config import REPO_ROOT
 from stream_app.errors import ConfigError
 
 __all__ = [
-    "ALERTS", "ANOMALY_SCORE", "BIZ_EVENTS", "BIZ_RATE", "BIZ_REVENUE", "CONSUMER_LAG",
+    "ALERTS", "ANOMALY_SCORE", "BACKFILL_PROGRESS", "BIZ_EVENTS", "BIZ_RATE", "BIZ_REVENUE",
+    "CONSUMER_LAG",
     "DLQ_RECORDS", "DUPLICATES", "E2E_LATENCY", "EVENTS_CONSUMED", "EVENTS_UNKNOWN_TYPE",
     "LATE_EVENTS", "METRIC_ANOMALY", "MODEL_GATE_OPEN", "MODEL_INFO", "MODEL_QUALITY", "OTHER",
     "READY", "REDIS_BUFFERED", "REDIS_ERRORS", "REDIS_WRITE_LATENCY", "TABLE_USERS",
@@ -158,6 +159,8 @@ ANOMALY_SCORE = Gauge(
 # ---- process -----------------------------------------------------------------------------
 WORKER_INFO = Gauge(PREFIX + "worker_info", "1, labelled with worker id and version",
                     ["worker", "version"])
+BACKFILL_PROGRESS = Gauge(PREFIX + "rule_backfill_progress",
+                          "Share of this worker's users re-evaluated after a rule-set change")
 READY = Gauge(PREFIX + "ready", "1 when the process has recovered its state and serves")
 
 

@@ -52,7 +52,14 @@ def apply_record(topic: str, key: str, value: bytes) -> None:
         ruleset = compile_bundle(decode(value))
         if ruleset.version != runtime.engine.ruleset.version:
             runtime.engine.ruleset = ruleset
-            log.warning("rule set %s loaded (hot reload)", ruleset.version)
+            # backfill: every user this worker holds is re-evaluated under the new rules from
+            # the retained state (the sweep sends the ticks in chunks; live events go on)
+            from stream_app.app.tables import users  # noqa: PLC0415
+
+            runtime.backfill = list(users.data.keys())
+            runtime.backfill_total = len(runtime.backfill)
+            log.warning("rule set %s loaded (hot reload); backfilling %d users",
+                        ruleset.version, runtime.backfill_total)
 
 
 @app.task

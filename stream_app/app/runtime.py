@@ -59,6 +59,9 @@ class Runtime:
     started: float = field(default_factory=time.time)
     processed: int = 0
     recent_ticks: dict[str, float] = field(default_factory=dict)
+    #: users still to re-evaluate after a rule-set change (backfill), and how many in all
+    backfill: list[str] = field(default_factory=list)
+    backfill_total: int = 0
 
     @classmethod
     def create(cls, settings: Settings) -> Runtime:

@@ -9,14 +9,18 @@ idempotent, so a sweep that runs twice (rebalance) changes nothing.
 
 from __future__ import annotations
 
+import logging
 import time
 
+from stream_app import metrics
 from stream_app.app.context import runtime
 from stream_app.app.main import app, settings
 from stream_app.app.tables import users
 from stream_app.app.topics import ticks_topic
 
+log = logging.getLogger(__name__)
 MAX_TICKS_PER_SWEEP = 20_000
+BACKFILL_PER_SWEEP = 5_000
 RETICK_AFTER_S = 30.0
 
 
@@ -39,3 +43,11 @@ async def sweep() -> None:
     for uid in due:
         recent[uid] = wall
         await ticks_topic.send(key=uid, value=b"tick")
+    if runtime.backfill:
+        chunk = runtime.backfill[-BACKFILL_PER_SWEEP:]
+        del runtime.backfill[-BACKFILL_PER_SWEEP:]
+        for uid in chunk:
+            await ticks_topic.send(key=uid, value=b"backfill")
+        done = runtime.backfill_total - len(runtime.backfill)
+        metrics.BACKFILL_PROGRESS.set(done / max(runtime.backfill_total, 1))
+        log.warning("rule backfill: %d/%d users re-evaluated", done, runtime.backfill_total)

@@ -52,6 +52,10 @@ def test_rule_edit_applies_without_restart(stack, harness, tags_reader, tmp_path
         from tests.helpers import wait_until
         [new, *_] = wait_until(reloaded, timeout=60, interval=1.0, what="hot reload")
         assert new["rule_version"] != old["rule_version"]
+        # backfill: the user tagged before the change is re-evaluated from retained state
+        [back] = tags_reader.wait_for(timeout=60, user_id=before, tag_id="activity",
+                                      new="medium")
+        assert back["old"] == "low" and back["rule_version"] == new["rule_version"]
     finally:
         restore = cli(stack, "rules", "apply", str(ROOT / "config" / "rules"))
         assert restore.returncode == 0, restore.stderr
