@@ -23,7 +23,9 @@ def stack():
     s = Stack(workdir=workdir, workers=0, partitions=2,
               env={"STREAM_APP_SWEEP_INTERVAL_S": "1",
                    # tests take disjoint time ranges (Harness.base_ts); none is "late"
-                   "STREAM_APP_LATE_GRACE_MS": str(100 * 365 * 86_400_000)})
+                   "STREAM_APP_LATE_GRACE_MS": str(100 * 365 * 86_400_000),
+                   # nor is anyone expired by the clock for being idle (TTL is unit-tested)
+                   "STREAM_APP_STATE_TTL_DAYS": str(100 * 365)})
     try:
         s.start_services()
         s.add_worker(wait=True, timeout=240)

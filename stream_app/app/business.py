@@ -168,5 +168,8 @@ async def anomaly(stream: Any) -> None:
             if obs.record is not None:
                 await anomaly_topic.send(key=point.metric, value=obs.record)
         if time.monotonic() - last_save >= SAVE_EVERY_S:
-            monitor_table["monitor"] = monitor.snapshot()
+            try:
+                monitor_table["monitor"] = monitor.snapshot()
+            except Exception as exc:  # noqa: BLE001 - e.g. changelog metadata not known yet
+                log.warning("detector state not saved (retrying later): %s", exc)
             last_save = time.monotonic()
