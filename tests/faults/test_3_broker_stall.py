@@ -31,8 +31,8 @@ STALL_S = 30
 
 @pytest.mark.xfail(strict=False, reason=(
     "known issue: Faust can skip records delivered while the users table recovers after a "
-    "restart/rebalance (faust-streaming #216/#221); see docs/GUARANTEES.md. The test still "
-    "reports lost/duplicated counts; duplicates and state exactness are asserted"))
+    "restart/rebalance (faust-streaming #216/#221); see docs/GUARANTEES.md. While it is "
+    "open this test may fail; its printed report row (lost / duplicated) tells why"))
 def test_broker_frozen_30s_workers_and_producers_recover(fstack, report):
     span_days = 10
     events = make_events(n_users=150, per_user=14, base=base_ts(), span_days=span_days,
