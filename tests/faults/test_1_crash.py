@@ -9,6 +9,7 @@ import time
 import pytest
 
 from tests.faults.workload import (
+    KNOWN_RECOVERY_SKIP,
     DlqWatch,
     Feeder,
     TableWatch,
@@ -25,10 +26,7 @@ pytestmark = pytest.mark.faults
 KILLS = 5
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "known issue: Faust can skip records delivered while the users table recovers after a "
-    "restart/rebalance (faust-streaming #216/#221); see docs/GUARANTEES.md. While it is "
-    "open this test may fail; its printed report row (lost / duplicated) tells why"))
+@KNOWN_RECOVERY_SKIP
 def test_kill_9_mid_stream_gives_exactly_once_effect_on_state(fstack, report):
     events = make_events(n_users=150, per_user=16, base=base_ts(), span_days=10, seed=11,
                          prefix="crash")

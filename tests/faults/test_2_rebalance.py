@@ -8,6 +8,7 @@ import time
 import pytest
 
 from tests.faults.workload import (
+    KNOWN_RECOVERY_SKIP,
     DlqWatch,
     Feeder,
     TableWatch,
@@ -30,10 +31,7 @@ def _all_ready(stack) -> float:
     return time.monotonic() - t0
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "known issue: Faust can skip records delivered while the users table recovers after a "
-    "restart/rebalance (faust-streaming #216/#221); see docs/GUARANTEES.md. While it is "
-    "open this test may fail; its printed report row (lost / duplicated) tells why"))
+@KNOWN_RECOVERY_SKIP
 def test_scale_up_to_three_then_down_mid_stream(fstack, report):
     events = make_events(n_users=150, per_user=16, base=base_ts(), span_days=10, seed=12,
                          prefix="rebal")

@@ -13,6 +13,7 @@ import pytest
 
 from tests.faults.workload import (
     DAY,
+    KNOWN_RECOVERY_SKIP,
     DlqWatch,
     TableWatch,
     account,
@@ -29,10 +30,7 @@ pytestmark = pytest.mark.faults
 STALL_S = 30
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "known issue: Faust can skip records delivered while the users table recovers after a "
-    "restart/rebalance (faust-streaming #216/#221); see docs/GUARANTEES.md. While it is "
-    "open this test may fail; its printed report row (lost / duplicated) tells why"))
+@KNOWN_RECOVERY_SKIP
 def test_broker_frozen_30s_workers_and_producers_recover(fstack, report):
     span_days = 10
     events = make_events(n_users=150, per_user=14, base=base_ts(), span_days=span_days,

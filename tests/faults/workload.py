@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+import pytest
 
 from stream_app.cli.rebuild_cmd import TableReader, changelog_topic
 from stream_app.config import Settings
@@ -349,3 +350,11 @@ def write_jsonl(path: Any, events: list[dict[str, Any]]) -> None:
     with open(path, "wb") as fh:
         for e in events:
             fh.write(orjson.dumps(e) + b"\n")
+
+
+#: the known Faust recovery skip (docs/GUARANTEES.md): tests that restart or rebalance workers
+#: may lose a few records until the consumer fix lands; non-strict, so a pass is fine
+KNOWN_RECOVERY_SKIP = pytest.mark.xfail(strict=False, reason=(
+    "known issue: Faust can skip records delivered while the users table recovers after a "
+    "restart/rebalance (faust-streaming #216/#221); see docs/GUARANTEES.md. While it is "
+    "open this test may fail; its printed report row (lost / duplicated) tells why"))
