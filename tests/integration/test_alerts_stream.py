@@ -1,0 +1,43 @@
+"""Alerts end to end on the real broker and worker: three missed live lessons in a row raise
+one at-risk alert for the class teacher, with reasons; a lead's strong actions raise a
+hot-lead alert with reasons in words."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.helpers import DAY, TopicReader, event, uid
+
+pytestmark = pytest.mark.integration
+
+
+def test_three_missed_lessons_raise_one_at_risk_alert(stack, harness):
+    reader = TopicReader(stack.bootstrap, "alerts.at_risk", stack.partitions)
+    u, t = uid("risk"), harness.base_ts()
+    harness.send("order", event(u, "order_paid", t, {"amount": 4980, "category": "python"}))
+    harness.send("study", event(u, "lesson_attended", t + DAY, {"lesson_no": 1}))
+    for i in range(3):
+        harness.send("study", event(u, "lesson_missed", t + (2 + i) * DAY, {"lesson_no": 2 + i}))
+    [alert] = reader.wait_for(timeout=90, user_id=u)
+    assert alert["kind"] == "at_risk" and alert["reasons"]
+    assert any("miss" in str(r).lower() or "at_risk" in str(r) for r in alert["reasons"])
+    harness.send("study", event(u, "lesson_missed", t + 5 * DAY, {"lesson_no": 5}))
+    harness.send("click", event(u, "page_view", t + 5 * DAY + 1))
+    reader.poll()
+    assert len(reader.where(user_id=u)) == 1   # cooldown: one alert a week per learner
+    reader.close()
+
+
+def test_strong_lead_actions_raise_a_hot_lead_alert_with_reasons(stack, harness):
+    reader = TopicReader(stack.bootstrap, "alerts.hot_lead", stack.partitions)
+    u, t = uid("hot"), harness.base_ts()
+    harness.send("profile", event(u, "registered", t, {"channel": "douyin"}))
+    for i, etype in enumerate(["course_view", "course_view", "live_enter", "trial_booked",
+                               "consult_request", "cart_add", "trial_purchased"]):
+        stream = "order" if etype == "trial_purchased" else "click"
+        harness.send(stream, event(u, etype, t + (i + 1) * 3_600_000, {"channel": "douyin"}))
+    [alert, *_] = reader.wait_for(timeout=90, user_id=u)
+    assert alert["kind"] == "hot_lead" and alert["score"] is not None
+    assert alert["reasons"] and all(r.get("zh") and r.get("en") for r in alert["reasons"])
+    assert alert["recent_actions"] and alert["next_step"]
+    reader.close()
