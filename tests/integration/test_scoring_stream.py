@@ -58,14 +58,20 @@ def test_stream_scores_equal_offline_scores(stack, harness, tmp_path):
             got[uid] = {k[6:]: round(v, 4) for k, v in prof.items() if k.startswith("score:")}
         return got
 
+    def close(a: dict[str, float] | None, b: dict[str, float]) -> bool:
+        # the same code path; records of one user from different topics may be consumed in
+        # another order than the file's, which changes float rounding in the 4th decimal only
+        return a is not None and a.keys() == b.keys() and all(
+            abs(a[k] - b[k]) <= 1e-3 for k in b)
+
     def equal():
         got = streamed()
-        return got if got == want else None
+        return got if all(close(got.get(u), w) for u, w in want.items()) else None
 
     try:
         wait_until(equal, timeout=180, interval=2.0, what="streamed scores = offline scores")
     except AssertionError:
         got = streamed()
-        diff = {u: (got.get(u), w) for u, w in want.items() if got.get(u) != w}
+        diff = {u: (got.get(u), w) for u, w in want.items() if not close(got.get(u), w)}
         raise AssertionError(f"{len(diff)} of {len(want)} users differ, e.g. "
                              f"{list(diff.items())[:3]}") from None
