@@ -1,6 +1,8 @@
 """Offline and streaming scoring share one code path: a simulated file replayed through the
 real broker and worker gives every user the same scores (in Redis) as the Scorer run offline
-over the same file (models behind the release gate score with the rule points in both)."""
+over the same file (models behind the release gate score with the rule points in both).
+It runs early in the session, before the bulk replays of other tests could teach the shared
+worker's model enough labels to pass its release gate."""
 
 from __future__ import annotations
 
