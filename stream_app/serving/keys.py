@@ -9,8 +9,11 @@ key                                type    content
                                            -> float, ``layer:<target>`` -> str, ``upd`` -> ms
 ``sa:{t}:seg:{tag_id}={value}``    set     user ids holding that (enumerated/boolean) value
 ``sa:{t}:num:{tag_id}``            zset    user id -> value, for numeric tags
-``sa:{t}:why:{uid}``               hash    tag_id -> JSON "why" record of the current value
-``sa:{t}:timeline:{uid}``          list    newest-first JSON tag changes (bounded)
+``sa:{t}:why:{uid}``               hash    tag_id -> compact JSON "why" record of the current
+                                           value (see ``compact_why``)
+``sa:{t}:timeline:{uid}``          list    newest-first compact tag changes (the last
+                                           ``TIMELINE_MAX``; the full history is the
+                                           ``tags.changes`` topic)
 ``sa:{t}:vals:{tag_id}``           set     values present of enumerated/text/set tags
 ``sa:{t}:users``                   set     every user id of the tenant (for NOT)
 ``sa:tenants``                     set     tenant names
@@ -30,7 +33,12 @@ from typing import Any
 import orjson
 
 PREFIX = "sa"
-TIMELINE_MAX = 100
+TIMELINE_MAX = 8
+"""Tag changes kept per user in Redis (newest first); older ones are on ``tags.changes``."""
+WHY_VALUES_MAX = 64
+"""The evidence (``values``) of a why record is kept in Redis when its JSON is this short."""
+TIMELINE_FIELDS = ("tag_id", "old", "new", "reason", "ts", "seq", "trigger", "rule_version")
+"""Fields of a tag-change record kept in the Redis timeline (no evidence, no ids)."""
 
 
 def value_token(value: Any) -> str:
@@ -71,3 +79,44 @@ def users_key(tenant: str) -> str:
 
 
 TENANTS_KEY = f"{PREFIX}:tenants"
+
+
+def compact_change(change: dict[str, Any]) -> dict[str, Any]:
+    """The timeline entry of a tag-change record: without the evidence and the fields every
+    entry of the user's list shares (user, tenant, event id, family).
+
+    Example:
+        >>> compact_change({"user_id": "u1", "tenant": "t", "tag_id": "activity", "old": None,
+        ...                 "new": "low", "seq": 3, "evidence": {"values": {}}})
+        {'tag_id': 'activity', 'old': None, 'new': 'low', 'seq': 3}
+    """
+    return {k: change[k] for k in TIMELINE_FIELDS if k in change}
+
+
+def compact_why(tag_id: str, why: dict[str, Any]) -> dict[str, Any]:
+    """The why record as stored in Redis: no ``recent_events`` (on ``tags.changes``), no
+    ``value`` (in the user hash), no ``rule`` when it is the tag id, ``values`` only when its
+    JSON is at most ``WHY_VALUES_MAX`` bytes (else ``values_omitted: true``).
+    :func:`expand_why` restores ``rule``.
+
+    Example:
+        >>> w = compact_why("activity", {"rule": "activity", "rule_version": 1,
+        ...     "values": {"count(x)": 4}, "value": "high", "trigger": "e9",
+        ...     "recent_events": ["e7", "e8", "e9"]})
+        >>> w
+        {'rule_version': 1, 'values': {'count(x)': 4}, 'trigger': 'e9'}
+        >>> expand_why("activity", w)["rule"]
+        'activity'
+    """
+    out = {k: v for k, v in why.items()
+           if k not in ("recent_events", "value") and not (k == "rule" and v == tag_id)}
+    vals = out.get("values")
+    if vals is not None and len(orjson.dumps(vals)) > WHY_VALUES_MAX:
+        del out["values"]
+        out["values_omitted"] = True
+    return out
+
+
+def expand_why(tag_id: str, stored: dict[str, Any]) -> dict[str, Any]:
+    """A stored why record as the API shows it (``rule`` restored)."""
+    return {"rule": tag_id, **stored} if isinstance(stored, dict) else stored

@@ -6,11 +6,22 @@ every ``flush_ms``. When Redis is down the operations stay queued (bounded by
 ``stream-app redis-rebuild`` restores the projection from the tables).
 Replaying the same change records is idempotent (HSET/SADD/SREM/ZADD).
 
+:func:`change_ops` is the complete projection of one change (``redis-rebuild`` writes it).
+The live writer, :meth:`RedisProjection.apply_changes`, merges one event's changes per user
+(:func:`event_ops`): one HSET of the tag fields, one HSET of the why records, one LPUSH of the
+timeline entries, and it skips what it already wrote (the tenant/user set membership of users
+it projected before and the values index of values it saw, both in bounded LRUs).
+:meth:`RedisProjection.set_fields` writes only the fields whose value changed since this
+process last wrote them for that user.
+
 Example (pure part: the operations one tag change becomes):
     >>> ch = {"user_id": "u1", "tenant": "default", "tag_id": "activity", "old": None,
     ...       "new": "low", "seq": 1}
     >>> [op[0] for op in change_ops(ch, why=None)]
     ['hset', 'sadd', 'sadd', 'sadd', 'sadd', 'lpush', 'ltrim']
+    >>> two = [ch, {**ch, "tag_id": "intent", "new": "high"}]
+    >>> [op[0] for op in event_ops(two, {}, seen=Seen(10))]
+    ['hsetmap', 'sadd', 'sadd', 'sadd', 'sadd', 'sadd', 'sadd', 'lpush', 'ltrim']
 """
 
 from __future__ import annotations
@@ -18,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from typing import Any
 
 import orjson
@@ -67,12 +78,102 @@ def change_ops(change: dict[str, Any], why: dict[str, Any] | None) -> list[Op]:
     ops.append(("sadd", keys.users_key(t), uid))
     ops.append(("sadd", keys.TENANTS_KEY, t))
     if why is not None:
-        ops.append(("hset", keys.why_key(t, uid), tag, orjson.dumps(why)))
+        ops.append(("hset", keys.why_key(t, uid), tag, orjson.dumps(keys.compact_why(tag, why))))
     elif new is None:
         ops.append(("hdel", keys.why_key(t, uid), tag))
     tl = keys.timeline_key(t, uid)
-    ops.append(("lpush", tl, orjson.dumps(change)))
+    ops.append(("lpush", tl, orjson.dumps(keys.compact_change(change))))
     ops.append(("ltrim", tl, 0, keys.TIMELINE_MAX - 1))
+    return ops
+
+
+class Seen:
+    """A bounded LRU of keys already written (``(tenant, uid)``, ``(tenant, tag, token)``).
+
+    Example:
+        >>> s = Seen(2)
+        >>> s.add("a"), s.add("a"), s.add("b"), s.add("c"), "a" in s
+        (True, False, True, True, False)
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._d: OrderedDict[Any, None] = OrderedDict()
+
+    def add(self, key: Any) -> bool:
+        """Remember ``key``; True when it was not known (so it must be written)."""
+        if key in self._d:
+            self._d.move_to_end(key)
+            return False
+        self._d[key] = None
+        if len(self._d) > self.size:
+            self._d.popitem(last=False)
+        return True
+
+    def discard(self, key: Any) -> None:
+        self._d.pop(key, None)
+
+    def __contains__(self, key: Any) -> bool:
+        return key in self._d
+
+    def __len__(self) -> int:
+        return len(self._d)
+
+
+def event_ops(changes: list[dict[str, Any]], why: dict[str, dict[str, Any]] | None,
+              seen: Seen | None = None) -> list[Op]:
+    """Merged operations of one event's changes (one user usually; grouped per user).
+
+    Same end state as the :func:`change_ops` of each change in order. With ``seen``, the
+    SADDs to ``users``/``tenants`` and to the values index are left out for what was already
+    written (and remembered there).
+    """
+    by_user: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for ch in changes:
+        by_user.setdefault((ch["tenant"], ch["user_id"]), []).append(ch)
+    ops: list[Op] = []
+    for (t, uid), chs in by_user.items():
+        ukey = keys.user_key(t, uid)
+        tag_set: dict[str, bytes] = {}
+        why_set: dict[str, bytes] = {}
+        members: list[Op] = []
+        last: dict[str, Any] = {}
+        for ch in chs:
+            last[ch["tag_id"]] = ch.get("new")
+            for op in change_ops(ch, None)[1:]:  # the set/zset moves, in order
+                if op[0] in ("lpush", "ltrim") or op[1] in (keys.users_key(t),
+                                                              keys.TENANTS_KEY):
+                    continue
+                if op[0] == "hdel":  # the why record of a removed tag
+                    continue
+                if op[0] == "sadd" and op[1].startswith(f"{keys.PREFIX}:{t}:vals:") \
+                        and seen is not None and not seen.add((t, op[1], op[2])):
+                    continue
+                members.append(op)
+        removed = [tag for tag, v in last.items() if v is None]
+        for tag, v in last.items():
+            if v is not None:
+                tag_set[f"tag:{tag}"] = orjson.dumps(v)
+                w = (why or {}).get(tag)
+                if w is not None:
+                    why_set[tag] = orjson.dumps(keys.compact_why(tag, w))
+        if tag_set:
+            ops.append(("hsetmap", ukey, tag_set))
+        if removed:
+            ops.append(("hdel", ukey, *[f"tag:{tag}" for tag in removed]))
+        ops.extend(members)
+        if seen is None or seen.add((t, uid)):
+            ops.append(("sadd", keys.users_key(t), uid))
+            if seen is None or seen.add((t,)):
+                ops.append(("sadd", keys.TENANTS_KEY, t))
+        if why_set:
+            ops.append(("hsetmap", keys.why_key(t, uid), why_set))
+        gone = [tag for tag in removed if (why or {}).get(tag) is None]
+        if gone:
+            ops.append(("hdel", keys.why_key(t, uid), *gone))
+        tl = keys.timeline_key(t, uid)
+        ops.append(("lpush", tl, *[orjson.dumps(keys.compact_change(ch)) for ch in chs]))
+        ops.append(("ltrim", tl, 0, keys.TIMELINE_MAX - 1))
     return ops
 
 
@@ -109,7 +210,7 @@ class RedisProjection:
     """Queue of projection operations written to Redis in pipelines."""
 
     def __init__(self, url: str, flush_ms: int = 100, max_pending: int = 1_000_000,
-                 metrics: Any = None) -> None:
+                 metrics: Any = None, lru_users: int = 100_000) -> None:
         import redis.asyncio as aioredis  # noqa: PLC0415
 
         self.client = aioredis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2)
@@ -121,19 +222,47 @@ class RedisProjection:
         self.written = 0
         self._task: asyncio.Task | None = None
         self._metrics = metrics
+        self.seen = Seen(lru_users)   # (tenant, uid), (tenant,), (tenant, vals key, token)
+        self._fields: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()
+        self._fields_max = lru_users
+        self.skipped_fields = 0
 
     def apply_changes(self, changes: list[dict[str, Any]],
                       why: dict[str, dict[str, Any]] | None = None) -> None:
-        for ch in changes:
-            self._push(change_ops(ch, (why or {}).get(ch["tag_id"])))
+        """Queue the projection of one event's tag changes (merged, see :func:`event_ops`)."""
+        if changes:
+            self._push(event_ops(changes, why, self.seen))
 
     def set_fields(self, tenant: str, uid: str, fields: dict[str, Any]) -> None:
-        """Set plain profile fields (scores, layers, counts) on the user's hash."""
-        if fields:
+        """Set plain profile fields (scores, layers, counts) on the user's hash; only those
+        whose value differs from what this process last wrote for the user (bounded LRU)."""
+        if not fields:
+            return
+        k = (tenant, uid)
+        last = self._fields.get(k)
+        if last is None:
+            last = self._fields[k] = {}
+            if len(self._fields) > self._fields_max:
+                self._fields.popitem(last=False)
+        else:
+            self._fields.move_to_end(k)
+        changed = {f: v for f, v in fields.items() if f not in last or last[f] != v}
+        self.skipped_fields += len(fields) - len(changed)
+        if changed:
+            last.update(changed)
             self._push([("hsetmap", keys.user_key(tenant, uid),
-                         {k: orjson.dumps(v) for k, v in fields.items()})])
+                         {f: orjson.dumps(v) for f, v in changed.items()})])
+
+    def reset_caches(self) -> None:
+        """Forget what was written (call when partitions are reassigned: another worker may
+        have written these users meanwhile)."""
+        self.seen = Seen(self.seen.size)
+        self._fields.clear()
 
     def forget(self, tenant: str, uid: str, tags: dict[str, Any]) -> None:
+        """Queue the removal of every trace of a user (and forget what was cached of it)."""
+        self.seen.discard((tenant, uid))
+        self._fields.pop((tenant, uid), None)
         self._push(forget_ops(tenant, uid, tags))
 
     def _push(self, ops: list[Op]) -> None:

@@ -55,17 +55,22 @@ async def read_profile(r: Any, tenant: str, uid: str) -> dict[str, Any] | None:
 async def read_why(r: Any, tenant: str, uid: str) -> dict[str, Any]:
     """Every current why record of the user (tag_id -> record)."""
     raw = await r.hgetall(keys.why_key(tenant, uid))
-    return {(k.decode() if isinstance(k, bytes) else k): _loads(v) for k, v in raw.items()}
+    out = {}
+    for k, v in raw.items():
+        tag = k.decode() if isinstance(k, bytes) else k
+        out[tag] = keys.expand_why(tag, _loads(v))
+    return out
 
 
 async def read_why_one(r: Any, tenant: str, uid: str, tag_id: str) -> dict[str, Any] | None:
     raw = await r.hget(keys.why_key(tenant, uid), tag_id)
-    return _loads(raw) if raw else None
+    return keys.expand_why(tag_id, _loads(raw)) if raw else None
 
 
 async def read_timeline(r: Any, tenant: str, uid: str, limit: int = 20,
                         tag_id: str | None = None) -> list[dict[str, Any]]:
-    """Newest-first tag changes (all tags, or only ``tag_id``'s), at most ``limit``."""
+    """Newest-first tag changes (all tags, or only ``tag_id``'s), at most ``limit``; Redis
+    keeps the last ``keys.TIMELINE_MAX`` (compact: no evidence), ``tags.changes`` has all."""
     end = limit - 1 if tag_id is None else keys.TIMELINE_MAX - 1
     items = [_loads(x) for x in await r.lrange(keys.timeline_key(tenant, uid), 0, end)]
     if tag_id is not None:

@@ -14,7 +14,14 @@ result into a snapshot key (``sa:{t}:tmp:snap:{id}``; a bare tag key is copied),
 cursor always yields the same batch and every member comes exactly once. The paging cursor
 holds the snapshot id, the scan cursor, how many members of that batch were already
 returned, and a digest of the expression; it only works for the tenant that created it.
-Members come in no particular order.
+Members come in no particular order. A result known to fit in the first page (cached size,
+a single key's cardinality, or ``SINTERCARD ... LIMIT``) is read at once, without a snapshot.
+
+Sizes are cached per (tenant, expression) for ``size_cache_s`` seconds (default 5): a
+dashboard polling one segment costs one computation per period. A numeric range intersected
+with plain sets is counted with ``ZINTERCARD`` (Redis >= 7) over the in-range part or, when
+that is larger, as everything minus the out-of-range parts, so nothing of the size of the
+sets is stored.
 
 Example (with fakeredis)::
 
@@ -148,7 +155,8 @@ class SegmentRunner:
     """Evaluates segment expressions of any tenant on one Redis (``redis.asyncio`` client)."""
 
     def __init__(self, redis: Any, catalog: Catalog, *, temp_ttl_ms: int = 30_000,
-                 snapshot_ttl_s: int = 600, value_cache_s: float = 30.0) -> None:
+                 snapshot_ttl_s: int = 600, value_cache_s: float = 30.0,
+                 size_cache_s: float = 5.0, size_cache_max: int = 4096) -> None:
         self.r = redis
         self.catalog = catalog
         self.temp_ttl_ms = temp_ttl_ms
@@ -156,6 +164,9 @@ class SegmentRunner:
         self.value_cache_s = value_cache_s
         self._values: dict[tuple[str, str], tuple[float, list[Any]]] = {}
         self._intercard: bool | None = None
+        self.size_cache_s = size_cache_s
+        self.size_cache_max = size_cache_max
+        self._sizes: dict[tuple[str, str], tuple[float, int]] = {}
 
     # -- planning ----------------------------------------------------------------------
     async def compile(self, tenant: str, expr: str) -> Plan:
@@ -241,6 +252,11 @@ class SegmentRunner:
             # |B - M| = |B| - |B & M|: with SINTERCARD both sides usually need no stores
             both = intersect([node.base, unite(list(node.minus))])
             return await self._count(node.base, tenant) - await self._count(both, tenant)
+        if (isinstance(node, Inter) and await self._has_intercard()
+                and sum(isinstance(i, Range) for i in node.items) == 1
+                and all(isinstance(i, Range) or (isinstance(i, Key) and not i.z)
+                        for i in node.items)):
+            return await self._range_intercard(node, tenant)
         if (isinstance(node, Inter) and self._intercard is not False
                 and all(isinstance(i, Key) and not i.z for i in node.items)):
             names = [i.name for i in node.items]
@@ -257,6 +273,46 @@ class SegmentRunner:
         pipe.execute_command("DEL", *p.temps)
         out = await pipe.execute()
         return int(out[-2])
+
+    async def _range_intercard(self, node: Inter, tenant: str) -> int:
+        """|R & S1 & ...| for one numeric range R and plain sets, with ZINTERCARD: over the
+        in-range members copied out, or over the whole sorted set minus the out-of-range
+        sides, whichever copies fewer members."""
+        r = next(i for i in node.items if isinstance(i, Range))
+        sets = [i.name for i in node.items if isinstance(i, Key)]
+        sides = []  # out-of-range parts: (lo, hi) score bounds
+        if r.lo != "-inf":
+            sides.append(("-inf", r.lo[1:] if r.lo.startswith("(") else f"({r.lo}"))
+        if r.hi != "+inf":
+            sides.append((r.hi[1:] if r.hi.startswith("(") else f"({r.hi}", "+inf"))
+        pipe = self.r.pipeline(transaction=False)
+        pipe.execute_command("ZCOUNT", r.zkey, r.lo, r.hi)
+        for lo, hi in sides:
+            pipe.execute_command("ZCOUNT", r.zkey, lo, hi)
+        counts = [int(x) for x in await pipe.execute()]
+        inside, outside = counts[0], sum(counts[1:])
+        qid = secrets.token_hex(8)
+        parts = [(r.lo, r.hi, 1)] if inside <= outside else \
+            [(lo, hi, -1) for (lo, hi), n in zip(sides, counts[1:], strict=True) if n]
+        pipe = self.r.pipeline(transaction=False)
+        temps = []
+        for i, (lo, hi, _) in enumerate(parts):
+            tmp = f"{keys.PREFIX}:{tenant}:tmp:{qid}:r{i}"
+            temps.append(tmp)
+            pipe.execute_command("ZRANGESTORE", tmp, r.zkey, lo, hi, "BYSCORE")
+            pipe.execute_command("PEXPIRE", tmp, self.temp_ttl_ms)
+            pipe.execute_command("ZINTERCARD", 1 + len(sets), tmp, *sets)
+        if inside > outside:
+            pipe.execute_command("ZINTERCARD", 1 + len(sets), r.zkey, *sets)
+        if temps:
+            pipe.execute_command("DEL", *temps)
+        out = await pipe.execute()
+        total = 0
+        for i, (_, _, sign) in enumerate(parts):
+            total += sign * int(out[3 * i + 2])
+        if inside > outside:
+            total += int(out[3 * len(parts)])
+        return total
 
     async def _has_intercard(self) -> bool:
         """Does the server have SINTERCARD (Redis >= 7)? Asked once, on a missing key."""
@@ -282,8 +338,55 @@ class SegmentRunner:
         return sum(sign * int(n) for sign, n in zip(terms, await pipe.execute(), strict=True))
 
     async def size(self, tenant: str, expr: str) -> int:
-        """Number of users of ``tenant`` matching ``expr``."""
-        return await self.size_of(await self.compile(tenant, expr))
+        """Number of users of ``tenant`` matching ``expr`` (cached ``size_cache_s``)."""
+        hit = self.cached_size(tenant, expr)
+        if hit is not None:
+            return hit
+        n = await self.size_of(await self.compile(tenant, expr))
+        self._remember_size(tenant, expr, n)
+        return n
+
+    def cached_size(self, tenant: str, expr: str) -> int | None:
+        """The size computed less than ``size_cache_s`` ago, if any."""
+        hit = self._sizes.get((tenant, expr_digest(expr)))
+        if hit is not None and hit[0] > time.monotonic():
+            return hit[1]
+        return None
+
+    def _remember_size(self, tenant: str, expr: str, n: int) -> None:
+        if self.size_cache_s <= 0:
+            return
+        now = time.monotonic()
+        if len(self._sizes) >= self.size_cache_max:
+            self._sizes = {k: v for k, v in self._sizes.items() if v[0] > now}
+            while len(self._sizes) >= self.size_cache_max:
+                self._sizes.pop(next(iter(self._sizes)))
+        self._sizes[(tenant, expr_digest(expr))] = (now + self.size_cache_s, n)
+
+    async def _fits(self, tenant: str, expr: str, p: Plan, limit: int) -> bool:
+        """Is the segment known, cheaply, to have at most ``limit`` members?"""
+        n = self.cached_size(tenant, expr)
+        if n is None and p.size_command() is not None:
+            n = int(await self.r.execute_command(*p.size_command()))
+        if n is None:
+            names = p.intercard_keys()
+            if names is None or not await self._has_intercard():
+                return False
+            n = int(await self.r.execute_command("SINTERCARD", len(names), *names,
+                                                 "LIMIT", limit + 1))
+        return n <= limit
+
+    async def _small_page(self, p: Plan, limit: int) -> list[str] | None:
+        """All members in one pipeline (no snapshot); None when more than ``limit``."""
+        pipe = self.r.pipeline(transaction=False)
+        self._queue_steps(pipe, p)
+        pipe.execute_command("ZRANGE" if p.z else "SMEMBERS", p.result,
+                             *((0, limit) if p.z else ()))
+        if p.temps:
+            pipe.execute_command("DEL", *p.temps)
+        out = await pipe.execute()
+        got = [_text(m) for m in out[-2 if p.temps else -1]]
+        return got if len(got) <= limit else None
 
     async def members(self, tenant: str, expr: str) -> set[str]:
         """Every member at once (for tests and small segments; use :meth:`page` to export)."""
@@ -346,7 +449,13 @@ class SegmentRunner:
             raise SegmentError("limit must be between 1 and 100000")
         digest = expr_digest(expr)
         if cursor is None:
-            parse(expr)
+            p = await self.compile(tenant, expr)
+            if p.result is None:
+                return Page([], 0, None)
+            if await self._fits(tenant, expr, p, limit):
+                small = await self._small_page(p, limit)
+                if small is not None:
+                    return Page(small, len(small), None)
             snap_id, total, z = await self.snapshot(tenant, expr)
             if snap_id is None:
                 return Page([], total, None)

@@ -33,7 +33,7 @@ class ProfileStore:
 
     def why(self, tenant: str, uid: str, tag_id: str) -> dict[str, Any] | None:
         raw = self.r.hget(keys.why_key(tenant, uid), tag_id)
-        return orjson.loads(raw) if raw else None
+        return keys.expand_why(tag_id, orjson.loads(raw)) if raw else None
 
     def timeline(self, tenant: str, uid: str, limit: int = 20) -> list[dict[str, Any]]:
         return [orjson.loads(x) for x in self.r.lrange(keys.timeline_key(tenant, uid), 0,
