@@ -4,7 +4,9 @@ Tag profiles come from the real tag engine run over the head of the workload; Re
 with ``users`` users holding those profiles (cycled) in the projection's key layout (user
 hash, ``seg:`` sets, ``num:`` sorted sets, tenant user set; no timelines or why records,
 which segment queries do not read). ``stream-app api`` is started as a child process and
-queried over HTTP, one request at a time.
+queried over HTTP, one request at a time. The API's segment size cache is off
+(``STREAM_APP_SEGMENT_SIZE_CACHE_S=0``), so every size is computed: these are the
+uncached latencies (a cached size costs what a single-tag size does).
 """
 
 from __future__ import annotations
@@ -133,9 +135,17 @@ def run(stack: Any, wl: Any, users: int, log: Callable[[str], None] = print,
         "api", [sys.executable, "-m", "stream_app", "api", "--port", str(port),
                 "--log-level", "warning"],
         log=stack.workdir / "logs" / "api.log",
-        env={**stack.settings_env(), "STREAM_APP_API_TOKEN": TOKEN}, cwd=REPO)
+        env={**stack.settings_env(), "STREAM_APP_API_TOKEN": TOKEN,
+             "STREAM_APP_SEGMENT_SIZE_CACHE_S": "0"}, cwd=REPO)
+    import redis  # noqa: PLC0415
+
+    rc = redis.Redis.from_url(stack.redis.url)
+    version = rc.info("server")["redis_version"]
+    rc.close()
+    log(f"serving: redis {version}")
     res: dict[str, Any] = {"users": users, "fill_s": round(fill_s, 1),
-                           "profiles": len(profiles)}
+                           "profiles": len(profiles), "redis_version": version,
+                           "size_cache": "off"}
     try:
         wait_for(lambda: port_open(port), 60, "stream-app api", proc=api.proc, log=api.log)
         base = f"http://127.0.0.1:{port}/v1/tenants/{TENANT}"
@@ -154,13 +164,15 @@ def run(stack: Any, wl: Any, users: int, log: Callable[[str], None] = print,
             res["profile_ms"] = percentiles(lat, (50, 99))
             res["segments"] = {}
             for name, expr in expressions(profiles).items():
+                t_cold = time.perf_counter()
                 size = cl.get(f"{base}/segments/size", params={"expr": expr}).json()["size"]
+                cold_ms = round((time.perf_counter() - t_cold) * 1000, 2)
                 lat = _repeat(lambda e=expr: timed(f"{base}/segments/size", {"expr": e}),
                               max(requests // 3, 30), budget_s)
                 page = _repeat(lambda e=expr: timed(f"{base}/segments/members",
                                                     {"expr": e, "limit": 100}),
                                max(requests // 10, 20), budget_s)
-                res["segments"][name] = {"expr": expr, "size": size,
+                res["segments"][name] = {"expr": expr, "size": size, "first_size_ms": cold_ms,
                                          "size_ms": percentiles(lat, (50, 99)),
                                          "first_page_ms": percentiles(page, (50, 99))}
                 log(f"serving: {name} size {size}: {res['segments'][name]}")

@@ -18,6 +18,7 @@ Example:
 
 
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -39,6 +40,8 @@ from stream_app.serving.segments import Catalog, SegmentError
 
 log = logging.getLogger(__name__)
 
+SIZE_CACHE_ENV = "STREAM_APP_SEGMENT_SIZE_CACHE_S"
+"""Seconds a segment size is cached per (tenant, expression); 0 turns the cache off."""
 TENANT_PATTERN = r"^[A-Za-z0-9_.\-]{1,64}$"
 Tenant = Annotated[str, Path(pattern=TENANT_PATTERN, description="tenant name")]
 UserId = Annotated[str, Path(min_length=1, max_length=256, description="user id")]
@@ -155,7 +158,8 @@ def create_app(settings: Settings | None = None, *, redis: Any = None, ruleset: 
     if settings.api_token == "change-me":
         log.warning("the API token is the default 'change-me': set STREAM_APP_API_TOKEN")
     auth = TokenAuth(settings.api_token, tenant_tokens)
-    runner = SegmentRunner(redis, Catalog.from_ruleset(ruleset))
+    runner = SegmentRunner(redis, Catalog.from_ruleset(ruleset),
+                           size_cache_s=float(os.environ.get(SIZE_CACHE_ENV, "5")))
     current = {"ruleset": ruleset}
 
     def use_ruleset(rs: Any) -> None:
@@ -270,7 +274,8 @@ def create_app(settings: Settings | None = None, *, redis: Any = None, ruleset: 
                        limit: Annotated[int, Query(ge=1, le=100)] = 20,
                        tag: Annotated[str | None, Query(description="only this tag")] = None,
                        ) -> Timeline:
-        """Newest-first tag changes of a user (the last 100 are kept)."""
+        """Newest-first tag changes of a user (Redis keeps the last few, compact; the full
+        history with evidence is the ``tags.changes`` topic)."""
         changes = await reader.read_timeline(redis, tenant, user_id, limit, tag)
         if not changes and not await redis.exists(keys.user_key(tenant, user_id)):
             raise HTTPException(404, f"no profile for user {user_id!r}")
@@ -303,7 +308,7 @@ def create_app(settings: Settings | None = None, *, redis: Any = None, ruleset: 
     @app.get("/v1/tenants/{tenant}/segments/size", response_model=SegmentSize,
              tags=["segments"])
     async def segment_size(tenant: TenantDep, expr: Expr) -> SegmentSize:
-        """Number of users matching ``expr``."""
+        """Number of users matching ``expr`` (cached a few seconds per expression)."""
         return SegmentSize(tenant=tenant, expr=expr, size=await runner.size(tenant, expr))
 
     @app.get("/v1/tenants/{tenant}/segments/members", response_model=SegmentPage,
@@ -311,7 +316,8 @@ def create_app(settings: Settings | None = None, *, redis: Any = None, ruleset: 
     async def segment_members(tenant: TenantDep, expr: Expr,
                               limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
                               cursor: str | None = None) -> SegmentPage:
-        """A page of user ids matching ``expr`` (a snapshot taken at the first page)."""
+        """A page of user ids matching ``expr`` (a snapshot taken at the first page, unless
+        the whole segment fits in it)."""
         page = await runner.page(tenant, expr, cursor, limit)
         return SegmentPage(tenant=tenant, expr=expr, total=page.total, members=page.members,
                            next_cursor=page.next_cursor)
