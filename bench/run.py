@@ -49,6 +49,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                          "(default: quick 10k, full 1M)")
     ap.add_argument("--state-events-per-user", type=int, default=1,
                     help="events per user that build the recovery phase's state")
+    ap.add_argument("--table-store", default="memory://",
+                    help="comma list of users-table stores for the recovery phase, each "
+                         "measured on its own fresh stack: memory://,rocksdb:// (the first "
+                         "one's figures go to the report)")
     ap.add_argument("--serving-users", type=int, default=None,
                     help="users in Redis for the serving phase (default: quick 200k, full 1M)")
     ap.add_argument("--latency-seconds", type=float, default=None,
@@ -188,8 +192,16 @@ def phase_quix(args, wl, res) -> None:  # noqa: ANN001
 def phase_recovery(args, wl, res) -> None:  # noqa: ANN001
     from bench import recovery  # noqa: PLC0415
 
-    res["recovery"] = recovery.run(lambda: fresh_stack("recovery", args), args.state_users,
-                                   per_user=args.state_events_per_user, log=log)
+    stores = [x.strip() for x in args.table_store.split(",") if x.strip()]
+    by_store = {}
+    for store in stores:
+        log(f"recovery: table store {store}")
+        by_store[store] = recovery.run(lambda: fresh_stack("recovery", args),
+                                       args.state_users, per_user=args.state_events_per_user,
+                                       log=log, table_store=store)
+    res["recovery"] = by_store[stores[0]]
+    if len(stores) > 1:
+        res["recovery_by_store"] = by_store
 
 
 def phase_redis(args, wl, res) -> None:  # noqa: ANN001

@@ -56,6 +56,53 @@ class Settings(BaseSettings):
     disable: str = Field("", description="comma list of parts to switch off (ablation, "
                          "benchmarks): scoring, business")
 
+    table_store: str = Field(
+        "memory://", description="Faust store of the users table: memory:// (rebuilt from the "
+        "whole changelog at every start) or rocksdb:// (files under DATADIR/tables, kept across "
+        "restarts: a restarted worker on the same disk reads only the changelog tail)")
+    table_rocksdb_cache_mb: int = Field(64, ge=1, description="rocksdb:// block cache per "
+                                        "partition (Faust's default is 2 GiB)")
+    table_rocksdb_write_buffer_mb: int = Field(16, ge=1, description="rocksdb:// memtable size "
+                                               "per partition, up to 3 of them (Faust: 64 MiB)")
+
+    @field_validator("table_store")
+    @classmethod
+    def _check_table_store(cls, v: str) -> str:
+        if not v.startswith(("memory://", "rocksdb://")):
+            raise ConfigError(f"table_store must be memory:// or rocksdb://, got {v!r}")
+        return v
+
+    def table_store_url(self, table: str) -> str:
+        """The ``store=`` of table ``table``. Faust treats a bare ``rocksdb://`` given to a
+        table as no store at all (an empty URL is falsy) and falls back to the app's memory
+        store, so the table name becomes the URL's path: RocksDB files are
+        ``DATADIR/v1/tables/<table>-<partition>.db``.
+
+        Example:
+            >>> Settings(table_store="rocksdb://").table_store_url("users")
+            'rocksdb:users'
+            >>> Settings().table_store_url("users")
+            'memory://'
+        """
+        scheme, _, path = self.table_store.partition("://")
+        if scheme != "rocksdb":
+            return self.table_store
+        return f"rocksdb:{path.strip('/') or table}"
+
+    def table_options(self) -> dict[str, int] | None:
+        """Store options of the users table: RocksDB memory bounds, nothing for memory://.
+
+        Example:
+            >>> Settings(table_store="rocksdb://").table_options()["block_cache_size"]
+            67108864
+            >>> Settings().table_options() is None
+            True
+        """
+        if not self.table_store.startswith("rocksdb://"):
+            return None
+        return {"block_cache_size": self.table_rocksdb_cache_mb << 20,
+                "write_buffer_size": self.table_rocksdb_write_buffer_mb << 20}
+
     def disabled(self, part: str) -> bool:
         """Whether ``part`` is switched off by ``disable``."""
         return part in {p.strip() for p in self.disable.split(",")}

@@ -13,5 +13,8 @@ users = app.Table(
     partitions=settings.partitions,
     schema=faust.Schema(key_serializer="utf8", value_serializer="orjson"),
     extra_topic_configs={"retention.ms": "-1", "retention.bytes": "-1"},
+    # memory:// by default; rocksdb:// keeps the table on disk across restarts (PERFORMANCE.md 6)
+    store=settings.table_store_url("users"),
+    options=settings.table_options(),
     help="per-user state: daily counts, last seen, channel, profile, tags",
 )
