@@ -320,8 +320,8 @@ class SegmentRunner:
             try:
                 await self.r.execute_command("SINTERCARD", 1, f"{keys.PREFIX}:-probe-")
                 self._intercard = True
-            except ResponseError:
-                self._intercard = False
+            except ResponseError as exc:  # only "unknown command" means Redis < 7
+                self._intercard = "unknown command" not in str(exc).lower()
         return self._intercard
 
     async def _union_count(self, names: list[str]) -> int:

@@ -1,0 +1,257 @@
+"""The live projection writer (merged per-event writes, LRU skips, score fields on change),
+the compact why/timeline layout, and the segment runner's size cache, small first pages and
+range-and-set counts (fakeredis)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from typing import Any
+
+import fakeredis
+import orjson
+
+from stream_app.serving import keys, reader
+from stream_app.serving.projection import (
+    RedisProjection,
+    Seen,
+    _apply,
+    change_ops,
+    event_ops,
+    forget_ops,
+)
+from stream_app.serving.segment_runner import SegmentRunner
+from stream_app.serving.segments import parse
+from tests.unit.serving import fixtures
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+def _write(r: Any, ops: list[tuple]) -> None:
+    async def go() -> None:
+        pipe = r.pipeline(transaction=False)
+        for op in ops:
+            _apply(pipe, op)
+        await pipe.execute()
+
+    run(go())
+
+
+def _dump(r: Any) -> dict[str, Any]:
+    """Every key's content (type-aware), for comparing two Redis states."""
+    async def go() -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        async for k in r.scan_iter(count=1000):
+            t = (await r.type(k)).decode()
+            if t == "set":
+                out[k] = sorted(await r.smembers(k))
+            elif t == "zset":
+                out[k] = await r.zrange(k, 0, -1, withscores=True)
+            elif t == "hash":
+                out[k] = dict(sorted((await r.hgetall(k)).items()))
+            elif t == "list":
+                out[k] = await r.lrange(k, 0, -1)
+            else:
+                out[k] = await r.get(k)
+        return out
+
+    return run(go())
+
+
+def _events(seed: int, users: int = 40, steps: int = 6) -> list[tuple[list[dict], dict]]:
+    """Random events of tag changes: (changes of one user, why by tag), old values chained."""
+    rnd = random.Random(seed)
+    current: dict[str, dict[str, Any]] = {}
+    seq = 0
+    out = []
+    choices = {"activity": ["high", "low", "churned", None],
+               "lifecycle": ["growth", "mature", None], "lead_points": [1, 2.5, 8, None],
+               "categories_bought": [["java"], ["java", "pmp"], None],
+               "refunded": [True, False, None]}
+    for _ in range(steps):
+        for i in range(users):
+            uid, tenant = f"u{i}", "t" if i % 3 else "t2"
+            tags = current.setdefault(uid, {})
+            changes, why = [], {}
+            for tag in rnd.sample(sorted(choices), rnd.randint(1, 4)):
+                new, old = rnd.choice(choices[tag]), tags.get(tag)
+                if new == old:
+                    continue
+                seq += 1
+                changes.append({"user_id": uid, "tenant": tenant, "tag_id": tag, "old": old,
+                                "new": new, "seq": seq, "ts": seq, "trigger": f"e{seq}",
+                                "evidence": {"big": "x" * 200}})
+                if new is not None:
+                    why[tag] = {"rule": tag, "rule_version": 1, "values": {"n": seq},
+                                "trigger": f"e{seq}", "recent_events": [f"e{seq}"]}
+                tags[tag] = new
+            if changes:
+                out.append((changes, why))
+    return out
+
+
+def test_merged_event_writes_leave_the_same_redis_as_one_change_at_a_time():
+    a = fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer())
+    b = fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer())
+    seen = Seen(1000)
+    merged = single = changes = 0
+    for chs, why in _events(seed=3):
+        one = [op for ch in chs for op in change_ops(ch, why.get(ch["tag_id"]))]
+        ev = event_ops(chs, why, seen)
+        _write(a, one)
+        _write(b, ev)
+        single, merged, changes = single + len(one), merged + len(ev), changes + len(chs)
+    assert _dump(a) == _dump(b)
+    assert merged < 0.6 * single, (merged, single, changes)
+
+
+def test_users_and_tenants_sadd_only_for_users_not_projected_yet():
+    seen = Seen(10)
+    ch = {"user_id": "u1", "tenant": "t", "tag_id": "activity", "old": None, "new": "low",
+          "seq": 1}
+    first = event_ops([ch], {}, seen)
+    again = event_ops([{**ch, "old": "low", "new": "high", "seq": 2}], {}, seen)
+    assert ("sadd", keys.users_key("t"), "u1") in first
+    assert ("sadd", keys.TENANTS_KEY, "t") in first
+    assert not [op for op in again if op[1] in (keys.users_key("t"), keys.TENANTS_KEY)]
+    assert ("sadd", keys.values_key("t", "activity"), "high") in again
+    assert ("sadd", keys.values_key("t", "activity"), "low") not in again  # seen already
+    assert ("srem", keys.seg_key("t", "activity", "low"), "u1") in again
+    # without an LRU (redis-rebuild) everything is written
+    assert ("sadd", keys.users_key("t"), "u1") in event_ops([ch], {}, None)
+
+
+def test_projection_forgets_its_caches_with_the_user():
+    proj = RedisProjection("redis://127.0.0.1:1/0", lru_users=100)
+    ch = {"user_id": "u1", "tenant": "t", "tag_id": "activity", "old": None, "new": "low",
+          "seq": 1}
+    proj.apply_changes([ch])
+    proj.forget("t", "u1", {"activity": "low"})
+    proj.pending.clear()
+    proj.apply_changes([{**ch, "seq": 2}])
+    assert ("sadd", keys.users_key("t"), "u1") in list(proj.pending)
+    proj.pending.clear()
+    proj.reset_caches()
+    proj.apply_changes([{**ch, "seq": 3}])
+    assert ("sadd", keys.users_key("t"), "u1") in list(proj.pending)
+
+
+def test_set_fields_writes_only_changed_fields():
+    proj = RedisProjection("redis://127.0.0.1:1/0", lru_users=2)
+    proj.set_fields("t", "u1", {"score:convert": 0.5, "layer:convert": "mid"})
+    proj.set_fields("t", "u1", {"score:convert": 0.5, "layer:convert": "mid"})
+    proj.set_fields("t", "u1", {"score:convert": 0.7, "layer:convert": "mid"})
+    ops = list(proj.pending)
+    assert len(ops) == 2 and proj.skipped_fields == 3
+    assert ops[1] == ("hsetmap", keys.user_key("t", "u1"), {"score:convert": b"0.7"})
+    for uid in ("u2", "u3"):  # evicts u1 (LRU of 2): written again in full
+        proj.set_fields("t", uid, {"score:convert": 0.1})
+    proj.set_fields("t", "u1", {"score:convert": 0.7, "layer:convert": "mid"})
+    assert len(proj.pending[-1][2]) == 2
+
+
+def test_why_and_timeline_are_compact_and_read_back_whole():
+    r = fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer())
+    big = {f"count(x{i})": i for i in range(20)}
+    chs = [{"user_id": "u1", "tenant": "t", "tag_id": tag, "old": None, "new": "v",
+            "seq": i, "ts": i, "trigger": "e1", "event_id": "u1:1", "family": "f",
+            "evidence": {"values": big}} for i, tag in enumerate(("activity", "intent"))]
+    why = {"activity": {"rule": "activity", "rule_version": 2, "values": {"n": 1},
+                        "value": "v", "trigger": "e1", "recent_events": ["e0", "e1"]},
+           "intent": {"rule": "intent", "rule_version": 1, "values": big, "trigger": "e1"}}
+    _write(r, event_ops(chs, why, Seen(10)))
+    for i in range(keys.TIMELINE_MAX + 3):
+        _write(r, event_ops([{**chs[0], "seq": 10 + i, "old": "v", "new": f"w{i}"}], {}))
+    stored = run(r.hgetall(keys.why_key("t", "u1")))
+    assert orjson.loads(stored[b"activity"]) == {"rule_version": 2, "values": {"n": 1},
+                                                 "trigger": "e1"}
+    assert orjson.loads(stored[b"intent"])["values_omitted"] is True
+    w = run(reader.read_why_one(r, "t", "u1", "activity"))
+    assert w["rule"] == "activity" and w["trigger"] == "e1"
+    assert run(reader.read_why(r, "t", "u1"))["intent"]["rule"] == "intent"
+    tl = run(reader.read_timeline(r, "t", "u1", limit=100))
+    assert len(tl) == keys.TIMELINE_MAX and tl[0]["new"] == f"w{keys.TIMELINE_MAX + 2}"
+    assert all(set(c) <= set(keys.TIMELINE_FIELDS) for c in tl)
+
+
+def test_size_cache_serves_a_recent_size_and_expires(catalog):
+    r = fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer())
+    users = fixtures.random_users(seed=5, n=60)
+    fixtures.fill(r, "t", users)
+    expr = "activity = high AND lifecycle = growth"
+    want = len(fixtures.reference(users, parse(expr)))
+    cached = SegmentRunner(r, catalog, size_cache_s=60)
+    fresh = SegmentRunner(r, catalog, size_cache_s=0)
+    assert run(cached.size("t", expr)) == want == run(fresh.size("t", expr))
+    _write(r, change_ops({"user_id": "new1", "tenant": "t", "tag_id": "activity",
+                          "old": None, "new": "high", "seq": 1}, None)
+           + change_ops({"user_id": "new1", "tenant": "t", "tag_id": "lifecycle",
+                         "old": None, "new": "growth", "seq": 2}, None))
+    assert run(cached.size("t", "activity = high  AND lifecycle = growth")) == want
+    assert run(fresh.size("t", expr)) == want + 1
+    assert run(cached.size("other", expr)) == 0  # per tenant
+    cached._sizes = {k: (0.0, n) for k, (_, n) in cached._sizes.items()}  # expire all
+    assert run(cached.size("t", expr)) == want + 1
+
+
+def _snapshots(r: Any) -> list[bytes]:
+    async def go() -> list[bytes]:
+        return [k async for k in r.scan_iter(match="sa:*:tmp:*")]
+
+    return run(go())
+
+
+def test_small_first_pages_need_no_snapshot(catalog):
+    r = fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer())
+    users = fixtures.random_users(seed=9, n=120)
+    fixtures.fill(r, "t", users)
+    runner = SegmentRunner(r, catalog, size_cache_s=0)
+    for expr in ("activity = high AND lifecycle = growth", "lead_points >= 8",
+                 "activity = low", "(activity = high OR refunded = true) AND NOT at_risk = true"):
+        want = fixtures.reference(users, parse(expr))
+        page = run(runner.page("t", expr, None, limit=len(want) + 1))
+        assert sorted(page.members) == sorted(want) and page.next_cursor is None, expr
+        assert page.total == len(want) and not _snapshots(r), expr
+        big = run(runner.page("t", expr, None, limit=max(1, len(want) - 1)))
+        if len(want) > 1:  # does not fit: a snapshot and a cursor
+            assert big.next_cursor is not None and big.total == len(want), expr
+            rest = run(runner.page("t", expr, big.next_cursor, limit=1000))
+            assert sorted(big.members + rest.members) == sorted(want), expr
+            assert not _snapshots(r), expr  # deleted after the last page
+
+
+def test_range_and_set_sizes_by_zintercard_match_the_reference(catalog):
+    r = fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer())
+    users = fixtures.random_users(seed=11, n=300)
+    fixtures.fill(r, "t", users)
+    runner = SegmentRunner(r, catalog, size_cache_s=0)
+    calls: list[int] = []
+    orig = runner._range_intercard
+
+    async def spy(node: Any, tenant: str) -> int:
+        n = await orig(node, tenant)
+        calls.append(n)
+        return n
+
+    runner._range_intercard = spy
+    # narrow ranges (copy the inside) and wide ones (everything minus the outside)
+    for expr in ("lead_points >= 13 AND activity = high", "lead_points > 0 AND activity = low",
+                 "lead_points < 3 AND lifecycle = growth AND tag:refunded",
+                 "lead_points >= 1 AND lead_points <= 8 AND refunded = true",
+                 "lead_points > 100 AND activity = high"):
+        want = fixtures.reference(users, parse(expr))
+        assert run(runner.size("t", expr)) == len(want), expr
+    assert len(calls) == 5 and any(calls)
+    assert not _snapshots(r)
+
+
+def test_forget_ops_still_remove_the_compact_keys():
+    r = fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer())
+    ch = {"user_id": "u1", "tenant": "t", "tag_id": "activity", "old": None, "new": "low",
+          "seq": 1}
+    _write(r, event_ops([ch], {"activity": {"rule": "activity"}}, Seen(5)))
+    _write(r, forget_ops("t", "u1", {"activity": "low"}))
+    assert not [k for k in _dump(r) if b"u1" in k]
+    assert run(r.sismember(keys.users_key("t"), "u1")) == 0
