@@ -84,7 +84,9 @@ class Compiled:
     deps: set[str] = field(default_factory=set)   # tag ids referenced with tag(...)
     granularity_ms: int = DAY_MS                  # finest duration it compares against
     reads: set[Selector] = field(default_factory=set)   # events whose aggregates it reads
-    timed: bool = False        # reads the clock to the millisecond (since, sub-day windows)
+    timed: bool = False        # reads the clock to the millisecond with no known horizon
+    daily: bool = False        # reads the business day (daily windows)
+    clocks: set[ClockAtom] = field(default_factory=set)  # clock reads with a known horizon
 
 
 def parse_duration(text: Any) -> int | None:
@@ -118,7 +120,80 @@ def compile_expr(text: str, req: Requirements, params: dict[str, Any]) -> Compil
         raise CompileError(str(exc).splitlines()[0], getattr(exc, "column", None)) from None
     c = _Compiler(str(text), req, params)
     fn = c.expr(tree)
-    return Compiled(fn, str(text), c.deps, c.granularity, c.reads, c.timed)
+    return Compiled(fn, str(text), c.deps, c.granularity, c.reads, c.timed, c.daily, c.clocks)
+
+
+# -- clock atoms: where a rule reads the clock, and when that read can next change ---------
+@dataclass(frozen=True)
+class SinceThreshold:
+    """``since(sel) OP const`` (``field="l"``) or ``since_first(sel) OP const`` (``"f"``),
+    either side. Its truth changes only when the clock crosses one point, which
+    :meth:`next_change` finds from the state alone (no evaluation needed).
+
+    >>> from stream_app.state import new_state
+    >>> a = SinceThreshold("l", Selector.parse("x"), ">", 10, True)
+    >>> st = new_state("u"); st["st"]["x"] = "click"; st["l"]["x"] = 100
+    >>> a.next_change(st, 105), a.next_change(st, 111), a.next_change(new_state("u"), 0)
+    (111, None, None)
+    """
+
+    field: str          # "l": since the latest event, "f": since the earliest
+    sel: Selector
+    op: str
+    const: Any
+    left: bool          # since(...) is the left operand
+
+    def next_change(self, state: dict[str, Any], now: int) -> int | None:
+        """First time after ``now`` at which the comparison's truth differs (None: never,
+        until an event of ``sel`` arrives)."""
+        times = state[self.field]
+        ts = [times[t] for t in self.sel.resolve(state["st"]) if t in times]
+        c = self.const
+        if not ts or not _num(c) or c != c or c in (float("inf"), float("-inf")):
+            return None
+        t0 = max(ts) if self.field == "l" else min(ts)
+        return _crossing(_compare(self.op), c, self.left, now - t0, t0)
+
+
+@dataclass(frozen=True)
+class RecentWindow:
+    """``count(sel, W)`` over a sub-day window: it drops when its oldest event leaves.
+
+    >>> from stream_app.state import new_state
+    >>> st = new_state("u"); st["st"]["x"] = "click"; st["rt"] = {"x": [100, 150]}
+    >>> a = RecentWindow(Selector.parse("x"), 60)
+    >>> a.next_change(st, 150), a.next_change(st, 170), a.next_change(st, 300)
+    (160, 210, None)
+    """
+
+    sel: Selector
+    window_ms: int
+
+    def next_change(self, state: dict[str, Any], now: int) -> int | None:
+        rt = state.get("rt")
+        if not rt:
+            return None
+        cut = now - self.window_ms
+        first = [t for et in self.sel.resolve(state["st"]) for t in rt.get(et, ()) if t > cut]
+        return min(first) + self.window_ms if first else None
+
+
+ClockAtom = SinceThreshold | RecentWindow
+
+
+def _crossing(op: Callable[[Any, Any], bool], c: Any, left: bool, v: int,
+              t0: int) -> int | None:
+    """Smallest time ``t0 + v'`` with integer ``v' > v`` where ``v' OP c`` differs from
+    ``v OP c`` (a comparison with a constant flips at ``floor(c)``, ``floor(c)+1`` or
+    ``ceil(c)`` only); None if it never does."""
+    def res(x: int) -> bool:
+        return op(x, c) if left else op(c, x)
+    now_res = res(v)
+    f = int(c // 1)
+    for cand in sorted({f, f + 1, -int(-c // 1)}):
+        if cand > v and res(cand) != now_res:
+            return t0 + cand
+    return None
 
 
 # -- helpers used by the compiled closures ------------------------------------------------
@@ -179,9 +254,32 @@ class _Compiler:
         self.deps: set[str] = set()
         self.reads: set[Selector] = set()
         self.timed = False
+        self.daily = False
+        self.clocks: set[ClockAtom] = set()
         self.granularity = DAY_MS
 
     # -- utilities
+    def since_threshold(self, left: Tree | Token, op: str, right: Tree | Token
+                        ) -> SinceThreshold | None:
+        """The clock atom of ``since(sel) OP const`` (either side), else None."""
+        for node, other, is_left in ((left, right, True), (right, left, False)):
+            if (isinstance(node, Tree) and node.data == "call"
+                    and str(node.children[0]) in ("since", "since_first")
+                    and len(node.children) == 2 and isinstance(node.children[1], Tree)
+                    and node.children[1].data in ("dotted", "selector")):
+                if isinstance(node.children[1], Tree) and node.children[1].data == "dotted" \
+                        and len(node.children[1].children) != 1:
+                    return None
+                try:
+                    const = self.const(other)
+                except CompileError:
+                    return None
+                sel_node = node.children[1]
+                sel = Selector.parse("|".join(str(t) for t in sel_node.children))
+                fld = "l" if str(node.children[0]) == "since" else "f"
+                return SinceThreshold(fld, sel, op, const, is_left)
+        return None
+
     def err(self, node: Tree | Token, message: str) -> CompileError:
         col = getattr(node, "column", None)
         if col is None and isinstance(node, Tree) and not node.meta.empty:
@@ -292,7 +390,12 @@ class _Compiler:
             a = self.expr(ch[0])
             return lambda ctx: (lambda v: -v if _num(v) else None)(a(ctx))
         if kind == "compare":
+            atom = self.since_threshold(ch[0], str(ch[1]), ch[2])
+            timed = self.timed
             a, op, b = self.expr(ch[0]), _compare(str(ch[1])), self.expr(ch[2])
+            if atom is not None:   # the clock read has a horizon: not "timed"
+                self.timed = timed
+                self.clocks.add(atom)
             return lambda ctx: op(a(ctx), b(ctx))
         if kind == "arith":
             a, op, b = self.expr(ch[0]), _arith(str(ch[1])), self.expr(ch[2])
@@ -385,6 +488,7 @@ def _f_count(c: _Compiler, node, args, kwargs) -> Fn:
     if win % DAY_MS == 0:
         days = win // DAY_MS
         c.req.need_days(sel, days)
+        c.daily = True
         hl = None
         if "half_life" in kwargs:
             hl = c.window(kwargs["half_life"]) / DAY_MS
@@ -392,7 +496,7 @@ def _f_count(c: _Compiler, node, args, kwargs) -> Fn:
     if "half_life" in kwargs:
         raise c.err(node, "count(): half_life needs a window of whole days")
     c.req.recent.add(sel)
-    c.timed = True
+    c.clocks.add(RecentWindow(sel, win))
     c.req.recent_ms = max(c.req.recent_ms, win)
     return lambda ctx: query.count_recent(ctx.state, sel, ctx.now, win)
 
@@ -403,6 +507,7 @@ def _daily_window(c: _Compiler, node, arg, sel: Selector | None = None,
     if win % DAY_MS:
         raise c.err(arg, f"{node.children[0]}(): the window must be whole days (e.g. 30d)")
     days = win // DAY_MS
+    c.daily = True
     if sel is not None:
         c.req.need_days(sel, days)
     if spec is not None:
@@ -413,6 +518,7 @@ def _daily_window(c: _Compiler, node, arg, sel: Selector | None = None,
 def _f_active_days(c: _Compiler, node, args, kwargs) -> Fn:
     c.arity(node, args, kwargs, 1, 2)
     sel = c.selector(args[0]) if len(args) == 2 else Selector(any=True)
+    c.reads.add(sel)
     days = _daily_window(c, node, args[-1], sel=sel)
     return lambda ctx: query.active_days(ctx.state, sel, ctx.today, days)
 

@@ -39,6 +39,7 @@ from stream_app.state.record import DAY_MS, StateUpdater, new_state
 
 DEFAULT_RULES = REPO_ROOT / "config" / "rules"
 RECENT_EVIDENCE = 5
+_SCORES_TOUCHED = ((SCORES_TYPE, SCORES_TYPE),)
 
 
 @dataclass
@@ -57,8 +58,10 @@ class TagEngine:
 
     def __init__(self, ruleset: RuleSet, *, day_offset_ms: int = 8 * 3600_000,
                  retention_days: int = 120, dedup_window: int = 64,
-                 state_ttl_days: int = 400) -> None:
+                 state_ttl_days: int = 400, full: bool = False) -> None:
         self.day_offset_ms = day_offset_ms
+        #: evaluate every rule on every step (the reference the selective path must equal)
+        self.full = full
         self.retention_days = retention_days
         self.dedup_window = dedup_window
         self.state_ttl_ms = state_ttl_days * DAY_MS
@@ -104,7 +107,7 @@ class TagEngine:
         self._updater.apply(state, event)
         emit = referral_events(state, event, self._ruleset.referral)
         result = self._evaluate(state, now, trigger=event.event_id,
-                                touched=(event.type, state["st"].get(event.type, event.stream)))
+                                touched=((event.type, state["st"].get(event.type, event.stream)),))
         result.emit = emit
         return result
 
@@ -131,7 +134,7 @@ class TagEngine:
             if ev.type == "deletion_requested":
                 if touched:
                     r = self._evaluate(state, max(last.ts, state["now"]), trigger=last.event_id,
-                                       touched=touched)
+                                       touched=tuple(sorted(set(touched))), prune=True)
                     changes += r.changes
                     why.update(r.why)
                 r = self.forget(state, ev.ts, trigger=ev.event_id)
@@ -145,7 +148,7 @@ class TagEngine:
         if state is None or last is None:
             return StepResult(state, changes, duplicate=not changes, why=why, emit=emit)
         r = self._evaluate(state, max(last.ts, state["now"]), trigger=last.event_id,
-                           touched=sorted(set(touched)))
+                           touched=tuple(sorted(set(touched))), prune=True)
         why.update(r.why)
         return StepResult(r.state, changes + r.changes, why=why, emit=emit)
 
@@ -154,14 +157,14 @@ class TagEngine:
         now = max(now_ms, state["now"])
         if self.expired(state, now):
             return self._drop(state, now, "expired", None)
-        return self._evaluate(state, now, trigger=None)
+        return self._evaluate(state, now, trigger=None, touched=())
 
     def on_scores(self, state: dict[str, Any], scores: dict[str, float | None],
                   now_ms: int) -> StepResult:
         """Store model scores (``state["scores"]``) and re-evaluate the tags that use them."""
         state.setdefault("scores", {}).update(scores)
         return self._evaluate(state, max(now_ms, state["now"]), trigger=None, reason="score",
-                              touched=(SCORES_TYPE, SCORES_TYPE))
+                              touched=_SCORES_TOUCHED)
 
     def due(self, state: dict[str, Any], now_ms: int) -> bool:
         """Could ``on_tick(state, now_ms)`` change anything? (one comparison)"""
@@ -195,21 +198,73 @@ class TagEngine:
         return (ms + self.day_offset_ms) // self._ruleset.granularity_ms
 
     def _evaluate(self, state: dict[str, Any], now: int, trigger: str | None,
-                  reason: str | None = None,
-                  touched: tuple[str, str] | list[tuple[str, str]] | None = None
-                  ) -> StepResult:
+                  reason: str | None = None, touched: tuple[tuple[str, str], ...] = (),
+                  prune: bool = False) -> StepResult:
+        """Re-evaluate the tags at ``now``; ``touched``: the (type, stream) of the events
+        applied since the last evaluation (``prune``: prune even if the day did not change).
+
+        Selective unless ``self.full`` or the state was last evaluated under another rule
+        set: only the tags whose inputs moved are run (see :meth:`RuleSet.plan`): those that
+        read a touched event, the business day when it changed, a since() threshold or
+        sub-day window whose next change time (``state["th"]``) has come, the exact clock,
+        and the dependents of a tag that changed. The result equals a full evaluation.
+        """
+        rs = self._ruleset
+        last = state["now"]
+        off = self.day_offset_ms
+        day_changed = (now + off) // DAY_MS != (last + off) // DAY_MS
+        selective = (not self.full and state.get("rv") == rs.version
+                     and ("th" in state or not rs.clock_atoms))
+        if not selective or day_changed or prune:
+            self._updater.prune(state, now)
+        elif "rt" in state:
+            self._updater.prune_recent(state, now)
+        if not selective:
+            return self._evaluate_all(state, now, trigger, reason)
+        th = state.get("th")
+        clock_passed = th is not None and now >= th
+        plan = rs.plan(touched, day_changed, clock_passed, now != last)
+        old_tags: dict[str, Any] = state["tags"]
+        hid = state.get("hid")
+        previous = {**old_tags, **hid} if hid else old_tags
+        ran, ctx = rs.evaluate_some(state, now, previous, plan, day_offset_ms=off)
+        changes: list[dict[str, Any]] = []
+        why: dict[str, dict[str, Any]] = {}
+        hidden_ran = False
+        for tag, new in ran:
+            if tag.hidden:
+                hidden_ran = True
+                continue
+            tid = tag.id
+            old = old_tags.get(tid)
+            if old == new and type(old) is type(new):
+                continue
+            w = rs.why(ctx, tid)
+            w.update(ruleset=rs.version, trigger=trigger,
+                     recent_events=state["ids"][-RECENT_EVIDENCE:])
+            why[tid] = w
+            r = reason or ("added" if old is None else "removed" if new is None else "changed")
+            changes.append(self._change(state, tid, tag.family, old, new, r, now, trigger, w))
+        if changes:   # rebuilt in rule order, as a full evaluation writes it
+            upd = dict(old_tags)
+            for c in changes:
+                upd[c["tag_id"]] = c["new"]
+            state["tags"] = {tid: v for tid in rs.tag_ids if (v := upd.get(tid)) is not None}
+        if hidden_ran:
+            tags = ctx.tags
+            state["hid"] = {t: tags[t] for t in rs.hidden_ids if tags.get(t) is not None}
+        if clock_passed or plan[2]:
+            state["th"] = rs.next_change(state, now)
+        state["now"] = now
+        state["nd"] = self._next_due(state, now)
+        return StepResult(state, changes, why=why)
+
+    def _evaluate_all(self, state: dict[str, Any], now: int, trigger: str | None,
+                      reason: str | None) -> StepResult:
+        """Full evaluation: every rule (first evaluation, rule-set change, ``full=True``)."""
         rs = self._ruleset
         old_tags: dict[str, Any] = state["tags"]
-        previous = None
-        if (touched is not None and state.get("rv") == rs.version
-                and self._period(now) == self._period(state["now"])):
-            # same clock period as the last evaluation: only tags that read this event change
-            previous = {**old_tags, **state.get("hid", {})}
-        else:
-            self._updater.prune(state, now)
-        values, ctx = rs.evaluate_raw(state, now, day_offset_ms=self.day_offset_ms,
-                                      previous=previous, touched=touched,
-                                      clock_moved=now != state["now"])
+        values, ctx = rs.evaluate_raw(state, now, day_offset_ms=self.day_offset_ms)
         new_tags: dict[str, Any] = {}
         changes: list[dict[str, Any]] = []
         why: dict[str, dict[str, Any]] = {}
@@ -234,6 +289,8 @@ class TagEngine:
         state["tags"] = new_tags
         if rs.hidden_ids:
             state["hid"] = {t: ctx.tags[t] for t in rs.hidden_ids if ctx.tags[t] is not None}
+        if rs.clock_atoms:
+            state["th"] = rs.next_change(state, now)
         state["rv"] = rs.version
         state["now"] = now
         state["nd"] = self._next_due(state, now)

@@ -26,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from stream_app.rules.compiler import Compiled, EvalContext
+from stream_app.rules.compiler import ClockAtom, Compiled, EvalContext
 from stream_app.state.requirements import Requirements, Selector
 
 KINDS = ("enum", "bool", "number", "text", "set")
@@ -68,14 +68,20 @@ class TagDef:
     source: str = ""              # "file:line" of the definition
     deps: tuple[str, ...] = ()    # tags its rule reads with tag(...)
     reads: tuple[Selector, ...] = ()   # events whose aggregates its rule reads
-    timed: bool = False           # its rule reads the clock to the millisecond
+    timed: bool = False           # its rule reads the exact clock with no known horizon
+    daily: bool = False           # its rule reads the business day (daily windows)
+    clocks: tuple[ClockAtom, ...] = ()   # clock reads whose next change the state tells
 
     def finish(self) -> None:
-        """Collect deps/reads/timed from the compiled expressions (called by the loader)."""
+        """Collect deps/reads/timed/daily/clocks from the compiled expressions (called by the
+        loader): what the tag's value can depend on, so the engine re-evaluates it only when
+        one of those moved."""
         exprs = [self.expr] if self.expr is not None else [c.when for c in self.cases if c.when]
         self.deps = tuple(sorted(set().union(*(e.deps for e in exprs))))
         self.reads = tuple(sorted(set().union(*(e.reads for e in exprs)), key=lambda s: s.key))
         self.timed = any(e.timed for e in exprs)
+        self.daily = any(e.daily for e in exprs)
+        self.clocks = tuple(sorted(set().union(*(e.clocks for e in exprs)), key=repr))
 
     def label(self, value: Any, lang: str = "en") -> str:
         """Label of ``value`` (enum labels; other kinds: the value as text)."""
@@ -141,20 +147,92 @@ class RuleSet:
     def __post_init__(self) -> None:
         self.tags: list[TagDef] = [t for t in self.order if not t.hidden]
         self.hidden_ids: list[str] = [t.id for t in self.order if t.hidden]
+        self.tag_ids: tuple[str, ...] = tuple(t.id for t in self.tags)
         self.by_id: dict[str, TagDef] = {t.id: t for t in self.order}
         self._affected: dict[tuple[str, str, bool], frozenset[str]] = {}
+        atoms: dict[Any, None] = {}
+        for t in self.order:
+            atoms.update(dict.fromkeys(t.clocks))
+        #: every clock read with a known horizon (see :meth:`next_change`)
+        self.clock_atoms: tuple[ClockAtom, ...] = tuple(atoms)
+        # tag -> the tags that read it through tag(), directly or not
+        direct: dict[str, set[str]] = {t.id: set() for t in self.order}
+        for t in self.order:
+            for d in t.deps:
+                direct.setdefault(d, set()).add(t.id)
+        self._dependents: dict[str, frozenset[str]] = {}
+        for t in reversed(self.order):   # dependents come later in the order
+            out = set(direct[t.id])
+            for d in direct[t.id]:
+                out |= self._dependents.get(d, frozenset())
+            self._dependents[t.id] = frozenset(out)
+        self._plans: dict[tuple, tuple[frozenset[str], tuple[TagDef, ...], bool]] = {}
 
     def affected(self, etype: str, stream: str, clock_moved: bool = True) -> frozenset[str]:
         """Tags whose rule reads events of (``etype``, ``stream``), or the exact clock when
-        ``clock_moved``."""
+        ``clock_moved`` (since() or sub-day windows, with or without a known horizon)."""
         key = (etype, stream, clock_moved)
         out = self._affected.get(key)
         if out is None:
             out = frozenset(t.id for t in self.order
-                            if (clock_moved and t.timed)
+                            if (clock_moved and (t.timed or t.clocks))
                             or any(s.matches(etype, stream) for s in t.reads))
             self._affected[key] = out
         return out
+
+    def plan(self, touched: tuple[tuple[str, str], ...], day_changed: bool,
+             clock_passed: bool, clock_moved: bool
+             ) -> tuple[frozenset[str], tuple[TagDef, ...], bool]:
+        """What a selective evaluation must look at (cached per key).
+
+        Returns ``(must, candidates, atoms_touched)``: the tags to re-evaluate because they
+        read a touched (type, stream), the business day (``day_changed``), a clock atom whose
+        horizon passed (``clock_passed``) or the exact clock (``clock_moved``); those plus
+        every tag that depends on one of them through tag(), in dependency order; and whether
+        a touched event moves an input of a clock atom (so the horizon must be recomputed).
+
+        >>> from stream_app.rules.loader import load_ruleset
+        >>> from stream_app.rules.engine import DEFAULT_RULES
+        >>> rs = load_ruleset(DEFAULT_RULES)
+        >>> must, cands, moved = rs.plan((("profile_updated", "profile"),), False, False, False)
+        >>> moved, sorted(must)      # profile fields, and count(any) / since_first(any)
+        (True, ['age_band', 'demand_stage', 'education', 'goal', 'lifecycle', 'occupation',
+                'region'])
+        >>> must, cands, moved = rs.plan((), False, True, True)
+        >>> sorted(must)
+        ['at_risk', 'customer_status', 'demand_stage', 'lead_points', 'lifecycle', 'rfm_r']
+        >>> [t.id for t in cands if t.id not in must], moved
+        (['intent', 'rfm_segment'], False)
+        """
+        key = (touched, day_changed, clock_passed, clock_moved)
+        out = self._plans.get(key)
+        if out is not None:
+            return out
+        must = frozenset(
+            t.id for t in self.order
+            if (day_changed and t.daily) or (clock_passed and t.clocks)
+            or (clock_moved and t.timed)
+            or any(s.matches(et, sm) for s in t.reads for et, sm in touched))
+        wide = set(must).union(*(self._dependents[t] for t in must))
+        cands = tuple(t for t in self.order if t.id in wide)
+        moved = any(_atom_sel(a).matches(et, sm) for a in self.clock_atoms
+                    for et, sm in touched)
+        out = (must, cands, moved)
+        if len(self._plans) > 4096:   # on_events batches: many combinations of types
+            self._plans.clear()
+        self._plans[key] = out
+        return out
+
+    def next_change(self, state: dict[str, Any], now_ms: int) -> int | None:
+        """Earliest time after ``now_ms`` at which a clock read with a known horizon (a
+        since() threshold, a sub-day window) can change, given the state (None: never
+        before another event)."""
+        best = None
+        for a in self.clock_atoms:
+            t = a.next_change(state, now_ms)
+            if t is not None and (best is None or t < best):
+                best = t
+        return best
 
     def evaluate(self, state: dict[str, Any], now_ms: int, *,
                  day_offset_ms: int = 8 * 3600_000) -> dict[str, TagValue]:
@@ -163,45 +241,47 @@ class RuleSet:
         return {tid: TagValue(v, self.why(ctx, tid)) for tid, v in values.items()}
 
     def evaluate_raw(self, state: dict[str, Any], now_ms: int, *,
-                     day_offset_ms: int = 8 * 3600_000,
-                     previous: dict[str, Any] | None = None,
-                     touched: tuple[str, str] | list[tuple[str, str]] | None = None,
-                     clock_moved: bool = True) -> tuple[dict[str, Any], EvalContext]:
-        """Visible tag values, and the evaluation context to explain them with :meth:`why`.
-
-        The fast form used by the engine: nothing is traced, "why" records are built only
-        for the tags that changed. With ``previous`` (every tag's value at an evaluation in
-        the same clock period, hidden ones included) and ``touched`` (the (type, stream) of
-        the event(s) applied since), tags that read neither that event nor the exact
-        clock nor a changed tag keep their previous value without being evaluated.
-        """
+                     day_offset_ms: int = 8 * 3600_000) -> tuple[dict[str, Any], EvalContext]:
+        """Every visible tag's value (full evaluation of every rule), and the evaluation
+        context to explain them with :meth:`why`. Nothing is traced; "why" records are built
+        only on demand."""
         ctx = EvalContext(state, now_ms, day_offset_ms, trace=False)
         values: dict[str, Any] = {}
         ctx_tags = ctx.tags
-        affected: frozenset[str] | None = None
-        if previous is not None and touched:
-            if isinstance(touched, tuple):
-                affected = self.affected(*touched, clock_moved)
-            else:
-                affected = frozenset().union(*(self.affected(*t, clock_moved)
-                                               for t in touched))
-        changed: set[str] = set()
         for tag in self.order:
-            tid = tag.id
-            if (affected is not None and tid not in affected
-                    and not (tag.deps and changed.intersection(tag.deps))):
-                value = previous.get(tid)  # type: ignore[union-attr]
-            else:
-                raw, _ = self._run(tag, ctx)
-                value = tag.normalise(raw) if raw is not None else None
-                if affected is not None:
-                    old = previous.get(tid)  # type: ignore[union-attr]
-                    if old != value or type(old) is not type(value):
-                        changed.add(tid)
-            ctx_tags[tid] = value
+            raw, _ = self._run(tag, ctx)
+            value = tag.normalise(raw) if raw is not None else None
+            ctx_tags[tag.id] = value
             if not tag.hidden:
-                values[tid] = value
+                values[tag.id] = value
         return values, ctx
+
+    def evaluate_some(self, state: dict[str, Any], now_ms: int, previous: dict[str, Any],
+                      plan: tuple[frozenset[str], tuple[TagDef, ...], bool], *,
+                      day_offset_ms: int = 8 * 3600_000
+                      ) -> tuple[list[tuple[TagDef, Any]], EvalContext]:
+        """Selective evaluation: ``previous`` holds every tag's value at the last evaluation
+        (hidden ones included; absent = None) and ``plan`` comes from :meth:`plan`. Only the
+        tags of the plan are run (a dependent only when a tag it reads changed); the others
+        keep their previous value. Returns the tags run, in dependency order, with their new
+        values, and the context (``ctx.tags`` = every tag's value, for :meth:`why`)."""
+        ctx = EvalContext(state, now_ms, day_offset_ms, trace=False)
+        ctx.tags = tags = dict(previous)
+        must, cands, _ = plan
+        out: list[tuple[TagDef, Any]] = []
+        changed: set[str] = set()
+        for tag in cands:
+            tid = tag.id
+            if tid not in must and changed.isdisjoint(tag.deps):
+                continue
+            raw, _ = self._run(tag, ctx)
+            value = tag.normalise(raw) if raw is not None else None
+            old = tags.get(tid)
+            if old != value or type(old) is not type(value):
+                changed.add(tid)
+                tags[tid] = value
+            out.append((tag, value))
+        return out, ctx
 
     @staticmethod
     def _run(tag: TagDef, ctx: EvalContext) -> tuple[Any, int | None]:
@@ -229,3 +309,7 @@ class RuleSet:
             why["case"] = case.when.text if case.when is not None else "default"
         why["value"] = ctx.tags.get(tag_id)
         return why
+
+
+def _atom_sel(atom: ClockAtom) -> Any:
+    return atom.sel

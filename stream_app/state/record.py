@@ -131,34 +131,45 @@ class StateUpdater:
 
     # -- accumulate --------------------------------------------------------------------
     def apply(self, state: dict[str, Any], ev: Event) -> None:
-        """Fold one event into ``state`` (no dedup check: see :meth:`seen`)."""
+        """Fold one event into ``state`` (no dedup check: see :meth:`seen`).
+
+        Daily buckets are added only for days a :meth:`prune` at the next evaluation
+        (``max(event time, state["now"])``) keeps, so an evaluation on the same business
+        day as the previous one needs no prune."""
         ts, et = ev.ts, ev.type
         self.remember(state, ev.event_id)
-        state["ft"] = ts if state["ft"] is None else min(state["ft"], ts)
-        state["lt"] = ts if state["lt"] is None else max(state["lt"], ts)
-        tracked = et in state["st"]
-        if not tracked and len(state["st"]) < MAX_TYPES:
-            state["st"][et] = ev.stream
-            tracked = True
-        if tracked:
-            stream = state["st"][et]
-            day = day_of(ts, self.day_offset_ms)
-            state["n"][et] = state["n"].get(et, 0) + 1
-            state["f"][et] = min(state["f"].get(et, ts), ts)
-            state["l"][et] = max(state["l"].get(et, ts), ts)
-            if day > day_of(state["lt"], self.day_offset_ms) - self.type_retention(et, stream):
+        ft, lt = state["ft"], state["lt"]
+        state["ft"] = ts if ft is None or ts < ft else ft
+        state["lt"] = lt = ts if lt is None or ts > lt else lt
+        off = self.day_offset_ms
+        day = (ts + off) // DAY_MS
+        base_day = (max(lt, state["now"]) + off) // DAY_MS   # the next evaluation's day
+        types = state["st"]
+        stream = types.get(et)
+        if stream is None and len(types) < MAX_TYPES:
+            types[et] = stream = ev.stream
+        if stream is not None:
+            n, f, la = state["n"], state["f"], state["l"]
+            n[et] = n.get(et, 0) + 1
+            cur = f.get(et)
+            if cur is None or ts < cur:
+                f[et] = ts
+            cur = la.get(et)
+            if cur is None or ts > cur:
+                la[et] = ts
+            if day > base_day - self.type_retention(et, stream):
                 buckets.add(state["d"].setdefault(et, []), day, 1)
         else:
-            stream, day = ev.stream, day_of(ts, self.day_offset_ms)
+            stream = ev.stream
         sret = self._stream_ret.get(stream)
-        if sret is not None and day > day_of(state["lt"], self.day_offset_ms) - sret:
+        if sret is not None and day > base_day - sret:
             buckets.add(state.setdefault("ds", {}).setdefault(stream, []), day, 1)
         props = ev.props
         if props and self._props:
             for name, value in props.items():
                 specs = self._props.get(name)
                 if specs:
-                    self._apply_props(state, ev, stream, day, value, specs)
+                    self._apply_props(state, ev, stream, day, value, specs, base_day)
         if self._profile and stream == "profile" and props:
             self._apply_profile(state, ev)
         if self._streaks:
@@ -173,7 +184,7 @@ class StateUpdater:
                     if len(rt) > RECENT_CAP:
                         del rt[0]
 
-    def _apply_props(self, state, ev, stream, day, value, specs) -> None:
+    def _apply_props(self, state, ev, stream, day, value, specs, base_day) -> None:
         ts, eid = ev.ts, ev.event_id
         for kind, spec in specs:
             if not spec.sel.matches(ev.type, stream) or value is None:
@@ -185,7 +196,7 @@ class StateUpdater:
                     continue
                 state.setdefault("S", {})[key] = state.get("S", {}).get(key, 0) + value
                 ret = self._sum_ret.get(key, self.retention_days)
-                if day > day_of(state["lt"], self.day_offset_ms) - ret:
+                if day > base_day - ret:
                     buckets.add(state.setdefault("s", {}).setdefault(key, []), day, value)
             elif kind == "mx":
                 value = _number(value)
@@ -265,7 +276,12 @@ class StateUpdater:
             if not s[key]:
                 del s[key]
         if "rt" in state:
-            cut = now_ms - self.req.recent_ms
-            for et, tss in state["rt"].items():
-                if tss and tss[0] <= cut:
-                    state["rt"][et] = [t for t in tss if t > cut]
+            self.prune_recent(state, now_ms)
+
+    def prune_recent(self, state: dict[str, Any], now_ms: int) -> None:
+        """Drop sub-day timestamps older than the longest sub-day window."""
+        cut = now_ms - self.req.recent_ms
+        rt = state["rt"]
+        for et, tss in rt.items():
+            if tss and tss[0] <= cut:
+                rt[et] = [t for t in tss if t > cut]
