@@ -70,7 +70,8 @@ _LINE = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\] \[\d+\] \[INFO\
 
 
 def recovery_marks(log_path: Path) -> dict[str, float]:
-    """Wall times of Faust's recovery log lines (worker at ``-l info``): restore start/end.
+    """Wall times of Faust's log lines (worker at ``-l info``): worker start, group join,
+    restore start/end, ready.
 
     Example:
         >>> import tempfile
@@ -91,7 +92,13 @@ def recovery_marks(log_path: Path) -> dict[str, float]:
             continue
         t = dt.datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp()
         text = m.group(2)
-        if "Restoring state from changelog topics" in text:
+        if "[^Worker]: Starting..." in text:
+            marks.setdefault("faust_start", t)
+        elif "(Re-)joining group" in text:
+            marks.setdefault("joining", t)
+        elif text.startswith("Joined group"):
+            marks.setdefault("joined", t)
+        elif "Restoring state from changelog topics" in text:
             marks.setdefault("restore_start", t)
         elif "Done reading from changelog topics" in text:
             marks["restore_end"] = t
@@ -153,14 +160,19 @@ def restart(stack: Any, name: str, probe: list | None = None, env: dict[str, str
     w = start_worker(stack, name, env or {}, datadir)
     ws = [w]
     systems.wait_all_ready(ws)
-    out: dict[str, Any] = {"ready_s": round(time.monotonic() - t0, 2)}
+    out: dict[str, Any] = {"ready_s": round(time.monotonic() - t0, 2),
+                           "cpu_to_ready_s": round(cpu_seconds(w.process.pid), 2)}
     if probe:
         produce_records(stack.bootstrap, probe)
         s = sample_until_idle(ws[0].processed, 1, 120, interval=0.05)
         out["processing_s"] = round(s[-1][0] - t0, 2)
     marks = recovery_marks(ws[0].log_path)
     if "restore_start" in marks and "restore_end" in marks:
-        out["join_s"] = round(marks["restore_start"] - wall0, 2)
+        out["join_s"] = round(marks["restore_start"] - wall0, 2)  # start to restore start
+        if "faust_start" in marks:  # of which Python start-up (imports, rules, models)
+            out["startup_s"] = round(marks["faust_start"] - wall0, 2)
+        if "joining" in marks and "joined" in marks:  # of which the JoinGroup round
+            out["group_join_s"] = round(marks["joined"] - marks["joining"], 2)
         out["restore_s"] = round(marks["restore_end"] - marks["restore_start"], 2)
     out["worker"] = ws[0]
     return out
