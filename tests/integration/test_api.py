@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +19,7 @@ from stream_app.rules.engine import DEFAULT_RULES, TagEngine
 from stream_app.rules.loader import load_ruleset
 from stream_app.services.process import ManagedProcess, free_port, wait_for
 from stream_app.services.redis_server import EmbeddedRedis
+from stream_app.serving import keys
 from stream_app.serving.projection import RedisProjection
 
 pytestmark = pytest.mark.integration
@@ -242,7 +244,31 @@ def test_why_of_a_user_processed_by_the_tag_engine(served):
     last = w["timeline"][0]
     assert last["new"] == w["value"] and w["why"]["trigger"] == last["trigger"]
     assert w["why"]["trigger"] in served["ids"] and w["why"]["rule"] == "activity"
-    assert w["why"]["trigger"] in w["why"]["recent_events"]
+    # compact in Redis: no recent event ids (they travel on tags.changes), no evidence copy
+    assert "recent_events" not in w["why"] and all("evidence" not in c for c in w["timeline"])
+    assert len(w["timeline"]) <= keys.TIMELINE_MAX
+
+
+def test_redis_7_is_used_when_installed_and_sizes_use_intercard(served):
+    import redis
+
+    from stream_app.services.redis_server import binary_version
+
+    r = redis.Redis.from_url(served["redis"].url)
+    version = tuple(int(x) for x in r.info("server")["redis_version"].split(".")[:2])
+    system = shutil.which("redis-server")
+    if system and (binary_version(system) or (0,)) >= (7, 0):
+        assert version >= (7, 0)
+    c = served["client"]
+    # a range AND a set (ZINTERCARD on Redis 7), an AND of sets, cached on the 2nd call
+    for expr, want in (("lead_points >= 3 AND activity = medium", 1),
+                       ("activity = high AND lifecycle = mature", 2)):
+        for _ in range(2):
+            got = c.get("/v1/tenants/acme/segments/size", params={"expr": expr},
+                        headers=ADMIN).json()["size"]
+            assert got == want, expr
+    assert not list(r.scan_iter(match="sa:*:tmp:*"))  # no temporaries left
+    r.close()
 
 
 def test_why_command_prints_the_record_and_timeline(served):
