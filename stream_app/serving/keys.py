@@ -33,12 +33,17 @@ from typing import Any
 import orjson
 
 PREFIX = "sa"
-TIMELINE_MAX = 8
+TIMELINE_MAX = 5
 """Tag changes kept per user in Redis (newest first); older ones are on ``tags.changes``."""
-WHY_VALUES_MAX = 64
-"""The evidence (``values``) of a why record is kept in Redis when its JSON is this short."""
+WHY_MAX_BYTES = 64
+"""Budget of one stored why record: Redis keeps a hash compact (listpack) while every value
+is at most ``hash-max-listpack-value`` (64) bytes; one longer value makes the whole hash a
+hashtable (~60 B more per field)."""
 TIMELINE_FIELDS = ("tag_id", "old", "new", "reason", "ts", "seq", "trigger", "rule_version")
-"""Fields of a tag-change record kept in the Redis timeline (no evidence, no ids)."""
+"""Fields of a tag-change record kept in the Redis timeline, in the stored array's order."""
+WHY_FIELDS = (("v", "rule_version"), ("t", "trigger"), ("rs", "ruleset"), ("c", "case"),
+              ("x", "values"))
+"""Short stored name and API name of the why record's fields, most important first."""
 
 
 def value_token(value: Any) -> str:
@@ -81,42 +86,77 @@ def users_key(tenant: str) -> str:
 TENANTS_KEY = f"{PREFIX}:tenants"
 
 
-def compact_change(change: dict[str, Any]) -> dict[str, Any]:
-    """The timeline entry of a tag-change record: without the evidence and the fields every
-    entry of the user's list shares (user, tenant, event id, family).
+def compact_change(change: dict[str, Any]) -> list[Any]:
+    """The timeline entry of a tag-change record: the values of ``TIMELINE_FIELDS`` as an
+    array (no evidence, no user/tenant/event id/family); :func:`expand_change` reverses it.
 
     Example:
-        >>> compact_change({"user_id": "u1", "tenant": "t", "tag_id": "activity", "old": None,
-        ...                 "new": "low", "seq": 3, "evidence": {"values": {}}})
+        >>> c = compact_change({"user_id": "u1", "tenant": "t", "tag_id": "activity",
+        ...                     "old": None, "new": "low", "seq": 3, "evidence": {}})
+        >>> c
+        ['activity', None, 'low', None, None, 3]
+        >>> expand_change(c)
         {'tag_id': 'activity', 'old': None, 'new': 'low', 'seq': 3}
     """
-    return {k: change[k] for k in TIMELINE_FIELDS if k in change}
+    out = [change.get(k) for k in TIMELINE_FIELDS]
+    while out and out[-1] is None:
+        out.pop()
+    return out
+
+
+def expand_change(stored: Any) -> dict[str, Any]:
+    """A stored timeline entry as a tag-change dict (older dict entries pass through)."""
+    if isinstance(stored, list):
+        out = dict(zip(TIMELINE_FIELDS, stored, strict=False))
+        return {k: v for k, v in out.items() if v is not None or k in ("old", "new")}
+    return stored
 
 
 def compact_why(tag_id: str, why: dict[str, Any]) -> dict[str, Any]:
-    """The why record as stored in Redis: no ``recent_events`` (on ``tags.changes``), no
-    ``value`` (in the user hash), no ``rule`` when it is the tag id, ``values`` only when its
-    JSON is at most ``WHY_VALUES_MAX`` bytes (else ``values_omitted: true``).
-    :func:`expand_why` restores ``rule``.
+    """The why record as stored in Redis, at most ``WHY_MAX_BYTES`` of JSON: short names
+    (``WHY_FIELDS``), taken in order of importance while they fit; ``rule`` (the tag id),
+    ``value`` (in the user hash) and ``recent_events`` (on ``tags.changes``) are not stored;
+    ``o: 1`` says something did not fit. :func:`expand_why` restores the API's names.
 
     Example:
         >>> w = compact_why("activity", {"rule": "activity", "rule_version": 1,
         ...     "values": {"count(x)": 4}, "value": "high", "trigger": "e9",
-        ...     "recent_events": ["e7", "e8", "e9"]})
+        ...     "recent_events": ["e7", "e8", "e9"], "case": "count(x) > 3"})
         >>> w
-        {'rule_version': 1, 'values': {'count(x)': 4}, 'trigger': 'e9'}
-        >>> expand_why("activity", w)["rule"]
-        'activity'
+        {'v': 1, 't': 'e9', 'c': 'count(x) > 3', 'x': {'count(x)': 4}}
+        >>> expand_why("activity", w)["values"], expand_why("activity", w)["rule"]
+        ({'count(x)': 4}, 'activity')
+        >>> compact_why("a", {"trigger": "e1", "values": {"x": "y" * 80}})
+        {'t': 'e1', 'o': 1}
     """
-    out = {k: v for k, v in why.items()
-           if k not in ("recent_events", "value") and not (k == "rule" and v == tag_id)}
-    vals = out.get("values")
-    if vals is not None and len(orjson.dumps(vals)) > WHY_VALUES_MAX:
-        del out["values"]
-        out["values_omitted"] = True
+    out: dict[str, Any] = {}
+    size, omitted = 2, False  # "{}"
+    known = {long for _, long in WHY_FIELDS}
+    extra = [(k, k) for k in why if k not in known
+             and k not in ("recent_events", "value") and not (k == "rule" and why[k] == tag_id)]
+    for short, long in (*WHY_FIELDS, *extra):
+        if long not in why:
+            continue
+        cost = len(orjson.dumps({short: why[long]})) - 1  # '"k":v' plus a comma
+        if size + cost <= WHY_MAX_BYTES - 6:  # room for ',"o":1'
+            out[short] = why[long]
+            size += cost
+        else:
+            omitted = True
+    if omitted:
+        out["o"] = 1
     return out
 
 
 def expand_why(tag_id: str, stored: dict[str, Any]) -> dict[str, Any]:
-    """A stored why record as the API shows it (``rule`` restored)."""
-    return {"rule": tag_id, **stored} if isinstance(stored, dict) else stored
+    """A stored why record as the API shows it (long names, ``rule``, ``omitted``)."""
+    if not isinstance(stored, dict):
+        return stored
+    names = dict(WHY_FIELDS)
+    out: dict[str, Any] = {"rule": tag_id}
+    for k, v in stored.items():
+        if k == "o":
+            out["omitted"] = True
+        else:
+            out[names.get(k, k)] = v
+    return out

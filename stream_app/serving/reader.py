@@ -72,7 +72,8 @@ async def read_timeline(r: Any, tenant: str, uid: str, limit: int = 20,
     """Newest-first tag changes (all tags, or only ``tag_id``'s), at most ``limit``; Redis
     keeps the last ``keys.TIMELINE_MAX`` (compact: no evidence), ``tags.changes`` has all."""
     end = limit - 1 if tag_id is None else keys.TIMELINE_MAX - 1
-    items = [_loads(x) for x in await r.lrange(keys.timeline_key(tenant, uid), 0, end)]
+    items = [keys.expand_change(_loads(x))
+             for x in await r.lrange(keys.timeline_key(tenant, uid), 0, end)]
     if tag_id is not None:
         items = [c for c in items if c.get("tag_id") == tag_id]
     return items[:limit]

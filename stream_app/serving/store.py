@@ -36,8 +36,8 @@ class ProfileStore:
         return keys.expand_why(tag_id, orjson.loads(raw)) if raw else None
 
     def timeline(self, tenant: str, uid: str, limit: int = 20) -> list[dict[str, Any]]:
-        return [orjson.loads(x) for x in self.r.lrange(keys.timeline_key(tenant, uid), 0,
-                                                        limit - 1)]
+        return [keys.expand_change(orjson.loads(x))
+                for x in self.r.lrange(keys.timeline_key(tenant, uid), 0, limit - 1)]
 
     def segment(self, tenant: str, tag_id: str, value: Any) -> set[str]:
         return {m.decode() for m in self.r.smembers(keys.seg_key(tenant, tag_id, value))}

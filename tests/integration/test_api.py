@@ -247,6 +247,13 @@ def test_why_of_a_user_processed_by_the_tag_engine(served):
     # compact in Redis: no recent event ids (they travel on tags.changes), no evidence copy
     assert "recent_events" not in w["why"] and all("evidence" not in c for c in w["timeline"])
     assert len(w["timeline"]) <= keys.TIMELINE_MAX
+    import redis
+
+    r = redis.Redis.from_url(served["redis"].url)
+    stored = r.hgetall(keys.why_key("initech", "e1"))
+    assert stored and all(len(v) <= keys.WHY_MAX_BYTES for v in stored.values())
+    assert r.object("encoding", keys.why_key("initech", "e1")) in (b"listpack", b"ziplist")
+    r.close()
 
 
 def test_redis_7_is_used_when_installed_and_sizes_use_intercard(served):

@@ -11,6 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from stream_app.config import Settings
+from stream_app.serving import keys
 from stream_app.serving.api import create_app
 from stream_app.serving.auth import TokenAuth, load_tenant_tokens
 from stream_app.serving.segments import parse
@@ -117,7 +118,12 @@ def test_export_jsonl_all_pages_streamed(world):
 
 def test_profile_why_and_timeline(world):
     client, users_a, _ = world
-    uid = next(u for u, t in users_a.items() if "activity" in t)
+    def n_changes(tags: dict) -> int:  # enums go through another value first
+        return len(tags) + sum(k in fixtures.ENUMS for k in tags)
+
+    # a user whose whole history fits in the timeline Redis keeps (keys.TIMELINE_MAX)
+    uid = next(u for u, t in users_a.items()
+               if "activity" in t and n_changes(t) <= keys.TIMELINE_MAX)
     p = client.get(f"/v1/tenants/tenant-a/users/{uid}", headers=ADMIN).json()
     assert p["tags"] == users_a[uid]
     assert p["labels"]["activity"]["en"] == users_a[uid]["activity"].capitalize()
@@ -130,6 +136,13 @@ def test_profile_why_and_timeline(world):
     assert client.get(f"/v1/tenants/tenant-b/users/{uid}", headers=ADMIN).status_code == 404
     assert client.get(f"/v1/tenants/tenant-a/users/{uid}/why/nope",
                       headers=ADMIN).status_code == 404
+    # a longer history: the activity changes left the timeline, the why record stays
+    old_uid = next(u for u, t in users_a.items()
+                   if "activity" in t and n_changes(t) > keys.TIMELINE_MAX + 1)
+    w = client.get(f"/v1/tenants/tenant-a/users/{old_uid}/why/activity", headers=ADMIN).json()
+    assert w["value"] == users_a[old_uid]["activity"] and w["why"]["trigger"] == f"{old_uid}-e"
+    t = client.get(f"/v1/tenants/tenant-a/users/{old_uid}/timeline", headers=ADMIN).json()
+    assert len(t["changes"]) == keys.TIMELINE_MAX
 
 
 def test_tag_definitions_come_from_the_rule_set(world, ruleset):

@@ -165,12 +165,13 @@ def test_why_and_timeline_are_compact_and_read_back_whole():
     for i in range(keys.TIMELINE_MAX + 3):
         _write(r, event_ops([{**chs[0], "seq": 10 + i, "old": "v", "new": f"w{i}"}], {}))
     stored = run(r.hgetall(keys.why_key("t", "u1")))
-    assert orjson.loads(stored[b"activity"]) == {"rule_version": 2, "values": {"n": 1},
-                                                 "trigger": "e1"}
-    assert orjson.loads(stored[b"intent"])["values_omitted"] is True
+    assert orjson.loads(stored[b"activity"]) == {"v": 2, "t": "e1", "x": {"n": 1}}
+    assert orjson.loads(stored[b"intent"]) == {"v": 1, "t": "e1", "o": 1}
+    assert all(len(v) <= keys.WHY_MAX_BYTES for v in stored.values())
     w = run(reader.read_why_one(r, "t", "u1", "activity"))
-    assert w["rule"] == "activity" and w["trigger"] == "e1"
-    assert run(reader.read_why(r, "t", "u1"))["intent"]["rule"] == "intent"
+    assert w == {"rule": "activity", "rule_version": 2, "trigger": "e1", "values": {"n": 1}}
+    assert run(reader.read_why(r, "t", "u1"))["intent"] == {
+        "rule": "intent", "rule_version": 1, "trigger": "e1", "omitted": True}
     tl = run(reader.read_timeline(r, "t", "u1", limit=100))
     assert len(tl) == keys.TIMELINE_MAX and tl[0]["new"] == f"w{keys.TIMELINE_MAX + 2}"
     assert all(set(c) <= set(keys.TIMELINE_FIELDS) for c in tl)
