@@ -119,6 +119,8 @@ E2E_LATENCY = Histogram(
 CONSUMER_LAG = Gauge(
     PREFIX + "consumer_lag", "Records between the committed offset and the log end",
     ["topic", "partition"])
+PRODUCE_ERRORS = Counter(
+    PREFIX + "produce_errors", "Output records librdkafka could not deliver", ["topic"])
 TABLE_USERS = Gauge(
     PREFIX + "table_users", "Keys held in a state table by this worker", ["table"])
 

@@ -13,6 +13,7 @@ from typing import Any
 from stream_app import metrics
 from stream_app.clock import HybridClock
 from stream_app.config import Settings
+from stream_app.due_index import DueIndex
 from stream_app.rules.engine import TagEngine
 from stream_app.rules.loader import load_ruleset
 from stream_app.scoring.config import ScoringConfig, load_scoring_config
@@ -58,7 +59,8 @@ class Runtime:
     clock: HybridClock = field(default_factory=HybridClock)
     started: float = field(default_factory=time.time)
     processed: int = 0
-    recent_ticks: dict[str, float] = field(default_factory=dict)
+    #: held users by next due time (the sweep pops due ones; rebuilt after a rebalance)
+    due: DueIndex = field(default_factory=DueIndex)
     #: users still to re-evaluate after a rule-set change (backfill), and how many in all
     backfill: list[str] = field(default_factory=list)
     backfill_total: int = 0

@@ -1,10 +1,12 @@
 """The clock sweep: time-based tags change without new events.
 
-Every ``sweep_interval_s`` each worker looks at the users it holds and sends a tick
-(``internal.ticks``, keyed by user) for those whose tags could change now (the business
-day rolled, a window emptied, the TTL passed). The tick is processed by the agent that owns
-the user's partition, which is the only place the user's state is written. Ticks are
-idempotent, so a sweep that runs twice (rebalance) changes nothing.
+Every ``sweep_interval_s`` each worker sends a tick (``internal.ticks``, keyed by user) for
+the users it holds whose tags could change now (the business day rolled, a window emptied,
+the TTL passed). It finds them in a due-time index (:class:`stream_app.due_index.DueIndex`,
+kept up to date on every state write), so a sweep costs O(due users), not a scan of every
+user; after a rebalance the index is rebuilt once from the table. The tick is processed by
+the agent that owns the user's partition, the only place the user's state is written. Ticks
+are idempotent, so a tick sent twice (rebalance) changes nothing.
 """
 
 from __future__ import annotations
@@ -12,16 +14,28 @@ from __future__ import annotations
 import logging
 import time
 
+import orjson
+
 from stream_app import metrics
 from stream_app.app.context import runtime
 from stream_app.app.main import app, settings
 from stream_app.app.tables import users
-from stream_app.app.topics import ticks_topic
+from stream_app.app.topics import TICKS
 
 log = logging.getLogger(__name__)
 MAX_TICKS_PER_SWEEP = 20_000
 BACKFILL_PER_SWEEP = 5_000
-RETICK_AFTER_S = 30.0
+
+
+def rebuild_due_index() -> None:
+    """Read every held user's next due time from the table (after start or a rebalance)."""
+    started = time.monotonic()
+    entries = []
+    for uid, raw in list(users.data.items()):
+        if raw:
+            entries.append((uid, orjson.loads(raw)["nd"]))
+    runtime.due.rebuild(entries)
+    log.info("due index rebuilt: %d users in %.2f s", len(entries), time.monotonic() - started)
 
 
 @app.timer(interval=settings.sweep_interval_s)
@@ -29,25 +43,16 @@ async def sweep() -> None:
     now = runtime.clock.now()
     if now is None:
         return
-    engine = runtime.engine
-    recent = runtime.recent_ticks
-    wall = time.monotonic()
-    due: list[str] = []
-    for uid, state in list(users.data.items()):
-        if state is None or (uid in recent and wall - recent[uid] < RETICK_AFTER_S):
-            continue
-        if engine.due(state, now):
-            due.append(uid)
-            if len(due) >= MAX_TICKS_PER_SWEEP:
-                break
-    for uid in due:
-        recent[uid] = wall
-        await ticks_topic.send(key=uid, value=b"tick")
+    if runtime.due.stale:
+        rebuild_due_index()
+    produce = app.producer.produce
+    for uid in runtime.due.pop_due(now, MAX_TICKS_PER_SWEEP):
+        produce(TICKS, uid, b"tick")
     if runtime.backfill:
         chunk = runtime.backfill[-BACKFILL_PER_SWEEP:]
         del runtime.backfill[-BACKFILL_PER_SWEEP:]
         for uid in chunk:
-            await ticks_topic.send(key=uid, value=b"backfill")
+            produce(TICKS, uid, b"backfill")
         done = runtime.backfill_total - len(runtime.backfill)
         metrics.BACKFILL_PROGRESS.set(done / max(runtime.backfill_total, 1))
         log.warning("rule backfill: %d/%d users re-evaluated", done, runtime.backfill_total)

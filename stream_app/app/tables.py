@@ -1,4 +1,8 @@
-"""Faust tables: one state record per user (the speed lever: one changelog write per event)."""
+"""Faust tables: one state record per user (the speed lever: one changelog write per event).
+
+Values are the state as orjson bytes (``value_serializer="raw"``): the agent decodes the one
+user it processes and encodes it back. The changelog holds the same JSON as before.
+"""
 
 from __future__ import annotations
 
@@ -11,10 +15,13 @@ users = app.Table(
     "users",
     default=None,
     partitions=settings.partitions,
-    schema=faust.Schema(key_serializer="utf8", value_serializer="orjson"),
+    # value_type=bytes: Faust decodes changelog values with the serializer it derives from
+    # value_type when it recovers the table; without it they would come back as dicts
+    value_type=bytes,
+    schema=faust.Schema(key_serializer="utf8", value_serializer="raw"),
     extra_topic_configs={"retention.ms": "-1", "retention.bytes": "-1"},
     # memory:// by default; rocksdb:// keeps the table on disk across restarts (PERFORMANCE.md 6)
     store=settings.table_store_url("users"),
     options=settings.table_options(),
-    help="per-user state: daily counts, last seen, channel, profile, tags",
+    help="per-user state (orjson bytes): daily counts, last seen, channel, profile, tags",
 )

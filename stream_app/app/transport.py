@@ -11,6 +11,7 @@ from typing import Any
 
 from faust.transport.drivers import aiokafka as driver
 
+from stream_app.app.producer import FastProducer
 from stream_app.config import get_settings
 
 
@@ -29,6 +30,7 @@ class TunedConsumer(driver.Consumer):
 
 
 class Transport(driver.Transport):
-    """aiokafka transport with a configurable fetch wait."""
+    """aiokafka transport with a configurable fetch wait; records are sent by librdkafka."""
 
     Consumer = TunedConsumer
+    Producer = FastProducer

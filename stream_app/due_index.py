@@ -1,0 +1,77 @@
+"""When is each held user next due for a clock tick? A heap, so the sweep never scans everyone.
+
+The tag engine stores each user's next due time in the state (``state["nd"]``: the next
+business-day boundary, or when the user's TTL runs out). The worker records it here on every
+state write; the sweep pops only the users whose time has come. Entries are replaced lazily:
+a user re-scheduled later leaves a stale heap entry that is skipped when it surfaces.
+
+After a rebalance the users a worker holds change: :meth:`invalidate` marks the index stale
+and the sweep rebuilds it once from the table (:meth:`rebuild`).
+
+Example:
+    >>> idx = DueIndex()
+    >>> idx.rebuild([("a", 100), ("b", 50), ("c", 300)])
+    >>> idx.set("b", 200)          # b was re-scheduled: its old entry (50) is now stale
+    >>> idx.pop_due(150)
+    ['a']
+    >>> idx.pop_due(250), len(idx)
+    (['b'], 1)
+    >>> idx.discard("c"); idx.pop_due(10**12)
+    []
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable
+
+
+class DueIndex:
+    """user -> next due time (ms), with the earliest due users found in O(log n)."""
+
+    def __init__(self) -> None:
+        self._due: dict[str, int] = {}
+        self._heap: list[tuple[int, str]] = []
+        self.stale = True            # not built from the table yet
+
+    def __len__(self) -> int:
+        return len(self._due)
+
+    def set(self, uid: str, due_ms: int) -> None:
+        """Schedule ``uid`` at ``due_ms`` (replaces an earlier schedule)."""
+        if self._due.get(uid) == due_ms:
+            return
+        self._due[uid] = due_ms
+        heapq.heappush(self._heap, (due_ms, uid))
+        if len(self._heap) > 4 * len(self._due) + 1024:
+            self._compact()
+
+    def discard(self, uid: str) -> None:
+        """Forget ``uid`` (its state was deleted or moved away)."""
+        self._due.pop(uid, None)
+
+    def pop_due(self, now_ms: int, limit: int | None = None) -> list[str]:
+        """Users due at ``now_ms`` (at most ``limit``); they leave the index until set again."""
+        out: list[str] = []
+        heap, due = self._heap, self._due
+        while heap and heap[0][0] <= now_ms and (limit is None or len(out) < limit):
+            t, uid = heapq.heappop(heap)
+            if due.get(uid) == t:
+                del due[uid]
+                out.append(uid)
+        return out
+
+    def invalidate(self) -> None:
+        """The set of held users changed (rebalance): rebuild before the next use."""
+        self.stale = True
+
+    def rebuild(self, entries: Iterable[tuple[str, int]]) -> None:
+        """Replace the index with ``(uid, due_ms)`` pairs read from the table."""
+        self._due = dict(entries)
+        self._heap = [(t, uid) for uid, t in self._due.items()]
+        heapq.heapify(self._heap)
+        self.stale = False
+
+    def _compact(self) -> None:
+        self._heap = [(t, uid) for uid, t in self._due.items()]
+        heapq.heapify(self._heap)
