@@ -23,10 +23,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from bench import systems
 from bench.measure import cpu_seconds, rss_bytes, sample_until_idle
 from bench.procs import ModuleWorker
-from bench.workload import first_events_per_user, produce_records
+from bench.workload import Record, first_events_per_user, produce_records
 
 CHANGELOG = "stream-app-users-changelog"
 
@@ -178,22 +180,82 @@ def restart(stack: Any, name: str, probe: list | None = None, env: dict[str, str
     return out
 
 
+def seed_states(users: int, templates: int = 5_000) -> list[Record]:
+    """Changelog records of ``users`` user states: the tag engine's state after each of
+    ``templates`` simulated users' first event, cloned under the keys ``seed<i>``.
+
+    Example:
+        >>> recs = seed_states(30, templates=10)
+        >>> len(recs), recs[29][1], recs[0][0] == CHANGELOG
+        (30, b'seed29', True)
+    """
+    from stream_app.app.runtime import build_engine  # noqa: PLC0415
+    from stream_app.config import Settings  # noqa: PLC0415
+    from stream_app.events import parse_event  # noqa: PLC0415
+
+    wl = first_events_per_user(templates, 1, seed=11, template_users=templates)
+    engine = build_engine(Settings())
+    blobs = []
+    for topic, _key, value, _ in wl.records:
+        result = engine.on_event(None, parse_event(value, topic.split(".", 1)[1]))
+        if result.state is not None:
+            blobs.append(orjson.dumps(result.state))
+    return [(CHANGELOG, f"seed{i}".encode(), blobs[i % len(blobs)], "") for i in range(users)]
+
+
+def load_by_changelog(stack: Any, users: int, env: dict[str, str], datadir: Path,
+                      res: dict[str, Any], log: Callable[[str], None]) -> ModuleWorker:
+    """State of ``users`` users written straight to the changelog (no pipeline run), then a
+    worker started on it: its start-up is a full restore. Returns that worker."""
+    first = restart(stack, "worker-0", env=env, datadir=datadir)  # creates the changelog
+    w0 = first.pop("worker")
+    res["first_start_ready_s"] = first["ready_s"]
+    time.sleep(2)
+    rss0 = rss_bytes(w0.process.pid)
+    w0.stop(60)
+    recs = seed_states(users)
+    produce_records(stack.bootstrap, recs)
+    log(f"recovery: {users} user states on the changelog; full restore")
+    full = restart(stack, "worker-a", env=env, datadir=datadir)
+    w = full.pop("worker")
+    full["table_users"] = wait_table_users(w, users)
+    res["full_restore"] = full
+    res["table_users_loaded"] = full["table_users"]
+    time.sleep(5)
+    rss1 = rss_bytes(w.process.pid)
+    res["memory"] = {
+        "worker_rss_bytes_per_user": round((rss1 - rss0) / users),
+        "worker_rss_before": rss0, "worker_rss_after": rss1,
+        "state": {"records": len(recs), "keys": users,
+                  "mean_value_bytes": round(sum(len(r[2]) for r in recs) / len(recs))},
+    }
+    log(f"recovery: full restore {full}; memory {res['memory']}")
+    return w
+
+
 def run(make_stack: Callable[[], Any], users: int, per_user: int = 1,
         log: Callable[[str], None] = print, table_store: str = "memory://",
-        idle_s: float = 20.0) -> dict[str, Any]:
+        idle_s: float = 20.0, seed: str = "events") -> dict[str, Any]:
     """Load ``users`` users into one worker, then restart it twice (graceful, then kill -9).
 
     ``idle_s``: after the load, seconds of CPU sampled with no input (the clock sweep and
-    timers over the held users)."""
-    wl = first_events_per_user(users, per_user)
+    timers over the held users). ``seed="changelog"`` writes the users' states straight to
+    the changelog instead of running their events through the pipeline (minutes instead of
+    an hour at 100k users on a busy machine); the restarts are measured the same way."""
+    wl = first_events_per_user(100 if seed == "changelog" else users, per_user)
     # probe: 100 events sent after the restarts (new users, 50 each)
     recs, probe, probe2 = wl.records[:-100], wl.records[-100:-50], wl.records[-50:]
     stack = make_stack()
     env = {"STREAM_APP_TABLE_STORE": table_store}
     datadir = (stack.workdir / "worker-data").resolve()
-    res: dict[str, Any] = {"users": wl.users, "events": len(wl.records), "per_user": per_user,
-                           "table_store": table_store}
+    res: dict[str, Any] = {"users": users if seed == "changelog" else wl.users,
+                           "events": len(wl.records), "per_user": per_user,
+                           "table_store": table_store, "seed": seed}
     try:
+        if seed == "changelog":
+            w = load_by_changelog(stack, users, env, datadir, res, log)
+            _restarts(stack, w, res, probe, probe2, env, datadir, log)
+            return res
         first = restart(stack, "worker-a", env=env, datadir=datadir)
         w = first.pop("worker")
         res["first_start_ready_s"] = first["ready_s"]
@@ -224,29 +286,35 @@ def run(make_stack: Callable[[], Any], users: int, per_user: int = 1,
             "state": changelog_value_bytes(stack.bootstrap, stack.partitions),
         }
         log(f"recovery: memory {res['memory']}")
-        # users the worker must hold after each restart: those loaded, plus the probes' users
-        held = res["table_users_loaded"] or 0
-        t = time.monotonic()
-        w.stop(60)
-        res["stop_s"] = round(time.monotonic() - t, 2)
-        again = restart(stack, "worker-b", probe=probe, env=env, datadir=datadir)
-        wb = again.pop("worker")
-        again["table_users"] = wait_table_users(wb, held + len(probe))
-        log(f"recovery: graceful restart {again}")
-        wb.kill()  # crash: no flush, no commit, no clean close of the table files
-        crash = restart(stack, "worker-c", probe=probe2, env=env, datadir=datadir)
-        wc = crash.pop("worker")
-        crash["table_users"] = wait_table_users(wc, held + len(probe) + len(probe2))
-        wc.stop(60)
-        res["restart"] = again
-        res["restart_after_kill"] = crash
-        res["restart_ready_s"] = again["ready_s"]
-        res["restart_processing_s"] = again.get("processing_s")
-        res["state_restore_s"] = again.get("restore_s")
-        res["kill_restart_processing_s"] = crash.get("processing_s")
-        res["users_held_ok"] = (again["table_users"] == held + len(probe)
-                                and crash["table_users"] == held + len(probe) + len(probe2))
-        log(f"recovery: {res}")
+        _restarts(stack, w, res, probe, probe2, env, datadir, log)
     finally:
         stack.stop()
     return res
+
+
+def _restarts(stack: Any, w: ModuleWorker, res: dict[str, Any], probe: list, probe2: list,
+              env: dict[str, str], datadir: Path, log: Callable[[str], None]) -> None:
+    """Stop ``w`` gracefully and restart; kill -9 that worker and restart again."""
+    # users the worker must hold after each restart: those loaded, plus the probes' users
+    held = res["table_users_loaded"] or 0
+    t = time.monotonic()
+    w.stop(60)
+    res["stop_s"] = round(time.monotonic() - t, 2)
+    again = restart(stack, "worker-b", probe=probe, env=env, datadir=datadir)
+    wb = again.pop("worker")
+    again["table_users"] = wait_table_users(wb, held + len(probe))
+    log(f"recovery: graceful restart {again}")
+    wb.kill()  # crash: no flush, no commit, no clean close of the table files
+    crash = restart(stack, "worker-c", probe=probe2, env=env, datadir=datadir)
+    wc = crash.pop("worker")
+    crash["table_users"] = wait_table_users(wc, held + len(probe) + len(probe2))
+    wc.stop(60)
+    res["restart"] = again
+    res["restart_after_kill"] = crash
+    res["restart_ready_s"] = again["ready_s"]
+    res["restart_processing_s"] = again.get("processing_s")
+    res["state_restore_s"] = again.get("restore_s")
+    res["kill_restart_processing_s"] = crash.get("processing_s")
+    res["users_held_ok"] = (again["table_users"] == held + len(probe)
+                            and crash["table_users"] == held + len(probe) + len(probe2))
+    log(f"recovery: {res}")

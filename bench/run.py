@@ -53,6 +53,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help="comma list of users-table stores for the recovery phase, each "
                          "measured on its own fresh stack: memory://,rocksdb:// (the first "
                          "one's figures go to the report)")
+    ap.add_argument("--state-seed", choices=("events", "changelog"), default="events",
+                    help="how the recovery phase builds its users' state: their first events "
+                         "through the pipeline, or states written straight to the changelog "
+                         "(fast; the restart is measured the same way)")
     ap.add_argument("--serving-users", type=int, default=None,
                     help="users in Redis for the serving phase (default: quick 200k, full 1M)")
     ap.add_argument("--latency-seconds", type=float, default=None,
@@ -198,7 +202,7 @@ def phase_recovery(args, wl, res) -> None:  # noqa: ANN001
         log(f"recovery: table store {store}")
         by_store[store] = recovery.run(lambda: fresh_stack("recovery", args),
                                        args.state_users, per_user=args.state_events_per_user,
-                                       log=log, table_store=store)
+                                       log=log, table_store=store, seed=args.state_seed)
     res["recovery"] = by_store[stores[0]]
     if len(stores) > 1:
         res["recovery_by_store"] = by_store
