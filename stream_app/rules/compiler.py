@@ -133,8 +133,10 @@ class SinceThreshold:
     >>> from stream_app.state import new_state
     >>> a = SinceThreshold("l", Selector.parse("x"), ">", 10, True)
     >>> st = new_state("u"); st["st"]["x"] = "click"; st["l"]["x"] = 100
-    >>> a.next_change(st, 105), a.next_change(st, 111), a.next_change(new_state("u"), 0)
-    (111, None, None)
+    >>> a.points, a.next_change(st, 105), a.next_change(st, 111), a.next_change(new_state("u"), 0)
+    ((11,), 111, None, None)
+    >>> SinceThreshold("f", Selector.parse("x"), "==", 10, False).points
+    (10, 11)
     """
 
     field: str          # "l": since the latest event, "f": since the earliest
@@ -142,17 +144,43 @@ class SinceThreshold:
     op: str
     const: Any
     left: bool          # since(...) is the left operand
+    #: the values of since() at which the comparison's truth flips, ascending
+    points: tuple[int, ...] = field(init=False, compare=False, repr=False, default=())
+
+    def __post_init__(self) -> None:
+        c = self.const
+        if not _num(c) or c != c or c in (float("inf"), float("-inf")):
+            return      # never true or never changes with the clock
+        op = _compare(self.op)
+
+        def res(x: int) -> bool:
+            return op(x, c) if self.left else op(c, x)
+        f = int(c // 1)
+        cands = sorted({f, f + 1, -int(-c // 1)})
+        object.__setattr__(self, "points", tuple(p for p in cands if res(p) != res(p - 1)))
 
     def next_change(self, state: dict[str, Any], now: int) -> int | None:
         """First time after ``now`` at which the comparison's truth differs (None: never,
         until an event of ``sel`` arrives)."""
-        times = state[self.field]
-        ts = [times[t] for t in self.sel.resolve(state["st"]) if t in times]
-        c = self.const
-        if not ts or not _num(c) or c != c or c in (float("inf"), float("-inf")):
-            return None
-        t0 = max(ts) if self.field == "l" else min(ts)
-        return _crossing(_compare(self.op), c, self.left, now - t0, t0)
+        return since_next_change(state, now, self.field, self.sel, self.points)
+
+
+def since_next_change(state: dict[str, Any], now: int, fld: str, sel: Selector,
+                      points: tuple[int, ...]) -> int | None:
+    """``t0 + p`` for the first ``p`` of ``points`` above ``now - t0``, where ``t0`` is the
+    latest (``fld="l"``) or earliest (``"f"``) time of an event of ``sel``."""
+    if not points:
+        return None
+    times = state[fld]
+    ts = [times[t] for t in sel.resolve(state["st"]) if t in times]
+    if not ts:
+        return None
+    t0 = max(ts) if fld == "l" else min(ts)
+    v = now - t0
+    for p in points:
+        if p > v:
+            return t0 + p
+    return None
 
 
 @dataclass(frozen=True)
@@ -179,21 +207,6 @@ class RecentWindow:
 
 
 ClockAtom = SinceThreshold | RecentWindow
-
-
-def _crossing(op: Callable[[Any, Any], bool], c: Any, left: bool, v: int,
-              t0: int) -> int | None:
-    """Smallest time ``t0 + v'`` with integer ``v' > v`` where ``v' OP c`` differs from
-    ``v OP c`` (a comparison with a constant flips at ``floor(c)``, ``floor(c)+1`` or
-    ``ceil(c)`` only); None if it never does."""
-    def res(x: int) -> bool:
-        return op(x, c) if left else op(c, x)
-    now_res = res(v)
-    f = int(c // 1)
-    for cand in sorted({f, f + 1, -int(-c // 1)}):
-        if cand > v and res(cand) != now_res:
-            return t0 + cand
-    return None
 
 
 # -- helpers used by the compiled closures ------------------------------------------------

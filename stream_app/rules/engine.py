@@ -97,7 +97,8 @@ class TagEngine:
     # -- steps -------------------------------------------------------------------------
     def on_event(self, state: dict[str, Any] | None, event: Event) -> StepResult:
         """Apply ``event`` to ``state`` (None: a new user) and re-evaluate the tags."""
-        if state is None:
+        fresh = state is None
+        if fresh:
             state = new_state(event.user_id, event.tenant, event.ts)
         elif self._updater.seen(state, event.event_id):
             return StepResult(state, [], duplicate=True)
@@ -107,7 +108,8 @@ class TagEngine:
         self._updater.apply(state, event)
         emit = referral_events(state, event, self._ruleset.referral)
         result = self._evaluate(state, now, trigger=event.event_id,
-                                touched=((event.type, state["st"].get(event.type, event.stream)),))
+                                touched=((event.type, state["st"].get(event.type, event.stream)),),
+                                fresh=fresh)
         result.emit = emit
         return result
 
@@ -126,15 +128,18 @@ class TagEngine:
         why: dict[str, dict[str, Any]] = {}
         touched: list[tuple[str, str]] = []
         last: Event | None = None
+        fresh = False
         for ev in events:
             if state is None:
                 state = new_state(ev.user_id, ev.tenant, ev.ts)
+                fresh = True
             elif self._updater.seen(state, ev.event_id):
                 continue
             if ev.type == "deletion_requested":
                 if touched:
                     r = self._evaluate(state, max(last.ts, state["now"]), trigger=last.event_id,
-                                       touched=tuple(sorted(set(touched))), prune=True)
+                                       touched=tuple(sorted(set(touched))), prune=True,
+                                       fresh=fresh)
                     changes += r.changes
                     why.update(r.why)
                 r = self.forget(state, ev.ts, trigger=ev.event_id)
@@ -148,7 +153,7 @@ class TagEngine:
         if state is None or last is None:
             return StepResult(state, changes, duplicate=not changes, why=why, emit=emit)
         r = self._evaluate(state, max(last.ts, state["now"]), trigger=last.event_id,
-                           touched=tuple(sorted(set(touched))), prune=True)
+                           touched=tuple(sorted(set(touched))), prune=True, fresh=fresh)
         why.update(r.why)
         return StepResult(r.state, changes + r.changes, why=why, emit=emit)
 
@@ -199,9 +204,10 @@ class TagEngine:
 
     def _evaluate(self, state: dict[str, Any], now: int, trigger: str | None,
                   reason: str | None = None, touched: tuple[tuple[str, str], ...] = (),
-                  prune: bool = False) -> StepResult:
+                  prune: bool = False, fresh: bool = False) -> StepResult:
         """Re-evaluate the tags at ``now``; ``touched``: the (type, stream) of the events
-        applied since the last evaluation (``prune``: prune even if the day did not change).
+        applied since the last evaluation (``prune``: prune even if the day did not change;
+        ``fresh``: a state created for these events, never evaluated).
 
         Selective unless ``self.full`` or the state was last evaluated under another rule
         set: only the tags whose inputs moved are run (see :meth:`RuleSet.plan`): those that
@@ -213,20 +219,26 @@ class TagEngine:
         last = state["now"]
         off = self.day_offset_ms
         day_changed = (now + off) // DAY_MS != (last + off) // DAY_MS
-        selective = (not self.full and state.get("rv") == rs.version
-                     and ("th" in state or not rs.clock_atoms))
+        fresh = fresh and not self.full
+        selective = fresh or (not self.full and state.get("rv") == rs.version
+                              and ("th" in state or not rs.clock_atoms))
         if not selective or day_changed or prune:
             self._updater.prune(state, now)
         elif "rt" in state:
             self._updater.prune_recent(state, now)
         if not selective:
             return self._evaluate_all(state, now, trigger, reason)
-        th = state.get("th")
-        clock_passed = th is not None and now >= th
-        plan = rs.plan(touched, day_changed, clock_passed, now != last)
         old_tags: dict[str, Any] = state["tags"]
-        hid = state.get("hid")
-        previous = {**old_tags, **hid} if hid else old_tags
+        if fresh:   # every tag starts from its value on an empty state, at any clock time
+            clock_passed = False
+            plan = rs.plan(touched, False, False, False, fresh=True)
+            previous = rs.empty_values
+        else:
+            th = state.get("th")
+            clock_passed = th is not None and now >= th
+            plan = rs.plan(touched, day_changed, clock_passed, now != last)
+            hid = state.get("hid")
+            previous = {**old_tags, **hid} if hid else old_tags
         ran, ctx = rs.evaluate_some(state, now, previous, plan, day_offset_ms=off)
         changes: list[dict[str, Any]] = []
         why: dict[str, dict[str, Any]] = {}
@@ -250,11 +262,13 @@ class TagEngine:
             for c in changes:
                 upd[c["tag_id"]] = c["new"]
             state["tags"] = {tid: v for tid in rs.tag_ids if (v := upd.get(tid)) is not None}
-        if hidden_ran:
+        if hidden_ran or (fresh and rs.hidden_ids):
             tags = ctx.tags
             state["hid"] = {t: tags[t] for t in rs.hidden_ids if tags.get(t) is not None}
-        if clock_passed or plan[2]:
+        if clock_passed or plan[2] or (fresh and rs.clock_atoms):
             state["th"] = rs.next_change(state, now)
+        if fresh:
+            state["rv"] = rs.version
         state["now"] = now
         state["nd"] = self._next_due(state, now)
         return StepResult(state, changes, why=why)

@@ -26,7 +26,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from stream_app.rules.compiler import ClockAtom, Compiled, EvalContext
+from stream_app.rules.compiler import (
+    ClockAtom,
+    Compiled,
+    EvalContext,
+    SinceThreshold,
+    since_next_change,
+)
 from stream_app.state.requirements import Requirements, Selector
 
 KINDS = ("enum", "bool", "number", "text", "set")
@@ -155,6 +161,14 @@ class RuleSet:
             atoms.update(dict.fromkeys(t.clocks))
         #: every clock read with a known horizon (see :meth:`next_change`)
         self.clock_atoms: tuple[ClockAtom, ...] = tuple(atoms)
+        groups: dict[tuple[str, Any], set[int]] = {}   # since thresholds by (field, selector)
+        self._recent_atoms = []
+        for a in self.clock_atoms:
+            if isinstance(a, SinceThreshold):
+                groups.setdefault((a.field, a.sel), set()).update(a.points)
+            else:
+                self._recent_atoms.append(a)
+        self._since_groups = [(f, sel, tuple(sorted(p))) for (f, sel), p in groups.items() if p]
         # tag -> the tags that read it through tag(), directly or not
         direct: dict[str, set[str]] = {t.id: set() for t in self.order}
         for t in self.order:
@@ -167,6 +181,20 @@ class RuleSet:
                 out |= self._dependents.get(d, frozenset())
             self._dependents[t.id] = frozenset(out)
         self._plans: dict[tuple, tuple[frozenset[str], tuple[TagDef, ...], bool]] = {}
+        self._empty: dict[str, Any] | None = None
+
+    @property
+    def empty_values(self) -> dict[str, Any]:
+        """Every tag's value (hidden ones included; None left out) on an empty state.
+
+        The same at any clock time: every query of an empty state gives 0 / None / [],
+        whatever ``now`` is. A new user's first evaluation starts from these values, so only
+        the tags reading its first events are run."""
+        if self._empty is None:
+            from stream_app.state.record import new_state  # noqa: PLC0415
+            _, ctx = self.evaluate_raw(new_state(""), 0)
+            self._empty = {t: v for t, v in ctx.tags.items() if v is not None}
+        return self._empty
 
     def affected(self, etype: str, stream: str, clock_moved: bool = True) -> frozenset[str]:
         """Tags whose rule reads events of (``etype``, ``stream``), or the exact clock when
@@ -181,7 +209,7 @@ class RuleSet:
         return out
 
     def plan(self, touched: tuple[tuple[str, str], ...], day_changed: bool,
-             clock_passed: bool, clock_moved: bool
+             clock_passed: bool, clock_moved: bool, fresh: bool = False
              ) -> tuple[frozenset[str], tuple[TagDef, ...], bool]:
         """What a selective evaluation must look at (cached per key).
 
@@ -190,6 +218,8 @@ class RuleSet:
         horizon passed (``clock_passed``) or the exact clock (``clock_moved``); those plus
         every tag that depends on one of them through tag(), in dependency order; and whether
         a touched event moves an input of a clock atom (so the horizon must be recomputed).
+        ``fresh``: the first evaluation of a new state (previous values: :attr:`empty_values`),
+        which also runs every tag whose empty value is not None.
 
         >>> from stream_app.rules.loader import load_ruleset
         >>> from stream_app.rules.engine import DEFAULT_RULES
@@ -204,14 +234,15 @@ class RuleSet:
         >>> [t.id for t in cands if t.id not in must], moved
         (['intent', 'rfm_segment'], False)
         """
-        key = (touched, day_changed, clock_passed, clock_moved)
+        key = (touched, day_changed, clock_passed, clock_moved, fresh)
         out = self._plans.get(key)
         if out is not None:
             return out
+        empty = self.empty_values if fresh else {}
         must = frozenset(
             t.id for t in self.order
             if (day_changed and t.daily) or (clock_passed and t.clocks)
-            or (clock_moved and t.timed)
+            or (clock_moved and t.timed) or t.id in empty
             or any(s.matches(et, sm) for s in t.reads for et, sm in touched))
         wide = set(must).union(*(self._dependents[t] for t in must))
         cands = tuple(t for t in self.order if t.id in wide)
@@ -228,7 +259,11 @@ class RuleSet:
         since() threshold, a sub-day window) can change, given the state (None: never
         before another event)."""
         best = None
-        for a in self.clock_atoms:
+        for fld, sel, points in self._since_groups:
+            t = since_next_change(state, now_ms, fld, sel, points)
+            if t is not None and (best is None or t < best):
+                best = t
+        for a in self._recent_atoms:
             t = a.next_change(state, now_ms)
             if t is not None and (best is None or t < best):
                 best = t

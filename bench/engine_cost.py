@@ -1,0 +1,152 @@
+"""Engine cost: CPU µs per event of ``TagEngine.on_event`` with full evaluation (every rule on
+every event, ``TagEngine(full=True)``) against selective evaluation (only the rules an event
+can change), in-process over the seeded simulator workload, measured in the same run.
+
+The events go through the engine in workload (event-time) order, one state per user, as the
+worker does. Every ``--sweep-min`` minutes of event time the users that are due
+(``TagEngine.due``) get a clock tick, as the sweep timer sends them; ticks are timed apart.
+The two modes alternate (``--rounds`` each), so machine load affects both alike; the run ends
+with a check that both gave the same tag changes and final states.
+
+Usage::
+
+    python -m bench.engine_cost                      # 50k simulated users, first 60k events
+    python -m bench.engine_cost --events 200000 --rounds 3 --json var/bench/engine.json
+
+Example (a tiny run):
+    >>> from bench.workload import build
+    >>> res = run(build(users=30, seed=3, days=2), events=200, rounds=1)
+    >>> res["same_result"], res["selective"]["changes"] == res["full"]["changes"]
+    (True, True)
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from stream_app.contract import load_contract
+from stream_app.events import parse_event
+from stream_app.rules.engine import DEFAULT_RULES, TagEngine
+from stream_app.rules.loader import load_ruleset
+
+VAR = Path(__file__).resolve().parent.parent / "var" / "bench"
+
+
+def _events(records: list, limit: int) -> list:
+    contract = load_contract()
+    out = []
+    for topic, _, value, _ in records[:limit]:
+        out.append(parse_event(value, contract.stream_of(topic)))
+    return out
+
+
+def _one_pass(engine: TagEngine, events: list, sweep_ms: int) -> dict[str, Any]:
+    """Run every event (and the sweep's ticks) through ``engine``; CPU seconds of each."""
+    states: dict[str, Any] = {}
+    changes = ticks = 0
+    ev_cpu = tick_cpu = 0.0
+    next_sweep = None
+    on_event, on_tick, due = engine.on_event, engine.on_tick, engine.due
+    clock = time.process_time
+    for ev in events:
+        if next_sweep is None:
+            next_sweep = ev.ts + sweep_ms
+        elif ev.ts >= next_sweep:
+            now = ev.ts
+            t0 = clock()
+            for uid, st in list(states.items()):
+                if due(st, now):
+                    r = on_tick(st, now)
+                    ticks += 1
+                    changes += len(r.changes)
+                    if r.state is None:
+                        del states[uid]
+                    else:
+                        states[uid] = r.state
+            tick_cpu += clock() - t0
+            next_sweep = now + sweep_ms
+        t0 = clock()
+        r = on_event(states.get(ev.user_id), ev)
+        ev_cpu += clock() - t0
+        changes += len(r.changes)
+        if r.state is None:
+            states.pop(ev.user_id, None)
+        else:
+            states[ev.user_id] = r.state
+    return {"event_cpu_s": ev_cpu, "tick_cpu_s": tick_cpu, "ticks": ticks,
+            "changes": changes, "states": states}
+
+
+def run(wl: Any, events: int = 60_000, rounds: int = 2, sweep_min: float = 60.0
+        ) -> dict[str, Any]:
+    """Measure both modes over the first ``events`` events of ``wl``."""
+    evs = _events(wl.records, events)
+    ruleset = load_ruleset(DEFAULT_RULES)
+    sweep_ms = int(sweep_min * 60_000)
+    per: dict[str, list[dict[str, Any]]] = {"full": [], "selective": []}
+    last: dict[str, dict[str, Any]] = {}
+    for _ in range(rounds):
+        for mode in ("full", "selective"):
+            res = _one_pass(TagEngine(ruleset, full=mode == "full"), evs, sweep_ms)
+            per[mode].append(res)
+            last[mode] = res
+    same = (orjson.dumps(last["full"]["states"], option=orjson.OPT_SORT_KEYS)
+            == orjson.dumps(last["selective"]["states"], option=orjson.OPT_SORT_KEYS)
+            and last["full"]["changes"] == last["selective"]["changes"])
+    days = (evs[-1].ts - evs[0].ts) / 86_400_000 if evs else 0.0
+    out: dict[str, Any] = {"events": len(evs), "users": len(last["full"]["states"]),
+                           "event_time_days": round(days, 2), "rounds": rounds,
+                           "same_result": same}
+    for mode, runs in per.items():
+        us = [r["event_cpu_s"] / len(evs) * 1e6 for r in runs]
+        tick_us = [r["tick_cpu_s"] / r["ticks"] * 1e6 for r in runs if r["ticks"]]
+        out[mode] = {"us_per_event": [round(x, 1) for x in us],
+                     "us_per_event_median": round(statistics.median(us), 1),
+                     "ticks": runs[-1]["ticks"],
+                     "us_per_tick_median": round(statistics.median(tick_us), 1)
+                     if tick_us else None,
+                     "changes": runs[-1]["changes"]}
+    out["ratio_full_over_selective"] = round(
+        out["full"]["us_per_event_median"] / out["selective"]["us_per_event_median"], 2)
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    from bench.workload import build, cached  # noqa: PLC0415
+
+    p = argparse.ArgumentParser(prog="python -m bench.engine_cost", description=__doc__.split(
+        "\n\n")[0])
+    p.add_argument("--users", type=int, default=50_000)
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--events", type=int, default=60_000)
+    p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--sweep-min", type=float, default=60.0,
+                   help="minutes of event time between sweeps (ticks of due users)")
+    p.add_argument("--json", type=Path, default=None, help="also write the result here")
+    args = p.parse_args(argv)
+    path = VAR / f"engine-workload-u{args.users}-s{args.seed}-{args.events}.pkl"
+    wl = cached(path, lambda: build(args.users, args.seed, max_events=args.events))
+    res = run(wl, events=args.events, rounds=args.rounds, sweep_min=args.sweep_min)
+    print(f"engine cost over {res['events']:,} events of {res['users']:,} users "
+          f"({res['event_time_days']} days of event time), {res['rounds']} rounds each:")
+    for mode in ("full", "selective"):
+        m = res[mode]
+        print(f"  {mode:<9} on_event {m['us_per_event_median']:7.1f} CPU µs/event "
+              f"(rounds: {', '.join(map(str, m['us_per_event']))}); "
+              f"{m['ticks']:,} ticks at {m['us_per_tick_median']} µs; "
+              f"{m['changes']:,} tag changes")
+    print(f"  full / selective = {res['ratio_full_over_selective']}x; "
+          f"same changes and states: {res['same_result']}")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_bytes(orjson.dumps(res, option=orjson.OPT_INDENT_2))
+
+
+if __name__ == "__main__":
+    main()
