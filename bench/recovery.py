@@ -187,7 +187,7 @@ def seed_states(users: int, templates: int = 5_000) -> list[Record]:
     Example:
         >>> recs = seed_states(30, templates=10)
         >>> len(recs), recs[29][1], recs[0][0] == CHANGELOG
-        (30, b'seed29', True)
+        (30, b'"seed29"', True)
     """
     from stream_app.app.runtime import build_engine  # noqa: PLC0415
     from stream_app.config import Settings  # noqa: PLC0415
@@ -200,7 +200,10 @@ def seed_states(users: int, templates: int = 5_000) -> list[Record]:
         result = engine.on_event(None, parse_event(value, topic.split(".", 1)[1]))
         if result.state is not None:
             blobs.append(orjson.dumps(result.state))
-    return [(CHANGELOG, f"seed{i}".encode(), blobs[i % len(blobs)], "") for i in range(users)]
+    # Faust encodes the table's keys and values with its "json" codec (a Table's serializers
+    # come from key_type/value_type, not from schema=): a key is the JSON string "seed<i>"
+    return [(CHANGELOG, orjson.dumps(f"seed{i}"), blobs[i % len(blobs)], "")
+            for i in range(users)]
 
 
 def load_by_changelog(stack: Any, users: int, env: dict[str, str], datadir: Path,
