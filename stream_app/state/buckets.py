@@ -81,14 +81,24 @@ def decayed_total(buckets: Buckets, first: int, last: int, half_life: float) -> 
     >>> decayed_total([[0, 4], [10, 1]], 0, 10, half_life=10)
     3.0
     """
+    weights = _WEIGHTS.get(half_life)
+    if weights is None:
+        weights = _WEIGHTS[half_life] = []
     total = 0.0
     for idx, val in reversed(buckets):
         if idx > last:
             continue
         if idx < first:
             break
-        total += val * 0.5 ** ((last - idx) / half_life)
+        age = last - idx
+        if age >= len(weights):   # the same float as 0.5 ** (age / half_life), computed once
+            weights.extend(0.5 ** (a / half_life) for a in range(len(weights), age + 1))
+        total += val * weights[age]
     return total
+
+
+#: half-life -> [weight of age 0, 1, ...]: decayed windows are read on many events
+_WEIGHTS: dict[float, list[float]] = {}
 
 
 def prune(buckets: Buckets, keep_from: int) -> None:
