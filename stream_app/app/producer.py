@@ -59,19 +59,23 @@ def producer_settings(bootstrap: str, *, linger_ms: int = 5, acks: str = "all",
     return cfg
 
 
-class _Delivered:
-    """Delivery reports handed from the poll thread to the event loop in batches."""
+class _Epoch:
+    """Records queued between two flushes; a flush waits for its epoch, not for later sends."""
+
+    __slots__ = ("outstanding", "failed", "last_error", "done")
 
     def __init__(self) -> None:
-        self.pending: deque[tuple[asyncio.Future | None, Any, Any]] = deque()
+        self.outstanding = 0
         self.failed = 0
         self.last_error: str | None = None
+        self.done: asyncio.Event | None = None     # set when closed and nothing outstanding
 
 
 class FastProducer(driver.Producer):
     """Faust producer: aiokafka kept for metadata and topic creation, records sent by librdkafka."""
 
     _rk: Any = None
+    _epoch: _Epoch
     _poller: threading.Thread | None = None
     _stopping: threading.Event | None = None
 
@@ -80,8 +84,10 @@ class FastProducer(driver.Producer):
         from confluent_kafka import Producer  # noqa: PLC0415
 
         bootstrap = ",".join(f"{h}:{p}" for h, p in _hosts(self.transport.url))
-        self._delivered = _Delivered()
         self._loop = asyncio.get_running_loop()
+        self._reports: deque[tuple[_Epoch, asyncio.Future | None, Any, Any]] = deque()
+        self._epoch = _Epoch()
+        self._closed: deque[_Epoch] = deque()
         self._rk = Producer(producer_settings(
             bootstrap, linger_ms=int(self.linger_ms or 5),
             acks="all" if self.acks in (-1, "all") else str(self.acks),
@@ -118,8 +124,9 @@ class FastProducer(driver.Producer):
 
     def _produce(self, topic: str, key: Any, value: Any, partition: int | None,
                  timestamp: float | None, headers: Any, fut: asyncio.Future | None) -> None:
+        epoch = self._epoch
         kwargs: dict[str, Any] = {"key": key, "value": value,
-                                  "on_delivery": self._reporter(fut, topic)}
+                                  "on_delivery": self._reporter(epoch, fut)}
         if partition is not None:
             kwargs["partition"] = partition
         if timestamp:
@@ -129,51 +136,71 @@ class FastProducer(driver.Producer):
         while True:
             try:
                 self._rk.produce(topic, **kwargs)
-                return
+                break
             except BufferError:
-                # local queue full: let librdkafka drain (the poll thread serves callbacks)
-                self._rk.flush(0.1)
+                # local queue full: give librdkafka a moment (callbacks go to the report queue)
+                self._rk.poll(0.05)
+        epoch.outstanding += 1
 
-    def _reporter(self, fut: asyncio.Future | None, topic: str) -> Any:
-        pending = self._delivered.pending
+    def _reporter(self, epoch: _Epoch, fut: asyncio.Future | None) -> Any:
+        reports = self._reports
 
-        def on_delivery(err: Any, msg: Any) -> None:
-            pending.append((fut, err, msg))
+        def on_delivery(err: Any, msg: Any) -> None:   # runs on the poll thread
+            reports.append((epoch, fut, err, msg))
         return on_delivery
 
     def _poll_loop(self) -> None:
         assert self._stopping is not None
         while not self._stopping.is_set():
             self._rk.poll(POLL_TIMEOUT_S)
-            if self._delivered.pending:
+            if self._reports:
                 self._loop.call_soon_threadsafe(self._drain_reports)
 
     def _drain_reports(self) -> None:
-        pending = self._delivered.pending
-        while pending:
-            fut, err, msg = pending.popleft()
+        """Resolve futures and settle epochs (on the event loop: no locks needed)."""
+        reports = self._reports
+        while reports:
+            epoch, fut, err, msg = reports.popleft()
+            epoch.outstanding -= 1
             if err is not None:
-                self._delivered.failed += 1
-                self._delivered.last_error = f"{msg.topic()}: {err}"
+                epoch.failed += 1
+                epoch.last_error = f"{msg.topic()}: {err}"
                 metrics.PRODUCE_ERRORS.labels(topic=msg.topic()).inc()
                 log.error("delivery failed for good: %s: %s", msg.topic(), err)
                 if fut is not None and not fut.done():
                     fut.set_exception(ProducerSendError(str(err)))
             elif fut is not None and not fut.done():
                 fut.set_result(_metadata(msg))
+            if epoch.outstanding == 0 and epoch.done is not None:
+                epoch.done.set()
 
     async def flush(self) -> None:
-        """Wait until every record queued so far is delivered (called before each commit)."""
+        """Wait until every record queued *before this call* is delivered.
+
+        Faust calls this before it commits input offsets. Records the agents queue while we
+        wait belong to the next epoch, so a flush under continuous load still ends (waiting
+        for an empty queue would not).
+        """
         await self.buffer.flush()
-        rk = self._rk
-        if rk is not None:
-            while await asyncio.to_thread(rk.flush, 1.0):
-                pass   # records still queued: keep waiting (librdkafka retries on its own)
-            self._drain_reports()
-            if self._delivered.failed:
-                failed, self._delivered.failed = self._delivered.failed, 0
+        if self._rk is not None:
+            epoch, self._epoch = self._epoch, _Epoch()
+            epoch.done = asyncio.Event()
+            if epoch.outstanding == 0:
+                epoch.done.set()
+            self._closed.append(epoch)
+            failed, last_error = 0, None
+            while self._closed and self._closed[0].done is not None:
+                first = self._closed[0]
+                await first.done.wait()
+                if self._closed and self._closed[0] is first:
+                    self._closed.popleft()
+                    failed += first.failed
+                    last_error = first.last_error or last_error
+                if first is epoch:
+                    break
+            if failed:
                 raise ProducerSendError(f"{failed} records could not be delivered "
-                                        f"({self._delivered.last_error}); not committing")
+                                        f"({last_error}); not committing")
         await super().flush()
 
 

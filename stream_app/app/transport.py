@@ -1,4 +1,5 @@
-"""A Faust transport whose consumer fetch wait is a setting, not a fixed 1,500 ms.
+"""A Faust transport whose consumer fetch wait is a setting, not a fixed 1,500 ms, and whose
+consumer holds input records back until table recovery is complete (:mod:`.recovery_guard`).
 
 Faust's aiokafka driver hard-codes ``fetch_max_wait_ms=1500``; on brokers that hold fetches
 for the whole wait this sets the end-to-end latency. Registered as the ``streamkafka``
@@ -12,6 +13,7 @@ from typing import Any
 from faust.transport.drivers import aiokafka as driver
 
 from stream_app.app.producer import FastProducer
+from stream_app.app.recovery_guard import RecoveryGuard
 from stream_app.config import get_settings
 
 
@@ -24,13 +26,17 @@ class TunedConsumerThread(driver.AIOKafkaConsumerThread):
         return consumer
 
 
-class TunedConsumer(driver.Consumer):
+class TunedConsumer(RecoveryGuard, driver.Consumer):
+    """aiokafka consumer with the configured fetch wait; input records reach streams only
+    after table recovery and the seek to committed offsets (:mod:`.recovery_guard`)."""
+
     def _new_consumer_thread(self) -> TunedConsumerThread:
         return TunedConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
 
 class Transport(driver.Transport):
-    """aiokafka transport with a configurable fetch wait; records are sent by librdkafka."""
+    """aiokafka transport with a configurable fetch wait; records are sent by librdkafka
+    (``STREAM_APP_PRODUCER=aiokafka`` keeps Faust's own producer, for comparison)."""
 
     Consumer = TunedConsumer
-    Producer = FastProducer
+    Producer = FastProducer if get_settings().producer != "aiokafka" else driver.Producer
