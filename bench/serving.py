@@ -165,8 +165,14 @@ def run(stack: Any, wl: Any, users: int, log: Callable[[str], None] = print,
             res["segments"] = {}
             for name, expr in expressions(profiles).items():
                 t_cold = time.perf_counter()
-                size = cl.get(f"{base}/segments/size", params={"expr": expr}).json()["size"]
+                first = cl.get(f"{base}/segments/size", params={"expr": expr})
                 cold_ms = round((time.perf_counter() - t_cold) * 1000, 2)
+                if first.status_code != 200:  # e.g. the API's 5 s Redis timeout: record it
+                    res["segments"][name] = {"expr": expr, "first_size_ms": cold_ms,
+                                             "size_error": f"{first.status_code} {first.text}"}
+                    log(f"serving: {name}: {res['segments'][name]}")
+                    continue
+                size = first.json()["size"]
                 lat = _repeat(lambda e=expr: timed(f"{base}/segments/size", {"expr": e}),
                               max(requests // 3, 30), budget_s)
                 row = {"expr": expr, "size": size, "first_size_ms": cold_ms,
