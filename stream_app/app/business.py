@@ -46,7 +46,7 @@ monitor_table = app.Table(
 def _aggregator(partition: Any) -> BusinessAggregator:
     agg = aggregators.get(partition)
     if agg is None:
-        agg = aggregators[partition] = BusinessAggregator(spec)
+        agg = aggregators[partition] = BusinessAggregator(spec, zeros=False)
     return agg
 
 

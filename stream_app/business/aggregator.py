@@ -55,9 +55,14 @@ class BusinessAggregator:
             instead of emitting zero points for every empty window in between.
     """
 
-    def __init__(self, spec: BusinessSpec, max_gap_windows: int = 1440) -> None:
+    def __init__(self, spec: BusinessSpec, max_gap_windows: int = 1440,
+                 zeros: bool = True) -> None:
         self.spec = spec
         self.max_gap_windows = max_gap_windows
+        #: False: a closed window yields points only for the (tenant, channel) pairs it saw
+        #: (the worker's partial aggregators: the merger fills the zeros), so replaying a
+        #: backlog that closes a window per event does not build hundreds of zero points each
+        self.zeros = zeros
         self.late = 0
         # window -> start_ms -> (tenant, channel) -> step -> count
         self._open: dict[str, dict[int, dict[tuple[str, str], dict[str, float]]]] = {
@@ -161,7 +166,7 @@ class BusinessAggregator:
 
     def _points(self, w: str, start: int, end: int,
                 bucket: dict[tuple[str, str], dict[str, float]]) -> Iterable[SeriesPoint]:
-        for tenant, ch in sorted(self._known):
+        for tenant, ch in sorted(self._known if self.zeros else bucket):
             counts = bucket.get((tenant, ch), {})
             for name, c in self.spec.counts.items():
                 n = counts.get(c.step, 0.0)

@@ -135,3 +135,24 @@ def test_bad_spec_is_a_config_error(tmp_path) -> None:
                  "  rates: {x: {num: nope, den: [lead]}}\n")
     with pytest.raises(ConfigError, match="nope"):
         load_business_spec(p)
+
+
+def test_without_zeros_the_nonzero_points_are_the_same(spec) -> None:
+    """The worker's partial aggregators skip zero points (the merger fills them)."""
+    rng = random.Random(7)
+    types = ["registered", "trial_booked", "order_paid", "lesson_missed", "page_view"]
+    events = [ev(rng.choice(types), ts, rng.choice(["douyin", "bilibili", "wechat"]),
+                 amount=rng.randint(1, 500))
+              for ts in sorted(rng.randint(0, 90 * MIN) for _ in range(400))]
+    full, lean = BusinessAggregator(spec), BusinessAggregator(spec, zeros=False)
+    got_full: list[SeriesPoint] = []
+    got_lean: list[SeriesPoint] = []
+    for e in events:
+        got_full += full.add(e)
+        got_lean += lean.add(e)
+    got_full += full.advance(200 * MIN)
+    got_lean += lean.advance(200 * MIN)
+    nonzero = [p for p in got_full if p.num or p.den]
+    assert nonzero and sorted(map(repr, nonzero)) == sorted(
+        repr(p) for p in got_lean if p.num or p.den)
+    assert len(got_lean) < len(got_full)   # the zeros were never built
