@@ -35,8 +35,7 @@ class TunedConsumer(RecoveryGuard, driver.Consumer):
 
 
 class Transport(driver.Transport):
-    """aiokafka transport with a configurable fetch wait; records are sent by librdkafka
-    (``STREAM_APP_PRODUCER=aiokafka`` keeps Faust's own producer, for comparison)."""
+    """aiokafka transport with a configurable fetch wait; records are sent by librdkafka."""
 
     Consumer = TunedConsumer
-    Producer = FastProducer if get_settings().producer != "aiokafka" else driver.Producer
+    Producer = FastProducer

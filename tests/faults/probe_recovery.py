@@ -1,10 +1,20 @@
-"""Probe for the open lost-events issue: which records the agent handles during table recovery.
+"""Probe for the records-lost-around-recovery issue (docs/GUARANTEES.md, item 1-3 notes).
 
-Starts a fault stack whose worker is wrapped to log ``EARLY topic/partition@offset`` for every
-record the agent gets while ``app.tables.recovery.completed`` is not set, feeds events, kills
-and restarts the worker once, then prints the events missing from the table with their
-offsets next to the committed offsets. Run:
-``.venv/bin/python -m tests.faults.probe_recovery`` (about 2 minutes).
+Starts a fault stack whose worker is wrapped to log, for input records:
+
+* ``EARLY topic/partition@offset`` for every record the agent gets while
+  ``app.tables.recovery.completed`` is not set;
+* ``YIELD`` for every record the consumer hands on (``Consumer.getmany``) and ``HANDLED`` for
+  every record the agent processes, so records handed on but never processed show up;
+* the recovery guard's counters (``stream_app.app.recovery_guard``) when it is installed.
+
+It feeds events, kills and restarts the worker once, waits until the table has caught up,
+then prints the events missing from the table with their offsets next to the committed
+offsets, and the records yielded after the restart but never handled. Before the fix the
+record at a partition's committed offset was yielded during the post-recovery seek, dropped
+when Faust's flow control cleared the stream queues, and committed past (see
+``recovery_guard``); with the guard every count is 0. Run:
+``.venv/bin/python -m tests.faults.probe_recovery`` (about 2-4 minutes).
 """
 
 from __future__ import annotations
@@ -35,6 +45,25 @@ async def logged(msg, stream):
         print(f"EARLY {msg.topic}/{msg.partition}@{msg.offset}", flush=True)
     return await orig(msg, stream)
 agents.handle_event = logged
+from stream_app.app.transport import TunedConsumer
+_getmany = TunedConsumer.getmany
+async def getmany(self, timeout):
+    async for tp, m in _getmany(self, timeout):
+        if tp.topic.startswith("events."):
+            print(f"YIELD {tp.topic}/{tp.partition}@{m.offset}", flush=True)
+        yield tp, m
+TunedConsumer.getmany = getmany
+orig_handled = agents.handle_event
+async def handled(msg, stream):
+    print(f"HANDLED {msg.topic}/{msg.partition}@{msg.offset}", flush=True)
+    return await orig_handled(msg, stream)
+agents.handle_event = handled
+@app.timer(interval=2.0)
+async def guard_counters():
+    c = app.consumer
+    print(f"GUARD held_back={getattr(c, 'held_back', None)} rewinds={getattr(c, 'rewinds', None)} "
+          f"stale_acks={getattr(c, 'stale_acks', None)}",
+          flush=True)
 from stream_app.cli import main
 main(sys.argv[1:])
 """
@@ -97,12 +126,17 @@ def main() -> None:
         w.wait_ready(120)
         th.join()
         table = TableWatch(s.bootstrap, 4)
-        table.wait_counted(ref, timeout=60)
+        table.wait_counted(ref, timeout=240)
         acc = account(table.states, ref, len(events))
         table.close()
         log = (s.workdir / "logs" / "worker-1.log").read_text(errors="replace")
         early = [line.split("EARLY ", 1)[1].strip() for line in log.splitlines()
                  if "EARLY " in line]
+        restarted = log[log.rfind("| pid"):]  # the restarted worker's part of the log
+        marks = {k: {line.split(k + " ", 1)[1].split()[0] for line in restarted.splitlines()
+                     if k + " " in line} for k in ("YIELD", "HANDLED")}
+        guard = [line.split("GUARD ", 1)[1].strip() for line in restarted.splitlines()
+                 if "GUARD " in line]
         print(f"lost {acc.lost} of {len(events)}; records handled during recovery: {len(early)}")
         missing = defaultdict(list)
         for eid in acc.missing_ids:
@@ -113,6 +147,10 @@ def main() -> None:
             print(f"{tp[0]}/{tp[1]}: missing offsets {sorted(offs)}; committed before the kill "
                   f"{before.get(tp)}")
         print("first records handled during recovery:", early[:10])
+        unhandled = sorted(marks["YIELD"] - marks["HANDLED"])
+        print(f"records yielded by the restarted worker's consumer but never handled: "
+              f"{len(unhandled)} {unhandled[:10]}")
+        print("recovery guard (restarted worker):", guard[-1] if guard else "not installed")
     finally:
         s.stop()
 

@@ -9,7 +9,6 @@ import time
 import pytest
 
 from tests.faults.workload import (
-    KNOWN_RECOVERY_SKIP,
     DlqWatch,
     Feeder,
     TableWatch,
@@ -26,7 +25,6 @@ pytestmark = pytest.mark.faults
 KILLS = 5
 
 
-@KNOWN_RECOVERY_SKIP
 def test_kill_9_mid_stream_gives_exactly_once_effect_on_state(fstack, report):
     events = make_events(n_users=150, per_user=16, base=base_ts(), span_days=10, seed=11,
                          prefix="crash")

@@ -8,7 +8,6 @@ import time
 import pytest
 
 from tests.faults.workload import (
-    KNOWN_RECOVERY_SKIP,
     DlqWatch,
     Feeder,
     TableWatch,
@@ -31,7 +30,6 @@ def _all_ready(stack) -> float:
     return time.monotonic() - t0
 
 
-@KNOWN_RECOVERY_SKIP
 def test_scale_up_to_three_then_down_mid_stream(fstack, report):
     events = make_events(n_users=150, per_user=16, base=base_ts(), span_days=10, seed=12,
                          prefix="rebal")

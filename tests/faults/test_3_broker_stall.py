@@ -13,7 +13,6 @@ import pytest
 
 from tests.faults.workload import (
     DAY,
-    KNOWN_RECOVERY_SKIP,
     DlqWatch,
     TableWatch,
     account,
@@ -30,7 +29,6 @@ pytestmark = pytest.mark.faults
 STALL_S = 30
 
 
-@KNOWN_RECOVERY_SKIP
 def test_broker_frozen_30s_workers_and_producers_recover(fstack, report):
     span_days = 10
     events = make_events(n_users=150, per_user=14, base=base_ts(), span_days=span_days,
