@@ -48,7 +48,7 @@ def ratios(res: dict) -> dict[str, float | None]:
 
 def _seg_p99(res: dict) -> float | None:
     segs = _get(res, "serving", "segments") or {}
-    vals = [s["size_ms"]["p99"] for s in segs.values()]
+    vals = [s["size_ms"]["p99"] for s in segs.values() if s.get("size_ms")]
     return max(vals) if vals else None
 
 
@@ -177,11 +177,13 @@ def markdown(res: dict, plots: list[str]) -> str:
                   f"| profile lookup | 1 | {_fmt(srv['profile_ms']['p50'])} | "
                   f"{_fmt(srv['profile_ms']['p99'])} |"]
         for s in srv.get("segments", {}).values():
-            lines.append(f"| segment size `{s['expr']}` | {_fmt(s['size'])} | "
-                         f"{_fmt(s['size_ms']['p50'])} | {_fmt(s['size_ms']['p99'])} |")
+            size, page = s.get("size_ms") or {}, s.get("first_page_ms") or {}
+            err = s.get("size_error") or s.get("first_page_error")
+            lines.append(f"| segment size `{s['expr']}` | {_fmt(s.get('size'))} | "
+                         f"{_fmt(size.get('p50'))} | {_fmt(size.get('p99'))} |"
+                         + (f" error: {err}" if err and not size else ""))
             lines.append(f"| segment first page (100) `{s['expr']}` | 100 | "
-                         f"{_fmt(s['first_page_ms']['p50'])} | "
-                         f"{_fmt(s['first_page_ms']['p99'])} |")
+                         f"{_fmt(page.get('p50'))} | {_fmt(page.get('p99'))} |")
     mdl = res.get("model")
     if mdl:
         lines += ["", "## Model cost (µs per event, in-process)", "",

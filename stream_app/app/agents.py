@@ -209,8 +209,10 @@ async def on_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
 
 @app.on_partitions_assigned.connect
 async def on_assigned(sender: Any, assigned: Any, **kwargs: Any) -> None:
-    """The users held changed: the sweep rebuilds its due-time index from the table."""
+    """The users held changed: the sweep rebuilds its due-time index from the table, and the
+    projection forgets which users it already indexed (another worker may have moved them)."""
     runtime.due.invalidate()
+    runtime.projection.reset_caches()
 
 
 @app.agent(source_topic, name="process")
