@@ -131,7 +131,7 @@ def table_users(worker: ModuleWorker) -> int | None:
     return None
 
 
-def wait_table_users(worker: ModuleWorker, expect: int, timeout: float = 40.0) -> int | None:
+def wait_table_users(worker: ModuleWorker, expect: int, timeout: float = 120.0) -> int | None:
     """Poll the gauge (updated every 10 s) until it reports ``expect`` keys or ``timeout``."""
     t0 = time.monotonic()
     seen = None
