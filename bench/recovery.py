@@ -180,6 +180,35 @@ def restart(stack: Any, name: str, probe: list | None = None, env: dict[str, str
     return out
 
 
+def highwater_gap(bootstrap: str, records: int = 5_000, topic: str = "bench.hw-check") -> dict:
+    """Produce ``records`` in batches to a 1-partition topic, read them back, and compare
+    the broker's high watermark (ListOffsets latest) with the last offset + 1. Faust reads a
+    changelog up to high watermark - 1, so a positive ``gap`` is records a restore skips.
+    (tansu 0.6.0: the high watermark is the first offset of the last batch.)"""
+    from confluent_kafka import TopicPartition  # noqa: PLC0415
+    from confluent_kafka.admin import AdminClient, NewTopic  # noqa: PLC0415
+
+    from stream_app.kafka_io import make_producer, produce, read_assigned  # noqa: PLC0415
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(topic, 1, 1, config={"retention.ms": "-1",
+                                                       "retention.bytes": "-1"})])[topic].result()
+    p = make_producer(bootstrap, **{"linger.ms": 50})
+    for i in range(records):
+        produce(p, topic, str(i).encode(), b"x" * 1000)
+    p.flush(60)
+    c = read_assigned(bootstrap, topic, 1)
+    last, idle = -1, 0
+    while idle < 3:
+        msgs = c.consume(num_messages=10_000, timeout=1.0)
+        idle = 0 if msgs else idle + 1
+        last = max([last] + [m.offset() for m in msgs if not m.error()])
+    _, high = c.get_watermark_offsets(TopicPartition(topic, 0), timeout=10, cached=False)
+    c.close()
+    return {"records": records, "last_offset": last, "high_watermark": high,
+            "gap": last + 1 - high}
+
+
 def seed_states(users: int, templates: int = 5_000) -> list[Record]:
     """Changelog records of ``users`` user states: the tag engine's state after each of
     ``templates`` simulated users' first event, cloned under the keys ``seed<i>``.
@@ -255,6 +284,8 @@ def run(make_stack: Callable[[], Any], users: int, per_user: int = 1,
                            "events": len(wl.records), "per_user": per_user,
                            "table_store": table_store, "seed": seed}
     try:
+        res["broker_highwater"] = highwater_gap(stack.bootstrap)
+        log(f"recovery: broker high watermark check {res['broker_highwater']}")
         if seed == "changelog":
             w = load_by_changelog(stack, users, env, datadir, res, log)
             _restarts(stack, w, res, probe, probe2, env, datadir, log)
