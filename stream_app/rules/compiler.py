@@ -87,6 +87,7 @@ class Compiled:
     timed: bool = False        # reads the clock to the millisecond with no known horizon
     daily: bool = False        # reads the business day (daily windows)
     clocks: set[ClockAtom] = field(default_factory=set)  # clock reads with a known horizon
+    guards: set[Guard] = field(default_factory=set)   # reads re-run only when their value moves
 
 
 def parse_duration(text: Any) -> int | None:
@@ -120,7 +121,74 @@ def compile_expr(text: str, req: Requirements, params: dict[str, Any]) -> Compil
         raise CompileError(str(exc).splitlines()[0], getattr(exc, "column", None)) from None
     c = _Compiler(str(text), req, params)
     fn = c.expr(tree)
-    return Compiled(fn, str(text), c.deps, c.granularity, c.reads, c.timed, c.daily, c.clocks)
+    return Compiled(fn, str(text), c.deps, c.granularity, c.reads, c.timed, c.daily, c.clocks,
+                    c.guards)
+
+
+@dataclass(frozen=True)
+class Guard:
+    """A part of a rule that alone reads the events of ``sels``: a lifetime count or since()
+    compared with a constant, or an active_days() window. An event of ``sels`` can change the
+    rule's value only if it changes the guard's value; ``moved(state, etype, ts, day, today,
+    now, old_l, old_f)`` tells that from the state after the event (``old_l``/``old_f``: the
+    event type's latest / earliest time before it). Equal by text.
+
+    >>> req = Requirements()
+    >>> c = compile_expr("count(stream:click) == 0 or count(course_view, 7d) > 2", req, {})
+    >>> sorted(g.text for g in c.guards), sorted(s.key for s in c.reads)
+    (['count(stream:click) == 0'], ['course_view'])
+    """
+
+    text: str
+    sels: frozenset[Selector] = field(compare=False)
+    moved: Callable[..., bool] = field(compare=False, repr=False)
+
+
+def _count_moved(sel: Selector, res: Callable[[Any], bool]) -> Callable[..., bool]:
+    def moved(state, etype, ts, day, today, now, old_l, old_f) -> bool:
+        if etype not in state["st"]:      # untracked type: not counted
+            return False
+        n = query.count_all(state, sel)   # the event added exactly one
+        return res(n) != res(n - 1)
+    return moved
+
+
+def _since_moved(fld: str, sel: Selector, res: Callable[[Any], bool]) -> Callable[..., bool]:
+    latest = fld == "l"
+
+    def moved(state, etype, ts, day, today, now, old_l, old_f) -> bool:
+        if etype not in state["st"]:
+            return False
+        times = state[fld]
+        types = sel.resolve(state["st"])
+        post = [times[t] for t in types if t in times]
+        old = old_l if latest else old_f
+        pre = [times[t] for t in types if t in times and t != etype]
+        if old is not None:
+            pre.append(old)
+        if latest:
+            a, b = (max(pre) if pre else None), max(post)
+        else:
+            a, b = (min(pre) if pre else None), min(post)
+        if a == b:
+            return False
+        return res(None if a is None else now - a) != res(now - b)
+    return moved
+
+
+def _active_days_moved(sel: Selector, days: int) -> Callable[..., bool]:
+    def moved(state, etype, ts, day, today, now, old_l, old_f) -> bool:
+        if not today - days < day <= today:
+            return False
+        total = 0
+        for b in query._day_lists(state, sel):
+            for idx, val in reversed(b):
+                if idx == day:
+                    total += val
+                if idx <= day:
+                    break
+        return total == 1      # the event's own: the day was not active before
+    return moved
 
 
 # -- clock atoms: where a rule reads the clock, and when that read can next change ---------
@@ -269,6 +337,7 @@ class _Compiler:
         self.timed = False
         self.daily = False
         self.clocks: set[ClockAtom] = set()
+        self.guards: set[Guard] = set()
         self.granularity = DAY_MS
 
     # -- utilities
@@ -404,12 +473,24 @@ class _Compiler:
             return lambda ctx: (lambda v: -v if _num(v) else None)(a(ctx))
         if kind == "compare":
             atom = self.since_threshold(ch[0], str(ch[1]), ch[2])
-            timed = self.timed
+            counted = atom is None and self.count_threshold(ch[0], ch[2])
+            timed, reads = self.timed, set(self.reads)
             a, op, b = self.expr(ch[0]), _compare(str(ch[1])), self.expr(ch[2])
+            fn = lambda ctx: op(a(ctx), b(ctx))  # noqa: E731
             if atom is not None:   # the clock read has a horizon: not "timed"
                 self.timed = timed
                 self.clocks.add(atom)
-            return lambda ctx: op(a(ctx), b(ctx))
+            if atom is not None or counted:   # its selector is read only through the guard
+                cmp_, left = _compare(str(ch[1])), atom.left if atom else counted == "left"
+                c_ = self.const(ch[2] if left else ch[0])
+
+                def res(v: Any, cmp_=cmp_, c_=c_, left=left) -> bool:
+                    return cmp_(v, c_) if left else cmp_(c_, v)
+                call = ch[0] if left else ch[2]
+                sel = Selector.parse("|".join(str(t) for t in call.children[1].children))
+                self.guard(node, _since_moved(atom.field, sel, res) if atom is not None
+                           else _count_moved(sel, res), reads)
+            return fn
         if kind == "arith":
             a, op, b = self.expr(ch[0]), _arith(str(ch[1])), self.expr(ch[2])
             return lambda ctx: op(a(ctx), b(ctx))
@@ -467,10 +548,40 @@ class _Compiler:
         impl = _FUNCTIONS.get(fname)
         if impl is None:
             raise self.err(node.children[0], f"unknown function {fname!r}")
+        reads = set(self.reads)
         fn = impl(self, node, args, kwargs)
         if fname in _UNTRACED:
             return fn
-        return self.traced(self.src(node), fn)
+        fn = self.traced(self.src(node), fn)
+        if fname == "active_days":   # a day count: moves only on a new active day
+            sel = (Selector.parse("|".join(str(t) for t in args[0].children)) if len(args) == 2
+                   else Selector(any=True))
+            self.guard(node, _active_days_moved(sel, int(self.const(args[-1])) // DAY_MS),
+                       reads)
+        return fn
+
+    def guard(self, node: Tree, moved: Callable[..., bool], reads_before: set[Selector]
+              ) -> None:
+        """Make the selectors read by ``node`` (since ``reads_before``) a :class:`Guard`: an
+        event of them re-runs the rule only if ``moved`` says it changed the node's value."""
+        new = self.reads - reads_before
+        if new:
+            self.reads = set(reads_before)
+            self.guards.add(Guard(self.src(node), frozenset(new), moved))
+
+    def count_threshold(self, left: Tree | Token, right: Tree | Token) -> str | None:
+        """``"left"``/``"right"`` if this is ``count(sel) OP const`` (lifetime count)."""
+        for node, other, side in ((left, right, "left"), (right, left, "right")):
+            if (isinstance(node, Tree) and node.data == "call"
+                    and str(node.children[0]) == "count" and len(node.children) == 2
+                    and not (isinstance(node.children[1], Tree)
+                             and node.children[1].data == "kwarg")):
+                try:
+                    self.const(other)
+                except CompileError:
+                    return None
+                return side
+        return None
 
     def arity(self, node: Tree, args: list, kwargs: dict, lo: int, hi: int,
               allowed: tuple[str, ...] = ()) -> None:

@@ -105,11 +105,23 @@ class TagEngine:
         now = max(event.ts, state["now"])
         if event.type == "deletion_requested":
             return self.forget(state, now, trigger=event.event_id)
+        rs = self._ruleset
+        touch = (event.type, state["st"].get(event.type, event.stream))
+        guards = () if self.full else rs.guards_for(*touch)
+        check = bool(guards) and (fresh or state.get("rv") == rs.version)
+        if check:   # the event type's latest / earliest time before the event
+            et = event.type
+            old_l, old_f = state["l"].get(et), state["f"].get(et)
         self._updater.apply(state, event)
-        emit = referral_events(state, event, self._ruleset.referral)
-        result = self._evaluate(state, now, trigger=event.event_id,
-                                touched=((event.type, state["st"].get(event.type, event.stream)),),
-                                fresh=fresh)
+        emit = referral_events(state, event, rs.referral)
+        moved = None
+        if check:
+            off = self.day_offset_ms
+            day, today = (event.ts + off) // DAY_MS, (now + off) // DAY_MS
+            moved = frozenset(g for g in guards
+                              if g.moved(state, et, event.ts, day, today, now, old_l, old_f))
+        result = self._evaluate(state, now, trigger=event.event_id, touched=(touch,),
+                                fresh=fresh, moved=moved)
         result.emit = emit
         return result
 
@@ -204,7 +216,8 @@ class TagEngine:
 
     def _evaluate(self, state: dict[str, Any], now: int, trigger: str | None,
                   reason: str | None = None, touched: tuple[tuple[str, str], ...] = (),
-                  prune: bool = False, fresh: bool = False) -> StepResult:
+                  prune: bool = False, fresh: bool = False,
+                  moved: frozenset | None = None) -> StepResult:
         """Re-evaluate the tags at ``now``; ``touched``: the (type, stream) of the events
         applied since the last evaluation (``prune``: prune even if the day did not change;
         ``fresh``: a state created for these events, never evaluated).
@@ -231,12 +244,12 @@ class TagEngine:
         old_tags: dict[str, Any] = state["tags"]
         if fresh:   # every tag starts from its value on an empty state, at any clock time
             clock_passed = False
-            plan = rs.plan(touched, False, False, False, fresh=True)
+            plan = rs.plan(touched, False, False, False, fresh=True, moved=moved)
             previous = rs.empty_values
         else:
             th = state.get("th")
             clock_passed = th is not None and now >= th
-            plan = rs.plan(touched, day_changed, clock_passed, now != last)
+            plan = rs.plan(touched, day_changed, clock_passed, now != last, moved=moved)
             hid = state.get("hid")
             previous = {**old_tags, **hid} if hid else old_tags
         ran, ctx = rs.evaluate_some(state, now, previous, plan, day_offset_ms=off)

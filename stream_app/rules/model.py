@@ -30,6 +30,7 @@ from stream_app.rules.compiler import (
     ClockAtom,
     Compiled,
     EvalContext,
+    Guard,
     SinceThreshold,
     since_next_change,
 )
@@ -77,6 +78,7 @@ class TagDef:
     timed: bool = False           # its rule reads the exact clock with no known horizon
     daily: bool = False           # its rule reads the business day (daily windows)
     clocks: tuple[ClockAtom, ...] = ()   # clock reads whose next change the state tells
+    guards: tuple[Guard, ...] = ()       # reads that matter only when their value moves
 
     def finish(self) -> None:
         """Collect deps/reads/timed/daily/clocks from the compiled expressions (called by the
@@ -88,6 +90,7 @@ class TagDef:
         self.timed = any(e.timed for e in exprs)
         self.daily = any(e.daily for e in exprs)
         self.clocks = tuple(sorted(set().union(*(e.clocks for e in exprs)), key=repr))
+        self.guards = tuple(sorted(set().union(*(e.guards for e in exprs)), key=lambda g: g.text))
 
     def label(self, value: Any, lang: str = "en") -> str:
         """Label of ``value`` (enum labels; other kinds: the value as text)."""
@@ -182,6 +185,7 @@ class RuleSet:
             self._dependents[t.id] = frozenset(out)
         self._plans: dict[tuple, tuple[frozenset[str], tuple[TagDef, ...], bool]] = {}
         self._empty: dict[str, Any] | None = None
+        self._guards: dict[tuple[str, str], tuple[Guard, ...]] = {}
 
     @property
     def empty_values(self) -> dict[str, Any]:
@@ -204,12 +208,30 @@ class RuleSet:
         if out is None:
             out = frozenset(t.id for t in self.order
                             if (clock_moved and (t.timed or t.clocks))
-                            or any(s.matches(etype, stream) for s in t.reads))
+                            or any(s.matches(etype, stream) for s in t.reads)
+                            or any(s.matches(etype, stream) for g in t.guards for s in g.sels))
             self._affected[key] = out
         return out
 
+    def guards_for(self, etype: str, stream: str) -> tuple[Guard, ...]:
+        """The distinct guards (see :class:`~stream_app.rules.compiler.Guard`) an event of
+        (``etype``, ``stream``) can move."""
+        key = (etype, stream)
+        out = self._guards.get(key)
+        if out is None:
+            seen: dict[Guard, None] = {}
+            for t in self.order:
+                if any(s.matches(etype, stream) for s in t.reads):
+                    continue     # the tag runs anyway: its guards need no check
+                for g in t.guards:
+                    if any(s.matches(etype, stream) for s in g.sels):
+                        seen[g] = None
+            out = self._guards[key] = tuple(seen)
+        return out
+
     def plan(self, touched: tuple[tuple[str, str], ...], day_changed: bool,
-             clock_passed: bool, clock_moved: bool, fresh: bool = False
+             clock_passed: bool, clock_moved: bool, fresh: bool = False,
+             moved: frozenset[Guard] | None = None
              ) -> tuple[frozenset[str], tuple[TagDef, ...], bool]:
         """What a selective evaluation must look at (cached per key).
 
@@ -219,7 +241,9 @@ class RuleSet:
         every tag that depends on one of them through tag(), in dependency order; and whether
         a touched event moves an input of a clock atom (so the horizon must be recomputed).
         ``fresh``: the first evaluation of a new state (previous values: :attr:`empty_values`),
-        which also runs every tag whose empty value is not None.
+        which also runs every tag whose empty value is not None. ``moved``: the guards whose
+        value the touched events changed (None: unknown, every guard of a touched selector
+        counts as moved).
 
         >>> from stream_app.rules.loader import load_ruleset
         >>> from stream_app.rules.engine import DEFAULT_RULES
@@ -234,7 +258,7 @@ class RuleSet:
         >>> [t.id for t in cands if t.id not in must], moved
         (['intent', 'rfm_segment'], False)
         """
-        key = (touched, day_changed, clock_passed, clock_moved, fresh)
+        key = (touched, day_changed, clock_passed, clock_moved, fresh, moved)
         out = self._plans.get(key)
         if out is not None:
             return out
@@ -243,7 +267,9 @@ class RuleSet:
             t.id for t in self.order
             if (day_changed and t.daily) or (clock_passed and t.clocks)
             or (clock_moved and t.timed) or t.id in empty
-            or any(s.matches(et, sm) for s in t.reads for et, sm in touched))
+            or any(s.matches(et, sm) for s in t.reads for et, sm in touched)
+            or (any(g in moved for g in t.guards) if moved is not None else
+                any(s.matches(et, sm) for g in t.guards for s in g.sels for et, sm in touched)))
         wide = set(must).union(*(self._dependents[t] for t in must))
         cands = tuple(t for t in self.order if t.id in wide)
         moved = any(_atom_sel(a).matches(et, sm) for a in self.clock_atoms
