@@ -9,6 +9,7 @@ import time
 import pytest
 
 from tests.faults.workload import (
+    CLOCK_OR_MODEL_TAGS,
     DlqWatch,
     Feeder,
     TableWatch,
@@ -23,6 +24,11 @@ from tests.helpers import TopicReader
 
 pytestmark = pytest.mark.faults
 KILLS = 5
+
+
+def without_model(tags: dict) -> dict:
+    """Tags that must be equal exactly (model- and clock-driven ones are compared elsewhere)."""
+    return {k: v for k, v in tags.items() if k not in CLOCK_OR_MODEL_TAGS}
 
 
 def test_kill_9_mid_stream_gives_exactly_once_effect_on_state(fstack, report):
@@ -60,10 +66,14 @@ def test_kill_9_mid_stream_gives_exactly_once_effect_on_state(fstack, report):
         by_id: dict[str, list[dict]] = {}
         for c in mine:
             by_id.setdefault(c["event_id"], []).append(c)
-        differing = [k for k, v in by_id.items() if any(x != v[0] for x in v)]
+        # a re-sent change is identical unless it comes from the model, whose snapshot may
+        # have moved between the first processing and the replay (docs/GUARANTEES.md)
+        differing = [k for k, v in by_id.items() if any(x != v[0] for x in v)
+                     and not any(x["tag_id"] in CLOCK_OR_MODEL_TAGS for x in v)]
         out_dups = sum(len(v) - 1 for v in by_id.values())
         folded = fold_changes(mine)
-        wrong_out = [u for u in users if folded.get(u, {}) != table.states[u]["tags"]]
+        wrong_out = [u for u in users if without_model(folded.get(u, {}))
+                     != without_model(table.states[u]["tags"])]
         report.add("kill -9 x5 (1 worker)", len(events), acc.processed, in_dlq, acc.lost,
                    acc.duplicated, max(recoveries),
                    f"restart->ready mean {sum(recoveries) / len(recoveries):.1f}s; catch-up "

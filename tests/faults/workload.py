@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-import pytest
 
 from stream_app.cli.rebuild_cmd import TableReader, changelog_topic
 from stream_app.config import Settings
@@ -35,8 +34,8 @@ T0 = 1_735_689_600_000  # 2025-01-01T00:00:00Z; each test takes a later range (b
 NOT_COMPARED = {"scores", "sc", "seq", "now", "nd", "ids", "tags"}
 # tags evaluated on the worker clock or from model scores (decayed points are rounded at the
 # evaluation time; intent uses score.convert from the worker's scorer): not in the pure
-# reference. Every other tag must be equal.
-CLOCK_OR_MODEL_TAGS = {"lead_points", "intent"}
+# reference; nor demand_stage, whose rule reads tag(intent). Every other tag must be equal.
+CLOCK_OR_MODEL_TAGS = {"lead_points", "intent", "demand_stage"}
 INPUTS = ("events.click", "events.study", "events.order", "events.profile", "events.label")
 
 TYPES = [  # (stream, type, props factory)
@@ -351,10 +350,3 @@ def write_jsonl(path: Any, events: list[dict[str, Any]]) -> None:
         for e in events:
             fh.write(orjson.dumps(e) + b"\n")
 
-
-#: the known Faust recovery skip (docs/GUARANTEES.md): tests that restart or rebalance workers
-#: may lose a few records until the consumer fix lands; non-strict, so a pass is fine
-KNOWN_RECOVERY_SKIP = pytest.mark.xfail(strict=False, reason=(
-    "known issue: Faust can skip records delivered while the users table recovers after a "
-    "restart/rebalance (faust-streaming #216/#221); see docs/GUARANTEES.md. While it is "
-    "open this test may fail; its printed report row (lost / duplicated) tells why"))
