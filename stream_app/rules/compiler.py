@@ -159,10 +159,12 @@ def _since_moved(fld: str, sel: Selector, res: Callable[[Any], bool]) -> Callabl
     def moved(state, etype, ts, day, today, now, old_l, old_f) -> bool:
         if etype not in state["st"]:
             return False
+        old = old_l if latest else old_f
+        if old is not None and (ts <= old if latest else ts >= old):
+            return False       # the type's latest / earliest time did not move
         times = state[fld]
         types = sel.resolve(state["st"])
         post = [times[t] for t in types if t in times]
-        old = old_l if latest else old_f
         pre = [times[t] for t in types if t in times and t != etype]
         if old is not None:
             pre.append(old)
