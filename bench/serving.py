@@ -14,15 +14,12 @@ from __future__ import annotations
 import random
 import sys
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-import orjson
-
 from bench.measure import percentiles
 from bench.procs import REPO
-from stream_app.serving import keys
 
 TENANT = "default"
 TOKEN = "bench-token"
@@ -51,35 +48,22 @@ def _numeric(v: Any) -> bool:
 
 
 def fill(url: str, profiles: list[dict[str, Any]], users: int, chunk: int = 20_000) -> float:
-    """Write ``users`` users (profiles cycled) into Redis; seconds taken."""
+    """Write ``users`` users (profiles cycled) into Redis, bitmap layout in bulk (integer
+    ids, ``SETRANGE`` of each chunk's bitmap bytes); seconds taken."""
     import redis  # noqa: PLC0415
 
+    from stream_app.config import get_settings  # noqa: PLC0415
+    from stream_app.serving.bulk import bulk_commands  # noqa: PLC0415
+
+    edges = sorted(float(x) for x in get_settings().redis_num_edges.split(",") if x.strip())
     r = redis.Redis.from_url(url)
     t0 = time.perf_counter()
-    r.sadd(keys.TENANTS_KEY, TENANT)
     for start in range(0, users, chunk):
+        batch = [(f"b{i}", profiles[i % len(profiles)])
+                 for i in range(start, min(users, start + chunk))]
         pipe = r.pipeline(transaction=False)
-        seg: dict[str, list[str]] = defaultdict(list)
-        num: dict[str, dict[str, float]] = defaultdict(dict)
-        uids = []
-        for i in range(start, min(users, start + chunk)):
-            uid = f"b{i}"
-            uids.append(uid)
-            tags = profiles[i % len(profiles)]
-            pipe.hset(keys.user_key(TENANT, uid),
-                      mapping={f"tag:{k}": orjson.dumps(v) for k, v in tags.items()})
-            for k, v in tags.items():
-                if v is None:
-                    continue
-                if _numeric(v):
-                    num[keys.num_key(TENANT, k)][uid] = float(v)
-                else:
-                    seg[keys.seg_key(TENANT, k, v)].append(uid)
-        for k, members in seg.items():
-            pipe.sadd(k, *members)
-        for k, m in num.items():
-            pipe.zadd(k, m)
-        pipe.sadd(keys.users_key(TENANT), *uids)
+        for cmd in bulk_commands(TENANT, batch, start, edges):
+            pipe.execute_command(*cmd)
         pipe.execute()
     r.close()
     return time.perf_counter() - t0

@@ -128,8 +128,10 @@ class TableReader:
         self.consumer.close()
 
 
-def state_ops(state: State, why: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
-    """Projection operations that write one table record's current tags."""
+def state_ops(state: State, why: dict[str, Any] | None = None,
+              timeline: int = keys.TIMELINE_MAX) -> list[tuple[Any, ...]]:
+    """Projection operations that write one table record's current tags (segment bitmaps,
+    integer ids and numeric buckets through the projection's scripts)."""
     from stream_app.serving.projection import change_ops  # noqa: PLC0415
 
     ops: list[tuple[Any, ...]] = []
@@ -140,7 +142,7 @@ def state_ops(state: State, why: dict[str, Any] | None = None) -> list[tuple[Any
             continue
         ch = {"user_id": uid, "tenant": tenant, "tag_id": tag_id, "old": None, "new": value,
               "seq": state.get("seq"), "reason": "rebuilt"}
-        ops.extend(change_ops(ch, (why or {}).get(tag_id)))
+        ops.extend(change_ops(ch, (why or {}).get(tag_id), timeline=timeline))
     if not ops:
         ops.append(("sadd", keys.users_key(tenant), uid))
         ops.append(("sadd", keys.TENANTS_KEY, tenant))
@@ -196,14 +198,17 @@ def write_ops(r: Any, ops: Iterable[tuple[Any, ...]], batch: int = 5000) -> int:
     return n
 
 
-def rebuild(r: Any, states: dict[str, State], engine: Any = None, flush: bool = True) -> int:
-    """Rewrite the projection of ``states`` into Redis ``r``; return the operations written."""
+def rebuild(r: Any, states: dict[str, State], engine: Any = None, flush: bool = True,
+            why: str = "compact", timeline: int = keys.TIMELINE_MAX) -> int:
+    """Rewrite the projection of ``states`` into Redis ``r``; return the operations written.
+    ``why``/``timeline``: the storage settings (``redis_why``, ``redis_timeline``)."""
     if flush:
         flush_projection(r)
 
     def ops() -> Iterable[tuple[Any, ...]]:
         for st in states.values():
-            yield from state_ops(st, why_records(engine, st) if engine is not None else None)
+            w = why_records(engine, st) if engine is not None and why != "off" else None
+            yield from state_ops(st, w, timeline)
 
     return write_ops(r, ops())
 
@@ -238,27 +243,29 @@ def check(r: Any, states: dict[str, State], deleted: Iterable[str] = (),
           tenant_of: dict[str, str] | None = None) -> list[str]:
     """Compare Redis with table records (and absent users); return the differences."""
     problems: list[str] = []
-    seg_cache: dict[str, set[str]] = {}
     for uid, st in states.items():
         tenant = st.get("tenant") or "default"
         raw = r.hgetall(keys.user_key(tenant, uid))
         hash_tags = {k.decode(): _decode(v) for k, v in raw.items()
                      if k.decode().startswith("tag:")}
+        rid = raw.get(keys.ID_FIELD.encode())
+        n = int(rid) if rid is not None else None
+        if n is not None and r.hget(keys.ids_key(tenant, n), n % keys.IDS_PER_HASH) \
+                != uid.encode():
+            problems.append(f"{uid}: integer id {n} maps to another user")
         segs: set[tuple[str, str]] = set()
         nums: dict[str, float] = {}
         for tag_id, v in (st.get("tags") or {}).items():
+            if n is None:
+                continue
             if isinstance(v, int | float) and not isinstance(v, bool):
-                score = r.zscore(keys.num_key(tenant, tag_id), uid)
+                score = r.zscore(keys.num_key(tenant, tag_id), n)
                 if score is not None:
                     nums[tag_id] = score
-            else:
-                skey = keys.seg_key(tenant, tag_id, v)
-                if skey not in seg_cache:
-                    seg_cache[skey] = {m.decode() for m in r.smembers(skey)}
-                if uid in seg_cache[skey]:
-                    segs.add((tag_id, keys.value_token(v)))
+            elif r.getbit(keys.seg_key(tenant, tag_id, v), n):
+                segs.add((tag_id, keys.value_token(v)))
         problems.extend(diff_user(st, hash_tags, segs, nums))
-        if st.get("tags") and not r.sismember(keys.users_key(tenant), uid):
+        if st.get("tags") and (n is None or not r.getbit(keys.users_key(tenant), n)):
             problems.append(f"{uid}: missing from {keys.users_key(tenant)}")
     for uid in deleted:
         tenant = (tenant_of or {}).get(uid, "default")
@@ -269,16 +276,30 @@ def check(r: Any, states: dict[str, State], deleted: Iterable[str] = (),
 
 
 def traces(r: Any, uid: str, tenant: str = "default") -> list[str]:
-    """Every Redis key of the projection that mentions ``uid`` (key name or set member)."""
+    """Every Redis key of the projection that mentions ``uid``: key name, set member, hash
+    value (the integer id map), or, while the user has an integer id, its bit in a segment
+    or bucket bitmap and its member in a numeric sorted set."""
     found = []
+    rid = r.hget(keys.user_key(tenant, uid), keys.ID_FIELD)
+    n = int(rid) if rid is not None else None
     for k in r.scan_iter(match=f"{keys.PREFIX}:{tenant}:*", count=1000):
         name = k.decode()
         if uid in name:
             found.append(name)
             continue
         kind = r.type(k)
-        member = (r.sismember(k, uid) if kind == b"set"
-                  else r.zscore(k, uid) is not None if kind == b"zset" else False)
+        if kind == b"set":
+            member = r.sismember(k, uid)
+        elif kind == b"zset":
+            member = r.zscore(k, uid) is not None or (
+                n is not None and r.zscore(k, n) is not None)
+        elif kind == b"hash":
+            member = uid.encode() in r.hvals(k)
+        elif kind == b"string" and n is not None and (":seg:" in name or ":nb:" in name
+                                                      or name.endswith(":users")):
+            member = bool(r.getbit(k, n))
+        else:
+            member = False
         if member:
             found.append(name)
     return found
@@ -328,6 +349,7 @@ def command(bootstrap: str | None, flush: bool, check_only: bool, timeout: float
     except Exception as exc:  # noqa: BLE001 - rules unreadable: rebuild tags without why
         click.echo(f"rules not loaded ({exc}); why records are skipped", err=True)
         engine = None
-    n = rebuild(r, states, engine, flush=flush)
+    n = rebuild(r, states, engine, flush=flush, why=settings.redis_why,
+                timeline=settings.redis_timeline)
     click.echo(f"rebuilt {len(states):,} users ({reader.records:,} changelog records, "
                f"{n:,} Redis operations) in {time.monotonic() - t0:.1f}s")

@@ -1,8 +1,8 @@
 """Segment query latency over many users (a measurement, not a test).
 
 :func:`load_population` writes a synthetic tenant straight into the projection's key layout
-(``seg:``/``num:``/``users`` keys of :mod:`stream_app.serving.keys`, bulk ``SADD``/``ZADD``;
-no user hashes, which segment queries never read). :func:`measure` then times each
+(bitmaps, integer ids, numeric buckets; :func:`~stream_app.serving.bulk.bulk_commands`).
+:func:`measure` then times each
 expression through :class:`~stream_app.serving.segment_runner.SegmentRunner` -- the size
 (what ``/segments/size`` does) and the first members page of 1000 (``/segments/members``,
 which also stores the paging snapshot) -- and reports p50/p99 in milliseconds.
@@ -32,10 +32,12 @@ from pathlib import Path
 from typing import Any
 
 from stream_app.serving import keys
+from stream_app.serving.bulk import bulk_commands
 from stream_app.serving.segment_runner import SegmentRunner, decode_cursor, snapshot_key
 from stream_app.serving.segments import Catalog, TagInfo
 
 TENANT = "bench"
+EDGES = [0.0, 1.0, 5.0, 10.0, 20.0, 50.0, 100.0, 1000.0]
 
 # tag -> (kind, value -> share of users); the rest of the users do not hold the tag
 POPULATION: dict[str, tuple[str, dict[Any, float]]] = {
@@ -79,27 +81,24 @@ async def load_population(r: Any, users: int = 1_000_000, seed: int = 1,
                                                    count=10_000)] or ["-"])
     width = len(str(users))
     for start in range(0, users, chunk):
-        ids = [f"u{i:0{width}d}" for i in range(start, min(users, start + chunk))]
-        groups: dict[str, list[str]] = {}
-        points: dict[str, float] = {}
-        for uid in ids:
+        batch: list[tuple[str, dict[str, Any]]] = []
+        for i in range(start, min(users, start + chunk)):
+            tags: dict[str, Any] = {}
             for tag, (kind, shares) in POPULATION.items():
                 if kind == "number":
                     if rnd.random() < 0.7:
-                        points[uid] = round(rnd.expovariate(1 / 25), 1) % 100
+                        tags[tag] = round(rnd.expovariate(1 / 25), 1) % 100
                     continue
                 x, acc = rnd.random(), 0.0
                 for value, share in shares.items():
                     acc += share
                     if x < acc:
-                        groups.setdefault(keys.seg_key(tenant, tag, value), []).append(uid)
+                        tags[tag] = value
                         break
+            batch.append((f"u{i:0{width}d}", tags))
         pipe = r.pipeline(transaction=False)
-        pipe.sadd(keys.users_key(tenant), *ids)
-        for key, members in groups.items():
-            pipe.sadd(key, *members)
-        if points:
-            pipe.zadd(keys.num_key(tenant, "lead_points"), points)
+        for cmd in bulk_commands(tenant, batch, start, EDGES):
+            pipe.execute_command(*cmd)
         await pipe.execute()
     return users
 

@@ -6,20 +6,33 @@ All keys of a tenant start with ``sa:{tenant}:`` so tenants never see each other
 key                                type    content
 =================================  ======  ==============================================
 ``sa:{t}:user:{uid}``              hash    ``tag:<tag_id>`` -> JSON value, ``score:<target>``
-                                           -> float, ``layer:<target>`` -> str, ``upd`` -> ms
-``sa:{t}:seg:{tag_id}={value}``    set     user ids holding that (enumerated/boolean) value
-``sa:{t}:num:{tag_id}``            zset    user id -> value, for numeric tags
+                                           -> float, ``layer:<target>`` -> str, ``upd`` -> ms,
+                                           ``_id`` -> the user's integer id (bitmaps)
+``sa:{t}:seg:{tag_id}={value}``    bitmap  bit ``n`` set: the user of integer id ``n`` holds that
+                                           (enumerated/boolean/text/set) value
+``sa:{t}:num:{tag_id}``            zset    integer user id -> value, for numeric tags
+``sa:{t}:nb:{tag_id}:{i}``         bitmap  users whose numeric value is in bucket ``i`` of the
+                                           tag's edges (``sa:{t}:nbe:{tag_id}``, a string
+                                           ``e1,e2,...``: bucket 0 is ``< e1``, bucket ``i``
+                                           is ``[e_i, e_i+1)``)
+``sa:{t}:ids:{n // 128}``          hash    ``n % 128`` -> user id (integer id -> user id)
+``sa:{t}:nextid``                  string  next integer id to assign (``INCR``)
 ``sa:{t}:why:{uid}``               hash    tag_id -> compact JSON "why" record of the current
                                            value (see ``compact_why``)
 ``sa:{t}:timeline:{uid}``          list    newest-first compact tag changes (the last
                                            ``TIMELINE_MAX``; the full history is the
                                            ``tags.changes`` topic)
 ``sa:{t}:vals:{tag_id}``           set     values present of enumerated/text/set tags
-``sa:{t}:users``                   set     every user id of the tenant (for NOT)
+``sa:{t}:users``                   bitmap  every user of the tenant (for NOT)
 ``sa:tenants``                     set     tenant names
 =================================  ======  ==============================================
 
+Integer ids are assigned by the writer's Lua scripts (``INCR nextid`` when the user hash has
+no ``_id``; atomic, so two workers never collide) and are never reused.
+
 Example:
+    >>> ids_key("t1", 300), ID_FIELD
+    ('sa:t1:ids:2', '_id')
     >>> user_key("default", "u1"), seg_key("default", "activity", "high")
     ('sa:default:user:u1', 'sa:default:seg:activity=high')
     >>> seg_key("t1", "refund", True)
@@ -84,6 +97,33 @@ def users_key(tenant: str) -> str:
 
 
 TENANTS_KEY = f"{PREFIX}:tenants"
+ID_FIELD = "_id"
+"""Field of the user hash holding the user's integer id (not shown by the API)."""
+IDS_PER_HASH = 128
+"""Integer ids per ``ids:`` hash: small enough to stay a listpack (~25 B per user)."""
+
+
+def ids_key(tenant: str, n: int) -> str:
+    """The hash mapping integer id ``n`` (field ``n % 128``) to its user id."""
+    return f"{PREFIX}:{tenant}:ids:{n // IDS_PER_HASH}"
+
+
+def next_id_key(tenant: str) -> str:
+    return f"{PREFIX}:{tenant}:nextid"
+
+
+def bucket_key(tenant: str, tag_id: str, i: int) -> str:
+    """Bitmap of the users whose value of numeric ``tag_id`` is in bucket ``i``."""
+    return f"{PREFIX}:{tenant}:nb:{tag_id}:{i}"
+
+
+def edges_key(tenant: str, tag_id: str) -> str:
+    """The bucket edges of a numeric tag as written (``"0,1,5"``), set once by the writer."""
+    return f"{PREFIX}:{tenant}:nbe:{tag_id}"
+
+
+def prefix(tenant: str) -> str:
+    return f"{PREFIX}:{tenant}:"
 
 
 def compact_change(change: dict[str, Any]) -> list[Any]:

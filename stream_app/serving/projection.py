@@ -4,7 +4,17 @@ Writers queue operations without waiting; a background task writes them in pipel
 every ``flush_ms``. When Redis is down the operations stay queued (bounded by
 ``max_pending``; beyond that the oldest are dropped and counted, and
 ``stream-app redis-rebuild`` restores the projection from the tables).
-Replaying the same change records is idempotent (HSET/SADD/SREM/ZADD).
+Replaying the same change records is idempotent (HSET/SETBIT/ZADD).
+
+Segments are bitmaps over per-tenant integer user ids (see :mod:`~stream_app.serving.keys`).
+The operations keep their set-like names (``("sadd", seg_key, uid)``, ``("zadd", num_key,
+uid, value)``); :func:`_apply` writes them as Lua scripts that look up (or atomically assign)
+the user's integer id and set its bit (:data:`BIT_SCRIPT`), or move it between the numeric
+tag's bucket bitmaps and its sorted set (:data:`NUM_SCRIPT`). The writer never waits for an
+id: everything stays one pipelined, fire-and-forget stream of commands.
+
+Storage switches (settings ``redis_why`` = ``compact``/``off``, ``redis_timeline`` = kept
+changes, 0 = none) let a lean deployment leave the why hash and the timeline out.
 
 :func:`change_ops` is the complete projection of one change (``redis-rebuild`` writes it).
 The live writer, :meth:`RedisProjection.apply_changes`, merges one event's changes per user
@@ -50,8 +60,89 @@ def _members(v: Any) -> list[Any]:
     return [v]
 
 
-def change_ops(change: dict[str, Any], why: dict[str, Any] | None) -> list[Op]:
-    """Redis operations that project one tag-change record."""
+BIT_SCRIPT = """
+local id = redis.call('HGET', KEYS[2], '_id')
+if not id then
+  if ARGV[2] == '0' then return -1 end
+  id = redis.call('INCR', ARGV[3] .. 'nextid') - 1
+  redis.call('HSET', KEYS[2], '_id', id)
+  redis.call('HSET', ARGV[3] .. 'ids:' .. math.floor(id / 128), id % 128, ARGV[1])
+end
+redis.call('SETBIT', KEYS[1], id, tonumber(ARGV[2]))
+return tonumber(id)
+"""
+"""KEYS: bitmap, user hash; ARGV: user id, bit (0/1), tenant key prefix. Sets the user's bit,
+assigning an integer id on first use (``INCR``: two writers never get the same id)."""
+
+NUM_SCRIPT = """
+local id = redis.call('HGET', KEYS[2], '_id')
+if not id then
+  if ARGV[2] == '' then return -1 end
+  id = redis.call('INCR', ARGV[3] .. 'nextid') - 1
+  redis.call('HSET', KEYS[2], '_id', id)
+  redis.call('HSET', ARGV[3] .. 'ids:' .. math.floor(id / 128), id % 128, ARGV[1])
+end
+local ek = ARGV[3] .. 'nbe:' .. ARGV[4]
+local e = redis.call('GET', ek)
+if not e then e = ARGV[5]; redis.call('SET', ek, e) end
+local edges = {}
+for x in string.gmatch(e, '[^,]+') do edges[#edges + 1] = tonumber(x) end
+local function bucket(v)
+  local b = 0
+  for j = 1, #edges do if v >= edges[j] then b = j end end
+  return b
+end
+local base = ARGV[3] .. 'nb:' .. ARGV[4] .. ':'
+local old = redis.call('ZSCORE', KEYS[1], id)
+if old then redis.call('SETBIT', base .. bucket(tonumber(old)), id, 0) end
+if ARGV[2] == '' then
+  redis.call('ZREM', KEYS[1], id)
+else
+  redis.call('ZADD', KEYS[1], ARGV[2], id)
+  redis.call('SETBIT', base .. bucket(tonumber(ARGV[2])), id, 1)
+end
+return tonumber(id)
+"""
+"""KEYS: sorted set, user hash; ARGV: user id, value ('' removes), tenant prefix, tag id,
+bucket edges (used when the tag has none in Redis yet). Keeps the exact value in the sorted
+set (member: the integer id) and the user's bit in the bucket bitmap of the value."""
+
+UNID_SCRIPT = """
+local id = redis.call('HGET', KEYS[1], '_id')
+if not id then return 0 end
+local k = ARGV[2] .. 'ids:' .. math.floor(id / 128)
+if redis.call('HGET', k, id % 128) == ARGV[1] then redis.call('HDEL', k, id % 128) end
+redis.call('HDEL', KEYS[1], '_id')
+return 1
+"""
+"""KEYS: user hash; ARGV: user id, tenant prefix. Drops the integer id -> user id mapping
+(the id is never reused)."""
+
+
+def _settings_value(name: str, default: Any) -> Any:
+    try:
+        from stream_app.config import get_settings  # noqa: PLC0415
+
+        return getattr(get_settings(), name)
+    except Exception:  # noqa: BLE001 - settings unreadable: the documented default
+        return default
+
+
+def num_edges() -> str:
+    """Bucket edges for numeric tags first written by this process (setting)."""
+    return _settings_value("redis_num_edges", "0,1,5,10,20,50,100,1000")
+
+
+def _tenant_prefix(key: str) -> str:
+    """``sa:t1:seg:a=b`` -> ``sa:t1:``."""
+    head = len(keys.PREFIX) + 1
+    return key[:key.index(":", head) + 1]
+
+
+def change_ops(change: dict[str, Any], why: dict[str, Any] | None, *,
+               timeline: int = keys.TIMELINE_MAX) -> list[Op]:
+    """Redis operations that project one tag-change record (``timeline``: changes kept, 0
+    for none; ``why=None`` leaves the why record out, as ``redis_why=off`` does)."""
     t, uid, tag = change["tenant"], change["user_id"], change["tag_id"]
     old, new = change.get("old"), change.get("new")
     ukey = keys.user_key(t, uid)
@@ -81,9 +172,10 @@ def change_ops(change: dict[str, Any], why: dict[str, Any] | None) -> list[Op]:
         ops.append(("hset", keys.why_key(t, uid), tag, orjson.dumps(keys.compact_why(tag, why))))
     elif new is None:
         ops.append(("hdel", keys.why_key(t, uid), tag))
-    tl = keys.timeline_key(t, uid)
-    ops.append(("lpush", tl, orjson.dumps(keys.compact_change(change))))
-    ops.append(("ltrim", tl, 0, keys.TIMELINE_MAX - 1))
+    if timeline > 0:
+        tl = keys.timeline_key(t, uid)
+        ops.append(("lpush", tl, orjson.dumps(keys.compact_change(change))))
+        ops.append(("ltrim", tl, 0, timeline - 1))
     return ops
 
 
@@ -121,7 +213,7 @@ class Seen:
 
 
 def event_ops(changes: list[dict[str, Any]], why: dict[str, dict[str, Any]] | None,
-              seen: Seen | None = None) -> list[Op]:
+              seen: Seen | None = None, *, timeline: int = keys.TIMELINE_MAX) -> list[Op]:
     """Merged operations of one event's changes (one user usually; grouped per user).
 
     Same end state as the :func:`change_ops` of each change in order. With ``seen``, the
@@ -171,9 +263,10 @@ def event_ops(changes: list[dict[str, Any]], why: dict[str, dict[str, Any]] | No
         gone = [tag for tag in removed if (why or {}).get(tag) is None]
         if gone:
             ops.append(("hdel", keys.why_key(t, uid), *gone))
-        tl = keys.timeline_key(t, uid)
-        ops.append(("lpush", tl, *[orjson.dumps(keys.compact_change(ch)) for ch in chs]))
-        ops.append(("ltrim", tl, 0, keys.TIMELINE_MAX - 1))
+        if timeline > 0:
+            tl = keys.timeline_key(t, uid)
+            ops.append(("lpush", tl, *[orjson.dumps(keys.compact_change(ch)) for ch in chs]))
+            ops.append(("ltrim", tl, 0, timeline - 1))
     return ops
 
 
@@ -188,15 +281,36 @@ def forget_ops(tenant: str, uid: str, tags: dict[str, Any]) -> list[Op]:
         else:
             for v in _members(value):
                 ops.append(("srem", keys.seg_key(tenant, tag, v), uid))
+    ops.append(("srem", keys.users_key(tenant), uid))
+    ops.append(("unid", tenant, uid))  # needs the user hash: before its deletion
     ops.append(("delete", keys.user_key(tenant, uid), keys.why_key(tenant, uid),
                 keys.timeline_key(tenant, uid)))
-    ops.append(("srem", keys.users_key(tenant), uid))
     return ops
 
 
+def _is_bitmap(key: str) -> bool:
+    return ":seg:" in key or key.endswith(":users")
+
+
 def _apply(pipe: Any, op: Op) -> None:
+    """Queue one operation on a (sync or async) pipeline; segment and numeric moves become
+    the Lua scripts :data:`BIT_SCRIPT` and :data:`NUM_SCRIPT`."""
     name, *args = op
-    if name == "hset":
+    if name in ("sadd", "srem") and _is_bitmap(args[0]):
+        pre = _tenant_prefix(args[0])
+        bit = "1" if name == "sadd" else "0"
+        for uid in args[1:]:
+            pipe.eval(BIT_SCRIPT, 2, args[0], f"{pre}user:{uid}", uid, bit, pre)
+    elif name in ("zadd", "zrem") and ":num:" in args[0]:
+        pre = _tenant_prefix(args[0])
+        tag = args[0][len(pre) + len("num:"):]
+        value = repr(float(args[2])) if name == "zadd" else ""
+        pipe.eval(NUM_SCRIPT, 2, args[0], f"{pre}user:{args[1]}", args[1], value, pre, tag,
+                  num_edges())
+    elif name == "unid":
+        pre = f"{keys.PREFIX}:{args[0]}:"
+        pipe.eval(UNID_SCRIPT, 1, f"{pre}user:{args[1]}", args[1], pre)
+    elif name == "hset":
         pipe.hset(args[0], args[1], args[2])
     elif name == "hsetmap":
         pipe.hset(args[0], mapping=args[1])
@@ -210,8 +324,13 @@ class RedisProjection:
     """Queue of projection operations written to Redis in pipelines."""
 
     def __init__(self, url: str, flush_ms: int = 100, max_pending: int = 1_000_000,
-                 metrics: Any = None, lru_users: int = 100_000) -> None:
+                 metrics: Any = None, lru_users: int = 100_000, why: str | None = None,
+                 timeline: int | None = None) -> None:
         import redis.asyncio as aioredis  # noqa: PLC0415
+
+        self.why_mode = why if why is not None else _settings_value("redis_why", "compact")
+        self.timeline = timeline if timeline is not None else _settings_value(
+            "redis_timeline", keys.TIMELINE_MAX)
 
         self.client = aioredis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2)
         self.flush_s = flush_ms / 1000
@@ -231,7 +350,9 @@ class RedisProjection:
                       why: dict[str, dict[str, Any]] | None = None) -> None:
         """Queue the projection of one event's tag changes (merged, see :func:`event_ops`)."""
         if changes:
-            self._push(event_ops(changes, why, self.seen))
+            if self.why_mode == "off":
+                why = None
+            self._push(event_ops(changes, why, self.seen, timeline=self.timeline))
 
     def set_fields(self, tenant: str, uid: str, fields: dict[str, Any]) -> None:
         """Set plain profile fields (scores, layers, counts) on the user's hash; only those

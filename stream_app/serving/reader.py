@@ -29,12 +29,15 @@ def _loads(raw: Any) -> Any:
 
 
 def split_profile(raw: dict[Any, Any]) -> dict[str, Any]:
-    """Group hash fields ``tag:x``/``score:x``/``layer:x``/``count:x``; the rest in ``fields``."""
+    """Group hash fields ``tag:x``/``score:x``/``layer:x``/``count:x``; the rest in ``fields``
+    (except ``_id``, the user's integer id)."""
     out: dict[str, Any] = {name: {} for name in SECTIONS.values()}
     out["fields"] = {}
     out["updated_ms"] = None
     for k, v in raw.items():
         field = k.decode() if isinstance(k, bytes) else str(k)
+        if field == keys.ID_FIELD:  # the integer id of the segment bitmaps: internal
+            continue
         value = _loads(v)
         head, sep, rest = field.partition(":")
         if sep and head in SECTIONS:

@@ -13,16 +13,15 @@ The full grammar is in ``docs/API.md``; in short::
     ref    := tag_id | family "." tag_id | "family." family      (the family's tag of that name)
     value  := name | number | 'single' or "double" quoted string
 
-Keywords are case-insensitive. Planning never reads users: each leaf is an existing Redis key
-(``seg:{tag}={value}`` set, ``num:{tag}`` sorted set) and each operator becomes one
-``SINTERSTORE``/``SUNIONSTORE``/``SDIFFSTORE`` (``Z*STORE`` when a numeric range takes part)
+Keywords are case-insensitive. Planning never reads users: each leaf is an existing Redis
+bitmap over the tenant's integer user ids (``seg:{tag}={value}``; a numeric range is the OR
+of the bucket bitmaps ``nb:{tag}:{i}`` it covers, plus the members of partly covered buckets
+read from the ``num:{tag}`` sorted set) and each operator becomes one ``BITOP AND``/``OR``
 into a temporary key with an expiry. ``NOT`` inside ``AND`` becomes a difference
-(``A AND NOT B`` = ``SDIFFSTORE A B``); only a bare ``NOT`` needs the tenant's user set.
-A numeric range intersected with other sets is fused into ``ZINTERSTORE ... WEIGHTS 1 0``
-followed by ``ZREMRANGEBYSCORE``, so its cost is bounded by the smallest operand. The
-simplifier also intersects value lists of one tag in the plan (a user holds one value, so
-``tag:x AND x != v`` is the union of x's other values), distributes intersections over
-unions (up to ``MAX_BRANCHES``) and drops contradictions.
+(``A AND NOT B`` = ``A XOR (A AND B)``); only a bare ``NOT`` needs the tenant's user bitmap.
+Every operator costs O(users / 8) bytes, whatever the segment sizes. The simplifier also
+intersects value lists of one tag in the plan (a user holds one value, so
+``tag:x AND x != v`` is the union of x's other values) and drops contradictions.
 
 This module is pure (no I/O): :func:`parse` gives an AST, :func:`plan` the command list that
 :mod:`stream_app.serving.segment_runner` executes.
@@ -33,10 +32,12 @@ Example:
     ...                "refunded": TagInfo("refunded", "consumption", "bool", (True,)),
     ...                "lead_points": TagInfo("lead_points", "lead", "number")})
     >>> p = plan(parse("family.activity = high AND NOT tag:refunded"), cat, "t1", qid="q")
-    >>> p.steps
-    [('SDIFFSTORE', 'sa:t1:tmp:q:1', 'sa:t1:seg:activity=high', 'sa:t1:seg:refunded=true')]
-    >>> plan(parse("lead_points >= 10 and activity = high"), cat, "t1").explain()
-    'ZINTERSTORE(num:lead_points, seg:activity=high) WEIGHTS 1 0 -> keep [10, +inf]'
+    >>> for step in p.steps: print(step)
+    ('BITOP', 'AND', 'sa:t1:tmp:q:1', 'sa:t1:seg:activity=high', 'sa:t1:seg:refunded=true')
+    ('BITOP', 'XOR', 'sa:t1:tmp:q:2', 'sa:t1:seg:activity=high', 'sa:t1:tmp:q:1')
+    >>> plan(parse("lead_points >= 10 and activity = high"), cat, "t1",
+    ...      edges={"sa:t1:num:lead_points": [0, 10, 100]}).explain()
+    'AND(OR(nb:lead_points:2, nb:lead_points:3) = num:lead_points[10, +inf], seg:activity=high)'
     >>> parse("activity = ")
     Traceback (most recent call last):
     ...
@@ -373,7 +374,10 @@ class Diff:
 
 EMPTY = Empty()
 USERS = "@users"
-MAX_BRANCHES = 16   # an intersection is distributed over unions up to this many branches
+MAX_BRANCHES = 1
+"""An intersection is distributed over unions up to this many branches: 1, never (a bitmap
+``AND(OR(a, b), d)`` is two operators, ``OR(AND(a, d), AND(b, d))`` three; with sets it saved
+copying the union)."""
 
 
 def _num_text(x: float) -> str:
@@ -595,8 +599,8 @@ class Plan:
     """Commands computing a segment into ``result`` (None: the segment is empty).
 
     ``steps`` store into temporary keys (listed in ``temps``; each gets ``PEXPIRE`` from the
-    runner); ``root`` is the simplified set-algebra tree, ``z`` whether ``result`` is a
-    sorted set.
+    runner); ``root`` is the simplified set-algebra tree. Every result is a bitmap over the
+    tenant's integer user ids (``z`` stays False; kept for the cursor format).
     """
 
     tenant: str
@@ -619,17 +623,8 @@ class Plan:
 
     def size_command(self) -> Command | None:
         """A single command giving the size without running ``steps``, when one exists."""
-        if isinstance(self.root, Key):
-            return ("ZCARD" if self.root.z else "SCARD", self.root.name)
-        if isinstance(self.root, Range):
-            return ("ZCOUNT", self.root.zkey, self.root.lo, self.root.hi)
-        return None
-
-    def intercard_keys(self) -> list[str] | None:
-        """Keys of a root intersection of plain sets (answerable by ``SINTERCARD``)."""
-        if isinstance(self.root, Inter) and all(
-                isinstance(i, Key) and not i.z for i in self.root.items):
-            return [i.name for i in self.root.items]
+        if isinstance(self.root, Key) and not self.root.z:
+            return ("BITCOUNT", self.root.name)
         return None
 
 
@@ -662,73 +657,124 @@ def leaves(node: Any) -> set[Any]:
     return set()
 
 
+RANGE_SCRIPT = """
+local m = redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[1], ARGV[2])
+for i = 1, #m do redis.call('SETBIT', KEYS[2], m[i], 1) end
+redis.call('PEXPIRE', KEYS[2], ARGV[3])
+return #m
+"""
+"""KEYS: sorted set (members: integer ids), destination bitmap; ARGV: min, max, expiry ms.
+Sets the bit of every member with a score in [min, max] (only for the part of a range that
+does not cover a whole bucket)."""
+
+INF = math.inf
+
+
+def _edge_text(x: float) -> str:
+    return _num_text(x)
+
+
+def bucket_parts(r: Range, edges: list[float]) -> tuple[list[int], list[tuple[str, str]]]:
+    """How a numeric range is read: the buckets it covers whole (their bitmaps are OR-ed) and
+    the (min, max) score bounds of the parts of partly covered buckets (read from the sorted
+    set). Bucket 0 is ``< edges[0]``, bucket ``i`` is ``[edges[i-1], edges[i])``.
+
+    >>> bucket_parts(Range("z", "1", "+inf"), [0, 1, 5])
+    ([2, 3], [])
+    >>> bucket_parts(Range("z", "(1", "+inf"), [0, 1, 5])
+    ([3], [('(1', '(5')])
+    >>> bucket_parts(Range("z", "-inf", "(0"), [0, 1, 5])
+    ([0], [])
+    >>> bucket_parts(Range("z", "2.5", "2.5"), [0, 1, 5])
+    ([], [('2.5', '2.5')])
+    """
+    lo, lox = _bound(r.lo)
+    hi, hix = _bound(r.hi)
+    bounds = [-INF, *edges, INF]
+    whole: list[int] = []
+    parts: list[tuple[str, str]] = []
+    for i in range(len(bounds) - 1):
+        a, b = bounds[i], bounds[i + 1]          # bucket [a, b)
+        if not (lo < b and (hi > a if hix else hi >= a)):
+            continue                             # no overlap
+        lo_in = lo < a or (lo == a and not lox) or a == -INF and lo == -INF
+        hi_in = hi >= b
+        if lo_in and hi_in:
+            whole.append(i)
+            continue
+        plo = r.lo if not lo_in else (_edge_text(a) if a != -INF else "-inf")
+        phi = r.hi if not hi_in else (f"({_edge_text(b)}" if b != INF else "+inf")
+        parts.append((plo, phi))
+    return whole, parts
+
+
 class _Compiler:
-    def __init__(self, p: Plan, qid: str, sizes: dict[Any, int] | None = None) -> None:
+    """Set algebra -> ``BITOP`` steps over the tenant's bitmaps (temporaries ``tmp:{qid}:n``).
+
+    ``A AND B`` is ``BITOP AND``, ``A OR B`` ``BITOP OR``; ``B AND NOT M`` is
+    ``B XOR (B AND M)`` (``BITOP NOT`` would also flip the padding past the shorter key);
+    a numeric range is the OR of the bucket bitmaps it covers plus, for a partly covered
+    bucket, the members read from the sorted set by :data:`RANGE_SCRIPT`.
+    """
+
+    def __init__(self, p: Plan, qid: str, edges: dict[str, list[float]] | None = None,
+                 ttl_ms: int = 30_000) -> None:
         self.p = p
         self.qid = qid
-        self.sizes = sizes or {}
+        self.edges = edges or {}
+        self.ttl_ms = ttl_ms
 
     def tmp(self) -> str:
         k = f"{keys.PREFIX}:{self.p.tenant}:tmp:{self.qid}:{len(self.p.temps) + 1}"
         self.p.temps.append(k)
         return k
 
-    def emit(self, n: Any) -> tuple[str, bool]:
+    def bitop(self, op: str, names: list[str], text: str) -> str:
+        dst = self.tmp()
+        self.p.steps.append(("BITOP", op, dst, *names))
+        self.p._text[dst] = text
+        return dst
+
+    def emit(self, n: Any) -> str:
         p = self.p
-        if isinstance(n, Key):
-            return n.name, n.z
+        if isinstance(n, Key) and not n.z:
+            return n.name
+        if isinstance(n, Key):  # tag:<numeric>: every bucket
+            return self.emit(Range(n.name, "-inf", "+inf"))
         if isinstance(n, Range):
-            dst = self.tmp()
-            p.steps.append(("ZRANGESTORE", dst, n.zkey, n.lo, n.hi, "BYSCORE"))
-            p._text[dst] = f"{p._short(n.zkey)}[{n.lo}, {n.hi}]"
-            return dst, True
-        if isinstance(n, Inter):
-            ranges = [i for i in n.items if isinstance(i, Range)]
-            if ranges:
-                r, others = ranges[0], [i for i in n.items if i is not ranges[0]]
-                if estimate(r, self.sizes) < estimate(Inter(tuple(others)), self.sizes):
-                    # a selective range: copy the range, intersect the rest with it
-                    return self.nary((r, *others), "SINTERSTORE", "ZINTERSTORE")
-                return self.fused(r, others)
-            return self.nary(n.items, "SINTERSTORE", "ZINTERSTORE")
-        if isinstance(n, Union):
-            return self.nary(n.items, "SUNIONSTORE", "ZUNIONSTORE")
+            tag = n.zkey.rsplit(":num:", 1)[-1]
+            whole, parts = bucket_parts(n, self.edges.get(n.zkey, []))
+            names = [keys.bucket_key(p.tenant, tag, i) for i in whole]
+            for lo, hi in parts:
+                dst = self.tmp()
+                p.steps.append(("EVAL", RANGE_SCRIPT, 2, n.zkey, dst, lo, hi, self.ttl_ms))
+                p._text[dst] = f"{p._short(n.zkey)}[{lo}, {hi}]"
+                names.append(dst)
+            text = f"{p._short(n.zkey)}[{n.lo}, {n.hi}]"
+            if len(names) == 1:
+                if names[0] in p.temps:
+                    p._text[names[0]] = text
+                return names[0]
+            if not names:
+                dst = self.tmp()
+                p.steps.append(("SET", dst, b""))
+                p._text[dst] = text
+                return dst
+            return self.bitop("OR", names, f"OR({', '.join(map(p._short, names))}) = {text}")
+        if isinstance(n, Inter | Union):
+            op = "AND" if isinstance(n, Inter) else "OR"
+            names = [self.emit(i) for i in n.items]
+            inner = ", ".join(p._text.get(x, p._short(x)) for x in names)
+            return self.bitop(op, names, f"{op}({inner})")
         if isinstance(n, Diff):
-            return self.nary((n.base, *n.minus), "SDIFFSTORE", "ZDIFFSTORE", sep=" - ")
+            base = self.emit(n.base)
+            ms = [self.emit(i) for i in n.minus]
+            inner = ", ".join(p._text.get(x, p._short(x)) for x in ms)
+            m = ms[0] if len(ms) == 1 else self.bitop("OR", ms, f"OR({inner})")
+            both = self.bitop("AND", [base, m], "")
+            btext = p._text.get(base, p._short(base))
+            return self.bitop("XOR", [base, both], f"{btext} - {inner}")
         raise SegmentError(f"cannot compile {n!r}")  # pragma: no cover
-
-    def nary(self, items: tuple[Any, ...], s_cmd: str, z_cmd: str,
-             sep: str = ", ") -> tuple[str, bool]:
-        refs = [self.emit(i) for i in items]
-        names = [r for r, _ in refs]
-        z = any(isz for _, isz in refs)
-        dst = self.tmp()
-        if z:
-            self.p.steps.append((z_cmd, dst, len(names), *names))
-        else:
-            self.p.steps.append((s_cmd, dst, *names))
-        inner = sep.join(self.p._text.get(r, self.p._short(r)) for r in names)
-        self.p._text[dst] = f"{z_cmd if z else s_cmd}({inner})"
-        return dst, z
-
-    def fused(self, r: Range, others: list[Any]) -> tuple[str, bool]:
-        refs = [self.emit(i) for i in others]
-        names = [r.zkey] + [x for x, _ in refs]
-        dst = self.tmp()
-        weights = ["1"] + ["0"] * len(refs)
-        self.p.steps.append(("ZINTERSTORE", dst, len(names), *names, "WEIGHTS", *weights))
-        if r.lo != "-inf":
-            hi = r.lo[1:] if r.lo.startswith("(") else f"({r.lo}"
-            self.p.steps.append(("ZREMRANGEBYSCORE", dst, "-inf", hi))
-        if r.hi != "+inf":
-            lo = r.hi[1:] if r.hi.startswith("(") else f"({r.hi}"
-            self.p.steps.append(("ZREMRANGEBYSCORE", dst, lo, "+inf"))
-        inner = ", ".join(self.p._text.get(x, self.p._short(x)) for x in names)
-        lo_b = "(" if r.lo.startswith("(") else "["
-        hi_b = ")" if r.hi.startswith("(") else "]"
-        keep = f"{lo_b}{r.lo.lstrip('(')}, {r.hi.lstrip('(')}{hi_b}"
-        self.p._text[dst] = f"ZINTERSTORE({inner}) WEIGHTS 1 {' '.join(weights[1:])} -> keep {keep}"
-        return dst, True
 
 
 def lower(ast: Any, catalog: Catalog, tenant: str,
@@ -739,16 +785,16 @@ def lower(ast: Any, catalog: Catalog, tenant: str,
 
 def plan(ast: Any, catalog: Catalog, tenant: str, *, qid: str = "0",
          found_values: dict[str, list[Any]] | None = None,
-         sizes: dict[Any, int] | None = None) -> Plan:
+         edges: dict[str, list[float]] | None = None) -> Plan:
     """Compile an AST into Redis commands over ``tenant``'s keys.
 
     ``found_values`` gives, for text/set tags (see :func:`tags_needing_values`), the values
-    present in Redis; ``qid`` names the temporary keys (unique per query); ``sizes`` (leaf
-    node -> cardinality, see :func:`leaves`) lets a selective numeric range be copied first
-    instead of fused.
+    present in Redis; ``qid`` names the temporary keys (unique per query); ``edges`` (sorted
+    set key -> the numeric tag's bucket edges, see :func:`bucket_parts`) says which ranges
+    are whole bucket bitmaps.
     """
     return compile_node(lower(ast, catalog, tenant, found_values), tenant, qid=qid,
-                        sizes=sizes)
+                        edges=edges)
 
 
 def intersect(items: list[Any]) -> Any:
@@ -762,12 +808,12 @@ def unite(items: list[Any]) -> Any:
 
 
 def compile_node(root: Any, tenant: str, *, qid: str = "0",
-                 sizes: dict[Any, int] | None = None) -> Plan:
+                 edges: dict[str, list[float]] | None = None, ttl_ms: int = 30_000) -> Plan:
     """The commands computing one set-algebra node (see :func:`plan`)."""
     p = Plan(tenant=tenant, root=root)
     if isinstance(root, Empty):
         return p
-    p.result, p.z = _Compiler(p, qid, sizes).emit(root)
+    p.result = _Compiler(p, qid, edges, ttl_ms).emit(root)
     return p
 
 

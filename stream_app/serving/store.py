@@ -26,7 +26,8 @@ class ProfileStore:
     def profile(self, tenant: str, uid: str) -> dict[str, Any]:
         """All fields of the user's hash, decoded (``tag:x`` -> value)."""
         raw = self.r.hgetall(keys.user_key(tenant, uid))
-        return {k.decode(): orjson.loads(v) for k, v in raw.items()}
+        return {k.decode(): orjson.loads(v) for k, v in raw.items()
+                if k.decode() != keys.ID_FIELD}
 
     def tags(self, tenant: str, uid: str) -> dict[str, Any]:
         return {k[4:]: v for k, v in self.profile(tenant, uid).items() if k.startswith("tag:")}
@@ -40,7 +41,23 @@ class ProfileStore:
                 for x in self.r.lrange(keys.timeline_key(tenant, uid), 0, limit - 1)]
 
     def segment(self, tenant: str, tag_id: str, value: Any) -> set[str]:
-        return {m.decode() for m in self.r.smembers(keys.seg_key(tenant, tag_id, value))}
+        """User ids in the bitmap of one tag value."""
+        from stream_app.serving.segment_runner import bit_positions  # noqa: PLC0415
+
+        ids = bit_positions(self.r.get(keys.seg_key(tenant, tag_id, value)) or b"")
+        return set(self.user_ids(tenant, ids))
+
+    def user_ids(self, tenant: str, ids: list[int]) -> list[str]:
+        """User ids of integer ids (forgotten ones are skipped)."""
+        pipe = self.r.pipeline(transaction=False)
+        for n in ids:
+            pipe.hget(keys.ids_key(tenant, n), n % keys.IDS_PER_HASH)
+        return [v.decode() for v in pipe.execute() if v is not None] if ids else []
+
+    def user_id_number(self, tenant: str, uid: str) -> int | None:
+        """The user's integer id (its bit in the segment bitmaps), if it has one."""
+        raw = self.r.hget(keys.user_key(tenant, uid), keys.ID_FIELD)
+        return int(raw) if raw is not None else None
 
     def exists(self, tenant: str, uid: str) -> bool:
         return bool(self.r.exists(keys.user_key(tenant, uid)))

@@ -1,5 +1,8 @@
-"""Shared data of the serving unit tests: a small rule set, random users, a fakeredis filled
-through the projection's own operations, and a reference evaluator of segment expressions."""
+"""Shared data of the serving unit tests: a small rule set, random users, a Redis filled
+through the projection's own operations, and a reference evaluator of segment expressions.
+
+Async clients are bound to one event loop: every test runs its coroutines with :func:`run`
+(on :data:`LOOP`)."""
 
 from __future__ import annotations
 
@@ -37,6 +40,14 @@ tags:
 ENUMS = {"activity": ["high", "low", "churned"], "lifecycle": ["growth", "mature", "novice"]}
 CHANNELS = ["douyin", "bilibili", "baidu sem", "北京地推"]
 CATEGORIES = ["java", "python", "pmp"]
+
+
+LOOP = asyncio.new_event_loop()
+
+
+def run(coro: Any) -> Any:
+    """Run a coroutine on the shared loop of the serving tests."""
+    return LOOP.run_until_complete(coro)
 
 
 def ruleset():
@@ -92,7 +103,7 @@ def fill(redis: Any, tenant: str, users: dict[str, dict[str, Any]]) -> None:
             _apply(pipe, op)
         await pipe.execute()
 
-    asyncio.run(go())
+    run(go())
 
 
 # -- reference evaluator: the meaning of an expression, user by user -----------------------

@@ -1,13 +1,13 @@
-"""The API over fakeredis: authentication, tenants, errors, export paging."""
+"""The API over a real Redis: authentication, tenants, errors, export paging."""
 
 from __future__ import annotations
 
 import csv
 import io
 
-import fakeredis
 import orjson
 import pytest
+import redis.asyncio as aioredis
 from fastapi.testclient import TestClient
 
 from stream_app.config import Settings
@@ -16,18 +16,21 @@ from stream_app.serving.api import create_app
 from stream_app.serving.auth import TokenAuth, load_tenant_tokens
 from stream_app.serving.segments import parse
 from tests.unit.serving import fixtures
+from tests.unit.serving.conftest import fresh_client
 
 ADMIN = {"Authorization": "Bearer admin-secret"}
 A_TOKEN = {"Authorization": "Bearer token-a"}
 
 
 @pytest.fixture(scope="module")
-def world(ruleset):
-    fake = fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer())
+def world(ruleset, redis_url):
+    fake = fresh_client(redis_url)
     users_a = fixtures.random_users(seed=1, n=80, prefix="a")
     users_b = fixtures.random_users(seed=2, n=50, prefix="b")
     fixtures.fill(fake, "tenant-a", users_a)
     fixtures.fill(fake, "tenant-b", users_b)
+    fake = aioredis.Redis.from_url(fake.get_connection_kwargs() and  # same db, fresh pool
+                                   f"{redis_url}/{fake.get_connection_kwargs()['db']}")
     app = create_app(Settings(api_token="admin-secret"), redis=fake, ruleset=ruleset,
                      tenant_tokens={"tenant-a": ["token-a"]})
     with TestClient(app) as client:
@@ -183,9 +186,9 @@ def test_redis_down_is_503_and_not_ready(ruleset):
         assert r.status_code == 503 and "Redis unavailable" in r.json()["detail"]
 
 
-def test_tenant_tokens_from_the_token_setting(ruleset):
+def test_tenant_tokens_from_the_token_setting(ruleset, redis_url):
     app = create_app(Settings(api_token="acme=tok-acme-1, master-key"),
-                     redis=fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer()),
+                     redis=aioredis.Redis.from_url(f"{redis_url}/15"),
                      ruleset=ruleset)
     q = {"expr": "tag:activity"}
     with TestClient(app) as c:

@@ -1,26 +1,23 @@
-"""Segment queries executed on fakeredis filled through the projection's operations."""
+"""Segment queries executed on a real Redis filled through the projection's operations."""
 
 from __future__ import annotations
 
-import asyncio
 import random
 
-import fakeredis
 import pytest
 
 from stream_app.serving.segment_runner import CursorError, SegmentRunner, encode_cursor
 from stream_app.serving.segments import parse
 from tests.unit.serving import fixtures
+from tests.unit.serving.conftest import fresh_client
 
-
-def run(coro):
-    return asyncio.run(coro)
+run = fixtures.run
 
 
 @pytest.fixture(scope="module")
-def data(catalog):
-    """One filled fakeredis for the module (read-only tests)."""
-    fake = fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer())
+def data(catalog, redis_url):
+    """One filled Redis database for the module (read-only tests)."""
+    fake = fresh_client(redis_url)
     users = fixtures.random_users(seed=7, n=240)
     fixtures.fill(fake, "t", users)
     fixtures.fill(fake, "other", fixtures.random_users(seed=8, n=60, prefix="o"))
@@ -113,7 +110,7 @@ def test_cursor_is_checked(fake, catalog):
         run(runner.page("t", "tag:activity", "bm90LWEtY3Vyc29y", limit=5))
     with pytest.raises(CursorError, match="expired"):  # another tenant has no such snapshot
         run(runner.page("other", "tag:activity", page.next_cursor, limit=5))
-    run(fake.flushall())
+    run(fake.flushdb())
     with pytest.raises(CursorError, match="expired"):
         run(runner.page("t", "tag:activity", page.next_cursor, limit=5))
     forged = encode_cursor("../../x", 0, 0, "b")

@@ -84,71 +84,72 @@ def test_values_are_checked_against_the_tag_kind(catalog, text, message):
 
 def test_and_not_becomes_a_difference_without_the_user_set(catalog):
     p = plan(parse("activity = high AND NOT tag:refunded"), catalog, "t", qid="q")
-    assert p.steps == [("SDIFFSTORE", "sa:t:tmp:q:1", "sa:t:seg:activity=high",
-                        "sa:t:seg:refunded=true")]
-    assert p.result == "sa:t:tmp:q:1" and p.temps == ["sa:t:tmp:q:1"]
-
-
-def test_bare_not_uses_the_tenant_user_set(catalog):
-    p = plan(parse("NOT refunded = true"), catalog, "acme", qid="q")
-    assert p.steps == [("SDIFFSTORE", "sa:acme:tmp:q:1", "sa:acme:users",
-                        "sa:acme:seg:refunded=true")]
-
-
-def test_in_is_a_union_and_an_intersection_is_distributed_over_it(catalog):
-    assert plan(parse("lifecycle IN (growth, mature)"), catalog, "t", qid="q").steps == [
-        ("SUNIONSTORE", "sa:t:tmp:q:1", "sa:t:seg:lifecycle=growth", "sa:t:seg:lifecycle=mature")]
-    p = plan(parse("lifecycle IN (growth, mature) AND activity = high"), catalog, "t", qid="q")
     assert p.steps == [
-        ("SINTERSTORE", "sa:t:tmp:q:1", "sa:t:seg:activity=high", "sa:t:seg:lifecycle=growth"),
-        ("SINTERSTORE", "sa:t:tmp:q:2", "sa:t:seg:activity=high", "sa:t:seg:lifecycle=mature"),
-        ("SUNIONSTORE", "sa:t:tmp:q:3", "sa:t:tmp:q:1", "sa:t:tmp:q:2")]
-    assert p.explain() == ("SUNIONSTORE(SINTERSTORE(seg:activity=high, seg:lifecycle=growth), "
-                           "SINTERSTORE(seg:activity=high, seg:lifecycle=mature))")
+        ("BITOP", "AND", "sa:t:tmp:q:1", "sa:t:seg:activity=high", "sa:t:seg:refunded=true"),
+        ("BITOP", "XOR", "sa:t:tmp:q:2", "sa:t:seg:activity=high", "sa:t:tmp:q:1")]
+    assert p.result == "sa:t:tmp:q:2" and p.temps == ["sa:t:tmp:q:1", "sa:t:tmp:q:2"]
 
 
-def test_distribution_stops_at_the_branch_limit(catalog):
-    p = plan(parse("activity IN (high, low, churned) AND lifecycle IN (growth, mature, novice)"
-                   " AND first_channel IN (a, b)"), catalog, "t", qid="q")
-    assert [s[0] for s in p.steps] == ["SUNIONSTORE"] * 3 + ["SINTERSTORE"]  # 18 > 16
-    p = plan(parse("activity IN (high, low) AND lifecycle IN (growth, mature)"), catalog, "t")
-    assert [s[0] for s in p.steps].count("SINTERSTORE") == 4
+def test_bare_not_uses_the_tenant_user_bitmap(catalog):
+    p = plan(parse("NOT refunded = true"), catalog, "acme", qid="q")
+    assert p.steps[0] == ("BITOP", "AND", "sa:acme:tmp:q:1", "sa:acme:users",
+                          "sa:acme:seg:refunded=true")
+    assert p.steps[1] == ("BITOP", "XOR", "sa:acme:tmp:q:2", "sa:acme:users", "sa:acme:tmp:q:1")
+
+
+def test_in_is_a_union_and_an_intersection_is_not_distributed_over_it(catalog):
+    assert plan(parse("lifecycle IN (growth, mature)"), catalog, "t", qid="q").steps == [
+        ("BITOP", "OR", "sa:t:tmp:q:1", "sa:t:seg:lifecycle=growth", "sa:t:seg:lifecycle=mature")]
+    p = plan(parse("lifecycle IN (growth, mature) AND activity = high"), catalog, "t", qid="q")
+    assert [s[:2] for s in p.steps] == [("BITOP", "OR"), ("BITOP", "AND")]
+    assert p.explain() == "AND(OR(seg:lifecycle=growth, seg:lifecycle=mature), seg:activity=high)"
 
 
 def test_not_equal_is_the_union_of_the_other_values(catalog):
     p = plan(parse("activity != high"), catalog, "t", qid="q")
-    assert p.steps == [("SUNIONSTORE", "sa:t:tmp:q:1", "sa:t:seg:activity=low",
+    assert p.steps == [("BITOP", "OR", "sa:t:tmp:q:1", "sa:t:seg:activity=low",
                         "sa:t:seg:activity=churned")]
     assert plan(parse("at_risk != true"), catalog, "t").size_command() == (
-        "SCARD", "sa:t:seg:at_risk=false")
+        "BITCOUNT", "sa:t:seg:at_risk=false")
 
 
-def test_numeric_ranges_merge_and_fuse_into_the_intersection(catalog):
-    p = plan(parse("lead_points > 3 AND lead_points <= 10 AND activity = high"), catalog, "t",
-             qid="q")
+EDGES = {"sa:t:num:lead_points": [0.0, 1.0, 5.0, 10.0]}
+
+
+def test_ranges_on_bucket_edges_are_bucket_bitmaps(catalog):
+    p = plan(parse("lead_points >= 1 AND lead_points < 10 AND activity = high"), catalog, "t",
+             qid="q", edges=EDGES)
     assert p.steps == [
-        ("ZINTERSTORE", "sa:t:tmp:q:1", 2, "sa:t:num:lead_points", "sa:t:seg:activity=high",
-         "WEIGHTS", "1", "0"),
-        ("ZREMRANGEBYSCORE", "sa:t:tmp:q:1", "-inf", "3"),
-        ("ZREMRANGEBYSCORE", "sa:t:tmp:q:1", "(10", "+inf")]
-    assert p.z and p.explain().endswith("keep (3, 10]")
+        ("BITOP", "OR", "sa:t:tmp:q:1", "sa:t:nb:lead_points:2", "sa:t:nb:lead_points:3"),
+        ("BITOP", "AND", "sa:t:tmp:q:2", "sa:t:tmp:q:1", "sa:t:seg:activity=high")]
+    one = plan(parse("lead_points >= 10"), catalog, "t", edges=EDGES)
+    assert one.steps == [] and one.size_command() is None and one.result == "sa:t:nb:lead_points:4"
+
+
+def test_a_partly_covered_bucket_is_read_from_the_sorted_set(catalog):
+    from stream_app.serving.segments import RANGE_SCRIPT
+
+    p = plan(parse("lead_points > 3"), catalog, "t", qid="q", edges=EDGES)
+    assert p.steps[0] == ("EVAL", RANGE_SCRIPT, 2, "sa:t:num:lead_points", "sa:t:tmp:q:1",
+                          "(3", "(5", 30_000)
+    assert p.steps[1] == ("BITOP", "OR", "sa:t:tmp:q:2", "sa:t:nb:lead_points:3",
+                          "sa:t:nb:lead_points:4", "sa:t:tmp:q:1")
+    nothing_known = plan(parse("lead_points > 3"), catalog, "t", qid="q")  # no edges in Redis
+    assert [s[0] for s in nothing_known.steps] == ["EVAL"]
+    assert nothing_known.steps[0][5:7] == ("(3", "+inf")
 
 
 def test_disjoint_ranges_are_empty(catalog):
     assert plan(parse("lead_points > 3 AND lead_points < 3"), catalog, "t").result is None
-    assert plan(parse("lead_points >= 3 AND lead_points <= 3"), catalog, "t").size_command() == (
-        "ZCOUNT", "sa:t:num:lead_points", "3", "3")
+    p = plan(parse("lead_points >= 3 AND lead_points <= 3"), catalog, "t", edges=EDGES)
+    assert p.steps[0][5:7] == ("3", "3")
 
 
-def test_lone_range_and_plain_key_have_single_command_sizes(catalog):
-    p = plan(parse("lead_points < 2.5"), catalog, "t")
-    assert p.size_command() == ("ZCOUNT", "sa:t:num:lead_points", "-inf", "(2.5")
-    assert plan(parse("tag:lead_points"), catalog, "t").size_command() == (
-        "ZCARD", "sa:t:num:lead_points")
+def test_plain_keys_have_single_command_sizes(catalog):
     assert plan(parse("activity = low"), catalog, "t").size_command() == (
-        "SCARD", "sa:t:seg:activity=low")
+        "BITCOUNT", "sa:t:seg:activity=low")
     both = plan(parse("activity = low AND refunded = true"), catalog, "t")
-    assert both.intercard_keys() == ["sa:t:seg:activity=low", "sa:t:seg:refunded=true"]
+    assert both.size_command() is None and len(both.steps) == 1
 
 
 def test_contradictions_and_tautologies_simplify(catalog):
@@ -162,7 +163,7 @@ def test_contradictions_and_tautologies_simplify(catalog):
 def test_set_tags_match_every_stored_combination_containing_the_value(catalog):
     p = plan(parse("categories_bought = java"), catalog, "t", qid="q", found_values={
         "categories_bought": [["java"], ["java", "pmp"], ["pmp"]]})
-    assert p.steps == [("SUNIONSTORE", "sa:t:tmp:q:1", "sa:t:seg:categories_bought=[\"java\"]",
+    assert p.steps == [("BITOP", "OR", "sa:t:tmp:q:1", "sa:t:seg:categories_bought=[\"java\"]",
                         'sa:t:seg:categories_bought=["java","pmp"]')]
 
 
@@ -178,29 +179,7 @@ def test_value_lists_of_one_tag_intersect_without_redis_work(catalog):
     found = {"first_channel": ["a", "b", "douyin"]}
     p = plan(parse("tag:first_channel AND first_channel != douyin"), catalog, "t",
              found_values=found)
-    assert p.explain() == "SUNIONSTORE(seg:first_channel=a, seg:first_channel=b)"
+    assert p.explain() == "OR(seg:first_channel=a, seg:first_channel=b)"
     p = plan(parse("activity IN (high, low) AND activity IN (low, churned)"), catalog, "t")
-    assert p.steps == [] and p.size_command() == ("SCARD", "sa:t:seg:activity=low")
+    assert p.steps == [] and p.size_command() == ("BITCOUNT", "sa:t:seg:activity=low")
     assert plan(parse("activity = high AND activity = low"), catalog, "t").result is None
-
-
-def test_ranges_are_not_distributed_over_unions(catalog):
-    p = plan(parse("lead_points >= 20 AND lifecycle IN (growth, mature)"), catalog, "t")
-    assert [s[0] for s in p.steps] == ["SUNIONSTORE", "ZINTERSTORE", "ZREMRANGEBYSCORE"]
-
-
-def test_a_selective_range_is_copied_first_when_sizes_are_known(catalog):
-    from stream_app.serving.segments import Key, Range, lower
-
-    root = lower(parse("lead_points >= 50 AND activity = high"), catalog, "t")
-    rng = Range("sa:t:num:lead_points", "50", "+inf")
-    high = Key("sa:t:seg:activity=high")
-    small = plan(parse("lead_points >= 50 AND activity = high"), catalog, "t", qid="q",
-                 sizes={rng: 10, high: 1000})
-    assert [s[0] for s in small.steps] == ["ZRANGESTORE", "ZINTERSTORE"]
-    assert small.steps[1][:5] == ("ZINTERSTORE", "sa:t:tmp:q:2", 2, "sa:t:tmp:q:1",
-                                  "sa:t:seg:activity=high")
-    big = plan(parse("lead_points >= 50 AND activity = high"), catalog, "t",
-               sizes={rng: 5000, high: 1000})
-    assert [s[0] for s in big.steps] == ["ZINTERSTORE", "ZREMRANGEBYSCORE"]
-    assert root.items == (rng, high) or set(root.items) == {rng, high}

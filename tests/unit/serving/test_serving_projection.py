@@ -1,15 +1,15 @@
 """The live projection writer (merged per-event writes, LRU skips, score fields on change),
 the compact why/timeline layout, and the segment runner's size cache, small first pages and
-range-and-set counts (fakeredis)."""
+bitmap layout (integer ids, forget, lean storage) against a real redis-server."""
 
 from __future__ import annotations
 
-import asyncio
 import random
 from typing import Any
 
-import fakeredis
 import orjson
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from stream_app.serving import keys, reader
 from stream_app.serving.projection import (
@@ -23,10 +23,9 @@ from stream_app.serving.projection import (
 from stream_app.serving.segment_runner import SegmentRunner
 from stream_app.serving.segments import parse
 from tests.unit.serving import fixtures
+from tests.unit.serving.conftest import fresh_client
 
-
-def run(coro: Any) -> Any:
-    return asyncio.run(coro)
+run = fixtures.run
 
 
 def _write(r: Any, ops: list[tuple]) -> None:
@@ -92,9 +91,9 @@ def _events(seed: int, users: int = 40, steps: int = 6) -> list[tuple[list[dict]
     return out
 
 
-def test_merged_event_writes_leave_the_same_redis_as_one_change_at_a_time():
-    a = fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer())
-    b = fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer())
+def test_merged_event_writes_leave_the_same_redis_as_one_change_at_a_time(redis_url):
+    a = fresh_client(redis_url)
+    b = fresh_client(redis_url)
     seen = Seen(1000)
     merged = single = changes = 0
     for chs, why in _events(seed=3):
@@ -152,8 +151,8 @@ def test_set_fields_writes_only_changed_fields():
     assert len(proj.pending[-1][2]) == 2
 
 
-def test_why_and_timeline_are_compact_and_read_back_whole():
-    r = fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer())
+def test_why_and_timeline_are_compact_and_read_back_whole(redis_url):
+    r = fresh_client(redis_url)
     big = {f"count(x{i})": i for i in range(20)}
     chs = [{"user_id": "u1", "tenant": "t", "tag_id": tag, "old": None, "new": "v",
             "seq": i, "ts": i, "trigger": "e1", "event_id": "u1:1", "family": "f",
@@ -177,8 +176,8 @@ def test_why_and_timeline_are_compact_and_read_back_whole():
     assert all(set(c) <= set(keys.TIMELINE_FIELDS) for c in tl)
 
 
-def test_size_cache_serves_a_recent_size_and_expires(catalog):
-    r = fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer())
+def test_size_cache_serves_a_recent_size_and_expires(catalog, redis_url):
+    r = fresh_client(redis_url)
     users = fixtures.random_users(seed=5, n=60)
     fixtures.fill(r, "t", users)
     expr = "activity = high AND lifecycle = growth"
@@ -204,8 +203,8 @@ def _snapshots(r: Any) -> list[bytes]:
     return run(go())
 
 
-def test_small_first_pages_need_no_snapshot(catalog):
-    r = fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer())
+def test_small_first_pages_need_no_snapshot(catalog, redis_url):
+    r = fresh_client(redis_url)
     users = fixtures.random_users(seed=9, n=120)
     fixtures.fill(r, "t", users)
     runner = SegmentRunner(r, catalog, size_cache_s=0)
@@ -223,36 +222,82 @@ def test_small_first_pages_need_no_snapshot(catalog):
             assert not _snapshots(r), expr  # deleted after the last page
 
 
-def test_range_and_set_sizes_by_zintercard_match_the_reference(catalog):
-    r = fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer())
-    users = fixtures.random_users(seed=11, n=300)
+def test_numeric_bucket_edges_come_from_redis_once_written(catalog, redis_url, monkeypatch):
+    from stream_app.serving import projection
+
+    r = fresh_client(redis_url)
+    monkeypatch.setattr(projection, "num_edges", lambda: "2,8")
+    users = fixtures.random_users(seed=11, n=200)
     fixtures.fill(r, "t", users)
+    monkeypatch.setattr(projection, "num_edges", lambda: "1,3")  # ignored: edges are kept
+    fixtures.fill(r, "t", fixtures.random_users(seed=12, n=50, prefix="x"))
+    users.update(fixtures.random_users(seed=12, n=50, prefix="x"))
+    assert run(r.get(keys.edges_key("t", "lead_points"))) == b"2,8"
     runner = SegmentRunner(r, catalog, size_cache_s=0)
-    calls: list[int] = []
-    orig = runner._range_intercard
-
-    async def spy(node: Any, tenant: str) -> int:
-        n = await orig(node, tenant)
-        calls.append(n)
-        return n
-
-    runner._range_intercard = spy
-    # narrow ranges (copy the inside) and wide ones (everything minus the outside)
-    for expr in ("lead_points >= 13 AND activity = high", "lead_points > 0 AND activity = low",
-                 "lead_points < 3 AND lifecycle = growth AND tag:refunded",
-                 "lead_points >= 1 AND lead_points <= 8 AND refunded = true",
-                 "lead_points > 100 AND activity = high"):
+    for expr in ("lead_points >= 8 AND activity = high", "lead_points > 0 AND activity = low",
+                 "lead_points < 2", "lead_points >= 2 AND lead_points < 8", "tag:lead_points",
+                 "lead_points = 2.5", "lead_points > 100 AND activity = high"):
         want = fixtures.reference(users, parse(expr))
         assert run(runner.size("t", expr)) == len(want), expr
-    assert len(calls) == 5 and any(calls)
+        assert run(runner.members("t", expr)) == want, expr
     assert not _snapshots(r)
 
 
-def test_forget_ops_still_remove_the_compact_keys():
-    r = fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer())
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 10_000), n=st.integers(0, 40),
+       exprs=st.lists(st.integers(0, 10_000), min_size=1, max_size=5))
+def test_property_bitmap_segments_equal_the_reference_sets(catalog, redis_url, seed, n, exprs):
+    """Any users (random values, written through the projection's operations with earlier
+    values first) and any expression: the bitmap answer is the reference set evaluation."""
+    r = fresh_client(redis_url)
+    users = fixtures.random_users(seed=seed, n=n)
+    fixtures.fill(r, "t", users)
+    runner = SegmentRunner(r, catalog, size_cache_s=0)
+    for e in exprs:
+        expr = fixtures.random_expr(random.Random(e))
+        want = fixtures.reference(users, parse(expr))
+        assert run(runner.members("t", expr)) == want, expr
+        assert run(runner.size("t", expr)) == len(want), expr
+    run(r.aclose())
+
+
+def test_forget_ops_still_remove_the_compact_keys(redis_url):
+    r = fresh_client(redis_url)
     ch = {"user_id": "u1", "tenant": "t", "tag_id": "activity", "old": None, "new": "low",
           "seq": 1}
     _write(r, event_ops([ch], {"activity": {"rule": "activity"}}, Seen(5)))
+    assert run(r.getbit(keys.users_key("t"), 0)) == 1
+    assert run(r.hget(keys.ids_key("t", 0), "0")) == b"u1"
     _write(r, forget_ops("t", "u1", {"activity": "low"}))
     assert not [k for k in _dump(r) if b"u1" in k]
-    assert run(r.sismember(keys.users_key("t"), "u1")) == 0
+    assert not [v for v in _dump(r).values() if isinstance(v, dict) and b"u1" in v.values()]
+    assert run(r.getbit(keys.users_key("t"), 0)) == 0
+    assert run(r.getbit(keys.seg_key("t", "activity", "low"), 0)) == 0
+    assert run(r.exists(keys.ids_key("t", 0))) == 0
+
+
+def test_integer_ids_are_unique_and_mapped_back(redis_url, catalog):
+    r = fresh_client(redis_url)
+    users = fixtures.random_users(seed=21, n=300)
+    fixtures.fill(r, "t", users)
+    ids = {u: int(run(r.hget(keys.user_key("t", u), keys.ID_FIELD))) for u in users}
+    assert sorted(ids.values()) == list(range(len(users)))
+    runner = SegmentRunner(r, catalog)
+    assert run(runner.user_ids("t", sorted(ids.values()))) == sorted(ids, key=ids.get)
+    prof = run(reader.read_profile(r, "t", "u0001"))
+    assert keys.ID_FIELD not in prof["fields"]
+
+
+def test_lean_storage_writes_no_why_and_no_timeline(redis_url):
+    r = fresh_client(redis_url)
+    proj = RedisProjection(redis_url + "/0", why="off", timeline=0)
+    ch = {"user_id": "u1", "tenant": "t", "tag_id": "activity", "old": None, "new": "low",
+          "seq": 1}
+    proj.apply_changes([ch], {"activity": {"rule": "activity", "trigger": "e1"}})
+    ops = list(proj.pending)
+    assert not [op for op in ops if op[0] in ("lpush", "ltrim")]
+    assert not [op for op in ops if op[0] == "hsetmap" and ":why:" in op[1]]
+    _write(r, ops)
+    assert run(r.exists(keys.why_key("t", "u1"), keys.timeline_key("t", "u1"))) == 0
+    assert run(r.getbit(keys.seg_key("t", "activity", "low"), 0)) == 1
