@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     redis_flush_ms: int = Field(100, ge=1, description="Redis projection write batching")
     late_grace_ms: int = Field(3 * DAY_MS, ge=0, description="events older than this are late")
     log_level: str = Field("warn", description="faust worker log level")
+    verify_end_offsets: bool = Field(True, description="before a table restore, check the "
+                                     "broker's end offsets by reading (tansu 0.6.0 reports the "
+                                     "first offset of the last batch); a no-op on Apache Kafka")
     producer: str = Field("librdkafka", description="how the worker sends records: "
                           "librdkafka (confluent-kafka, default) or aiokafka (Faust's own)")
     disable: str = Field("", description="comma list of parts to switch off (ablation, "

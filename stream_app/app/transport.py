@@ -8,6 +8,8 @@ transport (pyproject entry point ``faust.transports``); ``settings.fetch_wait_ms
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import Any
 
 from faust.transport.drivers import aiokafka as driver
@@ -15,6 +17,9 @@ from faust.transport.drivers import aiokafka as driver
 from stream_app.app.producer import FastProducer
 from stream_app.app.recovery_guard import RecoveryGuard
 from stream_app.config import get_settings
+from stream_app.kafka_io import true_end_offsets
+
+log = logging.getLogger(__name__)
 
 
 class TunedConsumerThread(driver.AIOKafkaConsumerThread):
@@ -24,6 +29,23 @@ class TunedConsumerThread(driver.AIOKafkaConsumerThread):
         consumer = super()._create_worker_consumer(transport)
         consumer._fetch_max_wait_ms = get_settings().fetch_wait_ms
         return consumer
+
+    async def highwaters(self, *partitions: Any) -> Any:
+        """End offsets for table recovery, checked by reading (tansu reports the first offset
+        of the last batch: a restore would stop short and lose the tail of the changelog)."""
+        reported = await super().highwaters(*partitions)
+        settings = get_settings()
+        if not settings.verify_end_offsets or not reported:
+            return reported
+        checked = await asyncio.to_thread(
+            true_end_offsets, settings.kafka_bootstrap,
+            {(tp.topic, tp.partition): v for tp, v in reported.items()})
+        fixed = {tp: checked[(tp.topic, tp.partition)] for tp in reported}
+        moved = {f"{tp.topic}[{tp.partition}]": (reported[tp], fixed[tp])
+                 for tp in reported if fixed[tp] != reported[tp]}
+        if moved:
+            log.warning("broker end offsets corrected by reading (reported, real): %s", moved)
+        return fixed
 
 
 class TunedConsumer(RecoveryGuard, driver.Consumer):
@@ -35,7 +57,8 @@ class TunedConsumer(RecoveryGuard, driver.Consumer):
 
 
 class Transport(driver.Transport):
-    """aiokafka transport with a configurable fetch wait; records are sent by librdkafka."""
+    """aiokafka transport with a configurable fetch wait; records are sent by librdkafka
+    (``STREAM_APP_PRODUCER=aiokafka`` keeps Faust's own producer, for comparison)."""
 
     Consumer = TunedConsumer
-    Producer = FastProducer
+    Producer = FastProducer if get_settings().producer != "aiokafka" else driver.Producer
