@@ -144,9 +144,15 @@ class Guard:
     moved: Callable[..., bool] = field(compare=False, repr=False)
 
 
-def _count_moved(sel: Selector, res: Callable[[Any], bool]) -> Callable[..., bool]:
+def _count_moved(sel: Selector, res: Callable[[Any], bool], c: Any) -> Callable[..., bool]:
+    # a count compared with c flips only at counts <= c + 1: beyond, no event moves it
+    top = c + 1 if _num(c) else None
+
     def moved(state, etype, ts, day, today, now, old_l, old_f) -> bool:
-        if etype not in state["st"]:      # untracked type: not counted
+        n = state["n"].get(etype)
+        if n is None:                     # untracked type: not counted
+            return False
+        if top is not None and n > top:   # count(sel) >= n (sel matches the type)
             return False
         n = query.count_all(state, sel)   # the event added exactly one
         return res(n) != res(n - 1)
@@ -491,7 +497,7 @@ class _Compiler:
                 call = ch[0] if left else ch[2]
                 sel = Selector.parse("|".join(str(t) for t in call.children[1].children))
                 self.guard(node, _since_moved(atom.field, sel, res) if atom is not None
-                           else _count_moved(sel, res), reads)
+                           else _count_moved(sel, res, c_), reads)
             return fn
         if kind == "arith":
             a, op, b = self.expr(ch[0]), _arith(str(ch[1])), self.expr(ch[2])
