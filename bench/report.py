@@ -196,8 +196,11 @@ def markdown(res: dict, plots: list[str]) -> str:
         lines += _redis_layout_lines(lay)
     srv = res.get("serving")
     if srv:
+        extra = "".join(f", {label} {_fmt(srv[k])}{unit}" for k, label, unit in (
+            ("redis_version", "Redis", ""), ("fill_s", "filled in", " s"),
+            ("size_cache", "size cache", "")) if srv.get(k) is not None)
         lines += ["", f"## Serving API over {_fmt(srv.get('users'))} users in Redis "
-                  "(HTTP, one request at a time, ms)", "",
+                  f"(HTTP, one request at a time, ms{extra})", "",
                   "| request | result size | p50 | p99 |", "|---|---:|---:|---:|",
                   f"| profile lookup | 1 | {_fmt(srv['profile_ms']['p50'])} | "
                   f"{_fmt(srv['profile_ms']['p99'])} |"]
