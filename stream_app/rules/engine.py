@@ -260,16 +260,8 @@ class TagEngine:
             if tag.hidden:
                 hidden_ran = True
                 continue
-            tid = tag.id
-            old = old_tags.get(tid)
-            if old == new and type(old) is type(new):
-                continue
-            w = rs.why(ctx, tid)
-            w.update(ruleset=rs.version, trigger=trigger,
-                     recent_events=state["ids"][-RECENT_EVIDENCE:])
-            why[tid] = w
-            r = reason or ("added" if old is None else "removed" if new is None else "changed")
-            changes.append(self._change(state, tid, tag.family, old, new, r, now, trigger, w))
+            self._note_change(state, ctx, tag, old_tags.get(tag.id), new, reason, now, trigger,
+                              changes, why)
         if changes:   # rebuilt in rule order, as a full evaluation writes it
             upd = dict(old_tags)
             for c in changes:
@@ -286,6 +278,20 @@ class TagEngine:
         state["nd"] = self._next_due(state, now)
         return StepResult(state, changes, why=why)
 
+    def _note_change(self, state: dict[str, Any], ctx: Any, tag: Any, old: Any, new: Any,
+                     reason: str | None, now: int, trigger: str | None,
+                     changes: list[dict[str, Any]], why: dict[str, dict[str, Any]]) -> None:
+        """Append the change record and why record of ``tag`` if its value moved."""
+        if old == new and type(old) is type(new):
+            return
+        rs = self._ruleset
+        w = rs.why(ctx, tag.id)
+        w.update(ruleset=rs.version, trigger=trigger,
+                 recent_events=state["ids"][-RECENT_EVIDENCE:])
+        why[tag.id] = w
+        r = reason or ("added" if old is None else "removed" if new is None else "changed")
+        changes.append(self._change(state, tag.id, tag.family, old, new, r, now, trigger, w))
+
     def _evaluate_all(self, state: dict[str, Any], now: int, trigger: str | None,
                       reason: str | None) -> StepResult:
         """Full evaluation: every rule (first evaluation, rule-set change, ``full=True``)."""
@@ -296,19 +302,11 @@ class TagEngine:
         changes: list[dict[str, Any]] = []
         why: dict[str, dict[str, Any]] = {}
         for tag in rs.tags:
-            tid = tag.id
-            new = values[tid]
+            new = values[tag.id]
             if new is not None:
-                new_tags[tid] = new
-            old = old_tags.get(tid)
-            if old == new and type(old) is type(new):
-                continue
-            w = rs.why(ctx, tid)
-            w.update(ruleset=rs.version, trigger=trigger,
-                     recent_events=state["ids"][-RECENT_EVIDENCE:])
-            why[tid] = w
-            r = reason or ("added" if old is None else "removed" if new is None else "changed")
-            changes.append(self._change(state, tid, tag.family, old, new, r, now, trigger, w))
+                new_tags[tag.id] = new
+            self._note_change(state, ctx, tag, old_tags.get(tag.id), new, reason, now, trigger,
+                              changes, why)
         for tag_id, old in old_tags.items():
             if tag_id not in values:  # the tag left the rule set (hot reload)
                 changes.append(self._change(state, tag_id, "", old, None, "rule_removed", now,
