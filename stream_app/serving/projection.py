@@ -60,29 +60,29 @@ def _members(v: Any) -> list[Any]:
     return [v]
 
 
-BIT_SCRIPT = """
+def _id_prelude(nothing_to_add: str) -> str:
+    """Lua shared by the scripts: the user's integer id (KEYS[2] = user hash, ARGV[1] = user
+    id, ARGV[3] = tenant key prefix), assigned with ``INCR`` on first use so two writers never
+    get the same id; returns -1 early when ARGV[2] equals ``nothing_to_add`` (a removal for a
+    user who never had an id)."""
+    return f"""
 local id = redis.call('HGET', KEYS[2], '_id')
 if not id then
-  if ARGV[2] == '0' then return -1 end
+  if ARGV[2] == '{nothing_to_add}' then return -1 end
   id = redis.call('INCR', ARGV[3] .. 'nextid') - 1
   redis.call('HSET', KEYS[2], '_id', id)
   redis.call('HSET', ARGV[3] .. 'ids:' .. math.floor(id / 128), id % 128, ARGV[1])
 end
-redis.call('SETBIT', KEYS[1], id, tonumber(ARGV[2]))
+"""
+
+
+BIT_SCRIPT = _id_prelude("0") + """redis.call('SETBIT', KEYS[1], id, tonumber(ARGV[2]))
 return tonumber(id)
 """
 """KEYS: bitmap, user hash; ARGV: user id, bit (0/1), tenant key prefix. Sets the user's bit,
 assigning an integer id on first use (``INCR``: two writers never get the same id)."""
 
-NUM_SCRIPT = """
-local id = redis.call('HGET', KEYS[2], '_id')
-if not id then
-  if ARGV[2] == '' then return -1 end
-  id = redis.call('INCR', ARGV[3] .. 'nextid') - 1
-  redis.call('HSET', KEYS[2], '_id', id)
-  redis.call('HSET', ARGV[3] .. 'ids:' .. math.floor(id / 128), id % 128, ARGV[1])
-end
-local ek = ARGV[3] .. 'nbe:' .. ARGV[4]
+NUM_SCRIPT = _id_prelude("") + """local ek = ARGV[3] .. 'nbe:' .. ARGV[4]
 local e = redis.call('GET', ek)
 if not e then e = ARGV[5]; redis.call('SET', ek, e) end
 local edges = {}
