@@ -677,32 +677,21 @@ def _f_avg(c: _Compiler, node, args, kwargs) -> Fn:
     return f
 
 
-def _f_peak(c: _Compiler, node, args, kwargs) -> Fn:
-    c.arity(node, args, kwargs, 1, 1)
-    spec = c.propspec(args[0])
-    c.req.peaks.add(spec)
-    return lambda ctx: query.prop_peak(ctx.state, spec)
+def _prop_reader(requirement: str, read: Callable[[Any, Any], Any]):  # noqa: ANN202
+    """Builder of a one-argument prop function (``peak``, ``first``, ``last``, ``distinct``):
+    records what the state must keep (``Requirements.<requirement>``) and reads it."""
+    def build(c: _Compiler, node, args, kwargs) -> Fn:
+        c.arity(node, args, kwargs, 1, 1)
+        spec = c.propspec(args[0])
+        getattr(c.req, requirement).add(spec)
+        return lambda ctx: read(ctx.state, spec)
+    return build
 
 
-def _f_first(c: _Compiler, node, args, kwargs) -> Fn:
-    c.arity(node, args, kwargs, 1, 1)
-    spec = c.propspec(args[0])
-    c.req.firsts.add(spec)
-    return lambda ctx: query.prop_first(ctx.state, spec)
-
-
-def _f_last(c: _Compiler, node, args, kwargs) -> Fn:
-    c.arity(node, args, kwargs, 1, 1)
-    spec = c.propspec(args[0])
-    c.req.lasts.add(spec)
-    return lambda ctx: query.prop_last(ctx.state, spec)
-
-
-def _f_distinct(c: _Compiler, node, args, kwargs) -> Fn:
-    c.arity(node, args, kwargs, 1, 1)
-    spec = c.propspec(args[0])
-    c.req.distincts.add(spec)
-    return lambda ctx: query.prop_distinct(ctx.state, spec)
+_f_peak = _prop_reader("peaks", query.prop_peak)
+_f_first = _prop_reader("firsts", query.prop_first)
+_f_last = _prop_reader("lasts", query.prop_last)
+_f_distinct = _prop_reader("distincts", query.prop_distinct)
 
 
 def _f_since(c: _Compiler, node, args, kwargs) -> Fn:
