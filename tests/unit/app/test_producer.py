@@ -1,0 +1,112 @@
+"""FastProducer's flush semantics with a fake librdkafka handle (no broker, no Faust app):
+a flush waits for the records queued before it, not for later ones, and a record that could
+not be delivered fails the flush (so Faust does not commit its input offset)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import Any
+
+import pytest
+from faust.exceptions import ProducerSendError
+from faust.transport.drivers import aiokafka as driver
+
+from stream_app.app.producer import FastProducer, _Epoch
+
+
+class FakeMsg:
+    def __init__(self, topic: str, partition: int, offset: int) -> None:
+        self._t, self._p, self._o = topic, partition, offset
+
+    def topic(self) -> str:
+        return self._t
+
+    def partition(self) -> int:
+        return self._p
+
+    def offset(self) -> int:
+        return self._o
+
+    def timestamp(self) -> tuple[int, int]:
+        return (1, 0)
+
+
+class FakeRk:
+    """Queues produce calls; ``deliver(n, err)`` reports the oldest n, as poll() would."""
+
+    def __init__(self) -> None:
+        self.queued: deque[tuple[str, Any]] = deque()
+        self.offset = 0
+
+    def produce(self, topic: str, **kwargs: Any) -> None:
+        self.queued.append((topic, kwargs["on_delivery"]))
+
+    def deliver(self, n: int, err: Any = None) -> None:
+        for _ in range(n):
+            topic, cb = self.queued.popleft()
+            cb(err, FakeMsg(topic, 0, self.offset))
+            self.offset += 1
+
+
+class FakeBuffer:
+    async def flush(self) -> None:
+        return None
+
+
+@pytest.fixture
+def producer(monkeypatch) -> FastProducer:
+    async def no_flush(self) -> None:
+        return None
+    monkeypatch.setattr(driver.Producer, "flush", no_flush)
+    p = object.__new__(FastProducer)
+    p._rk = FakeRk()
+    p._epoch = _Epoch()
+    p._closed = deque()
+    p.__dict__["buffer"] = FakeBuffer()
+    return p
+
+
+def test_flush_waits_for_earlier_records_only(producer) -> None:
+    async def run() -> list[str]:
+        producer._loop = asyncio.get_running_loop()
+        rk: FakeRk = producer._rk
+        log: list[str] = []
+        fut = await producer.send("t", b"k", b"v", None, None, None)
+        producer.produce("t", "k", b"v2")
+        flush = asyncio.ensure_future(producer.flush())
+        await asyncio.sleep(0)
+        producer.produce("t", "k", b"later")     # queued during the flush: next epoch
+        await asyncio.sleep(0.01)
+        log.append("flushed" if flush.done() else "waiting")
+        rk.deliver(2)                             # the two records from before the flush
+        await asyncio.wait_for(flush, 1.0)
+        log.append("flushed")
+        md = fut.result()
+        log.append(f"offset {md.offset}")
+        log.append(f"left {len(rk.queued)}")
+        return log
+
+    assert asyncio.run(run()) == ["waiting", "flushed", "offset 0", "left 1"]
+
+
+def test_failed_delivery_fails_the_flush(producer) -> None:
+    async def run() -> None:
+        producer._loop = asyncio.get_running_loop()
+        producer.produce("tags.changes", "u1", b"x")
+        flush = asyncio.ensure_future(producer.flush())
+        await asyncio.sleep(0)
+        producer._rk.deliver(1, err="MSG_TIMED_OUT")
+        await asyncio.wait_for(flush, 1.0)
+
+    with pytest.raises(ProducerSendError, match="could not be delivered"):
+        asyncio.run(run())
+
+
+def test_empty_flush_returns_at_once(producer) -> None:
+    async def run() -> bool:
+        producer._loop = asyncio.get_running_loop()
+        await asyncio.wait_for(producer.flush(), 0.5)
+        return True
+
+    assert asyncio.run(run())
