@@ -76,9 +76,9 @@ def send_dlq(msg: Any, reason: str, detail: str) -> None:
     emit(DLQ_TOPIC, msg.topic, rec)
 
 
-def publish_scoring(user_id: str, tenant: str, step: Any, broker_ts: float | None,
-                    changed: bool) -> None:
-    """Send alerts and training pairs of one scoring step; project scores when they moved."""
+def publish_scoring(user_id: str, tenant: str, step: Any, broker_ts: float | None) -> None:
+    """Send alerts and training pairs of one scoring step; queue the score fields for Redis
+    (at the published resolution, 0.01; the projection writes only fields that moved)."""
     for alert in step.alerts:
         emit(ALERT_TOPICS[alert["kind"]], user_id, alert)
         metrics.ALERTS.labels(kind=alert["kind"]).inc()
@@ -88,7 +88,7 @@ def publish_scoring(user_id: str, tenant: str, step: Any, broker_ts: float | Non
         emit(TRAINING_TOPIC, ex.target, {
             "target": ex.target, "x": ex.x, "y": ex.y, "ts": ex.ts, "user_id": user_id,
             "gate": ex.gate})
-    if step.scores and changed:
+    if step.scores:
         fields: dict[str, Any] = {}
         for target, score in step.scores.items():
             fields[f"score:{target}"] = round(score, 2)
@@ -97,22 +97,17 @@ def publish_scoring(user_id: str, tenant: str, step: Any, broker_ts: float | Non
         runtime.projection.set_fields(tenant, user_id, fields)
 
 
-def score_event(state: dict[str, Any], ev: Event, result: Any) -> tuple[Any, bool]:
-    """Run the scorer on ``ev``; fold score-driven tag changes into ``result``.
-
-    Returns the scoring step and whether a score moved at the published resolution (0.01).
-    """
+def score_event(state: dict[str, Any], ev: Event, result: Any) -> Any:
+    """Run the scorer on ``ev``; fold score-driven tag changes into ``result``."""
     step = runtime.scorer.on_event(state.get("sc"), ev, rule_tags=state.get("tags"))
     state["sc"] = step.sc_state
-    changed = False
     if step.scores:
         rounded = {t: round(v, 2) for t, v in step.scores.items()}
         if rounded != state.get("scores"):
-            changed = True
             extra = runtime.engine.on_scores(state, rounded, ev.ts)
             result.changes.extend(extra.changes)
             result.why.update(extra.why)
-    return step, changed
+    return step
 
 
 def publish(user_id: str, result: Any, broker_ts: float | None) -> None:
@@ -174,8 +169,8 @@ async def handle_event(msg: Any, stream: str) -> None:
         metrics.DUPLICATES.labels(stream=stream).inc()
         return
     if result.state is not None and not NO_SCORING:
-        step, changed = score_event(result.state, ev, result)
-        publish_scoring(ev.user_id, ev.tenant, step, msg.timestamp, changed)
+        step = score_event(result.state, ev, result)
+        publish_scoring(ev.user_id, ev.tenant, step, msg.timestamp)
     publish(ev.user_id, result, msg.timestamp)
     store_state(ev.user_id, result.state)
     runtime.processed += 1
