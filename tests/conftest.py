@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import Harness, TopicReader
+from tests.helpers import Harness, TopicReader, running_stack
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -17,21 +17,13 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="session")
 def stack():
     """Broker + Redis + topics + one ready worker (session-wide)."""
-    from stream_app.services.stack import Stack
-
-    workdir = ROOT / "var" / f"test-{os.getpid()}"
-    s = Stack(workdir=workdir, workers=0, partitions=2,
-              env={"STREAM_APP_SWEEP_INTERVAL_S": "1",
-                   # tests take disjoint time ranges (Harness.base_ts); none is "late"
-                   "STREAM_APP_LATE_GRACE_MS": str(100 * 365 * 86_400_000),
-                   # nor is anyone expired by the clock for being idle (TTL is unit-tested)
-                   "STREAM_APP_STATE_TTL_DAYS": str(100 * 365)})
-    try:
-        s.start_services()
-        s.add_worker(wait=True, timeout=240)
-        yield s
-    finally:
-        s.stop()
+    yield from running_stack(
+        ROOT / "var" / f"test-{os.getpid()}", partitions=2, worker_timeout=240,
+        env={"STREAM_APP_SWEEP_INTERVAL_S": "1",
+             # tests take disjoint time ranges (Harness.base_ts); none is "late"
+             "STREAM_APP_LATE_GRACE_MS": str(100 * 365 * 86_400_000),
+             # nor is anyone expired by the clock for being idle (TTL is unit-tested)
+             "STREAM_APP_STATE_TTL_DAYS": str(100 * 365)})
 
 
 @pytest.fixture(scope="session")

@@ -99,3 +99,18 @@ class Harness:
 
     def close(self) -> None:
         self.producer.flush(5)
+
+
+def running_stack(workdir: Any, env: dict[str, str], partitions: int,
+                  worker_timeout: float) -> Any:
+    """Generator for a pytest fixture: broker + Redis + topics + one ready worker, stopped
+    (and everything it started) when the fixture ends."""
+    from stream_app.services.stack import Stack  # noqa: PLC0415
+
+    s = Stack(workdir=workdir, workers=0, partitions=partitions, env=env)
+    try:
+        s.start_services()
+        s.add_worker(wait=True, timeout=worker_timeout)
+        yield s
+    finally:
+        s.stop()

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.faults.workload import GRACE_MS, FaultReport
+from tests.helpers import running_stack
 
 ROOT = Path(__file__).resolve().parents[2]
 REPORT = FaultReport()
@@ -38,16 +39,8 @@ FAULT_ENV = {
 @pytest.fixture(scope="session")
 def fstack():
     """Broker + Redis + topics + one ready worker, for the fault tests only."""
-    from stream_app.services.stack import Stack
-
-    s = Stack(workdir=ROOT / "var" / f"faults-{os.getpid()}", workers=0, partitions=4,
-              env=FAULT_ENV)
-    try:
-        s.start_services()
-        s.add_worker(wait=True, timeout=180)
-        yield s
-    finally:
-        s.stop()
+    yield from running_stack(ROOT / "var" / f"faults-{os.getpid()}", FAULT_ENV, partitions=4,
+                             worker_timeout=180)
 
 
 @pytest.fixture(scope="session")

@@ -31,7 +31,7 @@ from stream_app.cli.rebuild_cmd import traces
 from stream_app.serving import keys
 from tests.faults.conftest import FAULT_ENV, ROOT
 from tests.faults.workload import DAY, TableWatch, base_ts, send_all
-from tests.helpers import TopicReader, wait_until
+from tests.helpers import TopicReader, running_stack, wait_until
 
 pytestmark = pytest.mark.faults
 
@@ -49,16 +49,8 @@ def idle_gap_ms(ttl_days: int = TTL_DAYS, margin_h: int = 4) -> int:
 @pytest.fixture(scope="module")
 def estack():
     """Broker + Redis + one worker with the clock sweep every second and a 1-day TTL."""
-    from stream_app.services.stack import Stack
-
-    s = Stack(workdir=ROOT / "var" / f"faults-expiry-{os.getpid()}", workers=0, partitions=4,
-              env=EXPIRY_ENV)
-    try:
-        s.start_services()
-        s.add_worker(wait=True, timeout=180)
-        yield s
-    finally:
-        s.stop()
+    yield from running_stack(ROOT / "var" / f"faults-expiry-{os.getpid()}", EXPIRY_ENV,
+                             partitions=4, worker_timeout=180)
 
 
 def _events(uid: str, t: int, n: int) -> list[dict]:
