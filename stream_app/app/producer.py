@@ -39,6 +39,7 @@ from faust.transport.drivers import aiokafka as driver
 from faust.types import TP, RecordMetadata
 
 from stream_app import metrics
+from stream_app.config import get_settings
 
 log = logging.getLogger(__name__)
 #: seconds between polls for delivery reports when idle / when reports are flowing
@@ -47,18 +48,15 @@ POLL_BUSY_S = 0.005
 
 
 def producer_settings(bootstrap: str, *, linger_ms: int = 5, acks: str = "all",
-                      max_request_size: int = 16 * 1024 * 1024,
-                      extra: dict[str, Any] | None = None) -> dict[str, Any]:
+                      max_request_size: int = 16 * 1024 * 1024) -> dict[str, Any]:
     """librdkafka settings of the worker's producer (SASL/TLS from ``STREAM_APP_KAFKA_*``)."""
     from stream_app.kafka_io import producer_config  # noqa: PLC0415
 
-    cfg = producer_config(
+    return producer_config(
         bootstrap,
         **{"linger.ms": linger_ms, "acks": acks, "enable.idempotence": False,
            "message.max.bytes": max_request_size, "batch.size": 1_000_000,
            "queue.buffering.max.kbytes": 1_048_576, "compression.type": "none"})
-    cfg.update(extra or {})
-    return cfg
 
 
 class _Epoch:
@@ -84,12 +82,11 @@ class FastProducer(driver.Producer):
         await super().on_start()
         from confluent_kafka import Producer  # noqa: PLC0415
 
-        bootstrap = ",".join(f"{h}:{p}" for h, p in _hosts(self.transport.url))
         self._loop = asyncio.get_running_loop()
         self._epoch = _Epoch()
         self._closed: deque[_Epoch] = deque()
         self._rk = Producer(producer_settings(
-            bootstrap, linger_ms=int(self.linger_ms or 5),
+            get_settings().kafka_bootstrap, linger_ms=int(self.linger_ms or 5),
             acks="all" if self.acks in (-1, "all") else str(self.acks),
             max_request_size=int(self.max_request_size)))
         self._poller = asyncio.ensure_future(self._poll_loop())
@@ -205,10 +202,3 @@ def _metadata(msg: Any) -> RecordMetadata:
                           offset=msg.offset(), timestamp=ts[1] if ts else None,
                           timestamp_type=ts[0] if ts else None)
 
-
-def _hosts(urls: Any) -> list[tuple[str, int]]:
-    """``[URL('streamkafka://h:9092')]`` -> ``[('h', 9092)]``."""
-    out = []
-    for url in urls:
-        out.append((url.host or "127.0.0.1", url.port or 9092))
-    return out
