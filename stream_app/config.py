@@ -59,7 +59,8 @@ class Settings(BaseSettings):
     producer: str = Field("librdkafka", description="how the worker sends records: "
                           "librdkafka (confluent-kafka, default) or aiokafka (Faust's own)")
     disable: str = Field("", description="comma list of parts to switch off (ablation, "
-                         "benchmarks): scoring, business")
+                         "benchmarks): scoring, business, redis, agent (consume and "
+                         "count only)")
 
     table_store: str = Field(
         "memory://", description="Faust store of the users table: memory:// (rebuilt from the "

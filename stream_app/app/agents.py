@@ -37,6 +37,10 @@ from stream_app.security.pii import protect_event_props
 log = logging.getLogger(__name__)
 NO_SCORING = settings.disabled("scoring")
 NO_BUSINESS = settings.disabled("business")
+#: ablation: consume and count only (the worker's framework floor, ``bench.ablation``)
+NO_AGENT = settings.disabled("agent")
+#: ablation: no Redis projection writes
+NO_REDIS = settings.disabled("redis")
 KNOWN_TYPES = {t for spec in contract.topics.values() for t in spec.types}
 TAGS_TOPIC = "tags.changes"
 DLQ_TOPIC = "events.dlq"
@@ -94,7 +98,8 @@ def publish_scoring(user_id: str, tenant: str, step: Any, broker_ts: float | Non
             fields[f"score:{target}"] = round(score, 2)
             fields[f"layer:{target}"] = step.layers.get(target)
             fields[f"source:{target}"] = step.source.get(target)
-        runtime.projection.set_fields(tenant, user_id, fields)
+        if not NO_REDIS:
+            runtime.projection.set_fields(tenant, user_id, fields)
 
 
 def score_event(state: dict[str, Any], ev: Event, result: Any) -> Any:
@@ -117,7 +122,7 @@ def publish(user_id: str, result: Any, broker_ts: float | None) -> None:
         metrics.TAG_CHANGES.labels(family=ch["family"], tag=ch["tag_id"]).inc()
     for ev in getattr(result, "emit", None) or ():
         emit(contract.stream_topic(ev.get("stream", "click")), ev["user_id"], ev)
-    if result.changes:
+    if result.changes and not NO_REDIS:
         runtime.projection.apply_changes(result.changes, result.why)
         if broker_ts:
             metrics.observe_e2e("tags", int(broker_ts * 1000))
@@ -217,6 +222,9 @@ async def process(stream: Any) -> None:
     """Consume every input stream and the ticks (co-partitioned by user_id)."""
     async for event in stream.events():
         msg = event.message
+        if NO_AGENT:
+            runtime.processed += 1
+            continue
         try:
             if msg.topic == TICKS:
                 await handle_tick(msg)

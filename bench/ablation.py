@@ -1,0 +1,58 @@
+"""What each part of the worker costs: the same backlog through stream-app workers with parts
+switched off (``STREAM_APP_DISABLE``), alternating variants, in one run.
+
+``python -m bench.ablation [--events 15000] [--rounds 2] [--variants full,agent,...]``
+
+``agent`` consumes and counts only: the framework floor of the worker (its topics, tables,
+timers, Redis writer and anomaly agent idle). Results: ``bench/results/ablation-<date>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from typing import Any
+
+from bench import systems
+from bench.run import REPO, fresh_stack, log, parse_args, workload
+
+VARIANTS = {"full": "", "agent": "agent", "no_scoring": "scoring",
+            "no_business": "business", "no_scoring_business": "scoring,business",
+            "no_redis": "redis", "no_redis_scoring_business": "redis,scoring,business"}
+
+
+def run(events: int, rounds: int, variants: list[str]) -> dict[str, Any]:
+    """CPU µs/event and events/s per variant, ``rounds`` alternating passes."""
+    args = parse_args(["--quick", "--events", str(events)])
+    wl = workload(args)
+    recs = wl.records[:events]
+    out: dict[str, Any] = {v: [] for v in variants}
+    for r in range(rounds):
+        for v in variants:
+            s = fresh_stack(f"ablation-{v}", args, env={"STREAM_APP_DISABLE": VARIANTS[v]})
+            try:
+                ws, _ = systems.start_workers(s, "stream_app", 1, "worker")
+                res = systems.throughput(s, ws, recs)
+                out[v].append({"eps": res["eps"], "cpu_us_per_event": res["cpu_us_per_event"]})
+                log(f"round {r + 1} {v}: {out[v][-1]}")
+                systems.stop_all(ws)
+            finally:
+                s.stop()
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--events", type=int, default=15_000)
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--variants", default="full,agent")
+    a = ap.parse_args()
+    res = run(a.events, a.rounds, [v.strip() for v in a.variants.split(",")])
+    path = REPO / "bench" / "results" / f"ablation-{time.strftime('%Y-%m-%dT%H%M')}.json"
+    path.write_text(json.dumps(res, indent=1))
+    print(json.dumps(res, indent=1))
+
+
+if __name__ == "__main__":
+    main()
