@@ -1,0 +1,186 @@
+"""Clean-stop markers of the rocksdb:// users table (stream_app/app/store_marker.py): which
+partition stores a start keeps or deletes, and when a stop marks them clean. Real RocksDB
+(rocksdict) files in a temporary directory; no broker."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import faust
+import pytest
+
+from stream_app.app import store_marker as sm
+from stream_app.app.store_marker import (
+    ChangelogLedger,
+    CleanStopRocksDB,
+    LedgerTable,
+    StoreIdentity,
+    mark_clean_stop,
+    marker_path,
+    prepare_table_dir,
+    write_marker,
+)
+
+ME = StoreIdentity(app_id="app", table="users", broker="kafka://b:1", host="host-a")
+
+
+def _dirs(tmp: Path, *parts: int) -> dict[int, Path]:
+    out = {}
+    for p in parts:
+        d = tmp / f"users-{p}.db"
+        d.mkdir()
+        (d / "CURRENT").write_text("data")  # stands for the RocksDB files
+        out[p] = d
+    return out
+
+
+def test_start_keeps_only_marked_stores_and_removes_their_markers(tmp_path):
+    d = _dirs(tmp_path, 0, 1, 2)
+    write_marker(d[0], ME, 0, persisted_offset=10)
+    write_marker(d[2], ME, 2)
+    (tmp_path / "users-backups").mkdir()  # Faust's backup dir: not a partition store
+    r = prepare_table_dir(tmp_path, "users", ME)
+    assert (r.kept, r.wiped, r.busy) == ([0, 2], [1], [])
+    assert (d[0] / "CURRENT").exists() and (d[2] / "CURRENT").exists()
+    assert not d[1].exists()
+    assert (tmp_path / "users-backups").exists()
+    # the markers are consumed: a crash from now on leaves none, so the next start wipes
+    assert not marker_path(d[0]).exists() and not marker_path(d[2]).exists()
+    r2 = prepare_table_dir(tmp_path, "users", ME)
+    assert (r2.kept, r2.wiped) == ([], [0, 2])
+    assert not d[0].exists()
+
+
+@pytest.mark.parametrize("other", [
+    StoreIdentity(app_id="other-app", table="users", broker="kafka://b:1", host="host-a"),
+    StoreIdentity(app_id="app", table="users", broker="kafka://elsewhere:1", host="host-a"),
+    StoreIdentity(app_id="app", table="users", broker="kafka://b:1", host="host-b"),
+])
+def test_marker_of_another_app_cluster_or_host_is_not_valid(tmp_path, other):
+    d = _dirs(tmp_path, 0)
+    write_marker(d[0], other, 0)
+    assert prepare_table_dir(tmp_path, "users", ME).wiped == [0]
+
+
+def test_copied_disk_and_damaged_or_old_markers_are_wiped(tmp_path):
+    src = tmp_path / "a"
+    src.mkdir()
+    d = _dirs(src, 0, 1, 2)
+    write_marker(d[0], ME, 0)
+    write_marker(d[1], ME, 1)
+    write_marker(d[2], ME, 2)
+    marker_path(d[1]).write_bytes(b'{"version": 1, "app_id": "app"')  # torn write
+    body = marker_path(d[2]).read_text().replace('"version":1', '"version":0')
+    marker_path(d[2]).write_text(body)
+    copy = tmp_path / "b"
+    src.rename(copy)  # the same files under another directory (a copied disk)
+    r = prepare_table_dir(copy, "users", ME)
+    assert r.wiped == [0, 1, 2] and r.kept == []
+
+
+def test_store_locked_by_another_process_is_left_alone(tmp_path):
+    d = tmp_path / "users-0.db"
+    code = ("import rocksdict, sys, time; db = rocksdict.Rdict(sys.argv[1]); "
+            "print('open', flush=True); time.sleep(60)")
+    holder = subprocess.Popen([sys.executable, "-c", code, str(d)], stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "open"
+        r = prepare_table_dir(tmp_path, "users", ME)
+        assert (r.busy, r.wiped) == ([0], [])
+        assert d.exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    # the holder is gone (as after kill -9): the same store is now judged, and wiped
+    assert prepare_table_dir(tmp_path, "users", ME).wiped == [0]
+
+
+def test_stop_marks_only_partitions_without_records_in_flight(tmp_path):
+    d = _dirs(tmp_path, 0, 1, 2)
+    led = ChangelogLedger()
+    for p in (0, 1, 1, 2):
+        led.sent(p)
+        led.applied(p)
+    led.delivered(0)
+    led.delivered(1)  # one of partition 1's two records was never delivered
+    led.delivered(2)
+    marked, unmarked = mark_clean_stop(tmp_path, "users", ME, led, {0: 5, 2: 7})
+    assert (marked, unmarked) == ([0, 2], [1])
+    r = prepare_table_dir(tmp_path, "users", ME)
+    assert (r.kept, r.wiped) == ([0, 2], [1])
+    assert not d[1].exists()
+
+
+def test_write_after_marking_removes_the_marker(tmp_path):
+    d = _dirs(tmp_path, 0)
+    led = ChangelogLedger()
+    assert mark_clean_stop(tmp_path, "users", ME, led) == ([0], [])
+    assert marker_path(d[0]).exists()
+    led.sent(0)
+    assert not marker_path(d[0]).exists()
+    assert prepare_table_dir(tmp_path, "users", ME).wiped == [0]
+
+
+def test_local_write_missing_for_a_delivered_record_is_not_settled():
+    led = ChangelogLedger()
+    led.sent(3)
+    led.delivered(3)  # Faust sends first, then writes locally: the write failed
+    assert not led.settled(3) and not led.settled()
+    led.applied(3)
+    assert led.settled(3) and led.settled()
+
+
+def _table(datadir: Path, app_id: str = "marker-unit") -> LedgerTable:
+    app = faust.App(app_id, datadir=str(datadir), store="memory://", autodiscover=False)
+    return LedgerTable(app, name="users", value_type=bytes, store="rocksdb:users",
+                       options={"block_cache_size": 1 << 20, "write_buffer_size": 1 << 20})
+
+
+def _restart(datadir: Path) -> CleanStopRocksDB:
+    """A new process's store on the same disk (stores of this process closed by stop())."""
+    store = _table(datadir).data
+    assert isinstance(store, CleanStopRocksDB)
+    return store
+
+
+def test_rocksdb_store_keeps_data_after_a_clean_stop_and_wipes_it_otherwise(tmp_path,
+                                                                            monkeypatch):
+    monkeypatch.setattr(sm, "SETTLE_TIMEOUT_S", 0.05)
+    store = _restart(tmp_path)
+    db = store._db_for_partition(0)  # first open: the check runs (nothing on disk yet)
+    assert store.prepared is not None and store.prepared.wiped == []
+    db.put(b"k", b"v")
+    del db  # Faust's stop closes a database by dropping the last reference
+    store.set_persisted_offset(faust.types.TP("t", 0), 41)
+    asyncio.run(store.stop())
+    db_dir = store.partition_path(0)
+    assert marker_path(db_dir).exists()
+
+    again = _restart(tmp_path)
+    assert again._db_for_partition(0).get(b"k") == b"v"  # kept, with its offset
+    assert again.persisted_offset(faust.types.TP("t", 0)) == 41
+    assert again.prepared is not None and again.prepared.kept == [0]
+    # this process "crashes" with a record in flight (sent, never delivered)
+    again.ledger.sent(0)
+    again.ledger.applied(0)
+    t = time.monotonic()
+    asyncio.run(again.stop())
+    assert time.monotonic() - t < 2  # waited SETTLE_TIMEOUT_S, not forever
+    assert not marker_path(db_dir).exists()
+
+    third = _restart(tmp_path)
+    assert third._db_for_partition(0).get(b"k") is None  # wiped: restored from the changelog
+    assert third.persisted_offset(faust.types.TP("t", 0)) is None
+    assert third.prepared is not None and third.prepared.wiped == [0]
+    asyncio.run(third.stop())
+
+
+def test_memory_store_tables_have_no_ledger(tmp_path):
+    app = faust.App("marker-unit-mem", datadir=str(tmp_path), autodiscover=False)
+    t = LedgerTable(app, name="users", value_type=bytes, store="memory://")
+    assert t._ledger() is None and not isinstance(t.data, CleanStopRocksDB)
