@@ -60,7 +60,6 @@ from typing import Any
 import faust
 import orjson
 from faust.stores.rocksdb import Store as RocksDBStore
-from faust.streams import current_event
 from faust.types import FutureMessage
 from yarl import URL
 
@@ -340,8 +339,9 @@ class CleanStopRocksDB(RocksDBStore):
 
     Partition stores are checked (kept or wiped) once, just before the first one is opened in
     the process (recovery asks for persisted offsets through that path, so nothing reads a
-    store before the check); local writes are counted in the table's :class:`ChangelogLedger`;
-    :meth:`stop` flushes the memtables and writes the markers.
+    store before the check); :class:`LedgerTable` (and any other writer, such as
+    ``state_store.DirectTableWriter``) counts its changelog sends, local writes and deliveries
+    in :attr:`ledger`; :meth:`stop` flushes the memtables and writes the markers.
     """
 
     ledger: ChangelogLedger
@@ -372,19 +372,6 @@ class CleanStopRocksDB(RocksDBStore):
         self.prepare()
         return super()._open_for_partition(partition)
 
-    def _applied(self) -> None:
-        event = current_event()
-        if event is not None:
-            self.ledger.applied(event.message.partition)
-
-    def _set(self, key: bytes, value: bytes | None) -> None:
-        super()._set(key, value)
-        self._applied()
-
-    def _del(self, key: bytes) -> None:
-        super()._del(key)
-        self._applied()
-
     async def stop(self) -> None:
         """Faust's stop (drop the databases), then step 3 of the protocol. Faust stops the
         tables after the consumer's final commit and the app's final producer flush."""
@@ -409,7 +396,11 @@ class CleanStopRocksDB(RocksDBStore):
 
 class LedgerTable(faust.Table):
     """A Faust table whose ``rocksdb:`` store is :class:`CleanStopRocksDB` and whose changelog
-    sends and delivery reports are counted in the store's ledger (any other store: Faust's)."""
+    sends, local writes and delivery reports are counted in the store's ledger (any other
+    store: Faust's, nothing counted). Faust's ``table[key] = value`` sends the record first
+    (``on_key_set``), then writes the store: the write is counted once it returned."""
+
+    _last_partition: int | None = None
 
     def _new_store_by_url(self, url: str | URL) -> Any:
         if URL(str(url)).scheme != "rocksdb":
@@ -428,8 +419,25 @@ class LedgerTable(faust.Table):
         fut = super().send_changelog(partition, key, value, key_serializer, value_serializer)
         ledger = self._ledger()
         if ledger is not None:
+            self._last_partition = fut.message.partition
             ledger.sent(fut.message.partition)
         return fut
+
+    def _applied(self) -> None:
+        ledger, partition = self._ledger(), self._last_partition
+        if ledger is not None and partition is not None:
+            self._last_partition = None
+            ledger.applied(partition)
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        self._last_partition = None
+        super().__setitem__(key, value)  # send_changelog, then the store write
+        self._applied()
+
+    def __delitem__(self, key: Any) -> None:
+        self._last_partition = None
+        super().__delitem__(key)
+        self._applied()
 
     def _on_changelog_sent(self, fut: FutureMessage) -> None:
         super()._on_changelog_sent(fut)  # raises for a failed delivery: not counted

@@ -184,3 +184,46 @@ def test_memory_store_tables_have_no_ledger(tmp_path):
     app = faust.App("marker-unit-mem", datadir=str(tmp_path), autodiscover=False)
     t = LedgerTable(app, name="users", value_type=bytes, store="memory://")
     assert t._ledger() is None and not isinstance(t.data, CleanStopRocksDB)
+
+
+class _Fut:
+    def __init__(self, partition: int) -> None:
+        self.message = type("M", (), {"partition": partition})()
+
+
+def test_table_counts_send_local_write_and_delivery(tmp_path, monkeypatch):
+    """``table[key] = value``: Faust sends the record, then writes the store; the ledger
+    counts the write only when it returned, and the delivery only when it succeeded."""
+    table = _table(tmp_path, "marker-unit-count")
+    store = table.data
+    written: dict[bytes, bytes] = {}
+    monkeypatch.setattr(faust.Table, "send_changelog", lambda self, *a, **k: _Fut(1))
+    monkeypatch.setattr(faust.Table, "partition_for_key", lambda self, key: 1)
+    monkeypatch.setattr(CleanStopRocksDB, "_set", lambda self, k, v: written.__setitem__(k, v))
+    table["u1"] = b"{}"
+    assert written and store.ledger.snapshot() == {"sent": {1: 1}, "applied": {1: 1},
+                                                   "delivered": {}}
+    assert not store.ledger.settled(1)  # not delivered yet
+    monkeypatch.setattr(faust.Table, "_on_changelog_sent", lambda self, fut: None)
+    table._on_changelog_sent(_Fut(1))
+    assert store.ledger.settled(1)
+
+    def broken(self, k, v):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(CleanStopRocksDB, "_set", broken)
+    with pytest.raises(OSError):
+        table["u2"] = b"{}"
+    table._on_changelog_sent(_Fut(1))  # its record was delivered all the same
+    assert store.ledger.snapshot()["applied"] == {1: 1}
+    assert not store.ledger.settled(1)  # the changelog has a write this store lacks
+
+    def failed(self, fut):
+        raise RuntimeError("delivery failed")
+
+    monkeypatch.setattr(faust.Table, "_on_changelog_sent", failed)
+    monkeypatch.setattr(CleanStopRocksDB, "_set", lambda self, k, v: None)
+    table["u3"] = b"{}"
+    with pytest.raises(RuntimeError):
+        table._on_changelog_sent(_Fut(1))
+    assert store.ledger.in_flight(1) == 1
