@@ -45,6 +45,7 @@ from typing import Any
 import orjson
 
 from stream_app.serving import keys
+from stream_app.serving.redis_batch import BATCH_SCRIPT, encode_batch
 
 log = logging.getLogger(__name__)
 Op = tuple[Any, ...]
@@ -333,6 +334,8 @@ class RedisProjection:
             "redis_timeline", keys.TIMELINE_MAX)
 
         self.client = aioredis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2)
+        self._batch = self.client.register_script(BATCH_SCRIPT)
+        self.rejected = 0
         self.flush_s = flush_ms / 1000
         self.max_pending = max_pending
         self.pending: deque[Op] = deque()
@@ -400,18 +403,22 @@ class RedisProjection:
         if not self.pending:
             return 0
         batch = [self.pending[i] for i in range(min(max_ops, len(self.pending)))]
-        pipe = self.client.pipeline(transaction=False)
-        for op in batch:
-            _apply(pipe, op)
         t0 = time.perf_counter()
         try:
-            await pipe.execute()
+            # one Lua call for the whole batch (redis_batch: no per-command packing/parsing)
+            failed, first = await self._batch(args=[encode_batch(batch, num_edges)])
         except Exception as exc:  # noqa: BLE001 - Redis down: retry later, keep the ops
             self.errors += 1
             if self._metrics:
                 self._metrics.redis_error("pipeline")
             log.warning("Redis write failed (%s); %d ops kept for retry", exc, len(self.pending))
             return 0
+        if failed:
+            # rejected by Redis (e.g. a key of another type): counted and skipped, not retried
+            self.rejected += int(failed)
+            if self._metrics:
+                self._metrics.redis_error("op")
+            log.warning("Redis rejected %s projection ops (first: %s)", failed, first)
         if self._metrics:
             self._metrics.redis_latency(time.perf_counter() - t0)
         for _ in batch:
