@@ -32,7 +32,7 @@ import hashlib
 import re
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
@@ -62,17 +62,43 @@ _BITS = [tuple(j for j in range(8) if b >> (7 - j) & 1) for b in range(256)]
 """Bit offsets (0 = most significant, Redis' SETBIT order) set in each byte value, ascending."""
 
 
-def bit_positions(data: bytes, base: int = 0) -> list[int]:
-    """Offsets of the set bits of a bitmap chunk (``base``: offset of its first bit).
+def bit_positions(data: bytes, base: int = 0, start: int = 0,
+                  limit: int | None = None) -> list[int]:
+    """Offsets of the set bits of a bitmap chunk (``base``: offset of its first bit), in
+    ascending order: only those ``>= start``, and at most ``limit`` of them.
+
+    Decoding stops at the ``limit``-th bit, so a page costs what it returns, not the chunk
+    size; zero bytes are skipped by a compiled regex (C speed).
 
     >>> bit_positions(bytes([0b10000001, 0, 0b01000000]), base=8)
     [8, 15, 25]
+    >>> bit_positions(bytes([0b11100001, 0b01000000]), start=2, limit=2)
+    [2, 7]
+    >>> bit_positions(bytes([0b11111111]), base=16, start=30)
+    []
     """
     out: list[int] = []
-    for m in _NONZERO.finditer(data):
+    first = max(0, (start - base) // 8)  # earlier bytes only hold bits below start
+    if limit is None:
+        for m in _NONZERO.finditer(data, first):
+            i = m.start()
+            off = base + 8 * i
+            out.extend(off + j for j in _BITS[data[i]])
+        if out and out[0] < start:
+            out = [x for x in out if x >= start]
+        return out
+    if limit <= 0:
+        return out
+    for m in _NONZERO.finditer(data, first):
         i = m.start()
         off = base + 8 * i
-        out.extend(off + j for j in _BITS[data[i]])
+        if off < start:
+            out.extend(off + j for j in _BITS[data[i]] if off + j >= start)
+        else:
+            out.extend(off + j for j in _BITS[data[i]])
+        if len(out) >= limit:
+            del out[limit:]
+            break
     return out
 
 
@@ -262,9 +288,15 @@ class SegmentRunner:
                 self._sizes.pop(next(iter(self._sizes)))
         self._sizes[(tenant, expr_digest(expr))] = (now + self.size_cache_s, n)
 
-    async def user_ids(self, tenant: str, ids: list[int]) -> list[str]:
-        """User ids of integer ids (one ``HMGET`` per 128 ids; forgotten ids are skipped)."""
+    async def user_ids(self, tenant: str, ids: list[int], *,
+                       delete: str | None = None) -> list[str]:
+        """User ids of integer ids (one ``HMGET`` per 128 ids; forgotten ids are skipped).
+
+        ``delete``: a key to ``DEL`` in the same round trip (a finished snapshot).
+        """
         if not ids:
+            if delete is not None:
+                await self.r.delete(delete)
             return []
         groups: dict[int, list[int]] = {}
         for n in ids:
@@ -274,25 +306,65 @@ class SegmentRunner:
         for g in order:
             pipe.hmget(keys.ids_key(tenant, g * keys.IDS_PER_HASH),
                        [n % keys.IDS_PER_HASH for n in groups[g]])
+        if delete is not None:
+            pipe.delete(delete)
+        out = await pipe.execute()
         got: dict[int, Any] = {}
-        for g, vals in zip(order, await pipe.execute(), strict=True):
+        for g, vals in zip(order, out[:len(order)], strict=True):
             for n, v in zip(groups[g], vals, strict=True):
                 got[n] = v
         return [_text(got[n]) for n in ids if got.get(n) is not None]
 
-    async def read_ids(self, key: str, start: int, want: int) -> list[int]:
-        """Up to ``want`` set bit offsets of bitmap ``key`` from bit ``start`` on."""
+    def chunk_bytes(self, want: int, density: float | None = None) -> int:
+        """Bytes to read for about ``want`` set bits (``density``: set bits per bit).
+
+        Without a density, assumes one bit in 16 is set; always between 64 bytes and
+        ``read_chunk``.
+
+        >>> r = SegmentRunner(None, None, read_chunk=16_384)
+        >>> r.chunk_bytes(101), r.chunk_bytes(101, 0.5), r.chunk_bytes(101, 0.0001)
+        (202, 64, 16384)
+        """
+        # without a density assume 1 bit in 16; with one, 25 % slack (bits are not uniform)
+        est = 2 * want if not density or density <= 0 else int(want / density / 8 * 1.25) + 8
+        return max(64, min(self.read_chunk, est))
+
+    async def read_ids(self, key: str, start: int, want: int, *,
+                       head: tuple[bytes, int] | None = None,
+                       density: float | None = None) -> list[int]:
+        """Up to ``want`` set bit offsets of bitmap ``key`` from bit ``start`` on.
+
+        Reads as little as the page needs: ``GETRANGE`` chunks sized from ``density`` (set
+        bits per bit, e.g. ``BITCOUNT / (8 * STRLEN)``), doubling while bits are missing, and
+        a ``BITPOS`` jump over a run of zero bytes; decoding stops at the ``want``-th bit.
+        ``head``: the first chunk, already read from byte ``start // 8`` (its bytes and the
+        number of bytes asked for, so a short chunk means the end of the bitmap).
+        """
         out: list[int] = []
         byte = start // 8
+        size = self.chunk_bytes(want, density)
         while len(out) < want:
-            chunk = await self.r.getrange(key, byte, byte + self.read_chunk - 1)
+            if head is not None:
+                chunk, asked = head
+                head = None
+            else:
+                chunk = await self.r.getrange(key, byte, byte + size - 1)
+                asked = size
             if not chunk:
                 break
-            out.extend(i for i in bit_positions(chunk, 8 * byte) if i >= start)
-            if len(chunk) < self.read_chunk:
+            found = bit_positions(chunk, 8 * byte, start, want - len(out))
+            out.extend(found)
+            if len(out) >= want or len(chunk) < asked:
                 break
-            byte += self.read_chunk
-        return out[:want]
+            byte += len(chunk)
+            if not found:  # a run of zeros: let Redis find the next set bit
+                nxt = int(await self.r.bitpos(key, 1, byte))
+                if nxt < 0:
+                    break
+                byte = nxt // 8
+            size = min(self.read_chunk, max(2 * size, self.chunk_bytes(want - len(out),
+                                                                       density)))
+        return out
 
     async def members(self, tenant: str, expr: str) -> set[str]:
         """Every member at once (for tests and small segments; use :meth:`page` to export)."""
@@ -308,6 +380,21 @@ class SegmentRunner:
         raw = out[-2 if p.temps else -1] or b""
         return set(await self.user_ids(tenant, bit_positions(raw)))
 
+    def _queue_snapshot(self, pipe: Any, p: Plan, skey: str) -> None:
+        """Queue the plan's steps computing the segment straight into ``skey`` (the last
+        step's temporary renamed in the commands; a bare tag or bucket bitmap is copied),
+        with the snapshot expiry, and the other temporaries' ``DEL``."""
+        assert p.result is not None
+        if p.result in p.temps:  # temporaries are unique to the query: rename in place
+            steps = [tuple(skey if x == p.result else x for x in step) for step in p.steps]
+            self._queue_steps(pipe, replace(p, steps=steps))
+        else:
+            pipe.execute_command("BITOP", "OR", skey, p.result)  # a copy of an existing key
+        pipe.execute_command("EXPIRE", skey, self.snapshot_ttl_s)
+        rest = [k for k in p.temps if k != p.result]
+        if rest:
+            pipe.execute_command("DEL", *rest)
+
     async def snapshot(self, tenant: str, expr: str) -> tuple[str | None, int, bool]:
         """Store the segment for paging: ``(snapshot id or None if empty, size, False)``."""
         p = await self.compile(tenant, expr)
@@ -316,14 +403,9 @@ class SegmentRunner:
         snap_id = secrets.token_hex(8)
         skey = snapshot_key(tenant, snap_id)
         pipe = self.r.pipeline(transaction=False)
-        self._queue_steps(pipe, p)
-        pipe.execute_command("BITOP", "OR", skey, p.result)  # a copy (also of a bare key)
-        pipe.execute_command("EXPIRE", skey, self.snapshot_ttl_s)
+        self._queue_snapshot(pipe, p, skey)
         pipe.execute_command("BITCOUNT", skey)
-        if p.temps:
-            pipe.execute_command("DEL", *p.temps)
-        out = await pipe.execute()
-        total = int(out[-2 if p.temps else -1])
+        total = int((await pipe.execute())[-1])
         if not total:
             await self.r.delete(skey)
             return None, 0, False
@@ -331,32 +413,46 @@ class SegmentRunner:
 
     async def page(self, tenant: str, expr: str, cursor: str | None,
                    limit: int = 1000) -> Page:
-        """A page of members: the first (``cursor=None``) or the one after ``cursor``."""
+        """A page of members: the first (``cursor=None``) or the one after ``cursor``.
+
+        Cost follows the page, not the segment: the first page is one pipeline (the plan's
+        ``BITOP`` steps, the result renamed to the snapshot, ``BITCOUNT``, ``STRLEN`` and a
+        first ``GETRANGE`` sized for ``limit + 1`` bits), then more ``GETRANGE`` only when
+        the segment is sparse there, and one pipeline of ``HMGET`` (plus the snapshot's
+        ``DEL`` after the last page). A later page is the same without the plan.
+        """
         if not 1 <= limit <= 100_000:
             raise SegmentError("limit must be between 1 and 100000")
         digest = expr_digest(expr)
+        want = limit + 1  # one more: is there a next page, and where it starts
+        first = self.chunk_bytes(want)
+        pipe = self.r.pipeline(transaction=False)
         if cursor is None:
-            snap_id, total, _ = await self.snapshot(tenant, expr)
-            if snap_id is None:
-                return Page([], total, None)
-            start = 0
+            p = await self.compile(tenant, expr)
+            if p.result is None:
+                return Page([], 0, None)
+            snap_id, start = secrets.token_hex(8), 0
             skey = snapshot_key(tenant, snap_id)
+            self._queue_snapshot(pipe, p, skey)
         else:
             snap_id, start, _, cdigest, _, _ = decode_cursor(cursor)
             if cdigest != digest:
                 raise CursorError("the cursor belongs to another expression")
             skey = snapshot_key(tenant, snap_id)
-            pipe = self.r.pipeline(transaction=False)
-            pipe.execute_command("BITCOUNT", skey)
             pipe.execute_command("EXPIRE", skey, self.snapshot_ttl_s)
-            total, alive = await pipe.execute()
-            if not alive:
-                raise CursorError("the cursor expired; start again without a cursor")
-        ids = await self.read_ids(skey, start, limit + 1)
-        nxt_cursor = None
-        if len(ids) > limit:
-            nxt_cursor = encode_cursor(snap_id, ids[limit], 0, digest, False, limit)
-            ids = ids[:limit]
-        else:
+        pipe.execute_command("BITCOUNT", skey)
+        pipe.execute_command("STRLEN", skey)
+        pipe.execute_command("GETRANGE", skey, start // 8, start // 8 + first - 1)
+        out = await pipe.execute()
+        total, length, head = int(out[-3]), int(out[-2]), out[-1]
+        if cursor is not None and not out[0]:  # EXPIRE of a missing key
+            raise CursorError("the cursor expired; start again without a cursor")
+        if not total:
             await self.r.delete(skey)
-        return Page(await self.user_ids(tenant, ids), int(total), nxt_cursor)
+            return Page([], 0, None)
+        ids = await self.read_ids(skey, start, want, head=(head or b"", first),
+                                  density=total / (8 * length))
+        if len(ids) > limit:
+            nxt = encode_cursor(snap_id, ids[limit], 0, digest, False, limit)
+            return Page(await self.user_ids(tenant, ids[:limit]), total, nxt)
+        return Page(await self.user_ids(tenant, ids, delete=skey), total, None)
