@@ -41,6 +41,7 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -135,19 +136,24 @@ class AlertPolicy:
         return cls(kinds, Words(doc.get("labels") or {}, scoring.features.recency_scale_days))
 
     # ---- decision ------------------------------------------------------------------------
-    def decide(self, st: dict[str, Any], event: Event, x: dict[str, float], step: Any,
+    def decide(self, st: dict[str, Any], event: Event,
+               x: dict[str, float] | Callable[[], dict[str, float]], step: Any,
                registry: Any, rule_tags: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-        """Alerts for ``event`` given the new scores in ``step``; updates ``st["al"]``."""
+        """Alerts for ``event`` given the new scores in ``step``; updates ``st["al"]``.
+
+        ``x``: the event's feature vector, or a function building it (called at most once,
+        only for the reasons of a model-sourced alert).
+        """
         al = st.setdefault("al", {})
         out: list[dict[str, Any]] = []
-        done = st.get("tot") or {}
+        done = (st.get("tot") or {}).keys()
         for kind, k in self.kinds.items():
             score = step.scores.get(k.target)
             layer = step.layers.get(k.target)
             if score is None:
                 continue
-            if (k.require_any and not any(t in done for t in k.require_any)) or (
-                    k.exclude_if_any and any(t in done for t in k.exclude_if_any)):
+            if (k.require_any and done.isdisjoint(k.require_any)) or (
+                    k.exclude_if_any and not done.isdisjoint(k.exclude_if_any)):
                 continue
             mem = al.setdefault(kind, {})
             prev_score, prev_layer = mem.get("s"), mem.get("l")
@@ -167,6 +173,8 @@ class AlertPolicy:
             if not self.budget.take(event.tenant, kind, event.ts, k.hourly_budget_per_tenant):
                 continue
             mem["t"] = event.ts
+            if callable(x):
+                x = x()
             out.append(self._alert(k, st, event, x, step, registry, why))
         return out
 

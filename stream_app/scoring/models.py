@@ -17,11 +17,13 @@ Example:
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from typing import Any
 
 from river import base, compose, forest, linear_model, optim, preprocessing, tree
 
-__all__ = ["MeanProba", "contributions", "make_learner", "predict"]
+__all__ = ["MeanProba", "compile_predict", "contributions", "make_learner", "predict"]
 
 
 class MeanProba(base.Classifier):
@@ -90,6 +92,101 @@ def make_learner(name: str, params: dict[str, Any] | None = None,
 def predict(model: base.Classifier, x: dict[str, float]) -> float:
     """P(y = True | x)."""
     return float(model.predict_proba_one(x).get(True, 0.0))
+
+
+def compile_predict(model: Any) -> Callable[[dict[str, float]], float] | None:
+    """A plain-Python ``x -> P(y = True | x)`` equal to :func:`predict` on ``model`` *as it is
+    now*, for the linear learners (``logreg`` with the maxabs, standard or no scaler); None
+    for any other learner. Re-compile after the model learns or is replaced.
+
+    River's pipeline predicts through a transformed copy of ``x``, one dict lookup and
+    running-statistic call per feature and scaler, then a dot product: ~35 µs per target
+    here. The compiled function reads one ``(weight, shift, scale)`` triple per feature of
+    ``x`` that the model has a weight for, with the same arithmetic per feature (results can
+    differ from River's only in the order the dot product's terms are added: ~1e-16).
+
+    Example:
+        >>> m = make_learner("logreg", {"lr": 0.1, "scaler": "standard"})
+        >>> for i in range(30):
+        ...     m.learn_one({"a": float(i % 3), "b": 1.0}, i % 3 == 2)
+        >>> f = compile_predict(m)
+        >>> x = {"a": 2.0, "b": 1.0, "new": 5.0}
+        >>> abs(f(x) - predict(m, x)) < 1e-12
+        True
+        >>> compile_predict(make_learner("hat")) is None
+        True
+    """
+    parts = _linear_parts(model)
+    if parts is None or isinstance(model, MeanProba):
+        return None
+    scaler, lr = parts
+    if type(lr.loss) is not optim.losses.Log:
+        return None
+    weights = lr._weights.to_dict()   # noqa: SLF001 - read-only copy of the weights
+    intercept = float(lr.intercept)
+    table: dict[str, tuple[float, float, float]] = {}
+    if isinstance(scaler, _Identity):
+        for f, w in weights.items():
+            table[f] = (w, 0.0, 1.0)
+        return _linear_fn(table, intercept, shifted=False, scaled=False)
+    if (isinstance(scaler, preprocessing.MaxAbsScaler)
+            and getattr(scaler, "window_size", None) is None):
+        abs_max = scaler.abs_max
+        for f, w in weights.items():
+            s = abs_max.get(f)
+            m = s.get() if s is not None else 0.0
+            table[f] = (w, 0.0, m)
+        return _linear_fn(table, intercept, shifted=False, scaled=True)
+    if (isinstance(scaler, preprocessing.StandardScaler)
+            and getattr(scaler, "window_size", None) is None
+            and scaler.with_std):
+        means, vars_ = scaler.means, scaler.vars
+        for f, w in weights.items():
+            v = vars_.get(f, 0.0)
+            table[f] = (w, means.get(f, 0.0), v**0.5 if v else 0.0)
+        return _linear_fn(table, intercept, shifted=True, scaled=True)
+    return None
+
+
+def _linear_fn(table: dict[str, tuple[float, float, float]], intercept: float, *,
+               shifted: bool, scaled: bool) -> Callable[[dict[str, float]], float]:
+    get = table.get
+    exp = math.exp
+
+    def sigmoid(z: float) -> float:   # river.utils.math.sigmoid
+        if z < -30:
+            return 0.0
+        if z > 30:
+            return 1.0
+        return 1 / (1 + exp(-z))
+
+    def standard(x: dict[str, float]) -> float:    # River: (xi - mean) / std, 0 if no spread
+        dot = 0.0
+        for f, xi in x.items():
+            c = get(f)
+            if c is not None and c[2]:
+                dot += c[0] * ((xi - c[1]) / c[2])
+        return sigmoid(dot + intercept)
+
+    def maxabs(x: dict[str, float]) -> float:      # River: xi / absmax, 0 if never seen
+        dot = 0.0
+        for f, xi in x.items():
+            c = get(f)
+            if c is not None and c[2]:
+                dot += c[0] * (xi / c[2])
+        return sigmoid(dot + intercept)
+
+    def plain(x: dict[str, float]) -> float:
+        dot = 0.0
+        for f, xi in x.items():
+            c = get(f)
+            if c is not None:
+                dot += c[0] * xi
+        return sigmoid(dot + intercept)
+
+    if not scaled:
+        return plain
+    return standard if shifted else maxabs
 
 
 class _Identity:

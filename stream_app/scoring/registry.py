@@ -26,12 +26,13 @@ from __future__ import annotations
 import pickle
 import random
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from stream_app.errors import StreamAppError
 from stream_app.scoring.config import ScoringConfig
 from stream_app.scoring.gate import Gate, GateState
-from stream_app.scoring.models import contributions, make_learner, predict
+from stream_app.scoring.models import compile_predict, contributions, make_learner, predict
 
 __all__ = ["BLOB_FORMAT", "ModelRegistry", "SnapshotError", "describe_blob"]
 
@@ -43,10 +44,24 @@ class SnapshotError(StreamAppError):
 
 
 class ModelRegistry:
-    """Per-target River models, their gates and versions."""
+    """Per-target River models, their gates and versions.
 
-    def __init__(self, config: ScoringConfig) -> None:
+    Parameters:
+        config: the scoring configuration.
+        fast_predict: score linear models with a plain-Python copy of their weights and
+            scaler statistics (:func:`models.compile_predict`), made at the second prediction
+            of a model version, instead of through River's pipeline (~4x less CPU per
+            prediction; the same probability up to the order of the dot product's terms).
+            ``False``: always River, for equivalence tests.
+    """
+
+    def __init__(self, config: ScoringConfig, fast_predict: bool = True) -> None:
         self.config = config
+        self.fast_predict = fast_predict
+        # target -> compiled predict of the current model, or the number of predictions made
+        # through River since the model last changed (compiled at the second: a trainer that
+        # learns between predictions never pays for compiling)
+        self._fast: dict[str, Callable[[dict[str, float]], float] | int] = {}
         self._models: dict[str, Any] = {}
         self._gates: dict[str, Gate] = {}
         self._learned: dict[str, int] = {}
@@ -67,6 +82,16 @@ class ModelRegistry:
 
     def predict(self, target: str, x: dict[str, float]) -> float:
         """The model's probability for ``target`` (0.5-ish before any learning)."""
+        fast = self._fast.get(target, 0)
+        if fast.__class__ is not int:
+            return fast(x)   # type: ignore[operator]
+        if fast == 1 and self.fast_predict:
+            fn = compile_predict(self._models[target])
+            if fn is not None:
+                self._fast[target] = fn
+                return fn(x)
+        if fast < 2:         # 2: not compilable (or fast_predict off) until the model changes
+            self._fast[target] = fast + 1    # type: ignore[operator]
         return predict(self._models[target], x)
 
     def learn(self, target: str, x: dict[str, float], y: int, gate: bool = True) -> float:
@@ -85,6 +110,7 @@ class ModelRegistry:
         Returns the prequential prediction (0.5 for a model that has learned nothing).
         """
         model = self._models[target]
+        self._fast.pop(target, None)
         y = 1 if y else 0
         p = 0.5
         if self._learned[target]:
@@ -159,6 +185,7 @@ class ModelRegistry:
         if doc.get("target") != target:
             raise SnapshotError(f"snapshot is for {doc.get('target')!r}, not {target!r}")
         self._models[target] = doc["model"]
+        self._fast.pop(target, None)
         self._learner[target] = doc["learner"]
         self._learned[target] = int(doc["learned"])
         self._gates[target].load_pairs(doc["gate"], doc.get("gate_open"))

@@ -95,12 +95,17 @@ class Scorer:
         learn_from: which snapshots become training pairs: ``checkpoints`` and/or ``live``.
         targets: the targets scored, snapshotted and labelled (default: all configured);
             features (including every target's rule points) never depend on this choice.
+        lazy_features: build an event's feature vector only when something reads it (a
+            target scored by its model, or a model-sourced alert's reasons); while every
+            target is on its rule points, an event costs no feature building. Scores, alerts,
+            snapshots and training pairs are the same either way (``False``: the reference
+            path, for equivalence tests).
     """
 
     def __init__(self, config: ScoringConfig, registry: ModelRegistry, *,
                  alert_policy: Any = "default", score_events: bool = True,
                  learn_from: tuple[str, ...] = ("checkpoints", "live"),
-                 targets: list[str] | None = None) -> None:
+                 targets: list[str] | None = None, lazy_features: bool = True) -> None:
         self.config = config
         self.registry = registry
         self.fc = config.features
@@ -108,6 +113,7 @@ class Scorer:
         self.targets = ({n: config.targets[n] for n in targets} if targets is not None
                         else config.targets)
         self.score_events = score_events
+        self.lazy_features = lazy_features
         self.learn_from = frozenset(learn_from)
         self.points_features = config.features.points_features
         if alert_policy == "default":
@@ -164,11 +170,13 @@ class Scorer:
         if len(ra) > RECENT_ACTIONS:
             del ra[0]
         if self.score_events:
-            x = self.features(st, event.ts)
-            self._score_all(st, x, event.ts, step)
+            ts = event.ts
+            x = None if self.lazy_features else self.features(st, ts)
+            x = self._score_all(st, x, ts, step)
             if self.alert_policy is not None:
-                step.alerts = self.alert_policy.decide(st, event, x, step, self.registry,
-                                                       rule_tags)
+                step.alerts = self.alert_policy.decide(
+                    st, event, x if x is not None else (lambda: self.features(st, ts)), step,
+                    self.registry, rule_tags)
         return step
 
     def features(self, st: dict[str, Any], now_ms: int) -> dict[str, float]:
@@ -186,7 +194,7 @@ class Scorer:
     def score(self, sc_state: dict[str, Any], now_ms: int) -> ScoreStep:
         """Scores of a user as of ``now_ms`` without any event (e.g. for the API or a sweep)."""
         step = ScoreStep(sc_state=sc_state)
-        self._score_all(sc_state, self.features(sc_state, now_ms), now_ms, step)
+        self._score_all(sc_state, None, now_ms, step)
         return step
 
     # ---- internals ----------------------------------------------------------------------
@@ -194,20 +202,26 @@ class Scorer:
         rc = self.all_targets[target].rules
         return points_at(st.get("rp") or {}, target, now_ms, rc, st.get("study"))
 
-    def _score_all(self, st: dict[str, Any], x: dict[str, float], now_ms: int,
-                   step: ScoreStep) -> None:
+    def _score_all(self, st: dict[str, Any], x: dict[str, float] | None, now_ms: int,
+                   step: ScoreStep) -> dict[str, float] | None:
+        """Score every target into ``step``; ``x``: the feature vector, or None to build it
+        only if a model needs it. Returns the feature vector (None when none was built)."""
         reg = self.registry
+        scores, layers, source = step.scores, step.layers, step.source
         for name, t in self.targets.items():
             src = reg.source(name)
             if src == "rules":
                 pts = self._rules(st, name, now_ms)
-                step.scores[name] = round(points_score(pts, t.rules), 6)
-                step.layers[name] = t.rules_layer(pts)
+                scores[name] = round(points_score(pts, t.rules), 6)
+                layers[name] = t.rules_layer(pts)
             else:
+                if x is None:
+                    x = self.features(st, now_ms)
                 p = reg.predict(name, x)
-                step.scores[name] = p
-                step.layers[name] = t.layer(p)
-            step.source[name] = src
+                scores[name] = p
+                layers[name] = t.layer(p)
+            source[name] = src
+        return x
 
     def _add_snapshot(self, st: dict[str, Any], target: str, ts: int,
                       x: dict[str, float]) -> None:
