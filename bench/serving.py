@@ -6,7 +6,8 @@ hash, ``seg:`` sets, ``num:`` sorted sets, tenant user set; no timelines or why 
 which segment queries do not read). ``stream-app api`` is started as a child process and
 queried over HTTP, one request at a time. The API's segment size cache is off
 (``STREAM_APP_SEGMENT_SIZE_CACHE_S=0``), so every size is computed: these are the
-uncached latencies (a cached size costs what a single-tag size does).
+uncached latencies (a cached size costs what a single-tag size does). Each first page of 100
+members (which snapshots the segment) is followed by the next page by cursor, timed apart.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from bench.measure import percentiles
@@ -91,38 +93,112 @@ def expressions(profiles: list[dict[str, Any]]) -> dict[str, str]:
     return out
 
 
-def _repeat(fn: Callable[[], float], n: int, budget_s: float, least: int = 10) -> list[float]:
+def _repeat(fn: Callable[[], Any], n: int, budget_s: float, least: int = 10) -> list[Any]:
     """``fn()`` up to ``n`` times, stopping after ``budget_s`` once ``least`` ran."""
-    out: list[float] = []
+    out: list[Any] = []
     t0 = time.monotonic()
     while len(out) < n and (len(out) < least or time.monotonic() - t0 < budget_s):
         out.append(fn())
     return out
 
 
-def run(stack: Any, wl: Any, users: int, log: Callable[[str], None] = print,
-        requests: int = 300, budget_s: float = 8.0) -> dict[str, Any]:
-    import httpx  # noqa: PLC0415
+def start_api(redis_url: str, workdir: Path, env: dict[str, str] | None = None,
+              cwd: Path = REPO) -> tuple[Any, int]:
+    """``stream-app api`` as a child process on a free port (size cache off); (process, port).
 
-    from stream_app.services.process import (  # noqa: PLC0415
-        ManagedProcess,
-        free_port,
-        port_open,
-        wait_for,  # noqa: PLC0415
-    )
+    ``cwd``: the source tree whose ``stream_app`` runs (``python -m`` puts it first on the
+    path), e.g. an exported older commit for a same-run before/after comparison.
+    """
+    from stream_app.services.process import ManagedProcess, free_port, port_open, wait_for  # noqa: PLC0415
 
-    profiles = tag_profiles(wl.records)
-    fill_s = fill(stack.redis.url, profiles, users)
-    log(f"serving: {users} users written in {fill_s:.0f}s ({len(profiles)} distinct profiles)")
     port = free_port()
     api = ManagedProcess(
         "api", [sys.executable, "-m", "stream_app", "api", "--port", str(port),
                 "--log-level", "warning"],
-        log=stack.workdir / "logs" / "api.log",
-        env={**stack.settings_env(), "STREAM_APP_API_TOKEN": TOKEN,
-             "STREAM_APP_SEGMENT_SIZE_CACHE_S": "0"}, cwd=REPO)
+        log=workdir / "logs" / f"api-{port}.log",
+        env={**(env or {}), "STREAM_APP_REDIS_URL": redis_url, "STREAM_APP_API_TOKEN": TOKEN,
+             "STREAM_APP_SEGMENT_SIZE_CACHE_S": "0"}, cwd=cwd)
+    try:
+        wait_for(lambda: port_open(port), 60, "stream-app api", proc=api.proc, log=api.log)
+    except BaseException:
+        api.stop()
+        raise
+    return api, port
+
+
+def measure_api(port: int, users: int, exprs: dict[str, str], log: Callable[[str], None] = print,
+                requests: int = 300, budget_s: float = 8.0, page: int = 100) -> dict[str, Any]:
+    """Latency of profile GETs and, per expression, of the size, the first page of ``page``
+    members and the page after it (by cursor) through the HTTP API on ``port``."""
+    import httpx  # noqa: PLC0415
+
+    res: dict[str, Any] = {}
+    base = f"http://127.0.0.1:{port}/v1/tenants/{TENANT}"
+    with httpx.Client(headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30) as cl:
+        rng = random.Random(1)
+
+        def timed(url: str, params: dict | None = None) -> tuple[float, Any]:
+            t = time.perf_counter()
+            resp = cl.get(url, params=params)
+            ms = (time.perf_counter() - t) * 1000
+            resp.raise_for_status()
+            return ms, resp
+
+        for _ in range(20):  # warm up (connections, catalog, value caches)
+            timed(f"{base}/users/b{rng.randrange(users)}")
+        lat = [timed(f"{base}/users/b{rng.randrange(users)}")[0] for _ in range(requests)]
+        res["profile_ms"] = percentiles(lat, (50, 99))
+        res["segments"] = {}
+
+        def two_pages(e: str, n: int) -> tuple[float, float | None]:
+            """Time the first page of ``e`` (``n`` members), then the next one by cursor."""
+            ms, resp = timed(f"{base}/segments/members", {"expr": e, "limit": page})
+            body = resp.json()
+            if len(body["members"]) != min(page, n) or body["total"] != n:
+                raise RuntimeError(f"first page of {e!r}: {len(body['members'])} members, "
+                                   f"total {body['total']} (size {n})")
+            if not body["next_cursor"]:
+                return ms, None
+            nms, _ = timed(f"{base}/segments/members",
+                           {"expr": e, "limit": page, "cursor": body["next_cursor"]})
+            return ms, nms
+
+        for name, expr in exprs.items():
+            t_cold = time.perf_counter()
+            first = cl.get(f"{base}/segments/size", params={"expr": expr})
+            cold_ms = round((time.perf_counter() - t_cold) * 1000, 2)
+            if first.status_code != 200:  # e.g. the API's 5 s Redis timeout: record it
+                res["segments"][name] = {"expr": expr, "first_size_ms": cold_ms,
+                                         "size_error": f"{first.status_code} {first.text}"}
+                log(f"serving: {name}: {res['segments'][name]}")
+                continue
+            size = first.json()["size"]
+            lat = _repeat(lambda e=expr: timed(f"{base}/segments/size", {"expr": e})[0],
+                          max(requests // 3, 30), budget_s)
+            row = {"expr": expr, "size": size, "first_size_ms": cold_ms,
+                   "size_ms": percentiles(lat, (50, 99))}
+            try:  # a first page snapshots the whole segment: may hit the API's timeout
+                pairs = _repeat(lambda e=expr, n=size: two_pages(e, n),
+                                max(requests // 10, 20), budget_s, least=5)
+                row["first_page_ms"] = percentiles([a for a, _ in pairs], (50, 99))
+                nexts = [b for _, b in pairs if b is not None]
+                if nexts:
+                    row["next_page_ms"] = percentiles(nexts, (50, 99))
+            except httpx.HTTPStatusError as exc:
+                row["first_page_error"] = f"{exc.response.status_code} {exc.response.text}"
+            res["segments"][name] = row
+            log(f"serving: {name} size {size}: {row}")
+    return res
+
+
+def run(stack: Any, wl: Any, users: int, log: Callable[[str], None] = print,
+        requests: int = 300, budget_s: float = 8.0) -> dict[str, Any]:
+    """Fill ``stack``'s Redis with ``users`` users and measure the API over them."""
     import redis  # noqa: PLC0415
 
+    profiles = tag_profiles(wl.records)
+    fill_s = fill(stack.redis.url, profiles, users)
+    log(f"serving: {users} users written in {fill_s:.0f}s ({len(profiles)} distinct profiles)")
     rc = redis.Redis.from_url(stack.redis.url)
     version = rc.info("server")["redis_version"]
     rc.close()
@@ -130,46 +206,9 @@ def run(stack: Any, wl: Any, users: int, log: Callable[[str], None] = print,
     res: dict[str, Any] = {"users": users, "fill_s": round(fill_s, 1),
                            "profiles": len(profiles), "redis_version": version,
                            "size_cache": "off"}
+    api, port = start_api(stack.redis.url, stack.workdir, stack.settings_env())
     try:
-        wait_for(lambda: port_open(port), 60, "stream-app api", proc=api.proc, log=api.log)
-        base = f"http://127.0.0.1:{port}/v1/tenants/{TENANT}"
-        with httpx.Client(headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30) as cl:
-            rng = random.Random(1)
-
-            def timed(url: str, params: dict | None = None) -> float:
-                t = time.perf_counter()
-                resp = cl.get(url, params=params)
-                resp.raise_for_status()
-                return (time.perf_counter() - t) * 1000
-
-            for _ in range(20):  # warm up (connections, catalog, value caches)
-                timed(f"{base}/users/b{rng.randrange(users)}")
-            lat = [timed(f"{base}/users/b{rng.randrange(users)}") for _ in range(requests)]
-            res["profile_ms"] = percentiles(lat, (50, 99))
-            res["segments"] = {}
-            for name, expr in expressions(profiles).items():
-                t_cold = time.perf_counter()
-                first = cl.get(f"{base}/segments/size", params={"expr": expr})
-                cold_ms = round((time.perf_counter() - t_cold) * 1000, 2)
-                if first.status_code != 200:  # e.g. the API's 5 s Redis timeout: record it
-                    res["segments"][name] = {"expr": expr, "first_size_ms": cold_ms,
-                                             "size_error": f"{first.status_code} {first.text}"}
-                    log(f"serving: {name}: {res['segments'][name]}")
-                    continue
-                size = first.json()["size"]
-                lat = _repeat(lambda e=expr: timed(f"{base}/segments/size", {"expr": e}),
-                              max(requests // 3, 30), budget_s)
-                row = {"expr": expr, "size": size, "first_size_ms": cold_ms,
-                       "size_ms": percentiles(lat, (50, 99))}
-                try:  # a first page snapshots the whole segment: may hit the API's timeout
-                    page = _repeat(lambda e=expr: timed(f"{base}/segments/members",
-                                                        {"expr": e, "limit": 100}),
-                                   max(requests // 10, 20), budget_s, least=5)
-                    row["first_page_ms"] = percentiles(page, (50, 99))
-                except httpx.HTTPStatusError as exc:
-                    row["first_page_error"] = f"{exc.response.status_code} {exc.response.text}"
-                res["segments"][name] = row
-                log(f"serving: {name} size {size}: {row}")
+        res.update(measure_api(port, users, expressions(profiles), log, requests, budget_s))
     finally:
         api.stop()
     return res
