@@ -6,14 +6,19 @@ A size is one pipeline: the plan's ``BITOP`` steps into temporary keys (each wit
 single tag value is one ``BITCOUNT``. Every operator reads users/8 bytes (125 KB per operand
 at 1M users), whatever the segment sizes.
 
-Paging never re-runs the query: the first page computes the segment into a snapshot key
-(``sa:{t}:tmp:snap:{id}``: the result renamed, a bare tag bitmap copied), kept
-``snapshot_ttl_s`` and refreshed on each page. Pages read the snapshot with ``GETRANGE``
-from the cursor's bit position and turn the integer ids into user ids with one ``HMGET`` per
-128 ids (``sa:{t}:ids:{n//128}``); nothing writes to the snapshot, so every member comes
-exactly once, in integer-id order (the order users were first projected). The cursor holds
-the snapshot id, the next bit position and a digest of the expression; it only works for the
-tenant that created it. A segment that fits in the first page leaves no snapshot behind.
+Paging never re-runs the query: the first page computes the segment straight into a
+snapshot key (``sa:{t}:tmp:snap:{id}``: the plan's last step writes it; a bare tag bitmap is
+copied), kept ``snapshot_ttl_s`` and refreshed on each page. A page costs what it returns,
+not the segment size: the same pipeline as the snapshot (or, for a later page, its
+``EXPIRE``) also asks ``BITCOUNT``, ``STRLEN`` and a first ``GETRANGE`` from the cursor's
+bit; when that chunk holds fewer than ``limit + 1`` bits, further chunks are sized from the
+segment's density (``BITCOUNT / STRLEN``) and runs of zero bytes are skipped with ``BITPOS``;
+decoding stops at the ``limit + 1``-th bit. Integer ids become user ids with one ``HMGET``
+per 128 ids (``sa:{t}:ids:{n//128}``) in one pipeline. Nothing writes to the snapshot, so
+every member comes exactly once, in integer-id order (the order users were first
+projected). The cursor holds the snapshot id, the next bit position and a digest of the
+expression; it only works for the tenant that created it. A segment that fits in the first
+page leaves no snapshot behind (its ``DEL`` rides with the ``HMGET`` pipeline).
 
 Sizes are cached per (tenant, expression) for ``size_cache_s`` seconds (default 5).
 
