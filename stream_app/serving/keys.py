@@ -7,7 +7,12 @@ key                                type    content
 =================================  ======  ==============================================
 ``sa:{t}:user:{uid}``              hash    ``tag:<tag_id>`` -> JSON value, ``score:<target>``
                                            -> float, ``layer:<target>`` -> str, ``upd`` -> ms,
-                                           ``_id`` -> the user's integer id (bitmaps)
+                                           ``_id`` -> the user's integer id (bitmaps),
+                                           ``~w`` -> the why records of the user's tags,
+                                           packed (see :func:`pack_why`)
+``sa:{t}:wd``                      hash    why shape code -> JSON shape ``[tag, rule version,
+                                           rule set, case, [value names], {extras}]``
+                                           (content-addressed, shared by every user)
 ``sa:{t}:seg:{tag_id}={value}``    bitmap  bit ``n`` set: the user of integer id ``n`` holds that
                                            (enumerated/boolean/text/set) value
 ``sa:{t}:num:{tag_id}``            zset    integer user id -> value, for numeric tags
@@ -17,11 +22,12 @@ key                                type    content
                                            is ``[e_i, e_i+1)``)
 ``sa:{t}:ids:{n // 128}``          hash    ``n % 128`` -> user id (integer id -> user id)
 ``sa:{t}:nextid``                  string  next integer id to assign (``INCR``)
-``sa:{t}:why:{uid}``               hash    tag_id -> compact JSON "why" record of the current
-                                           value (see ``compact_why``)
+``sa:{t}:why:{uid}``               hash    old layout (before ``~w``): tag_id -> compact JSON
+                                           why record (``compact_why``); still read, no
+                                           longer written (``redis-rebuild`` migrates)
 ``sa:{t}:timeline:{uid}``          list    newest-first compact tag changes (the last
-                                           ``TIMELINE_MAX``; the full history is the
-                                           ``tags.changes`` topic)
+                                           ``redis_timeline``, default 0 = none; the full
+                                           history is the ``tags.changes`` topic)
 ``sa:{t}:vals:{tag_id}``           set     values present of enumerated/text/set tags
 ``sa:{t}:users``                   bitmap  every user of the tenant (for NOT)
 ``sa:tenants``                     set     tenant names
@@ -41,6 +47,8 @@ Example:
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from typing import Any
 
 import orjson
@@ -200,3 +208,122 @@ def expand_why(tag_id: str, stored: dict[str, Any]) -> dict[str, Any]:
         else:
             out[names.get(k, k)] = v
     return out
+
+
+# -- packed why records (field ``~w`` of the user hash) ---------------------------------------
+
+WHY_FIELD = "~w"
+"""Field of the user hash holding the packed why records of the user's current tags."""
+WHY_CODE_LEN = 4
+"""Characters of a shape code (base64url of SHA-1: 24 bits; a tenant has a few dozen shapes
+per rule set version)."""
+SAME = b"{}"
+"""A packed value equal to the tag's current value (which the user hash holds already)."""
+_WHY_KNOWN = ("rule", "rule_version", "ruleset", "case", "values", "value", "trigger",
+              "recent_events")
+
+
+def why_dict_key(tenant: str) -> str:
+    """The tenant's why shapes: shape code -> JSON shape (see :func:`why_shape`)."""
+    return f"{PREFIX}:{tenant}:wd"
+
+
+def why_shape(tag_id: str, why: dict[str, Any]) -> tuple[str, bytes]:
+    """The part of a why record that many users share, and its code: ``[tag, rule_version,
+    ruleset, case, [value names], {other keys}]`` (no trigger, no recent events, no values).
+
+    Example:
+        >>> code, shape = why_shape("activity", {"rule": "activity", "rule_version": 1,
+        ...     "values": {"count(x)": 4}, "case": "count(x) > 3", "trigger": "e9"})
+        >>> shape
+        b'["activity",1,null,"count(x) > 3",["count(x)"],{}]'
+        >>> len(code) == WHY_CODE_LEN and code == why_shape("activity", {"rule_version": 1,
+        ...     "case": "count(x) > 3", "values": {"count(x)": 9}})[0]
+        True
+    """
+    extra = {k: v for k, v in why.items() if k not in _WHY_KNOWN}
+    if why.get("rule") not in (None, tag_id):
+        extra["rule"] = why["rule"]
+    shape = orjson.dumps([tag_id, why.get("rule_version"), why.get("ruleset"), why.get("case"),
+                          list(why.get("values") or {}), extra], option=orjson.OPT_SORT_KEYS)
+    code = base64.urlsafe_b64encode(hashlib.sha1(shape).digest())[:WHY_CODE_LEN].decode()
+    return code, shape
+
+
+def pack_why(tag_id: str, why: dict[str, Any]) -> tuple[str, bytes, bytes]:
+    """``(code, shape, record)``: the record stored for one tag in the packed field is the
+    shape code and the JSON of each value, comma-joined (a value equal to the tag's value is
+    :data:`SAME`; ``|`` is escaped), escaped as the content of a JSON string.
+
+    Example:
+        >>> code, _, rec = pack_why("goal", {"rule_version": 1, "value": "career_switch",
+        ...     "values": {"profile.goal": "career_switch", "n": 2, "s": 'a"|b'}})
+        >>> rec[len(code):len(code) + 5]
+        b'{},2,'
+        >>> unpack_why(b'"' + rec + b'"') == [(code, [SAME, 2, 'a"|b'])]
+        True
+    """
+    code, shape = why_shape(tag_id, why)
+    same = orjson.dumps(why.get("value"))
+    vals = []
+    for v in (why.get("values") or {}).values():
+        j = orjson.dumps(v)
+        vals.append(SAME if j == same and len(j) > len(SAME) else j.replace(b"|", b"\\u007c"))
+    text = code.encode() + b",".join(vals)
+    return code, shape, orjson.dumps(text.decode())[1:-1]
+
+
+def join_packed(records: list[bytes]) -> bytes:
+    """The stored field of packed records (a JSON string: the API's other readers may
+    ``json.loads`` every field of the user hash)."""
+    return b'"' + b"|".join(records) + b'"'
+
+
+def unpack_why(raw: bytes | str | None) -> list[tuple[str, list[Any]]]:
+    """``(code, values)`` of each record of a stored packed field (:data:`SAME` marks a value
+    equal to the tag's value).
+
+    Example:
+        >>> unpack_why(b'"Abcd1,[2]|Wxyz{}"')
+        [('Abcd', [1, [2]]), ('Wxyz', [b'{}'])]
+        >>> unpack_why(None), unpack_why(b'""')
+        ([], [])
+    """
+    if not raw:
+        return []
+    text = orjson.loads(raw)
+    out = []
+    for rec in text.split("|") if text else []:
+        code, body = rec[:WHY_CODE_LEN], rec[WHY_CODE_LEN:]
+        vals = orjson.loads(f"[{body}]") if body else []
+        out.append((code, [SAME if v == {} else v for v in vals]))
+    return out
+
+
+def expand_packed(shape: bytes | str | None, values: list[Any], tag_value: Any
+                  ) -> tuple[str, dict[str, Any]] | None:
+    """``(tag_id, record)`` as the API shows it, from a shape and a record's values
+    (``tag_value``: the tag's current value, for :data:`SAME`); None for an unknown shape.
+
+    Example:
+        >>> _, shape = why_shape("goal", {"rule_version": 1, "ruleset": "r1",
+        ...                               "values": {"profile.goal": "x", "n": 1}})
+        >>> expand_packed(shape, [SAME, 1], "x")
+        ('goal', {'rule': 'goal', 'rule_version': 1, 'ruleset': 'r1', \
+'values': {'profile.goal': 'x', 'n': 1}})
+    """
+    if not shape:
+        return None
+    tag, version, ruleset, case, names, extra = orjson.loads(shape)
+    out: dict[str, Any] = {"rule": tag, "rule_version": version}
+    if ruleset is not None:
+        out["ruleset"] = ruleset
+    if case is not None:
+        out["case"] = case
+    vals = [tag_value if v is SAME else v for v in values]
+    out["values"] = dict(zip(names, vals, strict=False))
+    if len(vals) != len(names):
+        out["values_unnamed"] = vals[len(names):] if len(vals) > len(names) else []
+    out.update(extra)
+    out["rule"] = extra.get("rule", tag)
+    return tag, out

@@ -13,14 +13,18 @@ the user's integer id and set its bit (:data:`BIT_SCRIPT`), or move it between t
 tag's bucket bitmaps and its sorted set (:data:`NUM_SCRIPT`). The writer never waits for an
 id: everything stays one pipelined, fire-and-forget stream of commands.
 
-Storage switches (settings ``redis_why`` = ``compact``/``off``, ``redis_timeline`` = kept
-changes, 0 = none) let a lean deployment leave the why hash and the timeline out.
+Why records are packed into one field of the user hash (``~w``, :func:`keys.pack_why`): per
+tag a 4-character shape code (rule, version, rule set, case, value names: stored once per
+tenant in ``sa:{t}:wd``) and the values; :data:`WHY_SCRIPT` merges an event's records into
+the field. Storage switches: ``redis_why`` = ``compact``/``off``, ``redis_timeline`` = changes
+kept per user (default 0: the history is the ``tags.changes`` topic).
 
 :func:`change_ops` is the complete projection of one change (``redis-rebuild`` writes it).
 The live writer, :meth:`RedisProjection.apply_changes`, merges one event's changes per user
-(:func:`event_ops`): one HSET of the tag fields, one HSET of the why records, one LPUSH of the
-timeline entries, and it skips what it already wrote (the tenant/user set membership of users
-it projected before and the values index of values it saw, both in bounded LRUs).
+(:func:`event_ops`): one HSET of the tag fields, one script call for the why records (and an
+HSETNX per why shape this process has not written yet), one LPUSH of the timeline entries,
+and it skips what it already wrote (the tenant/user set membership of users it projected
+before and the values index of values it saw, both in bounded LRUs).
 :meth:`RedisProjection.set_fields` writes only the fields whose value changed since this
 process last wrote them for that user.
 
@@ -30,8 +34,9 @@ Example (pure part: the operations one tag change becomes):
     >>> [op[0] for op in change_ops(ch, why=None)]
     ['hset', 'sadd', 'sadd', 'sadd', 'sadd', 'lpush', 'ltrim']
     >>> two = [ch, {**ch, "tag_id": "intent", "new": "high"}]
-    >>> [op[0] for op in event_ops(two, {}, seen=Seen(10))]
-    ['hsetmap', 'sadd', 'sadd', 'sadd', 'sadd', 'sadd', 'sadd', 'lpush', 'ltrim']
+    >>> why = {"activity": {"rule_version": 1, "values": {"count(x)": 2}}}
+    >>> [op[0] for op in event_ops(two, why, seen=Seen(10), timeline=0)]
+    ['hsetmap', 'sadd', 'sadd', 'sadd', 'sadd', 'sadd', 'sadd', 'why']
 """
 
 from __future__ import annotations
@@ -120,6 +125,52 @@ return 1
 (the id is never reused)."""
 
 
+WHY_SCRIPT = """
+local cur = redis.call('HGET', KEYS[1], ARGV[1])
+local drop = {}
+for t in string.gmatch(ARGV[2], '[^ ]+') do drop[t] = true end
+local keep = {}
+if cur and #cur > 2 then
+  local recs, codes = {}, {}
+  for rec in string.gmatch(string.sub(cur, 2, -2), '[^|]+') do
+    recs[#recs + 1] = rec
+    codes[#codes + 1] = string.sub(rec, 1, tonumber(ARGV[4]))
+  end
+  if #recs > 0 then
+    local shapes = redis.call('HMGET', KEYS[2], unpack(codes))
+    for i, rec in ipairs(recs) do
+      local tag = shapes[i] and string.match(shapes[i], '^%["([^"]*)"')
+      if tag and not drop[tag] then keep[#keep + 1] = rec end
+    end
+  end
+end
+if ARGV[3] ~= '' then keep[#keep + 1] = ARGV[3] end
+if #keep == 0 then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+else
+  redis.call('HSET', KEYS[1], ARGV[1], '"' .. table.concat(keep, '|') .. '"')
+end
+return #keep
+"""
+"""KEYS: user hash, the tenant's why shapes; ARGV: packed field name, space-separated tags
+whose records go, the new records (``|``-joined, may be empty), shape code length. Rewrites
+the packed why field: a kept record is one of another tag (its tag is the shape's first
+element; a record of an unknown shape is dropped)."""
+
+
+def why_op(tenant: str, uid: str, why: dict[str, dict[str, Any]], drop: list[str]) -> Op:
+    """The operation replacing the packed why records of ``why``'s tags and dropping those
+    of ``drop``: ``("why", user key, tenant, tags, records, {code: shape})``."""
+    records: list[bytes] = []
+    shapes: dict[str, bytes] = {}
+    for tag, w in why.items():
+        code, shape, rec = keys.pack_why(tag, w)
+        records.append(rec)
+        shapes[code] = shape
+    return ("why", keys.user_key(tenant, uid), tenant, tuple(sorted({*why, *drop})), records,
+            shapes)
+
+
 def _settings_value(name: str, default: Any) -> Any:
     try:
         from stream_app.config import get_settings  # noqa: PLC0415
@@ -143,7 +194,7 @@ def _tenant_prefix(key: str) -> str:
 def change_ops(change: dict[str, Any], why: dict[str, Any] | None, *,
                timeline: int = keys.TIMELINE_MAX) -> list[Op]:
     """Redis operations that project one tag-change record (``timeline``: changes kept, 0
-    for none; ``why=None`` leaves the why record out, as ``redis_why=off`` does)."""
+    for none; ``why=None``: no why record for the new value, any older one is dropped)."""
     t, uid, tag = change["tenant"], change["user_id"], change["tag_id"]
     old, new = change.get("old"), change.get("new")
     ukey = keys.user_key(t, uid)
@@ -170,9 +221,9 @@ def change_ops(change: dict[str, Any], why: dict[str, Any] | None, *,
     ops.append(("sadd", keys.users_key(t), uid))
     ops.append(("sadd", keys.TENANTS_KEY, t))
     if why is not None:
-        ops.append(("hset", keys.why_key(t, uid), tag, orjson.dumps(keys.compact_why(tag, why))))
+        ops.append(why_op(t, uid, {tag: why}, []))
     elif new is None:
-        ops.append(("hdel", keys.why_key(t, uid), tag))
+        ops.append(why_op(t, uid, {}, [tag]))
     if timeline > 0:
         tl = keys.timeline_key(t, uid)
         ops.append(("lpush", tl, orjson.dumps(keys.compact_change(change))))
@@ -228,16 +279,14 @@ def event_ops(changes: list[dict[str, Any]], why: dict[str, dict[str, Any]] | No
     for (t, uid), chs in by_user.items():
         ukey = keys.user_key(t, uid)
         tag_set: dict[str, bytes] = {}
-        why_set: dict[str, bytes] = {}
+        why_set: dict[str, dict[str, Any]] = {}
         members: list[Op] = []
         last: dict[str, Any] = {}
         for ch in chs:
             last[ch["tag_id"]] = ch.get("new")
             for op in change_ops(ch, None)[1:]:  # the set/zset moves, in order
-                if op[0] in ("lpush", "ltrim") or op[1] in (keys.users_key(t),
-                                                              keys.TENANTS_KEY):
-                    continue
-                if op[0] == "hdel":  # the why record of a removed tag
+                if op[0] in ("lpush", "ltrim", "why") or op[1] in (keys.users_key(t),
+                                                                     keys.TENANTS_KEY):
                     continue
                 if op[0] == "sadd" and op[1].startswith(f"{keys.PREFIX}:{t}:vals:") \
                         and seen is not None and not seen.add((t, op[1], op[2])):
@@ -249,7 +298,7 @@ def event_ops(changes: list[dict[str, Any]], why: dict[str, dict[str, Any]] | No
                 tag_set[f"tag:{tag}"] = orjson.dumps(v)
                 w = (why or {}).get(tag)
                 if w is not None:
-                    why_set[tag] = orjson.dumps(keys.compact_why(tag, w))
+                    why_set[tag] = w
         if tag_set:
             ops.append(("hsetmap", ukey, tag_set))
         if removed:
@@ -259,11 +308,12 @@ def event_ops(changes: list[dict[str, Any]], why: dict[str, dict[str, Any]] | No
             ops.append(("sadd", keys.users_key(t), uid))
             if seen is None or seen.add((t,)):
                 ops.append(("sadd", keys.TENANTS_KEY, t))
-        if why_set:
-            ops.append(("hsetmap", keys.why_key(t, uid), why_set))
-        gone = [tag for tag in removed if (why or {}).get(tag) is None]
-        if gone:
-            ops.append(("hdel", keys.why_key(t, uid), *gone))
+        gone = [tag for tag in last if tag not in why_set]
+        if why is not None and (why_set or gone):
+            op = why_op(t, uid, why_set, gone)
+            if seen is not None:  # shapes this process wrote already
+                op = (*op[:5], {c: v for c, v in op[5].items() if seen.add((t, "wd", c))})
+            ops.append(op)
         if timeline > 0:
             tl = keys.timeline_key(t, uid)
             ops.append(("lpush", tl, *[orjson.dumps(keys.compact_change(ch)) for ch in chs]))
@@ -284,6 +334,7 @@ def forget_ops(tenant: str, uid: str, tags: dict[str, Any]) -> list[Op]:
                 ops.append(("srem", keys.seg_key(tenant, tag, v), uid))
     ops.append(("srem", keys.users_key(tenant), uid))
     ops.append(("unid", tenant, uid))  # needs the user hash: before its deletion
+    # the user hash holds the packed why records; why:{uid} is the old layout's
     ops.append(("delete", keys.user_key(tenant, uid), keys.why_key(tenant, uid),
                 keys.timeline_key(tenant, uid)))
     return ops
@@ -308,6 +359,13 @@ def _apply(pipe: Any, op: Op) -> None:
         value = repr(float(args[2])) if name == "zadd" else ""
         pipe.eval(NUM_SCRIPT, 2, args[0], f"{pre}user:{args[1]}", args[1], value, pre, tag,
                   num_edges())
+    elif name == "why":
+        ukey, tenant, drop, records, shapes = args
+        dk = keys.why_dict_key(tenant)
+        for code, shape in shapes.items():
+            pipe.hsetnx(dk, code, shape)
+        pipe.eval(WHY_SCRIPT, 2, ukey, dk, keys.WHY_FIELD, " ".join(drop), b"|".join(records),
+                  keys.WHY_CODE_LEN)
     elif name == "unid":
         pre = f"{keys.PREFIX}:{args[0]}:"
         pipe.eval(UNID_SCRIPT, 1, f"{pre}user:{args[1]}", args[1], pre)
@@ -319,6 +377,10 @@ def _apply(pipe: Any, op: Op) -> None:
         pipe.zadd(args[0], {args[1]: args[2]})
     else:
         getattr(pipe, name)(*args)
+
+
+MIN_HASH_VALUE = 1024
+"""``hash-max-listpack-value`` the packed why field needs (see ``deploy/redis/redis.conf``)."""
 
 
 class RedisProjection:
@@ -426,8 +488,24 @@ class RedisProjection:
         self.written += len(batch)
         return len(batch)
 
+    async def check_config(self) -> int | None:
+        """Warn when Redis would store the user hashes as hashtables: the packed why field
+        is longer than Redis's default ``hash-max-listpack-value`` (64). Returns the
+        setting (None when ``CONFIG GET`` is not allowed)."""
+        try:
+            got = await self.client.config_get("hash-max-*-value")
+            limit = max(int(v) for v in got.values())
+        except Exception:  # noqa: BLE001 - managed Redis without CONFIG: nothing to check
+            return None
+        if self.why_mode != "off" and limit < MIN_HASH_VALUE:
+            log.warning("Redis hash-max-listpack-value is %d: user hashes with packed why "
+                        "records become hashtables (~1 KB more per user); set it to %d "
+                        "(deploy/redis/redis.conf)", limit, MIN_HASH_VALUE)
+        return limit
+
     async def run(self) -> None:
         """Flush forever (a background task)."""
+        await self.check_config()
         while True:
             n = await self.flush()
             if self._metrics:

@@ -30,13 +30,13 @@ def _loads(raw: Any) -> Any:
 
 def split_profile(raw: dict[Any, Any]) -> dict[str, Any]:
     """Group hash fields ``tag:x``/``score:x``/``layer:x``/``count:x``; the rest in ``fields``
-    (except ``_id``, the user's integer id)."""
+    (except ``_id``, the user's integer id, and ``~w``, the packed why records)."""
     out: dict[str, Any] = {name: {} for name in SECTIONS.values()}
     out["fields"] = {}
     out["updated_ms"] = None
     for k, v in raw.items():
         field = k.decode() if isinstance(k, bytes) else str(k)
-        if field == keys.ID_FIELD:  # the integer id of the segment bitmaps: internal
+        if field in (keys.ID_FIELD, keys.WHY_FIELD):  # integer id, packed why: internal
             continue
         value = _loads(v)
         head, sep, rest = field.partition(":")
@@ -55,10 +55,47 @@ async def read_profile(r: Any, tenant: str, uid: str) -> dict[str, Any] | None:
     return split_profile(raw) if raw else None
 
 
-async def read_why(r: Any, tenant: str, uid: str) -> dict[str, Any]:
-    """Every current why record of the user (tag_id -> record)."""
-    raw = await r.hgetall(keys.why_key(tenant, uid))
+_SHAPES: dict[tuple[str, str], bytes] = {}
+"""Why shapes read so far, per (tenant, code): content-addressed, so never stale."""
+_SHAPES_MAX = 100_000
+
+
+async def _shapes(r: Any, tenant: str, codes: list[str]) -> dict[str, bytes | None]:
+    missing = sorted({c for c in codes if (tenant, c) not in _SHAPES})
+    if missing:
+        got = await r.hmget(keys.why_dict_key(tenant), missing)
+        if len(_SHAPES) > _SHAPES_MAX:
+            _SHAPES.clear()
+        _SHAPES.update({(tenant, c): v for c, v in zip(missing, got, strict=True) if v})
+    return {c: _SHAPES.get((tenant, c)) for c in codes}
+
+
+async def why_from_hash(r: Any, tenant: str, raw: dict[Any, Any]) -> dict[str, Any]:
+    """The why records (tag_id -> record) of a user hash's fields (``HGETALL``), packed
+    layout; records whose shape is unknown are left out."""
+    def field(name: str) -> Any:
+        return raw.get(name.encode(), raw.get(name))
+
+    recs = keys.unpack_why(field(keys.WHY_FIELD))
+    shapes = await _shapes(r, tenant, [c for c, _ in recs])
     out = {}
+    for code, vals in recs:
+        shape = shapes.get(code)
+        tag = orjson.loads(shape)[0] if shape else None
+        tag_value = _loads(field(f"tag:{tag}")) if field(f"tag:{tag}") is not None else None
+        got = keys.expand_packed(shape, vals, tag_value)
+        if got is not None:
+            out[got[0]] = got[1]
+    return out
+
+
+async def read_why(r: Any, tenant: str, uid: str) -> dict[str, Any]:
+    """Every current why record of the user (tag_id -> record): the packed field of the user
+    hash, else the old layout's ``why:{uid}`` hash."""
+    out = await why_from_hash(r, tenant, await r.hgetall(keys.user_key(tenant, uid)))
+    if out:
+        return out
+    raw = await r.hgetall(keys.why_key(tenant, uid))  # old layout (before redis-rebuild)
     for k, v in raw.items():
         tag = k.decode() if isinstance(k, bytes) else k
         out[tag] = keys.expand_why(tag, _loads(v))
@@ -66,15 +103,16 @@ async def read_why(r: Any, tenant: str, uid: str) -> dict[str, Any]:
 
 
 async def read_why_one(r: Any, tenant: str, uid: str, tag_id: str) -> dict[str, Any] | None:
-    raw = await r.hget(keys.why_key(tenant, uid), tag_id)
-    return keys.expand_why(tag_id, _loads(raw)) if raw else None
+    """The why record of one tag (packed layout, else the old ``why:{uid}`` hash)."""
+    return (await read_why(r, tenant, uid)).get(tag_id)
 
 
 async def read_timeline(r: Any, tenant: str, uid: str, limit: int = 20,
                         tag_id: str | None = None) -> list[dict[str, Any]]:
     """Newest-first tag changes (all tags, or only ``tag_id``'s), at most ``limit``; Redis
-    keeps the last ``keys.TIMELINE_MAX`` (compact: no evidence), ``tags.changes`` has all."""
-    end = limit - 1 if tag_id is None else keys.TIMELINE_MAX - 1
+    keeps the last ``redis_timeline`` (default none; compact: no evidence), ``tags.changes``
+    has all."""
+    end = limit - 1 if tag_id is None else 99
     items = [keys.expand_change(_loads(x))
              for x in await r.lrange(keys.timeline_key(tenant, uid), 0, end)]
     if tag_id is not None:
