@@ -71,10 +71,12 @@ class Settings(BaseSettings):
     table_rocksdb_write_buffer_mb: int = Field(16, ge=1, description="rocksdb:// memtable size "
                                                "per partition, up to 3 of them (Faust: 64 MiB)")
     redis_why: str = Field("compact", pattern="^(compact|off)$", description="why records in "
-                           "Redis: compact (<= 64 B each) or off (the API answers why with only "
-                           "the tag's value and timeline; the full record is on tags.changes)")
-    redis_timeline: int = Field(5, ge=0, le=100, description="tag changes kept per user in "
-                                "Redis (newest first); 0: no timeline in Redis")
+                           "Redis: compact (packed in the user hash: rule, version, case and "
+                           "values; ~15 B per tag) or off (the API answers why with only the "
+                           "tag's value; the full record is on tags.changes)")
+    redis_timeline: int = Field(0, ge=0, le=100, description="tag changes kept per user in "
+                                "Redis (newest first; ~160 B per change kept); 0 (default): "
+                                "none, the history of record is the tags.changes topic")
     redis_num_edges: str = Field("0,1,5,10,20,50,100,1000", description="bucket edges of the "
                                  "numeric tags' bitmaps (a range on these edges is a BITOP OR); "
                                  "used when a tag is first written, then kept in Redis")
