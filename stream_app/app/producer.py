@@ -78,6 +78,13 @@ class FastProducer(driver.Producer):
     _epoch: _Epoch
     _poller: asyncio.Task | None = None
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: highest delivered offset per (topic, partition) of records sent by produce_tracked
+        self.delivered: dict[tuple[str, int], int] = {}
+        #: called after every successful flush (e.g. to persist table changelog offsets)
+        self.after_flush: list[Any] = []
+
     async def on_start(self) -> None:
         await super().on_start()
         from confluent_kafka import Producer  # noqa: PLC0415
@@ -115,11 +122,21 @@ class FastProducer(driver.Producer):
         """Queue one output record without a future (delivery failures still fail a flush)."""
         self._produce(topic, key, value, partition, None, None, None)
 
+    def produce_tracked(self, topic: str, key: bytes | str, value: bytes | None,
+                        partition: int, on_delivered: Any = None) -> None:
+        """Queue one record and remember its offset once delivered (in :attr:`delivered`):
+        a table's changelog write, whose offset a RocksDB store persists. ``on_delivered``
+        (optional) is called with the partition when it is delivered."""
+        self._produce(topic, key, value, partition, None, None, None, track=True,
+                      on_delivered=on_delivered)
+
     def _produce(self, topic: str, key: Any, value: Any, partition: int | None,
-                 timestamp: float | None, headers: Any, fut: asyncio.Future | None) -> None:
+                 timestamp: float | None, headers: Any, fut: asyncio.Future | None,
+                 track: bool = False, on_delivered: Any = None) -> None:
         epoch = self._epoch
         kwargs: dict[str, Any] = {"key": key, "value": value,
-                                  "on_delivery": self._reporter(epoch, fut)}
+                                  "on_delivery": (self._tracker(epoch, on_delivered) if track
+                                                  else self._reporter(epoch, fut))}
         if partition is not None:
             kwargs["partition"] = partition
         if timestamp:
@@ -140,6 +157,20 @@ class FastProducer(driver.Producer):
 
         def on_delivery(err: Any, msg: Any) -> None:   # called by poll(), on the event loop
             settle(epoch, fut, err, msg)
+        return on_delivery
+
+    def _tracker(self, epoch: _Epoch, on_delivered: Any) -> Any:
+        settle, delivered = self._settle, self.delivered
+
+        def on_delivery(err: Any, msg: Any) -> None:
+            settle(epoch, None, err, msg)
+            if err is None:
+                tp = (msg.topic(), msg.partition())
+                offset = msg.offset()
+                if offset > delivered.get(tp, -1):
+                    delivered[tp] = offset
+                if on_delivered is not None:
+                    on_delivered(tp[1])
         return on_delivery
 
     async def _poll_loop(self) -> None:
@@ -192,6 +223,8 @@ class FastProducer(driver.Producer):
             if failed:
                 raise ProducerSendError(f"{failed} records could not be delivered "
                                         f"({last_error}); not committing")
+            for hook in self.after_flush:
+                hook()
         await super().flush()
 
 

@@ -64,6 +64,8 @@ def producer(monkeypatch) -> FastProducer:
     p._epoch = _Epoch()
     p._closed = deque()
     p.__dict__["buffer"] = FakeBuffer()
+    p.delivered = {}
+    p.after_flush = []
     return p
 
 
@@ -110,3 +112,35 @@ def test_empty_flush_returns_at_once(producer) -> None:
         return True
 
     assert asyncio.run(run())
+
+
+def test_tracked_offsets_reach_the_after_flush_hooks_only_when_delivered(producer) -> None:
+    async def run() -> tuple[dict, list, dict]:
+        producer._loop = asyncio.get_running_loop()
+        rk: FakeRk = producer._rk
+        seen: list[dict] = []
+        producer.after_flush.append(lambda: seen.append(dict(producer.delivered)))
+        producer.produce_tracked("cl", b"u1", b"s1", 0)
+        producer.produce("out", "u1", b"x")          # not tracked
+        heard: list[int] = []
+        producer.produce_tracked("cl", b"u2", b"s2", 0, on_delivered=heard.append)
+        before = dict(producer.delivered)
+        flush = asyncio.ensure_future(producer.flush())
+        await asyncio.sleep(0)
+        assert not seen                               # nothing delivered yet: no hook
+        rk.deliver(3)                                 # offsets 0, 1, 2
+        await flush
+        assert heard == [0]
+        producer.produce_tracked("cl", b"u3", b"s3", 0, on_delivered=heard.append)
+        failing = asyncio.ensure_future(producer.flush())
+        await asyncio.sleep(0)
+        rk.deliver(1, err="broker down")
+        with pytest.raises(ProducerSendError):
+            await failing
+        assert heard == [0]                           # a failed record is not delivered
+        return before, seen, dict(producer.delivered)
+
+    before, seen, after = asyncio.run(run())
+    assert before == {}
+    assert seen == [{("cl", 0): 2}]                  # the highest tracked offset, once
+    assert after == {("cl", 0): 2}                    # the failed record moved nothing

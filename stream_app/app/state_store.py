@@ -1,0 +1,108 @@
+"""Write a Faust table's values straight through the fast producer (no Faust future per write).
+
+``table[key] = value`` in Faust sets the store and sends the changelog record through
+``Topic.send_soon``: a ``FutureMessage`` and a ``PendingMessage``, a trip through the
+producer buffer task, an awaited send, and a callback chain when it is delivered. The worker
+writes one state per event, so that path is paid per event. :class:`DirectTableWriter`
+does the same two things with one store write and one librdkafka ``produce``:
+
+* the record is the one Faust would have sent: same changelog topic, the key encoded as the
+  changelog topic encodes it (the table's key serializer: JSON for a table without a key
+  type; checked once against Faust's own encoding, then done with orjson), the value as is
+  (``raw`` tables), and the partition of the input record (the table's keys are
+  co-partitioned with the input streams, as Faust assumes);
+* it belongs to the producer's current flush epoch, so Faust's flush before each commit
+  waits for it exactly as for Faust's own sends (at-least-once is unchanged);
+* its delivered offset is remembered by the producer and, after each successful flush, handed
+  to the store's ``set_persisted_offset`` (what Faust's ``_on_changelog_sent`` does per record):
+  a RocksDB store then knows how far its files are ahead, a memory store ignores it;
+* a store with a clean-stop ledger (:mod:`stream_app.app.store_marker`) is told of every
+  record sent, written locally and delivered, as Faust's own path tells it.
+
+Deletes (tombstones) are rare and stay on Faust's own path (``del table[key]``).
+
+Example (any object with a dict-like ``data`` and the producer's two calls):
+    >>> class P:
+    ...     sent = []
+    ...     after_flush = []
+    ...     delivered = {}
+    ...     def produce_tracked(self, topic, key, value, partition, on_delivered=None):
+    ...         self.sent.append((topic, key, value, partition))
+    >>> p = P()
+    >>> w = DirectTableWriter(data={}, changelog="app-users-changelog", producer=lambda: p)
+    >>> w.set("u1", b"{}", 3)
+    >>> w.data["u1"], p.sent[0]
+    (b'{}', ('app-users-changelog', b'"u1"', b'{}', 3))
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, MutableMapping
+from typing import Any
+
+import orjson
+from faust.types import TP
+
+log = logging.getLogger(__name__)
+
+
+class DirectTableWriter:
+    """Set a key of a ``raw``-valued, ``utf8``-keyed Faust table and queue its changelog
+    record on the fast producer."""
+
+    def __init__(self, data: MutableMapping[str, Any], changelog: str,
+                 producer: Callable[[], Any],
+                 encode_key: Callable[[str], bytes] = orjson.dumps) -> None:
+        self.data = data
+        self.changelog = changelog
+        self._producer = producer
+        self.encode_key = encode_key
+        self._hooked: Any = None
+
+    @classmethod
+    def for_table(cls, table: Any) -> DirectTableWriter:
+        """The writer of a Faust table (its store, changelog topic and the app's producer),
+        encoding keys exactly as Faust's changelog topic does."""
+        topic = table.changelog_topic
+
+        def faust_key(key: str) -> bytes:
+            return topic.prepare_key(key, table.key_serializer)[0]
+
+        probe = "probe-é"
+        fast = next((f for f in (orjson.dumps, str.encode) if f(probe) == faust_key(probe)),
+                    faust_key)
+        return cls(table.data, topic.get_topic_name(), lambda: table.app.producer, fast)
+
+    def set(self, key: str, value: bytes, partition: int) -> None:
+        """Store ``value`` under ``key`` and queue the changelog record to ``partition``."""
+        producer = self._producer()
+        if self._hooked is not producer:
+            # once per producer: persist delivered changelog offsets after each flush
+            producer.after_flush.append(self.persist_offsets)
+            self._hooked = producer
+        ledger = getattr(self.data, "ledger", None)
+        if ledger is None:
+            self.data[key] = value
+            producer.produce_tracked(self.changelog, self.encode_key(key), value, partition)
+        else:
+            ledger.sent(partition)
+            self.data[key] = value
+            ledger.applied(partition)
+            producer.produce_tracked(self.changelog, self.encode_key(key), value, partition,
+                                     ledger.delivered)
+
+    def persist_offsets(self) -> None:
+        """Hand the delivered changelog offsets to the store (RocksDB keeps them per
+        partition, so a restart reads the changelog only after them)."""
+        producer = self._producer()
+        setter = getattr(self.data, "set_persisted_offset", None)
+        if setter is None:
+            return
+        for (topic, partition), offset in list(producer.delivered.items()):
+            if topic != self.changelog:
+                continue
+            try:
+                setter(TP(topic, partition), offset)
+            except Exception as exc:  # noqa: BLE001 - a partition closed by a rebalance/stop
+                log.debug("persisted offset of %s[%s] not set: %s", topic, partition, exc)
