@@ -48,11 +48,21 @@ class ProfileStore:
         return set(self.user_ids(tenant, ids))
 
     def user_ids(self, tenant: str, ids: list[int]) -> list[str]:
-        """User ids of integer ids (forgotten ones are skipped)."""
-        pipe = self.r.pipeline(transaction=False)
+        """User ids of integer ids, in the given order (one ``HMGET`` per 128 ids, one round
+        trip; forgotten ids are skipped)."""
+        if not ids:
+            return []
+        groups: dict[int, list[int]] = {}
         for n in ids:
-            pipe.hget(keys.ids_key(tenant, n), n % keys.IDS_PER_HASH)
-        return [v.decode() for v in pipe.execute() if v is not None] if ids else []
+            groups.setdefault(n // keys.IDS_PER_HASH, []).append(n)
+        pipe = self.r.pipeline(transaction=False)
+        for g, members in groups.items():
+            pipe.hmget(keys.ids_key(tenant, g * keys.IDS_PER_HASH),
+                       [n % keys.IDS_PER_HASH for n in members])
+        got: dict[int, bytes | None] = {}
+        for members, vals in zip(groups.values(), pipe.execute(), strict=True):
+            got.update(zip(members, vals, strict=True))
+        return [v.decode() for n in ids if (v := got[n]) is not None]
 
     def user_id_number(self, tenant: str, uid: str) -> int | None:
         """The user's integer id (its bit in the segment bitmaps), if it has one."""

@@ -220,3 +220,14 @@ def test_first_page_reads_and_decodes_only_what_it_returns(r, catalog, monkeypat
     page = run(runner.page("t", "refunded = true", None, limit=100))
     assert len(page.members) == 100 and sum(k for _, k in calls) == 101
     assert sum(n for n, _ in calls) < 12_500  # sized from the density, not the whole bitmap
+
+
+def test_profile_store_reads_segments_and_user_ids_in_order(r, redis_url):
+    from stream_app.serving.store import ProfileStore
+
+    names = load(r, "t", 700, lambda i: {"activity": "high" if i % 5 == 2 else "low"})
+    store = ProfileStore(f"{redis_url}/{r.connection_pool.connection_kwargs['db']}")
+    assert store.segment("t", "activity", "high") == {names[i] for i in range(2, 700, 5)}
+    ids = [650, 3, 129, 128, 9_999, 0]  # across id hashes, one never assigned
+    assert store.user_ids("t", ids) == [names[650], names[3], names[129], names[128], names[0]]
+    assert store.user_ids("t", []) == [] and store.user_id_number("t", names[129]) == 129
