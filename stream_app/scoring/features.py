@@ -249,9 +249,9 @@ def featurize(st: dict[str, Any], now_ms: int, fc: FeatureConfig) -> dict[str, f
                 if slot is None:
                     slot = acc[key] = [0.0] * nw
                 slot[j] += val
-        window_names = nm.window_names
+        window_names, wn_get = nm.window_names, nm.window.get
         for key, slot in acc.items():
-            names = window_names(key)
+            names = wn_get(key) or window_names(key)
             numeric = key[0] == "#"
             total = 0.0
             for j in range(nw):
@@ -268,10 +268,12 @@ def featurize(st: dict[str, Any], now_ms: int, fc: FeatureConfig) -> dict[str, f
     do_rate = "rate" in per
     do_rec = "recency" in per
     inv_age = 1.0 / (age + 1.0)
-    total_names = nm.total_names
+    total_names, tn_get = nm.total_names, nm.total.get
     exp = _exp
     for key, val in tot.items():
-        names = total_names(key)
+        names = tn_get(key)
+        if names is None:
+            names = total_names(key)
         if not names:
             continue
         if names[0]:
@@ -288,15 +290,15 @@ def featurize(st: dict[str, Any], now_ms: int, fc: FeatureConfig) -> dict[str, f
             last = lst.get(key)
             if last is not None:
                 x[names[3]] = exp(-max(0, now_ms - last) / scale)
-    since_name = nm.since_name
+    since_name, sn_get = nm.since_name, nm.since.get
     for m, first in st["fs"].items():
-        x[since_name(m)] = log1p(max(0.0, (now_ms - first) / DAY_MS))
+        x[sn_get(m) or since_name(m)] = log1p(max(0.0, (now_ms - first) / DAY_MS))
     for step, name in nm.funnel:
         if step in tot:
             x[name] = 1.0
-    cat_name = nm.cat_name
+    cat_name, cn_get = nm.cat_name, nm.cat.get
     for k, v in st["cat"].items():
-        x[cat_name(k, v)] = 1.0
+        x[cn_get((k, v)) or cat_name(k, v)] = 1.0
     x["age_days"] = log1p(age)
     x["active_days"] = log1p(st["ad"])
     x["active_ratio"] = st["ad"] * inv_age
