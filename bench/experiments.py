@@ -6,11 +6,19 @@ Faust's spinner (``BENCH_SPINNER_DEBUG=1``) against put back (stream-app's fix),
 ``python -m bench.experiments join``: first consumer-group join and the join after a graceful
 restart on tansu, with Faust's default group timeouts and with 10 s and 5 s session/rebalance
 timeouts (``BENCH_SESSION_TIMEOUT``).
+
+``python -m bench.experiments startup``: the worker's Python start-up (``import
+stream_app.app.main``, what every restart pays before it joins the group), three times in
+fresh interpreters: wall and CPU seconds, and the heaviest imports by cumulative time from
+``python -X importtime`` (river and scipy.stats, pulled in by ``stream_app.scoring.models``).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import resource
+import subprocess
 import sys
 import time
 from typing import Any
@@ -58,7 +66,52 @@ def join_times() -> dict[str, Any]:
     return out
 
 
+def parse_importtime(stderr: str) -> dict[str, int]:
+    """Cumulative microseconds per module from ``python -X importtime`` output.
+
+    Example:
+        >>> parse_importtime("import time: self [us] | cumulative | imported package\\n"
+        ...                  "import time:       410 |    6957790 |   river.forest\\n")
+        {'river.forest': 6957790}
+    """
+    out: dict[str, int] = {}
+    for line in stderr.splitlines():
+        parts = line.split("|")
+        if len(parts) != 3 or not parts[1].strip().isdigit():
+            continue
+        out[parts[2].strip()] = int(parts[1])
+    return out
+
+
+def startup_times(runs: int = 3, top: int = 8) -> dict[str, Any]:
+    """Wall/CPU seconds of ``import stream_app.app.main`` in fresh interpreters, and the
+    heaviest imports (cumulative seconds) of the last run."""
+    out: dict[str, Any] = {"runs": []}
+    env = {**os.environ, "STREAM_APP_DATADIR": "var/exp-startup"}
+    cum: dict[str, int] = {}
+    for _ in range(runs):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        t = time.monotonic()
+        p = subprocess.run([sys.executable, "-X", "importtime", "-c",
+                            "import stream_app.app.main"], env=env, capture_output=True,
+                           text=True, check=True)
+        wall = time.monotonic() - t
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        out["runs"].append({"wall_s": round(wall, 2), "cpu_s": round(cpu, 2)})
+        cum = parse_importtime(p.stderr)
+        log(f"startup: {out['runs'][-1]}")
+    for name in ("stream_app.app.main", "river", "scipy.stats", "stream_app.scoring.models",
+                 "stream_app.app.business", "faust", "confluent_kafka"):
+        if name in cum:
+            out.setdefault("cumulative_s", {})[name] = round(cum[name] / 1e6, 2)
+    heavy = sorted(((v, k) for k, v in cum.items() if not k.startswith("stream_app")),
+                   reverse=True)[:top]
+    out["heaviest_third_party_s"] = {k: round(v / 1e6, 2) for v, k in heavy}
+    return out
+
+
 if __name__ == "__main__":
     which = sys.argv[1] if len(sys.argv) > 1 else "join"
-    result = {"logging": logging_cost, "join": join_times}[which]()
+    result = {"logging": logging_cost, "join": join_times, "startup": startup_times}[which]()
     print(json.dumps(result, indent=1))

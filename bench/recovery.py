@@ -11,7 +11,10 @@ restart after ``kill -9``. Both restarts check that the worker holds every user 
 
 ``table_store`` is the users table's store (``STREAM_APP_TABLE_STORE``): with
 ``rocksdb://`` all the workers of a run share one data directory (the same disk), so a
-restart reads only the changelog tail past the offset RocksDB persisted.
+restart after a graceful stop reads only the changelog tail past the offset RocksDB
+persisted; after ``kill -9`` the store has no clean-stop marker and is rebuilt from the whole
+changelog (``stream_app.app.store_marker``). Each restart records the markers the stop left
+and what the start kept or deleted (``store_check``).
 """
 
 from __future__ import annotations
@@ -109,6 +112,48 @@ def recovery_marks(log_path: Path) -> dict[str, float]:
     return marks
 
 
+_CHECK = re.compile(r"clean-stop check in ([\d.]+)s: kept \[([\d, ]*)\], wiped \[([\d, ]*)\]")
+
+
+def store_check(log_path: Path) -> dict[str, Any] | None:
+    """What the worker's start did with its rocksdb:// partition stores (its info log line),
+    or None (memory://, or no such line).
+
+    Example:
+        >>> import tempfile
+        >>> p = Path(tempfile.mkdtemp()) / "w.log"
+        >>> _ = p.write_text("[2026-01-01 00:00:01,000] [1] [INFO] table users: clean-stop "
+        ...                  "check in 0.002s: kept [0, 1], wiped [2], in use [] \\n")
+        >>> store_check(p)
+        {'seconds': 0.002, 'kept': [0, 1], 'wiped': [2]}
+    """
+    if not log_path.exists():
+        return None
+    for line in log_path.read_text(errors="replace").splitlines():
+        m = _CHECK.search(line)
+        if m:
+            def parts(g: str) -> list[int]:
+                return [int(x) for x in g.split(",") if x.strip()]
+            return {"seconds": float(m.group(1)), "kept": parts(m.group(2)),
+                    "wiped": parts(m.group(3))}
+    return None
+
+
+def clean_markers(datadir: Path) -> int:
+    """Clean-stop markers in a worker data directory's partition stores.
+
+    Example:
+        >>> import tempfile
+        >>> d = Path(tempfile.mkdtemp()); (d / "v1/tables/users-0.db").mkdir(parents=True)
+        >>> _ = (d / "v1/tables/users-0.db/STREAM_APP_CLEAN_STOP").write_text("{}")
+        >>> clean_markers(d), clean_markers(d / "nothing")
+        (1, 0)
+    """
+    from stream_app.app.store_marker import MARKER_NAME  # noqa: PLC0415
+
+    return len(list(Path(datadir).glob(f"v1/tables/*.db/{MARKER_NAME}")))
+
+
 def table_users(worker: ModuleWorker) -> int | None:
     """Keys the worker's users table holds (its ``stream_app_table_users`` gauge), or None.
 
@@ -176,6 +221,9 @@ def restart(stack: Any, name: str, probe: list | None = None, env: dict[str, str
         if "joining" in marks and "joined" in marks:  # of which the JoinGroup round
             out["group_join_s"] = round(marks["joined"] - marks["joining"], 2)
         out["restore_s"] = round(marks["restore_end"] - marks["restore_start"], 2)
+    check = store_check(ws[0].log_path)
+    if check is not None:
+        out["store_check"] = check
     out["worker"] = ws[0]
     return out
 
@@ -334,11 +382,13 @@ def _restarts(stack: Any, w: ModuleWorker, res: dict[str, Any], probe: list, pro
     t = time.monotonic()
     w.stop(60)
     res["stop_s"] = round(time.monotonic() - t, 2)
+    res["markers_after_stop"] = clean_markers(datadir)
     again = restart(stack, "worker-b", probe=probe, env=env, datadir=datadir)
     wb = again.pop("worker")
     again["table_users"] = wait_table_users(wb, held + len(probe))
     log(f"recovery: graceful restart {again}")
     wb.kill()  # crash: no flush, no commit, no clean close of the table files
+    res["markers_after_kill"] = clean_markers(datadir)
     crash = restart(stack, "worker-c", probe=probe2, env=env, datadir=datadir)
     wc = crash.pop("worker")
     crash["table_users"] = wait_table_users(wc, held + len(probe) + len(probe2))
