@@ -125,77 +125,130 @@ def compile_expr(text: str, req: Requirements, params: dict[str, Any]) -> Compil
                     c.guards)
 
 
+class Probe:
+    """What a :class:`Guard` looks at after one event was applied: the state, the event's
+    type and time, its business day and the evaluation's (``day``, ``today``), the clock
+    (``now``), the type's latest / earliest time before the event (``old_l`` / ``old_f``),
+    the prop aggregates whose value the event moved (``props``: ``"fp:<spec key>"`` etc., see
+    :meth:`~stream_app.state.record.StateUpdater.apply`) and a memo shared by the guards of
+    one event (guards of one selector read the same quantity)."""
+
+    __slots__ = ("state", "etype", "ts", "day", "today", "now", "old_l", "old_f", "props",
+                 "memo")
+
+    def __init__(self, state: dict[str, Any], etype: str, ts: int, day: int, today: int,
+                 now: int, old_l: int | None, old_f: int | None,
+                 props: set[str] | None = None) -> None:
+        self.state, self.etype, self.ts, self.day, self.today = state, etype, ts, day, today
+        self.now, self.old_l, self.old_f = now, old_l, old_f
+        self.props = props
+        self.memo: dict[Any, Any] = {}
+
+
 @dataclass(frozen=True)
 class Guard:
     """A part of a rule that alone reads the events of ``sels``: a lifetime count or since()
-    compared with a constant, or an active_days() window. An event of ``sels`` can change the
-    rule's value only if it changes the guard's value; ``moved(state, etype, ts, day, today,
-    now, old_l, old_f)`` tells that from the state after the event (``old_l``/``old_f``: the
-    event type's latest / earliest time before it). Equal by text.
+    compared with a constant, an active_days() window, or a one-value prop aggregate
+    (``first``, ``last``, ``peak``, ``distinct``). An event of ``sels`` can change the
+    rule's value only if it changes the guard's value; ``moved(probe)`` tells that from the
+    state after the event (see :class:`Probe`). Equal by text.
 
     >>> req = Requirements()
     >>> c = compile_expr("count(stream:click) == 0 or count(course_view, 7d) > 2", req, {})
     >>> sorted(g.text for g in c.guards), sorted(s.key for s in c.reads)
     (['count(stream:click) == 0'], ['course_view'])
+    >>> c = compile_expr("coalesce(last(click.channel), last(click.utm_source))", req, {})
+    >>> sorted(g.text for g in c.guards), c.reads
+    (['last(click.channel)', 'last(click.utm_source)'], set())
     """
 
     text: str
     sels: frozenset[Selector] = field(compare=False)
-    moved: Callable[..., bool] = field(compare=False, repr=False)
+    moved: Callable[[Probe], bool] = field(compare=False, repr=False)
 
 
-def _count_moved(sel: Selector, res: Callable[[Any], bool], c: Any) -> Callable[..., bool]:
+def _count_moved(sel: Selector, res: Callable[[Any], bool], c: Any) -> Callable[[Probe], bool]:
     # a count compared with c flips only at counts <= c + 1: beyond, no event moves it
     top = c + 1 if _num(c) else None
+    key = ("n", sel)
 
-    def moved(state, etype, ts, day, today, now, old_l, old_f) -> bool:
-        n = state["n"].get(etype)
+    def moved(p: Probe) -> bool:
+        n = p.state["n"].get(p.etype)
         if n is None:                     # untracked type: not counted
             return False
         if top is not None and n > top:   # count(sel) >= n (sel matches the type)
             return False
-        n = query.count_all(state, sel)   # the event added exactly one
-        return res(n) != res(n - 1)
+        memo = p.memo
+        n = memo.get(key)
+        if n is None:
+            n = memo[key] = query.count_all(p.state, sel)
+        return res(n) != res(n - 1)       # the event added exactly one
     return moved
 
 
-def _since_moved(fld: str, sel: Selector, res: Callable[[Any], bool]) -> Callable[..., bool]:
+def _since_moved(fld: str, sel: Selector, res: Callable[[Any], bool],
+                 points: tuple[int, ...]) -> Callable[[Probe], bool]:
     latest = fld == "l"
+    key = (fld, sel)
 
-    def moved(state, etype, ts, day, today, now, old_l, old_f) -> bool:
+    def moved(p: Probe) -> bool:
+        state, etype, ts, now = p.state, p.etype, p.ts, p.now
         if etype not in state["st"]:
             return False
-        old = old_l if latest else old_f
-        if old is not None and (ts <= old if latest else ts >= old):
-            return False       # the type's latest / earliest time did not move
-        times = state[fld]
-        types = sel.resolve(state["st"])
-        post = [times[t] for t in types if t in times]
-        pre = [times[t] for t in types if t in times and t != etype]
+        old = p.old_l if latest else p.old_f
         if old is not None:
-            pre.append(old)
-        if latest:
-            a, b = (max(pre) if pre else None), max(post)
-        else:
-            a, b = (min(pre) if pre else None), min(post)
+            if ts <= old if latest else ts >= old:
+                return False       # the type's latest / earliest time did not move
+            # both values of since() lie between now - old and now - (the user's newest /
+            # oldest event): no flip point between them, no change
+            lo, hi = (now - state["lt"], now - old) if latest else (now - old, now - state["ft"])
+            if not any(lo < q <= hi for q in points):
+                return False
+        ab = p.memo.get(key)
+        if ab is None:
+            times = state[fld]
+            types = sel.resolve(state["st"])
+            post = [times[t] for t in types if t in times]
+            pre = [times[t] for t in types if t in times and t != etype]
+            if old is not None:
+                pre.append(old)
+            if latest:
+                ab = (max(pre) if pre else None), max(post)
+            else:
+                ab = (min(pre) if pre else None), min(post)
+            p.memo[key] = ab
+        a, b = ab
         if a == b:
             return False
         return res(None if a is None else now - a) != res(now - b)
     return moved
 
 
-def _active_days_moved(sel: Selector, days: int) -> Callable[..., bool]:
-    def moved(state, etype, ts, day, today, now, old_l, old_f) -> bool:
-        if not today - days < day <= today:
+def _active_days_moved(sel: Selector, days: int) -> Callable[[Probe], bool]:
+    key = ("ad", sel)
+
+    def moved(p: Probe) -> bool:
+        day = p.day
+        if not p.today - days < day <= p.today:
             return False
-        total = 0
-        for b in query._day_lists(state, sel):
-            for idx, val in reversed(b):
-                if idx == day:
-                    total += val
-                if idx <= day:
-                    break
+        total = p.memo.get(key)
+        if total is None:   # the events of sel on the event's day
+            total = 0
+            for b in query._day_lists(p.state, sel):
+                for idx, val in reversed(b):
+                    if idx == day:
+                        total += val
+                    if idx <= day:
+                        break
+            p.memo[key] = total
         return total == 1      # the event's own: the day was not active before
+    return moved
+
+
+def _prop_moved(key: str) -> Callable[[Probe], bool]:
+    """The prop aggregate ``key`` (``"lp:click.channel"``) moved: the updater says so."""
+    def moved(p: Probe) -> bool:
+        return p.props is None or key in p.props
     return moved
 
 
@@ -496,8 +549,8 @@ class _Compiler:
                     return cmp_(v, c_) if left else cmp_(c_, v)
                 call = ch[0] if left else ch[2]
                 sel = Selector.parse("|".join(str(t) for t in call.children[1].children))
-                self.guard(node, _since_moved(atom.field, sel, res) if atom is not None
-                           else _count_moved(sel, res, c_), reads)
+                self.guard(node, _since_moved(atom.field, sel, res, atom.points)
+                           if atom is not None else _count_moved(sel, res, c_), reads)
             return fn
         if kind == "arith":
             a, op, b = self.expr(ch[0]), _arith(str(ch[1])), self.expr(ch[2])
@@ -677,21 +730,26 @@ def _f_avg(c: _Compiler, node, args, kwargs) -> Fn:
     return f
 
 
-def _prop_reader(requirement: str, read: Callable[[Any, Any], Any]):  # noqa: ANN202
+def _prop_reader(requirement: str, kind: str, read: Callable[[Any, Any], Any]):  # noqa: ANN202
     """Builder of a one-argument prop function (``peak``, ``first``, ``last``, ``distinct``):
-    records what the state must keep (``Requirements.<requirement>``) and reads it."""
+    records what the state must keep (``Requirements.<requirement>``) and reads it. Its value
+    moves only when the updater says the aggregate (``kind`` in the state) moved, so the
+    selector is read through a :class:`Guard` (e.g. ``last(click.channel)`` re-runs its
+    rule only for a click that changes the latest channel)."""
     def build(c: _Compiler, node, args, kwargs) -> Fn:
         c.arity(node, args, kwargs, 1, 1)
+        reads = set(c.reads)
         spec = c.propspec(args[0])
         getattr(c.req, requirement).add(spec)
+        c.guard(node, _prop_moved(f"{kind}:{spec.key}"), reads)
         return lambda ctx: read(ctx.state, spec)
     return build
 
 
-_f_peak = _prop_reader("peaks", query.prop_peak)
-_f_first = _prop_reader("firsts", query.prop_first)
-_f_last = _prop_reader("lasts", query.prop_last)
-_f_distinct = _prop_reader("distincts", query.prop_distinct)
+_f_peak = _prop_reader("peaks", "mx", query.prop_peak)
+_f_first = _prop_reader("firsts", "fp", query.prop_first)
+_f_last = _prop_reader("lasts", "lp", query.prop_last)
+_f_distinct = _prop_reader("distincts", "dv", query.prop_distinct)
 
 
 def _f_since(c: _Compiler, node, args, kwargs) -> Fn:

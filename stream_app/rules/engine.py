@@ -32,7 +32,7 @@ from typing import Any
 
 from stream_app.config import REPO_ROOT
 from stream_app.events import Event
-from stream_app.rules.compiler import SCORES_TYPE
+from stream_app.rules.compiler import SCORES_TYPE, Probe
 from stream_app.rules.derive import referral_events
 from stream_app.rules.model import RuleSet
 from stream_app.state.record import DAY_MS, StateUpdater, new_state
@@ -112,14 +112,17 @@ class TagEngine:
         if check:   # the event type's latest / earliest time before the event
             et = event.type
             old_l, old_f = state["l"].get(et), state["f"].get(et)
-        self._updater.apply(state, event)
+            props: set[str] = set()
+            self._updater.apply(state, event, props)
+        else:
+            self._updater.apply(state, event)
         emit = referral_events(state, event, rs.referral)
         moved = None
         if check:
             off = self.day_offset_ms
-            day, today = (event.ts + off) // DAY_MS, (now + off) // DAY_MS
-            moved = frozenset(g for g in guards
-                              if g.moved(state, et, event.ts, day, today, now, old_l, old_f))
+            probe = Probe(state, et, event.ts, (event.ts + off) // DAY_MS, (now + off) // DAY_MS,
+                          now, old_l, old_f, props)
+            moved = frozenset(g for g in guards if g.moved(probe))
         result = self._evaluate(state, now, trigger=event.event_id, touched=(touch,),
                                 fresh=fresh, moved=moved)
         result.emit = emit

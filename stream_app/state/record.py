@@ -87,6 +87,19 @@ def day_of(ts_ms: int, day_offset_ms: int) -> int:
     return (ts_ms + day_offset_ms) // DAY_MS
 
 
+def _differs(record: list | None, value: Any) -> bool:
+    """Whether ``value`` differs from the value of a ``[ts, event_id, value]`` record (None:
+    no record), as a rule reading it would see (``1`` and ``1.0`` differ).
+
+    >>> _differs(None, "a"), _differs([1, "e", "a"], "a"), _differs([1, "e", 1], 1.0)
+    (True, False, True)
+    """
+    if record is None:
+        return True
+    old = record[2]
+    return old != value or type(old) is not type(value)
+
+
 class StateUpdater:
     """Applies events to state records, keeping what ``req`` asks for."""
 
@@ -130,12 +143,25 @@ class StateUpdater:
         return ret
 
     # -- accumulate --------------------------------------------------------------------
-    def apply(self, state: dict[str, Any], ev: Event) -> None:
+    def apply(self, state: dict[str, Any], ev: Event, moved: set[str] | None = None) -> None:
         """Fold one event into ``state`` (no dedup check: see :meth:`seen`).
 
         Daily buckets are added only for days a :meth:`prune` at the next evaluation
         (``max(event time, state["now"])``) keeps, so an evaluation on the same business
-        day as the previous one needs no prune."""
+        day as the previous one needs no prune. ``moved``: a set to which the one-value prop
+        aggregates whose value the event changed are added, as ``"<kind>:<spec key>"`` with
+        kind ``fp`` (first), ``lp`` (last), ``mx`` (peak) or ``dv`` (distinct values); a
+        latest value replaced by an equal one has not moved.
+
+        >>> from stream_app.state.requirements import PropSpec, Selector
+        >>> req = Requirements(lasts={PropSpec(Selector.parse("click"), "channel")})
+        >>> up, st, m1, m2 = StateUpdater(req), new_state("u1"), set(), set()
+        >>> ch = {"channel": "a"}
+        >>> up.apply(st, Event("e1", "u1", 1000, "page_view", "click", props=ch), m1)
+        >>> up.apply(st, Event("e2", "u1", 2000, "page_view", "click", props=ch), m2)
+        >>> m1, m2, st["lp"]
+        ({'lp:stream:click.channel'}, set(), {'stream:click.channel': [2000, 'e2', 'a']})
+        """
         ts, et = ev.ts, ev.type
         self.remember(state, ev.event_id)
         ft, lt = state["ft"], state["lt"]
@@ -169,7 +195,7 @@ class StateUpdater:
             for name, value in props.items():
                 specs = self._props.get(name)
                 if specs:
-                    self._apply_props(state, ev, stream, day, value, specs, base_day)
+                    self._apply_props(state, ev, stream, day, value, specs, base_day, moved)
         if self._profile and stream == "profile" and props:
             self._apply_profile(state, ev)
         if self._streaks:
@@ -184,7 +210,7 @@ class StateUpdater:
                     if len(rt) > RECENT_CAP:
                         del rt[0]
 
-    def _apply_props(self, state, ev, stream, day, value, specs, base_day) -> None:
+    def _apply_props(self, state, ev, stream, day, value, specs, base_day, moved) -> None:
         ts, eid = ev.ts, ev.event_id
         for kind, spec in specs:
             if not spec.sel.matches(ev.type, stream) or value is None:
@@ -205,16 +231,22 @@ class StateUpdater:
                 mx = state.setdefault("mx", {})
                 if key not in mx or value > mx[key]:
                     mx[key] = value
+                    if moved is not None:
+                        moved.add("mx:" + key)
             elif kind == "fp":
                 fp = state.setdefault("fp", {})
                 cur = fp.get(key)
                 if cur is None or (ts, eid) < (cur[0], cur[1]):
                     fp[key] = [ts, eid, value]
+                    if moved is not None and _differs(cur, value):
+                        moved.add("fp:" + key)
             elif kind == "lp":
                 lp = state.setdefault("lp", {})
                 cur = lp.get(key)
                 if cur is None or (ts, eid) > (cur[0], cur[1]):
                     lp[key] = [ts, eid, value]
+                    if moved is not None and _differs(cur, value):
+                        moved.add("lp:" + key)
             elif kind == "dv":
                 if not isinstance(value, str | int | float) or isinstance(value, bool):
                     continue
@@ -222,6 +254,8 @@ class StateUpdater:
                 v = str(value)
                 if v not in vals and len(vals) < DISTINCT_CAP:
                     insort(vals, v)
+                    if moved is not None:
+                        moved.add("dv:" + key)
 
     def _apply_profile(self, state, ev) -> None:
         pr = state.setdefault("pr", {})

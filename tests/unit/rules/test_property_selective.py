@@ -38,6 +38,15 @@ tags:
      value: "if(tag(x_chain) == 'busy', 'b', null)"}
   - {id: x_decay, family: x, zh: 衰, en: Decay, kind: number, round: 2,
      value: "count(course_view|stream:study, 10d, half_life: 2d)"}
+  - {id: x_peak, family: x, zh: 峰, en: Peak, kind: number, value: "peak(order_paid.amount)"}
+  - {id: x_last_amount, family: x, zh: 末, en: Last amount, kind: text,
+     value: "last(order_paid.amount)"}
+  - {id: x_first, family: x, zh: 首, en: First, kind: text,
+     value: "coalesce(first(order.amount), first(click.channel))"}
+  - {id: x_percents, family: x, zh: 值, en: Values, kind: set,
+     value: "distinct(study.percent)"}
+  - {id: x_mixed, family: x, zh: 混, en: Mixed, kind: text,
+     value: "if(last(click.channel) == 'douyin' and count(stream:click, 7d) > 1, 'd', null)"}
 """
 
 DEFAULT = load_ruleset(DEFAULT_RULES)
@@ -47,7 +56,7 @@ RULESETS = [DEFAULT, EXTRA_RS]
 TYPES = sorted(t for t in STREAM_OF if t != "deletion_requested") + [
     "invitee_registered", "invitee_trialled", "invitee_bought", "mystery"]
 PROPS = st.fixed_dictionaries({}, optional={
-    "amount": st.sampled_from([9.9, 1999, 4980, 12800, "300", "n/a"]),
+    "amount": st.sampled_from([9.9, 1999, 1999.0, 4980, 12800, "300", "n/a"]),
     "category": st.sampled_from(["java", "python", "ui"]),
     "class_type": st.sampled_from(["1v1", "small", "video", "odd"]),
     "channel": st.sampled_from(["douyin", "bilibili", "baidu_sem"]),
@@ -213,3 +222,75 @@ def test_late_event_beyond_retention_after_a_tick(make_event):
         states.append(s)
     assert states[0] == states[1]
     assert "page_view" not in states[1]["d"] and states[1]["n"]["page_view"] == 1
+
+
+def _both(rs, steps):
+    """Run ``steps`` (("event", Event) / ("tick", ms)) through a full and a selective engine;
+    check each step gives the same result; return the selective engine's changes."""
+    full, sel = TagEngine(rs, full=True), TagEngine(rs)
+    s_full = s_sel = None
+    out = []
+    for kind, arg in steps:
+        if kind == "event":
+            a, b = full.on_event(s_full, arg), sel.on_event(s_sel, arg)
+        else:
+            a, b = full.on_tick(s_full, arg), sel.on_tick(s_sel, arg)
+        _same(a, b)
+        s_full, s_sel = _roundtrip(a.state), _roundtrip(b.state)
+        out.append([(c["tag_id"], c["old"], c["new"]) for c in b.changes])
+    return out
+
+
+def test_since_guard_moves_for_a_repeated_event_after_a_silence(make_event):
+    """A since() threshold already crossed (and evaluated) is undone by a new event of a type
+    seen before: the guard must notice although the type's latest time only moved forward."""
+    rs = ruleset_from_text("""
+tags:
+  - {id: quiet, family: f, zh: 静, en: Quiet, kind: bool, value: "since(lesson_missed) >= 1.5d"}
+""")
+    got = _both(rs, [("event", make_event("lesson_missed")), ("tick", T0 + 2 * DAY),
+                     ("event", make_event("lesson_missed", day=2, hour=1)),
+                     ("event", make_event("lesson_missed", day=2, hour=2))])
+    assert got == [[("quiet", None, False)], [("quiet", False, True)], [("quiet", True, False)],
+                   []]
+
+
+def test_prop_guards_run_only_when_the_value_moves(make_event):
+    """last(click.channel) re-runs its rule only for a click that changes the latest channel,
+    first() only for an earlier event with the prop; outputs equal a full evaluation."""
+    rs = ruleset_from_text("""
+tags:
+  - {id: ch_last, family: f, zh: 末, en: Last, kind: text, value: "last(click.channel)"}
+  - {id: ch_first, family: f, zh: 首, en: First, kind: text, value: "first(click.channel)"}
+  - {id: top, family: f, zh: 峰, en: Peak, kind: number, value: "peak(order_paid.amount)"}
+""")
+    got = _both(rs, [
+        ("event", make_event("page_view", channel="douyin")),
+        ("event", make_event("page_view", hour=1, channel="douyin")),
+        ("event", make_event("course_view", hour=2, channel="baidu")),
+        ("event", make_event("page_view", hour=-1, channel="wechat")),     # late: first moves
+        ("event", make_event("order_paid", hour=3, amount=100)),
+        ("event", make_event("order_paid", hour=4, amount=50)),
+    ])
+    assert got == [[("ch_last", None, "douyin"), ("ch_first", None, "douyin")], [],
+                   [("ch_last", "douyin", "baidu")], [("ch_first", "douyin", "wechat")],
+                   [("top", None, 100)], []]
+    guards = {g.text for t in rs.order for g in t.guards}
+    assert guards == {"last(click.channel)", "first(click.channel)", "peak(order_paid.amount)"}
+    assert all(not t.reads for t in rs.order)
+    ran = []
+    orig = rs.evaluate_some
+
+    def spy(*a, **k):
+        out = orig(*a, **k)
+        ran.append(sorted(t.id for t, _ in out[0]))
+        return out
+    rs.evaluate_some = spy
+    try:
+        eng = TagEngine(rs)
+        r = eng.on_event(None, make_event("page_view", channel="a"))
+        r = eng.on_event(r.state, make_event("page_view", hour=1, channel="a"))
+        eng.on_event(r.state, make_event("page_view", hour=2, channel="b"))
+    finally:
+        del rs.evaluate_some
+    assert ran == [["ch_first", "ch_last"], [], ["ch_last"]]
