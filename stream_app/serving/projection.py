@@ -125,37 +125,80 @@ return 1
 (the id is never reused)."""
 
 
-WHY_SCRIPT = """
-local cur = redis.call('HGET', KEYS[1], ARGV[1])
-local drop = {}
-for t in string.gmatch(ARGV[2], '[^ ]+') do drop[t] = true end
-local keep = {}
-if cur and #cur > 2 then
-  local recs, codes = {}, {}
-  for rec in string.gmatch(string.sub(cur, 2, -2), '[^|]+') do
-    recs[#recs + 1] = rec
-    codes[#codes + 1] = string.sub(rec, 1, tonumber(ARGV[4]))
-  end
-  if #recs > 0 then
-    local shapes = redis.call('HMGET', KEYS[2], unpack(codes))
-    for i, rec in ipairs(recs) do
-      local tag = shapes[i] and string.match(shapes[i], '^%["([^"]*)"')
-      if tag and not drop[tag] then keep[#keep + 1] = rec end
+_WHY_FN = """
+local function merge_why(ukey, dk, field, drop_text, new, codelen)
+  local cur = redis.call('HGET', ukey, field)
+  local drop = {}
+  for t in string.gmatch(drop_text, '[^ ]+') do drop[t] = true end
+  local keep = {}
+  if cur and #cur > 2 then
+    local recs, codes = {}, {}
+    for rec in string.gmatch(string.sub(cur, 2, -2), '[^|]+') do
+      recs[#recs + 1] = rec
+      codes[#codes + 1] = string.sub(rec, 1, codelen)
+    end
+    if #recs > 0 then
+      local shapes = redis.call('HMGET', dk, unpack(codes))
+      for i, rec in ipairs(recs) do
+        local tag = shapes[i] and string.match(shapes[i], '^%["([^"]*)"')
+        if tag and not drop[tag] then keep[#keep + 1] = rec end
+      end
     end
   end
+  if new ~= '' then keep[#keep + 1] = new end
+  if #keep == 0 then
+    redis.call('HDEL', ukey, field)
+  else
+    redis.call('HSET', ukey, field, '"' .. table.concat(keep, '|') .. '"')
+  end
+  return #keep
 end
-if ARGV[3] ~= '' then keep[#keep + 1] = ARGV[3] end
-if #keep == 0 then
-  redis.call('HDEL', KEYS[1], ARGV[1])
-else
-  redis.call('HSET', KEYS[1], ARGV[1], '"' .. table.concat(keep, '|') .. '"')
-end
-return #keep
+"""
+
+WHY_SCRIPT = _WHY_FN + """
+return merge_why(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]))
 """
 """KEYS: user hash, the tenant's why shapes; ARGV: packed field name, space-separated tags
 whose records go, the new records (``|``-joined, may be empty), shape code length. Rewrites
 the packed why field: a kept record is one of another tag (its tag is the shape's first
 element; a record of an unknown shape is dropped)."""
+
+WHY_BATCH_SCRIPT = _WHY_FN + """
+local ops = cjson.decode(ARGV[1])
+local failed, first = 0, ''
+for i = 1, #ops do
+  local op = ops[i]
+  local ok, err = pcall(function()
+    for j = 7, #op, 2 do redis.call('HSETNX', op[2], op[j], op[j + 1]) end
+    merge_why(op[1], op[2], op[3], op[4], op[5], tonumber(op[6]))
+  end)
+  if not ok then
+    failed = failed + 1
+    if first == '' then first = tostring(err) end
+  end
+end
+return {failed, first}
+"""
+"""ARGV[1]: JSON array of ``[user hash, shapes hash, field, drop tags, records, code length,
+code, shape, code, shape, ...]`` (:func:`encode_why`): the why operations of a flush in one
+call (the live writer's batch path; :data:`WHY_SCRIPT` is the pipeline's)."""
+
+
+def encode_why(ops: list[Op]) -> bytes:
+    """The ``"why"`` operations as :data:`WHY_BATCH_SCRIPT`'s argument.
+
+    Example:
+        >>> op = why_op("t", "u1", {"a": {"rule_version": 1, "values": {"n": 2}}}, [])
+        >>> orjson.loads(encode_why([op]))[0][:4]
+        ['sa:t:user:u1', 'sa:t:wd', '~w', 'a']
+    """
+    out = []
+    for _, ukey, tenant, drop, records, shapes in ops:
+        out.append([ukey, keys.why_dict_key(tenant), keys.WHY_FIELD, " ".join(drop),
+                    b"|".join(records).decode(), keys.WHY_CODE_LEN,
+                    *[x.decode() if isinstance(x, bytes) else x
+                      for kv in shapes.items() for x in kv]])
+    return orjson.dumps(out)
 
 
 def why_op(tenant: str, uid: str, why: dict[str, dict[str, Any]], drop: list[str]) -> Op:
@@ -397,6 +440,7 @@ class RedisProjection:
 
         self.client = aioredis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2)
         self._batch = self.client.register_script(BATCH_SCRIPT)
+        self._why_batch = self.client.register_script(WHY_BATCH_SCRIPT)
         self.rejected = 0
         self.flush_s = flush_ms / 1000
         self.max_pending = max_pending
@@ -467,19 +511,22 @@ class RedisProjection:
         batch = [self.pending[i] for i in range(min(max_ops, len(self.pending)))]
         t0 = time.perf_counter()
         try:
-            # one Lua call for the whole batch (redis_batch: no per-command packing/parsing)
-            failed, first = await self._batch(args=[encode_batch(batch, num_edges)])
+            # one Lua call for the batch (redis_batch), one for its why records (they touch
+            # only the ~w field: they run after the rest, except across a user's deletion)
+            results = await self._write_batch(batch)
         except Exception as exc:  # noqa: BLE001 - Redis down: retry later, keep the ops
             self.errors += 1
             if self._metrics:
                 self._metrics.redis_error("pipeline")
             log.warning("Redis write failed (%s); %d ops kept for retry", exc, len(self.pending))
             return 0
+        failed = sum(int(f) for f, _ in results)
         if failed:
             # rejected by Redis (e.g. a key of another type): counted and skipped, not retried
-            self.rejected += int(failed)
+            self.rejected += failed
             if self._metrics:
                 self._metrics.redis_error("op")
+            first = next(x for f, x in results if int(f))
             log.warning("Redis rejected %s projection ops (first: %s)", failed, first)
         if self._metrics:
             self._metrics.redis_latency(time.perf_counter() - t0)
@@ -487,6 +534,32 @@ class RedisProjection:
             self.pending.popleft()
         self.written += len(batch)
         return len(batch)
+
+    async def _write_batch(self, batch: list[Op]) -> list[tuple[Any, Any]]:
+        """Write ``batch`` in one round trip: segments ending at a deletion, each one call of
+        the batch script plus one of :data:`WHY_BATCH_SCRIPT`; ``(failed, first error)`` of
+        every call."""
+        pipe = self.client.pipeline(transaction=False)
+        other: list[Op] = []
+        why: list[Op] = []
+
+        def close() -> None:
+            for script, ops, enc in ((self._batch, other, lambda o: encode_batch(o, num_edges)),
+                                     (self._why_batch, why, encode_why)):
+                if ops:
+                    pipe.scripts.add(script)  # loaded by execute() if Redis lacks it
+                    pipe.evalsha(script.sha, 0, enc(ops))
+                    ops.clear()
+
+        for op in batch:
+            if op[0] == "why":
+                why.append(op)
+                continue
+            if op[0] == "delete" and why:  # a forgotten user's why must not come back
+                close()
+            other.append(op)
+        close()
+        return list(await pipe.execute())
 
     async def check_config(self) -> int | None:
         """Warn when Redis would store the user hashes as hashtables: the packed why field

@@ -97,9 +97,14 @@ def projection_ops(tenant: str, users: dict[str, dict[str, Any]]) -> list[tuple]
 
 
 def fill(redis: Any, tenant: str, users: dict[str, dict[str, Any]]) -> None:
+    fill_ops(redis, projection_ops(tenant, users))
+
+
+def fill_ops(redis: Any, ops: list[tuple]) -> None:
+    """Write projection operations through an async client (one pipeline)."""
     async def go() -> None:
         pipe = redis.pipeline(transaction=False)
-        for op in projection_ops(tenant, users):
+        for op in ops:
             _apply(pipe, op)
         await pipe.execute()
 

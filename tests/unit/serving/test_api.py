@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from stream_app.config import Settings
 from stream_app.serving import keys
 from stream_app.serving.api import create_app
+from stream_app.serving.projection import change_ops
 from stream_app.serving.auth import TokenAuth, load_tenant_tokens
 from stream_app.serving.segments import parse
 from tests.unit.serving import fixtures
@@ -131,7 +132,8 @@ def test_profile_why_and_timeline(world):
     assert p["tags"] == users_a[uid]
     assert p["labels"]["activity"]["en"] == users_a[uid]["activity"].capitalize()
     w = client.get(f"/v1/tenants/tenant-a/users/{uid}/why/activity", headers=ADMIN).json()
-    assert w["value"] == users_a[uid]["activity"] and w["why"]["trigger"] == f"{uid}-e"
+    assert w["value"] == users_a[uid]["activity"]
+    assert w["why"] == {"rule": "activity", "rule_version": 1, "values": {"x": 1}}
     assert [c["new"] for c in w["timeline"]][0] == users_a[uid]["activity"]
     assert len(w["timeline"]) == 2  # the enum went through another value first
     t = client.get(f"/v1/tenants/tenant-a/users/{uid}/timeline?limit=3", headers=ADMIN).json()
@@ -143,9 +145,36 @@ def test_profile_why_and_timeline(world):
     old_uid = next(u for u, t in users_a.items()
                    if "activity" in t and n_changes(t) > keys.TIMELINE_MAX + 1)
     w = client.get(f"/v1/tenants/tenant-a/users/{old_uid}/why/activity", headers=ADMIN).json()
-    assert w["value"] == users_a[old_uid]["activity"] and w["why"]["trigger"] == f"{old_uid}-e"
+    assert w["value"] == users_a[old_uid]["activity"] and w["why"]["values"] == {"x": 1}
     t = client.get(f"/v1/tenants/tenant-a/users/{old_uid}/timeline", headers=ADMIN).json()
-    assert len(t["changes"]) == keys.TIMELINE_MAX
+    assert len(t["changes"]) == keys.TIMELINE_MAX and t["note"] is None
+    every = client.get(f"/v1/tenants/tenant-a/users/{old_uid}/why", headers=ADMIN).json()
+    assert set(every["why"]) == set(users_a[old_uid])
+
+
+def test_without_a_timeline_the_api_says_how_to_enable_it(ruleset, redis_url):
+    r = fresh_client(redis_url)
+    ch = {"user_id": "u1", "tenant": "t", "tag_id": "activity", "old": None, "new": "high",
+          "seq": 1}
+    why = {"rule": "activity", "rule_version": 3, "case": "count(x) > 2",
+           "values": {"count(x)": 3}, "value": "high", "trigger": "e1"}
+    fixtures.fill_ops(r, change_ops(ch, why, timeline=0))
+    url = f"{redis_url}/{r.get_connection_kwargs()['db']}"  # the app's client: its own loop
+    app = create_app(Settings(api_token="admin-secret", redis_timeline=0),
+                     redis=aioredis.Redis.from_url(url), ruleset=ruleset)
+    with TestClient(app) as client:
+        t = client.get("/v1/tenants/t/users/u1/timeline", headers=ADMIN).json()
+        assert t["changes"] == [] and "STREAM_APP_REDIS_TIMELINE" in t["note"]
+        w = client.get("/v1/tenants/t/users/u1/why/activity", headers=ADMIN).json()
+        assert w["value"] == "high" and w["timeline"] == []
+        assert w["why"] == {"rule": "activity", "rule_version": 3, "case": "count(x) > 2",
+                            "values": {"count(x)": 3}}
+        assert client.get("/v1/tenants/t/users/u2/timeline", headers=ADMIN).status_code == 404
+    app = create_app(Settings(api_token="admin-secret", redis_timeline=5),
+                     redis=aioredis.Redis.from_url(url), ruleset=ruleset)
+    with TestClient(app) as client:  # the setting is on: no note, the timeline fills later
+        assert client.get("/v1/tenants/t/users/u1/timeline",
+                          headers=ADMIN).json()["note"] is None
 
 
 def test_tag_definitions_come_from_the_rule_set(world, ruleset):

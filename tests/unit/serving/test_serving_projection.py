@@ -151,29 +151,64 @@ def test_set_fields_writes_only_changed_fields():
     assert len(proj.pending[-1][2]) == 2
 
 
-def test_why_and_timeline_are_compact_and_read_back_whole(redis_url):
+def test_why_records_are_packed_in_the_user_hash_and_read_back_whole(redis_url):
     r = fresh_client(redis_url)
-    big = {f"count(x{i})": i for i in range(20)}
+    big = {f"count(x{i})": i * 1.5 for i in range(20)}
     chs = [{"user_id": "u1", "tenant": "t", "tag_id": tag, "old": None, "new": "v",
             "seq": i, "ts": i, "trigger": "e1", "event_id": "u1:1", "family": "f",
             "evidence": {"values": big}} for i, tag in enumerate(("activity", "intent"))]
     why = {"activity": {"rule": "activity", "rule_version": 2, "values": {"n": 1},
                         "value": "v", "trigger": "e1", "recent_events": ["e0", "e1"]},
-           "intent": {"rule": "intent", "rule_version": 1, "values": big, "trigger": "e1"}}
+           "intent": {"rule": "intent", "rule_version": 1, "values": big, "trigger": "e1",
+                      "case": "count(x0) >= 0", "ruleset": "r9", "value": "v"}}
     _write(r, event_ops(chs, why, Seen(10)))
     for i in range(keys.TIMELINE_MAX + 3):
-        _write(r, event_ops([{**chs[0], "seq": 10 + i, "old": "v", "new": f"w{i}"}], {}))
-    stored = run(r.hgetall(keys.why_key("t", "u1")))
-    assert orjson.loads(stored[b"activity"]) == {"v": 2, "t": "e1", "x": {"n": 1}}
-    assert orjson.loads(stored[b"intent"]) == {"v": 1, "t": "e1", "o": 1}
-    assert all(len(v) <= keys.WHY_MAX_BYTES for v in stored.values())
-    w = run(reader.read_why_one(r, "t", "u1", "activity"))
-    assert w == {"rule": "activity", "rule_version": 2, "trigger": "e1", "values": {"n": 1}}
-    assert run(reader.read_why(r, "t", "u1"))["intent"] == {
-        "rule": "intent", "rule_version": 1, "trigger": "e1", "omitted": True}
+        w = {"rule": "activity", "rule_version": 2, "values": {"n": i, "s": f"w{i}|x"},
+             "value": f"w{i}"}
+        _write(r, event_ops([{**chs[0], "seq": 10 + i, "old": "v", "new": f"w{i}"}],
+                            {"activity": w}))
+    assert run(r.exists(keys.why_key("t", "u1"))) == 0  # no key per user for the why records
+    assert run(r.object("encoding", keys.user_key("t", "u1"))) == b"listpack"
+    last = keys.TIMELINE_MAX + 2
+    got = run(reader.read_why(r, "t", "u1"))
+    assert got == {"activity": {"rule": "activity", "rule_version": 2,
+                                "values": {"n": last, "s": f"w{last}|x"}},
+                   "intent": {"rule": "intent", "rule_version": 1, "ruleset": "r9",
+                              "case": "count(x0) >= 0", "values": big}}
+    assert run(reader.read_why_one(r, "t", "u1", "intent")) == got["intent"]
+    assert len(run(r.hgetall(keys.why_dict_key("t")))) == 3  # shapes: one per names/case
     tl = run(reader.read_timeline(r, "t", "u1", limit=100))
-    assert len(tl) == keys.TIMELINE_MAX and tl[0]["new"] == f"w{keys.TIMELINE_MAX + 2}"
+    assert len(tl) == keys.TIMELINE_MAX and tl[0]["new"] == f"w{last}"
     assert all(set(c) <= set(keys.TIMELINE_FIELDS) for c in tl)
+    # a removed tag loses its record, the other tag's stays; the last one empties the field
+    _write(r, event_ops([{**chs[1], "old": "v", "new": None}], {}))
+    assert set(run(reader.read_why(r, "t", "u1"))) == {"activity"}
+    _write(r, event_ops([{**chs[0], "old": "v", "new": None}], {}))
+    assert run(r.hexists(keys.user_key("t", "u1"), keys.WHY_FIELD)) == 0
+
+
+def test_packed_why_round_trips_any_values():
+    values = {"a": 0, "b": -1.25, "c": "x|y,z\"q\\", "d": None, "e": True, "f": [1, "|"],
+              "g": {"k": "v"}, "h": "北京", "i": "same", "j": 10**15}
+    why = {"rule_version": 7, "case": "default", "values": values, "value": "same"}
+    code, shape, rec = keys.pack_why("t1", why)
+    recs = keys.unpack_why(keys.join_packed([rec, rec]))
+    assert [c for c, _ in recs] == [code, code]
+    tag, out = keys.expand_packed(shape, recs[0][1], "same")
+    assert tag == "t1" and out["values"] == values and out["case"] == "default"
+    assert b"|" not in rec and len(code) == keys.WHY_CODE_LEN
+    assert keys.why_shape("t1", why)[0] != keys.why_shape("t1", {**why, "case": "x"})[0]
+    assert keys.why_shape("t1", why)[0] != keys.why_shape("t2", why)[0]
+    assert orjson.loads(keys.join_packed([rec]))  # the field stays a JSON document
+
+
+def test_the_old_why_hash_is_still_read(redis_url):
+    r = fresh_client(redis_url)
+    run(r.hset(keys.user_key("t", "u1"), "tag:activity", b'"high"'))
+    run(r.hset(keys.why_key("t", "u1"), "activity", orjson.dumps({"v": 1, "t": "e9"})))
+    assert run(reader.read_why(r, "t", "u1")) == {
+        "activity": {"rule": "activity", "rule_version": 1, "trigger": "e9"}}
+    assert run(reader.read_why_one(r, "t", "u1", "activity"))["trigger"] == "e9"
 
 
 def test_size_cache_serves_a_recent_size_and_expires(catalog, redis_url):
@@ -297,7 +332,8 @@ def test_lean_storage_writes_no_why_and_no_timeline(redis_url):
     proj.apply_changes([ch], {"activity": {"rule": "activity", "trigger": "e1"}})
     ops = list(proj.pending)
     assert not [op for op in ops if op[0] in ("lpush", "ltrim")]
-    assert not [op for op in ops if op[0] == "hsetmap" and ":why:" in op[1]]
+    assert not [op for op in ops if op[0] == "why"]
     _write(r, ops)
+    assert run(r.hexists(keys.user_key("t", "u1"), keys.WHY_FIELD)) == 0
     assert run(r.exists(keys.why_key("t", "u1"), keys.timeline_key("t", "u1"))) == 0
     assert run(r.getbit(keys.seg_key("t", "activity", "low"), 0)) == 1
