@@ -60,6 +60,49 @@ _SHAPES: dict[tuple[str, str], bytes] = {}
 _SHAPES_MAX = 100_000
 
 
+def why_codes(raw: dict[Any, Any]) -> list[str]:
+    """Shape codes of the packed why records in a user hash's fields (``HGETALL``)."""
+    return [c for c, _ in keys.unpack_why(_field(raw, keys.WHY_FIELD))]
+
+
+def _field(raw: dict[Any, Any], name: str) -> Any:
+    return raw.get(name.encode(), raw.get(name))
+
+
+def decode_why(raw: dict[Any, Any], shapes: dict[str, Any]) -> dict[str, Any]:
+    """The why records (tag_id -> record) of a user hash's fields, given the shapes of their
+    codes (``HMGET sa:{t}:wd``); records of an unknown shape are left out. Pure.
+
+    Example:
+        >>> code, shape, rec = keys.pack_why("goal", {"rule_version": 2, "value": "x",
+        ...                                           "values": {"profile.goal": "x"}})
+        >>> raw = {b"tag:goal": b'"x"', keys.WHY_FIELD.encode(): keys.join_packed([rec])}
+        >>> decode_why(raw, {code: shape})
+        {'goal': {'rule': 'goal', 'rule_version': 2, 'values': {'profile.goal': 'x'}}}
+        >>> decode_why(raw, {})
+        {}
+    """
+    out = {}
+    for code, vals in keys.unpack_why(_field(raw, keys.WHY_FIELD)):
+        shape = shapes.get(code)
+        if not shape:
+            continue
+        tag = orjson.loads(shape)[0]
+        value = _field(raw, f"tag:{tag}")
+        got = keys.expand_packed(shape, vals, _loads(value) if value is not None else None)
+        if got is not None:
+            out[got[0]] = got[1]
+    return out
+
+
+def _old_why(raw: dict[Any, Any]) -> dict[str, Any]:
+    out = {}
+    for k, v in raw.items():
+        tag = k.decode() if isinstance(k, bytes) else k
+        out[tag] = keys.expand_why(tag, _loads(v))
+    return out
+
+
 async def _shapes(r: Any, tenant: str, codes: list[str]) -> dict[str, bytes | None]:
     missing = sorted({c for c in codes if (tenant, c) not in _SHAPES})
     if missing:
@@ -72,34 +115,28 @@ async def _shapes(r: Any, tenant: str, codes: list[str]) -> dict[str, bytes | No
 
 async def why_from_hash(r: Any, tenant: str, raw: dict[Any, Any]) -> dict[str, Any]:
     """The why records (tag_id -> record) of a user hash's fields (``HGETALL``), packed
-    layout; records whose shape is unknown are left out."""
-    def field(name: str) -> Any:
-        return raw.get(name.encode(), raw.get(name))
-
-    recs = keys.unpack_why(field(keys.WHY_FIELD))
-    shapes = await _shapes(r, tenant, [c for c, _ in recs])
-    out = {}
-    for code, vals in recs:
-        shape = shapes.get(code)
-        tag = orjson.loads(shape)[0] if shape else None
-        tag_value = _loads(field(f"tag:{tag}")) if field(f"tag:{tag}") is not None else None
-        got = keys.expand_packed(shape, vals, tag_value)
-        if got is not None:
-            out[got[0]] = got[1]
-    return out
+    layout (shapes read once per process)."""
+    codes = why_codes(raw)
+    return decode_why(raw, await _shapes(r, tenant, codes)) if codes else {}
 
 
 async def read_why(r: Any, tenant: str, uid: str) -> dict[str, Any]:
     """Every current why record of the user (tag_id -> record): the packed field of the user
     hash, else the old layout's ``why:{uid}`` hash."""
     out = await why_from_hash(r, tenant, await r.hgetall(keys.user_key(tenant, uid)))
-    if out:
-        return out
-    raw = await r.hgetall(keys.why_key(tenant, uid))  # old layout (before redis-rebuild)
-    for k, v in raw.items():
-        tag = k.decode() if isinstance(k, bytes) else k
-        out[tag] = keys.expand_why(tag, _loads(v))
-    return out
+    return out or _old_why(await r.hgetall(keys.why_key(tenant, uid)))
+
+
+def read_why_sync(r: Any, tenant: str, uid: str) -> dict[str, Any]:
+    """:func:`read_why` with a synchronous client (the CLI's ``ProfileStore``)."""
+    raw = r.hgetall(keys.user_key(tenant, uid))
+    codes = why_codes(raw)
+    if codes:
+        out = decode_why(raw, dict(zip(codes, r.hmget(keys.why_dict_key(tenant), codes),
+                                       strict=True)))
+        if out:
+            return out
+    return _old_why(r.hgetall(keys.why_key(tenant, uid)))
 
 
 async def read_why_one(r: Any, tenant: str, uid: str, tag_id: str) -> dict[str, Any] | None:

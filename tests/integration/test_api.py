@@ -87,7 +87,7 @@ def _engine_user() -> tuple[dict, list[str]]:
 
 
 async def _fill(url: str, engine_user: dict) -> None:
-    proj = RedisProjection(url, flush_ms=10)
+    proj = RedisProjection(url, flush_ms=10, timeline=5)  # the opt-in timeline, 5 kept
     for ch, why in _changes():
         proj.apply_changes([ch], {ch["tag_id"]: why})
     for changes, why in engine_user["changes"]:
@@ -231,7 +231,8 @@ def test_profile_timeline_and_why(served):
         ("first_channel", "douyin"), ("lead_points", 3), ("lead_points", 1),
         ("activity", "medium"), ("activity", "high")]
     w = c.get("/v1/tenants/acme/users/u6/why/activity", headers=ADMIN).json()
-    assert w["value"] == "medium" and w["why"]["trigger"] == "ev-u6-activity-1"
+    assert w["value"] == "medium" and w["timeline"][0]["trigger"] == "ev-u6-activity-1"
+    assert w["why"] == {"rule": "activity", "rule_version": 1, "values": {"n": 1}}
     assert [x["new"] for x in w["timeline"]] == ["medium", "high"]
     assert c.get("/v1/tenants/globex/users/u6", headers=ADMIN).status_code == 404
 
@@ -242,17 +243,25 @@ def test_why_of_a_user_processed_by_the_tag_engine(served):
     w = c.get("/v1/tenants/initech/users/e1/why/activity", headers=ADMIN).json()
     assert w["value"] == state["tags"]["activity"]
     last = w["timeline"][0]
-    assert last["new"] == w["value"] and w["why"]["trigger"] == last["trigger"]
-    assert w["why"]["trigger"] in served["ids"] and w["why"]["rule"] == "activity"
-    # compact in Redis: no recent event ids (they travel on tags.changes), no evidence copy
-    assert "recent_events" not in w["why"] and all("evidence" not in c for c in w["timeline"])
+    assert last["new"] == w["value"] and last["trigger"] in served["ids"]
+    # the engine's own record of the last change, less what Redis leaves to tags.changes
+    # (trigger, recent event ids) and the value (the profile's)
+    engine_why = next(why["activity"] for _, why in reversed(served["engine"]["changes"])
+                      if "activity" in (why or {}))
+    want = {k: v for k, v in engine_why.items()
+            if k not in ("trigger", "recent_events", "value")}
+    assert w["why"] == want and w["why"]["values"] and w["why"]["rule"] == "activity"
+    assert all("evidence" not in c for c in w["timeline"])
     assert len(w["timeline"]) <= keys.TIMELINE_MAX
+    every = c.get("/v1/tenants/initech/users/e1/why", headers=ADMIN).json()["why"]
+    assert set(every) == {t for t, v in state["tags"].items() if v is not None}
     import redis
 
     r = redis.Redis.from_url(served["redis"].url)
-    stored = r.hgetall(keys.why_key("initech", "e1"))
-    assert stored and all(len(v) <= keys.WHY_MAX_BYTES for v in stored.values())
-    assert r.object("encoding", keys.why_key("initech", "e1")) in (b"listpack", b"ziplist")
+    # packed in the user hash (no key per user), which stays a listpack
+    assert not r.exists(keys.why_key("initech", "e1"))
+    assert r.hexists(keys.user_key("initech", "e1"), keys.WHY_FIELD)
+    assert r.object("encoding", keys.user_key("initech", "e1")) in (b"listpack", b"ziplist")
     r.close()
 
 
@@ -284,12 +293,13 @@ def test_why_command_prints_the_record_and_timeline(served):
                           "--tenant", "acme", "--json"], capture_output=True, text=True,
                          env=env, cwd=ROOT, timeout=60, check=True).stdout
     body = orjson.loads(out)
-    assert body["value"] == "medium" and body["why"]["trigger"] == "ev-u6-activity-1"
+    assert body["value"] == "medium" and body["why"]["values"] == {"n": 1}
     assert [x["new"] for x in body["timeline"]] == ["medium", "high"]
     text = subprocess.run([sys.executable, "-m", "stream_app", "why", "u6", "activity",
                            "--tenant", "acme"], capture_output=True, text=True, env=env,
                           cwd=ROOT, timeout=60, check=True).stdout
-    assert "trigger     event ev-u6-activity-1" in text and "timeline of activity" in text
+    assert "value of    n = 1" in text and "timeline of activity" in text
+    assert "ev-u6-activity-1" in text  # the timeline's trigger column
     missing = subprocess.run([sys.executable, "-m", "stream_app", "why", "nobody", "activity",
                               "--tenant", "acme"], capture_output=True, text=True, env=env,
                              cwd=ROOT, timeout=60)

@@ -13,8 +13,8 @@ from fastapi.testclient import TestClient
 from stream_app.config import Settings
 from stream_app.serving import keys
 from stream_app.serving.api import create_app
-from stream_app.serving.projection import change_ops
 from stream_app.serving.auth import TokenAuth, load_tenant_tokens
+from stream_app.serving.projection import change_ops
 from stream_app.serving.segments import parse
 from tests.unit.serving import fixtures
 from tests.unit.serving.conftest import fresh_client

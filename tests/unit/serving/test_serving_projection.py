@@ -337,3 +337,22 @@ def test_lean_storage_writes_no_why_and_no_timeline(redis_url):
     assert run(r.hexists(keys.user_key("t", "u1"), keys.WHY_FIELD)) == 0
     assert run(r.exists(keys.why_key("t", "u1"), keys.timeline_key("t", "u1"))) == 0
     assert run(r.getbit(keys.seg_key("t", "activity", "low"), 0)) == 1
+
+
+def test_the_sync_reader_reads_both_layouts(redis_url):
+    import redis as sync_redis
+
+    r = fresh_client(redis_url)
+    db = r.get_connection_kwargs()["db"]
+    why = {"rule": "goal", "rule_version": 4, "case": "profile.goal in ['a']",
+           "values": {"profile.goal": "a"}, "value": "a", "trigger": "e1"}
+    ch = {"user_id": "u1", "tenant": "t", "tag_id": "goal", "old": None, "new": "a", "seq": 1}
+    _write(r, change_ops(ch, why, timeline=0))
+    run(r.hset(keys.why_key("t", "u2"), "goal", orjson.dumps({"v": 1, "t": "e2"})))
+    s = sync_redis.Redis.from_url(f"{redis_url}/{db}")
+    assert reader.read_why_sync(s, "t", "u1") == {"goal": {
+        "rule": "goal", "rule_version": 4, "case": "profile.goal in ['a']",
+        "values": {"profile.goal": "a"}}}
+    assert reader.read_why_sync(s, "t", "u2")["goal"]["trigger"] == "e2"
+    assert reader.read_why_sync(s, "t", "nobody") == {}
+    s.close()
