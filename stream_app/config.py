@@ -63,9 +63,11 @@ class Settings(BaseSettings):
                          "count only)")
 
     table_store: str = Field(
-        "memory://", description="Faust store of the users table: memory:// (rebuilt from the "
-        "whole changelog at every start) or rocksdb:// (files under DATADIR/tables, kept across "
-        "restarts: a restarted worker on the same disk reads only the changelog tail)")
+        "rocksdb://", description="Faust store of the users table: rocksdb:// (files under "
+        "DATADIR/v1/tables; after a graceful stop a restarted worker on the same disk reads "
+        "only the changelog tail, after a crash its files are deleted and restored from the "
+        "whole changelog: app/store_marker.py) or memory:// (rebuilt from the whole changelog "
+        "at every start)")
     table_rocksdb_cache_mb: int = Field(64, ge=1, description="rocksdb:// block cache per "
                                         "partition (Faust's default is 2 GiB)")
     table_rocksdb_write_buffer_mb: int = Field(16, ge=1, description="rocksdb:// memtable size "
@@ -97,7 +99,7 @@ class Settings(BaseSettings):
         Example:
             >>> Settings(table_store="rocksdb://").table_store_url("users")
             'rocksdb:users'
-            >>> Settings().table_store_url("users")
+            >>> Settings(table_store="memory://").table_store_url("users")
             'memory://'
         """
         scheme, _, path = self.table_store.partition("://")
@@ -111,7 +113,7 @@ class Settings(BaseSettings):
         Example:
             >>> Settings(table_store="rocksdb://").table_options()["block_cache_size"]
             67108864
-            >>> Settings().table_options() is None
+            >>> Settings(table_store="memory://").table_options() is None
             True
         """
         if not self.table_store.startswith("rocksdb://"):
