@@ -192,12 +192,14 @@ class AlertPolicy:
                 run = 0
             mem["m"] = run
         if k.rule_tags and rule_tags is not None:
-            on = sorted(t for t in k.rule_tags if rule_tags.get(t) not in (None, False, 0, ""))
-            before = set(mem.get("rt") or ())
-            for tag in on:
-                if tag not in before:
-                    why.append({"trigger": "rule", "rule": tag,
-                                "zh": f"规则标签{tag}", "en": f"rule tag {tag}"})
+            on = [t for t in k.rule_tags if rule_tags.get(t) not in (None, False, 0, "")]
+            if on:
+                on.sort()
+                before = mem.get("rt") or ()
+                for tag in on:
+                    if tag not in before:
+                        why.append({"trigger": "rule", "rule": tag,
+                                    "zh": f"规则标签{tag}", "en": f"rule tag {tag}"})
             mem["rt"] = on
         return why
 

@@ -86,10 +86,12 @@ def update(st: dict[str, Any], ev: Event, fc: FeatureConfig) -> None:
     ts = ev.ts
     if etype in fc.exclude_types:
         return
-    day = day_index(ts, fc)
-    if st["t0"] is None or ts < st["t0"]:
+    day = int((ts + fc.day_offset_hours * 3_600_000) // DAY_MS)    # day_index, inlined
+    t0 = st["t0"]
+    if t0 is None or ts < t0:
         st["t0"] = ts
-    if st["last"] is None or ts > st["last"]:
+    last = st["last"]
+    if last is None or ts > last:
         st["last"] = ts
     # daily bucket (buckets are kept sorted by day, the newest last)
     buckets: list = st["b"]

@@ -122,6 +122,12 @@ class Scorer:
             alert_policy = AlertPolicy.from_config(config)
         self.alert_policy = alert_policy
         self._snap_every = config.snapshots.every_days * DAY_MS
+        # event type -> the targets (of all, since features use every target's points) whose
+        # rule points it moves, with their rules
+        self._points_of: dict[str, list[tuple[str, Any]]] = {}
+        for name, t in config.targets.items():
+            for etype in t.rules.points:
+                self._points_of.setdefault(etype, []).append((name, t.rules))
         self._positive: dict[str, list[str]] = {}
         for name, t in self.targets.items():
             for etype in t.positive_events:
@@ -162,9 +168,8 @@ class Scorer:
             self._outcome(st, event, target, 1, event.ts + 1, step)
         update(st, event, self.fc)
         rp = st.setdefault("rp", {})
-        for name, t in self.all_targets.items():
-            if event.type in t.rules.points:
-                add_points(rp, name, event.type, event.ts, t.rules)
+        for name, rules in self._points_of.get(event.type, ()):
+            add_points(rp, name, event.type, event.ts, rules)
         ra = st.setdefault("ra", [])
         ra.append([event.ts, event.type])
         if len(ra) > RECENT_ACTIONS:
