@@ -89,7 +89,7 @@ def publish_scoring(user_id: str, tenant: str, step: Any, broker_ts: float | Non
     (at the published resolution, 0.01; the projection writes only fields that moved)."""
     for alert in step.alerts:
         emit(ALERT_TOPICS[alert["kind"]], user_id, alert)
-        metrics.ALERTS.labels(kind=alert["kind"]).inc()
+        metrics.child(metrics.ALERTS, alert["kind"]).inc()
         if broker_ts:
             metrics.observe_e2e("alert", int(broker_ts * 1000))
     for ex in step.training:
@@ -123,7 +123,7 @@ def publish(user_id: str, result: Any, broker_ts: float | None) -> None:
     """Send tag changes and derived events of one engine step; queue the projection."""
     for ch in result.changes:
         emit(TAGS_TOPIC, user_id, ch)
-        metrics.TAG_CHANGES.labels(family=ch["family"], tag=ch["tag_id"]).inc()
+        metrics.child(metrics.TAG_CHANGES, ch["family"], ch["tag_id"]).inc()
     for ev in getattr(result, "emit", None) or ():
         emit(contract.stream_topic(ev.get("stream", "click")), ev["user_id"], ev)
     if result.changes and not NO_REDIS:
@@ -160,8 +160,8 @@ async def handle_event(msg: Any, stream: str) -> None:
         closed = business.count_event(ev, source)
         if closed:
             await business.send_partials(closed, source)
-    metrics.EVENTS_CONSUMED.labels(stream=stream, type=ev.type if ev.type in KNOWN_TYPES
-                                   else "unknown").inc()
+    metrics.child(metrics.EVENTS_CONSUMED, stream,
+                  ev.type if ev.type in KNOWN_TYPES else "unknown").inc()
     if ev.type not in KNOWN_TYPES:
         metrics.EVENTS_UNKNOWN_TYPE.labels(stream=stream).inc()
     state = load_state(ev.user_id)
