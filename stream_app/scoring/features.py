@@ -160,6 +160,7 @@ class _Names:
         self.ev_wins = frozenset(fc.windows_days if "windows" in fc.per_type else ())
         self.num_wins = frozenset(fc.numeric_windows_days)
         self.window: dict[str, tuple[str | None, ...]] = {}
+        self.tails: dict[str, tuple[tuple[str, ...], ...]] = {}
         self.total: dict[str, tuple[str, ...]] = {}
         self.since: dict[str, str] = {}
         self.cat: dict[tuple[str, str], str] = {}
@@ -175,6 +176,18 @@ class _Names:
             names = self.window[key] = tuple(f"{key}|{w}d" if w in emit else None
                                              for w in self.wins)
         return names
+
+    def window_tails(self, key: str) -> tuple[tuple[str, ...], ...]:
+        """Per window index ``j``: the names of ``key``'s window features of windows ``j``
+        and wider (what one bucket that falls in window ``j`` counts towards)."""
+        tails = self.tails.get(key)
+        if tails is None:
+            if len(self.tails) >= self.MAX:
+                self.tails.clear()
+            names = self.window_names(key)
+            tails = self.tails[key] = tuple(tuple(n for n in names[j:] if n is not None)
+                                            for j in range(len(names)))
+        return tails
 
     def total_names(self, key: str) -> tuple[str, ...]:
         """``()`` for a count key (``~p``); ``("#", n, mean, count key)`` for a numeric prop;
@@ -238,7 +251,7 @@ def featurize(st: dict[str, Any], now_ms: int, fc: FeatureConfig) -> dict[str, f
         wins = nm.wins
         nw = len(wins)
         widest = wins[-1]
-        acc: dict[str, list[float]] = {}
+        hits: list[tuple[int, dict[str, Any]]] = []
         for bday, bucket in st["b"]:
             a = today - bday
             if a < 0 or a >= widest:
@@ -246,11 +259,28 @@ def featurize(st: dict[str, Any], now_ms: int, fc: FeatureConfig) -> dict[str, f
             j = 0
             while a >= wins[j]:
                 j += 1
+            hits.append((j, bucket))
+        acc: dict[str, list[float]] = {}
+        if len(hits) == 1:
+            # one day of activity in the windows (most users): every window from the
+            # bucket's on has the same sum, so one value per key
+            j, bucket = hits[0]
+            window_tails, wt_get = nm.window_tails, nm.tails.get
             for key, val in bucket.items():
-                slot = acc.get(key)
-                if slot is None:
-                    slot = acc[key] = [0.0] * nw
-                slot[j] += val
+                total = 0.0 + val
+                if total:
+                    names = (wt_get(key) or window_tails(key))[j]
+                    if names:
+                        v = _slog(total) if key[0] == "#" else log1p(total)
+                        for name in names:
+                            x[name] = v
+        else:
+            for j, bucket in hits:
+                for key, val in bucket.items():
+                    slot = acc.get(key)
+                    if slot is None:
+                        slot = acc[key] = [0.0] * nw
+                    slot[j] += val
         window_names, wn_get = nm.window_names, nm.window.get
         for key, slot in acc.items():
             names = wn_get(key) or window_names(key)
