@@ -11,6 +11,7 @@ final state, must be the same.
 
 from __future__ import annotations
 
+import random
 from typing import Any
 from unittest import mock
 
@@ -19,9 +20,10 @@ import pytest
 
 from stream_app.events import Event
 from stream_app.scoring import scorer as scorer_module
+from stream_app.scoring.models import compile_predict, make_learner, predict
 from stream_app.scoring.registry import ModelRegistry
 from stream_app.scoring.scorer import Scorer
-from tests.unit.scoring.fixtures import config
+from tests.unit.scoring.fixtures import DAY, config
 from tests.unit.scoring.reference import featurize_reference
 
 PUBLISH_EVERY = 10     # the trainer publishes its models after this many labelled events
@@ -105,3 +107,66 @@ def test_fast_path_gives_the_same_outputs_event_by_event(replays):
 def test_fast_path_leaves_the_same_user_states(replays):
     _, _, ref_table, new_table = replays
     assert ref_table == new_table
+
+
+def test_featurize_equals_the_reference_at_any_later_time():
+    from stream_app.scoring.features import featurize, new_state, update  # noqa: PLC0415
+
+    fc = config().features
+    rng = random.Random(7)
+    states: dict[str, dict[str, Any]] = {}
+    compared = multi_bucket = 0
+    for e in _sim_events(users=150, days=40, seed=9):
+        if e.stream == "label":
+            continue
+        st = states.setdefault(e.user_id, new_state())
+        update(st, e, fc)
+        for later in (0, rng.randrange(DAY), rng.randrange(40 * DAY)):
+            a, b = featurize(st, e.ts + later, fc), featurize_reference(st, e.ts + later, fc)
+            assert a == b and list(a) == list(b)
+            compared += 1
+        multi_bucket += len(st["b"]) > 1
+    assert compared > 3000 and multi_bucket > 300
+
+
+@pytest.mark.parametrize("learner", ["logreg", "logreg_std", "plain"])
+def test_compiled_predict_equals_river(learner):
+    cfg = config()
+    catalog = dict(cfg.learners, plain={"kind": "logreg", "lr": 0.05, "scaler": "none"})
+    model = make_learner(learner, None, catalog)
+    rng = random.Random(3)
+    keys = [f"f{i}" for i in range(30)]
+
+    def sample() -> dict[str, float]:
+        return {k: rng.choice([0.5, 1.0, 3.0, -2.0, 7.5]) for k in rng.sample(keys, 6)}
+
+    for _ in range(400):
+        x = sample()
+        model.learn_one(x, x.get("f1", 0) + x.get("f2", 0) > 1)
+    fn = compile_predict(model)
+    xs = [sample() | {"unseen": 4.0} for _ in range(300)]
+    diffs = [abs(fn(x) - predict(model, x)) for x in xs]
+    assert max(diffs) <= 1e-12
+    assert len({round(predict(model, x), 3) for x in xs}) > 20     # not a constant
+
+
+def test_registry_compiles_per_model_version_and_drops_it_when_the_model_changes():
+    cfg = config()
+    trainer, worker = ModelRegistry(cfg), ModelRegistry(cfg)
+    rng = random.Random(5)
+    xs = [{"a": rng.random(), "b": rng.random() * 3, "c": 1.0} for _ in range(60)]
+    for x in xs[:30]:
+        trainer.learn("convert", x, int(x["a"] > 0.5))
+    worker.load("convert", trainer.snapshot("convert"))
+    ref = [predict(trainer._models["convert"], x) for x in xs]
+    assert [worker.predict("convert", x) for x in xs] == pytest.approx(ref, abs=1e-12)
+    assert callable(worker._fast["convert"])                   # compiled after a prediction
+    worker.learn("convert", xs[0], 1)                          # the model changed ...
+    assert "convert" not in worker._fast                       # ... so the copy is dropped
+    after = [predict(worker._models["convert"], x) for x in xs]
+    assert after != ref
+    assert [worker.predict("convert", x) for x in xs] == pytest.approx(after, abs=1e-12)
+    worker.load("convert", trainer.snapshot("convert"))
+    assert [worker.predict("convert", x) for x in xs] == pytest.approx(ref, abs=1e-12)
+    assert compile_predict(make_learner("hat")) is None
+    assert compile_predict(make_learner("ensemble", None, cfg.learners)) is None
