@@ -125,69 +125,84 @@ def compile_predict(model: Any) -> Callable[[dict[str, float]], float] | None:
         return None
     weights = lr._weights.to_dict()   # noqa: SLF001 - read-only copy of the weights
     intercept = float(lr.intercept)
-    table: dict[str, tuple[float, float, float]] = {}
+    # features whose scaled value River makes 0 (no spread / never seen) add nothing: left out
     if isinstance(scaler, _Identity):
-        for f, w in weights.items():
-            table[f] = (w, 0.0, 1.0)
-        return _linear_fn(table, intercept, shifted=False, scaled=False)
+        return _plain(weights, intercept)
     if (isinstance(scaler, preprocessing.MaxAbsScaler)
             and getattr(scaler, "window_size", None) is None):
         abs_max = scaler.abs_max
+        table2: dict[str, tuple[float, float]] = {}
         for f, w in weights.items():
             s = abs_max.get(f)
             m = s.get() if s is not None else 0.0
-            table[f] = (w, 0.0, m)
-        return _linear_fn(table, intercept, shifted=False, scaled=True)
+            if m:
+                table2[f] = (w, m)
+        return _maxabs(table2, intercept)
     if (isinstance(scaler, preprocessing.StandardScaler)
             and getattr(scaler, "window_size", None) is None
             and scaler.with_std):
         means, vars_ = scaler.means, scaler.vars
+        table3: dict[str, tuple[float, float, float]] = {}
         for f, w in weights.items():
             v = vars_.get(f, 0.0)
-            table[f] = (w, means.get(f, 0.0), v**0.5 if v else 0.0)
-        return _linear_fn(table, intercept, shifted=True, scaled=True)
+            if v:
+                table3[f] = (w, means.get(f, 0.0), v**0.5)
+        return _standard(table3, intercept)
     return None
 
 
-def _linear_fn(table: dict[str, tuple[float, float, float]], intercept: float, *,
-               shifted: bool, scaled: bool) -> Callable[[dict[str, float]], float]:
+def _sigmoid(z: float, exp: Callable[[float], float] = math.exp) -> float:
+    """``river.utils.math.sigmoid``."""
+    if z < -30:
+        return 0.0
+    if z > 30:
+        return 1.0
+    return 1 / (1 + exp(-z))
+
+
+def _standard(table: dict[str, tuple[float, float, float]], intercept: float,
+              ) -> Callable[[dict[str, float]], float]:
     get = table.get
-    exp = math.exp
 
-    def sigmoid(z: float) -> float:   # river.utils.math.sigmoid
-        if z < -30:
-            return 0.0
-        if z > 30:
-            return 1.0
-        return 1 / (1 + exp(-z))
-
-    def standard(x: dict[str, float]) -> float:    # River: (xi - mean) / std, 0 if no spread
-        dot = 0.0
-        for f, xi in x.items():
-            c = get(f)
-            if c is not None and c[2]:
-                dot += c[0] * ((xi - c[1]) / c[2])
-        return sigmoid(dot + intercept)
-
-    def maxabs(x: dict[str, float]) -> float:      # River: xi / absmax, 0 if never seen
-        dot = 0.0
-        for f, xi in x.items():
-            c = get(f)
-            if c is not None and c[2]:
-                dot += c[0] * (xi / c[2])
-        return sigmoid(dot + intercept)
-
-    def plain(x: dict[str, float]) -> float:
+    def proba(x: dict[str, float]) -> float:    # River: w * ((xi - mean) / std)
         dot = 0.0
         for f, xi in x.items():
             c = get(f)
             if c is not None:
-                dot += c[0] * xi
-        return sigmoid(dot + intercept)
+                w, mean, sd = c
+                dot += w * ((xi - mean) / sd)
+        return _sigmoid(dot + intercept)
 
-    if not scaled:
-        return plain
-    return standard if shifted else maxabs
+    return proba
+
+
+def _maxabs(table: dict[str, tuple[float, float]], intercept: float,
+            ) -> Callable[[dict[str, float]], float]:
+    get = table.get
+
+    def proba(x: dict[str, float]) -> float:    # River: w * (xi / absmax)
+        dot = 0.0
+        for f, xi in x.items():
+            c = get(f)
+            if c is not None:
+                dot += c[0] * (xi / c[1])
+        return _sigmoid(dot + intercept)
+
+    return proba
+
+
+def _plain(weights: dict[str, float], intercept: float) -> Callable[[dict[str, float]], float]:
+    get = weights.get
+
+    def proba(x: dict[str, float]) -> float:
+        dot = 0.0
+        for f, xi in x.items():
+            w = get(f)
+            if w is not None:
+                dot += w * xi
+        return _sigmoid(dot + intercept)
+
+    return proba
 
 
 class _Identity:
