@@ -4,7 +4,9 @@ switched off (``STREAM_APP_DISABLE``), alternating variants, in one run.
 ``python -m bench.ablation [--events 15000] [--rounds 2] [--variants full,agent,...]``
 
 ``agent`` consumes and counts only: the framework floor of the worker (its topics, tables,
-timers, Redis writer and anomaly agent idle). Results: ``bench/results/ablation-<date>.json``.
+timers, Redis writer and anomaly agent idle); ``faust_writes`` writes the state through
+Faust's table API instead of :class:`~stream_app.app.state_store.DirectTableWriter`.
+Results: ``bench/results/ablation-<date>.json``.
 """
 
 from __future__ import annotations
@@ -17,9 +19,16 @@ from typing import Any
 from bench import systems
 from bench.run import REPO, fresh_stack, log, parse_args, workload
 
-VARIANTS = {"full": "", "agent": "agent", "no_scoring": "scoring",
-            "no_business": "business", "no_scoring_business": "scoring,business",
-            "no_redis": "redis", "no_redis_scoring_business": "redis,scoring,business"}
+#: variant -> the worker's environment
+VARIANTS: dict[str, dict[str, str]] = {
+    "full": {}, "agent": {"STREAM_APP_DISABLE": "agent"},
+    "no_scoring": {"STREAM_APP_DISABLE": "scoring"},
+    "no_business": {"STREAM_APP_DISABLE": "business"},
+    "no_redis": {"STREAM_APP_DISABLE": "redis"},
+    "no_redis_scoring_business": {"STREAM_APP_DISABLE": "redis,scoring,business"},
+    # the state written through Faust's table API (a future per write) instead of directly
+    "faust_writes": {"STREAM_APP_STATE_WRITES": "faust"},
+}
 
 
 def run(events: int, rounds: int, variants: list[str]) -> dict[str, Any]:
@@ -30,7 +39,7 @@ def run(events: int, rounds: int, variants: list[str]) -> dict[str, Any]:
     out: dict[str, Any] = {v: [] for v in variants}
     for r in range(rounds):
         for v in variants:
-            s = fresh_stack(f"ablation-{v}", args, env={"STREAM_APP_DISABLE": VARIANTS[v]})
+            s = fresh_stack(f"ablation-{v}", args, env=VARIANTS[v])
             try:
                 ws, _ = systems.start_workers(s, "stream_app", 1, "worker")
                 res = systems.throughput(s, ws, recs)

@@ -58,6 +58,9 @@ class Settings(BaseSettings):
                                      "first offset of the last batch); a no-op on Apache Kafka")
     producer: str = Field("librdkafka", description="how the worker sends records: "
                           "librdkafka (confluent-kafka, default) or aiokafka (Faust's own)")
+    state_writes: str = Field("direct", description="how the agent writes a user's state: "
+                              "direct (store + one librdkafka produce, default) or faust "
+                              "(table[key] = value: Faust's future per write; for comparison)")
     disable: str = Field("", description="comma list of parts to switch off (ablation, "
                          "benchmarks): scoring, business, redis, agent (consume and "
                          "count only)")
