@@ -109,6 +109,11 @@ def recovery_marks(log_path: Path) -> dict[str, float]:
             marks["restore_end"] = t
         elif "Worker ready" in text:
             marks.setdefault("worker_ready", t)
+        elif text.startswith("due index rebuilt:"):
+            marks.setdefault("due_rebuilt", t)
+            m2 = re.search(r"in ([\d.]+) s", text)
+            if m2:
+                marks.setdefault("due_rebuild_s", float(m2.group(1)))
     return marks
 
 
@@ -214,12 +219,18 @@ def restart(stack: Any, name: str, probe: list | None = None, env: dict[str, str
         s = sample_until_idle(ws[0].processed, 1, 120, interval=0.05)
         out["processing_s"] = round(s[-1][0] - t0, 2)
     marks = recovery_marks(ws[0].log_path)
+    if "faust_start" in marks:  # Python start-up (imports, rules, models)
+        out["startup_s"] = round(marks["faust_start"] - wall0, 2)
+    if "joining" in marks and "joined" in marks:  # the JoinGroup round
+        out["group_join_s"] = round(marks["joined"] - marks["joining"], 2)
+    if "worker_ready" in marks:  # Faust's "Worker ready" (the HTTP check can lag behind it)
+        out["ready_log_s"] = round(marks["worker_ready"] - wall0, 2)
+        if "joined" in marks:  # assignment, store check, end offsets, restore, seek
+            out["joined_to_ready_s"] = round(marks["worker_ready"] - marks["joined"], 2)
+    if "due_rebuild_s" in marks:  # the sweep's first pass over every held user
+        out["due_rebuild_s"] = marks["due_rebuild_s"]
     if "restore_start" in marks and "restore_end" in marks:
         out["join_s"] = round(marks["restore_start"] - wall0, 2)  # start to restore start
-        if "faust_start" in marks:  # of which Python start-up (imports, rules, models)
-            out["startup_s"] = round(marks["faust_start"] - wall0, 2)
-        if "joining" in marks and "joined" in marks:  # of which the JoinGroup round
-            out["group_join_s"] = round(marks["joined"] - marks["joining"], 2)
         out["restore_s"] = round(marks["restore_end"] - marks["restore_start"], 2)
     check = store_check(ws[0].log_path)
     if check is not None:

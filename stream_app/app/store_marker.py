@@ -60,7 +60,8 @@ from typing import Any
 import faust
 import orjson
 from faust.stores.rocksdb import Store as RocksDBStore
-from faust.types import FutureMessage
+from faust.streams import current_event
+from faust.types import TP, FutureMessage
 from yarl import URL
 
 log = logging.getLogger(__name__)
@@ -342,6 +343,14 @@ class CleanStopRocksDB(RocksDBStore):
     store before the check); :class:`LedgerTable` (and any other writer, such as
     ``state_store.DirectTableWriter``) counts its changelog sends, local writes and deliveries
     in :attr:`ledger`; :meth:`stop` flushes the memtables and writes the markers.
+
+    **Key counts.** ``len(table)`` (the ``stream_app_table_users`` gauge, every 10 s) made
+    Faust iterate every key on disk: ~3 µs of CPU per key (0.3 s per 100k users, 1.2 s
+    measured on a loaded machine). Here each partition's count is taken once (lazily, on the
+    first ``len``) and then kept up to date by the writes: a put counts a key that did not
+    exist (known from the read the agent just made of the same key, or from one RocksDB get),
+    a delete one that did. A changelog batch applied by recovery and a revocation drop the
+    partition's count, to be taken again.
     """
 
     ledger: ChangelogLedger
@@ -350,6 +359,10 @@ class CleanStopRocksDB(RocksDBStore):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.ledger = ChangelogLedger()
+        #: keys per partition store, for the partitions counted so far
+        self.key_counts: dict[int, int] = {}
+        #: (key, existed) of the last read, valid until the next write
+        self._last_read: tuple[bytes, bool] | None = None
 
     def identity(self) -> StoreIdentity:
         brokers = ",".join(sorted(str(u) for u in self.app.conf.broker))
@@ -371,6 +384,62 @@ class CleanStopRocksDB(RocksDBStore):
     def _open_for_partition(self, partition: int) -> Any:
         self.prepare()
         return super()._open_for_partition(partition)
+
+    # -- key counts (class docstring) ------------------------------------------------------
+
+    def _get(self, key: bytes) -> bytes | None:
+        value = super()._get(key)
+        self._last_read = (key, value is not None)
+        return value
+
+    def _exists_in(self, partition: int, key: bytes) -> bool:
+        db = self._db_for_partition(partition)
+        return bool(db.key_may_exist(key)) and db.get(key) is not None
+
+    def _set(self, key: bytes, value: bytes | None) -> None:
+        known, self._last_read = self._last_read, None
+        event = current_event()
+        partition = event.message.partition if event is not None else None
+        counted = partition is not None and partition in self.key_counts
+        existed = True
+        if counted:
+            existed = known[1] if known is not None and known[0] == key else \
+                self._exists_in(partition, key)  # type: ignore[arg-type]
+        super()._set(key, value)
+        if counted and not existed:
+            self.key_counts[partition] += 1  # type: ignore[index]
+
+    def _del(self, key: bytes) -> None:
+        self._last_read = None
+        for partition in list(self.key_counts):
+            if partition in self._dbs and self._exists_in(partition, key):
+                self.key_counts[partition] -= 1
+        super()._del(key)
+
+    def apply_changelog_batch(self, batch: Any, to_key: Any, to_value: Any) -> None:
+        events = list(batch)
+        for event in events:
+            self.key_counts.pop(event.message.partition, None)
+        self._last_read = None
+        super().apply_changelog_batch(events, to_key, to_value)
+
+    def revoke_partitions(self, table: Any, tps: Any) -> None:
+        for tp in tps:
+            if tp.topic in table.changelog_topic.topics:
+                self.key_counts.pop(tp.partition, None)
+        self._last_read = None
+        super().revoke_partitions(table, tps)
+
+    def _size(self) -> int:
+        actives = self.app.assignor.assigned_actives()
+        topic = self.table.changelog_topic_name  # type: ignore[attr-defined]
+        total = 0
+        for partition, db in list(self._dbs.items()):
+            if TP(topic=topic, partition=partition) in actives or self.table.is_global:
+                if partition not in self.key_counts:
+                    self.key_counts[partition] = self._size1(db)
+                total += self.key_counts[partition]
+        return total
 
     async def stop(self) -> None:
         """Faust's stop (drop the databases), then step 3 of the protocol. Faust stops the

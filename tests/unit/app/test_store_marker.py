@@ -227,3 +227,48 @@ def test_table_counts_send_local_write_and_delivery(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError):
         table._on_changelog_sent(_Fut(1))
     assert store.ledger.in_flight(1) == 1
+
+
+def test_key_count_follows_writes_without_scanning(tmp_path, monkeypatch):
+    """``len(table.data)`` (the held-users gauge) is counted once, then kept by the writes."""
+    import weakref
+
+    from faust.streams import _current_event
+
+    table = _table(tmp_path, "marker-unit-len")
+    store = table.data
+    tp = faust.types.TP(table.changelog_topic_name, 0)
+    monkeypatch.setattr(table.app.assignor, "assigned_actives", lambda: {tp})
+    event = type("E", (), {"message": type("M", (), {"partition": 0, "topic": "x"})()})()
+    _current_event.set(weakref.ref(event))
+
+    def scanned() -> int:
+        return store._size1(store._db_for_partition(0))
+
+    for k in ("a", "b", "c"):
+        store[k] = b"1"
+    assert len(store) == 3 and store.key_counts == {0: 3}  # the one scan
+    scans = []
+    monkeypatch.setattr(CleanStopRocksDB, "_size1",
+                        lambda self, db: scans.append(1) or sum(1 for _ in
+                                                                self._visible_keys(db)))
+    assert store["a"] == b"1"
+    store["a"] = b"2"            # read, then written: known to exist
+    store["b"] = b"2"            # written without a read: one get tells
+    store["d"] = b"1"            # a new key, found missing by one get
+    assert store.get("e") is None
+    store["e"] = b"1"
+    del store["c"]
+    del store["zzz"]             # missing: nothing to count
+    assert len(store) == 4 and not scans
+    assert scanned() == 4 and len(scans) == 1
+
+    # a recovery batch drops the count; the next len() counts again
+    rec = type("R", (), {})
+    msg = type("M", (), {"tp": tp, "offset": 7, "partition": 0, "key": b'f', "value": b"1"})()
+    rec.message = msg
+    store.apply_changelog_batch([rec], None, None)
+    assert 0 not in store.key_counts
+    scans.clear()
+    assert len(store) == 5 and len(scans) == 1
+    _current_event.set(None)
