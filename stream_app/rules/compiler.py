@@ -153,52 +153,70 @@ class Guard:
     rule's value only if it changes the guard's value; ``moved(probe)`` tells that from the
     state after the event (see :class:`Probe`). Equal by text.
 
+    Guards of one ``group`` read one quantity (e.g. the active days of one selector over
+    several windows); their common ``pre(probe)`` is false when none of them can have moved,
+    so an event looks at a few groups, not at every guard.
+
     >>> req = Requirements()
     >>> c = compile_expr("count(stream:click) == 0 or count(course_view, 7d) > 2", req, {})
     >>> sorted(g.text for g in c.guards), sorted(s.key for s in c.reads)
     (['count(stream:click) == 0'], ['course_view'])
     >>> c = compile_expr("coalesce(last(click.channel), last(click.utm_source))", req, {})
-    >>> sorted(g.text for g in c.guards), c.reads
-    (['last(click.channel)', 'last(click.utm_source)'], set())
+    >>> sorted(g.text for g in c.guards), c.reads, len({g.group for g in c.guards})
+    (['last(click.channel)', 'last(click.utm_source)'], set(), 1)
     """
 
     text: str
     sels: frozenset[Selector] = field(compare=False)
     moved: Callable[[Probe], bool] = field(compare=False, repr=False)
+    group: Any = field(compare=False, repr=False, default=None)
+    pre: Callable[[Probe], bool] | None = field(compare=False, repr=False, default=None)
+
+    def __hash__(self) -> int:   # the text's (cached) hash: guards are hashed on every event
+        return hash(self.text)
 
 
-def _count_moved(sel: Selector, res: Callable[[Any], bool], c: Any) -> Callable[[Probe], bool]:
+#: (group key, group precheck, moved) of a guard, see :class:`Guard`
+GuardSpec = tuple[Any, Callable[[Probe], bool], Callable[[Probe], bool]]
+
+
+def _count_moved(sel: Selector, res: Callable[[Any], bool], c: Any) -> GuardSpec:
     # a count compared with c flips only at counts <= c + 1: beyond, no event moves it
     top = c + 1 if _num(c) else None
-    key = ("n", sel)
+    key = "n:" + sel.key
+
+    def pre(p: Probe) -> bool:    # count(sel) >= the type's count (sel matches the type)
+        n = p.state["n"].get(p.etype)
+        return n is not None and (top is None or n <= top)   # None: untracked type
 
     def moved(p: Probe) -> bool:
-        n = p.state["n"].get(p.etype)
-        if n is None:                     # untracked type: not counted
-            return False
-        if top is not None and n > top:   # count(sel) >= n (sel matches the type)
+        if not pre(p):
             return False
         memo = p.memo
         n = memo.get(key)
         if n is None:
             n = memo[key] = query.count_all(p.state, sel)
         return res(n) != res(n - 1)       # the event added exactly one
-    return moved
+    return ("n", top), pre, moved   # pre reads the event type's count only
 
 
 def _since_moved(fld: str, sel: Selector, res: Callable[[Any], bool],
-                 points: tuple[int, ...]) -> Callable[[Probe], bool]:
+                 points: tuple[int, ...]) -> GuardSpec:
     latest = fld == "l"
-    key = (fld, sel)
+    key = fld + ":" + sel.key
 
-    def moved(p: Probe) -> bool:
-        state, etype, ts, now = p.state, p.etype, p.ts, p.now
-        if etype not in state["st"]:
+    def pre(p: Probe) -> bool:    # the type's latest / earliest time moved
+        if p.etype not in p.state["st"]:
             return False
         old = p.old_l if latest else p.old_f
+        return old is None or (p.ts > old if latest else p.ts < old)
+
+    def moved(p: Probe) -> bool:
+        if not pre(p):
+            return False
+        state, etype, now = p.state, p.etype, p.now
+        old = p.old_l if latest else p.old_f
         if old is not None:
-            if ts <= old if latest else ts >= old:
-                return False       # the type's latest / earliest time did not move
             # both values of since() lie between now - old and now - (the user's newest /
             # oldest event): no flip point between them, no change
             lo, hi = (now - state["lt"], now - old) if latest else (now - old, now - state["ft"])
@@ -209,31 +227,28 @@ def _since_moved(fld: str, sel: Selector, res: Callable[[Any], bool],
             times = state[fld]
             types = sel.resolve(state["st"])
             post = [times[t] for t in types if t in times]
-            pre = [times[t] for t in types if t in times and t != etype]
+            pre_ = [times[t] for t in types if t in times and t != etype]
             if old is not None:
-                pre.append(old)
+                pre_.append(old)
             if latest:
-                ab = (max(pre) if pre else None), max(post)
+                ab = (max(pre_) if pre_ else None), max(post)
             else:
-                ab = (min(pre) if pre else None), min(post)
+                ab = (min(pre_) if pre_ else None), min(post)
             p.memo[key] = ab
         a, b = ab
         if a == b:
             return False
         return res(None if a is None else now - a) != res(now - b)
-    return moved
+    return key, pre, moved
 
 
-def _active_days_moved(sel: Selector, days: int) -> Callable[[Probe], bool]:
-    key = ("ad", sel)
+def _active_days_moved(sel: Selector, days: int) -> GuardSpec:
+    key = "ad:" + sel.key
 
-    def moved(p: Probe) -> bool:
-        day = p.day
-        if not p.today - days < day <= p.today:
-            return False
+    def pre(p: Probe) -> bool:    # the event's day was not active before (for sel)
         total = p.memo.get(key)
         if total is None:   # the events of sel on the event's day
-            total = 0
+            total, day = 0, p.day
             for b in query._day_lists(p.state, sel):
                 for idx, val in reversed(b):
                     if idx == day:
@@ -241,15 +256,22 @@ def _active_days_moved(sel: Selector, days: int) -> Callable[[Probe], bool]:
                     if idx <= day:
                         break
             p.memo[key] = total
-        return total == 1      # the event's own: the day was not active before
-    return moved
+        return total == 1      # the event's own
+
+    def moved(p: Probe) -> bool:
+        return p.today - days < p.day <= p.today and pre(p)
+    return key, pre, moved
 
 
-def _prop_moved(key: str) -> Callable[[Probe], bool]:
+def _props_moved(p: Probe) -> bool:
+    return p.props is None or bool(p.props)
+
+
+def _prop_moved(key: str) -> GuardSpec:
     """The prop aggregate ``key`` (``"lp:click.channel"``) moved: the updater says so."""
     def moved(p: Probe) -> bool:
         return p.props is None or key in p.props
-    return moved
+    return "props", _props_moved, moved
 
 
 # -- clock atoms: where a rule reads the clock, and when that read can next change ---------
@@ -621,14 +643,15 @@ class _Compiler:
                        reads)
         return fn
 
-    def guard(self, node: Tree, moved: Callable[..., bool], reads_before: set[Selector]
-              ) -> None:
+    def guard(self, node: Tree, spec: GuardSpec, reads_before: set[Selector]) -> None:
         """Make the selectors read by ``node`` (since ``reads_before``) a :class:`Guard`: an
-        event of them re-runs the rule only if ``moved`` says it changed the node's value."""
+        event of them re-runs the rule only if ``moved`` (of ``spec``) says it changed the
+        node's value."""
         new = self.reads - reads_before
         if new:
             self.reads = set(reads_before)
-            self.guards.add(Guard(self.src(node), frozenset(new), moved))
+            group, pre, moved = spec
+            self.guards.add(Guard(self.src(node), frozenset(new), moved, group, pre))
 
     def count_threshold(self, left: Tree | Token, right: Tree | Token) -> str | None:
         """``"left"``/``"right"`` if this is ``count(sel) OP const`` (lifetime count)."""

@@ -40,6 +40,7 @@ from stream_app.state.record import DAY_MS, StateUpdater, new_state
 DEFAULT_RULES = REPO_ROOT / "config" / "rules"
 RECENT_EVIDENCE = 5
 _SCORES_TOUCHED = ((SCORES_TYPE, SCORES_TYPE),)
+_NONE_MOVED: frozenset = frozenset()
 
 
 @dataclass
@@ -107,7 +108,7 @@ class TagEngine:
             return self.forget(state, now, trigger=event.event_id)
         rs = self._ruleset
         touch = (event.type, state["st"].get(event.type, event.stream))
-        guards = () if self.full else rs.guards_for(*touch)
+        guards = () if self.full else rs.guard_groups(*touch)
         check = bool(guards) and (fresh or state.get("rv") == rs.version)
         if check:   # the event type's latest / earliest time before the event
             et = event.type
@@ -122,7 +123,9 @@ class TagEngine:
             off = self.day_offset_ms
             probe = Probe(state, et, event.ts, (event.ts + off) // DAY_MS, (now + off) // DAY_MS,
                           now, old_l, old_f, props)
-            moved = frozenset(g for g in guards if g.moved(probe))
+            hit = [g for pre, members in guards if pre(probe)
+                   for g in members if g.moved(probe)]
+            moved = frozenset(hit) if hit else _NONE_MOVED
         result = self._evaluate(state, now, trigger=event.event_id, touched=(touch,),
                                 fresh=fresh, moved=moved)
         result.emit = emit

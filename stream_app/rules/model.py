@@ -23,6 +23,7 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +32,7 @@ from stream_app.rules.compiler import (
     Compiled,
     EvalContext,
     Guard,
+    Probe,
     SinceThreshold,
     since_next_change,
 )
@@ -185,7 +187,7 @@ class RuleSet:
             self._dependents[t.id] = frozenset(out)
         self._plans: dict[tuple, tuple[frozenset[str], tuple[TagDef, ...], bool]] = {}
         self._empty: dict[str, Any] | None = None
-        self._guards: dict[tuple[str, str], tuple[Guard, ...]] = {}
+        self._guards: dict[tuple[str, str], tuple] = {}
 
     @property
     def empty_values(self) -> dict[str, Any]:
@@ -216,6 +218,20 @@ class RuleSet:
     def guards_for(self, etype: str, stream: str) -> tuple[Guard, ...]:
         """The distinct guards (see :class:`~stream_app.rules.compiler.Guard`) an event of
         (``etype``, ``stream``) can move."""
+        return tuple(g for _, members in self.guard_groups(etype, stream) for g in members)
+
+    def guard_groups(self, etype: str, stream: str
+                     ) -> tuple[tuple[Callable[[Probe], bool], tuple[Guard, ...]], ...]:
+        """:meth:`guards_for` by group: ``(pre, guards)`` pairs, where ``pre(probe)`` false
+        means no guard of the group moved (cached per type).
+
+        >>> from stream_app.rules.loader import load_ruleset
+        >>> from stream_app.rules.engine import DEFAULT_RULES
+        >>> rs = load_ruleset(DEFAULT_RULES)
+        >>> groups = rs.guard_groups("page_view", "click")
+        >>> len(rs.guards_for("page_view", "click")), len(groups)
+        (21, 5)
+        """
         key = (etype, stream)
         out = self._guards.get(key)
         if out is None:
@@ -226,7 +242,11 @@ class RuleSet:
                 for g in t.guards:
                     if any(s.matches(etype, stream) for s in g.sels):
                         seen[g] = None
-            out = self._guards[key] = tuple(seen)
+            groups: dict[Any, tuple[Any, list[Guard]]] = {}
+            for i, g in enumerate(seen):
+                gk = g.group if g.group is not None else ("guard", i)
+                groups.setdefault(gk, (g.pre or _always, []))[1].append(g)
+            out = self._guards[key] = tuple((pre, tuple(gs)) for pre, gs in groups.values())
         return out
 
     def plan(self, touched: tuple[tuple[str, str], ...], day_changed: bool,
@@ -370,6 +390,10 @@ class RuleSet:
             why["case"] = case.when.text if case.when is not None else "default"
         why["value"] = ctx.tags.get(tag_id)
         return why
+
+
+def _always(probe: Probe) -> bool:
+    return True
 
 
 def _atom_sel(atom: ClockAtom) -> Any:
