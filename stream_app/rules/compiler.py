@@ -63,7 +63,7 @@ class CompileError(Exception):
 class EvalContext:
     """Inputs of one evaluation: the state, the clock, tags evaluated so far, memo and trace."""
 
-    __slots__ = ("state", "now", "today", "tags", "cache", "trace")
+    __slots__ = ("state", "now", "today", "tags", "cache", "trace", "traces")
 
     def __init__(self, state: dict[str, Any], now_ms: int, day_offset_ms: int,
                  trace: bool = True) -> None:
@@ -73,6 +73,8 @@ class EvalContext:
         self.tags: dict[str, Any] = {}
         self.cache: dict[str, Any] = {}
         self.trace: dict[str, Any] | None = {} if trace else None
+        #: tag id -> (trace, matched case) of its run, kept by a selective evaluation
+        self.traces: dict[str, tuple[dict[str, Any], int | None]] | None = None
 
 
 @dataclass

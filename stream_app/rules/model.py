@@ -348,6 +348,7 @@ class RuleSet:
         values, and the context (``ctx.tags`` = every tag's value, for :meth:`why`)."""
         ctx = EvalContext(state, now_ms, day_offset_ms, trace=False)
         ctx.tags = tags = dict(previous)
+        ctx.traces = traces = {}
         must, cands, _ = plan
         out: list[tuple[TagDef, Any]] = []
         changed: set[str] = set()
@@ -355,13 +356,17 @@ class RuleSet:
             tid = tag.id
             if tid not in must and changed.isdisjoint(tag.deps):
                 continue
-            raw, _ = self._run(tag, ctx)
+            # traced as it runs: a tag that changed needs no second run for its why record
+            ctx.trace = trace = {}
+            raw, matched = self._run(tag, ctx)
             value = tag.normalise(raw) if raw is not None else None
             old = tags.get(tid)
             if old != value or type(old) is not type(value):
                 changed.add(tid)
                 tags[tid] = value
+            traces[tid] = (trace, matched)
             out.append((tag, value))
+        ctx.trace = None
         return out, ctx
 
     @staticmethod
@@ -376,15 +381,21 @@ class RuleSet:
     def why(self, ctx: EvalContext, tag_id: str) -> dict[str, Any]:
         """The "why" record of a tag's value in an evaluation: rule id and version, the values
         that decided it (the function calls of its rule) and, for case rules, the case that
-        matched. Re-runs the rule with tracing on (function values come from the memo)."""
+        matched. Uses the trace a selective evaluation kept when the rule ran (once: a
+        second call re-runs), else re-runs the rule with tracing on (function values come
+        from the memo)."""
         tag = self.by_id[tag_id]
-        ctx.trace = {}
-        try:
-            _, matched = self._run(tag, ctx)
-            why: dict[str, Any] = {"rule": tag.id, "rule_version": tag.version,
-                                   "values": ctx.trace}
-        finally:
-            ctx.trace = None
+        kept = ctx.traces.pop(tag_id, None) if ctx.traces else None
+        if kept is not None:   # traced when it ran (the same calls, the same memo values)
+            trace, matched = kept
+        else:
+            ctx.trace = {}
+            try:
+                _, matched = self._run(tag, ctx)
+                trace = ctx.trace
+            finally:
+                ctx.trace = None
+        why: dict[str, Any] = {"rule": tag.id, "rule_version": tag.version, "values": trace}
         if matched is not None:
             case = tag.cases[matched]
             why["case"] = case.when.text if case.when is not None else "default"
