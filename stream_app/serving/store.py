@@ -24,17 +24,21 @@ class ProfileStore:
         self.r = redis.Redis.from_url(url, socket_timeout=5)
 
     def profile(self, tenant: str, uid: str) -> dict[str, Any]:
-        """All fields of the user's hash, decoded (``tag:x`` -> value)."""
+        """All fields of the user's hash, decoded (``tag:x`` -> value); the internal ones
+        (``_id``, the integer id, and ``~w``, the packed why records) are left out."""
         raw = self.r.hgetall(keys.user_key(tenant, uid))
         return {k.decode(): orjson.loads(v) for k, v in raw.items()
-                if k.decode() != keys.ID_FIELD}
+                if k.decode() not in (keys.ID_FIELD, keys.WHY_FIELD)}
 
     def tags(self, tenant: str, uid: str) -> dict[str, Any]:
         return {k[4:]: v for k, v in self.profile(tenant, uid).items() if k.startswith("tag:")}
 
     def why(self, tenant: str, uid: str, tag_id: str) -> dict[str, Any] | None:
-        raw = self.r.hget(keys.why_key(tenant, uid), tag_id)
-        return keys.expand_why(tag_id, orjson.loads(raw)) if raw else None
+        """The why record of one tag (packed in the user hash, else the old ``why:`` hash;
+        :func:`~stream_app.serving.reader.read_why_sync`)."""
+        from stream_app.serving.reader import read_why_sync  # noqa: PLC0415
+
+        return read_why_sync(self.r, tenant, uid).get(tag_id)
 
     def timeline(self, tenant: str, uid: str, limit: int = 20) -> list[dict[str, Any]]:
         return [keys.expand_change(orjson.loads(x))
