@@ -23,7 +23,10 @@ def stack():
              # tests take disjoint time ranges (Harness.base_ts); none is "late"
              "STREAM_APP_LATE_GRACE_MS": str(100 * 365 * 86_400_000),
              # nor is anyone expired by the clock for being idle (TTL is unit-tested)
-             "STREAM_APP_STATE_TTL_DAYS": str(100 * 365)})
+             "STREAM_APP_STATE_TTL_DAYS": str(100 * 365),
+             # the Redis timeline is off by default (tags.changes is the history); the
+             # integration stack turns it on so the opt-in path is tested end to end
+             "STREAM_APP_REDIS_TIMELINE": "5"})
 
 
 @pytest.fixture(scope="session")

@@ -1,8 +1,10 @@
 """``stream-app why USER_ID TAG_ID`` — why a user holds a tag, and the tag's history.
 
-Prints the why record stored with the tag's current value (rule and version, the values
-that satisfied it, the triggering event and the user's recent event ids) and the tag's
-timeline (newest first), both read from Redis.
+Prints the why record stored with the tag's current value (rule and version, the case and
+the values that satisfied it; the triggering event when the record has one: Redis's packed
+records leave it to ``tags.changes``) and the tag's timeline (newest first), both read from
+Redis. The Redis timeline is opt-in (``STREAM_APP_REDIS_TIMELINE=5``); without it the command
+says where the history is.
 
 Example (pure part: the lines of a why record):
     >>> why_lines({"rule": "activity", "rule_version": 1, "case": "active_days(30d) > 3",
@@ -30,8 +32,10 @@ def why_lines(why: dict[str, Any]) -> list[str]:
         lines.append(f"matched     {why['case']}")
     for name, value in (why.get("values") or {}).items():
         lines.append(f"value of    {name} = {value}")
-    trig = why.get("trigger")
-    lines.append(f"trigger     {'event ' + trig if trig else 'clock (time-based re-evaluation)'}")
+    if "trigger" in why:   # not kept in Redis's packed why records (it is on tags.changes)
+        trig = why["trigger"]
+        lines.append("trigger     " + (f"event {trig}" if trig
+                                       else "clock (time-based re-evaluation)"))
     if why.get("recent_events"):
         lines.append(f"recent      {', '.join(map(str, why['recent_events']))}")
     return lines
@@ -81,4 +85,10 @@ def command(user_id: str, tag_id: str, tenant: str, limit: int, as_json: bool) -
         ts = dt.datetime.fromtimestamp(c.get("ts", 0) / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
         table.add_row(ts, repr(c.get("old")), repr(c.get("new")), str(c.get("reason", "")),
                       str(c.get("trigger") or "clock"), str(c.get("rule_version", "")))
-    console.print(table)
+    if timeline:
+        console.print(table)
+    elif get_settings().redis_timeline == 0:
+        console.print("  no timeline in Redis (STREAM_APP_REDIS_TIMELINE=0, the default): the "
+                      "full history of tag changes is the tags.changes topic", highlight=False)
+    else:
+        console.print(table)

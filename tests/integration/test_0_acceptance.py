@@ -28,7 +28,9 @@ def test_acceptance_course_view_gives_activity_tag(stack, harness, tags_reader):
     assert change["family"] == "activity"
     assert change["rule_version"]
     assert change["trigger"] == "e1"
-    keep = Settings().redis_timeline   # Redis keeps the newest changes; the topic has them all
+    # Redis keeps the newest changes (the stack turns the opt-in timeline on); the topic has all
+    keep = int(stack.settings_env().get("STREAM_APP_REDIS_TIMELINE", Settings().redis_timeline))
+    assert keep > 0, "the integration stack runs with the Redis timeline on"
 
     def timeline_is_newest() -> bool:
         mine = {c["event_id"]: c for c in tags_reader.where(user_id="u1")}.values()
