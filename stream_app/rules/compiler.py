@@ -149,11 +149,12 @@ class Probe:
 
 @dataclass(frozen=True)
 class Guard:
-    """A part of a rule that alone reads the events of ``sels``: a lifetime count or since()
-    compared with a constant, an active_days() window, or a one-value prop aggregate
-    (``first``, ``last``, ``peak``, ``distinct``). An event of ``sels`` can change the
-    rule's value only if it changes the guard's value; ``moved(probe)`` tells that from the
-    state after the event (see :class:`Probe`). Equal by text.
+    """A part of a rule that alone reads the events of ``sels``: a count (lifetime or over a
+    daily window) or since() compared with a constant, an active_days() window, or a
+    one-value prop aggregate (``first``, ``last``, ``peak``, ``distinct``). An event of
+    ``sels`` can change the rule's value only if it changes the guard's value;
+    ``moved(probe)`` tells that from the state after the event (see :class:`Probe`). Equal
+    by text.
 
     Guards of one ``group`` read one quantity (e.g. the active days of one selector over
     several windows); their common ``pre(probe)`` is false when none of them can have moved,
@@ -161,8 +162,11 @@ class Guard:
 
     >>> req = Requirements()
     >>> c = compile_expr("count(stream:click) == 0 or count(course_view, 7d) > 2", req, {})
+    >>> sorted(g.text for g in c.guards), c.reads
+    (['count(course_view, 7d) > 2', 'count(stream:click) == 0'], set())
+    >>> c = compile_expr("count(course_view, 30d) >= 5 and count(order_paid, 12h) > 1", req, {})
     >>> sorted(g.text for g in c.guards), sorted(s.key for s in c.reads)
-    (['count(stream:click) == 0'], ['course_view'])
+    (['count(course_view, 30d) >= 5'], ['order_paid'])
     >>> c = compile_expr("coalesce(last(click.channel), last(click.utm_source))", req, {})
     >>> sorted(g.text for g in c.guards), c.reads, len({g.group for g in c.guards})
     (['last(click.channel)', 'last(click.utm_source)'], set(), 1)
@@ -200,6 +204,24 @@ def _count_moved(sel: Selector, res: Callable[[Any], bool], c: Any) -> GuardSpec
             n = memo[key] = query.count_all(p.state, sel)
         return res(n) != res(n - 1)       # the event added exactly one
     return ("n", top), pre, moved   # pre reads the event type's count only
+
+
+def _window_count_moved(sel: Selector, days: int, res: Callable[[Any], bool]) -> GuardSpec:
+    # an event of sel inside the window adds exactly one to count(sel, <days>d) (its daily
+    # bucket is kept: the window is within the retention); outside it adds nothing
+    key = f"w{days}:{sel.key}"
+
+    def pre(p: Probe) -> bool:
+        return p.today - days < p.day <= p.today
+
+    def moved(p: Probe) -> bool:
+        if not pre(p):
+            return False
+        n = p.memo.get(key)
+        if n is None:
+            n = p.memo[key] = query.count_days(p.state, sel, p.today, days)
+        return res(n) != res(n - 1)
+    return ("w", days), pre, moved
 
 
 def _since_moved(fld: str, sel: Selector, res: Callable[[Any], bool],
@@ -566,7 +588,8 @@ class _Compiler:
                 self.timed = timed
                 self.clocks.add(atom)
             if atom is not None or counted:   # its selector is read only through the guard
-                cmp_, left = _compare(str(ch[1])), atom.left if atom else counted == "left"
+                side, days = counted or (None, None)
+                cmp_, left = _compare(str(ch[1])), atom.left if atom else side == "left"
                 c_ = self.const(ch[2] if left else ch[0])
 
                 def res(v: Any, cmp_=cmp_, c_=c_, left=left) -> bool:
@@ -574,7 +597,8 @@ class _Compiler:
                 call = ch[0] if left else ch[2]
                 sel = Selector.parse("|".join(str(t) for t in call.children[1].children))
                 self.guard(node, _since_moved(atom.field, sel, res, atom.points)
-                           if atom is not None else _count_moved(sel, res, c_), reads)
+                           if atom is not None else _count_moved(sel, res, c_)
+                           if days is None else _window_count_moved(sel, days, res), reads)
             return fn
         if kind == "arith":
             a, op, b = self.expr(ch[0]), _arith(str(ch[1])), self.expr(ch[2])
@@ -655,18 +679,25 @@ class _Compiler:
             group, pre, moved = spec
             self.guards.add(Guard(self.src(node), frozenset(new), moved, group, pre))
 
-    def count_threshold(self, left: Tree | Token, right: Tree | Token) -> str | None:
-        """``"left"``/``"right"`` if this is ``count(sel) OP const`` (lifetime count)."""
+    def count_threshold(self, left: Tree | Token, right: Tree | Token
+                        ) -> tuple[str, int | None] | None:
+        """``("left"|"right", None)`` if this is ``count(sel) OP const`` (lifetime count),
+        ``(side, days)`` for ``count(sel, <days>d) OP const`` (a daily window, not decayed)."""
         for node, other, side in ((left, right, "left"), (right, left, "right")):
             if (isinstance(node, Tree) and node.data == "call"
-                    and str(node.children[0]) == "count" and len(node.children) == 2
-                    and not (isinstance(node.children[1], Tree)
-                             and node.children[1].data == "kwarg")):
+                    and str(node.children[0]) == "count" and len(node.children) in (2, 3)
+                    and not any(isinstance(a, Tree) and a.data == "kwarg"
+                                for a in node.children[1:])):
                 try:
                     self.const(other)
+                    win = self.const(node.children[2]) if len(node.children) == 3 else None
                 except CompileError:
                     return None
-                return side
+                if win is None:
+                    return side, None
+                if not _num(win) or win <= 0 or win % DAY_MS:
+                    return None   # a sub-day window: a clock atom, not a guard
+                return side, int(win // DAY_MS)
         return None
 
     def arity(self, node: Tree, args: list, kwargs: dict, lo: int, hi: int,

@@ -45,6 +45,10 @@ tags:
      value: "coalesce(first(order.amount), first(click.channel))"}
   - {id: x_percents, family: x, zh: 值, en: Values, kind: set,
      value: "distinct(study.percent)"}
+  - {id: x_window, family: x, zh: 窗, en: Window, kind: enum,
+     cases: [{value: busy, zh: 忙, en: Busy, when: "count(stream:click, 2d) >= 2"},
+             {value: study, zh: 学, en: Study, when: "1 < count(course_view|stream:study, 3d)"}],
+     default: {value: calm, zh: 静, en: Calm}}
   - {id: x_mixed, family: x, zh: 混, en: Mixed, kind: text,
      value: "if(last(click.channel) == 'douyin' and count(stream:click, 7d) > 1, 'd', null)"}
 """
