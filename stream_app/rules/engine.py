@@ -258,7 +258,8 @@ class TagEngine:
             plan = rs.plan(touched, day_changed, clock_passed, now != last, moved=moved)
             hid = state.get("hid")
             previous = {**old_tags, **hid} if hid else old_tags
-        ran, ctx = rs.evaluate_some(state, now, previous, plan, day_offset_ms=off)
+        ran, ctx = rs.evaluate_some(state, now, previous, plan, day_offset_ms=off,
+                                    keep_traces=bool(touched))
         changes: list[dict[str, Any]] = []
         why: dict[str, dict[str, Any]] = {}
         hidden_ran = False

@@ -339,16 +339,19 @@ class RuleSet:
 
     def evaluate_some(self, state: dict[str, Any], now_ms: int, previous: dict[str, Any],
                       plan: tuple[frozenset[str], tuple[TagDef, ...], bool], *,
-                      day_offset_ms: int = 8 * 3600_000
+                      day_offset_ms: int = 8 * 3600_000, keep_traces: bool = True
                       ) -> tuple[list[tuple[TagDef, Any]], EvalContext]:
         """Selective evaluation: ``previous`` holds every tag's value at the last evaluation
         (hidden ones included; absent = None) and ``plan`` comes from :meth:`plan`. Only the
         tags of the plan are run (a dependent only when a tag it reads changed); the others
         keep their previous value. Returns the tags run, in dependency order, with their new
-        values, and the context (``ctx.tags`` = every tag's value, for :meth:`why`)."""
+        values, and the context (``ctx.tags`` = every tag's value, for :meth:`why`).
+        ``keep_traces``: trace every rule as it runs, so :meth:`why` needs no second run (pays
+        when many of the rules run change, as on events; a clock tick runs many daily rules
+        that rarely change)."""
         ctx = EvalContext(state, now_ms, day_offset_ms, trace=False)
         ctx.tags = tags = dict(previous)
-        ctx.traces = traces = {}
+        ctx.traces = traces = {} if keep_traces else None
         must, cands, _ = plan
         out: list[tuple[TagDef, Any]] = []
         changed: set[str] = set()
@@ -356,15 +359,16 @@ class RuleSet:
             tid = tag.id
             if tid not in must and changed.isdisjoint(tag.deps):
                 continue
-            # traced as it runs: a tag that changed needs no second run for its why record
-            ctx.trace = trace = {}
+            if traces is not None:   # a tag that changes needs no second run for its why
+                ctx.trace = trace = {}
             raw, matched = self._run(tag, ctx)
             value = tag.normalise(raw) if raw is not None else None
             old = tags.get(tid)
             if old != value or type(old) is not type(value):
                 changed.add(tid)
                 tags[tid] = value
-            traces[tid] = (trace, matched)
+            if traces is not None:
+                traces[tid] = (trace, matched)
             out.append((tag, value))
         ctx.trace = None
         return out, ctx

@@ -120,6 +120,7 @@ class StateUpdater:
         self._streaks: list[PairSpec] = sorted(req.streaks, key=lambda p: p.key)
         self._seqs: list[PairSpec] = sorted(req.seqs, key=lambda p: p.key)
         self._recent = list(req.recent)
+        self._plans: dict[tuple[str, str], tuple] = {}
 
     # -- dedup -------------------------------------------------------------------------
     def seen(self, state: dict[str, Any], event_id: str) -> bool:
@@ -187,34 +188,52 @@ class StateUpdater:
                 buckets.add(state["d"].setdefault(et, []), day, 1)
         else:
             stream = ev.stream
-        sret = self._stream_ret.get(stream)
+        sret, pidx, streaks, seqs, recent = self._plan(et, stream)
         if sret is not None and day > base_day - sret:
             buckets.add(state.setdefault("ds", {}).setdefault(stream, []), day, 1)
         props = ev.props
-        if props and self._props:
+        if props and pidx:
             for name, value in props.items():
-                specs = self._props.get(name)
-                if specs:
-                    self._apply_props(state, ev, stream, day, value, specs, base_day, moved)
+                specs = pidx.get(name)
+                if specs and value is not None:
+                    self._apply_props(state, ev, day, value, specs, base_day, moved)
         if self._profile and stream == "profile" and props:
             self._apply_profile(state, ev)
-        if self._streaks:
-            self._apply_streaks(state, et, stream, ts)
-        if self._seqs:
-            self._apply_seqs(state, et, stream, ts)
-        if self._recent:
-            for sel in self._recent:
-                if sel.matches(et, stream):
-                    rt = state.setdefault("rt", {}).setdefault(et, [])
-                    insort(rt, ts)
-                    if len(rt) > RECENT_CAP:
-                        del rt[0]
+        if streaks:
+            self._apply_streaks(state, streaks, ts)
+        if seqs:
+            self._apply_seqs(state, seqs, ts)
+        if recent:
+            rt = state.setdefault("rt", {}).setdefault(et, [])
+            insort(rt, ts)
+            if len(rt) > RECENT_CAP:
+                del rt[0]
 
-    def _apply_props(self, state, ev, stream, day, value, specs, base_day, moved) -> None:
+    def _plan(self, etype: str, stream: str) -> tuple:
+        """What an event of (``etype``, ``stream``) updates, cached: the stream's daily-count
+        retention (None: not kept), prop name -> [(kind, spec)] of the specs it matches, the
+        streaks [(spec, is_a, is_b)] and pair sides [(spec, side)] it feeds, and whether its
+        timestamps are kept for sub-day windows."""
+        key = (etype, stream)
+        out = self._plans.get(key)
+        if out is None:
+            pidx = {}
+            for name, specs in self._props.items():
+                mine = [(kind, spec) for kind, spec in specs if spec.sel.matches(etype, stream)]
+                if mine:
+                    pidx[name] = mine
+            streaks = [(sp, sp.a.matches(etype, stream), sp.b.matches(etype, stream))
+                       for sp in self._streaks]
+            out = (self._stream_ret.get(stream), pidx, [x for x in streaks if x[1] or x[2]],
+                   [(sp, side) for sp in self._seqs
+                    for side, sel in (("a", sp.a), ("b", sp.b)) if sel.matches(etype, stream)],
+                   any(sel.matches(etype, stream) for sel in self._recent))
+            self._plans[key] = out
+        return out
+
+    def _apply_props(self, state, ev, day, value, specs, base_day, moved) -> None:
         ts, eid = ev.ts, ev.event_id
         for kind, spec in specs:
-            if not spec.sel.matches(ev.type, stream) or value is None:
-                continue
             key = spec.key
             if kind == "s":
                 value = _number(value)
@@ -265,11 +284,8 @@ class StateUpdater:
                 if cur is None or (ev.ts, ev.event_id) > (cur[0], cur[1]):
                     pr[name] = [ev.ts, ev.event_id, ev.props[name]]
 
-    def _apply_streaks(self, state, et, stream, ts) -> None:
-        for spec in self._streaks:
-            is_a, is_b = spec.a.matches(et, stream), spec.b.matches(et, stream)
-            if not (is_a or is_b):
-                continue
+    def _apply_streaks(self, state, streaks, ts) -> None:
+        for spec, is_a, is_b in streaks:
             rec = state.setdefault("sk", {}).setdefault(spec.key, {"b": None, "a": []})
             if is_b and (rec["b"] is None or ts > rec["b"]):
                 rec["b"] = ts
@@ -279,14 +295,12 @@ class StateUpdater:
                 if len(rec["a"]) > PAIR_CAP:
                     del rec["a"][0]
 
-    def _apply_seqs(self, state, et, stream, ts) -> None:
-        for spec in self._seqs:
-            for side, sel in (("a", spec.a), ("b", spec.b)):
-                if sel.matches(et, stream):
-                    rec = state.setdefault("sq", {}).setdefault(spec.key, {"a": [], "b": []})
-                    insort(rec[side], ts)
-                    if len(rec[side]) > PAIR_CAP:
-                        del rec[side][0]
+    def _apply_seqs(self, state, seqs, ts) -> None:
+        for spec, side in seqs:
+            rec = state.setdefault("sq", {}).setdefault(spec.key, {"a": [], "b": []})
+            insort(rec[side], ts)
+            if len(rec[side]) > PAIR_CAP:
+                del rec[side][0]
 
     # -- prune -------------------------------------------------------------------------
     def prune(self, state: dict[str, Any], now_ms: int) -> None:

@@ -104,3 +104,44 @@ def test_stream_buckets_kept_only_for_windowed_streams():
     up.apply(st, ev(3, "page_view", T0, "click"))
     d0 = day_of(T0, 8 * 3_600_000)
     assert st["ds"] == {"study": [[d0, 2]]}
+
+
+def test_overlapping_sub_day_selectors_keep_one_timestamp():
+    """Two sub-day windows whose selectors both match an event keep its time once (it was
+    inserted once per matching selector, so each window counted the event twice)."""
+    req = Requirements()
+    req.recent |= {Selector.parse("page_view|course_view"), Selector.parse("stream:click")}
+    req.recent_ms = 6 * 3_600_000
+    up = StateUpdater(req)
+    st = new_state("u1")
+    up.apply(st, ev(1, "page_view", T0))
+    up.apply(st, ev(2, "course_view", T0 + 5))
+    up.apply(st, ev(3, "lesson_attended", T0 + 9, "study"))
+    assert st["rt"] == {"page_view": [T0], "course_view": [T0 + 5]}
+
+
+def test_moved_prop_aggregates():
+    """apply() reports the one-value prop aggregates whose value an event changed (what the
+    engine's prop guards read): an equal latest value or a later first value is no move."""
+    req = Requirements()
+    chan = PropSpec(Selector.parse("stream:click"), "channel")
+    amount = PropSpec(Selector.parse("order_paid"), "amount")
+    req.firsts.add(chan)
+    req.lasts.add(chan)
+    req.peaks.add(amount)
+    req.distincts.add(amount)
+    up = StateUpdater(req)
+    st = new_state("u1")
+    steps = [(ev(1, "page_view", T0, channel="a"), {"fp:" + chan.key, "lp:" + chan.key}),
+             (ev(2, "page_view", T0 + 1, channel="a"), set()),
+             (ev(3, "page_view", T0 + 2, channel="b"), {"lp:" + chan.key}),
+             (ev(4, "page_view", T0 - 1, channel="c"), {"fp:" + chan.key}),
+             (ev(5, "page_view", T0 + 3), set()),
+             (ev(6, "order_paid", T0, "order", amount=10), {"mx:" + amount.key,
+                                                             "dv:" + amount.key}),
+             (ev(7, "order_paid", T0 + 1, "order", amount=5), {"dv:" + amount.key}),
+             (ev(8, "order_paid", T0 + 2, "order", amount=10), set())]
+    for e, want in steps:
+        moved: set[str] = set()
+        up.apply(st, e, moved)
+        assert moved == want, e.event_id
