@@ -346,11 +346,9 @@ def since_next_change(state: dict[str, Any], now: int, fld: str, sel: Selector,
     latest (``fld="l"``) or earliest (``"f"``) time of an event of ``sel``."""
     if not points:
         return None
-    times = state[fld]
-    ts = [times[t] for t in sel.resolve(state["st"]) if t in times]
-    if not ts:
+    t0 = sel.extreme(state[fld], state["st"], fld == "l")
+    if t0 is None:
         return None
-    t0 = max(ts) if fld == "l" else min(ts)
     v = now - t0
     for p in points:
         if p > v:

@@ -79,16 +79,14 @@ def active_days(state: dict[str, Any], sel: Selector, today: int, days: int) -> 
 
 def since(state: dict[str, Any], sel: Selector, now_ms: int) -> int | None:
     """Milliseconds since the latest event of ``sel`` (None if never)."""
-    last = state["l"]
-    ts = [last[t] for t in sel.resolve(state["st"]) if t in last]
-    return now_ms - max(ts) if ts else None
+    t = sel.extreme(state["l"], state["st"], True)
+    return None if t is None else now_ms - t
 
 
 def since_first(state: dict[str, Any], sel: Selector, now_ms: int) -> int | None:
     """Milliseconds since the earliest event of ``sel`` (None if never)."""
-    first = state["f"]
-    ts = [first[t] for t in sel.resolve(state["st"]) if t in first]
-    return now_ms - min(ts) if ts else None
+    t = sel.extreme(state["f"], state["st"], False)
+    return None if t is None else now_ms - t
 
 
 def prop_sum(state: dict[str, Any], spec: PropSpec, today: int, days: int | None) -> float:

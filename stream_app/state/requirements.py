@@ -71,6 +71,38 @@ class Selector:
         types, streams = self.types, self.streams
         return [t for t, s in type_streams.items() if t in types or s in streams]
 
+    def extreme(self, times: dict[str, int], type_streams: dict[str, str],
+                latest: bool) -> int | None:
+        """The latest (``latest``) or earliest of ``times`` (type -> time, for types of
+        ``type_streams``) over the types this selector covers; None if it covers none.
+        The same as ``max``/``min`` over :meth:`resolve`, without building the list.
+
+        >>> sel = Selector.parse("stream:click|order_paid")
+        >>> st = {"page_view": "click", "order_paid": "order", "registered": "profile"}
+        >>> times = {"page_view": 5, "order_paid": 9, "registered": 20}
+        >>> sel.extreme(times, st, True), sel.extreme(times, st, False)
+        (9, 5)
+        >>> Selector.parse("refund").extreme(times, st, True) is None
+        True
+        """
+        best = None
+        if not self.any and not self.streams:
+            for t in self.types:
+                v = times.get(t)
+                if v is not None and t in type_streams and (
+                        best is None or (v > best if latest else v < best)):
+                    best = v
+            return best
+        types, streams, any_ = self.types, self.streams, self.any
+        for t, v in times.items():
+            s = type_streams.get(t)
+            if s is None:
+                continue
+            if (s not in NOT_BEHAVIOUR if any_ else t in types or s in streams) and (
+                    best is None or (v > best if latest else v < best)):
+                best = v
+        return best
+
 
 @dataclass(frozen=True)
 class PropSpec:

@@ -145,3 +145,23 @@ def test_moved_prop_aggregates():
         moved: set[str] = set()
         up.apply(st, e, moved)
         assert moved == want, e.event_id
+
+
+def test_selector_extreme_equals_max_min_over_resolve():
+    """Selector.extreme (what since()/since_first() and the clock horizon read) gives the
+    max / min of the times of the types resolve() lists, for every kind of selector."""
+    import random  # noqa: PLC0415
+
+    rnd = random.Random(7)
+    types = {"page_view": "click", "course_view": "click", "lesson_missed": "study",
+             "order_paid": "order", "outcome": "label", "registered": "profile"}
+    sels = [Selector.parse(t) for t in ("any", "stream:click", "order_paid|stream:study",
+                                        "refund", "outcome|page_view", "stream:label",
+                                        "course_view|order_paid")]
+    for _ in range(300):
+        st = {t: s for t, s in types.items() if rnd.random() < 0.7}
+        times = {t: rnd.randrange(100) for t in st if rnd.random() < 0.8}
+        for sel in sels:
+            vals = [times[t] for t in sel.resolve(st) if t in times]
+            assert sel.extreme(times, st, True) == (max(vals) if vals else None)
+            assert sel.extreme(times, st, False) == (min(vals) if vals else None)
