@@ -7,6 +7,10 @@ Faust's spinner (``BENCH_SPINNER_DEBUG=1``) against put back (stream-app's fix),
 restart on tansu, with Faust's default group timeouts and with 10 s and 5 s session/rebalance
 timeouts (``BENCH_SESSION_TIMEOUT``).
 
+``python -m bench.experiments join_plain``: the same group join with a bare librdkafka consumer
+(no Faust): seconds from ``subscribe`` to the assignment callback, three times on one broker
+(each consumer closed, i.e. left the group, before the next joins).
+
 ``python -m bench.experiments startup``: the worker's Python start-up (``import
 stream_app.app.main``, what every restart pays before it joins the group), three times in
 fresh interpreters: wall and CPU seconds, and the heaviest imports by cumulative time from
@@ -66,6 +70,40 @@ def join_times() -> dict[str, Any]:
     return out
 
 
+def join_plain(runs: int = 3) -> dict[str, Any]:
+    """Subscribe-to-assignment seconds of a plain confluent-kafka consumer on tansu."""
+    from pathlib import Path  # noqa: PLC0415
+
+    from confluent_kafka import Consumer  # noqa: PLC0415
+
+    from stream_app.kafka_io import make_producer  # noqa: PLC0415
+    from stream_app.services.broker import EmbeddedBroker  # noqa: PLC0415
+
+    workdir = Path("var/exp-join-plain")
+    (workdir / "logs").mkdir(parents=True, exist_ok=True)
+    broker = EmbeddedBroker(workdir=workdir).start()
+    out: dict[str, Any] = {"assigned_after_s": []}
+    try:
+        p = make_producer(broker.bootstrap)
+        p.produce("exp.join", b"x")
+        p.flush(10)
+        for _ in range(runs):
+            got: list[float] = []
+            c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "exp-join",
+                          "session.timeout.ms": 6000, "heartbeat.interval.ms": 1000})
+            t = time.monotonic()
+            c.subscribe(["exp.join"], on_assign=lambda *_, got=got, t=t: got.append(
+                time.monotonic() - t))
+            while not got and time.monotonic() - t < 60:
+                c.poll(0.1)
+            c.close()
+            out["assigned_after_s"].append(round(got[0], 2) if got else None)
+            log(f"join_plain: {out['assigned_after_s'][-1]}")
+    finally:
+        broker.stop()
+    return out
+
+
 def parse_importtime(stderr: str) -> dict[str, int]:
     """Cumulative microseconds per module from ``python -X importtime`` output.
 
@@ -113,5 +151,6 @@ def startup_times(runs: int = 3, top: int = 8) -> dict[str, Any]:
 
 if __name__ == "__main__":
     which = sys.argv[1] if len(sys.argv) > 1 else "join"
-    result = {"logging": logging_cost, "join": join_times, "startup": startup_times}[which]()
+    result = {"logging": logging_cost, "join": join_times, "startup": startup_times,
+              "join_plain": join_plain}[which]()
     print(json.dumps(result, indent=1))
