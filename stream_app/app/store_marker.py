@@ -303,9 +303,11 @@ class ChangelogLedger:
 
 
 def mark_clean_stop(tabledir: Path, table: str, ident: StoreIdentity, ledger: ChangelogLedger,
-                    persisted: dict[int, int | None] | None = None) -> tuple[list[int], list[int]]:
+                    persisted: dict[int, int | None] | None = None,
+                    skip: list[int] | tuple[int, ...] = ()) -> tuple[list[int], list[int]]:
     """End of the protocol (step 3): a marker for every partition store of ``table`` on disk
-    with nothing in flight. Returns (marked, not marked) partitions.
+    with nothing in flight, except the ``skip`` partitions (stores another process held at
+    start). Returns (marked, not marked) partitions.
 
     Example:
         >>> import tempfile
@@ -322,6 +324,8 @@ def mark_clean_stop(tabledir: Path, table: str, ident: StoreIdentity, ledger: Ch
     marked: list[int] = []
     unmarked: list[int] = []
     for partition, db_dir in sorted(partition_dirs(tabledir, table).items()):
+        if partition in skip:
+            continue
         if ledger.settled(partition):
             write_marker(db_dir, ident, partition, (persisted or {}).get(partition))
             ledger.marked[partition] = db_dir
@@ -443,7 +447,15 @@ class CleanStopRocksDB(RocksDBStore):
 
     async def stop(self) -> None:
         """Faust's stop (drop the databases), then step 3 of the protocol. Faust stops the
-        tables after the consumer's final commit and the app's final producer flush."""
+        tables after the consumer's final commit (which flushed the producer), before the
+        app's last producer flush: delivery reports still queued are waited for briefly.
+
+        Only stores this process judged are marked: a process that stops before it opened any
+        store (e.g. during the group join) leaves the disk as it found it, and a store another
+        process held is not touched."""
+        if self.prepared is None:
+            await super().stop()
+            return
         if not await self.ledger.wait_settled(SETTLE_TIMEOUT_S):
             log.warning("table %s: changelog records still in flight at stop: %s",
                         self.basename, self.ledger.snapshot())
@@ -458,7 +470,7 @@ class CleanStopRocksDB(RocksDBStore):
                             self.basename, partition, exc)
         await super().stop()
         marked, unmarked = mark_clean_stop(Path(self.path), str(self.basename), self.identity(),
-                                           self.ledger, persisted)
+                                           self.ledger, persisted, skip=self.prepared.busy)
         log.info("table %s: clean-stop markers for partitions %s; none for %s (in flight)",
                  self.basename, marked, unmarked)
 

@@ -272,3 +272,30 @@ def test_key_count_follows_writes_without_scanning(tmp_path, monkeypatch):
     scans.clear()
     assert len(store) == 5 and len(scans) == 1
     _current_event.set(None)
+
+
+def test_stop_before_any_store_was_judged_leaves_the_disk_alone(tmp_path):
+    """kill -9, then a restart that is stopped before it opened a store (e.g. during the
+    group join): the crashed stores must stay unmarked, so the next start still wipes them."""
+    import rocksdict
+
+    tables = tmp_path / "v1" / "tables"
+    tables.mkdir(parents=True)
+    d = {p: tables / f"users-{p}.db" for p in (0, 1)}
+    for path in d.values():
+        rocksdict.Rdict(str(path), options=rocksdict.Options(raw_mode=True)).close()
+    store = _restart(tmp_path)
+    write_marker(d[1], store.identity(), 1)  # partition 1 was stopped cleanly before
+    asyncio.run(store.stop())                 # never opened a store
+    assert not marker_path(d[0]).exists() and marker_path(d[1]).exists()
+    nxt = _restart(tmp_path)
+    nxt._db_for_partition(1)
+    assert nxt.prepared is not None and (nxt.prepared.kept, nxt.prepared.wiped) == ([1], [0])
+    asyncio.run(nxt.stop())
+
+
+def test_stop_does_not_mark_a_store_another_process_held(tmp_path):
+    d = _dirs(tmp_path, 0, 1)
+    led = ChangelogLedger()
+    assert mark_clean_stop(tmp_path, "users", ME, led, skip=[1]) == ([0], [])
+    assert marker_path(d[0]).exists() and not marker_path(d[1]).exists()
