@@ -236,15 +236,28 @@ def _since_moved(fld: str, sel: Selector, res: Callable[[Any], bool],
         return old is None or (p.ts > old if latest else p.ts < old)
 
     def moved(p: Probe) -> bool:
-        if not pre(p):
-            return False
         state, etype, now = p.state, p.etype, p.now
-        old = p.old_l if latest else p.old_f
+        if etype not in state["st"]:
+            return False
+        if latest:
+            old = p.old_l
+            if old is not None:
+                if p.ts <= old:
+                    return False      # the type's latest time did not move
+                # both values of since() lie between now - old and now - (the user's newest
+                # event): no flip point between them, no change
+                lo, hi = now - state["lt"], now - old
+        else:
+            old = p.old_f
+            if old is not None:
+                if p.ts >= old:
+                    return False
+                lo, hi = now - old, now - state["ft"]
         if old is not None:
-            # both values of since() lie between now - old and now - (the user's newest /
-            # oldest event): no flip point between them, no change
-            lo, hi = (now - state["lt"], now - old) if latest else (now - old, now - state["ft"])
-            if not any(lo < q <= hi for q in points):
+            for q in points:
+                if lo < q <= hi:
+                    break
+            else:
                 return False
         ab = p.memo.get(key)
         if ab is None:

@@ -26,8 +26,7 @@ from stream_app.state.requirements import PairSpec, PropSpec, Selector
 
 def count_all(state: dict[str, Any], sel: Selector) -> int:
     """Lifetime count of the events of ``sel``."""
-    n = state["n"]
-    return sum(n.get(t, 0) for t in sel.resolve(state["st"]))
+    return sel.total(state["n"], state["st"])
 
 
 def _day_lists(state: dict[str, Any], sel: Selector) -> list[list]:

@@ -147,9 +147,10 @@ def test_moved_prop_aggregates():
         assert moved == want, e.event_id
 
 
-def test_selector_extreme_equals_max_min_over_resolve():
-    """Selector.extreme (what since()/since_first() and the clock horizon read) gives the
-    max / min of the times of the types resolve() lists, for every kind of selector."""
+def test_selector_extreme_and_total_equal_max_min_sum_over_resolve():
+    """Selector.extreme (what since()/since_first() and the clock horizon read) and
+    Selector.total (count()) give the max / min / sum over the types resolve() lists, for
+    every kind of selector."""
     import random  # noqa: PLC0415
 
     rnd = random.Random(7)
@@ -165,3 +166,4 @@ def test_selector_extreme_equals_max_min_over_resolve():
             vals = [times[t] for t in sel.resolve(st) if t in times]
             assert sel.extreme(times, st, True) == (max(vals) if vals else None)
             assert sel.extreme(times, st, False) == (min(vals) if vals else None)
+            assert sel.total(times, st) == sum(times.get(t, 0) for t in sel.resolve(st))
