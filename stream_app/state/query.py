@@ -34,8 +34,10 @@ def _day_lists(state: dict[str, Any], sel: Selector) -> list[list]:
     its streams (kept for streams a rule reads over a window) plus the per-type lists of its
     types outside those streams."""
     d = state["d"]
-    if sel.any or not sel.streams:
+    if sel.any:
         return [d[t] for t in sel.resolve(state["st"]) if t in d]
+    if not sel.streams:   # d holds tracked types only (those of state["st"])
+        return [d[t] for t in sel.types if t in d]
     ds = state.get("ds", {})
     out = [ds[s] for s in sel.streams if s in ds]
     if sel.types:
