@@ -12,18 +12,27 @@ Usage::
 
     python -m bench.engine_cost                      # 50k simulated users, first 60k events
     python -m bench.engine_cost --events 200000 --rounds 3 --json var/bench/engine.json
+    # before/after: this tree against another revision, in lockstep (see lockstep())
+    git archive <rev> stream_app bench config topics | tar -x -C /tmp/base
+    python -m bench.engine_cost --against /tmp/base
 
 Example (a tiny run):
     >>> from bench.workload import build
     >>> res = run(build(users=30, seed=3, days=2), events=200, rounds=1)
     >>> res["same_result"], res["selective"]["changes"] == res["full"]["changes"]
     (True, True)
+    >>> from stream_app.config import REPO_ROOT
+    >>> ls = lockstep(build(users=30, seed=3, days=2), REPO_ROOT, events=200)
+    >>> ls["same_result"], ls["this"]["changes"] == ls["other"]["changes"] > 0
+    (True, True)
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import statistics
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -117,6 +126,84 @@ def run(wl: Any, events: int = 60_000, rounds: int = 2, sweep_min: float = 60.0
     return out
 
 
+def _load_tree(root: Path) -> tuple[type, Any]:
+    """``(TagEngine, default rule set)`` of the stream_app tree under ``root``, imported
+    apart from this process's own (its modules are dropped from ``sys.modules`` after, so
+    an import the other tree does inside a function gets this tree's module)."""
+    mine = {k: m for k, m in sys.modules.items()
+            if k == "stream_app" or k.startswith("stream_app.")}
+    for k in mine:
+        del sys.modules[k]
+    sys.path.insert(0, str(root))
+    try:
+        engine = importlib.import_module("stream_app.rules.engine")
+        loader = importlib.import_module("stream_app.rules.loader")
+        out = engine.TagEngine, loader.load_ruleset(engine.DEFAULT_RULES)
+    finally:
+        sys.path.remove(str(root))
+        for k in [k for k in sys.modules if k == "stream_app" or k.startswith("stream_app.")]:
+            del sys.modules[k]
+        sys.modules.update(mine)
+    return out
+
+
+def lockstep(wl: Any, other: Path, events: int = 60_000, sweep_min: float = 60.0,
+             full: bool = False) -> dict[str, Any]:
+    """This tree's engine against the one under ``other`` (e.g. an older revision), in one
+    process: every event and every sweep's ticks go through both back to back (who goes
+    first alternates), each timed in CPU time, so machine load hits both alike. Returns
+    µs/event and µs/tick of both and whether both gave the same changes and final states."""
+    evs = _events(wl.records, events)
+    pairs = [_load_tree(other), (TagEngine, load_ruleset(DEFAULT_RULES))]
+    engines = [cls(rs, full=full) for cls, rs in pairs]
+    states: list[dict[str, Any]] = [{}, {}]
+    ev_s, tick_s, changes = [0.0, 0.0], [0.0, 0.0], [0, 0]
+    ticks = 0
+    sweep_ms = int(sweep_min * 60_000)
+    clock = time.process_time
+    next_sweep = None
+    for ev in evs:
+        if next_sweep is None:
+            next_sweep = ev.ts + sweep_ms
+        elif ev.ts >= next_sweep:
+            now = ev.ts
+            for i in (0, 1):
+                eng, sts = engines[i], states[i]
+                t0 = clock()
+                for uid, st in list(sts.items()):
+                    if eng.due(st, now):
+                        r = eng.on_tick(st, now)
+                        ticks += i
+                        changes[i] += len(r.changes)
+                        if r.state is None:
+                            del sts[uid]
+                        else:
+                            sts[uid] = r.state
+                tick_s[i] += clock() - t0
+            next_sweep = now + sweep_ms
+        for i in ((0, 1) if ev.ts % 2 else (1, 0)):
+            t0 = clock()
+            r = engines[i].on_event(states[i].get(ev.user_id), ev)
+            ev_s[i] += clock() - t0
+            changes[i] += len(r.changes)
+            if r.state is None:
+                states[i].pop(ev.user_id, None)
+            else:
+                states[i][ev.user_id] = r.state
+    same = changes[0] == changes[1] and (
+        orjson.dumps(states[0], option=orjson.OPT_SORT_KEYS)
+        == orjson.dumps(states[1], option=orjson.OPT_SORT_KEYS))
+    n = len(evs)
+    out: dict[str, Any] = {"events": n, "ticks": ticks, "mode": "full" if full else "selective",
+                           "same_result": same}
+    for i, name in enumerate(("other", "this")):
+        out[name] = {"us_per_event": round(ev_s[i] / n * 1e6, 1),
+                     "us_per_tick": round(tick_s[i] / ticks * 1e6, 1) if ticks else None,
+                     "changes": changes[i]}
+    out["ratio_other_over_this"] = round(ev_s[0] / ev_s[1], 2) if ev_s[1] else None
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     from bench.workload import build, cached  # noqa: PLC0415
 
@@ -129,9 +216,24 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--sweep-min", type=float, default=60.0,
                    help="minutes of event time between sweeps (ticks of due users)")
     p.add_argument("--json", type=Path, default=None, help="also write the result here")
+    p.add_argument("--against", type=Path, default=None, metavar="DIR",
+                   help="compare with the stream_app tree under DIR in lockstep instead")
+    p.add_argument("--full", action="store_true", help="with --against: full evaluation")
     args = p.parse_args(argv)
     path = VAR / f"engine-workload-u{args.users}-s{args.seed}-{args.events}.pkl"
     wl = cached(path, lambda: build(args.users, args.seed, max_events=args.events))
+    if args.against:
+        res = lockstep(wl, args.against, events=args.events, sweep_min=args.sweep_min,
+                       full=args.full)
+        print(f"{res['mode']} on_event, lockstep over {res['events']:,} events: "
+              f"{args.against} {res['other']['us_per_event']} CPU µs/event, this tree "
+              f"{res['this']['us_per_event']} ({res['ratio_other_over_this']}x); "
+              f"{res['ticks']:,} ticks at {res['other']['us_per_tick']} / "
+              f"{res['this']['us_per_tick']} µs; same changes and states: {res['same_result']}")
+        if args.json:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_bytes(orjson.dumps(res, option=orjson.OPT_INDENT_2))
+        return
     res = run(wl, events=args.events, rounds=args.rounds, sweep_min=args.sweep_min)
     print(f"engine cost over {res['events']:,} events of {res['users']:,} users "
           f"({res['event_time_days']} days of event time), {res['rounds']} rounds each:")
