@@ -33,12 +33,16 @@ class DueIndex:
         self._due: dict[str, int] = {}
         self._heap: list[tuple[int, str]] = []
         self.stale = True            # not built from the table yet
+        self._generation = 0         # bumped by invalidate/begin_rebuild
+        self._touched: set[str] | None = None   # users written during a stepwise rebuild
 
     def __len__(self) -> int:
         return len(self._due)
 
     def set(self, uid: str, due_ms: int) -> None:
         """Schedule ``uid`` at ``due_ms`` (replaces an earlier schedule)."""
+        if self._touched is not None:
+            self._touched.add(uid)
         if self._due.get(uid) == due_ms:
             return
         self._due[uid] = due_ms
@@ -48,6 +52,8 @@ class DueIndex:
 
     def discard(self, uid: str) -> None:
         """Forget ``uid`` (its state was deleted or moved away)."""
+        if self._touched is not None:
+            self._touched.add(uid)
         self._due.pop(uid, None)
 
     def pop_due(self, now_ms: int, limit: int | None = None) -> list[str]:
@@ -62,8 +68,11 @@ class DueIndex:
         return out
 
     def invalidate(self) -> None:
-        """The set of held users changed (rebalance): rebuild before the next use."""
+        """The set of held users changed (rebalance): rebuild before the next use (a rebuild
+        in progress is abandoned)."""
         self.stale = True
+        self._generation += 1
+        self._touched = None
 
     def rebuild(self, entries: Iterable[tuple[str, int]]) -> None:
         """Replace the index with ``(uid, due_ms)`` pairs read from the table."""
@@ -71,6 +80,34 @@ class DueIndex:
         self._heap = [(t, uid) for uid, t in self._due.items()]
         heapq.heapify(self._heap)
         self.stale = False
+
+    def begin_rebuild(self) -> int:
+        """Start a rebuild read in steps (the table is read between other work): users set or
+        discarded from now on keep their live schedule. Returns the token for
+        :meth:`finish_rebuild`.
+
+        >>> idx = DueIndex()
+        >>> token = idx.begin_rebuild()
+        >>> idx.set("b", 500)                 # written by the agent while the table is read
+        >>> idx.finish_rebuild([("a", 100), ("b", 50)], token)
+        True
+        >>> idx.pop_due(200), idx.pop_due(600)
+        (['a'], ['b'])
+        """
+        self._generation += 1
+        self._touched = set()
+        return self._generation
+
+    def finish_rebuild(self, entries: Iterable[tuple[str, int]], token: int) -> bool:
+        """End the rebuild started with ``token``: the table's pairs, except for users touched
+        meanwhile. False (nothing replaced) if the index was invalidated in between."""
+        touched = self._touched
+        if token != self._generation or touched is None:
+            return False
+        live = {uid: self._due[uid] for uid in touched if uid in self._due}
+        self._touched = None
+        self.rebuild([*((u, t) for u, t in entries if u not in touched), *live.items()])
+        return True
 
     def _compact(self) -> None:
         self._heap = [(t, uid) for uid, t in self._due.items()]

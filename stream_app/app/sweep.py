@@ -4,13 +4,15 @@ Every ``sweep_interval_s`` each worker sends a tick (``internal.ticks``, keyed b
 the users it holds whose tags could change now (the business day rolled, a window emptied,
 the TTL passed). It finds them in a due-time index (:class:`stream_app.due_index.DueIndex`,
 kept up to date on every state write), so a sweep costs O(due users), not a scan of every
-user; after a rebalance the index is rebuilt once from the table. The tick is processed by
+user; after a rebalance the index is rebuilt once from the table, in steps that leave the
+event loop free (at 100k users the read takes seconds). The tick is processed by
 the agent that owns the user's partition, the only place the user's state is written. Ticks
 are idempotent, so a tick sent twice (rebalance) changes nothing.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
@@ -25,17 +27,30 @@ from stream_app.app.topics import TICKS
 log = logging.getLogger(__name__)
 MAX_TICKS_PER_SWEEP = 20_000
 BACKFILL_PER_SWEEP = 5_000
+#: users read per step of a due-index rebuild (then the event loop runs other work)
+REBUILD_CHUNK = 2_000
 
 
-def rebuild_due_index() -> None:
-    """Read every held user's next due time from the table (after start or a rebalance)."""
+async def rebuild_due_index(chunk: int = REBUILD_CHUNK) -> bool:
+    """Read every held user's next due time from the table (after start or a rebalance), in
+    chunks with the event loop free in between: at 100k users the read takes seconds, and
+    processing must not wait for it (users the agent writes meanwhile keep their live due
+    time). False if a rebalance invalidated the index meanwhile (the next sweep starts over).
+    """
     started = time.monotonic()
-    entries = []
-    for uid, raw in list(users.data.items()):
-        if raw:
-            entries.append((uid, orjson.loads(raw)["nd"]))
-    runtime.due.rebuild(entries)
-    log.info("due index rebuilt: %d users in %.2f s", len(entries), time.monotonic() - started)
+    token = runtime.due.begin_rebuild()
+    entries: list[tuple[str, int]] = []
+    uids = list(users.data.keys())
+    for i in range(0, len(uids), chunk):
+        for uid in uids[i:i + chunk]:
+            raw = users.data.get(uid)
+            if raw:
+                entries.append((uid, orjson.loads(raw)["nd"]))
+        await asyncio.sleep(0)
+    done = runtime.due.finish_rebuild(entries, token)
+    log.info("due index rebuilt: %d users in %.2f s%s", len(entries),
+             time.monotonic() - started, "" if done else " (abandoned: partitions moved)")
+    return done
 
 
 @app.timer(interval=settings.sweep_interval_s)
@@ -43,8 +58,8 @@ async def sweep() -> None:
     now = runtime.clock.now()
     if now is None:
         return
-    if runtime.due.stale:
-        rebuild_due_index()
+    if runtime.due.stale and not await rebuild_due_index():
+        return
     produce = app.producer.produce
     for uid in runtime.due.pop_due(now, MAX_TICKS_PER_SWEEP):
         produce(TICKS, uid, b"tick")
