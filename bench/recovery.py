@@ -163,22 +163,12 @@ def table_users(worker: ModuleWorker) -> int | None:
     """Keys the worker's users table holds (its ``stream_app_table_users`` gauge), or None.
 
     Example:
-        >>> class W:  # a worker that is not listening
-        ...     url = "http://127.0.0.1:9"
-        >>> table_users(W()) is None
+        >>> from stream_app.services.worker import WorkerProcess
+        >>> w = object.__new__(WorkerProcess); w.web_port = 9   # a worker that is not listening
+        >>> table_users(w) is None
         True
     """
-    import urllib.request  # noqa: PLC0415
-
-    try:
-        with urllib.request.urlopen(worker.url + "/metrics", timeout=5) as r:  # noqa: S310
-            text = r.read().decode()
-    except OSError:
-        return None
-    for line in text.splitlines():
-        if line.startswith("stream_app_table_users{") and 'table="users"' in line:
-            return int(float(line.rsplit(" ", 1)[1]))
-    return None
+    return worker.held_users()
 
 
 def wait_table_users(worker: ModuleWorker, expect: int, timeout: float = 120.0) -> int | None:

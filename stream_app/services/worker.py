@@ -67,6 +67,21 @@ class WorkerProcess:
     def stats(self) -> dict:
         return http_json(self.url + "/healthz")
 
+    def held_users(self) -> int | None:
+        """Keys the worker's users table holds (its ``stream_app_table_users`` gauge, set
+        every 10 s), or None when the worker does not answer."""
+        import urllib.request  # noqa: PLC0415
+
+        try:
+            with urllib.request.urlopen(self.url + "/metrics", timeout=5) as r:  # noqa: S310
+                text = r.read().decode()
+        except OSError:
+            return None
+        for line in text.splitlines():
+            if line.startswith("stream_app_table_users{") and 'table="users"' in line:
+                return int(float(line.rsplit(" ", 1)[1]))
+        return None
+
     def stop(self, timeout: float = 20.0) -> None:
         if self.process:
             self.process.stop(timeout)

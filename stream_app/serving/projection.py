@@ -50,7 +50,7 @@ from typing import Any
 import orjson
 
 from stream_app.serving import keys
-from stream_app.serving.redis_batch import BATCH_SCRIPT, encode_batch
+from stream_app.serving.redis_batch import BATCH_SCRIPT, REPLAY, encode_batch
 
 log = logging.getLogger(__name__)
 Op = tuple[Any, ...]
@@ -164,21 +164,11 @@ the packed why field: a kept record is one of another tag (its tag is the shape'
 element; a record of an unknown shape is dropped)."""
 
 WHY_BATCH_SCRIPT = _WHY_FN + """
-local ops = cjson.decode(ARGV[1])
-local failed, first = 0, ''
-for i = 1, #ops do
-  local op = ops[i]
-  local ok, err = pcall(function()
-    for j = 7, #op, 2 do redis.call('HSETNX', op[2], op[j], op[j + 1]) end
-    merge_why(op[1], op[2], op[3], op[4], op[5], tonumber(op[6]))
-  end)
-  if not ok then
-    failed = failed + 1
-    if first == '' then first = tostring(err) end
-  end
+local function run(op)
+  for j = 7, #op, 2 do redis.call('HSETNX', op[2], op[j], op[j + 1]) end
+  merge_why(op[1], op[2], op[3], op[4], op[5], tonumber(op[6]))
 end
-return {failed, first}
-"""
+""" + REPLAY
 """ARGV[1]: JSON array of ``[user hash, shapes hash, field, drop tags, records, code length,
 code, shape, code, shape, ...]`` (:func:`encode_why`): the why operations of a flush in one
 call (the live writer's batch path; :data:`WHY_SCRIPT` is the pipeline's)."""

@@ -47,6 +47,22 @@ local function user_id(ukey, uid, pre, create)
 end
 """
 
+REPLAY = """
+local ops = cjson.decode(ARGV[1])
+local failed, first = 0, ''
+for i = 1, #ops do
+  local ok, err = pcall(run, ops[i])
+  if not ok then
+    failed = failed + 1
+    if first == '' then first = tostring(err) end
+  end
+end
+return {failed, first}
+"""
+"""Lua ending a batch script: ``run`` (defined before it) applied to every operation of the
+JSON array ARGV[1]; a failed operation is counted and skipped. Returns ``{failed, first
+error}``."""
+
 BATCH_SCRIPT = _ID_FN + """
 local edges_of = {}
 local function edges(pre, tag, default)
@@ -98,18 +114,7 @@ local function run(op)
     error('unknown projection op ' .. tostring(kind))
   end
 end
-local ops = cjson.decode(ARGV[1])
-local failed = 0
-local first = ''
-for i = 1, #ops do
-  local ok, err = pcall(run, ops[i])
-  if not ok then
-    failed = failed + 1
-    if first == '' then first = tostring(err) end
-  end
-end
-return {failed, first}
-"""
+""" + REPLAY
 """ARGV[1]: a JSON array of operations (see the module docstring). Returns ``{failed, first
 error}``; a failed operation does not stop the others."""
 

@@ -34,17 +34,7 @@ def disk_stack():
 
 def held_users(worker) -> int | None:
     """The worker's ``stream_app_table_users`` gauge (set every 10 s), or None."""
-    import urllib.request  # noqa: PLC0415
-
-    try:
-        with urllib.request.urlopen(worker.url + "/metrics", timeout=5) as r:  # noqa: S310
-            text = r.read().decode()
-    except OSError:
-        return None
-    for line in text.splitlines():
-        if line.startswith("stream_app_table_users{") and 'table="users"' in line:
-            return int(float(line.rsplit(" ", 1)[1]))
-    return None
+    return worker.held_users()
 
 
 def stores(worker) -> dict[int, Path]:
