@@ -98,11 +98,15 @@ class DueIndex:
         self._touched = set()
         return self._generation
 
+    def stale_token(self, token: int) -> bool:
+        """Whether the rebuild of ``token`` was overtaken (invalidated or restarted)."""
+        return token != self._generation or self._touched is None
+
     def finish_rebuild(self, entries: Iterable[tuple[str, int]], token: int) -> bool:
         """End the rebuild started with ``token``: the table's pairs, except for users touched
         meanwhile. False (nothing replaced) if the index was invalidated in between."""
         touched = self._touched
-        if token != self._generation or touched is None:
+        if touched is None or self.stale_token(token):
             return False
         live = {uid: self._due[uid] for uid in touched if uid in self._due}
         self._touched = None

@@ -13,8 +13,10 @@ are idempotent, so a tick sent twice (rebalance) changes nothing.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
+from collections.abc import Iterator
 
 import orjson
 
@@ -31,6 +33,19 @@ BACKFILL_PER_SWEEP = 5_000
 REBUILD_CHUNK = 2_000
 
 
+def _held_states(chunk: int) -> Iterator[list[tuple[str, bytes]]]:
+    """The users table's (user, state) pairs in lists of ``chunk``: a RocksDB store is read
+    by its iterators (a consistent view while the agent writes between chunks; far cheaper
+    than a lookup per key outside an agent, which tries every partition), a memory store
+    from a snapshot of its dict (which must not change size while iterated)."""
+    store = users.data
+    plain = getattr(store, "data", None)
+    items: Iterator[tuple[str, bytes]] = (
+        iter(list(plain.items())) if isinstance(plain, dict) else iter(store.items()))
+    while batch := list(itertools.islice(items, chunk)):
+        yield batch
+
+
 async def rebuild_due_index(chunk: int = REBUILD_CHUNK) -> bool:
     """Read every held user's next due time from the table (after start or a rebalance), in
     chunks with the event loop free in between: at 100k users the read takes seconds, and
@@ -40,13 +55,16 @@ async def rebuild_due_index(chunk: int = REBUILD_CHUNK) -> bool:
     started = time.monotonic()
     token = runtime.due.begin_rebuild()
     entries: list[tuple[str, int]] = []
-    uids = list(users.data.keys())
-    for i in range(0, len(uids), chunk):
-        for uid in uids[i:i + chunk]:
-            raw = users.data.get(uid)
-            if raw:
-                entries.append((uid, orjson.loads(raw)["nd"]))
-        await asyncio.sleep(0)
+    try:
+        for batch in _held_states(chunk):
+            entries.extend((uid, orjson.loads(raw)["nd"]) for uid, raw in batch if raw)
+            await asyncio.sleep(0)
+            if runtime.due.stale_token(token):
+                break
+    except Exception as exc:  # noqa: BLE001 - a store closed by a rebalance: start over later
+        log.info("due index rebuild abandoned: %s", exc)
+        runtime.due.invalidate()
+        return False
     done = runtime.due.finish_rebuild(entries, token)
     log.info("due index rebuilt: %d users in %.2f s%s", len(entries),
              time.monotonic() - started, "" if done else " (abandoned: partitions moved)")
