@@ -11,7 +11,9 @@ The operations keep their set-like names (``("sadd", seg_key, uid)``, ``("zadd",
 uid, value)``); :func:`_apply` writes them as Lua scripts that look up (or atomically assign)
 the user's integer id and set its bit (:data:`BIT_SCRIPT`), or move it between the numeric
 tag's bucket bitmaps and its sorted set (:data:`NUM_SCRIPT`). The writer never waits for an
-id: everything stays one pipelined, fire-and-forget stream of commands.
+id. The live writer sends each flush as one Lua call that replays the same operations inside
+Redis (:mod:`~stream_app.serving.redis_batch`, which also reads the operations for
+:func:`_apply`); ``redis-rebuild`` and tests use the pipeline of :func:`_apply`.
 
 Why records are packed into one field of the user hash (``~w``, :func:`keys.pack_why`): per
 tag a 4-character shape code (rule, version, rule set, case, value names: stored once per
@@ -50,7 +52,7 @@ from typing import Any
 import orjson
 
 from stream_app.serving import keys
-from stream_app.serving.redis_batch import BATCH_SCRIPT, REPLAY, encode_batch
+from stream_app.serving.redis_batch import BATCH_SCRIPT, REPLAY, encode_batch, encode_op
 
 log = logging.getLogger(__name__)
 Op = tuple[Any, ...]
@@ -218,12 +220,6 @@ def num_edges() -> str:
     return _settings_value("redis_num_edges", "0,1,5,10,20,50,100,1000")
 
 
-def _tenant_prefix(key: str) -> str:
-    """``sa:t1:seg:a=b`` -> ``sa:t1:``."""
-    head = len(keys.PREFIX) + 1
-    return key[:key.index(":", head) + 1]
-
-
 def change_ops(change: dict[str, Any], why: dict[str, Any] | None, *,
                timeline: int = keys.TIMELINE_MAX) -> list[Op]:
     """Redis operations that project one tag-change record (``timeline``: changes kept, 0
@@ -373,43 +369,28 @@ def forget_ops(tenant: str, uid: str, tags: dict[str, Any]) -> list[Op]:
     return ops
 
 
-def _is_bitmap(key: str) -> bool:
-    return ":seg:" in key or key.endswith(":users")
-
-
 def _apply(pipe: Any, op: Op) -> None:
-    """Queue one operation on a (sync or async) pipeline; segment and numeric moves become
-    the Lua scripts :data:`BIT_SCRIPT` and :data:`NUM_SCRIPT`."""
-    name, *args = op
-    if name in ("sadd", "srem") and _is_bitmap(args[0]):
-        pre = _tenant_prefix(args[0])
-        bit = "1" if name == "sadd" else "0"
-        for uid in args[1:]:
-            pipe.eval(BIT_SCRIPT, 2, args[0], f"{pre}user:{uid}", uid, bit, pre)
-    elif name in ("zadd", "zrem") and ":num:" in args[0]:
-        pre = _tenant_prefix(args[0])
-        tag = args[0][len(pre) + len("num:"):]
-        value = repr(float(args[2])) if name == "zadd" else ""
-        pipe.eval(NUM_SCRIPT, 2, args[0], f"{pre}user:{args[1]}", args[1], value, pre, tag,
-                  num_edges())
-    elif name == "why":
-        ukey, tenant, drop, records, shapes = args
+    """Queue one operation on a (sync or async) pipeline. Every operation but ``why`` is
+    read as the live writer's batch reads it (:func:`~stream_app.serving.redis_batch.
+    encode_op`: segment and numeric moves, id drops, plain commands), then sent as the Lua
+    scripts :data:`BIT_SCRIPT`, :data:`NUM_SCRIPT`, :data:`UNID_SCRIPT` or the command."""
+    if op[0] == "why":
+        ukey, tenant, drop, records, shapes = op[1:]
         dk = keys.why_dict_key(tenant)
         for code, shape in shapes.items():
             pipe.hsetnx(dk, code, shape)
         pipe.eval(WHY_SCRIPT, 2, ukey, dk, keys.WHY_FIELD, " ".join(drop), b"|".join(records),
                   keys.WHY_CODE_LEN)
-    elif name == "unid":
-        pre = f"{keys.PREFIX}:{args[0]}:"
-        pipe.eval(UNID_SCRIPT, 1, f"{pre}user:{args[1]}", args[1], pre)
-    elif name == "hset":
-        pipe.hset(args[0], args[1], args[2])
-    elif name == "hsetmap":
-        pipe.hset(args[0], mapping=args[1])
-    elif name == "zadd":
-        pipe.zadd(args[0], {args[1]: args[2]})
-    else:
-        getattr(pipe, name)(*args)
+        return
+    for kind, *args in encode_op(op, num_edges):
+        if kind == "b":      # bitmap, user hash; uid, bit, prefix
+            pipe.eval(BIT_SCRIPT, 2, *args)
+        elif kind == "n":    # zset, user hash; uid, value, prefix, tag, edges
+            pipe.eval(NUM_SCRIPT, 2, *args)
+        elif kind == "u":    # user hash; uid, prefix
+            pipe.eval(UNID_SCRIPT, 1, *args)
+        else:
+            pipe.execute_command(*args)
 
 
 MIN_HASH_VALUE = 1024
