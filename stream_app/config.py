@@ -56,8 +56,9 @@ class Settings(BaseSettings):
     verify_end_offsets: bool = Field(True, description="before a table restore, check the "
                                      "broker's end offsets by reading (tansu 0.6.0 reports the "
                                      "first offset of the last batch); a no-op on Apache Kafka")
-    producer: str = Field("librdkafka", description="how the worker sends records: "
-                          "librdkafka (confluent-kafka, default) or aiokafka (Faust's own)")
+    producer: str = Field("librdkafka", description="how records are sent: librdkafka "
+                          "(confluent-kafka, default; the worker needs it) or aiokafka "
+                          "(Faust's own: the benchmark's pass-through app only)")
     state_writes: str = Field("direct", description="how the agent writes a user's state: "
                               "direct (store + one librdkafka produce, default) or faust "
                               "(table[key] = value: Faust's future per write; for comparison)")

@@ -31,11 +31,15 @@ from stream_app.app.state_store import DirectTableWriter
 from stream_app.app.tables import users
 from stream_app.app.topics import TICKS, contract, source_topic
 from stream_app.dlq import dead_letter
-from stream_app.errors import EventError
+from stream_app.errors import ConfigError, EventError
 from stream_app.events import Event, parse_event
 from stream_app.security.pii import protect_event_props
 
 log = logging.getLogger(__name__)
+if settings.producer != "librdkafka":
+    # outputs and state writes are queued on the librdkafka producer (no Faust future each)
+    raise ConfigError(f"STREAM_APP_PRODUCER={settings.producer!r}: the worker sends through "
+                      "librdkafka only (aiokafka is for the benchmark's pass-through app)")
 NO_SCORING = settings.disabled("scoring")
 NO_BUSINESS = settings.disabled("business")
 #: ablation: consume and count only (the worker's framework floor, ``bench.ablation``)

@@ -1,0 +1,25 @@
+"""The worker refuses Faust's aiokafka producer with a clear error (its agents queue outputs
+and state writes on the librdkafka producer); the pass-through bench app may use it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+
+def test_worker_refuses_the_aiokafka_producer(tmp_path) -> None:
+    env = {**os.environ, "STREAM_APP_PRODUCER": "aiokafka",
+           "STREAM_APP_DATADIR": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", "import stream_app.app.main"], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode != 0
+    assert "ConfigError" in out.stderr and "librdkafka only" in out.stderr
+
+
+def test_the_default_producer_imports(tmp_path) -> None:
+    env = {**os.environ, "STREAM_APP_DATADIR": str(tmp_path)}
+    env.pop("STREAM_APP_PRODUCER", None)
+    out = subprocess.run([sys.executable, "-c", "import stream_app.app.main"], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
