@@ -105,9 +105,10 @@ class DueIndex:
     def finish_rebuild(self, entries: Iterable[tuple[str, int]], token: int) -> bool:
         """End the rebuild started with ``token``: the table's pairs, except for users touched
         meanwhile. False (nothing replaced) if the index was invalidated in between."""
-        touched = self._touched
-        if touched is None or self.stale_token(token):
+        if self.stale_token(token):
             return False
+        touched = self._touched
+        assert touched is not None       # stale_token checked it
         live = {uid: self._due[uid] for uid in touched if uid in self._due}
         self._touched = None
         self.rebuild([*((u, t) for u, t in entries if u not in touched), *live.items()])
