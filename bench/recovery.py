@@ -159,24 +159,12 @@ def clean_markers(datadir: Path) -> int:
     return len(list(Path(datadir).glob(f"v1/tables/*.db/{MARKER_NAME}")))
 
 
-def table_users(worker: ModuleWorker) -> int | None:
-    """Keys the worker's users table holds (its ``stream_app_table_users`` gauge), or None.
-
-    Example:
-        >>> from stream_app.services.worker import WorkerProcess
-        >>> w = object.__new__(WorkerProcess); w.web_port = 9   # a worker that is not listening
-        >>> table_users(w) is None
-        True
-    """
-    return worker.held_users()
-
-
 def wait_table_users(worker: ModuleWorker, expect: int, timeout: float = 120.0) -> int | None:
     """Poll the gauge (updated every 10 s) until it reports ``expect`` keys or ``timeout``."""
     t0 = time.monotonic()
     seen = None
     while time.monotonic() - t0 < timeout:
-        seen = table_users(worker)
+        seen = worker.held_users()
         if seen == expect:
             break
         time.sleep(1.0)
@@ -364,7 +352,7 @@ def run(make_stack: Callable[[], Any], users: int, per_user: int = 1,
         res["load_cpu_us_per_event"] = round((cpu1 - cpu0) / max(s[-1][1], 1) * 1e6, 1)
         time.sleep(idle_s)
         res["idle_cpu_share"] = round((cpu_seconds(w.process.pid) - cpu1) / (idle_s + 1e-9), 3)
-        res["table_users_loaded"] = table_users(w)
+        res["table_users_loaded"] = w.held_users()
         rss1 = rss_bytes(w.process.pid)
         red1 = redis_used(stack.redis.url)
         res["memory"] = {

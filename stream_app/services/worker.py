@@ -69,7 +69,12 @@ class WorkerProcess:
 
     def held_users(self) -> int | None:
         """Keys the worker's users table holds (its ``stream_app_table_users`` gauge, set
-        every 10 s), or None when the worker does not answer."""
+        every 10 s), or None when the worker does not answer.
+
+        >>> w = object.__new__(WorkerProcess); w.web_port = 9   # nothing listens there
+        >>> w.held_users() is None
+        True
+        """
         import urllib.request  # noqa: PLC0415
 
         try:

@@ -32,11 +32,6 @@ def disk_stack():
              "STREAM_APP_STATE_TTL_DAYS": str(100 * 365)})
 
 
-def held_users(worker) -> int | None:
-    """The worker's ``stream_app_table_users`` gauge (set every 10 s), or None."""
-    return worker.held_users()
-
-
 def stores(worker) -> dict[int, Path]:
     return partition_dirs(worker.workdir / worker.name / "v1" / "tables", "users")
 
@@ -70,7 +65,7 @@ def test_graceful_restart_keeps_the_disk_and_kill_restores_from_changelog(disk_s
                 assert rec["old"] == old, (u, rec)
 
         day(0, None, "low")
-        wait_until(lambda: held_users(worker) == USERS, 60, 1.0, "gauge: all users held")
+        wait_until(lambda: worker.held_users() == USERS, 60, 1.0, "gauge: all users held")
 
         # graceful stop: every partition store gets a marker
         worker.stop()
@@ -82,7 +77,7 @@ def test_graceful_restart_keeps_the_disk_and_kill_restores_from_changelog(disk_s
         worker.start()
         worker.wait_ready(240)
         # the files were kept (both sentinels held) and no user is missing
-        wait_until(lambda: held_users(worker) == USERS + 2, 60, 1.0, "users + 2 sentinels")
+        wait_until(lambda: worker.held_users() == USERS + 2, 60, 1.0, "users + 2 sentinels")
         assert not any((d / MARKER_NAME).exists() for d in stores(worker).values())
         day(1, "low", "medium")  # day 0 was remembered
 
@@ -96,7 +91,7 @@ def test_graceful_restart_keeps_the_disk_and_kill_restores_from_changelog(disk_s
         worker.wait_ready(240)
         # every sentinel is gone (the graceful ones were never on the changelog either),
         # every user is back
-        wait_until(lambda: held_users(worker) == USERS, 60, 1.0, "exactly the users")
+        wait_until(lambda: worker.held_users() == USERS, 60, 1.0, "exactly the users")
         for u in users:
             h.send("click", event(u, "page_view", t + 2 * DAY))
         day(3, "medium", "high")  # four active days: days 0 and 1 came from the changelog
