@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import Harness, TopicReader, running_stack
+from tests.helpers import TIMELESS_ENV, Harness, TopicReader, running_stack
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -20,10 +20,8 @@ def stack():
     yield from running_stack(
         ROOT / "var" / f"test-{os.getpid()}", partitions=2, worker_timeout=240,
         env={"STREAM_APP_SWEEP_INTERVAL_S": "1",
-             # tests take disjoint time ranges (Harness.base_ts); none is "late"
-             "STREAM_APP_LATE_GRACE_MS": str(100 * 365 * 86_400_000),
-             # nor is anyone expired by the clock for being idle (TTL is unit-tested)
-             "STREAM_APP_STATE_TTL_DAYS": str(100 * 365),
+             # tests take disjoint time ranges: none is "late", none expires (TTL unit-tested)
+             **TIMELESS_ENV,
              # the Redis timeline is off by default (tags.changes is the history); the
              # integration stack turns it on so the opt-in path is tested end to end
              "STREAM_APP_REDIS_TIMELINE": "5"})

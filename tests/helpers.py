@@ -101,6 +101,12 @@ class Harness:
         self.producer.flush(5)
 
 
+#: settings for stacks whose tests take their own time ranges (Harness.base_ts): no event is
+#: "late", and no idle user expires on the clock (lateness and TTL are tested on their own)
+TIMELESS_ENV = {"STREAM_APP_LATE_GRACE_MS": str(100 * 365 * 86_400_000),
+                "STREAM_APP_STATE_TTL_DAYS": str(100 * 365)}
+
+
 def running_stack(workdir: Any, env: dict[str, str], partitions: int,
                   worker_timeout: float) -> Any:
     """Generator for a pytest fixture: broker + Redis + topics + one ready worker, stopped

@@ -17,7 +17,16 @@ import pytest
 import rocksdict
 
 from stream_app.app.store_marker import MARKER_NAME, partition_dirs
-from tests.helpers import DAY, Harness, TopicReader, event, running_stack, uid, wait_until
+from tests.helpers import (
+    DAY,
+    TIMELESS_ENV,
+    Harness,
+    TopicReader,
+    event,
+    running_stack,
+    uid,
+    wait_until,
+)
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 USERS = 12
@@ -27,9 +36,7 @@ USERS = 12
 def disk_stack():
     yield from running_stack(
         ROOT / "var" / f"test-store-{os.getpid()}", partitions=2, worker_timeout=240,
-        env={"STREAM_APP_TABLE_STORE": "rocksdb://",
-             "STREAM_APP_LATE_GRACE_MS": str(100 * 365 * 86_400_000),
-             "STREAM_APP_STATE_TTL_DAYS": str(100 * 365)})
+        env={"STREAM_APP_TABLE_STORE": "rocksdb://", **TIMELESS_ENV})
 
 
 def stores(worker) -> dict[int, Path]:
