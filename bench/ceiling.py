@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from bench.measure import percentiles
@@ -51,11 +51,16 @@ def throughput(bootstrap: str, records: Sequence[Record], partitions: int,
 
 
 class Pacer:
-    """Produce records at a fixed rate in 10 ms slices; remember each event's send time."""
+    """Produce records at a fixed rate in 10 ms slices; remember each event's send time.
 
-    def __init__(self, producer: Any, rate: float) -> None:
+    With ``stamp``, each value is rewritten at its send as ``stamp(value, send time)``
+    (e.g. :class:`bench.workload.WallStamper`: event time = produce time)."""
+
+    def __init__(self, producer: Any, rate: float,
+                 stamp: Callable[[bytes, float], bytes] | None = None) -> None:
         self.producer = producer
         self.rate = rate
+        self.stamp = stamp
         self.sent_at: dict[str, float] = {}
 
     def run(self, records: Sequence[Record], topic: str | None = None) -> float:
@@ -69,7 +74,9 @@ class Pacer:
             due = min(n, int((time.time() - t0) * self.rate) + 1)
             while i < due:
                 t, key, value, eid = records[i]
-                self.sent_at[eid] = time.time()
+                self.sent_at[eid] = now = time.time()
+                if self.stamp is not None:
+                    value = self.stamp(value, now)
                 produce(self.producer, topic or t, key, value)
                 i += 1
             self.producer.poll(0)

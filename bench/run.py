@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import report
+from bench.measure import CpuProbe, two_worker_ceiling
 from bench.procs import REPO
 from bench.profile import Sampler, render, summarize
 
@@ -135,8 +136,7 @@ def phase_passthrough(args, wl, res) -> None:  # noqa: ANN001
 
 
 def phase_pipeline(args, wl, res) -> None:  # noqa: ANN001
-    from bench import ceiling, systems  # noqa: PLC0415
-    from bench.workload import event_ts, retimed  # noqa: PLC0415
+    from bench import systems  # noqa: PLC0415
 
     recs = wl.records[: args.n]
     for n_workers in args.worker_counts:
@@ -148,7 +148,10 @@ def phase_pipeline(args, wl, res) -> None:  # noqa: ANN001
             if args.profile and n_workers == 1:
                 sampler = Sampler(ws[0].process.pid, VAR / f"profile-{args.date}.raw").start()
             lag = systems.stream_app_lag(s)
-            r = systems.throughput(s, ws, recs, lag=lag)
+            probe = CpuProbe({**{w.name: w.process.pid for w in ws},
+                              "tansu": s.broker.process.pid,
+                              "redis-server": s.redis.process.pid})
+            r = systems.throughput(s, ws, recs, lag=lag, probe=probe)
             if sampler is not None:
                 sampler.stop()
                 summary = summarize(sampler.out)
@@ -157,30 +160,96 @@ def phase_pipeline(args, wl, res) -> None:  # noqa: ANN001
                 log("profile of the worker:\n" + render(summary))
             r["join_s"] = round(ready_s, 1)
             res[f"stream_app_{n_workers}w"] = r
-            log(f"stream-app x{n_workers}: {r['eps']} events/s")
+            cpu = r.get("cpu", {}).get("run", {})
+            log(f"stream-app x{n_workers}: {r['eps']} events/s; CPU µs/event "
+                f"{cpu.get('us_per_event')}, outside {cpu.get('outside_us_per_event')}, "
+                f"idle share {cpu.get('idle_share')}")
             if n_workers == 1 and "latency" in args.phase_set and r["eps"] > 0:
-                lat: dict[str, Any] = {}
-                pos = args.n
-                ts = event_ts(recs[-1])
-                for load in (0.5, 0.8):
-                    rate = r["eps"] * load
-                    n = int(rate * args.latency_seconds)
-                    live = retimed(wl.records[pos:pos + n], ts, rate)
-                    ts += int(n * 1000 / rate)
-                    pos += n
-                    b = ceiling.latency(s.bootstrap, live, args.partitions, rate,
-                                        args.fetch_wait_ms)
-                    waited = lag.wait_zero(300)
-                    p = systems.pipeline_latency(s, live, rate)
-                    p["waited_for_idle_s"] = round(waited, 1)
-                    lat[f"{int(load * 100)}"] = {"broker": b, "stream_app": p}
-                    log(f"latency at {load:.0%}: broker p99 {b['p99']} ms, "
-                        f"stream-app p99 {p['p99']} ms")
-                res["latency"] = {"fetch_wait_ms": args.fetch_wait_ms, "loads": lat}
+                res["latency"] = latency_points(args, wl, s, lag, r["eps"])
             lag.close()
             systems.stop_all(ws)
         finally:
             s.stop()
+    one, two = res.get("stream_app_1w"), res.get("stream_app_2w")
+    if one and two and two.get("cpu"):
+        res["two_worker_ceiling"] = ceiling_of(one, two, _cpus())
+
+
+def ceiling_of(one: dict[str, Any], two: dict[str, Any], cores: int) -> dict[str, Any]:
+    """The 2-worker CPU-bound ceiling from the 2-worker run's CPU per event (all measured
+    processes plus work outside the benchmark, steady part), and the measured ratio as a
+    share of it; ``ratio_bound_machine_alone`` leaves the outside work out (the bound on a
+    machine running nothing else).
+
+    Example:
+        >>> w = {"us_per_event": {"worker-1": 700.0, "worker-2": 700.0, "tansu": 400.0}}
+        >>> one = {"eps": 700}
+        >>> two = {"eps": 1000, "cpu": {"steady": {**w, "outside_us_per_event": 100.0,
+        ...        "total_us_per_event": 1900.0, "idle_share": 0.02, "busy_cores": 1.96}}}
+        >>> c = ceiling_of(one, two, 2)
+        >>> c["eps"], c["ratio_bound"], c["measured_share_of_bound"], c["ratio_bound_machine_alone"]
+        (1052.6, 1.504, 0.95, 1.587)
+    """
+    st = two["cpu"]["steady"]
+    ours = sum(st["us_per_event"].values())
+    with_outside = two_worker_ceiling(one["eps"], st["total_us_per_event"], cores)
+    alone = two_worker_ceiling(one["eps"], ours, cores)
+    measured = two["eps"] / one["eps"] if one["eps"] else 0.0
+    return {"cores": cores, "us_per_event_all": st["total_us_per_event"],
+            "us_per_event_benchmark": round(ours, 1),
+            "workers_us_per_event": round(sum(v for k, v in st["us_per_event"].items()
+                                              if k.startswith("worker")), 1),
+            "idle_share_2w": st.get("idle_share"),
+            "eps": with_outside["eps"], "ratio_bound": with_outside["ratio"],
+            "ratio_bound_machine_alone": alone["ratio"],
+            "measured_ratio": round(measured, 3),
+            "measured_share_of_bound": round(measured / with_outside["ratio"], 3)
+            if with_outside["ratio"] else None}
+
+
+def latency_points(args, wl, s, lag, eps: float) -> dict[str, Any]:  # noqa: ANN001
+    """At 50% and 80% of the 1-worker rate: broker-alone latency, then stream-app with the
+    workload's event times replayed (the simulator's clock, far faster than wall time), then
+    stream-app with each event re-stamped at its produce time (live traffic). Each stream-app
+    measurement starts once the group has caught up (lag 0, anomaly partials included)."""
+    from bench import ceiling, systems  # noqa: PLC0415
+    from bench.workload import WallStamper, event_time_speedup, event_ts  # noqa: PLC0415
+
+    lat: dict[str, Any] = {}
+    pos = args.n
+    # the worker's clock: the last event time it saw, then wall time since (HybridClock)
+    last = (event_ts(wl.records[pos - 1]), time.time())
+    for load in (0.5, 0.8):
+        rate = eps * load
+        n = int(rate * args.latency_seconds)
+        b = ceiling.latency(s.bootstrap, wl.records[pos:pos + n], args.partitions, rate,
+                            args.fetch_wait_ms)
+        point: dict[str, Any] = {"broker": b}
+        for mode in ("replay", "realtime"):
+            live = wl.records[pos:pos + n]
+            pos += n
+            waited = lag.wait_zero(300)
+            stamper = WallStamper(continue_from=last) if mode == "realtime" else None
+            p = systems.pipeline_latency(s, live, rate, stamp=stamper)
+            p["waited_for_idle_s"] = round(waited, 1)
+            sent = p.pop("last_sent_at", None) or time.time()
+            if mode == "replay":
+                p["event_time_speedup"] = event_time_speedup(live, rate)
+                last = (event_ts(live[-1]), sent)
+            else:
+                p["event_time_speedup"] = 1.0
+                last = (stamper.last, sent)
+            point[f"stream_app_{mode}"] = p
+        lat[f"{int(load * 100)}"] = point
+        log(f"latency at {load:.0%}: broker p99 {b['p99']} ms, stream-app p99 replayed "
+            f"(x{point['stream_app_replay']['event_time_speedup']:g}) "
+            f"{point['stream_app_replay']['p99']} ms, real-time "
+            f"{point['stream_app_realtime']['p99']} ms")
+    return {"fetch_wait_ms": args.fetch_wait_ms, "loads": lat,
+            "start": "send = wall time just before produce() (the input's CreateTime is "
+                     "taken in the same call); end = CreateTime of the first output "
+                     "(worker) / receipt by the consumer (broker alone); one machine clock",
+            "realtime_clock": "produce wall time, offset to continue the worker's clock"}
 
 
 def phase_quix(args, wl, res) -> None:  # noqa: ANN001

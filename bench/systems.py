@@ -8,13 +8,13 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
 
 from bench.ceiling import Pacer
-from bench.measure import cpu_seconds, percentiles, rate_between, sample_until_idle
+from bench.measure import CpuProbe, cpu_seconds, percentiles, rate_between, sample_until_idle
 from bench.procs import REPO, ModuleWorker
 from bench.workload import Record, produce_records
 from stream_app.services.stack import Stack
@@ -53,12 +53,24 @@ def total_processed(workers: Sequence[ModuleWorker]) -> int:
 
 def throughput(stack: Stack, workers: Sequence[ModuleWorker], records: Sequence[Record],
                timeout: float = 900.0, idle_s: float = 10.0,
-               lag: GroupLag | None = None) -> dict[str, Any]:
+               lag: GroupLag | None = None, probe: CpuProbe | None = None) -> dict[str, Any]:
     """Produce ``records`` as a backlog to ready workers; events/s from their counters.
 
     With ``lag``, also the time until the group has committed everything it was sent
-    (clock ticks the run caused included): ``eps_to_caught_up``."""
+    (clock ticks the run caused included): ``eps_to_caught_up``. With ``probe``, the CPU of
+    its processes per processed event (``cpu``): over the whole run (from the first record
+    produced to the last one processed, the idle wait after it left out) and over the
+    steady part the rate is measured on (5% to 95% of the events)."""
     base = total_processed(workers)
+
+    def read() -> int:
+        c = total_processed(workers) - base
+        if probe is not None:
+            probe.snap(c)
+        return c
+
+    if probe is not None:
+        probe.snap(0)
     cpu0 = sum(cpu_seconds(w.process.pid) for w in workers)
     done = threading.Event()
     produced: dict[str, float] = {}
@@ -70,12 +82,17 @@ def throughput(stack: Stack, workers: Sequence[ModuleWorker], records: Sequence[
     th = threading.Thread(target=feed, daemon=True)
     t0 = time.monotonic()
     th.start()
-    samples = sample_until_idle(lambda: total_processed(workers) - base, len(records),
-                                timeout, idle_s=idle_s, interval=0.2)
+    samples = sample_until_idle(read, len(records), timeout, idle_s=idle_s, interval=0.2,
+                                alive=lambda: all(w.alive() for w in workers))
     cpu = sum(cpu_seconds(w.process.pid) for w in workers) - cpu0
     th.join(60)
     final = samples[-1][1]
     extra: dict[str, Any] = {"cpu_us_per_event": round(cpu / max(final, 1) * 1e6, 1)}
+    if probe is not None and final > 0:
+        extra["cpu"] = {
+            "run": probe.window(0, probe.index_at(final)),
+            "steady": probe.window(probe.index_at(final * 0.05), probe.index_at(final * 0.95)),
+        }
     if lag is not None:
         lag.wait_zero(timeout)
         extra["eps_to_caught_up"] = round(final / (time.monotonic() - t0))
@@ -171,9 +188,13 @@ def quix_throughput(stack: Stack, records: Sequence[Record], fetch_wait_ms: int,
 
 
 def pipeline_latency(stack: Stack, records: Sequence[Record], rate: float,
-                     drain_s: float = 10.0) -> dict[str, Any]:
+                     drain_s: float = 10.0,
+                     stamp: Callable[[bytes, float], bytes] | None = None) -> dict[str, Any]:
     """Produce ``records`` at ``rate`` to running workers; latency from each event's send
-    to the publish time (CreateTime) of the first tag change or alert it triggered."""
+    (the wall time just before ``produce``; the input's CreateTime is taken in the same call)
+    to the publish time (CreateTime, the worker's producer, same machine clock) of the first
+    tag change or alert it triggered. ``stamp`` rewrites each value at its send (event time
+    = produce time); ``last_sent_at`` is the wall time of the last send."""
     from stream_app.kafka_io import make_producer, read_assigned  # noqa: PLC0415
 
     readers = [read_assigned(stack.bootstrap, t, stack.partitions, from_beginning=False)
@@ -201,8 +222,9 @@ def pipeline_latency(stack: Stack, records: Sequence[Record], rate: float,
 
     th = threading.Thread(target=collect, daemon=True)
     th.start()
-    pacer = Pacer(make_producer(stack.bootstrap), rate)
+    pacer = Pacer(make_producer(stack.bootstrap), rate, stamp=stamp)
     achieved = pacer.run(records)
+    last_sent_at = pacer.sent_at.get(records[-1][3]) if records else None
     time.sleep(drain_s)
     stop.set()
     th.join(10)
@@ -210,4 +232,4 @@ def pipeline_latency(stack: Stack, records: Sequence[Record], rate: float,
         r.close()
     lat = [(first_out[e] - t) * 1000 for e, t in pacer.sent_at.items() if e in first_out]
     return {"rate": round(rate), "achieved_rate": round(achieved), "events": len(records),
-            "matched": len(lat), **percentiles(lat)}
+            "matched": len(lat), **percentiles(lat), "last_sent_at": last_sent_at}

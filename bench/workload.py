@@ -135,21 +135,73 @@ def event_ts(record: Record) -> int:
     return int(orjson.loads(record[2])["ts"])
 
 
-def retimed(records: Sequence[Record], start_ms: int, rate: float) -> list[Record]:
-    """``records`` with event times that advance at wall-clock speed from ``start_ms`` when
-    sent at ``rate`` per second (live traffic: no day boundaries crossed in seconds).
+def restamp(value: bytes, ts_ms: int) -> bytes:
+    """An encoded event with event time ``ts_ms``; the event-time fields in its ``props``
+    (a label's ``event_ts``: when the labelled event happened) move by the same amount, so
+    they keep their distance to ``ts``.
 
     Example:
-        >>> r = [("events.click", b"u", b'{"ts": 5, "event_id": "e"}', "e")] * 3
-        >>> [event_ts(x) for x in retimed(r, 1000, 2.0)]
-        [1000, 1500, 2000]
+        >>> v = b'{"ts": 5000, "props": {"event_ts": 4000, "value": 1}}'
+        >>> restamp(v, 9000)
+        b'{"ts":9000,"props":{"event_ts":8000,"value":1}}'
     """
-    out = []
-    for i, (topic, key, value, eid) in enumerate(records):
-        ev = orjson.loads(value)
-        ev["ts"] = start_ms + int(i * 1000 / rate)
-        out.append((topic, key, orjson.dumps(ev), eid))
-    return out
+    ev = orjson.loads(value)
+    delta = ts_ms - int(ev["ts"])
+    ev["ts"] = ts_ms
+    props = ev.get("props")
+    if isinstance(props, dict):
+        for k in EVENT_TIME_PROPS:
+            if isinstance(props.get(k), int):
+                props[k] += delta
+    return orjson.dumps(ev)
+
+
+#: props that hold an event time (epoch ms): moved with ``ts`` by :func:`restamp`
+EVENT_TIME_PROPS = ("event_ts",)
+
+
+class WallStamper:
+    """Re-stamps events at their produce time: event time = wall time at the send + a fixed
+    offset, never moving back (equal stamps keep the send order), as events arrive live.
+
+    With ``continue_from=(ts_ms, wall_s)`` the offset makes the stamps continue from event
+    time ``ts_ms`` seen at wall time ``wall_s`` (what the worker's hybrid clock shows: its
+    last event time plus the wall time since), so the stream does not jump from the
+    workload's simulated dates to today, which would roll every user's day and close every
+    window at once in the first second. Without it the offset is 0: the real wall clock.
+
+    Example:
+        >>> s = WallStamper(continue_from=(1_000_000, 50.0))
+        >>> [orjson.loads(s(b'{"ts": 1}', w))["ts"] for w in (52.0, 52.5, 52.4)]
+        [1002000, 1002500, 1002500]
+        >>> WallStamper().offset_ms
+        0
+    """
+
+    def __init__(self, continue_from: tuple[int, float] | None = None) -> None:
+        self.offset_ms = 0 if continue_from is None else int(
+            continue_from[0] - continue_from[1] * 1000)
+        self.last = -1
+
+    def __call__(self, value: bytes, wall_s: float) -> bytes:
+        ts = max(int(wall_s * 1000) + self.offset_ms, self.last)
+        self.last = ts
+        return restamp(value, ts)
+
+
+def event_time_speedup(records: Sequence[Record], rate: float) -> float:
+    """How much faster than wall time the records' event time runs when they are sent at
+    ``rate`` per second (1.0: live traffic).
+
+    Example:
+        >>> r = [("t", b"u", b'{"ts": %d}' % t, "e") for t in (0, 60_000, 120_000)]
+        >>> event_time_speedup(r, 2.0)    # 2 minutes of event time in 1 s
+        120.0
+    """
+    if len(records) < 2 or rate <= 0:
+        return 1.0
+    wall_s = (len(records) - 1) / rate
+    return round((event_ts(records[-1]) - event_ts(records[0])) / 1000 / wall_s, 1)
 
 
 def produce_records(bootstrap: str, records: Sequence[Record]) -> float:

@@ -1,0 +1,215 @@
+"""The benchmark's measuring method: the 2-worker CPU ceiling, per-process CPU from /proc,
+event times re-stamped at produce time, and how the report judges the targets."""
+
+from __future__ import annotations
+
+import doctest
+import subprocess
+import sys
+import time
+
+import orjson
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bench import ceiling, measure, report, run, workload
+from bench.measure import CpuProbe, cpu_window, machine_cpu_seconds, two_worker_ceiling
+from bench.workload import WallStamper, event_time_speedup, event_ts, restamp
+
+
+@pytest.mark.parametrize("module", [measure, workload, report, run])
+def test_bench_doctests(module):
+    """The bench package is outside ``testpaths``: its examples run here."""
+    failed, attempted = doctest.testmod(
+        module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert attempted > 0 and failed == 0
+
+
+# -- the 2-worker ceiling --------------------------------------------------------------------
+
+@given(w=st.floats(100, 10_000), o=st.floats(0, 5_000))
+def test_ceiling_is_2w_over_w_plus_o_when_one_worker_runs_at_its_thread_limit(w, o):
+    c = two_worker_ceiling(1e6 / w, w + o, cores=2)
+    assert c["ratio"] == pytest.approx(2 * w / (w + o), abs=2e-3)
+    assert c["ratio"] <= 2.0 + 1e-9
+
+
+def test_a_faster_worker_lowers_the_bound_and_outside_load_lowers_it_further():
+    o = 450.0
+    slow = two_worker_ceiling(1e6 / 1400, 1400 + o, cores=2)["ratio"]
+    fast = two_worker_ceiling(1e6 / 700, 700 + o, cores=2)["ratio"]
+    assert fast < slow < 1.6
+    busy = two_worker_ceiling(1e6 / 1400, 1400 + o, cores=2, outside_cores=0.3)["ratio"]
+    assert busy == pytest.approx(slow * 1.7 / 2, abs=2e-3)
+
+
+def test_ceiling_of_reports_the_share_of_the_bound():
+    one = {"eps": 800}
+    steady = {"us_per_event": {"worker-1": 700.0, "worker-2": 720.0, "tansu": 420.0,
+                               "redis-server": 45.0, "bench process": 15.0},
+              "outside_us_per_event": 200.0, "total_us_per_event": 2100.0,
+              "idle_share": 0.01, "busy_cores": 1.98}
+    c = run.ceiling_of(one, {"eps": 1100, "cpu": {"steady": steady}}, 2)
+    assert c["eps"] == pytest.approx(2e6 / 2100, abs=0.1)
+    assert c["ratio_bound"] == pytest.approx(2e6 / 2100 / 800, abs=1e-3)
+    assert c["ratio_bound_machine_alone"] == pytest.approx(2e6 / 1900 / 800, abs=1e-3)
+    assert c["workers_us_per_event"] == 1420.0
+    assert c["measured_share_of_bound"] == pytest.approx(1100 / 800 / c["ratio_bound"],
+                                                         abs=2e-3)
+
+
+# -- CPU from /proc ----------------------------------------------------------------------------
+
+def test_cpu_window_charges_each_process_and_the_rest_of_the_machine_per_event():
+    a = (10.0, 100, {"w": 5.0, "b": 1.0}, (100.0, 50.0))
+    b = (12.0, 1100, {"w": 6.5, "b": 1.2, "new": 0.1}, (104.0, 50.0))
+    r = cpu_window(a, b)
+    assert r["us_per_event"] == {"w": 1500.0, "b": 200.0, "new": 100.0}
+    assert r["outside_us_per_event"] == pytest.approx(2200.0)
+    assert r["total_us_per_event"] == 4000.0
+    assert (r["idle_share"], r["busy_cores"], r["events"]) == (0.0, 2.0, 1000)
+
+
+def test_machine_cpu_seconds_reads_proc_stat():
+    busy, idle = machine_cpu_seconds()
+    assert busy > 0 and idle >= 0
+    later_busy, later_idle = machine_cpu_seconds()
+    assert later_busy + later_idle >= busy + idle
+
+
+def test_probe_counts_a_busy_grandchild_of_the_watched_process():
+    """A wrapper (shell) whose child burns CPU: the wrapper's tree gets the CPU."""
+    code = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.4: pass\n"
+    shell = subprocess.Popen(["/bin/sh", "-c", f"{sys.executable} -c '{code}'; sleep 5"])
+    try:
+        probe = CpuProbe({"wrapper": shell.pid}, self_name=None)
+        probe.snap(0)
+        time.sleep(0.1)
+        probe.snap(0)  # the python child is running by now
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            time.sleep(0.2)
+            probe.snap(1000)
+            if probe.snaps[-1][2]["wrapper"] >= 0.3:
+                break
+        r = probe.window(0, len(probe.snaps) - 1)
+        # ~0.4 s of CPU over 1000 events, though the shell itself is idle
+        assert r["us_per_event"]["wrapper"] >= 300.0
+        assert probe.index_at(1) == 2 and probe.index_at(10**9) == len(probe.snaps) - 1
+    finally:
+        shell.kill()
+        shell.wait()
+
+
+# -- event time at produce time ----------------------------------------------------------------
+
+def test_restamp_moves_ts_and_the_labels_event_time_together_and_keeps_the_rest():
+    ev = {"event_id": "e", "user_id": "u", "ts": 1_772_381_222_099, "type": "label",
+          "props": {"event_ts": 1_772_381_000_000, "target": "convert", "value": 1}}
+    out = orjson.loads(restamp(orjson.dumps(ev), 1_800_000_000_000))
+    assert out["ts"] == 1_800_000_000_000
+    assert out["props"]["event_ts"] == 1_800_000_000_000 - 222_099
+    assert {k: v for k, v in out.items() if k not in ("ts", "props")} == \
+        {k: v for k, v in ev.items() if k not in ("ts", "props")}
+    assert orjson.loads(restamp(b'{"ts": 1, "props": {"minutes": 5}}', 9)) == \
+        {"ts": 9, "props": {"minutes": 5}}
+
+
+@given(walls=st.lists(st.floats(0, 1e6), min_size=1, max_size=50))
+def test_wall_stamper_never_moves_back(walls):
+    s = WallStamper(continue_from=(5_000_000, 100.0))
+    ts = [orjson.loads(s(b'{"ts": 0}', w))["ts"] for w in walls]
+    assert ts == sorted(ts)
+    assert ts[0] == int(walls[0] * 1000) - 100_000 + 5_000_000
+
+
+def test_wall_stamper_without_continuation_stamps_the_real_wall_clock():
+    now = time.time()
+    assert abs(orjson.loads(WallStamper()(b'{"ts": 0}', now))["ts"] - now * 1000) < 1
+
+
+def test_speedup_of_the_simulator_records_and_of_restamped_ones():
+    recs = [("events.click", b"u", orjson.dumps({"ts": i * 5_000}), f"e{i}")
+            for i in range(101)]
+    assert event_time_speedup(recs, rate=100.0) == 500.0  # 500 s of event time in 1 s
+    s = WallStamper()
+    live = [(t, k, s(v, 1000.0 + i / 100.0), e) for i, (t, k, v, e) in enumerate(recs)]
+    assert event_time_speedup(live, rate=100.0) == pytest.approx(1.0, abs=0.02)
+    assert event_ts(live[0]) == 1_000_000
+
+
+class _FakeProducer:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes]] = []
+
+    def produce(self, topic, key=None, value=None) -> None:  # noqa: ANN001
+        self.sent.append((topic, value))
+
+    def poll(self, timeout: float) -> int:
+        return 0
+
+    def flush(self, timeout: float) -> int:
+        return 0
+
+
+def test_pacer_stamps_each_value_with_its_own_send_time():
+    recs = [("events.click", b"u", orjson.dumps({"ts": 1, "event_id": f"e{i}"}), f"e{i}")
+            for i in range(30)]
+    p = _FakeProducer()
+    pacer = ceiling.Pacer(p, rate=300.0, stamp=WallStamper())
+    pacer.run(recs)
+    stamped = [orjson.loads(v) for _, v in p.sent]
+    assert len(stamped) == 30
+    for ev in stamped:
+        assert ev["ts"] == int(pacer.sent_at[ev["event_id"]] * 1000)
+    assert stamped[-1]["ts"] - stamped[0]["ts"] >= 50  # paced over ~100 ms, not at once
+
+
+# -- the report --------------------------------------------------------------------------------
+
+def _res(**extra):
+    return {"date": "d", "mode": "quick", "command": "c", "seconds": 1, "errors": {},
+            "machine": {"cpus": 2}, "workload": {}, "stream_app_1w": {"eps": 800},
+            "stream_app_2w": {"eps": 1100}, **extra}
+
+
+def test_latency_target_judges_the_realtime_mode_and_shows_the_replay_as_reference():
+    lat = {"loads": {"50": {"broker": {"p99": 40.0},
+                            "stream_app_replay": {"p99": 120.0, "event_time_speedup": 2100.0},
+                            "stream_app_realtime": {"p99": 70.0}}}}
+    ts = {t["target"]: t for t in report.targets(_res(latency=lat))}
+    live = next(t for n, t in ts.items() if n.startswith("p99") and "real-time" in n)
+    assert (live["value"], live["met"], live["reference"]) == (1.75, True, False)
+    ref = next(t for n, t in ts.items() if "replayed ~2,100 x faster" in n)
+    assert (ref["value"], ref["met"], ref["reference"]) == (3.0, False, True)
+    md = report.markdown(_res(latency=lat), [])
+    assert "| 50% | - | stream-app | replayed ~2,100 x faster than wall time |" in md
+    assert "| reference: no |" in md
+
+
+def test_two_worker_rows_keep_the_target_and_add_the_ceiling():
+    res = _res(two_worker_ceiling={"cores": 2, "ratio_bound": 1.31, "eps": 1050.0,
+                                   "measured_share_of_bound": 1.05, "us_per_event_all": 1900,
+                                   "ratio_bound_machine_alone": 1.5, "measured_ratio": 1.375,
+                                   "us_per_event_benchmark": 1700, "idle_share_2w": 0.0})
+    ts = report.targets(res)
+    target = next(t for t in ts if t["target"] == "2 workers >= 1.6 x 1 worker")
+    assert (target["value"], target["met"], target["reference"]) == (1.38, False, False)
+    bound = next(t for t in ts if "ceiling" in t["target"] and "1.6" in t["target"])
+    assert (bound["value"], bound["met"], bound["reference"]) == (1.31, False, True)
+    summary = report.write(res, _tmp(), _tmp() / "R.md")
+    assert "[reference: no]" in summary and "[NOT MET] 2 workers >= 1.6" in summary
+
+
+def test_old_results_without_modes_are_still_judged():
+    lat = {"loads": {"50": {"broker": {"p99": 40.0}, "stream_app": {"p99": 100.0}}}}
+    t = next(t for t in report.targets(_res(latency=lat)) if t["target"].startswith("p99"))
+    assert (t["value"], t["met"]) == (2.5, False)
+
+
+def _tmp():
+    import tempfile
+    from pathlib import Path
+
+    return Path(tempfile.mkdtemp())
