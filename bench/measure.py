@@ -188,12 +188,15 @@ class CpuProbe:
         import os  # noqa: PLC0415
 
         self.pids = dict(pids)
+        #: the benchmark process alone: its children are the measured services
+        self.self_name = self_name
         if self_name:
             self.pids[self_name] = os.getpid()
         self.snaps: list[tuple[float, int, dict[str, float], tuple[float, float]]] = []
 
     def snap(self, count: int) -> None:
-        cpu = {name: tree_cpu_seconds(pid) for name, pid in self.pids.items()}
+        cpu = {name: cpu_seconds(pid) if name == self.self_name else tree_cpu_seconds(pid)
+               for name, pid in self.pids.items()}
         self.snaps.append((time.monotonic(), count, cpu, machine_cpu_seconds()))
 
     def index_at(self, count: float) -> int:

@@ -213,3 +213,23 @@ def _tmp():
     from pathlib import Path
 
     return Path(tempfile.mkdtemp())
+
+
+def test_probe_does_not_charge_the_benchmarks_children_to_the_benchmark():
+    """The services are children of the benchmark process: its own row must leave them out."""
+    code = ("import time\nt = time.process_time()\nwhile time.process_time() - t < 0.5: pass\n"
+            "time.sleep(10)\n")
+    child = subprocess.Popen([sys.executable, "-c", code])
+    try:
+        probe = CpuProbe({"child": child.pid})
+        probe.snap(0)
+        deadline = time.monotonic() + 15
+        while measure.cpu_seconds(child.pid) < 0.45 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        probe.snap(1000)
+        r = probe.window(0, 1)
+    finally:
+        child.kill()
+        child.wait()
+    assert r["us_per_event"]["child"] >= 400.0
+    assert r["us_per_event"]["bench process"] < 300.0
