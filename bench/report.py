@@ -275,8 +275,9 @@ def markdown(res: dict, plots: list[str]) -> str:
                   f"one machine clock; fetch wait {_get(res, 'latency', 'fetch_wait_ms')} ms "
                   "for the workers and the broker-alone consumer. stream-app samples: the "
                   "events that triggered an output.", "",
-                  "| load | rate (ev/s) | system | event time | p50 | p99 | p99.9 | samples |",
-                  "|---|---:|---|---|---:|---:|---:|---:|"]
+                  "| load | rate (ev/s) | system | event time | p50 | p99 | p99.9 | samples "
+                  "| machine idle share / outside cores |",
+                  "|---|---:|---|---|---:|---:|---:|---:|---:|"]
         for load, d in loads.items():
             for sysname, label in _LAT_SERIES:
                 if sysname not in d:
@@ -286,7 +287,9 @@ def markdown(res: dict, plots: list[str]) -> str:
                              f"{_event_time(sysname, x)} | "
                              f"{_fmt(x.get('p50'))} | {_fmt(x.get('p99'))} | "
                              f"{_fmt(x.get('p99.9'))} | "
-                             f"{_fmt(x.get('n', x.get('matched')))} |")
+                             f"{_fmt(x.get('n', x.get('matched')))} | "
+                             f"{_fmt(_get(x, 'machine', 'idle_share'))} / "
+                             f"{_fmt(_get(x, 'machine', 'outside_cores'))} |")
     rec = res.get("recovery")
     if rec:
         mem = rec.get("memory", {})

@@ -165,7 +165,7 @@ def phase_pipeline(args, wl, res) -> None:  # noqa: ANN001
                 f"{cpu.get('us_per_event')}, outside {cpu.get('outside_us_per_event')}, "
                 f"idle share {cpu.get('idle_share')}")
             if n_workers == 1 and "latency" in args.phase_set and r["eps"] > 0:
-                res["latency"] = latency_points(args, wl, s, lag, r["eps"])
+                res["latency"] = latency_points(args, wl, s, lag, r["eps"], probe.pids)
             lag.close()
             systems.stop_all(ws)
         finally:
@@ -207,7 +207,25 @@ def ceiling_of(one: dict[str, Any], two: dict[str, Any], cores: int) -> dict[str
             if with_outside["ratio"] else None}
 
 
-def latency_points(args, wl, s, lag, eps: float) -> dict[str, Any]:  # noqa: ANN001
+def _machine_load(probe: CpuProbe) -> dict[str, Any]:
+    """Busy cores of the machine and of work outside the benchmark between the first and the
+    last snapshot of ``probe`` (taken around a latency point: latency on a busy shared
+    machine is not latency of the code).
+
+    Example:
+        >>> p = CpuProbe({}, self_name=None)
+        >>> p.snaps = [(0.0, 0, {}, (10.0, 5.0)), (10.0, 100, {}, (25.0, 10.0))]
+        >>> _machine_load(p)
+        {'busy_cores': 1.5, 'idle_share': 0.25, 'outside_cores': 1.5}
+    """
+    w = probe.window(0, len(probe.snaps) - 1)
+    outside = w["outside_us_per_event"] * max(w["events"], 1) / 1e6 / max(w["seconds"], 1e-9)
+    return {"busy_cores": w["busy_cores"], "idle_share": w["idle_share"],
+            "outside_cores": round(outside, 2)}
+
+
+def latency_points(args, wl, s, lag, eps: float,  # noqa: ANN001
+                   pids: dict[str, int] | None = None) -> dict[str, Any]:
     """At 50% and 80% of the 1-worker rate: broker-alone latency, then stream-app with the
     workload's event times replayed (the simulator's clock, far faster than wall time), then
     stream-app with each event re-stamped at its produce time (live traffic). Each stream-app
@@ -222,15 +240,23 @@ def latency_points(args, wl, s, lag, eps: float) -> dict[str, Any]:  # noqa: ANN
     for load in (0.5, 0.8):
         rate = eps * load
         n = int(rate * args.latency_seconds)
+        probe = CpuProbe(pids or {})
+        probe.snap(0)
         b = ceiling.latency(s.bootstrap, wl.records[pos:pos + n], args.partitions, rate,
                             args.fetch_wait_ms)
+        probe.snap(n)
+        b["machine"] = _machine_load(probe)
         point: dict[str, Any] = {"broker": b}
         for mode in ("replay", "realtime"):
             live = wl.records[pos:pos + n]
             pos += n
             waited = lag.wait_zero(300)
             stamper = WallStamper(continue_from=last) if mode == "realtime" else None
+            probe = CpuProbe(pids or {})
+            probe.snap(0)
             p = systems.pipeline_latency(s, live, rate, stamp=stamper)
+            probe.snap(n)
+            p["machine"] = _machine_load(probe)
             p["waited_for_idle_s"] = round(waited, 1)
             sent = p.pop("last_sent_at", None) or time.time()
             if mode == "replay":
