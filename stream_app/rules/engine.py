@@ -41,6 +41,9 @@ DEFAULT_RULES = REPO_ROOT / "config" / "rules"
 RECENT_EVIDENCE = 5
 _SCORES_TOUCHED = ((SCORES_TYPE, SCORES_TYPE),)
 _NONE_MOVED: frozenset = frozenset()
+_ABSENT = object()
+#: distinct first evaluations kept per engine (new users' first events; cleared when full)
+FRESH_MEMO = 4096
 
 
 @dataclass
@@ -52,6 +55,35 @@ class StepResult:
     duplicate: bool = False               # the event was already applied: nothing changed
     why: dict[str, dict[str, Any]] = field(default_factory=dict)   # tag_id -> why record
     emit: list[dict[str, Any]] = field(default_factory=list)       # derived events for others
+
+
+@dataclass(frozen=True)
+class _FreshTemplate:
+    """A new user's first evaluation, without what is per user (ids, times, sequence)."""
+
+    changes: tuple[tuple[str, str, Any, dict[str, Any]], ...]   # (tag, family, new, why)
+    tags: dict[str, Any]
+    hid: dict[str, Any] | None
+
+    @classmethod
+    def of(cls, result: StepResult) -> _FreshTemplate:
+        state = result.state
+        return cls(tuple((c["tag_id"], c["family"], _clone(c["new"]), _clone(c["evidence"]))
+                         for c in result.changes),
+                   _clone(state["tags"]), _clone(state["hid"]) if "hid" in state else None)
+
+
+def _clone(v: Any) -> Any:
+    """A copy of a JSON-like value (dicts and lists copied, scalars shared).
+
+    >>> a = {"x": [1, {"y": 2}]}; b = _clone(a); b["x"][1]["y"] = 3; a
+    {'x': [1, {'y': 2}]}
+    """
+    if type(v) is dict:
+        return {k: _clone(x) for k, x in v.items()}
+    if type(v) is list:
+        return [_clone(x) for x in v]
+    return v
 
 
 class TagEngine:
@@ -79,6 +111,9 @@ class TagEngine:
                                      retention_days=self.retention_days,
                                      dedup_window=self.dedup_window)
         self._ruleset = ruleset
+        #: a new user's first evaluation by what decides it (see :meth:`_fresh_key`)
+        self._fresh: dict[tuple, _FreshTemplate] = {}
+        self._fresh_props: dict[tuple[str, str], tuple[str, ...]] = {}
 
     @property
     def tick_granularity_ms(self) -> int:
@@ -99,6 +134,7 @@ class TagEngine:
     def on_event(self, state: dict[str, Any] | None, event: Event) -> StepResult:
         """Apply ``event`` to ``state`` (None: a new user) and re-evaluate the tags."""
         fresh = state is None
+        key = None
         if fresh:
             state = new_state(event.user_id, event.tenant, event.ts)
         elif self._updater.seen(state, event.event_id):
@@ -107,6 +143,15 @@ class TagEngine:
         if event.type == "deletion_requested":
             return self.forget(state, now, trigger=event.event_id)
         rs = self._ruleset
+        if fresh and not self.full:
+            key = self._fresh_key(event, now)
+            tpl = self._fresh.get(key) if key is not None else None
+            if tpl is not None:   # the same first evaluation as an earlier new user's
+                self._updater.apply(state, event)
+                emit = referral_events(state, event, rs.referral)
+                result = self._evaluate_fresh(state, now, event.event_id, tpl)
+                result.emit = emit
+                return result
         touch = (event.type, state["st"].get(event.type, event.stream))
         guards = () if self.full else rs.guard_groups(*touch)
         check = bool(guards) and (fresh or state.get("rv") == rs.version)
@@ -129,6 +174,10 @@ class TagEngine:
         result = self._evaluate(state, now, trigger=event.event_id, touched=(touch,),
                                 fresh=fresh, moved=moved)
         result.emit = emit
+        if key is not None:
+            if len(self._fresh) >= FRESH_MEMO:
+                self._fresh.clear()
+            self._fresh[key] = _FreshTemplate.of(result)
         return result
 
     def on_events(self, state: dict[str, Any] | None, events: list[Event]) -> StepResult:
@@ -203,6 +252,63 @@ class TagEngine:
         return now_ms - lt > self.state_ttl_ms
 
     # -- internals ---------------------------------------------------------------------
+    def _fresh_key(self, event: Event, now: int) -> tuple | None:
+        """What decides a new user's first evaluation after ``event`` (None: not memoised).
+
+        A state holding one event is read only relative to the clock (counts, windows,
+        since() of ``now - ts``, first / last / distinct values of the props the rules
+        keep, profile fields), so the evaluation is a function of the event's type and
+        stream, ``now - ts``, the business days between them and the values (with their
+        types: ``1`` and ``1.0`` differ; floats by ``repr``: ``-0.0`` is not ``0.0``) of the
+        props the state keeps for it. Event id,
+        user, tenant and the absolute time only reach the change records, which are built
+        per user (:meth:`_evaluate_fresh`).
+        """
+        et, stream = event.type, event.stream
+        names = self._fresh_props.get((et, stream))
+        if names is None:
+            names = self._fresh_props[(et, stream)] = self._updater.read_props(et, stream)
+        props = event.props
+        off = self.day_offset_ms
+        key = (et, stream, now - event.ts, (now + off) // DAY_MS - (event.ts + off) // DAY_MS,
+               tuple((n, type(v), repr(v) if type(v) is float else v) for n in names
+                     if (v := props.get(n, _ABSENT)) is not _ABSENT) if props and names else ())
+        try:
+            hash(key)
+        except TypeError:   # a list or object prop value: not memoised
+            return None
+        return key
+
+    def _evaluate_fresh(self, state: dict[str, Any], now: int, trigger: str,
+                        tpl: _FreshTemplate) -> StepResult:
+        """:meth:`_evaluate` of a new state from a recorded first evaluation (``tpl``)."""
+        rs = self._ruleset
+        off = self.day_offset_ms
+        if (now + off) // DAY_MS != off // DAY_MS:   # the day moved from the state's 0
+            self._updater.prune(state, now)
+        elif "rt" in state:
+            self._updater.prune_recent(state, now)
+        changes: list[dict[str, Any]] = []
+        why: dict[str, dict[str, Any]] = {}
+        recent = state["ids"][-RECENT_EVIDENCE:]
+        for tag_id, family, new, base in tpl.changes:
+            w = _clone(base)
+            w["trigger"] = trigger
+            w["recent_events"] = list(recent)
+            why[tag_id] = w
+            changes.append(self._change(state, tag_id, family, None, new, "added", now,
+                                        trigger, w))
+        if changes:
+            state["tags"] = _clone(tpl.tags)
+        if tpl.hid is not None:
+            state["hid"] = _clone(tpl.hid)
+        if rs.clock_atoms:
+            state["th"] = rs.next_change(state, now)
+        state["rv"] = rs.version
+        state["now"] = now
+        state["nd"] = self._next_due(state, now)
+        return StepResult(state, changes, why=why)
+
     def _change(self, state: dict[str, Any], tag_id: str, family: str, old: Any, new: Any,
                 reason: str, now: int, trigger: str | None,
                 evidence: dict[str, Any] | None) -> dict[str, Any]:

@@ -209,6 +209,23 @@ class StateUpdater:
             if len(rt) > RECENT_CAP:
                 del rt[0]
 
+    def read_props(self, etype: str, stream: str) -> tuple[str, ...]:
+        """The props of an event of (``etype``, ``stream``) that :meth:`apply` reads into a
+        state (prop aggregates the rules use, profile fields), in a fixed order.
+
+        >>> from stream_app.state.requirements import PropSpec, Selector
+        >>> req = Requirements(lasts={PropSpec(Selector.parse("click"), "channel")},
+        ...                    profile={"region"})
+        >>> up = StateUpdater(req)
+        >>> up.read_props("page_view", "click"), up.read_props("registered", "profile")
+        (('channel',), ('region',))
+        """
+        pidx = self._plan(etype, stream)[1]
+        names = sorted(pidx)
+        if self._profile and stream == "profile":
+            names += [n for n in self._profile if n not in pidx]
+        return tuple(names)
+
     def _plan(self, etype: str, stream: str) -> tuple:
         """What an event of (``etype``, ``stream``) updates, cached: the stream's daily-count
         retention (None: not kept), prop name -> [(kind, spec)] of the specs it matches, the

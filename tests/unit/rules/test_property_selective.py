@@ -298,3 +298,71 @@ tags:
     finally:
         del rs.evaluate_some
     assert ran == [["ch_first", "ch_last"], [], ["ch_last"]]
+
+
+# a small pool of first events, so that new users share first evaluations (memo hits)
+FIRST_PROPS = st.fixed_dictionaries({}, optional={
+    "amount": st.sampled_from([1999, 1999.0, -0.0, 0.0, "300", True]),
+    "channel": st.sampled_from(["douyin", "baidu_sem", ["a"]]),   # a list: not memoised
+    "campaign": st.sampled_from(["spring"]),
+    "percent": st.sampled_from([0, 50, None]),
+    "region": st.sampled_from(["bj", "sh"]),
+    "education": st.sampled_from(["本科", "master"]),
+    "inviter_id": st.sampled_from(["u7", "u1"]),
+    "unused": st.sampled_from([[1], {"a": 1}, "x"]),   # unhashable: not memoised if read
+})
+USERS = st.lists(st.tuples(st.sampled_from(["ad_landing", "page_view", "registered",
+                                            "order_paid", "lesson_attended", "checkpoint",
+                                            "video_watched", "mystery"]),
+                           st.integers(-3 * DAY, 3 * DAY), FIRST_PROPS,
+                           st.lists(st.tuples(st.sampled_from(TYPES), MINUTES), max_size=2)),
+                 min_size=2, max_size=12)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(users=USERS, which=st.sampled_from([0, 1]), day_offset_h=st.sampled_from([8, 0]))
+def test_new_users_share_first_evaluations(users, which, day_offset_h):
+    """Many new users through one engine: a first evaluation taken from an earlier user's
+    (same type, stream and read props; other user, ids, times, days) gives exactly the
+    changes, why records, derived events and state of a full evaluation, and of the same
+    engine without the memo; what follows a memoised first event is unaffected."""
+    kw = {"day_offset_ms": day_offset_h * 3_600_000}
+    rs = RULESETS[which]
+    full, sel = TagEngine(rs, full=True, **kw), TagEngine(rs, **kw)
+    for i, (etype, dt, props, more) in enumerate(users):
+        uid = f"u{i % 5}" if i % 3 else f"user-{i}"     # also user ids seen before
+        ev = Event(f"{uid}-e0", uid, T0 + dt, etype, STREAM_OF.get(etype, "click"),
+                   tenant="t1" if i % 2 else "default", props=dict(props))
+        plain = TagEngine(rs, **kw)
+        a, b, c = full.on_event(None, ev), sel.on_event(None, ev), plain.on_event(None, ev)
+        _same(a, b)
+        _same(c, b)
+        s_full, s_sel = _roundtrip(a.state), _roundtrip(b.state)
+        clock = ev.ts
+        for j, (etype2, minutes) in enumerate(more):
+            clock += minutes * 60_000
+            ev2 = Event(f"{uid}-e{j + 1}", uid, clock, etype2, STREAM_OF.get(etype2, "click"))
+            a, b = full.on_event(s_full, ev2), sel.on_event(s_sel, ev2)
+            _same(a, b)
+            s_full, s_sel = _roundtrip(a.state), _roundtrip(b.state)
+
+
+def test_first_evaluation_memo_is_used_and_keyed_by_what_is_read(make_event):
+    """Guard against a vacuous memo test: a second new user with the same first event reuses
+    the first's evaluation (the memo does not grow); a prop the rules keep (channel) is part
+    of the key, one they do not (page) is not, and neither are ids, users or times."""
+    eng, full = TagEngine(DEFAULT), TagEngine(DEFAULT, full=True)
+    evs = [make_event("ad_landing", user="a", channel="douyin", page="/x"),
+           make_event("ad_landing", day=3, hour=5, user="b", channel="douyin", page="/y"),
+           make_event("ad_landing", user="c", channel="baidu", page="/x")]
+    sizes = []
+    for ev in evs:
+        _same(full.on_event(None, ev), eng.on_event(None, ev))
+        sizes.append(len(eng._fresh))
+    assert sizes == [1, 1, 2]
+    r = eng.on_event(None, make_event("ad_landing", user="d", channel="douyin"))
+    assert r.changes[0]["user_id"] == "d" and r.why["first_channel"]["trigger"] == r.changes[0][
+        "trigger"] and r.state["tags"]["first_channel"] == "douyin"
+    r.state["tags"]["first_channel"] = "changed"      # states do not share the memo's values
+    assert eng.on_event(None, make_event("ad_landing", user="e", channel="douyin")).state[
+        "tags"]["first_channel"] == "douyin"
