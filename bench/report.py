@@ -173,6 +173,13 @@ def _cpu_lines(res: dict) -> list[str]:
                        ("busy cores (of the machine's)", "busy_cores"),
                        ("window (s)", "seconds")):
         lines.append(f"| {label} | " + " | ".join(cell(n, w, key) for n, w in cols) + " |")
+    for n, c in runs:
+        tail = c.get("tail_cores")
+        if tail:
+            lines += ["", f"With no input, after the {n}-worker run ({_fmt(tail.get('seconds'))}"
+                      " s: timers, fetch long-polls, sweeps, windows still closing), cores "
+                      "busy: " + ", ".join(f"{k} {_fmt(v)}" for k, v in tail.items()
+                                           if k != "seconds") + "."]
     ceil = res.get("two_worker_ceiling")
     if ceil:
         lines += ["", f"2-worker ceiling: {ceil['cores']} cores x 1e6 / "
@@ -181,7 +188,12 @@ def _cpu_lines(res: dict) -> list[str]:
                   f"**{_fmt(ceil['ratio_bound'])} x** the 1-worker rate "
                   f"({_fmt(ceil['ratio_bound_machine_alone'])} x with nothing else running: "
                   f"{_fmt(ceil['us_per_event_benchmark'])} µs per event of the benchmark's "
-                  f"own processes); measured {_fmt(ceil['measured_ratio'])} x = "
+                  f"own processes; "
+                  f"{_fmt(ceil.get('ratio_bound_formula_1w_costs'))} x if 2 workers cost per "
+                  f"event what 1 does: 2 W / (W + O) with W = "
+                  f"{_fmt(ceil.get('workers_us_per_event_1w'))}, O = "
+                  f"{_fmt(ceil.get('others_us_per_event_1w'))} µs); measured "
+                  f"{_fmt(ceil['measured_ratio'])} x = "
                   f"{_fmt(ceil['measured_share_of_bound'])} of the ceiling; machine idle "
                   f"share during the 2-worker run {_fmt(ceil['idle_share_2w'])}. One worker is "
                   "bounded by its main thread, two by the cores: the ratio is at most "

@@ -195,7 +195,15 @@ def ceiling_of(one: dict[str, Any], two: dict[str, Any], cores: int) -> dict[str
     with_outside = two_worker_ceiling(one["eps"], st["total_us_per_event"], cores)
     alone = two_worker_ceiling(one["eps"], ours, cores)
     measured = two["eps"] / one["eps"] if one["eps"] else 0.0
-    return {"cores": cores, "us_per_event_all": st["total_us_per_event"],
+    # 2 W / (W + O) from the 1-worker run's CPU per event alone (W: worker, O: the rest of
+    # the benchmark): the bound if 2 workers cost per event what 1 does, whatever else runs
+    st1 = _get_path(one, "cpu", "steady", "us_per_event") or {}
+    w1 = sum(v for k, v in st1.items() if k.startswith("worker"))
+    o1 = sum(v for k, v in st1.items() if not k.startswith("worker"))
+    formula = round(cores * w1 / (w1 + o1), 3) if w1 else None
+    return {"ratio_bound_formula_1w_costs": formula,
+            "workers_us_per_event_1w": round(w1, 1), "others_us_per_event_1w": round(o1, 1),
+            "cores": cores, "us_per_event_all": st["total_us_per_event"],
             "us_per_event_benchmark": round(ours, 1),
             "workers_us_per_event": round(sum(v for k, v in st["us_per_event"].items()
                                               if k.startswith("worker")), 1),
@@ -222,6 +230,14 @@ def _machine_load(probe: CpuProbe) -> dict[str, Any]:
     outside = w["outside_us_per_event"] * max(w["events"], 1) / 1e6 / max(w["seconds"], 1e-9)
     return {"busy_cores": w["busy_cores"], "idle_share": w["idle_share"],
             "outside_cores": round(outside, 2)}
+
+
+def _get_path(d: Any, *path: str) -> Any:
+    for p in path:
+        if not isinstance(d, dict) or p not in d:
+            return None
+        d = d[p]
+    return d
 
 
 def latency_points(args, wl, s, lag, eps: float,  # noqa: ANN001

@@ -93,6 +93,14 @@ def throughput(stack: Stack, workers: Sequence[ModuleWorker], records: Sequence[
             "run": probe.window(0, probe.index_at(final)),
             "steady": probe.window(probe.index_at(final * 0.05), probe.index_at(final * 0.95)),
         }
+        # after the last event: what the processes burn per second with no input (timers,
+        # fetch long-polls, the sweep, the anomaly agent finishing its windows)
+        tail = probe.window(probe.index_at(final), len(probe.snaps) - 1)
+        if tail["seconds"] > 1:
+            extra["cpu"]["tail_cores"] = {
+                k: round(v * max(tail["events"], 1) / 1e6 / tail["seconds"], 3)
+                for k, v in tail["us_per_event"].items()}
+            extra["cpu"]["tail_cores"]["seconds"] = tail["seconds"]
     if lag is not None:
         lag.wait_zero(timeout)
         extra["eps_to_caught_up"] = round(final / (time.monotonic() - t0))

@@ -45,7 +45,8 @@ def test_a_faster_worker_lowers_the_bound_and_outside_load_lowers_it_further():
 
 
 def test_ceiling_of_reports_the_share_of_the_bound():
-    one = {"eps": 800}
+    one = {"eps": 800, "cpu": {"steady": {"us_per_event": {
+        "worker-1": 1400.0, "tansu": 400.0, "redis-server": 40.0, "bench process": 10.0}}}}
     steady = {"us_per_event": {"worker-1": 700.0, "worker-2": 720.0, "tansu": 420.0,
                                "redis-server": 45.0, "bench process": 15.0},
               "outside_us_per_event": 200.0, "total_us_per_event": 2100.0,
@@ -55,6 +56,9 @@ def test_ceiling_of_reports_the_share_of_the_bound():
     assert c["ratio_bound"] == pytest.approx(2e6 / 2100 / 800, abs=1e-3)
     assert c["ratio_bound_machine_alone"] == pytest.approx(2e6 / 1900 / 800, abs=1e-3)
     assert c["workers_us_per_event"] == 1420.0
+    assert c["ratio_bound_formula_1w_costs"] == pytest.approx(2 * 1400 / 1850, abs=1e-3)
+    assert run.ceiling_of({"eps": 800}, {"eps": 1100, "cpu": {"steady": steady}}, 2)[
+        "ratio_bound_formula_1w_costs"] is None
     assert c["measured_share_of_bound"] == pytest.approx(1100 / 800 / c["ratio_bound"],
                                                          abs=2e-3)
 
