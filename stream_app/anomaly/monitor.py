@@ -30,7 +30,7 @@ from typing import Any
 
 from stream_app.anomaly.alarm import CusumAlarm
 from stream_app.anomaly.base import Detector, Verdict
-from stream_app.anomaly.config import AnomalyConfig, load_anomaly_config
+from stream_app.anomaly.config import AlarmConfig, AnomalyConfig, load_anomaly_config
 from stream_app.anomaly.seasonal import SeasonalDetector
 from stream_app.anomaly.transform import from_stable, to_stable
 from stream_app.business.series import SeriesKey, SeriesPoint
@@ -73,6 +73,13 @@ class AnomalyMonitor:
         self.config = config or load_anomaly_config()
         self.spec = spec or load_business_spec()
         self._series: dict[SeriesKey, _Series] = {}
+        self._alarms: dict[str, AlarmConfig] = {}   # window -> its alarm settings (merged once)
+
+    def _alarm(self, window: str) -> AlarmConfig:
+        a = self._alarms.get(window)
+        if a is None:
+            a = self._alarms[window] = self.config.alarm_for(window)
+        return a
 
     # ---- detectors ----
     def make_detector(self, window: str) -> Detector:
@@ -92,7 +99,7 @@ class AnomalyMonitor:
     def _get(self, p: SeriesPoint) -> _Series:
         s = self._series.get(p.key)
         if s is None:
-            a = self.config.alarm_for(p.window)
+            a = self._alarm(p.window)
             s = _Series(self.make_detector(p.window),
                         CusumAlarm(a.cusum_k, a.cusum_h, a.z_spike, a.close_fraction), p.kind)
             self._series[p.key] = s
@@ -109,7 +116,7 @@ class AnomalyMonitor:
         s = self._get(p)
         y, var = to_stable(p.kind, p.value, p.weight)
         v = s.detector.update(p.start_ms, y, var)
-        lo, hi = v.band(self.config.alarm_for(p.window).band_z)
+        lo, hi = v.band(self._alarm(p.window).band_z)
         low, high = from_stable(p.kind, lo), from_stable(p.kind, hi)
         expected = from_stable(p.kind, v.expected)
         if v.warming:
@@ -181,7 +188,7 @@ class AnomalyMonitor:
             det = self.make_detector(key[3])
             if not isinstance(det, SeasonalDetector):
                 continue
-            a = self.config.alarm_for(key[3])
+            a = self._alarm(key[3])
             s = _Series(det.load(d["detector"]),
                         CusumAlarm(a.cusum_k, a.cusum_h, a.z_spike, a.close_fraction)
                         .load(d["alarm"]), d["kind"])

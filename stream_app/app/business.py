@@ -9,31 +9,52 @@ passed the window (so a partition that is behind, as in a fast replay, is waited
 each series' normal range (``stream_app.anomaly``) and publishes ``alerts.metric_anomaly``
 when an alarm opens, escalates or closes. The detectors' state is kept in a one-partition table, so
 a restarted or moved anomaly agent does not warm up again.
+
+Cost on a fast replay (a week of event time in minutes): 1-minute windows then close every few
+events of a partition. Closed points are therefore buffered per partition and sent at most
+every ``PARTIALS_EVERY_S`` of wall time (and by the 5 s idle timer), a handful of messages per
+second instead of one per closing event; live, a window closes once a minute and is sent at
+once. Only points the anomaly agent uses travel: rates (the ``stream_app_biz_rate`` gauge) and
+watched count/revenue series. The anomaly agent works in slices of at most ``SLICE_S`` and then
+sleeps as long (``asyncio.sleep(0)`` is not enough: it lets each ready task take one step, and
+an input event needs several loop iterations between fetch and commit, each of which would
+wait for another slice).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import faust
+import orjson
 
 from stream_app import metrics
+from stream_app.anomaly.config import load_anomaly_config
 from stream_app.anomaly.monitor import AnomalyMonitor
 from stream_app.app.context import runtime
 from stream_app.app.main import app
 from stream_app.app.topics import anomaly_topic
-from stream_app.business import BusinessAggregator, SeriesPoint, load_business_spec, merge_points
+from stream_app.business import BusinessAggregator, SeriesKey, SeriesPoint, load_business_spec
 from stream_app.events import Event
 
 log = logging.getLogger(__name__)
 IDLE_AFTER_S = 60.0        # a partition silent this long (wall time) is not waited for
 SAVE_EVERY_S = 30.0        # detector state checkpoint interval
 POINTS_PER_MESSAGE = 500   # ~40 KB messages
+PARTIALS_EVERY_S = 0.5     # closed points of a partition are sent at most this often
+SLICE_S = 0.005            # the anomaly agent's longest stretch without yielding to the loop
+HOLD_LOG_S = 0.020         # a longer hold is logged
 
 spec = load_business_spec()
+watch = load_anomaly_config()
 aggregators: dict[Any, BusinessAggregator] = {}   # (topic, partition) -> its aggregator
+_pending: dict[Any, list[SeriesPoint]] = {}       # closed, not yet sent points per partition
+_last_sent: dict[Any, float] = {}                 # wall time of the partition's last message
+_wall = time.monotonic
 partials_topic = app.topic("metrics.partials", key_serializer="utf8", value_serializer="orjson",
                            partitions=1)
 monitor_table = app.Table(
@@ -51,41 +72,80 @@ def _aggregator(partition: Any) -> BusinessAggregator:
 
 
 def count_event(ev: Event, partition: Any) -> list[SeriesPoint]:
-    """Count one valid event of ``partition``; return the partial points it closed."""
+    """Count one valid event of ``partition``; return the partial points to send now: those
+    of the windows closed since the partition's last message, once ``PARTIALS_EVERY_S`` has
+    passed since it (else they wait: ``[]``)."""
     agg = _aggregator(partition)
     step = spec.step_of(ev.type)
     if step is not None:
         amount = ev.props.get("amount") if step == "order_paid" else None
         metrics.biz_event(ev.tenant, agg.channel_of(ev.props), step,
                           revenue=amount if isinstance(amount, int | float) else None)
-    return agg.add(ev)
+    closed = agg.add(ev)
+    if closed:
+        pending = _pending.get(partition)
+        if pending is None:
+            _pending[partition] = closed
+        else:
+            pending.extend(closed)
+    elif partition not in _pending:
+        return closed
+    if _wall() - _last_sent.get(partition, float("-inf")) < PARTIALS_EVERY_S:
+        return []
+    return _pending.pop(partition)
+
+
+def wanted(p: SeriesPoint) -> bool:
+    """Whether the anomaly agent uses ``p``: not a zero (the merger fills zeros), and a rate
+    (published as a gauge) or a watched series.
+
+    >>> wanted(SeriesPoint("leads", "default", "douyin", "1m", 0, 60_000, 3, 3, "count"))
+    True
+    >>> wanted(SeriesPoint("leads", "default", "douyin", "10m", 0, 600_000, 3, 3, "count"))
+    False
+    """
+    return bool(p.num or p.den) and (p.kind == "rate" or watch.watches(p.metric, p.window,
+                                                                        p.channel))
 
 
 async def send_partials(points: list[SeriesPoint], partition: Any) -> None:
-    """Points closed together travel in messages of up to POINTS_PER_MESSAGE (a window close
-    yields one point per metric and channel: hundreds of points, which as single messages
-    would dominate the worker's time; a jump in event time closes many windows at once)."""
+    """Send ``points`` (closed windows of ``partition``) with the partition's watermark, in
+    messages of up to POINTS_PER_MESSAGE (a window close yields a point per metric and
+    channel; a jump in event time closes many windows at once). One message even without
+    points: the watermark tells the merger this partition moved on."""
+    _last_sent[partition] = _wall()
     wm = aggregators[partition].watermark
     source = f"{partition[0]}:{partition[1]}"
     rows = [[p.metric, p.tenant, p.channel, p.window, p.start_ms, p.end_ms, p.num, p.den, p.kind]
-            for p in points if p.num or p.den]   # zeros are implied: the merger fills them
+            for p in points if wanted(p)]
     for i in range(0, max(len(rows), 1), POINTS_PER_MESSAGE):
-        await partials_topic.send(key="partials", value={
-            "p": source, "wm": wm, "points": rows[i:i + POINTS_PER_MESSAGE]})
+        await _emit({"p": source, "wm": wm, "points": rows[i:i + POINTS_PER_MESSAGE]})
+
+
+async def _emit(value: dict[str, Any]) -> None:
+    produce = getattr(app.producer, "produce", None)   # librdkafka: one C call, no future
+    if produce is not None:
+        produce(partials_topic.get_topic_name(), b"partials", orjson.dumps(value))
+    else:
+        await partials_topic.send(key="partials", value=value)
 
 
 @app.timer(interval=5.0)
 async def close_idle_windows() -> None:
-    """Close windows on the clock too, so a silent channel shows as a drop."""
+    """Close windows on the clock too, so a silent channel shows as a drop; send what
+    :func:`count_event` kept back."""
     for partition in runtime.clock.partitions():
         now = runtime.clock.now(partition)
         if now is not None and partition in aggregators:
-            # sent even when empty: the watermark tells the merger this partition moved on
-            await send_partials(aggregators[partition].advance(now), partition)
+            closed = aggregators[partition].advance(now)
+            await send_partials(_pending.pop(partition, []) + closed, partition)
 
 
 class Merger:
     """Partial points of every (series, window) until every active partition has passed it.
+
+    Partials are summed as they arrive: one accumulator per series and window, whatever the
+    number of partitions and messages.
 
     Example:
         >>> m = Merger(wall=lambda: 0.0)
@@ -100,8 +160,9 @@ class Merger:
     """
 
     def __init__(self, wall: Any = time.monotonic) -> None:
-        self.pending: dict[tuple[Any, int], list[SeriesPoint]] = {}
-        self.known: dict[str, set[tuple[Any, str]]] = {}   # window -> (series key, kind)
+        #: (window, start_ms) -> (end_ms, series key -> [num, den, kind])
+        self.pending: dict[tuple[str, int], tuple[int, dict[SeriesKey, list[Any]]]] = {}
+        self.known: dict[str, dict[SeriesKey, str]] = {}   # window -> series key -> kind
         self.watermarks: dict[str, tuple[int, float]] = {}   # source -> (wm, wall seen)
         self._wall = wall
 
@@ -111,35 +172,91 @@ class Merger:
             if old is None or watermark >= old[0]:
                 self.watermarks[partition] = (watermark, self._wall())
         for p in points:
-            self.pending.setdefault((p.key, p.start_ms), []).append(p)
-            self.known.setdefault(p.window, set()).add((p.key, p.kind))
+            slot = self.pending.get((p.window, p.start_ms))
+            if slot is None:
+                slot = self.pending[p.window, p.start_ms] = (p.end_ms, {})
+            key = p.key
+            acc = slot[1].get(key)
+            if acc is None:
+                slot[1][key] = [p.num, p.den, p.kind]
+                known = self.known.get(p.window)
+                if known is None:
+                    known = self.known[p.window] = {}
+                known[key] = p.kind
+            else:
+                acc[0] += p.num
+                acc[1] += p.den
 
-    def ready(self) -> list[SeriesPoint]:
-        """Merged points of the windows every active partition has closed, oldest first."""
+    def ready_windows(self) -> Iterator[list[SeriesPoint]]:
+        """Merged points of each window every active partition has closed, oldest first, one
+        window at a time. Series seen before but not in the window get an explicit zero
+        (rates excepted), so a channel that goes silent shows as a drop."""
         wall = self._wall()
         active = [wm for wm, seen in self.watermarks.values() if wall - seen < IDLE_AFTER_S]
         if not active:
-            return []
+            return
         low = min(active)
-        done = sorted((k for k, pts in self.pending.items()
-                       if pts[0].end_ms + spec.windows[pts[0].window].lateness_ms <= low),
-                      key=lambda k: k[1])
-        out: list[SeriesPoint] = []
-        windows: dict[tuple[str, int], tuple[int, set[Any]]] = {}
-        for k in done:
-            merged = merge_points(self.pending.pop(k))
-            out.extend(merged)
-            w = windows.setdefault((merged[0].window, k[1]), (merged[0].end_ms, set()))
-            w[1].add(k[0])
-        # series that had no event in a window (on any partition) get an explicit zero,
-        # so a channel that goes silent shows as a drop
-        for (window, start), (end, seen) in windows.items():
-            for key, kind in self.known.get(window, ()):
-                if key not in seen and kind != "rate":
-                    out.append(SeriesPoint(key[0], key[1], key[2], window, start, end, 0.0, 0.0,
-                                           kind))
+        done = sorted((k for k, (end, _) in self.pending.items()
+                       if end + spec.windows[k[0]].lateness_ms <= low), key=lambda k: k[1])
+        for window, start in done:
+            end, acc = self.pending.pop((window, start))
+            out = [SeriesPoint(key[0], key[1], key[2], window, start, end, a[0], a[1], a[2])
+                   for key, a in acc.items() if a[1] > 0 or a[2] != "rate"]
+            out.extend(SeriesPoint(key[0], key[1], key[2], window, start, end, 0.0, 0.0, kind)
+                       for key, kind in self.known.get(window, {}).items()
+                       if kind != "rate" and key not in acc)
+            yield out
+
+    def ready(self) -> list[SeriesPoint]:
+        """All of :meth:`ready_windows` at once, oldest first."""
+        out = [p for points in self.ready_windows() for p in points]
         out.sort(key=lambda p: p.start_ms)
         return out
+
+
+def _held(seconds: float, points: int) -> None:
+    if seconds >= HOLD_LOG_S:
+        log.info("anomaly agent held the event loop %.0f ms (%d points)", seconds * 1e3, points)
+
+
+async def observe_ready(merger: Merger, monitor: AnomalyMonitor,
+                        send: Callable[[str, dict[str, Any]], Awaitable[Any]],
+                        clock: Callable[[], float] = time.perf_counter,
+                        pause: Callable[[float], Awaitable[Any]] = asyncio.sleep) -> int:
+    """Publish, score and alarm on every window ``merger`` has ready; return the points.
+
+    A backlog of windows (a replay) is worked through in slices of about ``SLICE_S``; after
+    each the loop gets as much time as the slice took (``pause``), so input events keep
+    flowing. ``send(metric, record)`` publishes an alert record.
+
+    Example:
+        >>> import asyncio
+        >>> m = Merger(wall=lambda: 0.0)
+        >>> m.add("click:0", 10**9, [SeriesPoint("leads", "default", "douyin", "1m", 0, 60_000,
+        ...                                      4, 4, "count")])
+        >>> async def send(metric, record): pass
+        >>> asyncio.run(observe_ready(m, AnomalyMonitor(spec=spec), send))
+        1
+    """
+    t0, n, total = clock(), 0, 0
+    for points in merger.ready_windows():
+        for point in points:
+            metrics.publish_point(point)
+            obs = monitor.observe(point)
+            if obs is None:
+                continue
+            metrics.publish_observation(obs)
+            if obs.record is not None:
+                await send(point.metric, obs.record)
+        n += len(points)
+        total += len(points)
+        held = clock() - t0
+        if held >= SLICE_S:
+            _held(held, n)
+            await pause(min(held, 0.05))
+            t0, n = clock(), 0
+    _held(clock() - t0, n)
+    return total
 
 
 @app.agent(partials_topic, name="anomaly")
@@ -147,6 +264,10 @@ async def anomaly(stream: Any) -> None:
     monitor: AnomalyMonitor | None = None
     merger = Merger()
     last_save = time.monotonic()
+
+    async def send(metric: str, record: dict[str, Any]) -> None:
+        await anomaly_topic.send(key=metric, value=record)
+
     async for batch in stream.take(1000, within=1.0):
         if monitor is None:  # the table is recovered once the stream delivers
             monitor = AnomalyMonitor(spec=spec)
@@ -159,14 +280,7 @@ async def anomaly(stream: Any) -> None:
                            [SeriesPoint(*row) for row in doc["points"]])
             except (KeyError, TypeError, ValueError) as exc:
                 log.warning("bad partials message: %s", exc)
-        for point in merger.ready():
-            metrics.publish_point(point)
-            obs = monitor.observe(point)
-            if obs is None:
-                continue
-            metrics.publish_observation(obs)
-            if obs.record is not None:
-                await anomaly_topic.send(key=point.metric, value=obs.record)
+        await observe_ready(merger, monitor, send)
         if time.monotonic() - last_save >= SAVE_EVERY_S:
             try:
                 monitor_table["monitor"] = monitor.snapshot()

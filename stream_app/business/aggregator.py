@@ -59,15 +59,18 @@ class BusinessAggregator:
                  zeros: bool = True) -> None:
         self.spec = spec
         self.max_gap_windows = max_gap_windows
-        #: False: a closed window yields points only for the (tenant, channel) pairs it saw
-        #: (the worker's partial aggregators: the merger fills the zeros), so replaying a
-        #: backlog that closes a window per event does not build hundreds of zero points each
+        #: False: a closed window yields only its non-zero points (the worker's partial
+        #: aggregators: the merger fills the zeros), and a run of empty windows closes in one
+        #: step, so replaying a backlog that closes a window every few events stays cheap
         self.zeros = zeros
         self.late = 0
         # window -> start_ms -> (tenant, channel) -> step -> count
         self._open: dict[str, dict[int, dict[tuple[str, str], dict[str, float]]]] = {
             w: {} for w in spec.windows}
         self._next_close: dict[str, int | None] = {w: None for w in spec.windows}
+        #: the earliest event time at which some window closes (None: nothing open):
+        #: :meth:`advance` below it is one comparison
+        self._due: int | None = None
         self._watermark: int | None = None
         self._known: set[tuple[str, str]] = set()
 
@@ -119,6 +122,7 @@ class BusinessAggregator:
                 continue
             if nxt is None:
                 self._next_close[w] = start
+                self._set_due()
             bucket = self._open[w].setdefault(start, {})
             for key in ((tenant, ch), (tenant, ALL)):
                 counts = bucket.setdefault(key, defaultdict(float))
@@ -144,9 +148,33 @@ class BusinessAggregator:
         if self._watermark is not None and now_ms <= self._watermark:
             return []
         self._watermark = now_ms
+        if self._due is None or now_ms < self._due:
+            return []
         out: list[SeriesPoint] = []
         for w, ws in self.spec.windows.items():
-            out.extend(self._close(w, ws, now_ms))
+            out.extend(self._close(w, ws, now_ms) if self.zeros
+                       else self._close_sparse(w, ws, now_ms))
+        self._set_due()
+        return out
+
+    def _set_due(self) -> None:
+        due = [nxt + ws.size_ms + ws.lateness_ms for w, ws in self.spec.windows.items()
+               if (nxt := self._next_close[w]) is not None]
+        self._due = min(due) if due else None
+
+    def _close_sparse(self, w: str, ws: WindowSpec, now_ms: int) -> list[SeriesPoint]:
+        """Without zeros an empty window yields nothing, so a run of them closes at once:
+        the windows with counts, oldest first, then the next close jumps past ``now_ms``."""
+        start = self._next_close[w]
+        if start is None or start + ws.size_ms + ws.lateness_ms > now_ms:
+            return []
+        # first window start s with s + size + lateness > now_ms (starts are size-aligned)
+        nxt = now_ms - ws.lateness_ms - (now_ms - ws.lateness_ms) % ws.size_ms
+        open_ = self._open[w]
+        out: list[SeriesPoint] = []
+        for s in sorted(s for s in open_ if s < nxt):
+            out.extend(self._points(w, s, s + ws.size_ms, open_.pop(s)))
+        self._next_close[w] = nxt
         return out
 
     def _close(self, w: str, ws: WindowSpec, now_ms: int) -> Iterable[SeriesPoint]:
@@ -166,16 +194,21 @@ class BusinessAggregator:
 
     def _points(self, w: str, start: int, end: int,
                 bucket: dict[tuple[str, str], dict[str, float]]) -> Iterable[SeriesPoint]:
-        for tenant, ch in sorted(self._known if self.zeros else bucket):
+        zeros = self.zeros
+        for tenant, ch in sorted(self._known if zeros else bucket):
             counts = bucket.get((tenant, ch), {})
             for name, c in self.spec.counts.items():
                 n = counts.get(c.step, 0.0)
-                yield SeriesPoint(name, tenant, ch, w, start, end, n, n, "count")
+                if n or zeros:
+                    yield SeriesPoint(name, tenant, ch, w, start, end, n, n, "count")
             rev = counts.get(REVENUE, 0.0)
-            yield SeriesPoint("revenue", tenant, ch, w, start, end, rev, rev, "revenue")
+            if rev or zeros:
+                yield SeriesPoint("revenue", tenant, ch, w, start, end, rev, rev, "revenue")
             for name, r in self.spec.rates.items():
                 den = sum(counts.get(s, 0.0) for s in r.den)
-                if den > 0:
+                # a partial (zeros=False) keeps a numerator without denominator: another
+                # partition may have the denominator, and the merged rate needs both sums
+                if den > 0 or (not zeros and counts.get(r.num)):
                     yield SeriesPoint(name, tenant, ch, w, start, end,
                                       counts.get(r.num, 0.0), den, "rate")
 
@@ -196,6 +229,7 @@ class BusinessAggregator:
         self._watermark = state.get("watermark")
         self._next_close.update({w: v for w, v in state.get("next_close", {}).items()
                                  if w in self._next_close})
+        self._set_due()
         self._known = {(t, c) for t, c in state.get("known", [])}
         for w, buckets in state.get("open", {}).items():
             if w not in self._open:

@@ -154,5 +154,40 @@ def test_without_zeros_the_nonzero_points_are_the_same(spec) -> None:
     got_lean += lean.advance(200 * MIN)
     nonzero = [p for p in got_full if p.num or p.den]
     assert nonzero and sorted(map(repr, nonzero)) == sorted(
-        repr(p) for p in got_lean if p.num or p.den)
+        repr(p) for p in got_lean if p.kind != "rate" or p.den)
     assert len(got_lean) < len(got_full)   # the zeros were never built
+    # a partial also keeps a rate's numerator without its denominator (another partition
+    # may hold the denominator), and nothing else
+    assert all(p.num or p.den for p in got_lean)
+    assert any(p.kind == "rate" and not p.den for p in got_lean)
+
+
+def test_without_zeros_runs_of_empty_windows_close_at_once(spec) -> None:
+    """Jumps of event time (a compressed replay) close the non-empty windows, in order, and
+    skip the empty ones without a step per window; the points equal the zeros mode's."""
+    rng = random.Random(11)
+    ts, events = 0, []
+    for _ in range(600):
+        ts += rng.choice([1_000, 20_000, 7 * MIN, 5 * 3600_000])
+        events.append(ev(rng.choice(["registered", "ad_landing", "trial_booked"]), ts,
+                         rng.choice(["douyin", "bilibili"])))
+    full, lean = BusinessAggregator(spec), BusinessAggregator(spec, zeros=False)
+    got_full: list[SeriesPoint] = []
+    got_lean: list[SeriesPoint] = []
+    for i, e in enumerate(events):
+        got_full += full.add(e)
+        got_lean += lean.add(e)
+        if i == 300:   # restored state continues identically
+            lean2 = BusinessAggregator(spec, zeros=False)
+            lean2.restore(__import__("orjson").loads(__import__("orjson").dumps(lean.snapshot())))
+            lean = lean2
+    got_full += full.advance(ts + 2 * 3600_000)
+    got_lean += lean.advance(ts + 2 * 3600_000)
+    nonzero = [p for p in got_full if p.num or p.den]
+    assert len(nonzero) > 500
+    assert [repr(p) for p in nonzero] == [repr(p) for p in got_lean
+                                           if p.kind != "rate" or p.den]
+    # per window kind, oldest first
+    for w in spec.windows:
+        starts = [p.start_ms for p in got_lean if p.window == w]
+        assert starts == sorted(starts)
