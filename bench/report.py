@@ -174,11 +174,18 @@ def _cpu_lines(res: dict) -> list[str]:
                        ("window (s)", "seconds")):
         lines.append(f"| {label} | " + " | ".join(cell(n, w, key) for n, w in cols) + " |")
     for n, c in runs:
-        tail = c.get("tail_cores")
-        if tail:
-            lines += ["", f"With no input, after the {n}-worker run ({_fmt(tail.get('seconds'))}"
-                      " s: timers, fetch long-polls, sweeps, windows still closing), cores "
-                      "busy: " + ", ".join(f"{k} {_fmt(v)}" for k, v in tail.items()
+        done = c.get("to_caught_up")
+        if done:
+            lines += ["", f"{n} worker{'s' if n > 1 else ''}, until the group caught up "
+                      f"({_fmt(done.get('seconds'))} s: the ticks and closed windows the "
+                      "events left behind included), µs per event: "
+                      + ", ".join(f"{k} {_fmt(v)}" for k, v in done["us_per_event"].items())
+                      + f", outside {_fmt(done.get('outside_us_per_event'))}."]
+        idle = c.get("idle_cores")
+        if idle:
+            lines += ["", f"With no input after the {n}-worker run "
+                      f"({_fmt(idle.get('seconds'))} s: timers, fetch long-polls), cores "
+                      "busy: " + ", ".join(f"{k} {_fmt(v)}" for k, v in idle.items()
                                            if k != "seconds") + "."]
     ceil = res.get("two_worker_ceiling")
     if ceil:

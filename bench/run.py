@@ -270,7 +270,7 @@ def latency_points(args, wl, s, lag, eps: float,  # noqa: ANN001
             stamper = WallStamper(continue_from=last) if mode == "realtime" else None
             probe = CpuProbe(pids or {})
             probe.snap(0)
-            p = systems.pipeline_latency(s, live, rate, stamp=stamper)
+            p = systems.pipeline_latency(s, live, rate, stamp=stamper, lag=lag, drain_s=3.0)
             probe.snap(n)
             p["machine"] = _machine_load(probe)
             p["waited_for_idle_s"] = round(waited, 1)

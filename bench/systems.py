@@ -53,14 +53,17 @@ def total_processed(workers: Sequence[ModuleWorker]) -> int:
 
 def throughput(stack: Stack, workers: Sequence[ModuleWorker], records: Sequence[Record],
                timeout: float = 900.0, idle_s: float = 10.0,
-               lag: GroupLag | None = None, probe: CpuProbe | None = None) -> dict[str, Any]:
+               lag: GroupLag | None = None, probe: CpuProbe | None = None,
+               idle_probe_s: float = 5.0) -> dict[str, Any]:
     """Produce ``records`` as a backlog to ready workers; events/s from their counters.
 
     With ``lag``, also the time until the group has committed everything it was sent
     (clock ticks the run caused included): ``eps_to_caught_up``. With ``probe``, the CPU of
     its processes per processed event (``cpu``): over the whole run (from the first record
     produced to the last one processed, the idle wait after it left out) and over the
-    steady part the rate is measured on (5% to 95% of the events)."""
+    steady part the rate is measured on (5% to 95% of the events); with ``lag`` too, until
+    the group caught up (``to_caught_up``) and the cores each process keeps busy with no
+    input for ``idle_probe_s`` after that (``idle_cores``)."""
     base = total_processed(workers)
 
     def read() -> int:
@@ -93,18 +96,19 @@ def throughput(stack: Stack, workers: Sequence[ModuleWorker], records: Sequence[
             "run": probe.window(0, probe.index_at(final)),
             "steady": probe.window(probe.index_at(final * 0.05), probe.index_at(final * 0.95)),
         }
-        # after the last event: what the processes burn per second with no input (timers,
-        # fetch long-polls, the sweep, the anomaly agent finishing its windows)
-        tail = probe.window(probe.index_at(final), len(probe.snaps) - 1)
-        if tail["seconds"] > 1:
-            extra["cpu"]["tail_cores"] = {
-                k: round(v * max(tail["events"], 1) / 1e6 / tail["seconds"], 3)
-                for k, v in tail["us_per_event"].items()}
-            extra["cpu"]["tail_cores"]["seconds"] = tail["seconds"]
     if lag is not None:
         lag.wait_zero(timeout)
         extra["eps_to_caught_up"] = round(final / (time.monotonic() - t0))
         extra["caught_up_s"] = round(time.monotonic() - t0, 2)
+        if probe is not None and final > 0:
+            # the work the events left behind (ticks, the anomaly agent's closed windows)
+            probe.snap(final)
+            extra["cpu"]["to_caught_up"] = probe.window(0, len(probe.snaps) - 1)
+            # then no input: what the processes burn per second (timers, fetch long-polls)
+            time.sleep(idle_probe_s)
+            probe.snap(final)
+            extra["cpu"]["idle_cores"] = _cores(probe.window(len(probe.snaps) - 2,
+                                                             len(probe.snaps) - 1))
     return {**extra,
         "events": len(records), "processed": final,
         "eps": round(rate_between(samples)),
@@ -113,6 +117,19 @@ def throughput(stack: Stack, workers: Sequence[ModuleWorker], records: Sequence[
         "per_worker": [w.processed() for w in workers],
         "produce_s": round(produced.get("s", float("nan")), 2),
     }
+
+
+def _cores(window: dict[str, Any]) -> dict[str, float]:
+    """Cores each process kept busy over a :func:`bench.measure.cpu_window` window.
+
+    Example:
+        >>> _cores({"events": 0, "seconds": 2.0, "us_per_event": {"w": 500000.0}})
+        {'w': 0.25, 'seconds': 2.0}
+    """
+    n, sec = max(window["events"], 1), max(window["seconds"], 1e-9)
+    out = {k: round(v * n / 1e6 / sec, 3) for k, v in window["us_per_event"].items()}
+    out["seconds"] = window["seconds"]
+    return out
 
 
 class GroupLag:
@@ -197,12 +214,16 @@ def quix_throughput(stack: Stack, records: Sequence[Record], fetch_wait_ms: int,
 
 def pipeline_latency(stack: Stack, records: Sequence[Record], rate: float,
                      drain_s: float = 10.0,
-                     stamp: Callable[[bytes, float], bytes] | None = None) -> dict[str, Any]:
+                     stamp: Callable[[bytes, float], bytes] | None = None,
+                     lag: GroupLag | None = None, drain_timeout: float = 300.0) -> dict[str, Any]:
     """Produce ``records`` at ``rate`` to running workers; latency from each event's send
     (the wall time just before ``produce``; the input's CreateTime is taken in the same call)
     to the publish time (CreateTime, the worker's producer, same machine clock) of the first
     tag change or alert it triggered. ``stamp`` rewrites each value at its send (event time
-    = produce time); ``last_sent_at`` is the wall time of the last send."""
+    = produce time); ``last_sent_at`` is the wall time of the last send. With ``lag`` the
+    collector keeps reading until the group has caught up (then ``drain_s`` more), so a
+    worker that fell behind has its slow outputs counted instead of cut off at a fixed
+    drain time (which would make its p99 look better than it is)."""
     from stream_app.kafka_io import make_producer, read_assigned  # noqa: PLC0415
 
     readers = [read_assigned(stack.bootstrap, t, stack.partitions, from_beginning=False)
@@ -233,11 +254,16 @@ def pipeline_latency(stack: Stack, records: Sequence[Record], rate: float,
     pacer = Pacer(make_producer(stack.bootstrap), rate, stamp=stamp)
     achieved = pacer.run(records)
     last_sent_at = pacer.sent_at.get(records[-1][3]) if records else None
+    t_sent = time.monotonic()
+    if lag is not None:
+        lag.wait_zero(drain_timeout)
     time.sleep(drain_s)
+    drained_s = time.monotonic() - t_sent
     stop.set()
     th.join(10)
     for r in readers:
         r.close()
     lat = [(first_out[e] - t) * 1000 for e, t in pacer.sent_at.items() if e in first_out]
     return {"rate": round(rate), "achieved_rate": round(achieved), "events": len(records),
-            "matched": len(lat), **percentiles(lat), "last_sent_at": last_sent_at}
+            "matched": len(lat), **percentiles(lat), "last_sent_at": last_sent_at,
+            "drained_s": round(drained_s, 1)}
