@@ -42,6 +42,7 @@ RECENT_EVIDENCE = 5
 _SCORES_TOUCHED = ((SCORES_TYPE, SCORES_TYPE),)
 _NONE_MOVED: frozenset = frozenset()
 _ABSENT = object()
+_VALUE = object()   # a why record's own "value" (not a key of its "values")
 #: distinct first evaluations kept per engine (new users' first events; cleared when full)
 FRESH_MEMO = 4096
 
@@ -61,16 +62,23 @@ class StepResult:
 class _FreshTemplate:
     """A new user's first evaluation, without what is per user (ids, times, sequence)."""
 
-    changes: tuple[tuple[str, str, Any, dict[str, Any]], ...]   # (tag, family, new, why)
+    #: (tag, family, new value, why record, its list values: keys of "values" or _VALUE)
+    changes: tuple[tuple[str, str, Any, dict[str, Any], tuple[str, ...]], ...]
     tags: dict[str, Any]
     hid: dict[str, Any] | None
 
     @classmethod
     def of(cls, result: StepResult) -> _FreshTemplate:
         state = result.state
-        return cls(tuple((c["tag_id"], c["family"], _clone(c["new"]), _clone(c["evidence"]))
-                         for c in result.changes),
-                   _clone(state["tags"]), _clone(state["hid"]) if "hid" in state else None)
+        out = []
+        for c in result.changes:
+            w = _clone(c["evidence"])
+            lists = tuple(k for k, v in w["values"].items() if type(v) is list)
+            if type(w.get("value")) is list:
+                lists += (_VALUE,)
+            out.append((c["tag_id"], c["family"], _clone(c["new"]), w, lists))
+        return cls(tuple(out), _clone(state["tags"]),
+                   _clone(state["hid"]) if "hid" in state else None)
 
 
 def _clone(v: Any) -> Any:
@@ -172,7 +180,7 @@ class TagEngine:
                    for g in members if g.moved(probe)]
             moved = frozenset(hit) if hit else _NONE_MOVED
         result = self._evaluate(state, now, trigger=event.event_id, touched=(touch,),
-                                fresh=fresh, moved=moved)
+                                fresh=fresh, moved=moved, step=event.ts)
         result.emit = emit
         if key is not None:
             if len(self._fresh) >= FRESH_MEMO:
@@ -291,8 +299,16 @@ class TagEngine:
         changes: list[dict[str, Any]] = []
         why: dict[str, dict[str, Any]] = {}
         recent = state["ids"][-RECENT_EVIDENCE:]
-        for tag_id, family, new, base in tpl.changes:
-            w = _clone(base)
+        for tag_id, family, new, base, lists in tpl.changes:
+            w = base.copy()        # a copy of every list and dict the record holds
+            w["values"] = values = base["values"].copy()
+            for k in lists:
+                if k is _VALUE:
+                    w["value"] = list(w["value"])
+                else:
+                    values[k] = list(values[k])
+            if type(new) is list:
+                new = list(new)
             w["trigger"] = trigger
             w["recent_events"] = list(recent)
             why[tag_id] = w
@@ -303,11 +319,38 @@ class TagEngine:
         if tpl.hid is not None:
             state["hid"] = _clone(tpl.hid)
         if rs.clock_atoms:
-            state["th"] = rs.next_change(state, now)
+            self._set_horizon(state, now)
         state["rv"] = rs.version
         state["now"] = now
         state["nd"] = self._next_due(state, now)
         return StepResult(state, changes, why=why)
+
+    def _set_horizon(self, state: dict[str, Any], now: int,
+                     touched: tuple[tuple[str, str], ...] | None = None,
+                     step: int | None = None) -> None:
+        """Set ``state["th"]`` (the clock atoms' next change) and ``state["tg"]`` (the start
+        times of the since() thresholds, :meth:`RuleSet.clock_starts`).
+
+        ``touched`` None: read the start times from the state; ``()``: only the clock moved,
+        the kept start times stand; the one event (type, stream) applied since the last
+        evaluation, with its time ``step``: they move by one comparison each
+        (:meth:`RuleSet.advance_starts`). A state without ``tg`` (written before it existed)
+        or with another number of groups gets them read.
+        """
+        rs = self._ruleset
+        n = len(rs._since_groups)
+        tg = state.get("tg") if touched is not None else None
+        if tg is None or len(tg) != n:
+            tg = rs.clock_starts(state) if n else []
+        elif step is not None and touched:
+            et, stream = touched[0]
+            if et in state["st"]:       # a type beyond MAX_TYPES leaves the times alone
+                rs.advance_starts(tg, et, stream, step)
+        state["th"] = rs.horizon(state, now, tg)
+        if n:
+            state["tg"] = tg
+        else:
+            state.pop("tg", None)
 
     def _change(self, state: dict[str, Any], tag_id: str, family: str, old: Any, new: Any,
                 reason: str, now: int, trigger: str | None,
@@ -329,7 +372,7 @@ class TagEngine:
     def _evaluate(self, state: dict[str, Any], now: int, trigger: str | None,
                   reason: str | None = None, touched: tuple[tuple[str, str], ...] = (),
                   prune: bool = False, fresh: bool = False,
-                  moved: frozenset | None = None) -> StepResult:
+                  moved: frozenset | None = None, step: int | None = None) -> StepResult:
         """Re-evaluate the tags at ``now``; ``touched``: the (type, stream) of the events
         applied since the last evaluation (``prune``: prune even if the day did not change;
         ``fresh``: a state created for these events, never evaluated).
@@ -383,8 +426,13 @@ class TagEngine:
         if hidden_ran or (fresh and rs.hidden_ids):
             tags = ctx.tags
             state["hid"] = {t: tags[t] for t in rs.hidden_ids if tags.get(t) is not None}
-        if clock_passed or plan[2] or (fresh and rs.clock_atoms):
-            state["th"] = rs.next_change(state, now)
+        if fresh:
+            if rs.clock_atoms:
+                self._set_horizon(state, now)
+        elif plan[2]:     # an event moved a clock atom's input
+            self._set_horizon(state, now, touched if step is not None else None, step)
+        elif clock_passed:   # the clock alone: the start times stand
+            self._set_horizon(state, now, ())
         if fresh:
             state["rv"] = rs.version
         state["now"] = now
@@ -428,7 +476,9 @@ class TagEngine:
         if rs.hidden_ids:
             state["hid"] = {t: ctx.tags[t] for t in rs.hidden_ids if ctx.tags[t] is not None}
         if rs.clock_atoms:
-            state["th"] = rs.next_change(state, now)
+            self._set_horizon(state, now)
+        else:
+            state.pop("tg", None)
         state["rv"] = rs.version
         state["now"] = now
         state["nd"] = self._next_due(state, now)

@@ -173,7 +173,11 @@ class RuleSet:
                 groups.setdefault((a.field, a.sel), set()).update(a.points)
             else:
                 self._recent_atoms.append(a)
-        self._since_groups = [(f, sel, tuple(sorted(p))) for (f, sel), p in groups.items() if p]
+        #: since() thresholds by (field, selector), in a fixed order (``state["tg"]`` holds
+        #: their start times in this order, see :meth:`clock_starts`)
+        self._since_groups = sorted(((f, sel, tuple(sorted(p))) for (f, sel), p in groups.items()
+                                     if p), key=lambda g: (g[0], g[1].key))
+        self._group_hits: dict[tuple[str, str], tuple[int, ...]] = {}
         # tag -> the tags that read it through tag(), directly or not
         direct: dict[str, set[str]] = {t.id: set() for t in self.order}
         for t in self.order:
@@ -309,6 +313,71 @@ class RuleSet:
             t = since_next_change(state, now_ms, fld, sel, points)
             if t is not None and (best is None or t < best):
                 best = t
+        for a in self._recent_atoms:
+            t = a.next_change(state, now_ms)
+            if t is not None and (best is None or t < best):
+                best = t
+        return best
+
+    def clock_starts(self, state: dict[str, Any]) -> list[int | None]:
+        """The start time of every since() threshold group (the latest / earliest time of
+        an event of its selector; None: no such event), in :attr:`_since_groups` order: what
+        ``state["tg"]`` keeps so that :meth:`horizon` needs no scan of the state's types.
+
+        >>> from stream_app.rules.loader import load_ruleset
+        >>> from stream_app.rules.engine import DEFAULT_RULES
+        >>> from stream_app.state.record import new_state
+        >>> rs = load_ruleset(DEFAULT_RULES)
+        >>> [f"{f}:{sel.key}" for f, sel, _ in rs._since_groups]
+        ['f:any', 'l:order_paid|renewal', 'l:stream:click', 'l:stream:study']
+        >>> st = new_state("u"); st["st"] = {"page_view": "click"}
+        >>> st["l"] = {"page_view": 50}; st["f"] = {"page_view": 20}
+        >>> rs.clock_starts(st)
+        [20, None, 50, None]
+        """
+        return [sel.extreme(state[fld], state["st"], fld == "l")
+                for fld, sel, _ in self._since_groups]
+
+    def advance_starts(self, starts: list[int | None], etype: str, stream: str,
+                       ts: int) -> None:
+        """Update :meth:`clock_starts` (in place) for one applied event of (``etype``,
+        ``stream``) at ``ts`` whose type the state tracks: a latest time only grows, an
+        earliest only shrinks, so each group's start is one comparison.
+
+        >>> from stream_app.rules.loader import load_ruleset
+        >>> from stream_app.rules.engine import DEFAULT_RULES
+        >>> rs = load_ruleset(DEFAULT_RULES)
+        >>> starts = [20, None, 50, None]
+        >>> rs.advance_starts(starts, "course_view", "click", 40); starts
+        [20, None, 50, None]
+        >>> rs.advance_starts(starts, "order_paid", "order", 10); starts
+        [10, 10, 50, None]
+        """
+        key = (etype, stream)
+        hits = self._group_hits.get(key)
+        if hits is None:
+            hits = self._group_hits[key] = tuple(
+                i for i, (_, sel, _) in enumerate(self._since_groups)
+                if sel.matches(etype, stream))
+        groups = self._since_groups
+        for i in hits:
+            t0 = starts[i]
+            if t0 is None or (ts > t0 if groups[i][0] == "l" else ts < t0):
+                starts[i] = ts
+
+    def horizon(self, state: dict[str, Any], now_ms: int,
+                starts: list[int | None]) -> int | None:
+        """:meth:`next_change` from the groups' start times (:meth:`clock_starts`)."""
+        best = None
+        for (_, _, points), t0 in zip(self._since_groups, starts, strict=True):
+            if t0 is None:
+                continue
+            v = now_ms - t0
+            for p in points:
+                if p > v:
+                    if best is None or t0 + p < best:
+                        best = t0 + p
+                    break
         for a in self._recent_atoms:
             t = a.next_change(state, now_ms)
             if t is not None and (best is None or t < best):

@@ -15,6 +15,11 @@ Layout (short keys: it is written to a changelog on every update)::
     sq      "a>b" -> {"a": [ts], "b": [ts]}                          (ordered pairs)
     rt      type -> [ts, ...] of the last hours (sub-day windows)
     tags    tag id -> current value   scores  model scores (written by the scoring part)
+    rv, hid rule-set version of the last evaluation, hidden tags' values
+    th      next time a clock read with a known horizon can change (None: not before an event)
+    tg      start times of the rule set's since() thresholds (``RuleSet.clock_starts``), kept
+            so ``th`` needs no scan of the types; states written before it get it on the
+            next evaluation that needs ``th``
     ref     referral: {"by": inviter, "at": [ts, event_id], "sent": [derived types]}
 
 Every aggregate is order-independent: applying the same events in any order gives the

@@ -89,6 +89,12 @@ STEP = st.one_of(
 )
 
 
+def _starts_kept(engine, state):
+    """The since() start times a state keeps (``tg``) are those its events give."""
+    if state is not None and "tg" in state and state.get("rv") == engine.ruleset.version:
+        assert state["tg"] == engine.ruleset.clock_starts(state)
+
+
 def _roundtrip(state):
     return None if state is None else orjson.loads(orjson.dumps(state))
 
@@ -161,6 +167,7 @@ def test_selective_equals_full_evaluation(first, steps, day_offset_h):
             full.ruleset = sel.ruleset = RULESETS[step[1]]
             continue
         _same(a, b)
+        _starts_kept(sel, b.state)
         s_full, s_sel = _roundtrip(a.state), _roundtrip(b.state)   # as stored in the table
     if s_full is not None:   # and a final look far ahead
         _same(full.on_tick(s_full, clock + 400 * DAY), sel.on_tick(s_sel, clock + 400 * DAY))
@@ -366,3 +373,70 @@ def test_first_evaluation_memo_is_used_and_keyed_by_what_is_read(make_event):
     r.state["tags"]["first_channel"] = "changed"      # states do not share the memo's values
     assert eng.on_event(None, make_event("ad_landing", user="e", channel="douyin")).state[
         "tags"]["first_channel"] == "douyin"
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(first=st.sampled_from([0, 1]),
+       steps=st.lists(st.tuples(STEP, st.booleans()), min_size=1, max_size=25))
+def test_states_written_before_kept_start_times_load(first, steps):
+    """States of the layout before ``tg`` (the kept since() start times) still load: with
+    ``tg`` dropped from the stored state before any step, the selective engine gives the
+    changes, why records and derived events of a full evaluation of the state with it, and
+    the same state apart from ``tg``, which it restores as soon as it needs the horizon."""
+    rs = RULESETS[first]
+    full, sel = TagEngine(rs, full=True), TagEngine(rs)
+    s_full = s_sel = None
+    clock, n = T0, 0
+    for step, drop in steps:
+        kind = step[0]
+        if kind in ("tick", "scores") and s_full is None or kind in ("dup", "switch"):
+            continue
+        if s_sel is not None and drop:
+            s_sel.pop("tg", None)     # as written before the key existed
+        if kind in ("event", "late"):
+            n += 1
+            clock += step[2] * 60_000 if kind == "event" else 0
+            ts = clock if kind == "event" else clock - step[2] * 60_000
+            ev = Event(f"e{n:03d}", "u1", ts, step[1], STREAM_OF.get(step[1], "click"),
+                       props=dict(step[3]))
+            a, b = full.on_event(s_full, ev), sel.on_event(s_sel, ev)
+        elif kind == "batch":
+            evs = []
+            for etype, minutes, props in step[1]:
+                n += 1
+                clock += minutes * 60_000
+                evs.append(Event(f"e{n:03d}", "u1", clock, etype,
+                                 STREAM_OF.get(etype, "click"), props=dict(props)))
+            a, b = full.on_events(s_full, evs), sel.on_events(s_sel, evs)
+        elif kind == "delete":
+            ev = Event("del", "u1", clock, "deletion_requested", "profile")
+            a, b = full.on_event(s_full, ev), sel.on_event(s_sel, ev)
+        elif kind == "tick":
+            clock += step[1] * 60_000
+            a, b = full.on_tick(s_full, clock), sel.on_tick(s_sel, clock)
+        else:
+            clock += step[2] * 60_000
+            a = full.on_scores(s_full, {"convert": step[1]}, clock)
+            b = sel.on_scores(s_sel, {"convert": step[1]}, clock)
+        assert (a.changes, a.why, a.emit, a.duplicate) == (b.changes, b.why, b.emit, b.duplicate)
+        if a.state is not None:
+            assert {k: v for k, v in a.state.items() if k != "tg"} == {
+                k: v for k, v in b.state.items() if k != "tg"}
+            _starts_kept(sel, b.state)
+        s_full, s_sel = _roundtrip(a.state), _roundtrip(b.state)
+
+
+def test_an_old_state_gets_its_start_times_back(make_event):
+    """A state of the old layout (no ``tg``) evaluated by an event that moves a since()
+    input is written with the start times its events give, and the same horizon."""
+    eng = TagEngine(DEFAULT)
+    r = eng.on_event(None, make_event("order_paid", amount=100))
+    r = eng.on_event(r.state, make_event("course_view", hour=1))
+    old = _roundtrip(r.state)
+    assert old["tg"] == DEFAULT.clock_starts(old) and old["tg"][1] == T0
+    del old["tg"]
+    new = _roundtrip(r.state)
+    ev = make_event("page_view", hour=2)
+    a, b = eng.on_event(old, ev), eng.on_event(new, ev)
+    assert a.changes == b.changes and a.state == b.state
+    assert a.state["tg"] == [T0, T0, T0 + 2 * 3_600_000, None]
