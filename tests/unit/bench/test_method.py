@@ -13,12 +13,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bench import ceiling, measure, report, run, workload
+from bench import ceiling, measure, report, run, systems, workload
 from bench.measure import CpuProbe, cpu_window, machine_cpu_seconds, two_worker_ceiling
 from bench.workload import WallStamper, event_time_speedup, event_ts, restamp
 
 
-@pytest.mark.parametrize("module", [measure, workload, report, run])
+@pytest.mark.parametrize("module", [measure, workload, report, run, systems])
 def test_bench_doctests(module):
     """The bench package is outside ``testpaths``: its examples run here."""
     failed, attempted = doctest.testmod(
