@@ -44,6 +44,7 @@ Example (pure part: the operations one tag change becomes):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import OrderedDict, deque
@@ -397,12 +398,154 @@ MIN_HASH_VALUE = 1024
 """``hash-max-listpack-value`` the packed why field needs (see ``deploy/redis/redis.conf``)."""
 
 
+_DEL = object()
+"""A hash field removed (a tag whose last value is None)."""
+
+
+class Pending:
+    """What one user's calls since the last flush leave to write: the net result, not the
+    calls (see :class:`RedisProjection`). ``hash``: field -> last value written by
+    ``apply_changes``/``set_fields`` (:data:`_DEL` for a removed tag); ``hist``: ``(tag,
+    old, new)`` of every change in order (segment moves are replayed from it at flush time);
+    ``why``: tag -> last why record (None: drop it), in the order Redis's packed field will
+    hold them; ``timeline``: compact change records (when the timeline is on); ``forget``:
+    the tags passed to :meth:`RedisProjection.forget`, which closes the entry.
+
+    Example:
+        >>> p = Pending("t", "u1")
+        >>> p.hist.append(("activity", None, "low")); p.hist.append(("activity", "low", "high"))
+        >>> [op[0] for op in pending_ops(p, None, 0)]
+        ['srem', 'sadd', 'sadd', 'sadd', 'sadd', 'sadd']
+    """
+
+    __slots__ = ("tenant", "uid", "hash", "hist", "why", "timeline", "forget")
+
+    def __init__(self, tenant: str, uid: str) -> None:
+        self.tenant = tenant
+        self.uid = uid
+        self.hash: dict[str, Any] = {}
+        self.hist: list[tuple[str, Any, Any]] = []
+        self.why: dict[str, dict[str, Any] | None] = {}
+        self.timeline: list[list[Any]] = []
+        self.forget: dict[str, Any] | None = None
+
+
+def _moves(p: Pending) -> tuple[dict[str, int], dict[str, Any], dict[tuple[str, str], None]]:
+    """Replay ``p.hist`` as :func:`change_ops` would write it, keeping the last operation per
+    key: segment bits ``{seg key: 0/1}``, numeric tags ``{tag: value or None (removed)}``
+    and the values index entries ``{(tag, token): None}`` (every new value, in order)."""
+    t = p.tenant
+    bits: dict[str, int] = {}
+    num: dict[str, Any] = {}
+    vals: dict[tuple[str, str], None] = {}
+    for tag, old, new in p.hist:
+        if old is not None and old != new:
+            if _numeric(old) and not _numeric(new):
+                num[tag] = None
+            elif not _numeric(old):
+                keep = {keys.value_token(v) for v in _members(new)} if new is not None else ()
+                for v in _members(old):
+                    if keys.value_token(v) not in keep:
+                        bits[keys.seg_key(t, tag, v)] = 0
+        if new is not None:
+            if _numeric(new):
+                num[tag] = new
+            else:
+                for v in _members(new):
+                    bits[keys.seg_key(t, tag, v)] = 1
+                    vals[(tag, keys.value_token(v))] = None
+    return bits, num, vals
+
+
+def pending_ops(p: Pending, seen: Seen | None, timeline: int) -> list[Op]:
+    """The operations of one user's :class:`Pending` entry: the end state the per-call
+    operations (:func:`event_ops` per event, one ``hsetmap`` per ``set_fields``,
+    :func:`forget_ops`) leave, written once. A forgotten entry writes only what outlives the
+    user's deletion (the values index, the tenant), clears the segments and numeric tags it
+    moved (Redis holds their values of the last flush) and deletes the user.
+
+    Example:
+        >>> p = Pending("t", "u1")
+        >>> p.hist += [("lead_points", None, 1), ("lead_points", 1, 2)]
+        >>> p.hash["tag:lead_points"] = 2
+        >>> ops = pending_ops(p, Seen(10), 0)
+        >>> ops[0]
+        ('hsetmap', 'sa:t:user:u1', {'tag:lead_points': b'2'})
+        >>> ops[1]
+        ('zadd', 'sa:t:num:lead_points', 'u1', 2.0)
+        >>> p.forget = {"lead_points": 2}
+        >>> [op[0] for op in pending_ops(p, Seen(10), 0)]
+        ['sadd', 'zrem', 'zrem', 'srem', 'unid', 'delete']
+    """
+    t, uid = p.tenant, p.uid
+    bits, num, vals = _moves(p) if p.hist else ({}, {}, {})
+    ops: list[Op] = []
+    if p.forget is None:
+        ukey = keys.user_key(t, uid)
+        put = {f: orjson.dumps(v) for f, v in p.hash.items() if v is not _DEL}
+        gone = [f for f, v in p.hash.items() if v is _DEL]
+        if put:
+            ops.append(("hsetmap", ukey, put))
+        if gone:
+            ops.append(("hdel", ukey, *gone))
+        for key, bit in bits.items():
+            ops.append(("sadd" if bit else "srem", key, uid))
+        for tag, v in num.items():
+            ops.append(("zadd", keys.num_key(t, tag), uid, float(v)) if v is not None
+                       else ("zrem", keys.num_key(t, tag), uid))
+    for tag, tok in vals:
+        vk = keys.values_key(t, tag)
+        if seen is None or seen.add((t, vk, tok)):
+            ops.append(("sadd", vk, tok))
+    if p.forget is not None:
+        if p.hist and (seen is None or seen.add((t,))):
+            ops.append(("sadd", keys.TENANTS_KEY, t))
+        # Redis still holds the values of the last flush, which the deletion's tags (the
+        # current ones) may not name: every segment and numeric tag moved is cleared
+        ops.extend(("srem", key, uid) for key in bits)
+        ops.extend(("zrem", keys.num_key(t, tag), uid) for tag in num)
+        ops.extend(forget_ops(t, uid, p.forget))
+        return ops
+    if p.hist and (seen is None or seen.add((t, uid))):
+        ops.append(("sadd", keys.users_key(t), uid))
+        if seen is None or seen.add((t,)):
+            ops.append(("sadd", keys.TENANTS_KEY, t))
+    if p.why:
+        op = why_op(t, uid, {tag: w for tag, w in p.why.items() if w is not None},
+                    [tag for tag, w in p.why.items() if w is None])
+        if seen is not None:  # shapes this process wrote already
+            op = (*op[:5], {c: v for c, v in op[5].items() if seen.add((t, "wd", c))})
+        ops.append(op)
+    if p.timeline and timeline > 0:
+        tl = keys.timeline_key(t, uid)
+        ops.append(("lpush", tl, *[orjson.dumps(c) for c in p.timeline]))
+        ops.append(("ltrim", tl, 0, timeline - 1))
+    return ops
+
+
 class RedisProjection:
-    """Queue of projection operations written to Redis in pipelines."""
+    """The live writer of the projection: coalesces each user's calls between flushes and
+    writes their net result.
+
+    ``apply_changes``, ``set_fields`` and ``forget`` only record, per user, what changed
+    (a :class:`Pending` entry: last hash values, the tag moves, last why records); every
+    ``flush_ms`` the writer turns each entry into its operations (:func:`pending_ops`: one
+    HSET, the segment bits' last state, one why merge per user, ...) and writes them in one
+    Lua call (:mod:`~stream_app.serving.redis_batch`). A user whose tags change several times
+    within a flush costs one write of the end state. More than ``max_held`` held changes
+    build the operations at once (and wake the writer). Operations wait in ``pending``
+    (bounded by ``max_pending``, oldest dropped) while Redis is down.
+
+    Redis ends as the per-call writer (:class:`PerCallProjection`) leaves it, but for what
+    nothing reads: integer ids (a user created and forgotten within a flush takes none),
+    the bits of values a user held only between two flushes (cleared either way; the
+    per-call writer may leave an all-zero bitmap key), and why shapes of records replaced
+    within a flush (never stored, so never written to ``sa:{t}:wd``).
+    """
 
     def __init__(self, url: str, flush_ms: int = 100, max_pending: int = 1_000_000,
                  metrics: Any = None, lru_users: int = 100_000, why: str | None = None,
-                 timeline: int | None = None) -> None:
+                 timeline: int | None = None, max_held: int = 50_000) -> None:
         import redis.asyncio as aioredis  # noqa: PLC0415
 
         self.why_mode = why if why is not None else _settings_value("redis_why", "compact")
@@ -425,20 +568,67 @@ class RedisProjection:
         self._fields: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()
         self._fields_max = lru_users
         self.skipped_fields = 0
+        self.max_held = max_held
+        self.held = 0                 # changes and field sets held in ``_entries``
+        self._entries: list[Pending] = []           # in order of first call
+        self._live: dict[tuple[str, str], Pending] = {}   # open entry of each user
+        self._wake: asyncio.Event | None = None
+
+    def _entry(self, tenant: str, uid: str) -> Pending:
+        p = self._live[(tenant, uid)] = Pending(tenant, uid)
+        self._entries.append(p)
+        return p
 
     def apply_changes(self, changes: list[dict[str, Any]],
                       why: dict[str, dict[str, Any]] | None = None) -> None:
-        """Queue the projection of one event's tag changes (merged, see :func:`event_ops`)."""
-        if changes:
-            if self.why_mode == "off":
-                why = None
-            self._push(event_ops(changes, why, self.seen, timeline=self.timeline))
+        """Record one event's tag changes (``why``: the event's why records by tag; None
+        leaves the stored ones as they are)."""
+        if not changes:
+            return
+        if self.why_mode == "off":
+            why = None
+        tl = self.timeline > 0
+        live = self._live
+        key: tuple[str, str] | None = None
+        p: Pending | None = None
+        last: dict[Pending, dict[str, Any]] = {}
+        for ch in changes:
+            k = (ch["tenant"], ch["user_id"])
+            if k != key:
+                key = k
+                p = live.get(k) or self._entry(*k)
+                by_tag = last.setdefault(p, {})
+            tag, new = ch["tag_id"], ch.get("new")
+            p.hist.append((tag, ch.get("old"), new))
+            p.hash[f"tag:{tag}"] = _DEL if new is None else new
+            by_tag[tag] = new
+            if tl:
+                p.timeline.append(keys.compact_change(ch))
+        if why is not None:
+            for p, by_tag in last.items():
+                pw = p.why
+                for tag, new in by_tag.items():  # a changed tag's record moves to the end
+                    pw.pop(tag, None)
+                    pw[tag] = why.get(tag) if new is not None else None
+        self.held += len(changes)
+        if self.held > self.max_held:
+            self._overflow()
 
     def set_fields(self, tenant: str, uid: str, fields: dict[str, Any]) -> None:
         """Set plain profile fields (scores, layers, counts) on the user's hash; only those
         whose value differs from what this process last wrote for the user (bounded LRU)."""
+        changed = self._changed_fields(tenant, uid, fields)
+        if changed:
+            (self._live.get((tenant, uid)) or self._entry(tenant, uid)).hash.update(changed)
+            self.held += 1
+            if self.held > self.max_held:
+                self._overflow()
+
+    def _changed_fields(self, tenant: str, uid: str, fields: dict[str, Any]) -> dict[str, Any]:
+        """The fields whose value differs from what was last set for the user (remembered
+        now, in a bounded LRU of users)."""
         if not fields:
-            return
+            return {}
         k = (tenant, uid)
         last = self._fields.get(k)
         if last is None:
@@ -449,10 +639,8 @@ class RedisProjection:
             self._fields.move_to_end(k)
         changed = {f: v for f, v in fields.items() if f not in last or last[f] != v}
         self.skipped_fields += len(fields) - len(changed)
-        if changed:
-            last.update(changed)
-            self._push([("hsetmap", keys.user_key(tenant, uid),
-                         {f: orjson.dumps(v) for f, v in changed.items()})])
+        last.update(changed)
+        return changed
 
     def reset_caches(self) -> None:
         """Forget what was written (call when partitions are reassigned: another worker may
@@ -461,10 +649,35 @@ class RedisProjection:
         self._fields.clear()
 
     def forget(self, tenant: str, uid: str, tags: dict[str, Any]) -> None:
-        """Queue the removal of every trace of a user (and forget what was cached of it)."""
+        """Record the removal of every trace of a user (and forget what was cached of it):
+        the user's held writes are dropped; later calls open a new entry."""
         self.seen.discard((tenant, uid))
         self._fields.pop((tenant, uid), None)
-        self._push(forget_ops(tenant, uid, tags))
+        p = self._live.pop((tenant, uid), None)
+        if p is None:
+            p = self._entry(tenant, uid)
+            del self._live[(tenant, uid)]
+        p.forget = dict(tags)
+        self.held += 1
+
+    def materialize(self) -> int:
+        """Build the operations of every held entry into ``pending`` (the flush does this
+        first); returns how many were built."""
+        if not self._entries:
+            return 0
+        entries, self._entries, self._live, self.held = self._entries, [], {}, 0
+        ops: list[Op] = []
+        tl = self.timeline
+        for p in entries:
+            ops.extend(pending_ops(p, self.seen, tl))
+        self._push(ops)
+        return len(ops)
+
+    def _overflow(self) -> None:
+        """Too much held: build the operations now and wake the writer."""
+        self.materialize()
+        if self._wake is not None:
+            self._wake.set()
 
     def _push(self, ops: list[Op]) -> None:
         self.pending.extend(ops)
@@ -476,7 +689,9 @@ class RedisProjection:
             log.warning("Redis projection buffer full: dropped %d ops (run redis-rebuild)", over)
 
     async def flush(self, max_ops: int = 5000) -> int:
-        """Write up to ``max_ops`` pending operations; keep them queued if Redis fails."""
+        """Build the held entries' operations, then write up to ``max_ops`` pending
+        operations; keep them queued if Redis fails."""
+        self.materialize()
         if not self.pending:
             return 0
         batch = [self.pending[i] for i in range(min(max_ops, len(self.pending)))]
@@ -550,17 +765,53 @@ class RedisProjection:
     async def run(self) -> None:
         """Flush forever (a background task)."""
         await self.check_config()
+        self._wake = asyncio.Event()
         while True:
+            self._wake.clear()
             n = await self.flush()
             if self._metrics:
-                self._metrics.redis_buffered(len(self.pending))
+                self._metrics.redis_buffered(len(self.pending) + self.held)
             if n < 5000:
-                await asyncio.sleep(self.flush_s if self.errors == 0 or n else min(
-                    2.0, self.flush_s * 10))
+                wait = self.flush_s if self.errors == 0 or n else min(2.0, self.flush_s * 10)
+                # woken early when the held entries outgrow ``max_held``
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), wait)
 
     async def drain(self, timeout: float = 10.0) -> None:
         """Flush until nothing is pending or ``timeout`` passes."""
         deadline = time.monotonic() + timeout
-        while self.pending and time.monotonic() < deadline:
+        while (self.pending or self._entries) and time.monotonic() < deadline:
             if not await self.flush():
                 await asyncio.sleep(0.2)
+
+
+class PerCallProjection(RedisProjection):
+    """The writer before coalescing: every call becomes its operations at once
+    (:func:`event_ops` per event, one ``hsetmap`` per ``set_fields``, :func:`forget_ops`).
+    Kept as the reference the coalescing :class:`RedisProjection` is tested and measured
+    against (``tests/unit/serving/test_projection_coalesce.py``, ``bench/redis_memory.py``).
+
+    Example:
+        >>> proj = PerCallProjection("redis://127.0.0.1:1/0", why="compact", timeline=0)
+        >>> proj.set_fields("t", "u1", {"score:a": 0.5})
+        >>> list(proj.pending)
+        [('hsetmap', 'sa:t:user:u1', {'score:a': b'0.5'})]
+    """
+
+    def apply_changes(self, changes: list[dict[str, Any]],
+                      why: dict[str, dict[str, Any]] | None = None) -> None:
+        if changes:
+            if self.why_mode == "off":
+                why = None
+            self._push(event_ops(changes, why, self.seen, timeline=self.timeline))
+
+    def set_fields(self, tenant: str, uid: str, fields: dict[str, Any]) -> None:
+        changed = self._changed_fields(tenant, uid, fields)
+        if changed:
+            self._push([("hsetmap", keys.user_key(tenant, uid),
+                         {f: orjson.dumps(v) for f, v in changed.items()})])
+
+    def forget(self, tenant: str, uid: str, tags: dict[str, Any]) -> None:
+        self.seen.discard((tenant, uid))
+        self._fields.pop((tenant, uid), None)
+        self._push(forget_ops(tenant, uid, tags))

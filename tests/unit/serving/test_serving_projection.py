@@ -127,13 +127,22 @@ def test_projection_forgets_its_caches_with_the_user():
     ch = {"user_id": "u1", "tenant": "t", "tag_id": "activity", "old": None, "new": "low",
           "seq": 1}
     proj.apply_changes([ch])
-    proj.forget("t", "u1", {"activity": "low"})
+    proj.materialize()
+    assert ("sadd", keys.users_key("t"), "u1") in list(proj.pending)
     proj.pending.clear()
-    proj.apply_changes([{**ch, "seq": 2}])
+    proj.apply_changes([{**ch, "old": "low", "new": "high", "seq": 2}])
+    proj.materialize()
+    assert ("sadd", keys.users_key("t"), "u1") not in list(proj.pending)  # indexed already
+    proj.forget("t", "u1", {"activity": "high"})
+    proj.materialize()
+    proj.pending.clear()
+    proj.apply_changes([{**ch, "seq": 3}])
+    proj.materialize()
     assert ("sadd", keys.users_key("t"), "u1") in list(proj.pending)
     proj.pending.clear()
     proj.reset_caches()
-    proj.apply_changes([{**ch, "seq": 3}])
+    proj.apply_changes([{**ch, "old": "low", "new": "high", "seq": 4}])
+    proj.materialize()
     assert ("sadd", keys.users_key("t"), "u1") in list(proj.pending)
 
 
@@ -142,12 +151,16 @@ def test_set_fields_writes_only_changed_fields():
     proj.set_fields("t", "u1", {"score:convert": 0.5, "layer:convert": "mid"})
     proj.set_fields("t", "u1", {"score:convert": 0.5, "layer:convert": "mid"})
     proj.set_fields("t", "u1", {"score:convert": 0.7, "layer:convert": "mid"})
-    ops = list(proj.pending)
-    assert len(ops) == 2 and proj.skipped_fields == 3
-    assert ops[1] == ("hsetmap", keys.user_key("t", "u1"), {"score:convert": b"0.7"})
+    assert proj.skipped_fields == 3 and proj.held == 2
+    proj.materialize()  # one write of the last values
+    assert list(proj.pending) == [("hsetmap", keys.user_key("t", "u1"),
+                                   {"score:convert": b"0.7", "layer:convert": b'"mid"'})]
+    proj.set_fields("t", "u1", {"score:convert": 0.7, "layer:convert": "mid"})
+    assert proj.skipped_fields == 5 and proj.held == 0
     for uid in ("u2", "u3"):  # evicts u1 (LRU of 2): written again in full
         proj.set_fields("t", uid, {"score:convert": 0.1})
     proj.set_fields("t", "u1", {"score:convert": 0.7, "layer:convert": "mid"})
+    proj.materialize()
     assert len(proj.pending[-1][2]) == 2
 
 
@@ -331,6 +344,7 @@ def test_lean_storage_writes_no_why_and_no_timeline(redis_url):
     ch = {"user_id": "u1", "tenant": "t", "tag_id": "activity", "old": None, "new": "low",
           "seq": 1}
     proj.apply_changes([ch], {"activity": {"rule": "activity", "trigger": "e1"}})
+    proj.materialize()
     ops = list(proj.pending)
     assert not [op for op in ops if op[0] in ("lpush", "ltrim")]
     assert not [op for op in ops if op[0] == "why"]
