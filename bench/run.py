@@ -62,6 +62,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help="users in Redis for the serving phase (default: quick 200k, full 1M)")
     ap.add_argument("--latency-seconds", type=float, default=None,
                     help="seconds of paced load per latency point (quick 10, full 60)")
+    ap.add_argument("--latency-blocks", type=int, default=2,
+                    help="alternating blocks per stream-app latency mode (replayed event "
+                         "time, event time = produce time), in ABBA order")
     ap.add_argument("--fetch-wait-ms", type=int, default=50,
                     help="consumer fetch wait of the workers and the broker-alone consumer")
     ap.add_argument("--partitions", type=int, default=4)
@@ -240,12 +243,61 @@ def _get_path(d: Any, *path: str) -> Any:
     return d
 
 
+def block_order(blocks: int) -> list[str]:
+    """The latency modes in ABBA order over ``blocks`` pairs: a load on the shared machine
+    that drifts during the point falls on both modes alike.
+
+    Example:
+        >>> block_order(3)
+        ['replay', 'realtime', 'realtime', 'replay', 'replay', 'realtime']
+    """
+    out: list[str] = []
+    for b in range(blocks):
+        out += ["replay", "realtime"] if b % 2 == 0 else ["realtime", "replay"]
+    return out
+
+
+def merge_blocks(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """One latency series from the blocks of a mode: percentiles over all their samples,
+    counts summed, the event-time speed-up and the machine load averaged by events.
+
+    Example:
+        >>> a = {"rate": 100, "achieved_rate": 99, "events": 10, "values": [1.0, 2.0],
+        ...      "event_time_speedup": 3000.0, "waited_for_idle_s": 1.0, "drained_s": 4.0,
+        ...      "machine": {"busy_cores": 2.0, "idle_share": 0.0, "outside_cores": 1.0}}
+        >>> b = {**a, "values": [3.0], "event_time_speedup": 1000.0,
+        ...      "machine": {"busy_cores": 1.0, "idle_share": 0.5, "outside_cores": 0.0}}
+        >>> m = merge_blocks([a, b])
+        >>> m["matched"], m["p50"], m["event_time_speedup"], m["machine"], m["blocks"]
+        (3, 2.0, 2000.0, {'busy_cores': 1.5, 'idle_share': 0.25, 'outside_cores': 0.5}, 2)
+    """
+    from bench.measure import percentiles  # noqa: PLC0415
+
+    values = [v for p in parts for v in p["values"]]
+    events = sum(p["events"] for p in parts)
+
+    def avg(get: Callable[[dict[str, Any]], Any]) -> float | None:
+        xs = [(get(p), p["events"]) for p in parts if get(p) is not None]
+        w = sum(n for _, n in xs)
+        return round(sum(x * n for x, n in xs) / w, 3) if w else None
+
+    machine = {k: avg(lambda p, k=k: _get_path(p, "machine", k))
+               for k in ("busy_cores", "idle_share", "outside_cores")}
+    return {"rate": parts[0]["rate"], "achieved_rate": round(avg(lambda p: p["achieved_rate"])),
+            "events": events, "matched": len(values), **percentiles(values),
+            "event_time_speedup": avg(lambda p: p["event_time_speedup"]),
+            "waited_for_idle_s": round(sum(p["waited_for_idle_s"] for p in parts), 1),
+            "drained_s": round(sum(p["drained_s"] for p in parts), 1),
+            "blocks": len(parts), "machine": machine}
+
+
 def latency_points(args, wl, s, lag, eps: float,  # noqa: ANN001
                    pids: dict[str, int] | None = None) -> dict[str, Any]:
-    """At 50% and 80% of the 1-worker rate: broker-alone latency, then stream-app with the
-    workload's event times replayed (the simulator's clock, far faster than wall time), then
-    stream-app with each event re-stamped at its produce time (live traffic). Each stream-app
-    measurement starts once the group has caught up (lag 0, anomaly partials included)."""
+    """At 50% and 80% of the 1-worker rate: broker-alone latency, then stream-app in two
+    modes, in alternating blocks (:func:`block_order`): the workload's event times replayed
+    (the simulator's clock, far faster than wall time), and each event re-stamped at its
+    produce time (live traffic). Each block starts once the group has caught up (lag 0,
+    anomaly partials included) and reads outputs until it caught up again."""
     from bench import ceiling, systems  # noqa: PLC0415
     from bench.workload import WallStamper, event_time_speedup, event_ts  # noqa: PLC0415
 
@@ -253,6 +305,7 @@ def latency_points(args, wl, s, lag, eps: float,  # noqa: ANN001
     pos = args.n
     # the worker's clock: the last event time it saw, then wall time since (HybridClock)
     last = (event_ts(wl.records[pos - 1]), time.time())
+    order = block_order(args.latency_blocks)
     for load in (0.5, 0.8):
         rate = eps * load
         n = int(rate * args.latency_seconds)
@@ -263,15 +316,18 @@ def latency_points(args, wl, s, lag, eps: float,  # noqa: ANN001
         probe.snap(n)
         b["machine"] = _machine_load(probe)
         point: dict[str, Any] = {"broker": b}
-        for mode in ("replay", "realtime"):
-            live = wl.records[pos:pos + n]
-            pos += n
+        m = max(n // args.latency_blocks, 1)
+        parts: dict[str, list[dict[str, Any]]] = {"replay": [], "realtime": []}
+        for mode in order:
+            live = wl.records[pos:pos + m]
+            pos += m
             waited = lag.wait_zero(300)
             stamper = WallStamper(continue_from=last) if mode == "realtime" else None
             probe = CpuProbe(pids or {})
             probe.snap(0)
-            p = systems.pipeline_latency(s, live, rate, stamp=stamper, lag=lag, drain_s=3.0)
-            probe.snap(n)
+            p = systems.pipeline_latency(s, live, rate, stamp=stamper, lag=lag, drain_s=3.0,
+                                         keep_values=True)
+            probe.snap(m)
             p["machine"] = _machine_load(probe)
             p["waited_for_idle_s"] = round(waited, 1)
             sent = p.pop("last_sent_at", None) or time.time()
@@ -281,13 +337,15 @@ def latency_points(args, wl, s, lag, eps: float,  # noqa: ANN001
             else:
                 p["event_time_speedup"] = 1.0
                 last = (stamper.last, sent)
-            point[f"stream_app_{mode}"] = p
+            parts[mode].append(p)
+        for mode, ps in parts.items():
+            point[f"stream_app_{mode}"] = merge_blocks(ps)
         lat[f"{int(load * 100)}"] = point
         log(f"latency at {load:.0%}: broker p99 {b['p99']} ms, stream-app p99 replayed "
             f"(x{point['stream_app_replay']['event_time_speedup']:g}) "
             f"{point['stream_app_replay']['p99']} ms, real-time "
             f"{point['stream_app_realtime']['p99']} ms")
-    return {"fetch_wait_ms": args.fetch_wait_ms, "loads": lat,
+    return {"fetch_wait_ms": args.fetch_wait_ms, "loads": lat, "blocks": args.latency_blocks,
             "start": "send = wall time just before produce() (the input's CreateTime is "
                      "taken in the same call); end = CreateTime of the first output "
                      "(worker) / receipt by the consumer (broker alone); one machine clock",

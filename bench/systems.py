@@ -215,7 +215,8 @@ def quix_throughput(stack: Stack, records: Sequence[Record], fetch_wait_ms: int,
 def pipeline_latency(stack: Stack, records: Sequence[Record], rate: float,
                      drain_s: float = 10.0,
                      stamp: Callable[[bytes, float], bytes] | None = None,
-                     lag: GroupLag | None = None, drain_timeout: float = 300.0) -> dict[str, Any]:
+                     lag: GroupLag | None = None, drain_timeout: float = 300.0,
+                     keep_values: bool = False) -> dict[str, Any]:
     """Produce ``records`` at ``rate`` to running workers; latency from each event's send
     (the wall time just before ``produce``; the input's CreateTime is taken in the same call)
     to the publish time (CreateTime, the worker's producer, same machine clock) of the first
@@ -223,7 +224,8 @@ def pipeline_latency(stack: Stack, records: Sequence[Record], rate: float,
     = produce time); ``last_sent_at`` is the wall time of the last send. With ``lag`` the
     collector keeps reading until the group has caught up (then ``drain_s`` more), so a
     worker that fell behind has its slow outputs counted instead of cut off at a fixed
-    drain time (which would make its p99 look better than it is)."""
+    drain time (which would make its p99 look better than it is). ``keep_values``: the
+    latencies themselves too (``values``), to merge blocks."""
     from stream_app.kafka_io import make_producer, read_assigned  # noqa: PLC0415
 
     readers = [read_assigned(stack.bootstrap, t, stack.partitions, from_beginning=False)
@@ -266,4 +268,4 @@ def pipeline_latency(stack: Stack, records: Sequence[Record], rate: float,
     lat = [(first_out[e] - t) * 1000 for e, t in pacer.sent_at.items() if e in first_out]
     return {"rate": round(rate), "achieved_rate": round(achieved), "events": len(records),
             "matched": len(lat), **percentiles(lat), "last_sent_at": last_sent_at,
-            "drained_s": round(drained_s, 1)}
+            "drained_s": round(drained_s, 1), **({"values": lat} if keep_values else {})}

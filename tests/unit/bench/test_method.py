@@ -237,3 +237,26 @@ def test_probe_does_not_charge_the_benchmarks_children_to_the_benchmark():
         child.wait()
     assert r["us_per_event"]["child"] >= 400.0
     assert r["us_per_event"]["bench process"] < 300.0
+
+
+@given(blocks=st.integers(1, 8))
+def test_latency_blocks_alternate_and_balance_the_modes(blocks):
+    order = run.block_order(blocks)
+    assert order.count("replay") == order.count("realtime") == blocks
+    assert all(a != b for a, b in zip(order[::2], order[1::2], strict=True))  # a pair each
+    if blocks % 2 == 0:  # ABBA: the mean position of both modes is the same
+        pos = {m: sum(i for i, x in enumerate(order) if x == m) for m in ("replay", "realtime")}
+        assert pos["replay"] == pos["realtime"]
+
+
+def test_merged_blocks_take_percentiles_over_all_samples():
+    base = {"rate": 200, "achieved_rate": 200, "events": 100, "event_time_speedup": 1.0,
+            "waited_for_idle_s": 0.5, "drained_s": 3.0, "machine": None}
+    parts = [{**base, "values": [float(v) for v in range(0, 50)]},
+             {**base, "values": [float(v) for v in range(50, 100)], "achieved_rate": 100}]
+    m = run.merge_blocks(parts)
+    assert (m["matched"], m["events"], m["blocks"]) == (100, 200, 2)
+    assert m["p50"] == measure.percentiles(range(100))["p50"] == 49.5
+    assert m["p99"] == pytest.approx(98.01)
+    assert m["achieved_rate"] == 150
+    assert m["machine"] == {"busy_cores": None, "idle_share": None, "outside_cores": None}
