@@ -79,8 +79,8 @@ class SeasonalDetector:
         local = ts_ms + self.tz_offset_ms
         slot = (local % DAY_MS) // self.slot_ms % self._n_slots
         weekday = (local // DAY_MS + 3) % 7  # 0 = Monday
-        cls = {1: 0, 2: int(weekday >= 5), 7: weekday}[self.week_classes]
-        return cls, slot
+        wc = self.week_classes
+        return (0 if wc == 1 else int(weekday >= 5) if wc == 2 else weekday), slot
 
     def _profile(self, cls: int, slot: int) -> float:
         if self._seen[cls][slot] or self.week_classes == 1:
@@ -93,7 +93,7 @@ class SeasonalDetector:
 
     def update(self, ts_ms: int, y: float, var: float) -> Verdict:
         cls, slot = self._index(ts_ms)
-        exp = self.expected(ts_ms)
+        exp = (self._level or 0.0) + self._profile(cls, slot)
         sd = math.sqrt(var + max(0.0, self._extra_var) + 1e-9)
         r = y - exp
         z = r / sd

@@ -22,12 +22,14 @@ from __future__ import annotations
 
 import argparse
 import time
+import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from stream_app.anomaly.monitor import AnomalyMonitor
 from stream_app.business.aggregator import BusinessAggregator
+from stream_app.business.merge import Merger
 from stream_app.business.series import ALL
 from stream_app.business.spec import load_business_spec
 
@@ -83,12 +85,18 @@ def target_of(inj: dict[str, Any]) -> tuple[str, str]:
 
 
 def replay(events: Iterable[dict[str, Any]], injections: Sequence[dict[str, Any]] | None,
-           warmup_days: float = 7.0, monitor: AnomalyMonitor | None = None) -> SimRun:
+           warmup_days: float = 7.0, monitor: AnomalyMonitor | None = None,
+           partitions: int = 0) -> SimRun:
     """Feed ``events`` (time-ordered dicts) through aggregation and detection; score against
-    ``injections`` (None: call :func:`score` later, e.g. once the simulator knows them)."""
+    ``injections`` (None: call :func:`score` later, e.g. once the simulator knows them).
+    ``partitions`` > 0: the workers' path instead of one aggregator: events split by user
+    into that many partial aggregators (``zeros=False``), whose closed points and watermarks
+    a :class:`~stream_app.business.Merger` merges, as the anomaly agent does."""
     spec = load_business_spec()
     agg = BusinessAggregator(spec)
     mon = monitor or AnomalyMonitor(spec=spec)
+    parts = [BusinessAggregator(spec, zeros=False) for _ in range(partitions)]
+    merger = Merger(spec, wall=lambda: 0.0)
     first_channel: dict[str, str] = {}
     run = SimRun(0, 0, 0, warmup_days=warmup_days)
     start = None
@@ -103,7 +111,14 @@ def replay(events: Iterable[dict[str, Any]], injections: Sequence[dict[str, Any]
         if ch and uid not in first_channel:
             first_channel[uid] = ch
         ev = _Ev(doc["type"], ts, doc.get("tenant") or "default", props)
-        _observe(agg.add(ev, channel=ch or first_channel.get(uid)), mon, run)
+        if parts:
+            i = zlib.crc32(uid.encode()) % partitions
+            closed = parts[i].add(ev, channel=ch or first_channel.get(uid))
+            if closed:
+                merger.add(str(i), parts[i].watermark, closed)
+                _observe(merger.ready(), mon, run)
+        else:
+            _observe(agg.add(ev, channel=ch or first_channel.get(uid)), mon, run)
         run.events += 1
     # windows still open at the end of the run are not closed: an artificial silence after
     # the last event would look like every series collapsing
@@ -180,13 +195,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--warmup-days", type=float, default=7)
     ap.add_argument("--inject", action="append", default=[])
+    ap.add_argument("--partitions", type=int, default=0,
+                    help="the workers' path: partial aggregators of this many input "
+                         "partitions merged by the anomaly agent's merger (0: one aggregator)")
     a = ap.parse_args(argv)
     t0 = time.perf_counter()
     sim = Simulator(load_sim_config(overrides={"users": a.users}), seed=a.seed,
                     injections=[parse_injection(s) for s in a.inject])
-    run = replay(sim.events(START, int(a.days * DAY)), None, warmup_days=a.warmup_days)
+    run = replay(sim.events(START, int(a.days * DAY)), None, warmup_days=a.warmup_days,
+                 partitions=a.partitions)
     score(run, sim.ground_truth()["injections"])
-    title = (f"simulator seed {a.seed}, {a.users:,} people over {a.days:g} days, "
+    path = f"{a.partitions} partitions merged" if a.partitions else "one aggregator"
+    title = (f"simulator seed {a.seed}, {a.users:,} people over {a.days:g} days ({path}), "
              f"injected: {', '.join(a.inject) or 'nothing'}")
     print(report(run, title))
     print(f"\n({time.perf_counter() - t0:.0f} s)")

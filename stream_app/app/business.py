@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import faust
@@ -38,11 +38,11 @@ from stream_app.anomaly.monitor import AnomalyMonitor
 from stream_app.app.context import runtime
 from stream_app.app.main import app
 from stream_app.app.topics import anomaly_topic
-from stream_app.business import BusinessAggregator, SeriesKey, SeriesPoint, load_business_spec
+from stream_app.business import BusinessAggregator, SeriesPoint, load_business_spec
+from stream_app.business.merge import Merger as _Merger
 from stream_app.events import Event
 
 log = logging.getLogger(__name__)
-IDLE_AFTER_S = 60.0        # a partition silent this long (wall time) is not waited for
 SAVE_EVERY_S = 30.0        # detector state checkpoint interval
 POINTS_PER_MESSAGE = 500   # ~40 KB messages
 PARTIALS_EVERY_S = 0.5     # closed points of a partition are sent at most this often
@@ -55,6 +55,13 @@ aggregators: dict[Any, BusinessAggregator] = {}   # (topic, partition) -> its ag
 _pending: dict[Any, list[SeriesPoint]] = {}       # closed, not yet sent points per partition
 _last_sent: dict[Any, float] = {}                 # wall time of the partition's last message
 _wall = time.monotonic
+
+
+class Merger(_Merger):
+    """:class:`stream_app.business.merge.Merger` of this worker's spec."""
+
+    def __init__(self, wall: Any = time.monotonic) -> None:
+        super().__init__(spec, wall=wall)
 partials_topic = app.topic("metrics.partials", key_serializer="utf8", value_serializer="orjson",
                            partitions=1)
 monitor_table = app.Table(
@@ -139,79 +146,6 @@ async def close_idle_windows() -> None:
         if now is not None and partition in aggregators:
             closed = aggregators[partition].advance(now)
             await send_partials(_pending.pop(partition, []) + closed, partition)
-
-
-class Merger:
-    """Partial points of every (series, window) until every active partition has passed it.
-
-    Partials are summed as they arrive: one accumulator per series and window, whatever the
-    number of partitions and messages.
-
-    Example:
-        >>> m = Merger(wall=lambda: 0.0)
-        >>> a = SeriesPoint("leads", "default", "all", "1m", 0, 60_000, 2, 2, "count")
-        >>> m.add("click:0", 180_000, [a]); m.add("click:1", 30_000, [])   # click:1 is behind
-        >>> m.ready()
-        []
-        >>> m.add("click:1", 200_000, [SeriesPoint("leads", "default", "all", "1m", 0, 60_000, 3, 3,
-        ...                                "count")])
-        >>> [(p.metric, p.value) for p in m.ready()]
-        [('leads', 5)]
-    """
-
-    def __init__(self, wall: Any = time.monotonic) -> None:
-        #: (window, start_ms) -> (end_ms, series key -> [num, den, kind])
-        self.pending: dict[tuple[str, int], tuple[int, dict[SeriesKey, list[Any]]]] = {}
-        self.known: dict[str, dict[SeriesKey, str]] = {}   # window -> series key -> kind
-        self.watermarks: dict[str, tuple[int, float]] = {}   # source -> (wm, wall seen)
-        self._wall = wall
-
-    def add(self, partition: str, watermark: int | None, points: list[SeriesPoint]) -> None:
-        if watermark is not None:
-            old = self.watermarks.get(partition)
-            if old is None or watermark >= old[0]:
-                self.watermarks[partition] = (watermark, self._wall())
-        for p in points:
-            slot = self.pending.get((p.window, p.start_ms))
-            if slot is None:
-                slot = self.pending[p.window, p.start_ms] = (p.end_ms, {})
-            key = p.key
-            acc = slot[1].get(key)
-            if acc is None:
-                slot[1][key] = [p.num, p.den, p.kind]
-                known = self.known.get(p.window)
-                if known is None:
-                    known = self.known[p.window] = {}
-                known[key] = p.kind
-            else:
-                acc[0] += p.num
-                acc[1] += p.den
-
-    def ready_windows(self) -> Iterator[list[SeriesPoint]]:
-        """Merged points of each window every active partition has closed, oldest first, one
-        window at a time. Series seen before but not in the window get an explicit zero
-        (rates excepted), so a channel that goes silent shows as a drop."""
-        wall = self._wall()
-        active = [wm for wm, seen in self.watermarks.values() if wall - seen < IDLE_AFTER_S]
-        if not active:
-            return
-        low = min(active)
-        done = sorted((k for k, (end, _) in self.pending.items()
-                       if end + spec.windows[k[0]].lateness_ms <= low), key=lambda k: k[1])
-        for window, start in done:
-            end, acc = self.pending.pop((window, start))
-            out = [SeriesPoint(key[0], key[1], key[2], window, start, end, a[0], a[1], a[2])
-                   for key, a in acc.items() if a[1] > 0 or a[2] != "rate"]
-            out.extend(SeriesPoint(key[0], key[1], key[2], window, start, end, 0.0, 0.0, kind)
-                       for key, kind in self.known.get(window, {}).items()
-                       if kind != "rate" and key not in acc)
-            yield out
-
-    def ready(self) -> list[SeriesPoint]:
-        """All of :meth:`ready_windows` at once, oldest first."""
-        out = [p for points in self.ready_windows() for p in points]
-        out.sort(key=lambda p: p.start_ms)
-        return out
 
 
 def _held(seconds: float, points: int) -> None:

@@ -6,8 +6,9 @@
 """
 
 from stream_app.business.aggregator import BusinessAggregator
+from stream_app.business.merge import Merger
 from stream_app.business.series import ALL, SeriesKey, SeriesPoint, merge_points
 from stream_app.business.spec import BusinessSpec, load_business_spec
 
-__all__ = ["ALL", "BusinessAggregator", "BusinessSpec", "SeriesKey", "SeriesPoint",
+__all__ = ["ALL", "BusinessAggregator", "BusinessSpec", "Merger", "SeriesKey", "SeriesPoint",
            "load_business_spec", "merge_points"]

@@ -1,0 +1,100 @@
+"""Merging the partial points of several partitions (workers) into whole series points.
+
+Each partition's :class:`~stream_app.business.BusinessAggregator` (``zeros=False``) sends the
+points of the windows it closed and its watermark (the largest event time it has seen). A
+window is complete once every active partition's watermark has passed its end plus lateness
+(a partition silent for ``idle_after_s`` of wall time is not waited for); then its partials
+are one point per series (counts add, rates are sums of numerators over sums of
+denominators), with an explicit zero for every count or revenue series seen before but not in
+this window, so a channel that goes silent shows as a drop.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from stream_app.business.series import SeriesKey, SeriesPoint
+from stream_app.business.spec import BusinessSpec
+
+__all__ = ["IDLE_AFTER_S", "Merger"]
+
+IDLE_AFTER_S = 60.0   # a partition silent this long (wall time) is not waited for
+
+
+class Merger:
+    """Partial points of every (series, window) until every active partition has passed it.
+
+    Partials are summed as they arrive: one accumulator per series and window, whatever the
+    number of partitions and messages.
+
+    Example:
+        >>> from stream_app.business import load_business_spec
+        >>> m = Merger(load_business_spec(), wall=lambda: 0.0)
+        >>> a = SeriesPoint("leads", "default", "all", "1m", 0, 60_000, 2, 2, "count")
+        >>> m.add("click:0", 180_000, [a]); m.add("click:1", 30_000, [])   # click:1 is behind
+        >>> m.ready()
+        []
+        >>> m.add("click:1", 200_000, [SeriesPoint("leads", "default", "all", "1m", 0, 60_000, 3, 3,
+        ...                                "count")])
+        >>> [(p.metric, p.value) for p in m.ready()]
+        [('leads', 5)]
+    """
+
+    def __init__(self, spec: BusinessSpec, wall: Callable[[], float] = time.monotonic,
+                 idle_after_s: float = IDLE_AFTER_S) -> None:
+        self.spec = spec
+        self.idle_after_s = idle_after_s
+        #: (window, start_ms) -> (end_ms, series key -> [num, den, kind])
+        self.pending: dict[tuple[str, int], tuple[int, dict[SeriesKey, list[Any]]]] = {}
+        self.known: dict[str, dict[SeriesKey, str]] = {}   # window -> series key -> kind
+        self.watermarks: dict[str, tuple[int, float]] = {}   # source -> (wm, wall seen)
+        self._wall = wall
+
+    def add(self, partition: str, watermark: int | None, points: list[SeriesPoint]) -> None:
+        if watermark is not None:
+            old = self.watermarks.get(partition)
+            if old is None or watermark >= old[0]:
+                self.watermarks[partition] = (watermark, self._wall())
+        for p in points:
+            slot = self.pending.get((p.window, p.start_ms))
+            if slot is None:
+                slot = self.pending[p.window, p.start_ms] = (p.end_ms, {})
+            key = p.key
+            acc = slot[1].get(key)
+            if acc is None:
+                slot[1][key] = [p.num, p.den, p.kind]
+                known = self.known.get(p.window)
+                if known is None:
+                    known = self.known[p.window] = {}
+                known[key] = p.kind
+            else:
+                acc[0] += p.num
+                acc[1] += p.den
+
+    def ready_windows(self) -> Iterator[list[SeriesPoint]]:
+        """Merged points of each window every active partition has closed, oldest first, one
+        window at a time. Series seen before but not in the window get an explicit zero
+        (rates excepted), so a channel that goes silent shows as a drop."""
+        wall = self._wall()
+        active = [wm for wm, seen in self.watermarks.values() if wall - seen < self.idle_after_s]
+        if not active:
+            return
+        low = min(active)
+        done = sorted((k for k, (end, _) in self.pending.items()
+                       if end + self.spec.windows[k[0]].lateness_ms <= low), key=lambda k: k[1])
+        for window, start in done:
+            end, acc = self.pending.pop((window, start))
+            out = [SeriesPoint(key[0], key[1], key[2], window, start, end, a[0], a[1], a[2])
+                   for key, a in acc.items() if a[1] > 0 or a[2] != "rate"]
+            out.extend(SeriesPoint(key[0], key[1], key[2], window, start, end, 0.0, 0.0, kind)
+                       for key, kind in self.known.get(window, {}).items()
+                       if kind != "rate" and key not in acc)
+            yield out
+
+    def ready(self) -> list[SeriesPoint]:
+        """All of :meth:`ready_windows` at once, oldest first."""
+        out = [p for points in self.ready_windows() for p in points]
+        out.sort(key=lambda p: p.start_ms)
+        return out
