@@ -176,3 +176,188 @@ def run(workdir: Any, records: list, limit: int = 40_000,
             b["used_memory_per_user"] = round(b["used_memory_per_user"] - base / users)
             out[name] = {"users": users, "config": cfg, **b}
     return out
+
+
+# -- CPU of the live writer: per-call operations against the coalescing writer -------------
+
+WRITERS = ("per_call", "coalesced")
+"""``per_call``: :class:`~stream_app.serving.projection.PerCallProjection` (every call built
+into operations at once, the writer before issue #7); ``coalesced``:
+:class:`~stream_app.serving.projection.RedisProjection` (net result per user, built at
+flush time)."""
+
+
+def writer_calls(records: list, limit: int) -> tuple[list[tuple], int]:
+    """The projection calls the agent makes for ``records[:limit]``, in order: the tag
+    engine and the scorer run in-process as ``agents.handle_event`` runs them
+    (``("f", tenant, uid, fields)`` for ``set_fields``, ``("c", changes, why)`` for
+    ``apply_changes``). Returns the calls and the events processed."""
+    from stream_app.app.runtime import build_engine  # noqa: PLC0415
+    from stream_app.config import Settings  # noqa: PLC0415
+    from stream_app.contract import load_contract  # noqa: PLC0415
+    from stream_app.events import parse_event  # noqa: PLC0415
+    from stream_app.scoring.config import load_scoring_config  # noqa: PLC0415
+    from stream_app.scoring.registry import ModelRegistry  # noqa: PLC0415
+    from stream_app.scoring.scorer import Scorer  # noqa: PLC0415
+
+    contract = load_contract()
+    eng = build_engine(Settings())
+    cfg = load_scoring_config()
+    scorer = Scorer(cfg, ModelRegistry(cfg))
+    states: dict[str, Any] = {}
+    calls: list[tuple] = []
+    events = 0
+    for topic, _, value, _ in records[:limit]:
+        ev = parse_event(value, contract.stream_of(topic))
+        res = eng.on_event(states.get(ev.user_id), ev)
+        if res.duplicate:
+            continue
+        events += 1
+        if res.state is not None:
+            states[ev.user_id] = res.state
+            step = scorer.on_event(res.state.get("sc"), ev, rule_tags=res.state.get("tags"))
+            res.state["sc"] = step.sc_state
+            if step.scores:
+                rounded = {t: round(v, 2) for t, v in step.scores.items()}
+                if rounded != res.state.get("scores"):
+                    extra = eng.on_scores(res.state, rounded, ev.ts)
+                    res.changes.extend(extra.changes)
+                    res.why.update(extra.why)
+                fields: dict[str, Any] = {}
+                for target, score in step.scores.items():
+                    fields[f"score:{target}"] = round(score, 2)
+                    fields[f"layer:{target}"] = step.layers.get(target)
+                    fields[f"source:{target}"] = step.source.get(target)
+                calls.append(("f", ev.tenant, ev.user_id, fields))
+        if res.changes:
+            calls.append(("c", res.changes, res.why))
+        calls.append(("e",))
+    return calls, events
+
+
+def replay_writer(url: str, calls: list[tuple], writer: str, flush_every: int,
+                  timeline: int = 0) -> dict[str, Any]:
+    """Replay ``calls`` through one writer (:data:`WRITERS`) into Redis ``url``, flushing
+    after every ``flush_every`` events (a flush interval's worth at the worker's rate).
+    CPU seconds of this process (``time.process_time``: Redis's own work and the wait for
+    it are left out) on the agent side (the calls) and the flush side (building, encoding,
+    sending the operations), operations and why records written."""
+    import asyncio  # noqa: PLC0415
+    import time  # noqa: PLC0415
+
+    from stream_app.serving import keys, projection  # noqa: PLC0415
+
+    cls = projection.PerCallProjection if writer == "per_call" else projection.RedisProjection
+    proj = cls(url, why="compact", timeline=timeline)
+    packed = Counter()
+    real_pack = keys.pack_why
+
+    def counting_pack(tag: str, why: dict[str, Any]) -> Any:
+        packed["n"] += 1
+        return real_pack(tag, why)
+
+    loop = asyncio.new_event_loop()
+    agent = flush = 0.0
+    events = flushes = whys = 0
+
+    def do_flush() -> float:
+        nonlocal whys
+        t0 = time.process_time()
+        proj.materialize()
+        whys += sum(1 for op in proj.pending if op[0] == "why")
+        while proj.pending:
+            loop.run_until_complete(proj.flush())
+        return time.process_time() - t0
+
+    keys.pack_why = counting_pack
+    try:
+        for call in calls:
+            if call[0] == "e":
+                events += 1
+                if events % flush_every == 0:
+                    flush += do_flush()
+                    flushes += 1
+                continue
+            t0 = time.process_time()
+            if call[0] == "c":
+                proj.apply_changes(call[1], call[2])
+            else:
+                proj.set_fields(call[1], call[2], call[3])
+            agent += time.process_time() - t0
+        flush += do_flush()
+    finally:
+        keys.pack_why = real_pack
+    loop.run_until_complete(proj.client.aclose())
+    loop.close()
+    return {"events": events, "flushes": flushes + 1,
+            "agent_us_per_event": round(agent / events * 1e6, 1),
+            "flush_us_per_event": round(flush / events * 1e6, 1),
+            "total_us_per_event": round((agent + flush) / events * 1e6, 1),
+            "ops_per_event": round(proj.written / events, 3),
+            "why_ops_per_event": round(whys / events, 3),
+            "pack_why_per_event": round(packed["n"] / events, 3),
+            "rejected": proj.rejected}
+
+
+def writer_cost(workdir: Any, records: list, limit: int = 20_000,
+                flush_every: tuple[int, ...] = (50, 300), rounds: int = 2) -> dict[str, Any]:
+    """CPU per event of both writers (:data:`WRITERS`) replaying the same calls
+    (:func:`writer_calls`) into one fresh redis-server (emptied between runs), alternating
+    writers ``rounds`` times per flush size (the best round counts: the machine is shared);
+    also checks that both leave the same number of keys."""
+    import redis  # noqa: PLC0415
+
+    from stream_app.services.redis_server import EmbeddedRedis  # noqa: PLC0415
+
+    calls, events = writer_calls(records, limit)
+    out: dict[str, Any] = {"events": events, "calls": len(calls) - events,
+                           "changes": sum(len(c[1]) for c in calls if c[0] == "c")}
+    with EmbeddedRedis(workdir=workdir) as srv:
+        r = redis.Redis.from_url(srv.url)
+        for every in flush_every:
+            best: dict[str, dict[str, Any]] = {}
+            nkeys: dict[str, int] = {}
+            for _ in range(rounds):
+                for w in WRITERS:
+                    r.flushall()
+                    res = replay_writer(srv.url, calls, w, every)
+                    nkeys[w] = int(r.dbsize())
+                    if w not in best or res["total_us_per_event"] < best[w][
+                            "total_us_per_event"]:
+                        best[w] = res
+            best["same_keys"] = nkeys["per_call"] == nkeys["coalesced"]  # type: ignore[assignment]
+            out[f"flush_every_{every}"] = best
+        r.close()
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m bench.redis_memory --events 20000``: :func:`writer_cost` over the head
+    of the bench workload (50k simulated users, seed 42; cached in ``var/bench``)."""
+    import argparse  # noqa: PLC0415
+    import json  # noqa: PLC0415
+    from pathlib import Path  # noqa: PLC0415
+
+    from bench.workload import build, cached  # noqa: PLC0415
+
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("--events", type=int, default=20_000)
+    ap.add_argument("--flush-every", default="50,300",
+                    help="events per flush (a flush interval's worth at the worker's rate)")
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--json", type=Path, help="also write the result here")
+    args = ap.parse_args(argv)
+    var = Path(__file__).resolve().parent.parent / "var" / "bench"
+    wl = cached(var / f"writer-workload-u50000-s42-{args.events}.pkl",
+                lambda: build(50_000, 42, max_events=args.events))
+    res = writer_cost(var / "redis-writer", wl.records, args.events,
+                      tuple(int(x) for x in args.flush_every.split(",")), args.rounds)
+    text = json.dumps(res, indent=1)
+    print(text)
+    if args.json:
+        args.json.write_text(text + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

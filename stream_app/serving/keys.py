@@ -221,6 +221,11 @@ SAME = b"{}"
 """A packed value equal to the tag's current value (which the user hash holds already)."""
 _WHY_KNOWN = ("rule", "rule_version", "ruleset", "case", "values", "value", "trigger",
               "recent_events")
+_WHY_KNOWN_SET = frozenset(_WHY_KNOWN)
+_SHAPES: dict[tuple[Any, ...], tuple[str, bytes]] = {}
+"""Shapes computed (:func:`why_shape`), by their parts: a tenant has a few dozen per rule set
+(cleared when it reaches ``_SHAPES_MAX``)."""
+_SHAPES_MAX = 4096
 
 
 def why_dict_key(tenant: str) -> str:
@@ -241,12 +246,27 @@ def why_shape(tag_id: str, why: dict[str, Any]) -> tuple[str, bytes]:
         ...     "case": "count(x) > 3", "values": {"count(x)": 9}})[0]
         True
     """
+    rv = why.get("rule_version")
+    key = None
+    if why.keys() <= _WHY_KNOWN_SET:  # no extra keys: the shape is a function of these
+        key = (tag_id, rv, rv.__class__, why.get("ruleset"), why.get("case"), why.get("rule"),
+               tuple(why.get("values") or ()))
+        try:
+            return _SHAPES[key]
+        except KeyError:
+            pass
+        except TypeError:  # an unhashable part: not cached
+            key = None
     extra = {k: v for k, v in why.items() if k not in _WHY_KNOWN}
     if why.get("rule") not in (None, tag_id):
         extra["rule"] = why["rule"]
-    shape = orjson.dumps([tag_id, why.get("rule_version"), why.get("ruleset"), why.get("case"),
+    shape = orjson.dumps([tag_id, rv, why.get("ruleset"), why.get("case"),
                           list(why.get("values") or {}), extra], option=orjson.OPT_SORT_KEYS)
     code = base64.urlsafe_b64encode(hashlib.sha1(shape).digest())[:WHY_CODE_LEN].decode()
+    if key is not None:
+        if len(_SHAPES) >= _SHAPES_MAX:
+            _SHAPES.clear()
+        _SHAPES[key] = (code, shape)
     return code, shape
 
 
@@ -264,13 +284,20 @@ def pack_why(tag_id: str, why: dict[str, Any]) -> tuple[str, bytes, bytes]:
         True
     """
     code, shape = why_shape(tag_id, why)
-    same = orjson.dumps(why.get("value"))
-    vals = []
-    for v in (why.get("values") or {}).values():
-        j = orjson.dumps(v)
-        vals.append(SAME if j == same and len(j) > len(SAME) else j.replace(b"|", b"\\u007c"))
-    text = code.encode() + b",".join(vals)
-    return code, shape, orjson.dumps(text.decode())[1:-1]
+    values = list((why.get("values") or {}).values())
+    value = why.get("value")
+    if value is not None and value not in values:
+        # no value can equal the tag's (a JSON-equal pair is == in Python, but for None/NaN)
+        body = orjson.dumps(values)[1:-1].replace(b"|", b"\\u007c")
+    else:
+        same = orjson.dumps(value)
+        vals = []
+        for v in values:
+            j = orjson.dumps(v)
+            vals.append(SAME if j == same and len(j) > len(SAME)
+                        else j.replace(b"|", b"\\u007c"))
+        body = b",".join(vals)
+    return code, shape, orjson.dumps((code.encode() + body).decode())[1:-1]
 
 
 def join_packed(records: list[bytes]) -> bytes:

@@ -271,3 +271,49 @@ def test_a_rejected_write_is_counted_and_the_other_users_are_written(redis_url):
     assert new.rejected >= 1 and not new.pending and not new.held
     assert run(b.hget(keys.user_key("t", "ok"), "tag:activity")) == b'"low"'
     run(new.client.aclose())
+
+
+def _pack_reference(tag: str, why: dict[str, Any]) -> bytes:
+    """The packed record as written before the shape cache and the one-dump fast path."""
+    import base64
+    import hashlib
+
+    import orjson
+
+    extra = {k: v for k, v in why.items() if k not in keys._WHY_KNOWN}
+    if why.get("rule") not in (None, tag):
+        extra["rule"] = why["rule"]
+    shape = orjson.dumps([tag, why.get("rule_version"), why.get("ruleset"), why.get("case"),
+                          list(why.get("values") or {}), extra], option=orjson.OPT_SORT_KEYS)
+    code = base64.urlsafe_b64encode(hashlib.sha1(shape).digest())[:keys.WHY_CODE_LEN]
+    same = orjson.dumps(why.get("value"))
+    vals = []
+    for v in (why.get("values") or {}).values():
+        j = orjson.dumps(v)
+        vals.append(keys.SAME if j == same and len(j) > 2 else j.replace(b"|", b"\\u007c"))
+    return code + b"|" + shape + b"|" + orjson.dumps((code + b",".join(vals)).decode())[1:-1]
+
+
+_JSON = st.recursive(st.none() | st.booleans() | st.integers(-3, 3)
+                     | st.sampled_from([0.0, 1.0, -0.0, 2.5]) | st.sampled_from(["a", "|", "x|"]),
+                     lambda inner: st.lists(inner, max_size=2)
+                     | st.dictionaries(st.sampled_from(["k", "j"]), inner, max_size=2),
+                     max_leaves=4)
+
+
+@settings(max_examples=200, deadline=None)
+@given(values=st.lists(_JSON, max_size=4), value=_JSON, pick=st.integers(0, 4),
+       version=st.sampled_from([1, True, 1.0, "1"]), case=st.sampled_from([None, "a"]),
+       extra=st.sampled_from([{}, {"rule": "other"}, {"note": [1]}]))
+def test_property_packed_why_is_the_same_as_before_the_cache_and_fast_path(
+        values, value, pick, version, case, extra):
+    """Same shape code, shape and record for any values (JSON-equal pairs that Python calls
+    different or the same, ``|`` inside strings, a value equal to the tag's), twice (the
+    second from the shape cache), whatever the rule version's type."""
+    if values and pick < len(values):
+        value = values[pick]
+    why = {"rule_version": version, "case": case, "value": value, "trigger": "e1",
+           "values": {f"v{i}": v for i, v in enumerate(values)}, **extra}
+    for _ in range(2):
+        code, shape, rec = keys.pack_why("tag", why)
+        assert code.encode() + b"|" + shape + b"|" + rec == _pack_reference("tag", why)
