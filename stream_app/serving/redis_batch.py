@@ -141,13 +141,31 @@ def _tenant_prefix(key: str) -> str:
     return key[:key.index(":", len(keys.PREFIX) + 1) + 1]
 
 
+_BITMAP_PREFIX: dict[str, str | None] = {}
+"""Key -> its tenant prefix if it is a bitmap key, else None (segment keys repeat a lot;
+cleared past 100,000 keys)."""
+
+
+def _bitmap_prefix(key: str) -> str | None:
+    try:
+        return _BITMAP_PREFIX[key]
+    except KeyError:
+        if len(_BITMAP_PREFIX) >= 100_000:
+            _BITMAP_PREFIX.clear()
+        pre = _BITMAP_PREFIX[key] = _tenant_prefix(key) if _is_bitmap(key) else None
+        return pre
+
+
 def encode_op(op: tuple[Any, ...], edges: Callable[[], str] = lambda: "") -> list[list[str]]:
     """The batch entries of one projection operation (same meaning as the pipeline's)."""
-    name, *args = op
-    if name in ("sadd", "srem") and _is_bitmap(args[0]):
-        pre = _tenant_prefix(args[0])
-        bit = "1" if name == "sadd" else "0"
-        return [["b", args[0], f"{pre}user:{uid}", _s(uid), bit, pre] for uid in args[1:]]
+    name = op[0]
+    if name == "sadd" or name == "srem":  # noqa: PLR1714 - cheaper than a tuple test here
+        pre = _bitmap_prefix(op[1])
+        if pre is not None:
+            bit = "1" if name == "sadd" else "0"
+            return [["b", op[1], f"{pre}user:{uid}", uid if isinstance(uid, str) else _s(uid),
+                     bit, pre] for uid in op[2:]]
+    args = op[1:]
     if name in ("zadd", "zrem") and ":num:" in args[0]:
         pre = _tenant_prefix(args[0])
         tag = args[0][len(pre) + len("num:"):]
