@@ -1,7 +1,7 @@
 """Redis projection of the tables: current tags, segments, why records, timelines.
 
-Writers queue operations without waiting; a background task writes them in pipelines
-every ``flush_ms``. When Redis is down the operations stay queued (bounded by
+Writers record what changed without waiting; a background task writes it every
+``flush_ms``. When Redis is down the operations stay queued (bounded by
 ``max_pending``; beyond that the oldest are dropped and counted, and
 ``stream-app redis-rebuild`` restores the projection from the tables).
 Replaying the same change records is idempotent (HSET/SETBIT/ZADD).
@@ -22,13 +22,19 @@ the field. Storage switches: ``redis_why`` = ``compact``/``off``, ``redis_timeli
 kept per user (default 0: the history is the ``tags.changes`` topic).
 
 :func:`change_ops` is the complete projection of one change (``redis-rebuild`` writes it).
-The live writer, :meth:`RedisProjection.apply_changes`, merges one event's changes per user
-(:func:`event_ops`): one HSET of the tag fields, one script call for the why records (and an
-HSETNX per why shape this process has not written yet), one LPUSH of the timeline entries,
-and it skips what it already wrote (the tenant/user set membership of users it projected
-before and the values index of values it saw, both in bounded LRUs).
-:meth:`RedisProjection.set_fields` writes only the fields whose value changed since this
-process last wrote them for that user.
+:func:`event_ops` merges one event's changes per user: one HSET of the tag fields, one
+script call for the why records (and an HSETNX per why shape this process has not written
+yet), one LPUSH of the timeline entries, and it skips what it already wrote (the
+tenant/user set membership of users it projected before and the values index of values it
+saw, both in bounded LRUs). The live writer, :class:`RedisProjection`, goes one step
+further: its calls (``apply_changes``, ``set_fields``, ``forget``) only record each user's
+net result since the last flush (:class:`Pending`), and the flush builds one user's
+operations once (:func:`pending_ops`, the same merged form over all the user's events of
+the interval): a user whose tags change several times between two flushes costs one HSET,
+one why merge (one packed record per tag) and the segment bits' end state.
+:class:`PerCallProjection` (each call's :func:`event_ops` at once) is kept as the reference
+it is tested and measured against. ``set_fields`` writes only the fields whose value
+changed since this process last wrote them for that user.
 
 Example (pure part: the operations one tag change becomes):
     >>> ch = {"user_id": "u1", "tenant": "default", "tag_id": "activity", "old": None,
