@@ -21,6 +21,12 @@ Bitmaps (``seg``, ``nb``, ``users``) cost ``max id / 8`` bytes each whatever the
 so their share per user depends on the number of bitmap keys, not on the users
 (``bitmap_keys / 8`` B per user once the per-key overhead is amortized); ``keys`` gives the
 count of each family.
+
+``python -m bench.redis_memory --events 20000`` measures the writer's CPU instead
+(:func:`writer_cost`): the agent's projection calls for the workload's head (engine and
+scorer in-process), replayed through the per-call writer and the coalescing live writer
+into one redis-server, flushed every N events; CPU µs per event on the agent side (the
+calls) and the flush side, operations and packed why records per event.
 """
 
 from __future__ import annotations
