@@ -85,7 +85,7 @@ def test_kill_9_mid_stream_gives_exactly_once_effect_on_state(fstack, report):
         assert not acc.mismatched, acc.mismatched[:5]
         assert in_dlq == 0
         assert not wrong_out, f"tags.changes folded != table tags for {wrong_out[:3]}"
-        assert not differing, f"re-sent tag changes differ: {differing[:3]}"
+        assert not differing, f"re-sent tag changes differ: {[by_id[k] for k in differing[:2]]}"
     finally:
         feeder.join(5)
         table.close()
