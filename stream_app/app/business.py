@@ -146,6 +146,8 @@ async def close_idle_windows() -> None:
         if now is not None and partition in aggregators:
             closed = aggregators[partition].advance(now)
             await send_partials(_pending.pop(partition, []) + closed, partition)
+    for partition in list(_pending):   # e.g. a partition revoked since: what it kept back
+        await send_partials(_pending.pop(partition), partition)
 
 
 def _held(seconds: float, points: int) -> None:
