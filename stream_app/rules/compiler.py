@@ -445,6 +445,15 @@ def _contains(a: Any, b: Any) -> bool:
         return False
 
 
+def _literal(node: Tree | Token) -> Any:
+    """``_MISSING`` unless ``node`` compiles to a closure that ignores the context (a number,
+    duration, string, parameter, true / false / null); then anything else."""
+    if isinstance(node, Tree) and node.data in ("number", "duration", "string", "param", "true",
+                                                "false", "null"):
+        return node.data
+    return _MISSING
+
+
 class _Compiler:
     def __init__(self, text: str, req: Requirements, params: dict[str, Any]) -> None:
         self.text = text
@@ -594,7 +603,7 @@ class _Compiler:
             counted = atom is None and self.count_threshold(ch[0], ch[2])
             timed, reads = self.timed, set(self.reads)
             a, op, b = self.expr(ch[0]), _compare(str(ch[1])), self.expr(ch[2])
-            fn = lambda ctx: op(a(ctx), b(ctx))  # noqa: E731
+            fn = self.binary(op, a, b, ch[0], ch[2])
             if atom is not None:   # the clock read has a horizon: not "timed"
                 self.timed = timed
                 self.clocks.add(atom)
@@ -613,7 +622,7 @@ class _Compiler:
             return fn
         if kind == "arith":
             a, op, b = self.expr(ch[0]), _arith(str(ch[1])), self.expr(ch[2])
-            return lambda ctx: op(a(ctx), b(ctx))
+            return self.binary(op, a, b, ch[0], ch[2])
         if kind == "in_":
             a, b = self.expr(ch[0]), self.expr(ch[1])
             return lambda ctx: _contains(a(ctx), b(ctx))
@@ -629,6 +638,26 @@ class _Compiler:
         if kind == "kwarg":
             raise self.err(node, "keyword argument outside a call")
         raise self.err(node, f"unsupported expression {kind}")  # pragma: no cover
+
+    def binary(self, op: Callable[[Any, Any], Any], a: Fn, b: Fn, left: Tree | Token,
+               right: Tree | Token) -> Fn:
+        """``op(a(ctx), b(ctx))``, with a literal operand read once at compile time (the
+        same value ``a``/``b`` would give: one call less per evaluation).
+
+        >>> req = Requirements()
+        >>> [compile_expr(t, req, {"k": 2}).fn(None) for t in ("$k * 3 > 5", "1 + null")]
+        [True, None]
+        """
+        lc, rc = _literal(left), _literal(right)
+        if rc is not _MISSING:
+            if lc is not _MISSING:
+                return lambda ctx: op(a(ctx), b(ctx))
+            c = b(None)
+            return lambda ctx: op(a(ctx), c)
+        if lc is not _MISSING:
+            c = a(None)
+            return lambda ctx: op(c, b(ctx))
+        return lambda ctx: op(a(ctx), b(ctx))
 
     def name(self, node: Tree) -> Fn:
         parts = [str(t) for t in node.children]
