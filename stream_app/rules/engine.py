@@ -66,6 +66,7 @@ class _FreshTemplate:
     changes: tuple[tuple[str, str, Any, dict[str, Any], tuple[str, ...]], ...]
     tags: dict[str, Any]
     hid: dict[str, Any] | None
+    flat: bool = False    # no list or dict among the tags' values: a shallow copy will do
 
     @classmethod
     def of(cls, result: StepResult) -> _FreshTemplate:
@@ -77,8 +78,9 @@ class _FreshTemplate:
             if type(w.get("value")) is list:
                 lists += (_VALUE,)
             out.append((c["tag_id"], c["family"], _clone(c["new"]), w, lists))
-        return cls(tuple(out), _clone(state["tags"]),
-                   _clone(state["hid"]) if "hid" in state else None)
+        tags = _clone(state["tags"])
+        return cls(tuple(out), tags, _clone(state["hid"]) if "hid" in state else None,
+                   not any(type(v) in (list, dict) for v in tags.values()))
 
 
 def _clone(v: Any) -> Any:
@@ -157,7 +159,8 @@ class TagEngine:
             if tpl is not None:   # the same first evaluation as an earlier new user's
                 self._updater.apply(state, event)
                 emit = referral_events(state, event, rs.referral)
-                result = self._evaluate_fresh(state, now, event.event_id, tpl)
+                result = self._evaluate_fresh(state, now, event.event_id, tpl,
+                                              ((event.type, event.stream),), event.ts)
                 result.emit = emit
                 return result
         touch = (event.type, state["st"].get(event.type, event.stream))
@@ -288,8 +291,10 @@ class TagEngine:
         return key
 
     def _evaluate_fresh(self, state: dict[str, Any], now: int, trigger: str,
-                        tpl: _FreshTemplate) -> StepResult:
-        """:meth:`_evaluate` of a new state from a recorded first evaluation (``tpl``)."""
+                        tpl: _FreshTemplate, touched: tuple[tuple[str, str], ...],
+                        ts: int) -> StepResult:
+        """:meth:`_evaluate` of a new state from a recorded first evaluation (``tpl``);
+        ``touched``, ``ts``: the (type, stream) and time of its one event."""
         rs = self._ruleset
         off = self.day_offset_ms
         if (now + off) // DAY_MS != off // DAY_MS:   # the day moved from the state's 0
@@ -315,11 +320,11 @@ class TagEngine:
             changes.append(self._change(state, tag_id, family, None, new, "added", now,
                                         trigger, w))
         if changes:
-            state["tags"] = _clone(tpl.tags)
+            state["tags"] = tpl.tags.copy() if tpl.flat else _clone(tpl.tags)
         if tpl.hid is not None:
             state["hid"] = _clone(tpl.hid)
-        if rs.clock_atoms:
-            self._set_horizon(state, now)
+        if rs.clock_atoms:   # the state's one event starts the groups it matches
+            self._set_horizon(state, now, touched, ts, starts=[None] * len(rs._since_groups))
         state["rv"] = rs.version
         state["now"] = now
         state["nd"] = self._next_due(state, now)
@@ -327,7 +332,7 @@ class TagEngine:
 
     def _set_horizon(self, state: dict[str, Any], now: int,
                      touched: tuple[tuple[str, str], ...] | None = None,
-                     step: int | None = None) -> None:
+                     step: int | None = None, starts: list | None = None) -> None:
         """Set ``state["th"]`` (the clock atoms' next change) and ``state["tg"]`` (the start
         times of the since() thresholds, :meth:`RuleSet.clock_starts`).
 
@@ -335,11 +340,12 @@ class TagEngine:
         the kept start times stand; the one event (type, stream) applied since the last
         evaluation, with its time ``step``: they move by one comparison each
         (:meth:`RuleSet.advance_starts`). A state without ``tg`` (written before it existed)
-        or with another number of groups gets them read.
+        or with another number of groups gets them read. ``starts``: the start times before
+        the event, instead of the state's (a new state: all None).
         """
         rs = self._ruleset
         n = len(rs._since_groups)
-        tg = state.get("tg") if touched is not None else None
+        tg = starts if starts is not None else state.get("tg") if touched is not None else None
         if tg is None or len(tg) != n:
             tg = rs.clock_starts(state) if n else []
         elif step is not None and touched:
