@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     dedup_window: int = Field(64, ge=0, description="recent event_ids remembered per user")
     max_event_bytes: int = Field(64 * 1024, description="larger input records go to the DLQ")
     redis_flush_ms: int = Field(100, ge=1, description="Redis projection write batching")
+    redis_max_held: int = Field(50_000, ge=1, description="changes the Redis projection holds "
+                                "per user between flushes (coalesced: one write of each user's "
+                                "end state); past this many it builds the writes at once")
     late_grace_ms: int = Field(3 * DAY_MS, ge=0, description="events older than this are late")
     log_level: str = Field("warn", description="faust worker log level")
     verify_end_offsets: bool = Field(True, description="before a table restore, check the "

@@ -71,6 +71,7 @@ class Runtime:
         registry = ModelRegistry(scoring_config)
         return cls(settings=settings, engine=build_engine(settings),
                    projection=RedisProjection(settings.redis_url, settings.redis_flush_ms,
-                                              metrics=ProjectionMetrics()),
+                                              metrics=ProjectionMetrics(),
+                                              max_held=settings.redis_max_held),
                    scoring_config=scoring_config, registry=registry,
                    scorer=Scorer(scoring_config, registry))
