@@ -165,10 +165,6 @@ async def handle_event(msg: Any, stream: str) -> None:
                        f"{settings.late_grace_ms} ms before stream time {now}")
         return
     runtime.clock.observe(ev.ts, source)
-    if not NO_BUSINESS:
-        closed = business.count_event(ev, source)
-        if closed:
-            await business.send_partials(closed, source)
     metrics.child(metrics.EVENTS_CONSUMED, stream,
                   ev.type if ev.type in KNOWN_TYPES else "unknown").inc()
     if ev.type not in KNOWN_TYPES:
@@ -192,6 +188,13 @@ async def handle_event(msg: Any, stream: str) -> None:
     publish(ev.user_id, result, msg.timestamp)
     store_state(ev.user_id, result.state, msg.partition)
     runtime.processed += 1
+    if not NO_BUSINESS:
+        # after the engine: a re-delivered duplicate is not counted twice, and an event
+        # without channel props counts for the user's first-touch channel (its tag)
+        tags = result.state.get("tags") if result.state is not None else None
+        closed = business.count_event(ev, source, business.channel_from_tags(ev, tags))
+        if closed:
+            await business.send_partials(closed, source)
 
 
 async def handle_tick(msg: Any) -> None:

@@ -39,6 +39,7 @@ from stream_app.app.context import runtime
 from stream_app.app.main import app
 from stream_app.app.topics import anomaly_topic
 from stream_app.business import BusinessAggregator, SeriesPoint, load_business_spec
+from stream_app.business.aggregator import OTHER
 from stream_app.business.merge import Merger as _Merger
 from stream_app.events import Event
 
@@ -78,17 +79,38 @@ def _aggregator(partition: Any) -> BusinessAggregator:
     return agg
 
 
-def count_event(ev: Event, partition: Any) -> list[SeriesPoint]:
-    """Count one valid event of ``partition``; return the partial points to send now: those
-    of the windows closed since the partition's last message, once ``PARTIALS_EVERY_S`` has
-    passed since it (else they wait: ``[]``)."""
+def channel_from_tags(ev: Event, tags: dict[str, Any] | None) -> str | None:
+    """The channel an event without channel props counts for: the user's ``channel_tag``
+    (first touch, config/anomaly.yaml); None when the event names its own channel.
+
+    Example:
+        >>> class E: props = {"course": "c1"}
+        >>> channel_from_tags(E(), {"first_channel": "douyin"})
+        'douyin'
+        >>> E.props = {"channel": "baidu"}
+        >>> channel_from_tags(E(), {"first_channel": "douyin"}) is None
+        True
+    """
+    if not spec.channel_tag or not tags or any(ev.props.get(p) for p in spec.channel_props):
+        return None
+    value = tags.get(spec.channel_tag)
+    return str(value) if value else None
+
+
+def count_event(ev: Event, partition: Any, channel: str | None = None) -> list[SeriesPoint]:
+    """Count one valid event of ``partition`` (for ``channel`` if given, else the channel its
+    props name); return the partial points to send now: those of the windows closed since
+    the partition's last message, once ``PARTIALS_EVERY_S`` has passed since it (else they
+    wait: ``[]``)."""
     agg = _aggregator(partition)
     step = spec.step_of(ev.type)
     if step is not None:
         amount = ev.props.get("amount") if step == "order_paid" else None
-        metrics.biz_event(ev.tenant, agg.channel_of(ev.props), step,
+        ch = agg.channel_of(ev.props) if channel is None else (
+            channel if channel in spec.channels else OTHER)
+        metrics.biz_event(ev.tenant, ch, step,
                           revenue=amount if isinstance(amount, int | float) else None)
-    closed = agg.add(ev)
+    closed = agg.add(ev, channel=channel)
     if closed:
         pending = _pending.get(partition)
         if pending is None:

@@ -57,6 +57,8 @@ class BusinessSpec:
     counts: dict[str, CountSpec]
     rates: dict[str, RateSpec]
     channel_props: tuple[str, ...] = ("channel",)
+    #: tag whose value names the channel of an event without channel props (first touch)
+    channel_tag: str | None = None
     amount_props: tuple[str, ...] = ("amount",)
     revenue: dict[str, str] = field(default_factory=dict)
     channels: frozenset[str] = frozenset()     # allow-list; others -> "other"
@@ -95,6 +97,7 @@ def load_business_spec(path: Path = DEFAULT_PATH) -> BusinessSpec:
             steps={str(k): str(v) for k, v in biz["steps"].items()},
             windows=windows, counts=counts, rates=rates,
             channel_props=tuple(biz.get("channel_props") or ("channel",)),
+            channel_tag=biz.get("channel_tag") or None,
             amount_props=tuple(biz.get("amount_props") or ("amount",)),
             revenue=dict(biz.get("revenue") or {}),
             channels=_ids(labels.get("channels")),

@@ -161,3 +161,24 @@ def test_anomaly_work_yields_to_the_loop_between_slices() -> None:
     assert len(pauses) >= windows // (business.SLICE_S / 0.001 + 1)
     assert all(p >= business.SLICE_S for p in pauses)
     assert all(r > 0 for r in ran_between)
+
+
+def test_events_without_channel_props_count_for_the_first_touch_channel(worker) -> None:
+    """An order carries no channel: the worker passes the user's first-touch tag, so the
+    order's revenue and count land in that channel's series (as simeval attributes them),
+    while an event that names its channel keeps it."""
+    wall, sent = worker
+    tags = {"first_channel": "douyin"}
+    order = Event(event_id="o1", user_id="u1", ts=10_000, type="order_paid", stream="order",
+                  props={"amount": 4980})
+    visit = Event(event_id="v1", user_id="u1", ts=20_000, type="ad_landing", stream="click",
+                  props={"channel": "bilibili"})
+    part = ("events.order", 0)
+    for ev in (order, visit):
+        business.count_event(ev, part, business.channel_from_tags(ev, tags))
+    assert business.channel_from_tags(visit, tags) is None
+    points = business.aggregators[part].advance(10 * MIN)
+    by = {(p.metric, p.channel, p.window): p.num for p in points if p.window == "1m"}
+    assert by.get(("revenue", "douyin", "1m")) == 4980
+    assert by.get(("visits", "bilibili", "1m")) == 1
+    assert not any(ch == "unknown" for (_, ch, _) in by)
