@@ -6,7 +6,10 @@ window is complete once every active partition's watermark has passed its end pl
 (a partition silent for ``idle_after_s`` of wall time is not waited for); then its partials
 are one point per series (counts add, rates are sums of numerators over sums of
 denominators), with an explicit zero for every count or revenue series seen before but not in
-this window, so a channel that goes silent shows as a drop.
+this window, so a channel that goes silent shows as a drop. A window no partition sent
+anything for (a total outage: the watermarks move on the clock, no event arrives) is released
+too, as zeros of every series seen before, so the drop shows while it lasts, not only when
+traffic resumes.
 """
 
 from __future__ import annotations
@@ -21,6 +24,9 @@ from stream_app.business.spec import BusinessSpec
 __all__ = ["IDLE_AFTER_S", "Merger"]
 
 IDLE_AFTER_S = 60.0   # a partition silent this long (wall time) is not waited for
+#: at most this many empty windows of one kind are filled with zeros at once (a watermark
+#: that jumps days ahead, e.g. a replay after a pause, fills only the latest ones)
+MAX_FILL = 1_440
 
 
 class Merger:
@@ -50,6 +56,8 @@ class Merger:
         self.pending: dict[tuple[str, int], tuple[int, dict[SeriesKey, list[Any]]]] = {}
         self.known: dict[str, dict[SeriesKey, str]] = {}   # window -> series key -> kind
         self.watermarks: dict[str, tuple[int, float]] = {}   # source -> (wm, wall seen)
+        #: window -> end of the latest window released (empty windows after it are filled)
+        self.released: dict[str, int] = {}
         self._wall = wall
 
     def add(self, partition: str, watermark: int | None, points: list[SeriesPoint]) -> None:
@@ -82,16 +90,37 @@ class Merger:
         if not active:
             return
         low = min(active)
-        done = sorted((k for k, (end, _) in self.pending.items()
-                       if end + self.spec.windows[k[0]].lateness_ms <= low), key=lambda k: k[1])
+        done = [k for k, (end, _) in self.pending.items()
+                if end + self.spec.windows[k[0]].lateness_ms <= low]
+        done.extend(self._empty_windows(low))
+        done.sort(key=lambda k: k[1])
         for window, start in done:
-            end, acc = self.pending.pop((window, start))
+            end, acc = self.pending.pop((window, start), None) or (
+                start + self.spec.windows[window].size_ms, {})
+            if end > self.released.get(window, end - 1):
+                self.released[window] = end
             out = [SeriesPoint(key[0], key[1], key[2], window, start, end, a[0], a[1], a[2])
                    for key, a in acc.items() if a[1] > 0 or a[2] != "rate"]
             out.extend(SeriesPoint(key[0], key[1], key[2], window, start, end, 0.0, 0.0, kind)
                        for key, kind in self.known.get(window, {}).items()
                        if kind != "rate" and key not in acc)
             yield out
+
+    def _empty_windows(self, low: int) -> list[tuple[str, int]]:
+        """(window, start) of the windows after the latest released one that every active
+        partition has passed and none sent a point for (only kinds with series seen)."""
+        out: list[tuple[str, int]] = []
+        for window, last_end in self.released.items():
+            if not any(kind != "rate" for kind in self.known.get(window, {}).values()):
+                continue
+            ws = self.spec.windows[window]
+            stop = low - ws.lateness_ms - ws.size_ms      # the last start that is complete
+            start = max(last_end, stop - (MAX_FILL - 1) * ws.size_ms)
+            while start <= stop:
+                if (window, start) not in self.pending:
+                    out.append((window, start))
+                start += ws.size_ms
+        return out
 
     def ready(self) -> list[SeriesPoint]:
         """All of :meth:`ready_windows` at once, oldest first."""
