@@ -359,7 +359,16 @@ def since_next_change(state: dict[str, Any], now: int, fld: str, sel: Selector,
     latest (``fld="l"``) or earliest (``"f"``) time of an event of ``sel``."""
     if not points:
         return None
-    t0 = sel.extreme(state[fld], state["st"], fld == "l")
+    return first_point_after(sel.extreme(state[fld], state["st"], fld == "l"), now, points)
+
+
+def first_point_after(t0: int | None, now: int, points: tuple[int, ...]) -> int | None:
+    """``t0 + p`` for the first of the sorted ``points`` with ``t0 + p > now`` (None: none,
+    or no start time).
+
+    >>> first_point_after(100, 150, (30, 60, 90)), first_point_after(None, 0, (1,))
+    (160, None)
+    """
     if t0 is None:
         return None
     v = now - t0

@@ -34,7 +34,7 @@ from stream_app.rules.compiler import (
     Guard,
     Probe,
     SinceThreshold,
-    since_next_change,
+    first_point_after,
 )
 from stream_app.state.requirements import Requirements, Selector
 
@@ -164,7 +164,7 @@ class RuleSet:
         atoms: dict[Any, None] = {}
         for t in self.order:
             atoms.update(dict.fromkeys(t.clocks))
-        #: every clock read with a known horizon (see :meth:`next_change`)
+        #: every clock read with a known horizon (see :meth:`horizon`)
         self.clock_atoms: tuple[ClockAtom, ...] = tuple(atoms)
         groups: dict[tuple[str, Any], set[int]] = {}   # since thresholds by (field, selector)
         self._recent_atoms = []
@@ -304,21 +304,6 @@ class RuleSet:
         self._plans[key] = out
         return out
 
-    def next_change(self, state: dict[str, Any], now_ms: int) -> int | None:
-        """Earliest time after ``now_ms`` at which a clock read with a known horizon (a
-        since() threshold, a sub-day window) can change, given the state (None: never
-        before another event)."""
-        best = None
-        for fld, sel, points in self._since_groups:
-            t = since_next_change(state, now_ms, fld, sel, points)
-            if t is not None and (best is None or t < best):
-                best = t
-        for a in self._recent_atoms:
-            t = a.next_change(state, now_ms)
-            if t is not None and (best is None or t < best):
-                best = t
-        return best
-
     def clock_starts(self, state: dict[str, Any]) -> list[int | None]:
         """The start time of every since() threshold group (the latest / earliest time of
         an event of its selector; None: no such event), in :attr:`_since_groups` order: what
@@ -367,17 +352,14 @@ class RuleSet:
 
     def horizon(self, state: dict[str, Any], now_ms: int,
                 starts: list[int | None]) -> int | None:
-        """:meth:`next_change` from the groups' start times (:meth:`clock_starts`)."""
+        """Earliest time after ``now_ms`` at which a clock read with a known horizon (a
+        since() threshold, a sub-day window) can change, given the state and the since()
+        groups' start times (:meth:`clock_starts`; None: never before another event)."""
         best = None
         for (_, _, points), t0 in zip(self._since_groups, starts, strict=True):
-            if t0 is None:
-                continue
-            v = now_ms - t0
-            for p in points:
-                if p > v:
-                    if best is None or t0 + p < best:
-                        best = t0 + p
-                    break
+            t = first_point_after(t0, now_ms, points)
+            if t is not None and (best is None or t < best):
+                best = t
         for a in self._recent_atoms:
             t = a.next_change(state, now_ms)
             if t is not None and (best is None or t < best):
