@@ -39,7 +39,6 @@ from stream_app.app.context import runtime
 from stream_app.app.main import app
 from stream_app.app.topics import anomaly_topic
 from stream_app.business import BusinessAggregator, SeriesPoint, load_business_spec
-from stream_app.business.aggregator import OTHER
 from stream_app.business.merge import Merger as _Merger
 from stream_app.events import Event
 
@@ -49,6 +48,7 @@ POINTS_PER_MESSAGE = 500   # ~40 KB messages
 PARTIALS_EVERY_S = 0.5     # closed points of a partition are sent at most this often
 SLICE_S = 0.005            # the anomaly agent's longest stretch without yielding to the loop
 HOLD_LOG_S = 0.020         # a longer hold is logged
+MAX_PAUSE_S = 0.05         # the longest pause after a slice
 
 spec = load_business_spec()
 watch = load_anomaly_config()
@@ -106,9 +106,7 @@ def count_event(ev: Event, partition: Any, channel: str | None = None) -> list[S
     step = spec.step_of(ev.type)
     if step is not None:
         amount = ev.props.get("amount") if step == "order_paid" else None
-        ch = agg.channel_of(ev.props) if channel is None else (
-            channel if channel in spec.channels else OTHER)
-        metrics.biz_event(ev.tenant, ch, step,
+        metrics.biz_event(ev.tenant, agg.attribute(ev.props, channel), step,
                           revenue=amount if isinstance(amount, int | float) else None)
     closed = agg.add(ev, channel=channel)
     if closed:
@@ -152,11 +150,8 @@ async def send_partials(points: list[SeriesPoint], partition: Any) -> None:
 
 
 async def _emit(value: dict[str, Any]) -> None:
-    produce = getattr(app.producer, "produce", None)   # librdkafka: one C call, no future
-    if produce is not None:
-        produce(partials_topic.get_topic_name(), b"partials", orjson.dumps(value))
-    else:
-        await partials_topic.send(key="partials", value=value)
+    # the worker's producer is librdkafka's (agents.py refuses another): one C call, no future
+    app.producer.produce(partials_topic.get_topic_name(), b"partials", orjson.dumps(value))
 
 
 @app.timer(interval=5.0)
@@ -175,6 +170,42 @@ async def close_idle_windows() -> None:
 def _held(seconds: float, points: int) -> None:
     if seconds >= HOLD_LOG_S:
         log.info("anomaly agent held the event loop %.0f ms (%d points)", seconds * 1e3, points)
+
+
+class Slices:
+    """Work in slices of about ``SLICE_S``: after each, :meth:`step` pauses as long as the
+    slice took (at most ``MAX_PAUSE_S``), so the loop's other tasks get about half of it;
+    holds of ``HOLD_LOG_S`` or more are logged.
+
+    Example (a fake clock: 3 ms of work per step):
+        >>> t, paused = [0], []
+        >>> async def pause(seconds): paused.append(seconds)
+        >>> async def work():
+        ...     sl = Slices(clock=lambda: t[0] / 1000, pause=pause)
+        ...     for _ in range(4):
+        ...         t[0] += 3
+        ...         await sl.step(10)
+        >>> asyncio.run(work()); paused
+        [0.006, 0.006]
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.perf_counter,
+                 pause: Callable[[float], Awaitable[Any]] = asyncio.sleep) -> None:
+        self.clock, self.pause = clock, pause
+        self.t0, self.points = clock(), 0
+
+    async def step(self, points: int = 0) -> None:
+        """``points`` more done; pause if the slice is used up."""
+        self.points += points
+        held = self.clock() - self.t0
+        if held >= SLICE_S:
+            _held(held, self.points)
+            await self.pause(min(held, MAX_PAUSE_S))
+            self.t0, self.points = self.clock(), 0
+
+    def end(self) -> None:
+        """The work is done: log the last slice if it held the loop long."""
+        _held(self.clock() - self.t0, self.points)
 
 
 async def observe_ready(merger: Merger, monitor: AnomalyMonitor,
@@ -196,7 +227,7 @@ async def observe_ready(merger: Merger, monitor: AnomalyMonitor,
         >>> asyncio.run(observe_ready(m, AnomalyMonitor(spec=spec), send))
         1
     """
-    t0, n, total = clock(), 0, 0
+    slices, total = Slices(clock, pause), 0
     for points in merger.ready_windows():
         for point in points:
             metrics.publish_point(point)
@@ -206,14 +237,9 @@ async def observe_ready(merger: Merger, monitor: AnomalyMonitor,
             metrics.publish_observation(obs)
             if obs.record is not None:
                 await send(point.metric, obs.record)
-        n += len(points)
         total += len(points)
-        held = clock() - t0
-        if held >= SLICE_S:
-            _held(held, n)
-            await pause(min(held, 0.05))
-            t0, n = clock(), 0
-    _held(clock() - t0, n)
+        await slices.step(len(points))
+    slices.end()
     return total
 
 
@@ -232,18 +258,14 @@ async def anomaly(stream: Any) -> None:
             saved = monitor_table.get("monitor")
             if saved:
                 monitor.restore(saved)
-        t0 = time.perf_counter()
+        slices = Slices()   # a backlog's batch: up to 1,000 messages of 500 points
         for doc in batch:
             try:
                 merger.add(str(doc["p"]), doc.get("wm"),
                            [SeriesPoint(*row) for row in doc["points"]])
             except (KeyError, TypeError, ValueError) as exc:
                 log.warning("bad partials message: %s", exc)
-            held = time.perf_counter() - t0
-            if held >= SLICE_S:   # a backlog's batch: up to 1,000 messages of 500 points
-                _held(held, 0)
-                await asyncio.sleep(min(held, 0.05))
-                t0 = time.perf_counter()
+            await slices.step()
         await observe_ready(merger, monitor, send)
         if time.monotonic() - last_save >= SAVE_EVERY_S:
             try:

@@ -88,6 +88,19 @@ class BusinessAggregator:
                 return value if value in self.spec.channels else OTHER
         return UNKNOWN
 
+    def attribute(self, props: dict[str, Any], channel: str | None = None) -> str:
+        """The series channel of an event: ``channel`` when given (e.g. the user's first
+        touch), else the one its props name; outside the allow-list ``other``.
+
+        >>> from stream_app.business import load_business_spec
+        >>> agg = BusinessAggregator(load_business_spec())
+        >>> agg.attribute({"channel": "douyin"}), agg.attribute({}, "douyin"), agg.attribute({})
+        ('douyin', 'douyin', 'unknown')
+        """
+        if channel is None:
+            return self.channel_of(props)
+        return channel if channel in self.spec.channels else (channel and OTHER) or UNKNOWN
+
     def classify(self, event: EventLike) -> tuple[str, float] | None:
         """``(funnel step, paid amount)`` of ``event``, None if it is no funnel event (for
         :func:`stream_app.metrics.biz_event`).
@@ -109,10 +122,7 @@ class BusinessAggregator:
         if step is None:
             return closed
         tenant = event.tenant if event.tenant in self.spec.tenants else OTHER
-        if channel is None:
-            ch = self.channel_of(event.props or {})
-        else:
-            ch = channel if channel in self.spec.channels else (channel and OTHER) or UNKNOWN
+        ch = self.attribute(event.props or {}, channel)
         amount = self._amount(event.props or {}) if step == "order_paid" else 0.0
         for w, ws in self.spec.windows.items():
             start = event.ts - event.ts % ws.size_ms
