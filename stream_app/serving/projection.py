@@ -616,9 +616,7 @@ class RedisProjection:
                 for tag, new in by_tag.items():  # a changed tag's record moves to the end
                     pw.pop(tag, None)
                     pw[tag] = why.get(tag) if new is not None else None
-        self.held += len(changes)
-        if self.held > self.max_held:
-            self._overflow()
+        self._hold(len(changes))
 
     def set_fields(self, tenant: str, uid: str, fields: dict[str, Any]) -> None:
         """Set plain profile fields (scores, layers, counts) on the user's hash; only those
@@ -626,9 +624,7 @@ class RedisProjection:
         changed = self._changed_fields(tenant, uid, fields)
         if changed:
             (self._live.get((tenant, uid)) or self._entry(tenant, uid)).hash.update(changed)
-            self.held += 1
-            if self.held > self.max_held:
-                self._overflow()
+            self._hold(1)
 
     def _changed_fields(self, tenant: str, uid: str, fields: dict[str, Any]) -> dict[str, Any]:
         """The fields whose value differs from what was last set for the user (remembered
@@ -664,7 +660,7 @@ class RedisProjection:
             p = self._entry(tenant, uid)
             del self._live[(tenant, uid)]
         p.forget = dict(tags)
-        self.held += 1
+        self._hold(1)
 
     def materialize(self) -> int:
         """Build the operations of every held entry into ``pending`` (the flush does this
@@ -679,11 +675,14 @@ class RedisProjection:
         self._push(ops)
         return len(ops)
 
-    def _overflow(self) -> None:
-        """Too much held: build the operations now and wake the writer."""
-        self.materialize()
-        if self._wake is not None:
-            self._wake.set()
+    def _hold(self, n: int) -> None:
+        """``n`` more changes or field sets held; past ``max_held`` build the operations now
+        and wake the writer."""
+        self.held += n
+        if self.held > self.max_held:
+            self.materialize()
+            if self._wake is not None:
+                self._wake.set()
 
     def _push(self, ops: list[Op]) -> None:
         self.pending.extend(ops)
