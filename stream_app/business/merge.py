@@ -97,8 +97,7 @@ class Merger:
         for window, start in done:
             end, acc = self.pending.pop((window, start), None) or (
                 start + self.spec.windows[window].size_ms, {})
-            if end > self.released.get(window, end - 1):
-                self.released[window] = end
+            self.released[window] = max(end, self.released.get(window, end))
             out = [SeriesPoint(key[0], key[1], key[2], window, start, end, a[0], a[1], a[2])
                    for key, a in acc.items() if a[1] > 0 or a[2] != "rate"]
             out.extend(SeriesPoint(key[0], key[1], key[2], window, start, end, 0.0, 0.0, kind)
