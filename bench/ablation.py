@@ -28,6 +28,10 @@ VARIANTS: dict[str, dict[str, str]] = {
     "no_redis_scoring_business": {"STREAM_APP_DISABLE": "redis,scoring,business"},
     # the state written through Faust's table API (a future per write) instead of directly
     "faust_writes": {"STREAM_APP_STATE_WRITES": "faust"},
+    # the users table in memory (no RocksDB; a restart reads the whole changelog)
+    "memory_store": {"STREAM_APP_TABLE_STORE": "memory://"},
+    # RocksDB read and written per event (no write-back cache, app/state_cache.py)
+    "no_state_cache": {"STREAM_APP_TABLE_CACHE_USERS": "0"},
 }
 
 

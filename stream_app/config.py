@@ -77,6 +77,10 @@ class Settings(BaseSettings):
         "at every start)")
     table_rocksdb_cache_mb: int = Field(64, ge=1, description="rocksdb:// block cache per "
                                         "partition (Faust's default is 2 GiB)")
+    table_cache_users: int = Field(100_000, ge=0, description="rocksdb:// write-back cache: "
+                                   "states of this many users kept in memory (~1.3 KB each), "
+                                   "written to RocksDB once per commit; 0 = every read and "
+                                   "write goes to RocksDB (app/state_cache.py)")
     table_rocksdb_write_buffer_mb: int = Field(16, ge=1, description="rocksdb:// memtable size "
                                                "per partition, up to 3 of them (Faust: 64 MiB)")
     redis_why: str = Field("compact", pattern="^(compact|off)$", description="why records in "

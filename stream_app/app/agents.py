@@ -61,9 +61,10 @@ def emit(topic: str, key: str | bytes | None, value: Any) -> None:
     app.producer.produce(topic, key, value if isinstance(value, bytes) else orjson.dumps(value))
 
 
-def load_state(user_id: str) -> dict[str, Any] | None:
-    """The user's state from the table (stored as orjson bytes), or None."""
-    raw = users.get(user_id)
+def load_state(user_id: str, partition: int) -> dict[str, Any] | None:
+    """The user's state from the table (stored as orjson bytes), or None; ``partition`` is
+    the input record's (the user's)."""
+    raw = users.get(user_id) if FAUST_WRITES else STATE_WRITER.get(user_id, partition)
     return orjson.loads(raw) if raw else None
 
 
@@ -169,7 +170,7 @@ async def handle_event(msg: Any, stream: str) -> None:
                   ev.type if ev.type in KNOWN_TYPES else "unknown").inc()
     if ev.type not in KNOWN_TYPES:
         metrics.EVENTS_UNKNOWN_TYPE.labels(stream=stream).inc()
-    state = load_state(ev.user_id)
+    state = load_state(ev.user_id, msg.partition)
     if ev.type == "deletion_requested":
         if state is not None:
             tags = dict(state.get("tags") or {})
@@ -200,7 +201,7 @@ async def handle_event(msg: Any, stream: str) -> None:
 async def handle_tick(msg: Any) -> None:
     """Re-evaluate one user on the clock (sent by the sweep timer)."""
     uid = msg.key.decode("utf-8", "replace") if isinstance(msg.key, bytes) else str(msg.key)
-    state = load_state(uid)
+    state = load_state(uid, msg.partition)
     now = runtime.clock.now()
     if state is None or now is None:
         return

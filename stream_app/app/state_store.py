@@ -53,12 +53,17 @@ class DirectTableWriter:
 
     def __init__(self, data: MutableMapping[str, Any], changelog: str,
                  producer: Callable[[], Any],
-                 encode_key: Callable[[str], bytes] = orjson.dumps) -> None:
+                 encode_key: Callable[[str], bytes] = orjson.dumps,
+                 read: Callable[[str], Any] | None = None) -> None:
         self.data = data
         self.changelog = changelog
         self._producer = producer
         self.encode_key = encode_key
         self._hooked: Any = None
+        self._read = read or data.get
+        # a store with a write-back cache (app/state_cache.py) is read and written through it
+        self._cache_get = getattr(data, "cache_get", None)
+        self._cache_set = getattr(data, "cache_set", None)
 
     @classmethod
     def for_table(cls, table: Any) -> DirectTableWriter:
@@ -72,7 +77,14 @@ class DirectTableWriter:
         probe = "probe-é"
         fast = next((f for f in (orjson.dumps, str.encode) if f(probe) == faust_key(probe)),
                     faust_key)
-        return cls(table.data, topic.get_topic_name(), lambda: table.app.producer, fast)
+        return cls(table.data, topic.get_topic_name(), lambda: table.app.producer, fast,
+                   read=table.get)
+
+    def get(self, key: str, partition: int) -> Any:
+        """The value of ``key`` (held in ``partition``, the input record's), or None."""
+        if self._cache_get is not None:
+            return self._cache_get(key, partition)
+        return self._read(key)
 
     def set(self, key: str, value: bytes, partition: int) -> None:
         """Store ``value`` under ``key`` and queue the changelog record to ``partition``."""
@@ -83,14 +95,20 @@ class DirectTableWriter:
             self._hooked = producer
         ledger = getattr(self.data, "ledger", None)
         if ledger is None:
-            self.data[key] = value
+            self._write(key, value, partition)
             producer.produce_tracked(self.changelog, self.encode_key(key), value, partition)
         else:
             ledger.sent(partition)
-            self.data[key] = value
+            self._write(key, value, partition)
             ledger.applied(partition)
             producer.produce_tracked(self.changelog, self.encode_key(key), value, partition,
                                      ledger.delivered)
+
+    def _write(self, key: str, value: bytes, partition: int) -> None:
+        if self._cache_set is not None:
+            self._cache_set(key, value, partition)
+        else:
+            self.data[key] = value
 
     def persist_offsets(self) -> None:
         """Hand the delivered changelog offsets to the store (RocksDB keeps them per
