@@ -81,6 +81,11 @@ def targets(res: dict) -> list[dict[str, Any]]:
     else:  # results from before the two modes: one measurement, judged as it was
         rows.append(("p99 at 50% load <= 2 x broker-alone p99",
                      _ratio(_get(lat50, "stream_app", "p99"), broker), 2.0, "<="))
+    passthrough = _get(lat50, "passthrough_realtime", "p99")
+    if passthrough is not None:
+        rows.append(("(reference) the same for the Faust pass-through (an agent that only "
+                     "decodes and forwards) at the same rate", _ratio(passthrough, broker),
+                     2.0, "ref<="))
     if replay:
         rows.append((f"(reference) the same with event time replayed "
                      f"~{_fmt(replay.get('event_time_speedup'))} x faster than wall time",
@@ -389,7 +394,8 @@ def markdown(res: dict, plots: list[str]) -> str:
 _LAT_SERIES = (("broker", "broker alone (producer -> consumer)"),
                ("stream_app", "stream-app"),
                ("stream_app_replay", "stream-app"),
-               ("stream_app_realtime", "stream-app"))
+               ("stream_app_realtime", "stream-app"),
+               ("passthrough_realtime", "Faust pass-through (decode + forward)"))
 
 
 def _event_time(sysname: str, x: dict[str, Any]) -> str:
@@ -403,7 +409,7 @@ def _event_time(sysname: str, x: dict[str, Any]) -> str:
     """
     if sysname == "stream_app_replay":
         return f"replayed ~{_fmt(x.get('event_time_speedup'))} x faster than wall time"
-    if sysname == "stream_app_realtime":
+    if sysname in ("stream_app_realtime", "passthrough_realtime"):
         return "produce time (real-time)"
     return "-"
 

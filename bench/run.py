@@ -173,6 +173,8 @@ def phase_pipeline(args, wl, res) -> None:  # noqa: ANN001
             systems.stop_all(ws)
         finally:
             s.stop()
+    if "latency" in res:
+        passthrough_latency(args, wl, res["latency"])
     one, two = res.get("stream_app_1w"), res.get("stream_app_2w")
     if one and two and two.get("cpu"):
         res["two_worker_ceiling"] = ceiling_of(one, two, _cpus())
@@ -350,6 +352,43 @@ def latency_points(args, wl, s, lag, eps: float,  # noqa: ANN001
                      "taken in the same call); end = CreateTime of the first output "
                      "(worker) / receipt by the consumer (broker alone); one machine clock",
             "realtime_clock": "produce wall time, offset to continue the worker's clock"}
+
+
+def passthrough_latency(args, wl, lat: dict[str, Any]) -> None:  # noqa: ANN001
+    """The Faust pass-through (an agent that decodes and forwards, on its own fresh stack) fed
+    at the rates of the stream-app latency points, event time = produce time: what Faust's
+    consumer path alone costs at that load (``passthrough_realtime`` of each load). Like the
+    stream-app worker it first processes the throughput backlog (a broker that has taken
+    25k events answers fetches differently from an empty one)."""
+    from bench import systems  # noqa: PLC0415
+    from bench.passthrough_app import OUT_TOPIC  # noqa: PLC0415
+    from bench.workload import WallStamper, event_ts  # noqa: PLC0415
+    from stream_app.contract import load_contract  # noqa: PLC0415
+
+    s = fresh_stack("passthrough-latency", args)
+    try:
+        ws, _ = systems.start_workers(s, "bench.passthrough_app", 1, "passthrough")
+        systems.throughput(s, ws, wl.records[: args.n])
+        lag = systems.GroupLag(s.bootstrap, "bench-passthrough",
+                               list(load_contract().input_topics()), s.partitions)
+        pos = args.n
+        for load, point in lat["loads"].items():
+            rate = point["stream_app_realtime"]["rate"]
+            n = max(int(rate * args.latency_seconds / 2), 1)
+            live = wl.records[pos:pos + n]
+            pos += n
+            lag.wait_zero(300)
+            stamper = WallStamper(continue_from=(event_ts(live[0]), time.time()))
+            p = systems.pipeline_latency(
+                s, live, rate, stamp=stamper, lag=lag, drain_s=3.0, outputs=(OUT_TOPIC,),
+                trigger=lambda rec: rec.get("event_id"))
+            p.pop("last_sent_at", None)
+            point["passthrough_realtime"] = p
+            log(f"latency at {load}%: Faust pass-through p99 {p['p99']} ms")
+        lag.close()
+        systems.stop_all(ws)
+    finally:
+        s.stop()
 
 
 def phase_quix(args, wl, res) -> None:  # noqa: ANN001

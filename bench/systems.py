@@ -212,11 +212,26 @@ def quix_throughput(stack: Stack, records: Sequence[Record], fetch_wait_ms: int,
             "seconds_incl_start": round(time.monotonic() - t0, 2)}
 
 
+def output_trigger(rec: dict[str, Any]) -> str | None:
+    """The ``event_id`` of the input that caused a tag change or alert record.
+
+    Example:
+        >>> output_trigger({"trigger": "e1"}), output_trigger({"alert_id": "hot_lead:u1:e2"})
+        ('e1', 'e2')
+    """
+    trig = rec.get("trigger")
+    if not trig and rec.get("alert_id"):  # kind:user_id:event_id
+        trig = str(rec["alert_id"]).split(":", 2)[-1]
+    return trig
+
+
 def pipeline_latency(stack: Stack, records: Sequence[Record], rate: float,
                      drain_s: float = 10.0,
                      stamp: Callable[[bytes, float], bytes] | None = None,
                      lag: GroupLag | None = None, drain_timeout: float = 300.0,
-                     keep_values: bool = False) -> dict[str, Any]:
+                     keep_values: bool = False, outputs: Sequence[str] = OUTPUTS,
+                     trigger: Callable[[dict[str, Any]], str | None] = output_trigger
+                     ) -> dict[str, Any]:
     """Produce ``records`` at ``rate`` to running workers; latency from each event's send
     (the wall time just before ``produce``; the input's CreateTime is taken in the same call)
     to the publish time (CreateTime, the worker's producer, same machine clock) of the first
@@ -225,11 +240,13 @@ def pipeline_latency(stack: Stack, records: Sequence[Record], rate: float,
     collector keeps reading until the group has caught up (then ``drain_s`` more), so a
     worker that fell behind has its slow outputs counted instead of cut off at a fixed
     drain time (which would make its p99 look better than it is). ``keep_values``: the
-    latencies themselves too (``values``), to merge blocks."""
+    latencies themselves too (``values``), to merge blocks. ``outputs`` and ``trigger``: the
+    topics read and how a record names its input (the Faust pass-through forwards the event,
+    so there it is the record's own ``event_id``)."""
     from stream_app.kafka_io import make_producer, read_assigned  # noqa: PLC0415
 
     readers = [read_assigned(stack.bootstrap, t, stack.partitions, from_beginning=False)
-               for t in OUTPUTS]
+               for t in outputs]
     for r in readers:  # settle the assignment at the current end
         r.consume(num_messages=1, timeout=1.0)
     first_out: dict[str, float] = {}
@@ -245,9 +262,7 @@ def pipeline_latency(stack: Stack, records: Sequence[Record], rate: float,
                         rec = orjson.loads(m.value())
                     except orjson.JSONDecodeError:
                         continue
-                    trig = rec.get("trigger")
-                    if not trig and rec.get("alert_id"):  # kind:user_id:event_id
-                        trig = str(rec["alert_id"]).split(":", 2)[-1]
+                    trig = trigger(rec)
                     if trig and trig not in first_out:
                         first_out[trig] = m.timestamp()[1] / 1000.0
 
