@@ -197,6 +197,19 @@ def test_latency_target_judges_the_realtime_mode_and_shows_the_replay_as_referen
     assert "| reference: no |" in md
 
 
+def test_the_passthrough_latency_is_shown_next_to_the_target_but_not_judged():
+    lat = {"loads": {"50": {"broker": {"p99": 40.0},
+                            "stream_app_realtime": {"p99": 130.0, "rate": 600},
+                            "passthrough_realtime": {"p99": 100.0, "rate": 600}}}}
+    ts = {t["target"]: t for t in report.targets(_res(latency=lat))}
+    live = next(t for n, t in ts.items() if n.startswith("p99") and "real-time" in n)
+    assert (live["value"], live["met"], live["reference"]) == (3.25, False, False)
+    pt = next(t for n, t in ts.items() if "Faust pass-through" in n)
+    assert (pt["value"], pt["met"], pt["reference"]) == (2.5, False, True)
+    md = report.markdown(_res(latency=lat), [])
+    assert "| 50% | 600 | Faust pass-through (decode + forward) | produce time (real-time) |" in md
+
+
 def test_two_worker_rows_keep_the_target_and_add_the_ceiling():
     res = _res(two_worker_ceiling={"cores": 2, "ratio_bound": 1.31, "eps": 1050.0,
                                    "measured_share_of_bound": 1.05, "us_per_event_all": 1900,
