@@ -64,7 +64,7 @@ def emit(topic: str, key: str | bytes | None, value: Any) -> None:
 def load_state(user_id: str, partition: int) -> dict[str, Any] | None:
     """The user's state from the table (stored as orjson bytes), or None; ``partition`` is
     the input record's (the user's)."""
-    raw = users.get(user_id) if FAUST_WRITES else STATE_WRITER.get(user_id, partition)
+    raw = STATE_WRITER.get(user_id, partition)
     return orjson.loads(raw) if raw else None
 
 

@@ -34,7 +34,7 @@ Example (the cache alone, as the store uses it):
     >>> c = WriteBack(max_users=2)
     >>> c.put(b'"u1"', b"{1}", 0); c.put(b'"u2"', b"{2}", 1); c.put(b'"u1"', b"{3}", 0)
     >>> c.vals[b'"u1"'], sorted(c.dirty), c.take_dirty(0)
-    (b'{3}', [0, 1], {b'"u1"': b'{3}'})
+    (b'{3}', [0, 1], ({b'"u1"': b'{3}'}, 0))
     >>> c.keep(b'"u3"', b"{4}", 2)                     # a read: clean, may be dropped
     >>> sorted(c.vals)                                   # u2 is dirty: kept over the bound
     [b'"u1"', b'"u2"', b'"u3"']
@@ -60,7 +60,9 @@ EVICT_TO = 0.9
 
 class WriteBack:
     """The cache's bookkeeping: values, each key's partition, dirty keys per partition and
-    keys read as absent from the store (so a write-back can count new keys)."""
+    keys read as absent from the store since the partition's last write-back (so the
+    write-back can count new keys; the agent reads a user before it writes it, in one step
+    without a pause, so a key read absent and not written by then is forgotten then)."""
 
     __slots__ = ("max_users", "vals", "part", "dirty", "absent")
 
@@ -71,8 +73,8 @@ class WriteBack:
         self.part: dict[bytes, int] = {}
         #: partition -> key -> value written since the last write-back
         self.dirty: dict[int, dict[bytes, bytes]] = {}
-        #: key -> partition, for keys the store did not have when read
-        self.absent: dict[bytes, int] = {}
+        #: partition -> keys the store did not have when read
+        self.absent: dict[int, set[bytes]] = {}
 
     def put(self, key: bytes, value: bytes, partition: int) -> None:
         """A write: cached and dirty in ``partition``."""
@@ -91,6 +93,13 @@ class WriteBack:
         self.vals[key] = value
         self.part[key] = partition
 
+    def read_absent(self, key: bytes, partition: int) -> None:
+        """``key`` was read and the store does not have it."""
+        keys = self.absent.get(partition)
+        if keys is None:
+            keys = self.absent[partition] = set()
+        keys.add(key)
+
     def discard(self, key: bytes) -> None:
         """Forget ``key`` (deleted, or written past the cache)."""
         self.vals.pop(key, None)
@@ -99,22 +108,25 @@ class WriteBack:
             d = self.dirty.get(p)
             if d:
                 d.pop(key, None)
-        self.absent.pop(key, None)
+        for keys in self.absent.values():
+            keys.discard(key)
 
-    def take_dirty(self, partition: int) -> dict[bytes, bytes]:
-        """The dirty keys of ``partition`` (now clean)."""
-        return self.dirty.pop(partition, None) or {}
+    def take_dirty(self, partition: int) -> tuple[dict[bytes, bytes], int]:
+        """The dirty keys of ``partition`` (now clean) and how many of them the store did not
+        have; the partition's absent keys are forgotten."""
+        dirty = self.dirty.pop(partition, None) or {}
+        absent = self.absent.pop(partition, None) or set()
+        return dirty, sum(1 for k in absent if k in dirty)
 
     def drop_partitions(self, partitions: Iterable[int]) -> None:
         """Forget every key of ``partitions`` (revoked, or about to be restored)."""
         parts = set(partitions)
         for p in parts:
             self.dirty.pop(p, None)
+            self.absent.pop(p, None)
         for key in [k for k, p in self.part.items() if p in parts]:
             self.vals.pop(key, None)
             del self.part[key]
-        for key in [k for k, p in self.absent.items() if p in parts]:
-            del self.absent[key]
 
     def over(self) -> bool:
         return len(self.vals) > self.max_users
@@ -143,9 +155,10 @@ class WriteBack:
 class CachedRocksDB(CleanStopRocksDB):
     """:class:`CleanStopRocksDB` with the write-back cache of this module's docstring.
 
-    ``cache_get``/``cache_set`` take the table key (a ``str``) and the partition of the event
-    being processed; Faust's own paths (``_get``/``_set``/``_del``/``_contains``, iteration,
-    recovery, revocation, stop) see the same data."""
+    ``cache_get``/``cache_set`` take the store key (bytes, as ``DirectTableWriter`` encodes it
+    for the changelog too) and the partition of the event being processed; Faust's own paths
+    (``_get``/``_set``/``_del``/``_contains``, iteration, recovery, revocation, stop) see the
+    same data."""
 
     #: states kept in memory at most (the dirty ones of one commit interval come on top)
     max_users: int = 100_000
@@ -153,53 +166,30 @@ class CachedRocksDB(CleanStopRocksDB):
     def __init__(self, *args: Any, max_users: int | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.cache = WriteBack(max_users or self.max_users)
-        self._encode: Any = None
-        #: states written back and writes that went to RocksDB, for gauges and tests
-        self.written_back = 0
-        self.write_backs = 0
 
-    # -- the agent's path ----------------------------------------------------------------
-    def encode_key(self, key: str) -> bytes:
-        """The store key of ``key`` (what Faust's changelog and ``_set`` use)."""
-        if self._encode is None:
-            self._encode = self._key_encoder()
-        return self._encode(key)
-
-    def _key_encoder(self) -> Any:
-        import orjson  # noqa: PLC0415
-
-        def json_key(key: str) -> bytes:
-            # an exact-size copy: the bytes orjson returns keep its ~4 KB output buffer
-            # (measured 4.2 KB of RSS per cached key against 150 B for the copy)
-            return memoryview(orjson.dumps(key)).tobytes()
-
-        probe = "probe-é"
-        faust_key = self._encode_key
-        for fast in (json_key, str.encode):
-            if fast(probe) == faust_key(probe):
-                return fast
-        return faust_key
-
-    def cache_get(self, key: str, partition: int) -> bytes | None:
-        """The state of ``key`` (held in ``partition``), from the cache or the store."""
-        k = self.encode_key(key)
+    # -- the agent's path (keys as the store encodes them: DirectTableWriter.encode_key) --
+    def cache_get(self, k: bytes, partition: int) -> bytes | None:
+        """The state under store key ``k`` (held in ``partition``), from the cache or the
+        store."""
         value = self.cache.vals.get(k)
         if value is not None:
             return value
         value = self._db_for_partition(partition).get(k)
         if value is None:
-            self.cache.absent[k] = partition
+            self.cache.read_absent(k, partition)
         else:
             self.cache.keep(k, value, partition)
             if self.cache.over():
                 self.cache.evict()
         return value
 
-    def cache_set(self, key: str, value: bytes, partition: int) -> None:
-        """Write ``value`` for ``key`` in ``partition`` (to RocksDB at the next write-back)."""
+    def cache_set(self, k: bytes, value: bytes, partition: int) -> None:
+        """Write ``value`` under store key ``k`` in ``partition`` (to RocksDB at the next
+        write-back). ``k`` is kept: it must be an exact-size copy
+        (:func:`~stream_app.app.state_store.exact_json_key`), not orjson's own bytes."""
         self._last_read = None
         cache = self.cache
-        cache.put(self.encode_key(key), value, partition)
+        cache.put(k, value, partition)
         if cache.over():
             cache.evict()
 
@@ -210,25 +200,19 @@ class CachedRocksDB(CleanStopRocksDB):
         import rocksdict  # noqa: PLC0415
 
         cache = self.cache
-        parts = list(cache.dirty) if partitions is None else list(partitions)
+        parts = [*{*cache.dirty, *cache.absent}] if partitions is None else list(partitions)
         n = 0
         for p in parts:
-            dirty = cache.take_dirty(p)
+            dirty, added = cache.take_dirty(p)
             if not dirty:
                 continue
             batch = rocksdict.WriteBatch(raw_mode=True)
-            added = 0
             for k, v in dirty.items():
                 batch.put(k, v)
-                if cache.absent.pop(k, None) is not None:
-                    added += 1
             self._db_for_partition(p).write(batch)
             if p in self.key_counts:
                 self.key_counts[p] += added
             n += len(dirty)
-        if n:
-            self.written_back += n
-            self.write_backs += 1
         return n
 
     def set_persisted_offset(self, tp: TP, offset: int) -> None:

@@ -47,6 +47,31 @@ from faust.types import TP
 log = logging.getLogger(__name__)
 
 
+def exact_json_key(key: str) -> bytes:
+    """``key`` as a JSON string, in bytes of exactly its size: the bytes orjson returns keep
+    its ~4 KB output buffer (measured 4.2 KB of RSS per key kept, e.g. in the state cache).
+
+    Example:
+        >>> exact_json_key("用户-1") == orjson.dumps("用户-1")
+        True
+    """
+    return memoryview(orjson.dumps(key)).tobytes()
+
+
+def key_encoder(faust_key: Callable[[str], bytes]) -> Callable[[str], bytes]:
+    """A fast encoder giving the same bytes as ``faust_key`` (Faust's key encoding of a
+    table's changelog and store), checked once on a non-ASCII probe; ``faust_key`` itself
+    when neither JSON nor UTF-8 matches.
+
+    Example:
+        >>> key_encoder(orjson.dumps) is exact_json_key, key_encoder(str.encode) is str.encode
+        (True, True)
+    """
+    probe = "probe-é"
+    return next((f for f in (exact_json_key, str.encode) if f(probe) == faust_key(probe)),
+                faust_key)
+
+
 class DirectTableWriter:
     """Set a key of a ``raw``-valued, ``utf8``-keyed Faust table and queue its changelog
     record on the fast producer."""
@@ -74,16 +99,13 @@ class DirectTableWriter:
         def faust_key(key: str) -> bytes:
             return topic.prepare_key(key, table.key_serializer)[0]
 
-        probe = "probe-é"
-        fast = next((f for f in (orjson.dumps, str.encode) if f(probe) == faust_key(probe)),
-                    faust_key)
-        return cls(table.data, topic.get_topic_name(), lambda: table.app.producer, fast,
-                   read=table.get)
+        return cls(table.data, topic.get_topic_name(), lambda: table.app.producer,
+                   key_encoder(faust_key), read=table.get)
 
     def get(self, key: str, partition: int) -> Any:
         """The value of ``key`` (held in ``partition``, the input record's), or None."""
         if self._cache_get is not None:
-            return self._cache_get(key, partition)
+            return self._cache_get(self.encode_key(key), partition)
         return self._read(key)
 
     def set(self, key: str, value: bytes, partition: int) -> None:
@@ -94,19 +116,20 @@ class DirectTableWriter:
             producer.after_flush.append(self.persist_offsets)
             self._hooked = producer
         ledger = getattr(self.data, "ledger", None)
+        encoded = self.encode_key(key)   # the changelog key is also the store's key
         if ledger is None:
-            self._write(key, value, partition)
-            producer.produce_tracked(self.changelog, self.encode_key(key), value, partition)
+            self._write(key, encoded, value, partition)
+            producer.produce_tracked(self.changelog, encoded, value, partition)
         else:
             ledger.sent(partition)
-            self._write(key, value, partition)
+            self._write(key, encoded, value, partition)
             ledger.applied(partition)
-            producer.produce_tracked(self.changelog, self.encode_key(key), value, partition,
+            producer.produce_tracked(self.changelog, encoded, value, partition,
                                      ledger.delivered)
 
-    def _write(self, key: str, value: bytes, partition: int) -> None:
+    def _write(self, key: str, encoded: bytes, value: bytes, partition: int) -> None:
         if self._cache_set is not None:
-            self._cache_set(key, value, partition)
+            self._cache_set(encoded, value, partition)
         else:
             self.data[key] = value
 

@@ -484,13 +484,13 @@ class LedgerTable(faust.Table):
     _last_partition: int | None = None
     #: the class of a ``rocksdb:`` store and extra arguments for it (a subclass may choose
     #: ``state_cache.CachedRocksDB``)
-    store_class: type = None  # type: ignore[assignment]  # CleanStopRocksDB, set below
+    store_class: type = CleanStopRocksDB
     store_kwargs: dict[str, Any] = {}  # noqa: RUF012 - read only
 
     def _new_store_by_url(self, url: str | URL) -> Any:
         if URL(str(url)).scheme != "rocksdb":
             return super()._new_store_by_url(url)
-        return (self.store_class or CleanStopRocksDB)(
+        return self.store_class(
             url, self.app, self, table_name=self.name, key_type=self.key_type,
             key_serializer=self.key_serializer, value_serializer=self.value_serializer,
             value_type=self.value_type, loop=self.loop, options=self.options,
