@@ -14,6 +14,7 @@ from typing import Any
 
 from faust.transport.drivers import aiokafka as driver
 
+from stream_app.app.eager_drain import EagerDrain
 from stream_app.app.producer import FastProducer
 from stream_app.app.recovery_guard import RecoveryGuard
 from stream_app.config import get_settings
@@ -48,9 +49,12 @@ class TunedConsumerThread(driver.AIOKafkaConsumerThread):
         return fixed
 
 
-class TunedConsumer(RecoveryGuard, driver.Consumer):
+class TunedConsumer(RecoveryGuard, EagerDrain, driver.Consumer):
     """aiokafka consumer with the configured fetch wait; input records reach streams only
-    after table recovery and the seek to committed offsets (:mod:`.recovery_guard`)."""
+    after table recovery and the seek to committed offsets (:mod:`.recovery_guard`); each
+    fetched batch is handed to the streams in one go (:mod:`.eager_drain`)."""
+
+    eager_drain = get_settings().eager_drain
 
     def _new_consumer_thread(self) -> TunedConsumerThread:
         return TunedConsumerThread(self, loop=self.loop, beacon=self.beacon)
