@@ -32,6 +32,8 @@ VARIANTS: dict[str, dict[str, str]] = {
     "memory_store": {"STREAM_APP_TABLE_STORE": "memory://"},
     # RocksDB read and written per event (no write-back cache, app/state_cache.py)
     "no_state_cache": {"STREAM_APP_TABLE_CACHE_USERS": "0"},
+    # Faust's own per-record hand-over of fetched batches (app/eager_drain.py off)
+    "no_eager_drain": {"STREAM_APP_EAGER_DRAIN": "false"},
 }
 
 

@@ -245,6 +245,20 @@ def _get_path(d: Any, *path: str) -> Any:
     return d
 
 
+def settle(lag, sweep_s: float | None = None) -> float:  # noqa: ANN001
+    """Wait until the group has caught up, then for one clock sweep and until it caught up
+    again: a replayed block moves the worker's clock by hours, and the ticks of the users
+    that fell due go out at the next sweep; without this they landed in the next block (a
+    real-time block then measured the replay's tick burst). Returns the seconds waited."""
+    from stream_app.config import get_settings  # noqa: PLC0415
+
+    started = time.time()
+    lag.wait_zero(300)
+    time.sleep((sweep_s if sweep_s is not None else get_settings().sweep_interval_s) + 0.5)
+    lag.wait_zero(300)
+    return time.time() - started
+
+
 def block_order(blocks: int) -> list[str]:
     """The latency modes in ABBA order over ``blocks`` pairs: a load on the shared machine
     that drifts during the point falls on both modes alike.
@@ -299,7 +313,8 @@ def latency_points(args, wl, s, lag, eps: float,  # noqa: ANN001
     modes, in alternating blocks (:func:`block_order`): the workload's event times replayed
     (the simulator's clock, far faster than wall time), and each event re-stamped at its
     produce time (live traffic). Each block starts once the group has caught up (lag 0,
-    anomaly partials included) and reads outputs until it caught up again."""
+    anomaly partials included) across one clock sweep (:func:`settle`) and reads outputs
+    until it caught up again."""
     from bench import ceiling, systems  # noqa: PLC0415
     from bench.workload import WallStamper, event_time_speedup, event_ts  # noqa: PLC0415
 
@@ -323,7 +338,7 @@ def latency_points(args, wl, s, lag, eps: float,  # noqa: ANN001
         for mode in order:
             live = wl.records[pos:pos + m]
             pos += m
-            waited = lag.wait_zero(300)
+            waited = settle(lag)
             stamper = WallStamper(continue_from=last) if mode == "realtime" else None
             probe = CpuProbe(pids or {})
             probe.snap(0)

@@ -26,6 +26,7 @@ import orjson
 from stream_app import metrics
 from stream_app.app import business
 from stream_app.app.context import runtime
+from stream_app.app.gc_freeze import freeze_when_ready
 from stream_app.app.main import app, settings
 from stream_app.app.state_store import DirectTableWriter
 from stream_app.app.tables import users
@@ -266,6 +267,15 @@ async def quiet_debug_logging() -> None:
     root = logging.getLogger()
     if root.level == logging.DEBUG and root.handlers and root.handlers[0].level > logging.DEBUG:
         root.setLevel(root.handlers[0].level)
+
+
+@app.task
+async def gc_freeze() -> None:
+    """Keep the start-up heap out of full garbage collections (``app/gc_freeze.py``)."""
+    if settings.gc_freeze:
+        from stream_app.app.web import is_ready  # noqa: PLC0415
+
+        await freeze_when_ready(is_ready)
 
 
 @app.timer(interval=10.0)
