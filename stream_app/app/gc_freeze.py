@@ -1,6 +1,6 @@
 """Keep the start-up heap out of Python's full garbage collections.
 
-Why (measured, docs/PERFORMANCE.md item 25): every loop hold over 20 ms a probe saw in a worker
+Why (measured, docs/PERFORMANCE.md item 25): every loop hold over 50 ms a probe saw in a worker
 at half load was a generation-2 collection, 110-130 ms each, every 5-30 s, and each one
 collected nothing: it scanned the long-lived objects of the start-up (Faust, aiokafka, the
 compiled rules, the river models, the modules). One such hold delays every event that
@@ -10,7 +10,9 @@ How: once the worker is ready (tables recovered, first assignment done) one full
 runs, then ``gc.freeze()`` moves every object that survived it into the permanent generation,
 which later collections do not scan. Cyclic garbage created afterwards is still collected;
 only what lived through start-up is exempt (it lives as long as the worker). Again after each
-rebalance that completes, so objects built for new partitions join it.
+rebalance that completes, so objects built for new partitions join it; the price is that a
+frozen object which later becomes part of a garbage cycle (e.g. something of a revoked
+partition) is never reclaimed, a little memory per rebalance.
 ``STREAM_APP_GC_FREEZE=false`` leaves the collector as Python sets it.
 
 Example:

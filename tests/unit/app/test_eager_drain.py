@@ -72,6 +72,20 @@ def drain(consumer: FakeConsumer) -> None:
     asyncio.run(asyncio.wait_for(consumer._drain_messages(fetcher), 5))
 
 
+def drain_beside_ticker(consumer: FakeConsumer, ticks: list[int]) -> None:
+    """Drain while another task appends to ``ticks`` at each of its steps."""
+    async def main() -> None:
+        async def ticker() -> None:
+            while True:
+                ticks.append(1)
+                await asyncio.sleep(0)
+        t = asyncio.ensure_future(ticker())
+        await asyncio.sleep(0)
+        await consumer._drain_messages(SimpleNamespace(_stopped=asyncio.Event()))
+        t.cancel()
+    asyncio.run(main())
+
+
 def test_run_eagerly_finishes_a_coroutine_that_does_not_wait() -> None:
     async def add(a: int, b: int) -> int:
         return a + b
@@ -106,16 +120,7 @@ def test_a_batch_is_handed_over_in_order_without_a_trip_around_the_loop() -> Non
     batch = [(T, msg(i)) for i in range(YIELD_EVERY)]
     consumer = FakeConsumer([batch], deliver)
 
-    async def main() -> None:
-        async def ticker() -> None:
-            while True:
-                ticks.append(1)
-                await asyncio.sleep(0)
-        t = asyncio.ensure_future(ticker())
-        await asyncio.sleep(0)
-        await consumer._drain_messages(SimpleNamespace(_stopped=asyncio.Event()))
-        t.cancel()
-    asyncio.run(main())
+    drain_beside_ticker(consumer, ticks)
     assert seen == list(range(YIELD_EVERY))
     # the other task ran no step between the first and the last record of the batch
     assert ticks_at[0] == ticks_at[-1]
@@ -225,14 +230,6 @@ def test_long_batches_still_let_other_tasks_run(n: int) -> None:
         ticks_at.append(len(ticks))
     consumer = FakeConsumer([[(T, msg(i)) for i in range(n)]], deliver)
 
-    async def main() -> None:
-        async def ticker() -> None:
-            while True:
-                ticks.append(1)
-                await asyncio.sleep(0)
-        t = asyncio.ensure_future(ticker())
-        await consumer._drain_messages(SimpleNamespace(_stopped=asyncio.Event()))
-        t.cancel()
-    asyncio.run(main())
+    drain_beside_ticker(consumer, ticks)
     assert len(ticks_at) == n
     assert ticks_at[-1] > ticks_at[0]
