@@ -146,6 +146,11 @@ def fed_prometheus(stack, harness, tmp_path_factory):
         wait_until(lambda: prom.query("sum(stream_app_duplicate_events_total) > 0")
                    and prom.query("sum(stream_app_dlq_records_total) > 0"), 180,
                    what="duplicate and dead-letter counters scraped")
+        # the trainer publishes a batch of labels within 5 s of its first pair: its gauges
+        # may come after the last event was processed
+        wait_until(lambda: prom.query("max(stream_app_model_info)")
+                   and prom.query("max(stream_app_model_quality)"), 60,
+                   what="model gauges scraped (trainer)")
         time.sleep(3)  # a few more scrapes and rule evaluations after the last change
         yield prom
     finally:
