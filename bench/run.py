@@ -290,6 +290,7 @@ def merge_blocks(parts: list[dict[str, Any]]) -> dict[str, Any]:
     from bench.measure import percentiles  # noqa: PLC0415
 
     values = [v for p in parts for v in p["values"]]
+    seen = [v for p in parts for v in p.get("visible_values", ())]
     events = sum(p["events"] for p in parts)
 
     def avg(get: Callable[[dict[str, Any]], Any]) -> float | None:
@@ -301,6 +302,7 @@ def merge_blocks(parts: list[dict[str, Any]]) -> dict[str, Any]:
                for k in ("busy_cores", "idle_share", "outside_cores")}
     return {"rate": parts[0]["rate"], "achieved_rate": round(avg(lambda p: p["achieved_rate"])),
             "events": events, "matched": len(values), **percentiles(values),
+            **({"visible": percentiles(seen)} if seen else {}),
             "event_time_speedup": avg(lambda p: p["event_time_speedup"]),
             "waited_for_idle_s": round(sum(p["waited_for_idle_s"] for p in parts), 1),
             "drained_s": round(sum(p["drained_s"] for p in parts), 1),

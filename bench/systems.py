@@ -235,36 +235,39 @@ def pipeline_latency(stack: Stack, records: Sequence[Record], rate: float,
     """Produce ``records`` at ``rate`` to running workers; latency from each event's send
     (the wall time just before ``produce``; the input's CreateTime is taken in the same call)
     to the publish time (CreateTime, the worker's producer, same machine clock) of the first
-    tag change or alert it triggered. ``stamp`` rewrites each value at its send (event time
-    = produce time); ``last_sent_at`` is the wall time of the last send. With ``lag`` the
-    collector keeps reading until the group has caught up (then ``drain_s`` more), so a
-    worker that fell behind has its slow outputs counted instead of cut off at a fixed
-    drain time (which would make its p99 look better than it is). ``keep_values``: the
-    latencies themselves too (``values``), to merge blocks. ``outputs`` and ``trigger``: the
-    topics read and how a record names its input (the Faust pass-through forwards the event,
-    so there it is the record's own ``event_id``)."""
+    tag change or alert it triggered; ``visible``: the same to its receipt by a consumer of
+    the outputs (what a downstream system sees: the producer's linger and the broker's fetch
+    hold included, like the broker-alone figure). ``stamp`` rewrites each value at its send
+    (event time = produce time); ``last_sent_at`` is the wall time of the last send. With
+    ``lag`` the collector keeps reading until the group has caught up (then ``drain_s``
+    more), so a worker that fell behind has its slow outputs counted instead of cut off at a
+    fixed drain time (which would make its p99 look better than it is). ``keep_values``: the
+    latencies themselves too (``values``, ``visible_values``), to merge blocks. ``outputs``
+    and ``trigger``: the topics read and how a record names its input (the Faust
+    pass-through forwards the event, so there it is the record's own ``event_id``)."""
     from stream_app.kafka_io import make_producer, read_assigned  # noqa: PLC0415
 
-    readers = [read_assigned(stack.bootstrap, t, stack.partitions, from_beginning=False)
-               for t in outputs]
-    for r in readers:  # settle the assignment at the current end
-        r.consume(num_messages=1, timeout=1.0)
-    first_out: dict[str, float] = {}
+    # one consumer over every output partition: poll() returns at the first record of any,
+    # so its receipt time is when the output became visible to a downstream consumer
+    reader = read_assigned(stack.bootstrap, list(outputs), stack.partitions,
+                           from_beginning=False)
+    reader.consume(num_messages=1, timeout=1.0)  # settle the assignment at the current end
+    first_out: dict[str, tuple[float, float]] = {}
     stop = threading.Event()
 
     def collect() -> None:
         while not stop.is_set():
-            for r in readers:
-                for m in r.consume(num_messages=2000, timeout=0.05):
-                    if m.error() or not m.value():
-                        continue
-                    try:
-                        rec = orjson.loads(m.value())
-                    except orjson.JSONDecodeError:
-                        continue
-                    trig = trigger(rec)
-                    if trig and trig not in first_out:
-                        first_out[trig] = m.timestamp()[1] / 1000.0
+            m = reader.poll(0.05)
+            if m is None or m.error() or not m.value():
+                continue
+            received = time.time()
+            try:
+                rec = orjson.loads(m.value())
+            except orjson.JSONDecodeError:
+                continue
+            trig = trigger(rec)
+            if trig and trig not in first_out:
+                first_out[trig] = (m.timestamp()[1] / 1000.0, received)
 
     th = threading.Thread(target=collect, daemon=True)
     th.start()
@@ -278,9 +281,13 @@ def pipeline_latency(stack: Stack, records: Sequence[Record], rate: float,
     drained_s = time.monotonic() - t_sent
     stop.set()
     th.join(10)
-    for r in readers:
-        r.close()
-    lat = [(first_out[e] - t) * 1000 for e, t in pacer.sent_at.items() if e in first_out]
+    reader.close()
+    pairs = [(first_out[e][0] - t, first_out[e][1] - t) for e, t in pacer.sent_at.items()
+             if e in first_out]
+    lat = [p * 1000 for p, _ in pairs]
+    seen = [v * 1000 for _, v in pairs]
     return {"rate": round(rate), "achieved_rate": round(achieved), "events": len(records),
-            "matched": len(lat), **percentiles(lat), "last_sent_at": last_sent_at,
-            "drained_s": round(drained_s, 1), **({"values": lat} if keep_values else {})}
+            "matched": len(lat), **percentiles(lat),
+            "visible": percentiles(seen), "last_sent_at": last_sent_at,
+            "drained_s": round(drained_s, 1),
+            **({"values": lat, "visible_values": seen} if keep_values else {})}

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import orjson
@@ -81,9 +81,10 @@ def make_consumer(bootstrap: str, topics: Iterable[str], group: str | None = Non
     return c
 
 
-def read_assigned(bootstrap: str, topic: str, partitions: int,
+def read_assigned(bootstrap: str, topic: str | Sequence[str], partitions: int,
                   from_beginning: bool = True, **overrides: Any):  # noqa: ANN201
-    """A consumer assigned (no group join) to every partition of ``topic``."""
+    """A consumer assigned (no group join) to every partition of ``topic`` (or of each topic
+    of a list: one consumer whose ``poll`` returns the first record of any of them)."""
     from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, TopicPartition  # noqa
 
     cfg = {"bootstrap.servers": bootstrap, "group.id": f"reader-{uuid.uuid4().hex[:8]}",
@@ -92,7 +93,8 @@ def read_assigned(bootstrap: str, topic: str, partitions: int,
     cfg.update(overrides)
     c = Consumer(cfg)
     off = OFFSET_BEGINNING if from_beginning else OFFSET_END
-    c.assign([TopicPartition(topic, p, off) for p in range(partitions)])
+    topics = [topic] if isinstance(topic, str) else list(topic)
+    c.assign([TopicPartition(t, p, off) for t in topics for p in range(partitions)])
     return c
 
 

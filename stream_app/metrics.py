@@ -334,19 +334,19 @@ def publish_point(point: Any) -> None:
     0.9
     """
     if point.kind == "rate" and point.den > 0:
-        BIZ_RATE.labels(tenant=tenant_label(point.tenant), channel=_channel_or_all(point.channel),
-                        rate=point.metric, window=point.window).set(point.value)
+        child(BIZ_RATE, tenant_label(point.tenant), _channel_or_all(point.channel),
+              point.metric, point.window).set(point.value)
 
 
 def publish_observation(obs: Any) -> None:
     """Set the anomaly gauges from an ``anomaly.Observation``; count alarms that open."""
     p = obs.point
-    lbl = {"metric": p.metric, "tenant": tenant_label(p.tenant),
-           "channel": _channel_or_all(p.channel), "window": p.window}
-    METRIC_ANOMALY.labels(**lbl).set(1.0 if obs.anomalous else 0.0)
-    ANOMALY_SCORE.labels(**lbl).set(obs.z)
+    # bounded label values (allow-listed tenants and channels, configured metrics and windows)
+    lbl = (p.metric, tenant_label(p.tenant), _channel_or_all(p.channel), p.window)
+    child(METRIC_ANOMALY, *lbl).set(1.0 if obs.anomalous else 0.0)
+    child(ANOMALY_SCORE, *lbl).set(obs.z)
     if getattr(obs, "change", None) == "open":
-        ALERTS.labels(kind="metric_anomaly").inc()
+        child(ALERTS, "metric_anomaly").inc()
 
 
 def _channel_or_all(channel: str) -> str:

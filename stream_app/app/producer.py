@@ -92,11 +92,17 @@ class FastProducer(driver.Producer):
         self._loop = asyncio.get_running_loop()
         self._epoch = _Epoch()
         self._closed: deque[_Epoch] = deque()
-        self._rk = Producer(producer_settings(
-            get_settings().kafka_bootstrap, linger_ms=int(self.linger_ms or 5),
-            acks="all" if self.acks in (-1, "all") else str(self.acks),
-            max_request_size=int(self.max_request_size)))
+        self._rk = Producer(self.rk_config())
         self._poller = asyncio.ensure_future(self._poll_loop())
+
+    def rk_config(self) -> dict[str, Any]:
+        """The librdkafka configuration, from the app's producer settings
+        (``producer_linger_ms`` is ``STREAM_APP_PRODUCER_LINGER_MS``)."""
+        return producer_settings(
+            get_settings().kafka_bootstrap,
+            linger_ms=5 if self.linger_ms is None else int(self.linger_ms),
+            acks="all" if self.acks in (-1, "all") else str(self.acks),
+            max_request_size=int(self.max_request_size))
 
     async def on_stop(self) -> None:
         if self._rk is not None:

@@ -23,3 +23,17 @@ def test_the_default_producer_imports(tmp_path) -> None:
     out = subprocess.run([sys.executable, "-c", "import stream_app.app.main"], env=env,
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
+
+
+def test_the_linger_setting_reaches_the_apps_producer(tmp_path) -> None:
+    """``STREAM_APP_PRODUCER_LINGER_MS`` is what the worker's librdkafka producer is built
+    with (0 included: no gathering at all)."""
+    code = ("from stream_app.app.main import app\n"
+            "print(app.producer.rk_config()['linger.ms'])\n")
+    for value in ("0", "40"):
+        env = {**os.environ, "STREAM_APP_DATADIR": str(tmp_path),
+               "STREAM_APP_PRODUCER_LINGER_MS": value}
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                             text=True, timeout=120)
+        assert out.returncode == 0, out.stderr[-2000:]
+        assert out.stdout.strip().splitlines()[-1] == value

@@ -278,3 +278,27 @@ def test_merged_blocks_take_percentiles_over_all_samples():
     assert m["p99"] == pytest.approx(98.01)
     assert m["achieved_rate"] == 150
     assert m["machine"] == {"busy_cores": None, "idle_share": None, "outside_cores": None}
+
+
+def test_merged_blocks_keep_the_receipt_series_apart_from_the_publish_series():
+    base = {"rate": 200, "achieved_rate": 200, "events": 2, "event_time_speedup": 1.0,
+            "waited_for_idle_s": 0.0, "drained_s": 1.0, "machine": None}
+    parts = [{**base, "values": [10.0, 20.0], "visible_values": [30.0, 40.0]},
+             {**base, "values": [30.0], "visible_values": [90.0]}]
+    m = run.merge_blocks(parts)
+    assert m["p50"] == 20.0 and m["visible"]["p50"] == 40.0
+    assert m["visible"]["p99"] == pytest.approx(89.0)
+    assert "visible" not in run.merge_blocks([{**base, "values": [1.0]}])  # older results
+
+
+def test_the_receipt_latency_is_shown_and_compared_but_not_judged():
+    lat = {"loads": {"50": {"broker": {"p99": 40.0},
+                            "stream_app_realtime": {"p99": 60.0, "rate": 600,
+                                                    "visible": {"p50": 45.0, "p99": 100.0}}}}}
+    ts = {t["target"]: t for t in report.targets(_res(latency=lat))}
+    live = next(t for n, t in ts.items() if n.startswith("p99") and "real-time" in n)
+    assert (live["value"], live["met"]) == (1.5, True)
+    seen = next(t for n, t in ts.items() if "receipt" in n)
+    assert (seen["value"], seen["met"], seen["reference"]) == (2.5, False, True)
+    md = report.markdown(_res(latency=lat), [])
+    assert "| 45 / 100 |" in md

@@ -105,3 +105,19 @@ def test_consumer_lag_forgets_partitions_moved_to_another_worker() -> None:
     assert _value("stream_app_consumer_lag", topic="t-lag", partition="1") == 70
     assert _value("stream_app_consumer_lag", topic="t-lag", partition="2") == 0
     m.set_consumer_lag({})
+
+
+def test_an_observation_sets_both_gauges_under_its_own_labels_and_counts_an_opened_alarm():
+    from stream_app.anomaly.monitor import Observation
+    from stream_app.business import SeriesPoint
+
+    point = SeriesPoint("leads", "default", "all", "1h", 0, 3_600_000, 4, 4, "count")
+    alerts = m.ALERTS.labels(kind="metric_anomaly")
+    before = alerts._value.get()
+    for z, anomalous, change in ((1.5, False, None), (-7.25, True, "open")):
+        m.publish_observation(Observation(point, z, 10.0, 8.0, 12.0, anomalous, False,
+                                          record={} if change else None, change=change))
+    lbl = {"metric": "leads", "tenant": "default", "channel": "all", "window": "1h"}
+    assert m.ANOMALY_SCORE.labels(**lbl)._value.get() == -7.25
+    assert m.METRIC_ANOMALY.labels(**lbl)._value.get() == 1.0
+    assert alerts._value.get() == before + 1
