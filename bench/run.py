@@ -220,21 +220,24 @@ def ceiling_of(one: dict[str, Any], two: dict[str, Any], cores: int) -> dict[str
             if with_outside["ratio"] else None}
 
 
-def _machine_load(probe: CpuProbe) -> dict[str, Any]:
+def _machine_load(probe: CpuProbe, broker: str = "tansu") -> dict[str, Any]:
     """Busy cores of the machine and of work outside the benchmark between the first and the
     last snapshot of ``probe`` (taken around a latency point: latency on a busy shared
-    machine is not latency of the code).
+    machine is not latency of the code), and the broker's CPU per event of the point (the
+    embedded broker shares the cores, and its cost per record grows while it runs).
 
     Example:
         >>> p = CpuProbe({}, self_name=None)
         >>> p.snaps = [(0.0, 0, {}, (10.0, 5.0)), (10.0, 100, {}, (25.0, 10.0))]
         >>> _machine_load(p)
-        {'busy_cores': 1.5, 'idle_share': 0.25, 'outside_cores': 1.5}
+        {'busy_cores': 1.5, 'idle_share': 0.25, 'outside_cores': 1.5,
+         'broker_us_per_event': None}
     """
     w = probe.window(0, len(probe.snaps) - 1)
     outside = w["outside_us_per_event"] * max(w["events"], 1) / 1e6 / max(w["seconds"], 1e-9)
     return {"busy_cores": w["busy_cores"], "idle_share": w["idle_share"],
-            "outside_cores": round(outside, 2)}
+            "outside_cores": round(outside, 2),
+            "broker_us_per_event": w["us_per_event"].get(broker)}
 
 
 def _get_path(d: Any, *path: str) -> Any:
@@ -285,7 +288,8 @@ def merge_blocks(parts: list[dict[str, Any]]) -> dict[str, Any]:
         ...      "machine": {"busy_cores": 1.0, "idle_share": 0.5, "outside_cores": 0.0}}
         >>> m = merge_blocks([a, b])
         >>> m["matched"], m["p50"], m["event_time_speedup"], m["machine"], m["blocks"]
-        (3, 2.0, 2000.0, {'busy_cores': 1.5, 'idle_share': 0.25, 'outside_cores': 0.5}, 2)
+        (3, 2.0, 2000.0, {'busy_cores': 1.5, 'idle_share': 0.25, 'outside_cores': 0.5,
+                          'broker_us_per_event': None}, 2)
     """
     from bench.measure import percentiles  # noqa: PLC0415
 
@@ -299,7 +303,7 @@ def merge_blocks(parts: list[dict[str, Any]]) -> dict[str, Any]:
         return round(sum(x * n for x, n in xs) / w, 3) if w else None
 
     machine = {k: avg(lambda p, k=k: _get_path(p, "machine", k))
-               for k in ("busy_cores", "idle_share", "outside_cores")}
+               for k in ("busy_cores", "idle_share", "outside_cores", "broker_us_per_event")}
     return {"rate": parts[0]["rate"], "achieved_rate": round(avg(lambda p: p["achieved_rate"])),
             "events": events, "matched": len(values), **percentiles(values),
             **({"visible": percentiles(seen)} if seen else {}),
