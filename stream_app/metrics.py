@@ -313,11 +313,12 @@ def biz_event(tenant: str | None, channel: str | None, step: str,
 
 def set_anomaly(metric: str, tenant: str | None, channel: str | None, window: str,
                 anomalous: bool, score: float) -> None:
-    """Publish the state of one monitored business series."""
-    lbl = {"metric": metric, "tenant": tenant_label(tenant), "channel": channel_label(channel),
-           "window": window}
-    METRIC_ANOMALY.labels(**lbl).set(1.0 if anomalous else 0.0)
-    ANOMALY_SCORE.labels(**lbl).set(score)
+    """Publish the state of one monitored business series (``channel`` "all": the series
+    over every channel)."""
+    # bounded label values (allow-listed tenants and channels, configured metrics and windows)
+    lbl = (metric, tenant_label(tenant), _channel_or_all(channel), window)
+    child(METRIC_ANOMALY, *lbl).set(1.0 if anomalous else 0.0)
+    child(ANOMALY_SCORE, *lbl).set(score)
 
 
 _model_versions: dict[tuple[str, str], bool] = {}
@@ -341,15 +342,12 @@ def publish_point(point: Any) -> None:
 def publish_observation(obs: Any) -> None:
     """Set the anomaly gauges from an ``anomaly.Observation``; count alarms that open."""
     p = obs.point
-    # bounded label values (allow-listed tenants and channels, configured metrics and windows)
-    lbl = (p.metric, tenant_label(p.tenant), _channel_or_all(p.channel), p.window)
-    child(METRIC_ANOMALY, *lbl).set(1.0 if obs.anomalous else 0.0)
-    child(ANOMALY_SCORE, *lbl).set(obs.z)
+    set_anomaly(p.metric, p.tenant, p.channel, p.window, obs.anomalous, obs.z)
     if getattr(obs, "change", None) == "open":
         child(ALERTS, "metric_anomaly").inc()
 
 
-def _channel_or_all(channel: str) -> str:
+def _channel_or_all(channel: str | None) -> str:
     return channel if channel == "all" else channel_label(channel)
 
 
