@@ -36,6 +36,8 @@ VARIANTS: dict[str, dict[str, str]] = {
     "no_eager_drain": {"STREAM_APP_EAGER_DRAIN": "false"},
     # the worker's producer gathering outputs for 25 ms instead of 5 (fewer requests)
     "linger_25ms": {"STREAM_APP_PRODUCER_LINGER_MS": "25"},
+    # 5 ms pinned (the default now, so the same as "full"; ablation-2026-12-02T1131.json ran
+    # it against a 25 ms default)
     "linger_5ms": {"STREAM_APP_PRODUCER_LINGER_MS": "5"},
 }
 
