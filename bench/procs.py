@@ -39,3 +39,31 @@ class ModuleWorker(WorkerProcess):
 
     def processed(self) -> int:
         return int(self.stats().get("processed", 0))
+
+
+def pin(pid: int, cpus: set[int]) -> int:
+    """Restrict every thread of ``pid`` and of its children to ``cpus``; return the threads
+    pinned (threads started later inherit the set of the thread that starts them).
+
+    Example:
+        >>> import os
+        >>> pin(os.getpid(), os.sched_getaffinity(0)) >= 1
+        True
+    """
+    import os  # noqa: PLC0415
+
+    from bench.measure import tree_pids  # noqa: PLC0415
+
+    n = 0
+    for p in tree_pids(pid):
+        try:
+            tids = [int(t) for t in os.listdir(f"/proc/{p}/task")]
+        except FileNotFoundError:
+            continue
+        for tid in tids:
+            try:
+                os.sched_setaffinity(tid, cpus)
+                n += 1
+            except (ProcessLookupError, PermissionError):
+                pass
+    return n

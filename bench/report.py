@@ -318,7 +318,7 @@ def markdown(res: dict, plots: list[str]) -> str:
                   "included, as in the broker-alone figure).", "",
                   "| load | rate (ev/s) | system | event time | p50 | p99 | p99.9 "
                   "| received p50 / p99 | samples | machine idle share / outside cores "
-                  "| broker CPU µs per event |",
+                  "| broker / worker CPU µs per event |",
                   "|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|"]
         for load, d in loads.items():
             for sysname, label in _LAT_SERIES:
@@ -333,7 +333,8 @@ def markdown(res: dict, plots: list[str]) -> str:
                              f"{_fmt(x.get('n', x.get('matched')))} | "
                              f"{_fmt(_get(x, 'machine', 'idle_share'))} / "
                              f"{_fmt(_get(x, 'machine', 'outside_cores'))} | "
-                             f"{_fmt(_get(x, 'machine', 'broker_us_per_event'))} |")
+                             f"{_fmt(_get(x, 'machine', 'broker_us_per_event'))} / "
+                             f"{_fmt(_get(x, 'machine', 'worker_us_per_event'))} |")
     rec = res.get("recovery")
     if rec:
         mem = rec.get("memory", {})

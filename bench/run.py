@@ -65,6 +65,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--latency-blocks", type=int, default=2,
                     help="alternating blocks per stream-app latency mode (replayed event "
                          "time, event time = produce time), in ABBA order")
+    ap.add_argument("--latency-pin", action="store_true",
+                    help="during the latency points, run the worker on CPU 0 and the broker, "
+                         "Redis and the benchmark's producer and consumer on the others (as "
+                         "in production, where the broker has machines of its own)")
     ap.add_argument("--fetch-wait-ms", type=int, default=50,
                     help="consumer fetch wait of the workers and the broker-alone consumer")
     ap.add_argument("--partitions", type=int, default=4)
@@ -223,21 +227,25 @@ def ceiling_of(one: dict[str, Any], two: dict[str, Any], cores: int) -> dict[str
 def _machine_load(probe: CpuProbe, broker: str = "tansu") -> dict[str, Any]:
     """Busy cores of the machine and of work outside the benchmark between the first and the
     last snapshot of ``probe`` (taken around a latency point: latency on a busy shared
-    machine is not latency of the code), and the broker's CPU per event of the point (the
-    embedded broker shares the cores, and its cost per record grows while it runs).
+    machine is not latency of the code), the broker's CPU per event of the point (the
+    embedded broker shares the cores, and its cost per record grows with what it has taken)
+    and the workers' (live traffic costs more per event than a backlog: compare with the
+    throughput phase's figure).
 
     Example:
         >>> p = CpuProbe({}, self_name=None)
         >>> p.snaps = [(0.0, 0, {}, (10.0, 5.0)), (10.0, 100, {}, (25.0, 10.0))]
         >>> _machine_load(p)
         {'busy_cores': 1.5, 'idle_share': 0.25, 'outside_cores': 1.5,
-         'broker_us_per_event': None}
+         'broker_us_per_event': None, 'worker_us_per_event': None}
     """
     w = probe.window(0, len(probe.snaps) - 1)
     outside = w["outside_us_per_event"] * max(w["events"], 1) / 1e6 / max(w["seconds"], 1e-9)
+    workers = [v for k, v in w["us_per_event"].items() if k.startswith("worker")]
     return {"busy_cores": w["busy_cores"], "idle_share": w["idle_share"],
             "outside_cores": round(outside, 2),
-            "broker_us_per_event": w["us_per_event"].get(broker)}
+            "broker_us_per_event": w["us_per_event"].get(broker),
+            "worker_us_per_event": round(sum(workers), 1) if workers else None}
 
 
 def _get_path(d: Any, *path: str) -> Any:
@@ -289,7 +297,7 @@ def merge_blocks(parts: list[dict[str, Any]]) -> dict[str, Any]:
         >>> m = merge_blocks([a, b])
         >>> m["matched"], m["p50"], m["event_time_speedup"], m["machine"], m["blocks"]
         (3, 2.0, 2000.0, {'busy_cores': 1.5, 'idle_share': 0.25, 'outside_cores': 0.5,
-                          'broker_us_per_event': None}, 2)
+                          'broker_us_per_event': None, 'worker_us_per_event': None}, 2)
     """
     from bench.measure import percentiles  # noqa: PLC0415
 
@@ -303,7 +311,8 @@ def merge_blocks(parts: list[dict[str, Any]]) -> dict[str, Any]:
         return round(sum(x * n for x, n in xs) / w, 3) if w else None
 
     machine = {k: avg(lambda p, k=k: _get_path(p, "machine", k))
-               for k in ("busy_cores", "idle_share", "outside_cores", "broker_us_per_event")}
+               for k in ("busy_cores", "idle_share", "outside_cores", "broker_us_per_event",
+                         "worker_us_per_event")}
     return {"rate": parts[0]["rate"], "achieved_rate": round(avg(lambda p: p["achieved_rate"])),
             "events": events, "matched": len(values), **percentiles(values),
             **({"visible": percentiles(seen)} if seen else {}),
@@ -320,12 +329,39 @@ def latency_points(args, wl, s, lag, eps: float,  # noqa: ANN001
     (the simulator's clock, far faster than wall time), and each event re-stamped at its
     produce time (live traffic). Each block starts once the group has caught up (lag 0,
     anomaly partials included) across one clock sweep (:func:`settle`) and reads outputs
-    until it caught up again."""
+    until it caught up again. ``--latency-pin``: the worker on a CPU of its own meanwhile
+    (:func:`_pin_latency`)."""
+    lat: dict[str, Any] = {}
+    pos = args.n
+    pinned = _pin_latency(pids or {}) if getattr(args, "latency_pin", False) else None
+    try:
+        return _latency_points(args, wl, s, lag, eps, pids, pos, lat, pinned)
+    finally:
+        if pinned is not None:
+            _pin_latency(pids or {}, unpin=True)
+
+
+def _pin_latency(pids: dict[str, int], unpin: bool = False) -> dict[str, list[int]]:
+    """Workers on CPU 0, everything else of the run (broker, Redis, this process) on the
+    other CPUs; ``unpin``: all of them back on every CPU. Returns the CPU sets used."""
+    import os  # noqa: PLC0415
+
+    from bench.procs import pin  # noqa: PLC0415
+
+    every = set(range(os.cpu_count() or 1))
+    rest = every - {0} or every
+    used: dict[str, list[int]] = {}
+    for name, pid in {**pids, "bench process": os.getpid()}.items():
+        cpus = every if unpin else ({0} if name.startswith("worker") else rest)
+        pin(pid, cpus)
+        used[name] = sorted(cpus)
+    return used
+
+
+def _latency_points(args, wl, s, lag, eps, pids, pos, lat, pinned):  # noqa: ANN001, ANN202
     from bench import ceiling, systems  # noqa: PLC0415
     from bench.workload import WallStamper, event_time_speedup, event_ts  # noqa: PLC0415
 
-    lat: dict[str, Any] = {}
-    pos = args.n
     # the worker's clock: the last event time it saw, then wall time since (HybridClock)
     last = (event_ts(wl.records[pos - 1]), time.time())
     order = block_order(args.latency_blocks)
@@ -369,6 +405,7 @@ def latency_points(args, wl, s, lag, eps: float,  # noqa: ANN001
             f"{point['stream_app_replay']['p99']} ms, real-time "
             f"{point['stream_app_realtime']['p99']} ms")
     return {"fetch_wait_ms": args.fetch_wait_ms, "loads": lat, "blocks": args.latency_blocks,
+            **({"pinned": pinned} if pinned else {}),
             "start": "send = wall time just before produce() (the input's CreateTime is "
                      "taken in the same call); end = CreateTime of the first output "
                      "(worker) / receipt by the consumer (broker alone); one machine clock",

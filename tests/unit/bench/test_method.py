@@ -278,7 +278,7 @@ def test_merged_blocks_take_percentiles_over_all_samples():
     assert m["p99"] == pytest.approx(98.01)
     assert m["achieved_rate"] == 150
     assert m["machine"] == {"busy_cores": None, "idle_share": None, "outside_cores": None,
-                            "broker_us_per_event": None}
+                            "broker_us_per_event": None, "worker_us_per_event": None}
 
 
 def test_merged_blocks_keep_the_receipt_series_apart_from_the_publish_series():
@@ -305,15 +305,16 @@ def test_the_receipt_latency_is_shown_and_compared_but_not_judged():
     assert "| 45 / 100 |" in md
 
 
-def test_each_latency_point_records_the_brokers_cpu_per_event_and_the_report_shows_it():
+def test_each_latency_point_records_broker_and_worker_cpu_per_event_and_the_report_shows_it():
     p = CpuProbe({}, self_name=None)
-    p.snaps = [(0.0, 0, {"tansu": 1.0, "worker-1": 0.0}, (10.0, 5.0)),
-               (10.0, 100, {"tansu": 1.05, "worker-1": 0.02}, (25.0, 10.0))]
+    p.snaps = [(0.0, 0, {"tansu": 1.0, "worker-1": 0.0, "worker-2": 0.5}, (10.0, 5.0)),
+               (10.0, 100, {"tansu": 1.05, "worker-1": 0.02, "worker-2": 0.51}, (25.0, 10.0))]
     load = run._machine_load(p)
     assert load["broker_us_per_event"] == 500.0
+    assert load["worker_us_per_event"] == 300.0     # both workers: 200 + 100
     lat = {"loads": {"50": {"broker": {"p99": 40.0, "machine": load},
                             "stream_app_realtime": {"p99": 60.0, "rate": 600,
                                                     "machine": {**load,
                                                                 "broker_us_per_event": 950.0}}}}}
     md = report.markdown(_res(latency=lat), [])
-    assert "| 500 |" in md and "| 950 |" in md
+    assert "| 500 / 300 |" in md and "| 950 / 300 |" in md
