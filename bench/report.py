@@ -315,7 +315,10 @@ def markdown(res: dict, plots: list[str]) -> str:
                   "for the workers and the broker-alone consumer. stream-app samples: the "
                   "events that triggered an output. Received: the same to the outputs' "
                   "receipt by a consumer (the producer's linger and the broker's fetch hold "
-                  "included, as in the broker-alone figure).", "",
+                  "included, as in the broker-alone figure)." + (
+                      f" CPUs pinned during these points (--latency-pin): "
+                      f"{_get(res, 'latency', 'pinned')}."
+                      if _get(res, 'latency', 'pinned') else ""), "",
                   "| load | rate (ev/s) | system | event time | p50 | p99 | p99.9 "
                   "| received p50 / p99 | samples | machine idle share / outside cores "
                   "| broker / worker CPU µs per event |",

@@ -331,11 +331,10 @@ def latency_points(args, wl, s, lag, eps: float,  # noqa: ANN001
     anomaly partials included) across one clock sweep (:func:`settle`) and reads outputs
     until it caught up again. ``--latency-pin``: the worker on a CPU of its own meanwhile
     (:func:`_pin_latency`)."""
-    lat: dict[str, Any] = {}
-    pos = args.n
     pinned = _pin_latency(pids or {}) if getattr(args, "latency_pin", False) else None
     try:
-        return _latency_points(args, wl, s, lag, eps, pids, pos, lat, pinned)
+        return {**_latency_points(args, wl, s, lag, eps, pids),
+                **({"pinned": pinned} if pinned else {})}
     finally:
         if pinned is not None:
             _pin_latency(pids or {}, unpin=True)
@@ -358,10 +357,13 @@ def _pin_latency(pids: dict[str, int], unpin: bool = False) -> dict[str, list[in
     return used
 
 
-def _latency_points(args, wl, s, lag, eps, pids, pos, lat, pinned):  # noqa: ANN001, ANN202
+def _latency_points(args, wl, s, lag, eps: float,  # noqa: ANN001
+                    pids: dict[str, int] | None) -> dict[str, Any]:
     from bench import ceiling, systems  # noqa: PLC0415
     from bench.workload import WallStamper, event_time_speedup, event_ts  # noqa: PLC0415
 
+    lat: dict[str, Any] = {}
+    pos = args.n
     # the worker's clock: the last event time it saw, then wall time since (HybridClock)
     last = (event_ts(wl.records[pos - 1]), time.time())
     order = block_order(args.latency_blocks)
@@ -405,7 +407,6 @@ def _latency_points(args, wl, s, lag, eps, pids, pos, lat, pinned):  # noqa: ANN
             f"{point['stream_app_replay']['p99']} ms, real-time "
             f"{point['stream_app_realtime']['p99']} ms")
     return {"fetch_wait_ms": args.fetch_wait_ms, "loads": lat, "blocks": args.latency_blocks,
-            **({"pinned": pinned} if pinned else {}),
             "start": "send = wall time just before produce() (the input's CreateTime is "
                      "taken in the same call); end = CreateTime of the first output "
                      "(worker) / receipt by the consumer (broker alone); one machine clock",

@@ -318,3 +318,12 @@ def test_each_latency_point_records_broker_and_worker_cpu_per_event_and_the_repo
                                                                 "broker_us_per_event": 950.0}}}}}
     md = report.markdown(_res(latency=lat), [])
     assert "| 500 / 300 |" in md and "| 950 / 300 |" in md
+
+
+def test_a_pinned_latency_run_says_so_in_the_report():
+    lat = {"loads": {"50": {"broker": {"p99": 40.0},
+                            "stream_app_realtime": {"p99": 60.0, "rate": 600}}}}
+    assert "pinned" not in report.markdown(_res(latency=lat), [])
+    pinned = {**lat, "pinned": {"worker-1": [0], "tansu": [1]}}
+    assert "pinned during these points (--latency-pin): {'worker-1': [0]" in report.markdown(
+        _res(latency=pinned), [])
