@@ -46,7 +46,7 @@ from typing import Any
 from stream_app.events import Event
 from stream_app.scoring.config import ScoringConfig
 from stream_app.scoring.features import DAY_MS, _slog, featurize, new_state, update
-from stream_app.scoring.points import add_points, points_at, points_score
+from stream_app.scoring.points import RulePoints, add_points, points_at, points_score
 from stream_app.scoring.registry import ModelRegistry
 
 __all__ = ["ModelRegistry", "ScoreStep", "Scorer", "TrainingExample"]
@@ -132,6 +132,9 @@ class Scorer:
         for name, t in self.targets.items():
             for etype in t.positive_events:
                 self._positive.setdefault(etype, []).append(name)
+        # the scored targets with their rule points (settings read once, not per event)
+        self._scored = [(name, RulePoints(name, t.rules)) for name, t in self.targets.items()]
+        self._learn_live = "live" in self.learn_from
 
     # ---- public -------------------------------------------------------------------------
     def on_event(self, sc_state: dict[str, Any] | None, event: Event,
@@ -141,7 +144,7 @@ class Scorer:
         ``sc_state`` is updated in place and returned as ``ScoreStep.sc_state``.
         """
         st = sc_state if sc_state is not None else new_state()
-        step = ScoreStep(sc_state=st)
+        step = ScoreStep(st, {}, {}, {}, [], [], [])
         stream = event.stream
         if stream == "label":
             props = event.props
@@ -163,7 +166,8 @@ class Scorer:
             return step
         if event.type in self.fc.exclude_types:
             return step
-        self._live_snapshot(st, event.ts)
+        if self._learn_live and st["t0"] is not None:
+            self._live_snapshot(st, event.ts)
         for target in self._positive.get(event.type, ()):
             self._outcome(st, event, target, 1, event.ts + 1, step)
         update(st, event, self.fc)
@@ -213,18 +217,18 @@ class Scorer:
         only if a model needs it. Returns the feature vector (None when none was built)."""
         reg = self.registry
         scores, layers, source = step.scores, step.layers, step.source
-        for name, t in self.targets.items():
+        rp = st.get("rp") or {}
+        study = st.get("study")
+        for name, rule_points in self._scored:
             src = reg.source(name)
             if src == "rules":
-                pts = self._rules(st, name, now_ms)
-                scores[name] = round(points_score(pts, t.rules), 6)
-                layers[name] = t.rules_layer(pts)
+                _, scores[name], layers[name] = rule_points.score_layer(rp, now_ms, study)
             else:
                 if x is None:
                     x = self.features(st, now_ms)
                 p = reg.predict(name, x)
                 scores[name] = p
-                layers[name] = t.layer(p)
+                layers[name] = self.targets[name].layer(p)
             source[name] = src
         return x
 
