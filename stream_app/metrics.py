@@ -254,6 +254,8 @@ def set_label_policy(policy: LabelPolicy) -> None:
     """Replace the label policy (tests, or a worker started with another config file)."""
     global _policy
     _policy = policy
+    for cache in _BY_RAW:
+        cache.clear()
 
 
 def tenant_label(value: str | None) -> str:
@@ -289,6 +291,24 @@ def child(metric: Any, *values: str) -> Any:
     return c
 
 
+#: caches keyed by the raw (not yet allow-listed) label values of the per-point business
+#: functions below, so a repeated series costs one dict lookup instead of resolving its labels
+#: again; emptied when the label policy changes; raw values come from data, so each holds at
+#: most RAW_CACHE_MAX entries (past that the labels are resolved on every call)
+RAW_CACHE_MAX = 10_000
+_BIZ_BY_RAW: dict[tuple[Any, ...], tuple[Any, str, str]] = {}
+_ANOMALY_BY_RAW: dict[tuple[Any, ...], tuple[Any, Any]] = {}
+_RATE_BY_RAW: dict[tuple[Any, ...], Any] = {}
+_BY_RAW: tuple[dict[Any, Any], ...] = (_BIZ_BY_RAW, _ANOMALY_BY_RAW, _RATE_BY_RAW)
+
+
+def _remember(cache: dict[Any, Any], key: tuple[Any, ...], value: Any) -> Any:
+    """``value``, kept in ``cache`` under ``key`` while the cache has room."""
+    if len(cache) < RAW_CACHE_MAX:
+        cache[key] = value
+    return value
+
+
 def observe_e2e(output: str, broker_ts_ms: int, now_ms: float | None = None) -> float:
     """Record end-to-end latency of one output (``tags`` / ``alert``); returns seconds."""
     now = time.time() * 1000 if now_ms is None else now_ms
@@ -305,20 +325,30 @@ def biz_event(tenant: str | None, channel: str | None, step: str,
     >>> BIZ_REVENUE.labels(tenant="default", channel="douyin")._value.get() >= 1999.0
     True
     """
-    t, c = tenant_label(tenant), channel_label(channel)
-    child(BIZ_EVENTS, t, c, step_label(step)).inc()
-    if revenue:
-        child(BIZ_REVENUE, t, c).inc(max(0.0, float(revenue)))
+    key = (tenant, channel, step)
+    hit = _BIZ_BY_RAW.get(key)
+    if hit is None:
+        t, c = tenant_label(tenant), channel_label(channel)
+        hit = _remember(_BIZ_BY_RAW, key, (child(BIZ_EVENTS, t, c, step_label(step)), t, c))
+    hit[0].inc()
+    if revenue:   # the revenue child only once there is revenue (no series of zeros)
+        child(BIZ_REVENUE, hit[1], hit[2]).inc(max(0.0, float(revenue)))
 
 
 def set_anomaly(metric: str, tenant: str | None, channel: str | None, window: str,
                 anomalous: bool, score: float) -> None:
     """Publish the state of one monitored business series (``channel`` "all": the series
     over every channel)."""
-    # bounded label values (allow-listed tenants and channels, configured metrics and windows)
-    lbl = (metric, tenant_label(tenant), _channel_or_all(channel), window)
-    child(METRIC_ANOMALY, *lbl).set(1.0 if anomalous else 0.0)
-    child(ANOMALY_SCORE, *lbl).set(score)
+    key = (metric, tenant, channel, window)
+    gauges = _ANOMALY_BY_RAW.get(key)
+    if gauges is None:
+        # bounded label values (allow-listed tenants and channels, configured metrics and
+        # windows)
+        lbl = (metric, tenant_label(tenant), _channel_or_all(channel), window)
+        gauges = _remember(_ANOMALY_BY_RAW, key,
+                           (child(METRIC_ANOMALY, *lbl), child(ANOMALY_SCORE, *lbl)))
+    gauges[0].set(1.0 if anomalous else 0.0)
+    gauges[1].set(score)
 
 
 _model_versions: dict[tuple[str, str], bool] = {}
@@ -335,8 +365,13 @@ def publish_point(point: Any) -> None:
     0.9
     """
     if point.kind == "rate" and point.den > 0:
-        child(BIZ_RATE, tenant_label(point.tenant), _channel_or_all(point.channel),
-              point.metric, point.window).set(point.value)
+        key = (point.tenant, point.channel, point.metric, point.window)
+        gauge = _RATE_BY_RAW.get(key)
+        if gauge is None:
+            gauge = _remember(_RATE_BY_RAW, key, child(
+                BIZ_RATE, tenant_label(point.tenant), _channel_or_all(point.channel),
+                point.metric, point.window))
+        gauge.set(point.value)
 
 
 def publish_observation(obs: Any) -> None:

@@ -121,3 +121,19 @@ def test_an_observation_sets_both_gauges_under_its_own_labels_and_counts_an_open
     assert m.ANOMALY_SCORE.labels(**lbl)._value.get() == -7.25
     assert m.METRIC_ANOMALY.labels(**lbl)._value.get() == 1.0
     assert alerts._value.get() == before + 1
+
+
+def test_label_caches_follow_a_new_label_policy() -> None:
+    """The per-series caches of raw label values are emptied when the policy changes."""
+    m.biz_event("default", "douyin-cache-test", "lead")   # cached under the file's policy
+    m.set_label_policy(m.LabelPolicy(tenants=frozenset({"default"}),
+                                     channels=frozenset({"douyin-cache-test"}),
+                                     steps=frozenset({"lead"})))
+    try:
+        before = _value("stream_app_biz_events_total", tenant="default",
+                        channel="douyin-cache-test", step="lead")
+        m.biz_event("default", "douyin-cache-test", "lead")
+        assert _value("stream_app_biz_events_total", tenant="default",
+                      channel="douyin-cache-test", step="lead") == before + 1
+    finally:
+        m.set_label_policy(m.LabelPolicy.from_yaml())
