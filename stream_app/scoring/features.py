@@ -132,20 +132,34 @@ def update(st: dict[str, Any], ev: Event, fc: FeatureConfig) -> None:
         return
     excl = fc.exclude_props
     is_cat_stream = ev.stream in fc.categorical_streams
+    channel_props = fc.channel_props
     for k, v in props.items():
-        if k in excl or v is None:
+        if v is None or k in excl:
             continue
-        if isinstance(v, bool):
+        kind = v.__class__
+        # exact JSON types first (what parsed events carry), one class test each; any other
+        # value (a subclass, a list, ...) takes the isinstance chain below
+        if kind is str:
+            if is_cat_stream or k in channel_props:
+                st["cat"][k] = _cat_value(k, v, fc)
+        elif kind is int or kind is float:
+            _add_numeric(bucket, tot, k, v)
+        elif isinstance(v, bool):
             if is_cat_stream:
                 st["cat"][k] = "1" if v else "0"
         elif isinstance(v, int | float):
-            key = "#" + k
-            bucket[key] = bucket.get(key, 0) + v
-            tot[key] = tot.get(key, 0) + v
-            ckey = "~" + k
-            tot[ckey] = tot.get(ckey, 0) + 1
-        elif isinstance(v, str) and (is_cat_stream or k in fc.channel_props):
+            _add_numeric(bucket, tot, k, v)
+        elif isinstance(v, str) and (is_cat_stream or k in channel_props):
             st["cat"][k] = _cat_value(k, v, fc)
+
+
+def _add_numeric(bucket: dict[str, Any], tot: dict[str, Any], k: str, v: float) -> None:
+    """Numeric prop ``k``: its sum in the day's bucket and in total, and its count."""
+    key = "#" + k
+    bucket[key] = bucket.get(key, 0) + v
+    tot[key] = tot.get(key, 0) + v
+    ckey = "~" + k
+    tot[ckey] = tot.get(ckey, 0) + 1
 
 
 class _Names:

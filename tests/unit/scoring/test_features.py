@@ -2,6 +2,7 @@ import copy
 
 import orjson
 
+from stream_app.events import Event
 from stream_app.scoring.config import load_scoring_config
 from stream_app.scoring.features import featurize, new_state, update
 from tests.unit.scoring.fixtures import DAY, HOUR, T0, ev
@@ -77,3 +78,31 @@ def test_time_features_are_rates_comparable_over_time():
     # one view a day: the rate is about the same early and late, totals differ
     assert abs(early["course_view|rate"] - late["course_view|rate"]) < 0.1
     assert late["course_view|n"] > early["course_view|n"]
+
+
+class _Num(int):
+    pass
+
+
+class _Text(str):
+    __slots__ = ()
+
+
+def test_prop_kinds_exact_types_and_subclasses_alike() -> None:
+    """Exact JSON types take update's fast branches; subclasses and other values the
+    isinstance chain: either way, the same state."""
+    fc = load_scoring_config().features
+    for stream in ("profile", "click"):
+        st = new_state()
+        update(st, Event("e1", "u1", DAY, "x", stream, props={
+            "n": 2, "f": 1.5, "b": True, "channel": "douyin", "goal": "job", "l": [1],
+            "sn": _Num(3), "schannel": _Text("bili"), "utm_source": _Text("ads"), "z": None,
+            "d": {"a": 1}}), fc)
+        assert st["tot"]["#n"] == 2 and st["tot"]["#f"] == 1.5 and st["tot"]["#sn"] == 3
+        assert st["tot"]["~n"] == st["tot"]["~f"] == st["tot"]["~sn"] == 1
+        assert st["b"][0][1]["#sn"] == 3
+        expected = {"channel": "douyin", "utm_source": "ads"}
+        if stream == "profile":
+            expected.update(b="1", goal="job", schannel="bili")
+        assert st["cat"] == expected
+        assert "#b" not in st["tot"] and "#l" not in st["tot"]
