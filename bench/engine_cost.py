@@ -15,6 +15,7 @@ Usage::
     # before/after: this tree against another revision, in lockstep (see lockstep())
     git archive <rev> stream_app bench config topics | tar -x -C /tmp/base
     python -m bench.engine_cost --against /tmp/base
+    python -m bench.engine_cost --against /tmp/base --no-gc   # no collector pauses
 
 Example (a tiny run):
     >>> from bench.workload import build
@@ -30,6 +31,7 @@ Example (a tiny run):
 from __future__ import annotations
 
 import argparse
+import gc
 import hashlib
 import importlib
 import statistics
@@ -249,9 +251,17 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--against", type=Path, default=None, metavar="DIR",
                    help="compare with the stream_app tree under DIR in lockstep instead")
     p.add_argument("--full", action="store_true", help="with --against: full evaluation")
+    p.add_argument("--no-gc", action="store_true",
+                   help="measure with the cyclic garbage collector off: a collection (the "
+                        "older generations walk every state) is charged to whichever engine "
+                        "runs when it triggers, so in lockstep it blurs the comparison by a "
+                        "few percent either way")
     args = p.parse_args(argv)
     path = VAR / f"engine-workload-u{args.users}-s{args.seed}-{args.events}.pkl"
     wl = cached(path, lambda: build(args.users, args.seed, max_events=args.events))
+    if args.no_gc:
+        gc.collect()
+        gc.disable()
     if args.against:
         res = lockstep(wl, args.against, events=args.events, sweep_min=args.sweep_min,
                        full=args.full)
