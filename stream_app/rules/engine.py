@@ -402,18 +402,44 @@ class TagEngine:
             self._updater.prune_recent(state, now)
         if not selective:
             return self._evaluate_all(state, now, trigger, reason)
-        old_tags: dict[str, Any] = state["tags"]
         if fresh:   # every tag starts from its value on an empty state, at any clock time
             clock_passed = False
             plan = rs.plan(touched, False, False, False, fresh=True, moved=moved)
-            previous = rs.empty_values
         else:
             th = state.get("th")
             clock_passed = th is not None and now >= th
             plan = rs.plan(touched, day_changed, clock_passed, now != last, moved=moved)
+        if plan[1] or fresh:
+            changes, why = self._run_plan(state, now, plan, trigger, reason, touched, fresh)
+        else:   # no rule can have moved: every tag keeps its value
+            changes, why = [], {}
+        if fresh:
+            if rs.clock_atoms:
+                self._set_horizon(state, now)
+        elif plan[2]:     # an event moved a clock atom's input
+            self._set_horizon(state, now, touched if step is not None else None, step)
+        elif clock_passed:   # the clock alone: the start times stand
+            self._set_horizon(state, now, ())
+        if fresh:
+            state["rv"] = rs.version
+        state["now"] = now
+        state["nd"] = self._next_due(state, now)
+        return StepResult(state, changes, why=why)
+
+    def _run_plan(self, state: dict[str, Any], now: int,
+                  plan: tuple[frozenset[str], tuple[Any, ...], bool], trigger: str | None,
+                  reason: str | None, touched: tuple[tuple[str, str], ...], fresh: bool
+                  ) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
+        """Run the rules of ``plan`` (:meth:`RuleSet.plan`) and write what changed into
+        ``state`` (tags, hidden tags); the change and why records, for :meth:`_evaluate`."""
+        rs = self._ruleset
+        old_tags: dict[str, Any] = state["tags"]
+        if fresh:
+            previous = rs.empty_values
+        else:
             hid = state.get("hid")
             previous = {**old_tags, **hid} if hid else old_tags
-        ran, ctx = rs.evaluate_some(state, now, previous, plan, day_offset_ms=off,
+        ran, ctx = rs.evaluate_some(state, now, previous, plan, day_offset_ms=self.day_offset_ms,
                                     keep_traces=bool(touched))
         changes: list[dict[str, Any]] = []
         why: dict[str, dict[str, Any]] = {}
@@ -432,18 +458,7 @@ class TagEngine:
         if hidden_ran or (fresh and rs.hidden_ids):
             tags = ctx.tags
             state["hid"] = {t: tags[t] for t in rs.hidden_ids if tags.get(t) is not None}
-        if fresh:
-            if rs.clock_atoms:
-                self._set_horizon(state, now)
-        elif plan[2]:     # an event moved a clock atom's input
-            self._set_horizon(state, now, touched if step is not None else None, step)
-        elif clock_passed:   # the clock alone: the start times stand
-            self._set_horizon(state, now, ())
-        if fresh:
-            state["rv"] = rs.version
-        state["now"] = now
-        state["nd"] = self._next_due(state, now)
-        return StepResult(state, changes, why=why)
+        return changes, why
 
     def _note_change(self, state: dict[str, Any], ctx: Any, tag: Any, old: Any, new: Any,
                      reason: str | None, now: int, trigger: str | None,
