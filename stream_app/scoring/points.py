@@ -89,7 +89,7 @@ class RulePoints:
         (2.640671, 0.232078)
     """
 
-    __slots__ = ("after", "half_ms", "high", "medium", "per_day", "scale", "target")
+    __slots__ = ("after", "half_ms", "high", "medium", "per_day", "scale", "target", "zero")
 
     def __init__(self, target: str, rc: RulesConfig) -> None:
         self.target = target
@@ -99,12 +99,17 @@ class RulePoints:
         self.scale = rc.scale
         self.high = rc.layers["high"]
         self.medium = rc.layers["medium"]
+        # the result without any points (most users, for most targets), computed once
+        self.zero: tuple[float, float, str] | None = None
+        if self.scale:
+            self.zero = self.score_layer({}, 0, None)
 
     def score_layer(self, rp: dict[str, Any], now_ms: int,
                     last_study_ts: int | None) -> tuple[float, float, str]:
         """``(points, score, layer)`` of the target at ``now_ms``."""
         cur = rp.get(self.target)
-        if cur:
+        some = bool(cur)    # any points at all
+        if some:
             value = cur[0]
             from_ts = cur[1]
             if now_ms > from_ts and value:     # _decay
@@ -115,6 +120,9 @@ class RulePoints:
             idle = (now_ms - last_study_ts) / DAY_MS - self.after
             if idle > 0:
                 value += idle * self.per_day
+                some = True
+        if not some and self.zero is not None:
+            return self.zero
         pts = round(value, 6)
         score = round(1.0 - _exp(-max(pts, 0.0) / self.scale), 6)
         if pts >= self.high:
