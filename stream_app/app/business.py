@@ -261,8 +261,7 @@ async def anomaly(stream: Any) -> None:
         slices = Slices()   # a backlog's batch: up to 1,000 messages of 500 points
         for doc in batch:
             try:
-                merger.add(str(doc["p"]), doc.get("wm"),
-                           [SeriesPoint(*row) for row in doc["points"]])
+                merger.add_rows(str(doc["p"]), doc.get("wm"), doc["points"])
             except (KeyError, TypeError, ValueError) as exc:
                 log.warning("bad partials message: %s", exc)
             await slices.step()

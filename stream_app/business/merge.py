@@ -61,25 +61,46 @@ class Merger:
         self._wall = wall
 
     def add(self, partition: str, watermark: int | None, points: list[SeriesPoint]) -> None:
+        """Take ``partition``'s watermark and partial ``points``."""
+        self.add_rows(partition, watermark,
+                      [(p.metric, p.tenant, p.channel, p.window, p.start_ms, p.end_ms, p.num,
+                        p.den, p.kind) for p in points])
+
+    def add_rows(self, partition: str, watermark: int | None,
+                 rows: list[tuple[Any, ...]] | list[list[Any]]) -> None:
+        """:meth:`add` of points as rows in :class:`SeriesPoint` field order (as the
+        ``metrics.partials`` messages carry them), without making a point of each. A row
+        of another length raises ValueError before anything is taken.
+
+        >>> from stream_app.business import load_business_spec
+        >>> m = Merger(load_business_spec(), wall=lambda: 0.0)
+        >>> m.add_rows("click:0", 200_000, [["leads", "default", "all", "1m", 0, 60_000, 2, 2,
+        ...                                  "count"]])
+        >>> [(p.metric, p.value) for p in m.ready()]
+        [('leads', 2)]
+        """
+        parsed = [(metric, tenant, channel, window, start, end, num, den, kind)
+                  for metric, tenant, channel, window, start, end, num, den, kind in rows]
         if watermark is not None:
             old = self.watermarks.get(partition)
             if old is None or watermark >= old[0]:
                 self.watermarks[partition] = (watermark, self._wall())
-        for p in points:
-            slot = self.pending.get((p.window, p.start_ms))
+        pending, known_of = self.pending, self.known
+        for metric, tenant, channel, window, start, end, num, den, kind in parsed:
+            slot = pending.get((window, start))
             if slot is None:
-                slot = self.pending[p.window, p.start_ms] = (p.end_ms, {})
-            key = p.key
+                slot = pending[window, start] = (end, {})
+            key = (metric, tenant, channel, window)
             acc = slot[1].get(key)
             if acc is None:
-                slot[1][key] = [p.num, p.den, p.kind]
-                known = self.known.get(p.window)
+                slot[1][key] = [num, den, kind]
+                known = known_of.get(window)
                 if known is None:
-                    known = self.known[p.window] = {}
-                known[key] = p.kind
+                    known = known_of[window] = {}
+                known[key] = kind
             else:
-                acc[0] += p.num
-                acc[1] += p.den
+                acc[0] += num
+                acc[1] += den
 
     def ready_windows(self) -> Iterator[list[SeriesPoint]]:
         """Merged points of each window every active partition has closed, oldest first, one

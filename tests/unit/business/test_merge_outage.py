@@ -3,6 +3,8 @@ is released as zeros of the series seen before, so the drop shows while it lasts
 
 from __future__ import annotations
 
+import pytest
+
 from stream_app.business import SeriesPoint, load_business_spec
 from stream_app.business.merge import Merger
 
@@ -59,3 +61,19 @@ def test_nothing_is_filled_before_a_window_was_seen_or_while_a_partition_is_behi
     assert m.ready() == []
     m.add("p1", 13 * MIN + lateness, [])
     assert sorted(one_minute(m.ready())) == [11 * MIN, 12 * MIN]
+
+
+def test_rows_merge_like_points_and_a_bad_row_takes_nothing() -> None:
+    pts = [SeriesPoint("leads", "default", ch, w, s, s + size, n, n, "count")
+           for ch in ("douyin", "all") for w, size in (("1m", 60_000), ("1h", 3_600_000))
+           for s, n in ((0, 2.0), (size, 3.0))]
+    a, b = Merger(load_business_spec(), wall=lambda: 0.0), Merger(load_business_spec(),
+                                                                   wall=lambda: 0.0)
+    a.add("click:0", 10**8, pts)
+    b.add_rows("click:0", 10**8, [[p.metric, p.tenant, p.channel, p.window, p.start_ms,
+                                   p.end_ms, p.num, p.den, p.kind] for p in pts])
+    assert a.ready() == b.ready() and a.watermarks == b.watermarks
+    with pytest.raises(ValueError):
+        b.add_rows("click:1", 10**9, [[p.metric, p.tenant, p.channel, p.window, p.start_ms,
+                                       p.end_ms, p.num, p.den, p.kind] for p in pts] + [[1, 2]])
+    assert "click:1" not in b.watermarks and not b.pending
