@@ -73,6 +73,11 @@ class BusinessAggregator:
         self._due: int | None = None
         self._watermark: int | None = None
         self._known: set[tuple[str, str]] = set()
+        #: the spec's series as tuples, for :meth:`_points`: (count name, step) and
+        #: (rate name, numerator step, first denominator step, the other ones)
+        self._count_steps = tuple((name, c.step) for name, c in spec.counts.items())
+        self._rate_steps = tuple((name, r.num, r.den[0] if r.den else None, r.den[1:])
+                                 for name, r in spec.rates.items())
 
     @property
     def watermark(self) -> int | None:
@@ -205,22 +210,27 @@ class BusinessAggregator:
     def _points(self, w: str, start: int, end: int,
                 bucket: dict[tuple[str, str], dict[str, float]]) -> Iterable[SeriesPoint]:
         zeros = self.zeros
+        empty: dict[str, float] = {}
         for tenant, ch in sorted(self._known if zeros else bucket):
-            counts = bucket.get((tenant, ch), {})
-            for name, c in self.spec.counts.items():
-                n = counts.get(c.step, 0.0)
+            counts = bucket.get((tenant, ch), empty)
+            get = counts.get
+            for name, step in self._count_steps:
+                n = get(step, 0.0)
                 if n or zeros:
                     yield SeriesPoint(name, tenant, ch, w, start, end, n, n, "count")
-            rev = counts.get(REVENUE, 0.0)
+            rev = get(REVENUE, 0.0)
             if rev or zeros:
                 yield SeriesPoint("revenue", tenant, ch, w, start, end, rev, rev, "revenue")
-            for name, r in self.spec.rates.items():
-                den = sum(counts.get(s, 0.0) for s in r.den)
+            for name, num, den_first, den_rest in self._rate_steps:
+                # the sum, added left to right as sum() does (0 without denominator steps)
+                den = 0 if den_first is None else get(den_first, 0.0)
+                for s in den_rest:
+                    den += get(s, 0.0)
                 # a partial (zeros=False) keeps a numerator without denominator: another
                 # partition may have the denominator, and the merged rate needs both sums
-                if den > 0 or (not zeros and counts.get(r.num)):
-                    yield SeriesPoint(name, tenant, ch, w, start, end,
-                                      counts.get(r.num, 0.0), den, "rate")
+                if den > 0 or (not zeros and get(num)):
+                    yield SeriesPoint(name, tenant, ch, w, start, end, get(num, 0.0), den,
+                                      "rate")
 
     # ---- state ----
     def snapshot(self) -> dict[str, Any]:
