@@ -39,9 +39,12 @@ from stream_app.business.spec import BusinessSpec, load_business_spec
 DAY_MS = 86_400_000
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class Observation:
-    """Outcome of one point of a watched series."""
+    """Outcome of one point of a watched series.
+
+    Not frozen (one per point scored; a frozen dataclass costs ~1 µs more to make); treat
+    observations as immutable."""
 
     point: SeriesPoint
     z: float
