@@ -78,6 +78,16 @@ class AlertKind:
     require_any: tuple[str, ...] = ()       # only users who did one of these event types
     exclude_if_any: tuple[str, ...] = ()    # never users who did one of these
     next_steps: dict[str, dict[str, str]] = field(default_factory=dict)
+    # derived once, for the per-event decision: set lookups, one flag instead of two tests
+    require_set: frozenset[str] = field(init=False, repr=False, compare=False)
+    exclude_set: frozenset[str] = field(init=False, repr=False, compare=False)
+    has_rules: bool = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "require_set", frozenset(self.require_any))
+        object.__setattr__(self, "exclude_set", frozenset(self.exclude_if_any))
+        object.__setattr__(self, "has_rules",
+                           bool(self.consecutive_missed) or bool(self.rule_tags))
 
 
 class TenantBudget:
@@ -144,27 +154,39 @@ class AlertPolicy:
         ``x``: the event's feature vector, or a function building it (called at most once,
         only for the reasons of a model-sourced alert).
         """
-        al = st.setdefault("al", {})
+        al = st.get("al")
+        if al is None:
+            al = st["al"] = {}
         out: list[dict[str, Any]] = []
         done = (st.get("tot") or {}).keys()
+        scores, layers, sources = step.scores, step.layers, step.source
         for kind, k in self.kinds.items():
-            score = step.scores.get(k.target)
-            layer = step.layers.get(k.target)
+            target = k.target
+            score = scores.get(target)
             if score is None:
                 continue
-            if (k.require_any and done.isdisjoint(k.require_any)) or (
-                    k.exclude_if_any and not done.isdisjoint(k.exclude_if_any)):
+            if (k.require_any and done.isdisjoint(k.require_set)) or (
+                    k.exclude_if_any and not done.isdisjoint(k.exclude_set)):
                 continue
-            mem = al.setdefault(kind, {})
+            layer = layers.get(target)
+            mem = al.get(kind)
+            if mem is None:
+                mem = al[kind] = {}
             prev_score, prev_layer = mem.get("s"), mem.get("l")
-            mem["s"], mem["l"] = round(score, 6), layer
-            why: list[dict[str, Any]] = []
-            if layer == k.enter_layer and prev_layer != k.enter_layer:
-                why.append({"trigger": "enter_layer"})
+            # a rule score comes rounded to 6 places, and rounding it again gives it back
+            mem["s"] = score if sources.get(target) == "rules" else round(score, 6)
+            mem["l"] = layer
+            enter = k.enter_layer
+            why: list[dict[str, Any]]
+            if layer == enter and prev_layer != enter:
+                why = [{"trigger": "enter_layer"}]
             elif (k.jump is not None and prev_score is not None and score >= k.min_score_for_jump
                   and score - prev_score >= k.jump):
-                why.append({"trigger": "jump", "from": prev_score})
-            why.extend(self._rule_triggers(k, mem, event, rule_tags))
+                why = [{"trigger": "jump", "from": prev_score}]
+            else:
+                why = []
+            if k.has_rules:
+                why += self._rule_triggers(k, mem, event, rule_tags)
             if not why:
                 continue
             last = mem.get("t")

@@ -131,3 +131,28 @@ def test_model_reasons_name_each_action_once():
     assert _subject("consult_request|30d") == _subject("funnel|consult_request") == \
         _subject("consult_request|n") == "consult_request"
     assert _subject("channel=douyin") == "channel" and _subject("#amount|7d") == "amount"
+
+
+def test_alert_memory_holds_the_score_rounded_to_6_places():
+    """decide stores a rule score as it is (the Scorer hands it rounded to 6 places, and
+    rounding it again gives it back): the memory equals round(score, 6) either way."""
+    sc = _scorer()
+    st = None
+    etypes = HOT + ["lesson_missed", "lesson_attended", "page_view", "refund"]
+    for i in range(300):
+        e = ev("u1", T0 + i * 7 * HOUR + i * 13, etypes[i % len(etypes)])
+        s = sc.on_event(st, e)
+        st = s.sc_state
+        for kind, mem in st.get("al", {}).items():
+            k = sc.alert_policy.kinds[kind]
+            if k.target in s.scores:
+                score = s.scores[k.target]
+                assert s.source[k.target] == "rules" and round(score, 6) == score
+                assert mem["s"] == round(score, 6)
+
+
+def test_replaced_alert_kind_derives_its_sets_again():
+    k = AlertPolicy.from_config(config()).kinds["at_risk"]
+    k2 = replace(k, require_any=("a", "b"), consecutive_missed=None, rule_tags=())
+    assert k2.require_set == frozenset({"a", "b"}) and not k2.has_rules
+    assert k.has_rules and k.require_set == frozenset(k.require_any)
