@@ -135,6 +135,7 @@ class Scorer:
         # the scored targets with their rule points (settings read once, not per event)
         self._scored = [(name, RulePoints(name, t.rules)) for name, t in self.targets.items()]
         self._learn_live = "live" in self.learn_from
+        self._schedule = config.snapshots.schedule_days
 
     # ---- public -------------------------------------------------------------------------
     def on_event(self, sc_state: dict[str, Any] | None, event: Event,
@@ -164,22 +165,36 @@ class Scorer:
                 if target in self.targets:
                     self._outcome(st, event, target, int(value), event.ts, step)
             return step
-        if event.type in self.fc.exclude_types:
+        etype = event.type
+        if etype in self.fc.exclude_types:
             return step
-        if self._learn_live and st["t0"] is not None:
-            self._live_snapshot(st, event.ts)
-        for target in self._positive.get(event.type, ()):
-            self._outcome(st, event, target, 1, event.ts + 1, step)
+        ts = event.ts
+        t0 = st["t0"]
+        if self._learn_live and t0 is not None:
+            # _live_snapshot's own first tests, without the call for most events
+            i = st.get("sni", 0)
+            sched = self._schedule
+            if self._snap_every or (i < len(sched) and (ts - t0) / DAY_MS >= sched[i]):
+                self._live_snapshot(st, ts)
+        positive = self._positive.get(etype)
+        if positive:
+            for target in positive:
+                self._outcome(st, event, target, 1, ts + 1, step)
         update(st, event, self.fc)
-        rp = st.setdefault("rp", {})
-        for name, rules in self._points_of.get(event.type, ()):
-            add_points(rp, name, event.type, event.ts, rules)
-        ra = st.setdefault("ra", [])
-        ra.append([event.ts, event.type])
+        rp = st.get("rp")
+        if rp is None:
+            rp = st["rp"] = {}
+        points_of = self._points_of.get(etype)
+        if points_of:
+            for name, rules in points_of:
+                add_points(rp, name, etype, ts, rules)
+        ra = st.get("ra")
+        if ra is None:
+            ra = st["ra"] = []
+        ra.append([ts, etype])
         if len(ra) > RECENT_ACTIONS:
             del ra[0]
         if self.score_events:
-            ts = event.ts
             x = None if self.lazy_features else self.features(st, ts)
             x = self._score_all(st, x, ts, step)
             if self.alert_policy is not None:
@@ -253,6 +268,9 @@ class Scorer:
         Snapshots are featurized as of a time no later than the previous event's time, i.e.
         what the user's score was computed from; featurizing at ``ts`` would let the timing of
         the next event (e.g. the order) leak into the training example.
+
+        (:meth:`on_event` makes the first tests below before calling, to spare most events
+        the call; keep both in step.)
         """
         if st["t0"] is None or "live" not in self.learn_from:
             return
