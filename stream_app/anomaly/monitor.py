@@ -58,10 +58,13 @@ class Observation:
 
 
 class _Series:
-    __slots__ = ("alarm", "detector", "kind", "severity")
+    """Detector and alarm of one series, and its window's ``band_z`` (looked up once)."""
 
-    def __init__(self, detector: Detector, alarm: CusumAlarm, kind: str) -> None:
-        self.detector, self.alarm, self.kind = detector, alarm, kind
+    __slots__ = ("alarm", "band_z", "detector", "kind", "severity")
+
+    def __init__(self, detector: Detector, alarm: CusumAlarm, kind: str,
+                 band_z: float) -> None:
+        self.detector, self.alarm, self.kind, self.band_z = detector, alarm, kind, band_z
         self.severity: str | None = None
 
 
@@ -77,6 +80,8 @@ class AnomalyMonitor:
         self.spec = spec or load_business_spec()
         self._series: dict[SeriesKey, _Series] = {}
         self._alarms: dict[str, AlarmConfig] = {}   # window -> its alarm settings (merged once)
+        #: series key -> whether the config watches it (decided once per series)
+        self._watched: dict[SeriesKey, bool] = {}
 
     def _alarm(self, window: str) -> AlarmConfig:
         a = self._alarms.get(window)
@@ -99,29 +104,32 @@ class AnomalyMonitor:
                                 season_halflife=w.season_halflife_days,
                                 var_halflife=w.var_halflife, warmup_periods=w.warmup_days)
 
-    def _get(self, p: SeriesPoint) -> _Series:
-        s = self._series.get(p.key)
-        if s is None:
-            a = self._alarm(p.window)
-            s = _Series(self.make_detector(p.window),
-                        CusumAlarm(a.cusum_k, a.cusum_h, a.z_spike, a.close_fraction), p.kind)
-            self._series[p.key] = s
+    def _new(self, key: SeriesKey, window: str, kind: str) -> _Series:
+        a = self._alarm(window)
+        s = self._series[key] = _Series(
+            self.make_detector(window),
+            CusumAlarm(a.cusum_k, a.cusum_h, a.z_spike, a.close_fraction), kind, a.band_z)
         return s
 
     # ---- input ----
     def observe(self, p: SeriesPoint) -> Observation | None:
         """Score, learn and alarm on one closed point; None if the series is not watched
         or the point rests on too few events (see ``min_weight``)."""
-        if not self.config.watches(p.metric, p.window, p.channel):
+        key = p.key
+        watched = self._watched.get(key)
+        if watched is None:
+            watched = self._watched[key] = self.config.watches(p.metric, p.window, p.channel)
+        if not watched:
             return None
-        if p.weight < self.config.min_weight.get(p.kind, 0.0):
+        kind, weight = p.kind, p.weight
+        if weight < self.config.min_weight.get(kind, 0.0):
             return None
-        s = self._get(p)
-        y, var = to_stable(p.kind, p.value, p.weight)
+        s = self._series.get(key) or self._new(key, p.window, kind)
+        y, var = to_stable(kind, p.value, weight)
         v = s.detector.update(p.start_ms, y, var)
-        lo, hi = v.band(self._alarm(p.window).band_z)
-        low, high = from_stable(p.kind, lo), from_stable(p.kind, hi)
-        expected = from_stable(p.kind, v.expected)
+        lo, hi = v.band(s.band_z)
+        low, high = from_stable(kind, lo), from_stable(kind, hi)
+        expected = from_stable(kind, v.expected)
         if v.warming:
             s.alarm.reset()
             return Observation(p, v.z, expected, low, high, False, True)
@@ -194,6 +202,6 @@ class AnomalyMonitor:
             a = self._alarm(key[3])
             s = _Series(det.load(d["detector"]),
                         CusumAlarm(a.cusum_k, a.cusum_h, a.z_spike, a.close_fraction)
-                        .load(d["alarm"]), d["kind"])
+                        .load(d["alarm"]), d["kind"], a.band_z)
             s.severity = d.get("severity")
             self._series[key] = s  # type: ignore[index]

@@ -93,41 +93,45 @@ class SeasonalDetector:
 
     def update(self, ts_ms: int, y: float, var: float) -> Verdict:
         cls, slot = self._index(ts_ms)
-        exp = (self._level or 0.0) + self._profile(cls, slot)
-        sd = math.sqrt(var + max(0.0, self._extra_var) + 1e-9)
+        season, seen_of = self._season[cls], self._seen[cls]
+        seen = seen_of[slot]
+        level = self._level
+        # _profile(cls, slot) without the call when the slot has been seen
+        exp = (level or 0.0) + (season[slot] if seen or self.week_classes == 1
+                                else self._profile(cls, slot))
+        extra_var = self._extra_var
+        sd = math.sqrt(var + (extra_var if extra_var > 0.0 else 0.0) + 1e-9)
         r = y - exp
         z = r / sd
-        warming = self._level is None
         c = self.clip * sd
         rc = max(-c, min(c, r))
-        seen = self._seen[cls][slot]
-        if warming:
+        self._n += 1
+        if level is None:
             # level stays 0: each slot is the running mean of y, the spread around it
             # estimates the extra variance; the mean level is split off when warm-up ends
             if seen:
                 self._var_n += 1
                 spread = r * r * seen / (seen + 1) - var
-                self._extra_var += (spread - self._extra_var) / self._var_n
-                self._season[cls][slot] += r / (seen + 1)
+                self._extra_var = extra_var + (spread - extra_var) / self._var_n
+                season[slot] += r / (seen + 1)
             else:
-                self._season[cls][slot] = y
-            self._seen[cls][slot] = seen + 1
-            self._n += 1
+                season[slot] = y
+            seen_of[slot] = seen + 1
             if self._n >= self._warmup_points:
                 self._end_warmup()
             return Verdict(z, exp, sd, True)
-        self._level += self._a_level * rc
+        a_level = self._a_level
+        level += a_level * rc
+        self._level = level
         if seen == 0:
-            self._season[cls][slot] = exp + rc - self._level
+            season[slot] = exp + rc - level
         elif seen < self._mean_until:
-            self._season[cls][slot] += (exp + rc - self._level
-                                        - self._season[cls][slot]) / (seen + 1)
+            season[slot] += (exp + rc - level - season[slot]) / (seen + 1)
         else:
-            self._season[cls][slot] += self._g_season * rc * (1.0 - self._a_level)
-        self._seen[cls][slot] = seen + 1
-        self._extra_var += self._b_var * ((rc * rc - var) - self._extra_var)
-        self._n += 1
-        return Verdict(z, exp, sd, warming)
+            season[slot] += self._g_season * rc * (1.0 - a_level)
+        seen_of[slot] = seen + 1
+        self._extra_var = extra_var + self._b_var * ((rc * rc - var) - extra_var)
+        return Verdict(z, exp, sd, False)
 
     def _end_warmup(self) -> None:
         vals = [v for c in range(self.week_classes) for v, n in
