@@ -257,7 +257,9 @@ def featurize(st: dict[str, Any], now_ms: int, fc: FeatureConfig) -> dict[str, f
         return x
     nm = _names(fc)
     today = int((now_ms + fc.day_offset_hours * 3_600_000) // DAY_MS)   # day_index, inlined
-    age = max(0.0, (now_ms - t0) / DAY_MS)
+    age = (now_ms - t0) / DAY_MS
+    if not age > 0.0:     # max(0.0, age) without the call (as max: 0.0 for NaN or -0.0 too)
+        age = 0.0
     log1p = _log1p
     # window sums from the daily buckets: each bucket adds to the smallest window holding
     # it, then sums accumulate outwards (one dict update per bucket and key)
@@ -335,10 +337,12 @@ def featurize(st: dict[str, Any], now_ms: int, fc: FeatureConfig) -> dict[str, f
         if do_rec:
             last = lst.get(key)
             if last is not None:
-                x[names[3]] = exp(-max(0, now_ms - last) / scale)
+                since = now_ms - last
+                x[names[3]] = exp(-(since if since > 0 else 0) / scale)    # max(0, since)
     since_name, sn_get = nm.since_name, nm.since.get
     for m, first in st["fs"].items():
-        x[sn_get(m) or since_name(m)] = log1p(max(0.0, (now_ms - first) / DAY_MS))
+        days = (now_ms - first) / DAY_MS
+        x[sn_get(m) or since_name(m)] = log1p(days if days > 0.0 else 0.0)   # max(0.0, days)
     for step, name in nm.funnel:
         if step in tot:
             x[name] = 1.0
@@ -348,5 +352,6 @@ def featurize(st: dict[str, Any], now_ms: int, fc: FeatureConfig) -> dict[str, f
     x["age_days"] = log1p(age)
     x["active_days"] = log1p(st["ad"])
     x["active_ratio"] = st["ad"] * inv_age
-    x["recency"] = exp(-max(0, now_ms - st["last"]) / scale)
+    since = now_ms - st["last"]
+    x["recency"] = exp(-(since if since > 0 else 0) / scale)
     return x

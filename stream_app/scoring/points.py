@@ -73,9 +73,10 @@ def points_score(points: float, rc: RulesConfig) -> float:
 class RulePoints:
     """One target's rule-points score, with its settings read once (the per-event path).
 
-    :meth:`score_layer` gives what :func:`points_at`, :func:`points_score` (rounded to 6
-    places) and :meth:`TargetConfig.rules_layer` give, with the same arithmetic, without their
-    per-call attribute reads and calls.
+    :meth:`points` gives what :func:`points_at` gives, and :meth:`score_layer` what
+    :func:`points_at`, :func:`points_score` (rounded to 6 places) and
+    :meth:`TargetConfig.rules_layer` give, with the same arithmetic, without their per-call
+    attribute reads and calls.
 
     Example:
         >>> rc = RulesConfig(points={"course_view": 1}, half_life_days=7, scale=10,
@@ -104,12 +105,10 @@ class RulePoints:
         if self.scale:
             self.zero = self.score_layer({}, 0, None)
 
-    def score_layer(self, rp: dict[str, Any], now_ms: int,
-                    last_study_ts: int | None) -> tuple[float, float, str]:
-        """``(points, score, layer)`` of the target at ``now_ms``."""
+    def points(self, rp: dict[str, Any], now_ms: int, last_study_ts: int | None) -> float:
+        """:func:`points_at`: the decayed points at ``now_ms`` (plus inactivity points)."""
         cur = rp.get(self.target)
-        some = bool(cur)    # any points at all
-        if some:
+        if cur:
             value = cur[0]
             from_ts = cur[1]
             if now_ms > from_ts and value:     # _decay
@@ -119,11 +118,15 @@ class RulePoints:
         if self.per_day and last_study_ts is not None:
             idle = (now_ms - last_study_ts) / DAY_MS - self.after
             if idle > 0:
-                value += idle * self.per_day
-                some = True
-        if not some and self.zero is not None:
-            return self.zero
-        pts = round(value, 6)
+                return round(value + idle * self.per_day, 6)
+        return round(value, 6) if value else value    # (round keeps a zero as it is)
+
+    def score_layer(self, rp: dict[str, Any], now_ms: int,
+                    last_study_ts: int | None) -> tuple[float, float, str]:
+        """``(points, score, layer)`` of the target at ``now_ms``."""
+        pts = self.points(rp, now_ms, last_study_ts)
+        if not pts and self.zero is not None:
+            return pts, self.zero[1], self.zero[2]    # (a zero's score is 0.0, whatever its sign)
         score = round(1.0 - _exp(-max(pts, 0.0) / self.scale), 6)
         if pts >= self.high:
             return pts, score, "high"

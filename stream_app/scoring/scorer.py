@@ -46,7 +46,7 @@ from typing import Any
 from stream_app.events import Event
 from stream_app.scoring.config import ScoringConfig
 from stream_app.scoring.features import DAY_MS, _slog, featurize, new_state, update
-from stream_app.scoring.points import RulePoints, add_points, points_at, points_score
+from stream_app.scoring.points import RulePoints, add_points, points_score
 from stream_app.scoring.registry import ModelRegistry
 
 __all__ = ["ModelRegistry", "ScoreStep", "Scorer", "TrainingExample"]
@@ -132,8 +132,11 @@ class Scorer:
         for name, t in self.targets.items():
             for etype in t.positive_events:
                 self._positive.setdefault(etype, []).append(name)
-        # the scored targets with their rule points (settings read once, not per event)
-        self._scored = [(name, RulePoints(name, t.rules)) for name, t in self.targets.items()]
+        # every target's rule points (settings read once, not per event): features use all
+        self._rule_points = {name: RulePoints(name, t.rules)
+                             for name, t in config.targets.items()}
+        self._points_feature = [("pts|" + name, rp) for name, rp in self._rule_points.items()]
+        self._scored = [(name, self._rule_points[name]) for name in self.targets]
         self._learn_live = "live" in self.learn_from
         self._schedule = config.snapshots.schedule_days
 
@@ -209,10 +212,11 @@ class Scorer:
         x = featurize(st, now_ms, self.fc)
         if self.points_features and st["t0"] is not None:
             rp = st.get("rp") or {}
-            for name, t in self.all_targets.items():
-                pts = points_at(rp, name, now_ms, t.rules, st.get("study"))
+            study = st.get("study")
+            for feature, rule_points in self._points_feature:
+                pts = rule_points.points(rp, now_ms, study)
                 if pts:
-                    x["pts|" + name] = _slog(pts)
+                    x[feature] = _slog(pts)
         return x
 
     def score(self, sc_state: dict[str, Any], now_ms: int) -> ScoreStep:
@@ -223,8 +227,7 @@ class Scorer:
 
     # ---- internals ----------------------------------------------------------------------
     def _rules(self, st: dict[str, Any], target: str, now_ms: int) -> float:
-        rc = self.all_targets[target].rules
-        return points_at(st.get("rp") or {}, target, now_ms, rc, st.get("study"))
+        return self._rule_points[target].points(st.get("rp") or {}, now_ms, st.get("study"))
 
     def _score_all(self, st: dict[str, Any], x: dict[str, float] | None, now_ms: int,
                    step: ScoreStep) -> dict[str, float] | None:

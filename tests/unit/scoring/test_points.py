@@ -1,4 +1,5 @@
-"""RulePoints (the per-event rule score) equals points_at / points_score / rules_layer."""
+"""RulePoints (the per-event rule points and score) equals points_at / points_score /
+rules_layer."""
 
 from __future__ import annotations
 
@@ -31,4 +32,5 @@ def test_rule_points_equal_the_reference_functions() -> None:
             pts = points_at(rp, "t", now, rc, study)
             expected = (pts, round(points_score(pts, rc), 6), target.rules_layer(pts))
             assert fast.score_layer(rp, now, study) == expected
+            assert fast.points(rp, now, study) == pts
         assert fast.score_layer({}, ts, None) == (0.0, 0.0, "low")
