@@ -158,7 +158,8 @@ class Guard:
 
     Guards of one ``group`` read one quantity (e.g. the active days of one selector over
     several windows); their common ``pre(probe)`` is false when none of them can have moved,
-    so an event looks at a few groups, not at every guard.
+    so an event looks at a few groups, not at every guard, and ``after(probe)`` tells, once
+    ``pre(probe)`` held, whether the guard moved (``moved`` without the precheck again).
 
     >>> req = Requirements()
     >>> c = compile_expr("count(stream:click) == 0 or count(course_view, 7d) > 2", req, {})
@@ -177,13 +178,19 @@ class Guard:
     moved: Callable[[Probe], bool] = field(compare=False, repr=False)
     group: Any = field(compare=False, repr=False, default=None)
     pre: Callable[[Probe], bool] | None = field(compare=False, repr=False, default=None)
+    #: ``moved`` when ``pre`` is known to hold (skips the group's precheck); default ``moved``
+    after: Callable[[Probe], bool] | None = field(compare=False, repr=False, default=None)
+
+    def __post_init__(self) -> None:
+        if self.after is None:
+            object.__setattr__(self, "after", self.moved)
 
     def __hash__(self) -> int:   # the text's (cached) hash: guards are hashed on every event
         return hash(self.text)
 
 
-#: (group key, group precheck, moved) of a guard, see :class:`Guard`
-GuardSpec = tuple[Any, Callable[[Probe], bool], Callable[[Probe], bool]]
+#: (group key, group precheck, moved, moved-after-the-precheck) of a guard, see :class:`Guard`
+GuardSpec = tuple[Any, Callable[[Probe], bool], Callable[[Probe], bool], Callable[[Probe], bool]]
 
 
 def _count_moved(sel: Selector, res: Callable[[Any], bool], c: Any) -> GuardSpec:
@@ -195,15 +202,16 @@ def _count_moved(sel: Selector, res: Callable[[Any], bool], c: Any) -> GuardSpec
         n = p.state["n"].get(p.etype)
         return n is not None and (top is None or n <= top)   # None: untracked type
 
-    def moved(p: Probe) -> bool:
-        if not pre(p):
-            return False
+    def after(p: Probe) -> bool:
         memo = p.memo
         n = memo.get(key)
         if n is None:
             n = memo[key] = query.count_all(p.state, sel)
         return res(n) != res(n - 1)       # the event added exactly one
-    return ("n", top), pre, moved   # pre reads the event type's count only
+
+    def moved(p: Probe) -> bool:
+        return pre(p) and after(p)
+    return ("n", top), pre, moved, after   # pre reads the event type's count only
 
 
 def _window_count_moved(sel: Selector, days: int, res: Callable[[Any], bool]) -> GuardSpec:
@@ -214,14 +222,15 @@ def _window_count_moved(sel: Selector, days: int, res: Callable[[Any], bool]) ->
     def pre(p: Probe) -> bool:
         return p.today - days < p.day <= p.today
 
-    def moved(p: Probe) -> bool:
-        if not pre(p):
-            return False
+    def after(p: Probe) -> bool:
         n = p.memo.get(key)
         if n is None:
             n = p.memo[key] = query.count_days(p.state, sel, p.today, days)
         return res(n) != res(n - 1)
-    return ("w", days), pre, moved
+
+    def moved(p: Probe) -> bool:
+        return pre(p) and after(p)
+    return ("w", days), pre, moved, after
 
 
 def _since_moved(fld: str, sel: Selector, res: Callable[[Any], bool],
@@ -235,25 +244,14 @@ def _since_moved(fld: str, sel: Selector, res: Callable[[Any], bool],
         old = p.old_l if latest else p.old_f
         return old is None or (p.ts > old if latest else p.ts < old)
 
-    def moved(p: Probe) -> bool:
+    def after(p: Probe) -> bool:
         state, etype, now = p.state, p.etype, p.now
-        if etype not in state["st"]:
-            return False
-        if latest:
-            old = p.old_l
-            if old is not None:
-                if p.ts <= old:
-                    return False      # the type's latest time did not move
-                # both values of since() lie between now - old and now - (the user's newest
-                # event): no flip point between them, no change
-                lo, hi = now - state["lt"], now - old
-        else:
-            old = p.old_f
-            if old is not None:
-                if p.ts >= old:
-                    return False
-                lo, hi = now - old, now - state["ft"]
+        old = p.old_l if latest else p.old_f
         if old is not None:
+            # both values of since() lie between now - old and now - (the user's newest
+            # event) (since_first: between now - (the oldest event) and now - old): no flip
+            # point between them, no change
+            lo, hi = (now - state["lt"], now - old) if latest else (now - old, now - state["ft"])
             for q in points:
                 if lo < q <= hi:
                     break
@@ -276,7 +274,10 @@ def _since_moved(fld: str, sel: Selector, res: Callable[[Any], bool],
         if a == b:
             return False
         return res(None if a is None else now - a) != res(now - b)
-    return key, pre, moved
+
+    def moved(p: Probe) -> bool:
+        return pre(p) and after(p)
+    return key, pre, moved, after
 
 
 def _active_days_moved(sel: Selector, days: int) -> GuardSpec:
@@ -295,9 +296,12 @@ def _active_days_moved(sel: Selector, days: int) -> GuardSpec:
             p.memo[key] = total
         return total == 1      # the event's own
 
+    def after(p: Probe) -> bool:
+        return p.today - days < p.day <= p.today
+
     def moved(p: Probe) -> bool:
-        return p.today - days < p.day <= p.today and pre(p)
-    return key, pre, moved
+        return after(p) and pre(p)
+    return key, pre, moved, after
 
 
 def _props_moved(p: Probe) -> bool:
@@ -308,7 +312,7 @@ def _prop_moved(key: str) -> GuardSpec:
     """The prop aggregate ``key`` (``"lp:click.channel"``) moved: the updater says so."""
     def moved(p: Probe) -> bool:
         return p.props is None or key in p.props
-    return "props", _props_moved, moved
+    return "props", _props_moved, moved, moved
 
 
 # -- clock atoms: where a rule reads the clock, and when that read can next change ---------
@@ -725,8 +729,8 @@ class _Compiler:
         new = self.reads - reads_before
         if new:
             self.reads = set(reads_before)
-            group, pre, moved = spec
-            self.guards.add(Guard(self.src(node), frozenset(new), moved, group, pre))
+            group, pre, moved, after = spec
+            self.guards.add(Guard(self.src(node), frozenset(new), moved, group, pre, after))
 
     def count_threshold(self, left: Tree | Token, right: Tree | Token
                         ) -> tuple[str, int | None] | None:

@@ -180,7 +180,7 @@ class TagEngine:
             probe = Probe(state, et, event.ts, (event.ts + off) // DAY_MS, (now + off) // DAY_MS,
                           now, old_l, old_f, props)
             hit = [g for pre, members in guards if pre(probe)
-                   for g in members if g.moved(probe)]
+                   for g in members if g.after(probe)]
             moved = frozenset(hit) if hit else _NONE_MOVED
         result = self._evaluate(state, now, trigger=event.event_id, touched=(touch,),
                                 fresh=fresh, moved=moved, step=event.ts)
@@ -332,7 +332,8 @@ class TagEngine:
 
     def _set_horizon(self, state: dict[str, Any], now: int,
                      touched: tuple[tuple[str, str], ...] | None = None,
-                     step: int | None = None, starts: list | None = None) -> None:
+                     step: int | None = None, starts: list | None = None,
+                     last: int | None = None) -> None:
         """Set ``state["th"]`` (the clock atoms' next change) and ``state["tg"]`` (the start
         times of the since() thresholds, :meth:`RuleSet.clock_starts`).
 
@@ -341,18 +342,29 @@ class TagEngine:
         evaluation, with its time ``step``: they move by one comparison each
         (:meth:`RuleSet.advance_starts`). A state without ``tg`` (written before it existed)
         or with another number of groups gets them read. ``starts``: the start times before
-        the event, instead of the state's (a new state: all None).
+        the event, instead of the state's (a new state: all None). ``last``: the clock of
+        the state's last evaluation, whose horizon ``state["th"]`` is (with ``step``: only
+        the groups the event moved are looked at, see :meth:`RuleSet.advance_horizon`).
         """
         rs = self._ruleset
         n = len(rs._since_groups)
         tg = starts if starts is not None else state.get("tg") if touched is not None else None
+        known = False
         if tg is None or len(tg) != n:
             tg = rs.clock_starts(state) if n else []
         elif step is not None and touched:
             et, stream = touched[0]
-            if et in state["st"]:       # a type beyond MAX_TYPES leaves the times alone
+            if et not in state["st"]:   # a type beyond MAX_TYPES leaves the times alone
+                pass
+            elif last is None:
                 rs.advance_starts(tg, et, stream, step)
-        state["th"] = rs.horizon(state, now, tg)
+            else:   # the kept horizon, moved by the groups the event moved
+                known, th = rs.advance_horizon(tg, et, stream, step, state.get("th"), last,
+                                               now)
+                if known:
+                    state["th"] = th
+        if not known:
+            state["th"] = rs.horizon(state, now, tg)
         if n:
             state["tg"] = tg
         else:
@@ -417,7 +429,8 @@ class TagEngine:
             if rs.clock_atoms:
                 self._set_horizon(state, now)
         elif plan[2]:     # an event moved a clock atom's input
-            self._set_horizon(state, now, touched if step is not None else None, step)
+            self._set_horizon(state, now, touched if step is not None else None, step,
+                              last=last)
         elif clock_passed:   # the clock alone: the start times stand
             self._set_horizon(state, now, ())
         if fresh:

@@ -178,6 +178,7 @@ class RuleSet:
         self._since_groups = sorted(((f, sel, tuple(sorted(p))) for (f, sel), p in groups.items()
                                      if p), key=lambda g: (g[0], g[1].key))
         self._group_hits: dict[tuple[str, str], tuple[int, ...]] = {}
+        self._recent_feed: dict[tuple[str, str], bool] = {}
         # tag -> the tags that read it through tag(), directly or not
         direct: dict[str, set[str]] = {t.id: set() for t in self.order}
         for t in self.order:
@@ -338,17 +339,78 @@ class RuleSet:
         >>> rs.advance_starts(starts, "order_paid", "order", 10); starts
         [10, 10, 50, None]
         """
+        groups = self._since_groups
+        for i in self._hits(etype, stream):
+            t0 = starts[i]
+            if t0 is None or (ts > t0 if groups[i][0] == "l" else ts < t0):
+                starts[i] = ts
+
+    def _hits(self, etype: str, stream: str) -> tuple[int, ...]:
+        """Indexes of the since() groups whose selector matches (``etype``, ``stream``)."""
         key = (etype, stream)
         hits = self._group_hits.get(key)
         if hits is None:
             hits = self._group_hits[key] = tuple(
                 i for i, (_, sel, _) in enumerate(self._since_groups)
                 if sel.matches(etype, stream))
+        return hits
+
+    def advance_horizon(self, starts: list[int | None], etype: str, stream: str, ts: int,
+                        th: int | None, last: int, now: int) -> tuple[bool, int | None]:
+        """:meth:`advance_starts` for one event, and the new :meth:`horizon` at ``now`` from
+        the one kept (``th``, the horizon at the last evaluation, ``last``, not passed:
+        ``now < th``) when that needs no look at the groups the event left alone.
+
+        Before ``th`` every group's next point stands (each is at or after ``th``), so the
+        new horizon is the earlier of ``th`` and the moved groups' new points, unless a
+        moved group's old point was ``th`` itself (the next one is not known) or the event
+        feeds a sub-day window: then ``(False, None)`` and :meth:`horizon` decides, else
+        ``(True, horizon)``.
+
+        >>> from stream_app.rules.loader import load_ruleset
+        >>> from stream_app.rules.engine import DEFAULT_RULES
+        >>> rs = load_ruleset(DEFAULT_RULES)
+        >>> day = 86_400_000
+        >>> starts = [0, None, 0, None]      # first event and latest click at 0
+        >>> th = rs.horizon({}, 0, starts); th == 7 * day + 1   # since_first(any) > 7d
+        True
+        >>> rs.advance_horizon(starts, "page_view", "click", day, th, 0, day), starts
+        ((True, 604800001), [0, None, 86400000, None])
+        >>> starts = [0, None, 0, None]      # at 8 days: since_first's next point is 37d
+        >>> rs.advance_horizon(starts, "page_view", "click", 9 * day, 30 * day + 1, 8 * day,
+        ...                    9 * day)   # the latest click's point (30d) was the horizon
+        (False, None)
+        >>> starts == [0, None, 9 * day, None]
+        True
+        """
+        if th is not None and now >= th or self._feeds_recent(etype, stream):
+            self.advance_starts(starts, etype, stream, ts)
+            return False, None
+        hits = self._hits(etype, stream)
         groups = self._since_groups
+        known, best = True, th
         for i in hits:
+            fld, _, points = groups[i]
             t0 = starts[i]
-            if t0 is None or (ts > t0 if groups[i][0] == "l" else ts < t0):
+            if t0 is None or (ts > t0 if fld == "l" else ts < t0):
+                old = first_point_after(t0, last, points)
+                if old is not None and (th is None or old <= th):
+                    known = False      # this group's point was the horizon
                 starts[i] = ts
+                new = first_point_after(ts, now, points)
+                if new is not None and (best is None or new < best):
+                    best = new
+        return (True, best) if known else (False, None)
+
+    def _feeds_recent(self, etype: str, stream: str) -> bool:
+        """Whether events of (``etype``, ``stream``) feed a sub-day window (their timestamps
+        move a :class:`~stream_app.rules.compiler.RecentWindow` horizon); cached."""
+        key = (etype, stream)
+        out = self._recent_feed.get(key)
+        if out is None:
+            out = self._recent_feed[key] = any(a.sel.matches(etype, stream)
+                                               for a in self._recent_atoms)
+        return out
 
     def horizon(self, state: dict[str, Any], now_ms: int,
                 starts: list[int | None]) -> int | None:

@@ -171,8 +171,12 @@ class StateUpdater:
         ts, et = ev.ts, ev.type
         self.remember(state, ev.event_id)
         ft, lt = state["ft"], state["lt"]
+        # later than every event applied before (the usual, in-order case): no time or
+        # record in the state is later, so latest ones are replaced and earliest ones kept
+        # without reading them
+        newest = lt is None or ts > lt
         state["ft"] = ts if ft is None or ts < ft else ft
-        state["lt"] = lt = ts if lt is None or ts > lt else lt
+        state["lt"] = lt = ts if newest else lt
         off = self.day_offset_ms
         day = (ts + off) // DAY_MS
         base_day = (max(lt, state["now"]) + off) // DAY_MS   # the next evaluation's day
@@ -183,12 +187,17 @@ class StateUpdater:
         if stream is not None:
             n, f, la = state["n"], state["f"], state["l"]
             n[et] = n.get(et, 0) + 1
-            cur = f.get(et)
-            if cur is None or ts < cur:
-                f[et] = ts
-            cur = la.get(et)
-            if cur is None or ts > cur:
+            if newest:
+                if et not in f:
+                    f[et] = ts
                 la[et] = ts
+            else:
+                cur = f.get(et)
+                if cur is None or ts < cur:
+                    f[et] = ts
+                cur = la.get(et)
+                if cur is None or ts > cur:
+                    la[et] = ts
             if day > base_day - self.type_retention(et, stream):
                 buckets.add(state["d"].setdefault(et, []), day, 1)
         else:
@@ -201,7 +210,7 @@ class StateUpdater:
             for name, value in props.items():
                 specs = pidx.get(name)
                 if specs and value is not None:
-                    self._apply_props(state, ev, day, value, specs, base_day, moved)
+                    self._apply_props(state, ev, day, value, specs, base_day, moved, newest)
         if self._profile and stream == "profile" and props:
             self._apply_profile(state, ev)
         if streaks:
@@ -253,7 +262,8 @@ class StateUpdater:
             self._plans[key] = out
         return out
 
-    def _apply_props(self, state, ev, day, value, specs, base_day, moved) -> None:
+    def _apply_props(self, state, ev, day, value, specs, base_day, moved,
+                     newest=False) -> None:
         ts, eid = ev.ts, ev.event_id
         for kind, spec in specs:
             key = spec.key
@@ -276,6 +286,8 @@ class StateUpdater:
                         moved.add("mx:" + key)
             elif kind == "fp":
                 fp = state.setdefault("fp", {})
+                if newest and key in fp:
+                    continue      # an earlier record stands
                 cur = fp.get(key)
                 if cur is None or (ts, eid) < (cur[0], cur[1]):
                     fp[key] = [ts, eid, value]
@@ -284,7 +296,7 @@ class StateUpdater:
             elif kind == "lp":
                 lp = state.setdefault("lp", {})
                 cur = lp.get(key)
-                if cur is None or (ts, eid) > (cur[0], cur[1]):
+                if newest or cur is None or (ts, eid) > (cur[0], cur[1]):
                     lp[key] = [ts, eid, value]
                     if moved is not None and _differs(cur, value):
                         moved.add("lp:" + key)
