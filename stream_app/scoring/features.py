@@ -55,16 +55,12 @@ DAY_MS = 86_400_000
 _log1p = math.log1p
 _exp = math.exp
 
-__all__ = ["DAY_MS", "STATE_VERSION", "day_index", "featurize", "new_state", "update"]
-
-
-#: layout version of the per-user state (see ``scorer.upgrade_state`` for the older ones)
-STATE_VERSION = 2
+__all__ = ["DAY_MS", "day_index", "featurize", "new_state", "update"]
 
 
 def new_state() -> dict[str, Any]:
     """An empty per-user scoring state (JSON-able)."""
-    return {"v": STATE_VERSION, "t0": None, "last": None, "b": [], "tot": {}, "lst": {}, "fs": {},
+    return {"v": 1, "t0": None, "last": None, "b": [], "tot": {}, "lst": {}, "fs": {},
             "ad": 0, "ld": None, "cat": {}}
 
 

@@ -45,35 +45,13 @@ from typing import Any
 
 from stream_app.events import Event
 from stream_app.scoring.config import ScoringConfig
-from stream_app.scoring.features import DAY_MS, STATE_VERSION, _slog, featurize, new_state, update
-from stream_app.scoring.packed import pack, unpack
+from stream_app.scoring.features import DAY_MS, _slog, featurize, new_state, update
 from stream_app.scoring.points import RulePoints, add_points, points_score
 from stream_app.scoring.registry import ModelRegistry
 
-__all__ = ["ModelRegistry", "ScoreStep", "Scorer", "TrainingExample", "upgrade_state"]
+__all__ = ["ModelRegistry", "ScoreStep", "Scorer", "TrainingExample"]
 
 RECENT_ACTIONS = 5
-
-
-def upgrade_state(st: dict[str, Any]) -> None:
-    """Bring a state of an older layout (restored from a changelog) to this one, in place.
-
-    Version 1 kept the feature vectors of snapshots (``sn``) and checkpoints (``cp``) as
-    dicts; version 2 keeps them packed (:mod:`stream_app.scoring.packed`).
-
-    >>> st = {"v": 1, "sn": {"convert": [[5, {"a|n": 0.5}]]},
-    ...       "cp": [[6, "convert", "d1", {"a|n": 0.5}, None, 0.1, "rules"]]}
-    >>> upgrade_state(st)
-    >>> st["v"], st["sn"]["convert"][0][1], st["cp"][0][3]
-    (2, ['AAAAAAAA4D8=', 'a|n'], ['AAAAAAAA4D8=', 'a|n'])
-    """
-    if st.get("v") == 1:
-        for snaps in (st.get("sn") or {}).values():
-            for snap in snaps:
-                snap[1] = pack(snap[1])
-        for cp in st.get("cp") or ():
-            cp[3] = pack(cp[3])
-    st["v"] = STATE_VERSION
 
 
 @dataclass(slots=True)
@@ -170,8 +148,6 @@ class Scorer:
         ``sc_state`` is updated in place and returned as ``ScoreStep.sc_state``.
         """
         st = sc_state if sc_state is not None else new_state()
-        if st["v"] != STATE_VERSION:
-            upgrade_state(st)
         step = ScoreStep(st, {}, {}, {}, [], [], [])
         stream = event.stream
         if stream == "label":
@@ -274,12 +250,12 @@ class Scorer:
             source[name] = src
         return x
 
-    def _add_snapshot(self, st: dict[str, Any], target: str, ts: int, px: Any) -> None:
-        """Keep the snapshot ``px`` (a feature vector as :func:`packed.pack` stores it)."""
+    def _add_snapshot(self, st: dict[str, Any], target: str, ts: int,
+                      x: dict[str, float]) -> None:
         sn = st.setdefault("sn", {}).setdefault(target, [])
         if sn and sn[-1][0] == ts:
             return
-        sn.append([ts, px])
+        sn.append([ts, x])
         excess = len(sn) - self.config.snapshots.max_per_target
         if excess > 0:
             del sn[:excess]
@@ -310,9 +286,9 @@ class Scorer:
                     i += 1
                 st["sni"] = i
                 at = max(st["last"], st["t0"] + int(sched[i - 1] * DAY_MS))
-                px = pack(self.features(st, at))
+                x = self.features(st, at)
                 for target in self.targets:
-                    self._add_snapshot(st, target, at, px)
+                    self._add_snapshot(st, target, at, x)
         if not self._snap_every:
             return
         prev = st.get("snt")
@@ -320,9 +296,9 @@ class Scorer:
             return
         st["snt"] = ts
         at = st["last"]
-        px = pack(self.features(st, at))
+        x = self.features(st, at)
         for target in self.targets:
-            self._add_snapshot(st, target, at, px)
+            self._add_snapshot(st, target, at, x)
 
     def _checkpoint(self, st: dict[str, Any], event: Event, group: str) -> None:
         target = event.props["target"]
@@ -330,7 +306,7 @@ class Scorer:
         p = self.registry.predict(target, x) if st["t0"] is not None else None
         rules = points_score(self._rules(st, target, event.ts), self.targets[target].rules)
         cps = st.setdefault("cp", [])
-        cps.append([event.ts, target, group, pack(x), p, round(rules, 6),
+        cps.append([event.ts, target, group, x, p, round(rules, 6),
                     self.registry.source(target)])
         if len(cps) > self.config.snapshots.max_checkpoints:
             del cps[0]
@@ -352,7 +328,6 @@ class Scorer:
                 if t != target or ts > event.ts:
                     keep.append(cp)
                     continue
-                x = unpack(x)
                 step.checkpoints.append({
                     "user_id": uid, "target": t, "group": group, "ts": ts, "score": p,
                     "rules_score": rules, "source": src, "y": y, "label_ts": event.ts,
@@ -366,13 +341,13 @@ class Scorer:
         if live and last is not None and last < trigger_ts:
             # the last scored state before the triggering event, for every outcome alike
             # (only positives would get it otherwise: a sampling bias the model would learn)
-            self._add_snapshot(st, target, last, pack(self.features(st, last)))
+            self._add_snapshot(st, target, last, self.features(st, last))
         sn = (st.get("sn") or {}).get(target)
         if sn:
             if live:
                 for ts, x in sn:
                     if ts < trigger_ts:
-                        step.training.append(TrainingExample(target, unpack(x), y, ts, uid))
+                        step.training.append(TrainingExample(target, x, y, ts, uid))
             st["sn"][target] = [s for s in sn if s[0] >= trigger_ts]
         mine = step.training[first:]
         if mine:
