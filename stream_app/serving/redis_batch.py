@@ -9,6 +9,9 @@ array handed to :data:`BATCH_SCRIPT`, which replays it inside Redis:
 
 * ``["b", bitmap, user_hash, uid, bit, prefix]``: the user's bit (integer id assigned on first
   use, exactly as :data:`~stream_app.serving.projection.BIT_SCRIPT`);
+* ``["B", user_hash, uid, prefix, bitmap, bit, bitmap, bit, ...]``: consecutive ``b`` entries
+  of one user in one entry (what :func:`encode_batch` sends: a user's segment moves follow
+  each other), replayed in order, each failing alone;
 * ``["n", zset, user_hash, uid, value, prefix, tag, edges]``: a numeric tag's move
   (:data:`~stream_app.serving.projection.NUM_SCRIPT`);
 * ``["u", user_hash, uid, prefix]``: drop the id mapping (``UNID_SCRIPT``);
@@ -50,18 +53,19 @@ end
 REPLAY = """
 local ops = cjson.decode(ARGV[1])
 local failed, first = 0, ''
+local function fail(err)
+  failed = failed + 1
+  if first == '' then first = tostring(err) end
+end
 for i = 1, #ops do
-  local ok, err = pcall(run, ops[i])
-  if not ok then
-    failed = failed + 1
-    if first == '' then first = tostring(err) end
-  end
+  local ok, err = pcall(run, ops[i], fail)
+  if not ok then fail(err) end
 end
 return {failed, first}
 """
 """Lua ending a batch script: ``run`` (defined before it) applied to every operation of the
-JSON array ARGV[1]; a failed operation is counted and skipped. Returns ``{failed, first
-error}``."""
+JSON array ARGV[1]; a failed operation is counted and skipped (``run(op, fail)`` may also
+report failures of the parts of an entry to ``fail``). Returns ``{failed, first error}``."""
 
 BATCH_SCRIPT = _ID_FN + """
 local edges_of = {}
@@ -81,14 +85,22 @@ local function bucket(es, v)
   for j = 1, #es do if v >= es[j] then b = j end end
   return b
 end
-local function run(op)
+local function set_bit(key, ukey, uid, bit, pre)
+  local id = user_id(ukey, uid, pre, bit ~= '0')
+  if id then redis.call('SETBIT', key, id, tonumber(bit)) end
+end
+local function run(op, fail)
   local kind = op[1]
   if kind == 'c' then
     local r = redis.pcall(unpack(op, 2))
     if type(r) == 'table' and r.err then error(r.err) end
+  elseif kind == 'B' then
+    for j = 5, #op, 2 do
+      local ok, err = pcall(set_bit, op[j], op[2], op[3], op[j + 1], op[4])
+      if not ok then fail(err) end
+    end
   elseif kind == 'b' then
-    local id = user_id(op[3], op[4], op[6], op[5] ~= '0')
-    if id then redis.call('SETBIT', op[2], id, tonumber(op[5])) end
+    set_bit(op[2], op[3], op[4], op[5], op[6])
   elseif kind == 'n' then
     local id = user_id(op[3], op[4], op[6], op[5] ~= '')
     if id then
@@ -183,8 +195,28 @@ def encode_op(op: tuple[Any, ...], edges: Callable[[], str] = lambda: "") -> lis
 
 
 def encode_batch(ops: Iterable[tuple[Any, ...]], edges: Callable[[], str] = lambda: "") -> bytes:
-    """One JSON array of every operation's entries (ARGV[1] of :data:`BATCH_SCRIPT`)."""
+    """One JSON array of every operation's entries (ARGV[1] of :data:`BATCH_SCRIPT`): the
+    segment bits of one user that follow each other are one ``B`` entry.
+
+    Example:
+        >>> encode_batch([("sadd", "sa:t:seg:a=x", "u1"), ("srem", "sa:t:seg:a=y", "u1"),
+        ...               ("sadd", "sa:t:users", "u2")])
+        b'[["B","sa:t:user:u1","u1","sa:t:","sa:t:seg:a=x","1","sa:t:seg:a=y","0"],\
+["B","sa:t:user:u2","u2","sa:t:","sa:t:users","1"]]'
+    """
     out: list[list[str]] = []
+    group: list[str] = []  # the last entry when it is a "B" one
     for op in ops:
+        name = op[0]
+        if (name == "sadd" or name == "srem") and len(op) == 3:  # noqa: PLR1714
+            pre = _bitmap_prefix(op[1])
+            if pre is not None:
+                uid = op[2] if isinstance(op[2], str) else _s(op[2])
+                if not group or group[2] != uid or group[3] != pre:
+                    group = ["B", f"{pre}user:{uid}", uid, pre]
+                    out.append(group)
+                group += (op[1], "1" if name == "sadd" else "0")
+                continue
+        group = []
         out.extend(encode_op(op, edges))
     return orjson.dumps(out)

@@ -79,6 +79,19 @@ def test_a_rejected_op_is_counted_and_the_others_still_apply(redis_url):
     assert run(b.getbit("sa:t:seg:a=2", int(run(b.hget("sa:t:user:y", "_id"))))) == 1
 
 
+def test_a_rejected_bit_of_a_users_group_is_counted_and_the_others_still_apply(redis_url):
+    b = fresh_client(redis_url)
+    url = f"{redis_url}/{b.connection_pool.connection_kwargs['db']}"
+    run(b.hset("sa:t:seg:a=bad", "f", "a hash, not a bitmap"))
+    ops = [("sadd", "sa:t:seg:a=1", "y"), ("sadd", "sa:t:seg:a=bad", "y"),  # WRONGTYPE
+           ("srem", "sa:t:seg:a=0", "y"), ("sadd", "sa:t:seg:a=3", "y")]
+    assert encode_batch(ops).count(b'"B"') == 1   # one entry for the user's bits
+    proj = _written_by_projection(url, ops)
+    assert proj.rejected == 1 and not proj.pending
+    uid = int(run(b.hget("sa:t:user:y", "_id")))
+    assert [run(b.getbit(f"sa:t:seg:a={v}", uid)) for v in (1, 0, 3)] == [1, 0, 1]
+
+
 def test_encoding_is_plain_json_strings():
     raw = encode_batch([("zadd", "sa:t:num:lead_points", "u1", 2.5),
                         ("hsetmap", "sa:t:user:u1", {"f": b"1"}), ("delete", "k1", "k2")],
