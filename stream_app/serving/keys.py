@@ -288,16 +288,51 @@ def pack_why(tag_id: str, why: dict[str, Any]) -> tuple[str, bytes, bytes]:
     value = why.get("value")
     if value is not None and value not in values:
         # no value can equal the tag's (a JSON-equal pair is == in Python, but for None/NaN)
-        body = orjson.dumps(values)[1:-1].replace(b"|", b"\\u007c")
+        body = orjson.dumps(values)
     else:
-        same = orjson.dumps(value)
-        vals = []
+        body = _same_marked(values, value)
+    # the JSON text as the content of a JSON string: orjson's output has no control
+    # characters, so only backslashes and quotes need escaping
+    body = body[1:-1].replace(b"|", b"\\u007c").replace(b"\\", b"\\\\").replace(b'"', b'\\"')
+    return code, shape, code.encode() + body
+
+
+_SAME_JSON = orjson.Fragment(SAME)
+_NOT_TEXT = frozenset((int, float, bool, type(None), list, dict))
+"""Classes orjson never writes as a JSON string."""
+
+
+def _same_marked(values: list[Any], value: Any) -> bytes:
+    """The JSON array of ``values`` with :data:`SAME` for each one whose JSON is the tag
+    value's (when that is longer than ``SAME``).
+
+    Example:
+        >>> _same_marked(["x", 1, None, "y"], "x"), _same_marked([1, 100], 100)
+        (b'[{},1,null,"y"]', b'[1,{}]')
+        >>> _same_marked(["", None], ""), _same_marked([None, 1], None)
+        (b'["",null]', b'[{},1]')
+    """
+    if value.__class__ is str:  # the common case: text values compared without JSON
+        if not value:  # '""' is not longer than SAME
+            return orjson.dumps(values)
+        marked: list[Any] = []
         for v in values:
-            j = orjson.dumps(v)
-            vals.append(SAME if j == same and len(j) > len(SAME)
-                        else j.replace(b"|", b"\\u007c"))
-        body = b",".join(vals)
-    return code, shape, orjson.dumps((code.encode() + body).decode())[1:-1]
+            if v.__class__ is str:
+                marked.append(_SAME_JSON if v == value else v)
+            elif v.__class__ in _NOT_TEXT:
+                marked.append(v)
+            else:  # e.g. an enum or a date: compare its JSON
+                return _same_marked_json(values, value)
+        return orjson.dumps(marked)
+    return _same_marked_json(values, value)
+
+
+def _same_marked_json(values: list[Any], value: Any) -> bytes:
+    """:func:`_same_marked` comparing each value's JSON."""
+    same = orjson.dumps(value)
+    if len(same) <= len(SAME):
+        return orjson.dumps(values)
+    return orjson.dumps([_SAME_JSON if orjson.dumps(v) == same else v for v in values])
 
 
 def join_packed(records: list[bytes]) -> bytes:

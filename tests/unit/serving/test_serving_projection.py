@@ -371,3 +371,40 @@ def test_the_sync_reader_reads_both_layouts(redis_url):
     assert reader.read_why_sync(s, "t", "u2")["goal"]["trigger"] == "e2"
     assert reader.read_why_sync(s, "t", "nobody") == {}
     s.close()
+
+
+def _reference_pack_why(tag_id, why):
+    """``keys.pack_why`` as first written: each value's JSON compared with the tag value's,
+    the record escaped by dumping it as a JSON string."""
+    import orjson  # noqa: PLC0415
+
+    code, shape = keys.why_shape(tag_id, why)
+    values = list((why.get("values") or {}).values())
+    value = why.get("value")
+    if value is not None and value not in values:
+        body = orjson.dumps(values)[1:-1].replace(b"|", b"\\u007c")
+    else:
+        same = orjson.dumps(value)
+        body = b",".join(keys.SAME if (j := orjson.dumps(v)) == same and len(j) > len(keys.SAME)
+                         else j.replace(b"|", b"\\u007c") for v in values)
+    return code, shape, orjson.dumps((code.encode() + body).decode())[1:-1]
+
+
+def test_pack_why_matches_the_reference_on_odd_values():
+    import datetime  # noqa: PLC0415
+    import enum  # noqa: PLC0415
+    import random  # noqa: PLC0415
+
+    class Text(enum.Enum):
+        X = "x"
+
+    odd = ["x", "", 'a"b', "a\\b", "a|b", "é中", "\n\t\x01", "\u2028", 0, 1, 100, 1.0, 100.0,
+           -0.0, 0.0, float("nan"), float("inf"), True, False, None, [1, "x"], {"a": "x|"},
+           Text.X, datetime.date(2024, 1, 1), "2024-01-01", 2**40]
+    rnd = random.Random(7)
+    for _ in range(3000):
+        vals = {f"k{j}": rnd.choice(odd) for j in range(rnd.randint(0, 5))}
+        why = {"rule_version": 1, "values": vals}
+        if rnd.random() < 0.9:
+            why["value"] = rnd.choice(odd + list(vals.values()))
+        assert keys.pack_why("t", why) == _reference_pack_why("t", why), why
