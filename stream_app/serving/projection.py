@@ -436,6 +436,30 @@ class Pending:
         self.forget: dict[str, Any] | None = None
 
 
+_SEGMENTS: dict[tuple[str, str, str], tuple[str, str]] = {}
+"""``(tenant, tag, text value)`` -> its segment key and value token (a tenant has a few
+hundred; cleared past 100,000)."""
+
+
+def _segment(t: str, tag: str, v: Any) -> tuple[str, str]:
+    """The segment key and the value token of one value of a tag (text values cached).
+
+    Example:
+        >>> _segment("t", "a", "x"), _segment("t", "a", True)
+        (('sa:t:seg:a=x', 'x'), ('sa:t:seg:a=true', 'true'))
+    """
+    if v.__class__ is not str:
+        return keys.seg_key(t, tag, v), keys.value_token(v)
+    k = (t, tag, v)
+    try:
+        return _SEGMENTS[k]
+    except KeyError:
+        if len(_SEGMENTS) >= 100_000:
+            _SEGMENTS.clear()
+        seg = _SEGMENTS[k] = (keys.seg_key(t, tag, v), v)
+        return seg
+
+
 def _moves(p: Pending) -> tuple[dict[str, int], dict[str, Any], dict[tuple[str, str], None]]:
     """Replay ``p.hist`` as :func:`change_ops` would write it, keeping the last operation per
     key: segment bits ``{seg key: 0/1}``, numeric tags ``{tag: value or None (removed)}``
@@ -445,21 +469,26 @@ def _moves(p: Pending) -> tuple[dict[str, int], dict[str, Any], dict[tuple[str, 
     num: dict[str, Any] = {}
     vals: dict[tuple[str, str], None] = {}
     for tag, old, new in p.hist:
+        new_num = _numeric(new)
         if old is not None and old != new:
-            if _numeric(old) and not _numeric(new):
-                num[tag] = None
-            elif not _numeric(old):
-                keep = {keys.value_token(v) for v in _members(new)} if new is not None else ()
+            if _numeric(old):
+                if not new_num:
+                    num[tag] = None
+            else:
+                keep = {_segment(t, tag, v)[1] for v in _members(new)} if new is not None \
+                    else ()
                 for v in _members(old):
-                    if keys.value_token(v) not in keep:
-                        bits[keys.seg_key(t, tag, v)] = 0
+                    key, tok = _segment(t, tag, v)
+                    if tok not in keep:
+                        bits[key] = 0
         if new is not None:
-            if _numeric(new):
+            if new_num:
                 num[tag] = new
             else:
                 for v in _members(new):
-                    bits[keys.seg_key(t, tag, v)] = 1
-                    vals[(tag, keys.value_token(v))] = None
+                    key, tok = _segment(t, tag, v)
+                    bits[key] = 1
+                    vals[(tag, tok)] = None
     return bits, num, vals
 
 

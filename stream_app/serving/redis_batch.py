@@ -187,11 +187,26 @@ def encode_op(op: tuple[Any, ...], edges: Callable[[], str] = lambda: "") -> lis
         pre = f"{keys.PREFIX}:{args[0]}:"
         return [["u", f"{pre}user:{args[1]}", _s(args[1]), pre]]
     if name == "hsetmap":
-        flat = [_s(x) for kv in args[1].items() for x in kv]
-        return [["c", "HSET", args[0], *flat]]
+        entry = ["c", "HSET", args[0]]
+        for f, v in args[1].items():  # fields are text, values JSON bytes (orjson.dumps)
+            entry.append(f if f.__class__ is str else _s(f))
+            entry.append(v.decode() if v.__class__ is bytes else _s(v))
+        return [entry]
     if name == "zadd":
         return [["c", "ZADD", args[0], _s(args[2]), _s(args[1])]]
     return [["c", _COMMANDS.get(name, name.upper()), *[_s(a) for a in args]]]
+
+
+def _once(f: Callable[[], str]) -> Callable[[], str]:
+    """``f`` called at most once (the bucket edges setting, read once per batch)."""
+    got: list[str] = []
+
+    def value() -> str:
+        if not got:
+            got.append(f())
+        return got[0]
+
+    return value
 
 
 def encode_batch(ops: Iterable[tuple[Any, ...]], edges: Callable[[], str] = lambda: "") -> bytes:
@@ -206,6 +221,7 @@ def encode_batch(ops: Iterable[tuple[Any, ...]], edges: Callable[[], str] = lamb
     """
     out: list[list[str]] = []
     group: list[str] = []  # the last entry when it is a "B" one
+    edges = _once(edges)
     for op in ops:
         name = op[0]
         if (name == "sadd" or name == "srem") and len(op) == 3:  # noqa: PLR1714
