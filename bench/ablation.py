@@ -34,10 +34,10 @@ VARIANTS: dict[str, dict[str, str]] = {
     "no_state_cache": {"STREAM_APP_TABLE_CACHE_USERS": "0"},
     # Faust's own per-record hand-over of fetched batches (app/eager_drain.py off)
     "no_eager_drain": {"STREAM_APP_EAGER_DRAIN": "false"},
-    # the worker's producer gathering outputs for 25 ms instead of 5 (fewer requests)
+    # 25 ms pinned (the default since session 8, so the same as "full")
     "linger_25ms": {"STREAM_APP_PRODUCER_LINGER_MS": "25"},
-    # 5 ms pinned (the default now, so the same as "full"; ablation-2026-12-02T1131.json ran
-    # it against a 25 ms default)
+    # the worker's producer gathering outputs for 5 ms (the default until session 8; more,
+    # smaller requests)
     "linger_5ms": {"STREAM_APP_PRODUCER_LINGER_MS": "5"},
 }
 

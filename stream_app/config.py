@@ -45,10 +45,10 @@ class Settings(BaseSettings):
     api_token: str = Field("change-me", description="bearer token the API requires")
     day_offset_minutes: int = Field(480, description="business day boundary offset (UTC+8)")
     fetch_wait_ms: int = Field(50, ge=1, le=5000, description="consumer fetch max wait")
-    producer_linger_ms: int = Field(5, ge=0, le=1000, description="how long the worker's "
+    producer_linger_ms: int = Field(25, ge=0, le=1000, description="how long the worker's "
                                     "producer gathers outputs into one request (longer: "
                                     "fewer, larger requests, less CPU per event; see "
-                                    "docs/PERFORMANCE.md item 26)")
+                                    "docs/PERFORMANCE.md items 26 and 29)")
     gc_freeze: bool = Field(True, description="once ready (and after each rebalance) "
                             "collect once and freeze the surviving heap, so full collections "
                             "skip it (~120 ms loop holds otherwise)")
