@@ -31,6 +31,7 @@ Example (pure part):
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -197,18 +198,6 @@ def encode_op(op: tuple[Any, ...], edges: Callable[[], str] = lambda: "") -> lis
     return [["c", _COMMANDS.get(name, name.upper()), *[_s(a) for a in args]]]
 
 
-def _once(f: Callable[[], str]) -> Callable[[], str]:
-    """``f`` called at most once (the bucket edges setting, read once per batch)."""
-    got: list[str] = []
-
-    def value() -> str:
-        if not got:
-            got.append(f())
-        return got[0]
-
-    return value
-
-
 def encode_batch(ops: Iterable[tuple[Any, ...]], edges: Callable[[], str] = lambda: "") -> bytes:
     """One JSON array of every operation's entries (ARGV[1] of :data:`BATCH_SCRIPT`): the
     segment bits of one user that follow each other are one ``B`` entry.
@@ -221,7 +210,7 @@ def encode_batch(ops: Iterable[tuple[Any, ...]], edges: Callable[[], str] = lamb
     """
     out: list[list[str]] = []
     group: list[str] = []  # the last entry when it is a "B" one
-    edges = _once(edges)
+    edges = functools.cache(edges)   # the bucket edges setting, read once per batch
     for op in ops:
         name = op[0]
         if (name == "sadd" or name == "srem") and len(op) == 3:  # noqa: PLR1714
