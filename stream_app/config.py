@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     eager_drain: bool = Field(True, description="hand each fetched batch to the streams in one "
                               "go, so the next fetch leaves at once (false: Faust's own "
                               "per-record hand-over, ~20 ms later at half load)")
+    faust_monitor: bool = Field(False, description="keep Faust's built-in Monitor sensor "
+                                "(per-event statistics for Faust's own /stats pages; stream-app's "
+                                "metrics are in Prometheus): ~3 µs of CPU per event when on")
     sweep_interval_s: float = Field(5.0, gt=0, description="clock sweep for time-based tags")
     state_ttl_days: int = Field(400, ge=1, description="state of users idle longer is expired")
     retention_days: int = Field(120, ge=1, description="daily buckets kept per user")
