@@ -1,8 +1,9 @@
 """The framework's cost: a Faust agent that decodes each input event and forwards it.
 
-Same broker settings, transport (configurable fetch wait), topics and serializers as the
-stream-app worker, nothing else. Run: ``python -m bench.passthrough_app worker -l warn``
-with the ``STREAM_APP_*`` environment of a stack; ``/count`` gives the events forwarded.
+Same broker settings, transport (configurable fetch wait), Faust app class and fast paths
+(``stream_app.app.faust_app``), topics and serializers as the stream-app worker, nothing
+else. Run: ``python -m bench.passthrough_app worker -l warn`` with the ``STREAM_APP_*``
+environment of a stack; ``/count`` gives the events forwarded.
 """
 
 from __future__ import annotations
@@ -11,10 +12,10 @@ import logging
 import os
 from typing import Any
 
-import faust
 import orjson
 
 from stream_app.app import codecs
+from stream_app.app.faust_app import FAST_PATHS, StreamApp
 from stream_app.config import get_settings
 from stream_app.contract import load_contract
 
@@ -23,7 +24,7 @@ OUT_TOPIC = "bench.passthrough.out"
 codecs.register()
 settings = get_settings()
 settings.datadir.mkdir(parents=True, exist_ok=True)
-app = faust.App(
+app = StreamApp(
     "bench-passthrough",
     broker=settings.broker_url.replace("kafka://", "streamkafka://", 1),
     store="memory://",
@@ -39,6 +40,7 @@ app = faust.App(
     key_serializer="utf8",
     value_serializer="raw",
     autodiscover=False,
+    **FAST_PATHS,  # the worker's framework setup: Faust's fast paths, no Monitor sensor
     # BENCH_SESSION_TIMEOUT: group session/rebalance timeouts (s), to measure restart joins
     **({"broker_session_timeout": float(os.environ["BENCH_SESSION_TIMEOUT"]),
         "broker_rebalance_timeout": float(os.environ["BENCH_SESSION_TIMEOUT"]),

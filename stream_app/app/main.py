@@ -5,9 +5,8 @@ Run a worker with ``stream-app worker -l warn`` (the settings come from ``STREAM
 
 from __future__ import annotations
 
-import faust
-
 from stream_app.app import codecs
+from stream_app.app.faust_app import FAST_PATHS, StreamApp
 from stream_app.config import get_settings
 from stream_app.security.kafka_auth import faust_security_kwargs
 
@@ -15,24 +14,6 @@ codecs.register()
 settings = get_settings()
 settings.datadir.mkdir(parents=True, exist_ok=True)
 
-
-
-class StreamApp(faust.App):
-    """``faust.App`` whose built-in Monitor sensor is left out unless
-    ``STREAM_APP_FAUST_MONITOR`` is true: it keeps per-event statistics (four hooks per
-    event, ~3 µs in all) for Faust's own /stats pages, which stream-app does not serve; its
-    metrics are the Prometheus ones (``stream_app.metrics``)."""
-
-    keep_monitor: bool = False
-
-    def on_init_dependencies(self):  # noqa: ANN201 - faust's own signature
-        deps = super().on_init_dependencies()   # adds the Monitor to the sensors
-        if not self.keep_monitor and self.monitor in set(self.sensors):
-            self.sensors.remove(self.monitor)
-        return deps
-
-
-StreamApp.keep_monitor = settings.faust_monitor
 app = StreamApp(
     settings.app_id,
     broker=settings.broker_url.replace("kafka://", "streamkafka://", 1),
@@ -54,8 +35,10 @@ app = StreamApp(
     value_serializer="raw",
     autodiscover=False,
     origin="stream_app.app",
+    **FAST_PATHS,  # Faust's opt-in fast paths (app/faust_app.py)
     **faust_security_kwargs(),  # SASL/TLS from STREAM_APP_KAFKA_* (nothing for PLAINTEXT)
 )
+app.keep_monitor = settings.faust_monitor   # Faust's Monitor sensor: off unless asked for
 
 # register agents, timers and web pages (imports for their side effects)
 from stream_app.app import (  # noqa: E402,F401
