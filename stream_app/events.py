@@ -20,6 +20,9 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -61,14 +64,116 @@ class Event:
         }
 
 
-_validator = None
+#: SHA-256 of the event schema (canonical JSON) that :func:`_surely_valid` was written for.
+#: Another schema turns the fast path off (every record then goes through fastjsonschema)
+#: until the fast path has been checked against it and this digest updated.
+FAST_PATH_SCHEMA_SHA256 = "7de094bf980a1f3398dfbc6eba4874331dbc921f3c3425a00c35744ac81e210f"
+
+# The schema's patterns as fastjsonschema compiles them ("$" becomes \Z: no trailing newline)
+_TYPE_NAME = re.compile(r"^[A-Za-z0-9_.:-]+\Z").search
+_TENANT_NAME = re.compile(r"^[A-Za-z0-9_-]+\Z").search
+# type and tenant values seen to match their pattern and length (a set lookup is ~6x cheaper
+# than the regex; bounded so that hostile inputs cannot grow them without end)
+_GOOD_TYPES: set[str] = set()
+_GOOD_TENANTS: set[str] = set()
+_GOOD_NAMES_MAX = 1024
+# JSON scalars a prop (or an item of a prop's list) may hold, besides strings
+_SCALARS = frozenset({int, float, bool, type(None)})
+_ABSENT = object()
+
+_validator: Callable[[Any], Any] | None = None
+_fast_path = False
+
+
+def schema_digest(schema: dict[str, Any]) -> str:
+    """SHA-256 of a JSON Schema's canonical JSON (sorted keys): what the fast path is tied to."""
+    return hashlib.sha256(orjson.dumps(schema, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def _learn_name(value: str, max_len: int, search: Callable[[str], Any],
+                good: set[str]) -> bool:
+    """Does ``value`` (not in ``good`` yet) fit ``max_len`` and the pattern? Remember it if so."""
+    if len(value) > max_len or search(value) is None:
+        return False
+    if len(good) < _GOOD_NAMES_MAX:
+        good.add(value)
+    return True
+
+
+def _flat_list_ok(items: list[Any]) -> bool:
+    """A prop's list the schema surely accepts: <= 64 items, each a scalar or a short string."""
+    if len(items) > 64:
+        return False
+    for item in items:
+        kind = type(item)
+        if kind is str:
+            if len(item) > 256:
+                return False
+        elif kind not in _SCALARS:
+            return False
+    return True
+
+
+def _props_ok(props: Any) -> bool:
+    """``props`` the schema surely accepts: an object of <= 64 short-named scalars/lists."""
+    if type(props) is not dict or len(props) > 64:
+        return False
+    for name, value in props.items():
+        if type(name) is not str or len(name) > 64:
+            return False
+        kind = type(value)
+        if kind is str:
+            if len(value) > 2048:
+                return False
+        elif kind not in _SCALARS and not (kind is list and _flat_list_ok(value)):
+            return False
+    return True
+
+
+def _surely_valid(doc: dict[str, Any]) -> bool:
+    """True only if ``doc`` passes the event schema; False means "ask fastjsonschema".
+
+    A few exact-type and length checks that imply every rule of the schema (no subclasses,
+    tuples or Decimals: those take the slow path). It never rejects, so every rejection and
+    its message still come from fastjsonschema. Other top-level fields are allowed there.
+    """
+    event_id, user_id, ts, typ = (doc.get("event_id"), doc.get("user_id"), doc.get("ts"),
+                                  doc.get("type"))
+    if not (type(event_id) is str and 0 < len(event_id) <= 128
+            and type(user_id) is str and 0 < len(user_id) <= 128
+            and type(typ) is str
+            and (typ in _GOOD_TYPES or _learn_name(typ, 64, _TYPE_NAME, _GOOD_TYPES))):
+        return False
+    # oneOf: an int is never a string and a string never an integer, so one branch matches
+    if type(ts) is not int and not (type(ts) is str and 10 <= len(ts) <= 40):
+        return False
+    tenant = doc.get("tenant", _ABSENT)
+    if tenant is not _ABSENT and not (
+            type(tenant) is str
+            and (tenant in _GOOD_TENANTS
+                 or _learn_name(tenant, 64, _TENANT_NAME, _GOOD_TENANTS))):
+        return False
+    stream = doc.get("stream", _ABSENT)
+    if stream is not _ABSENT and not (type(stream) is str and len(stream) <= 32):
+        return False
+    props = doc.get("props", _ABSENT)
+    return props is _ABSENT or _props_ok(props)
+
+
+def _load_validator() -> Callable[[Any], Any]:
+    """Compile the event schema once; the fast path is on only for the schema it knows."""
+    global _validator, _fast_path
+    schema = load_contract().schema("events.click")
+    _validator = fastjsonschema.compile(schema)
+    _fast_path = schema_digest(schema) == FAST_PATH_SCHEMA_SHA256
+    return _validator
 
 
 def _validate(doc: dict[str, Any]) -> None:
-    global _validator
-    if _validator is None:
-        _validator = fastjsonschema.compile(load_contract().schema("events.click"))
-    _validator(doc)
+    """Raise fastjsonschema's error if ``doc`` breaks the event schema."""
+    if _fast_path and _surely_valid(doc):
+        return
+    (_validator or _load_validator())(doc)
 
 
 def parse_ts(value: Any) -> int:
@@ -79,6 +184,8 @@ def parse_ts(value: Any) -> int:
     >>> parse_ts(1714528800000)
     1714528800000
     """
+    if type(value) is int and TS_MIN_MS <= value < TS_MAX_MS:
+        return value   # epoch ms in range: the common case, answered first
     if isinstance(value, bool):
         raise EventError("bad_ts", f"ts {value!r} is not a time")
     if isinstance(value, int):
@@ -114,19 +221,14 @@ def parse_event(raw: bytes | str | dict[str, Any], stream: str, *,
             raise EventError("bad_json", str(exc)[:200]) from None
     if not isinstance(doc, dict):
         raise EventError("not_object", f"value is a JSON {type(doc).__name__}, not an object")
-    if not doc.get("user_id") or not isinstance(doc.get("user_id"), str):
+    user_id = doc.get("user_id")
+    if not user_id or not isinstance(user_id, str):
         raise EventError("missing_user_id", "user_id is missing, empty or not a string")
     try:
         _validate(doc)
     except fastjsonschema.JsonSchemaException as exc:
         raise EventError("schema", str(exc.message)[:300]) from None
     ts = parse_ts(doc["ts"])
-    return Event(
-        event_id=doc["event_id"],
-        user_id=doc["user_id"],
-        ts=ts,
-        type=doc["type"],
-        stream=stream,
-        tenant=doc.get("tenant") or "default",
-        props=doc.get("props") or {},
-    )
+    # positional, in field order: ~0.3 µs per event cheaper than keywords
+    return Event(doc["event_id"], user_id, ts, doc["type"], stream,
+                 doc.get("tenant") or "default", doc.get("props") or {})

@@ -41,6 +41,12 @@ REDACTED = "<redacted>"
 Mode = Literal["hash", "drop"]
 _DEV_KEY = b"stream-app-dev-pii-key"
 
+# protect_event_props' shortcut: prop names already seen not to be identifiers (bounded, so
+# hostile inputs cannot grow it without end) and value types that are never a dict
+_NOT_PII_NAMES: set[str] = set()
+_NOT_PII_NAMES_MAX = 4096
+_FLAT_TYPES = frozenset({str, int, float, bool, type(None), list})
+
 
 def is_pii(name: str) -> bool:
     """Is property ``name`` a personal identifier?
@@ -112,10 +118,27 @@ def protect_props(props: dict[str, Any], key: bytes | None = None,
 def protect_event_props(event: Any, key: bytes | None = None, mode: Mode = "hash") -> Any:
     """Protect ``event.props`` in place (an :class:`~stream_app.events.Event`); return it."""
     props = getattr(event, "props", None)
-    if props and any(isinstance(k, str) and (is_pii(k) or isinstance(v, dict))
-                     for k, v in props.items()):
+    if props and _needs_protection(props):
         event.props = protect_props(props, key, mode)
     return event
+
+
+def _needs_protection(props: Any) -> bool:
+    """Does ``props`` hold an identifier, or a nested object that might?
+
+    >>> _needs_protection({"region": "sh", "n": [1]}), _needs_protection({"Phone": "1"})
+    (False, True)
+    """
+    # Shortcut, set operations only: every name known to be no identifier, no dict value.
+    if (type(props) is dict and props.keys() <= _NOT_PII_NAMES
+            and _FLAT_TYPES.issuperset(map(type, props.values()))):
+        return False
+    if any(isinstance(k, str) and (is_pii(k) or isinstance(v, dict)) for k, v in props.items()):
+        return True
+    if len(_NOT_PII_NAMES) < _NOT_PII_NAMES_MAX:
+        # only exact str names are remembered: what JSON gives
+        _NOT_PII_NAMES.update(k for k in props if type(k) is str)
+    return False
 
 
 def redact(obj: Any) -> Any:
