@@ -16,6 +16,7 @@ Usage::
     git archive <rev> stream_app bench config topics | tar -x -C /tmp/base
     python -m bench.engine_cost --against /tmp/base
     python -m bench.engine_cost --against /tmp/base --no-gc   # no collector pauses
+    python -m bench.engine_cost --by-type --no-gc     # on_event's CPU by event type
 
 Example (a tiny run):
     >>> from bench.workload import build
@@ -236,6 +237,49 @@ def lockstep(wl: Any, other: Path, events: int = 60_000, sweep_min: float = 60.0
     return out
 
 
+def by_type(wl: Any, events: int = 60_000) -> list[dict[str, Any]]:
+    """Where ``on_event``'s CPU goes, by event type (selective evaluation, one pass): count,
+    µs per event, share of the total, and of that the state update (``StateUpdater.apply``)
+    and the rest (guards, rule pass, horizon). Timed per call (``perf_counter``, a wrapper
+    around ``apply``): a breakdown to find the largest share, not an A/B figure.
+
+    >>> from bench.workload import build
+    >>> rows = by_type(build(users=30, seed=3, days=2), events=200)
+    >>> round(sum(r["share"] for r in rows), 6), {"type", "n", "us", "apply_us"} <= set(rows[0])
+    (1.0, True)
+    """
+    evs = _events(wl.records, events)
+    engine = TagEngine(load_ruleset(DEFAULT_RULES))
+    updater = engine._updater
+    apply, clock = updater.apply, time.perf_counter
+    cur = [""]
+    apply_s: dict[str, float] = {}
+
+    def timed_apply(*args: Any) -> None:
+        t0 = clock()
+        apply(*args)
+        apply_s[cur[0]] = apply_s.get(cur[0], 0.0) + clock() - t0
+    updater.apply = timed_apply   # this engine's own updater only
+    total: dict[str, float] = {}
+    count: dict[str, int] = {}
+    states: dict[str, Any] = {}
+    for ev in evs:
+        cur[0] = et = ev.type
+        t0 = clock()
+        r = engine.on_event(states.get(ev.user_id), ev)
+        total[et] = total.get(et, 0.0) + clock() - t0
+        count[et] = count.get(et, 0) + 1
+        if r.state is None:
+            states.pop(ev.user_id, None)
+        else:
+            states[ev.user_id] = r.state
+    whole = sum(total.values()) or 1.0
+    return [{"type": et, "n": count[et], "us": round(s / count[et] * 1e6, 1),
+             "share": s / whole, "apply_us": round(apply_s.get(et, 0.0) / count[et] * 1e6, 1),
+             "rest_us": round((s - apply_s.get(et, 0.0)) / count[et] * 1e6, 1)}
+            for et, s in sorted(total.items(), key=lambda kv: -kv[1])]
+
+
 def main(argv: list[str] | None = None) -> None:
     from bench.workload import build, cached  # noqa: PLC0415
 
@@ -251,6 +295,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--against", type=Path, default=None, metavar="DIR",
                    help="compare with the stream_app tree under DIR in lockstep instead")
     p.add_argument("--full", action="store_true", help="with --against: full evaluation")
+    p.add_argument("--by-type", action="store_true",
+                   help="instead: on_event's CPU by event type (count, µs, share; the state "
+                        "update apart), to see which share to cut first")
     p.add_argument("--no-gc", action="store_true",
                    help="measure with the cyclic garbage collector off: a collection (the "
                         "older generations walk every state) is charged to whichever engine "
@@ -262,6 +309,14 @@ def main(argv: list[str] | None = None) -> None:
     if args.no_gc:
         gc.collect()
         gc.disable()
+    if args.by_type:
+        rows = by_type(wl, events=args.events)
+        print(f"{'type':<22}{'events':>8}{'µs/event':>10}{'share':>8}{'apply µs':>10}"
+              f"{'rest µs':>9}")
+        for r in rows:
+            print(f"{r['type']:<22}{r['n']:>8,}{r['us']:>10}{r['share']:>8.1%}"
+                  f"{r['apply_us']:>10}{r['rest_us']:>9}")
+        return
     if args.against:
         res = lockstep(wl, args.against, events=args.events, sweep_min=args.sweep_min,
                        full=args.full)

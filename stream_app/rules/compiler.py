@@ -259,17 +259,12 @@ def _since_moved(fld: str, sel: Selector, res: Callable[[Any], bool],
                 return False
         ab = p.memo.get(key)
         if ab is None:
+            # the selector's time before the event (its other types' and the type's old
+            # one) and after it (the other types' and the type's new one): one pass
             times = state[fld]
-            types = sel.resolve(state["st"])
-            post = [times[t] for t in types if t in times]
-            pre_ = [times[t] for t in types if t in times and t != etype]
-            if old is not None:
-                pre_.append(old)
-            if latest:
-                ab = (max(pre_) if pre_ else None), max(post)
-            else:
-                ab = (min(pre_) if pre_ else None), min(post)
-            p.memo[key] = ab
+            others = sel.extreme(times, state["st"], latest, etype)
+            a = _pick(others, old, latest)
+            ab = p.memo[key] = a, _pick(others, times[etype], latest)
         a, b = ab
         if a == b:
             return False
@@ -280,6 +275,19 @@ def _since_moved(fld: str, sel: Selector, res: Callable[[Any], bool],
     return key, pre, moved, after
 
 
+def _pick(a: int | None, b: int | None, latest: bool) -> int | None:
+    """The later (``latest``) or earlier of two times, None standing for no time.
+
+    >>> _pick(None, 3, True), _pick(5, 3, True), _pick(5, 3, False), _pick(None, None, False)
+    (3, 5, 3, None)
+    """
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return (a if a > b else b) if latest else (a if a < b else b)
+
+
 def _active_days_moved(sel: Selector, days: int) -> GuardSpec:
     key = "ad:" + sel.key
 
@@ -288,10 +296,14 @@ def _active_days_moved(sel: Selector, days: int) -> GuardSpec:
         if total is None:   # the events of sel on the event's day
             total, day = 0, p.day
             for b in query._day_lists(p.state, sel):
-                for idx, val in reversed(b):
-                    if idx == day:
-                        total += val
-                    if idx <= day:
+                if not b:
+                    continue
+                idx, val = b[-1]
+                if idx > day:   # a later day: walk back (the newest one is the usual case)
+                    idx, val = next(((i, v) for i, v in reversed(b) if i <= day), (None, 0))
+                if idx == day:
+                    total += val
+                    if total > 1:   # not the event's own alone, whatever the others hold
                         break
             p.memo[key] = total
         return total == 1      # the event's own
@@ -438,6 +450,8 @@ def _compare(op: str) -> Callable[[Any, Any], bool]:
     base = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}[op]
 
     def f(a: Any, b: Any) -> bool:
+        if type(a) in _NUMBER_TYPES and type(b) in _NUMBER_TYPES:
+            return base(a, b)   # the usual case: two plain numbers (a bool already)
         if a is None or b is None:
             return False
         if _num(a) != _num(b):
@@ -940,7 +954,10 @@ def _numeric_reduce(reducer: Callable[..., Any]):
 
         def f(ctx: EvalContext) -> Any:
             vals = [g(ctx) for g in fs]
-            return reducer(vals) if all(_num(v) for v in vals) else None
+            for v in vals:
+                if type(v) not in _NUMBER_TYPES and not _num(v):
+                    return None
+            return reducer(vals)
         return f
     return build
 

@@ -67,10 +67,18 @@ class _FreshTemplate:
     tags: dict[str, Any]
     hid: dict[str, Any] | None
     flat: bool = False    # no list or dict among the tags' values: a shallow copy will do
+    #: the clock atoms' horizon after the event (``th``) less its time (None: no horizon),
+    #: and which since() groups it starts (``tg``: its time, else None); None: no atoms
+    horizon: tuple[int | None, tuple[bool, ...]] | None = None
 
     @classmethod
     def of(cls, result: StepResult) -> _FreshTemplate:
         state = result.state
+        horizon = None
+        if "th" in state:   # both are relative to the one event's time, like the key
+            ts, th = state["ft"], state["th"]
+            horizon = (None if th is None else th - ts,
+                       tuple(t is not None for t in state.get("tg", ())))
         out = []
         for c in result.changes:
             w = _clone(c["evidence"])
@@ -80,7 +88,7 @@ class _FreshTemplate:
             out.append((c["tag_id"], c["family"], _clone(c["new"]), w, lists))
         tags = _clone(state["tags"])
         return cls(tuple(out), tags, _clone(state["hid"]) if "hid" in state else None,
-                   not any(type(v) in (list, dict) for v in tags.values()))
+                   not any(type(v) in (list, dict) for v in tags.values()), horizon)
 
 
 def _clone(v: Any) -> Any:
@@ -159,8 +167,7 @@ class TagEngine:
             if tpl is not None:   # the same first evaluation as an earlier new user's
                 self._updater.apply(state, event)
                 emit = referral_events(state, event, rs.referral)
-                result = self._evaluate_fresh(state, now, event.event_id, tpl,
-                                              ((event.type, event.stream),), event.ts)
+                result = self._evaluate_fresh(state, now, event.event_id, tpl, event.ts)
                 result.emit = emit
                 return result
         touch = (event.type, state["st"].get(event.type, event.stream))
@@ -291,15 +298,14 @@ class TagEngine:
         return key
 
     def _evaluate_fresh(self, state: dict[str, Any], now: int, trigger: str,
-                        tpl: _FreshTemplate, touched: tuple[tuple[str, str], ...],
-                        ts: int) -> StepResult:
+                        tpl: _FreshTemplate, ts: int) -> StepResult:
         """:meth:`_evaluate` of a new state from a recorded first evaluation (``tpl``);
-        ``touched``, ``ts``: the (type, stream) and time of its one event."""
+        ``ts``: the time of its one event."""
         rs = self._ruleset
-        off = self.day_offset_ms
-        if (now + off) // DAY_MS != off // DAY_MS:   # the day moved from the state's 0
-            self._updater.prune(state, now)
-        elif "rt" in state:
+        # a prune would keep every daily bucket: the one event added its buckets only for
+        # days the retention keeps at ``now`` (see StateUpdater.apply); its sub-day time
+        # can be out of use (a time before 0 is evaluated at 0)
+        if "rt" in state:
             self._updater.prune_recent(state, now)
         changes: list[dict[str, Any]] = []
         why: dict[str, dict[str, Any]] = {}
@@ -323,8 +329,11 @@ class TagEngine:
             state["tags"] = tpl.tags.copy() if tpl.flat else _clone(tpl.tags)
         if tpl.hid is not None:
             state["hid"] = _clone(tpl.hid)
-        if rs.clock_atoms:   # the state's one event starts the groups it matches
-            self._set_horizon(state, now, touched, ts, starts=[None] * len(rs._since_groups))
+        if tpl.horizon is not None:   # the rule set has clock atoms: as _set_horizon finds
+            th, starts = tpl.horizon      # them, relative to the event's time
+            state["th"] = None if th is None else ts + th
+            if starts:
+                state["tg"] = [ts if s else None for s in starts]
         state["rv"] = rs.version
         state["now"] = now
         state["nd"] = self._next_due(state, now)
@@ -447,13 +456,15 @@ class TagEngine:
         ``state`` (tags, hidden tags); the change and why records, for :meth:`_evaluate`."""
         rs = self._ruleset
         old_tags: dict[str, Any] = state["tags"]
+        hid = None if fresh else state.get("hid")
         if fresh:
             previous = rs.empty_values
+        elif hid:   # a new dict: the evaluation may take it as it is
+            previous = {**old_tags, **hid}
         else:
-            hid = state.get("hid")
-            previous = {**old_tags, **hid} if hid else old_tags
+            previous = old_tags
         ran, ctx = rs.evaluate_some(state, now, previous, plan, day_offset_ms=self.day_offset_ms,
-                                    keep_traces=bool(touched))
+                                    keep_traces=bool(touched), owned=bool(hid))
         changes: list[dict[str, Any]] = []
         why: dict[str, dict[str, Any]] = {}
         hidden_ran = False

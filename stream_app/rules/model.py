@@ -39,6 +39,7 @@ from stream_app.rules.compiler import (
 from stream_app.state.requirements import Requirements, Selector
 
 KINDS = ("enum", "bool", "number", "text", "set")
+_INFINITIES = (float("inf"), float("-inf"))
 
 
 @dataclass(frozen=True)
@@ -113,7 +114,7 @@ class TagDef:
                 return None
             if self.round is not None:
                 v = round(v, self.round)
-            if isinstance(v, float) and v != v or v in (float("inf"), float("-inf")):
+            if isinstance(v, float) and v != v or v in _INFINITIES:
                 return None   # NaN / infinity: no value (JSON has none)
             # whole numbers as int, unless outside what JSON consumers hold exactly (2**53)
             return int(v) if float(v).is_integer() and abs(v) < 2**53 else float(v)
@@ -177,8 +178,7 @@ class RuleSet:
         #: their start times in this order, see :meth:`clock_starts`)
         self._since_groups = sorted(((f, sel, tuple(sorted(p))) for (f, sel), p in groups.items()
                                      if p), key=lambda g: (g[0], g[1].key))
-        self._group_hits: dict[tuple[str, str], tuple[int, ...]] = {}
-        self._recent_feed: dict[tuple[str, str], bool] = {}
+        self._group_hits: dict[tuple[str, str], tuple[bool, tuple]] = {}
         # tag -> the tags that read it through tag(), directly or not
         direct: dict[str, set[str]] = {t.id: set() for t in self.order}
         for t in self.order:
@@ -339,20 +339,25 @@ class RuleSet:
         >>> rs.advance_starts(starts, "order_paid", "order", 10); starts
         [10, 10, 50, None]
         """
-        groups = self._since_groups
-        for i in self._hits(etype, stream):
+        for i, latest, _ in self._hits(etype, stream)[1]:
             t0 = starts[i]
-            if t0 is None or (ts > t0 if groups[i][0] == "l" else ts < t0):
+            if t0 is None or (ts > t0 if latest else ts < t0):
                 starts[i] = ts
 
-    def _hits(self, etype: str, stream: str) -> tuple[int, ...]:
-        """Indexes of the since() groups whose selector matches (``etype``, ``stream``)."""
+    def _hits(self, etype: str, stream: str
+              ) -> tuple[bool, tuple[tuple[int, bool, tuple[int, ...]], ...]]:
+        """What an event of (``etype``, ``stream``) moves, cached: whether it feeds a sub-day
+        window (its timestamps move a :class:`~stream_app.rules.compiler.RecentWindow`
+        horizon), and the since() groups whose selector matches it, as (index, latest,
+        points)."""
         key = (etype, stream)
         hits = self._group_hits.get(key)
         if hits is None:
-            hits = self._group_hits[key] = tuple(
-                i for i, (_, sel, _) in enumerate(self._since_groups)
-                if sel.matches(etype, stream))
+            hits = self._group_hits[key] = (
+                any(a.sel.matches(etype, stream) for a in self._recent_atoms),
+                tuple((i, fld == "l", points)
+                      for i, (fld, sel, points) in enumerate(self._since_groups)
+                      if sel.matches(etype, stream)))
         return hits
 
     def advance_horizon(self, starts: list[int | None], etype: str, stream: str, ts: int,
@@ -383,16 +388,14 @@ class RuleSet:
         >>> starts == [0, None, 9 * day, None]
         True
         """
-        if th is not None and now >= th or self._feeds_recent(etype, stream):
+        feeds_recent, hits = self._hits(etype, stream)
+        if th is not None and now >= th or feeds_recent:
             self.advance_starts(starts, etype, stream, ts)
             return False, None
-        hits = self._hits(etype, stream)
-        groups = self._since_groups
         known, best = True, th
-        for i in hits:
-            fld, _, points = groups[i]
+        for i, latest, points in hits:
             t0 = starts[i]
-            if t0 is None or (ts > t0 if fld == "l" else ts < t0):
+            if t0 is None or (ts > t0 if latest else ts < t0):
                 old = first_point_after(t0, last, points)
                 if old is not None and (th is None or old <= th):
                     known = False      # this group's point was the horizon
@@ -401,16 +404,6 @@ class RuleSet:
                 if new is not None and (best is None or new < best):
                     best = new
         return (True, best) if known else (False, None)
-
-    def _feeds_recent(self, etype: str, stream: str) -> bool:
-        """Whether events of (``etype``, ``stream``) feed a sub-day window (their timestamps
-        move a :class:`~stream_app.rules.compiler.RecentWindow` horizon); cached."""
-        key = (etype, stream)
-        out = self._recent_feed.get(key)
-        if out is None:
-            out = self._recent_feed[key] = any(a.sel.matches(etype, stream)
-                                               for a in self._recent_atoms)
-        return out
 
     def horizon(self, state: dict[str, Any], now_ms: int,
                 starts: list[int | None]) -> int | None:
@@ -452,8 +445,8 @@ class RuleSet:
 
     def evaluate_some(self, state: dict[str, Any], now_ms: int, previous: dict[str, Any],
                       plan: tuple[frozenset[str], tuple[TagDef, ...], bool], *,
-                      day_offset_ms: int = 8 * 3600_000, keep_traces: bool = True
-                      ) -> tuple[list[tuple[TagDef, Any]], EvalContext]:
+                      day_offset_ms: int = 8 * 3600_000, keep_traces: bool = True,
+                      owned: bool = False) -> tuple[list[tuple[TagDef, Any]], EvalContext]:
         """Selective evaluation: ``previous`` holds every tag's value at the last evaluation
         (hidden ones included; absent = None) and ``plan`` comes from :meth:`plan`. Only the
         tags of the plan are run (a dependent only when a tag it reads changed); the others
@@ -461,9 +454,10 @@ class RuleSet:
         values, and the context (``ctx.tags`` = every tag's value, for :meth:`why`).
         ``keep_traces``: trace every rule as it runs, so :meth:`why` needs no second run (pays
         when many of the rules run change, as on events; a clock tick runs many daily rules
-        that rarely change)."""
+        that rarely change). ``owned``: ``previous`` is the caller's own copy, which the
+        evaluation may update in place (no second copy)."""
         ctx = EvalContext(state, now_ms, day_offset_ms, trace=False)
-        ctx.tags = tags = dict(previous)
+        ctx.tags = tags = previous if owned else dict(previous)
         ctx.traces = traces = {} if keep_traces else None
         must, cands, _ = plan
         out: list[tuple[TagDef, Any]] = []

@@ -93,10 +93,11 @@ class Selector:
         return out
 
     def extreme(self, times: dict[str, int], type_streams: dict[str, str],
-                latest: bool) -> int | None:
+                latest: bool, skip: str | None = None) -> int | None:
         """The latest (``latest``) or earliest of ``times`` (type -> time, for types of
-        ``type_streams``) over the types this selector covers; None if it covers none.
-        The same as ``max``/``min`` over :meth:`resolve`, without building the list.
+        ``type_streams``) over the types this selector covers (but ``skip``); None if it
+        covers none. The same as ``max``/``min`` over :meth:`resolve`, without building the
+        list.
 
         >>> sel = Selector.parse("stream:click|order_paid")
         >>> st = {"page_view": "click", "order_paid": "order", "registered": "profile"}
@@ -105,19 +106,21 @@ class Selector:
         (9, 5)
         >>> Selector.parse("refund").extreme(times, st, True) is None
         True
+        >>> sel.extreme(times, st, True, skip="order_paid"), sel.extreme(times, st, False, "x")
+        (5, 5)
         """
         best = None
         if not self.any and not self.streams:
             for t in self.types:
                 v = times.get(t)
-                if v is not None and t in type_streams and (
+                if v is not None and t in type_streams and t != skip and (
                         best is None or (v > best if latest else v < best)):
                     best = v
             return best
         types, streams, any_ = self.types, self.streams, self.any
         for t, v in times.items():
             s = type_streams.get(t)
-            if s is None:
+            if s is None or t == skip:
                 continue
             if (s not in NOT_BEHAVIOUR if any_ else t in types or s in streams) and (
                     best is None or (v > best if latest else v < best)):
