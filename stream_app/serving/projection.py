@@ -51,22 +51,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import time
 from collections import OrderedDict, deque
+from collections.abc import Iterable
 from typing import Any
 
 import orjson
 
 from stream_app.serving import keys
-from stream_app.serving.redis_batch import BATCH_SCRIPT, REPLAY, encode_batch, encode_op
+from stream_app.serving.redis_batch import BATCH_SCRIPT, WHY_FN, encode_batch, encode_op
 
 log = logging.getLogger(__name__)
 Op = tuple[Any, ...]
 
 
 def _numeric(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool)
+    # a tuple, not ``int | float``: isinstance with a union type is several times slower
+    return isinstance(v, (int, float)) and v.__class__ is not bool  # noqa: UP038
 
 
 def _members(v: Any) -> list[Any]:
@@ -134,37 +137,7 @@ return 1
 (the id is never reused)."""
 
 
-_WHY_FN = """
-local function merge_why(ukey, dk, field, drop_text, new, codelen)
-  local cur = redis.call('HGET', ukey, field)
-  local drop = {}
-  for t in string.gmatch(drop_text, '[^ ]+') do drop[t] = true end
-  local keep = {}
-  if cur and #cur > 2 then
-    local recs, codes = {}, {}
-    for rec in string.gmatch(string.sub(cur, 2, -2), '[^|]+') do
-      recs[#recs + 1] = rec
-      codes[#codes + 1] = string.sub(rec, 1, codelen)
-    end
-    if #recs > 0 then
-      local shapes = redis.call('HMGET', dk, unpack(codes))
-      for i, rec in ipairs(recs) do
-        local tag = shapes[i] and string.match(shapes[i], '^%["([^"]*)"')
-        if tag and not drop[tag] then keep[#keep + 1] = rec end
-      end
-    end
-  end
-  if new ~= '' then keep[#keep + 1] = new end
-  if #keep == 0 then
-    redis.call('HDEL', ukey, field)
-  else
-    redis.call('HSET', ukey, field, '"' .. table.concat(keep, '|') .. '"')
-  end
-  return #keep
-end
-"""
-
-WHY_SCRIPT = _WHY_FN + """
+WHY_SCRIPT = WHY_FN + """
 return merge_why(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]))
 """
 """KEYS: user hash, the tenant's why shapes; ARGV: packed field name, space-separated tags
@@ -172,45 +145,27 @@ whose records go, the new records (``|``-joined, may be empty), shape code lengt
 the packed why field: a kept record is one of another tag (its tag is the shape's first
 element; a record of an unknown shape is dropped)."""
 
-WHY_BATCH_SCRIPT = _WHY_FN + """
-local function run(op)
-  for j = 7, #op, 2 do redis.call('HSETNX', op[2], op[j], op[j + 1]) end
-  merge_why(op[1], op[2], op[3], op[4], op[5], tonumber(op[6]))
-end
-""" + REPLAY
-"""ARGV[1]: JSON array of ``[user hash, shapes hash, field, drop tags, records, code length,
-code, shape, code, shape, ...]`` (:func:`encode_why`): the why operations of a flush in one
-call (the live writer's batch path; :data:`WHY_SCRIPT` is the pipeline's)."""
-
-
-def encode_why(ops: list[Op]) -> bytes:
-    """The ``"why"`` operations as :data:`WHY_BATCH_SCRIPT`'s argument.
-
-    Example:
-        >>> op = why_op("t", "u1", {"a": {"rule_version": 1, "values": {"n": 2}}}, [])
-        >>> orjson.loads(encode_why([op]))[0][:4]
-        ['sa:t:user:u1', 'sa:t:wd', '~w', 'a']
-    """
-    out = []
-    for _, ukey, tenant, drop, records, shapes in ops:
-        out.append([ukey, keys.why_dict_key(tenant), keys.WHY_FIELD, " ".join(drop),
-                    b"|".join(records).decode(), keys.WHY_CODE_LEN,
-                    *[x.decode() if isinstance(x, bytes) else x
-                      for kv in shapes.items() for x in kv]])
-    return orjson.dumps(out)
-
-
 def why_op(tenant: str, uid: str, why: dict[str, dict[str, Any]], drop: list[str]) -> Op:
     """The operation replacing the packed why records of ``why``'s tags and dropping those
     of ``drop``: ``("why", user key, tenant, tags, records, {code: shape})``."""
-    records: list[bytes] = []
-    shapes: dict[str, bytes] = {}
-    for tag, w in why.items():
-        code, shape, rec = keys.pack_why(tag, w)
-        records.append(rec)
-        shapes[code] = shape
+    records, shapes = _packed(why.items())
     return ("why", keys.user_key(tenant, uid), tenant, tuple(sorted({*why, *drop})), records,
             shapes)
+
+
+def _packed(why: Iterable[tuple[str, dict[str, Any] | None]]
+            ) -> tuple[list[bytes], dict[str, bytes]]:
+    """The packed records (:func:`keys.pack_why`) of ``(tag, record)`` pairs, a None record
+    skipped, and their shapes ``{code: shape}``."""
+    records: list[bytes] = []
+    shapes: dict[str, bytes] = {}
+    pack = keys.pack_why
+    for tag, w in why:
+        if w is not None:
+            code, shape, rec = pack(tag, w)
+            records.append(rec)
+            shapes[code] = shape
+    return records, shapes
 
 
 def _settings_value(name: str, default: Any) -> Any:
@@ -436,34 +391,37 @@ class Pending:
         self.forget: dict[str, Any] | None = None
 
 
-_SEGMENTS: dict[tuple[str, str, str], tuple[str, str]] = {}
-"""``(tenant, tag, text value)`` -> its segment key and value token (a tenant has a few
-hundred; cleared past 100,000)."""
+_SEGMENTS: dict[tuple[str, str, str], tuple[str, str, str]] = {}
+"""``(tenant, tag, text value)`` -> its segment key, value token and values index key (a
+tenant has a few hundred; cleared past 100,000)."""
 
 
-def _segment(t: str, tag: str, v: Any) -> tuple[str, str]:
-    """The segment key and the value token of one value of a tag (text values cached).
+def _segment(t: str, tag: str, v: Any) -> tuple[str, str, str]:
+    """The segment key, the value token and the values index key of one value of a tag (text
+    values cached).
 
     Example:
         >>> _segment("t", "a", "x"), _segment("t", "a", True)
-        (('sa:t:seg:a=x', 'x'), ('sa:t:seg:a=true', 'true'))
+        (('sa:t:seg:a=x', 'x', 'sa:t:vals:a'), ('sa:t:seg:a=true', 'true', 'sa:t:vals:a'))
     """
     if v.__class__ is not str:
-        return keys.seg_key(t, tag, v), keys.value_token(v)
+        return keys.seg_key(t, tag, v), keys.value_token(v), keys.values_key(t, tag)
     k = (t, tag, v)
     try:
         return _SEGMENTS[k]
     except KeyError:
         if len(_SEGMENTS) >= 100_000:
             _SEGMENTS.clear()
-        seg = _SEGMENTS[k] = (keys.seg_key(t, tag, v), v)
+        seg = _SEGMENTS[k] = (keys.seg_key(t, tag, v), v, keys.values_key(t, tag))
         return seg
 
 
 def _moves(p: Pending) -> tuple[dict[str, int], dict[str, Any], dict[tuple[str, str], None]]:
     """Replay ``p.hist`` as :func:`change_ops` would write it, keeping the last operation per
     key: segment bits ``{seg key: 0/1}``, numeric tags ``{tag: value or None (removed)}``
-    and the values index entries ``{(tag, token): None}`` (every new value, in order)."""
+    and the values index entries ``{(values key, token): None}`` (every new value, in order).
+    A value is one segment (:func:`_members`); a new value's segment is looked up only when it
+    has one or when it decides whether the old value's bit is cleared (same token)."""
     t = p.tenant
     bits: dict[str, int] = {}
     num: dict[str, Any] = {}
@@ -475,20 +433,16 @@ def _moves(p: Pending) -> tuple[dict[str, int], dict[str, Any], dict[tuple[str, 
                 if not new_num:
                     num[tag] = None
             else:
-                keep = {_segment(t, tag, v)[1] for v in _members(new)} if new is not None \
-                    else ()
-                for v in _members(old):
-                    key, tok = _segment(t, tag, v)
-                    if tok not in keep:
-                        bits[key] = 0
+                key, tok, _ = _segment(t, tag, old)
+                if new is None or tok != _segment(t, tag, new)[1]:
+                    bits[key] = 0
         if new is not None:
             if new_num:
                 num[tag] = new
             else:
-                for v in _members(new):
-                    key, tok = _segment(t, tag, v)
-                    bits[key] = 1
-                    vals[(tag, tok)] = None
+                key, tok, vk = _segment(t, tag, new)
+                bits[key] = 1
+                vals[(vk, tok)] = None
     return bits, num, vals
 
 
@@ -528,8 +482,7 @@ def pending_ops(p: Pending, seen: Seen | None, timeline: int) -> list[Op]:
         for tag, v in num.items():
             ops.append(("zadd", keys.num_key(t, tag), uid, float(v)) if v is not None
                        else ("zrem", keys.num_key(t, tag), uid))
-    for tag, tok in vals:
-        vk = keys.values_key(t, tag)
+    for vk, tok in vals:
         if seen is None or seen.add((t, vk, tok)):
             ops.append(("sadd", vk, tok))
     if p.forget is not None:
@@ -545,12 +498,11 @@ def pending_ops(p: Pending, seen: Seen | None, timeline: int) -> list[Op]:
         ops.append(("sadd", keys.users_key(t), uid))
         if seen is None or seen.add((t,)):
             ops.append(("sadd", keys.TENANTS_KEY, t))
-    if p.why:
-        op = why_op(t, uid, {tag: w for tag, w in p.why.items() if w is not None},
-                    [tag for tag, w in p.why.items() if w is None])
+    if p.why:  # what why_op() makes of the records (a None record: dropped)
+        records, shapes = _packed(p.why.items())
         if seen is not None:  # shapes this process wrote already
-            op = (*op[:5], {c: v for c, v in op[5].items() if seen.add((t, "wd", c))})
-        ops.append(op)
+            shapes = {c: v for c, v in shapes.items() if seen.add((t, "wd", c))}
+        ops.append(("why", ukey, t, tuple(sorted(p.why)), records, shapes))
     if p.timeline and timeline > 0:
         tl = keys.timeline_key(t, uid)
         ops.append(("lpush", tl, *[orjson.dumps(c) for c in p.timeline]))
@@ -589,7 +541,6 @@ class RedisProjection:
 
         self.client = aioredis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2)
         self._batch = self.client.register_script(BATCH_SCRIPT)
-        self._why_batch = self.client.register_script(WHY_BATCH_SCRIPT)
         self.rejected = 0
         self.flush_s = flush_ms / 1000
         self.max_pending = max_pending
@@ -668,6 +619,13 @@ class RedisProjection:
                 self._fields.popitem(last=False)
         else:
             self._fields.move_to_end(k)
+            if last == fields:
+                # the common case (~60% of the scorer's calls): nothing moved, one C-level
+                # comparison instead of one per field. It differs from the loop below only
+                # for a value unequal to itself (NaN) passed again as the very same object
+                # (== takes identity as equality): unchanged here, rewritten by the loop.
+                self.skipped_fields += len(fields)
+                return {}
         changed = {f: v for f, v in fields.items() if f not in last or last[f] != v}
         self.skipped_fields += len(fields) - len(changed)
         last.update(changed)
@@ -728,11 +686,9 @@ class RedisProjection:
         self.materialize()
         if not self.pending:
             return 0
-        batch = [self.pending[i] for i in range(min(max_ops, len(self.pending)))]
+        batch = list(itertools.islice(self.pending, max_ops))
         t0 = time.perf_counter()
         try:
-            # one Lua call for the batch (redis_batch), one for its why records (they touch
-            # only the ~w field: they run after the rest, except across a user's deletion)
             results = await self._write_batch(batch)
         except Exception as exc:  # noqa: BLE001 - Redis down: retry later, keep the ops
             self.errors += 1
@@ -750,36 +706,21 @@ class RedisProjection:
             log.warning("Redis rejected %s projection ops (first: %s)", failed, first)
         if self._metrics:
             self._metrics.redis_latency(time.perf_counter() - t0)
-        for _ in batch:
-            self.pending.popleft()
+        if len(batch) == len(self.pending):  # the usual case: nothing was queued meanwhile
+            self.pending.clear()
+        else:
+            for _ in batch:
+                self.pending.popleft()
         self.written += len(batch)
         return len(batch)
 
     async def _write_batch(self, batch: list[Op]) -> list[tuple[Any, Any]]:
-        """Write ``batch`` in one round trip: segments ending at a deletion, each one call of
-        the batch script plus one of :data:`WHY_BATCH_SCRIPT`; ``(failed, first error)`` of
-        every call."""
-        pipe = self.client.pipeline(transaction=False)
-        other: list[Op] = []
-        why: list[Op] = []
-
-        def close() -> None:
-            for script, ops, enc in ((self._batch, other, lambda o: encode_batch(o, num_edges)),
-                                     (self._why_batch, why, encode_why)):
-                if ops:
-                    pipe.scripts.add(script)  # loaded by execute() if Redis lacks it
-                    pipe.evalsha(script.sha, 0, enc(ops))
-                    ops.clear()
-
-        for op in batch:
-            if op[0] == "why":
-                why.append(op)
-                continue
-            if op[0] == "delete" and why:  # a forgotten user's why must not come back
-                close()
-            other.append(op)
-        close()
-        return list(await pipe.execute())
+        """Write ``batch`` in one Lua call (:func:`~stream_app.serving.redis_batch.encode_batch`:
+        why records after the rest, except across a user's deletion, as when they were a
+        second call); ``[(failed, first error)]``. No ``SCRIPT EXISTS`` round trip: redis-py's
+        script object loads the script when Redis answers ``NOSCRIPT`` (nothing ran) and
+        calls it again."""
+        return [await self._batch(args=[encode_batch(batch, num_edges)])]
 
     async def check_config(self) -> int | None:
         """Warn when Redis would store the user hashes as hashtables: the packed why field

@@ -15,12 +15,20 @@ array handed to :data:`BATCH_SCRIPT`, which replays it inside Redis:
 * ``["n", zset, user_hash, uid, value, prefix, tag, edges]``: a numeric tag's move
   (:data:`~stream_app.serving.projection.NUM_SCRIPT`);
 * ``["u", user_hash, uid, prefix]``: drop the id mapping (``UNID_SCRIPT``);
+* ``["w", user_hash, shapes_hash, field, drop_tags, records, code_len, code, shape, ...]``: a
+  ``"why"`` operation: the shapes written with ``HSETNX``, then the packed why field merged
+  (:data:`WHY_FN`, as :data:`~stream_app.serving.projection.WHY_SCRIPT`);
 * ``["c", COMMAND, arg, ...]``: any other command, as is.
 
 The end state is the same as the pipeline's (tests compare every key). One difference: an
 operation Redis rejects (e.g. a wrong key type) is counted and skipped, not retried forever.
-All arguments travel as strings. The script names keys it was not given in ``KEYS``: fine for
-one Redis server (what stream-app uses), not for Redis Cluster.
+All arguments travel as strings (but the why code length). The script names keys it was not
+given in ``KEYS``: fine for one Redis server (what stream-app uses), not for Redis Cluster.
+
+:func:`encode_batch` keeps the order in which the writer replayed a batch when the why
+records were a second script's call: a batch's why entries run after its other entries, or
+just before the next deletion (a forgotten user's why must not come back). Only the user
+hash's field order could tell the difference, and it stays the same.
 
 Example (pure part):
     >>> encode_op(("hsetmap", "sa:t:user:u1", {"tag:a": b'"x"'}))
@@ -51,6 +59,40 @@ local function user_id(ukey, uid, pre, create)
 end
 """
 
+WHY_FN = """
+local function merge_why(ukey, dk, field, drop_text, new, codelen)
+  local cur = redis.call('HGET', ukey, field)
+  local drop = {}
+  for t in string.gmatch(drop_text, '[^ ]+') do drop[t] = true end
+  local keep = {}
+  if cur and #cur > 2 then
+    local recs, codes = {}, {}
+    for rec in string.gmatch(string.sub(cur, 2, -2), '[^|]+') do
+      recs[#recs + 1] = rec
+      codes[#codes + 1] = string.sub(rec, 1, codelen)
+    end
+    if #recs > 0 then
+      local shapes = redis.call('HMGET', dk, unpack(codes))
+      for i, rec in ipairs(recs) do
+        local tag = shapes[i] and string.match(shapes[i], '^%["([^"]*)"')
+        if tag and not drop[tag] then keep[#keep + 1] = rec end
+      end
+    end
+  end
+  if new ~= '' then keep[#keep + 1] = new end
+  if #keep == 0 then
+    redis.call('HDEL', ukey, field)
+  else
+    redis.call('HSET', ukey, field, '"' .. table.concat(keep, '|') .. '"')
+  end
+  return #keep
+end
+"""
+"""Lua ``merge_why(user hash, shapes hash, field, drop tags, new records, code length)``:
+rewrites the packed why field (``keys.WHY_FIELD``): a kept record is one of another tag (its
+tag is the shape's first element; a record of an unknown shape is dropped), the new records
+(``|``-joined, may be empty) go last."""
+
 REPLAY = """
 local ops = cjson.decode(ARGV[1])
 local failed, first = 0, ''
@@ -68,7 +110,7 @@ return {failed, first}
 JSON array ARGV[1]; a failed operation is counted and skipped (``run(op, fail)`` may also
 report failures of the parts of an entry to ``fail``). Returns ``{failed, first error}``."""
 
-BATCH_SCRIPT = _ID_FN + """
+BATCH_SCRIPT = _ID_FN + WHY_FN + """
 local edges_of = {}
 local function edges(pre, tag, default)
   local ek = pre .. 'nbe:' .. tag
@@ -123,6 +165,9 @@ local function run(op, fail)
       if redis.call('HGET', k, id % 128) == op[3] then redis.call('HDEL', k, id % 128) end
       redis.call('HDEL', op[2], '_id')
     end
+  elseif kind == 'w' then
+    for j = 8, #op, 2 do redis.call('HSETNX', op[3], op[j], op[j + 1]) end
+    merge_why(op[2], op[3], op[4], op[5], op[6], tonumber(op[7]))
   else
     error('unknown projection op ' .. tostring(kind))
   end
@@ -193,22 +238,42 @@ def encode_op(op: tuple[Any, ...], edges: Callable[[], str] = lambda: "") -> lis
             entry.append(f if f.__class__ is str else _s(f))
             entry.append(v.decode() if v.__class__ is bytes else _s(v))
         return [entry]
+    if name == "why":
+        return [_why_entry(*args)]
     if name == "zadd":
         return [["c", "ZADD", args[0], _s(args[2]), _s(args[1])]]
     return [["c", _COMMANDS.get(name, name.upper()), *[_s(a) for a in args]]]
 
 
+def _why_entry(ukey: str, tenant: str, drop: tuple[str, ...], records: list[bytes],
+               shapes: dict[str, bytes]) -> list[Any]:
+    """The ``"w"`` entry of a ``("why", user key, tenant, tags, records, {code: shape})``
+    operation (``projection.why_op``)."""
+    entry: list[Any] = ["w", ukey, keys.why_dict_key(tenant), keys.WHY_FIELD, " ".join(drop),
+                        b"|".join(records).decode(), keys.WHY_CODE_LEN]
+    for kv in shapes.items():
+        entry += [x.decode() if isinstance(x, bytes) else x for x in kv]
+    return entry
+
+
 def encode_batch(ops: Iterable[tuple[Any, ...]], edges: Callable[[], str] = lambda: "") -> bytes:
     """One JSON array of every operation's entries (ARGV[1] of :data:`BATCH_SCRIPT`): the
-    segment bits of one user that follow each other are one ``B`` entry.
+    segment bits of one user that follow each other are one ``B`` entry (a why operation
+    between them does not part them); why entries go after the others, or just before the
+    next deletion (see the module docstring).
 
     Example:
         >>> encode_batch([("sadd", "sa:t:seg:a=x", "u1"), ("srem", "sa:t:seg:a=y", "u1"),
         ...               ("sadd", "sa:t:users", "u2")])
         b'[["B","sa:t:user:u1","u1","sa:t:","sa:t:seg:a=x","1","sa:t:seg:a=y","0"],\
 ["B","sa:t:user:u2","u2","sa:t:","sa:t:users","1"]]'
+        >>> why = ("why", "sa:t:user:u1", "t", ("a",), [b"Abcd1"], {})
+        >>> [e[0] for e in orjson.loads(encode_batch([why, ("hsetmap", "sa:t:user:u1",
+        ...     {"f": b"1"}), ("delete", "sa:t:user:u1"), why]))]
+        ['c', 'w', 'c', 'w']
     """
-    out: list[list[str]] = []
+    out: list[list[Any]] = []
+    why: list[list[Any]] = []  # held back until the next deletion or the end
     group: list[str] = []  # the last entry when it is a "B" one
     edges = functools.cache(edges)   # the bucket edges setting, read once per batch
     for op in ops:
@@ -222,6 +287,13 @@ def encode_batch(ops: Iterable[tuple[Any, ...]], edges: Callable[[], str] = lamb
                     out.append(group)
                 group += (op[1], "1" if name == "sadd" else "0")
                 continue
+        elif name == "why":
+            why.append(_why_entry(*op[1:]))
+            continue
+        elif name == "delete" and why:  # a forgotten user's why must not come back
+            out += why
+            why = []
         group = []
         out.extend(encode_op(op, edges))
+    out += why
     return orjson.dumps(out)
