@@ -53,7 +53,7 @@ from stream_app.config import REPO_ROOT
 from stream_app.errors import ConfigError
 from stream_app.events import Event
 from stream_app.scoring.config import ScoringConfig
-from stream_app.scoring.points import top_point_events
+from stream_app.scoring.points import round_fixed, top_point_events
 
 DEFAULT_PATH = REPO_ROOT / "config" / "alerts.yaml"
 HOUR_MS = 3_600_000
@@ -174,7 +174,8 @@ class AlertPolicy:
                 mem = al[kind] = {}
             prev_score, prev_layer = mem.get("s"), mem.get("l")
             # a rule score comes rounded to 6 places, and rounding it again gives it back
-            mem["s"] = score if sources.get(target) == "rules" else round(score, 6)
+            mem["s"] = (score if sources.get(target) == "rules"
+                        else round_fixed(score, 1e6, 6))
             mem["l"] = layer
             enter = k.enter_layer
             why: list[dict[str, Any]]

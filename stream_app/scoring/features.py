@@ -133,6 +133,8 @@ def update(st: dict[str, Any], ev: Event, fc: FeatureConfig) -> None:
     excl = fc.exclude_props
     is_cat_stream = ev.stream in fc.categorical_streams
     channel_props = fc.channel_props
+    hashed, max_chars = fc.hashed_props, fc.max_value_chars
+    cat = st["cat"]
     for k, v in props.items():
         if v is None or k in excl:
             continue
@@ -141,16 +143,17 @@ def update(st: dict[str, Any], ev: Event, fc: FeatureConfig) -> None:
         # value (a subclass, a list, ...) takes the isinstance chain below
         if kind is str:
             if is_cat_stream or k in channel_props:
-                st["cat"][k] = _cat_value(k, v, fc)
+                # a short value of a plain prop is its own category (_cat_value without the call)
+                cat[k] = v if len(v) <= max_chars and k not in hashed else _cat_value(k, v, fc)
         elif kind is int or kind is float:
             _add_numeric(bucket, tot, k, v)
         elif isinstance(v, bool):
             if is_cat_stream:
-                st["cat"][k] = "1" if v else "0"
+                cat[k] = "1" if v else "0"
         elif isinstance(v, int | float):
             _add_numeric(bucket, tot, k, v)
         elif isinstance(v, str) and (is_cat_stream or k in channel_props):
-            st["cat"][k] = _cat_value(k, v, fc)
+            cat[k] = _cat_value(k, v, fc)
 
 
 def _add_numeric(bucket: dict[str, Any], tot: dict[str, Any], k: str, v: float) -> None:
@@ -177,8 +180,10 @@ class _Names:
         self.tails: dict[str, tuple[tuple[str, ...], ...]] = {}
         self.total: dict[str, tuple[str, ...]] = {}
         self.since: dict[str, str] = {}
-        self.cat: dict[tuple[str, str], str] = {}
+        self.cat: dict[str, dict[str, str]] = {}     # prop -> value -> "prop=value"
+        self.n_cat = 0
         self.funnel = tuple((s, "funnel|" + s) for s in fc.funnel)
+        self.funnel_steps = frozenset(fc.funnel)
 
     def window_names(self, key: str) -> tuple[str | None, ...]:
         """Per window (ascending): the name of ``key``'s window feature, None if not made."""
@@ -229,15 +234,22 @@ class _Names:
         return name
 
     def cat_name(self, k: str, v: str) -> str:
-        name = self.cat.get((k, v))
+        by_value = self.cat.get(k)
+        if by_value is None:
+            by_value = self.cat[k] = {}
+        name = by_value.get(v)
         if name is None:
-            if len(self.cat) >= self.MAX:
+            if self.n_cat >= self.MAX:
                 self.cat.clear()
-            name = self.cat[(k, v)] = k + "=" + v
+                self.n_cat = 0
+                by_value = self.cat[k] = {}
+            name = by_value[v] = k + "=" + v
+            self.n_cat += 1
         return name
 
 
 _NAMES: dict[int, tuple[FeatureConfig, _Names]] = {}
+_EMPTY: dict[str, str] = {}
 
 
 def _names(fc: FeatureConfig) -> _Names:
@@ -343,12 +355,13 @@ def featurize(st: dict[str, Any], now_ms: int, fc: FeatureConfig) -> dict[str, f
     for m, first in st["fs"].items():
         days = (now_ms - first) / DAY_MS
         x[sn_get(m) or since_name(m)] = log1p(days if days > 0.0 else 0.0)   # max(0.0, days)
-    for step, name in nm.funnel:
-        if step in tot:
-            x[name] = 1.0
+    if not nm.funnel_steps.isdisjoint(tot):     # (one C call for users on no funnel step)
+        for step, name in nm.funnel:
+            if step in tot:
+                x[name] = 1.0
     cat_name, cn_get = nm.cat_name, nm.cat.get
     for k, v in st["cat"].items():
-        x[cn_get((k, v)) or cat_name(k, v)] = 1.0
+        x[(cn_get(k) or _EMPTY).get(v) or cat_name(k, v)] = 1.0
     x["age_days"] = log1p(age)
     x["active_days"] = log1p(st["ad"])
     x["active_ratio"] = st["ad"] * inv_age

@@ -69,6 +69,8 @@ class ModelRegistry:
         self._learner: dict[str, str] = {}
         self._replay: dict[str, list[list[Any]]] = {}
         self._rng: dict[str, random.Random] = {}
+        # target -> version(): read on every scored event, changed only by learn and load
+        self._version: dict[str, str] = {}
         for name, t in config.targets.items():
             self._models[name] = make_learner(t.learner, None, config.learners)
             self._gates[name] = Gate(t.gate, t.alert_threshold)
@@ -76,6 +78,7 @@ class ModelRegistry:
             self._learner[name] = t.learner
             self._replay[name] = [[], []]
             self._rng[name] = random.Random(t.rehearsal.seed)
+            self._new_version(name)
 
     @property
     def targets(self) -> list[str]:
@@ -120,6 +123,7 @@ class ModelRegistry:
                 self._gates[target].update(p, y)
         model.learn_one(x, bool(y))
         self._learned[target] += 1
+        self._new_version(target)
         reh = self.config.targets[target].rehearsal
         if not reh.per_class:
             return p
@@ -144,7 +148,10 @@ class ModelRegistry:
 
     def version(self, target: str) -> str:
         """``<learner>@<labels learned>``: changes with every label the model learns."""
-        return f"{self._learner[target]}@{self._learned[target]}"
+        return self._version[target]
+
+    def _new_version(self, target: str) -> None:
+        self._version[target] = f"{self._learner[target]}@{self._learned[target]}"
 
     def gate(self, target: str) -> GateState:
         return self._gates[target].state(target, self.version(target), self._learned[target])
@@ -155,7 +162,7 @@ class ModelRegistry:
 
     def source(self, target: str) -> str:
         """The model version when its gate is open, else ``"rules"``."""
-        return self.version(target) if self._gates[target].is_open else "rules"
+        return self._version[target] if self._gates[target].is_open else "rules"
 
     def explain(self, target: str, x: dict[str, float], k: int = 3) -> list[tuple[str, float]]:
         """Top features behind the score of ``x`` (see :func:`models.contributions`)."""
@@ -189,6 +196,7 @@ class ModelRegistry:
         self._fast.pop(target, None)
         self._learner[target] = doc["learner"]
         self._learned[target] = int(doc["learned"])
+        self._new_version(target)
         self._gates[target].load_pairs(doc["gate"], doc.get("gate_open"))
         self._replay[target] = doc.get("replay") or [[], []]
         if "rng" in doc:

@@ -136,7 +136,8 @@ class Scorer:
         self._rule_points = {name: RulePoints(name, t.rules)
                              for name, t in config.targets.items()}
         self._points_feature = [("pts|" + name, rp) for name, rp in self._rule_points.items()]
-        self._scored = [(name, self._rule_points[name]) for name in self.targets]
+        self._scored = [(name, self._rule_points[name], t.layer)
+                        for name, t in self.targets.items()]
         self._learn_live = "live" in self.learn_from
         self._schedule = config.snapshots.schedule_days
 
@@ -237,16 +238,15 @@ class Scorer:
         scores, layers, source = step.scores, step.layers, step.source
         rp = st.get("rp") or {}
         study = st.get("study")
-        for name, rule_points in self._scored:
+        for name, rule_points, layer in self._scored:
             src = reg.source(name)
             if src == "rules":
                 _, scores[name], layers[name] = rule_points.score_layer(rp, now_ms, study)
             else:
                 if x is None:
                     x = self.features(st, now_ms)
-                p = reg.predict(name, x)
-                scores[name] = p
-                layers[name] = self.targets[name].layer(p)
+                p = scores[name] = reg.predict(name, x)
+                layers[name] = layer(p)
             source[name] = src
         return x
 

@@ -106,3 +106,32 @@ def test_prop_kinds_exact_types_and_subclasses_alike() -> None:
             expected.update(b="1", goal="job", schannel="bili")
         assert st["cat"] == expected
         assert "#b" not in st["tot"] and "#l" not in st["tot"]
+
+
+def test_categorical_values_equal_cat_value():
+    # update() stores a short plain value as itself, without _cat_value: the same strings
+    from stream_app.scoring.features import _cat_value
+    rng = __import__("random").Random(3)
+    words = ["douyin", "a" * 40, "b" * 41, "é" * 45, "", "北京市海淀区" * 8, "x|y=z"]
+    props_pool = ["channel", "utm_source", "city", "school", "region", "goal", "amount"]
+    for i in range(3_000):
+        props = {}
+        for k in rng.sample(props_pool, rng.randrange(1, 5)):
+            props[k] = rng.choice(words + [True, False, 3, 2.5, None, ["l"]])
+        stream = rng.choice(["profile", "click"])
+        st = new_state()
+        update(st, ev("u", T0 + i, "course_view", stream=stream, **props), FC)
+        expected = {}
+        for k, v in props.items():
+            if v is None or k in FC.exclude_props:
+                continue
+            if isinstance(v, bool):
+                if stream in FC.categorical_streams:
+                    expected[k] = "1" if v else "0"
+            elif isinstance(v, str) and (stream in FC.categorical_streams
+                                         or k in FC.channel_props):
+                expected[k] = _cat_value(k, v, FC)
+        assert st["cat"] == expected
+        # and the one-hot names of the vector are "prop=value" (cached by prop and value)
+        x = featurize(st, T0 + i, FC)
+        assert [n for n in x if "=" in n] == [f"{k}={v}" for k, v in expected.items()]

@@ -34,3 +34,33 @@ def test_rule_points_equal_the_reference_functions() -> None:
             assert fast.score_layer(rp, now, study) == expected
             assert fast.points(rp, now, study) == pts
         assert fast.score_layer({}, ts, None) == (0.0, 0.0, "low")
+
+
+# ---- round_fixed: round(v, digits) bit for bit (the per-event rounding of points and scores)
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from stream_app.scoring.points import round_fixed  # noqa: E402
+
+_NEAR_HALVES = st.integers(-10**9, 10**9).map(lambda n: (n + 0.5) / 1e6)   # ties and near-ties
+
+
+@settings(max_examples=3_000)
+@given(v=st.one_of(st.floats(allow_nan=True, allow_infinity=True),
+                   st.floats(-2e6, 2e6), st.floats(-1e-3, 1e-3), _NEAR_HALVES,
+                   st.integers(-10**6, 10**6)),
+       digits=st.sampled_from([3, 6]))
+def test_round_fixed_is_round(v: float, digits: int) -> None:
+    expected = round(v, digits)
+    got = round_fixed(v, 10.0 ** digits, digits)
+    # the same value, type and sign of zero (repr tells -0.0 from 0.0 and 1 from 1.0)
+    assert repr(got) == repr(expected)
+
+
+def test_round_fixed_on_points_like_values() -> None:
+    rng = random.Random(11)
+    for _ in range(200_000):
+        v = rng.choice([rng.uniform(-40, 40), rng.uniform(0, 1), rng.randrange(10**8) / 2e6,
+                        rng.randrange(10**5) / 2e3])
+        for digits in (3, 6):
+            assert repr(round_fixed(v, 10.0 ** digits, digits)) == repr(round(v, digits))

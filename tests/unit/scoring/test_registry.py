@@ -39,3 +39,17 @@ def test_every_learner_learns_a_separable_concept():
         for i in range(400):
             m.learn_one({"a": float(i % 2), "n": (i * 7919 % 13) / 13}, bool(i % 2))
         assert predict(m, {"a": 1.0, "n": 0.5}) > predict(m, {"a": 0.0, "n": 0.5}), name
+
+
+def test_version_follows_learning_and_loading():
+    # version() is cached per target: it must change with every learn and load
+    reg = ModelRegistry(config())
+    assert reg.version("convert") == "logreg@0" and reg.source("convert") == "rules"
+    trainer = _trained()
+    assert trainer.version("convert") == "logreg@200"
+    reg.load("convert", trainer.snapshot("convert"))
+    assert reg.version("convert") == "logreg@200"
+    reg.learn("convert", {"a": 1.0}, 1)
+    assert reg.version("convert") == "logreg@201"
+    reg._gates["convert"].load_pairs([], True)   # noqa: SLF001 - an open gate shows the version
+    assert reg.source("convert") == "logreg@201"
