@@ -49,7 +49,7 @@ _NEAR_HALVES = st.integers(-10**9, 10**9).map(lambda n: (n + 0.5) / 1e6)   # tie
 @given(v=st.one_of(st.floats(allow_nan=True, allow_infinity=True),
                    st.floats(-2e6, 2e6), st.floats(-1e-3, 1e-3), _NEAR_HALVES,
                    st.integers(-10**6, 10**6)),
-       digits=st.sampled_from([3, 6]))
+       digits=st.sampled_from([2, 3, 6]))
 def test_round_fixed_is_round(v: float, digits: int) -> None:
     expected = round(v, digits)
     got = round_fixed(v, 10.0 ** digits, digits)
@@ -62,5 +62,5 @@ def test_round_fixed_on_points_like_values() -> None:
     for _ in range(200_000):
         v = rng.choice([rng.uniform(-40, 40), rng.uniform(0, 1), rng.randrange(10**8) / 2e6,
                         rng.randrange(10**5) / 2e3])
-        for digits in (3, 6):
+        for digits in (2, 3, 6):
             assert repr(round_fixed(v, 10.0 ** digits, digits)) == repr(round(v, digits))
