@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import operator
 import re
+from bisect import bisect_left
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -90,6 +91,7 @@ class Compiled:
     daily: bool = False        # reads the business day (daily windows)
     clocks: set[ClockAtom] = field(default_factory=set)  # clock reads with a known horizon
     guards: set[Guard] = field(default_factory=set)   # reads re-run only when their value moves
+    windows: set[DailyWindow] = field(default_factory=set)   # the daily windows it reads
 
 
 def parse_duration(text: Any) -> int | None:
@@ -124,7 +126,7 @@ def compile_expr(text: str, req: Requirements, params: dict[str, Any]) -> Compil
     c = _Compiler(str(text), req, params)
     fn = c.expr(tree)
     return Compiled(fn, str(text), c.deps, c.granularity, c.reads, c.timed, c.daily, c.clocks,
-                    c.guards)
+                    c.guards, c.windows)
 
 
 class Probe:
@@ -420,6 +422,52 @@ class RecentWindow:
 ClockAtom = SinceThreshold | RecentWindow
 
 
+@dataclass(frozen=True)
+class DailyWindow:
+    """A daily window a rule reads: the events of ``sel`` (count, active_days, rate) or the
+    sum of ``spec`` over the last ``days`` business days, weighted by age when ``decayed``.
+
+    On a new business day with no event since the last evaluation (a clock tick), its value
+    can move only if a daily bucket leaves it; a decayed window's moves if it holds any
+    bucket (every weight changes). No bucket is later than the last evaluation's day.
+
+    >>> from stream_app.state import new_state
+    >>> st = new_state("u"); st["st"]["x"] = "click"; st["d"]["x"] = [[10, 1], [14, 2]]
+    >>> w = DailyWindow(Selector.parse("x"), None, 3)
+    >>> w.moved(st, 14, 15), w.moved(st, 14, 16), w.moved(st, 12, 16)
+    (False, False, True)
+    >>> DailyWindow(Selector.parse("x"), None, 3, decayed=True).moved(st, 14, 15)
+    True
+    """
+
+    sel: Selector | None
+    spec: PropSpec | None
+    days: int
+    decayed: bool = False
+
+    def moved(self, state: dict[str, Any], old_today: int, today: int) -> bool:
+        """Whether the window's value at business day ``today`` can differ from its value at
+        ``old_today`` (earlier), with no event applied in between."""
+        lo = old_today - self.days + 1
+        hi = old_today if self.decayed else min(today - self.days, old_today)
+        if hi < lo:
+            return False
+        if self.spec is not None:
+            b = state.get("s", {}).get(self.spec.key)
+            lists = [b] if b else []
+        else:
+            lists = query._day_lists(state, self.sel)
+        for b in lists:
+            i = bisect_left(b, lo, key=_bucket_day)
+            if i < len(b) and b[i][0] <= hi:
+                return True
+        return False
+
+
+def _bucket_day(bucket: list) -> int:
+    return bucket[0]
+
+
 # -- helpers used by the compiled closures ------------------------------------------------
 _NUMBER_TYPES = (int, float)
 
@@ -492,6 +540,7 @@ class _Compiler:
         self.daily = False
         self.clocks: set[ClockAtom] = set()
         self.guards: set[Guard] = set()
+        self.windows: set[DailyWindow] = set()
         self.granularity = DAY_MS
 
     # -- utilities
@@ -800,6 +849,7 @@ def _f_count(c: _Compiler, node, args, kwargs) -> Fn:
         hl = None
         if "half_life" in kwargs:
             hl = c.window(kwargs["half_life"]) / DAY_MS
+        c.windows.add(DailyWindow(sel, None, days, hl is not None))
         return lambda ctx: query.count_days(ctx.state, sel, ctx.today, days, hl)
     if "half_life" in kwargs:
         raise c.err(node, "count(): half_life needs a window of whole days")
@@ -818,8 +868,10 @@ def _daily_window(c: _Compiler, node, arg, sel: Selector | None = None,
     c.daily = True
     if sel is not None:
         c.req.need_days(sel, days)
+        c.windows.add(DailyWindow(sel, None, days))
     if spec is not None:
         c.req.need_sum_days(spec, days)
+        c.windows.add(DailyWindow(None, spec, days))
     return days
 
 
@@ -912,6 +964,7 @@ def _f_rate(c: _Compiler, node, args, kwargs) -> Fn:
     if len(args) == 3:
         days = _daily_window(c, node, args[2], sel=a)
         c.req.need_days(b, days)
+        c.windows.add(DailyWindow(b, None, days))
 
         def f(ctx: EvalContext) -> Any:
             den = query.count_days(ctx.state, b, ctx.today, days)

@@ -417,6 +417,12 @@ class TagEngine:
         fresh = fresh and not self.full
         selective = fresh or (not self.full and state.get("rv") == rs.version
                               and ("th" in state or not rs.clock_atoms))
+        daily = None
+        if selective and day_changed and not fresh:
+            # a new day: of the daily tags, only those whose windows the day moved (read
+            # before the prune, which may drop the buckets leaving them); what the events
+            # moved is planned apart (their reads and guards)
+            daily = rs.daily_moved(state, (last + off) // DAY_MS, (now + off) // DAY_MS)
         if not selective or day_changed or prune:
             self._updater.prune(state, now)
         elif "rt" in state:
@@ -429,7 +435,8 @@ class TagEngine:
         else:
             th = state.get("th")
             clock_passed = th is not None and now >= th
-            plan = rs.plan(touched, day_changed, clock_passed, now != last, moved=moved)
+            plan = rs.plan(touched, day_changed, clock_passed, now != last, moved=moved,
+                           daily=daily)
         if plan[1] or fresh:
             changes, why = self._run_plan(state, now, plan, trigger, reason, touched, fresh)
         else:   # no rule can have moved: every tag keeps its value

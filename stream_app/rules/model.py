@@ -30,6 +30,7 @@ from typing import Any
 from stream_app.rules.compiler import (
     ClockAtom,
     Compiled,
+    DailyWindow,
     EvalContext,
     Guard,
     Probe,
@@ -82,6 +83,7 @@ class TagDef:
     daily: bool = False           # its rule reads the business day (daily windows)
     clocks: tuple[ClockAtom, ...] = ()   # clock reads whose next change the state tells
     guards: tuple[Guard, ...] = ()       # reads that matter only when their value moves
+    windows: tuple[DailyWindow, ...] = ()   # the daily windows it reads (``daily``)
 
     def finish(self) -> None:
         """Collect deps/reads/timed/daily/clocks from the compiled expressions (called by the
@@ -94,6 +96,7 @@ class TagDef:
         self.daily = any(e.daily for e in exprs)
         self.clocks = tuple(sorted(set().union(*(e.clocks for e in exprs)), key=repr))
         self.guards = tuple(sorted(set().union(*(e.guards for e in exprs)), key=lambda g: g.text))
+        self.windows = tuple(sorted(set().union(*(e.windows for e in exprs)), key=repr))
 
     def label(self, value: Any, lang: str = "en") -> str:
         """Label of ``value`` (enum labels; other kinds: the value as text)."""
@@ -191,6 +194,11 @@ class RuleSet:
                 out |= self._dependents.get(d, frozenset())
             self._dependents[t.id] = frozenset(out)
         self._plans: dict[tuple, tuple[frozenset[str], tuple[TagDef, ...], bool]] = {}
+        #: daily window -> the tags that read it (see :meth:`daily_moved`)
+        self._windows: dict[DailyWindow, set[str]] = {}
+        for t in self.order:
+            for w in t.windows:
+                self._windows.setdefault(w, set()).add(t.id)
         self._empty: dict[str, Any] | None = None
         self._guards: dict[tuple[str, str], tuple] = {}
 
@@ -256,7 +264,7 @@ class RuleSet:
 
     def plan(self, touched: tuple[tuple[str, str], ...], day_changed: bool,
              clock_passed: bool, clock_moved: bool, fresh: bool = False,
-             moved: frozenset[Guard] | None = None
+             moved: frozenset[Guard] | None = None, daily: frozenset[str] | None = None
              ) -> tuple[frozenset[str], tuple[TagDef, ...], bool]:
         """What a selective evaluation must look at (cached per key).
 
@@ -268,7 +276,8 @@ class RuleSet:
         ``fresh``: the first evaluation of a new state (previous values: :attr:`empty_values`),
         which also runs every tag whose empty value is not None. ``moved``: the guards whose
         value the touched events changed (None: unknown, every guard of a touched selector
-        counts as moved).
+        counts as moved). ``daily``: the daily tags a day change can move (None: every one;
+        see :meth:`daily_moved`).
 
         >>> from stream_app.rules.loader import load_ruleset
         >>> from stream_app.rules.engine import DEFAULT_RULES
@@ -283,14 +292,15 @@ class RuleSet:
         >>> [t.id for t in cands if t.id not in must], moved
         (['intent', 'rfm_segment'], False)
         """
-        key = (touched, day_changed, clock_passed, clock_moved, fresh, moved)
+        key = (touched, day_changed, clock_passed, clock_moved, fresh, moved, daily)
         out = self._plans.get(key)
         if out is not None:
             return out
         empty = self.empty_values if fresh else {}
         must = frozenset(
             t.id for t in self.order
-            if (day_changed and t.daily) or (clock_passed and t.clocks)
+            if (day_changed and t.daily and (daily is None or t.id in daily))
+            or (clock_passed and t.clocks)
             or (clock_moved and t.timed) or t.id in empty
             or any(s.matches(et, sm) for s in t.reads for et, sm in touched)
             or (any(g in moved for g in t.guards) if moved is not None else
@@ -304,6 +314,28 @@ class RuleSet:
             self._plans.clear()
         self._plans[key] = out
         return out
+
+    def daily_moved(self, state: dict[str, Any], old_today: int, today: int) -> frozenset[str]:
+        """The daily tags whose value a day change from ``old_today`` to ``today`` can move
+        when no event came in between (a clock tick): those reading a daily window that a
+        bucket leaves, or a decayed one holding a bucket (:meth:`DailyWindow.moved`). Their
+        other inputs (the clock, tags they read) are planned apart. Read before the day's
+        prune, which may drop the leaving buckets.
+
+        >>> from stream_app.rules.loader import load_ruleset
+        >>> from stream_app.rules.engine import DEFAULT_RULES
+        >>> from stream_app.state.record import new_state
+        >>> rs = load_ruleset(DEFAULT_RULES)
+        >>> st = new_state("u"); st["st"]["page_view"] = "click"
+        >>> st["d"]["page_view"] = st.setdefault("ds", {})["click"] = [[100, 1]]
+        >>> sorted(rs.daily_moved(st, 100, 101)), "activity" in rs.daily_moved(st, 100, 200)
+        ([], True)
+        """
+        out: set[str] = set()
+        for window, tags in self._windows.items():
+            if not tags <= out and window.moved(state, old_today, today):
+                out |= tags
+        return frozenset(out)
 
     def clock_starts(self, state: dict[str, Any]) -> list[int | None]:
         """The start time of every since() threshold group (the latest / earliest time of

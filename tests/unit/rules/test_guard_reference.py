@@ -1,7 +1,8 @@
 """Equivalence of the guards' faster code paths (session 9) with the plain code they replace,
 kept here as reference implementations: the since() guard's one-pass start times, the
-active-days precheck that reads the newest daily bucket first and stops at two events, and
-``Selector.extreme`` with a type left out. Random states and events (hypothesis) go through
+active-days precheck that reads the newest daily bucket first and stops at two events,
+``Selector.extreme`` with a type left out, and the daily windows a new day moves (ticks skip
+the daily rules whose windows kept their value). Random states and events (hypothesis) go through
 both; any difference fails. The engine-level equivalence (selective = full evaluation, the
 first-evaluation memo = no memo) is in test_property_selective.py."""
 
@@ -13,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stream_app.rules.compiler import (
+    DailyWindow,
     Probe,
     _active_days_moved,
     _compare,
@@ -20,7 +22,7 @@ from stream_app.rules.compiler import (
     compile_expr,
 )
 from stream_app.state import query
-from stream_app.state.requirements import Requirements, Selector
+from stream_app.state.requirements import PropSpec, Requirements, Selector
 
 TYPES = ["page_view", "course_view", "lesson_attended", "order_paid", "outcome", "registered"]
 STREAM = {"page_view": "click", "course_view": "click", "lesson_attended": "study",
@@ -157,3 +159,30 @@ def test_reference_tests_reach_both_outcomes():
     assert guard.pre(still) and not guard.after(still)   # a second event the same day
     _, ad_pre, _, _ = _active_days_moved(sel, 30)
     assert ad_pre(moved) and not ad_pre(still)
+
+
+# -- daily windows on a new day (ticks) ----------------------------------------------------
+@settings(max_examples=800, deadline=None)
+@given(buckets=st.lists(st.tuples(st.integers(80, 110), st.integers(1, 3)), max_size=8),
+       days=st.integers(1, 12), old_today=st.integers(100, 110), step=st.integers(1, 15),
+       decayed=st.booleans(), by_sum=st.booleans())
+def test_a_daily_window_that_did_not_move_keeps_its_value(buckets, days, old_today, step,
+                                                          decayed, by_sum):
+    """``DailyWindow.moved`` false on a day change (no bucket after the old day, as after an
+    evaluation) means the window's value at the new day equals the old one, for counts,
+    active days, sums and decayed counts; true means some read differs (not too eager)."""
+    b = [[d, n] for d, n in sorted(dict(buckets).items()) if d <= old_today]
+    sel = Selector.parse("course_view")
+    spec = PropSpec(sel, "amount")
+    state: dict[str, Any] = {"st": {"course_view": "click"}, "d": {"course_view": b} if b else {},
+                             "s": {spec.key: b} if b else {}}
+    today = old_today + step
+    window = DailyWindow(None, spec, days) if by_sum else DailyWindow(sel, None, days, decayed)
+
+    def reads(day: int) -> tuple:
+        if by_sum:
+            return (query.prop_sum(state, spec, day, days),)
+        if decayed:
+            return (query.count_days(state, sel, day, days, 2.0),)
+        return (query.count_days(state, sel, day, days), query.active_days(state, sel, day, days))
+    assert window.moved(state, old_today, today) == (reads(today) != reads(old_today))
