@@ -34,6 +34,7 @@ from stream_app.app.topics import TICKS, contract, source_topic
 from stream_app.dlq import dead_letter
 from stream_app.errors import ConfigError, EventError
 from stream_app.events import Event, parse_event
+from stream_app.scoring.points import round_fixed
 from stream_app.security.pii import protect_event_props
 
 log = logging.getLogger(__name__)
@@ -95,9 +96,11 @@ def send_dlq(msg: Any, reason: str, detail: str) -> None:
     emit(DLQ_TOPIC, msg.topic, rec)
 
 
-def publish_scoring(user_id: str, tenant: str, step: Any, broker_ts: float | None) -> None:
+def publish_scoring(user_id: str, tenant: str, step: Any, broker_ts: float | None,
+                    rounded: dict[str, float] | None = None) -> None:
     """Send alerts and training pairs of one scoring step; queue the score fields for Redis
-    (at the published resolution, 0.01; the projection writes only fields that moved)."""
+    (at the published resolution, 0.01, given as ``rounded`` by :func:`score_event`; the
+    projection writes only fields that moved)."""
     for alert in step.alerts:
         emit(ALERT_TOPICS[alert["kind"]], user_id, alert)
         metrics.child(metrics.ALERTS, alert["kind"]).inc()
@@ -108,26 +111,50 @@ def publish_scoring(user_id: str, tenant: str, step: Any, broker_ts: float | Non
             "target": ex.target, "x": ex.x, "y": ex.y, "ts": ex.ts, "user_id": user_id,
             "gate": ex.gate})
     if step.scores:
+        if rounded is None:
+            rounded = round_scores(step.scores)
         fields: dict[str, Any] = {}
-        for target, score in step.scores.items():
-            fields[f"score:{target}"] = round(score, 2)
-            fields[f"layer:{target}"] = step.layers.get(target)
-            fields[f"source:{target}"] = step.source.get(target)
+        layers, source = step.layers, step.source
+        for target, score in rounded.items():
+            score_key, layer_key, source_key = _score_fields(target)
+            fields[score_key] = score
+            fields[layer_key] = layers.get(target)
+            fields[source_key] = source.get(target)
         if not NO_REDIS:
             runtime.projection.set_fields(tenant, user_id, fields)
 
 
-def score_event(state: dict[str, Any], ev: Event, result: Any) -> Any:
-    """Run the scorer on ``ev``; fold score-driven tag changes into ``result``."""
+def round_scores(scores: dict[str, float]) -> dict[str, float]:
+    """Scores at the published resolution (``round(v, 2)``, bit for bit)."""
+    return {t: round_fixed(v, 1e2, 2) for t, v in scores.items()}
+
+
+_FIELD_NAMES: dict[str, tuple[str, str, str]] = {}
+
+
+def _score_fields(target: str) -> tuple[str, str, str]:
+    """The Redis field names of a target's score, layer and source (built once)."""
+    names = _FIELD_NAMES.get(target)
+    if names is None:
+        names = _FIELD_NAMES[target] = (f"score:{target}", f"layer:{target}",
+                                        f"source:{target}")
+    return names
+
+
+def score_event(state: dict[str, Any], ev: Event,
+                result: Any) -> tuple[Any, dict[str, float] | None]:
+    """Run the scorer on ``ev``; fold score-driven tag changes into ``result``. Returns the
+    step and its scores rounded to the published resolution (None without scores)."""
     step = runtime.scorer.on_event(state.get("sc"), ev, rule_tags=state.get("tags"))
     state["sc"] = step.sc_state
+    rounded = None
     if step.scores:
-        rounded = {t: round(v, 2) for t, v in step.scores.items()}
+        rounded = round_scores(step.scores)
         if rounded != state.get("scores"):
             extra = runtime.engine.on_scores(state, rounded, ev.ts)
             result.changes.extend(extra.changes)
             result.why.update(extra.why)
-    return step
+    return step, rounded
 
 
 def publish(user_id: str, result: Any, broker_ts: float | None) -> None:
@@ -185,8 +212,8 @@ async def handle_event(msg: Any, stream: str) -> None:
         metrics.DUPLICATES.labels(stream=stream).inc()
         return
     if result.state is not None and not NO_SCORING:
-        step = score_event(result.state, ev, result)
-        publish_scoring(ev.user_id, ev.tenant, step, msg.timestamp)
+        step, rounded = score_event(result.state, ev, result)
+        publish_scoring(ev.user_id, ev.tenant, step, msg.timestamp, rounded)
     publish(ev.user_id, result, msg.timestamp)
     store_state(ev.user_id, result.state, msg.partition)
     runtime.processed += 1
