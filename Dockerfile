@@ -19,10 +19,7 @@ COPY pyproject.toml README.md ./
 COPY stream_app ./stream_app
 COPY topics ./topics
 COPY config ./config
-# the worker's hot modules compiled with Cython (stream_app/compiled.py); the compiler goes again
-RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev \
-    && pip install -e '.[native]' && stream-app compile \
-    && apt-get purge -y gcc libc6-dev && apt-get autoremove -y && rm -rf /var/lib/apt/lists/*
+RUN pip install -e .
 
 USER app
 EXPOSE 6066 8080

@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: help install compile doctest run test test-unit test-integration test-faults lint bench bench-quick eval-oulad clean
+.PHONY: help install run test test-unit test-integration test-faults lint bench bench-quick eval-oulad clean
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -16,24 +16,16 @@ $(BIN)/stream-app: pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	@touch $@
 
-install: $(BIN)/stream-app compile  ## create .venv, install stream-app with dev tools, compile
-
-compile: $(BIN)/stream-app  ## compile the worker's hot modules with Cython (only what changed)
-	$(BIN)/stream-app compile
+install: $(BIN)/stream-app  ## create .venv and install stream-app with dev tools
 
 run: install  ## run everything embedded: broker, Redis, worker, simulator, live summary
 	$(BIN)/stream-app dev
 
 test: install  ## the whole test suite (unit + integration on a real broker and Redis)
-	STREAM_APP_REQUIRE_COMPILED=1 $(BIN)/python -m pytest tests --ignore=tests/faults -q
-	$(MAKE) --no-print-directory doctest
-
-doctest: install  ## the docstring examples (run from the sources: doctest reads them)
-	STREAM_APP_PURE_PYTHON=1 $(BIN)/python -m pytest stream_app -q
+	$(BIN)/python -m pytest tests stream_app --ignore=tests/faults -q
 
 test-unit: install  ## unit tests and doctests only (no broker)
-	STREAM_APP_REQUIRE_COMPILED=1 $(BIN)/python -m pytest tests/unit -q
-	$(MAKE) --no-print-directory doctest
+	$(BIN)/python -m pytest tests/unit stream_app -q
 
 test-integration: install  ## integration tests only
 	$(BIN)/python -m pytest tests/integration -q
@@ -53,6 +45,5 @@ eval-oulad: install  ## at-risk scoring on real OULAD data vs a batch LightGBM b
 lint: install  ## ruff
 	$(BIN)/ruff check stream_app tests
 
-clean:  ## remove the venv, run data and compiled modules
-	-test -x $(BIN)/stream-app && $(BIN)/stream-app compile --clean
+clean:  ## remove the venv and run data
 	rm -rf $(VENV) var .pytest_cache

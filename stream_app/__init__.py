@@ -8,8 +8,3 @@ Layers (imports point downwards only)::
 """
 
 __version__ = "0.1.0"
-
-# compiled hot modules: a build older than its source never runs (stream_app/compiled.py)
-from stream_app.compiled import install_guard as _install_guard  # noqa: E402
-
-_install_guard()
