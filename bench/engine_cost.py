@@ -36,13 +36,13 @@ import gc
 import hashlib
 import importlib
 import statistics
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from bench.trees import other_tree
 from stream_app.contract import load_contract
 from stream_app.events import parse_event
 from stream_app.rules.engine import DEFAULT_RULES, TagEngine
@@ -132,23 +132,11 @@ def run(wl: Any, events: int = 60_000, rounds: int = 2, sweep_min: float = 60.0
 
 def _load_tree(root: Path) -> tuple[type, Any]:
     """``(TagEngine, default rule set)`` of the stream_app tree under ``root``, imported
-    apart from this process's own (its modules are dropped from ``sys.modules`` after, so
-    an import the other tree does inside a function gets this tree's module)."""
-    mine = {k: m for k, m in sys.modules.items()
-            if k == "stream_app" or k.startswith("stream_app.")}
-    for k in mine:
-        del sys.modules[k]
-    sys.path.insert(0, str(root))
-    try:
+    apart from this process's own (:func:`bench.trees.other_tree`)."""
+    with other_tree(root):
         engine = importlib.import_module("stream_app.rules.engine")
         loader = importlib.import_module("stream_app.rules.loader")
-        out = engine.TagEngine, loader.load_ruleset(engine.DEFAULT_RULES)
-    finally:
-        sys.path.remove(str(root))
-        for k in [k for k in sys.modules if k == "stream_app" or k.startswith("stream_app.")]:
-            del sys.modules[k]
-        sys.modules.update(mine)
-    return out
+        return engine.TagEngine, loader.load_ruleset(engine.DEFAULT_RULES)
 
 
 def _layout_only(a: dict[str, Any], b: dict[str, Any]) -> set[str]:

@@ -28,7 +28,6 @@ import argparse
 import gc
 import importlib
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -36,6 +35,7 @@ from typing import Any
 
 import orjson
 
+from bench.trees import other_tree
 from stream_app.contract import load_contract
 from stream_app.errors import EventError
 from stream_app.events import parse_event
@@ -49,24 +49,12 @@ Step = tuple[Callable[..., Any], Callable[..., Any], type[Exception]]
 
 def _import_tree(root: Path) -> Step:
     """``(parse_event, protect_event_props, EventError)`` of the stream_app tree under
-    ``root``, imported apart from this process's own (its modules leave ``sys.modules``)."""
-    def ours() -> dict[str, Any]:
-        return {k: m for k, m in sys.modules.items()
-                if k == "stream_app" or k.startswith("stream_app.")}
-    mine = ours()
-    for k in mine:
-        del sys.modules[k]
-    sys.path.insert(0, str(root))
-    try:
+    ``root``, imported apart from this process's own (:func:`bench.trees.other_tree`)."""
+    with other_tree(root):
         events = importlib.import_module("stream_app.events")
         pii = importlib.import_module("stream_app.security.pii")
         errors = importlib.import_module("stream_app.errors")
         return events.parse_event, pii.protect_event_props, errors.EventError
-    finally:
-        sys.path.remove(str(root))
-        for k in ours():
-            del sys.modules[k]
-        sys.modules.update(mine)
 
 
 def outcome(step: Step, raw: Any, stream: str) -> tuple[Any, ...]:
