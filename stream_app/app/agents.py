@@ -97,10 +97,11 @@ def send_dlq(msg: Any, reason: str, detail: str) -> None:
 
 
 def publish_scoring(user_id: str, tenant: str, step: Any, broker_ts: float | None,
-                    rounded: dict[str, float] | None = None) -> None:
+                    rounded: dict[str, float] | None) -> None:
     """Send alerts and training pairs of one scoring step; queue the score fields for Redis
-    (at the published resolution, 0.01, given as ``rounded`` by :func:`score_event`; the
-    projection writes only fields that moved)."""
+    (``rounded``: the step's scores at the published resolution, 0.01, as
+    :func:`score_event` returns them, None without scores; the projection writes only
+    fields that moved)."""
     for alert in step.alerts:
         emit(ALERT_TOPICS[alert["kind"]], user_id, alert)
         metrics.child(metrics.ALERTS, alert["kind"]).inc()
@@ -110,9 +111,7 @@ def publish_scoring(user_id: str, tenant: str, step: Any, broker_ts: float | Non
         emit(TRAINING_TOPIC, ex.target, {
             "target": ex.target, "x": ex.x, "y": ex.y, "ts": ex.ts, "user_id": user_id,
             "gate": ex.gate})
-    if step.scores:
-        if rounded is None:
-            rounded = round_scores(step.scores)
+    if rounded:
         fields: dict[str, Any] = {}
         layers, source = step.layers, step.source
         for target, score in rounded.items():
