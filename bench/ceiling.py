@@ -86,12 +86,16 @@ class Pacer:
 
 
 def latency(bootstrap: str, records: Sequence[Record], partitions: int, rate: float,
-            fetch_wait_ms: int) -> dict[str, Any]:
+            fetch_wait_ms: int, block: int | None = None,
+            keep_values: bool = False) -> dict[str, Any]:
     """Broker-alone end-to-end latency: confluent producer -> confluent consumer at ``rate``,
-    the consumer with ``fetch.wait.max.ms=fetch_wait_ms`` (the workers' setting)."""
+    the consumer with ``fetch.wait.max.ms=fetch_wait_ms`` (the workers' setting).
+    ``block``: one of several blocks at this rate (each on a topic of its own, so a block
+    never reads an earlier one's records); ``keep_values``: the latencies themselves too
+    (``values``), to merge blocks."""
     from stream_app.kafka_io import make_producer, read_assigned  # noqa: PLC0415
 
-    topic = f"bench.latency.{int(rate)}"
+    topic = f"bench.latency.{int(rate)}" + (f".b{block}" if block is not None else "")
     create_topics(bootstrap, partitions, extra={topic: partitions})
     c = read_assigned(bootstrap, topic, partitions, from_beginning=True,
                       **{"fetch.wait.max.ms": fetch_wait_ms})
@@ -116,4 +120,4 @@ def latency(bootstrap: str, records: Sequence[Record], partitions: int, rate: fl
     th.join(15)
     c.close()
     return {"rate": round(rate), "achieved_rate": round(achieved), "n": len(lat),
-            **percentiles(lat)}
+            **percentiles(lat), **({"values": lat} if keep_values else {})}

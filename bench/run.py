@@ -324,12 +324,13 @@ def merge_blocks(parts: list[dict[str, Any]]) -> dict[str, Any]:
 
 def latency_points(args, wl, s, lag, eps: float,  # noqa: ANN001
                    pids: dict[str, int] | None = None) -> dict[str, Any]:
-    """At 50% and 80% of the 1-worker rate: broker-alone latency, then stream-app in two
-    modes, in alternating blocks (:func:`block_order`): the workload's event times replayed
-    (the simulator's clock, far faster than wall time), and each event re-stamped at its
-    produce time (live traffic). Each block starts once the group has caught up (lag 0,
-    anomaly partials included) across one clock sweep (:func:`settle`) and reads outputs
-    until it caught up again. ``--latency-pin``: the worker on a CPU of its own meanwhile
+    """At 50% and 80% of the 1-worker rate: broker-alone latency and stream-app in two
+    modes, in alternating blocks (:func:`block_order`; a broker-alone block before each
+    pair, compared with the pair's real-time block in :func:`pair_ratios`): the workload's
+    event times replayed (the simulator's clock, far faster than wall time), and each event
+    re-stamped at its produce time (live traffic). Each block starts once the group has caught
+    up (lag 0, anomaly partials included) across one clock sweep (:func:`settle`) and reads
+    outputs until it caught up again. ``--latency-pin``: the worker on a CPU of its own meanwhile
     (:func:`_pin_latency`)."""
     pinned = _pin_latency(pids or {}) if getattr(args, "latency_pin", False) else None
     try:
@@ -357,6 +358,27 @@ def _pin_latency(pids: dict[str, int], unpin: bool = False) -> dict[str, list[in
     return used
 
 
+def pair_ratios(broker: list[dict[str, Any]], live: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The real-time p99 of each block over the p99 of the broker-alone block measured just
+    before it (the same broker, minutes apart at most): one verdict per block pair, beside
+    the pooled one, since a single p99 swings between runs on a shared machine.
+
+    Example:
+        >>> pair_ratios([{"p99": 40.0}, {"p99": 50.0}], [{"p99": 60.0}, {"p99": 120.0}])
+        [{'broker_p99': 40.0, 'realtime_p99': 60.0, 'ratio': 1.5}, \
+{'broker_p99': 50.0, 'realtime_p99': 120.0, 'ratio': 2.4}]
+    """
+    return [{"broker_p99": b["p99"], "realtime_p99": r["p99"],
+             "ratio": round(r["p99"] / b["p99"], 3) if b["p99"] else None}
+            for b, r in zip(broker, live, strict=False)]
+
+
+def _broker_block(b: dict[str, Any]) -> dict[str, Any]:
+    """A broker-alone block in the shape :func:`merge_blocks` takes."""
+    return {**b, "events": b["n"], "event_time_speedup": 1.0, "waited_for_idle_s": 0.0,
+            "drained_s": 0.0}
+
+
 def _latency_points(args, wl, s, lag, eps: float,  # noqa: ANN001
                     pids: dict[str, int] | None) -> dict[str, Any]:
     from bench import ceiling, systems  # noqa: PLC0415
@@ -370,16 +392,21 @@ def _latency_points(args, wl, s, lag, eps: float,  # noqa: ANN001
     for load in (0.5, 0.8):
         rate = eps * load
         n = int(rate * args.latency_seconds)
-        probe = CpuProbe(pids or {})
-        probe.snap(0)
-        b = ceiling.latency(s.bootstrap, wl.records[pos:pos + n], args.partitions, rate,
-                            args.fetch_wait_ms)
-        probe.snap(n)
-        b["machine"] = _machine_load(probe)
-        point: dict[str, Any] = {"broker": b}
         m = max(n // args.latency_blocks, 1)
-        parts: dict[str, list[dict[str, Any]]] = {"replay": [], "realtime": []}
-        for mode in order:
+        parts: dict[str, list[dict[str, Any]]] = {"broker": [], "replay": [], "realtime": []}
+        for i, mode in enumerate(order):
+            if i % 2 == 0:
+                # the broker alone before each pair of stream-app blocks: the embedded
+                # broker's cost per record grows with what it has taken (docs/PERFORMANCE.md),
+                # so each real-time block is compared with a broker block next to it
+                settle(lag)
+                probe = CpuProbe(pids or {})
+                probe.snap(0)
+                b = ceiling.latency(s.bootstrap, wl.records[pos:pos + m], args.partitions, rate,
+                                    args.fetch_wait_ms, block=i // 2, keep_values=True)
+                probe.snap(m)
+                b["machine"] = _machine_load(probe)
+                parts["broker"].append(_broker_block(b))
             live = wl.records[pos:pos + m]
             pos += m
             waited = settle(lag)
@@ -399,17 +426,24 @@ def _latency_points(args, wl, s, lag, eps: float,  # noqa: ANN001
                 p["event_time_speedup"] = 1.0
                 last = (stamper.last, sent)
             parts[mode].append(p)
-        for mode, ps in parts.items():
-            point[f"stream_app_{mode}"] = merge_blocks(ps)
+        broker = merge_blocks(parts["broker"])
+        point: dict[str, Any] = {"broker": {**broker, "n": broker["matched"]}}
+        for mode in ("replay", "realtime"):
+            point[f"stream_app_{mode}"] = merge_blocks(parts[mode])
+        point["pairs"] = pair_ratios(parts["broker"], parts["realtime"])
         lat[f"{int(load * 100)}"] = point
-        log(f"latency at {load:.0%}: broker p99 {b['p99']} ms, stream-app p99 replayed "
+        log(f"latency at {load:.0%}: broker p99 {broker['p99']} ms, stream-app p99 replayed "
             f"(x{point['stream_app_replay']['event_time_speedup']:g}) "
             f"{point['stream_app_replay']['p99']} ms, real-time "
-            f"{point['stream_app_realtime']['p99']} ms")
+            f"{point['stream_app_realtime']['p99']} ms; per block pair (real-time / broker) "
+            f"{[x['ratio'] for x in point['pairs']]}")
     return {"fetch_wait_ms": args.fetch_wait_ms, "loads": lat, "blocks": args.latency_blocks,
             "start": "send = wall time just before produce() (the input's CreateTime is "
                      "taken in the same call); end = CreateTime of the first output "
                      "(worker) / receipt by the consumer (broker alone); one machine clock",
+            "broker_blocks": "the broker alone is measured in blocks too, one before each "
+                             "pair of stream-app blocks; pairs: each real-time block's p99 "
+                             "over the broker block's before it",
             "realtime_clock": "produce wall time, offset to continue the worker's clock"}
 
 

@@ -327,3 +327,33 @@ def test_a_pinned_latency_run_says_so_in_the_report():
     pinned = {**lat, "pinned": {"worker-1": [0], "tansu": [1]}}
     assert "pinned during these points (--latency-pin): {'worker-1': [0]" in report.markdown(
         _res(latency=pinned), [])
+
+
+def test_each_realtime_block_is_judged_against_the_broker_block_before_it():
+    broker = [{"p99": 40.0}, {"p99": 80.0}, {"p99": 0.0}]
+    live = [{"p99": 60.0}, {"p99": 100.0}, {"p99": 5.0}]
+    pairs = run.pair_ratios(broker, live)
+    assert [p["ratio"] for p in pairs] == [1.5, 1.25, None]  # no division by a zero p99
+    assert pairs[1] == {"broker_p99": 80.0, "realtime_p99": 100.0, "ratio": 1.25}
+
+
+def test_the_block_pairs_are_shown_as_a_reference_with_how_many_met():
+    lat = {"loads": {"50": {"broker": {"p99": 40.0},
+                            "stream_app_realtime": {"p99": 90.0, "rate": 600},
+                            "pairs": [{"ratio": 1.5}, {"ratio": 2.5}, {"ratio": 1.8}]}}}
+    ts = {t["target"]: t for t in report.targets(_res(latency=lat))}
+    live = next(t for n, t in ts.items() if n.startswith("p99") and "real-time" in n)
+    assert (live["value"], live["met"]) == (2.25, False)   # the pooled verdict stays the target
+    pair = next(t for n, t in ts.items() if "per block pair" in n)
+    assert (pair["value"], pair["met"], pair["reference"]) == (1.8, True, True)
+    assert "1.5, 2.5, 1.8 (within 2x in 2 of 3)" in pair["target"]
+
+
+def test_broker_blocks_merge_like_the_stream_app_blocks():
+    a = run._broker_block({"rate": 500, "achieved_rate": 498, "n": 3, "p99": 1.0,
+                           "values": [10.0, 20.0, 30.0], "machine": None})
+    b = run._broker_block({"rate": 500, "achieved_rate": 502, "n": 1, "p99": 1.0,
+                           "values": [40.0], "machine": None})
+    m = run.merge_blocks([a, b])
+    assert (m["matched"], m["events"], m["blocks"], m["achieved_rate"]) == (4, 4, 2, 499)
+    assert m["p50"] == 25.0
