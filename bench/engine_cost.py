@@ -17,6 +17,10 @@ Usage::
     python -m bench.engine_cost --against /tmp/base
     python -m bench.engine_cost --against /tmp/base --no-gc   # no collector pauses
     python -m bench.engine_cost --by-type --no-gc     # on_event's CPU by event type
+    # as the worker runs it: each state decoded before and encoded after its step (timed),
+    # over the 225k-record workload; every step's state bytes compared
+    python -m bench.engine_cost --against /tmp/base --no-gc --codec \
+        --workload var/bench/workload-u50000-s42-225000.pkl --events 225000
 
 Example (a tiny run):
     >>> from bench.workload import build
@@ -164,12 +168,20 @@ def _digest(h: Any, r: Any) -> None:
 
 
 def lockstep(wl: Any, other: Path, events: int = 60_000, sweep_min: float = 60.0,
-             full: bool = False) -> dict[str, Any]:
+             full: bool = False, codec: bool = False) -> dict[str, Any]:
     """This tree's engine against the one under ``other`` (e.g. an older revision), in one
     process: every event and every sweep's ticks go through both back to back (who goes
     first alternates), each timed in CPU time, so machine load hits both alike. Returns
     µs/event and µs/tick of both and whether both gave the same output (every change record,
-    why record and derived event, byte for byte) and final states."""
+    why record and derived event, byte for byte) and final states.
+
+    ``codec``: keep each state as orjson bytes between steps, as the worker does
+    (``load_state`` decodes it, ``store_state`` encodes the new one), with the decode and
+    encode inside the timed part; every step's state bytes are then compared too (exactly,
+    key order included), and the final states byte for byte.
+    """
+    if codec:
+        return _lockstep_codec(wl, other, events, sweep_min, full)
     evs = _events(wl.records, events)
     pairs = [_load_tree(other), (TagEngine, load_ruleset(DEFAULT_RULES))]
     engines = [cls(rs, full=full) for cls, rs in pairs]
@@ -217,6 +229,73 @@ def lockstep(wl: Any, other: Path, events: int = 60_000, sweep_min: float = 60.0
     n = len(evs)
     out: dict[str, Any] = {"events": n, "ticks": ticks, "mode": "full" if full else "selective",
                            "same_result": same, "state_keys_of_one_layout": sorted(only)}
+    for i, name in enumerate(("other", "this")):
+        out[name] = {"us_per_event": round(ev_s[i] / n * 1e6, 1),
+                     "us_per_tick": round(tick_s[i] / ticks * 1e6, 1) if ticks else None,
+                     "changes": changes[i]}
+    out["ratio_other_over_this"] = round(ev_s[0] / ev_s[1], 2) if ev_s[1] else None
+    return out
+
+
+def _lockstep_codec(wl: Any, other: Path, events: int, sweep_min: float, full: bool
+                    ) -> dict[str, Any]:
+    """:func:`lockstep` with each state stored as orjson bytes between steps (decode, step,
+    encode timed together, as the worker's ``load_state`` / ``on_event`` / ``store_state``);
+    every step's output and new state bytes go into the compared digest."""
+    evs = _events(wl.records, events)
+    pairs = [_load_tree(other), (TagEngine, load_ruleset(DEFAULT_RULES))]
+    engines = [cls(rs, full=full) for cls, rs in pairs]
+    stored: list[dict[str, bytes]] = [{}, {}]
+    due_at: list[dict[str, int]] = [{}, {}]    # user -> the state's "nd"
+    ev_s, tick_s, changes = [0.0, 0.0], [0.0, 0.0], [0, 0]
+    digests = [hashlib.blake2b(), hashlib.blake2b()]
+    ticks = 0
+    sweep_ms = int(sweep_min * 60_000)
+    clock, loads, dumps = time.process_time, orjson.loads, orjson.dumps
+    next_sweep = None
+    for ev in evs:
+        if next_sweep is None:
+            next_sweep = ev.ts + sweep_ms
+        elif ev.ts >= next_sweep:
+            now = ev.ts
+            for i in (0, 1):
+                eng, sts = engines[i], stored[i]
+                t0 = clock()
+                for uid, nd in list(due_at[i].items()):   # the worker's due index
+                    if now >= nd:
+                        r = eng.on_tick(loads(sts[uid]), now)
+                        ticks += i
+                        changes[i] += len(r.changes)
+                        if r.state is None:
+                            del sts[uid], due_at[i][uid]
+                        else:
+                            sts[uid] = dumps(r.state)
+                            due_at[i][uid] = r.state["nd"]
+                        _digest(digests[i], r)
+                tick_s[i] += clock() - t0
+            next_sweep = now + sweep_ms
+        uid = ev.user_id
+        for i in ((0, 1) if ev.ts % 2 else (1, 0)):
+            sts = stored[i]
+            t0 = clock()
+            raw = sts.get(uid)
+            r = engines[i].on_event(loads(raw) if raw else None, ev)
+            new = None if r.state is None else dumps(r.state)
+            ev_s[i] += clock() - t0
+            changes[i] += len(r.changes)
+            _digest(digests[i], r)
+            if new is None:
+                sts.pop(uid, None)
+                due_at[i].pop(uid, None)
+            else:
+                sts[uid] = new
+                due_at[i][uid] = r.state["nd"]
+                digests[i].update(new)
+    same = (changes[0] == changes[1] and digests[0].digest() == digests[1].digest()
+            and stored[0] == stored[1])
+    n = len(evs)
+    out: dict[str, Any] = {"events": n, "ticks": ticks, "mode": "full" if full else "selective",
+                           "codec": True, "same_result": same, "state_keys_of_one_layout": []}
     for i, name in enumerate(("other", "this")):
         out[name] = {"us_per_event": round(ev_s[i] / n * 1e6, 1),
                      "us_per_tick": round(tick_s[i] / ticks * 1e6, 1) if ticks else None,
@@ -283,6 +362,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--against", type=Path, default=None, metavar="DIR",
                    help="compare with the stream_app tree under DIR in lockstep instead")
     p.add_argument("--full", action="store_true", help="with --against: full evaluation")
+    p.add_argument("--codec", action="store_true",
+                   help="with --against: keep states as orjson bytes between steps and time "
+                        "the decode and encode with the step, as the worker does; compares "
+                        "every step's state bytes")
+    p.add_argument("--workload", type=Path, default=None, metavar="PKL",
+                   help="a pickled bench.workload instead of the cached simulator run, e.g. "
+                        "var/bench/workload-u50000-s42-225000.pkl (--events caps it)")
     p.add_argument("--by-type", action="store_true",
                    help="instead: on_event's CPU by event type (count, µs, share; the state "
                         "update apart), to see which share to cut first")
@@ -293,7 +379,10 @@ def main(argv: list[str] | None = None) -> None:
                         "few percent either way")
     args = p.parse_args(argv)
     path = VAR / f"engine-workload-u{args.users}-s{args.seed}-{args.events}.pkl"
-    wl = cached(path, lambda: build(args.users, args.seed, max_events=args.events))
+    if args.workload is not None:
+        wl = cached(args.workload, lambda: build(args.users, args.seed, max_events=args.events))
+    else:
+        wl = cached(path, lambda: build(args.users, args.seed, max_events=args.events))
     if args.no_gc:
         gc.collect()
         gc.disable()
@@ -307,8 +396,9 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.against:
         res = lockstep(wl, args.against, events=args.events, sweep_min=args.sweep_min,
-                       full=args.full)
-        print(f"{res['mode']} on_event, lockstep over {res['events']:,} events: "
+                       full=args.full, codec=args.codec)
+        what = " with state decode/encode" if res.get("codec") else ""
+        print(f"{res['mode']} on_event{what}, lockstep over {res['events']:,} events: "
               f"{args.against} {res['other']['us_per_event']} CPU µs/event, this tree "
               f"{res['this']['us_per_event']} ({res['ratio_other_over_this']}x); "
               f"{res['ticks']:,} ticks at {res['other']['us_per_tick']} / "

@@ -134,19 +134,21 @@ class Probe:
     type and time, its business day and the evaluation's (``day``, ``today``), the clock
     (``now``), the type's latest / earliest time before the event (``old_l`` / ``old_f``),
     the prop aggregates whose value the event moved (``props``: ``"fp:<spec key>"`` etc., see
-    :meth:`~stream_app.state.record.StateUpdater.apply`) and a memo shared by the guards of
-    one event (guards of one selector read the same quantity)."""
+    :meth:`~stream_app.state.record.StateUpdater.apply`), a memo shared by the guards of
+    one event (guards of one selector read the same quantity) and ``old_day``, the business
+    day of ``old_l`` (None: not known)."""
 
     __slots__ = ("state", "etype", "ts", "day", "today", "now", "old_l", "old_f", "props",
-                 "memo")
+                 "memo", "old_day")
 
     def __init__(self, state: dict[str, Any], etype: str, ts: int, day: int, today: int,
                  now: int, old_l: int | None, old_f: int | None,
-                 props: set[str] | None = None) -> None:
+                 props: set[str] | None = None, old_day: int | None = None) -> None:
         self.state, self.etype, self.ts, self.day, self.today = state, etype, ts, day, today
         self.now, self.old_l, self.old_f = now, old_l, old_f
         self.props = props
         self.memo: dict[Any, Any] = {}
+        self.old_day = old_day
 
 
 @dataclass(frozen=True)
@@ -295,6 +297,11 @@ def _active_days_moved(sel: Selector, days: int) -> GuardSpec:
 
     def pre(p: Probe) -> bool:    # the event's day was not active before (for sel)
         total = p.memo.get(key)
+        if total is None and p.old_day == p.day:
+            # the event's type (one of sel's) had an event on that day already: the day's
+            # bucket holds both (kept for both or for neither: the next evaluation's day
+            # only moves forward), so the sum below would be 0 or at least 2
+            return False
         if total is None:   # the events of sel on the event's day
             total, day = 0, p.day
             for b in query._day_lists(p.state, sel):

@@ -132,6 +132,8 @@ class TagEngine:
         #: a new user's first evaluation by what decides it (see :meth:`_fresh_key`)
         self._fresh: dict[tuple, _FreshTemplate] = {}
         self._fresh_props: dict[tuple[str, str], tuple[str, ...]] = {}
+        #: tag key sets -> whether in rule order (:meth:`_in_rule_order`)
+        self._ordered: dict[tuple[str, ...], bool] = {}
 
     @property
     def tick_granularity_ms(self) -> int:
@@ -155,9 +157,11 @@ class TagEngine:
         key = None
         if fresh:
             state = new_state(event.user_id, event.tenant, event.ts)
-        elif self._updater.seen(state, event.event_id):
+        elif event.event_id in state["ids"]:   # StateUpdater.seen
             return StepResult(state, [], duplicate=True)
-        now = max(event.ts, state["now"])
+        now = state["now"]
+        if event.ts >= now:
+            now = event.ts
         if event.type == "deletion_requested":
             return self.forget(state, now, trigger=event.event_id)
         rs = self._ruleset
@@ -185,7 +189,8 @@ class TagEngine:
         if check:
             off = self.day_offset_ms
             probe = Probe(state, et, event.ts, (event.ts + off) // DAY_MS, (now + off) // DAY_MS,
-                          now, old_l, old_f, props)
+                          now, old_l, old_f, props,
+                          None if old_l is None else (old_l + off) // DAY_MS)
             hit = [g for pre, members in guards if pre(probe)
                    for g in members if g.after(probe)]
             moved = frozenset(hit) if hit else _NONE_MOVED
@@ -483,13 +488,39 @@ class TagEngine:
                               changes, why)
         if changes:   # rebuilt in rule order, as a full evaluation writes it
             upd = dict(old_tags)
+            kept = True    # every changed tag held a value and holds one: the keys stand
             for c in changes:
-                upd[c["tag_id"]] = c["new"]
-            state["tags"] = {tid: v for tid in rs.tag_ids if (v := upd.get(tid)) is not None}
+                tid, v = c["tag_id"], c["new"]
+                if v is None or tid not in upd:
+                    kept = False
+                upd[tid] = v
+            if not (kept and self._in_rule_order(old_tags) and None not in upd.values()):
+                upd = {tid: v for tid in rs.tag_ids if (v := upd.get(tid)) is not None}
+            state["tags"] = upd
         if hidden_ran or (fresh and rs.hidden_ids):
             tags = ctx.tags
             state["hid"] = {t: tags[t] for t in rs.hidden_ids if tags.get(t) is not None}
         return changes, why
+
+    def _in_rule_order(self, tags: dict[str, Any]) -> bool:
+        """Whether the keys of ``tags`` (no None values) come in rule order, as
+        :meth:`_run_plan` writes them (cached by the keys: a few hundred key sets).
+
+        >>> from stream_app.rules.loader import load_ruleset
+        >>> eng = TagEngine(load_ruleset(DEFAULT_RULES))
+        >>> eng._in_rule_order({"activity": 1, "intent": 2}), eng._in_rule_order({"intent": 2,
+        ...                                                                       "activity": 1})
+        (True, False)
+        """
+        keys = tuple(tags)
+        ok = self._ordered.get(keys)
+        if ok is None:
+            ids = self._ruleset.tag_ids
+            ok = list(keys) == [t for t in ids if t in tags]
+            if len(self._ordered) >= FRESH_MEMO:
+                self._ordered.clear()
+            self._ordered[keys] = ok
+        return ok
 
     def _note_change(self, state: dict[str, Any], ctx: Any, tag: Any, old: Any, new: Any,
                      reason: str | None, now: int, trigger: str | None,
@@ -539,8 +570,9 @@ class TagEngine:
     def _next_due(self, state: dict[str, Any], now: int) -> int:
         g, off = self._ruleset.granularity_ms, self.day_offset_ms
         nd = ((now + off) // g + 1) * g - off
-        lt = state["lt"] if state["lt"] is not None else now
-        return min(nd, lt + self.state_ttl_ms + 1)
+        lt = state["lt"]
+        ttl = (now if lt is None else lt) + self.state_ttl_ms + 1
+        return nd if nd <= ttl else ttl
 
     def _drop(self, state: dict[str, Any], now: int, reason: str,
               trigger: str | None) -> StepResult:

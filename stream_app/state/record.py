@@ -169,42 +169,70 @@ class StateUpdater:
         ({'lp:stream:click.channel'}, set(), {'stream:click.channel': [2000, 'e2', 'a']})
         """
         ts, et = ev.ts, ev.type
-        self.remember(state, ev.event_id)
-        ft, lt = state["ft"], state["lt"]
+        if self.dedup_window > 0:   # remember(), inline
+            ids = state["ids"]
+            ids.append(ev.event_id)
+            if len(ids) > self.dedup_window:
+                del ids[: len(ids) - self.dedup_window]
+        ft, lt, now = state["ft"], state["lt"], state["now"]
         # later than every event applied before (the usual, in-order case): no time or
         # record in the state is later, so latest ones are replaced and earliest ones kept
         # without reading them
         newest = lt is None or ts > lt
-        state["ft"] = ts if ft is None or ts < ft else ft
-        state["lt"] = lt = ts if newest else lt
+        if ft is None or ts < ft:
+            state["ft"] = ts
+        if newest:
+            state["lt"] = lt = ts
         off = self.day_offset_ms
         day = (ts + off) // DAY_MS
-        base_day = (max(lt, state["now"]) + off) // DAY_MS   # the next evaluation's day
+        base_day = ((lt if lt > now else now) + off) // DAY_MS   # the next evaluation's day
         types = state["st"]
         stream = types.get(et)
         if stream is None and len(types) < MAX_TYPES:
             types[et] = stream = ev.stream
-        if stream is not None:
-            n, f, la = state["n"], state["f"], state["l"]
+        tracked = stream is not None
+        if not tracked:
+            stream = ev.stream
+        plan = self._plans.get((et, stream))
+        if plan is None:
+            plan = self._plan(et, stream)
+        tret, sret, pidx, streaks, seqs, recent = plan
+        if tracked:
+            n, la = state["n"], state["l"]
             n[et] = n.get(et, 0) + 1
             if newest:
+                f = state["f"]
                 if et not in f:
                     f[et] = ts
                 la[et] = ts
             else:
+                f = state["f"]
                 cur = f.get(et)
                 if cur is None or ts < cur:
                     f[et] = ts
                 cur = la.get(et)
                 if cur is None or ts > cur:
                     la[et] = ts
-            if day > base_day - self.type_retention(et, stream):
-                buckets.add(state["d"].setdefault(et, []), day, 1)
-        else:
-            stream = ev.stream
-        sret, pidx, streaks, seqs, recent = self._plan(et, stream)
+            if day > base_day - tret:
+                d = state["d"]
+                b = d.get(et)
+                if b is None:
+                    d[et] = [[day, 1]]
+                elif b and b[-1][0] == day:   # buckets.add's common case, inline
+                    b[-1][1] += 1
+                else:
+                    buckets.add(b, day, 1)
         if sret is not None and day > base_day - sret:
-            buckets.add(state.setdefault("ds", {}).setdefault(stream, []), day, 1)
+            ds = state.get("ds")
+            if ds is None:
+                ds = state["ds"] = {}
+            b = ds.get(stream)
+            if b is None:
+                ds[stream] = [[day, 1]]
+            elif b and b[-1][0] == day:
+                b[-1][1] += 1
+            else:
+                buckets.add(b, day, 1)
         props = ev.props
         if props and pidx:
             for name, value in props.items():
@@ -234,17 +262,18 @@ class StateUpdater:
         >>> up.read_props("page_view", "click"), up.read_props("registered", "profile")
         (('channel',), ('region',))
         """
-        pidx = self._plan(etype, stream)[1]
+        pidx = self._plan(etype, stream)[2]
         names = sorted(pidx)
         if self._profile and stream == "profile":
             names += [n for n in self._profile if n not in pidx]
         return tuple(names)
 
     def _plan(self, etype: str, stream: str) -> tuple:
-        """What an event of (``etype``, ``stream``) updates, cached: the stream's daily-count
-        retention (None: not kept), prop name -> [(kind, spec)] of the specs it matches, the
-        streaks [(spec, is_a, is_b)] and pair sides [(spec, side)] it feeds, and whether its
-        timestamps are kept for sub-day windows."""
+        """What an event of (``etype``, ``stream``) updates, cached: the type's daily-count
+        retention (:meth:`type_retention`), the stream's (None: not kept), prop name ->
+        [(kind, spec)] of the specs it matches, the streaks [(spec, is_a, is_b)] and pair
+        sides [(spec, side)] it feeds, and whether its timestamps are kept for sub-day
+        windows."""
         key = (etype, stream)
         out = self._plans.get(key)
         if out is None:
@@ -255,7 +284,8 @@ class StateUpdater:
                     pidx[name] = mine
             streaks = [(sp, sp.a.matches(etype, stream), sp.b.matches(etype, stream))
                        for sp in self._streaks]
-            out = (self._stream_ret.get(stream), pidx, [x for x in streaks if x[1] or x[2]],
+            out = (self.type_retention(etype, stream), self._stream_ret.get(stream), pidx,
+                   [x for x in streaks if x[1] or x[2]],
                    [(sp, side) for sp in self._seqs
                     for side, sel in (("a", sp.a), ("b", sp.b)) if sel.matches(etype, stream)],
                    any(sel.matches(etype, stream) for sel in self._recent))
