@@ -82,7 +82,8 @@ __all__ = [
     "LATE_EVENTS", "METRIC_ANOMALY", "MODEL_GATE_OPEN", "MODEL_INFO", "MODEL_QUALITY", "OTHER",
     "READY", "REDIS_BUFFERED", "REDIS_ERRORS", "REDIS_WRITE_LATENCY", "TABLE_USERS",
     "TAG_CHANGES", "WORKER_INFO", "LabelPolicy", "METRIC_NAMES", "asgi_app", "biz_event",
-    "channel_label", "label_policy", "observe_e2e", "publish_observation", "publish_point",
+    "anomaly_gauges", "channel_label", "label_policy", "observe_e2e", "publish_observation",
+    "publish_point", "rate_gauge",
     "render", "set_anomaly", "set_consumer_lag", "set_label_policy",
     "set_model", "set_ready", "set_worker_info", "start_metrics_server", "step_label",
     "tenant_label",
@@ -339,6 +340,20 @@ def set_anomaly(metric: str, tenant: str | None, channel: str | None, window: st
                 anomalous: bool, score: float) -> None:
     """Publish the state of one monitored business series (``channel`` "all": the series
     over every channel)."""
+    gauges = anomaly_gauges(metric, tenant, channel, window)
+    gauges[0].set(1.0 if anomalous else 0.0)
+    gauges[1].set(score)
+
+
+def anomaly_gauges(metric: str, tenant: str | None, channel: str | None,
+                   window: str) -> tuple[Any, Any]:
+    """The ``stream_app_metric_anomaly`` and ``stream_app_anomaly_score`` children of one
+    business series (cached by the raw label values).
+
+    >>> a, z = anomaly_gauges("leads", "default", "all", "1h")
+    >>> z is ANOMALY_SCORE.labels("leads", "default", "all", "1h")
+    True
+    """
     key = (metric, tenant, channel, window)
     gauges = _ANOMALY_BY_RAW.get(key)
     if gauges is None:
@@ -347,8 +362,7 @@ def set_anomaly(metric: str, tenant: str | None, channel: str | None, window: st
         lbl = (metric, tenant_label(tenant), _channel_or_all(channel), window)
         gauges = _remember(_ANOMALY_BY_RAW, key,
                            (child(METRIC_ANOMALY, *lbl), child(ANOMALY_SCORE, *lbl)))
-    gauges[0].set(1.0 if anomalous else 0.0)
-    gauges[1].set(score)
+    return gauges
 
 
 _model_versions: dict[tuple[str, str], bool] = {}
@@ -365,13 +379,25 @@ def publish_point(point: Any) -> None:
     0.9
     """
     if point.kind == "rate" and point.den > 0:
-        key = (point.tenant, point.channel, point.metric, point.window)
-        gauge = _RATE_BY_RAW.get(key)
-        if gauge is None:
-            gauge = _remember(_RATE_BY_RAW, key, child(
-                BIZ_RATE, tenant_label(point.tenant), _channel_or_all(point.channel),
-                point.metric, point.window))
-        gauge.set(point.value)
+        rate_gauge(point).set(point.value)
+
+
+def rate_gauge(point: Any) -> Any:
+    """The ``stream_app_biz_rate`` child of a rate point's series (cached by the raw label
+    values).
+
+    >>> from stream_app.business import SeriesPoint
+    >>> g = rate_gauge(SeriesPoint("attendance", "default", "all", "1h", 0, 1, 9, 10, "rate"))
+    >>> g is BIZ_RATE.labels("default", "all", "attendance", "1h")
+    True
+    """
+    key = (point.tenant, point.channel, point.metric, point.window)
+    gauge = _RATE_BY_RAW.get(key)
+    if gauge is None:
+        gauge = _remember(_RATE_BY_RAW, key, child(
+            BIZ_RATE, tenant_label(point.tenant), _channel_or_all(point.channel),
+            point.metric, point.window))
+    return gauge
 
 
 def publish_observation(obs: Any) -> None:

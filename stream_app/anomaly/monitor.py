@@ -115,40 +115,86 @@ class AnomalyMonitor:
     def observe(self, p: SeriesPoint) -> Observation | None:
         """Score, learn and alarm on one closed point; None if the series is not watched
         or the point rests on too few events (see ``min_weight``)."""
-        key = p.key
-        watched = self._watched.get(key)
-        if watched is None:
-            watched = self._watched[key] = self.config.watches(p.metric, p.window, p.channel)
-        if not watched:
+        u = self._update(p)
+        if u is None:
             return None
-        kind, weight = p.kind, p.weight
-        if weight < self.config.min_weight.get(kind, 0.0):
-            return None
-        s = self._series.get(key) or self._new(key, p.window, kind)
-        y, var = to_stable(kind, p.value, weight)
-        v = s.detector.update(p.start_ms, y, var)
+        s, v, value = u
+        kind = p.kind
         lo, hi = v.band(s.band_z)
         low, high = from_stable(kind, lo), from_stable(kind, hi)
         expected = from_stable(kind, v.expected)
         if v.warming:
             s.alarm.reset()
             return Observation(p, v.z, expected, low, high, False, True)
-        opened_at, direction = s.alarm.since, s.alarm.direction
-        change = s.alarm.step(p.start_ms, v.z)
-        record, what = None, None
-        if change == "open" or (s.alarm.open and s.severity != "critical"):
-            sev = self._severity(p.value, expected, v)
-            if change == "open" or sev != s.severity:
-                what = "open" if change == "open" else "escalate"
-                s.severity = sev
-                record = self._record(p, expected, low, high, v, sev, "open",
-                                      s.alarm.since, s.alarm.direction)
-        elif change == "close":
-            what = "close"
-            record = self._record(p, expected, low, high, v, "info", "resolved",
-                                  opened_at, direction)
-            s.severity = None
+        record, what = self._alarm_change(p, s, v, value)
         return Observation(p, v.z, expected, low, high, s.alarm.open, False, record, what)
+
+    def score(self, p: SeriesPoint) -> tuple[bool, float, dict[str, Any] | None,
+                                             str | None] | None:
+        """:meth:`observe` without the :class:`Observation`: ``(anomalous, z, record,
+        change)`` (what the anomaly agent publishes); the expected range is only worked out
+        for a record or a severity. Same state changes and records as :meth:`observe`.
+
+        >>> from stream_app.business import SeriesPoint
+        >>> mon = AnomalyMonitor()
+        >>> anomalous, z, record, change = mon.score(SeriesPoint(
+        ...     "leads", "default", "douyin", "1h", 0, 3_600_000, 9, 9, "count"))
+        >>> anomalous, record, change      # warming up: no alarm yet
+        (False, None, None)
+        """
+        u = self._update(p)
+        if u is None:
+            return None
+        s, v, value = u
+        if v.warming:
+            s.alarm.reset()
+            return False, v.z, None, None
+        record, what = self._alarm_change(p, s, v, value)
+        return s.alarm.direction is not None, v.z, record, what
+
+    def _update(self, p: SeriesPoint) -> tuple[_Series, Verdict, float] | None:
+        """The series of a watched point heavy enough to score, its detector's verdict
+        (the detector learns the point) and the point's value; None otherwise."""
+        key = (p.metric, p.tenant, p.channel, p.window)
+        watched = self._watched.get(key)
+        if watched is None:
+            watched = self._watched[key] = self.config.watches(p.metric, p.window, p.channel)
+        if not watched:
+            return None
+        kind = p.kind
+        if kind == "rate":   # SeriesPoint.weight and .value, without the property calls
+            weight = den = p.den
+            value = p.num / den if den > 0 else float("nan")
+        else:
+            weight = value = p.num
+        if weight < self.config.min_weight.get(kind, 0.0):
+            return None
+        s = self._series.get(key) or self._new(key, p.window, kind)
+        y, var = to_stable(kind, value, weight)
+        return s, s.detector.update(p.start_ms, y, var), value
+
+    def _alarm_change(self, p: SeriesPoint, s: _Series, v: Verdict,
+                      value: float) -> tuple[dict[str, Any] | None, str | None]:
+        """Step the series' alarm on a scored (not warming) point: the record to publish and
+        its change (open, escalate, close), or ``(None, None)``."""
+        alarm = s.alarm
+        opened_at, direction = alarm.since, alarm.direction
+        change = alarm.step(p.start_ms, v.z)
+        if change == "open" or (alarm.direction is not None and s.severity != "critical"):
+            kind = p.kind
+            expected = from_stable(kind, v.expected)
+            sev = self._severity(value, expected, v)
+            if change == "open" or sev != s.severity:
+                s.severity = sev
+                return self._record(p, expected, v, s.band_z, sev, "open", alarm.since,
+                                    alarm.direction), (
+                    "open" if change == "open" else "escalate")
+        elif change == "close":
+            record = self._record(p, from_stable(p.kind, v.expected), v, s.band_z, "info",
+                                  "resolved", opened_at, direction)
+            s.severity = None
+            return record, "close"
+        return None, None
 
     def _severity(self, value: float, expected: float, v: Verdict) -> str:
         a = self.config.alarm
@@ -156,9 +202,11 @@ class AnomalyMonitor:
         return "critical" if rel >= a.critical_relative or abs(v.z) >= a.critical_z \
             else "warning"
 
-    def _record(self, p: SeriesPoint, expected: float, low: float, high: float, v: Verdict,
+    def _record(self, p: SeriesPoint, expected: float, v: Verdict, band_z: float,
                 severity: str, state: str, since: int | None,
                 direction: str | None) -> dict[str, Any]:
+        lo, hi = v.band(band_z)
+        low, high = from_stable(p.kind, lo), from_stable(p.kind, hi)
         since = since if since is not None else p.start_ms
         watch = self.config.monitor[p.metric]
         key = "|".join((*p.key, str(since), state, severity))

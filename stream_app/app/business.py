@@ -51,6 +51,7 @@ HOLD_LOG_S = 0.020         # a longer hold is logged
 MAX_PAUSE_S = 0.05         # the longest pause after a slice
 
 spec = load_business_spec()
+_steps = spec.steps                               # event type -> funnel step (spec.step_of)
 watch = load_anomaly_config()
 aggregators: dict[Any, BusinessAggregator] = {}   # (topic, partition) -> its aggregator
 _pending: dict[Any, list[SeriesPoint]] = {}       # closed, not yet sent points per partition
@@ -80,21 +81,29 @@ def _aggregator(partition: Any) -> BusinessAggregator:
 
 
 def channel_from_tags(ev: Event, tags: dict[str, Any] | None) -> str | None:
-    """The channel an event without channel props counts for: the user's ``channel_tag``
-    (first touch, config/anomaly.yaml); None when the event names its own channel.
+    """The channel a funnel event without channel props counts for: the user's
+    ``channel_tag`` (first touch, config/anomaly.yaml); None when the event names its own
+    channel, or is no funnel event (it counts for no channel).
 
     Example:
-        >>> class E: props = {"course": "c1"}
+        >>> class E: type, props = "order_paid", {"course": "c1"}
         >>> channel_from_tags(E(), {"first_channel": "douyin"})
         'douyin'
         >>> E.props = {"channel": "baidu"}
         >>> channel_from_tags(E(), {"first_channel": "douyin"}) is None
         True
     """
-    if not spec.channel_tag or not tags or any(ev.props.get(p) for p in spec.channel_props):
+    tag = spec.channel_tag
+    if not tag or not tags or ev.type not in _steps:
         return None
-    value = tags.get(spec.channel_tag)
-    return str(value) if value else None
+    value = tags.get(tag)
+    if not value:
+        return None
+    props = ev.props
+    for name in spec.channel_props:
+        if props.get(name):
+            return None
+    return str(value)
 
 
 def count_event(ev: Event, partition: Any, channel: str | None = None) -> list[SeriesPoint]:
@@ -102,13 +111,16 @@ def count_event(ev: Event, partition: Any, channel: str | None = None) -> list[S
     props name); return the partial points to send now: those of the windows closed since
     the partition's last message, once ``PARTIALS_EVERY_S`` has passed since it (else they
     wait: ``[]``)."""
-    agg = _aggregator(partition)
-    step = spec.step_of(ev.type)
-    if step is not None:
+    agg = aggregators.get(partition) or _aggregator(partition)
+    step = _steps.get(ev.type)
+    if step is None:   # BusinessAggregator.add of an event that is no funnel step
+        closed = agg.advance(ev.ts)
+    else:
+        ch = agg.attribute(ev.props, channel)
         amount = ev.props.get("amount") if step == "order_paid" else None
-        metrics.biz_event(ev.tenant, agg.attribute(ev.props, channel), step,
+        metrics.biz_event(ev.tenant, ch, step,
                           revenue=amount if isinstance(amount, int | float) else None)
-    closed = agg.add(ev, channel=channel)
+        closed = agg.add_step(ev, step, ch)
     if closed:
         pending = _pending.get(partition)
         if pending is None:
@@ -218,6 +230,11 @@ async def observe_ready(merger: Merger, monitor: AnomalyMonitor,
     each the loop gets as much time as the slice took (``pause``), so input events keep
     flowing. ``send(metric, record)`` publishes an alert record.
 
+    Gauges (a series' rate, anomaly flag and score) take the values of its latest point
+    before every ``await`` (and at the end), not after each point: a replay's backlog has
+    hundreds of points of a series per slice, and no other task (a ``/metrics`` scrape) can
+    run in between; counters count at once.
+
     Example:
         >>> import asyncio
         >>> m = Merger(wall=lambda: 0.0)
@@ -227,18 +244,41 @@ async def observe_ready(merger: Merger, monitor: AnomalyMonitor,
         >>> asyncio.run(observe_ready(m, AnomalyMonitor(spec=spec), send))
         1
     """
-    slices, total = Slices(clock, pause), 0
-    for points in merger.ready_windows():
-        for point in points:
-            metrics.publish_point(point)
-            obs = monitor.observe(point)
-            if obs is None:
-                continue
-            metrics.publish_observation(obs)
-            if obs.record is not None:
-                await send(point.metric, obs.record)
-        total += len(points)
-        await slices.step(len(points))
+    latest: dict[Any, float] = {}   # gauge child -> its value at the next flush
+
+    def flush() -> None:
+        for gauge, value in latest.items():
+            gauge.set(value)
+        latest.clear()
+
+    async def flushed_pause(seconds: float) -> None:
+        flush()
+        await pause(seconds)
+
+    slices, total = Slices(clock, flushed_pause), 0
+    score, gauges_of, rate_gauge = monitor.score, metrics.anomaly_gauges, metrics.rate_gauge
+    try:
+        for points in merger.ready_windows():
+            for point in points:
+                if point.kind == "rate" and point.den > 0:    # metrics.publish_point
+                    latest[rate_gauge(point)] = point.num / point.den
+                scored = score(point)
+                if scored is None:
+                    continue
+                anomalous, z, record, change = scored
+                flag, z_gauge = gauges_of(point.metric, point.tenant, point.channel,
+                                          point.window)
+                latest[flag] = 1.0 if anomalous else 0.0
+                latest[z_gauge] = z
+                if change == "open":
+                    metrics.child(metrics.ALERTS, "metric_anomaly").inc()
+                if record is not None:
+                    flush()
+                    await send(point.metric, record)
+            total += len(points)
+            await slices.step(len(points))
+    finally:
+        flush()
     slices.end()
     return total
 

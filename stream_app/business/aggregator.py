@@ -75,6 +75,7 @@ class BusinessAggregator:
         self._known: set[tuple[str, str]] = set()
         #: the spec's series as tuples, for :meth:`_points`: (count name, step) and
         #: (rate name, numerator step, first denominator step, the other ones)
+        self._sizes = tuple((w, ws.size_ms) for w, ws in spec.windows.items())
         self._count_steps = tuple((name, c.step) for name, c in spec.counts.items())
         self._rate_steps = tuple((name, r.num, r.den[0] if r.den else None, r.den[1:])
                                  for name, r in spec.rates.items())
@@ -122,31 +123,54 @@ class BusinessAggregator:
     def add(self, event: EventLike, channel: str | None = None) -> list[SeriesPoint]:
         """Count ``event`` (``channel`` overrides the event's own attribution, e.g. the
         user's first-touch channel from state); return points of windows it closed."""
-        step = self.spec.step_of(event.type)
+        step = self.spec.steps.get(event.type)
         closed = self.advance(event.ts)
-        if step is None:
-            return closed
+        if step is not None:
+            self._count(event, step, self.attribute(event.props or {}, channel))
+        return closed
+
+    def add_step(self, event: EventLike, step: str, channel: str) -> list[SeriesPoint]:
+        """:meth:`add` of a funnel event whose ``step`` (``spec.step_of(event.type)``) and
+        series channel (:meth:`attribute`) the caller has already worked out.
+
+        >>> agg = BusinessAggregator(load_business_spec())
+        >>> class E: type, ts, tenant, props = "registered", 1_000, "default", {}
+        >>> agg.add_step(E(), "lead", "douyin"), agg.snapshot()["known"]
+        ([], [['default', 'all'], ['default', 'douyin']])
+        """
+        closed = self.advance(event.ts)
+        self._count(event, step, channel)
+        return closed
+
+    def _count(self, event: EventLike, step: str, ch: str) -> None:
+        """Count funnel ``step`` of ``event`` for series channel ``ch`` in every window."""
         tenant = event.tenant if event.tenant in self.spec.tenants else OTHER
-        ch = self.attribute(event.props or {}, channel)
         amount = self._amount(event.props or {}) if step == "order_paid" else 0.0
-        for w, ws in self.spec.windows.items():
-            start = event.ts - event.ts % ws.size_ms
-            nxt = self._next_close[w]
+        ts = event.ts
+        keys = ((tenant, ch), (tenant, ALL))
+        next_close, open_ = self._next_close, self._open
+        for w, size in self._sizes:
+            start = ts - ts % size
+            nxt = next_close[w]
             if nxt is not None and start < nxt:
                 self.late += 1
                 continue
             if nxt is None:
-                self._next_close[w] = start
+                next_close[w] = start
                 self._set_due()
-            bucket = self._open[w].setdefault(start, {})
-            for key in ((tenant, ch), (tenant, ALL)):
-                counts = bucket.setdefault(key, defaultdict(float))
+            buckets = open_[w]
+            bucket = buckets.get(start)
+            if bucket is None:
+                bucket = buckets[start] = {}
+            for key in keys:
+                counts = bucket.get(key)
+                if counts is None:
+                    counts = bucket[key] = defaultdict(float)
                 counts[step] += 1
                 if amount:
                     counts[REVENUE] += amount
-        self._known.add((tenant, ch))
-        self._known.add((tenant, ALL))
-        return closed
+        self._known.add(keys[0])
+        self._known.add(keys[1])
 
     def _amount(self, props: dict[str, Any]) -> float:
         for name in self.spec.amount_props:

@@ -55,6 +55,9 @@ class Merger:
         #: (window, start_ms) -> (end_ms, series key -> [num, den, kind])
         self.pending: dict[tuple[str, int], tuple[int, dict[SeriesKey, list[Any]]]] = {}
         self.known: dict[str, dict[SeriesKey, str]] = {}   # window -> series key -> kind
+        #: window -> the keys of ``known`` that are no rate, in the same order (the series a
+        #: released window gives an explicit zero when it has no point of them)
+        self._zeroed: dict[str, list[tuple[SeriesKey, str]]] = {}
         self.watermarks: dict[str, tuple[int, float]] = {}   # source -> (wm, wall seen)
         #: window -> end of the latest window released (empty windows after it are filled)
         self.released: dict[str, int] = {}
@@ -97,10 +100,23 @@ class Merger:
                 known = known_of.get(window)
                 if known is None:
                     known = known_of[window] = {}
-                known[key] = kind
+                    self._zeroed[window] = []
+                was = known.get(key)
+                if was != kind:
+                    known[key] = kind
+                    self._known_changed(window, key, kind, was)
             else:
                 acc[0] += num
                 acc[1] += den
+
+    def _known_changed(self, window: str, key: SeriesKey, kind: str, was: str | None) -> None:
+        """Keep ``_zeroed`` in step with ``known`` after ``key`` became ``kind``."""
+        if was is None:
+            if kind != "rate":
+                self._zeroed[window].append((key, kind))
+        else:   # a series changed kind (a bad message): its place in the order stays
+            self._zeroed[window] = [(k, kd) for k, kd in self.known[window].items()
+                                    if kd != "rate"]
 
     def ready_windows(self) -> Iterator[list[SeriesPoint]]:
         """Merged points of each window every active partition has closed, oldest first, one
@@ -121,9 +137,8 @@ class Merger:
             self.released[window] = max(end, self.released.get(window, end))
             out = [SeriesPoint(key[0], key[1], key[2], window, start, end, a[0], a[1], a[2])
                    for key, a in acc.items() if a[1] > 0 or a[2] != "rate"]
-            out.extend(SeriesPoint(key[0], key[1], key[2], window, start, end, 0.0, 0.0, kind)
-                       for key, kind in self.known.get(window, {}).items()
-                       if kind != "rate" and key not in acc)
+            out.extend([SeriesPoint(key[0], key[1], key[2], window, start, end, 0.0, 0.0, kind)
+                        for key, kind in self._zeroed.get(window, ()) if key not in acc])
             yield out
 
     def _empty_windows(self, low: int) -> list[tuple[str, int]]:
@@ -131,7 +146,7 @@ class Merger:
         partition has passed and none sent a point for (only kinds with series seen)."""
         out: list[tuple[str, int]] = []
         for window, last_end in self.released.items():
-            if not any(kind != "rate" for kind in self.known.get(window, {}).values()):
+            if not self._zeroed.get(window):   # no series of this window but rates
                 continue
             ws = self.spec.windows[window]
             stop = low - ws.lateness_ms - ws.size_ms      # the last start that is complete
