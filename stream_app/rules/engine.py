@@ -387,9 +387,9 @@ class TagEngine:
     def _change(self, state: dict[str, Any], tag_id: str, family: str, old: Any, new: Any,
                 reason: str, now: int, trigger: str | None,
                 evidence: dict[str, Any] | None) -> dict[str, Any]:
-        state["seq"] += 1
-        seq = state["seq"]
-        rec = {"event_id": f"{state['uid']}:{seq}", "user_id": state["uid"],
+        state["seq"] = seq = state["seq"] + 1
+        uid = state["uid"]
+        rec = {"event_id": f"{uid}:{seq}", "user_id": uid,
                "tenant": state.get("tenant") or state.get("tn", "default"),
                "tag_id": tag_id, "family": family, "old": old,
                "new": new, "reason": reason, "rule_version": self._ruleset.version,

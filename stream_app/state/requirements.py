@@ -33,6 +33,8 @@ class Selector:
     streams: frozenset[str] = frozenset()
     any: bool = False
     key: str = field(init=False, compare=False, repr=False)
+    #: the one stream of a selector of one stream and no types (its fast path), else None
+    one_stream: str | None = field(init=False, compare=False, repr=False, default=None)
 
     def __post_init__(self) -> None:
         if self.any:
@@ -40,6 +42,8 @@ class Selector:
         else:
             key = "|".join(sorted(self.types) + [f"stream:{s}" for s in sorted(self.streams)])
         object.__setattr__(self, "key", key)
+        if not self.any and not self.types and len(self.streams) == 1:
+            object.__setattr__(self, "one_stream", next(iter(self.streams)))
 
     @classmethod
     def parse(cls, text: str) -> Selector:
@@ -81,6 +85,12 @@ class Selector:
         (5, 3)
         """
         out = 0
+        one = self.one_stream
+        if one is not None:   # e.g. stream:click
+            for t, s in type_streams.items():
+                if s == one:
+                    out += counts.get(t, 0)
+            return out
         if not self.any and not self.streams:
             for t in self.types:
                 if t in type_streams:
@@ -110,6 +120,13 @@ class Selector:
         (5, 5)
         """
         best = None
+        one = self.one_stream
+        if one is not None:   # e.g. stream:click
+            for t, v in times.items():
+                if type_streams.get(t) == one and t != skip and (
+                        best is None or (v > best if latest else v < best)):
+                    best = v
+            return best
         if not self.any and not self.streams:
             for t in self.types:
                 v = times.get(t)
