@@ -37,6 +37,7 @@ __all__ = ["BusinessAggregator", "load_business_spec"]
 REVENUE = "__revenue__"
 OTHER = "other"
 UNKNOWN = "unknown"
+MAX_PLANS = 4_096   # step sets of a bucket whose series are remembered (_plan)
 
 
 class EventLike(Protocol):
@@ -76,6 +77,9 @@ class BusinessAggregator:
         #: the spec's series as tuples, for :meth:`_points`: (count name, step) and
         #: (rate name, numerator step, first denominator step, the other ones)
         self._sizes = tuple((w, ws.size_ms) for w, ws in spec.windows.items())
+        self._wins = tuple((w, ws, ws.size_ms, ws.lateness_ms) for w, ws in spec.windows.items())
+        #: counted steps of a bucket -> the series it can have points of (:meth:`_plan`)
+        self._plans: dict[frozenset[str], tuple[Any, bool, Any]] = {}
         self._count_steps = tuple((name, c.step) for name, c in spec.counts.items())
         self._rate_steps = tuple((name, r.num, r.den[0] if r.den else None, r.den[1:])
                                  for name, r in spec.rates.items())
@@ -190,31 +194,41 @@ class BusinessAggregator:
         if self._due is None or now_ms < self._due:
             return []
         out: list[SeriesPoint] = []
-        for w, ws in self.spec.windows.items():
-            out.extend(self._close(w, ws, now_ms) if self.zeros
-                       else self._close_sparse(w, ws, now_ms))
+        if self.zeros:
+            for w, ws in self.spec.windows.items():
+                out.extend(self._close(w, ws, now_ms))
+        else:
+            next_close = self._next_close
+            for w, ws, size, lateness in self._wins:
+                start = next_close[w]   # (_close_sparse's own test, without the call)
+                if start is not None and start + size + lateness <= now_ms:
+                    self._close_sparse(w, ws, now_ms, out)
         self._set_due()
         return out
 
     def _set_due(self) -> None:
-        due = [nxt + ws.size_ms + ws.lateness_ms for w, ws in self.spec.windows.items()
-               if (nxt := self._next_close[w]) is not None]
-        self._due = min(due) if due else None
+        due = None
+        next_close = self._next_close
+        for w, _, size, lateness in self._wins:
+            nxt = next_close[w]
+            if nxt is not None and (due is None or nxt + size + lateness < due):
+                due = nxt + size + lateness
+        self._due = due
 
-    def _close_sparse(self, w: str, ws: WindowSpec, now_ms: int) -> list[SeriesPoint]:
+    def _close_sparse(self, w: str, ws: WindowSpec, now_ms: int,
+                      out: list[SeriesPoint]) -> None:
         """Without zeros an empty window yields nothing, so a run of them closes at once:
-        the windows with counts, oldest first, then the next close jumps past ``now_ms``."""
+        the windows with counts, oldest first, go to ``out``, then the next close jumps
+        past ``now_ms``."""
         start = self._next_close[w]
         if start is None or start + ws.size_ms + ws.lateness_ms > now_ms:
-            return []
+            return
         # first window start s with s + size + lateness > now_ms (starts are size-aligned)
         nxt = now_ms - ws.lateness_ms - (now_ms - ws.lateness_ms) % ws.size_ms
         open_ = self._open[w]
-        out: list[SeriesPoint] = []
         for s in sorted(s for s in open_ if s < nxt):
-            out.extend(self._points(w, s, s + ws.size_ms, open_.pop(s)))
+            self._sparse_points(w, s, s + ws.size_ms, open_.pop(s), out)
         self._next_close[w] = nxt
-        return out
 
     def _close(self, w: str, ws: WindowSpec, now_ms: int) -> Iterable[SeriesPoint]:
         start = self._next_close[w]
@@ -255,6 +269,52 @@ class BusinessAggregator:
                 if den > 0 or (not zeros and get(num)):
                     yield SeriesPoint(name, tenant, ch, w, start, end, get(num, 0.0), den,
                                       "rate")
+
+    def _sparse_points(self, w: str, start: int, end: int,
+                       bucket: dict[tuple[str, str], dict[str, float]],
+                       out: list[SeriesPoint]) -> None:
+        """:meth:`_points` of a partial aggregator (no zeros), appended to ``out``: only the
+        series whose steps the bucket counted are looked at (:meth:`_plan`)."""
+        plans = self._plans
+        for key in sorted(bucket):
+            tenant, ch = key
+            counts = bucket[key]
+            get = counts.get
+            steps = frozenset(counts)
+            plan = plans.get(steps) or self._plan(steps)
+            for name, step in plan[0]:
+                n = get(step, 0.0)
+                if n:
+                    out.append(SeriesPoint(name, tenant, ch, w, start, end, n, n, "count"))
+            if plan[1]:
+                rev = get(REVENUE, 0.0)
+                if rev:
+                    out.append(SeriesPoint("revenue", tenant, ch, w, start, end, rev, rev,
+                                           "revenue"))
+            for name, num, den_first, den_rest in plan[2]:
+                den = 0 if den_first is None else get(den_first, 0.0)
+                for s in den_rest:
+                    den += get(s, 0.0)
+                if den > 0 or get(num):
+                    out.append(SeriesPoint(name, tenant, ch, w, start, end, get(num, 0.0),
+                                           den, "rate"))
+
+    def _plan(self, steps: frozenset[str]) -> tuple[Any, bool, Any]:
+        """The series a bucket counting ``steps`` can have a non-zero point of, in
+        :meth:`_points` order: (count series, revenue, rate series). A series none of whose
+        steps was counted has a zero point, which a partial aggregator leaves out.
+
+        >>> agg = BusinessAggregator(load_business_spec(), zeros=False)
+        >>> counts, revenue, rates = agg._plan(frozenset({"lead"}))
+        >>> counts, revenue, [r[0] for r in rates]
+        ((('leads', 'lead'),), False, ['lead_to_trial'])
+        """
+        plan = (tuple(c for c in self._count_steps if c[1] in steps), REVENUE in steps,
+                tuple(r for r in self._rate_steps
+                      if r[1] in steps or r[2] in steps or any(d in steps for d in r[3])))
+        if len(self._plans) < MAX_PLANS:
+            self._plans[steps] = plan
+        return plan
 
     # ---- state ----
     def snapshot(self) -> dict[str, Any]:

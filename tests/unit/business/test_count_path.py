@@ -45,34 +45,83 @@ def events(n: int, seed: int) -> list[Event]:
     return out
 
 
-def reference_add(agg: BusinessAggregator, event: Any,
-                  channel: str | None = None) -> list[SeriesPoint]:
-    """BusinessAggregator.add as it was."""
-    step = agg.spec.step_of(event.type)
-    closed = agg.advance(event.ts)
-    if step is None:
+class ReferenceAggregator(BusinessAggregator):
+    """BusinessAggregator's counting and closing as they were."""
+
+    def add(self, event: Any, channel: str | None = None) -> list[SeriesPoint]:
+        step = self.spec.step_of(event.type)
+        closed = self.advance(event.ts)
+        if step is None:
+            return closed
+        tenant = event.tenant if event.tenant in self.spec.tenants else OTHER
+        ch = self.attribute(event.props or {}, channel)
+        amount = self._amount(event.props or {}) if step == "order_paid" else 0.0
+        for w, ws in self.spec.windows.items():
+            start = event.ts - event.ts % ws.size_ms
+            nxt = self._next_close[w]
+            if nxt is not None and start < nxt:
+                self.late += 1
+                continue
+            if nxt is None:
+                self._next_close[w] = start
+                self._set_due()
+            bucket = self._open[w].setdefault(start, {})
+            for key in ((tenant, ch), (tenant, ALL)):
+                counts = bucket.setdefault(key, defaultdict(float))
+                counts[step] += 1
+                if amount:
+                    counts[REVENUE] += amount
+        self._known.add((tenant, ch))
+        self._known.add((tenant, ALL))
         return closed
-    tenant = event.tenant if event.tenant in agg.spec.tenants else OTHER
-    ch = agg.attribute(event.props or {}, channel)
-    amount = agg._amount(event.props or {}) if step == "order_paid" else 0.0
-    for w, ws in agg.spec.windows.items():
-        start = event.ts - event.ts % ws.size_ms
-        nxt = agg._next_close[w]
-        if nxt is not None and start < nxt:
-            agg.late += 1
-            continue
-        if nxt is None:
-            agg._next_close[w] = start
-            agg._set_due()
-        bucket = agg._open[w].setdefault(start, {})
-        for key in ((tenant, ch), (tenant, ALL)):
-            counts = bucket.setdefault(key, defaultdict(float))
-            counts[step] += 1
-            if amount:
-                counts[REVENUE] += amount
-    agg._known.add((tenant, ch))
-    agg._known.add((tenant, ALL))
-    return closed
+
+    def advance(self, now_ms: int) -> list[SeriesPoint]:
+        if self._watermark is not None and now_ms <= self._watermark:
+            return []
+        self._watermark = now_ms
+        if self._due is None or now_ms < self._due:
+            return []
+        out: list[SeriesPoint] = []
+        for w, ws in self.spec.windows.items():
+            out.extend(self._close(w, ws, now_ms) if self.zeros
+                       else self._reference_close_sparse(w, ws, now_ms))
+        self._set_due()
+        return out
+
+    def _set_due(self) -> None:
+        due = [nxt + ws.size_ms + ws.lateness_ms for w, ws in self.spec.windows.items()
+               if (nxt := self._next_close[w]) is not None]
+        self._due = min(due) if due else None
+
+    def _reference_close_sparse(self, w: str, ws: Any, now_ms: int) -> list[SeriesPoint]:
+        start = self._next_close[w]
+        if start is None or start + ws.size_ms + ws.lateness_ms > now_ms:
+            return []
+        nxt = now_ms - ws.lateness_ms - (now_ms - ws.lateness_ms) % ws.size_ms
+        open_ = self._open[w]
+        out: list[SeriesPoint] = []
+        for s in sorted(s for s in open_ if s < nxt):
+            out.extend(self._points(w, s, s + ws.size_ms, open_.pop(s)))
+        self._next_close[w] = nxt
+        return out
+
+    def _points(self, w: str, start: int, end: int, bucket: Any) -> Any:
+        zeros = self.zeros
+        empty: dict[str, float] = {}
+        for tenant, ch in sorted(self._known if zeros else bucket):
+            counts = bucket.get((tenant, ch), empty)
+            for name, c in self.spec.counts.items():
+                n = counts.get(c.step, 0.0)
+                if n or zeros:
+                    yield SeriesPoint(name, tenant, ch, w, start, end, n, n, "count")
+            rev = counts.get(REVENUE, 0.0)
+            if rev or zeros:
+                yield SeriesPoint("revenue", tenant, ch, w, start, end, rev, rev, "revenue")
+            for name, r in self.spec.rates.items():
+                den = sum(counts.get(s, 0.0) for s in r.den)
+                if den > 0 or (not zeros and counts.get(r.num)):
+                    yield SeriesPoint(name, tenant, ch, w, start, end,
+                                      counts.get(r.num, 0.0), den, "rate")
 
 
 def rows(points: list[SeriesPoint]) -> list[tuple[Any, ...]]:
@@ -84,11 +133,12 @@ def rows(points: list[SeriesPoint]) -> list[tuple[Any, ...]]:
 @pytest.mark.parametrize("seed", [1, 2])
 def test_add_and_add_step_equal_the_reference(zeros: bool, seed: int) -> None:
     spec = business.spec
-    ref, a, b = (BusinessAggregator(spec, zeros=zeros) for _ in range(3))
+    ref = ReferenceAggregator(spec, zeros=zeros)
+    a, b = BusinessAggregator(spec, zeros=zeros), BusinessAggregator(spec, zeros=zeros)
     rng = random.Random(seed)
     for ev in events(800 if zeros else 3000, seed):   # zeros: every empty window too
         channel = rng.choice([None, None, "douyin", "spam"])
-        want = rows(reference_add(ref, ev, channel))
+        want = rows(ref.add(ev, channel))
         assert rows(a.add(ev, channel)) == want
         step = spec.step_of(ev.type)
         got = (b.advance(ev.ts) if step is None
@@ -115,7 +165,7 @@ def test_count_event_equals_the_reference(monkeypatch) -> None:
     monkeypatch.setattr(business.metrics, "biz_event",
                         lambda *a, **kw: calls.append((a, tuple(kw.items()))))
     monkeypatch.setattr(business, "_wall", lambda: wall[0])
-    ref_aggs: dict[Any, BusinessAggregator] = {}
+    ref_aggs: dict[Any, ReferenceAggregator] = {}
     ref_pending: dict[Any, list[SeriesPoint]] = {}
     ref_last: dict[Any, float] = {}
 
@@ -123,14 +173,14 @@ def test_count_event_equals_the_reference(monkeypatch) -> None:
                               channel: str | None) -> list[SeriesPoint]:
         agg = ref_aggs.get(partition)
         if agg is None:
-            agg = ref_aggs[partition] = BusinessAggregator(business.spec, zeros=False)
+            agg = ref_aggs[partition] = ReferenceAggregator(business.spec, zeros=False)
         step = business.spec.step_of(ev.type)
         if step is not None:
             amount = ev.props.get("amount") if step == "order_paid" else None
             business.metrics.biz_event(
                 ev.tenant, agg.attribute(ev.props, channel), step,
                 revenue=amount if isinstance(amount, int | float) else None)
-        closed = reference_add(agg, ev, channel)
+        closed = agg.add(ev, channel)
         if closed:
             ref_pending.setdefault(partition, []).extend(closed)
         elif partition not in ref_pending:
