@@ -271,7 +271,7 @@ class StateUpdater:
     def _plan(self, etype: str, stream: str) -> tuple:
         """What an event of (``etype``, ``stream``) updates, cached: the type's daily-count
         retention (:meth:`type_retention`), the stream's (None: not kept), prop name ->
-        [(kind, spec)] of the specs it matches, the streaks [(spec, is_a, is_b)] and pair
+        [(kind, spec key)] of the specs it matches, the streaks [(spec, is_a, is_b)] and pair
         sides [(spec, side)] it feeds, and whether its timestamps are kept for sub-day
         windows."""
         key = (etype, stream)
@@ -279,7 +279,8 @@ class StateUpdater:
         if out is None:
             pidx = {}
             for name, specs in self._props.items():
-                mine = [(kind, spec) for kind, spec in specs if spec.sel.matches(etype, stream)]
+                mine = [(kind, spec.key) for kind, spec in specs
+                        if spec.sel.matches(etype, stream)]
                 if mine:
                     pidx[name] = mine
             streaks = [(sp, sp.a.matches(etype, stream), sp.b.matches(etype, stream))
@@ -295,9 +296,29 @@ class StateUpdater:
     def _apply_props(self, state, ev, day, value, specs, base_day, moved,
                      newest=False) -> None:
         ts, eid = ev.ts, ev.event_id
-        for kind, spec in specs:
-            key = spec.key
-            if kind == "s":
+        for kind, key in specs:
+            if kind == "lp":
+                lp = state.get("lp")
+                if lp is None:
+                    lp = state["lp"] = {}
+                cur = lp.get(key)
+                if newest or cur is None or (ts, eid) > (cur[0], cur[1]):
+                    lp[key] = [ts, eid, value]
+                    if moved is not None and (cur is None or (old := cur[2]) != value
+                                              or type(old) is not type(value)):   # _differs
+                        moved.add("lp:" + key)
+            elif kind == "fp":
+                fp = state.get("fp")
+                if fp is None:
+                    fp = state["fp"] = {}
+                elif newest and key in fp:
+                    continue      # an earlier record stands
+                cur = fp.get(key)
+                if cur is None or (ts, eid) < (cur[0], cur[1]):
+                    fp[key] = [ts, eid, value]
+                    if moved is not None and _differs(cur, value):
+                        moved.add("fp:" + key)
+            elif kind == "s":
                 value = _number(value)
                 if value is None:
                     continue
@@ -314,22 +335,6 @@ class StateUpdater:
                     mx[key] = value
                     if moved is not None:
                         moved.add("mx:" + key)
-            elif kind == "fp":
-                fp = state.setdefault("fp", {})
-                if newest and key in fp:
-                    continue      # an earlier record stands
-                cur = fp.get(key)
-                if cur is None or (ts, eid) < (cur[0], cur[1]):
-                    fp[key] = [ts, eid, value]
-                    if moved is not None and _differs(cur, value):
-                        moved.add("fp:" + key)
-            elif kind == "lp":
-                lp = state.setdefault("lp", {})
-                cur = lp.get(key)
-                if newest or cur is None or (ts, eid) > (cur[0], cur[1]):
-                    lp[key] = [ts, eid, value]
-                    if moved is not None and _differs(cur, value):
-                        moved.add("lp:" + key)
             elif kind == "dv":
                 if not isinstance(value, str | int | float) or isinstance(value, bool):
                     continue

@@ -1,5 +1,6 @@
 """``StateUpdater.apply`` against a reference copy of the code it replaced (session 10: the
-type's retention read from the cached plan, dedup and newest-bucket additions inline): random
+type's retention read from the cached plan, dedup and newest-bucket additions inline, the
+prop aggregates' latest / first records first): random
 event sequences (hypothesis; late events, untracked types past a small type cap, props of
 every aggregate kind, clock moves) go through both, and the states' orjson bytes (key order
 included) and the moved prop aggregates must be equal after every event."""
@@ -92,7 +93,7 @@ def _ref_apply(up: StateUpdater, state: dict[str, Any], ev: Event,
         for name, value in props.items():
             specs = pidx.get(name)
             if specs and value is not None:
-                up._apply_props(state, ev, day, value, specs, base_day, moved, newest)
+                _ref_apply_props(up, state, ev, day, value, specs, base_day, moved, newest)
     if up._profile and stream == "profile" and props:
         up._apply_profile(state, ev)
     if streaks:
@@ -111,6 +112,54 @@ def _ref_apply(up: StateUpdater, state: dict[str, Any], ev: Event,
 #: retentions (120 days by default, 365 for orders, 200 for the study stream's window)
 LATE = [0, 0, 0, 1, DAY, 40 * DAY, 119 * DAY, 120 * DAY, 121 * DAY, 199 * DAY, 200 * DAY,
         364 * DAY, 365 * DAY, 366 * DAY, "ft-1", "ft", "lt"]
+
+
+def _ref_apply_props(up, state, ev, day, value, specs, base_day, moved, newest) -> None:
+    """``StateUpdater._apply_props`` as of 42c7498 (specs as (kind, key))."""
+    ts, eid = ev.ts, ev.event_id
+    for kind, key in specs:
+        if kind == "s":
+            value = record._number(value)
+            if value is None:
+                continue
+            state.setdefault("S", {})[key] = state.get("S", {}).get(key, 0) + value
+            ret = up._sum_ret.get(key, up.retention_days)
+            if day > base_day - ret:
+                buckets.add(state.setdefault("s", {}).setdefault(key, []), day, value)
+        elif kind == "mx":
+            value = record._number(value)
+            if value is None:
+                continue
+            mx = state.setdefault("mx", {})
+            if key not in mx or value > mx[key]:
+                mx[key] = value
+                if moved is not None:
+                    moved.add("mx:" + key)
+        elif kind == "fp":
+            fp = state.setdefault("fp", {})
+            if newest and key in fp:
+                continue
+            cur = fp.get(key)
+            if cur is None or (ts, eid) < (cur[0], cur[1]):
+                fp[key] = [ts, eid, value]
+                if moved is not None and record._differs(cur, value):
+                    moved.add("fp:" + key)
+        elif kind == "lp":
+            lp = state.setdefault("lp", {})
+            cur = lp.get(key)
+            if newest or cur is None or (ts, eid) > (cur[0], cur[1]):
+                lp[key] = [ts, eid, value]
+                if moved is not None and record._differs(cur, value):
+                    moved.add("lp:" + key)
+        elif kind == "dv":
+            if not isinstance(value, str | int | float) or isinstance(value, bool):
+                continue
+            vals = state.setdefault("dv", {}).setdefault(key, [])
+            v = str(value)
+            if v not in vals and len(vals) < record.DISTINCT_CAP:
+                insort(vals, v)
+                if moved is not None:
+                    moved.add("dv:" + key)
 
 
 @st.composite
