@@ -46,8 +46,10 @@ class CusumAlarm:
             self._start_up = ts
         if self.s_down == 0.0:
             self._start_down = ts
-        self.s_up = max(0.0, self.s_up + z - self.k)
-        self.s_down = max(0.0, self.s_down - z - self.k)
+        up = self.s_up + z - self.k       # max(0.0, ...), without the calls
+        down = self.s_down - z - self.k
+        self.s_up = up if up > 0.0 else 0.0
+        self.s_down = down if down > 0.0 else 0.0
         if self.direction is None:
             if self.s_down > self.h or z < -self.z_spike:
                 self.direction, self.since = "down", self._start_down

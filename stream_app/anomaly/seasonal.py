@@ -109,7 +109,9 @@ class SeasonalDetector:
         r = y - exp
         z = r / sd
         c = self.clip * sd
-        rc = max(-c, min(c, r))
+        rc = r if r < c else c          # max(-c, min(c, r)), without the calls
+        if not rc > -c:
+            rc = -c
         self._n += 1
         if level is None:
             # level stays 0: each slot is the running mean of y, the spread around it

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import math
 import random
 from typing import Any
 
@@ -14,6 +15,8 @@ import orjson
 import pytest
 
 from stream_app import metrics
+from stream_app.anomaly.alarm import CusumAlarm
+from stream_app.anomaly.base import Verdict
 from stream_app.anomaly.monitor import AnomalyMonitor, Observation
 from stream_app.anomaly.seasonal import SeasonalDetector
 from stream_app.anomaly.synthetic import generate, scenarios
@@ -253,3 +256,111 @@ def test_detector_update_learns_the_slot_of_its_index(week_classes: int, step_ms
         cls, slot = det._index(ts)
         assert det._seen[cls][slot] == 1
         assert sum(map(sum, det._seen)) == 1
+
+
+class ReferenceSeasonal(SeasonalDetector):
+    """SeasonalDetector.update as it was (42c7498)."""
+
+    def update(self, ts_ms: int, y: float, var: float) -> Any:
+        cls, slot = self._index(ts_ms)
+        season, seen_of = self._season[cls], self._seen[cls]
+        seen = seen_of[slot]
+        level = self._level
+        exp = (level or 0.0) + (season[slot] if seen or self.week_classes == 1
+                                else self._profile(cls, slot))
+        extra_var = self._extra_var
+        sd = math.sqrt(var + (extra_var if extra_var > 0.0 else 0.0) + 1e-9)
+        r = y - exp
+        z = r / sd
+        c = self.clip * sd
+        rc = max(-c, min(c, r))
+        self._n += 1
+        if level is None:
+            if seen:
+                self._var_n += 1
+                spread = r * r * seen / (seen + 1) - var
+                self._extra_var = extra_var + (spread - extra_var) / self._var_n
+                season[slot] += r / (seen + 1)
+            else:
+                season[slot] = y
+            seen_of[slot] = seen + 1
+            if self._n >= self._warmup_points:
+                self._end_warmup()
+            return Verdict(z, exp, sd, True)
+        a_level = self._a_level
+        level += a_level * rc
+        self._level = level
+        if seen == 0:
+            season[slot] = exp + rc - level
+        elif seen < self._mean_until:
+            season[slot] += (exp + rc - level - season[slot]) / (seen + 1)
+        else:
+            season[slot] += self._g_season * rc * (1.0 - a_level)
+        seen_of[slot] = seen + 1
+        self._extra_var = extra_var + self._b_var * ((rc * rc - var) - extra_var)
+        return Verdict(z, exp, sd, False)
+
+
+class ReferenceAlarm(CusumAlarm):
+    """CusumAlarm.step as it was (42c7498)."""
+
+    def step(self, ts: int, z: float) -> str | None:
+        if self.s_up == 0.0:
+            self._start_up = ts
+        if self.s_down == 0.0:
+            self._start_down = ts
+        self.s_up = max(0.0, self.s_up + z - self.k)
+        self.s_down = max(0.0, self.s_down - z - self.k)
+        if self.direction is None:
+            if self.s_down > self.h or z < -self.z_spike:
+                self.direction, self.since = "down", self._start_down
+            elif self.s_up > self.h or z > self.z_spike:
+                self.direction, self.since = "up", self._start_up
+            else:
+                return None
+            return "open"
+        spike = z < -self.z_spike if self.direction == "down" else z > self.z_spike
+        if self.direction == "down":
+            self.s_down = min(self.s_down, self.h)
+            s = self.s_down
+        else:
+            self.s_up = min(self.s_up, self.h)
+            s = self.s_up
+        if s <= self.close_fraction * self.h and not spike:
+            self.direction = self.since = None
+            self.s_up = self.s_down = 0.0
+            return "close"
+        return None
+
+
+def same(a: Any, b: Any) -> bool:
+    """Equal, NaN equal to NaN (by the bytes of their repr, signs included)."""
+    return repr(a) == repr(b)
+
+
+ODD = [0.0, -0.0, math.inf, -math.inf, math.nan, 1e300, -1e300, 50.0, -50.0]
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_detector_and_alarm_equal_the_reference_on_odd_values(seed: int) -> None:
+    rng = random.Random(seed)
+    wc = rng.choice([1, 2, 7])
+    ref, new = (cls(step_ms=600_000, week_classes=wc, warmup_periods=0.3)
+                for cls in (ReferenceSeasonal, SeasonalDetector))
+    ref_a, new_a = ReferenceAlarm(1.0, 6.0, 6.0), CusumAlarm(1.0, 6.0, 6.0)
+    changes = set()
+    for i in range(3000):
+        late = i > 2900   # infinities and NaN poison the state: only at the end
+        y = rng.choice(ODD if late else ODD[:2] + ODD[5:]) if rng.random() < 0.01 else (
+            rng.gauss(5, 1) + (8 if 1500 < i < 1600 else 0))
+        var = rng.choice([0.0, 0.01, math.nan if late else 1.0]) if rng.random() < 0.01 \
+            else 1.0
+        ts = i * 600_000
+        v_ref, v_new = ref.update(ts, y, var), new.update(ts, y, var)
+        assert same(v_ref, v_new)
+        z = rng.choice(ODD) if rng.random() < 0.02 else v_ref.z
+        c_ref, c_new = ref_a.step(ts, z), new_a.step(ts, z)
+        assert c_ref == c_new and same(ref_a.to_dict(), new_a.to_dict())
+        changes.add(c_ref)
+    assert same(ref.to_dict(), new.to_dict())
+    assert {"open", "close"} <= changes
