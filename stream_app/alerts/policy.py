@@ -147,12 +147,14 @@ class AlertPolicy:
 
     # ---- decision ------------------------------------------------------------------------
     def decide(self, st: dict[str, Any], event: Event,
-               x: dict[str, float] | Callable[[], dict[str, float]], step: Any,
+               x: dict[str, float] | Callable[[dict[str, Any], int], dict[str, float]],
+               step: Any,
                registry: Any, rule_tags: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         """Alerts for ``event`` given the new scores in ``step``; updates ``st["al"]``.
 
-        ``x``: the event's feature vector, or a function building it (called at most once,
-        only for the reasons of a model-sourced alert).
+        ``x``: the event's feature vector, or a function building it as
+        ``x(st, event.ts)`` (:meth:`Scorer.features`; called at most once, only for the
+        reasons of a model-sourced alert: a rules-sourced one gives its rule events).
         """
         al = st.get("al")
         if al is None:
@@ -178,16 +180,18 @@ class AlertPolicy:
                         else round_fixed(score, 1e6, 6))
             mem["l"] = layer
             enter = k.enter_layer
-            why: list[dict[str, Any]]
+            why: list[dict[str, Any]] | None
             if layer == enter and prev_layer != enter:
                 why = [{"trigger": "enter_layer"}]
             elif (k.jump is not None and prev_score is not None and score >= k.min_score_for_jump
                   and score - prev_score >= k.jump):
                 why = [{"trigger": "jump", "from": prev_score}]
             else:
-                why = []
+                why = None      # (no list for the usual event: no trigger)
             if k.has_rules:
-                why += self._rule_triggers(k, mem, event, rule_tags)
+                rules = self._rule_triggers(k, mem, event, rule_tags)
+                if rules:
+                    why = why + rules if why else rules
             if not why:
                 continue
             last = mem.get("t")
@@ -196,8 +200,8 @@ class AlertPolicy:
             if not self.budget.take(event.tenant, kind, event.ts, k.hourly_budget_per_tenant):
                 continue
             mem["t"] = event.ts
-            if callable(x):
-                x = x()
+            if callable(x) and step.source.get(target, "rules") != "rules":
+                x = x(st, event.ts)     # only a model's reasons read the vector
             out.append(self._alert(k, st, event, x, step, registry, why))
         return out
 
@@ -226,8 +230,11 @@ class AlertPolicy:
             mem["rt"] = on
         return why
 
-    def _alert(self, k: AlertKind, st: dict[str, Any], event: Event, x: dict[str, float],
-               step: Any, registry: Any, why: list[dict[str, Any]]) -> dict[str, Any]:
+    def _alert(self, k: AlertKind, st: dict[str, Any], event: Event,
+               x: dict[str, float] | Callable[..., Any], step: Any, registry: Any,
+               why: list[dict[str, Any]]) -> dict[str, Any]:
+        """One alert record (``x``: the feature vector, read only when the score is a
+        model's; a rules-sourced alert may get the unbuilt vector's function)."""
         source = step.source.get(k.target, "rules")
         reasons: list[dict[str, Any]] = [
             {"kind": "rule", "zh": w["zh"], "en": w["en"]} for w in why if "zh" in w

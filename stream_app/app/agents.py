@@ -34,7 +34,7 @@ from stream_app.app.topics import TICKS, contract, source_topic
 from stream_app.dlq import dead_letter
 from stream_app.errors import ConfigError, EventError
 from stream_app.events import Event, parse_event
-from stream_app.scoring.points import round_fixed
+from stream_app.scoring.points import round_scores  # the published resolution (0.01)
 from stream_app.security.pii import protect_event_props
 
 log = logging.getLogger(__name__)
@@ -121,11 +121,6 @@ def publish_scoring(user_id: str, tenant: str, step: Any, broker_ts: float | Non
             fields[source_key] = source.get(target)
         if not NO_REDIS:
             runtime.projection.set_fields(tenant, user_id, fields)
-
-
-def round_scores(scores: dict[str, float]) -> dict[str, float]:
-    """Scores at the published resolution (``round(v, 2)``, bit for bit)."""
-    return {t: round_fixed(v, 1e2, 2) for t, v in scores.items()}
 
 
 _FIELD_NAMES: dict[str, tuple[str, str, str]] = {}

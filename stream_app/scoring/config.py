@@ -45,6 +45,15 @@ class FeatureConfig:
     exclude_props: frozenset[str] = frozenset()
     registration_type: str = "registered"
     points_features: bool = True
+    # derived once, for the per-event update: the day boundary's offset in ms, and the
+    # event types whose first time is kept (milestones and the registration type)
+    day_offset_ms: float = field(init=False, repr=False, compare=False)
+    first_types: frozenset[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "day_offset_ms", self.day_offset_hours * 3_600_000)
+        object.__setattr__(self, "first_types",
+                           frozenset(self.milestones) | {self.registration_type})
 
 
 @dataclass(frozen=True)

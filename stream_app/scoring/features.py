@@ -86,7 +86,7 @@ def update(st: dict[str, Any], ev: Event, fc: FeatureConfig) -> None:
     ts = ev.ts
     if etype in fc.exclude_types:
         return
-    day = int((ts + fc.day_offset_hours * 3_600_000) // DAY_MS)    # day_index, inlined
+    day = int((ts + fc.day_offset_ms) // DAY_MS)    # day_index, inlined
     t0 = st["t0"]
     if t0 is None or ts < t0:
         st["t0"] = ts
@@ -121,7 +121,7 @@ def update(st: dict[str, Any], ev: Event, fc: FeatureConfig) -> None:
     lst = st["lst"]
     if ts >= lst.get(etype, 0):
         lst[etype] = ts
-    if etype in fc.milestones or etype == fc.registration_type:
+    if etype in fc.first_types:     # a milestone or the registration type
         fs = st["fs"]
         if etype not in fs or ts < fs[etype]:
             fs[etype] = ts

@@ -27,7 +27,7 @@ DAY_MS = 86_400_000
 _exp = math.exp
 
 __all__ = ["RulePoints", "add_points", "points_at", "points_score", "round_fixed",
-           "top_point_events"]
+           "round_scores", "top_point_events"]
 
 
 def round_fixed(v: float, scale: float, digits: int) -> float:
@@ -60,6 +60,20 @@ def round_fixed(v: float, scale: float, digits: int) -> float:
     return round(v, digits)
 
 
+def round_scores(scores: dict[str, float]) -> dict[str, float]:
+    """Scores at the published resolution (``round(v, 2)`` each, bit for bit), as the agent
+    publishes them. A float zero (the usual score of a target without points) is its own
+    rounding, sign included, so it skips the call.
+
+    >>> round_scores({"convert": 0.23456, "at_risk": 0.0, "x": -0.0, "n": 1})
+    {'convert': 0.23, 'at_risk': 0.0, 'x': -0.0, 'n': 1}
+    """
+    out = {}
+    for t, v in scores.items():
+        out[t] = round_fixed(v, 1e2, 2) if v or v.__class__ is not float else v
+    return out
+
+
 def _decay(points: float, from_ts: int, to_ts: int, rc: RulesConfig) -> float:
     if to_ts <= from_ts or not points:
         return points
@@ -81,7 +95,10 @@ def add_points(rp: dict[str, Any], target: str, etype: str, ts: int, rc: RulesCo
         value = cur[0] + _decay(pts, ts, cur[1], rc)
     by = cur[2]
     by[etype] = round_fixed(by.get(etype, 0) + pts, 1e3, 3)
-    rp[target] = [value, max(ts, cur[1]), by]
+    # the same [value, newest ts, by type] list, updated in place (no new list per event)
+    if ts > cur[1]:
+        cur[1] = ts
+    cur[0] = value
 
 
 def points_at(rp: dict[str, Any], target: str, now_ms: int, rc: RulesConfig,
@@ -155,13 +172,28 @@ class RulePoints:
     def score_layer(self, rp: dict[str, Any], now_ms: int,
                     last_study_ts: int | None) -> tuple[float, float, str]:
         """``(points, score, layer)`` of the target at ``now_ms``."""
-        if self.zero is not None and not rp.get(self.target) and (
-                last_study_ts is None or not self.per_day):
+        cur = rp.get(self.target)
+        if self.zero is not None and not cur and (last_study_ts is None or not self.per_day):
             return self.zero     # no points and no inactivity points (most users, most events)
-        pts = self.points(rp, now_ms, last_study_ts)
+        # self.points(rp, now_ms, last_study_ts), inlined (the target's points read once)
+        if cur:
+            pts = cur[0]
+            from_ts = cur[1]
+            if now_ms > from_ts and pts:     # _decay
+                pts = pts * 0.5 ** ((now_ms - from_ts) / self.half_ms)
+        else:
+            pts = 0.0
+        idle = 0.0
+        if self.per_day and last_study_ts is not None:
+            idle = (now_ms - last_study_ts) / DAY_MS - self.after
+        if idle > 0:
+            pts = round_fixed(pts + idle * self.per_day, 1e6, 6)
+        elif pts:
+            pts = round_fixed(pts, 1e6, 6)
         if not pts and self.zero is not None:
             return pts, self.zero[1], self.zero[2]    # (a zero's score is 0.0, whatever its sign)
-        score = round_fixed(1.0 - _exp(-max(pts, 0.0) / self.scale), 1e6, 6)
+        # max(pts, 0.0) without the call (as max: pts itself unless below zero, NaN too)
+        score = round_fixed(1.0 - _exp(-(0.0 if pts < 0.0 else pts) / self.scale), 1e6, 6)
         if pts >= self.high:
             return pts, score, "high"
         return pts, score, "medium" if pts >= self.medium else "low"

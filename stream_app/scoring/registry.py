@@ -162,7 +162,8 @@ class ModelRegistry:
 
     def source(self, target: str) -> str:
         """The model version when its gate is open, else ``"rules"``."""
-        return self._version[target] if self._gates[target].is_open else "rules"
+        # (the gate's flag read directly: this runs for every target on every event)
+        return self._version[target] if self._gates[target]._open else "rules"  # noqa: SLF001
 
     def explain(self, target: str, x: dict[str, float], k: int = 3) -> list[tuple[str, float]]:
         """Top features behind the score of ``x`` (see :func:`models.contributions`)."""

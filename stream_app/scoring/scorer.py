@@ -136,8 +136,12 @@ class Scorer:
         self._rule_points = {name: RulePoints(name, t.rules)
                              for name, t in config.targets.items()}
         self._points_feature = [("pts|" + name, rp) for name, rp in self._rule_points.items()]
-        self._scored = [(name, self._rule_points[name], t.layer)
+        # per scored target: its rule points, its layer function, and the result without any
+        # points (RulePoints.zero) with whether inactivity points can move it (per_day)
+        self._scored = [(name, self._rule_points[name], t.layer, self._rule_points[name].zero,
+                         bool(self._rule_points[name].per_day))
                         for name, t in self.targets.items()]
+        self._exclude = config.features.exclude_types
         self._learn_live = "live" in self.learn_from
         self._schedule = config.snapshots.schedule_days
 
@@ -170,7 +174,7 @@ class Scorer:
                     self._outcome(st, event, target, int(value), event.ts, step)
             return step
         etype = event.type
-        if etype in self.fc.exclude_types:
+        if etype in self._exclude:
             return step
         ts = event.ts
         t0 = st["t0"]
@@ -202,9 +206,11 @@ class Scorer:
             x = None if self.lazy_features else self.features(st, ts)
             x = self._score_all(st, x, ts, step)
             if self.alert_policy is not None:
+                # no closure over st and ts for the lazy vector: the policy calls
+                # features(st, event.ts) itself, at most once
                 step.alerts = self.alert_policy.decide(
-                    st, event, x if x is not None else (lambda: self.features(st, ts)), step,
-                    self.registry, rule_tags)
+                    st, event, x if x is not None else self.features, step, self.registry,
+                    rule_tags)
         return step
 
     def features(self, st: dict[str, Any], now_ms: int) -> dict[str, float]:
@@ -235,13 +241,20 @@ class Scorer:
         """Score every target into ``step``; ``x``: the feature vector, or None to build it
         only if a model needs it. Returns the feature vector (None when none was built)."""
         reg = self.registry
+        source_of = reg.source
         scores, layers, source = step.scores, step.layers, step.source
         rp = st.get("rp") or {}
         study = st.get("study")
-        for name, rule_points, layer in self._scored:
-            src = reg.source(name)
+        for name, rule_points, layer, zero, per_day in self._scored:
+            src = source_of(name)
             if src == "rules":
-                _, scores[name], layers[name] = rule_points.score_layer(rp, now_ms, study)
+                if zero is not None and not rp.get(name) and (study is None or not per_day):
+                    # RulePoints.score_layer's first test, without the call (most targets of
+                    # most events: no points and no inactivity points)
+                    scores[name] = zero[1]
+                    layers[name] = zero[2]
+                else:
+                    _, scores[name], layers[name] = rule_points.score_layer(rp, now_ms, study)
             else:
                 if x is None:
                     x = self.features(st, now_ms)
