@@ -465,8 +465,15 @@ class DailyWindow:
         else:
             lists = query._day_lists(state, self.sel)
         for b in lists:
+            if not b or b[-1][0] < lo:    # empty, or every bucket before the range
+                continue
+            first = b[0][0]
+            if first >= lo:     # the oldest bucket is the first one from lo on
+                if first <= hi:
+                    return True
+                continue
             i = bisect_left(b, lo, key=_bucket_day)
-            if i < len(b) and b[i][0] <= hi:
+            if b[i][0] <= hi:   # i < len(b): the newest bucket is from lo on
                 return True
         return False
 
