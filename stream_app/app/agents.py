@@ -115,7 +115,9 @@ def publish_scoring(user_id: str, tenant: str, step: Any, broker_ts: float | Non
         fields: dict[str, Any] = {}
         layers, source = step.layers, step.source
         for target, score in rounded.items():
-            score_key, layer_key, source_key = _score_fields(target)
+            # (_score_fields without the call once the names are built)
+            score_key, layer_key, source_key = (_FIELD_NAMES.get(target)
+                                                or _score_fields(target))
             fields[score_key] = score
             fields[layer_key] = layers.get(target)
             fields[source_key] = source.get(target)

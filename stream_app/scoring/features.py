@@ -136,15 +136,17 @@ def update(st: dict[str, Any], ev: Event, fc: FeatureConfig) -> None:
     hashed, max_chars = fc.hashed_props, fc.max_value_chars
     cat = st["cat"]
     for k, v in props.items():
-        if v is None or k in excl:
-            continue
         kind = v.__class__
         # exact JSON types first (what parsed events carry), one class test each; any other
         # value (a subclass, a list, ...) takes the isinstance chain below
         if kind is str:
-            if is_cat_stream or k in channel_props:
+            # (a string is kept only from a categorical stream or as a channel prop: most are
+            # not, and need no exclusion test)
+            if (is_cat_stream or k in channel_props) and k not in excl:
                 # a short value of a plain prop is its own category (_cat_value without the call)
                 cat[k] = v if len(v) <= max_chars and k not in hashed else _cat_value(k, v, fc)
+        elif v is None or k in excl:
+            continue
         elif kind is int or kind is float:
             _add_numeric(bucket, tot, k, v)
         elif isinstance(v, bool):

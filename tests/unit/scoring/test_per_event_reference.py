@@ -207,8 +207,10 @@ def test_update_equals_the_reference_with_any_registration_type(seed: int) -> No
         e = Event(f"e{i}", "u", ts, rng.choice(["registered", "signup", "order_paid",
                                                "page_view", "lesson_attended"]),
                   rng.choice(["click", "profile", "study"]), "default",
-                  {"channel": rng.choice(["a", "b"]), "amount": rng.choice([1, 2.5]),
-                   "city": "x" * rng.choice([3, 50])})
+                  {"channel": rng.choice(["a", "b", None]), "amount": rng.choice([1, 2.5]),
+                   "city": "x" * rng.choice([3, 50]), "goal": rng.choice(["g", True, None]),
+                   "name": rng.choice(["bob", None, 3]),        # an excluded prop
+                   "tags": rng.choice([["a"], "t", 0])})
         update(a, e, fc)
         ref.update(b, e, fc)
         assert orjson.dumps(a) == orjson.dumps(b), i
