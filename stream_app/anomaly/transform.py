@@ -21,12 +21,15 @@ import math
 
 def to_stable(kind: str, value: float, weight: float) -> tuple[float, float]:
     """``(y, sampling variance of y)`` of one point of ``kind`` (count, rate, revenue)."""
+    # comparisons instead of max()/min() calls (one per closed point of the anomaly agent),
+    # each picking what the call picks, NaN included
+    x = value if value > 0.0 else 0.0                 # max(0.0, value)
     if kind == "count":
-        return 2.0 * math.sqrt(max(0.0, value) + 0.375), 1.0
+        return 2.0 * math.sqrt(x + 0.375), 1.0
     if kind == "rate":
-        p = min(1.0, max(0.0, value))
-        return math.asin(math.sqrt(p)), 1.0 / (4.0 * max(weight, 1.0))
-    return math.log1p(max(0.0, value)), 0.0
+        p = x if x < 1.0 else 1.0                     # min(1.0, x)
+        return math.asin(math.sqrt(p)), 1.0 / (4.0 * (1.0 if 1.0 > weight else weight))
+    return math.log1p(x), 0.0
 
 
 def from_stable(kind: str, y: float) -> float:

@@ -364,3 +364,29 @@ def test_detector_and_alarm_equal_the_reference_on_odd_values(seed: int) -> None
         changes.add(c_ref)
     assert same(ref.to_dict(), new.to_dict())
     assert {"open", "close"} <= changes
+
+
+def reference_to_stable(kind: str, value: float, weight: float) -> tuple[float, float]:
+    """transform.to_stable as it was (42c7498)."""
+    if kind == "count":
+        return 2.0 * math.sqrt(max(0.0, value) + 0.375), 1.0
+    if kind == "rate":
+        p = min(1.0, max(0.0, value))
+        return math.asin(math.sqrt(p)), 1.0 / (4.0 * max(weight, 1.0))
+    return math.log1p(max(0.0, value)), 0.0
+
+
+@pytest.mark.parametrize("kind", ["count", "rate", "revenue"])
+def test_to_stable_equals_the_reference(kind: str) -> None:
+    rng = random.Random(kind)
+    values = ODD + [1.0, 0.5, 0.999, 1.5, -0.5, 0.375, 1e-300, -1e-300] + [
+        rng.uniform(-2, 50) for _ in range(500)]
+    for value in values:
+        for weight in [*ODD, 1.0, 0.5, 20.0, rng.uniform(0, 100)]:
+            try:
+                want = reference_to_stable(kind, value, weight)
+            except (ValueError, OverflowError) as exc:
+                with pytest.raises(type(exc)):
+                    to_stable(kind, value, weight)
+                continue
+            assert same(to_stable(kind, value, weight), want)
