@@ -28,7 +28,7 @@ def to_stable(kind: str, value: float, weight: float) -> tuple[float, float]:
         return 2.0 * math.sqrt(x + 0.375), 1.0
     if kind == "rate":
         p = x if x < 1.0 else 1.0                     # min(1.0, x)
-        return math.asin(math.sqrt(p)), 1.0 / (4.0 * (1.0 if 1.0 > weight else weight))
+        return math.asin(math.sqrt(p)), 1.0 / (4.0 * (1.0 if weight < 1.0 else weight))
     return math.log1p(x), 0.0
 
 
