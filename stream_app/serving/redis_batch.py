@@ -214,6 +214,22 @@ def _bitmap_prefix(key: str) -> str | None:
         return pre
 
 
+_NUM_PARTS: dict[str, tuple[str, str]] = {}
+"""Numeric tag key -> its tenant prefix and tag (cleared past 100,000 keys)."""
+
+
+def _num_parts(key: str) -> tuple[str, str]:
+    """``sa:t1:num:lead_points`` -> ``("sa:t1:", "lead_points")``."""
+    try:
+        return _NUM_PARTS[key]
+    except KeyError:
+        if len(_NUM_PARTS) >= 100_000:
+            _NUM_PARTS.clear()
+        pre = _tenant_prefix(key)
+        parts = _NUM_PARTS[key] = (pre, key[len(pre) + len("num:"):])
+        return parts
+
+
 def encode_op(op: tuple[Any, ...], edges: Callable[[], str] = lambda: "") -> list[list[str]]:
     """The batch entries of one projection operation (same meaning as the pipeline's)."""
     name = op[0]
@@ -225,8 +241,7 @@ def encode_op(op: tuple[Any, ...], edges: Callable[[], str] = lambda: "") -> lis
                      bit, pre] for uid in op[2:]]
     args = op[1:]
     if name in ("zadd", "zrem") and ":num:" in args[0]:
-        pre = _tenant_prefix(args[0])
-        tag = args[0][len(pre) + len("num:"):]
+        pre, tag = _num_parts(args[0])
         value = repr(float(args[2])) if name == "zadd" else ""
         return [["n", args[0], f"{pre}user:{args[1]}", _s(args[1]), value, pre, tag, edges()]]
     if name == "unid":
@@ -287,6 +302,15 @@ def encode_batch(ops: Iterable[tuple[Any, ...]], edges: Callable[[], str] = lamb
                     out.append(group)
                 group += (op[1], "1" if name == "sadd" else "0")
                 continue
+        elif name == "hsetmap":  # encode_op's entry, inline: one per user and flush
+            entry = ["c", "HSET", op[1]]
+            add = entry.append
+            for f, v in op[2].items():  # fields are text, values JSON bytes (orjson.dumps)
+                add(f if f.__class__ is str else _s(f))
+                add(v.decode() if v.__class__ is bytes else _s(v))
+            out.append(entry)
+            group = []
+            continue
         elif name == "why":
             why.append(_why_entry(*op[1:]))
             continue

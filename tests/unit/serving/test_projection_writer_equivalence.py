@@ -1,11 +1,13 @@
-"""The live writer's faster paths (session 9) against reference copies of the code before:
-the segment moves of a user's changes (``_moves``), the changed score fields
-(``_changed_fields``), the LRU's batch ``add_all``, and the flush as ONE Lua call (why merges
+"""The live writer's faster paths (sessions 9 and 10) against reference copies of the code
+before: the segment moves of a user's changes (``_moves``), the changed score fields
+(``_changed_fields``), the LRU's batch ``add_all`` and the sets of ``new_in``, and the
+flush as ONE Lua call (why merges
 inside the batch script) against the two calls it replaced (the batch script, then a why
 script), down to the order of the user hash's fields on a real redis-server."""
 
 from __future__ import annotations
 
+import enum
 import math
 import random
 from typing import Any
@@ -109,8 +111,17 @@ def _reference_calls(batch: list[tuple], edges: Any = lambda: "") -> list[tuple[
 
 # -- _moves -----------------------------------------------------------------------------------
 
+class _Level(enum.IntEnum):
+    ONE = 1
+
+
+class _Text(str):
+    pass
+
+
 _VALUES = st.sampled_from(["1", 1, 1.0, 2.5, True, False, "true", "x", "y", "", None,
-                           ["a"], ["a", "b"], 0, -0.0])
+                           ["a"], ["a", "b"], 0, -0.0, _Level.ONE, _Text("x")])
+"""Tag values, with subclasses of the classes ``_moves`` looks up by class (session 10)."""
 
 
 @settings(max_examples=300, deadline=None)
@@ -174,6 +185,30 @@ def test_property_add_all_is_add_of_each_key(first, keys_, size):
         b.add(k)
     assert a.add_all(keys_) == [k for k in keys_ if b.add(k)]
     assert list(a._d) == list(b._d)
+
+
+# -- Seen.new_in (session 10) -------------------------------------------------------------------
+
+
+@settings(max_examples=200, deadline=None)
+@given(calls=st.lists(st.tuples(st.sampled_from(["g", "h"]),
+                                st.lists(st.sampled_from("abcdef"), unique=True, max_size=4)),
+                      max_size=30),
+       size=st.integers(0, 8))
+def test_property_new_in_never_skips_a_key_not_returned_before(calls, size):
+    """``new_in`` (the why shapes and values index entries ``pending_ops`` writes) returns
+    its keys in order, leaves out only keys it returned before for the same group (so they
+    were written), holds at most ``size`` keys; with room for every key it is exactly the
+    LRU's ``add`` of each key, which it replaced."""
+    s, big, lru = Seen(size), Seen(10_000), Seen(10_000)
+    returned: set[tuple[str, str]] = set()
+    for group, ks in calls:
+        got = s.new_in(group, ks)
+        assert got == [k for k in ks if k in got]
+        assert all((group, k) in returned for k in ks if k not in got)
+        returned |= {(group, k) for k in got}
+        assert sum(map(len, s._groups.values())) <= size
+        assert big.new_in(group, ks) == [k for k in ks if lru.add((group, k))]
 
 
 # -- one Lua call per flush ----------------------------------------------------------------

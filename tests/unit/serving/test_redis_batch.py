@@ -99,3 +99,62 @@ def test_encoding_is_plain_json_strings():
     assert raw == (b'[["n","sa:t:num:lead_points","sa:t:user:u1","u1","2.5","sa:t:",'
                    b'"lead_points","0,1,5"],["c","HSET","sa:t:user:u1","f","1"],'
                    b'["c","DEL","k1","k2"]]')
+
+
+def _encode_one_by_one(ops: list[tuple]) -> bytes:
+    """``encode_batch`` without its inline paths: every operation through ``encode_op``
+    (the hash writes and numeric moves as before session 10), the same grouping order."""
+    import orjson  # noqa: PLC0415
+
+    from stream_app.serving import redis_batch  # noqa: PLC0415
+
+    out: list = []
+    why: list = []
+    group: list = []
+    for op in ops:
+        if op[0] in ("sadd", "srem") and len(op) == 3 and redis_batch._bitmap_prefix(op[1]):
+            e = redis_batch.encode_op(op)[0]
+            if not group or group[2] != e[3] or group[3] != e[5]:
+                group = ["B", e[2], e[3], e[5]]
+                out.append(group)
+            group += (e[1], e[4])
+            continue
+        if op[0] == "why":
+            why.append(redis_batch._why_entry(*op[1:]))
+            continue
+        if op[0] == "delete" and why:
+            out += why
+            why = []
+        group = []
+        out.extend(redis_batch.encode_op(op, lambda: "0,1"))
+    return orjson.dumps(out + why)
+
+
+_FIELD_VALUES = [b'"x"', b"0.5", b'"a\\"|b"', "text", 3, 2.5, b"\xc3\xa9".decode().encode()]
+
+
+def test_encode_batch_inline_paths_are_encode_op():
+    """Random batches of hash writes (text and odd field names, JSON bytes and other
+    values), numeric moves of several tenants, segment bits and why records: the same JSON
+    as each operation through ``encode_op``."""
+    rnd = random.Random(5)
+    for seed in range(200):
+        ops: list[tuple] = []
+        for _ in range(rnd.randint(1, 12)):
+            t, uid = rnd.choice(["t", "t2"]), rnd.choice(["u1", "u2", "u3"])
+            kind = rnd.random()
+            if kind < 0.3:
+                fields = {rnd.choice(["tag:a", "score:x", b"raw", 7]): rnd.choice(_FIELD_VALUES)
+                          for _ in range(rnd.randint(1, 4))}
+                ops.append(("hsetmap", keys.user_key(t, uid), fields))
+            elif kind < 0.5:
+                tag = rnd.choice(["lead_points", "n:2"])
+                ops.append(("zadd", keys.num_key(t, tag), uid, rnd.choice([1.0, -0.0, 3, 2.5]))
+                           if rnd.random() < 0.7 else ("zrem", keys.num_key(t, tag), uid))
+            elif kind < 0.8:
+                ops.append((rnd.choice(["sadd", "srem"]), keys.seg_key(t, "a", "x"), uid))
+            elif kind < 0.9:
+                ops.append(("why", keys.user_key(t, uid), t, ("a",), [b"Abcd1"], {}))
+            else:
+                ops.append(("delete", keys.user_key(t, uid)))
+        assert encode_batch(ops, lambda: "0,1") == _encode_one_by_one(ops), seed
