@@ -123,10 +123,12 @@ def _train(events: list) -> dict[str, bytes]:
     return {t: reg.snapshot(t) for t in reg.targets}
 
 
-def prepare(wl: Any, events: int, blobs: dict[str, bytes] | None = None) -> list[tuple]:
+def prepare(wl: Any, events: int, blobs: dict[str, bytes] | None = None,
+            stats: dict[str, Any] | None = None) -> list[tuple]:
     """``(event, rule tags)`` of every event the worker scores, in workload order, with the
     tags the agent passes (the engine's ``state["tags"]`` after its step, on_scores fed by
-    this tree's scorer); ``(event, DROP)`` where the worker deletes the user's state."""
+    this tree's scorer); ``(event, DROP)`` where the worker deletes the user's state.
+    ``stats`` (optional) gets the engine's ``on_scores`` calls and their CPU seconds."""
     contract = load_contract()
     engine = TagEngine(load_ruleset(DEFAULT_RULES))
     tree = _tree(None)
@@ -157,7 +159,12 @@ def prepare(wl: Any, events: int, blobs: dict[str, bytes] | None = None) -> list
         if step.scores:
             rounded = tree.round_scores(step.scores)
             if rounded != st.get("scores"):
+                t0 = time.process_time()
                 engine.on_scores(st, rounded, ev.ts)
+                if stats is not None:
+                    stats["on_scores_calls"] = stats.get("on_scores_calls", 0) + 1
+                    stats["on_scores_cpu_s"] = (stats.get("on_scores_cpu_s", 0.0)
+                                                + time.process_time() - t0)
     return items
 
 
@@ -294,8 +301,10 @@ def parts(wl: Any, events: int = 60_000, rounds: int = 3,
     scored event, ``perf_counter`` around each part, median of ``rounds`` passes): a
     breakdown to see the largest share, not an A/B figure."""
     blobs = _train(_parsed(wl, min(events, TRAIN_EVENTS))) if regime == "model" else None
-    items = prepare(wl, events, blobs)
+    stats: dict[str, Any] = {}
+    items = prepare(wl, events, blobs, stats)
     tree = _tree(None)
+    by_key: dict[str, int] = {}
     runs: dict[str, list[float]] = {"decode": [], "on_event": [], "publish": [], "encode": []}
     sizes: list[int] = []
     for _ in range(rounds):
@@ -330,9 +339,19 @@ def parts(wl: Any, events: int = 60_000, rounds: int = 3,
         for k, v in acc.items():
             runs[k].append(v / max(n, 1) * 1e6)
         sizes = [len(v) for v in store.values()]
+    for raw in store.values():      # the final states: bytes per top-level key
+        for k, v in orjson.loads(raw).items():
+            by_key[k] = by_key.get(k, 0) + len(orjson.dumps(v)) + len(k) + 4
+    calls = stats.get("on_scores_calls", 0)
     return {"events": n, "regime": regime, "rounds": rounds,
             "us_per_event": {k: round(statistics.median(v), 2) for k, v in runs.items()},
-            "state_bytes_mean": round(statistics.mean(sizes), 1) if sizes else 0}
+            "state_bytes_mean": round(statistics.mean(sizes), 1) if sizes else 0,
+            "state_bytes_by_key": {k: round(v / max(len(store), 1), 1) for k, v in
+                                   sorted(by_key.items(), key=lambda kv: -kv[1])},
+            "engine_on_scores": {"calls": calls, "us_per_call": round(
+                stats.get("on_scores_cpu_s", 0.0) / max(calls, 1) * 1e6, 1),
+                "us_per_scored_event": round(stats.get("on_scores_cpu_s", 0.0)
+                                             / max(n, 1) * 1e6, 2)}}
 
 
 def _parsed(wl: Any, events: int) -> list:
@@ -370,6 +389,12 @@ def main(argv: list[str] | None = None) -> None:
               f"of {res['rounds']} passes, µs/event: "
               + ", ".join(f"{k} {v}" for k, v in us.items())
               + f"; total {round(sum(us.values()), 2)}; mean sc state {res['state_bytes_mean']} B")
+        print("  sc state bytes per user by key (final states): " + ", ".join(
+            f"{k} {v}" for k, v in list(res["state_bytes_by_key"].items())[:8]))
+        o = res["engine_on_scores"]
+        print(f"  not timed above: the engine's on_scores (score_event calls it when a rounded "
+              f"score moved): {o['calls']:,} calls, {o['us_per_call']} CPU µs each, "
+              f"{o['us_per_scored_event']} µs per scored event")
     else:
         res = compare(wl, args.against, events=args.events, rounds=args.rounds,
                       regime=args.regime)
