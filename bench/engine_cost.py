@@ -31,6 +31,9 @@ Example (a tiny run):
     >>> ls = lockstep(build(users=30, seed=3, days=2), REPO_ROOT, events=200)
     >>> ls["same_result"], ls["this"]["changes"] == ls["other"]["changes"] > 0
     (True, True)
+    >>> lc = lockstep(build(users=30, seed=3, days=2), REPO_ROOT, events=200, codec=True)
+    >>> lc["same_result"], lc["codec"], lc["this"]["changes"] == ls["this"]["changes"]
+    (True, True, True)
 """
 
 from __future__ import annotations
