@@ -377,11 +377,19 @@ class StateUpdater:
         today = day_of(now_ms, self.day_offset_ms)
         st = state["st"]
         d = state["d"]
+        rets = self._type_ret
         for et in list(d):
             b = d[et]
-            buckets.prune(b, today - self.type_retention(et, st.get(et, "")) + 1)
+            key = (et, st.get(et, ""))
+            ret = rets.get(key)
+            if ret is None:
+                ret = self.type_retention(*key)
             if not b:
                 del d[et]
+            elif b[0][0] <= today - ret:   # an old bucket (buckets.prune's check, inline)
+                buckets.prune(b, today - ret + 1)
+                if not b:
+                    del d[et]
         ds = state.get("ds", {})
         for stream in list(ds):
             buckets.prune(ds[stream], today - self._stream_ret.get(stream, self.retention_days) + 1)
