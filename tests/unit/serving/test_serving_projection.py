@@ -408,3 +408,17 @@ def test_pack_why_matches_the_reference_on_odd_values():
         if rnd.random() < 0.9:
             why["value"] = rnd.choice(odd + list(vals.values()))
         assert keys.pack_why("t", why) == _reference_pack_why("t", why), why
+
+
+def test_pack_why_one_text_value_equal_to_the_tag_is_the_reference():
+    """The one-text-value fast path (session 10) against the reference, at its edges: empty
+    text, a str subclass on either side, escapes, a second value, a value of another text."""
+    class Sub(str):
+        pass
+
+    cases = [("x", "x"), ("", ""), (Sub("x"), "x"), ("x", Sub("x")), ("x|y", "x|y"),
+             ('q"\\', 'q"\\'), ("é中", "é中"), ("x", "y"), ("1", 1), (1, "1")]
+    for v, value in cases:
+        for values in ({"a": v}, {"a": v, "b": v}, {"a": v, "b": 2}):
+            why = {"rule_version": 1, "values": values, "value": value}
+            assert keys.pack_why("t", why) == _reference_pack_why("t", why), why
