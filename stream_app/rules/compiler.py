@@ -464,6 +464,15 @@ class DailyWindow:
             lists = [b] if b else []
         else:
             lists = query._day_lists(state, self.sel)
+        return self.holds(lists, lo, hi)
+
+    @staticmethod
+    def holds(lists: list[list], lo: int, hi: int) -> bool:
+        """Whether a bucket of ``lists`` (each sorted by day) lies in days ``lo..hi``.
+
+        >>> DailyWindow.holds([[], [[3, 1], [9, 2]]], 4, 8), DailyWindow.holds([[[5, 1]]], 4, 8)
+        (False, True)
+        """
         for b in lists:
             if not b or b[-1][0] < lo:    # empty, or every bucket before the range
                 continue

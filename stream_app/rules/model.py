@@ -23,6 +23,7 @@ Example:
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,8 +36,10 @@ from stream_app.rules.compiler import (
     Guard,
     Probe,
     SinceThreshold,
+    _bucket_day,
     first_point_after,
 )
+from stream_app.state import query
 from stream_app.state.requirements import Requirements, Selector
 
 KINDS = ("enum", "bool", "number", "text", "set")
@@ -199,6 +202,14 @@ class RuleSet:
         for t in self.order:
             for w in t.windows:
                 self._windows.setdefault(w, set()).add(t.id)
+        #: (window, its tags, where its buckets are: "s" a prop sum's key, "d" the types of
+        #: a types-only selector, None: query._day_lists) for :meth:`daily_moved`
+        self._window_reads = tuple(
+            (frozenset(tags), w.days, w.decayed, w.sel,
+             *(("s", w.spec.key) if w.spec is not None
+               else ("d", tuple(sorted(w.sel.types)))
+               if not w.sel.any and not w.sel.streams else (None, None)))
+            for w, tags in self._windows.items())
         self._empty: dict[str, Any] | None = None
         self._guards: dict[tuple[str, str], tuple] = {}
 
@@ -332,9 +343,33 @@ class RuleSet:
         ([], True)
         """
         out: set[str] = set()
-        for window, tags in self._windows.items():
-            if not tags <= out and window.moved(state, old_today, today):
-                out |= tags
+        d, sums = state["d"], state.get("s") or {}
+        for tags, days, decayed, sel, where, what in self._window_reads:
+            if tags <= out:
+                continue
+            # DailyWindow.moved, with the bucket lists read in place
+            lo = old_today - days + 1
+            hi = old_today
+            if not decayed and today - days < hi:
+                hi = today - days
+            if hi < lo:
+                continue
+            if where == "d":
+                lists = [d[t] for t in what if t in d]
+            elif where == "s":
+                b = sums.get(what)
+                lists = [b] if b else ()
+            else:
+                lists = query._day_lists(state, sel)
+            for b in lists:    # DailyWindow.holds
+                if not b or b[-1][0] < lo:
+                    continue
+                first = b[0][0]
+                if first < lo:
+                    first = b[bisect_left(b, lo, key=_bucket_day)][0]
+                if first <= hi:
+                    out |= tags
+                    break
         return frozenset(out)
 
     def clock_starts(self, state: dict[str, Any]) -> list[int | None]:

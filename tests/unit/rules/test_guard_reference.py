@@ -186,3 +186,46 @@ def test_a_daily_window_that_did_not_move_keeps_its_value(buckets, days, old_tod
             return (query.count_days(state, sel, day, days, 2.0),)
         return (query.count_days(state, sel, day, days), query.active_days(state, sel, day, days))
     assert window.moved(state, old_today, today) == (reads(today) != reads(old_today))
+
+
+# -- the day's moved windows of a whole rule set (session 10: bucket lists read in place) ----
+_RS = None
+
+
+def _default_ruleset() -> Any:
+    global _RS
+    if _RS is None:
+        from stream_app.rules.engine import DEFAULT_RULES  # noqa: PLC0415
+        from stream_app.rules.loader import load_ruleset  # noqa: PLC0415
+        _RS = load_ruleset(DEFAULT_RULES)
+    return _RS
+
+
+WINDOW_TYPES = ["course_view", "page_view", "refund", "trial_booked", "order_paid",
+                "lesson_attended", "video_watched", "renewal", "homework_submitted", "search"]
+WSTREAM = {"course_view": "click", "page_view": "click", "refund": "order",
+           "trial_booked": "click", "order_paid": "order", "lesson_attended": "study",
+           "video_watched": "study", "renewal": "order", "homework_submitted": "study",
+           "search": "click"}
+LONG_BUCKETS = st.lists(st.tuples(st.integers(0, 110), st.integers(0, 3)), max_size=8).map(
+    lambda pairs: [[d, n] for d, n in sorted(dict(pairs).items())])
+
+
+@settings(max_examples=600, deadline=None)
+@given(types=st.lists(st.sampled_from(WINDOW_TYPES), max_size=6, unique=True),
+       data=st.data(), old_today=st.integers(60, 110), step=st.sampled_from([1, 2, 7, 31, 400]))
+def test_daily_moved_equals_every_window_checked_alone(types, data, old_today, step):
+    rs = _default_ruleset()
+    state: dict[str, Any] = {
+        "st": {t: WSTREAM[t] for t in types},
+        "d": {t: data.draw(LONG_BUCKETS) for t in types},
+        "ds": {s: b for s in ("click", "study") if (b := data.draw(LONG_BUCKETS))},
+        "s": {k: b for k in ("order_paid.amount", "refund.amount", "renewal.amount",
+                             "video_watched.percent") if (b := data.draw(LONG_BUCKETS))},
+    }
+    today = old_today + step
+    want: set[str] = set()
+    for window, tags in rs._windows.items():
+        if window.moved(state, old_today, today):
+            want |= tags
+    assert rs.daily_moved(state, old_today, today) == frozenset(want)
