@@ -203,12 +203,13 @@ class RuleSet:
             for w in t.windows:
                 self._windows.setdefault(w, set()).add(t.id)
         #: (window, its tags, where its buckets are: "s" a prop sum's key, "d" the types of
-        #: a types-only selector, None: query._day_lists) for :meth:`daily_moved`
+        #: a types-only selector, None: query._day_lists of the selector key) for
+        #: :meth:`daily_moved`
         self._window_reads = tuple(
             (frozenset(tags), w.days, w.decayed, w.sel,
              *(("s", w.spec.key) if w.spec is not None
                else ("d", tuple(sorted(w.sel.types)))
-               if not w.sel.any and not w.sel.streams else (None, None)))
+               if not w.sel.any and not w.sel.streams else (None, w.sel.key)))
             for w, tags in self._windows.items())
         self._empty: dict[str, Any] | None = None
         self._guards: dict[tuple[str, str], tuple] = {}
@@ -344,6 +345,7 @@ class RuleSet:
         """
         out: set[str] = set()
         d, sums = state["d"], state.get("s") or {}
+        shared = None
         for tags, days, decayed, sel, where, what in self._window_reads:
             if tags <= out:
                 continue
@@ -359,8 +361,12 @@ class RuleSet:
             elif where == "s":
                 b = sums.get(what)
                 lists = [b] if b else ()
-            else:
-                lists = query._day_lists(state, sel)
+            else:   # windows of one selector share its lists
+                if shared is None:
+                    shared = {}
+                lists = shared.get(what)
+                if lists is None:
+                    lists = shared[what] = query._day_lists(state, sel)
             for b in lists:    # DailyWindow.holds
                 if not b or b[-1][0] < lo:
                     continue

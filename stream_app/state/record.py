@@ -390,16 +390,17 @@ class StateUpdater:
                 buckets.prune(b, today - ret + 1)
                 if not b:
                     del d[et]
-        ds = state.get("ds", {})
-        for stream in list(ds):
-            buckets.prune(ds[stream], today - self._stream_ret.get(stream, self.retention_days) + 1)
-            if not ds[stream]:
-                del ds[stream]
-        s = state.get("s", {})
-        for key in list(s):
-            buckets.prune(s[key], today - self._sum_ret.get(key, self.retention_days) + 1)
-            if not s[key]:
-                del s[key]
+        for name, rets in (("ds", self._stream_ret), ("s", self._sum_ret)):
+            lists = state.get(name)
+            if not lists:
+                continue
+            for key in list(lists):
+                b = lists[key]
+                keep = today - rets.get(key, self.retention_days) + 1
+                if b and b[0][0] < keep:
+                    buckets.prune(b, keep)
+                if not b:
+                    del lists[key]
         if "rt" in state:
             self.prune_recent(state, now_ms)
 
