@@ -142,24 +142,10 @@ class AnomalyMonitor:
         >>> anomalous, record, change      # warming up: no alarm yet
         (False, None, None)
         """
-        # self._update(p), inline: the anomaly agent calls this for every merged point
-        key = (p.metric, p.tenant, p.channel, p.window)
-        watched = self._watched.get(key)
-        if watched is None:
-            watched = self._watched[key] = self.config.watches(p.metric, p.window, p.channel)
-        if not watched:
+        u = self._update(p)
+        if u is None:
             return None
-        kind = p.kind
-        if kind == "rate":
-            weight = den = p.den
-            value = p.num / den if den > 0 else float("nan")
-        else:
-            weight = value = p.num
-        if weight < self.config.min_weight.get(kind, 0.0):
-            return None
-        s = self._series.get(key) or self._new(key, p.window, kind)
-        y, var = to_stable(kind, value, weight)
-        v = s.detector.update(p.start_ms, y, var)
+        s, v, value = u
         if v.warming:
             s.alarm.reset()
             return False, v.z, None, None
