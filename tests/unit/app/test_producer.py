@@ -144,3 +144,49 @@ def test_tracked_offsets_reach_the_after_flush_hooks_only_when_delivered(produce
     assert before == {}
     assert seen == [{("cl", 0): 2}]                  # the highest tracked offset, once
     assert after == {("cl", 0): 2}                    # the failed record moved nothing
+
+
+def test_each_record_reports_to_the_epoch_it_was_queued_in(producer) -> None:
+    """Reports share one callback per epoch: a failure after a flush began belongs to the
+    next epoch, and the flush of the first still succeeds."""
+    async def run() -> tuple[bool, str]:
+        producer._loop = asyncio.get_running_loop()
+        rk: FakeRk = producer._rk
+        producer.produce("out", "u1", b"a")
+        first = asyncio.ensure_future(producer.flush())
+        await asyncio.sleep(0)
+        producer.produce("out", "u2", b"b", partition=3)    # the next epoch
+        rk.deliver(1)
+        await asyncio.wait_for(first, 1.0)
+        second = asyncio.ensure_future(producer.flush())
+        await asyncio.sleep(0)
+        rk.deliver(1, err="MSG_TIMED_OUT")
+        try:
+            await asyncio.wait_for(second, 1.0)
+        except ProducerSendError as exc:
+            return first.done() and first.exception() is None, str(exc)
+        return False, "second flush did not fail"
+
+    ok, err = asyncio.run(run())
+    assert ok and "1 records could not be delivered (out: MSG_TIMED_OUT)" in err
+
+
+def test_a_full_local_queue_waits_and_counts_the_record_once(producer) -> None:
+    class FullOnce(FakeRk):
+        def __init__(self) -> None:
+            super().__init__()
+            self.full, self.polls = 2, 0
+
+        def produce(self, topic: str, **kwargs: Any) -> None:
+            if self.full:
+                self.full -= 1
+                raise BufferError("queue full")
+            super().produce(topic, **kwargs)
+
+        def poll(self, timeout: float) -> int:
+            self.polls += 1
+            return 0
+
+    rk = producer._rk = FullOnce()
+    producer.produce("out", "u1", b"a")
+    assert (len(rk.queued), rk.polls, producer._epoch.outstanding) == (1, 1, 1)
