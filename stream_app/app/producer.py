@@ -195,8 +195,15 @@ class FastProducer(driver.Producer):
         """Queue one record and remember its offset once delivered (in :attr:`delivered`):
         a table's changelog write, whose offset a RocksDB store persists. ``on_delivered``
         (optional) is called with the partition when it is delivered."""
-        self._produce(topic, key, value, partition, None, None, None, track=True,
-                      on_delivered=on_delivered)
+        epoch = self._epoch
+        try:
+            self._rk.produce(topic, value=value, key=key, partition=partition,
+                             on_delivery=epoch.tracker(self.delivered, on_delivered))
+        except BufferError:   # local queue full: the general path waits for room
+            self._produce(topic, key, value, partition, None, None, None, track=True,
+                          on_delivered=on_delivered)
+            return
+        epoch.outstanding += 1
 
     def _produce(self, topic: str, key: Any, value: Any, partition: int | None,
                  timestamp: float | None, headers: Any, fut: asyncio.Future | None,
