@@ -32,9 +32,9 @@ from typing import Any
 
 from stream_app.config import REPO_ROOT
 from stream_app.events import Event
-from stream_app.rules.compiler import SCORES_TYPE, Probe
+from stream_app.rules.compiler import SCORES_TYPE, EvalContext, Probe
 from stream_app.rules.derive import referral_events
-from stream_app.rules.model import RuleSet
+from stream_app.rules.model import RuleSet, TagDef
 from stream_app.state.record import DAY_MS, StateUpdater, new_state
 
 DEFAULT_RULES = REPO_ROOT / "config" / "rules"
@@ -134,6 +134,8 @@ class TagEngine:
         self._fresh_props: dict[tuple[str, str], tuple[str, ...]] = {}
         #: tag key sets -> whether in rule order (:meth:`_in_rule_order`)
         self._ordered: dict[tuple[str, ...], bool] = {}
+        #: :meth:`_score_tags` (``_ABSENT``: not looked at yet)
+        self._scores_plan: Any = _ABSENT
 
     @property
     def tick_granularity_ms(self) -> int:
@@ -256,10 +258,31 @@ class TagEngine:
 
     def on_scores(self, state: dict[str, Any], scores: dict[str, float | None],
                   now_ms: int) -> StepResult:
-        """Store model scores (``state["scores"]``) and re-evaluate the tags that use them."""
+        """Store model scores (``state["scores"]``) and re-evaluate the tags that use them.
+
+        The worker calls it right after :meth:`on_event`, at the clock of that evaluation:
+        then only the tags reading scores can move, and when a look at them
+        (:meth:`_scores_still`) finds none moved, the step is the selective evaluation's
+        without its bookkeeping (no change; ``nd`` recomputed). Otherwise, or when the
+        clock moved, the selective evaluation runs (:meth:`_evaluate`).
+
+        >>> from stream_app.rules.loader import load_ruleset
+        >>> eng = TagEngine(load_ruleset(DEFAULT_RULES))
+        >>> st = eng.on_event(None, Event("e1", "u1", 1714528800000, "course_view",
+        ...                               "click")).state
+        >>> st["tags"]["intent"], eng.on_scores(st, {"convert": 0.1}, st["now"]).changes
+        ('low', [])
+        >>> [(c["tag_id"], c["old"], c["new"]) for c in eng.on_scores(
+        ...     st, {"convert": 0.7}, st["now"]).changes]   # and its dependent
+        [('intent', 'low', 'high'), ('demand_stage', 'new_lead', 'converting')]
+        """
         state.setdefault("scores", {}).update(scores)
-        return self._evaluate(state, max(now_ms, state["now"]), trigger=None, reason="score",
-                              touched=_SCORES_TOUCHED)
+        now = state["now"]
+        if now_ms <= now and self._scores_still(state, now):
+            state["nd"] = self._next_due(state, now)
+            return StepResult(state, [])
+        return self._evaluate(state, now if now_ms <= now else now_ms, trigger=None,
+                              reason="score", touched=_SCORES_TOUCHED)
 
     def due(self, state: dict[str, Any], now_ms: int) -> bool:
         """Could ``on_tick(state, now_ms)`` change anything? (one comparison)"""
@@ -301,6 +324,61 @@ class TagEngine:
         except TypeError:   # a list or object prop value: not memoised
             return None
         return key
+
+    def _score_tags(self) -> tuple[tuple[TagDef, ...], bool] | None:
+        """What a score update makes the selective evaluation run first, when the clock
+        stands (the ``must`` tags of :meth:`RuleSet.plan` for the scores, in rule order),
+        and whether one of them reads a hidden tag; None when such a step can do more than
+        run them (a hidden tag among them rewrites ``hid``; a clock atom reading scores moves
+        the horizon). Cached per rule set.
+
+        >>> from stream_app.rules.loader import load_ruleset
+        >>> tags, hid = TagEngine(load_ruleset(DEFAULT_RULES))._score_tags()
+        >>> [t.id for t in tags], hid
+        (['intent'], False)
+        """
+        if self._scores_plan is _ABSENT:
+            rs = self._ruleset
+            must, cands, atoms = rs.plan(_SCORES_TOUCHED, False, False, False)
+            tags = tuple(t for t in cands if t.id in must)
+            hidden = set(rs.hidden_ids)
+            self._scores_plan = None if atoms or any(t.hidden for t in tags) else (
+                tags, any(d in hidden for t in tags for d in t.deps))
+        return self._scores_plan
+
+    def _scores_still(self, state: dict[str, Any], now: int) -> bool:
+        """Whether a selective evaluation of ``state`` (its scores just updated) at ``now``,
+        its last evaluation's clock, would change nothing but ``nd``: it is selective, no
+        clock atom's horizon passed, no sub-day timestamps to prune, and the tags reading
+        scores (:meth:`_score_tags`), run on the state without writing to it, keep their
+        values (so their dependents do not run)."""
+        rs = self._ruleset
+        if self.full or state.get("rv") != rs.version or "rt" in state:
+            return False
+        th = state.get("th", _ABSENT)
+        if th is _ABSENT:
+            if rs.clock_atoms:   # written before horizons were kept: not selective
+                return False
+        elif th is not None and now >= th:
+            return False
+        plan = self._score_tags()
+        if plan is None:
+            return False
+        tags, reads_hidden = plan
+        ctx = EvalContext(state, now, self.day_offset_ms, trace=False)
+        old = state["tags"]
+        if reads_hidden and state.get("hid"):
+            ctx.tags = {**old, **state["hid"]}
+        else:
+            ctx.tags = old     # read only: nothing below writes to it
+        run = rs._run  # noqa: SLF001 - the engine's own rule runner
+        for tag in tags:
+            raw, _ = run(tag, ctx)
+            new = tag.normalise(raw) if raw is not None else None
+            was = old.get(tag.id)
+            if was != new or type(was) is not type(new):
+                return False
+        return True
 
     def _evaluate_fresh(self, state: dict[str, Any], now: int, trigger: str,
                         tpl: _FreshTemplate, ts: int) -> StepResult:
