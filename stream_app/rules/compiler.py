@@ -92,6 +92,10 @@ class Compiled:
     clocks: set[ClockAtom] = field(default_factory=set)  # clock reads with a known horizon
     guards: set[Guard] = field(default_factory=set)   # reads re-run only when their value moves
     windows: set[DailyWindow] = field(default_factory=set)   # the daily windows it reads
+    #: model scores it reads (``score.X``) -> each comparison of the score with a constant,
+    #: as a function of the score's value, when the expression reads it only so (its value
+    #: then depends on the score only through their results), else None
+    scores: dict[str, tuple[Callable[[Any], Any], ...] | None] = field(default_factory=dict)
 
 
 def parse_duration(text: Any) -> int | None:
@@ -125,8 +129,10 @@ def compile_expr(text: str, req: Requirements, params: dict[str, Any]) -> Compil
         raise CompileError(str(exc).splitlines()[0], getattr(exc, "column", None)) from None
     c = _Compiler(str(text), req, params)
     fn = c.expr(tree)
+    scores = {t: tuple(c.score_tests.get(t, ())) if len(c.score_tests.get(t, ())) == n else None
+              for t, n in c.score_reads.items()}
     return Compiled(fn, str(text), c.deps, c.granularity, c.reads, c.timed, c.daily, c.clocks,
-                    c.guards, c.windows)
+                    c.guards, c.windows, scores)
 
 
 class Probe:
@@ -565,6 +571,8 @@ class _Compiler:
         self.guards: set[Guard] = set()
         self.windows: set[DailyWindow] = set()
         self.granularity = DAY_MS
+        self.score_reads: dict[str, int] = {}   # score target -> reads of it
+        self.score_tests: dict[str, list[Callable[[Any], Any]]] = {}   # see Compiled.scores
 
     # -- utilities
     def since_threshold(self, left: Tree | Token, op: str, right: Tree | Token
@@ -703,6 +711,7 @@ class _Compiler:
             timed, reads = self.timed, set(self.reads)
             a, op, b = self.expr(ch[0]), _compare(str(ch[1])), self.expr(ch[2])
             fn = self.binary(op, a, b, ch[0], ch[2])
+            self.score_test(op, a, b, ch[0], ch[2])
             if atom is not None:   # the clock read has a horizon: not "timed"
                 self.timed = timed
                 self.clocks.add(atom)
@@ -758,6 +767,29 @@ class _Compiler:
             return lambda ctx: op(c, b(ctx))
         return lambda ctx: op(a(ctx), b(ctx))
 
+    def score_test(self, op: Callable[[Any, Any], Any], a: Fn, b: Fn, left: Tree | Token,
+                   right: Tree | Token) -> None:
+        """Note a comparison of a score with a constant (``score.X OP c``, either side) in
+        :attr:`score_tests`: ``op`` applied as :meth:`binary` applies it, the constant read
+        once (see :attr:`Compiled.scores`).
+
+        >>> c = compile_expr("score.convert >= $hi or 0.2 < score.convert", Requirements(),
+        ...                  {"hi": 0.5})
+        >>> [[t(v) for t in c.scores["convert"]] for v in (0.1, 0.3, 0.7, None)]
+        [[False, False], [False, True], [True, True], [False, False]]
+        >>> compile_expr("score.convert * 2 > 1 and score.at_risk == null", Requirements(),
+        ...              {}).scores["convert"] is None
+        True
+        """
+        for node, other, const, is_left in ((left, right, b, True), (right, left, a, False)):
+            if (isinstance(node, Tree) and node.data == "dotted" and len(node.children) == 2
+                    and str(node.children[0]) in ("score", "scores")
+                    and _literal(other) is not _MISSING):
+                c = const(None)
+                test = ((lambda v, c=c: op(v, c)) if is_left else (lambda v, c=c: op(c, v)))
+                self.score_tests.setdefault(str(node.children[1]), []).append(test)
+                return
+
     def name(self, node: Tree) -> Fn:
         parts = [str(t) for t in node.children]
         if len(parts) == 2 and parts[0] == "profile":
@@ -768,6 +800,7 @@ class _Compiler:
         if len(parts) == 2 and parts[0] in ("score", "scores"):
             target = parts[1]
             self.reads.add(SCORES)
+            self.score_reads[target] = self.score_reads.get(target, 0) + 1
             return self.traced(self.src(node), lambda ctx: query.score(ctx.state, target))
         raise self.err(node, f"unknown name {'.'.join(parts)!r} (use profile.X, score.X, "
                              "$param or a function call)")

@@ -136,6 +136,8 @@ class TagEngine:
         self._ordered: dict[tuple[str, ...], bool] = {}
         #: :meth:`_score_tags` (``_ABSENT``: not looked at yet)
         self._scores_plan: Any = _ABSENT
+        #: (score, type, value) -> its comparisons' results (:meth:`_score_sig`)
+        self._score_sigs: dict[tuple[str, type, Any], tuple] = {}
 
     @property
     def tick_granularity_ms(self) -> int:
@@ -261,10 +263,12 @@ class TagEngine:
         """Store model scores (``state["scores"]``) and re-evaluate the tags that use them.
 
         The worker calls it right after :meth:`on_event`, at the clock of that evaluation:
-        then only the tags reading scores can move, and when a look at them
-        (:meth:`_scores_still`) finds none moved, the step is the selective evaluation's
-        without its bookkeeping (no change; ``nd`` recomputed). Otherwise, or when the
-        clock moved, the selective evaluation runs (:meth:`_evaluate`).
+        then only the tags reading scores can move. When no comparison of a changed score
+        with a constant in the rules changes its result and the rules read the score no other
+        way (:meth:`_scores_moved`), no tag can move; else the tags reading scores are run
+        read-only (:meth:`_scores_kept`). Either way, when none moved, the step is the
+        selective evaluation's without its bookkeeping (no change; ``nd`` recomputed).
+        Otherwise, or when the clock moved, the selective evaluation runs (:meth:`_evaluate`).
 
         >>> from stream_app.rules.loader import load_ruleset
         >>> eng = TagEngine(load_ruleset(DEFAULT_RULES))
@@ -276,13 +280,23 @@ class TagEngine:
         ...     st, {"convert": 0.7}, st["now"]).changes]   # and its dependent
         [('intent', 'low', 'high'), ('demand_stage', 'new_lead', 'converting')]
         """
-        state.setdefault("scores", {}).update(scores)
+        kept = state.setdefault("scores", {})
         now = state["now"]
-        if now_ms <= now and self._scores_still(state, now):
-            state["nd"] = self._next_due(state, now)
-            return StepResult(state, [])
-        return self._evaluate(state, now if now_ms <= now else now_ms, trigger=None,
-                              reason="score", touched=_SCORES_TOUCHED)
+        plan = self._score_tags() if now_ms <= now and self._steady(state, now) else None
+        if plan is None:
+            kept.update(scores)
+            return self._evaluate(state, now if now_ms <= now else now_ms, trigger=None,
+                                  reason="score", touched=_SCORES_TOUCHED)
+        moved = self._scores_moved(kept, scores)
+        kept.update(scores)
+        changes: list[dict[str, Any]] = []
+        why: dict[str, dict[str, Any]] = {}
+        if moved and not self._scores_kept(state, now, plan[0], plan[1]):
+            # what _evaluate does at its last clock when nothing but the scores moved
+            changes, why = self._run_plan(state, now, plan[2], None, "score",
+                                          _SCORES_TOUCHED, False)
+        state["nd"] = self._next_due(state, now)
+        return StepResult(state, changes, why=why)
 
     def due(self, state: dict[str, Any], now_ms: int) -> bool:
         """Could ``on_tick(state, now_ms)`` change anything? (one comparison)"""
@@ -325,17 +339,17 @@ class TagEngine:
             return None
         return key
 
-    def _score_tags(self) -> tuple[tuple[TagDef, ...], bool] | None:
-        """What a score update makes the selective evaluation run first, when the clock
+    def _score_tags(self) -> tuple[tuple[TagDef, ...], bool, tuple] | None:
+        """What a score update makes the selective evaluation run first when the clock
         stands (the ``must`` tags of :meth:`RuleSet.plan` for the scores, in rule order),
-        and whether one of them reads a hidden tag; None when such a step can do more than
-        run them (a hidden tag among them rewrites ``hid``; a clock atom reading scores moves
-        the horizon). Cached per rule set.
+        whether one of them reads a hidden tag, and that plan; None when such a step can do
+        more than run the plan (a hidden tag among them rewrites ``hid``; a clock atom
+        reading scores moves the horizon). Cached per rule set.
 
         >>> from stream_app.rules.loader import load_ruleset
-        >>> tags, hid = TagEngine(load_ruleset(DEFAULT_RULES))._score_tags()
-        >>> [t.id for t in tags], hid
-        (['intent'], False)
+        >>> tags, hid, plan = TagEngine(load_ruleset(DEFAULT_RULES))._score_tags()
+        >>> [t.id for t in tags], hid, [t.id for t in plan[1]]
+        (['intent'], False, ['intent', 'demand_stage'])
         """
         if self._scores_plan is _ABSENT:
             rs = self._ruleset
@@ -343,28 +357,73 @@ class TagEngine:
             tags = tuple(t for t in cands if t.id in must)
             hidden = set(rs.hidden_ids)
             self._scores_plan = None if atoms or any(t.hidden for t in tags) else (
-                tags, any(d in hidden for t in tags for d in t.deps))
+                tags, any(d in hidden for t in tags for d in t.deps), (must, cands, atoms))
         return self._scores_plan
 
-    def _scores_still(self, state: dict[str, Any], now: int) -> bool:
-        """Whether a selective evaluation of ``state`` (its scores just updated) at ``now``,
-        its last evaluation's clock, would change nothing but ``nd``: it is selective, no
-        clock atom's horizon passed, no sub-day timestamps to prune, and the tags reading
-        scores (:meth:`_score_tags`), run on the state without writing to it, keep their
-        values (so their dependents do not run)."""
+    def _steady(self, state: dict[str, Any], now: int) -> bool:
+        """Whether a selective evaluation of ``state`` at ``now``, its last evaluation's
+        clock, runs only what the touched inputs move: it is selective, no clock atom's
+        horizon passed, no sub-day timestamps to prune."""
         rs = self._ruleset
         if self.full or state.get("rv") != rs.version or "rt" in state:
             return False
         th = state.get("th", _ABSENT)
         if th is _ABSENT:
-            if rs.clock_atoms:   # written before horizons were kept: not selective
-                return False
-        elif th is not None and now >= th:
-            return False
-        plan = self._score_tags()
-        if plan is None:
-            return False
-        tags, reads_hidden = plan
+            return not rs.clock_atoms    # else written before horizons were: not selective
+        return th is None or now < th
+
+    def _scores_moved(self, kept: dict[str, Any], scores: dict[str, Any]) -> bool:
+        """Whether replacing the scores ``kept`` by ``scores`` can move a rule's value: a
+        score some rule reads otherwise than in comparisons with constants is updated, or
+        one of those comparisons gives another result (see :attr:`RuleSet.score_tests`).
+        A score the rules read that ``kept`` holds as null (or not at all) counts as moved
+        whatever the update: the state's bytes write a NaN or infinite score as null, so
+        its tags may have been evaluated with another value.
+
+        >>> from stream_app.rules.loader import load_ruleset
+        >>> eng = TagEngine(load_ruleset(DEFAULT_RULES))   # intent: convert >= 0.5, >= 0.2
+        >>> [eng._scores_moved({"convert": 0.3}, {"convert": v, "at_risk": 0.9})
+        ...  for v in (0.4, 0.2, 0.6, None)]
+        [False, False, True, True]
+        >>> eng._scores_moved({"convert": 0.3}, {"at_risk": 0.9}), eng._scores_moved(
+        ...     {"convert": None}, {"at_risk": 0.9})
+        (False, True)
+        """
+        for target, spec in self._ruleset.score_tests.items():
+            old = kept.get(target)
+            if old is None:
+                return True
+            if target not in scores:
+                continue
+            if spec is None:
+                return True
+            if self._score_sig(target, spec, old) != self._score_sig(target, spec,
+                                                                     scores[target]):
+                return True
+        return False
+
+    def _score_sig(self, target: str, spec: tuple[Any, ...], value: Any) -> tuple:
+        """The results (with their types) of the comparisons ``spec`` of score ``target``
+        for ``value``, memoised by target, value and its type (scores rounded to 0.01 take
+        few values; the comparisons give ``-0.0`` what they give ``0.0``)."""
+        key = (target, type(value), value)
+        sigs = self._score_sigs
+        try:
+            sig = sigs.get(key)
+        except TypeError:    # an unhashable value (not one the scorer writes)
+            return tuple((type(r), r) for r in [test(value) for test in spec])
+        if sig is None:
+            if len(sigs) >= FRESH_MEMO:
+                sigs.clear()
+            sig = sigs[key] = tuple((type(r), r) for r in [test(value) for test in spec])
+        return sig
+
+    def _scores_kept(self, state: dict[str, Any], now: int, tags: tuple[TagDef, ...],
+                     reads_hidden: bool) -> bool:
+        """Whether the tags reading scores (:meth:`_score_tags`), run on ``state`` at
+        ``now`` without writing to it, keep their values (so their dependents do not run
+        and the selective evaluation changes nothing)."""
+        rs = self._ruleset
         ctx = EvalContext(state, now, self.day_offset_ms, trace=False)
         old = state["tags"]
         if reads_hidden and state.get("hid"):

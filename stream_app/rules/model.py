@@ -24,7 +24,7 @@ Example:
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -87,6 +87,9 @@ class TagDef:
     clocks: tuple[ClockAtom, ...] = ()   # clock reads whose next change the state tells
     guards: tuple[Guard, ...] = ()       # reads that matter only when their value moves
     windows: tuple[DailyWindow, ...] = ()   # the daily windows it reads (``daily``)
+    #: model scores it reads -> their comparisons with constants (None: read otherwise too;
+    #: see :attr:`~stream_app.rules.compiler.Compiled.scores`)
+    scores: dict[str, tuple[Callable[[Any], Any], ...] | None] = field(default_factory=dict)
 
     def finish(self) -> None:
         """Collect deps/reads/timed/daily/clocks from the compiled expressions (called by the
@@ -100,6 +103,7 @@ class TagDef:
         self.clocks = tuple(sorted(set().union(*(e.clocks for e in exprs)), key=repr))
         self.guards = tuple(sorted(set().union(*(e.guards for e in exprs)), key=lambda g: g.text))
         self.windows = tuple(sorted(set().union(*(e.windows for e in exprs)), key=repr))
+        self.scores = _merge_scores(e.scores for e in exprs)
 
     def label(self, value: Any, lang: str = "en") -> str:
         """Label of ``value`` (enum labels; other kinds: the value as text)."""
@@ -213,6 +217,9 @@ class RuleSet:
             for w, tags in self._windows.items())
         self._empty: dict[str, Any] | None = None
         self._guards: dict[tuple[str, str], tuple] = {}
+        #: every model score a rule reads -> its comparisons with constants in the rules
+        #: (None: some rule reads it otherwise), see :attr:`TagDef.scores`
+        self.score_tests = _merge_scores(t.scores for t in self.order)
 
     @property
     def empty_values(self) -> dict[str, Any]:
@@ -585,6 +592,22 @@ class RuleSet:
             why["case"] = case.when.text if case.when is not None else "default"
         why["value"] = ctx.tags.get(tag_id)
         return why
+
+
+def _merge_scores(parts: Iterable[dict[str, tuple[Any, ...] | None]]
+                  ) -> dict[str, tuple[Any, ...] | None]:
+    """The score comparisons of several expressions together (None wins: read otherwise).
+
+    >>> _merge_scores([{"a": (1,), "b": None}, {"a": (2,), "b": (3,)}, {"c": ()}])
+    {'a': (1, 2), 'b': None, 'c': ()}
+    """
+    out: dict[str, tuple[Any, ...] | None] = {}
+    for part in parts:
+        for target, tests in part.items():
+            if target in out and out[target] is None:
+                continue
+            out[target] = None if tests is None else out.get(target, ()) + tests
+    return out
 
 
 def _always(probe: Probe) -> bool:

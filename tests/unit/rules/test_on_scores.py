@@ -16,8 +16,9 @@ from stream_app.events import Event
 from stream_app.rules.engine import _SCORES_TOUCHED, DEFAULT_RULES, TagEngine
 from stream_app.rules.loader import load_ruleset, ruleset_from_text
 
-# score reads the default rules do not have: thresholds both ways round and against 0, a
-# score read outside a comparison, compared with a tag, next to a hidden tag, a dependent
+# score reads the default rules do not have: thresholds both ways round and against 0 and
+# null (convert, at_risk: read only so), a score read outside a comparison and compared with
+# a tag (value), next to a hidden tag, a dependent
 SCORED = """
 version: "s.1"
 params: {hi: 0.5}
@@ -31,9 +32,9 @@ tags:
              {value: mid, zh: 中, en: Mid, when: "score.convert > 0.2 and score.at_risk < 0.3"}],
      default: {value: low, zh: 低, en: Low}}
   - {id: s_pct, family: s, zh: 百, en: Percent, kind: number, round: 0,
-     value: "score.convert * 100"}
+     value: "score.value * 100"}
   - {id: s_vs, family: s, zh: 比, en: Versus, kind: bool,
-     value: "score.at_risk > tag(s_clicks) / 10"}
+     value: "score.value > tag(s_clicks) / 10"}
   - {id: s_risky, family: s, zh: 险, en: Risky, kind: text,
      value: "if(tag(s_clicks) >= 2 and score.at_risk >= 0.3, 'r', null)"}
   - {id: s_dep, family: s, zh: 依, en: Dependent, kind: text,
@@ -43,11 +44,13 @@ tags:
 RULESETS = [load_ruleset(DEFAULT_RULES), ruleset_from_text(SCORED)]
 TYPES = ["course_view", "page_view", "trial_booked", "order_paid", "lesson_attended",
          "refund", "profile_updated"]
-SCORE = st.sampled_from([None, 0.0, -0.0, 0.01, 0.19, 0.2, 0.21, 0.29, 0.3, 0.49, 0.5, 0.51,
-                         0.99, 1.0])
+VALUES = [None, 0.0, -0.0, 0.01, 0.19, 0.2, 0.21, 0.29, 0.3, 0.49, 0.5, 0.51, 0.99, 1.0, 1, True,
+          "0.7", float("nan"), float("inf")]
+SCORE = st.sampled_from(VALUES)
 SCORES = st.one_of(st.fixed_dictionaries({"convert": SCORE}),
                    st.fixed_dictionaries({"at_risk": SCORE, "convert": SCORE}),
-                   st.fixed_dictionaries({}, optional={"at_risk": SCORE, "convert": SCORE}))
+                   st.fixed_dictionaries({}, optional={"at_risk": SCORE, "convert": SCORE,
+                                                       "value": SCORE}))
 # minutes after the last step: mostly none (the worker's case: the event's clock)
 LATER = st.one_of(st.just(0), st.just(0), st.integers(-60, 3 * 24 * 60))
 STEP = st.tuples(st.sampled_from(TYPES), st.integers(0, 3 * 24 * 60),
@@ -95,24 +98,29 @@ def test_on_scores_equals_the_selective_evaluation(which, steps):
 
 
 def test_the_shortcut_runs(make_event):
-    """Guard against a vacuous property: at the event's clock a score that moves no tag
-    takes the shortcut (the selective evaluation is not called), one that moves a tag and
-    a later clock do not."""
-    calls = []
+    """Guard against a vacuous property: at the event's clock a score update takes the
+    shortcut (the selective evaluation is not called; a score that crosses no threshold
+    runs no rule, one that moves a tag runs the plan once more), a later clock does not."""
+    calls, runs = [], []
 
     class Counting(TagEngine):
         def _evaluate(self, *args, **kwargs):
             calls.append(kwargs.get("touched"))
             return super()._evaluate(*args, **kwargs)
+
+        def _scores_kept(self, *args):
+            runs.append(args[2])
+            return super()._scores_kept(*args)
     eng = Counting(RULESETS[0])
     st_ = eng.on_event(None, make_event("course_view")).state
     calls.clear()
-    assert eng.on_scores(st_, {"convert": 0.1}, st_["now"]).changes == []
-    assert calls == []
+    assert eng.on_scores(st_, {"convert": 0.1}, st_["now"]).changes == []   # None -> 0.1
+    assert eng.on_scores(st_, {"convert": 0.15, "at_risk": 0.9}, st_["now"]).changes == []
     assert [c["tag_id"] for c in eng.on_scores(st_, {"convert": 0.9}, st_["now"]).changes] == [
         "intent", "demand_stage"]
+    assert calls == [] and len(runs) == 2
     assert eng.on_scores(st_, {"convert": 0.8}, st_["now"] + 1).changes == []
-    assert calls == [_SCORES_TOUCHED, _SCORES_TOUCHED]
+    assert calls == [_SCORES_TOUCHED]
 
 
 @pytest.mark.parametrize("edit", ["passed", "absent"])
@@ -129,3 +137,26 @@ def test_no_shortcut_past_the_horizon(make_event, edit):
     a = ref.on_scores(_roundtrip(st_), {"convert": 0.1}, st_["now"])
     b = fast.on_scores(_roundtrip(st_), {"convert": 0.1}, st_["now"])
     assert _out(a) == _out(b) and b.state["th"] > b.state["now"]
+
+
+@pytest.mark.parametrize("which", [0, 1])
+@pytest.mark.parametrize("history", [("profile_updated",), ("course_view",),
+                                     ("course_view", "trial_booked", "page_view", "page_view",
+                                      "page_view", "order_paid")])
+def test_every_pair_of_scores(which, history):
+    """Each score value to each other one (both targets), at the clock of the last event:
+    the same as the selective evaluation (every threshold crossed either way)."""
+    values = VALUES
+    fast, ref = TagEngine(RULESETS[which]), Reference(RULESETS[which])
+    state = None
+    for n, etype in enumerate(history):
+        state = fast.on_event(state, Event(f"e{n}", "u1", T0 + n * 60_000, etype,
+                                           STREAM_OF[etype], props={"amount": 100})).state
+    for target in ("convert", "at_risk", "value"):
+        for old in values:
+            for new in values:
+                st_ = _roundtrip(state)
+                fast.on_scores(st_, {target: old}, st_["now"])   # (as the reference would)
+                a = ref.on_scores(_roundtrip(st_), {target: new}, st_["now"])
+                b = fast.on_scores(_roundtrip(st_), {target: new}, st_["now"])
+                assert _out(a) == _out(b), (target, old, new)
