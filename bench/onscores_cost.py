@@ -16,6 +16,7 @@ Usage::
     git archive 42c7498 stream_app bench config topics | tar -x -C /tmp/base
     python -m bench.onscores_cost --against /tmp/base                  # first 60k events
     python -m bench.onscores_cost --against /tmp/base --events 225000 --rounds 3
+    python -m bench.onscores_cost --against /tmp/base --codec   # states as bytes in between
 
 Example (a tiny run, this tree against itself):
     >>> from bench.workload import build
@@ -23,6 +24,9 @@ Example (a tiny run, this tree against itself):
     >>> res = lockstep(build(users=30, seed=3, days=2), REPO_ROOT, events=300, rounds=1)
     >>> res["same_result"], res["calls"] > 0, res["differences"]
     (True, True, 0)
+    >>> lockstep(build(users=30, seed=3, days=2), REPO_ROOT, events=300, rounds=1,
+    ...          codec=True)["calls"] == res["calls"]
+    True
 """
 
 from __future__ import annotations
@@ -60,16 +64,19 @@ def _events(wl: Any, limit: int) -> list:
     return out
 
 
-def _step(engine: Any, scorer: Any, round_scores: Any, states: dict[str, Any], ev: Any
-          ) -> tuple[bytes, bytes | None, float]:
+def _step(engine: Any, scorer: Any, round_scores: Any, states: dict[str, Any], ev: Any,
+          codec: bool = False) -> tuple[bytes, bytes | None, float]:
     """One event as the worker runs it (``on_event``, the scorer, ``on_scores`` when a
     rounded score moved): the step's output bytes, the ``on_scores`` output bytes (None: not
-    called) and its CPU seconds."""
+    called) and its CPU seconds. ``codec``: ``states`` holds each user's state as orjson
+    bytes, decoded before the step and encoded after it (as the worker's ``load_state`` /
+    ``store_state``; not timed), and the step's output ends with the stored bytes."""
     uid = ev.user_id
     if ev.type == "deletion_requested":
         states.pop(uid, None)
         return b"deleted", None, 0.0
-    r = engine.on_event(states.get(uid), ev)
+    old = states.get(uid)
+    r = engine.on_event(orjson.loads(old) if codec and old else old, ev)
     out = orjson.dumps([r.changes, r.why, r.emit, r.duplicate])
     if r.duplicate:
         return out, None, 0.0
@@ -77,26 +84,33 @@ def _step(engine: Any, scorer: Any, round_scores: Any, states: dict[str, Any], e
     if st is None:
         states.pop(uid, None)
         return out, None, 0.0
-    states[uid] = st
+    got = None
+    dt = 0.0
     step = scorer.on_event(st.get("sc"), ev, rule_tags=st.get("tags"))
     st["sc"] = step.sc_state
-    if not step.scores:
-        return out, None, 0.0
-    rounded = round_scores(step.scores)
-    if rounded == st.get("scores"):
-        return out, None, 0.0
-    clock = time.process_time
-    t0 = clock()
-    x = engine.on_scores(st, rounded, ev.ts)
-    dt = clock() - t0
-    got = orjson.dumps([x.changes, x.why, x.emit, x.duplicate, x.state is st]) + orjson.dumps(st)
+    if step.scores:
+        rounded = round_scores(step.scores)
+        if rounded != st.get("scores"):
+            clock = time.process_time
+            t0 = clock()
+            x = engine.on_scores(st, rounded, ev.ts)
+            dt = clock() - t0
+            got = (orjson.dumps([x.changes, x.why, x.emit, x.duplicate, x.state is st])
+                   + orjson.dumps(st))
+    if codec:
+        states[uid] = enc = orjson.dumps(st)
+        out += enc
+    else:
+        states[uid] = st
     return out, got, dt
 
 
-def lockstep(wl: Any, other: Path, events: int = 60_000, rounds: int = 3) -> dict[str, Any]:
+def lockstep(wl: Any, other: Path, events: int = 60_000, rounds: int = 3,
+             codec: bool = False) -> dict[str, Any]:
     """This tree's ``on_scores`` against the one under ``other``, ``rounds`` replays of the
-    first ``events`` records (see the module docstring). Returns the calls, the differences
-    (with the first one), and per round the CPU µs per call and per event of both."""
+    first ``events`` records (see the module docstring; ``codec``: states kept as orjson
+    bytes between events, see :func:`_step`). Returns the calls, the differences (with the
+    first one), and per round the CPU µs per call and per event of both."""
     evs = _events(wl, events)
     classes = [_load_tree(other), (TagEngine, load_ruleset(DEFAULT_RULES))]
     tree = _tree(None)
@@ -115,7 +129,8 @@ def lockstep(wl: Any, other: Path, events: int = 60_000, rounds: int = 3) -> dic
         for k, ev in enumerate(evs):
             got: list[Any] = [None, None]
             for i in ((0, 1) if k % 2 else (1, 0)):
-                out, sc, dt = _step(engines[i], scorers[i], tree.round_scores, states[i], ev)
+                out, sc, dt = _step(engines[i], scorers[i], tree.round_scores, states[i], ev,
+                                    codec)
                 cpu[i] += dt
                 got[i] = (out, sc)
             calls += got[1][1] is not None
@@ -131,7 +146,8 @@ def lockstep(wl: Any, other: Path, events: int = 60_000, rounds: int = 3) -> dic
             per_event[name].append(round(cpu[i] / max(len(evs), 1) * 1e6, 3))
     med = {n: (statistics.median(per_call[n]), statistics.median(per_event[n]))
            for n in per_call}
-    return {"events": len(evs), "calls": calls, "rounds": rounds, "differences": diffs,
+    return {"events": len(evs), "calls": calls, "rounds": rounds, "codec": codec,
+            "differences": diffs,
             "same_result": diffs == 0, "first_difference": first,
             "us_per_call": per_call, "us_per_event": per_event,
             "median_us_per_call": {n: round(v[0], 2) for n, v in med.items()},
@@ -151,12 +167,17 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--events", type=int, default=60_000)
     p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--codec", action="store_true",
+                   help="keep each state as orjson bytes between events, as the worker's "
+                        "table does (decoded before the step, encoded after; not timed); "
+                        "compares the stored bytes after every event too")
     p.add_argument("--json", type=Path, default=None, help="also write the result here")
     args = p.parse_args(argv)
     path = VAR / f"workload-u{args.users}-s{args.seed}-225000.pkl"
     wl = cached(path, lambda: build(args.users, args.seed, max_events=225_000))
-    res = lockstep(wl, args.against, events=args.events, rounds=args.rounds)
-    print(f"on_scores over {res['events']:,} events ({res['calls']:,} calls), "
+    res = lockstep(wl, args.against, events=args.events, rounds=args.rounds, codec=args.codec)
+    print(f"on_scores{' (states as bytes)' if res['codec'] else ''} over {res['events']:,} "
+          f"events ({res['calls']:,} calls), "
           f"{res['rounds']} rounds: same outputs and states: {res['same_result']} "
           f"({res['differences']} differences)")
     if res["first_difference"]:
