@@ -27,6 +27,7 @@ Example (the acceptance case):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -91,6 +92,28 @@ class _FreshTemplate:
                    not any(type(v) in (list, dict) for v in tags.values()), horizon)
 
 
+def _score_sig(memo: dict[Any, tuple], tests: tuple[Callable[[Any], Any], ...],
+               value: Any) -> tuple:
+    """The results (with their types) of a score's comparisons ``tests`` for ``value``,
+    memoised in ``memo`` by the value (a float: scores rounded to 0.01 take few values, and
+    the comparisons give ``-0.0`` what they give ``0.0``), else by its type and value.
+
+    >>> memo, tests = {}, (lambda v: v == 1, lambda v: v is True)
+    >>> _score_sig(memo, tests, 1.0) == _score_sig(memo, tests, True), len(memo)
+    (False, 2)
+    """
+    key = value if type(value) is float else (type(value), value)
+    try:
+        sig = memo.get(key)
+    except TypeError:    # an unhashable value (not one the scorer writes)
+        return tuple((type(r), r) for r in [test(value) for test in tests])
+    if sig is None:
+        if len(memo) >= FRESH_MEMO:
+            memo.clear()
+        sig = memo[key] = tuple((type(r), r) for r in [test(value) for test in tests])
+    return sig
+
+
 def _clone(v: Any) -> Any:
     """A copy of a JSON-like value (dicts and lists copied, scalars shared).
 
@@ -136,8 +159,8 @@ class TagEngine:
         self._ordered: dict[tuple[str, ...], bool] = {}
         #: :meth:`_score_tags` (``_ABSENT``: not looked at yet)
         self._scores_plan: Any = _ABSENT
-        #: (score, type, value) -> its comparisons' results (:meth:`_score_sig`)
-        self._score_sigs: dict[tuple[str, type, Any], tuple] = {}
+        #: score -> its values' comparison results (:func:`_score_sig`)
+        self._score_sigs: dict[str, dict[Any, tuple]] = {}
 
     @property
     def tick_granularity_ms(self) -> int:
@@ -389,6 +412,7 @@ class TagEngine:
         ...     {"convert": None}, {"at_risk": 0.9})
         (False, True)
         """
+        memos = self._score_sigs
         for target, spec in self._ruleset.score_tests.items():
             old = kept.get(target)
             if old is None:
@@ -397,26 +421,12 @@ class TagEngine:
                 continue
             if spec is None:
                 return True
-            if self._score_sig(target, spec, old) != self._score_sig(target, spec,
-                                                                     scores[target]):
+            memo = memos.get(target)
+            if memo is None:
+                memo = memos[target] = {}
+            if _score_sig(memo, spec, old) != _score_sig(memo, spec, scores[target]):
                 return True
         return False
-
-    def _score_sig(self, target: str, spec: tuple[Any, ...], value: Any) -> tuple:
-        """The results (with their types) of the comparisons ``spec`` of score ``target``
-        for ``value``, memoised by target, value and its type (scores rounded to 0.01 take
-        few values; the comparisons give ``-0.0`` what they give ``0.0``)."""
-        key = (target, type(value), value)
-        sigs = self._score_sigs
-        try:
-            sig = sigs.get(key)
-        except TypeError:    # an unhashable value (not one the scorer writes)
-            return tuple((type(r), r) for r in [test(value) for test in spec])
-        if sig is None:
-            if len(sigs) >= FRESH_MEMO:
-                sigs.clear()
-            sig = sigs[key] = tuple((type(r), r) for r in [test(value) for test in spec])
-        return sig
 
     def _scores_kept(self, state: dict[str, Any], now: int, tags: tuple[TagDef, ...],
                      reads_hidden: bool) -> bool:
