@@ -314,7 +314,7 @@ class TagEngine:
         kept.update(scores)
         changes: list[dict[str, Any]] = []
         why: dict[str, dict[str, Any]] = {}
-        if moved and not self._scores_kept(state, now, plan[0], plan[1]):
+        if moved == 2 or moved and not self._scores_kept(state, now, plan[0], plan[1]):
             # what _evaluate does at its last clock when nothing but the scores moved
             changes, why = self._run_plan(state, now, plan[2], None, "score",
                                           _SCORES_TOUCHED, False)
@@ -395,38 +395,40 @@ class TagEngine:
             return not rs.clock_atoms    # else written before horizons were: not selective
         return th is None or now < th
 
-    def _scores_moved(self, kept: dict[str, Any], scores: dict[str, Any]) -> bool:
-        """Whether replacing the scores ``kept`` by ``scores`` can move a rule's value: a
-        score some rule reads otherwise than in comparisons with constants is updated, or
-        one of those comparisons gives another result (see :attr:`RuleSet.score_tests`).
-        A score the rules read that ``kept`` holds as null (or not at all) counts as moved
-        whatever the update: the state's bytes write a NaN or infinite score as null, so
-        its tags may have been evaluated with another value.
+    def _scores_moved(self, kept: dict[str, Any], scores: dict[str, Any]) -> int:
+        """Whether replacing the scores ``kept`` by ``scores`` can move a rule's value: 0 no
+        (the rules compare the updated scores with constants only, see
+        :attr:`RuleSet.score_tests`, and every comparison keeps its result), 2 yes likely (a
+        comparison gives another result), 1 maybe: a score some rule reads otherwise is
+        updated, or a score the rules read is null (or absent) in ``kept``, whatever the
+        update (the state's bytes write a NaN or infinite score as null, so its tags may
+        have been evaluated with another value). Only 0 is a promise: 1 and 2 tell whether
+        to look at the tags first (:meth:`_scores_kept`) or run the plan at once.
 
         >>> from stream_app.rules.loader import load_ruleset
         >>> eng = TagEngine(load_ruleset(DEFAULT_RULES))   # intent: convert >= 0.5, >= 0.2
         >>> [eng._scores_moved({"convert": 0.3}, {"convert": v, "at_risk": 0.9})
         ...  for v in (0.4, 0.2, 0.6, None)]
-        [False, False, True, True]
+        [0, 0, 2, 2]
         >>> eng._scores_moved({"convert": 0.3}, {"at_risk": 0.9}), eng._scores_moved(
         ...     {"convert": None}, {"at_risk": 0.9})
-        (False, True)
+        (0, 1)
         """
         memos = self._score_sigs
         for target, spec in self._ruleset.score_tests.items():
             old = kept.get(target)
             if old is None:
-                return True
+                return 1
             if target not in scores:
                 continue
             if spec is None:
-                return True
+                return 1
             memo = memos.get(target)
             if memo is None:
                 memo = memos[target] = {}
             if _score_sig(memo, spec, old) != _score_sig(memo, spec, scores[target]):
-                return True
-        return False
+                return 2
+        return 0
 
     def _scores_kept(self, state: dict[str, Any], now: int, tags: tuple[TagDef, ...],
                      reads_hidden: bool) -> bool:

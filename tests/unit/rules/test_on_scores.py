@@ -99,8 +99,9 @@ def test_on_scores_equals_the_selective_evaluation(which, steps):
 
 def test_the_shortcut_runs(make_event):
     """Guard against a vacuous property: at the event's clock a score update takes the
-    shortcut (the selective evaluation is not called; a score that crosses no threshold
-    runs no rule, one that moves a tag runs the plan once more), a later clock does not."""
+    shortcut (the selective evaluation is not called): a first score looks at the tags
+    reading it, a score that crosses no threshold runs no rule, one that crosses one runs
+    the plan at once; a later clock does not take it."""
     calls, runs = [], []
 
     class Counting(TagEngine):
@@ -118,7 +119,7 @@ def test_the_shortcut_runs(make_event):
     assert eng.on_scores(st_, {"convert": 0.15, "at_risk": 0.9}, st_["now"]).changes == []
     assert [c["tag_id"] for c in eng.on_scores(st_, {"convert": 0.9}, st_["now"]).changes] == [
         "intent", "demand_stage"]
-    assert calls == [] and len(runs) == 2
+    assert calls == [] and len(runs) == 1
     assert eng.on_scores(st_, {"convert": 0.8}, st_["now"] + 1).changes == []
     assert calls == [_SCORES_TOUCHED]
 
