@@ -305,7 +305,7 @@ class TagEngine:
         """
         kept = state.setdefault("scores", {})
         now = state["now"]
-        plan = self._score_tags() if now_ms <= now and self._steady(state, now) else None
+        plan = self._steady_plan(state, now) if now_ms <= now else None
         if plan is None:
             kept.update(scores)
             return self._evaluate(state, now if now_ms <= now else now_ms, trigger=None,
@@ -383,17 +383,20 @@ class TagEngine:
                 tags, any(d in hidden for t in tags for d in t.deps), (must, cands, atoms))
         return self._scores_plan
 
-    def _steady(self, state: dict[str, Any], now: int) -> bool:
-        """Whether a selective evaluation of ``state`` at ``now``, its last evaluation's
-        clock, runs only what the touched inputs move: it is selective, no clock atom's
-        horizon passed, no sub-day timestamps to prune."""
+    def _steady_plan(self, state: dict[str, Any], now: int) -> tuple | None:
+        """:meth:`_score_tags`, when a selective evaluation of ``state`` at ``now``, its
+        last evaluation's clock, runs only what the touched inputs move: it is selective,
+        no clock atom's horizon passed, no sub-day timestamps to prune; else None."""
+        plan = self._scores_plan
+        if plan is _ABSENT:
+            plan = self._score_tags()
         rs = self._ruleset
-        if self.full or state.get("rv") != rs.version or "rt" in state:
-            return False
+        if plan is None or self.full or state.get("rv") != rs.version or "rt" in state:
+            return None
         th = state.get("th", _ABSENT)
-        if th is _ABSENT:
-            return not rs.clock_atoms    # else written before horizons were: not selective
-        return th is None or now < th
+        if th is _ABSENT:    # written before horizons were kept: selective without atoms
+            return None if rs.clock_atoms else plan
+        return plan if th is None or now < th else None
 
     def _scores_moved(self, kept: dict[str, Any], scores: dict[str, Any]) -> int:
         """Whether replacing the scores ``kept`` by ``scores`` can move a rule's value: 0 no

@@ -161,3 +161,15 @@ def test_every_pair_of_scores(which, history):
                 a = ref.on_scores(_roundtrip(st_), {target: new}, st_["now"])
                 b = fast.on_scores(_roundtrip(st_), {target: new}, st_["now"])
                 assert _out(a) == _out(b), (target, old, new)
+
+
+@pytest.mark.parametrize("first", [0, 1])
+def test_no_shortcut_after_a_rule_set_switch(make_event, first):
+    """A state last evaluated under another rule set (hot reload) gets the full evaluation
+    (every tag, the rule set's version written), so the shortcut must not be taken."""
+    fast, ref = TagEngine(RULESETS[first]), Reference(RULESETS[first])
+    st_ = fast.on_event(None, make_event("course_view")).state
+    fast.ruleset = ref.ruleset = RULESETS[1 - first]
+    a = ref.on_scores(_roundtrip(st_), {"convert": 0.1}, st_["now"])
+    b = fast.on_scores(_roundtrip(st_), {"convert": 0.1}, st_["now"])
+    assert _out(a) == _out(b) and b.state["rv"] == RULESETS[1 - first].version
