@@ -286,12 +286,14 @@ class TagEngine:
         """Store model scores (``state["scores"]``) and re-evaluate the tags that use them.
 
         The worker calls it right after :meth:`on_event`, at the clock of that evaluation:
-        then only the tags reading scores can move. When no comparison of a changed score
-        with a constant in the rules changes its result and the rules read the score no other
-        way (:meth:`_scores_moved`), no tag can move; else the tags reading scores are run
-        read-only (:meth:`_scores_kept`). Either way, when none moved, the step is the
-        selective evaluation's without its bookkeeping (no change; ``nd`` recomputed).
-        Otherwise, or when the clock moved, the selective evaluation runs (:meth:`_evaluate`).
+        then only the tags reading scores can move (:meth:`_steady_plan`), and the step is
+        the selective evaluation's without its bookkeeping. When the rules compare the
+        updated scores with constants only and no comparison changes its result
+        (:meth:`_scores_moved`), no tag can move: no rule runs; when one does, the plan runs
+        (:meth:`_run_plan`); otherwise (a score read another way, a null kept score) the
+        tags reading scores are first run read-only (:meth:`_scores_kept`) and the plan runs
+        only if one of them moved. ``nd`` is recomputed. When the clock moved (or the state
+        is not one such a step can take), the selective evaluation runs (:meth:`_evaluate`).
 
         >>> from stream_app.rules.loader import load_ruleset
         >>> eng = TagEngine(load_ruleset(DEFAULT_RULES))
