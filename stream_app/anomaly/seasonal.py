@@ -92,12 +92,7 @@ class SeasonalDetector:
         return (self._level or 0.0) + self._profile(*self._index(ts_ms))
 
     def update(self, ts_ms: int, y: float, var: float) -> Verdict:
-        # self._index(ts_ms), without the call
-        local = ts_ms + self.tz_offset_ms
-        slot = (local % DAY_MS) // self.slot_ms % self._n_slots
-        wc = self.week_classes
-        cls = 0 if wc == 1 else (
-            int((local // DAY_MS + 3) % 7 >= 5) if wc == 2 else (local // DAY_MS + 3) % 7)
+        cls, slot = self._index(ts_ms)
         season, seen_of = self._season[cls], self._seen[cls]
         seen = seen_of[slot]
         level = self._level

@@ -200,8 +200,8 @@ class BusinessAggregator:
         else:
             next_close = self._next_close
             for w, ws, size, lateness in self._wins:
-                start = next_close[w]   # (_close_sparse's own test, without the call)
-                if start is not None and start + size + lateness <= now_ms:
+                start = next_close[w]
+                if start is not None and start + size + lateness <= now_ms:   # due
                     self._close_sparse(w, ws, now_ms, out)
         self._set_due()
         return out
@@ -219,10 +219,8 @@ class BusinessAggregator:
                       out: list[SeriesPoint]) -> None:
         """Without zeros an empty window yields nothing, so a run of them closes at once:
         the windows with counts, oldest first, go to ``out``, then the next close jumps
-        past ``now_ms``."""
-        start = self._next_close[w]
-        if start is None or start + ws.size_ms + ws.lateness_ms > now_ms:
-            return
+        past ``now_ms`` (the caller, :meth:`advance`, calls it for a window that is due).
+        """
         # first window start s with s + size + lateness > now_ms (starts are size-aligned)
         nxt = now_ms - ws.lateness_ms - (now_ms - ws.lateness_ms) % ws.size_ms
         open_ = self._open[w]
@@ -247,26 +245,23 @@ class BusinessAggregator:
 
     def _points(self, w: str, start: int, end: int,
                 bucket: dict[tuple[str, str], dict[str, float]]) -> Iterable[SeriesPoint]:
-        zeros = self.zeros
+        """The points of a closed window of a full aggregator (``zeros``): every known
+        series, zeros included (a partial aggregator's are :meth:`_sparse_points`)."""
         empty: dict[str, float] = {}
-        for tenant, ch in sorted(self._known if zeros else bucket):
+        for tenant, ch in sorted(self._known):
             counts = bucket.get((tenant, ch), empty)
             get = counts.get
             for name, step in self._count_steps:
                 n = get(step, 0.0)
-                if n or zeros:
-                    yield SeriesPoint(name, tenant, ch, w, start, end, n, n, "count")
+                yield SeriesPoint(name, tenant, ch, w, start, end, n, n, "count")
             rev = get(REVENUE, 0.0)
-            if rev or zeros:
-                yield SeriesPoint("revenue", tenant, ch, w, start, end, rev, rev, "revenue")
+            yield SeriesPoint("revenue", tenant, ch, w, start, end, rev, rev, "revenue")
             for name, num, den_first, den_rest in self._rate_steps:
                 # the sum, added left to right as sum() does (0 without denominator steps)
                 den = 0 if den_first is None else get(den_first, 0.0)
                 for s in den_rest:
                     den += get(s, 0.0)
-                # a partial (zeros=False) keeps a numerator without denominator: another
-                # partition may have the denominator, and the merged rate needs both sums
-                if den > 0 or (not zeros and get(num)):
+                if den > 0:
                     yield SeriesPoint(name, tenant, ch, w, start, end, get(num, 0.0), den,
                                       "rate")
 
@@ -295,6 +290,8 @@ class BusinessAggregator:
                 den = 0 if den_first is None else get(den_first, 0.0)
                 for s in den_rest:
                     den += get(s, 0.0)
+                # a partial keeps a numerator without denominator: another partition may
+                # have the denominator, and the merged rate needs both sums
                 if den > 0 or get(num):
                     out.append(SeriesPoint(name, tenant, ch, w, start, end, get(num, 0.0),
                                            den, "rate"))
