@@ -184,7 +184,7 @@ class TagEngine:
         key = None
         if fresh:
             state = new_state(event.user_id, event.tenant, event.ts)
-        elif event.event_id in state["ids"]:   # StateUpdater.seen
+        elif self._updater.seen(state, event.event_id):
             return StepResult(state, [], duplicate=True)
         now = state["now"]
         if event.ts >= now:
@@ -392,13 +392,18 @@ class TagEngine:
         plan = self._scores_plan
         if plan is _ABSENT:
             plan = self._score_tags()
-        rs = self._ruleset
-        if plan is None or self.full or state.get("rv") != rs.version or "rt" in state:
+        if plan is None or "rt" in state or not self._selective(state):
             return None
-        th = state.get("th", _ABSENT)
-        if th is _ABSENT:    # written before horizons were kept: selective without atoms
-            return None if rs.clock_atoms else plan
+        th = state.get("th")
         return plan if th is None or now < th else None
+
+    def _selective(self, state: dict[str, Any]) -> bool:
+        """Whether :meth:`_evaluate` may run only what moved on ``state`` (an evaluated
+        state): not in full mode, last evaluated under this rule set, and its clock atoms'
+        horizons kept (``th``; a state written before them: only without clock atoms)."""
+        rs = self._ruleset
+        return not self.full and state.get("rv") == rs.version and (
+            "th" in state or not rs.clock_atoms)
 
     def _scores_moved(self, kept: dict[str, Any], scores: dict[str, Any]) -> int:
         """Whether replacing the scores ``kept`` by ``scores`` can move a rule's value: 0 no
@@ -574,8 +579,7 @@ class TagEngine:
         off = self.day_offset_ms
         day_changed = (now + off) // DAY_MS != (last + off) // DAY_MS
         fresh = fresh and not self.full
-        selective = fresh or (not self.full and state.get("rv") == rs.version
-                              and ("th" in state or not rs.clock_atoms))
+        selective = fresh or self._selective(state)
         daily = None
         if selective and day_changed and not fresh:
             # a new day: of the daily tags, only those whose windows the day moved (read

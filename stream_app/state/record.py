@@ -105,6 +105,23 @@ def _differs(record: list | None, value: Any) -> bool:
     return old != value or type(old) is not type(value)
 
 
+def _count_day(lists: dict[str, Any], key: str, day: int) -> None:
+    """One more event on ``day`` in the daily buckets ``lists[key]`` (created if missing).
+
+    >>> lists = {}
+    >>> _count_day(lists, "click", 3); _count_day(lists, "click", 3); _count_day(lists, "click", 1)
+    >>> lists
+    {'click': [[1, 1], [3, 2]]}
+    """
+    b = lists.get(key)
+    if b is None:
+        lists[key] = [[day, 1]]
+    elif b and b[-1][0] == day:   # buckets.add's common case (the newest day), one call less
+        b[-1][1] += 1
+    else:
+        buckets.add(b, day, 1)
+
+
 class StateUpdater:
     """Applies events to state records, keeping what ``req`` asks for."""
 
@@ -169,11 +186,7 @@ class StateUpdater:
         ({'lp:stream:click.channel'}, set(), {'stream:click.channel': [2000, 'e2', 'a']})
         """
         ts, et = ev.ts, ev.type
-        if self.dedup_window > 0:   # remember(), inline
-            ids = state["ids"]
-            ids.append(ev.event_id)
-            if len(ids) > self.dedup_window:
-                del ids[: len(ids) - self.dedup_window]
+        self.remember(state, ev.event_id)
         ft, lt, now = state["ft"], state["lt"], state["now"]
         # later than every event applied before (the usual, in-order case): no time or
         # record in the state is later, so latest ones are replaced and earliest ones kept
@@ -214,25 +227,12 @@ class StateUpdater:
                 if cur is None or ts > cur:
                     la[et] = ts
             if day > base_day - tret:
-                d = state["d"]
-                b = d.get(et)
-                if b is None:
-                    d[et] = [[day, 1]]
-                elif b and b[-1][0] == day:   # buckets.add's common case, inline
-                    b[-1][1] += 1
-                else:
-                    buckets.add(b, day, 1)
+                _count_day(state["d"], et, day)
         if sret is not None and day > base_day - sret:
             ds = state.get("ds")
             if ds is None:
                 ds = state["ds"] = {}
-            b = ds.get(stream)
-            if b is None:
-                ds[stream] = [[day, 1]]
-            elif b and b[-1][0] == day:
-                b[-1][1] += 1
-            else:
-                buckets.add(b, day, 1)
+            _count_day(ds, stream, day)
         props = ev.props
         if props and pidx:
             for name, value in props.items():
