@@ -461,8 +461,7 @@ class DailyWindow:
     def moved(self, state: dict[str, Any], old_today: int, today: int) -> bool:
         """Whether the window's value at business day ``today`` can differ from its value at
         ``old_today`` (earlier), with no event applied in between."""
-        lo = old_today - self.days + 1
-        hi = old_today if self.decayed else min(today - self.days, old_today)
+        lo, hi = self.span(self.days, self.decayed, old_today, today)
         if hi < lo:
             return False
         if self.spec is not None:
@@ -471,6 +470,19 @@ class DailyWindow:
         else:
             lists = query._day_lists(state, self.sel)
         return self.holds(lists, lo, hi)
+
+    @staticmethod
+    def span(days: int, decayed: bool, old_today: int, today: int) -> tuple[int, int]:
+        """The days ``lo..hi`` (none if ``hi < lo``) whose buckets move a window of
+        ``days`` from ``old_today`` to ``today``: those leaving it, or every one it holds
+        when ``decayed``.
+
+        >>> DailyWindow.span(3, False, 14, 16), DailyWindow.span(3, True, 14, 16)
+        ((12, 13), (12, 14))
+        """
+        lo = old_today - days + 1
+        hi = old_today if decayed or old_today < today - days else today - days
+        return lo, hi
 
     @staticmethod
     def holds(lists: list[list], lo: int, hi: int) -> bool:

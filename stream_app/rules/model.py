@@ -23,7 +23,6 @@ Example:
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,7 +35,6 @@ from stream_app.rules.compiler import (
     Guard,
     Probe,
     SinceThreshold,
-    _bucket_day,
     first_point_after,
 )
 from stream_app.state import query
@@ -356,33 +354,22 @@ class RuleSet:
         for tags, days, decayed, sel, where, what in self._window_reads:
             if tags <= out:
                 continue
-            # DailyWindow.moved, with the bucket lists read in place
-            lo = old_today - days + 1
-            hi = old_today
-            if not decayed and today - days < hi:
-                hi = today - days
-            if hi < lo:
+            lo, hi = DailyWindow.span(days, decayed, old_today, today)   # DailyWindow.moved,
+            if hi < lo:                                                   # lists read in place
                 continue
             if where == "d":
                 lists = [d[t] for t in what if t in d]
             elif where == "s":
                 b = sums.get(what)
-                lists = [b] if b else ()
+                lists = [b] if b else []
             else:   # windows of one selector share its lists
                 if shared is None:
                     shared = {}
                 lists = shared.get(what)
                 if lists is None:
                     lists = shared[what] = query._day_lists(state, sel)
-            for b in lists:    # DailyWindow.holds
-                if not b or b[-1][0] < lo:
-                    continue
-                first = b[0][0]
-                if first < lo:
-                    first = b[bisect_left(b, lo, key=_bucket_day)][0]
-                if first <= hi:
-                    out |= tags
-                    break
+            if DailyWindow.holds(lists, lo, hi):
+                out |= tags
         return frozenset(out)
 
     def clock_starts(self, state: dict[str, Any]) -> list[int | None]:
