@@ -155,7 +155,10 @@ class RulePoints:
 
     def points(self, rp: dict[str, Any], now_ms: int, last_study_ts: int | None) -> float:
         """:func:`points_at`: the decayed points at ``now_ms`` (plus inactivity points)."""
-        cur = rp.get(self.target)
+        return self._points_of(rp.get(self.target), now_ms, last_study_ts)
+
+    def _points_of(self, cur: list | None, now_ms: int, last_study_ts: int | None) -> float:
+        """:meth:`points` of the target's entry ``cur`` in the rule points (None: none)."""
         if cur:
             value = cur[0]
             from_ts = cur[1]
@@ -175,21 +178,7 @@ class RulePoints:
         cur = rp.get(self.target)
         if self.zero is not None and not cur and (last_study_ts is None or not self.per_day):
             return self.zero     # no points and no inactivity points (most users, most events)
-        # self.points(rp, now_ms, last_study_ts), inlined (the target's points read once)
-        if cur:
-            pts = cur[0]
-            from_ts = cur[1]
-            if now_ms > from_ts and pts:     # _decay
-                pts = pts * 0.5 ** ((now_ms - from_ts) / self.half_ms)
-        else:
-            pts = 0.0
-        idle = 0.0
-        if self.per_day and last_study_ts is not None:
-            idle = (now_ms - last_study_ts) / DAY_MS - self.after
-        if idle > 0:
-            pts = round_fixed(pts + idle * self.per_day, 1e6, 6)
-        elif pts:
-            pts = round_fixed(pts, 1e6, 6)
+        pts = self._points_of(cur, now_ms, last_study_ts)   # the target's points read once
         if not pts and self.zero is not None:
             return pts, self.zero[1], self.zero[2]    # (a zero's score is 0.0, whatever its sign)
         # max(pts, 0.0) without the call (as max: pts itself unless below zero, NaN too)
