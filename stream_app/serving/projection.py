@@ -286,23 +286,6 @@ class Seen:
             self._d.popitem(last=False)
         return True
 
-    def add_all(self, keys: list[Any]) -> list[Any]:
-        """:meth:`add` of each key in order (one call: most are known); the new ones.
-
-        Example:
-            >>> s = Seen(3)
-            >>> s.add("a"), s.add_all(["b", "a", "c", "d"]), "b" in s
-            (True, ['b', 'c', 'd'], False)
-        """
-        d = self._d
-        new = []
-        for key in keys:
-            if key in d:
-                d.move_to_end(key)
-            elif self.add(key):
-                new.append(key)
-        return new
-
     def discard(self, key: Any) -> None:
         self._d.pop(key, None)
 

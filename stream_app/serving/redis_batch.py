@@ -230,6 +230,21 @@ def _num_parts(key: str) -> tuple[str, str]:
         return parts
 
 
+def _hset_entry(key: str, fields: dict[Any, Any]) -> list[str]:
+    """The batch entry of an ``hsetmap`` (fields are text, values JSON bytes from
+    ``orjson.dumps``).
+
+    >>> _hset_entry("sa:t:user:u1", {"tag:a": b'"x"', "n": 2})
+    ['c', 'HSET', 'sa:t:user:u1', 'tag:a', '"x"', 'n', '2']
+    """
+    entry = ["c", "HSET", key]
+    add = entry.append
+    for f, v in fields.items():
+        add(f if f.__class__ is str else _s(f))
+        add(v.decode() if v.__class__ is bytes else _s(v))
+    return entry
+
+
 def encode_op(op: tuple[Any, ...], edges: Callable[[], str] = lambda: "") -> list[list[str]]:
     """The batch entries of one projection operation (same meaning as the pipeline's)."""
     name = op[0]
@@ -248,11 +263,7 @@ def encode_op(op: tuple[Any, ...], edges: Callable[[], str] = lambda: "") -> lis
         pre = f"{keys.PREFIX}:{args[0]}:"
         return [["u", f"{pre}user:{args[1]}", _s(args[1]), pre]]
     if name == "hsetmap":
-        entry = ["c", "HSET", args[0]]
-        for f, v in args[1].items():  # fields are text, values JSON bytes (orjson.dumps)
-            entry.append(f if f.__class__ is str else _s(f))
-            entry.append(v.decode() if v.__class__ is bytes else _s(v))
-        return [entry]
+        return [_hset_entry(args[0], args[1])]
     if name == "why":
         return [_why_entry(*args)]
     if name == "zadd":
@@ -302,13 +313,8 @@ def encode_batch(ops: Iterable[tuple[Any, ...]], edges: Callable[[], str] = lamb
                     out.append(group)
                 group += (op[1], "1" if name == "sadd" else "0")
                 continue
-        elif name == "hsetmap":  # encode_op's entry, inline: one per user and flush
-            entry = ["c", "HSET", op[1]]
-            add = entry.append
-            for f, v in op[2].items():  # fields are text, values JSON bytes (orjson.dumps)
-                add(f if f.__class__ is str else _s(f))
-                add(v.decode() if v.__class__ is bytes else _s(v))
-            out.append(entry)
+        elif name == "hsetmap":  # one per user and flush
+            out.append(_hset_entry(op[1], op[2]))
             group = []
             continue
         elif name == "why":

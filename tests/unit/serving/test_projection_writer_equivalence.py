@@ -1,6 +1,6 @@
 """The live writer's faster paths (sessions 9 and 10) against reference copies of the code
 before: the segment moves of a user's changes (``_moves``), the changed score fields
-(``_changed_fields``), the LRU's batch ``add_all`` and the sets of ``new_in``, and the
+(``_changed_fields``) and the sets of ``new_in``, and the
 flush as ONE Lua call (why merges
 inside the batch script) against the two calls it replaced (the batch script, then a why
 script), down to the order of the user hash's fields on a real redis-server."""
@@ -169,22 +169,6 @@ def _same_with_nan(a: dict[str, Any], b: dict[str, Any]) -> bool:
     return list(a) == list(b) and all(
         x == y or (isinstance(x, float) and math.isnan(x) and math.isnan(y))
         for x, y in zip(a.values(), b.values(), strict=True))
-
-
-# -- Seen.add_all -----------------------------------------------------------------------------
-
-
-@settings(max_examples=200, deadline=None)
-@given(first=st.lists(st.integers(0, 6), max_size=8), keys_=st.lists(st.integers(0, 6),
-                                                                       max_size=8),
-       size=st.integers(1, 5))
-def test_property_add_all_is_add_of_each_key(first, keys_, size):
-    a, b = Seen(size), Seen(size)
-    for k in first:
-        a.add(k)
-        b.add(k)
-    assert a.add_all(keys_) == [k for k in keys_ if b.add(k)]
-    assert list(a._d) == list(b._d)
 
 
 # -- Seen.new_in (session 10) -------------------------------------------------------------------
