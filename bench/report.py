@@ -72,8 +72,20 @@ def targets(res: dict) -> list[dict[str, Any]]:
     live = _get(lat50, "stream_app_realtime", "p99")
     replay = _get(lat50, "stream_app_replay")
     ceil = res.get("two_worker_ceiling") or {}
+    rounds = res.get("ratio_rounds") or {}
+    several = (rounds.get("rounds") or 0) >= 2
     rows: list[tuple[str, Any, Any, str | None]] = [
-        ("1 worker >= 50% of pass-through", r["stream-app / pass-through"], 0.5, ">="),
+        ("1 worker >= 50% of pass-through",
+         rounds["median"] if several else r["stream-app / pass-through"], 0.5, ">="),
+    ]
+    if several:
+        each = ", ".join(_fmt(x) for x in rounds["ratios"])
+        rows.append((f"(reference) the target above is the median of {rounds['rounds']} "
+                     f"alternating rounds of this run: {each}"
+                     f" (met in {rounds['met']} of {rounds['rounds']}); value: round 1 alone "
+                     f"(the passthrough and pipeline phases)",
+                     r["stream-app / pass-through"], 0.5, "ref>="))
+    rows += [
         ("1 worker >= 50% of Quix Streams counting", r["stream-app / Quix Streams counting"],
          0.5, ">="),
         ("2 workers >= 1.6 x 1 worker", r["2 workers / 1 worker"], 1.6, ">="),

@@ -6,6 +6,8 @@ Phases (each on a fresh embedded broker and Redis where it matters; tansu's memo
 2. pass-through: a Faust agent that decodes and forwards (the framework's cost);
 3. stream-app with 1 worker, then its latency at 50% and 80% of that rate next to the
    broker-alone latency at the same rates; stream-app with 2 workers;
+3b. rounds: ``--ratio-rounds`` - 1 more alternating runs of the pass-through and one worker
+   (``bench.rounds``), so the 1 worker / pass-through target is judged on a median;
 4. the Quix Streams peer (windowed per-user counting) on the same records;
 5. recovery of a worker holding ``--state-users`` users, memory per user (worker, Redis),
    and Redis memory per user by key family of the projection layout;
@@ -28,7 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import report
+from bench import report, rounds
 from bench.measure import CpuProbe, two_worker_ceiling
 from bench.procs import REPO
 from bench.profile import Sampler, render, summarize
@@ -71,10 +73,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                          "in production, where the broker has machines of its own)")
     ap.add_argument("--fetch-wait-ms", type=int, default=50,
                     help="consumer fetch wait of the workers and the broker-alone consumer")
+    ap.add_argument("--ratio-rounds", type=int, default=3,
+                    help="alternating rounds of the pass-through and one worker for the "
+                         "1 worker / pass-through target, judged on their median (phase "
+                         "rounds; round 1 is the passthrough and pipeline phases)")
     ap.add_argument("--partitions", type=int, default=4)
     ap.add_argument("--workers", default="1,2", help="stream-app worker counts to measure")
     ap.add_argument("--phases", default="all",
-                    help="comma list of: ceiling,passthrough,pipeline,latency,quix,recovery,"
+                    help="comma list of: ceiling,passthrough,pipeline,rounds,latency,quix,recovery,"
                          "redis,serving,model (default all)")
     ap.add_argument("--profile", action="store_true",
                     help="sample the 1-worker stream-app phase with py-spy "
@@ -128,18 +134,27 @@ def phase_ceiling(args, wl, res) -> None:  # noqa: ANN001
         s.stop()
 
 
-def phase_passthrough(args, wl, res) -> None:  # noqa: ANN001
+def single_throughput(args, recs, system: str, stack_name: str) -> dict[str, Any]:  # noqa: ANN001
+    """One throughput run of ``system`` (``passthrough`` or ``stream_app_1w``: one worker)
+    on a fresh stack named ``stack_name``."""
     from bench import systems  # noqa: PLC0415
 
-    s = fresh_stack("passthrough", args)
+    module, name = (("bench.passthrough_app", "passthrough") if system == "passthrough"
+                    else ("stream_app", "worker"))
+    s = fresh_stack(stack_name, args)
     try:
-        ws, ready_s = systems.start_workers(s, "bench.passthrough_app", 1, "passthrough")
-        r = systems.throughput(s, ws, wl.records[: args.n])
+        ws, ready_s = systems.start_workers(s, module, 1, name)
+        r = systems.throughput(s, ws, recs)
         r["join_s"] = round(ready_s, 1)
-        res["passthrough"] = r
         systems.stop_all(ws)
     finally:
         s.stop()
+    return r
+
+
+def phase_passthrough(args, wl, res) -> None:  # noqa: ANN001
+    res["passthrough"] = single_throughput(args, wl.records[: args.n], "passthrough",
+                                           "passthrough")
 
 
 def phase_pipeline(args, wl, res) -> None:  # noqa: ANN001
@@ -182,6 +197,30 @@ def phase_pipeline(args, wl, res) -> None:  # noqa: ANN001
     one, two = res.get("stream_app_1w"), res.get("stream_app_2w")
     if one and two and two.get("cpu"):
         res["two_worker_ceiling"] = ceiling_of(one, two, _cpus())
+
+
+def phase_rounds(args, wl, res) -> None:  # noqa: ANN001
+    """More alternating rounds of the pass-through and one worker (``bench.rounds``): round
+    1 is this run's pass-through and pipeline phases, rounds 2..``--ratio-rounds`` run both
+    again on fresh stacks, each round in the opposite order of the one before."""
+    first = {k: res.get(k) for k in rounds.SYSTEMS}
+    if not all(first.values()):
+        log("rounds: needs this run's passthrough and pipeline phases; skipped")
+        return
+    recs = wl.records[: args.n]
+    keep = ("eps", "cpu_us_per_event", "join_s")
+    done = [{k: {f: v.get(f) for f in keep} for k, v in first.items()}]
+    for i in range(2, args.ratio_rounds + 1):
+        one: dict[str, Any] = {}
+        for system in rounds.order(i):
+            r = single_throughput(args, recs, system, f"round-{system}")
+            one[system] = {f: r.get(f) for f in keep}
+            log(f"round {i}: {system} {r['eps']} events/s")
+        done.append(one)
+        log(f"round {i}: 1 worker / pass-through {rounds.ratio(one)}")
+    res["ratio_rounds"] = {"rounds": done, **rounds.summarize(done)}
+    log(f"1 worker / pass-through over {len(done)} rounds: {res['ratio_rounds']['ratios']}, "
+        f"median {res['ratio_rounds']['median']}")
 
 
 def ceiling_of(one: dict[str, Any], two: dict[str, Any], cores: int) -> dict[str, Any]:
@@ -536,6 +575,7 @@ def phase_model(args, wl, res) -> None:  # noqa: ANN001
 
 PHASES: dict[str, Callable[..., None]] = {
     "ceiling": phase_ceiling, "passthrough": phase_passthrough, "pipeline": phase_pipeline,
+    "rounds": phase_rounds,
     "quix": phase_quix, "recovery": phase_recovery, "redis": phase_redis,
     "serving": phase_serving,
     "model": phase_model,

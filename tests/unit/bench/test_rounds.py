@@ -1,0 +1,49 @@
+"""bench.rounds and the report: the 1 worker / pass-through target judged on the median of
+a run's alternating rounds."""
+
+from __future__ import annotations
+
+from bench import report, rounds, verdicts
+
+
+def _pair(pt, one):
+    return {"passthrough": {"eps": pt}, "stream_app_1w": {"eps": one}}
+
+
+def _res(pairs):
+    res = {"date": "d", **_pair(*pairs[0])}
+    res["ratio_rounds"] = {"rounds": [_pair(*p) for p in pairs],
+                           **rounds.summarize([_pair(*p) for p in pairs])}
+    return res
+
+
+def test_rounds_alternate_after_the_first():
+    orders = [rounds.order(i) for i in range(1, 6)]
+    assert orders[0] == ("passthrough", "stream_app_1w")
+    assert all(a == tuple(reversed(b)) for a, b in zip(orders, orders[1:], strict=False))
+
+
+def test_the_target_is_the_median_of_the_rounds_not_the_first_pair():
+    res = _res([(1000, 480), (900, 470), (950, 500)])   # 0.48, 0.522, 0.526
+    t = next(x for x in report.targets(res) if x["target"] == "1 worker >= 50% of pass-through")
+    assert (t["value"], t["met"]) == (0.522, True)
+    ref = next(x for x in report.targets(res) if "alternating rounds" in x["target"])
+    assert ref["reference"] and ref["value"] == 0.48 and "met in 2 of 3" in ref["target"]
+
+
+def test_a_single_round_is_judged_as_before():
+    res = _res([(1000, 480)])
+    t = next(x for x in report.targets(res) if x["target"] == "1 worker >= 50% of pass-through")
+    assert (t["value"], t["met"]) == (0.48, False)
+    assert not any("alternating rounds" in x["target"] for x in report.targets(res))
+
+
+def test_verdicts_group_runs_with_and_without_rounds_under_one_target():
+    runs = [_res([(1000, 400)]), _res([(1000, 480), (1000, 520), (1000, 530)])]
+    v = verdicts.verdicts(runs)["1 worker >= 50% of pass-through"]
+    assert (v["values"], v["met"]) == ([0.4, 0.52], 1)
+
+
+def test_rounds_that_did_not_measure_are_left_out():
+    s = rounds.summarize([_pair(1000, 500), _pair(0, 400), {"passthrough": {"eps": 900}}])
+    assert (s["ratios"], s["rounds"], s["met"]) == ([0.5], 1, 1)
