@@ -82,12 +82,25 @@ class AlertKind:
     require_set: frozenset[str] = field(init=False, repr=False, compare=False)
     exclude_set: frozenset[str] = field(init=False, repr=False, compare=False)
     has_rules: bool = field(init=False, repr=False, compare=False)
+    # what decide reads for every scored event, as one tuple (one read and an unpacking
+    # instead of seven attribute reads): target, require set, exclude set, enter layer,
+    # jump, min score for a jump, has_rules
+    plan: tuple[Any, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "require_set", frozenset(self.require_any))
-        object.__setattr__(self, "exclude_set", frozenset(self.exclude_if_any))
-        object.__setattr__(self, "has_rules",
-                           bool(self.consecutive_missed) or bool(self.rule_tags))
+        """The derived fields (again for a :func:`dataclasses.replace` copy).
+
+        >>> k = AlertKind("at_risk", "at_risk", require_any=("check_in",), rule_tags=("r",))
+        >>> k.plan == ("at_risk", frozenset({"check_in"}), frozenset(), "high", None, 0.0,
+        ...            True)
+        True
+        """
+        setf = object.__setattr__
+        setf(self, "require_set", frozenset(self.require_any))
+        setf(self, "exclude_set", frozenset(self.exclude_if_any))
+        setf(self, "has_rules", bool(self.consecutive_missed) or bool(self.rule_tags))
+        setf(self, "plan", (self.target, self.require_set, self.exclude_set, self.enter_layer,
+                            self.jump, self.min_score_for_jump, self.has_rules))
 
 
 class TenantBudget:
@@ -163,12 +176,13 @@ class AlertPolicy:
         done = (st.get("tot") or {}).keys()
         scores, layers, sources = step.scores, step.layers, step.source
         for kind, k in self.kinds.items():
-            target = k.target
+            target, require, exclude, enter, jump, min_jump, has_rules = k.plan
             score = scores.get(target)
             if score is None:
                 continue
-            if (k.require_any and done.isdisjoint(k.require_set)) or (
-                    k.exclude_if_any and not done.isdisjoint(k.exclude_set)):
+            # (an empty set is false: no requirement, no exclusion)
+            if (require and done.isdisjoint(require)) or (
+                    exclude and not done.isdisjoint(exclude)):
                 continue
             layer = layers.get(target)
             mem = al.get(kind)
@@ -179,16 +193,15 @@ class AlertPolicy:
             mem["s"] = (score if sources.get(target) == "rules"
                         else round_fixed(score, 1e6, 6))
             mem["l"] = layer
-            enter = k.enter_layer
             why: list[dict[str, Any]] | None
             if layer == enter and prev_layer != enter:
                 why = [{"trigger": "enter_layer"}]
-            elif (k.jump is not None and prev_score is not None and score >= k.min_score_for_jump
-                  and score - prev_score >= k.jump):
+            elif (jump is not None and prev_score is not None and score >= min_jump
+                  and score - prev_score >= jump):
                 why = [{"trigger": "jump", "from": prev_score}]
             else:
                 why = None      # (no list for the usual event: no trigger)
-            if k.has_rules:
+            if has_rules:
                 rules = self._rule_triggers(k, mem, event, rule_tags)
                 if rules:
                     why = why + rules if why else rules

@@ -55,7 +55,7 @@ DAY_MS = 86_400_000
 _log1p = math.log1p
 _exp = math.exp
 
-__all__ = ["DAY_MS", "day_index", "featurize", "new_state", "update"]
+__all__ = ["DAY_MS", "day_index", "featurize", "fold", "new_state", "update"]
 
 
 def new_state() -> dict[str, Any]:
@@ -81,12 +81,27 @@ def _cat_value(prop: str, value: Any, fc: FeatureConfig) -> str:
 
 
 def update(st: dict[str, Any], ev: Event, fc: FeatureConfig) -> None:
-    """Fold one (non-label) event into the state ``st`` in place."""
+    """Fold one (non-label) event into the state ``st`` in place (an excluded type: no
+    change)."""
+    if ev.type not in fc.exclude_types:
+        fold(st, ev, fc)
+
+
+def fold(st: dict[str, Any], ev: Event, fc: FeatureConfig) -> None:
+    """:func:`update` for an event whose type the caller knows is not excluded (the Scorer
+    tests it first).
+
+    >>> from stream_app.scoring.config import FeatureConfig
+    >>> st = new_state()
+    >>> fold(st, Event("e1", "u1", 5, "course_view", "click", props={"minutes": 3}),
+    ...      FeatureConfig())
+    >>> st["tot"], st["t0"], st["last"]
+    ({'course_view': 1, '#minutes': 3, '~minutes': 1}, 5, 5)
+    """
     etype = ev.type
     ts = ev.ts
-    if etype in fc.exclude_types:
-        return
-    day = int((ts + fc.day_offset_ms) // DAY_MS)    # day_index, inlined
+    offset, first_types, excl, cat_streams, channel_props, hashed, max_chars = fc.fold_plan
+    day = int((ts + offset) // DAY_MS)    # day_index, inlined
     t0 = st["t0"]
     if t0 is None or ts < t0:
         st["t0"] = ts
@@ -121,19 +136,17 @@ def update(st: dict[str, Any], ev: Event, fc: FeatureConfig) -> None:
     lst = st["lst"]
     if ts >= lst.get(etype, 0):
         lst[etype] = ts
-    if etype in fc.first_types:     # a milestone or the registration type
+    if etype in first_types:     # a milestone or the registration type
         fs = st["fs"]
         if etype not in fs or ts < fs[etype]:
             fs[etype] = ts
-    if ev.stream == "study":
+    stream = ev.stream
+    if stream == "study":
         st["study"] = max(ts, st.get("study") or 0)
     props = ev.props
     if not props:
         return
-    excl = fc.exclude_props
-    is_cat_stream = ev.stream in fc.categorical_streams
-    channel_props = fc.channel_props
-    hashed, max_chars = fc.hashed_props, fc.max_value_chars
+    is_cat_stream = stream in cat_streams
     cat = st["cat"]
     for k, v in props.items():
         kind = v.__class__
