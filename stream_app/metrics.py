@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import threading
 import time
+from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -314,8 +315,145 @@ def observe_e2e(output: str, broker_ts_ms: int, now_ms: float | None = None) -> 
     """Record end-to-end latency of one output (``tags`` / ``alert``); returns seconds."""
     now = time.time() * 1000 if now_ms is None else now_ms
     seconds = max(0.0, (now - broker_ts_ms) / 1000.0)
-    child(E2E_LATENCY, output).observe(seconds)
+    E2E_TALLY.observe(output, seconds)
     return seconds
+
+
+# ---- per-event tallies -------------------------------------------------------------------
+def _on_collect(metric: Any, fold: Any, reset: Any) -> None:
+    """Make every collection of ``metric`` (each exposition path: :func:`render`,
+    :func:`asgi_app`, the metrics server) call ``fold`` first, and its ``clear`` call
+    ``reset`` first."""
+    collect, clear = metric.collect, metric.clear
+
+    def collect_folded() -> Any:
+        fold()
+        return collect()
+
+    def clear_reset() -> None:
+        reset()
+        clear()
+
+    metric.collect, metric.clear = collect_folded, clear_reset
+
+
+class CounterTally:
+    """Increments of a labelled counter's children kept as plain counts, and added to the
+    children whenever the counter is collected (a scrape), so ``/metrics`` shows exactly
+    what calling ``inc()`` per event would have: per event a dict update instead of a cached
+    ``labels()`` lookup plus ``inc()`` under a lock (~0.4 µs).
+
+    The counts only grow and only the thread that calls :meth:`add` changes them; a fold (any
+    thread, under a lock) adds what each series gained since the previous fold. A reader of
+    a child's value outside a collection calls :meth:`fold` (or :func:`fold_tallies`) first.
+
+    Example:
+        >>> c = Counter("tally_doc", "doc", ["a"], registry=CollectorRegistry())
+        >>> t = CounterTally(c)
+        >>> t.add(("x",)); t.add(("x",)); t.add(("y",))
+        >>> [(s.labels["a"], s.value) for s in c.collect()[0].samples if s.name.endswith("l")]
+        [('x', 2.0), ('y', 1.0)]
+    """
+
+    __slots__ = ("metric", "counts", "_folded", "_lock")
+
+    def __init__(self, metric: Counter) -> None:
+        self.metric = metric
+        #: label values (declared order) -> increments since the counter was created/cleared
+        self.counts: dict[tuple[str, ...], int] = {}
+        self._folded: dict[tuple[str, ...], int] = {}
+        self._lock = threading.Lock()
+        _on_collect(metric, self.fold, self._reset)
+
+    def add(self, labels: tuple[str, ...]) -> None:
+        """Count one increment of the child of ``labels``."""
+        counts = self.counts
+        counts[labels] = counts.get(labels, 0) + 1
+
+    def fold(self) -> None:
+        """Add each series' increments since the previous fold to its child."""
+        with self._lock:
+            folded, metric = self._folded, self.metric
+            for labels, n in list(self.counts.items()):
+                gained = n - folded.get(labels, 0)
+                if gained:
+                    metric.labels(*labels).inc(gained)
+                    folded[labels] = n
+
+    def _reset(self) -> None:
+        with self._lock:
+            self.counts.clear()
+            self._folded.clear()
+
+
+class HistogramTally:
+    """Observations of a labelled histogram's children kept as bucket counts and a running
+    sum, and moved into the children whenever the histogram is collected (like
+    :class:`CounterTally`). The sum is added up in observation order as ``observe()`` adds
+    it, so it is the same float.
+
+    Example:
+        >>> h = Histogram("tally_doc_s", "doc", ["o"], buckets=(1, 2),
+        ...               registry=CollectorRegistry())
+        >>> t = HistogramTally(h)
+        >>> t.observe("x", 0.5); t.observe("x", 1.5); t.observe("x", 9.0)
+        >>> [(s.name.rsplit("_", 1)[1], s.labels.get("le"), s.value)
+        ...  for s in h.collect()[0].samples][:5]   # doctest: +NORMALIZE_WHITESPACE
+        [('bucket', '1.0', 1.0), ('bucket', '2.0', 2.0), ('bucket', '+Inf', 3.0),
+         ('count', None, 3.0), ('sum', None, 11.0)]
+    """
+
+    __slots__ = ("metric", "bounds", "series", "_folded", "_lock")
+
+    def __init__(self, metric: Histogram) -> None:
+        self.metric = metric
+        self.bounds = tuple(metric._upper_bounds)  # noqa: SLF001 - the buckets, +Inf last
+        #: label value -> [count per bucket..., sum] since the histogram was created/cleared
+        self.series: dict[str, list[Any]] = {}
+        self._folded: dict[str, list[int]] = {}
+        self._lock = threading.Lock()
+        _on_collect(metric, self.fold, self._reset)
+
+    def observe(self, label: str, amount: float) -> None:
+        """One observation of the child of ``label`` (the histogram's one label)."""
+        s = self.series.get(label)
+        if s is None:
+            s = self.series[label] = [0] * len(self.bounds) + [0.0]
+        if amount == amount:   # observe() puts a NaN in no bucket (only in the sum)
+            s[bisect_left(self.bounds, amount)] += 1
+        s[-1] += amount
+
+    def fold(self) -> None:
+        """Move each series' observations since the previous fold into its child."""
+        with self._lock:
+            for label, s in list(self.series.items()):
+                now = list(s)
+                done = self._folded.get(label) or [0] * len(self.bounds)
+                c = self.metric.labels(label)
+                buckets = c._buckets  # noqa: SLF001 - per-bucket (not cumulative) counts
+                for i, n in enumerate(now[:-1]):
+                    if n != done[i]:
+                        buckets[i].inc(n - done[i])
+                c._sum.set(now[-1])  # noqa: SLF001 - the running sum, in observation order
+                self._folded[label] = now[:-1]
+
+    def _reset(self) -> None:
+        with self._lock:
+            self.series.clear()
+            self._folded.clear()
+
+
+#: the agent's per-event counters (:class:`CounterTally`)
+EVENTS_TALLY = CounterTally(EVENTS_CONSUMED)
+TAG_CHANGES_TALLY = CounterTally(TAG_CHANGES)
+E2E_TALLY = HistogramTally(E2E_LATENCY)
+TALLIES = (EVENTS_TALLY, TAG_CHANGES_TALLY, E2E_TALLY)
+
+
+def fold_tallies() -> None:
+    """Bring every tallied collector's children up to date (a collection does it anyway)."""
+    for tally in TALLIES:
+        tally.fold()
 
 
 def biz_event(tenant: str | None, channel: str | None, step: str,

@@ -56,6 +56,9 @@ ALERT_TOPICS = {"hot_lead": "alerts.hot_lead", "at_risk": "alerts.at_risk"}
 #: state writes: store + changelog record through librdkafka (no Faust future per write)
 STATE_WRITER = DirectTableWriter.for_table(users)
 FAUST_WRITES = settings.state_writes == "faust"
+#: per-event counters, added to the Prometheus children at each scrape (metrics.CounterTally)
+EVENTS_TALLY = metrics.EVENTS_TALLY
+TAG_CHANGES_TALLY = metrics.TAG_CHANGES_TALLY
 
 
 def emit(topic: str, key: str | bytes | None, value: Any) -> None:
@@ -155,13 +158,16 @@ def score_event(state: dict[str, Any], ev: Event,
 
 def publish(user_id: str, result: Any, broker_ts: float | None) -> None:
     """Send tag changes and derived events of one engine step; queue the projection."""
-    for ch in result.changes:
-        emit(TAGS_TOPIC, user_id, ch)
-        metrics.child(metrics.TAG_CHANGES, ch["family"], ch["tag_id"]).inc()
+    changes = result.changes
+    if changes:
+        produce, add = app.producer.produce, TAG_CHANGES_TALLY.add
+        for ch in changes:
+            produce(TAGS_TOPIC, user_id, orjson.dumps(ch))   # emit() of a dict
+            add((ch["family"], ch["tag_id"]))
     for ev in getattr(result, "emit", None) or ():
         emit(contract.stream_topic(ev.get("stream", "click")), ev["user_id"], ev)
-    if result.changes and not NO_REDIS:
-        runtime.projection.apply_changes(result.changes, result.why)
+    if changes and not NO_REDIS:
+        runtime.projection.apply_changes(changes, result.why)
         if broker_ts:
             metrics.observe_e2e("tags", int(broker_ts * 1000))
 
@@ -190,9 +196,10 @@ async def handle_event(msg: Any, stream: str) -> None:
                        f"{settings.late_grace_ms} ms before stream time {now}")
         return
     runtime.clock.observe(ev.ts, source)
-    metrics.child(metrics.EVENTS_CONSUMED, stream,
-                  ev.type if ev.type in KNOWN_TYPES else "unknown").inc()
-    if ev.type not in KNOWN_TYPES:
+    if ev.type in KNOWN_TYPES:
+        EVENTS_TALLY.add((stream, ev.type))
+    else:
+        EVENTS_TALLY.add((stream, "unknown"))
         metrics.EVENTS_UNKNOWN_TYPE.labels(stream=stream).inc()
     state = load_state(ev.user_id, msg.partition)
     if ev.type == "deletion_requested":

@@ -89,6 +89,10 @@ class DirectTableWriter:
         # a store with a write-back cache (app/state_cache.py) is read and written through it
         self._cache_get = getattr(data, "cache_get", None)
         self._cache_set = getattr(data, "cache_set", None)
+        #: the key last read through the cache and its encoding (the agent reads a user's
+        #: state and then writes it: one encoding for both)
+        self._last_key: str | None = None
+        self._last_encoded = b""
 
     @classmethod
     def for_table(cls, table: Any) -> DirectTableWriter:
@@ -105,8 +109,14 @@ class DirectTableWriter:
     def get(self, key: str, partition: int) -> Any:
         """The value of ``key`` (held in ``partition``, the input record's), or None."""
         if self._cache_get is not None:
-            return self._cache_get(self.encode_key(key), partition)
+            encoded = self._last_encoded = self.encode_key(key)
+            self._last_key = key
+            return self._cache_get(encoded, partition)
         return self._read(key)
+
+    def _encoded(self, key: str) -> bytes:
+        """``encode_key(key)``, reused from the last :meth:`get` when it read ``key``."""
+        return self._last_encoded if key == self._last_key else self.encode_key(key)
 
     def set(self, key: str, value: bytes, partition: int) -> None:
         """Store ``value`` under ``key`` and queue the changelog record to ``partition``."""
@@ -116,13 +126,20 @@ class DirectTableWriter:
             producer.after_flush.append(self.persist_offsets)
             self._hooked = producer
         ledger = getattr(self.data, "ledger", None)
-        encoded = self.encode_key(key)   # the changelog key is also the store's key
+        encoded = self._encoded(key)   # the changelog key is also the store's key
+        cache_set = self._cache_set
         if ledger is None:
             self._write(key, encoded, value, partition)
             producer.produce_tracked(self.changelog, encoded, value, partition)
+        elif cache_set is not None:   # the worker's users table (write-back cache)
+            ledger.sent(partition)
+            cache_set(encoded, value, partition)
+            ledger.applied(partition)
+            producer.produce_tracked(self.changelog, encoded, value, partition,
+                                     ledger.delivered)
         else:
             ledger.sent(partition)
-            self._write(key, encoded, value, partition)
+            self.data[key] = value
             ledger.applied(partition)
             producer.produce_tracked(self.changelog, encoded, value, partition,
                                      ledger.delivered)
