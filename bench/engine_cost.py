@@ -200,7 +200,7 @@ def lockstep(wl: Any, other: Path, events: int = 60_000, sweep_min: float = 60.0
             next_sweep = ev.ts + sweep_ms
         elif ev.ts >= next_sweep:
             now = ev.ts
-            for i in (0, 1):
+            for i in ((0, 1) if next_sweep % 2 else (1, 0)):   # who ticks first alternates
                 eng, sts = engines[i], states[i]
                 t0 = clock()
                 for uid, st in list(sts.items()):
@@ -261,7 +261,7 @@ def _lockstep_codec(wl: Any, other: Path, events: int, sweep_min: float, full: b
             next_sweep = ev.ts + sweep_ms
         elif ev.ts >= next_sweep:
             now = ev.ts
-            for i in (0, 1):
+            for i in ((0, 1) if next_sweep % 2 else (1, 0)):   # who ticks first alternates
                 eng, sts = engines[i], stored[i]
                 t0 = clock()
                 for uid, nd in list(due_at[i].items()):   # the worker's due index
