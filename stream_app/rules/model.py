@@ -354,21 +354,25 @@ class RuleSet:
         for tags, days, decayed, sel, where, what in self._window_reads:
             if tags <= out:
                 continue
-            lo, hi = DailyWindow.span(days, decayed, old_today, today)   # DailyWindow.moved,
-            if hi < lo:                                                   # lists read in place
-                continue
+            # DailyWindow.moved, its lists read in place; a window with no list (none of its
+            # types or sums in the state, the usual case) is passed before its span
             if where == "d":
+                if d.keys().isdisjoint(what):
+                    continue
                 lists = [d[t] for t in what if t in d]
             elif where == "s":
                 b = sums.get(what)
-                lists = [b] if b else []
+                if not b:
+                    continue
+                lists = [b]
             else:   # windows of one selector share its lists
                 if shared is None:
                     shared = {}
                 lists = shared.get(what)
                 if lists is None:
                     lists = shared[what] = query._day_lists(state, sel)
-            if DailyWindow.holds(lists, lo, hi):
+            lo, hi = DailyWindow.span(days, decayed, old_today, today)
+            if hi >= lo and DailyWindow.holds(lists, lo, hi):
                 out |= tags
         return frozenset(out)
 

@@ -375,11 +375,16 @@ class StateUpdater:
     def prune(self, state: dict[str, Any], now_ms: int) -> None:
         """Drop daily buckets older than the retention and sub-day timestamps out of use."""
         today = day_of(now_ms, self.day_offset_ms)
+        # every retention is at least ``retention_days``: a list whose oldest bucket is after
+        # ``floor`` keeps all its buckets (the usual case), whatever its own retention
+        floor = today - self.retention_days
         st = state["st"]
         d = state["d"]
         rets = self._type_ret
         for et in list(d):
             b = d[et]
+            if b and b[0][0] > floor:
+                continue
             key = (et, st.get(et, ""))
             ret = rets.get(key)
             if ret is None:
@@ -396,6 +401,8 @@ class StateUpdater:
                 continue
             for key in list(lists):
                 b = lists[key]
+                if b and b[0][0] > floor:
+                    continue
                 keep = today - rets.get(key, self.retention_days) + 1
                 if b and b[0][0] < keep:
                     buckets.prune(b, keep)
