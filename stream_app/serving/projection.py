@@ -61,7 +61,7 @@ from typing import Any
 import orjson
 
 from stream_app.serving import keys
-from stream_app.serving.redis_batch import BATCH_SCRIPT, WHY_FN, encode_batch, encode_op
+from stream_app.serving.redis_batch import BATCH_SCRIPT, WHY_FN, JsonFields, encode_batch, encode_op
 
 log = logging.getLogger(__name__)
 Op = tuple[Any, ...]
@@ -420,12 +420,13 @@ class Pending:
         ['srem', 'sadd', 'sadd', 'sadd', 'sadd', 'sadd']
     """
 
-    __slots__ = ("tenant", "uid", "hash", "hist", "why", "timeline", "forget")
+    __slots__ = ("tenant", "uid", "hash", "dels", "hist", "why", "timeline", "forget")
 
     def __init__(self, tenant: str, uid: str) -> None:
         self.tenant = tenant
         self.uid = uid
         self.hash: dict[str, Any] = {}
+        self.dels = 0                 # _DEL values put in ``hash`` (an upper bound)
         self.hist: list[tuple[str, Any, Any]] = []
         self.why: dict[str, dict[str, Any] | None] = {}
         self.timeline: list[list[Any]] = []
@@ -493,6 +494,25 @@ def _moves(p: Pending) -> tuple[dict[str, int], dict[str, Any], dict[tuple[str, 
     return bits, num, vals
 
 
+def _hash_writes(p: Pending) -> tuple[dict[str, Any], list[str]]:
+    """The fields of a :class:`Pending` entry's hash to set (their values) and those to
+    delete (:data:`_DEL`): without a deleted tag (``p.dels`` 0), the hash itself.
+
+    Example:
+        >>> p = Pending("t", "u1")
+        >>> p.hash.update({"tag:a": "x", "score:c": 0.5})
+        >>> _hash_writes(p)
+        ({'tag:a': 'x', 'score:c': 0.5}, [])
+        >>> p.hash["tag:a"] = _DEL; p.dels += 1
+        >>> _hash_writes(p)
+        ({'score:c': 0.5}, ['tag:a'])
+    """
+    h = p.hash
+    if not p.dels:
+        return h, []
+    return {f: v for f, v in h.items() if v is not _DEL}, [f for f, v in h.items() if v is _DEL]
+
+
 def pending_ops(p: Pending, seen: Seen | None, timeline: int) -> list[Op]:
     """The operations of one user's :class:`Pending` entry: the end state the per-call
     operations (:func:`event_ops` per event, one ``hsetmap`` per ``set_fields``,
@@ -505,8 +525,10 @@ def pending_ops(p: Pending, seen: Seen | None, timeline: int) -> list[Op]:
         >>> p.hist += [("lead_points", None, 1), ("lead_points", 1, 2)]
         >>> p.hash["tag:lead_points"] = 2
         >>> ops = pending_ops(p, Seen(10), 0)
-        >>> ops[0]
-        ('hsetmap', 'sa:t:user:u1', {'tag:lead_points': b'2'})
+        >>> ops[0]   # the values' JSON made when the batch is encoded
+        ('hsetmap', 'sa:t:user:u1', JsonFields({'tag:lead_points': 2}))
+        >>> ops[0] == ('hsetmap', 'sa:t:user:u1', {'tag:lead_points': b'2'})
+        True
         >>> ops[1]
         ('zadd', 'sa:t:num:lead_points', 'u1', 2.0)
         >>> p.forget = {"lead_points": 2}
@@ -518,10 +540,9 @@ def pending_ops(p: Pending, seen: Seen | None, timeline: int) -> list[Op]:
     ops: list[Op] = []
     if p.forget is None:
         ukey = keys.user_key(t, uid)
-        put = {f: orjson.dumps(v) for f, v in p.hash.items() if v is not _DEL}
-        gone = [f for f, v in p.hash.items() if v is _DEL] if len(put) < len(p.hash) else ()
+        put, gone = _hash_writes(p)
         if put:
-            ops.append(("hsetmap", ukey, put))
+            ops.append(("hsetmap", ukey, JsonFields(put)))
         if gone:
             ops.append(("hdel", ukey, *gone))
         for key, bit in bits.items():
@@ -635,7 +656,11 @@ class RedisProjection:
                 by_tag = last.setdefault(p, {})
             tag, new = ch["tag_id"], ch.get("new")
             p.hist.append((tag, ch.get("old"), new))
-            p.hash[f"tag:{tag}"] = _DEL if new is None else new
+            if new is None:
+                p.hash[f"tag:{tag}"] = _DEL
+                p.dels += 1
+            else:
+                p.hash[f"tag:{tag}"] = new
             by_tag[tag] = new
             if tl:
                 p.timeline.append(keys.compact_change(ch))

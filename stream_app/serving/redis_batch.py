@@ -40,7 +40,7 @@ Example (pure part):
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import orjson
@@ -230,15 +230,53 @@ def _num_parts(key: str) -> tuple[str, str]:
         return parts
 
 
-def _hset_entry(key: str, fields: dict[Any, Any]) -> list[str]:
+class JsonFields(Mapping[Any, bytes]):
+    """The fields of an ``hsetmap`` operation given by their values: field -> the JSON
+    (``orjson.dumps``) of the value, computed when read. The live writer's hash write, so
+    that a flush makes each value's JSON text once, into its batch entry (a dict of JSON
+    bytes first cost ~0.2 µs per event more).
+
+    Example:
+        >>> f = JsonFields({"tag:a": "x", "score:c": 0.5})
+        >>> dict(f), f == {"tag:a": b'"x"', "score:c": b"0.5"}
+        ({'tag:a': b'"x"', 'score:c': b'0.5'}, True)
+        >>> _hset_entry("k", f) == _hset_entry("k", dict(f))
+        True
+    """
+
+    __slots__ = ("raw",)
+
+    def __init__(self, raw: dict[Any, Any]) -> None:
+        self.raw = raw
+
+    def __getitem__(self, field: Any) -> bytes:
+        return orjson.dumps(self.raw[field])
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.raw)
+
+    def __len__(self) -> int:
+        return len(self.raw)
+
+    def __repr__(self) -> str:
+        return f"JsonFields({self.raw!r})"
+
+
+def _hset_entry(key: str, fields: Mapping[Any, Any]) -> list[str]:
     """The batch entry of an ``hsetmap`` (fields are text, values JSON bytes from
-    ``orjson.dumps``).
+    ``orjson.dumps``, or a :class:`JsonFields`).
 
     >>> _hset_entry("sa:t:user:u1", {"tag:a": b'"x"', "n": 2})
     ['c', 'HSET', 'sa:t:user:u1', 'tag:a', '"x"', 'n', '2']
     """
     entry = ["c", "HSET", key]
     add = entry.append
+    if fields.__class__ is JsonFields:
+        dumps = orjson.dumps
+        for f, v in fields.raw.items():
+            add(f if f.__class__ is str else _s(f))
+            add(dumps(v).decode())
+        return entry
     for f, v in fields.items():
         add(f if f.__class__ is str else _s(f))
         add(v.decode() if v.__class__ is bytes else _s(v))
