@@ -127,7 +127,7 @@ def compile_predict(model: Any) -> Callable[[dict[str, float]], float] | None:
     intercept = float(lr.intercept)
     # features whose scaled value River makes 0 (no spread / never seen) add nothing: left out
     if isinstance(scaler, _Identity):
-        return _plain(weights, intercept)
+        return _plain(weights, intercept) if weights else _constant(intercept)
     if (isinstance(scaler, preprocessing.MaxAbsScaler)
             and getattr(scaler, "window_size", None) is None):
         abs_max = scaler.abs_max
@@ -137,7 +137,7 @@ def compile_predict(model: Any) -> Callable[[dict[str, float]], float] | None:
             m = s.get() if s is not None else 0.0
             if m:
                 table2[f] = (w, m)
-        return _maxabs(table2, intercept)
+        return _maxabs(table2, intercept) if table2 else _constant(intercept)
     if (isinstance(scaler, preprocessing.StandardScaler)
             and getattr(scaler, "window_size", None) is None
             and scaler.with_std):
@@ -147,7 +147,7 @@ def compile_predict(model: Any) -> Callable[[dict[str, float]], float] | None:
             v = vars_.get(f, 0.0)
             if v:
                 table3[f] = (w, means.get(f, 0.0), v**0.5)
-        return _standard(table3, intercept)
+        return _standard(table3, intercept) if table3 else _constant(intercept)
     return None
 
 
@@ -158,6 +158,23 @@ def _sigmoid(z: float, exp: Callable[[float], float] = math.exp) -> float:
     if z > 30:
         return 1.0
     return 1 / (1 + exp(-z))
+
+
+def _constant(intercept: float) -> Callable[[dict[str, float]], float]:
+    """The compiled predict of a model with no weight for any feature (one that has learned
+    nothing yet: what a worker scores checkpoints with while every gate is closed): the
+    probability the dot product's loop gives when no feature of ``x`` has a weight, for any
+    ``x``, without walking ``x``.
+
+    >>> _constant(0.0)({"a": 1.0}), _constant(0.0)({}) == _sigmoid(0.0)
+    (0.5, True)
+    """
+    p = _sigmoid(0.0 + intercept)
+
+    def proba(x: dict[str, float]) -> float:    # noqa: ARG001 - the same for every x
+        return p
+
+    return proba
 
 
 def _standard(table: dict[str, tuple[float, float, float]], intercept: float,
