@@ -42,6 +42,25 @@ class HybridClock:
         if entry is None or ts_ms > entry[0] + int((self._wall() - entry[1]) * 1000):
             self._parts[partition] = (ts_ms, self._wall())
 
+    def advance(self, ts_ms: int, partition: Hashable) -> int | None:
+        """``now(partition)``, then ``observe(ts_ms, partition)``, with one wall-clock read:
+        the partition's time before ``ts_ms`` (None if unseen). An event the caller then
+        finds late (older than that time) has not moved the clock: it is not newer.
+
+        >>> c = HybridClock(wall=lambda: 0.0)
+        >>> c.advance(5_000, 0), c.advance(7_000, 0), c.advance(6_000, 0), c.now(0)
+        (None, 5000, 7000, 7000)
+        """
+        entry = self._parts.get(partition)
+        if entry is None:
+            self._parts[partition] = (ts_ms, self._wall())
+            return None
+        wall = self._wall()
+        now = entry[0] + int((wall - entry[1]) * 1000)
+        if ts_ms > now:
+            self._parts[partition] = (ts_ms, wall)
+        return now
+
     def now(self, partition: Hashable | None = None) -> int | None:
         """Stream time in ms of one partition, or the most advanced; None if unseen."""
         if partition is not None:

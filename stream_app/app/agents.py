@@ -189,13 +189,14 @@ async def handle_event(msg: Any, stream: str) -> None:
         emit(contract.stream_topic(stream), ev.user_id, msg.value)
         return
     source = (msg.topic, msg.partition)
-    now = runtime.clock.now(source)
+    # the partition's stream time before this event; the event moved it if it is newer (a
+    # late event is older, so it did not)
+    now = runtime.clock.advance(ev.ts, source)
     if now is not None and ev.ts < now - settings.late_grace_ms:
         metrics.LATE_EVENTS.labels(stream=stream).inc()
         send_dlq(msg, "late", f"event time {ev.ts} is more than "
                        f"{settings.late_grace_ms} ms before stream time {now}")
         return
-    runtime.clock.observe(ev.ts, source)
     if ev.type in KNOWN_TYPES:
         EVENTS_TALLY.add((stream, ev.type))
     else:
