@@ -455,7 +455,7 @@ class TagEngine:
         run = rs._run  # noqa: SLF001 - the engine's own rule runner
         for tag in tags:
             raw, _ = run(tag, ctx)
-            new = tag.normalise(raw) if raw is not None else None
+            new = raw if raw is None or tag.plain else tag.normalise(raw)
             was = old.get(tag.id)
             if was != new or type(was) is not type(new):
                 return False

@@ -88,6 +88,9 @@ class TagDef:
     #: model scores it reads -> their comparisons with constants (None: read otherwise too;
     #: see :attr:`~stream_app.rules.compiler.Compiled.scores`)
     scores: dict[str, tuple[Callable[[Any], Any], ...] | None] = field(default_factory=dict)
+    #: every value its rule gives is already normal (:meth:`normalise` returns it as it is):
+    #: set by :class:`RuleSet` (:meth:`is_plain`), so evaluations skip the call
+    plain: bool = field(default=False, init=False, repr=False, compare=False)
 
     def finish(self) -> None:
         """Collect deps/reads/timed/daily/clocks from the compiled expressions (called by the
@@ -109,6 +112,25 @@ class TagDef:
             if v.value == value:
                 return getattr(v, lang) or str(value)
         return "" if value is None else str(value)
+
+    def is_plain(self) -> bool:
+        """Whether :meth:`normalise` gives back every value the rule can give, the same
+        object: an enum tag (any value), or a case rule whose values all come back as they
+        are (e.g. a bool tag with True / False cases; not a set tag: a new list each time).
+
+        >>> TagDef("a", "f", "", "", kind="bool", cases=[CaseDef(True), CaseDef(False)]
+        ...        ).is_plain()
+        True
+        >>> TagDef("a", "f", "", "", kind="set", cases=[CaseDef(["x"])]).is_plain()
+        False
+        >>> TagDef("a", "f", "", "", kind="text", expr=Compiled(str, "x")).is_plain()
+        False
+        """
+        if self.kind == "enum":
+            return True
+        if self.expr is not None:
+            return False
+        return all(c.value is None or self.normalise(c.value) is c.value for c in self.cases)
 
     def normalise(self, v: Any) -> Any:
         """Coerce a raw rule result to this tag's kind (None stays None = no tag)."""
@@ -168,6 +190,8 @@ class RuleSet:
         self.tags: list[TagDef] = [t for t in self.order if not t.hidden]
         self.hidden_ids: list[str] = [t.id for t in self.order if t.hidden]
         self.tag_ids: tuple[str, ...] = tuple(t.id for t in self.tags)
+        for t in self.order:
+            t.plain = t.is_plain()
         self.by_id: dict[str, TagDef] = {t.id: t for t in self.order}
         self._affected: dict[tuple[str, str, bool], frozenset[str]] = {}
         atoms: dict[Any, None] = {}
@@ -213,6 +237,14 @@ class RuleSet:
                else ("d", tuple(sorted(w.sel.types)))
                if not w.sel.any and not w.sel.streams else (None, w.sel.key)))
             for w, tags in self._windows.items())
+        #: where :meth:`daily_moved` starts: the windows read through a selector's lists
+        #: (always looked at), and those whose bucket lists are a type's / a prop sum's, by
+        #: that type / sum key (a window with none of them in a state is passed at no cost)
+        self._windows_always = tuple(i for i, r in enumerate(self._window_reads) if r[4] is None)
+        self._windows_of: dict[str, list[int]] = {}
+        for i, (*_, where, what) in enumerate(self._window_reads):
+            for k in (what if where == "d" else ("s:" + what,) if where == "s" else ()):
+                self._windows_of.setdefault(k, []).append(i)
         self._empty: dict[str, Any] | None = None
         self._guards: dict[tuple[str, str], tuple] = {}
         #: every model score a rule reads -> its comparisons with constants in the rules
@@ -350,15 +382,22 @@ class RuleSet:
         """
         out: set[str] = set()
         d, sums = state["d"], state.get("s") or {}
+        look = set(self._windows_always)
+        of = self._windows_of
+        for t in d:
+            if t in of:
+                look.update(of[t])
+        for k in sums:
+            if "s:" + k in of:
+                look.update(of["s:" + k])
+        reads = self._window_reads
         shared = None
-        for tags, days, decayed, sel, where, what in self._window_reads:
+        for i in look:   # any order: the result is the union of the moved windows' tags
+            tags, days, decayed, sel, where, what = reads[i]
             if tags <= out:
                 continue
-            # DailyWindow.moved, its lists read in place; a window with no list (none of its
-            # types or sums in the state, the usual case) is passed before its span
-            if where == "d":
-                if d.keys().isdisjoint(what):
-                    continue
+            # DailyWindow.moved, its lists read in place
+            if where == "d":   # one of its types at least is in the state
                 lists = [d[t] for t in what if t in d]
             elif where == "s":
                 b = sums.get(what)
@@ -508,7 +547,7 @@ class RuleSet:
         ctx_tags = ctx.tags
         for tag in self.order:
             raw, _ = self._run(tag, ctx)
-            value = tag.normalise(raw) if raw is not None else None
+            value = raw if raw is None or tag.plain else tag.normalise(raw)
             ctx_tags[tag.id] = value
             if not tag.hidden:
                 values[tag.id] = value
@@ -540,7 +579,7 @@ class RuleSet:
             if traces is not None:   # a tag that changes needs no second run for its why
                 ctx.trace = trace = {}
             raw, matched = self._run(tag, ctx)
-            value = tag.normalise(raw) if raw is not None else None
+            value = raw if raw is None or tag.plain else tag.normalise(raw)
             old = tags.get(tid)
             if old != value or type(old) is not type(value):
                 changed.add(tid)
