@@ -23,7 +23,13 @@ Redis's own work and the wait for its reply are left out):
 Measured on 2026-12-02 (session 10, 60k events, 5 alternating rounds, ~470 events per
 flush in the worker): the writer costs ~10 µs of CPU per event in-process (calls ~2.5, flush
 ~7.5, of which redis-py's script call ~0.8); hiredis saves nothing measurable there (one
-small reply per flush: ~8 µs per call of ~80-170).
+small reply per flush: ~8 µs per call of ~80-170). On 2026-12-03 (bcb00df + the
+``JsonFields`` hash write, 225k events): ~8.2 µs per event (calls ~2.4, flush ~5.8, redis-py
+~0.8); by py-spy over the calls, building and encoding (no Redis), the why records' packing
+(``keys.pack_why``, half of it ``why_shape``) is ~28%, ``set_fields`` and ``apply_changes``
+~15% each, replaying the tag moves (``_moves``) ~8%, the segment bits' operations and
+entries ~7%: what is left is spread over small steps, much of it first touches of records
+made long before the flush.
 
 Usage::
 

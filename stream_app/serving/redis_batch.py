@@ -234,7 +234,11 @@ class JsonFields(Mapping[Any, bytes]):
     """The fields of an ``hsetmap`` operation given by their values: field -> the JSON
     (``orjson.dumps``) of the value, computed when read. The live writer's hash write, so
     that a flush makes each value's JSON text once, into its batch entry (a dict of JSON
-    bytes first cost ~0.2 µs per event more).
+    bytes first cost ~0.5 µs per event more in ``bench.projection_cost``). The values are
+    read when the batch is encoded (again if Redis failed and the operations wait): as with
+    the writer's held entries between two flushes, a value handed to the writer must not be
+    changed in place after the call (the engine's change records and the scorer's fields
+    never are).
 
     Example:
         >>> f = JsonFields({"tag:a": "x", "score:c": 0.5})
