@@ -79,8 +79,7 @@ class WriteBack:
     def put(self, key: bytes, value: bytes, partition: int) -> None:
         """A write: cached and dirty in ``partition``."""
         vals = self.vals
-        if key in vals:
-            del vals[key]
+        vals.pop(key, None)   # a write moves the key to the end
         vals[key] = value
         self.part[key] = partition
         d = self.dirty.get(partition)
@@ -190,7 +189,7 @@ class CachedRocksDB(CleanStopRocksDB):
         self._last_read = None
         cache = self.cache
         cache.put(k, value, partition)
-        if cache.over():
+        if len(cache.vals) > cache.max_users:   # cache.over(), inline: once per event
             cache.evict()
 
     # -- write-back ----------------------------------------------------------------------
