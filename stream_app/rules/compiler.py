@@ -744,10 +744,10 @@ class _Compiler:
             a, op, b = self.expr(ch[0]), _arith(str(ch[1])), self.expr(ch[2])
             return self.binary(op, a, b, ch[0], ch[2])
         if kind == "in_":
-            a, b = self.expr(ch[0]), self.expr(ch[1])
+            a, b = self.expr(ch[0]), self.members(ch[1])
             return lambda ctx: _contains(a(ctx), b(ctx))
         if kind == "not_in":
-            a, b = self.expr(ch[0]), self.expr(ch[1])
+            a, b = self.expr(ch[0]), self.members(ch[1])
             return lambda ctx: not _contains(a(ctx), b(ctx))
         if kind == "dotted":
             return self.name(node)
@@ -758,6 +758,21 @@ class _Compiler:
         if kind == "kwarg":
             raise self.err(node, "keyword argument outside a call")
         raise self.err(node, f"unsupported expression {kind}")  # pragma: no cover
+
+    def members(self, node: Tree | Token) -> Fn:
+        """The right side of ``in`` / ``not in``: a list of literals is built once, as a
+        tuple (``in`` compares its items as it compares a list's, in the same order), instead
+        of a new list per evaluation; any other expression as :meth:`expr` compiles it.
+
+        >>> c = _Compiler("", Requirements(), {"k": "b"})
+        >>> c.members(parse("['a', $k, 1, null]"))(None), c.members(parse("[profile.x]"))
+        (('a', 'b', 1, None), <function ...>)
+        """
+        if isinstance(node, Tree) and node.data == "list" and all(
+                _literal(c) is not _MISSING for c in node.children):
+            items = tuple(self.expr(c)(None) for c in node.children)
+            return lambda ctx: items
+        return self.expr(node)
 
     def binary(self, op: Callable[[Any, Any], Any], a: Fn, b: Fn, left: Tree | Token,
                right: Tree | Token) -> Fn:
