@@ -203,10 +203,31 @@ class Guard:
 GuardSpec = tuple[Any, Callable[[Probe], bool], Callable[[Probe], bool], Callable[[Probe], bool]]
 
 
+#: counts whose flip (:func:`_flip`) one count guard keeps
+FLIP_MEMO = 1024
+
+
+def _flip(flips: dict[Any, bool], res: Callable[[Any], bool], n: Any) -> bool:
+    """Whether the comparison ``res`` of a count gives another result at ``n`` than at
+    ``n - 1`` (one event more), kept in ``flips`` by ``n`` when an int (``res`` is pure);
+    the count guards read ``flips`` first. A float count found under an equal int gets the
+    int's result, as a comparison with numbers gives (1.0 compares as 1 does).
+
+    >>> flips = {}
+    >>> [_flip(flips, lambda v: v > 2, n) for n in (2, 3, 4.0, 3)], flips
+    ([False, True, False, True], {2: False, 3: True})
+    """
+    f = res(n) != res(n - 1)
+    if type(n) is int and len(flips) < FLIP_MEMO:
+        flips[n] = f
+    return f
+
+
 def _count_moved(sel: Selector, res: Callable[[Any], bool], c: Any) -> GuardSpec:
     # a count compared with c flips only at counts <= c + 1: beyond, no event moves it
     top = c + 1 if _num(c) else None
     key = "n:" + sel.key
+    flips: dict[Any, bool] = {}
 
     def pre(p: Probe) -> bool:    # count(sel) >= the type's count (sel matches the type)
         n = p.state["n"].get(p.etype)
@@ -217,7 +238,8 @@ def _count_moved(sel: Selector, res: Callable[[Any], bool], c: Any) -> GuardSpec
         n = memo.get(key)
         if n is None:
             n = memo[key] = query.count_all(p.state, sel)
-        return res(n) != res(n - 1)       # the event added exactly one
+        f = flips.get(n)      # the event added exactly one
+        return _flip(flips, res, n) if f is None else f
 
     def moved(p: Probe) -> bool:
         return pre(p) and after(p)
@@ -228,6 +250,7 @@ def _window_count_moved(sel: Selector, days: int, res: Callable[[Any], bool]) ->
     # an event of sel inside the window adds exactly one to count(sel, <days>d) (its daily
     # bucket is kept: the window is within the retention); outside it adds nothing
     key = f"w{days}:{sel.key}"
+    flips: dict[Any, bool] = {}
 
     def pre(p: Probe) -> bool:
         return p.today - days < p.day <= p.today
@@ -236,7 +259,8 @@ def _window_count_moved(sel: Selector, days: int, res: Callable[[Any], bool]) ->
         n = p.memo.get(key)
         if n is None:
             n = p.memo[key] = query.count_days(p.state, sel, p.today, days)
-        return res(n) != res(n - 1)
+        f = flips.get(n)
+        return _flip(flips, res, n) if f is None else f
 
     def moved(p: Probe) -> bool:
         return pre(p) and after(p)
