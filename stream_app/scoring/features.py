@@ -199,6 +199,16 @@ class _Names:
         self.n_cat = 0
         self.funnel = tuple((s, "funnel|" + s) for s in fc.funnel)
         self.funnel_steps = frozenset(fc.funnel)
+        # featurize's per-call settings, computed once with the same expressions: the day
+        # boundary's offset, the recency scale, and (total, rate, recency) made per type
+        self.day_offset = fc.day_offset_hours * 3_600_000
+        self.settings = (fc.recency_scale_days * DAY_MS, "total" in fc.per_type,
+                         "rate" in fc.per_type, "recency" in fc.per_type)
+        # featurize's name lookups, bound once (the caches are cleared in place, never
+        # replaced, so each bound ``get`` stays theirs)
+        self.lookups = (self.window_tails, self.tails.get, self.window_names, self.window.get,
+                        self.total_names, self.total.get, self.since_name, self.since.get,
+                        self.cat_name, self.cat.get)
 
     def window_names(self, key: str) -> tuple[str | None, ...]:
         """Per window (ascending): the name of ``key``'s window feature, None if not made."""
@@ -283,7 +293,9 @@ def featurize(st: dict[str, Any], now_ms: int, fc: FeatureConfig) -> dict[str, f
     if t0 is None:
         return x
     nm = _names(fc)
-    today = int((now_ms + fc.day_offset_hours * 3_600_000) // DAY_MS)   # day_index, inlined
+    (window_tails, wt_get, window_names, wn_get, total_names, tn_get, since_name, sn_get,
+     cat_name, cn_get) = nm.lookups
+    today = int((now_ms + nm.day_offset) // DAY_MS)   # day_index, inlined
     age = (now_ms - t0) / DAY_MS
     if not age > 0.0:     # max(0.0, age) without the call (as max: 0.0 for NaN or -0.0 too)
         age = 0.0
@@ -303,12 +315,10 @@ def featurize(st: dict[str, Any], now_ms: int, fc: FeatureConfig) -> dict[str, f
             while a >= wins[j]:
                 j += 1
             hits.append((j, bucket))
-        acc: dict[str, list[float]] = {}
         if len(hits) == 1:
             # one day of activity in the windows (most users): every window from the
             # bucket's on has the same sum, so one value per key
             j, bucket = hits[0]
-            window_tails, wt_get = nm.window_tails, nm.tails.get
             for key, val in bucket.items():
                 total = 0.0 + val
                 if total:
@@ -318,32 +328,27 @@ def featurize(st: dict[str, Any], now_ms: int, fc: FeatureConfig) -> dict[str, f
                         for name in names:
                             x[name] = v
         else:
+            acc: dict[str, list[float]] = {}
             for j, bucket in hits:
                 for key, val in bucket.items():
                     slot = acc.get(key)
                     if slot is None:
                         slot = acc[key] = [0.0] * nw
                     slot[j] += val
-        window_names, wn_get = nm.window_names, nm.window.get
-        for key, slot in acc.items():
-            names = wn_get(key) or window_names(key)
-            numeric = key[0] == "#"
-            total = 0.0
-            for j in range(nw):
-                total += slot[j]
-                if total:
-                    name = names[j]
-                    if name is not None:
-                        x[name] = _slog(total) if numeric else log1p(total)
+            for key, slot in acc.items():
+                names = wn_get(key) or window_names(key)
+                numeric = key[0] == "#"
+                total = 0.0
+                for j in range(nw):
+                    total += slot[j]
+                    if total:
+                        name = names[j]
+                        if name is not None:
+                            x[name] = _slog(total) if numeric else log1p(total)
     tot = st["tot"]
     lst = st["lst"]
-    scale = fc.recency_scale_days * DAY_MS
-    per = fc.per_type
-    do_total = "total" in per
-    do_rate = "rate" in per
-    do_rec = "recency" in per
+    scale, do_total, do_rate, do_rec = nm.settings
     inv_age = 1.0 / (age + 1.0)
-    total_names, tn_get = nm.total_names, nm.total.get
     exp = _exp
     for key, val in tot.items():
         names = tn_get(key)
@@ -351,22 +356,22 @@ def featurize(st: dict[str, Any], now_ms: int, fc: FeatureConfig) -> dict[str, f
             names = total_names(key)
         if not names:
             continue
-        if names[0]:
-            x[names[1]] = _slog(val)
-            n = tot.get(names[3])
+        numeric, n_name, third, fourth = names
+        if numeric:      # third: the mean's name, fourth: the count's key
+            x[n_name] = _slog(val)
+            n = tot.get(fourth)
             if n:
-                x[names[2]] = val / n
+                x[third] = val / n
             continue
         if do_total:
-            x[names[1]] = log1p(val)
-        if do_rate:
-            x[names[2]] = val * inv_age
+            x[n_name] = log1p(val)
+        if do_rate:      # third: the rate's name, fourth: the recency's
+            x[third] = val * inv_age
         if do_rec:
             last = lst.get(key)
             if last is not None:
                 since = now_ms - last
-                x[names[3]] = exp(-(since if since > 0 else 0) / scale)    # max(0, since)
-    since_name, sn_get = nm.since_name, nm.since.get
+                x[fourth] = exp(-(since if since > 0 else 0) / scale)    # max(0, since)
     for m, first in st["fs"].items():
         days = (now_ms - first) / DAY_MS
         x[sn_get(m) or since_name(m)] = log1p(days if days > 0.0 else 0.0)   # max(0.0, days)
@@ -374,7 +379,6 @@ def featurize(st: dict[str, Any], now_ms: int, fc: FeatureConfig) -> dict[str, f
         for step, name in nm.funnel:
             if step in tot:
                 x[name] = 1.0
-    cat_name, cn_get = nm.cat_name, nm.cat.get
     for k, v in st["cat"].items():
         x[(cn_get(k) or _EMPTY).get(v) or cat_name(k, v)] = 1.0
     x["age_days"] = log1p(age)
