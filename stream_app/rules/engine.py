@@ -598,8 +598,7 @@ class TagEngine:
         else:
             th = state.get("th")
             clock_passed = th is not None and now >= th
-            plan = rs.plan(touched, day_changed, clock_passed, now != last, moved=moved,
-                           daily=daily)
+            plan = rs.plan(touched, day_changed, clock_passed, now != last, False, moved, daily)
         if plan[1] or fresh:
             changes, why = self._run_plan(state, now, plan, trigger, reason, touched, fresh)
         else:   # no rule can have moved: every tag keeps its value
@@ -616,7 +615,7 @@ class TagEngine:
             state["rv"] = rs.version
         state["now"] = now
         state["nd"] = self._next_due(state, now)
-        return StepResult(state, changes, why=why)
+        return StepResult(state, changes, False, why)
 
     def _run_plan(self, state: dict[str, Any], now: int,
                   plan: tuple[frozenset[str], tuple[Any, ...], bool], trigger: str | None,
