@@ -5,7 +5,8 @@ the seeded simulator workload; no Kafka, no Redis.
 
 Each side is one tree's ``stream_app.app.agents`` (its Faust app is imported, never started)
 with a recording fake producer (every ``produce``/``produce_tracked`` record kept), the users
-table's real write-back cache and clean-stop ledger over an empty fake RocksDB, a recording
+table's real write-back cache and clean-stop ledger over an empty fake RocksDB (a deleted
+user's tombstone, which goes through Faust's table path, is recorded), a recording
 fake Redis projection, a simulated wall clock (the same for both sides) and fresh tag engine
 and scorer instances. The engine and scorer are the *other* tree's on both sides by default
 (``--core this`` for this tree's), so that only the glue differs; their calls are timed apart
@@ -170,7 +171,14 @@ class Side:
                 self.registry.register(obj)
         self.store = agents.users.data
         self.store._db_for_partition = lambda partition: {}
+        # a deleted user's tombstone goes through Faust's table path, which needs a stream
+        # context: recorded instead
+        agents.users.on_key_del = self._tombstone
+        self.store._del = self.store.cache.discard   # the cache's part of a delete
         self.reset()
+
+    def _tombstone(self, key: str) -> None:
+        self.producer.records.append(("tombstone", key))
 
     def reset(self) -> None:
         """Fresh state, outputs, metrics and runtime parts (a pass starts from nothing)."""
@@ -179,6 +187,7 @@ class Side:
         agents.app.producer = self.producer
         self.store.cache = self.mods["stream_app.app.state_cache"].WriteBack(
             self.store.cache.max_users)
+        self.store._del = self.store.cache.discard
         self.store.ledger = self.mods["stream_app.app.store_marker"].ChangelogLedger()
         agents.STATE_WRITER._hooked = None
         wall = self.wall
