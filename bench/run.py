@@ -218,7 +218,7 @@ def phase_rounds(args, wl, res) -> None:  # noqa: ANN001
             log(f"round {i}: {system} {r['eps']} events/s")
         done.append(one)
         log(f"round {i}: 1 worker / pass-through {rounds.ratio(one)}")
-    res["ratio_rounds"] = {"rounds": done, **rounds.summarize(done)}
+    res["ratio_rounds"] = {"pairs": done, **rounds.summarize(done)}
     log(f"1 worker / pass-through over {len(done)} rounds: {res['ratio_rounds']['ratios']}, "
         f"median {res['ratio_rounds']['median']}")
 

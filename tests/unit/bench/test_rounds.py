@@ -12,7 +12,7 @@ def _pair(pt, one):
 
 def _res(pairs):
     res = {"date": "d", **_pair(*pairs[0])}
-    res["ratio_rounds"] = {"rounds": [_pair(*p) for p in pairs],
+    res["ratio_rounds"] = {"pairs": [_pair(*p) for p in pairs],
                            **rounds.summarize([_pair(*p) for p in pairs])}
     return res
 
@@ -47,3 +47,20 @@ def test_verdicts_group_runs_with_and_without_rounds_under_one_target():
 def test_rounds_that_did_not_measure_are_left_out():
     s = rounds.summarize([_pair(1000, 500), _pair(0, 400), {"passthrough": {"eps": 900}}])
     assert (s["ratios"], s["rounds"], s["met"]) == ([0.5], 1, 1)
+
+
+def test_the_phase_keeps_every_pair_next_to_the_summary(monkeypatch):
+    from types import SimpleNamespace
+
+    from bench import run
+
+    rates = iter([5000, 10000, 9000, 4600])     # round 2: 1w first, round 3: pass-through
+    monkeypatch.setattr(run, "single_throughput",
+                        lambda args, recs, system, name: {"eps": next(rates),
+                                                          "cpu_us_per_event": 1.0})
+    res = {**_pair(10000, 4800)}
+    run.phase_rounds(SimpleNamespace(ratio_rounds=3, n=10), SimpleNamespace(records=[]), res)
+    rr = res["ratio_rounds"]
+    assert [p["stream_app_1w"]["eps"] for p in rr["pairs"]] == [4800, 5000, 4600]
+    assert [p["passthrough"]["eps"] for p in rr["pairs"]] == [10000, 10000, 9000]
+    assert (rr["ratios"], rr["rounds"], rr["median"]) == ([0.48, 0.5, 0.511], 3, 0.5)
