@@ -43,16 +43,14 @@ import inspect
 import statistics
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
-import prometheus_client
 from aiokafka.partitioner import murmur2
 
-from bench.trees import other_tree
+from bench.trees import no_registry, other_tree
 from stream_app.clock import HybridClock
 from stream_app.config import get_settings
 from stream_app.contract import load_contract
@@ -128,26 +126,13 @@ def prepare(records: list[Any], events: int, partitions: int = 4,
     return out
 
 
-@contextmanager
-def _no_registry() -> Iterator[None]:
-    """Collectors created inside are kept out of Prometheus' default registry (a second
-    tree's ``stream_app.metrics`` would otherwise clash with this one's names)."""
-    reg = prometheus_client.REGISTRY
-    saved = reg.register
-    reg.register = lambda collector: None   # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        reg.register = saved   # type: ignore[method-assign]
-
-
 def _import_tree(root: Path | None) -> tuple[Any, Any]:
     """``(stream_app.app.business, stream_app.metrics)`` of the tree under ``root`` (None:
     this process's own)."""
     if root is None:
         return (importlib.import_module("stream_app.app.business"),
                 importlib.import_module("stream_app.metrics"))
-    with other_tree(root), _no_registry():
+    with other_tree(root), no_registry():
         return (importlib.import_module("stream_app.app.business"),
                 importlib.import_module("stream_app.metrics"))
 

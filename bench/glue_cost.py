@@ -36,8 +36,7 @@ import os
 import statistics
 import time
 import types
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +44,7 @@ import orjson
 import prometheus_client
 from prometheus_client import CollectorRegistry, generate_latest
 
-from bench.trees import other_tree
+from bench.trees import no_registry, other_tree
 
 VAR = Path(__file__).resolve().parent.parent / "var" / "bench"
 #: simulated arrival rate (events per second of the fake wall clock)
@@ -54,18 +53,6 @@ RATE = 5000.0
 NOW_S = 1_900_000_000.0
 #: events per timed stretch of one side (the sides alternate stretch by stretch)
 CHUNK = 500
-
-
-@contextmanager
-def _no_registry() -> Iterator[None]:
-    """Collectors created inside stay out of Prometheus' default registry."""
-    reg = prometheus_client.REGISTRY
-    saved = reg.register
-    reg.register = lambda collector: None   # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        reg.register = saved   # type: ignore[method-assign]
 
 
 MODS = ("stream_app.app.agents", "stream_app.app.business", "stream_app.metrics",
@@ -78,7 +65,7 @@ def import_tree(root: Path | None) -> dict[str, Any]:
     os.environ.setdefault("STREAM_APP_DATADIR", "/tmp/glue-cost-data")
     if root is None:
         return {m: importlib.import_module(m) for m in MODS}
-    with other_tree(root), _no_registry():
+    with other_tree(root), no_registry():
         return {m: importlib.import_module(m) for m in MODS}
 
 

@@ -41,3 +41,18 @@ def other_tree(root: Path) -> Iterator[None]:
         for k in _ours():
             del sys.modules[k]
         sys.modules.update(mine)
+
+
+@contextmanager
+def no_registry() -> Iterator[None]:
+    """Collectors created inside are kept out of Prometheus' default registry (a second
+    tree's ``stream_app.metrics`` would otherwise clash with this one's names)."""
+    import prometheus_client  # noqa: PLC0415
+
+    reg = prometheus_client.REGISTRY
+    saved = reg.register
+    reg.register = lambda collector: None   # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        reg.register = saved   # type: ignore[method-assign]
