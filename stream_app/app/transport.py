@@ -1,5 +1,7 @@
-"""A Faust transport whose consumer fetch wait is a setting, not a fixed 1,500 ms, and whose
-consumer holds input records back until table recovery is complete (:mod:`.recovery_guard`).
+"""A Faust transport whose consumer fetch wait is a setting, not a fixed 1,500 ms, whose
+consumer holds input records back until table recovery is complete (:mod:`.recovery_guard`),
+and whose conductor hands raw records over without Faust's registry decode
+(:mod:`.fast_conductor`).
 
 Faust's aiokafka driver hard-codes ``fetch_max_wait_ms=1500``; on brokers that hold fetches
 for the whole wait this sets the end-to-end latency. Registered as the ``streamkafka``
@@ -15,6 +17,7 @@ from typing import Any
 from faust.transport.drivers import aiokafka as driver
 
 from stream_app.app.eager_drain import EagerDrain
+from stream_app.app.fast_conductor import LeanConductor
 from stream_app.app.producer import FastProducer
 from stream_app.app.recovery_guard import RecoveryGuard
 from stream_app.config import get_settings
@@ -65,4 +68,5 @@ class Transport(driver.Transport):
     (``STREAM_APP_PRODUCER=aiokafka`` keeps Faust's own producer, for comparison)."""
 
     Consumer = TunedConsumer
+    Conductor = LeanConductor if get_settings().lean_conductor else driver.Transport.Conductor
     Producer = FastProducer if get_settings().producer != "aiokafka" else driver.Producer
