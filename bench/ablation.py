@@ -34,6 +34,8 @@ VARIANTS: dict[str, dict[str, str]] = {
     "no_state_cache": {"STREAM_APP_TABLE_CACHE_USERS": "0"},
     # Faust's own per-record hand-over of fetched batches (app/eager_drain.py off)
     "no_eager_drain": {"STREAM_APP_EAGER_DRAIN": "false"},
+    # Faust's own conductor: index lock, registry decode (app/fast_conductor.py off)
+    "faust_conductor": {"STREAM_APP_LEAN_CONDUCTOR": "false"},
     # 25 ms pinned (the default since session 8, so the same as "full")
     "linger_25ms": {"STREAM_APP_PRODUCER_LINGER_MS": "25"},
     # the worker's producer gathering outputs for 5 ms (the default until session 8; more,
