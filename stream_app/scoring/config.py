@@ -57,8 +57,8 @@ class FeatureConfig:
         """The derived fields (again for a :func:`dataclasses.replace` copy).
 
         >>> fc = FeatureConfig(milestones=("paid",), channel_props=frozenset({"ch"}))
-        >>> fc.fold_plan[:2], fc.fold_plan[4]
-        ((28800000.0, frozenset({'paid', 'registered'})), frozenset({'ch'}))
+        >>> fc.fold_plan[0], sorted(fc.fold_plan[1]), fc.fold_plan[4]
+        (28800000.0, ['paid', 'registered'], frozenset({'ch'}))
         """
         setf = object.__setattr__
         setf(self, "day_offset_ms", self.day_offset_hours * 3_600_000)
