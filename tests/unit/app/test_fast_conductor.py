@@ -7,9 +7,6 @@ use it (same transport)."""
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 from typing import Any
 
 import faust
@@ -18,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stream_app.app.fast_conductor import LeanCompiler, LeanConductor, is_raw_channel
+from tests.unit.app.snippet import last_line
 
 APP = faust.App("test-lean-conductor", broker="kafka://127.0.0.1:1", store="memory://",
                 stream_buffer_maxsize=4)
@@ -133,12 +131,6 @@ def test_worker_and_pass_through_use_it_and_the_setting_turns_it_off(tmp_path) -
     code = ("from stream_app.app.main import app\n"
             "from bench.passthrough_app import app as pt\n"
             "print(type(app.topics).__name__, type(pt.topics).__name__)\n")
-    outs = []
-    for value in ("true", "false"):
-        env = {**os.environ, "STREAM_APP_DATADIR": str(tmp_path),
-               "STREAM_APP_LEAN_CONDUCTOR": value}
-        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                             text=True, timeout=120)
-        assert out.returncode == 0, out.stderr[-2000:]
-        outs.append(out.stdout.strip().splitlines()[-1])
+    outs = [last_line(code, tmp_path, STREAM_APP_LEAN_CONDUCTOR=value)
+            for value in ("true", "false")]
     assert outs == ["LeanConductor LeanConductor", "Conductor Conductor"]

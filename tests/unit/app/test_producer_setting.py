@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 
+from tests.unit.app.snippet import last_line
+
 
 def test_worker_refuses_the_aiokafka_producer(tmp_path) -> None:
     env = {**os.environ, "STREAM_APP_PRODUCER": "aiokafka",
@@ -31,9 +33,4 @@ def test_the_linger_setting_reaches_the_apps_producer(tmp_path) -> None:
     code = ("from stream_app.app.main import app\n"
             "print(app.producer.rk_config()['linger.ms'])\n")
     for value in ("0", "40"):
-        env = {**os.environ, "STREAM_APP_DATADIR": str(tmp_path),
-               "STREAM_APP_PRODUCER_LINGER_MS": value}
-        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                             text=True, timeout=120)
-        assert out.returncode == 0, out.stderr[-2000:]
-        assert out.stdout.strip().splitlines()[-1] == value
+        assert last_line(code, tmp_path, STREAM_APP_PRODUCER_LINGER_MS=value) == value
