@@ -48,12 +48,11 @@ class LeanCompiler(ConductorCompiler):
     """Builds the lean handler for a one-raw-channel partition, Faust's otherwise."""
 
     def build(self, conductor: Conductor, tp: TP, channels: MutableSet[Any]) -> Any:
-        general = super().build(conductor, tp, channels)
-        if len(channels) != 1:
-            return general
+        """The partition's handler. ``channels`` is never changed after a build: Faust makes
+        new sets when it re-indexes and builds every handler again."""
+        if len(channels) != 1 or not is_raw_channel(next(iter(channels))):
+            return super().build(conductor, tp, channels)
         (chan,) = channels
-        if not is_raw_channel(chan):
-            return general
         app = conductor.app
         flow = app.flow_control
         flow_active, acquire_flow = flow.is_active, flow.acquire
@@ -70,9 +69,6 @@ class LeanCompiler(ConductorCompiler):
             on_buffer_drop(tp)
 
         async def on_message(message: Message) -> None:
-            if len(channels) != 1:   # the built set is not changed later; a guard only
-                await general(message)
-                return
             if not flow_active():
                 await acquire_flow()
             if buffer.size > buffer.max_messages:
