@@ -30,6 +30,8 @@ VARIANTS: dict[str, dict[str, str]] = {
     "faust_writes": {"STREAM_APP_STATE_WRITES": "faust"},
     # the users table in memory (no RocksDB; a restart reads the whole changelog)
     "memory_store": {"STREAM_APP_TABLE_STORE": "memory://"},
+    # RocksDB's write-ahead log on (off by default: the changelog is the log, app/store_marker.py)
+    "rocksdb_wal": {"STREAM_APP_TABLE_ROCKSDB_WAL": "true"},
     # RocksDB read and written per event (no write-back cache, app/state_cache.py)
     "no_state_cache": {"STREAM_APP_TABLE_CACHE_USERS": "0"},
     # Faust's own per-record hand-over of fetched batches (app/eager_drain.py off)
@@ -56,7 +58,8 @@ def run(events: int, rounds: int, variants: list[str]) -> dict[str, Any]:
             try:
                 ws, _ = systems.start_workers(s, "stream_app", 1, "worker")
                 res = systems.throughput(s, ws, recs)
-                out[v].append({"eps": res["eps"], "cpu_us_per_event": res["cpu_us_per_event"]})
+                out[v].append({"eps": res["eps"], "cpu_us_per_event": res["cpu_us_per_event"],
+                               "disk_bytes_per_event": res["disk_bytes_per_event"]})
                 log(f"round {r + 1} {v}: {out[v][-1]}")
                 systems.stop_all(ws)
             finally:

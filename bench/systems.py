@@ -14,7 +14,14 @@ from typing import Any
 import orjson
 
 from bench.ceiling import Pacer
-from bench.measure import CpuProbe, cpu_seconds, percentiles, rate_between, sample_until_idle
+from bench.measure import (
+    CpuProbe,
+    cpu_seconds,
+    disk_write_bytes,
+    percentiles,
+    rate_between,
+    sample_until_idle,
+)
 from bench.procs import REPO, ModuleWorker
 from bench.workload import Record, produce_records
 from stream_app.services.stack import Stack
@@ -75,6 +82,7 @@ def throughput(stack: Stack, workers: Sequence[ModuleWorker], records: Sequence[
     if probe is not None:
         probe.snap(0)
     cpu0 = sum(cpu_seconds(w.process.pid) for w in workers)
+    disk0 = sum(disk_write_bytes(w.process.pid) for w in workers)
     done = threading.Event()
     produced: dict[str, float] = {}
 
@@ -90,7 +98,11 @@ def throughput(stack: Stack, workers: Sequence[ModuleWorker], records: Sequence[
     cpu = sum(cpu_seconds(w.process.pid) for w in workers) - cpu0
     th.join(60)
     final = samples[-1][1]
-    extra: dict[str, Any] = {"cpu_us_per_event": round(cpu / max(final, 1) * 1e6, 1)}
+    disk = sum(disk_write_bytes(w.process.pid) for w in workers) - disk0
+    extra: dict[str, Any] = {"cpu_us_per_event": round(cpu / max(final, 1) * 1e6, 1),
+                             # the workers' RocksDB files and logs (the changelog is on the
+                             # broker): bytes written to storage per processed event
+                             "disk_bytes_per_event": round(disk / max(final, 1), 1)}
     if probe is not None and final > 0:
         extra["cpu"] = {
             "run": probe.window(0, probe.index_at(final)),

@@ -100,6 +100,10 @@ class Settings(BaseSettings):
                                    "write goes to RocksDB (app/state_cache.py)")
     table_rocksdb_write_buffer_mb: int = Field(16, ge=1, description="rocksdb:// memtable size "
                                                "per partition, up to 3 of them (Faust: 64 MiB)")
+    table_rocksdb_wal: bool = Field(False, description="rocksdb:// write-ahead log of the "
+                                    "users table's files; off (default): the changelog is the "
+                                    "log, the files are kept only after a clean stop, which "
+                                    "flushes the memtables first (app/store_marker.py)")
     redis_why: str = Field("compact", pattern="^(compact|off)$", description="why records in "
                            "Redis: compact (packed in the user hash: rule, version, case and "
                            "values; ~15 B per tag) or off (the API answers why with only the "

@@ -25,8 +25,9 @@ class UsersTable(LedgerTable):
     :mod:`stream_app.app.state_cache` unless ``STREAM_APP_TABLE_CACHE_USERS=0``."""
 
     store_class = CachedRocksDB if settings.table_cache_users else CleanStopRocksDB
-    store_kwargs = ({"max_users": settings.table_cache_users} if settings.table_cache_users
-                    else {})
+    store_kwargs = {"wal": settings.table_rocksdb_wal,
+                    **({"max_users": settings.table_cache_users} if settings.table_cache_users
+                       else {})}
 
 
 #: user_id -> the user's state (tag engine state; scoring state under "sc"); built as

@@ -24,6 +24,7 @@ from stream_app.app.store_marker import (
     prepare_table_dir,
     write_marker,
 )
+from tests.unit.app.snippet import last_line
 
 ME = StoreIdentity(app_id="app", table="users", broker="kafka://b:1", host="host-a")
 
@@ -299,3 +300,79 @@ def test_stop_does_not_mark_a_store_another_process_held(tmp_path):
     led = ChangelogLedger()
     assert mark_clean_stop(tmp_path, "users", ME, led, skip=[1]) == ([0], [])
     assert marker_path(d[0]).exists() and not marker_path(d[1]).exists()
+
+
+_CRASH = """
+import os, faust
+from faust.types import TP
+from stream_app.app.store_marker import LedgerTable
+app = faust.App("marker-wal", datadir={datadir!r}, store="memory://", autodiscover=False)
+table = LedgerTable(app, name="users", value_type=bytes, store="rocksdb:users",
+                    options={{"block_cache_size": 1 << 20, "write_buffer_size": 1 << 20}})
+store = table.data
+store.wal = {wal}
+db = store._db_for_partition(0)  # a reference kept: Faust's drop does not close it
+db.put(b"k", b"v")
+if {revoke}:
+    topic = next(iter(table.changelog_topic.topics))
+    store.revoke_partitions(table, {{TP(topic, 0)}})
+print("written", flush=True)
+os._exit(0)  # a crash: no stop, no close, no flush
+"""
+
+
+@pytest.mark.parametrize(("wal", "revoke", "kept"), [
+    (False, False, False),   # no log: a crash loses the memtable (the files are wiped anyway)
+    (True, False, True),     # with RocksDB's log the write survives the crash
+    (False, True, True),     # a revoked partition is flushed before Faust drops it
+])
+def test_write_ahead_log_setting_and_flush_at_revocation(tmp_path, wal, revoke, kept):
+    import rocksdict
+
+
+    code = _CRASH.format(datadir=str(tmp_path), wal=wal, revoke=revoke)
+    assert last_line(code, tmp_path) == "written"
+    path = tmp_path / "v1" / "tables" / "users-0.db"
+    db = rocksdict.Rdict(str(path), options=rocksdict.Options(raw_mode=True))
+    try:
+        assert (db.get(b"k") == b"v") is kept
+    finally:
+        db.close()
+
+
+class _FailingFlush:
+    """A partition database whose flush fails (a full disk at stop)."""
+
+    def __init__(self, db: object) -> None:
+        self.db = db
+
+    def flush(self) -> None:
+        raise OSError("no space left on device")
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.db, name)
+
+
+def test_a_partition_whose_flush_fails_at_stop_gets_no_marker(tmp_path, monkeypatch):
+    monkeypatch.setattr(sm, "SETTLE_TIMEOUT_S", 0.05)
+    store = _restart(tmp_path)
+    for p in (0, 1):
+        store._db_for_partition(p).put(b"k", b"v")
+    store._dbs[1] = _FailingFlush(store._dbs[1])
+    asyncio.run(store.stop())
+    assert marker_path(store.partition_path(0)).exists()
+    assert not marker_path(store.partition_path(1)).exists()
+    again = _restart(tmp_path)
+    again._db_for_partition(0)
+    assert again.prepared is not None and again.prepared.wiped == [1]
+    assert again._db_for_partition(0).get(b"k") == b"v"
+    asyncio.run(again.stop())
+
+
+def test_the_users_table_takes_the_write_ahead_log_setting(tmp_path):
+
+    code = ("from stream_app.app.main import app\n"
+            "from stream_app.app.tables import users\n"
+            "print(users.data.wal)")
+    assert last_line(code, tmp_path) == "False"
+    assert last_line(code, tmp_path, STREAM_APP_TABLE_ROCKSDB_WAL="true") == "True"
