@@ -103,12 +103,28 @@ def log(msg: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
+#: events/s one worker is assumed to reach at most when the workload is sized for the latency
+#: points (each point sends 50% or 80% of the measured rate for ``--latency-seconds`` in each
+#: of its two modes)
+LATENCY_RATE_BOUND = 8_000
+
+
+def latency_room(latency_seconds: float, rate_bound: float = LATENCY_RATE_BOUND) -> int:
+    """Events the latency points may take after the throughput head of the workload.
+
+    Example:
+        >>> latency_room(10.0), latency_room(60.0)
+        (208000, 1248000)
+    """
+    return max(200_000, int(2 * (0.5 + 0.8) * latency_seconds * rate_bound))
+
+
 def workload(args: argparse.Namespace):  # noqa: ANN201 - bench.workload.Workload
     from bench.workload import build, cached  # noqa: PLC0415
 
     n = args.events or None
     # the head of the run plus room for the latency phases' continuation
-    extra = 0 if n is None else n + 200_000
+    extra = 0 if n is None else n + latency_room(args.latency_seconds)
     path = VAR / f"workload-u{args.users}-s{args.seed}-{extra or 'all'}.pkl"
     return cached(path, lambda: build(args.users, args.seed, max_events=extra or None))
 
@@ -192,7 +208,7 @@ def phase_pipeline(args, wl, res) -> None:  # noqa: ANN001
             systems.stop_all(ws)
         finally:
             s.stop()
-    if "latency" in res:
+    if "loads" in res.get("latency", {}):
         passthrough_latency(args, wl, res["latency"])
     one, two = res.get("stream_app_1w"), res.get("stream_app_2w")
     if one and two and two.get("cpu"):
@@ -428,10 +444,23 @@ def _latency_points(args, wl, s, lag, eps: float,  # noqa: ANN001
     # the worker's clock: the last event time it saw, then wall time since (HybridClock)
     last = (event_ts(wl.records[pos - 1]), time.time())
     order = block_order(args.latency_blocks)
-    for load in (0.5, 0.8):
+    loads = (0.5, 0.8)
+    per_block = {load: max(int(eps * load * args.latency_seconds) // args.latency_blocks, 1)
+                 for load in loads}
+    # each stream-app block takes fresh events (the broker blocks reuse the next ones)
+    wanted = sum(per_block.values()) * len(order)
+    left = len(wl.records) - pos
+    if left < len(order):
+        log(f"latency: not measured: the workload has {left:,} events after the throughput "
+            "head (use a larger --users or a smaller --events)")
+        return {"skipped": f"{left} events left after the throughput head"}
+    scale = min(1.0, left / wanted) if wanted else 1.0
+    if scale < 1.0:
+        log(f"latency: the workload has {left:,} events after the throughput head, the points "
+            f"want {wanted:,}: every block shortened to {scale:.0%} of --latency-seconds")
+    for load in loads:
         rate = eps * load
-        n = int(rate * args.latency_seconds)
-        m = max(n // args.latency_blocks, 1)
+        m = max(int(per_block[load] * scale), 1)
         parts: dict[str, list[dict[str, Any]]] = {"broker": [], "replay": [], "realtime": []}
         for i, mode in enumerate(order):
             if i % 2 == 0:
@@ -470,6 +499,8 @@ def _latency_points(args, wl, s, lag, eps: float,  # noqa: ANN001
         for mode in ("replay", "realtime"):
             point[f"stream_app_{mode}"] = merge_blocks(parts[mode])
         point["pairs"] = pair_ratios(parts["broker"], parts["realtime"])
+        point["block_events"] = m
+        point["block_seconds"] = round(m / rate, 1)
         lat[f"{int(load * 100)}"] = point
         log(f"latency at {load:.0%}: broker p99 {broker['p99']} ms, stream-app p99 replayed "
             f"(x{point['stream_app_replay']['event_time_speedup']:g}) "
