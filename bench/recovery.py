@@ -178,6 +178,7 @@ def start_worker(stack: Any, name: str, env: dict[str, str], datadir: Path | Non
     w = ModuleWorker(stack, "stream_app", name, env=env, log_level="info")
     if datadir is not None:
         w.env["STREAM_APP_DATADIR"] = str(datadir)
+    stack.workers.append(w)  # stopped with the stack, also when the phase fails
     return w.start()
 
 

@@ -87,6 +87,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                          "(summary in bench/results/profile-<date>.txt)")
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results")
     args = ap.parse_args(argv)
+    if args.latency_blocks < 1:
+        ap.error("--latency-blocks must be at least 1")
     args.worker_counts = [int(x) for x in args.workers.split(",") if x.strip()]
     if args.events is None:
         args.events = 25_000 if args.quick else 300_000

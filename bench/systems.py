@@ -51,6 +51,9 @@ def start_workers(stack: Stack, module: str, n: int, name: str,
     """Start ``n`` workers of ``module`` at once; return them and the seconds until ready."""
     ws = [ModuleWorker(stack, module, f"{name}-{i + 1}", env=env, log_level=log_level).start()
           for i in range(n)]
+    # the stack stops them with its services, also when a phase fails half-way (a failed
+    # phase of T0711 left a worker running for two hours, retrying its broker)
+    stack.workers.extend(ws)
     return ws, wait_all_ready(ws)
 
 
