@@ -329,7 +329,6 @@ os._exit(0)  # a crash: no stop, no close, no flush
 def test_write_ahead_log_setting_and_flush_at_revocation(tmp_path, wal, revoke, kept):
     import rocksdict
 
-
     code = _CRASH.format(datadir=str(tmp_path), wal=wal, revoke=revoke)
     assert last_line(code, tmp_path) == "written"
     path = tmp_path / "v1" / "tables" / "users-0.db"
@@ -370,7 +369,6 @@ def test_a_partition_whose_flush_fails_at_stop_gets_no_marker(tmp_path, monkeypa
 
 
 def test_the_users_table_takes_the_write_ahead_log_setting(tmp_path):
-
     code = ("from stream_app.app.main import app\n"
             "from stream_app.app.tables import users\n"
             "print(users.data.wal)")
