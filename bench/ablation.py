@@ -32,6 +32,9 @@ VARIANTS: dict[str, dict[str, str]] = {
     "memory_store": {"STREAM_APP_TABLE_STORE": "memory://"},
     # RocksDB's write-ahead log on (off by default: the changelog is the log, app/store_marker.py)
     "rocksdb_wal": {"STREAM_APP_TABLE_ROCKSDB_WAL": "true"},
+    # the scorer's checkpoints and snapshots parsed and encoded with the state on every event
+    # (the record's cold block not used, stream_app/state/codec.py)
+    "cold_inline": {"STREAM_APP_DISABLE": "cold_block"},
     # RocksDB read and written per event (no write-back cache, app/state_cache.py)
     "no_state_cache": {"STREAM_APP_TABLE_CACHE_USERS": "0"},
     # Faust's own per-record hand-over of fetched batches (app/eager_drain.py off)

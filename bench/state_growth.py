@@ -16,7 +16,9 @@ Each line: CPU µs per event of that stretch (engine and scorer calls apart), us
 mean state bytes, output records per event; then the largest parts of the final states
 (bytes per user, top-level keys and the scorer's ``sc`` keys) and ``orjson`` decode and encode
 µs per state, all states and without the scorer's checkpoints and snapshots (``sc.cp``,
-``sc.sn``: read only on label events and scheduled snapshots).
+``sc.sn``: read only on label events and scheduled snapshots), and the table record's decode
+and encode as the worker does them (the hot part parsed, the cold block copied:
+:mod:`stream_app.state.codec`).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import orjson
 
 from bench import glue_cost
 from bench.workload import build, cached
+from stream_app.state.codec import merged
 
 
 def part_sizes(states: list[dict[str, Any]]) -> tuple[collections.Counter, collections.Counter]:
@@ -69,6 +72,27 @@ def codec_us(raws: list[bytes], objs: list[Any], repeat: int = 3) -> dict[str, f
     return {"loads": round(min(dec) / n * 1e6, 2), "dumps": round(min(enc) / n * 1e6, 2)}
 
 
+def record_us(raws: list[bytes], repeat: int = 3) -> dict[str, float]:
+    """Best-of-``repeat`` µs per table record for what the worker does on an event that does
+    not read the scorer's cold block: decode the hot part, encode it with the block copied
+    (:mod:`stream_app.state.codec`)."""
+    from stream_app.state.codec import decode, encode  # noqa: PLC0415
+
+    pairs = [decode(r) for r in raws]
+    dec, enc = [], []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        for r in raws:
+            decode(r)
+        dec.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        for state, cold in pairs:
+            encode(state, cold)
+        enc.append(time.perf_counter() - t)
+    n = max(len(raws), 1)
+    return {"decode": round(min(dec) / n * 1e6, 2), "encode": round(min(enc) / n * 1e6, 2)}
+
+
 def without_cold(state: dict[str, Any]) -> dict[str, Any]:
     """``state`` without the scorer's checkpoints and snapshots.
 
@@ -103,8 +127,11 @@ def run(events: int, chunk: int, users: int, seed: int, parts: int) -> None:
         per = {k: round(v / len(part), 2) for k, v in outs.most_common(3)}
         print(f"{start:>8,} {cpu / len(part) * 1e6:>9.1f} {core / len(part) * 1e6:>14.1f} "
               f"{len(vals):>7,} {mean:>8.0f}  {per}", flush=True)
-    raws = list(side.store.cache.vals.values())
-    states = [orjson.loads(r) for r in raws]
+    records = list(side.store.cache.vals.values())
+    # the states whole, in the scorer's layout (checkpoints and snapshots inside sc), and
+    # their records as the layout before the cold block wrote them
+    states = [merged(orjson.loads(r)) for r in records]
+    raws = [orjson.dumps(s) for s in states]
     n = max(len(states), 1)
     top, sc = part_sizes(states)
     print("\nlargest parts of the final states (bytes per user):")
@@ -116,6 +143,8 @@ def run(events: int, chunk: int, users: int, seed: int, parts: int) -> None:
           f"{statistics.mean(map(len, raws)):.0f} B); without sc.cp and sc.sn "
           f"{codec_us(hot, hot_objs)} (mean "
           f"{statistics.mean(map(len, hot)):.0f} B)")
+    print(f"table record (hot part parsed, cold block copied): {record_us(records)} (mean "
+          f"{statistics.mean(map(len, records)):.0f} B)")
 
 
 def main(argv: list[str] | None = None) -> None:

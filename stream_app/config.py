@@ -84,7 +84,8 @@ class Settings(BaseSettings):
                               "(table[key] = value: Faust's future per write; for comparison)")
     disable: str = Field("", description="comma list of parts to switch off (ablation, "
                          "benchmarks): scoring, business, redis, agent (consume and "
-                         "count only)")
+                         "count only), cold_block (the scorer's checkpoints and snapshots "
+                         "parsed and encoded with the state on every event)")
 
     table_store: str = Field(
         "rocksdb://", description="Faust store of the users table: rocksdb:// (files under "

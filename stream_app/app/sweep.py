@@ -18,13 +18,12 @@ import logging
 import time
 from collections.abc import Iterator
 
-import orjson
-
 from stream_app import metrics
 from stream_app.app.context import runtime
 from stream_app.app.main import app, settings
 from stream_app.app.tables import users
 from stream_app.app.topics import TICKS
+from stream_app.state.codec import due_of
 
 log = logging.getLogger(__name__)
 MAX_TICKS_PER_SWEEP = 20_000
@@ -57,7 +56,7 @@ async def rebuild_due_index(chunk: int = REBUILD_CHUNK) -> bool:
     entries: list[tuple[str, int]] = []
     try:
         for batch in _held_states(chunk):
-            entries.extend((uid, orjson.loads(raw)["nd"]) for uid, raw in batch if raw)
+            entries.extend((uid, due_of(raw)) for uid, raw in batch if raw)
             await asyncio.sleep(0)
             if runtime.due.stale_token(token):
                 break

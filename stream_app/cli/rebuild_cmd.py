@@ -33,6 +33,7 @@ import orjson
 
 from stream_app.config import get_settings
 from stream_app.serving import keys
+from stream_app.state.codec import merged
 
 State = dict[str, Any]
 
@@ -98,7 +99,9 @@ class TableReader:
             self.states.pop(uid, None)
             self.tombstones.add(uid)
             return
-        state = orjson.loads(value)
+        state = orjson.loads(value)   # (the whole record: its cold block back in "sc")
+        if isinstance(state, dict):
+            state = merged(state)
         if state is None:
             self.states.pop(uid, None)
             self.tombstones.add(uid)

@@ -40,6 +40,7 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -155,14 +156,28 @@ class Scorer:
             for etype in (*self._exclude, *self._positive, *self._points_of)}
         # the vector's builder as the alert policy gets it (one bound method, not one per event)
         self._features = self.features
+        #: on_event's ``cold`` while it runs
+        self._cold: Callable[[dict[str, Any]], None] | None = None
 
     # ---- public -------------------------------------------------------------------------
     def on_event(self, sc_state: dict[str, Any] | None, event: Event,
-                 rule_tags: dict[str, Any] | None = None) -> ScoreStep:
+                 rule_tags: dict[str, Any] | None = None,
+                 cold: Callable[[dict[str, Any]], None] | None = None) -> ScoreStep:
         """Process one event of the user whose scoring state is ``sc_state`` (None: new user).
 
-        ``sc_state`` is updated in place and returned as ``ScoreStep.sc_state``.
+        ``sc_state`` is updated in place and returned as ``ScoreStep.sc_state``. ``cold``:
+        the state's checkpoints and snapshots are not in ``sc_state`` yet; ``cold(st)`` puts
+        them there, and is called before they are read or changed (the worker's table record
+        keeps them apart, :mod:`stream_app.state.codec`).
         """
+        self._cold = cold
+        try:
+            return self._on_event(sc_state, event, rule_tags)
+        finally:
+            self._cold = None
+
+    def _on_event(self, sc_state: dict[str, Any] | None, event: Event,
+                  rule_tags: dict[str, Any] | None) -> ScoreStep:
         st = sc_state if sc_state is not None else new_state()
         step = ScoreStep(st, {}, {}, {}, [], [], [])
         stream = event.stream
@@ -275,6 +290,8 @@ class Scorer:
 
     def _add_snapshot(self, st: dict[str, Any], target: str, ts: int,
                       x: dict[str, float]) -> None:
+        if self._cold is not None:
+            self._cold(st)
         sn = st.setdefault("sn", {}).setdefault(target, [])
         if sn and sn[-1][0] == ts:
             return
@@ -328,6 +345,8 @@ class Scorer:
         x = self.features(st, event.ts)
         p = self.registry.predict(target, x) if st["t0"] is not None else None
         rules = points_score(self._rules(st, target, event.ts), self.targets[target].rules)
+        if self._cold is not None:
+            self._cold(st)
         cps = st.setdefault("cp", [])
         cps.append([event.ts, target, group, x, p, round(rules, 6),
                     self.registry.source(target)])
@@ -343,6 +362,8 @@ class Scorer:
         if prev is not None and prev[1] == y and 0 <= event.ts - prev[0] < DAY_MS:
             return   # the same truth again (e.g. a CRM outcome right after its order_paid)
         seen[target] = [event.ts, y]
+        if self._cold is not None:
+            self._cold(st)
         cps = st.get("cp")
         if cps:
             keep = []
