@@ -67,6 +67,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--latency-blocks", type=int, default=2,
                     help="alternating blocks per stream-app latency mode (replayed event "
                          "time, event time = produce time), in ABBA order")
+    ap.add_argument("--latency-modes", default="replay,realtime",
+                    help="stream-app latency modes measured: replay (the simulator's event "
+                         "times, far faster than wall time), realtime (event time = produce "
+                         "time); one mode alone: a broker-alone block before each of its "
+                         "blocks")
     ap.add_argument("--latency-pin", action="store_true",
                     help="during the latency points, run the worker on CPU 0 and the broker, "
                          "Redis and the benchmark's producer and consumer on the others (as "
@@ -89,6 +94,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = ap.parse_args(argv)
     if args.latency_blocks < 1:
         ap.error("--latency-blocks must be at least 1")
+    args.latency_mode_list = tuple(m for m in ("replay", "realtime")
+                                   if m in {x.strip() for x in args.latency_modes.split(",")})
+    if not args.latency_mode_list or set(args.latency_modes.replace(" ", "").split(",")) - {
+            "replay", "realtime"}:
+        ap.error("--latency-modes takes replay, realtime or both")
     args.worker_counts = [int(x) for x in args.workers.split(",") if x.strip()]
     if args.events is None:
         args.events = 25_000 if args.quick else 300_000
@@ -327,14 +337,18 @@ def settle(lag, sweep_s: float | None = None) -> float:  # noqa: ANN001
     return time.time() - started
 
 
-def block_order(blocks: int) -> list[str]:
+def block_order(blocks: int, modes: tuple[str, ...] = ("replay", "realtime")) -> list[str]:
     """The latency modes in ABBA order over ``blocks`` pairs: a load on the shared machine
-    that drifts during the point falls on both modes alike.
+    that drifts during the point falls on both modes alike (one mode: ``blocks`` of it).
 
     Example:
         >>> block_order(3)
         ['replay', 'realtime', 'realtime', 'replay', 'replay', 'realtime']
+        >>> block_order(2, ("realtime",))
+        ['realtime', 'realtime']
     """
+    if len(modes) == 1:
+        return list(modes) * blocks
     out: list[str] = []
     for b in range(blocks):
         out += ["replay", "realtime"] if b % 2 == 0 else ["realtime", "replay"]
@@ -445,7 +459,8 @@ def _latency_points(args, wl, s, lag, eps: float,  # noqa: ANN001
     pos = args.n
     # the worker's clock: the last event time it saw, then wall time since (HybridClock)
     last = (event_ts(wl.records[pos - 1]), time.time())
-    order = block_order(args.latency_blocks)
+    modes = getattr(args, "latency_mode_list", ("replay", "realtime"))
+    order = block_order(args.latency_blocks, modes)
     loads = (0.5, 0.8)
     per_block = {load: max(int(eps * load * args.latency_seconds) // args.latency_blocks, 1)
                  for load in loads}
@@ -465,8 +480,9 @@ def _latency_points(args, wl, s, lag, eps: float,  # noqa: ANN001
         m = max(int(per_block[load] * scale), 1)
         parts: dict[str, list[dict[str, Any]]] = {"broker": [], "replay": [], "realtime": []}
         for i, mode in enumerate(order):
-            if i % 2 == 0:
-                # the broker alone before each pair of stream-app blocks: the embedded
+            if i % len(modes) == 0:
+                # the broker alone before each pair of stream-app blocks (each block, with
+                # one mode): the embedded
                 # broker's cost per record grows with what it has taken (docs/PERFORMANCE.md),
                 # so each real-time block is compared with a broker block next to it
                 settle(lag)
@@ -498,16 +514,18 @@ def _latency_points(args, wl, s, lag, eps: float,  # noqa: ANN001
             parts[mode].append(p)
         broker = merge_blocks(parts["broker"])
         point: dict[str, Any] = {"broker": {**broker, "n": broker["matched"]}}
-        for mode in ("replay", "realtime"):
+        for mode in modes:
             point[f"stream_app_{mode}"] = merge_blocks(parts[mode])
         point["pairs"] = pair_ratios(parts["broker"], parts["realtime"])
         point["block_events"] = m
         point["block_seconds"] = round(m / rate, 1)
+        point["modes"] = list(modes)
         lat[f"{int(load * 100)}"] = point
-        log(f"latency at {load:.0%}: broker p99 {broker['p99']} ms, stream-app p99 replayed "
-            f"(x{point['stream_app_replay']['event_time_speedup']:g}) "
-            f"{point['stream_app_replay']['p99']} ms, real-time "
-            f"{point['stream_app_realtime']['p99']} ms; per block pair (real-time / broker) "
+        rep = point.get("stream_app_replay")
+        live_p99 = (point.get("stream_app_realtime") or {}).get("p99")
+        log(f"latency at {load:.0%}: broker p99 {broker['p99']} ms, stream-app p99 "
+            + (f"replayed (x{rep['event_time_speedup']:g}) {rep['p99']} ms, " if rep else "")
+            + f"real-time {live_p99} ms; per block pair (real-time / broker) "
             f"{[x['ratio'] for x in point['pairs']]}")
     return {"fetch_wait_ms": args.fetch_wait_ms, "loads": lat, "blocks": args.latency_blocks,
             "start": "send = wall time just before produce() (the input's CreateTime is "
@@ -538,7 +556,7 @@ def passthrough_latency(args, wl, lat: dict[str, Any]) -> None:  # noqa: ANN001
                                list(load_contract().input_topics()), s.partitions)
         pos = args.n
         for load, point in lat["loads"].items():
-            rate = point["stream_app_realtime"]["rate"]
+            rate = (point.get("stream_app_realtime") or point["stream_app_replay"])["rate"]
             n = max(int(rate * args.latency_seconds / 2), 1)
             live = wl.records[pos:pos + n]
             pos += n
