@@ -323,17 +323,41 @@ def _get_path(d: Any, *path: str) -> Any:
     return d
 
 
-def settle(lag, sweep_s: float | None = None) -> float:  # noqa: ANN001
-    """Wait until the group has caught up, then for one clock sweep and until it caught up
-    again: a replayed block moves the worker's clock by hours, and the ticks of the users
-    that fell due go out at the next sweep; without this they landed in the next block (a
-    real-time block then measured the replay's tick burst). Returns the seconds waited."""
+def settle(lag, sweep_s: float | None = None, *, quiet_ticks: int = 50,  # noqa: ANN001
+           max_sweeps: int = 60, sleep: Callable[[float], None] = time.sleep) -> float:
+    """Wait until the group has caught up, then sweep by sweep until a clock sweep sent at
+    most ``quiet_ticks`` ticks and the group caught up again: a replayed block moves the
+    worker's clock by hours, and the ticks of the users that fell due go out at the next
+    sweeps, at most ``MAX_TICKS_PER_SWEEP`` (20k) each; without this they landed in the next
+    block (a real-time block then measured the replay's tick burst). ``lag.ticks()``: the
+    ticks topic's end offsets (a lag without it waits one sweep). Returns the seconds waited.
+
+    Example (a fake group whose sweeps send 20k, 20k, 5k, then 10 ticks):
+        >>> class Lag:
+        ...     sent = iter([0, 20_000, 40_000, 45_000, 45_010, 45_020])
+        ...     def wait_zero(self, timeout): pass
+        ...     def ticks(self): return next(self.sent)
+        >>> naps = []
+        >>> _ = settle(Lag(), 5.0, sleep=naps.append)
+        >>> len(naps)                       # four sweeps: the fourth sent 10 ticks
+        4
+    """
     from stream_app.config import get_settings  # noqa: PLC0415
 
     started = time.time()
+    sweep = (sweep_s if sweep_s is not None else get_settings().sweep_interval_s) + 0.5
+    ticks = getattr(lag, "ticks", None)
     lag.wait_zero(300)
-    time.sleep((sweep_s if sweep_s is not None else get_settings().sweep_interval_s) + 0.5)
-    lag.wait_zero(300)
+    before = ticks() if ticks else 0
+    for _ in range(max_sweeps):
+        sleep(sweep)
+        lag.wait_zero(300)
+        if ticks is None:
+            break
+        now = ticks()
+        if now - before <= quiet_ticks:
+            break
+        before = now
     return time.time() - started
 
 
@@ -489,7 +513,7 @@ def _latency_points(args, wl, s, lag, eps: float,  # noqa: ANN001
                 probe = CpuProbe(pids or {})
                 probe.snap(0)
                 b = ceiling.latency(s.bootstrap, wl.records[pos:pos + m], args.partitions, rate,
-                                    args.fetch_wait_ms, block=i // 2, keep_values=True)
+                                    args.fetch_wait_ms, block=i // len(modes), keep_values=True)
                 probe.snap(m)
                 b["machine"] = _machine_load(probe)
                 parts["broker"].append(_broker_block(b))

@@ -27,6 +27,8 @@ from bench.workload import Record, produce_records
 from stream_app.services.stack import Stack
 
 OUTPUTS = ("tags.changes", "alerts.hot_lead", "alerts.at_risk")
+#: the clock sweep's ticks topic (stream_app/app/topics.py: TICKS; not imported: it loads faust)
+TICKS_TOPIC = "internal.ticks"
 
 
 def wait_all_ready(workers: Sequence[ModuleWorker], timeout: float = 300.0,
@@ -170,6 +172,15 @@ class GroupLag:
             lag += max(hi - (tp.offset if tp.offset >= 0 else lo), 0)
         return lag
 
+    def ticks(self) -> int:
+        """Records in the clock's ticks topic so far (its end offsets summed; 0 if this lag
+        does not cover it): how many ticks the worker's sweeps have sent."""
+        from confluent_kafka import TopicPartition  # noqa: PLC0415
+
+        return sum(self.c.get_watermark_offsets(TopicPartition(tp.topic, tp.partition),
+                                                timeout=5, cached=False)[1]
+                   for tp in self.tps if tp.topic == TICKS_TOPIC)
+
     def wait_zero(self, timeout: float = 300.0, tolerance: int = 0) -> float:
         """Block until the lag is at most ``tolerance`` twice in a row; seconds waited."""
         t0 = time.monotonic()
@@ -193,7 +204,7 @@ def stream_app_lag(stack: Stack) -> GroupLag:
     from stream_app.contract import load_contract  # noqa: PLC0415
 
     return GroupLag(stack.bootstrap, "stream-app",
-                    [*load_contract().input_topics(), "internal.ticks"], stack.partitions,
+                    [*load_contract().input_topics(), TICKS_TOPIC], stack.partitions,
                     extra=[("metrics.partials", 0)])
 
 

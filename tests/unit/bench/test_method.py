@@ -267,6 +267,41 @@ def test_latency_blocks_alternate_and_balance_the_modes(blocks):
         assert pos["replay"] == pos["realtime"]
 
 
+def test_one_latency_mode_alone_and_bad_modes_are_refused():
+    assert run.block_order(3, ("realtime",)) == ["realtime"] * 3
+    assert run.parse_args(["--latency-modes", "realtime"]).latency_mode_list == ("realtime",)
+    assert run.parse_args([]).latency_mode_list == ("replay", "realtime")
+    with pytest.raises(SystemExit):
+        run.parse_args(["--latency-modes", "realtime,live"])
+
+
+class _Sweeps:
+    """A group lag whose clock sweeps sent ``sent`` ticks so far, one value per call."""
+
+    def __init__(self, sent):
+        self.sent = iter(sent)
+        self.waits = 0
+
+    def wait_zero(self, timeout):
+        self.waits += 1
+
+    def ticks(self):
+        return next(self.sent)
+
+
+def test_settle_waits_out_a_tick_burst_sweep_by_sweep():
+    naps: list[float] = []
+    lag = _Sweeps([0, 20_000, 40_000, 40_030])   # two full sweeps, then a quiet one
+    run.settle(lag, 5.0, sleep=naps.append)
+    assert naps == [5.5, 5.5, 5.5] and lag.waits == 4
+    naps.clear()
+    run.settle(_Sweeps([7, 7]), 5.0, sleep=naps.append)    # nothing due: one sweep
+    assert naps == [5.5]
+    naps.clear()
+    run.settle(_Sweeps(range(0, 10**9, 1000)), 5.0, max_sweeps=4, sleep=naps.append)
+    assert len(naps) == 4                                    # bounded
+
+
 def test_merged_blocks_take_percentiles_over_all_samples():
     base = {"rate": 200, "achieved_rate": 200, "events": 100, "event_time_speedup": 1.0,
             "waited_for_idle_s": 0.5, "drained_s": 3.0, "machine": None}
