@@ -94,11 +94,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = ap.parse_args(argv)
     if args.latency_blocks < 1:
         ap.error("--latency-blocks must be at least 1")
-    args.latency_mode_list = tuple(m for m in ("replay", "realtime")
-                                   if m in {x.strip() for x in args.latency_modes.split(",")})
-    if not args.latency_mode_list or set(args.latency_modes.replace(" ", "").split(",")) - {
-            "replay", "realtime"}:
+    modes = {x.strip() for x in args.latency_modes.split(",")}
+    if modes - {"replay", "realtime"}:
         ap.error("--latency-modes takes replay, realtime or both")
+    args.latency_mode_list = tuple(m for m in ("replay", "realtime") if m in modes)
     args.worker_counts = [int(x) for x in args.workers.split(",") if x.strip()]
     if args.events is None:
         args.events = 25_000 if args.quick else 300_000
@@ -483,7 +482,7 @@ def _latency_points(args, wl, s, lag, eps: float,  # noqa: ANN001
     pos = args.n
     # the worker's clock: the last event time it saw, then wall time since (HybridClock)
     last = (event_ts(wl.records[pos - 1]), time.time())
-    modes = getattr(args, "latency_mode_list", ("replay", "realtime"))
+    modes = args.latency_mode_list
     order = block_order(args.latency_blocks, modes)
     loads = (0.5, 0.8)
     per_block = {load: max(int(eps * load * args.latency_seconds) // args.latency_blocks, 1)
@@ -505,10 +504,10 @@ def _latency_points(args, wl, s, lag, eps: float,  # noqa: ANN001
         parts: dict[str, list[dict[str, Any]]] = {"broker": [], "replay": [], "realtime": []}
         for i, mode in enumerate(order):
             if i % len(modes) == 0:
-                # the broker alone before each pair of stream-app blocks (each block, with
-                # one mode): the embedded
-                # broker's cost per record grows with what it has taken (docs/PERFORMANCE.md),
-                # so each real-time block is compared with a broker block next to it
+                # the broker alone before each pair of stream-app blocks (before each block
+                # with one mode): the embedded broker's cost per record grows with what it
+                # has taken (docs/PERFORMANCE.md), so each real-time block is compared with a
+                # broker block next to it
                 settle(lag)
                 probe = CpuProbe(pids or {})
                 probe.snap(0)

@@ -33,7 +33,7 @@ import orjson
 
 from bench import glue_cost
 from bench.workload import build, cached
-from stream_app.state.codec import merged
+from stream_app.state.codec import COLD_KEYS, decode, encode, merged
 
 
 def part_sizes(states: list[dict[str, Any]]) -> tuple[collections.Counter, collections.Counter]:
@@ -76,8 +76,6 @@ def record_us(raws: list[bytes], repeat: int = 3) -> dict[str, float]:
     """Best-of-``repeat`` µs per table record for what the worker does on an event that does
     not read the scorer's cold block: decode the hot part, encode it with the block copied
     (:mod:`stream_app.state.codec`)."""
-    from stream_app.state.codec import decode, encode  # noqa: PLC0415
-
     pairs = [decode(r) for r in raws]
     dec, enc = [], []
     for _ in range(repeat):
@@ -103,7 +101,7 @@ def without_cold(state: dict[str, Any]) -> dict[str, Any]:
     sc = state.get("sc")
     if not isinstance(sc, dict):
         return state
-    return {**state, "sc": {k: v for k, v in sc.items() if k not in ("cp", "sn")}}
+    return {**state, "sc": {k: v for k, v in sc.items() if k not in COLD_KEYS}}
 
 
 def run(events: int, chunk: int, users: int, seed: int, parts: int) -> None:

@@ -288,10 +288,14 @@ class Scorer:
             source[name] = src
         return x
 
-    def _add_snapshot(self, st: dict[str, Any], target: str, ts: int,
-                      x: dict[str, float]) -> None:
+    def _load_cold(self, st: dict[str, Any]) -> None:
+        """Put the checkpoints and snapshots into ``st`` if on_event's ``cold`` holds them."""
         if self._cold is not None:
             self._cold(st)
+
+    def _add_snapshot(self, st: dict[str, Any], target: str, ts: int,
+                      x: dict[str, float]) -> None:
+        self._load_cold(st)
         sn = st.setdefault("sn", {}).setdefault(target, [])
         if sn and sn[-1][0] == ts:
             return
@@ -345,8 +349,7 @@ class Scorer:
         x = self.features(st, event.ts)
         p = self.registry.predict(target, x) if st["t0"] is not None else None
         rules = points_score(self._rules(st, target, event.ts), self.targets[target].rules)
-        if self._cold is not None:
-            self._cold(st)
+        self._load_cold(st)
         cps = st.setdefault("cp", [])
         cps.append([event.ts, target, group, x, p, round(rules, 6),
                     self.registry.source(target)])
@@ -362,8 +365,7 @@ class Scorer:
         if prev is not None and prev[1] == y and 0 <= event.ts - prev[0] < DAY_MS:
             return   # the same truth again (e.g. a CRM outcome right after its order_paid)
         seen[target] = [event.ts, y]
-        if self._cold is not None:
-            self._cold(st)
+        self._load_cold(st)
         cps = st.get("cp")
         if cps:
             keep = []
