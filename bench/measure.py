@@ -29,6 +29,21 @@ def percentiles(values: Iterable[float], ps: Sequence[float] = (50, 99, 99.9)) -
     return out
 
 
+def p99_over_time(values: Sequence[float], parts: int = 4) -> list[float]:
+    """The p99 of each of ``parts`` consecutive slices of ``values`` (latencies in send
+    order): whether a block's tail is a start-up transient or spread over the block.
+
+    Example:
+        >>> p99_over_time([100.0] + [1.0] * 99 + [1.0] * 100, parts=2)
+        [1.99, 1.0]
+    """
+    n = len(values)
+    if n < parts:
+        return []
+    cuts = [n * i // parts for i in range(parts + 1)]
+    return [percentiles(values[a:b], (99,))["p99"] for a, b in zip(cuts, cuts[1:], strict=False)]
+
+
 def _cross(samples: Sequence[tuple[float, int]], level: float) -> float:
     """Interpolated time at which the counter reached ``level``."""
     prev_t, prev_c = samples[0]

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import report, rounds
+from bench import fresh_broker, report, rounds
 from bench.measure import CpuProbe, two_worker_ceiling
 from bench.procs import REPO
 from bench.profile import Sampler, render, summarize
@@ -76,6 +76,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help="during the latency points, run the worker on CPU 0 and the broker, "
                          "Redis and the benchmark's producer and consumer on the others (as "
                          "in production, where the broker has machines of its own)")
+    ap.add_argument("--latency-broker", choices=("same", "fresh"), default="fresh",
+                    help="same: the latency blocks run on the broker the 1-worker throughput "
+                         "phase filled; fresh: before each broker-alone block the stack moves "
+                         "to a new broker, the worker's tables restored from its copied "
+                         "changelogs (bench.fresh_broker: tansu's cost per record grows with "
+                         "what it has taken)")
+    ap.add_argument("--latency-warmup-s", type=float, default=10.0,
+                    help="with --latency-broker fresh: seconds of live traffic at the point's "
+                         "rate after each restart, before its blocks (reported apart as the "
+                         "restart's transient)")
     ap.add_argument("--fetch-wait-ms", type=int, default=50,
                     help="consumer fetch wait of the workers and the broker-alone consumer")
     ap.add_argument("--ratio-rounds", type=int, default=3,
@@ -214,7 +224,16 @@ def phase_pipeline(args, wl, res) -> None:  # noqa: ANN001
                 f"{cpu.get('us_per_event')}, outside {cpu.get('outside_us_per_event')}, "
                 f"idle share {cpu.get('idle_share')}")
             if n_workers == 1 and "latency" in args.phase_set and r["eps"] > 0:
-                res["latency"] = latency_points(args, wl, s, lag, r["eps"], probe.pids)
+                renewer = None
+                if args.latency_broker == "fresh":
+                    renewer = fresh_broker.BrokerRenewer(
+                        s, ws, lag, make_lag=systems.stream_app_lag, log=log,
+                        start_workers=lambda s=s: systems.start_workers(
+                            s, "stream_app", 1, "worker")[0])
+                res["latency"] = latency_points(args, wl, s, lag, r["eps"], probe.pids,
+                                                renewer)
+                if renewer is not None:
+                    ws, lag = renewer.workers, renewer.lag
             lag.close()
             systems.stop_all(ws)
         finally:
@@ -413,11 +432,14 @@ def merge_blocks(parts: list[dict[str, Any]]) -> dict[str, Any]:
             "event_time_speedup": avg(lambda p: p["event_time_speedup"]),
             "waited_for_idle_s": round(sum(p["waited_for_idle_s"] for p in parts), 1),
             "drained_s": round(sum(p["drained_s"] for p in parts), 1),
-            "blocks": len(parts), "machine": machine}
+            "blocks": len(parts), "machine": machine,
+            **({"p99_quarters": [p["p99_quarters"] for p in parts]}
+               if all("p99_quarters" in p for p in parts) else {})}
 
 
 def latency_points(args, wl, s, lag, eps: float,  # noqa: ANN001
-                   pids: dict[str, int] | None = None) -> dict[str, Any]:
+                   pids: dict[str, int] | None = None,
+                   renewer: fresh_broker.BrokerRenewer | None = None) -> dict[str, Any]:
     """At 50% and 80% of the 1-worker rate: broker-alone latency and stream-app in two
     modes, in alternating blocks (:func:`block_order`; a broker-alone block before each
     pair, compared with the pair's real-time block in :func:`pair_ratios`): the workload's
@@ -425,14 +447,15 @@ def latency_points(args, wl, s, lag, eps: float,  # noqa: ANN001
     re-stamped at its produce time (live traffic). Each block starts once the group has caught
     up (lag 0, anomaly partials included) across one clock sweep (:func:`settle`) and reads
     outputs until it caught up again. ``--latency-pin``: the worker on a CPU of its own meanwhile
-    (:func:`_pin_latency`)."""
+    (:func:`_pin_latency`). ``renewer`` (``--latency-broker fresh``): the stack moves to a
+    fresh broker before each broker-alone block (:mod:`bench.fresh_broker`)."""
     pinned = _pin_latency(pids or {}) if getattr(args, "latency_pin", False) else None
     try:
-        return {**_latency_points(args, wl, s, lag, eps, pids),
+        return {**_latency_points(args, wl, s, lag, eps, pids, renewer),
                 **({"pinned": pinned} if pinned else {})}
     finally:
         if pinned is not None:
-            _pin_latency(pids or {}, unpin=True)
+            _pin_latency(renewer.pids() if renewer else pids or {}, unpin=True)
 
 
 def _pin_latency(pids: dict[str, int], unpin: bool = False) -> dict[str, list[int]]:
@@ -474,7 +497,8 @@ def _broker_block(b: dict[str, Any]) -> dict[str, Any]:
 
 
 def _latency_points(args, wl, s, lag, eps: float,  # noqa: ANN001
-                    pids: dict[str, int] | None) -> dict[str, Any]:
+                    pids: dict[str, int] | None,
+                    renewer: fresh_broker.BrokerRenewer | None = None) -> dict[str, Any]:
     from bench import ceiling, systems  # noqa: PLC0415
     from bench.workload import WallStamper, event_time_speedup, event_ts  # noqa: PLC0415
 
@@ -489,6 +513,9 @@ def _latency_points(args, wl, s, lag, eps: float,  # noqa: ANN001
                  for load in loads}
     # each stream-app block takes fresh events (the broker blocks reuse the next ones)
     wanted = sum(per_block.values()) * len(order)
+    if renewer is not None:   # a warm-up after each restart (one before each broker block)
+        restarts = len(order) // len(modes)
+        wanted += sum(int(eps * load * args.latency_warmup_s) for load in loads) * restarts
     left = len(wl.records) - pos
     if left < len(order):
         log(f"latency: not measured: the workload has {left:,} events after the throughput "
@@ -507,7 +534,21 @@ def _latency_points(args, wl, s, lag, eps: float,  # noqa: ANN001
                 # the broker alone before each pair of stream-app blocks (before each block
                 # with one mode): the embedded broker's cost per record grows with what it
                 # has taken (docs/PERFORMANCE.md), so each real-time block is compared with a
-                # broker block next to it
+                # broker block next to it; with a renewer, both on a broker of their own
+                if renewer is not None:
+                    move = renewer.renew()
+                    lag, pids = renewer.lag, renewer.pids()
+                    if getattr(args, "latency_pin", False):
+                        _pin_latency(pids)
+                    # a restarted worker's first seconds are not its steady state (start-up
+                    # reads, the ticks of users who fell due meanwhile): live traffic at this
+                    # rate first, its latency kept apart as the restart's transient
+                    n_warm = int(rate * args.latency_warmup_s)
+                    if n_warm:
+                        settle(lag)
+                        warm = wl.records[pos:pos + n_warm]
+                        pos += len(warm)
+                        move["warmup"], last = _warm_up(s, lag, warm, rate, last)
                 settle(lag)
                 probe = CpuProbe(pids or {})
                 probe.snap(0)
@@ -551,6 +592,8 @@ def _latency_points(args, wl, s, lag, eps: float,  # noqa: ANN001
             + f"real-time {live_p99} ms; per block pair (real-time / broker) "
             f"{[x['ratio'] for x in point['pairs']]}")
     return {"fetch_wait_ms": args.fetch_wait_ms, "loads": lat, "blocks": args.latency_blocks,
+            "broker": "fresh" if renewer is not None else "same",
+            **({"moves": renewer.moves} if renewer is not None else {}),
             "start": "send = wall time just before produce() (the input's CreateTime is "
                      "taken in the same call); end = CreateTime of the first output "
                      "(worker) / receipt by the consumer (broker alone); one machine clock",
@@ -558,6 +601,22 @@ def _latency_points(args, wl, s, lag, eps: float,  # noqa: ANN001
                              "pair of stream-app blocks; pairs: each real-time block's p99 "
                              "over the broker block's before it",
             "realtime_clock": "produce wall time, offset to continue the worker's clock"}
+
+
+def _warm_up(s, lag, records, rate: float,  # noqa: ANN001
+             last: tuple[int, float]) -> tuple[dict[str, Any], tuple[int, float]]:
+    """Live traffic (event time = produce time, continuing the worker's clock from
+    ``last``) at ``rate`` after a restart: the latency of these events is the restart's
+    transient, reported apart. Returns it and the worker's clock after it."""
+    from bench import systems  # noqa: PLC0415
+    from bench.workload import WallStamper  # noqa: PLC0415
+
+    stamper = WallStamper(continue_from=last)
+    p = systems.pipeline_latency(s, records, rate, stamp=stamper, lag=lag, drain_s=3.0)
+    sent = p.pop("last_sent_at", None) or time.time()
+    log(f"warm-up after the restart: {len(records):,} events at {rate:.0f}/s, p99 {p['p99']} "
+        f"ms (p99 by quarter {p.get('p99_quarters')})")
+    return p, (stamper.last, sent)
 
 
 def passthrough_latency(args, wl, lat: dict[str, Any]) -> None:  # noqa: ANN001
@@ -676,7 +735,9 @@ def main(argv: list[str] | None = None) -> int:
         "workload": {**wl.meta, "users_in_run": len({r[1] for r in wl.records[: args.n]}),
                      "events_per_phase": args.n, "mean_event_bytes": round(wl.mean_bytes())},
         "settings": {"fetch_wait_ms": args.fetch_wait_ms, "partitions": args.partitions,
-                     "state_users": args.state_users, "serving_users": args.serving_users},
+                     "state_users": args.state_users, "serving_users": args.serving_users,
+                     "latency_broker": args.latency_broker,
+                     "latency_warmup_s": args.latency_warmup_s},
         "errors": {},
     }
     for name, fn in PHASES.items():

@@ -18,6 +18,7 @@ from bench.measure import (
     CpuProbe,
     cpu_seconds,
     disk_write_bytes,
+    p99_over_time,
     percentiles,
     rate_between,
     sample_until_idle,
@@ -314,6 +315,7 @@ def pipeline_latency(stack: Stack, records: Sequence[Record], rate: float,
     seen = [v * 1000 for _, v in pairs]
     return {"rate": round(rate), "achieved_rate": round(achieved), "events": len(records),
             "matched": len(lat), **percentiles(lat),
-            "visible": percentiles(seen), "last_sent_at": last_sent_at,
+            "visible": percentiles(seen), "p99_quarters": p99_over_time(lat),
+            "last_sent_at": last_sent_at,
             "drained_s": round(drained_s, 1),
             **({"values": lat, "visible_values": seen} if keep_values else {})}

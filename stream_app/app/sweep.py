@@ -23,6 +23,7 @@ from stream_app.app.context import runtime
 from stream_app.app.main import app, settings
 from stream_app.app.tables import users
 from stream_app.app.topics import TICKS
+from stream_app.app.web import is_ready
 from stream_app.state.codec import due_of
 
 log = logging.getLogger(__name__)
@@ -72,14 +73,24 @@ async def rebuild_due_index(chunk: int = REBUILD_CHUNK) -> bool:
 
 @app.timer(interval=settings.sweep_interval_s)
 async def sweep() -> None:
+    await sweep_once()
+
+
+async def sweep_once() -> int:
+    """One sweep: rebuild the due index if a start or a rebalance made it stale (as soon as
+    the worker is ready, before its clock has seen an event: a restarted worker then reads
+    the table before live traffic reaches it, not while its first events queue), then a
+    tick for every held user due by the worker's clock. Returns the ticks sent."""
+    if runtime.due.stale and (not is_ready() or not await rebuild_due_index()):
+        return 0
     now = runtime.clock.now()
     if now is None:
-        return
-    if runtime.due.stale and not await rebuild_due_index():
-        return
+        return 0
     produce = app.producer.produce
+    sent = 0
     for uid in runtime.due.pop_due(now, MAX_TICKS_PER_SWEEP):
         produce(TICKS, uid, b"tick")
+        sent += 1
     if runtime.backfill:
         chunk = runtime.backfill[-BACKFILL_PER_SWEEP:]
         del runtime.backfill[-BACKFILL_PER_SWEEP:]
@@ -88,3 +99,5 @@ async def sweep() -> None:
         done = runtime.backfill_total - len(runtime.backfill)
         metrics.BACKFILL_PROGRESS.set(done / max(runtime.backfill_total, 1))
         log.warning("rule backfill: %d/%d users re-evaluated", done, runtime.backfill_total)
+        sent += len(chunk)
+    return sent
