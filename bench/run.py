@@ -622,38 +622,56 @@ def _warm_up(s, lag, records, rate: float,  # noqa: ANN001
 def passthrough_latency(args, wl, lat: dict[str, Any]) -> None:  # noqa: ANN001
     """The Faust pass-through (an agent that decodes and forwards, on its own fresh stack) fed
     at the rates of the stream-app latency points, event time = produce time: what Faust's
-    consumer path alone costs at that load (``passthrough_realtime`` of each load). Like the
-    stream-app worker it first processes the throughput backlog (a broker that has taken
-    25k events answers fetches differently from an empty one)."""
+    consumer path alone costs at that load (``passthrough_realtime`` of each load). Its
+    broker is prepared as stream-app's was: with ``--latency-broker same`` it first takes the
+    throughput backlog (a broker that has taken 25k events answers fetches differently from
+    an empty one); with ``fresh`` each load has a new stack and ``--latency-warmup-s`` of
+    traffic at its rate first."""
     from bench import systems  # noqa: PLC0415
     from bench.passthrough_app import OUT_TOPIC  # noqa: PLC0415
     from bench.workload import WallStamper, event_ts  # noqa: PLC0415
     from stream_app.contract import load_contract  # noqa: PLC0415
 
-    s = fresh_stack("passthrough-latency", args)
+    fresh = getattr(args, "latency_broker", "same") == "fresh"
+    pos = args.n
+    s = lag = None
+
+    def measure(records: list[Any], rate: float) -> dict[str, Any]:
+        lag.wait_zero(300)
+        stamper = WallStamper(continue_from=(event_ts(records[0]), time.time()))
+        p = systems.pipeline_latency(
+            s, records, rate, stamp=stamper, lag=lag, drain_s=3.0, outputs=(OUT_TOPIC,),
+            trigger=lambda rec: rec.get("event_id"))
+        p.pop("last_sent_at", None)
+        return p
+
     try:
-        ws, _ = systems.start_workers(s, "bench.passthrough_app", 1, "passthrough")
-        systems.throughput(s, ws, wl.records[: args.n])
-        lag = systems.GroupLag(s.bootstrap, "bench-passthrough",
-                               list(load_contract().input_topics()), s.partitions)
-        pos = args.n
         for load, point in lat["loads"].items():
             rate = (point.get("stream_app_realtime") or point["stream_app_replay"])["rate"]
+            if s is None or fresh:
+                if s is not None:
+                    lag.close()
+                    s.stop()
+                s = fresh_stack("passthrough-latency", args)
+                ws, _ = systems.start_workers(s, "bench.passthrough_app", 1, "passthrough")
+                lag = systems.GroupLag(s.bootstrap, "bench-passthrough",
+                                       list(load_contract().input_topics()), s.partitions)
+                if not fresh:
+                    systems.throughput(s, ws, wl.records[: args.n])
+                elif (n_warm := int(rate * args.latency_warmup_s)) > 0:
+                    measure(wl.records[pos:pos + n_warm], rate)
+                    pos += n_warm
             n = max(int(rate * args.latency_seconds / 2), 1)
             live = wl.records[pos:pos + n]
             pos += n
-            lag.wait_zero(300)
-            stamper = WallStamper(continue_from=(event_ts(live[0]), time.time()))
-            p = systems.pipeline_latency(
-                s, live, rate, stamp=stamper, lag=lag, drain_s=3.0, outputs=(OUT_TOPIC,),
-                trigger=lambda rec: rec.get("event_id"))
-            p.pop("last_sent_at", None)
-            point["passthrough_realtime"] = p
-            log(f"latency at {load}%: Faust pass-through p99 {p['p99']} ms")
-        lag.close()
-        systems.stop_all(ws)
+            point["passthrough_realtime"] = measure(live, rate)
+            log(f"latency at {load}%: Faust pass-through p99 "
+                f"{point['passthrough_realtime']['p99']} ms")
     finally:
-        s.stop()
+        if lag is not None:
+            lag.close()
+        if s is not None:
+            s.stop()
 
 
 def phase_quix(args, wl, res) -> None:  # noqa: ANN001

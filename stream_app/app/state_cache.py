@@ -209,8 +209,7 @@ class CachedRocksDB(CleanStopRocksDB):
             for k, v in dirty.items():
                 batch.put(k, v)
             self._db_for_partition(p).write(batch)
-            if p in self.key_counts:
-                self.key_counts[p] += added
+            self._add_count(p, added)
             n += len(dirty)
         return n
 

@@ -27,6 +27,7 @@ def make_store(path: Path, max_users: int = 100) -> CachedRocksDB:
     s = CachedRocksDB.__new__(CachedRocksDB)
     s.cache = WriteBack(max_users)
     s.key_counts = {}
+    s._counting = {}
     s._last_read = None
     s._dbs = {}
     s._key_index = {}
@@ -182,6 +183,34 @@ def test_iteration_sees_states_not_yet_written_back(tmp_path: Path) -> None:
     s.cache_set(k("b"), b"2", 1)
     assert dict(s._iteritems()) == {k("a"): b"1", k("b"): b"2"}
     assert s._size() == 2
+
+
+def test_stepwise_count_sees_the_cache_and_the_write_backs_between_its_steps(
+        tmp_path: Path) -> None:
+    """``count_keys`` counts the files; the cache's new keys are added when they are written
+    back, while it waits or after it is done."""
+    s = make_store(tmp_path)
+    s.app = SimpleNamespace(assignor=SimpleNamespace(
+        assigned_actives=lambda: {TP(CHANGELOG, 0)}))
+    s.table = SimpleNamespace(changelog_topic_name=CHANGELOG, is_global=False)
+    for i in range(5):
+        s._db_for_partition(0).put(k(f"disk{i}"), b"1")
+    for uid in ("cached1", "cached2", "disk0"):      # two new keys, dirty in the cache only
+        s.cache_get(k(uid), 0)
+        s.cache_set(k(uid), b"2", 0)
+    counting = s.count_keys(chunk=2)
+    counting.send(None)                               # first step taken, the loop is free
+    for uid in ("late1", "disk1"):                    # one new key, one rewrite
+        s.cache_get(k(uid), 0)
+        s.cache_set(k(uid), b"3", 0)
+    s.write_back()
+    try:
+        while True:
+            counting.send(None)
+    except StopIteration:
+        pass
+    assert s.key_counts == {0: 8} and s._counting == {}
+    assert sum(1 for _ in s._iterkeys()) == 8
 
 
 def test_the_writer_reads_and_writes_through_the_cache(tmp_path: Path) -> None:
