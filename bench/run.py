@@ -78,7 +78,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                          "in production, where the broker has machines of its own)")
     ap.add_argument("--latency-broker", choices=("same", "fresh"), default="fresh",
                     help="same: the latency blocks run on the broker the 1-worker throughput "
-                         "phase filled; fresh: before each broker-alone block the stack moves "
+                         "phase filled; fresh: before each stream-app block the stack moves "
                          "to a new broker, the worker's tables restored from its copied "
                          "changelogs (bench.fresh_broker: tansu's cost per record grows with "
                          "what it has taken)")
@@ -475,6 +475,21 @@ def _pin_latency(pids: dict[str, int], unpin: bool = False) -> dict[str, list[in
     return used
 
 
+def _broker_block_before(i: int, mode: str, modes: tuple[str, ...], fresh: bool) -> bool:
+    """Whether block ``i`` of the order gets a broker-alone block before it: on a fresh
+    broker per block, each real-time block (each block if real time is not measured); on
+    one broker, each pair of blocks (each block with one mode).
+
+    Example:
+        >>> [_broker_block_before(i, m, ("replay", "realtime"), f)
+        ...  for f in (False, True) for i, m in enumerate(block_order(2))]
+        [True, False, True, False, False, True, True, False]
+    """
+    if fresh:
+        return mode == "realtime" or "realtime" not in modes
+    return i % len(modes) == 0
+
+
 def pair_ratios(broker: list[dict[str, Any]], live: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The real-time p99 of each block over the p99 of the broker-alone block measured just
     before it (the same broker, minutes apart at most): one verdict per block pair, beside
@@ -513,9 +528,8 @@ def _latency_points(args, wl, s, lag, eps: float,  # noqa: ANN001
                  for load in loads}
     # each stream-app block takes fresh events (the broker blocks reuse the next ones)
     wanted = sum(per_block.values()) * len(order)
-    if renewer is not None:   # a warm-up after each restart (one before each broker block)
-        restarts = len(order) // len(modes)
-        wanted += sum(int(eps * load * args.latency_warmup_s) for load in loads) * restarts
+    if renewer is not None:   # a warm-up after each restart (one before each block)
+        wanted += sum(int(eps * load * args.latency_warmup_s) for load in loads) * len(order)
     left = len(wl.records) - pos
     if left < len(order):
         log(f"latency: not measured: the workload has {left:,} events after the throughput "
@@ -530,25 +544,27 @@ def _latency_points(args, wl, s, lag, eps: float,  # noqa: ANN001
         m = max(int(per_block[load] * scale), 1)
         parts: dict[str, list[dict[str, Any]]] = {"broker": [], "replay": [], "realtime": []}
         for i, mode in enumerate(order):
-            if i % len(modes) == 0:
-                # the broker alone before each pair of stream-app blocks (before each block
-                # with one mode): the embedded broker's cost per record grows with what it
-                # has taken (docs/PERFORMANCE.md), so each real-time block is compared with a
-                # broker block next to it; with a renewer, both on a broker of their own
-                if renewer is not None:
-                    move = renewer.renew()
-                    lag, pids = renewer.lag, renewer.pids()
-                    if getattr(args, "latency_pin", False):
-                        _pin_latency(pids)
-                    # a restarted worker's first seconds are not its steady state (start-up
-                    # reads, the ticks of users who fell due meanwhile): live traffic at this
-                    # rate first, its latency kept apart as the restart's transient
-                    n_warm = int(rate * args.latency_warmup_s)
-                    if n_warm:
-                        settle(lag)
-                        warm = wl.records[pos:pos + n_warm]
-                        pos += len(warm)
-                        move["warmup"], last = _warm_up(s, lag, warm, rate, last)
+            if renewer is not None:
+                # a broker of its own for every stream-app block (a replay block leaves the
+                # broker and the clock hours of event time ahead, item 36: the real-time
+                # block after it measured that aftermath), then live traffic at this rate:
+                # a restarted worker's first seconds are not its steady state (start-up
+                # reads, the ticks of users who fell due meanwhile); that warm-up's latency
+                # is kept apart as the restart's transient
+                move = renewer.renew()
+                lag, pids = renewer.lag, renewer.pids()
+                if getattr(args, "latency_pin", False):
+                    _pin_latency(pids)
+                n_warm = int(rate * args.latency_warmup_s)
+                if n_warm:
+                    settle(lag)
+                    warm = wl.records[pos:pos + n_warm]
+                    pos += len(warm)
+                    move["warmup"], last = _warm_up(s, lag, warm, rate, last)
+            if _broker_block_before(i, mode, modes, fresh=renewer is not None):
+                # the broker alone next to each real-time block: the embedded broker's cost
+                # per record grows with what it has taken (docs/PERFORMANCE.md), so each
+                # real-time block is compared with a broker block measured just before it
                 settle(lag)
                 probe = CpuProbe(pids or {})
                 probe.snap(0)
