@@ -130,14 +130,18 @@ def log(msg: str) -> None:
 LATENCY_RATE_BOUND = 8_000
 
 
-def latency_room(latency_seconds: float, rate_bound: float = LATENCY_RATE_BOUND) -> int:
-    """Events the latency points may take after the throughput head of the workload.
+def latency_room(latency_seconds: float, warmup_s: float = 0.0,
+                 rate_bound: float = LATENCY_RATE_BOUND) -> int:
+    """Events the latency points may take after the throughput head of the workload: at
+    each load, ``latency_seconds`` in each of the two modes, and with a fresh broker per
+    block a ``warmup_s`` warm-up before each of the four blocks.
 
     Example:
-        >>> latency_room(10.0), latency_room(60.0)
-        (208000, 1248000)
+        >>> latency_room(10.0), latency_room(60.0), latency_room(10.0, warmup_s=10.0)
+        (208000, 1248000, 624000)
     """
-    return max(200_000, int(2 * (0.5 + 0.8) * latency_seconds * rate_bound))
+    per_load = 2 * latency_seconds + 4 * warmup_s
+    return max(200_000, int((0.5 + 0.8) * per_load * rate_bound))
 
 
 def workload(args: argparse.Namespace):  # noqa: ANN201 - bench.workload.Workload
@@ -145,7 +149,8 @@ def workload(args: argparse.Namespace):  # noqa: ANN201 - bench.workload.Workloa
 
     n = args.events or None
     # the head of the run plus room for the latency phases' continuation
-    extra = 0 if n is None else n + latency_room(args.latency_seconds)
+    warmup = args.latency_warmup_s if args.latency_broker == "fresh" else 0.0
+    extra = 0 if n is None else n + latency_room(args.latency_seconds, warmup)
     path = VAR / f"workload-u{args.users}-s{args.seed}-{extra or 'all'}.pkl"
     return cached(path, lambda: build(args.users, args.seed, max_events=extra or None))
 
@@ -538,7 +543,8 @@ def _latency_points(args, wl, s, lag, eps: float,  # noqa: ANN001
     scale = min(1.0, left / wanted) if wanted else 1.0
     if scale < 1.0:
         log(f"latency: the workload has {left:,} events after the throughput head, the points "
-            f"want {wanted:,}: every block shortened to {scale:.0%} of --latency-seconds")
+            f"want {wanted:,}: every block and warm-up shortened to {scale:.0%} of its "
+            "length")
     for load in loads:
         rate = eps * load
         m = max(int(per_block[load] * scale), 1)
@@ -555,7 +561,7 @@ def _latency_points(args, wl, s, lag, eps: float,  # noqa: ANN001
                 lag, pids = renewer.lag, renewer.pids()
                 if getattr(args, "latency_pin", False):
                     _pin_latency(pids)
-                n_warm = int(rate * args.latency_warmup_s)
+                n_warm = int(rate * args.latency_warmup_s * scale)
                 if n_warm:
                     settle(lag)
                     warm = wl.records[pos:pos + n_warm]
