@@ -12,6 +12,7 @@ from pathlib import Path
 
 import faust
 import pytest
+from faust.streams import _current_event
 
 from stream_app.app import store_marker as sm
 from stream_app.app.store_marker import (
@@ -230,18 +231,23 @@ def test_table_counts_send_local_write_and_delivery(tmp_path, monkeypatch):
     assert store.ledger.in_flight(1) == 1
 
 
-def test_key_count_follows_writes_without_scanning(tmp_path, monkeypatch):
-    """``len(table.data)`` (the held-users gauge) is counted once, then kept by the writes."""
+def _counted_store(tmp_path, app_id: str, monkeypatch):  # noqa: ANN001, ANN202
+    """A users table whose partition 0 is active, with a current event of partition 0 (the
+    store counts keys by the event's partition); returns the table, its store, the TP and
+    the event (held by the caller: the current event is a weak reference)."""
     import weakref
 
-    from faust.streams import _current_event
-
-    table = _table(tmp_path, "marker-unit-len")
-    store = table.data
+    table = _table(tmp_path, app_id)
     tp = faust.types.TP(table.changelog_topic_name, 0)
     monkeypatch.setattr(table.app.assignor, "assigned_actives", lambda: {tp})
     event = type("E", (), {"message": type("M", (), {"partition": 0, "topic": "x"})()})()
     _current_event.set(weakref.ref(event))
+    return table, table.data, tp, event
+
+
+def test_key_count_follows_writes_without_scanning(tmp_path, monkeypatch):
+    """``len(table.data)`` (the held-users gauge) is counted once, then kept by the writes."""
+    table, store, tp, _event = _counted_store(tmp_path, "marker-unit-len", monkeypatch)
 
     def scanned() -> int:
         return store._size1(store._db_for_partition(0))
@@ -288,16 +294,7 @@ def test_stepwise_count_adds_the_writes_made_between_its_steps(tmp_path, monkeyp
     """``count_keys`` (the gauge's count after a start) reads ``chunk`` keys per step; the
     writes made while it waits (new keys, rewrites, deletes of keys it has or has not read
     yet) end in the count as in a scan made after them. A recovery batch abandons it."""
-    import weakref
-
-    from faust.streams import _current_event
-
-    table = _table(tmp_path, "marker-unit-steps")
-    store = table.data
-    tp = faust.types.TP(table.changelog_topic_name, 0)
-    monkeypatch.setattr(table.app.assignor, "assigned_actives", lambda: {tp})
-    event = type("E", (), {"message": type("M", (), {"partition": 0, "topic": "x"})()})()
-    _current_event.set(weakref.ref(event))
+    table, store, tp, _event = _counted_store(tmp_path, "marker-unit-steps", monkeypatch)
     for i in range(10):
         store[f"k{i}"] = b"1"
     store.key_counts.clear()                         # as after a start: not counted yet
