@@ -5,7 +5,9 @@ Phases (each on a fresh embedded broker and Redis where it matters; tansu's memo
 1. ceiling: confluent-kafka produce/consume of the workload records;
 2. pass-through: a Faust agent that decodes and forwards (the framework's cost);
 3. stream-app with 1 worker, then its latency at 50% and 80% of that rate next to the
-   broker-alone latency at the same rates; stream-app with 2 workers;
+   broker-alone latency at the same rates (by default each block on a fresh broker, the
+   worker's tables restored from its copied changelogs: ``bench.fresh_broker``); stream-app
+   with 2 workers;
 3b. rounds: ``--ratio-rounds`` - 1 more alternating runs of the pass-through and one worker
    (``bench.rounds``), so the 1 worker / pass-through target is judged on a median;
 4. the Quix Streams peer (windowed per-user counting) on the same records;
@@ -453,7 +455,8 @@ def latency_points(args, wl, s, lag, eps: float,  # noqa: ANN001
     up (lag 0, anomaly partials included) across one clock sweep (:func:`settle`) and reads
     outputs until it caught up again. ``--latency-pin``: the worker on a CPU of its own meanwhile
     (:func:`_pin_latency`). ``renewer`` (``--latency-broker fresh``): the stack moves to a
-    fresh broker before each broker-alone block (:mod:`bench.fresh_broker`)."""
+    fresh broker before each stream-app block, and a broker-alone block runs before each
+    real-time block (:func:`_broker_block_before`, :mod:`bench.fresh_broker`)."""
     pinned = _pin_latency(pids or {}) if getattr(args, "latency_pin", False) else None
     try:
         return {**_latency_points(args, wl, s, lag, eps, pids, renewer),
