@@ -90,7 +90,7 @@ def copy_changelogs(src: str, dst: str) -> dict[str, Any]:
     what was read and written, per topic."""
     from confluent_kafka.admin import AdminClient, NewTopic  # noqa: PLC0415
 
-    from stream_app.kafka_io import make_producer  # noqa: PLC0415
+    from stream_app.kafka_io import make_producer, produce  # noqa: PLC0415
 
     t0 = time.monotonic()
     topics = changelog_topics(src)
@@ -106,7 +106,7 @@ def copy_changelogs(src: str, dst: str) -> dict[str, Any]:
         for p in range(partitions):
             latest = compact(_counted(read_partition(src, topic, p), out))
             for key, value in latest.items():
-                _produce(producer, topic, p, key, value)
+                produce(producer, topic, key, value, partition=p)
                 written += 1
                 out["bytes"] += len(value)
         if producer.flush(120) != 0:
@@ -122,16 +122,6 @@ def _counted(records: Iterator[Any], out: dict[str, Any]) -> Iterator[Any]:
     for r in records:
         out["read"] += 1
         yield r
-
-
-def _produce(producer: Any, topic: str, partition: int, key: bytes | None,
-             value: bytes) -> None:
-    while True:
-        try:
-            producer.produce(topic, key=key, value=value, partition=partition)
-            return
-        except BufferError:
-            producer.poll(0.05)
 
 
 class BrokerRenewer:

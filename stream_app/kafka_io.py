@@ -50,13 +50,18 @@ def make_producer(bootstrap: str, **overrides: Any):  # noqa: ANN201 - confluent
     return Producer(producer_config(bootstrap, **overrides))
 
 
-def produce(producer: Any, topic: str, key: str | bytes | None, value: bytes | dict) -> None:
-    """Produce one record, waiting (polling) while the local queue is full."""
+def produce(producer: Any, topic: str, key: str | bytes | None, value: bytes | dict,
+            partition: int | None = None) -> None:
+    """Produce one record (to ``partition`` if given, else the partitioner's), waiting
+    (polling) while the local queue is full."""
     if isinstance(value, dict):
         value = orjson.dumps(value)
     while True:
         try:
-            producer.produce(topic, key=key, value=value)
+            if partition is None:
+                producer.produce(topic, key=key, value=value)
+            else:
+                producer.produce(topic, key=key, value=value, partition=partition)
             return
         except BufferError:
             producer.poll(0.05)

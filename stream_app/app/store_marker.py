@@ -475,12 +475,9 @@ class CleanStopRocksDB(RocksDBStore):
         with the event loop free in between; returns the partitions counted. A RocksDB
         iterator sees the store as it was when it opened: the writes after that are added
         (:meth:`_add_count`), and a recovery batch or a revocation abandons the count."""
-        actives = self.app.assignor.assigned_actives()
-        topic = self.table.changelog_topic_name  # type: ignore[attr-defined]
         done = 0
-        for partition, db in list(self._dbs.items()):
-            if partition in self.key_counts or partition in self._counting or not (
-                    TP(topic=topic, partition=partition) in actives or self.table.is_global):
+        for partition, db in self._active_dbs():
+            if partition in self.key_counts or partition in self._counting:
                 continue
             self._counting[partition] = 0
             keys, n = self._visible_keys(db), 0
@@ -515,16 +512,21 @@ class CleanStopRocksDB(RocksDBStore):
             self.flush_partitions(parts)
         super().revoke_partitions(table, tps)
 
-    def _size(self) -> int:
+    def _active_dbs(self) -> list[tuple[int, Any]]:
+        """(partition, database) of the partitions this worker holds as active (every one
+        of a global table): the ones ``len()`` counts."""
         actives = self.app.assignor.assigned_actives()
         topic = self.table.changelog_topic_name  # type: ignore[attr-defined]
+        return [(partition, db) for partition, db in self._dbs.items()
+                if TP(topic=topic, partition=partition) in actives or self.table.is_global]
+
+    def _size(self) -> int:
         total = 0
-        for partition, db in list(self._dbs.items()):
-            if TP(topic=topic, partition=partition) in actives or self.table.is_global:
-                if partition not in self.key_counts:
-                    self._counting.pop(partition, None)   # counted here, in one go
-                    self.key_counts[partition] = self._size1(db)
-                total += self.key_counts[partition]
+        for partition, db in self._active_dbs():
+            if partition not in self.key_counts:
+                self._counting.pop(partition, None)   # counted here, in one go
+                self.key_counts[partition] = self._size1(db)
+            total += self.key_counts[partition]
         return total
 
     async def stop(self) -> None:
