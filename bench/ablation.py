@@ -37,6 +37,8 @@ VARIANTS: dict[str, dict[str, str]] = {
     "cold_inline": {"STREAM_APP_DISABLE": "cold_block"},
     # RocksDB read and written per event (no write-back cache, app/state_cache.py)
     "no_state_cache": {"STREAM_APP_TABLE_CACHE_USERS": "0"},
+    # item 38: every event parses its user's record (no parsed states kept)
+    "no_decoded_states": {"STREAM_APP_DECODED_STATES": "0"},
     # Faust's own per-record hand-over of fetched batches (app/eager_drain.py off)
     "no_eager_drain": {"STREAM_APP_EAGER_DRAIN": "false"},
     # Faust's own conductor: index lock, registry decode (app/fast_conductor.py off)

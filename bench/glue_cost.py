@@ -183,6 +183,9 @@ class Side:
         runtime.due = self.mods["stream_app.due_index"].DueIndex()
         runtime.projection = FakeProjection()
         runtime.processed = 0
+        decoded = getattr(agents, "DECODED", None)   # (a tree before item 38 has none)
+        if decoded is not None:
+            decoded.clear()
         fresh = self.core_mods["stream_app.app.runtime"].Runtime.create(
             self.core_mods["stream_app.app.context"].get_settings())
         self.core_cpu[0] = 0.0

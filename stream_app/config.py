@@ -99,6 +99,12 @@ class Settings(BaseSettings):
                                    "states of this many users kept in memory (~1.3 KB each), "
                                    "written to RocksDB once per commit; 0 = every read and "
                                    "write goes to RocksDB (app/state_cache.py)")
+    decoded_states: int = Field(32, ge=0, description="users whose state the agent keeps "
+                                "parsed after writing it, so that their next event skips "
+                                "the record's parse; small on purpose: states kept longer "
+                                "than a few young-generation collections make the garbage "
+                                "collector cost more than the parse (docs/PERFORMANCE.md "
+                                "item 38); 0 = every event parses its user's record")
     table_rocksdb_write_buffer_mb: int = Field(16, ge=1, description="rocksdb:// memtable size "
                                                "per partition, up to 3 of them (Faust: 64 MiB)")
     table_rocksdb_wal: bool = Field(False, description="rocksdb:// write-ahead log of the "
