@@ -259,7 +259,16 @@ async def handle_event(msg: Any, stream: str) -> None:
 
 
 async def handle_tick(msg: Any) -> None:
-    """Re-evaluate one user on the clock (sent by the sweep timer)."""
+    """Re-evaluate one user on the clock (sent by the sweep timer); its processing time
+    paces the sweep (:mod:`stream_app.tick_pacing`)."""
+    started = time.perf_counter()
+    try:
+        _tick(msg)
+    finally:
+        runtime.ticks.observe(time.perf_counter() - started)
+
+
+def _tick(msg: Any) -> None:
     uid = msg.key.decode("utf-8", "replace") if isinstance(msg.key, bytes) else str(msg.key)
     state, cold = load_state(uid, msg.partition)
     now = runtime.clock.now()

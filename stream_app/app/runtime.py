@@ -20,6 +20,7 @@ from stream_app.scoring.config import ScoringConfig, load_scoring_config
 from stream_app.scoring.registry import ModelRegistry
 from stream_app.scoring.scorer import Scorer
 from stream_app.serving.projection import RedisProjection
+from stream_app.tick_pacing import TickPacer
 
 
 class ProjectionMetrics:
@@ -64,6 +65,8 @@ class Runtime:
     #: users still to re-evaluate after a rule-set change (backfill), and how many in all
     backfill: list[str] = field(default_factory=list)
     backfill_total: int = 0
+    #: the sweep's bursts and pauses, and the measured cost of a tick
+    ticks: TickPacer = field(default_factory=TickPacer)
 
     @classmethod
     def create(cls, settings: Settings) -> Runtime:
@@ -74,4 +77,5 @@ class Runtime:
                                               metrics=ProjectionMetrics(),
                                               max_held=settings.redis_max_held),
                    scoring_config=scoring_config, registry=registry,
-                   scorer=Scorer(scoring_config, registry))
+                   scorer=Scorer(scoring_config, registry),
+                   ticks=TickPacer(settings.sweep_tick_share, settings.sweep_tick_burst))

@@ -71,6 +71,32 @@ async def rebuild_due_index(chunk: int = REBUILD_CHUNK) -> bool:
     return done
 
 
+async def send_ticks(now: int, interval_s: float = settings.sweep_interval_s) -> int:
+    """A tick for each held user due by ``now``, in bursts with pauses between them, so
+    that ticks take at most the pacer's share of the worker's time
+    (:mod:`stream_app.tick_pacing`); stops when the next pause would end past
+    ``interval_s`` (the rest stay due for the next sweep), at ``MAX_TICKS_PER_SWEEP``, or
+    when a rebalance made the index stale. Returns the ticks sent."""
+    pacer, due = runtime.ticks, runtime.due
+    produce = app.producer.produce
+    deadline = time.monotonic() + interval_s
+    sent = 0
+    while sent < MAX_TICKS_PER_SWEEP and not due.stale:
+        burst = due.pop_due(now, min(pacer.burst, MAX_TICKS_PER_SWEEP - sent))
+        for uid in burst:
+            produce(TICKS, uid, b"tick")
+        sent += len(burst)
+        if len(burst) < pacer.burst:
+            break
+        pause = pacer.pause_after(len(burst))
+        if time.monotonic() + pause >= deadline:
+            log.info("sweep: %d ticks sent, the users still due wait for the next sweep "
+                     "(ticks kept to %.0f%% of the worker's time)", sent, pacer.share * 100)
+            break
+        await asyncio.sleep(pause)
+    return sent
+
+
 @app.timer(interval=settings.sweep_interval_s)
 async def sweep() -> None:
     await sweep_once()
@@ -80,17 +106,15 @@ async def sweep_once() -> int:
     """One sweep: rebuild the due index if a start or a rebalance made it stale (as soon as
     the worker is ready, before its clock has seen an event: a restarted worker then reads
     the table before live traffic reaches it, not while its first events queue), then a
-    tick for every held user due by the worker's clock. Returns the ticks sent."""
+    tick for every held user due by the worker's clock, paced (:func:`send_ticks`). Returns
+    the ticks sent."""
     if runtime.due.stale and (not is_ready() or not await rebuild_due_index()):
         return 0
     now = runtime.clock.now()
     if now is None:
         return 0
     produce = app.producer.produce
-    sent = 0
-    for uid in runtime.due.pop_due(now, MAX_TICKS_PER_SWEEP):
-        produce(TICKS, uid, b"tick")
-        sent += 1
+    sent = await send_ticks(now)
     if runtime.backfill:
         chunk = runtime.backfill[-BACKFILL_PER_SWEEP:]
         del runtime.backfill[-BACKFILL_PER_SWEEP:]
