@@ -23,11 +23,37 @@ agents = side.agents
 kept = agents.DECODED
 msgs = g.messages(wl, 3000, agents.settings.partitions)
 out = {"events": len(msgs)}
+
+
+class HeldProjection:
+    # holds the objects it is given until its flush, as RedisProjection does (a kept state
+    # must not change them in place before they are written)
+    def __init__(self):
+        self.held, self.written = [], []
+    def apply_changes(self, changes, why):
+        self.held.append(["apply", changes, why])
+    def set_fields(self, tenant, uid, fields):
+        self.held.append(["set", tenant, uid, fields])
+    def forget(self, tenant, uid, tags):
+        self.held.append(["forget", tenant, uid, tags])
+    def reset_caches(self):
+        pass
+    def flush(self):
+        self.written += [json.dumps(c, default=repr, sort_keys=True) for c in self.held]
+        self.held = []
+
+
 for size in (0, 32):
     side.reset()
     kept.max_users, kept.hits, kept.misses = size, 0, 0
     side.run(msgs)
     out[size] = {"outputs": side.outputs(), "hits": kept.hits, "misses": kept.misses}
+    side.reset()
+    held = agents.runtime.projection = HeldProjection()
+    for start in range(0, len(msgs), 50):
+        side.run(msgs[start:start + 50], start)
+        held.flush()
+    out[size]["held"] = held.written
 
 # the last user processed is kept; another writer (a restore) replaces its record
 msg = msgs[-1][0]
@@ -56,6 +82,7 @@ def test_the_cache_changes_no_output_and_serves_only_what_the_store_holds(tmp_pa
     out = json.loads(last_line(CODE, tmp_path))
     off, on = out["0"], out["32"]
     assert on["outputs"] == off["outputs"]              # every digest: records, Redis, ...
+    assert on["held"] == off["held"] and len(on["held"]) > 1000   # written after a delay
     assert off["hits"] == 0
     assert on["hits"] > 0.5 * out["events"]            # most events skip the parse
     assert out["replaced"] == 1                         # the store's record, not the kept state
