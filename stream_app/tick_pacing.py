@@ -10,7 +10,10 @@ sweep sends at most ``burst`` ticks at a time and then pauses for as long as the
 expected to take, scaled so that ticks take at most ``share`` of the worker's time: with
 share 0.25 a burst that takes 50 ms is followed by a 150 ms pause. The cost of a tick is
 measured by the agent (a moving average of its processing time). What does not fit into one
-sweep interval stays due for the next sweep.
+sweep interval stays due for the next sweep. The agent's measure misses part of a tick's work
+(its Redis write, done at the projection's next flush; delivery reports), so a wave goes out
+faster than the share asks; measured with ``python -m bench.tick_wave``, the live p99 during
+a day roll's wave was still 3.5-6x lower than without pauses (docs/PERFORMANCE.md item 40).
 
 Example:
     >>> pacer = TickPacer(share=0.25, burst=500, first_cost_s=100e-6)

@@ -2,10 +2,12 @@
 
 The worker stores each state as its JSON record (:mod:`stream_app.state.codec`) and used to
 parse it on every event: ~12% of the worker's main thread (py-spy, docs/PERFORMANCE.md item
-38). A user's events come in sessions, and in the benchmark's workload 80-89% of events are
-for one of the last 1,000-4,000 users seen. So the agent keeps the state it has just written,
-parsed, for a bounded number of users, and uses it at the user's next event instead of
-parsing the record again.
+38). A user's events come in sessions: in the benchmark's workload 90% of the events whose
+user has a state find it among the last 32 users written. So the agent keeps the state it
+has just written, parsed, for a few users, and uses it at the user's next event instead of
+parsing the record again. Few on purpose: a kept state is ~45 objects the garbage collector
+tracks, and states kept past a few young-generation collections get promoted and scanned
+again; in-process, 128 kept users and more were slower than none.
 
 A kept state is used only while the store still holds *the very bytes object* that was
 encoded from it (an identity test, not a comparison): any other writer (a restore from the
