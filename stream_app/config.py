@@ -64,13 +64,13 @@ class Settings(BaseSettings):
                                 "metrics are in Prometheus): ~3 µs of CPU per event when on")
     sweep_interval_s: float = Field(5.0, gt=0, description="clock sweep for time-based tags")
     sweep_tick_share: float = Field(0.25, gt=0, le=1, description="while a sweep sends "
-                                    "ticks, at most this share of the worker's time goes to "
-                                    "them (bursts, then pauses by the measured cost of a "
-                                    "tick; what does not fit waits for the next sweep; "
-                                    "tick_pacing.py); 1 = no pauses")
+                                    "ticks, at most this share of the event loop's time goes "
+                                    "to them (bursts, each waited for, then a pause by the "
+                                    "loop's CPU time it cost; what does not fit waits for "
+                                    "the next sweep; tick_pacing.py); 1 = no pauses (still "
+                                    "one burst at a time)")
     sweep_tick_burst: int = Field(500, ge=1, description="ticks a sweep sends at most in one "
-                                  "go before it pauses (live events wait behind at most "
-                                  "this many ticks)")
+                                  "go (live events wait behind at most this many ticks)")
     state_ttl_days: int = Field(400, ge=1, description="state of users idle longer is expired")
     retention_days: int = Field(120, ge=1, description="daily buckets kept per user")
     dedup_window: int = Field(64, ge=0, description="recent event_ids remembered per user")

@@ -29,6 +29,8 @@ from stream_app.state.codec import due_of
 log = logging.getLogger(__name__)
 MAX_TICKS_PER_SWEEP = 20_000
 BACKFILL_PER_SWEEP = 5_000
+#: how often a sweep looks whether its last burst of ticks has been processed
+TICK_WAIT_S = 0.01
 #: users read per step of a due-index rebuild (then the event loop runs other work)
 REBUILD_CHUNK = 2_000
 
@@ -72,28 +74,39 @@ async def rebuild_due_index(chunk: int = REBUILD_CHUNK) -> bool:
 
 
 async def send_ticks(now: int, interval_s: float = settings.sweep_interval_s) -> int:
-    """A tick for each held user due by ``now``, in bursts with pauses between them, so
-    that ticks take at most the pacer's share of the worker's time
-    (:mod:`stream_app.tick_pacing`); stops when the next pause would end past
-    ``interval_s`` (the rest stay due for the next sweep), at ``MAX_TICKS_PER_SWEEP``, or
-    when a rebalance made the index stale. Returns the ticks sent."""
+    """A tick for each held user due by ``now``, in bursts: each burst is waited for until
+    its ticks are processed, then followed by a pause, so that ticks take at most the
+    pacer's share of the event loop's time (:mod:`stream_app.tick_pacing`: a burst's cost is
+    the loop's CPU time from its send to its last tick, less the live load measured during
+    the pause before). Stops when the next pause would end past ``interval_s`` (the rest
+    stay due for the next sweep), at ``MAX_TICKS_PER_SWEEP``, or when a rebalance made the
+    index stale. Returns the ticks sent."""
     pacer, due = runtime.ticks, runtime.due
     produce = app.producer.produce
-    deadline = time.monotonic() + interval_s
+    clock, loop_cpu = time.monotonic, time.thread_time   # the sweep runs on the loop's thread
+    deadline = clock() + interval_s
+    live_rate = 0.0     # the loop's CPU per second of wall time during the last pause
     sent = 0
     while sent < MAX_TICKS_PER_SWEEP and not due.stale:
         burst = due.pop_due(now, min(pacer.burst, MAX_TICKS_PER_SWEEP - sent))
+        target = pacer.observed + len(burst)
+        w0, c0 = clock(), loop_cpu()
         for uid in burst:
             produce(TICKS, uid, b"tick")
         sent += len(burst)
         if len(burst) < pacer.burst:
             break
-        pause = pacer.pause_after(len(burst))
-        if time.monotonic() + pause >= deadline:
+        while pacer.observed < target and clock() < deadline and not due.stale:
+            await asyncio.sleep(TICK_WAIT_S)
+        w1, c1 = clock(), loop_cpu()
+        pause = pacer.pause_for(len(burst), (c1 - c0) - live_rate * (w1 - w0))
+        if clock() + pause >= deadline:
             log.info("sweep: %d ticks sent, the users still due wait for the next sweep "
                      "(ticks kept to %.0f%% of the worker's time)", sent, pacer.share * 100)
             break
         await asyncio.sleep(pause)
+        w2, c2 = clock(), loop_cpu()
+        live_rate = (c2 - c1) / max(w2 - w1, 1e-3)
     return sent
 
 
