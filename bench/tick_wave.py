@@ -70,9 +70,7 @@ def one_run(args: argparse.Namespace, wl: Any, share: float, name: str,
                                      keep_values=True)
         stop.set()
         watcher.join(5)
-        values = p.pop("values")
-        p.pop("visible_values", None)
-        p.pop("last_sent_at", None)
+        values = p["values"]
         lag.close()
         systems.stop_all(ws)
     finally:

@@ -102,7 +102,7 @@ async def send_ticks(now: int, interval_s: float = settings.sweep_interval_s) ->
         pause = pacer.pause_for(len(burst), (c1 - c0) - live_rate * (w1 - w0))
         if clock() + pause >= deadline:
             log.info("sweep: %d ticks sent, the users still due wait for the next sweep "
-                     "(ticks kept to %.0f%% of the worker's time)", sent, pacer.share * 100)
+                     "(ticks kept to %.0f%% of the event loop's time)", sent, pacer.share * 100)
             break
         await asyncio.sleep(pause)
         w2, c2 = clock(), loop_cpu()
