@@ -64,3 +64,18 @@ def test_the_phase_keeps_every_pair_next_to_the_summary(monkeypatch):
     assert [p["stream_app_1w"]["eps"] for p in rr["pairs"]] == [4800, 5000, 4600]
     assert [p["passthrough"]["eps"] for p in rr["pairs"]] == [10000, 10000, 9000]
     assert (rr["ratios"], rr["rounds"], rr["median"]) == ([0.48, 0.5, 0.511], 3, 0.5)
+
+
+def test_two_workers_are_also_shown_against_the_median_one_worker_round():
+    res = _res([(10000, 3500), (10000, 4200), (10000, 4100)])
+    res["stream_app_2w"] = {"eps": 6150}
+    rows = report.targets(res)
+    t = next(x for x in rows if x["target"] == "2 workers >= 1.6 x 1 worker")
+    assert (t["value"], t["met"]) == (1.76, True)          # against round 1 (3,500)
+    ref = next(x for x in rows if "median one-worker round" in x["target"])
+    assert ref["reference"] and (ref["value"], ref["met"]) == (1.5, False)   # 6,150 / 4,100
+    assert "3,500, 4,200, 4,100" in ref["target"]
+    # one round only: no such row
+    single = _res([(10000, 3500)])
+    single["stream_app_2w"] = {"eps": 6150}
+    assert not any("median one-worker" in x["target"] for x in report.targets(single))
