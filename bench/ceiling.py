@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from bench.measure import percentiles
+from bench.measure import p99_over_time, percentiles
 from bench.workload import Record
 from stream_app.services.topics_admin import create_topics
 
@@ -119,5 +119,7 @@ def latency(bootstrap: str, records: Sequence[Record], partitions: int, rate: fl
     stop.set()
     th.join(15)
     c.close()
+    # (receipt order: the send order but for the interleaving of the partitions)
     return {"rate": round(rate), "achieved_rate": round(achieved), "n": len(lat),
-            **percentiles(lat), **({"values": lat} if keep_values else {})}
+            **percentiles(lat), "p99_quarters": p99_over_time(lat),
+            **({"values": lat} if keep_values else {})}

@@ -368,6 +368,7 @@ def markdown(res: dict, plots: list[str]) -> str:
                              f"{_fmt(_get(x, 'machine', 'outside_cores'))} | "
                              f"{_fmt(_get(x, 'machine', 'broker_us_per_event'))} / "
                              f"{_fmt(_get(x, 'machine', 'worker_us_per_event'))} |")
+        lines += _quarter_lines(loads)
         lines += _restart_lines(res)
     rec = res.get("recovery")
     if rec:
@@ -463,6 +464,34 @@ def _broker_note(res: dict[str, Any]) -> str:
             "restored from them, then live traffic at the point's rate for "
             f"{_fmt(_get(res, 'settings', 'latency_warmup_s'))} s before the blocks "
             "(that warm-up's latency is the restart's transient, below).")
+
+
+def _quarter_lines(loads: dict[str, Any]) -> list[str]:
+    """The p99 of each quarter of each latency block, by series: whether a tail is spread
+    over the block or grows within it (tansu's cost per fetch grows with the batches the
+    fetched partitions hold, docs/PERFORMANCE.md item 44).
+
+    Example:
+        >>> pt = {"p99_quarters": [40, 50, 60, 80]}            # one block: a flat list
+        >>> _quarter_lines({"50": {"broker": {"p99_quarters": [[30, 31, 33, 40]]},
+        ...                        "passthrough_realtime": pt}})[-2:]
+        ['| 50% | broker alone (producer -> consumer) | 1 | 30 / 31 / 33 / 40 |', \
+'| 50% | Faust pass-through (decode + forward) | 1 | 40 / 50 / 60 / 80 |']
+    """
+    rows = []
+    for load, d in loads.items():
+        for sysname, label in _LAT_SERIES:
+            quarters = (d.get(sysname) or {}).get("p99_quarters") or []
+            if quarters and not isinstance(quarters[0], list):
+                quarters = [quarters]          # one block (the pass-through's point)
+            if sysname in ("stream_app_replay", "stream_app_realtime"):
+                label += " (replayed event time)" if "replay" in sysname else " (real time)"
+            rows += [f"| {load}% | {label} | {i} | {' / '.join(_fmt(q) for q in qs)} |"
+                     for i, qs in enumerate(quarters, 1) if qs]
+    if not rows:
+        return []
+    return ["", "p99 (ms) by quarter of each block's events, in send order:", "",
+            "| load | system | block | p99 by quarter |", "|---|---|---:|---|", *rows]
 
 
 def _restart_lines(res: dict[str, Any]) -> list[str]:

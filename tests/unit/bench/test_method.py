@@ -384,6 +384,33 @@ def test_the_block_pairs_are_shown_as_a_reference_with_how_many_met():
     assert "1.5, 2.5, 1.8 (within 2x in 2 of 3)" in pair["target"]
 
 
+def test_broker_blocks_keep_their_quarters_and_the_report_lists_every_block():
+    """The broker alone's p99 by quarter sits beside stream-app's, block by block: whether
+    the broker's own tail grows within a block as stream-app's does (item 44)."""
+    lat = [float(v) for v in range(1, 401)]              # a tail that grows with time
+    quarters = measure.p99_over_time(lat)
+    assert quarters == sorted(quarters) and quarters[0] < 100 < quarters[-1]
+    blocks = [run._broker_block({"rate": 500, "achieved_rate": 500, "n": 400, "p99": 396.0,
+                                 "values": lat, "p99_quarters": quarters, "machine": None}),
+              run._broker_block({"rate": 500, "achieved_rate": 500, "n": 4, "p99": 4.0,
+                                 "values": [1.0, 2.0, 3.0, 4.0],
+                                 "p99_quarters": [1.0, 2.0, 3.0, 4.0], "machine": None})]
+    m = run.merge_blocks(blocks)
+    assert m["p99_quarters"] == [quarters, [1.0, 2.0, 3.0, 4.0]]
+    live = {"p99": 60.0, "rate": 500, "p99_quarters": [[50.0, 55.0, 60.0, 70.0]]}
+    md = report.markdown(_res(latency={"loads": {"50": {"broker": m,
+                                                        "stream_app_realtime": live}}}), [])
+    rows = [ln for ln in md.splitlines() if ln.startswith("| 50% |") and ln.count("/") == 3]
+    assert rows == [
+        f"| 50% | broker alone (producer -> consumer) | 1 | "
+        f"{' / '.join(report._fmt(q) for q in quarters)} |",
+        "| 50% | broker alone (producer -> consumer) | 2 | 1 / 2 / 3 / 4 |",
+        "| 50% | stream-app (real time) | 1 | 50 / 55 / 60 / 70 |"]
+    # an older result without quarters gets no table
+    assert "by quarter of each block" not in report.markdown(
+        _res(latency={"loads": {"50": {"broker": {"p99": 40.0}}}}), [])
+
+
 def test_broker_blocks_merge_like_the_stream_app_blocks():
     a = run._broker_block({"rate": 500, "achieved_rate": 498, "n": 3, "p99": 1.0,
                            "values": [10.0, 20.0, 30.0], "machine": None})

@@ -1,0 +1,24 @@
+"""``bench.ceiling.latency`` on a real tansu: the broker-alone reference of the latency
+points keeps every record's latency and the p99 of each quarter of its block."""
+
+from __future__ import annotations
+
+from bench.ceiling import latency
+from bench.workload import Record
+from stream_app.services.broker import EmbeddedBroker
+
+
+def test_broker_alone_latency_has_a_p99_per_quarter_of_its_block(tmp_path) -> None:
+    records: list[Record] = [("events.click", f"u{i % 50}".encode(), b'{"n":%d}' % i, f"e{i}")
+                             for i in range(400)]
+    with EmbeddedBroker(workdir=tmp_path) as broker:
+        res = latency(broker.bootstrap, records, partitions=2, rate=800.0, fetch_wait_ms=20,
+                      keep_values=True)
+    values = res["values"]
+    assert res["n"] == len(values) == len(records)       # every record came back once
+    quarters = res["p99_quarters"]
+    assert len(quarters) == 4
+    for i, q in enumerate(quarters):                     # each is the p99 of its own slice
+        part = values[i * 100:(i + 1) * 100]
+        assert min(part) <= q <= max(part)
+    assert max(quarters) <= max(values) and res["p99"] >= min(quarters)
