@@ -87,17 +87,27 @@ class Pacer:
 
 def latency(bootstrap: str, records: Sequence[Record], partitions: int, rate: float,
             fetch_wait_ms: int, block: int | None = None,
-            keep_values: bool = False) -> dict[str, Any]:
+            keep_values: bool = False, layout: str = "one") -> dict[str, Any]:
     """Broker-alone end-to-end latency: confluent producer -> confluent consumer at ``rate``,
     the consumer with ``fetch.wait.max.ms=fetch_wait_ms`` (the workers' setting).
     ``block``: one of several blocks at this rate (each on a topic of its own, so a block
     never reads an earlier one's records); ``keep_values``: the latencies themselves too
-    (``values``), to merge blocks."""
+    (``values``), to merge blocks. ``layout``: ``one``, every record to one topic of
+    ``partitions`` partitions; ``inputs``, each record to a copy of its own input topic
+    (``<block topic>.<topic>``, ``partitions`` each: the topics and partitions a worker reads
+    the same records from, without the worker reading them)."""
     from stream_app.kafka_io import make_producer, read_assigned  # noqa: PLC0415
 
     topic = f"bench.latency.{int(rate)}" + (f".b{block}" if block is not None else "")
-    create_topics(bootstrap, partitions, extra={topic: partitions})
-    c = read_assigned(bootstrap, topic, partitions, from_beginning=True,
+    if layout == "inputs":
+        names = {t: f"{topic}.{t}" for t in sorted({r[0] for r in records})}
+        records = [(names[t], k, v, e) for t, k, v, e in records]
+    elif layout == "one":
+        names = {topic: topic}
+    else:
+        raise ValueError(f"layout must be 'one' or 'inputs', not {layout!r}")
+    create_topics(bootstrap, partitions, extra=dict.fromkeys(names.values(), partitions))
+    c = read_assigned(bootstrap, list(names.values()), partitions, from_beginning=True,
                       **{"fetch.wait.max.ms": fetch_wait_ms})
     lat: list[float] = []
     stop = threading.Event()
@@ -114,7 +124,8 @@ def latency(bootstrap: str, records: Sequence[Record], partitions: int, rate: fl
     th = threading.Thread(target=consume, daemon=True)
     th.start()
     time.sleep(2)  # let the consumer fetch once before the first record
-    achieved = Pacer(make_producer(bootstrap), rate).run(records, topic)
+    achieved = Pacer(make_producer(bootstrap), rate).run(
+        records, topic if layout == "one" else None)
     stop_at[0] = time.time() + 10
     stop.set()
     th.join(15)

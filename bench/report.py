@@ -108,8 +108,11 @@ def targets(res: dict) -> list[dict[str, Any]]:
         ]
     if live is not None:
         fresh = _get(res, "latency", "broker") == "fresh"
+        layout = (_get(res, "latency", "broker_layouts") or [None])[0]
         rows.append(("p99 at 50% load <= 2 x broker-alone p99 (real-time: event time = "
-                     "produce time" + ("; fresh broker, warmed-up worker)" if fresh else ")"),
+                     "produce time" + ("; fresh broker, warmed-up worker" if fresh else "")
+                     + ("; broker alone on the input topics' layout" if layout == "inputs"
+                        else "") + ")",
                      _ratio(live, broker), 2.0, "<="))
     else:  # results from before the two modes: one measurement, judged as it was
         rows.append(("p99 at 50% load <= 2 x broker-alone p99",
@@ -121,6 +124,12 @@ def targets(res: dict) -> list[dict[str, Any]]:
                      f"broker-alone block just before it: {', '.join(_fmt(r) for r in pairs)} "
                      f"(within 2x in {met} of {len(pairs)}); value: the median",
                      round(statistics.median(pairs), 2), 2.0, "ref<="))
+    for layout in ("one", "inputs"):
+        other = _get(lat50, f"broker_{layout}", "p99")
+        if live is not None and other is not None:
+            rows.append((f"(reference) the same against the broker alone with "
+                         f"{_LAYOUT_NOTE[layout]} (measured right after it)",
+                         _ratio(live, other), 2.0, "ref<="))
     visible = _get(lat50, "stream_app_realtime", "visible", "p99")
     if visible is not None:
         rows.append(("(reference) the same to the outputs' receipt by a consumer (like the "
@@ -348,7 +357,8 @@ def markdown(res: dict, plots: list[str]) -> str:
                   "included, as in the broker-alone figure)." + (
                       f" CPUs pinned during these points (--latency-pin): "
                       f"{_get(res, 'latency', 'pinned')}."
-                      if _get(res, 'latency', 'pinned') else "") + _broker_note(res), "",
+                      if _get(res, 'latency', 'pinned') else "") + _broker_note(res)
+                  + _layout_note(res), "",
                   "| load | rate (ev/s) | system | event time | p50 | p99 | p99.9 "
                   "| received p50 / p99 | samples | machine idle share / outside cores "
                   "| broker / worker CPU µs per event |",
@@ -448,10 +458,38 @@ def markdown(res: dict, plots: list[str]) -> str:
 
 
 _LAT_SERIES = (("broker", "broker alone (producer -> consumer)"),
+               ("broker_inputs", "broker alone, the input topics' layout (reference)"),
+               ("broker_one", "broker alone, every record on one topic (reference)"),
                ("stream_app", "stream-app"),
                ("stream_app_replay", "stream-app"),
                ("stream_app_realtime", "stream-app"),
                ("passthrough_realtime", "Faust pass-through (decode + forward)"))
+
+
+_LAYOUT_NOTE = {
+    "inputs": "each record to a copy of its own input topic, the topics and partitions the "
+              "worker reads",
+    "one": "every record to one topic",
+}
+
+
+def _layout_note(res: dict[str, Any]) -> str:
+    """Which topic layout the broker-alone reference used (``--latency-broker-layout``).
+
+    Example:
+        >>> _layout_note({"latency": {"broker_layouts": ["inputs", "one"]}})[:60]
+        ' Broker alone: each record to a copy of its own input topic,'
+        >>> _layout_note({"latency": {}})          # results from before the option
+        ''
+    """
+    layouts = _get(res, "latency", "broker_layouts") or []
+    if not layouts:
+        return ""
+    out = f" Broker alone: {_LAYOUT_NOTE.get(layouts[0], layouts[0])}"
+    if len(layouts) > 1:
+        out += "; as references, right after it on topics of their own: " + "; ".join(
+            _LAYOUT_NOTE.get(x, x) for x in layouts[1:])
+    return out + " (tansu's cost per fetch grows with the batches of the partitions read)."
 
 
 def _broker_note(res: dict[str, Any]) -> str:

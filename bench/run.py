@@ -88,6 +88,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help="with --latency-broker fresh: seconds of live traffic at the point's "
                          "rate after each restart, before its blocks (reported apart as the "
                          "restart's transient)")
+    ap.add_argument("--latency-broker-layout", default="inputs,one",
+                    help="comma list of the broker-alone blocks' topic layouts; the first is "
+                         "the target's reference, the others are measured right after it as "
+                         "references: inputs (each record to a copy of its own input topic, "
+                         "as the worker reads them), one (every record to one topic). tansu's "
+                         "cost per fetch grows with the batches the partitions it reads hold, "
+                         "so the layout moves the broker-alone p99 (docs/PERFORMANCE.md item 44)")
     ap.add_argument("--fetch-wait-ms", type=int, default=50,
                     help="consumer fetch wait of the workers and the broker-alone consumer")
     ap.add_argument("--ratio-rounds", type=int, default=3,
@@ -110,6 +117,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if modes - {"replay", "realtime"}:
         ap.error("--latency-modes takes replay, realtime or both")
     args.latency_mode_list = tuple(m for m in ("replay", "realtime") if m in modes)
+    layouts = [x.strip() for x in args.latency_broker_layout.split(",") if x.strip()]
+    if not layouts or set(layouts) - {"inputs", "one"} or len(set(layouts)) < len(layouts):
+        ap.error("--latency-broker-layout takes inputs, one or both (each once)")
+    args.broker_layouts = tuple(layouts)
     args.worker_counts = [int(x) for x in args.workers.split(",") if x.strip()]
     if args.events is None:
         args.events = 25_000 if args.quick else 300_000
@@ -530,6 +541,7 @@ def _latency_points(args, wl, s, lag, eps: float,  # noqa: ANN001
     # the worker's clock: the last event time it saw, then wall time since (HybridClock)
     last = (event_ts(wl.records[pos - 1]), time.time())
     modes = args.latency_mode_list
+    layouts = getattr(args, "broker_layouts", ("one",))
     order = block_order(args.latency_blocks, modes)
     loads = (0.5, 0.8)
     per_block = {load: max(int(eps * load * args.latency_seconds) // args.latency_blocks, 1)
@@ -551,7 +563,8 @@ def _latency_points(args, wl, s, lag, eps: float,  # noqa: ANN001
     for load in loads:
         rate = eps * load
         m = max(int(per_block[load] * scale), 1)
-        parts: dict[str, list[dict[str, Any]]] = {"broker": [], "replay": [], "realtime": []}
+        parts: dict[str, list[dict[str, Any]]] = {"broker": [], "replay": [], "realtime": [],
+                                                  **{f"broker_{x}": [] for x in layouts[1:]}}
         for i, mode in enumerate(order):
             if renewer is not None:
                 # a broker of its own for every stream-app block (a replay block leaves the
@@ -573,15 +586,18 @@ def _latency_points(args, wl, s, lag, eps: float,  # noqa: ANN001
             if _broker_block_before(i, mode, modes, fresh=renewer is not None):
                 # the broker alone next to each real-time block: the embedded broker's cost
                 # per record grows with what it has taken (docs/PERFORMANCE.md), so each
-                # real-time block is compared with a broker block measured just before it
-                settle(lag)
-                probe = CpuProbe(pids or {})
-                probe.snap(0)
-                b = ceiling.latency(s.bootstrap, wl.records[pos:pos + m], args.partitions, rate,
-                                    args.fetch_wait_ms, block=i // len(modes), keep_values=True)
-                probe.snap(m)
-                b["machine"] = _machine_load(probe)
-                parts["broker"].append(_broker_block(b))
+                # real-time block is compared with a broker block measured just before it;
+                # the same records in each layout, each on topics of its own
+                for k, layout in enumerate(layouts):
+                    settle(lag)
+                    probe = CpuProbe(pids or {})
+                    probe.snap(0)
+                    b = ceiling.latency(s.bootstrap, wl.records[pos:pos + m], args.partitions,
+                                        rate, args.fetch_wait_ms, block=i // len(modes),
+                                        keep_values=True, layout=layout)
+                    probe.snap(m)
+                    b["machine"] = _machine_load(probe)
+                    parts["broker" if k == 0 else f"broker_{layout}"].append(_broker_block(b))
             live = wl.records[pos:pos + m]
             pos += m
             waited = settle(lag)
@@ -603,6 +619,10 @@ def _latency_points(args, wl, s, lag, eps: float,  # noqa: ANN001
             parts[mode].append(p)
         broker = merge_blocks(parts["broker"])
         point: dict[str, Any] = {"broker": {**broker, "n": broker["matched"]}}
+        for x in layouts[1:]:
+            if parts[f"broker_{x}"]:
+                ref = merge_blocks(parts[f"broker_{x}"])
+                point[f"broker_{x}"] = {**ref, "n": ref["matched"]}
         for mode in modes:
             point[f"stream_app_{mode}"] = merge_blocks(parts[mode])
         point["pairs"] = pair_ratios(parts["broker"], parts["realtime"])
@@ -612,11 +632,15 @@ def _latency_points(args, wl, s, lag, eps: float,  # noqa: ANN001
         lat[f"{int(load * 100)}"] = point
         rep = point.get("stream_app_replay")
         live_p99 = (point.get("stream_app_realtime") or {}).get("p99")
-        log(f"latency at {load:.0%}: broker p99 {broker['p99']} ms, stream-app p99 "
+        refs = "".join(f" ({x} layout: {point[f'broker_{x}']['p99']} ms)"
+                       for x in layouts[1:] if f"broker_{x}" in point)
+        log(f"latency at {load:.0%}: broker p99 {broker['p99']} ms ({layouts[0]} layout)"
+            f"{refs}, stream-app p99 "
             + (f"replayed (x{rep['event_time_speedup']:g}) {rep['p99']} ms, " if rep else "")
             + f"real-time {live_p99} ms; per block pair (real-time / broker) "
             f"{[x['ratio'] for x in point['pairs']]}")
     return {"fetch_wait_ms": args.fetch_wait_ms, "loads": lat, "blocks": args.latency_blocks,
+            "broker_layouts": list(layouts),
             "broker": "fresh" if renewer is not None else "same",
             **({"moves": renewer.moves} if renewer is not None else {}),
             "start": "send = wall time just before produce() (the input's CreateTime is "
@@ -780,6 +804,7 @@ def main(argv: list[str] | None = None) -> int:
         "settings": {"fetch_wait_ms": args.fetch_wait_ms, "partitions": args.partitions,
                      "state_users": args.state_users, "serving_users": args.serving_users,
                      "latency_broker": args.latency_broker,
+                     "latency_broker_layouts": list(args.broker_layouts),
                      "latency_warmup_s": args.latency_warmup_s},
         "errors": {},
     }

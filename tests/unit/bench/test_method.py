@@ -411,6 +411,37 @@ def test_broker_blocks_keep_their_quarters_and_the_report_lists_every_block():
         _res(latency={"loads": {"50": {"broker": {"p99": 40.0}}}}), [])
 
 
+def test_broker_layouts_default_to_the_inputs_judged_and_one_topic_as_reference():
+    assert run.parse_args([]).broker_layouts == ("inputs", "one")
+    assert run.parse_args(["--latency-broker-layout", "one"]).broker_layouts == ("one",)
+    for bad in ("two", "inputs,inputs", ","):
+        with pytest.raises(SystemExit):
+            run.parse_args(["--latency-broker-layout", bad])
+
+
+def test_the_target_uses_the_first_layout_and_the_other_is_a_reference_row():
+    lat = {"broker_layouts": ["inputs", "one"], "broker": "fresh",
+           "loads": {"50": {"broker": {"p99": 50.0, "p99_quarters": [[40.0, 45, 50, 55]]},
+                            "broker_one": {"p99": 40.0, "p99_quarters": [[35.0, 38, 40, 44]]},
+                            "stream_app_realtime": {"p99": 90.0, "rate": 600}}}}
+    ts = report.targets(_res(latency=lat))
+    target = next(t for t in ts if t["target"].startswith("p99 at 50%"))
+    assert (target["value"], target["met"]) == (1.8, True)
+    assert "input topics' layout" in target["target"]
+    ref = next(t for t in ts if "every record to one topic" in t["target"])
+    assert (ref["value"], ref["met"], ref["reference"]) == (2.25, False, True)
+    md = report.markdown(_res(latency=lat), [])
+    assert "Broker alone: each record to a copy of its own input topic" in md
+    assert ("| 50% | broker alone, every record on one topic (reference) | 1 "
+            "| 35 / 38 / 40 / 44 |") in md
+    # a result from before the layouts: judged against its one broker block, no reference row
+    old = {"loads": {"50": {"broker": {"p99": 40.0},
+                            "stream_app_realtime": {"p99": 90.0, "rate": 600}}}}
+    ts = report.targets(_res(latency=old))
+    assert not any("one topic" in t["target"] or "layout" in t["target"] for t in ts)
+    assert next(t for t in ts if t["target"].startswith("p99 at 50%"))["value"] == 2.25
+
+
 def test_broker_blocks_merge_like_the_stream_app_blocks():
     a = run._broker_block({"rate": 500, "achieved_rate": 498, "n": 3, "p99": 1.0,
                            "values": [10.0, 20.0, 30.0], "machine": None})
