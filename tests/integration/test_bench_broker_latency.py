@@ -46,3 +46,21 @@ def test_the_inputs_layout_sends_each_record_to_a_copy_of_its_own_topic(tmp_path
             assert got == expected, topic
     with pytest.raises(ValueError, match="layout"):
         latency("127.0.0.1:1", records, 2, 1.0, 20, layout="mirror")
+
+
+def test_broker_climb_reports_each_segment_of_a_short_case(tmp_path) -> None:
+    """``bench.broker_climb`` on a real tansu: every record sent comes back, each segment
+    has its latency and the broker's CPU per record, and the file is written."""
+    import orjson
+
+    from bench import broker_climb
+
+    res = broker_climb.main(["--seconds", "3", "--segment", "1", "--rate", "300",
+                             "--linger-ms", "5", "--out", str(tmp_path)])
+    (case,) = res["cases"]
+    assert case["received"] == case["sent"] >= 850
+    segs = case["segments"]
+    assert len(segs) >= 2 and sum(s["n"] for s in segs) == case["sent"]
+    assert all(0 < s["p50"] <= s["p99"] and s["broker_us_per_record"] > 0 for s in segs)
+    (path,) = tmp_path.glob("broker-climb-*.json")
+    assert orjson.loads(path.read_bytes())["cases"][0]["sent"] == case["sent"]
