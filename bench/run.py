@@ -467,7 +467,9 @@ def latency_points(args, wl, s, lag, eps: float,  # noqa: ANN001
     outputs until it caught up again. ``--latency-pin``: the worker on a CPU of its own meanwhile
     (:func:`_pin_latency`). ``renewer`` (``--latency-broker fresh``): the stack moves to a
     fresh broker before each stream-app block, and a broker-alone block runs before each
-    real-time block (:func:`_broker_block_before`, :mod:`bench.fresh_broker`)."""
+    real-time block (:func:`_broker_block_before`, :mod:`bench.fresh_broker`). Each
+    broker-alone block runs once per ``--latency-broker-layout``, the same records each time
+    on topics of its own; the first layout's blocks are the target's reference."""
     pinned = _pin_latency(pids or {}) if getattr(args, "latency_pin", False) else None
     try:
         return {**_latency_points(args, wl, s, lag, eps, pids, renewer),
