@@ -841,4 +841,8 @@ def _cpus() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from stream_app.services.signals import terminate_as_interrupt
+
+    with terminate_as_interrupt():   # kill / timeout: every phase's stack is stopped
+        code = main()
+    sys.exit(code)

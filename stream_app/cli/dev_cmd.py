@@ -104,69 +104,71 @@ def command(arrivals: float | None, speed: float | None, inject: tuple[str, ...]
     from rich.live import Live  # noqa: PLC0415
 
     from stream_app.kafka_io import read_assigned  # noqa: PLC0415
+    from stream_app.services.signals import terminate_as_interrupt  # noqa: PLC0415
     from stream_app.services.stack import Stack  # noqa: PLC0415
 
     console = Console()
     stack = Stack(workdir=workdir, workers=0, partitions=partitions)
     stop = threading.Event()
     stats: Counter = Counter()
-    try:
-        with console.status("starting the tansu broker and redis-server..."):
-            stack.start_services()
-        console.print(f"broker [bold]{stack.bootstrap}[/]  redis [bold]{stack.redis.url}[/]  "
-                      f"logs in {workdir}/logs")
-        with console.status("starting worker(s): joining the consumer group takes ~30 s..."):
-            for _ in range(workers):
-                stack.add_worker(wait=False)
-            for w in stack.workers:
-                w.wait_ready(240)
-        console.print("worker(s) ready: " + ", ".join(f"{w.name} {w.url}/metrics"
-                                                       for w in stack.workers))
-        for k, v in stack.settings_env().items():
-            console.print(f"  [dim]export {k}={v}[/]")
-        producer = threading.Thread(target=_produce_simulation, daemon=True,
-                                    args=(stack, arrivals, speed, seed, inject, stop, stats))
-        producer.start()
-        readers = {t: read_assigned(stack.bootstrap, t, partitions if t != "x" else 1)
-                   for t in ("tags.changes", "alerts.hot_lead", "alerts.at_risk",
-                             "alerts.metric_anomaly", "events.dlq")}
-        tag_feed: deque = deque(maxlen=20)
-        alert_feed: deque = deque(maxlen=20)
-        started = time.time()
-        last_n, last_t, rate = 0, started, 0.0
-        import orjson  # noqa: PLC0415
+    with terminate_as_interrupt():   # kill / timeout stop it like Ctrl-C
+        try:
+            with console.status("starting the tansu broker and redis-server..."):
+                stack.start_services()
+            console.print(f"broker [bold]{stack.bootstrap}[/]  redis [bold]{stack.redis.url}[/]  "
+                          f"logs in {workdir}/logs")
+            with console.status("starting worker(s): joining the consumer group takes ~30 s..."):
+                for _ in range(workers):
+                    stack.add_worker(wait=False)
+                for w in stack.workers:
+                    w.wait_ready(240)
+            console.print("worker(s) ready: " + ", ".join(f"{w.name} {w.url}/metrics"
+                                                           for w in stack.workers))
+            for k, v in stack.settings_env().items():
+                console.print(f"  [dim]export {k}={v}[/]")
+            producer = threading.Thread(target=_produce_simulation, daemon=True,
+                                        args=(stack, arrivals, speed, seed, inject, stop, stats))
+            producer.start()
+            readers = {t: read_assigned(stack.bootstrap, t, partitions if t != "x" else 1)
+                       for t in ("tags.changes", "alerts.hot_lead", "alerts.at_risk",
+                                 "alerts.metric_anomaly", "events.dlq")}
+            tag_feed: deque = deque(maxlen=20)
+            alert_feed: deque = deque(maxlen=20)
+            started = time.time()
+            last_n, last_t, rate = 0, started, 0.0
+            import orjson  # noqa: PLC0415
 
-        with Live(_render(stats, tag_feed, alert_feed, started, rate), console=console,
-                  refresh_per_second=2) as live:
-            while not duration or time.time() - started < duration:
-                for topic, consumer in readers.items():
-                    for msg in consumer.consume(num_messages=2000, timeout=0.05):
-                        if msg.error() or msg.value() is None:
-                            continue
-                        rec = orjson.loads(msg.value())
-                        if topic == "tags.changes":
-                            stats["tags"] += 1
-                            stats[f"family:{rec.get('family')}"] += 1
-                        elif topic == "events.dlq":
-                            stats["dlq"] += 1
-                        else:
-                            stats[f"alert:{topic.split('.')[-1]}"] += 1
-                        if topic != "tags.changes":
-                            alert_feed.append(_describe(topic, rec))
-                        elif rec.get("old") is not None or stats["tags"] % 20 == 1:
-                            tag_feed.append(_describe(topic, rec))
-                now = time.time()
-                if now - last_t >= 1.0:
-                    rate = (stats["events"] - last_n) / (now - last_t)
-                    last_n, last_t = stats["events"], now
-                live.update(_render(stats, tag_feed, alert_feed, started, rate))
-                if not producer.is_alive() and stats["events"] == 0:
-                    raise click.ClickException("the simulator stopped without producing")
-        console.print(f"done: {stats['events']:,} events, {stats['tags']:,} tag changes, "
-                      f"{stats['alert:hot_lead']:,} hot-lead and {stats['alert:at_risk']:,} "
-                      f"at-risk alerts, {stats['dlq']:,} DLQ records")
-    except KeyboardInterrupt:
-        console.print("stopping...")
-    finally:
-        stop.set()
-        stack.stop()
+            with Live(_render(stats, tag_feed, alert_feed, started, rate), console=console,
+                      refresh_per_second=2) as live:
+                while not duration or time.time() - started < duration:
+                    for topic, consumer in readers.items():
+                        for msg in consumer.consume(num_messages=2000, timeout=0.05):
+                            if msg.error() or msg.value() is None:
+                                continue
+                            rec = orjson.loads(msg.value())
+                            if topic == "tags.changes":
+                                stats["tags"] += 1
+                                stats[f"family:{rec.get('family')}"] += 1
+                            elif topic == "events.dlq":
+                                stats["dlq"] += 1
+                            else:
+                                stats[f"alert:{topic.split('.')[-1]}"] += 1
+                            if topic != "tags.changes":
+                                alert_feed.append(_describe(topic, rec))
+                            elif rec.get("old") is not None or stats["tags"] % 20 == 1:
+                                tag_feed.append(_describe(topic, rec))
+                    now = time.time()
+                    if now - last_t >= 1.0:
+                        rate = (stats["events"] - last_n) / (now - last_t)
+                        last_n, last_t = stats["events"], now
+                    live.update(_render(stats, tag_feed, alert_feed, started, rate))
+                    if not producer.is_alive() and stats["events"] == 0:
+                        raise click.ClickException("the simulator stopped without producing")
+            console.print(f"done: {stats['events']:,} events, {stats['tags']:,} tag changes, "
+                          f"{stats['alert:hot_lead']:,} hot-lead and {stats['alert:at_risk']:,} "
+                          f"at-risk alerts, {stats['dlq']:,} DLQ records")
+        except KeyboardInterrupt:
+            console.print("stopping...")
+        finally:
+            stop.set()
+            stack.stop()

@@ -1,0 +1,58 @@
+"""``stream-app dev`` (``make run``) stopped by a signal instead of Ctrl-C: SIGTERM (``kill``,
+``timeout``, a supervisor) stops it the same way, and nothing it started is left running."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from bench.measure import tree_pids
+
+pytestmark = pytest.mark.integration
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+    return state != "Z"
+
+
+def test_sigterm_stops_dev_and_every_service_it_started(tmp_path) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "stream_app", "dev", "--workdir", str(tmp_path / "dev"),
+         "--speed", "600"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "COLUMNS": "120"})
+    out: list[str] = []
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            out.append(line)
+            if "worker(s) ready" in line:
+                break
+        assert any("worker(s) ready" in ln for ln in out), "".join(out[-30:])
+        children = [p for p in tree_pids(proc.pid) if p != proc.pid]
+        names = {Path(f"/proc/{p}/comm").read_text().strip() for p in children}
+        assert any("tansu" in n for n in names) and any("redis" in n for n in names), names
+        assert len(children) >= 3                   # broker, Redis, one worker (at least)
+        time.sleep(2)                               # events flowing
+        proc.send_signal(signal.SIGTERM)
+        rest, _ = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, rest[-2000:]
+    assert "stopping..." in rest
+    left = [p for p in children if _running(p)]
+    assert not left, f"still running after SIGTERM: {left}"
