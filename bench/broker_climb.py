@@ -11,7 +11,8 @@ what other topics hold makes a fetch dearer.
 
 What it showed on these machines: tansu's cost per record climbs within a minute when the
 records come in small batches (linger 5 ms) and flattens with a tenth of the batches (linger
-50 ms); raising ``fetch.min.bytes`` does not lower it; another topic's batches do not count.
+50 ms); raising ``fetch.min.bytes`` lowers it late in a run but adds more wait than it
+saves; another topic's batches do not count.
 So tansu's cost per fetch grows with the batches held by the partitions it reads, which is
 why the benchmark's broker-alone reference sends each record to a copy of its own input
 topic (``--latency-broker-layout``). Apache Kafka finds a fetch offset by its index.
