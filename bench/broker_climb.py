@@ -31,13 +31,14 @@ import argparse
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from bench.measure import cpu_seconds, percentiles
+from stream_app.services.topics_admin import create_topics
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -65,45 +66,50 @@ def segments(sends: Sequence[tuple[float, float]], cpu: Sequence[tuple[float, fl
     return out
 
 
-def _topic(admin: Any, name: str, partitions: int) -> None:
-    from confluent_kafka.admin import NewTopic  # noqa: PLC0415
+def paced(rate: float, seconds: float) -> Iterator[int]:
+    """0, 1, 2, ... each at its due time, ``rate`` a second, for ``seconds``.
 
-    admin.create_topics([NewTopic(name, partitions, 1, config={
-        "retention.ms": "-1", "retention.bytes": "-1"})])[name].result(30)
+    Example:
+        >>> next(paced(10.0, 1.0))           # the first at once
+        0
+        >>> list(paced(10.0, 0.0))           # no time, nothing sent
+        []
+    """
+    t0 = time.monotonic()
+    n = 0
+    while (now := time.monotonic()) - t0 < seconds:
+        if t0 + n / rate > now:
+            time.sleep(t0 + n / rate - now)
+        yield n
+        n += 1
 
 
-def _preload(bootstrap: str, admin: Any, partitions: int, rate: float, seconds: float) -> int:
+def _preload(bootstrap: str, partitions: int, rate: float, seconds: float) -> int:
     """Another topic takes ``seconds`` of records at ``rate`` in small batches, unread."""
     from stream_app.kafka_io import make_producer  # noqa: PLC0415
 
-    _topic(admin, "broker-climb.preload", partitions)
+    create_topics(bootstrap, partitions, extra={"broker-climb.preload": partitions})
     p = make_producer(bootstrap, **{"linger.ms": 5})
-    t0, n = time.time(), 0
-    while time.time() - t0 < seconds:
-        wait = t0 + n / rate - time.time()
-        if wait > 0:
-            time.sleep(wait)
+    sent = 0
+    for n in paced(rate, seconds):
         p.produce("broker-climb.preload", key=str(n % 5000).encode(), value=b"y" * 200)
         p.poll(0)
-        n += 1
+        sent = n + 1
     p.flush(30)
-    return n
+    return sent
 
 
 def run_case(linger_ms: int, min_bytes: int, args: argparse.Namespace) -> dict[str, Any]:
     """One case on a fresh broker: the segments and the case's settings."""
-    from confluent_kafka.admin import AdminClient  # noqa: PLC0415
-
     from stream_app.kafka_io import make_producer, read_assigned  # noqa: PLC0415
     from stream_app.services.broker import EmbeddedBroker  # noqa: PLC0415
 
     with EmbeddedBroker(workdir=REPO / "var" / "bench") as broker:
         pid = broker.process.pid
-        admin = AdminClient({"bootstrap.servers": broker.bootstrap})
-        preloaded = (_preload(broker.bootstrap, admin, args.partitions, args.rate,
-                              args.preload_s) if args.preload_s else 0)
+        preloaded = (_preload(broker.bootstrap, args.partitions, args.rate, args.preload_s)
+                     if args.preload_s else 0)
         topic = f"broker-climb.{uuid.uuid4().hex[:8]}"
-        _topic(admin, topic, args.partitions)
+        create_topics(broker.bootstrap, args.partitions, extra={topic: args.partitions})
         consumer = read_assigned(broker.bootstrap, topic, args.partitions,
                                  **{"fetch.wait.max.ms": 50, "fetch.min.bytes": min_bytes})
         sends: list[tuple[float, float]] = []
@@ -121,17 +127,13 @@ def run_case(linger_ms: int, min_bytes: int, args: argparse.Namespace) -> dict[s
         time.sleep(2)                       # the consumer's first fetch before any record
         producer = make_producer(broker.bootstrap, **{"linger.ms": linger_ms})
         pad = b"x" * 190
-        t0 = time.time()
-        cpu = [(t0, cpu_seconds(pid))]
+        cpu = [(time.time(), cpu_seconds(pid))]
         n = sent_at_edge = 0
-        while (now := time.time()) - t0 < args.seconds:
-            due = t0 + n / args.rate
-            if due > now:
-                time.sleep(due - now)
-            producer.produce(topic, key=str(n % 5000).encode(),
+        for i in paced(args.rate, args.seconds):
+            producer.produce(topic, key=str(i % 5000).encode(),
                              value=b"%17.6f" % time.time() + pad)
             producer.poll(0)
-            n += 1
+            n = i + 1
             if time.time() - cpu[-1][0] >= args.segment:
                 cpu.append((time.time(), cpu_seconds(pid)))
                 sent_at_edge = n

@@ -504,6 +504,12 @@ def _broker_note(res: dict[str, Any]) -> str:
             "(that warm-up's latency is the restart's transient, below).")
 
 
+#: the stream-app series share one label in the latency table (its event-time column tells
+#: them apart); the quarters table has no such column
+_QUARTER_MODE = {"stream_app_replay": " (replayed event time)",
+                 "stream_app_realtime": " (real time)"}
+
+
 def _quarter_lines(loads: dict[str, Any]) -> list[str]:
     """The p99 of each quarter of each latency block, by series: whether a tail is spread
     over the block or grows within it (tansu's cost per fetch grows with the batches the
@@ -522,8 +528,7 @@ def _quarter_lines(loads: dict[str, Any]) -> list[str]:
             quarters = (d.get(sysname) or {}).get("p99_quarters") or []
             if quarters and not isinstance(quarters[0], list):
                 quarters = [quarters]          # one block (the pass-through's point)
-            if sysname in ("stream_app_replay", "stream_app_realtime"):
-                label += " (replayed event time)" if "replay" in sysname else " (real time)"
+            label += _QUARTER_MODE.get(sysname, "")
             rows += [f"| {load}% | {label} | {i} | {' / '.join(_fmt(q) for q in qs)} |"
                      for i, qs in enumerate(quarters, 1) if qs]
     if not rows:
