@@ -17,6 +17,7 @@ import time
 from typing import Any
 
 from bench import systems
+from bench.measure import CpuProbe
 from bench.run import REPO, fresh_stack, log, parse_args, workload
 
 #: variant -> the worker's environment
@@ -35,6 +36,8 @@ VARIANTS: dict[str, dict[str, str]] = {
     # the scorer's checkpoints and snapshots parsed and encoded with the state on every event
     # (the record's cold block not used, stream_app/state/codec.py)
     "cold_inline": {"STREAM_APP_DISABLE": "cold_block"},
+    # the cold block written as before item 46: every feature name in full (no cold_pack)
+    "cold_unpacked": {"STREAM_APP_DISABLE": "cold_pack"},
     # RocksDB read and written per event (no write-back cache, app/state_cache.py)
     "no_state_cache": {"STREAM_APP_TABLE_CACHE_USERS": "0"},
     # item 38: every event parses its user's record (no parsed states kept)
@@ -62,8 +65,13 @@ def run(events: int, rounds: int, variants: list[str]) -> dict[str, Any]:
             s = fresh_stack(f"ablation-{v}", args, env=VARIANTS[v])
             try:
                 ws, _ = systems.start_workers(s, "stream_app", 1, "worker")
-                res = systems.throughput(s, ws, recs)
+                probe = CpuProbe({"worker": ws[0].process.pid, "tansu": s.broker.process.pid,
+                                  "redis-server": s.redis.process.pid})
+                res = systems.throughput(s, ws, recs, probe=probe)
+                per = res.get("cpu", {}).get("steady", {}).get("us_per_event", {})
                 out[v].append({"eps": res["eps"], "cpu_us_per_event": res["cpu_us_per_event"],
+                               "broker_us_per_event": per.get("tansu"),
+                               "redis_us_per_event": per.get("redis-server"),
                                "disk_bytes_per_event": res["disk_bytes_per_event"]})
                 log(f"round {r + 1} {v}: {out[v][-1]}")
                 systems.stop_all(ws)

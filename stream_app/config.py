@@ -93,7 +93,8 @@ class Settings(BaseSettings):
     disable: str = Field("", description="comma list of parts to switch off (ablation, "
                          "benchmarks): scoring, business, redis, agent (consume and "
                          "count only), cold_block (the scorer's checkpoints and snapshots "
-                         "parsed and encoded with the state on every event)")
+                         "parsed and encoded with the state on every event), cold_pack "
+                         "(the cold block written with every feature name in full)")
 
     table_store: str = Field(
         "rocksdb://", description="Faust store of the users table: rocksdb:// (files under "

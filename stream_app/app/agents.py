@@ -55,6 +55,8 @@ NO_REDIS = settings.disabled("redis")
 #: ablation: the scorer's checkpoints and snapshots parsed with the state on every event,
 #: as before the record kept them apart (``stream_app.state.codec``)
 COLD_INLINE = settings.disabled("cold_block")
+#: the cold block written with each feature vector's names once (off: the earlier layout)
+PACK_COLD = not settings.disabled("cold_pack")
 KNOWN_TYPES = {t for spec in contract.topics.values() for t in spec.types}
 TAGS_TOPIC = "tags.changes"
 DLQ_TOPIC = "events.dlq"
@@ -107,7 +109,7 @@ def store_state(user_id: str, state: dict[str, Any] | None, partition: int,
             cold = ColdState()
         # an exact-size copy: orjson's bytes keep their ~8 KB output buffer (measured 8.2 KB
         # of RSS per 1.1 KB state)
-        raw = encode_record(state, cold)
+        raw = encode_record(state, cold, packed=PACK_COLD)
         if FAUST_WRITES:
             users[user_id] = raw
         else:

@@ -10,7 +10,9 @@ unparsed otherwise:
     {"~c":<n>,"~cp":[...],"~sn":{...},<the other members of the state>}
 
 ``<n>`` is the byte length of the cold members (``"~cp":[...],"~sn":{...}``) that follow the
-header. The record is still one JSON object, written atomically as before (one changelog
+header. They are written packed (:mod:`stream_app.state.cold_pack`: each feature name once
+per block, ``"~n":...,"~k":...,"~x":...,"~pc":...,"~ps":...``), and read in either form.
+The record is still one JSON object, written atomically as before (one changelog
 record per event): tools that read the changelog (``redis-rebuild``, ``rules diff``) parse it
 as they did, and a worker of an earlier release reads the hot part as its state (it then
 finds no checkpoints or snapshots in ``sc``: pending training examples are lost, nothing
@@ -37,6 +39,8 @@ from typing import Any
 
 import orjson
 
+from stream_app.state.cold_pack import pack, unpack
+
 __all__ = ["COLD_KEYS", "ColdState", "decode", "due_of", "encode", "merged"]
 
 #: the scorer state's keys kept in the cold block, and their names there
@@ -56,13 +60,15 @@ class ColdState:
     out again before the state is encoded, and says whether the block must be rewritten.
 
     Example:
-        >>> c = ColdState(b'"~cp":[],"~sn":{"convert":[[7,{}]]}')
+        >>> c = ColdState(b'"~cp":[],"~sn":{"convert":[[7,{"a|7d":1.5}]]}')
         >>> sc = {"t0": 1}
         >>> c.detach(sc), c.raw                  # never read: the block is copied back
-        (False, b'"~cp":[],"~sn":{"convert":[[7,{}]]}')
-        >>> c(sc); sc["sn"]["convert"].append([9, {}])
-        >>> c.detach(sc), sc, c.raw
-        (True, {'t0': 1}, b'"~sn":{"convert":[[7,{}],[9,{}]]}')
+        (False, b'"~cp":[],"~sn":{"convert":[[7,{"a|7d":1.5}]]}')
+        >>> c(sc); sc["sn"]["convert"].append([9, {"a|7d": 2.0}])
+        >>> c.detach(sc), sc                     # written again, packed (cold_pack)
+        (True, {'t0': 1})
+        >>> c.raw
+        b'"~n":["a|7d"],"~k":[[0]],"~x":[[0,1.5],[0,2.0]],"~ps":{"convert":[[7,0],[9,1]]}'
     """
 
     __slots__ = ("raw", "loaded")
@@ -78,12 +84,13 @@ class ColdState:
             return
         self.loaded = True
         if self.raw:
-            for name, value in orjson.loads(b"".join((b"{", self.raw, b"}"))).items():
+            block = unpack(orjson.loads(b"".join((b"{", self.raw, b"}"))))
+            for name, value in block.items():
                 sc.setdefault(_STATE_NAME.get(name, name), value)
 
-    def detach(self, sc: dict[str, Any] | None) -> bool:
+    def detach(self, sc: dict[str, Any] | None, packed: bool = True) -> bool:
         """Take the cold keys out of ``sc``; True if the block changed (``raw`` is then the
-        new block, None when nothing is left)."""
+        new block, None when nothing is left; written packed unless ``packed`` is False)."""
         if sc is None:
             return False
         if not self.loaded:
@@ -95,7 +102,7 @@ class ColdState:
             value = sc.pop(k, None)
             if value:
                 cold[_RECORD_NAME[k]] = value
-        raw = orjson.dumps(cold)[1:-1] if cold else None
+        raw = orjson.dumps(pack(cold) if packed else cold)[1:-1] if cold else None
         self.loaded = False           # the state holds none of it now: a call reads it again
         if raw == (bytes(self.raw) if self.raw else None):
             return False
@@ -103,9 +110,11 @@ class ColdState:
         return True
 
 
-def encode(state: dict[str, Any], cold: ColdState | None = None) -> bytes:
+def encode(state: dict[str, Any], cold: ColdState | None = None, *,
+           packed: bool = True) -> bytes:
     """The record of ``state`` (cold data inline in ``state["sc"]`` or in ``cold``), as an
-    exact-size ``bytes`` (orjson's own output keeps a ~4-8 KB buffer).
+    exact-size ``bytes`` (orjson's own output keeps a ~4-8 KB buffer); ``packed=False``
+    writes a changed cold block unpacked (the layout before :mod:`.cold_pack`).
 
     Example:
         >>> encode({"nd": 1})
@@ -115,7 +124,7 @@ def encode(state: dict[str, Any], cold: ColdState | None = None) -> bytes:
     """
     if cold is None:
         cold = ColdState()
-    cold.detach(state.get("sc"))
+    cold.detach(state.get("sc"), packed)
     hot = orjson.dumps(state)
     block = cold.raw
     if not block:
@@ -175,6 +184,9 @@ def merged(state: dict[str, Any]) -> dict[str, Any]:
         {'nd': 2, 'sc': {'cp': [1]}}
     """
     state.pop("~c", None)
+    if "~x" in state:
+        packed = {k: state.pop(k) for k in ("~n", "~k", "~x", "~pc", "~ps") if k in state}
+        state.update(unpack(packed))
     for name, key in _STATE_NAME.items():
         if name in state:
             sc = state.get("sc")

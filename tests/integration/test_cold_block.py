@@ -5,12 +5,14 @@ offline on the same events."""
 
 from __future__ import annotations
 
+import orjson
 import pytest
 
 from stream_app.events import parse_event
 from stream_app.scoring.config import load_scoring_config
 from stream_app.scoring.registry import ModelRegistry
 from stream_app.scoring.scorer import Scorer
+from stream_app.state.codec import merged
 from tests.helpers import DAY, TopicReader, event, uid, wait_until
 
 pytestmark = pytest.mark.integration
@@ -51,9 +53,12 @@ def test_checkpoints_and_snapshots_wait_in_the_block_for_their_label(stack, harn
             send("label", event(u, "checkpoint", t + d * DAY + 3 * HOUR,
                                 {"target": "convert", "group": "d2"}))
     held = changelog.where(uid=u)[-1]
-    # the record: hot members as before, the block in front of them
-    assert held["~c"] > 0 and held["~cp"][0][2] == "d2" and held["~sn"]["convert"]
+    # the record: hot members as before, the block in front of them, packed (its feature
+    # dicts' names once: cold_pack); read whole, it is the scorer's layout
+    assert held["~c"] > 0 and "~x" in held and "~pc" in held
     assert "cp" not in held["sc"] and "sn" not in held["sc"]
+    whole = merged(orjson.loads(orjson.dumps(held)))["sc"]
+    assert whole["cp"][0][2] == "d2" and whole["sn"]["convert"]
     send("label", event(u, "outcome", t + 6 * DAY, {"target": "convert", "value": 1}))
     want = offline_training(docs)
     got = training.wait_for(timeout=90, count=len(want), user_id=u)
@@ -61,7 +66,7 @@ def test_checkpoints_and_snapshots_wait_in_the_block_for_their_label(stack, harn
     assert sorted((g["target"], g["y"], g["ts"], g["gate"], g["x"]) for g in got) == \
         sorted(want)
     # resolved: the checkpoint and the used snapshots are gone from the block
-    last = changelog.where(uid=u)[-1]
-    assert "~cp" not in last and not (last.get("~sn") or {}).get("convert")
+    last = merged(changelog.where(uid=u)[-1])["sc"]
+    assert not last.get("cp") and not (last.get("sn") or {}).get("convert")
     changelog.close()
     training.close()

@@ -139,7 +139,7 @@ _tricky = st.sampled_from(['"~c":', '{"~c":12,', ',"~cp":', "}", "用户", '\\"'
                           max_size=3))
 def test_any_state_survives_the_record(hot, sc, cp, sn):
     hot.pop("sc", None)
-    for k in ("~c", "~cp", "~sn"):
+    for k in ("~c", "~cp", "~sn", "~n", "~k", "~x", "~pc", "~ps"):
         hot.pop(k, None)
     sc = {k: v for k, v in sc.items() if k not in ("cp", "sn")}
     state = {**hot, "sc": {**sc, "cp": cp, "sn": sn}}
