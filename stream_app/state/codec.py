@@ -39,7 +39,7 @@ from typing import Any
 
 import orjson
 
-from stream_app.state.cold_pack import pack, unpack
+from stream_app.state.cold_pack import PACKED_MEMBERS, pack, unpack
 
 __all__ = ["COLD_KEYS", "ColdState", "decode", "due_of", "encode", "merged"]
 
@@ -93,6 +93,12 @@ class ColdState:
         new block, None when nothing is left; written packed unless ``packed`` is False)."""
         if sc is None:
             return False
+        if "~x" in sc:
+            # a packed block's members that a release before cold_pack kept in the state and
+            # wrote back: they go back into the block
+            residue = {k: sc.pop(k) for k in PACKED_MEMBERS if k in sc}
+            for name, value in unpack(residue).items():
+                sc.setdefault(_STATE_NAME.get(name, name), value)
         if not self.loaded:
             if not any(k in sc for k in COLD_KEYS):
                 return False          # not read, not written: the block stays as it is
@@ -185,7 +191,7 @@ def merged(state: dict[str, Any]) -> dict[str, Any]:
     """
     state.pop("~c", None)
     if "~x" in state:
-        packed = {k: state.pop(k) for k in ("~n", "~k", "~x", "~pc", "~ps") if k in state}
+        packed = {k: state.pop(k) for k in PACKED_MEMBERS if k in state}
         state.update(unpack(packed))
     for name, key in _STATE_NAME.items():
         if name in state:

@@ -32,11 +32,12 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["pack", "unpack"]
+__all__ = ["PACKED_MEMBERS", "pack", "unpack"]
 
 #: the position of the feature dict in a checkpoint entry and in a snapshot entry
 CP_X, SN_X = 3, 1
-_PACKED = ("~n", "~k", "~x", "~pc", "~ps")
+#: the members of a packed block
+PACKED_MEMBERS = ("~n", "~k", "~x", "~pc", "~ps")
 
 
 class _Vectors:
@@ -129,7 +130,7 @@ def unpack(block: dict[str, Any]) -> dict[str, Any]:
             d = made[i] = dict(zip(shapes[row[0]], row[1:], strict=True))
         return d
 
-    out = {k: v for k, v in block.items() if k not in _PACKED}
+    out = {k: v for k, v in block.items() if k not in PACKED_MEMBERS}
     if "~pc" in block:
         out["~cp"] = [_with(e, CP_X, x(e[CP_X])) for e in block["~pc"]]
     if "~ps" in block:

@@ -136,3 +136,26 @@ def test_a_plain_block_is_read_and_written_packed_once_it_changes():
     again, cold = decode(rec2)
     cold(again["sc"])
     assert again["sc"]["sn"]["convert"][1][1] is again["sc"]["sn"]["at_risk"][0][1]
+
+
+def test_a_packed_block_an_earlier_release_kept_in_the_state_goes_back_into_the_block():
+    x = {"a|7d": 0.5, "b|30d": 1.0}
+    rec = encode({"nd": 2, "sc": {"t0": 1, "cp": [[3, "convert", "d1", x, 0.1, 0.2, "r"]],
+                                  "sn": {"convert": [[3, x]], "at_risk": [[3, x]]}}})
+    assert b'"~x"' in rec
+    # a release before cold_pack merges the block's members into sc by their names as they
+    # are, finds no cp/sn, and writes the state back whole (no block)
+    theirs = orjson.loads(rec)
+    sc = theirs["sc"]
+    for k in [k for k in theirs if k.startswith("~") and k != "~c"]:
+        sc.setdefault(k, theirs.pop(k))
+    del theirs["~c"]
+    back, cold = decode(orjson.dumps(theirs))
+    assert "~x" in back["sc"] and not cold.raw
+    # this release moves them back into the block the next time it writes the state
+    rec2 = encode(back, cold)
+    state, cold = decode(rec2)
+    assert set(state["sc"]) == {"t0"}
+    cold(state["sc"])
+    assert state["sc"]["cp"] == [[3, "convert", "d1", x, 0.1, 0.2, "r"]]
+    assert state["sc"]["sn"] == {"convert": [[3, x]], "at_risk": [[3, x]]}
