@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     api_token: str = Field("change-me", description="bearer token the API requires")
     day_offset_minutes: int = Field(480, description="business day boundary offset (UTC+8)")
     fetch_wait_ms: int = Field(50, ge=1, le=5000, description="consumer fetch max wait")
+    fetch_min_bytes: int = Field(1, ge=1, le=16 * 1024 * 1024, description="bytes a fetch "
+                                 "waits for (up to the fetch wait) before the broker answers "
+                                 "(1: at once; larger: fewer, fuller fetches)")
     producer_linger_ms: int = Field(25, ge=0, le=1000, description="how long the worker's "
                                     "producer gathers outputs into one request (longer: "
                                     "fewer, larger requests, less CPU per event; see "

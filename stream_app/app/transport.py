@@ -27,11 +27,13 @@ log = logging.getLogger(__name__)
 
 
 class TunedConsumerThread(driver.AIOKafkaConsumerThread):
-    """Consumer thread that applies the configured fetch wait."""
+    """Consumer thread that applies the configured fetch wait and fetch minimum."""
 
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
-        consumer._fetch_max_wait_ms = get_settings().fetch_wait_ms
+        settings = get_settings()
+        consumer._fetch_max_wait_ms = settings.fetch_wait_ms
+        consumer._fetch_min_bytes = settings.fetch_min_bytes
         return consumer
 
     async def highwaters(self, *partitions: Any) -> Any:

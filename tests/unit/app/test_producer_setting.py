@@ -34,3 +34,18 @@ def test_the_linger_setting_reaches_the_apps_producer(tmp_path) -> None:
             "print(app.producer.rk_config()['linger.ms'])\n")
     for value in ("0", "40"):
         assert last_line(code, tmp_path, STREAM_APP_PRODUCER_LINGER_MS=value) == value
+
+
+def test_the_fetch_settings_reach_the_workers_consumer(tmp_path) -> None:
+    """``STREAM_APP_FETCH_WAIT_MS`` and ``STREAM_APP_FETCH_MIN_BYTES`` are what the worker's
+    aiokafka consumer fetches with (Faust hard-codes a 1,500 ms wait and 1 byte)."""
+    code = ("import asyncio\n"
+            "from stream_app.app.main import app\n"
+            "async def main():\n"
+            "    t = app.consumer._new_consumer_thread()\n"
+            "    c = t._create_worker_consumer(app.transport)\n"
+            "    print(c._fetch_max_wait_ms, c._fetch_min_bytes)\n"
+            "asyncio.run(main())\n")
+    assert last_line(code, tmp_path) == "50 1"
+    assert last_line(code, tmp_path, STREAM_APP_FETCH_WAIT_MS="120",
+                     STREAM_APP_FETCH_MIN_BYTES="8192") == "120 8192"
