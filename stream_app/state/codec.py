@@ -84,9 +84,7 @@ class ColdState:
             return
         self.loaded = True
         if self.raw:
-            block = unpack(orjson.loads(b"".join((b"{", self.raw, b"}"))))
-            for name, value in block.items():
-                sc.setdefault(_STATE_NAME.get(name, name), value)
+            _merge(sc, unpack(orjson.loads(b"".join((b"{", self.raw, b"}")))))
 
     def detach(self, sc: dict[str, Any] | None, packed: bool = True) -> bool:
         """Take the cold keys out of ``sc``; True if the block changed (``raw`` is then the
@@ -96,9 +94,7 @@ class ColdState:
         if "~x" in sc:
             # a packed block's members that a release before cold_pack kept in the state and
             # wrote back: they go back into the block
-            residue = {k: sc.pop(k) for k in PACKED_MEMBERS if k in sc}
-            for name, value in unpack(residue).items():
-                sc.setdefault(_STATE_NAME.get(name, name), value)
+            _merge(sc, unpack({k: sc.pop(k) for k in PACKED_MEMBERS if k in sc}))
         if not self.loaded:
             if not any(k in sc for k in COLD_KEYS):
                 return False          # not read, not written: the block stays as it is
@@ -114,6 +110,13 @@ class ColdState:
             return False
         self.raw = raw
         return True
+
+
+def _merge(sc: dict[str, Any], block: dict[str, Any]) -> None:
+    """Put a block's members into the scoring state ``sc`` by their state names (keys ``sc``
+    already holds win)."""
+    for name, value in block.items():
+        sc.setdefault(_STATE_NAME.get(name, name), value)
 
 
 def encode(state: dict[str, Any], cold: ColdState | None = None, *,

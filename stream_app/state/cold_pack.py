@@ -10,11 +10,12 @@ Packed, the block says each name once (``~n``), each distinct name sequence once
 indexes (``~k``), each feature dict once as its values (``~x``: ``[<sequence index>, value,
 value, ...]``), and the checkpoints and snapshots refer to those by index (``~pc``,
 ``~ps``: the ``cp`` and ``sn`` entries with the dict replaced by its index). A block with
-one feature dict is written as it is (nothing to share). Nothing is rounded or reordered: unpacking
-gives dicts equal to the originals with their keys in the same order, so a model learns
-from exactly what it learned from before. The packed members have new names, so a release
-that does not know them finds no checkpoints or snapshots (pending training examples are
-lost, nothing crashes), as with the block itself (:mod:`stream_app.state.codec`).
+one feature dict is written as it is: there is nothing to share. Nothing is rounded or
+reordered: unpacking gives dicts equal to the originals with their keys in the same order,
+so a model learns from exactly what it learned from before. The packed members have new
+names, so a release that does not know them finds no checkpoints or snapshots (pending
+training examples are lost, nothing crashes), as with the block itself
+(:mod:`stream_app.state.codec`).
 
 Example:
     >>> x = {"a|7d": 0.5, "b|7d": 1.0}
@@ -93,7 +94,7 @@ def pack(cold: dict[str, Any]) -> dict[str, Any]:
             for v in sns.values()):
         return cold
     vec = _Vectors()
-    out: dict[str, Any] = {}
+    out = {k: v for k, v in cold.items() if k not in ("~cp", "~sn")}   # (none today)
     packed_cp = [_with(e, CP_X, vec.ref(e[CP_X])) for e in cps]
     packed_sn = {t: [_with(e, SN_X, vec.ref(e[SN_X])) for e in v] for t, v in sns.items()}
     if len(packed_cp) + sum(map(len, packed_sn.values())) < 2:
