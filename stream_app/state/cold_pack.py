@@ -81,7 +81,8 @@ class _Vectors:
 
 def pack(cold: dict[str, Any]) -> dict[str, Any]:
     """The packed form of a cold block's members (``~cp``, ``~sn``); the block unchanged
-    when an entry is not in the scorer's layout (its dict is not where it should be).
+    when it holds one feature dict (nothing to share) or an entry is not in the scorer's
+    layout (its dict is not where it should be).
 
     Example:
         >>> pack({"~cp": [[1, "t", "g", None, 0, 0, "r"]]})      # no dict: left as it is
