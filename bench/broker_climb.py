@@ -113,9 +113,10 @@ def run_case(linger_ms: int, min_bytes: int, args: argparse.Namespace) -> dict[s
         create_topics(broker.bootstrap, args.partitions, extra={topic: args.partitions})
         # with --preload-read the consumer also reads the preloaded topic, from its end (its
         # old batches in every fetch, no records), as the worker reads its internal topics
-        read = [topic, "broker-climb.preload"] if preloaded and args.preload_read else topic
+        read_other = bool(preloaded and args.preload_read)
+        read = [topic, "broker-climb.preload"] if read_other else topic
         consumer = read_assigned(broker.bootstrap, read, args.partitions,
-                                 from_beginning=not (preloaded and args.preload_read),
+                                 from_beginning=not read_other,
                                  **{"fetch.wait.max.ms": 50, "fetch.min.bytes": min_bytes})
         sends: list[tuple[float, float]] = []
         stop = threading.Event()
@@ -152,7 +153,7 @@ def run_case(linger_ms: int, min_bytes: int, args: argparse.Namespace) -> dict[s
         consumer.close()
     return {"linger_ms": linger_ms, "fetch_min_bytes": min_bytes, "sent": n,
             "received": len(sends), "preloaded_other_topic": preloaded,
-            "other_topic_read": bool(preloaded and args.preload_read),
+            "other_topic_read": read_other,
             "segments": segments(sends, cpu)}
 
 

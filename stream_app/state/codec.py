@@ -94,7 +94,7 @@ class ColdState:
         if "~x" in sc:
             # a packed block's members that a release before cold_pack kept in the state and
             # wrote back: they go back into the block
-            _merge(sc, unpack({k: sc.pop(k) for k in PACKED_MEMBERS if k in sc}))
+            _merge(sc, _take_packed(sc))
         if not self.loaded:
             if not any(k in sc for k in COLD_KEYS):
                 return False          # not read, not written: the block stays as it is
@@ -117,6 +117,11 @@ def _merge(sc: dict[str, Any], block: dict[str, Any]) -> None:
     already holds win)."""
     for name, value in block.items():
         sc.setdefault(_STATE_NAME.get(name, name), value)
+
+
+def _take_packed(d: dict[str, Any]) -> dict[str, Any]:
+    """Take a packed block's members out of ``d``; the block's ``~cp``/``~sn`` unpacked."""
+    return unpack({k: d.pop(k) for k in PACKED_MEMBERS if k in d})
 
 
 def encode(state: dict[str, Any], cold: ColdState | None = None, *,
@@ -194,8 +199,7 @@ def merged(state: dict[str, Any]) -> dict[str, Any]:
     """
     state.pop("~c", None)
     if "~x" in state:
-        packed = {k: state.pop(k) for k in PACKED_MEMBERS if k in state}
-        state.update(unpack(packed))
+        state.update(_take_packed(state))
     for name, key in _STATE_NAME.items():
         if name in state:
             sc = state.get("sc")

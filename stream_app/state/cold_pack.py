@@ -94,12 +94,12 @@ def pack(cold: dict[str, Any]) -> dict[str, Any]:
             isinstance(v, list) and all(_holds_dict(e, SN_X) for e in v)
             for v in sns.values()):
         return cold
+    if len(cps) + sum(map(len, sns.values())) < 2:
+        return cold                # one feature dict: its names are written once either way
     vec = _Vectors()
     out = {k: v for k, v in cold.items() if k not in ("~cp", "~sn")}   # (none today)
     packed_cp = [_with(e, CP_X, vec.ref(e[CP_X])) for e in cps]
     packed_sn = {t: [_with(e, SN_X, vec.ref(e[SN_X])) for e in v] for t, v in sns.items()}
-    if len(packed_cp) + sum(map(len, packed_sn.values())) < 2:
-        return cold                # one feature dict: its names are written once either way
     out["~n"] = vec.names
     out["~k"] = vec.shapes
     out["~x"] = vec.vectors
