@@ -77,7 +77,8 @@ class FakeProducer:
         self.after_flush: list[Any] = []
         self.delivered: dict[tuple[str, int], int] = {}
 
-    def produce(self, topic: str, key: Any, value: Any, partition: int | None = None) -> None:
+    def produce(self, topic: str, key: Any, value: Any, partition: int | None = None,
+                headers: Any = None) -> None:
         self.records.append((topic, key, value, partition))
 
     def produce_tracked(self, topic: str, key: Any, value: Any, partition: int,
@@ -107,12 +108,13 @@ class FakeProjection:
 class Msg:
     """The parts of a Faust message the agent reads."""
 
-    __slots__ = ("topic", "partition", "offset", "key", "value", "timestamp")
+    __slots__ = ("topic", "partition", "offset", "key", "value", "timestamp", "headers")
 
     def __init__(self, topic: str, partition: int, offset: int, key: bytes, value: bytes,
                  timestamp: float) -> None:
         self.topic, self.partition, self.offset = topic, partition, offset
         self.key, self.value, self.timestamp = key, value, timestamp
+        self.headers = None
 
 
 class Timed:

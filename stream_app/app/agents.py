@@ -34,6 +34,7 @@ from stream_app.app.topics import TICKS, contract, source_topic
 from stream_app.dlq import dead_letter
 from stream_app.errors import ConfigError, EventError
 from stream_app.events import Event, parse_event
+from stream_app.republished import DERIVED, REKEYED, is_republished
 from stream_app.scoring.points import round_scores  # the published resolution (0.01)
 from stream_app.security.pii import protect_event_props
 from stream_app.state.codec import ColdState
@@ -73,9 +74,11 @@ EVENTS_TALLY = metrics.EVENTS_TALLY
 TAG_CHANGES_TALLY = metrics.TAG_CHANGES_TALLY
 
 
-def emit(topic: str, key: str | bytes | None, value: Any) -> None:
+def emit(topic: str, key: str | bytes | None, value: Any,
+         headers: list[tuple[str, bytes]] | None = None) -> None:
     """Queue one output record (dicts are encoded with orjson); flushed before each commit."""
-    app.producer.produce(topic, key, value if isinstance(value, bytes) else orjson.dumps(value))
+    app.producer.produce(topic, key, value if isinstance(value, bytes) else orjson.dumps(value),
+                         headers=headers)
 
 
 def load_state(user_id: str, partition: int) -> tuple[dict[str, Any] | None, ColdState]:
@@ -125,6 +128,13 @@ def send_dlq(msg: Any, reason: str, detail: str) -> None:
     rec = dead_letter(msg.value, reason, detail, msg.topic, msg.partition, msg.offset,
                       key=msg.key)
     emit(DLQ_TOPIC, msg.topic, rec)
+
+
+def send_late(msg: Any, stream: str, ts: int, now: int) -> None:
+    """Dead-letter an input record older than the stream time minus the grace period."""
+    metrics.LATE_EVENTS.labels(stream=stream).inc()
+    send_dlq(msg, "late", f"event time {ts} is more than {settings.late_grace_ms} ms "
+                          f"before stream time {now}")
 
 
 def publish_scoring(user_id: str, tenant: str, step: Any, broker_ts: float | None,
@@ -195,7 +205,8 @@ def publish(user_id: str, result: Any, broker_ts: float | None) -> None:
             produce(TAGS_TOPIC, user_id, orjson.dumps(ch))   # emit() of a dict
             add((ch["family"], ch["tag_id"]))
     for ev in getattr(result, "emit", None) or ():
-        emit(contract.stream_topic(ev.get("stream", "click")), ev["user_id"], ev)
+        # judged on time with the event it comes from: not judged again (republished.py)
+        emit(contract.stream_topic(ev.get("stream", "click")), ev["user_id"], ev, DERIVED)
     if changes and not NO_REDIS:
         runtime.projection.apply_changes(changes, result.why)
         if broker_ts:
@@ -213,19 +224,24 @@ async def handle_event(msg: Any, stream: str) -> None:
         return
     protect_event_props(ev)   # phone, email, WeChat id, name: keyed hashes, never stored raw
     key = msg.key.decode("utf-8", "replace") if isinstance(msg.key, bytes) else msg.key
+    source = (msg.topic, msg.partition)
     if key != ev.user_id:
         # not keyed by its user: re-publish keyed correctly so the user's state stays on one
-        # partition (and one worker); the copy is processed when it arrives
-        emit(contract.stream_topic(stream), ev.user_id, msg.value)
+        # partition (and one worker); the copy is processed when it arrives. It is judged
+        # late or not here, where it came in: it lands on another partition, which may be
+        # further on in event time (stream_app/republished.py)
+        now = runtime.clock.now(source)
+        if now is not None and ev.ts < now - settings.late_grace_ms:
+            send_late(msg, stream, ev.ts, now)
+        else:
+            emit(contract.stream_topic(stream), ev.user_id, msg.value, REKEYED)
         return
-    source = (msg.topic, msg.partition)
     # the partition's stream time before this event; the event moved it if it is newer (a
     # late event is older, so it did not)
     now = runtime.clock.advance(ev.ts, source)
-    if now is not None and ev.ts < now - settings.late_grace_ms:
-        metrics.LATE_EVENTS.labels(stream=stream).inc()
-        send_dlq(msg, "late", f"event time {ev.ts} is more than "
-                       f"{settings.late_grace_ms} ms before stream time {now}")
+    if (now is not None and ev.ts < now - settings.late_grace_ms
+            and not is_republished(msg.headers)):
+        send_late(msg, stream, ev.ts, now)
         return
     if ev.type in KNOWN_TYPES:
         EVENTS_TALLY.add((stream, ev.type))

@@ -176,17 +176,22 @@ class FastProducer(driver.Producer):
         return fut
 
     def produce(self, topic: str, key: bytes | str | None, value: bytes | None,
-                partition: int | None = None) -> None:
+                partition: int | None = None,
+                headers: list[tuple[str, bytes]] | None = None) -> None:
         """Queue one output record without a future (delivery failures still fail a flush)."""
         epoch = self._epoch
         try:
-            if partition is None:
+            if headers:
+                self._rk.produce(topic, value=value, key=key, headers=headers,
+                                 on_delivery=epoch.report,
+                                 **({} if partition is None else {"partition": partition}))
+            elif partition is None:
                 self._rk.produce(topic, value=value, key=key, on_delivery=epoch.report)
             else:
                 self._rk.produce(topic, value=value, key=key, partition=partition,
                                  on_delivery=epoch.report)
         except BufferError:   # local queue full: the general path waits for room
-            self._produce(topic, key, value, partition, None, None, None)
+            self._produce(topic, key, value, partition, None, headers, None)
             return
         epoch.outstanding += 1
 

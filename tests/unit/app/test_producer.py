@@ -190,3 +190,36 @@ def test_a_full_local_queue_waits_and_counts_the_record_once(producer) -> None:
     rk = producer._rk = FullOnce()
     producer.produce("out", "u1", b"a")
     assert (len(rk.queued), rk.polls, producer._epoch.outstanding) == (1, 1, 1)
+
+
+def test_headers_reach_librdkafka_on_both_paths(producer) -> None:
+    """A re-published input record's header (stream_app/republished.py) is sent with it, also
+    when the local queue was full first; records without headers get none."""
+    seen: list[tuple[str, Any, Any]] = []
+
+    class Recording(FakeRk):
+        def __init__(self) -> None:
+            super().__init__()
+            self.full = 0
+
+        def produce(self, topic: str, **kwargs: Any) -> None:
+            if self.full:
+                self.full -= 1
+                raise BufferError("queue full")
+            seen.append((topic, kwargs.get("headers"), kwargs.get("partition")))
+            super().produce(topic, **kwargs)
+
+        def poll(self, timeout: float) -> int:
+            return 0
+
+    rk = producer._rk = Recording()
+    hdr = [("stream-app-republished", b"derived")]
+    producer.produce("events.profile", "u1", b"a", headers=hdr)
+    producer.produce("events.profile", "u1", b"b", partition=2, headers=hdr)
+    producer.produce("tags.changes", "u1", b"c")
+    rk.full = 1
+    producer.produce("events.click", "u2", b"d", headers=[("stream-app-republished", b"rekeyed")])
+    assert seen == [("events.profile", hdr, None), ("events.profile", hdr, 2),
+                    ("tags.changes", None, None),
+                    ("events.click", [("stream-app-republished", b"rekeyed")], None)]
+    assert producer._epoch.outstanding == 4
