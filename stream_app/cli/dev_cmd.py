@@ -11,7 +11,8 @@ import click
 
 
 def _produce_simulation(stack, arrivals: float | None, speed: float | None, seed: int,
-                        inject: tuple[str, ...], stop: threading.Event, stats: Counter) -> None:
+                        inject: tuple[str, ...], stop: threading.Event, stats: Counter,
+                        warmup_days: float | None = None) -> None:
     """Produce the simulator's live stream until ``stop`` is set."""
     import orjson  # noqa: PLC0415
 
@@ -21,8 +22,12 @@ def _produce_simulation(stack, arrivals: float | None, speed: float | None, seed
 
     contract = load_contract()
     producer = make_producer(stack.bootstrap)
-    overrides = {"live.arrivals_per_day": arrivals} if arrivals else None
-    sim = Simulator(load_sim_config(overrides=overrides), seed=seed,
+    overrides: dict[str, float] = {}
+    if arrivals:
+        overrides["live.arrivals_per_day"] = arrivals
+    if warmup_days is not None:
+        overrides["live.warmup_days"] = warmup_days
+    sim = Simulator(load_sim_config(overrides=overrides or None), seed=seed,
                     injections=[parse_injection(i) for i in inject])
     for wall_due, ev in sim.live(speed=speed, sleep=None, keep_finished=False):
         if stop.is_set():
@@ -90,6 +95,9 @@ def _describe(topic: str, rec: dict) -> str:
 @click.option("--speed", type=float, default=None,
               help="simulated seconds per wall second, e.g. 1440 = a day per minute "
                    "(default: config/simulator.yaml)")
+@click.option("--warmup-days", type=float, default=None,
+              help="simulated days of history sent at once before the live pace starts, "
+                   "so learners are already enrolled (default: config/simulator.yaml)")
 @click.option("--inject", multiple=True,
               help="inject an anomaly, e.g. lead_drop:channel=douyin,start=1d,duration=6h")
 @click.option("--seed", default=42, show_default=True)
@@ -97,8 +105,9 @@ def _describe(topic: str, rec: dict) -> str:
 @click.option("--partitions", default=4, show_default=True)
 @click.option("--duration", default=0.0, help="stop after N seconds (0 = until Ctrl-C)")
 @click.option("--workdir", default="var/dev", show_default=True, type=click.Path(path_type=Path))
-def command(arrivals: float | None, speed: float | None, inject: tuple[str, ...], seed: int,
-            workers: int, partitions: int, duration: float, workdir: Path) -> None:
+def command(arrivals: float | None, speed: float | None, warmup_days: float | None,
+            inject: tuple[str, ...], seed: int, workers: int, partitions: int,
+            duration: float, workdir: Path) -> None:
     """Run broker, Redis, worker(s) and the simulator; show tags and alerts live."""
     from rich.console import Console  # noqa: PLC0415
     from rich.live import Live  # noqa: PLC0415
@@ -127,7 +136,8 @@ def command(arrivals: float | None, speed: float | None, inject: tuple[str, ...]
             for k, v in stack.settings_env().items():
                 console.print(f"  [dim]export {k}={v}[/]")
             producer = threading.Thread(target=_produce_simulation, daemon=True,
-                                        args=(stack, arrivals, speed, seed, inject, stop, stats))
+                                        args=(stack, arrivals, speed, seed, inject, stop, stats,
+                                              warmup_days))
             producer.start()
             readers = {t: read_assigned(stack.bootstrap, t, partitions if t != "x" else 1)
                        for t in ("tags.changes", "alerts.hot_lead", "alerts.at_risk",

@@ -29,7 +29,8 @@ def test_live_paces_events_by_the_wall_clock() -> None:
     clock = FakeClock(1_000.0)
     sim = Simulator(load_sim_config(), seed=2)
     speed = 2880.0
-    out = list(itertools.islice(sim.live(speed, START, clock=clock, sleep=clock.sleep), 3000))
+    out = list(itertools.islice(sim.live(speed, START, warmup_ms=0, clock=clock,
+                                         sleep=clock.sleep), 3000))
     dues = [d for d, _ in out]
     assert dues == sorted(dues)
     for due, ev in out:
