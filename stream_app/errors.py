@@ -8,7 +8,8 @@
      ├── EventError             an input record cannot be processed (goes to the DLQ)
      │    (carries ``reason``: a short machine-readable code, and ``detail``)
      ├── RuleError              a rule file is invalid (names file, line and rule)
-     └── ServiceError           an embedded service (broker, Redis) failed to start
+     ├── ServiceError           an embedded service (broker, Redis) failed to start
+     └── UnreachableError       a broker given by address does not answer
 
 Example:
     >>> e = EventError("bad_ts", "ts 'yesterday' is not ISO-8601 or epoch ms")
@@ -46,3 +47,7 @@ class EventError(StreamAppError):
         self.reason = reason
         self.detail = detail
         super().__init__(f"{reason}: {detail}" if detail else reason)
+
+
+class UnreachableError(StreamAppError):
+    """A Kafka broker (or another server given by address) does not answer in time."""

@@ -44,6 +44,40 @@ def producer_config(bootstrap: str, **overrides: Any) -> dict[str, Any]:
     return cfg
 
 
+#: seconds a command waits for a broker to answer before it says it cannot reach it
+BROKER_CHECK_S = 10.0
+
+
+def require_broker(bootstrap: str, timeout: float | None = None) -> None:
+    """Raise :class:`~stream_app.errors.UnreachableError` unless a broker at ``bootstrap``
+    answers a metadata request within ``timeout`` seconds (default :data:`BROKER_CHECK_S`):
+    a command fails at once with the address, instead of queueing records for minutes.
+
+    Example (nothing listens on port 1):
+        >>> require_broker("127.0.0.1:1", timeout=0.5)
+        Traceback (most recent call last):
+        ...
+        stream_app.errors.UnreachableError: no Kafka broker answered at 127.0.0.1:1 within 0.5 s...
+    """
+    from confluent_kafka import KafkaException  # noqa: PLC0415
+    from confluent_kafka.admin import AdminClient  # noqa: PLC0415
+
+    from stream_app.errors import UnreachableError  # noqa: PLC0415
+
+    timeout = BROKER_CHECK_S if timeout is None else timeout
+    why = "no broker in the metadata"
+    try:
+        md = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0,
+                          **_security()}).list_topics(timeout=timeout)
+        if md.brokers:
+            return
+    except KafkaException as exc:
+        why = str(exc.args[0].str() if exc.args and hasattr(exc.args[0], "str") else exc)
+    raise UnreachableError(
+        f"no Kafka broker answered at {bootstrap} within {timeout:g} s ({why}); start one "
+        "(`make run` embeds one) or point to it with --bootstrap or STREAM_APP_BROKER_URL")
+
+
 def make_producer(bootstrap: str, **overrides: Any):  # noqa: ANN201 - confluent Producer
     from confluent_kafka import Producer  # noqa: PLC0415
 

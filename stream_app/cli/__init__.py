@@ -18,6 +18,8 @@ import sys
 
 import click
 
+from stream_app.errors import StreamAppError
+
 
 def project_commands() -> dict[str, click.Command]:
     """Discover ``command`` objects in ``stream_app.cli.*_cmd`` modules."""
@@ -45,7 +47,11 @@ def main(argv: list[str] | None = None) -> None:
     for name, cmd in commands.items():
         cli.add_command(cmd, name)
     if not argv or argv[0] in commands or argv[0] in ("-h", "--help"):
-        cli.main(args=argv, prog_name="stream-app")
+        try:
+            cli.main(args=argv, prog_name="stream-app")
+        except StreamAppError as exc:   # a clear message, not a traceback (exit code 1)
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(1)
         return
     from stream_app.app.main import app  # noqa: PLC0415 - faust only when needed
 

@@ -20,7 +20,10 @@ def create_topics(bootstrap: str, partitions: int, replication: int = 1,
     """
     from confluent_kafka.admin import AdminClient, NewTopic  # noqa: PLC0415
 
+    from stream_app.kafka_io import BROKER_CHECK_S, require_broker  # noqa: PLC0415
+
     contract = contract or load_contract()
+    require_broker(bootstrap, min(timeout, BROKER_CHECK_S))   # a clear error, not a traceback
     admin = AdminClient({"bootstrap.servers": bootstrap})
     existing = set(admin.list_topics(timeout=timeout).topics)
     wanted: list[NewTopic] = []
