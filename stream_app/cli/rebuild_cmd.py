@@ -73,8 +73,9 @@ class TableReader:
 
     def __init__(self, bootstrap: str, topic: str, partitions: int,
                  client_config: dict[str, Any] | None = None) -> None:
-        from stream_app.kafka_io import read_assigned  # noqa: PLC0415
+        from stream_app.kafka_io import read_assigned, require_broker  # noqa: PLC0415
 
+        require_broker(bootstrap)   # none answering: a clear error, not a consumer's traceback
         self.topic = topic
         self.partitions = partitions
         self.consumer = read_assigned(bootstrap, topic, partitions, **(client_config or {}))

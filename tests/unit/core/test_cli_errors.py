@@ -19,6 +19,8 @@ NOWHERE = "127.0.0.1:1"
     ["rules", "apply", "config/rules", "--bootstrap", NOWHERE],
     ["forget", "u1", "--bootstrap", NOWHERE],
     ["replay", "{file}", "--bootstrap", NOWHERE, "--quiet"],
+    ["redis-rebuild", "--bootstrap", NOWHERE],
+    ["rules", "diff", "config/rules", "--bootstrap", NOWHERE],
 ])
 def test_no_broker_is_a_clear_error(argv, tmp_path, monkeypatch, capsys) -> None:
     monkeypatch.setattr(kafka_io, "BROKER_CHECK_S", 0.5)
