@@ -84,6 +84,12 @@ def make_producer(bootstrap: str, **overrides: Any):  # noqa: ANN201 - confluent
     return Producer(producer_config(bootstrap, **overrides))
 
 
+def connected_producer(bootstrap: str, **overrides: Any):  # noqa: ANN201
+    """:func:`make_producer` once :func:`require_broker` found a broker (for commands)."""
+    require_broker(bootstrap)
+    return make_producer(bootstrap, **overrides)
+
+
 def produce(producer: Any, topic: str, key: str | bytes | None, value: bytes | dict,
             partition: int | None = None) -> None:
     """Produce one record (to ``partition`` if given, else the partitioner's), waiting

@@ -39,16 +39,15 @@ def deletion_event(user_id: str, tenant: str = "default", now_ms: int | None = N
 def command(user_id: str, tenant: str, ts_ms: int | None, bootstrap: str | None) -> None:
     """Ask the workers to delete every trace of USER_ID (state, tags, segments)."""
     from stream_app.contract import load_contract  # noqa: PLC0415
-    from stream_app.kafka_io import make_producer, produce, require_broker  # noqa: PLC0415
+    from stream_app.kafka_io import connected_producer, produce  # noqa: PLC0415
     from stream_app.security.kafka_auth import client_security_config  # noqa: PLC0415
 
     if not user_id.strip():
         raise click.ClickException("USER_ID must not be empty")
     settings = get_settings()
     ev = deletion_event(user_id, tenant, ts_ms)
-    bootstrap = bootstrap or settings.kafka_bootstrap
-    require_broker(bootstrap)
-    producer = make_producer(bootstrap, **client_security_config())
+    producer = connected_producer(bootstrap or settings.kafka_bootstrap,
+                                  **client_security_config())
     produce(producer, load_contract().stream_topic("profile"), user_id, ev)
     if producer.flush(30):
         raise click.ClickException("the deletion request was not delivered (broker down?)")

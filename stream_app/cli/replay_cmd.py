@@ -23,14 +23,12 @@ def command(path: Path, speed: float, bootstrap: str | None, quiet: bool) -> Non
     from stream_app.contract import load_contract
     from stream_app.events import parse_ts
     from stream_app.errors import EventError
-    from stream_app.kafka_io import make_producer, produce, require_broker
+    from stream_app.kafka_io import connected_producer, produce
     from stream_app.replay import ReplayStats, count_lines, iter_file, route
 
     settings = get_settings()
     contract = load_contract()
-    bootstrap = bootstrap or settings.kafka_bootstrap
-    require_broker(bootstrap)
-    producer = make_producer(bootstrap)
+    producer = connected_producer(bootstrap or settings.kafka_bootstrap)
     stats = ReplayStats()
     total = count_lines(path)
     start_wall = time.monotonic()

@@ -44,14 +44,13 @@ def validate(path: Path | None) -> None:
 @click.option("--bootstrap", default=None)
 def apply(path: Path, bootstrap: str | None) -> None:
     """Validate PATH and publish it to rules.versions: running workers switch to it."""
-    from stream_app.kafka_io import make_producer, require_broker  # noqa: PLC0415
+    from stream_app.kafka_io import connected_producer  # noqa: PLC0415
     from stream_app.rules_bundle import BUNDLE_KEY, encode  # noqa: PLC0415
 
     bundle, rs = _compile(path)
     bundle["version"] = rs.version
-    bootstrap = bootstrap or get_settings().kafka_bootstrap
-    require_broker(bootstrap)
-    producer = make_producer(bootstrap, **{"message.max.bytes": 16 * 1024 * 1024})
+    producer = connected_producer(bootstrap or get_settings().kafka_bootstrap,
+                                  **{"message.max.bytes": 16 * 1024 * 1024})
     producer.produce("rules.versions", key=BUNDLE_KEY, value=encode(bundle))
     if producer.flush(30):
         raise click.ClickException("the rule set was not delivered (broker unreachable?)")
