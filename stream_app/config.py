@@ -75,6 +75,9 @@ class Settings(BaseSettings):
     sweep_tick_burst: int = Field(500, ge=1, description="ticks a sweep sends at most in one "
                                   "go (live events wait behind at most this many ticks)")
     state_ttl_days: int = Field(400, ge=1, description="state of users idle longer is expired")
+    deletion_marker_days: int = Field(
+        30, ge=0, description="days a deleted user's marker (id and deletion time only) is kept "
+        "so that their older events read later do not bring them back (0: none)")
     retention_days: int = Field(120, ge=1, description="daily buckets kept per user")
     dedup_window: int = Field(64, ge=0, description="recent event_ids remembered per user")
     max_event_bytes: int = Field(64 * 1024, description="larger input records go to the DLQ")

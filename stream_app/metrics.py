@@ -19,6 +19,7 @@ collector                              type       labels
 ``stream_app_dlq_records_total``        counter    reason
 ``stream_app_late_events_total``        counter    stream
 ``stream_app_duplicate_events_total``   counter    stream
+``stream_app_deleted_user_events_total`` counter   stream
 ``stream_app_tag_changes_total``        counter    family, tag
 ``stream_app_alerts_total``             counter    kind
 ``stream_app_e2e_latency_seconds``      histogram  output
@@ -78,7 +79,7 @@ from stream_app.errors import ConfigError
 
 __all__ = [
     "ALERTS", "ANOMALY_SCORE", "BACKFILL_PROGRESS", "BIZ_EVENTS", "BIZ_RATE", "BIZ_REVENUE",
-    "CONSUMER_LAG",
+    "CONSUMER_LAG", "DELETED_USER_EVENTS",
     "DLQ_RECORDS", "DUPLICATES", "E2E_LATENCY", "EVENTS_CONSUMED", "EVENTS_UNKNOWN_TYPE",
     "LATE_EVENTS", "METRIC_ANOMALY", "MODEL_GATE_OPEN", "MODEL_INFO", "MODEL_QUALITY", "OTHER",
     "READY", "REDIS_BUFFERED", "REDIS_ERRORS", "REDIS_WRITE_LATENCY", "TABLE_USERS",
@@ -110,6 +111,9 @@ LATE_EVENTS = Counter(
     PREFIX + "late_events", "Events older than the late grace period", ["stream"])
 DUPLICATES = Counter(
     PREFIX + "duplicate_events", "Events dropped as duplicates (same event_id)", ["stream"])
+DELETED_USER_EVENTS = Counter(
+    PREFIX + "deleted_user_events", "Events of a deleted user from before the deletion, "
+    "dropped (stream_app/state/deletion.py)", ["stream"])
 TAG_CHANGES = Counter(
     PREFIX + "tag_changes", "Tag changes published, by family and tag", ["family", "tag"])
 ALERTS = Counter(

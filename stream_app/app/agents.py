@@ -41,6 +41,8 @@ from stream_app.state.codec import ColdState
 from stream_app.state.codec import decode as decode_record
 from stream_app.state.codec import encode as encode_record
 from stream_app.state.decoded import DecodedStates
+from stream_app.state.deletion import drops, is_marker
+from stream_app.state.deletion import marker as deletion_marker
 
 log = logging.getLogger(__name__)
 if settings.producer != "librdkafka":
@@ -66,6 +68,8 @@ ALERT_TOPICS = {"hot_lead": "alerts.hot_lead", "at_risk": "alerts.at_risk"}
 #: state writes: store + changelog record through librdkafka (no Faust future per write)
 STATE_WRITER = DirectTableWriter.for_table(users)
 FAUST_WRITES = settings.state_writes == "faust"
+#: how long a deleted user's marker is kept (0: a tombstone at once; stream_app/state/deletion.py)
+MARKER_MS = settings.deletion_marker_days * 86_400_000
 #: the states of the users processed last, kept parsed (a user's next event skips the parse)
 #: (not with the ``cold_block`` ablation, which measures a parse of the whole record per event)
 DECODED = DecodedStates(0 if COLD_INLINE else settings.decoded_states)
@@ -128,6 +132,25 @@ def send_dlq(msg: Any, reason: str, detail: str) -> None:
     rec = dead_letter(msg.value, reason, detail, msg.topic, msg.partition, msg.offset,
                       key=msg.key)
     emit(DLQ_TOPIC, msg.topic, rec)
+
+
+def forget_user(ev: Event, state: dict[str, Any] | None, partition: int,
+                broker_ts: float | None) -> None:
+    """PIPL deletion: remove every tag (published, reason ``deleted``) and every Redis trace,
+    and replace the state by a deletion marker (:mod:`stream_app.state.deletion`; a
+    tombstone when markers are off). A request older than the marker's is a no-op."""
+    if is_marker(state):
+        if drops(state, ev.ts):
+            return
+    elif state is not None:
+        tags = dict(state.get("tags") or {})
+        publish(ev.user_id, runtime.engine.forget(state, ev.ts), broker_ts)
+        runtime.projection.forget(ev.tenant, ev.user_id, tags)
+    if MARKER_MS:
+        store_state(ev.user_id, deletion_marker(ev.user_id, ev.tenant, ev.ts, MARKER_MS),
+                    partition)
+    elif state is not None:
+        store_state(ev.user_id, None, partition)
 
 
 def send_late(msg: Any, stream: str, ts: int, now: int) -> None:
@@ -250,13 +273,13 @@ async def handle_event(msg: Any, stream: str) -> None:
         metrics.EVENTS_UNKNOWN_TYPE.labels(stream=stream).inc()
     state, cold = load_state(ev.user_id, msg.partition)
     if ev.type == "deletion_requested":
-        if state is not None:
-            tags = dict(state.get("tags") or {})
-            result = runtime.engine.forget(state, ev.ts)
-            publish(ev.user_id, result, msg.timestamp)
-            runtime.projection.forget(ev.tenant, ev.user_id, tags)
-            store_state(ev.user_id, None, msg.partition)
+        forget_user(ev, state, msg.partition, msg.timestamp)
         return
+    if is_marker(state):   # a deleted user (stream_app/state/deletion.py)
+        if drops(state, ev.ts):
+            metrics.DELETED_USER_EVENTS.labels(stream=stream).inc()
+            return     # from before the deletion, read after it: the user does not come back
+        state, cold = None, ColdState()    # after it: a new user
     result = runtime.engine.on_event(state, ev)
     if result.duplicate:
         metrics.DUPLICATES.labels(stream=stream).inc()
@@ -291,6 +314,12 @@ def _tick(msg: Any) -> None:
     state, cold = load_state(uid, msg.partition)
     now = runtime.clock.now()
     if state is None or now is None:
+        return
+    if is_marker(state):   # a deleted user's marker: a tombstone once its time is up
+        if now >= state["nd"]:
+            store_state(uid, None, msg.partition)
+        else:
+            runtime.due.set(uid, state["nd"])
         return
     before = state["nd"]
     tags = dict(state.get("tags") or {})

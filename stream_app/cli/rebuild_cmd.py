@@ -34,6 +34,7 @@ import orjson
 from stream_app.config import get_settings
 from stream_app.serving import keys
 from stream_app.state.codec import merged
+from stream_app.state.deletion import is_marker
 
 State = dict[str, Any]
 
@@ -103,7 +104,7 @@ class TableReader:
         state = orjson.loads(value)   # (the whole record: its cold block back in "sc")
         if isinstance(state, dict):
             state = merged(state)
-        if state is None:
+        if state is None or is_marker(state):   # a deleted user's marker reads as deleted
             self.states.pop(uid, None)
             self.tombstones.add(uid)
         else:

@@ -1,14 +1,10 @@
-"""KNOWN BUG, kept visible: a user's event older than their deletion request, processed after
-it, creates the user again. In a backlog the deletion (on ``events.profile``) can be read
-before the user's older events still queued on a lagging partition of another topic (a
-worker back after an outage, a replay). The deleted user then has a state, tags and a Redis
-hash again, against docs/GUARANTEES.md section 8 ("every trace"). Found in session 20 (a
-30-day replay counted 8 events of 2 deleted users in a fast replay and none in a slow one).
-
-The planned fix keeps a deletion marker (user id and deletion time only) in the users table
-for a while, drops the user's events older than it, and lets a later event start a new
-state. ``strict=True``: when the bug is fixed this test passes, and then fails as an
-unexpected pass, so the marker is removed together with the fix."""
+"""A user's event older than their deletion request, read after it, does not bring the
+user back; a later event starts a new user. In a backlog the deletion (on ``events.profile``)
+can be read before the user's older events still queued on a lagging partition of another
+topic (a worker back after an outage, a replay): before the deletion marker
+(``stream_app/state/deletion.py``) such an event created the user again (state, tags, Redis
+hash). Found in session 20: a 30-day replay counted 8 events of 2 deleted users in a fast
+replay and none in a slow one."""
 
 from __future__ import annotations
 
@@ -24,8 +20,6 @@ def _partition(key: str, partitions: int) -> int:
     return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
 
 
-@pytest.mark.xfail(strict=True, reason="known bug: an older event processed after a deletion "
-                                       "creates the deleted user again (fix: a deletion marker)")
 def test_an_event_older_than_the_deletion_does_not_bring_the_user_back(stack, harness,
                                                                        tags_reader):
     u = uid("gone")
@@ -47,3 +41,52 @@ def test_an_event_older_than_the_deletion_does_not_bring_the_user_back(stack, ha
     again = [c for c in tags_reader.where(user_id=u) if c["seq"] > removed_at]
     assert again == [], again[:3]
     assert harness.store.profile("default", u) == {}
+    dropped = sum(float(line.rsplit(" ", 1)[1]) for line in _metrics(stack).splitlines()
+                  if line.startswith("stream_app_deleted_user_events_total{"))
+    assert dropped >= 1
+    # an event after the deletion: a new user (a new registration, say)
+    harness.send("click", event(u, "course_view", t + 3_600_000))
+    fresh = tags_reader.wait_for(user_id=u, tag_id="activity", reason="added", count=2)
+    assert fresh[-1]["seq"] > removed_at and fresh[-1]["new"] == "low"
+    assert harness.store.profile("default", u) != {}
+
+
+def _metrics(stack) -> str:
+    import urllib.request
+
+    return "".join(urllib.request.urlopen(w.url + "/metrics", timeout=5).read().decode()
+                   for w in stack.workers)
+
+
+def test_the_marker_holds_only_the_id_and_time_and_gives_way_to_a_tombstone(stack, harness):
+    """The marker keeps nothing but the user id, tenant and deletion time, and the clock
+    sweep replaces it by a tombstone once ``deletion_marker_days`` (30) have passed."""
+    import orjson
+
+    from stream_app.cli.rebuild_cmd import changelog_topic, decode_key
+    from stream_app.kafka_io import read_assigned
+    from tests.helpers import wait_until
+
+    u = uid("marked")
+    t = harness.base_ts() + 10 * DAY
+    harness.send("click", event(u, "course_view", t, props={"channel": "douyin"}))
+    harness.send("profile", event(u, "deletion_requested", t + 60_000))
+    consumer = read_assigned(stack.bootstrap, changelog_topic("stream-app"), stack.partitions)
+    values: list[bytes | None] = []
+
+    def last_of_u() -> list[bytes | None]:
+        for msg in consumer.consume(num_messages=5000, timeout=0.3):
+            if not msg.error() and decode_key(msg.key()) == u:
+                values.append(msg.value())
+        return values
+
+    try:
+        wait_until(lambda: (v := last_of_u()) and v[-1] is not None
+                   and b"deleted_at" in v[-1], 60, what="the deletion marker")
+        assert orjson.loads(values[-1]) == {"uid": u, "tenant": "default",
+                                            "deleted_at": t + 60_000, "nd": t + 60_000 + 30 * DAY}
+        # the clock moves 31 days on (another user's event): the sweep expires the marker
+        harness.send("click", event(uid("later"), "page_view", t + 31 * DAY))
+        wait_until(lambda: last_of_u()[-1] is None, 60, what="a tombstone after the marker")
+    finally:
+        consumer.close()
