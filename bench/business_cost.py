@@ -48,7 +48,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from aiokafka.partitioner import murmur2
 
 from bench.trees import no_registry, other_tree
 from stream_app.clock import HybridClock
@@ -56,6 +55,7 @@ from stream_app.config import get_settings
 from stream_app.contract import load_contract
 from stream_app.errors import EventError
 from stream_app.events import parse_event
+from stream_app.kafka_io import partition_of
 from stream_app.rules.engine import DEFAULT_RULES, TagEngine
 from stream_app.rules.loader import load_ruleset
 
@@ -75,15 +75,6 @@ class Item:
     ev: Any
     source: tuple[str, int]
     tags: dict[str, Any] | None
-
-
-def partition_of(key: bytes, partitions: int) -> int:
-    """The producer's partition of ``key`` (murmur2, as aiokafka and the worker's producer).
-
-    >>> partition_of(b"u1", 4) == partition_of(b"u1", 4) < 4
-    True
-    """
-    return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
 def prepare(records: list[Any], events: int, partitions: int = 4,

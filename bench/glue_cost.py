@@ -267,15 +267,14 @@ class _TimedScorer:
 
 def messages(wl: Any, events: int, partitions: int) -> list[tuple[Msg, str]]:
     """The first ``events`` records as the agent gets them (partition by key, murmur2)."""
-    from aiokafka.partitioner import murmur2  # noqa: PLC0415
-
     from stream_app.contract import load_contract  # noqa: PLC0415
+    from stream_app.kafka_io import partition_of  # noqa: PLC0415
 
     contract = load_contract()
     out = []
     offsets: dict[tuple[str, int], int] = {}
     for i, (topic, key, value, _) in enumerate(wl.records[:events]):
-        part = (murmur2(key) & 0x7FFFFFFF) % partitions
+        part = partition_of(key, partitions)
         off = offsets.get((topic, part), 0)
         offsets[(topic, part)] = off + 1
         out.append((Msg(topic, part, off, key, value, NOW_S - 0.02 - (i % 7) * 0.01),

@@ -44,14 +44,26 @@ def producer_config(bootstrap: str, **overrides: Any) -> dict[str, Any]:
     return cfg
 
 
+def partition_of(key: bytes | str, partitions: int) -> int:
+    """The partition every producer here (``murmur2_random``), aiokafka and Java clients
+    give ``key``.
+
+    >>> partition_of(b"u1", 4) == partition_of("u1", 4) < 4
+    True
+    """
+    from aiokafka.partitioner import murmur2  # noqa: PLC0415
+
+    return (murmur2(key.encode() if isinstance(key, str) else key) & 0x7FFFFFFF) % partitions
+
+
 #: seconds a command waits for a broker to answer before it says it cannot reach it
 BROKER_CHECK_S = 10.0
 
 
-def require_broker(bootstrap: str, timeout: float | None = None) -> None:
-    """Raise :class:`~stream_app.errors.UnreachableError` unless a broker at ``bootstrap``
-    answers a metadata request within ``timeout`` seconds (default :data:`BROKER_CHECK_S`):
-    a command fails at once with the address, instead of queueing records for minutes.
+def require_broker(bootstrap: str, timeout: float | None = None) -> Any:
+    """The cluster's metadata; :class:`~stream_app.errors.UnreachableError` unless a broker
+    at ``bootstrap`` answers within ``timeout`` seconds (default :data:`BROKER_CHECK_S`): a
+    command fails at once with the address, instead of queueing records for minutes.
 
     Example (nothing listens on port 1):
         >>> require_broker("127.0.0.1:1", timeout=0.5)
@@ -70,7 +82,7 @@ def require_broker(bootstrap: str, timeout: float | None = None) -> None:
         md = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0,
                           **_security()}).list_topics(timeout=timeout)
         if md.brokers:
-            return
+            return md
     except KafkaException as exc:
         why = str(exc.args[0].str() if exc.args and hasattr(exc.args[0], "str") else exc)
     raise UnreachableError(

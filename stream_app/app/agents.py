@@ -153,6 +153,11 @@ def forget_user(ev: Event, state: dict[str, Any] | None, partition: int,
         store_state(ev.user_id, None, partition)
 
 
+def is_late(ts: int, now: int | None) -> bool:
+    """True if an event at ``ts`` is older than the stream time ``now`` minus the grace."""
+    return now is not None and ts < now - settings.late_grace_ms
+
+
 def send_late(msg: Any, stream: str, ts: int, now: int) -> None:
     """Dead-letter an input record older than the stream time minus the grace period."""
     metrics.LATE_EVENTS.labels(stream=stream).inc()
@@ -254,7 +259,7 @@ async def handle_event(msg: Any, stream: str) -> None:
         # late or not here, where it came in: it lands on another partition, which may be
         # further on in event time (stream_app/republished.py)
         now = runtime.clock.now(source)
-        if now is not None and ev.ts < now - settings.late_grace_ms:
+        if is_late(ev.ts, now):
             send_late(msg, stream, ev.ts, now)
         else:
             emit(contract.stream_topic(stream), ev.user_id, msg.value, REKEYED)
@@ -262,8 +267,7 @@ async def handle_event(msg: Any, stream: str) -> None:
     # the partition's stream time before this event; the event moved it if it is newer (a
     # late event is older, so it did not)
     now = runtime.clock.advance(ev.ts, source)
-    if (now is not None and ev.ts < now - settings.late_grace_ms
-            and not is_republished(msg.headers)):
+    if is_late(ev.ts, now) and not is_republished(msg.headers):
         send_late(msg, stream, ev.ts, now)
         return
     if ev.type in KNOWN_TYPES:

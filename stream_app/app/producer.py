@@ -179,19 +179,18 @@ class FastProducer(driver.Producer):
                 partition: int | None = None,
                 headers: list[tuple[str, bytes]] | None = None) -> None:
         """Queue one output record without a future (delivery failures still fail a flush)."""
+        if headers:   # rare (re-published input records): the general path takes them
+            self._produce(topic, key, value, partition, None, headers, None)
+            return
         epoch = self._epoch
         try:
-            if headers:
-                self._rk.produce(topic, value=value, key=key, headers=headers,
-                                 on_delivery=epoch.report,
-                                 **({} if partition is None else {"partition": partition}))
-            elif partition is None:
+            if partition is None:
                 self._rk.produce(topic, value=value, key=key, on_delivery=epoch.report)
             else:
                 self._rk.produce(topic, value=value, key=key, partition=partition,
                                  on_delivery=epoch.report)
         except BufferError:   # local queue full: the general path waits for room
-            self._produce(topic, key, value, partition, None, headers, None)
+            self._produce(topic, key, value, partition, None, None, None)
             return
         epoch.outstanding += 1
 

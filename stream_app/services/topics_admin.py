@@ -23,9 +23,9 @@ def create_topics(bootstrap: str, partitions: int, replication: int = 1,
     from stream_app.kafka_io import BROKER_CHECK_S, require_broker  # noqa: PLC0415
 
     contract = contract or load_contract()
-    require_broker(bootstrap, min(timeout, BROKER_CHECK_S))   # a clear error, not a traceback
+    # the metadata, or a clear error naming the address (not a client's traceback)
+    existing = set(require_broker(bootstrap, min(timeout, BROKER_CHECK_S)).topics)
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    existing = set(admin.list_topics(timeout=timeout).topics)
     wanted: list[NewTopic] = []
     for spec in contract.topics.values():
         if spec.name in existing:

@@ -11,6 +11,7 @@ import uuid
 import orjson
 import pytest
 
+from stream_app.kafka_io import partition_of
 from tests.faults.workload import (
     DAY,
     GRACE_MS,
@@ -82,18 +83,11 @@ def test_shuffled_within_grace_equals_ordered_and_late_goes_to_dlq(fstack, repor
         dlq.close()
 
 
-def _partition(key: str, partitions: int) -> int:
-    """The partition of ``key`` (murmur2, as every producer here and the worker's)."""
-    from aiokafka.partitioner import murmur2
-
-    return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
-
-
 def _user_on(prefix: str, partition: int, partitions: int) -> str:
     """A fresh user id whose partition is ``partition``."""
     for i in range(10_000):
         u = f"{prefix}-{uuid.uuid4().hex[:8]}-{i}"
-        if _partition(u, partitions) == partition:
+        if partition_of(u, partitions) == partition:
             return u
     raise AssertionError("no user id found for the partition")
 
@@ -143,7 +137,7 @@ def test_republished_records_are_judged_where_they_came_from(fstack, report):
         # 3. an event of `rekeyed` keyed by another user, on that user's partition (on time
         #    there): the worker re-publishes it keyed by `rekeyed`, to partition 0
         p = Producer(producer_config(fstack.bootstrap))
-        p.produce("events.click", key=wrong_key, partition=_partition(wrong_key, parts),
+        p.produce("events.click", key=wrong_key, partition=partition_of(wrong_key, parts),
                   value=orjson.dumps({"event_id": f"rk-{uuid.uuid4().hex[:10]}",
                                       "user_id": rekeyed, "ts": base + DAY,
                                       "type": "course_view", "props": {}}))

@@ -9,15 +9,11 @@ replay and none in a slow one."""
 from __future__ import annotations
 
 import pytest
-from aiokafka.partitioner import murmur2
 
+from stream_app.kafka_io import partition_of
 from tests.helpers import DAY, event, uid
 
 pytestmark = pytest.mark.integration
-
-
-def _partition(key: str, partitions: int) -> int:
-    return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
 
 
 def test_an_event_older_than_the_deletion_does_not_bring_the_user_back(stack, harness,
@@ -34,7 +30,7 @@ def test_an_event_older_than_the_deletion_does_not_bring_the_user_back(stack, ha
     # the older event of `u` has been too
     parts = stack.partitions
     v = next(x for x in (uid("after") for _ in range(10_000))
-             if _partition(x, parts) == _partition(u, parts))
+             if partition_of(x, parts) == partition_of(u, parts))
     harness.send("click", event(v, "course_view", t))
     tags_reader.wait_for(user_id=v, tag_id="activity")
     removed_at = max(c["seq"] for c in tags_reader.where(user_id=u, reason="deleted"))

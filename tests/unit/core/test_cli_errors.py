@@ -50,4 +50,5 @@ def test_a_broker_that_answers_passes(monkeypatch) -> None:
     import confluent_kafka.admin
 
     monkeypatch.setattr(confluent_kafka.admin, "AdminClient", Admin)
-    assert kafka_io.require_broker("b:9092", timeout=1.0) is None
+    md = kafka_io.require_broker("b:9092", timeout=1.0)   # the metadata, for its topics
+    assert isinstance(md, Metadata) and md.brokers
