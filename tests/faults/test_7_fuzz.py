@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from stream_app.kafka_io import make_producer, produce
-from tests.faults.workload import INPUTS, base_ts, end_offsets, live_workers, scrape
+from tests.faults.workload import INPUTS, base_ts, end_offsets, live_workers, log_tail, scrape
 from tests.helpers import wait_until
 
 pytestmark = pytest.mark.faults
@@ -138,13 +138,24 @@ def test_fuzzed_payloads_are_processed_or_dead_lettered(fstack, report):
         return [r for r in dlq.poll() if r.get("source_topic") in INPUTS
                 and r["source_offset"] >= start[(r["source_topic"], r["source_partition"])]]
 
+    seen: dict[str, object] = {}
+
     def balanced():
-        n_dlq, n_proc = len(mine()), consumed() - consumed_before
+        records = mine()
+        n_dlq, n_proc = len(records), consumed() - consumed_before
+        seen.update(dlq=n_dlq, processed=n_proc, sent=len(payloads),
+                    reasons=dict(Counter(r["reason"] for r in records)))
         return (n_dlq, n_proc) if n_dlq + n_proc >= len(payloads) else None
 
     try:
-        wait_until(balanced, timeout=180, interval=1.0,
-                   what="count in == processed + DLQ")
+        try:
+            wait_until(balanced, timeout=180, interval=1.0,
+                       what="count in == processed + DLQ")
+        except AssertionError as exc:   # say how far it got: which side is short
+            logs = "\n".join(log_tail(w) for w in workers)
+            raise AssertionError(f"{exc}; counts {seen}; DLQ reader errors "
+                                 f"{dlq.errors[-5:]}; workers alive "
+                                 f"{[w.alive() for w in workers]}\n{logs}") from None
         time.sleep(2)
         n_dlq, n_proc = len(mine()), int(consumed() - consumed_before)
         took = time.monotonic() - t0

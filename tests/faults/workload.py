@@ -264,10 +264,14 @@ class DlqWatch:
     def __init__(self, bootstrap: str, partitions: int) -> None:
         self.consumer = read_assigned(bootstrap, "events.dlq", partitions)
         self.records: list[dict] = []
+        #: consumer errors seen (said by a test that times out, not skipped silently)
+        self.errors: list[str] = []
 
     def poll(self) -> list[dict]:
         for msg in self.consumer.consume(num_messages=10000, timeout=0.3):
-            if not msg.error() and msg.value() is not None:
+            if msg.error():
+                self.errors.append(str(msg.error()))
+            elif msg.value() is not None:
                 self.records.append(orjson.loads(msg.value()))
         return self.records
 
@@ -338,6 +342,15 @@ class FaultReport:
             lines.append("| " + " | ".join("" if r[c] is None else str(r[c])
                                            for c in self.COLUMNS) + " |")
         return "\n".join(lines)
+
+
+def log_tail(worker: Any, lines: int = 25) -> str:
+    """The last lines of a worker's log (for a failing test's message)."""
+    try:
+        text = worker.process.log.read_text(errors="replace")
+    except OSError as exc:
+        return f"{worker.name}: no log ({exc})"
+    return f"--- {worker.name} log ---\n" + "\n".join(text.splitlines()[-lines:])
 
 
 def live_workers(stack: Any) -> list[Any]:
