@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -58,23 +59,31 @@ def apply(path: Path, bootstrap: str | None) -> None:
                "workers load it within seconds")
 
 
+def latest_bundle(bootstrap: str) -> dict[str, Any] | None:
+    """The newest rule bundle published on ``rules.versions`` (what running workers use), or
+    None if none was published (they use their local rules directory)."""
+    from stream_app.kafka_io import read_assigned  # noqa: PLC0415
+    from stream_app.rules_bundle import decode  # noqa: PLC0415
+
+    c = read_assigned(bootstrap, "rules.versions", 1)
+    last = None
+    try:
+        while True:
+            msgs = c.consume(num_messages=100, timeout=1.0)
+            if not msgs:
+                return last
+            for m in msgs:
+                if not m.error() and m.value():
+                    last = decode(m.value())
+    finally:
+        c.close()
+
+
 @command.command("show")
 @click.option("--bootstrap", default=None)
 def show(bootstrap: str | None) -> None:
     """Print the newest published rule set version (if any)."""
-    from stream_app.kafka_io import read_assigned  # noqa: PLC0415
-    from stream_app.rules_bundle import decode  # noqa: PLC0415
-
-    c = read_assigned(bootstrap or get_settings().kafka_bootstrap, "rules.versions", 1)
-    last = None
-    while True:
-        msgs = c.consume(num_messages=100, timeout=1.0)
-        if not msgs:
-            break
-        for m in msgs:
-            if not m.error() and m.value():
-                last = decode(m.value())
-    c.close()
+    last = latest_bundle(bootstrap or get_settings().kafka_bootstrap)
     if last is None:
         click.echo("no rule set published: workers use their local rules directory")
     else:
@@ -89,7 +98,9 @@ def show(bootstrap: str | None) -> None:
 @click.option("--timeout", default=120.0, show_default=True, help="seconds to read the state")
 def diff(path: Path, bootstrap: str | None, as_json: bool, timeout: float) -> None:
     """Shadow-run the rule set at PATH over the retained state: who would gain or lose which
-    tag, before it goes live. The state is read from the users table's changelog."""
+    tag, before it goes live. The state is read from the users table's changelog; PATH is
+    compared with the rule set the workers run (the newest published with ``rules apply``,
+    else the local rules directory)."""
     import time  # noqa: PLC0415
 
     import orjson  # noqa: PLC0415
@@ -97,13 +108,18 @@ def diff(path: Path, bootstrap: str | None, as_json: bool, timeout: float) -> No
     from stream_app.cli.rebuild_cmd import TableReader, changelog_topic  # noqa: PLC0415
     from stream_app.rules.diff import diff_rulesets  # noqa: PLC0415
     from stream_app.rules.loader import load_ruleset  # noqa: PLC0415
+    from stream_app.rules_bundle import compile_bundle  # noqa: PLC0415
 
     s = get_settings()
+    bootstrap = bootstrap or s.kafka_bootstrap
     _, new = _compile(path)
-    old = load_ruleset(s.rules_path)
-    reader = TableReader(bootstrap or s.kafka_bootstrap, changelog_topic(s.app_id),
-                         s.partitions)
+    reader = TableReader(bootstrap, changelog_topic(s.app_id), s.partitions)   # checks it
     try:
+        live = latest_bundle(bootstrap)
+        if live is None:
+            old, where = load_ruleset(s.rules_path), f"local {s.rules_path}"
+        else:
+            old, where = compile_bundle(live), f"published from {live.get('source')}"
         states = reader.read_all(timeout)
     finally:
         reader.close()
@@ -111,12 +127,14 @@ def diff(path: Path, bootstrap: str | None, as_json: bool, timeout: float) -> No
         time.time() * 1000)
     result = diff_rulesets(old, new, states.values(), now, day_offset_ms=s.day_offset_ms)
     doc = result.to_dict()
+    doc["old_source"] = where
     if as_json:
         click.echo(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode())
         return
-    click.echo(f"{doc['old_version']} -> {doc['new_version']}: {doc['users']:,} users, "
-               f"{doc['changed_users']:,} would change")
-    for tid, d in sorted(doc["tags"].items()):
-        click.echo(f"  {tid:20} +{d['gained']:,} gain  -{d['lost']:,} lose")
+    click.echo(f"{doc['old_version']} (live, {where}) -> {doc['new_version']}: "
+               f"{doc['users']:,} users, {doc['changed_users']:,} would change")
+    for tid, d in doc["tags"].items():
+        moves = sorted(d["transitions"].items(), key=lambda kv: (-kv[1], kv[0]))
+        click.echo(f"  {tid:20} " + ", ".join(f"{m} {n:,}" for m, n in moves))
     for name in doc["missing_history"]:
         click.echo(f"  note: no history yet for {name} (fills from new events)")

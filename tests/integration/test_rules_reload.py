@@ -90,3 +90,24 @@ def test_rules_diff_shadows_a_new_rule_set_over_retained_state(stack, harness, t
     doc = orjson.loads(out.stdout)
     assert doc["users"] >= 1 and doc["changed_users"] >= 1
     assert doc["tags"]["activity"]["transitions"].get("low -> medium", 0) >= 1
+    # the text form says the same, one line per tag
+    text_out = cli(stack, "rules", "diff", str(rules))
+    assert text_out.returncode == 0, text_out.stderr
+    assert f"{doc['changed_users']:,} would change" in text_out.stdout
+    [line] = [ln for ln in text_out.stdout.splitlines() if ln.split()[:1] == ["activity"]]
+    assert "low -> medium" in line
+
+    # once published, the rule set is the live one: diffing it again changes nobody, and the
+    # local directory is now the change
+    try:
+        assert cli(stack, "rules", "apply", str(rules)).returncode == 0
+        again = orjson.loads(cli(stack, "rules", "diff", str(rules), "--json").stdout)
+        assert again["old_version"] == again["new_version"] == doc["new_version"]
+        assert again["old_source"] == f"published from {rules}"
+        assert again["changed_users"] == 0 and again["tags"] == {}
+        back = orjson.loads(cli(stack, "rules", "diff", str(ROOT / "config" / "rules"),
+                                "--json").stdout)
+        assert back["tags"]["activity"]["transitions"].get("medium -> low", 0) >= 1
+    finally:
+        restore = cli(stack, "rules", "apply", str(ROOT / "config" / "rules"))
+        assert restore.returncode == 0, restore.stderr
