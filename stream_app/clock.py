@@ -25,7 +25,7 @@ Example:
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterable
 
 
 class HybridClock:
@@ -73,6 +73,19 @@ class HybridClock:
     def watermark(self) -> int | None:
         """The least advanced partition's time (everything older has been seen everywhere)."""
         return self._fold(min)
+
+    def least(self, partitions: Iterable[Hashable]) -> int | None:
+        """The least advanced time among ``partitions`` that were seen (None if none was):
+        e.g. a user's partition on every input topic, which still may hold its older events.
+
+        >>> c = HybridClock(wall=lambda: 0.0)
+        >>> c.observe(5_000, ("click", 1)); c.observe(9_000, ("order", 1))
+        >>> c.least([("click", 1), ("order", 1), ("study", 1)]), c.least([("study", 1)])
+        (5000, None)
+        """
+        wall, parts = self._wall(), self._parts
+        seen = [parts[p] for p in partitions if p in parts]
+        return min((ms + int((wall - at) * 1000) for ms, at in seen), default=None)
 
     def _fold(self, pick: Callable[..., int]) -> int | None:
         if not self._parts:

@@ -313,6 +313,17 @@ async def handle_tick(msg: Any) -> None:
         runtime.ticks.observe(time.perf_counter() - started)
 
 
+_SOURCES: dict[int, tuple[tuple[str, int], ...]] = {}
+
+
+def user_sources(partition: int) -> tuple[tuple[str, int], ...]:
+    """The (topic, partition) of every input topic that holds the users of ``partition``."""
+    got = _SOURCES.get(partition)
+    if got is None:
+        got = _SOURCES[partition] = tuple((t, partition) for t in contract.input_topics())
+    return got
+
+
 def _tick(msg: Any) -> None:
     uid = msg.key.decode("utf-8", "replace") if isinstance(msg.key, bytes) else str(msg.key)
     state, cold = load_state(uid, msg.partition)
@@ -320,10 +331,14 @@ def _tick(msg: Any) -> None:
     if state is None or now is None:
         return
     if is_marker(state):   # a deleted user's marker: a tombstone once its time is up
-        if now >= state["nd"]:
+        # read on the user's partition of every input topic, which may still hold its older
+        # events: in a replay one topic can lag the others by days (stream_app/state/deletion)
+        at = runtime.clock.least(user_sources(msg.partition))
+        at = now if at is None else at
+        if at >= state["nd"]:
             store_state(uid, None, msg.partition)
-        else:
-            runtime.due.set(uid, state["nd"])
+        else:   # a lagging partition: due again at the next sweep (not within this one)
+            runtime.due.set(uid, max(state["nd"], now + 1))
         return
     before = state["nd"]
     tags = dict(state.get("tags") or {})

@@ -5,8 +5,9 @@ record under the user's key for ``deletion_marker_days``: the user id, the tenan
 time of the request, nothing else. An event of the user that is older than the request but
 read after it (in a backlog, the deletion on ``events.profile`` can be read while the user's
 older events still wait on a lagging partition of another topic) is dropped instead of
-creating the user again; a later event starts a new user. When its time is up, the clock
-sweep replaces the marker with a tombstone. Every changelog reader
+creating the user again; a later event starts a new user. When its time is up on the user's
+partition of every input topic (the least advanced of them), the clock sweep replaces the
+marker with a tombstone. Every changelog reader
 (:class:`stream_app.cli.rebuild_cmd.TableReader`) reads it as a deleted user.
 
 Example:

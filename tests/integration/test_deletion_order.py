@@ -8,6 +8,8 @@ replay and none in a slow one."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from stream_app.kafka_io import partition_of
@@ -54,9 +56,11 @@ def _metrics(stack) -> str:
                    for w in stack.workers)
 
 
-def test_the_marker_holds_only_the_id_and_time_and_gives_way_to_a_tombstone(stack, harness):
+def test_the_marker_holds_only_the_id_and_time_and_gives_way_to_a_tombstone(stack, harness,
+                                                                          tags_reader):
     """The marker keeps nothing but the user id, tenant and deletion time, and the clock
-    sweep replaces it by a tombstone once ``deletion_marker_days`` (30) have passed."""
+    sweep replaces it by a tombstone once ``deletion_marker_days`` (30) have passed on the
+    user's partition of every input topic, not on the most advanced one only."""
     import orjson
 
     from stream_app.cli.rebuild_cmd import changelog_topic, decode_key
@@ -81,8 +85,20 @@ def test_the_marker_holds_only_the_id_and_time_and_gives_way_to_a_tombstone(stac
                    and b"deleted_at" in v[-1], 60, what="the deletion marker")
         assert orjson.loads(values[-1]) == {"uid": u, "tenant": "default",
                                             "deleted_at": t + 60_000, "nd": t + 60_000 + 30 * DAY}
-        # the clock moves 31 days on (another user's event): the sweep expires the marker
-        harness.send("click", event(uid("later"), "page_view", t + 31 * DAY))
+        # the user's click partition moves 31 days on (another user's event there), while its
+        # profile partition, which may still hold older events of the user, lags: kept
+        parts = stack.partitions
+        v = next(x for x in (uid(f"later{i}") for i in range(1000))
+                 if partition_of(x, parts) == partition_of(u, parts))
+        harness.send("click", event(v, "page_view", t + 31 * DAY))
+        tags_reader.wait_for(user_id=v, tag_id="activity")
+        time.sleep(3)   # three sweeps (1 s apart in the test stack) with the marker due
+        assert last_of_u()[-1] is not None and b"deleted_at" in last_of_u()[-1]
+        # every input topic of the user's partition passes the time: a tombstone
+        for stream, etype, props in (("study", "lesson_attended", {"lesson_no": 1}),
+                                     ("order", "order_paid", {"amount": 4980}),
+                                     ("profile", "profile_updated", {})):
+            harness.send(stream, event(v, etype, t + 31 * DAY, props))
         wait_until(lambda: last_of_u()[-1] is None, 60, what="a tombstone after the marker")
     finally:
         consumer.close()
