@@ -20,6 +20,7 @@ collector                              type       labels
 ``stream_app_late_events_total``        counter    stream
 ``stream_app_duplicate_events_total``   counter    stream
 ``stream_app_deleted_user_events_total`` counter   stream
+``stream_app_reprojected_users_total``  counter    -
 ``stream_app_tag_changes_total``        counter    family, tag
 ``stream_app_alerts_total``             counter    kind
 ``stream_app_e2e_latency_seconds``      histogram  output
@@ -82,7 +83,7 @@ __all__ = [
     "CONSUMER_LAG", "DELETED_USER_EVENTS",
     "DLQ_RECORDS", "DUPLICATES", "E2E_LATENCY", "EVENTS_CONSUMED", "EVENTS_UNKNOWN_TYPE",
     "LATE_EVENTS", "METRIC_ANOMALY", "MODEL_GATE_OPEN", "MODEL_INFO", "MODEL_QUALITY", "OTHER",
-    "READY", "REDIS_BUFFERED", "REDIS_ERRORS", "REDIS_WRITE_LATENCY", "TABLE_USERS",
+    "READY", "REDIS_BUFFERED", "REPROJECTED", "REDIS_ERRORS", "REDIS_WRITE_LATENCY", "TABLE_USERS",
     "TAG_CHANGES", "WORKER_INFO", "LabelPolicy", "METRIC_NAMES", "asgi_app", "biz_event",
     "anomaly_gauges", "channel_label", "label_policy", "observe_e2e", "publish_observation",
     "publish_point", "rate_gauge",
@@ -111,6 +112,9 @@ LATE_EVENTS = Counter(
     PREFIX + "late_events", "Events older than the late grace period", ["stream"])
 DUPLICATES = Counter(
     PREFIX + "duplicate_events", "Events dropped as duplicates (same event_id)", ["stream"])
+REPROJECTED = Counter(
+    PREFIX + "reprojected_users", "Users whose whole Redis projection this worker rewrote "
+    "on a redis-rebuild --live request")
 DELETED_USER_EVENTS = Counter(
     PREFIX + "deleted_user_events", "Events of a deleted user from before the deletion, "
     "dropped (stream_app/state/deletion.py)", ["stream"])

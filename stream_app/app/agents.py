@@ -37,6 +37,7 @@ from stream_app.events import Event, parse_event
 from stream_app.republished import DERIVED, REKEYED, is_republished
 from stream_app.scoring.points import round_scores  # the published resolution (0.01)
 from stream_app.security.pii import protect_event_props
+from stream_app.serving.full_state import REPROJECT, state_ops, why_records
 from stream_app.state.codec import ColdState
 from stream_app.state.codec import decode as decode_record
 from stream_app.state.codec import encode as encode_record
@@ -313,6 +314,24 @@ async def handle_tick(msg: Any) -> None:
         runtime.ticks.observe(time.perf_counter() - started)
 
 
+def reproject(uid: str, state: dict[str, Any] | None, request: bytes) -> None:
+    """Rewrite the user's whole Redis projection from its state, queued after this worker's
+    earlier writes for it (``redis-rebuild --live``: the rebuild's writes cannot overtake
+    newer ones). The first record of a request drops every cache of what Redis holds."""
+    if request != runtime.reproject_id:
+        runtime.reproject_id = request
+        runtime.projection.reset_caches()
+        log.warning("redis-rebuild --live request %s: re-projecting this worker's users",
+                    request.decode("utf-8", "replace"))
+    if state is None or is_marker(state) or NO_REDIS:
+        return
+    why = (why_records(runtime.engine, state)
+           if runtime.projection.why_mode != "off" else None)
+    runtime.projection.reproject(state_ops(state, why, runtime.projection.timeline),
+                                 state.get("tenant") or "default", uid)
+    metrics.REPROJECTED.inc()
+
+
 _SOURCES: dict[int, tuple[tuple[str, int], ...]] = {}
 
 
@@ -327,6 +346,9 @@ def user_sources(partition: int) -> tuple[tuple[str, int], ...]:
 def _tick(msg: Any) -> None:
     uid = msg.key.decode("utf-8", "replace") if isinstance(msg.key, bytes) else str(msg.key)
     state, cold = load_state(uid, msg.partition)
+    if msg.value and msg.value.startswith(REPROJECT):
+        reproject(uid, state, msg.value[len(REPROJECT):])
+        return
     now = runtime.clock.now()
     if state is None or now is None:
         return

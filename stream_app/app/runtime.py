@@ -65,6 +65,9 @@ class Runtime:
     #: users still to re-evaluate after a rule-set change (backfill), and how many in all
     backfill: list[str] = field(default_factory=list)
     backfill_total: int = 0
+    #: the newest ``redis-rebuild --live`` request this worker has seen (its caches of what
+    #: Redis holds were dropped when it came)
+    reproject_id: bytes = b""
     #: the sweep's bursts and pauses, and the measured cost of a tick
     ticks: TickPacer = field(default_factory=TickPacer)
 

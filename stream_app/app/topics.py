@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from stream_app.app.main import app
 from stream_app.contract import load_contract
+from stream_app.serving.full_state import TICKS_TOPIC
 
 contract = load_contract()
-TICKS = "internal.ticks"
+TICKS = TICKS_TOPIC
 
 #: every input stream plus the clock ticks: one co-partitioned source for one agent
 source_topic = app.topic(*contract.input_topics(), TICKS,

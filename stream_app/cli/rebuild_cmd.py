@@ -33,6 +33,7 @@ import orjson
 
 from stream_app.config import get_settings
 from stream_app.serving import keys
+from stream_app.serving.full_state import REPROJECT, TICKS_TOPIC, state_ops, why_records
 from stream_app.state.codec import merged
 from stream_app.state.deletion import is_marker
 
@@ -133,42 +134,6 @@ class TableReader:
         self.consumer.close()
 
 
-def state_ops(state: State, why: dict[str, Any] | None = None,
-              timeline: int = keys.TIMELINE_MAX) -> list[tuple[Any, ...]]:
-    """Projection operations that write one table record's current tags (segment bitmaps,
-    integer ids and numeric buckets through the projection's scripts)."""
-    from stream_app.serving.projection import change_ops  # noqa: PLC0415
-
-    ops: list[tuple[Any, ...]] = []
-    tenant = state.get("tenant") or "default"
-    uid = state["uid"]
-    for tag_id, value in sorted((state.get("tags") or {}).items()):
-        if value is None:
-            continue
-        ch = {"user_id": uid, "tenant": tenant, "tag_id": tag_id, "old": None, "new": value,
-              "seq": state.get("seq"), "reason": "rebuilt"}
-        ops.extend(change_ops(ch, (why or {}).get(tag_id), timeline=timeline))
-    if not ops:
-        ops.append(("sadd", keys.users_key(tenant), uid))
-        ops.append(("sadd", keys.TENANTS_KEY, tenant))
-    return ops
-
-
-def why_records(engine: Any, state: State) -> dict[str, Any]:
-    """The rule explanation of each stored tag value that the current rules still give."""
-    try:
-        rs = engine.ruleset
-        values = rs.evaluate(state, state.get("now") or 0, day_offset_ms=engine.day_offset_ms)
-    except Exception:  # noqa: BLE001 - an old layout or a changed rule: tags without why
-        return {}
-    out = {}
-    for tag_id, value in (state.get("tags") or {}).items():
-        tv = values.get(tag_id) if hasattr(values, "get") else None
-        if tv is not None and tv.value == value:
-            out[tag_id] = dict(tv.why, ruleset=rs.version, trigger=None, rebuilt=True)
-    return out
-
-
 def flush_projection(r: Any) -> int:
     """Delete every key of the projection (``sa:*``); return how many."""
     n = 0
@@ -216,6 +181,57 @@ def rebuild(r: Any, states: dict[str, State], engine: Any = None, flush: bool = 
             yield from state_ops(st, w, timeline)
 
     return write_ops(r, ops())
+
+
+#: seconds between the flush and the table's read in ``--live`` mode (the workers' changelog
+#: records of writes made before the flush arrive meanwhile)
+LIVE_SETTLE_S = 2.0
+
+
+def live_rebuild(bootstrap: str, reader: TableReader, timeout: float, group: str) -> None:
+    """Ask the running workers to rewrite every user of the table: one reproject tick per
+    user, on the user's partition of the ticks topic, so its owner handles it in order with
+    the user's events and queues the writes after its own earlier ones. Waits until the
+    workers' group has committed past every tick (progress on stderr)."""
+    import uuid  # noqa: PLC0415
+
+    from confluent_kafka import Consumer, TopicPartition  # noqa: PLC0415
+
+    from stream_app.kafka_io import connected_producer, produce  # noqa: PLC0415
+
+    t0 = time.monotonic()
+    request = f"{int(time.time())}-{uuid.uuid4().hex[:6]}".encode()
+    producer = connected_producer(bootstrap)
+    for uid in reader.states:
+        produce(producer, TICKS_TOPIC, uid.encode("utf-8"), REPROJECT + request,
+                partition=reader.partition_of[uid])
+    if producer.flush(30):
+        raise click.ClickException("the re-projection requests were not all delivered")
+    group_reader = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
+                             "enable.auto.commit": False, "log_level": 2})
+    try:
+        tps = [TopicPartition(TICKS_TOPIC, p) for p in range(reader.partitions)]
+        ends = {tp.partition: group_reader.get_watermark_offsets(tp, timeout=10)[1]
+                for tp in tps}
+        deadline = time.monotonic() + timeout
+        while True:
+            done = {tp.partition: tp.offset for tp in group_reader.committed(tps, timeout=10)}
+            behind = sum(max(0, ends[p] - max(done.get(p, 0), 0)) for p in ends)
+            if not behind:
+                break
+            if time.monotonic() > deadline:
+                raise click.ClickException(
+                    f"the workers did not process {behind:,} of the re-projection requests "
+                    f"within {timeout:.0f} s: are workers running (group {group!r})? The "
+                    "requests stay queued and run when one starts; without workers, run "
+                    "redis-rebuild without --live")
+            click.echo(f"  waiting for the workers: {behind:,} ticks to go", err=True)
+            time.sleep(1.0)
+    finally:
+        group_reader.close()
+    time.sleep(1.0)   # the workers write Redis every STREAM_APP_REDIS_FLUSH_MS (100 ms)
+    click.echo(f"re-projected {len(reader.states):,} users through the running workers "
+               f"({reader.records:,} changelog records) in {time.monotonic() - t0:.1f}s")
 
 
 def _decode(v: bytes) -> Any:
@@ -315,9 +331,17 @@ def traces(r: Any, uid: str, tenant: str = "default") -> list[str]:
 @click.option("--flush/--no-flush", default=True, show_default=True,
               help="delete every sa:* key before writing")
 @click.option("--check-only", is_flag=True, help="only compare Redis with the table")
+@click.option("--live", is_flag=True,
+              help="workers are running: they re-project their own users (in order with "
+                   "their live writes) instead of this command writing Redis")
 @click.option("--timeout", type=float, default=120.0, show_default=True)
-def command(bootstrap: str | None, flush: bool, check_only: bool, timeout: float) -> None:
-    """Rebuild the Redis projection (tags, segments, why) from the users table changelog."""
+def command(bootstrap: str | None, flush: bool, check_only: bool, live: bool,
+            timeout: float) -> None:
+    """Rebuild the Redis projection (tags, segments, why) from the users table changelog.
+
+    Without ``--live`` this command writes Redis itself: for a fresh Redis, or with the
+    workers stopped (a worker writing meanwhile can be overwritten by older values). With
+    ``--live`` each running worker rewrites its own users, after its earlier writes."""
     import redis  # noqa: PLC0415
 
     from stream_app.security.kafka_auth import client_security_config  # noqa: PLC0415
@@ -327,13 +351,19 @@ def command(bootstrap: str | None, flush: bool, check_only: bool, timeout: float
     t0 = time.monotonic()
     reader = TableReader(bootstrap or settings.kafka_bootstrap, topic, settings.partitions,
                          client_config=client_security_config())
+    r = redis.Redis.from_url(settings.redis_url, socket_timeout=10)
+    if live and flush:
+        # before the table is read: a user the workers wrote before the flush has its
+        # changelog record in what is read (written within a flush interval of its Redis
+        # write), so it is re-projected; a user first written later is written whole
+        click.echo(f"deleted {flush_projection(r):,} projection keys", err=True)
+        time.sleep(LIVE_SETTLE_S)
     try:
         states = reader.read_all(timeout)
     except TimeoutError as exc:
         raise click.ClickException(str(exc)) from exc
     finally:
         reader.close()
-    r = redis.Redis.from_url(settings.redis_url, socket_timeout=10)
     if check_only:
         problems = check(r, states, reader.tombstones)
         for p in problems[:50]:
@@ -341,6 +371,9 @@ def command(bootstrap: str | None, flush: bool, check_only: bool, timeout: float
         click.echo(f"{len(states):,} users in the table; {len(problems):,} differences")
         if problems:
             raise SystemExit(1)
+        return
+    if live:
+        live_rebuild(bootstrap or settings.kafka_bootstrap, reader, timeout, settings.app_id)
         return
     from stream_app.rules.engine import TagEngine  # noqa: PLC0415
     from stream_app.rules.loader import load_ruleset  # noqa: PLC0415

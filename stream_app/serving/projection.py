@@ -725,6 +725,15 @@ class RedisProjection:
         p.forget = dict(tags)
         self._hold(1)
 
+    def reproject(self, ops: list[Op], tenant: str, uid: str) -> None:
+        """Write a user's whole projection (``ops``: :func:`~stream_app.serving.full_state.
+        state_ops` of its state) after what is held for it, and forget what was cached of
+        it: the user's next score fields are written whole."""
+        self.materialize()     # the user's held writes go first: they are older
+        self.seen.discard((tenant, uid))
+        self._fields.pop((tenant, uid), None)
+        self._push(ops)
+
     def materialize(self) -> int:
         """Build the operations of every held entry into ``pending`` (the flush does this
         first); returns how many were built."""
@@ -754,7 +763,8 @@ class RedisProjection:
             for _ in range(over):
                 self.pending.popleft()
             self.dropped += over
-            log.warning("Redis projection buffer full: dropped %d ops (run redis-rebuild)", over)
+            log.warning("Redis projection buffer full: dropped %d ops "
+                        "(run redis-rebuild --live)", over)
 
     async def flush(self, max_ops: int = 5000) -> int:
         """Build the held entries' operations, then write up to ``max_ops`` pending

@@ -1,0 +1,73 @@
+"""`redis-rebuild --live` while events flow: the running worker re-projects its own users, in
+order with its live writes, so Redis ends equal to the table. A rebuild that writes Redis
+itself (without `--live`) races with the worker: measured during a 30-day replay, 171 and
+658 users stayed different from the table for good (older values written over newer ones,
+users created between the table's read and the flush left partial)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+
+import orjson
+import pytest
+
+from stream_app.kafka_io import make_producer
+from tests.faults.workload import scrape
+from tests.helpers import DAY, event, uid, wait_until
+
+pytestmark = pytest.mark.integration
+CHANNELS = ["douyin", "baidu_sem", "wechat_oa", "bilibili"]
+
+
+def cli(stack, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "stream_app", *args],
+                          env={**os.environ, **stack.settings_env()}, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_live_rebuild_while_events_flow_leaves_redis_equal_to_the_table(stack, harness,
+                                                                        tags_reader):
+    t = harness.base_ts()
+    users = [uid(f"live-rb{i}") for i in range(60)]
+    for u in users:
+        harness.send("click", event(u, "page_view", t))
+    tags_reader.wait_for(timeout=60, user_id=users[-1], tag_id="activity")
+    before = sum(scrape(w.url, "stream_app_reprojected_users_total") for w in stack.workers)
+    stop = threading.Event()
+    sent: list[str] = []
+
+    def flow() -> None:
+        # tag changes all through the rebuild: active days, channels, new users
+        producer = make_producer(stack.bootstrap)
+        i = 0
+        while not stop.is_set():
+            u = users[i % len(users)] if i % 5 else uid(f"live-rb-new{i}")
+            ev = event(u, "course_view", t + (i // len(users) + 1) * DAY // 3 + i,
+                       props={"channel": CHANNELS[i % len(CHANNELS)]})
+            producer.produce("events.click", key=u, value=orjson.dumps(ev))
+            producer.poll(0)
+            sent.append(u)
+            i += 1
+            stop.wait(0.004)
+        producer.flush(30)
+
+    th = threading.Thread(target=flow, daemon=True)
+    th.start()
+    try:
+        out = cli(stack, "redis-rebuild", "--live")
+    finally:
+        stop.set()
+        th.join(60)
+    assert out.returncode == 0, out.stderr
+    assert "re-projected" in out.stdout
+    assert len(sent) > 100   # events flowed while it ran
+    after = sum(scrape(w.url, "stream_app_reprojected_users_total") for w in stack.workers)
+    assert after - before >= len(users)
+    # the last event sent is processed, then Redis equals the table (once its writes land)
+    tags_reader.wait_for(timeout=60, user_id=sent[-1])
+    check = wait_until(lambda: (c := cli(stack, "redis-rebuild", "--check-only")).returncode
+                       == 0 and c, timeout=30, interval=2.0, what="Redis equal to the table")
+    assert " 0 differences" in check.stdout

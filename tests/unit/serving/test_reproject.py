@@ -1,0 +1,26 @@
+"""RedisProjection.reproject: a user's whole projection goes after what was held for it,
+and the caches of what Redis holds forget the user (no Redis needed: only the queue)."""
+
+from __future__ import annotations
+
+from stream_app.serving.full_state import state_ops
+from stream_app.serving.projection import RedisProjection
+
+
+def test_reproject_queues_the_whole_state_after_held_writes_and_forgets_the_user():
+    proj = RedisProjection("redis://127.0.0.1:1/0", why="off", timeline=0)
+    proj.set_fields("t", "u1", {"score:convert": 0.5})
+    proj.apply_changes([{"tenant": "t", "user_id": "u1", "tag_id": "activity", "old": None,
+                         "new": "low"}])
+    assert proj.held and not proj.pending
+    state = {"uid": "u1", "tenant": "t", "tags": {"activity": "medium"}}
+    ops = state_ops(state, None, 0)
+    proj.reproject(ops, "t", "u1")
+    pending = list(proj.pending)
+    assert pending[-len(ops):] == ops              # the whole state last
+    assert len(pending) > len(ops)                 # the held writes first
+    assert proj.held == 0
+    assert ("t", "u1") not in proj.seen
+    # the score field is written again, though this process wrote the same value before
+    proj.set_fields("t", "u1", {"score:convert": 0.5})
+    assert proj.held == 1
