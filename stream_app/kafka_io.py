@@ -138,6 +138,21 @@ def make_consumer(bootstrap: str, topics: Iterable[str], group: str | None = Non
     return c
 
 
+def committed_offsets(bootstrap: str, group: str, topic: str,
+                      partitions: int) -> dict[int, int]:
+    """The offsets ``group`` committed on each partition of ``topic`` (-1 where none), read
+    without joining the group (no rebalance of its members)."""
+    from confluent_kafka import Consumer, TopicPartition  # noqa: PLC0415
+
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
+                  "enable.auto.commit": False, "log_level": 2, **_security()})
+    try:
+        got = c.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=10)
+        return {tp.partition: max(tp.offset, -1) for tp in got}
+    finally:
+        c.close()
+
+
 def read_assigned(bootstrap: str, topic: str | Sequence[str], partitions: int,
                   from_beginning: bool = True, **overrides: Any):  # noqa: ANN201
     """A consumer assigned (no group join) to every partition of ``topic`` (or of each topic

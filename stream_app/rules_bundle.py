@@ -48,6 +48,34 @@ def compile_bundle(bundle: dict[str, Any]) -> RuleSet:
     return loader.ruleset_from_files(bundle["files"])
 
 
+def latest_bundle(bootstrap: str) -> dict[str, Any] | None:
+    """The newest bundle published on ``rules.versions`` (what running workers use), or None
+    if none was published (they use their local rules directory)."""
+    from stream_app.kafka_io import read_assigned  # noqa: PLC0415
+
+    c = read_assigned(bootstrap, "rules.versions", 1)
+    last = None
+    try:
+        while True:
+            msgs = c.consume(num_messages=100, timeout=1.0)
+            if not msgs:
+                return last
+            for m in msgs:
+                if not m.error() and m.value():
+                    last = decode(m.value())
+    finally:
+        c.close()
+
+
+def live_ruleset(bootstrap: str, local: Path | str) -> tuple[RuleSet, str]:
+    """The rule set the workers run, and where it comes from: the newest published one, else
+    the local rules directory ``local``."""
+    bundle = latest_bundle(bootstrap)
+    if bundle is None:
+        return loader.load_ruleset(local), f"local {local}"
+    return compile_bundle(bundle), f"published from {bundle.get('source')}"
+
+
 def encode(bundle: dict[str, Any]) -> bytes:
     return orjson.dumps(bundle)
 

@@ -26,8 +26,28 @@ inbox: queue.Queue[tuple[str, str, bytes]] = queue.Queue(maxsize=1000)
 _stop = threading.Event()
 
 
+#: set once the reader has read each topic up to its end offset at the reader's start
+caught_up = threading.Event()
+#: how long a first partition assignment waits for that (then it goes on with what it has)
+CATCH_UP_S = 15.0
+
+
+def _end_offset(consumer: Any, topic: str) -> int:
+    from confluent_kafka import KafkaException, TopicPartition  # noqa: PLC0415
+
+    try:
+        return consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)[1]
+    except KafkaException as exc:   # no such topic yet: nothing to catch up on
+        log.info("broadcast topic %s: no end offset (%s)", topic, exc)
+        return 0
+
+
 def _reader() -> None:
     consumers = {t: read_assigned(settings.kafka_bootstrap, t, 1) for t in TOPICS}
+    ends = {t: _end_offset(c, t) for t, c in consumers.items()}
+    behind = {t for t, end in ends.items() if end > 0}
+    if not behind:
+        caught_up.set()
     try:
         while not _stop.is_set():
             for topic, c in consumers.items():
@@ -36,6 +56,10 @@ def _reader() -> None:
                         continue
                     key = (msg.key() or b"").decode("utf-8", "replace")
                     inbox.put((topic, key, msg.value()))
+                    if behind and msg.offset() + 1 >= ends[topic]:
+                        behind.discard(topic)
+                        if not behind:
+                            caught_up.set()
     finally:
         for c in consumers.values():
             c.close()
@@ -69,18 +93,36 @@ async def broadcast_applier() -> None:
     thread.start()
     try:
         while True:
-            while True:
-                try:
-                    topic, key, value = inbox.get_nowait()
-                except queue.Empty:
-                    break
-                try:
-                    apply_record(topic, key, value)
-                except Exception as exc:  # noqa: BLE001 - a bad record must not stop the worker
-                    log.error("cannot apply %s record %r: %s", topic, key, exc)
+            apply_pending()
             await asyncio.sleep(0.5)
     finally:
         _stop.set()
+
+
+def apply_pending() -> None:
+    """Apply every record the reader has handed over so far."""
+    while True:
+        try:
+            topic, key, value = inbox.get_nowait()
+        except queue.Empty:
+            return
+        try:
+            apply_record(topic, key, value)
+        except Exception as exc:  # noqa: BLE001 - a bad record must not stop the worker
+            log.error("cannot apply %s record %r: %s", topic, key, exc)
+
+
+@app.on_partitions_assigned.connect
+async def broadcasts_before_events(sender: Any, assigned: Any, **kwargs: Any) -> None:
+    """Before the events of a (first) assignment are processed (Faust keeps the partitions
+    paused until its receivers return): the published rule set and model snapshots are
+    applied, so a worker started after ``rules apply`` never tags with its local rules."""
+    if not caught_up.is_set():
+        loop = asyncio.get_running_loop()
+        if not await loop.run_in_executor(None, caught_up.wait, CATCH_UP_S):
+            log.warning("broadcast topics not read to their end within %.0f s: the first "
+                        "events may use the local rules", CATCH_UP_S)
+    apply_pending()
 
 
 def pending() -> Any:

@@ -188,6 +188,20 @@ def rebuild(r: Any, states: dict[str, State], engine: Any = None, flush: bool = 
 LIVE_SETTLE_S = 2.0
 
 
+def tick_end_offsets(bootstrap: str, partitions: int) -> dict[int, int]:
+    """The end offset of each partition of the ticks topic."""
+    from stream_app.kafka_io import read_assigned  # noqa: PLC0415
+
+    c = read_assigned(bootstrap, TICKS_TOPIC, partitions, from_beginning=False)
+    try:
+        from confluent_kafka import TopicPartition  # noqa: PLC0415
+
+        return {p: c.get_watermark_offsets(TopicPartition(TICKS_TOPIC, p), timeout=10)[1]
+                for p in range(partitions)}
+    finally:
+        c.close()
+
+
 def live_rebuild(bootstrap: str, reader: TableReader, timeout: float, group: str) -> None:
     """Ask the running workers to rewrite every user of the table: one reproject tick per
     user, on the user's partition of the ticks topic, so its owner handles it in order with
@@ -195,9 +209,7 @@ def live_rebuild(bootstrap: str, reader: TableReader, timeout: float, group: str
     workers' group has committed past every tick (progress on stderr)."""
     import uuid  # noqa: PLC0415
 
-    from confluent_kafka import Consumer, TopicPartition  # noqa: PLC0415
-
-    from stream_app.kafka_io import connected_producer, produce  # noqa: PLC0415
+    from stream_app.kafka_io import committed_offsets, connected_producer, produce  # noqa
 
     t0 = time.monotonic()
     request = f"{int(time.time())}-{uuid.uuid4().hex[:6]}".encode()
@@ -207,28 +219,21 @@ def live_rebuild(bootstrap: str, reader: TableReader, timeout: float, group: str
                 partition=reader.partition_of[uid])
     if producer.flush(30):
         raise click.ClickException("the re-projection requests were not all delivered")
-    group_reader = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
-                             "enable.auto.commit": False, "log_level": 2})
-    try:
-        tps = [TopicPartition(TICKS_TOPIC, p) for p in range(reader.partitions)]
-        ends = {tp.partition: group_reader.get_watermark_offsets(tp, timeout=10)[1]
-                for tp in tps}
-        deadline = time.monotonic() + timeout
-        while True:
-            done = {tp.partition: tp.offset for tp in group_reader.committed(tps, timeout=10)}
-            behind = sum(max(0, ends[p] - max(done.get(p, 0), 0)) for p in ends)
-            if not behind:
-                break
-            if time.monotonic() > deadline:
-                raise click.ClickException(
-                    f"the workers did not process {behind:,} of the re-projection requests "
-                    f"within {timeout:.0f} s: are workers running (group {group!r})? The "
-                    "requests stay queued and run when one starts; without workers, run "
-                    "redis-rebuild without --live")
-            click.echo(f"  waiting for the workers: {behind:,} ticks to go", err=True)
-            time.sleep(1.0)
-    finally:
-        group_reader.close()
+    ends = tick_end_offsets(bootstrap, reader.partitions)
+    deadline = time.monotonic() + timeout
+    while True:
+        done = committed_offsets(bootstrap, group, TICKS_TOPIC, reader.partitions)
+        behind = sum(max(0, end - max(done.get(p, 0), 0)) for p, end in ends.items())
+        if not behind:
+            break
+        if time.monotonic() > deadline:
+            raise click.ClickException(
+                f"the workers did not process {behind:,} of the re-projection requests "
+                f"within {timeout:.0f} s: are workers running (group {group!r})? The "
+                "requests stay queued and run when one starts; without workers, run "
+                "redis-rebuild without --live")
+        click.echo(f"  waiting for the workers: {behind:,} ticks to go", err=True)
+        time.sleep(1.0)
     time.sleep(1.0)   # the workers write Redis every STREAM_APP_REDIS_FLUSH_MS (100 ms)
     click.echo(f"re-projected {len(reader.states):,} users through the running workers "
                f"({reader.records:,} changelog records) in {time.monotonic() - t0:.1f}s")
@@ -352,7 +357,7 @@ def command(bootstrap: str | None, flush: bool, check_only: bool, live: bool,
     reader = TableReader(bootstrap or settings.kafka_bootstrap, topic, settings.partitions,
                          client_config=client_security_config())
     r = redis.Redis.from_url(settings.redis_url, socket_timeout=10)
-    if live and flush:
+    if live and flush and not check_only:
         # before the table is read: a user the workers wrote before the flush has its
         # changelog record in what is read (written within a flush interval of its Redis
         # write), so it is re-projected; a user first written later is written whole
@@ -376,10 +381,11 @@ def command(bootstrap: str | None, flush: bool, check_only: bool, live: bool,
         live_rebuild(bootstrap or settings.kafka_bootstrap, reader, timeout, settings.app_id)
         return
     from stream_app.rules.engine import TagEngine  # noqa: PLC0415
-    from stream_app.rules.loader import load_ruleset  # noqa: PLC0415
+    from stream_app.rules_bundle import live_ruleset  # noqa: PLC0415
 
-    try:
-        engine = TagEngine(load_ruleset(settings.rules_path),
+    try:   # why records: from the rules the workers run (the newest published, else local)
+        ruleset, _ = live_ruleset(bootstrap or settings.kafka_bootstrap, settings.rules_path)
+        engine = TagEngine(ruleset,
                            day_offset_ms=settings.day_offset_ms,
                            retention_days=settings.retention_days,
                            dedup_window=settings.dedup_window,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -59,30 +58,12 @@ def apply(path: Path, bootstrap: str | None) -> None:
                "workers load it within seconds")
 
 
-def latest_bundle(bootstrap: str) -> dict[str, Any] | None:
-    """The newest rule bundle published on ``rules.versions`` (what running workers use), or
-    None if none was published (they use their local rules directory)."""
-    from stream_app.kafka_io import read_assigned  # noqa: PLC0415
-    from stream_app.rules_bundle import decode  # noqa: PLC0415
-
-    c = read_assigned(bootstrap, "rules.versions", 1)
-    last = None
-    try:
-        while True:
-            msgs = c.consume(num_messages=100, timeout=1.0)
-            if not msgs:
-                return last
-            for m in msgs:
-                if not m.error() and m.value():
-                    last = decode(m.value())
-    finally:
-        c.close()
-
-
 @command.command("show")
 @click.option("--bootstrap", default=None)
 def show(bootstrap: str | None) -> None:
     """Print the newest published rule set version (if any)."""
+    from stream_app.rules_bundle import latest_bundle  # noqa: PLC0415
+
     last = latest_bundle(bootstrap or get_settings().kafka_bootstrap)
     if last is None:
         click.echo("no rule set published: workers use their local rules directory")
@@ -107,19 +88,14 @@ def diff(path: Path, bootstrap: str | None, as_json: bool, timeout: float) -> No
 
     from stream_app.cli.rebuild_cmd import TableReader, changelog_topic  # noqa: PLC0415
     from stream_app.rules.diff import diff_rulesets  # noqa: PLC0415
-    from stream_app.rules.loader import load_ruleset  # noqa: PLC0415
-    from stream_app.rules_bundle import compile_bundle  # noqa: PLC0415
+    from stream_app.rules_bundle import live_ruleset  # noqa: PLC0415
 
     s = get_settings()
     bootstrap = bootstrap or s.kafka_bootstrap
     _, new = _compile(path)
     reader = TableReader(bootstrap, changelog_topic(s.app_id), s.partitions)   # checks it
     try:
-        live = latest_bundle(bootstrap)
-        if live is None:
-            old, where = load_ruleset(s.rules_path), f"local {s.rules_path}"
-        else:
-            old, where = compile_bundle(live), f"published from {live.get('source')}"
+        old, where = live_ruleset(bootstrap, s.rules_path)
         states = reader.read_all(timeout)
     finally:
         reader.close()

@@ -16,6 +16,11 @@ from stream_app.kafka_io import partition_of
 from tests.helpers import DAY, event, uid
 
 pytestmark = pytest.mark.integration
+#: an event of each input topic (alerts.feedback: any other)
+BY_TOPIC = {"events.click": ("page_view", {}), "events.study": ("lesson_attended", {}),
+            "events.order": ("order_paid", {"amount": 4980}),
+            "events.profile": ("profile_updated", {}),
+            "events.label": ("checkpoint", {"target": "convert", "group": "d31"})}
 
 
 def test_an_event_older_than_the_deletion_does_not_bring_the_user_back(stack, harness,
@@ -95,10 +100,13 @@ def test_the_marker_holds_only_the_id_and_time_and_gives_way_to_a_tombstone(stac
         time.sleep(3)   # three sweeps (1 s apart in the test stack) with the marker due
         assert last_of_u()[-1] is not None and b"deleted_at" in last_of_u()[-1]
         # every input topic of the user's partition passes the time: a tombstone
-        for stream, etype, props in (("study", "lesson_attended", {"lesson_no": 1}),
-                                     ("order", "order_paid", {"amount": 4980}),
-                                     ("profile", "profile_updated", {})):
-            harness.send(stream, event(v, etype, t + 31 * DAY, props))
+        from stream_app.contract import load_contract
+
+        for topic in load_contract().input_topics():
+            etype, props = BY_TOPIC.get(topic, ("alert_feedback", {"verdict": "useful"}))
+            harness.producer.produce(topic, key=v, value=orjson.dumps(
+                event(v, etype, t + 31 * DAY, props)))
+        harness.producer.flush(10)
         wait_until(lambda: last_of_u()[-1] is None, 60, what="a tombstone after the marker")
     finally:
         consumer.close()

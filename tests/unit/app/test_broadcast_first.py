@@ -1,0 +1,46 @@
+"""A partition assignment waits for the broadcast topics (``stream_app.app.broadcast``): the
+published rule set read by the reader thread is applied before the assignment's events are
+processed, so a worker started after ``rules apply`` never tags with its local rules. Run in
+a subprocess: importing the app builds the Faust app."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+CODE = r"""
+import asyncio, threading, time
+from pathlib import Path
+from stream_app.app import main                      # registers agents and signals
+from stream_app.app import broadcast as bc
+from stream_app.app.context import runtime
+from stream_app.rules_bundle import encode, read_bundle
+
+rules = Path(main.settings.rules_path)
+bundle = read_bundle(rules)
+bundle["files"]["activity.yaml"] = bundle["files"]["activity.yaml"].replace(
+    "activity_high_days: 3 ", "activity_high_days: 9 ")
+local = runtime.engine.ruleset.version
+
+def reader():   # the reader thread: its records come 0.3 s after the assignment starts
+    time.sleep(0.3)
+    bc.inbox.put(("rules.versions", "default", encode(bundle)))
+    bc.caught_up.set()
+
+bc.caught_up.clear()
+threading.Thread(target=reader).start()
+t0 = time.monotonic()
+asyncio.run(bc.broadcasts_before_events(None, assigned=set()))
+waited = time.monotonic() - t0
+print(local != runtime.engine.ruleset.version, waited >= 0.3, bc.inbox.qsize())
+"""
+
+
+def test_an_assignment_applies_the_published_rules_before_its_events(tmp_path) -> None:
+    env = {**os.environ, "STREAM_APP_DATADIR": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", CODE], env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    # the published set replaced the local one, after waiting for the reader; inbox empty
+    assert out.stdout.strip().splitlines()[-1] == "True True 0"
