@@ -6,6 +6,7 @@ import threading
 import time
 from collections import Counter, deque
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -89,6 +90,47 @@ def _describe(topic: str, rec: dict) -> str:
     return f"[magenta]{topic.split('.')[-1]}[/] {who}{score_txt}: {why[:90]}"
 
 
+class PlainFeed:
+    """What ``dev`` shows when its output is not a terminal (a pipe, a log file, CI): one
+    summary line every ``every_s`` seconds and the alerts that came since, instead of a live
+    table that a non-terminal would only get at the end.
+
+    Example:
+        >>> from rich.console import Console
+        >>> feed = PlainFeed(Console(width=200), started=0.0, every_s=0.0)
+        >>> feed.alerts.append("hot lead u1")
+        >>> feed.update(Counter(events=120, tags=30, **{"alert:hot_lead": 1}), rate=60.0,
+        ...             now=12.0)
+        12s: 120 events (60/s), 30 tag changes, alerts 1 hot-lead 0 at-risk 0 anomaly, 0 DLQ
+          hot lead u1
+    """
+
+    def __init__(self, console: Any, started: float, every_s: float = 10.0) -> None:
+        self.console, self.started, self.every_s = console, started, every_s
+        self.last = started
+        self.alerts: list[str] = []
+
+    def __enter__(self) -> PlainFeed:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def update(self, stats: Counter, rate: float, now: float | None = None) -> None:
+        now = time.time() if now is None else now
+        if now - self.last < self.every_s:
+            return
+        self.last = now
+        self.console.print(
+            f"{now - self.started:.0f}s: {stats['events']:,} events ({rate:,.0f}/s), "
+            f"{stats['tags']:,} tag changes, alerts {stats['alert:hot_lead']:,} hot-lead "
+            f"{stats['alert:at_risk']:,} at-risk {stats['alert:metric_anomaly']:,} anomaly, "
+            f"{stats['dlq']:,} DLQ", highlight=False, soft_wrap=True)
+        for line in self.alerts[-5:]:
+            self.console.print(f"  {line}", highlight=False, soft_wrap=True)
+        self.alerts.clear()
+
+
 @click.command("dev")
 @click.option("--arrivals", type=float, default=None,
               help="new simulated learners per simulated day (default: config/simulator.yaml)")
@@ -148,8 +190,9 @@ def command(arrivals: float | None, speed: float | None, warmup_days: float | No
             last_n, last_t, rate = 0, started, 0.0
             import orjson  # noqa: PLC0415
 
-            with Live(_render(stats, tag_feed, alert_feed, started, rate), console=console,
-                      refresh_per_second=2) as live:
+            plain = None if console.is_terminal else PlainFeed(console, started)
+            with (Live(_render(stats, tag_feed, alert_feed, started, rate), console=console,
+                       refresh_per_second=2) if plain is None else plain) as live:
                 while not duration or time.time() - started < duration:
                     for topic, consumer in readers.items():
                         for msg in consumer.consume(num_messages=2000, timeout=0.05):
@@ -165,13 +208,18 @@ def command(arrivals: float | None, speed: float | None, warmup_days: float | No
                                 stats[f"alert:{topic.split('.')[-1]}"] += 1
                             if topic != "tags.changes":
                                 alert_feed.append(_describe(topic, rec))
+                                if plain is not None:
+                                    plain.alerts.append(_describe(topic, rec))
                             elif rec.get("old") is not None or stats["tags"] % 20 == 1:
                                 tag_feed.append(_describe(topic, rec))
                     now = time.time()
                     if now - last_t >= 1.0:
                         rate = (stats["events"] - last_n) / (now - last_t)
                         last_n, last_t = stats["events"], now
-                    live.update(_render(stats, tag_feed, alert_feed, started, rate))
+                    if plain is None:
+                        live.update(_render(stats, tag_feed, alert_feed, started, rate))
+                    else:
+                        plain.update(stats, rate)
                     if not producer.is_alive() and stats["events"] == 0:
                         raise click.ClickException("the simulator stopped without producing")
             console.print(f"done: {stats['events']:,} events, {stats['tags']:,} tag changes, "

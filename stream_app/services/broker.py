@@ -36,7 +36,10 @@ def broker_ready(bootstrap: str, timeout: float = 2.0) -> bool:
     """True when the broker answers a metadata request."""
     from confluent_kafka.admin import AdminClient  # noqa: PLC0415
 
-    md = AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=timeout)
+    # log_level 2: a refused connection while the broker starts is expected, not an error to
+    # print (it was the first line `make run` showed)
+    md = AdminClient({"bootstrap.servers": bootstrap, "log_level": 2}).list_topics(
+        timeout=timeout)
     return md.brokers is not None and len(md.brokers) > 0
 
 

@@ -1,9 +1,11 @@
 """``stream-app dev`` (``make run``) stopped by a signal instead of Ctrl-C: SIGTERM (``kill``,
-``timeout``, a supervisor) stops it the same way, and nothing it started is left running."""
+``timeout``, a supervisor) stops it the same way, and nothing it started is left running.
+Its output to a pipe is a summary line every 10 s with events and tag changes flowing."""
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -46,7 +48,14 @@ def test_sigterm_stops_dev_and_every_service_it_started(tmp_path) -> None:
         names = {Path(f"/proc/{p}/comm").read_text().strip() for p in children}
         assert any("tansu" in n for n in names) and any("redis" in n for n in names), names
         assert len(children) >= 3                   # broker, Redis, one worker (at least)
-        time.sleep(2)                               # events flowing
+        # not a terminal: a summary line every 10 s (a live table would show only at the end)
+        summary = None
+        while time.time() < deadline and summary is None:
+            line = proc.stdout.readline()
+            out.append(line)
+            summary = re.match(r"\d+s: ([\d,]+) events .*, ([\d,]+) tag changes, alerts ", line)
+        assert summary, "".join(out[-30:])
+        assert int(summary[1].replace(",", "")) > 0 and int(summary[2].replace(",", "")) > 0
         proc.send_signal(signal.SIGTERM)
         rest, _ = proc.communicate(timeout=90)
     finally:
