@@ -42,6 +42,12 @@ def _end_offset(consumer: Any, topic: str) -> int:
         return 0
 
 
+def _position(consumer: Any, topic: str) -> int:
+    from confluent_kafka import TopicPartition  # noqa: PLC0415
+
+    return consumer.position([TopicPartition(topic, 0)])[0].offset
+
+
 def _reader() -> None:
     consumers = {t: read_assigned(settings.kafka_bootstrap, t, 1) for t in TOPICS}
     ends = {t: _end_offset(c, t) for t, c in consumers.items()}
@@ -56,10 +62,12 @@ def _reader() -> None:
                         continue
                     key = (msg.key() or b"").decode("utf-8", "replace")
                     inbox.put((topic, key, msg.value()))
-                    if behind and msg.offset() + 1 >= ends[topic]:
-                        behind.discard(topic)
-                        if not behind:
-                            caught_up.set()
+                if topic in behind and _position(c, topic) >= ends[topic]:
+                    # (the position, not the last record's offset: compaction or a
+                    # tombstone at the end would leave that short of the end offset)
+                    behind.discard(topic)
+                    if not behind:
+                        caught_up.set()
     finally:
         for c in consumers.values():
             c.close()
