@@ -17,8 +17,9 @@ from stream_app.config import get_settings
               default=None, help="YAML map of per-tenant tokens (tenants: {name: [token]})")
 @click.option("--workers", type=int, default=1, show_default=True,
               help="uvicorn worker processes")
-@click.option("--follow-rules/--no-follow-rules", default=False, show_default=True,
-              help="switch tag definitions to rule sets published with `rules apply`")
+@click.option("--follow-rules/--no-follow-rules", default=True, show_default=True,
+              help="switch tag definitions to rule sets published with `rules apply`, as the "
+                   "workers do (reads rules.versions; without a broker: the local rules)")
 @click.option("--log-level", default="info", show_default=True)
 def command(host: str | None, port: int | None, tokens: Path | None, workers: int,
             follow_rules: bool, log_level: str) -> None:
@@ -32,8 +33,7 @@ def command(host: str | None, port: int | None, tokens: Path | None, workers: in
     if tokens is not None:
         load_tenant_tokens(tokens)  # fail now on a bad file, not in every worker
         os.environ[TOKENS_ENV] = str(tokens.resolve())
-    if follow_rules:
-        os.environ[FOLLOW_ENV] = "1"
+    os.environ[FOLLOW_ENV] = "1" if follow_rules else "0"
     uvicorn.run("stream_app.serving.api:app_from_env", factory=True,
                 host=host or settings.web_host, port=port or settings.api_port,
                 workers=workers, log_level=log_level, proxy_headers=True)

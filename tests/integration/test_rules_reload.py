@@ -111,3 +111,43 @@ def test_rules_diff_shadows_a_new_rule_set_over_retained_state(stack, harness, t
     finally:
         restore = cli(stack, "rules", "apply", str(ROOT / "config" / "rules"))
         assert restore.returncode == 0, restore.stderr
+
+
+def test_the_api_follows_a_published_rule_set_by_default(stack, tmp_path):
+    """`stream-app api` (default options) switches its tag catalog with the workers: a tag
+    added by `rules apply` is listed and can be queried as a segment within seconds."""
+    import httpx
+
+    from stream_app.services.process import ManagedProcess, free_port, wait_for
+    from tests.helpers import wait_until
+
+    rules = tmp_path / "rules"
+    shutil.copytree(ROOT / "config" / "rules", rules)
+    (rules / "zz_extra.yaml").write_text(
+        "tags:\n  - {id: it_follow_probe, family: consumption, zh: 探针, en: Probe,"
+        " kind: bool, value: \"count(order_paid) > 99\"}\n")
+    port = free_port()
+    api = ManagedProcess("api", [sys.executable, "-m", "stream_app", "api", "--port", str(port),
+                                 "--log-level", "warning"], log=tmp_path / "api.log",
+                         env={**stack.settings_env(), "STREAM_APP_API_TOKEN": "t"}, cwd=ROOT)
+    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10,
+                          headers={"Authorization": "Bearer t"})
+    try:
+        wait_for(lambda: client.get("/healthz").status_code == 200, 60, "stream-app api",
+                 proc=api.proc, log=api.log)
+
+        def tag_ids() -> set[str]:
+            return {t["id"] for t in client.get("/v1/tags").json()["tags"]}
+
+        assert "it_follow_probe" not in tag_ids()
+        assert cli(stack, "rules", "apply", str(rules)).returncode == 0
+        wait_until(lambda: "it_follow_probe" in tag_ids(), 30, interval=0.5,
+                   what="the API's catalog to follow the published rule set")
+        got = client.get("/v1/tenants/default/segments/size",
+                         params={"expr": "it_follow_probe = true"})
+        assert got.status_code == 200, got.text
+    finally:
+        client.close()
+        api.stop()
+        restore = cli(stack, "rules", "apply", str(ROOT / "config" / "rules"))
+        assert restore.returncode == 0, restore.stderr
