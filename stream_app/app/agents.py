@@ -271,12 +271,20 @@ async def handle_event(msg: Any, stream: str) -> None:
     if is_late(ev.ts, now) and not is_republished(msg.headers):
         send_late(msg, stream, ev.ts, now)
         return
+    state, cold = load_state(ev.user_id, msg.partition)
+    if state is not None and ev.tenant != state.get("tenant", ev.tenant):
+        # a user belongs to one tenant (state, tags and Redis keys are per tenant): another
+        # tenant's event under the same user_id would mix them, a deletion would remove the
+        # wrong tenant's user. Dead-lettered (a marker holds the deleted user's tenant too)
+        send_dlq(msg, "tenant_mismatch", f"user_id {ev.user_id!r} belongs to tenant "
+                 f"{state.get('tenant')!r}, not {ev.tenant!r}: user ids must be unique "
+                 "across tenants (prefix them with the tenant)")
+        return
     if ev.type in KNOWN_TYPES:
         EVENTS_TALLY.add((stream, ev.type))
     else:
         EVENTS_TALLY.add((stream, "unknown"))
         metrics.EVENTS_UNKNOWN_TYPE.labels(stream=stream).inc()
-    state, cold = load_state(ev.user_id, msg.partition)
     if ev.type == "deletion_requested":
         forget_user(ev, state, msg.partition, msg.timestamp)
         return
