@@ -50,9 +50,11 @@ def compile_bundle(bundle: dict[str, Any]) -> RuleSet:
 
 def latest_bundle(bootstrap: str) -> dict[str, Any] | None:
     """The newest bundle published on ``rules.versions`` (what running workers use), or None
-    if none was published (they use their local rules directory)."""
-    from stream_app.kafka_io import read_assigned  # noqa: PLC0415
+    if none was published (they use their local rules directory). No broker answering is an
+    error (:class:`~stream_app.errors.UnreachableError`), not "none published"."""
+    from stream_app.kafka_io import read_assigned, require_broker  # noqa: PLC0415
 
+    require_broker(bootstrap)
     c = read_assigned(bootstrap, "rules.versions", 1)
     last = None
     try:

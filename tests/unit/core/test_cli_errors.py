@@ -21,6 +21,7 @@ NOWHERE = "127.0.0.1:1"
     ["replay", "{file}", "--bootstrap", NOWHERE, "--quiet"],
     ["redis-rebuild", "--bootstrap", NOWHERE],
     ["rules", "diff", "config/rules", "--bootstrap", NOWHERE],
+    ["rules", "show", "--bootstrap", NOWHERE],   # said "no rule set published" before
 ])
 def test_no_broker_is_a_clear_error(argv, tmp_path, monkeypatch, capsys) -> None:
     monkeypatch.setattr(kafka_io, "BROKER_CHECK_S", 0.5)
