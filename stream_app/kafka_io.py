@@ -196,6 +196,21 @@ def collect(consumers: dict[str, Any], until: Any, timeout: float) -> dict[str, 
 Ends = dict[tuple[str, int], int | None]
 
 
+def end_offsets(bootstrap: str, topic: str, partitions: int) -> dict[int, int]:
+    """The end offset (last offset + 1) of each partition of ``topic``: the broker's high
+    watermark, checked with :func:`true_end_offsets` (tansu reports less)."""
+    from confluent_kafka import TopicPartition  # noqa: PLC0415
+
+    c = read_assigned(bootstrap, topic, partitions, from_beginning=False)
+    try:
+        reported: Ends = {(topic, p): c.get_watermark_offsets(TopicPartition(topic, p),
+                                                              timeout=10)[1]
+                          for p in range(partitions)}
+    finally:
+        c.close()
+    return {p: end or 0 for (_, p), end in true_end_offsets(bootstrap, reported).items()}
+
+
 def true_end_offsets(bootstrap: str, reported: Ends, idle_s: float = 0.3,
                      timeout_s: float = 10.0) -> Ends:
     """End offsets (last offset + 1) checked by reading from the reported ones.

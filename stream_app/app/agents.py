@@ -340,15 +340,8 @@ def reproject(uid: str, state: dict[str, Any] | None, request: bytes) -> None:
     metrics.REPROJECTED.inc()
 
 
-_SOURCES: dict[int, tuple[tuple[str, int], ...]] = {}
-
-
-def user_sources(partition: int) -> tuple[tuple[str, int], ...]:
-    """The (topic, partition) of every input topic that holds the users of ``partition``."""
-    got = _SOURCES.get(partition)
-    if got is None:
-        got = _SOURCES[partition] = tuple((t, partition) for t in contract.input_topics())
-    return got
+#: the input topics: a user's partition on each may still hold its older events
+INPUT_TOPICS = tuple(contract.input_topics())
 
 
 def _tick(msg: Any) -> None:
@@ -363,7 +356,7 @@ def _tick(msg: Any) -> None:
     if is_marker(state):   # a deleted user's marker: a tombstone once its time is up
         # read on the user's partition of every input topic, which may still hold its older
         # events: in a replay one topic can lag the others by days (stream_app/state/deletion)
-        at = runtime.clock.least(user_sources(msg.partition))
+        at = runtime.clock.least((t, msg.partition) for t in INPUT_TOPICS)
         at = now if at is None else at
         if at >= state["nd"]:
             store_state(uid, None, msg.partition)

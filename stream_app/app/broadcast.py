@@ -17,7 +17,7 @@ from typing import Any
 from stream_app import metrics
 from stream_app.app.context import runtime
 from stream_app.app.main import app, settings
-from stream_app.kafka_io import read_assigned
+from stream_app.kafka_io import end_offsets, read_assigned
 from stream_app.rules_bundle import compile_bundle, decode
 
 log = logging.getLogger(__name__)
@@ -32,11 +32,11 @@ caught_up = threading.Event()
 CATCH_UP_S = 15.0
 
 
-def _end_offset(consumer: Any, topic: str) -> int:
-    from confluent_kafka import KafkaException, TopicPartition  # noqa: PLC0415
+def _end_offset(topic: str) -> int:
+    from confluent_kafka import KafkaException  # noqa: PLC0415
 
     try:
-        return consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)[1]
+        return end_offsets(settings.kafka_bootstrap, topic, 1)[0]
     except KafkaException as exc:   # no such topic yet: nothing to catch up on
         log.info("broadcast topic %s: no end offset (%s)", topic, exc)
         return 0
@@ -50,7 +50,7 @@ def _position(consumer: Any, topic: str) -> int:
 
 def _reader() -> None:
     consumers = {t: read_assigned(settings.kafka_bootstrap, t, 1) for t in TOPICS}
-    ends = {t: _end_offset(c, t) for t, c in consumers.items()}
+    ends = {t: _end_offset(t) for t in consumers}
     behind = {t for t, end in ends.items() if end > 0}
     if not behind:
         caught_up.set()

@@ -207,9 +207,10 @@ def command(arrivals: float | None, speed: float | None, warmup_days: float | No
                             else:
                                 stats[f"alert:{topic.split('.')[-1]}"] += 1
                             if topic != "tags.changes":
-                                alert_feed.append(_describe(topic, rec))
+                                line = _describe(topic, rec)
+                                alert_feed.append(line)
                                 if plain is not None:
-                                    plain.alerts.append(_describe(topic, rec))
+                                    plain.alerts.append(line)
                             elif rec.get("old") is not None or stats["tags"] % 20 == 1:
                                 tag_feed.append(_describe(topic, rec))
                     now = time.time()

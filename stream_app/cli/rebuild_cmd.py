@@ -78,6 +78,7 @@ class TableReader:
         from stream_app.kafka_io import read_assigned, require_broker  # noqa: PLC0415
 
         require_broker(bootstrap)   # none answering: a clear error, not a consumer's traceback
+        self.bootstrap = bootstrap
         self.topic = topic
         self.partitions = partitions
         self.consumer = read_assigned(bootstrap, topic, partitions, **(client_config or {}))
@@ -116,11 +117,9 @@ class TableReader:
         """Read every partition up to its end offset as of now."""
         from confluent_kafka import TopicPartition  # noqa: PLC0415
 
-        ends = {}
-        for p in range(self.partitions):
-            _, high = self.consumer.get_watermark_offsets(TopicPartition(self.topic, p),
-                                                          timeout=10)
-            ends[p] = high
+        from stream_app.kafka_io import end_offsets  # noqa: PLC0415
+
+        ends = end_offsets(self.bootstrap, self.topic, self.partitions)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self.poll(0.2)
@@ -188,20 +187,6 @@ def rebuild(r: Any, states: dict[str, State], engine: Any = None, flush: bool = 
 LIVE_SETTLE_S = 2.0
 
 
-def tick_end_offsets(bootstrap: str, partitions: int) -> dict[int, int]:
-    """The end offset of each partition of the ticks topic."""
-    from stream_app.kafka_io import read_assigned  # noqa: PLC0415
-
-    c = read_assigned(bootstrap, TICKS_TOPIC, partitions, from_beginning=False)
-    try:
-        from confluent_kafka import TopicPartition  # noqa: PLC0415
-
-        return {p: c.get_watermark_offsets(TopicPartition(TICKS_TOPIC, p), timeout=10)[1]
-                for p in range(partitions)}
-    finally:
-        c.close()
-
-
 def live_rebuild(bootstrap: str, reader: TableReader, timeout: float, group: str) -> None:
     """Ask the running workers to rewrite every user of the table: one reproject tick per
     user, on the user's partition of the ticks topic, so its owner handles it in order with
@@ -209,7 +194,12 @@ def live_rebuild(bootstrap: str, reader: TableReader, timeout: float, group: str
     workers' group has committed past every tick (progress on stderr)."""
     import uuid  # noqa: PLC0415
 
-    from stream_app.kafka_io import committed_offsets, connected_producer, produce  # noqa
+    from stream_app.kafka_io import (  # noqa: PLC0415
+        committed_offsets,
+        connected_producer,
+        end_offsets,
+        produce,
+    )
 
     t0 = time.monotonic()
     request = f"{int(time.time())}-{uuid.uuid4().hex[:6]}".encode()
@@ -219,7 +209,7 @@ def live_rebuild(bootstrap: str, reader: TableReader, timeout: float, group: str
                 partition=reader.partition_of[uid])
     if producer.flush(30):
         raise click.ClickException("the re-projection requests were not all delivered")
-    ends = tick_end_offsets(bootstrap, reader.partitions)
+    ends = end_offsets(bootstrap, TICKS_TOPIC, reader.partitions)
     deadline = time.monotonic() + timeout
     while True:
         done = committed_offsets(bootstrap, group, TICKS_TOPIC, reader.partitions)
