@@ -78,7 +78,6 @@ class TableReader:
         from stream_app.kafka_io import read_assigned, require_broker  # noqa: PLC0415
 
         require_broker(bootstrap)   # none answering: a clear error, not a consumer's traceback
-        self.bootstrap = bootstrap
         self.topic = topic
         self.partitions = partitions
         self.consumer = read_assigned(bootstrap, topic, partitions, **(client_config or {}))
@@ -117,9 +116,11 @@ class TableReader:
         """Read every partition up to its end offset as of now."""
         from confluent_kafka import TopicPartition  # noqa: PLC0415
 
-        from stream_app.kafka_io import end_offsets  # noqa: PLC0415
-
-        ends = end_offsets(self.bootstrap, self.topic, self.partitions)
+        ends = {}
+        for p in range(self.partitions):
+            _, high = self.consumer.get_watermark_offsets(TopicPartition(self.topic, p),
+                                                          timeout=10)
+            ends[p] = high
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self.poll(0.2)
