@@ -87,11 +87,17 @@ class TableReader:
         self.records = 0
 
     def poll(self, timeout: float = 0.2) -> dict[str, State]:
-        for msg in self.consumer.consume(num_messages=10000, timeout=timeout):
+        self._poll(timeout)
+        return self.states
+
+    def _poll(self, timeout: float) -> int:
+        """Apply what is new; the number of records read."""
+        msgs = self.consumer.consume(num_messages=10000, timeout=timeout)
+        for msg in msgs:
             if msg.error():
                 continue
             self._apply(msg)
-        return self.states
+        return len(msgs)
 
     def _apply(self, msg: Any) -> None:
         uid = decode_key(msg.key())
@@ -112,8 +118,14 @@ class TableReader:
             self.states[uid] = state
             self.tombstones.discard(uid)
 
-    def read_all(self, timeout: float = 60.0) -> dict[str, State]:
-        """Read every partition up to its end offset as of now."""
+    def read_all(self, timeout: float = 60.0, tail_s: float = 1.0) -> dict[str, State]:
+        """Read every partition up to its end offset as of now.
+
+        tansu reports a partition's end as the first offset of its last record batch
+        (``kafka_io.true_end_offsets``), so reaching it may leave the rest of that batch in
+        the consumer's queue: once every reported end is reached, what is queued or arrives
+        within ``tail_s`` is read too (bounded: a changelog the workers keep writing is
+        never quiet). Reading past the end as of the call only gives newer states."""
         from confluent_kafka import TopicPartition  # noqa: PLC0415
 
         ends = {}
@@ -127,6 +139,9 @@ class TableReader:
             pos = {tp.partition: tp.offset for tp in self.consumer.position(
                 [TopicPartition(self.topic, p) for p in range(self.partitions)])}
             if all(ends[p] <= 0 or pos.get(p, -1) >= ends[p] for p in ends):
+                tail_end = time.monotonic() + tail_s
+                while self._poll(0.1) and time.monotonic() < tail_end:
+                    pass
                 return self.states
         raise TimeoutError(f"changelog {self.topic} not read to its end in {timeout:.0f}s")
 
