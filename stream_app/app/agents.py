@@ -17,6 +17,8 @@ the user being processed.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from typing import Any
@@ -37,7 +39,7 @@ from stream_app.events import Event, parse_event
 from stream_app.republished import DERIVED, REKEYED, is_republished
 from stream_app.scoring.points import round_scores  # the published resolution (0.01)
 from stream_app.security.pii import protect_event_props
-from stream_app.serving.full_state import REPROJECT, state_ops, why_records
+from stream_app.serving.full_state import REPROJECT, REPROJECT_BEGIN, state_ops, why_records
 from stream_app.state.codec import ColdState
 from stream_app.state.codec import decode as decode_record
 from stream_app.state.codec import encode as encode_record
@@ -322,13 +324,42 @@ async def handle_tick(msg: Any) -> None:
         runtime.ticks.observe(time.perf_counter() - started)
 
 
+#: seconds a ``redis-rebuild --live`` request may keep the projection's caches suspended
+#: (its command stopped between its first records and its re-projection requests)
+SUSPEND_MAX_S = 600.0
+
+
+def begin_reproject(request: bytes) -> None:
+    """``redis-rebuild --live`` is about to delete the projection: until the request's
+    re-projection starts here (its first :func:`reproject` record, at most
+    ``SUSPEND_MAX_S``), write whole what is written, so that a user or a shared key (tenant
+    set, value index, why shapes) written between the deletion and the re-projection is not
+    skipped as already in Redis. One record per partition: the first one acts."""
+    if request in (runtime.reproject_begun, runtime.reproject_id):
+        return
+    runtime.reproject_begun = request
+    runtime.projection.suspend_caches()
+    log.warning("redis-rebuild --live request %s: writing the projection whole until it "
+                "re-projects", request.decode("utf-8", "replace"))
+
+    def expire() -> None:
+        if runtime.reproject_begun == request and runtime.projection.suspended:
+            runtime.projection.resume_caches()
+            log.warning("redis-rebuild --live request %s sent no re-projection within "
+                        "%.0f s: caching again", request.decode("utf-8", "replace"),
+                        SUSPEND_MAX_S)
+    with contextlib.suppress(RuntimeError):   # no event loop (outside a worker): no expiry
+        asyncio.get_running_loop().call_later(SUSPEND_MAX_S, expire)
+
+
 def reproject(uid: str, state: dict[str, Any] | None, request: bytes) -> None:
     """Rewrite the user's whole Redis projection from its state, queued after this worker's
     earlier writes for it (``redis-rebuild --live``: the rebuild's writes cannot overtake
-    newer ones). The first record of a request drops every cache of what Redis holds."""
+    newer ones). The first record of a request drops every cache of what Redis holds, and
+    caching starts again (from nothing) if :func:`begin_reproject` had suspended it."""
     if request != runtime.reproject_id:
         runtime.reproject_id = request
-        runtime.projection.reset_caches()
+        runtime.projection.resume_caches()
         log.warning("redis-rebuild --live request %s: re-projecting this worker's users",
                     request.decode("utf-8", "replace"))
     if state is None or is_marker(state) or NO_REDIS:
@@ -345,6 +376,9 @@ INPUT_TOPICS = tuple(contract.input_topics())
 
 
 def _tick(msg: Any) -> None:
+    if msg.value and msg.value.startswith(REPROJECT_BEGIN):
+        begin_reproject(msg.value[len(REPROJECT_BEGIN):])
+        return
     uid = msg.key.decode("utf-8", "replace") if isinstance(msg.key, bytes) else str(msg.key)
     state, cold = load_state(uid, msg.partition)
     if msg.value and msg.value.startswith(REPROJECT):

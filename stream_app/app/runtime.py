@@ -68,6 +68,8 @@ class Runtime:
     #: the newest ``redis-rebuild --live`` request this worker has seen (its caches of what
     #: Redis holds were dropped when it came)
     reproject_id: bytes = b""
+    #: the newest request whose first records suspended the projection's caches
+    reproject_begun: bytes = b""
     #: the sweep's bursts and pauses, and the measured cost of a tick
     ticks: TickPacer = field(default_factory=TickPacer)
 

@@ -33,7 +33,13 @@ import orjson
 
 from stream_app.config import get_settings
 from stream_app.serving import keys
-from stream_app.serving.full_state import REPROJECT, TICKS_TOPIC, state_ops, why_records
+from stream_app.serving.full_state import (
+    REPROJECT,
+    REPROJECT_BEGIN,
+    TICKS_TOPIC,
+    state_ops,
+    why_records,
+)
 from stream_app.state.codec import merged
 from stream_app.state.deletion import is_marker
 
@@ -128,10 +134,18 @@ class TableReader:
         never quiet). Reading past the end as of the call only gives newer states."""
         from confluent_kafka import TopicPartition  # noqa: PLC0415
 
+        from confluent_kafka import KafkaException  # noqa: PLC0415
+
         ends = {}
         for p in range(self.partitions):
-            _, high = self.consumer.get_watermark_offsets(TopicPartition(self.topic, p),
-                                                          timeout=10)
+            try:
+                _, high = self.consumer.get_watermark_offsets(TopicPartition(self.topic, p),
+                                                              timeout=10)
+            except KafkaException as exc:
+                raise click.ClickException(
+                    f"cannot read the users table's changelog {self.topic} (partition {p}): "
+                    f"{exc.args[0].str() if exc.args else exc}. Is STREAM_APP_APP_ID right, "
+                    "and has a worker of that app run on this broker?") from exc
             ends[p] = high
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -203,43 +217,71 @@ def rebuild(r: Any, states: dict[str, State], engine: Any = None, flush: bool = 
 LIVE_SETTLE_S = 2.0
 
 
-def live_rebuild(bootstrap: str, reader: TableReader, timeout: float, group: str) -> None:
+def new_request() -> bytes:
+    """A ``redis-rebuild --live`` request's id (time and a random part)."""
+    import uuid  # noqa: PLC0415
+
+    return f"{int(time.time())}-{uuid.uuid4().hex[:6]}".encode()
+
+
+def begin_live(bootstrap: str, request: bytes, partitions: int, timeout: float,
+               group: str) -> None:
+    """Before the projection is deleted: one ``reproject-begin`` tick on every partition of
+    the ticks topic, then wait until the workers have processed them. From then on each
+    worker writes whole what it writes (no cache of what Redis holds) until the request's
+    re-projection reaches it, so nothing written between the deletion and the re-projection
+    is skipped as already in Redis. With no workers this fails before anything is deleted."""
+    from stream_app.kafka_io import connected_producer, produce  # noqa: PLC0415
+
+    producer = connected_producer(bootstrap)
+    for p in range(partitions):
+        produce(producer, TICKS_TOPIC, b"~redis-rebuild", REPROJECT_BEGIN + request,
+                partition=p)
+    if producer.flush(30):
+        raise click.ClickException("the rebuild's first requests were not all delivered")
+    _wait_processed(bootstrap, group, partitions, timeout, "nothing was deleted")
+
+
+def _wait_processed(bootstrap: str, group: str, partitions: int, timeout: float,
+                    outcome: str) -> None:
+    """Wait until the workers' group has committed the ticks topic to its current end
+    (progress on stderr); ``outcome``: what the error says of the state left behind."""
+    from stream_app.kafka_io import committed_offsets, end_offsets  # noqa: PLC0415
+
+    ends = end_offsets(bootstrap, TICKS_TOPIC, partitions)
+    deadline = time.monotonic() + timeout
+    while True:
+        done = committed_offsets(bootstrap, group, TICKS_TOPIC, partitions)
+        behind = sum(max(0, end - max(done.get(p, 0), 0)) for p, end in ends.items())
+        if not behind:
+            return
+        if time.monotonic() > deadline:
+            raise click.ClickException(
+                f"the workers did not process {behind:,} of the rebuild's requests within "
+                f"{timeout:.0f} s: are workers running (group {group!r})? {outcome}. The "
+                "requests stay queued and run when one starts; without workers, run "
+                "redis-rebuild without --live")
+        click.echo(f"  waiting for the workers: {behind:,} ticks to go", err=True)
+        time.sleep(1.0)
+
+
+def live_rebuild(bootstrap: str, reader: TableReader, timeout: float, group: str,
+                 request: bytes) -> None:
     """Ask the running workers to rewrite every user of the table: one reproject tick per
     user, on the user's partition of the ticks topic, so its owner handles it in order with
     the user's events and queues the writes after its own earlier ones. Waits until the
     workers' group has committed past every tick (progress on stderr)."""
-    import uuid  # noqa: PLC0415
-
-    from stream_app.kafka_io import (  # noqa: PLC0415
-        committed_offsets,
-        connected_producer,
-        end_offsets,
-        produce,
-    )
+    from stream_app.kafka_io import connected_producer, produce  # noqa: PLC0415
 
     t0 = time.monotonic()
-    request = f"{int(time.time())}-{uuid.uuid4().hex[:6]}".encode()
     producer = connected_producer(bootstrap)
     for uid in reader.states:
         produce(producer, TICKS_TOPIC, uid.encode("utf-8"), REPROJECT + request,
                 partition=reader.partition_of[uid])
     if producer.flush(30):
         raise click.ClickException("the re-projection requests were not all delivered")
-    ends = end_offsets(bootstrap, TICKS_TOPIC, reader.partitions)
-    deadline = time.monotonic() + timeout
-    while True:
-        done = committed_offsets(bootstrap, group, TICKS_TOPIC, reader.partitions)
-        behind = sum(max(0, end - max(done.get(p, 0), 0)) for p, end in ends.items())
-        if not behind:
-            break
-        if time.monotonic() > deadline:
-            raise click.ClickException(
-                f"the workers did not process {behind:,} of the re-projection requests "
-                f"within {timeout:.0f} s: are workers running (group {group!r})? The "
-                "requests stay queued and run when one starts; without workers, run "
-                "redis-rebuild without --live")
-        click.echo(f"  waiting for the workers: {behind:,} ticks to go", err=True)
-        time.sleep(1.0)
+    _wait_processed(bootstrap, group, reader.partitions, timeout,
+                    "users not re-projected yet may be missing from Redis")
     time.sleep(1.0)   # the workers write Redis every STREAM_APP_REDIS_FLUSH_MS (100 ms)
     click.echo(f"re-projected {len(reader.states):,} users through the running workers "
                f"({reader.records:,} changelog records) in {time.monotonic() - t0:.1f}s")
@@ -364,7 +406,10 @@ def command(bootstrap: str | None, flush: bool, check_only: bool, live: bool,
     reader = TableReader(bootstrap or settings.kafka_bootstrap, topic, settings.partitions,
                          client_config=client_security_config())
     r = redis.Redis.from_url(settings.redis_url, socket_timeout=10)
+    request = new_request()
     if live and flush and not check_only:
+        begin_live(bootstrap or settings.kafka_bootstrap, request, settings.partitions,
+                   timeout, settings.app_id)
         # before the table is read: a user the workers wrote before the flush has its
         # changelog record in what is read (written within a flush interval of its Redis
         # write), so it is re-projected; a user first written later is written whole
@@ -385,7 +430,8 @@ def command(bootstrap: str | None, flush: bool, check_only: bool, live: bool,
             raise SystemExit(1)
         return
     if live:
-        live_rebuild(bootstrap or settings.kafka_bootstrap, reader, timeout, settings.app_id)
+        live_rebuild(bootstrap or settings.kafka_bootstrap, reader, timeout, settings.app_id,
+                     request)
         return
     from stream_app.rules.engine import TagEngine  # noqa: PLC0415
     from stream_app.rules_bundle import live_ruleset  # noqa: PLC0415

@@ -19,13 +19,16 @@ from stream_app.serving.projection import change_ops
 
 State = dict[str, Any]
 
-__all__ = ["REPROJECT", "TICKS_TOPIC", "state_ops", "why_records"]
+__all__ = ["REPROJECT", "REPROJECT_BEGIN", "TICKS_TOPIC", "state_ops", "why_records"]
 
 #: the topic of the workers' clock ticks (``topics/topics.yaml``), processed by the owner of
 #: each user in order with its events, and the value of a tick that asks for the user's whole
-#: projection (followed by the request's id)
+#: projection (followed by the request's id); a request starts with one ``REPROJECT_BEGIN``
+#: tick per partition, before the projection is deleted: until the request's first
+#: ``REPROJECT`` tick, the owner writes whole what it writes (no cache of what Redis holds)
 TICKS_TOPIC = "internal.ticks"
 REPROJECT = b"reproject:"
+REPROJECT_BEGIN = b"reproject-begin:"
 
 
 def state_ops(state: State, why: dict[str, Any] | None = None,

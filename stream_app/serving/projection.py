@@ -621,6 +621,8 @@ class RedisProjection:
         self._task: asyncio.Task | None = None
         self._metrics = metrics
         self.seen = Seen(lru_users)   # (tenant, uid), (tenant,), (tenant, vals key, token)
+        self._lru_users = lru_users
+        self.suspended = False        # suspend_caches(): nothing remembered (all written)
         self._fields: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()
         self._fields_max = lru_users
         self.skipped_fields = 0
@@ -709,9 +711,35 @@ class RedisProjection:
 
     def reset_caches(self) -> None:
         """Forget what was written (call when partitions are reassigned: another worker may
-        have written these users meanwhile)."""
-        self.seen = Seen(self.seen.size)
+        have written these users meanwhile). Suspended caches stay suspended."""
+        size = 0 if self.suspended else self._lru_users
+        self.seen = Seen(size)
         self._fields.clear()
+        self._fields_max = size
+
+    def suspend_caches(self) -> None:
+        """Remember nothing of what is written until :meth:`resume_caches`: every shared key
+        (tenant set, value index, why shapes) and every field is written whole, for when
+        Redis may lose what this process wrote (``redis-rebuild --live`` deletes the
+        projection while the workers run).
+
+        Example:
+            >>> p = RedisProjection("redis://127.0.0.1:1/0", why="off", timeline=0)
+            >>> p.suspend_caches(); p.reset_caches()         # a rebalance keeps it suspended
+            >>> p.set_fields("t", "u1", {"score:x": 1}); p.set_fields("t", "u1", {"score:x": 1})
+            >>> p.held                                          # both written
+            2
+            >>> p.resume_caches(); p.set_fields("t", "u1", {"score:x": 1})
+            >>> p.set_fields("t", "u1", {"score:x": 1}); p.held   # the second is skipped
+            3
+        """
+        self.suspended = True
+        self.reset_caches()
+
+    def resume_caches(self) -> None:
+        """Remember what is written again (from nothing)."""
+        self.suspended = False
+        self.reset_caches()
 
     def forget(self, tenant: str, uid: str, tags: dict[str, Any]) -> None:
         """Record the removal of every trace of a user (and forget what was cached of it):

@@ -71,3 +71,34 @@ def test_live_rebuild_while_events_flow_leaves_redis_equal_to_the_table(stack, h
     check = wait_until(lambda: (c := cli(stack, "redis-rebuild", "--check-only")).returncode
                        == 0 and c, timeout=30, interval=2.0, what="Redis equal to the table")
     assert " 0 differences" in check.stdout
+
+
+def test_live_rebuild_without_workers_fails_before_deleting_anything(stack, harness,
+                                                                     tags_reader):
+    """No worker of the group answers the rebuild's first requests: the command says so
+    within its timeout, and the projection is still there (it used to be deleted first)."""
+    import redis
+
+    u = uid("live-rb-none")
+    harness.send("click", event(u, "page_view", harness.base_ts()))
+    tags_reader.wait_for(timeout=60, user_id=u, tag_id="activity")
+    r = redis.Redis.from_url(stack.redis.url)
+    keys_before = sum(1 for _ in r.scan_iter(match="sa:*", count=1000))
+    out = subprocess.run(
+        [sys.executable, "-m", "stream_app", "redis-rebuild", "--live", "--timeout", "5"],
+        env={**os.environ, **stack.settings_env(), "STREAM_APP_APP_ID": "no-such-workers"},
+        capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "are workers running" in out.stderr and "nothing was deleted" in out.stderr
+    assert "deleted" not in out.stderr.replace("nothing was deleted", "")
+    assert sum(1 for _ in r.scan_iter(match="sa:*", count=1000)) >= keys_before > 0
+
+
+def test_rebuild_of_an_app_with_no_changelog_says_so(stack):
+    out = subprocess.run(
+        [sys.executable, "-m", "stream_app", "redis-rebuild", "--check-only"],
+        env={**os.environ, **stack.settings_env(), "STREAM_APP_APP_ID": "no-such-app"},
+        capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "cannot read the users table's changelog no-such-app" in out.stderr
+    assert "Traceback" not in out.stderr

@@ -24,3 +24,34 @@ def test_reproject_queues_the_whole_state_after_held_writes_and_forgets_the_user
     # the score field is written again, though this process wrote the same value before
     proj.set_fields("t", "u1", {"score:convert": 0.5})
     assert proj.held == 1
+
+
+def _tenant_adds(proj: RedisProjection) -> int:
+    proj.materialize()
+    n = sum(1 for op in proj.pending if op[:2] == ("sadd", "sa:tenants"))
+    proj.pending.clear()
+    return n
+
+
+def _change(user: str) -> dict:
+    return {"tenant": "t", "user_id": user, "tag_id": "activity", "old": None, "new": "low"}
+
+
+def test_suspended_caches_write_shared_keys_whole_until_resumed():
+    """redis-rebuild --live suspends the caches before it deletes the projection: a shared
+    key this process wrote before (the tenant set) is written again for every user until
+    the re-projection resumes caching; a rebalance meanwhile does not resume it."""
+    proj = RedisProjection("redis://127.0.0.1:1/0", why="off", timeline=0)
+    proj.apply_changes([_change("u1")])
+    proj.apply_changes([_change("u2")])
+    assert _tenant_adds(proj) == 1                 # cached: the tenant is written once
+    proj.suspend_caches()
+    proj.reset_caches()                            # partitions reassigned meanwhile
+    proj.apply_changes([_change("u3")])
+    assert _tenant_adds(proj) == 1
+    proj.apply_changes([_change("u4")])
+    assert _tenant_adds(proj) == 1                 # suspended: written again
+    proj.resume_caches()
+    proj.apply_changes([_change("u5")])
+    proj.apply_changes([_change("u6")])
+    assert _tenant_adds(proj) == 1                 # caching again, from nothing
