@@ -132,9 +132,7 @@ class TableReader:
         the consumer's queue: once every reported end is reached, what is queued or arrives
         within ``tail_s`` is read too (bounded: a changelog the workers keep writing is
         never quiet). Reading past the end as of the call only gives newer states."""
-        from confluent_kafka import TopicPartition  # noqa: PLC0415
-
-        from confluent_kafka import KafkaException  # noqa: PLC0415
+        from confluent_kafka import KafkaException, TopicPartition  # noqa: PLC0415
 
         ends = {}
         for p in range(self.partitions):
