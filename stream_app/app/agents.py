@@ -39,7 +39,15 @@ from stream_app.events import Event, parse_event
 from stream_app.republished import DERIVED, REKEYED, is_republished
 from stream_app.scoring.points import round_scores  # the published resolution (0.01)
 from stream_app.security.pii import protect_event_props
-from stream_app.serving.full_state import REPROJECT, REPROJECT_BEGIN, state_ops, why_records
+from stream_app.serving.full_state import (
+    LIVE_PAUSE_MAX_S,
+    REPROJECT,
+    REPROJECT_BEGIN,
+    REPROJECT_FLUSHED,
+    REPROJECT_PHASE,
+    state_ops,
+    why_records,
+)
 from stream_app.state.codec import ColdState
 from stream_app.state.codec import decode as decode_record
 from stream_app.state.codec import encode as encode_record
@@ -329,25 +337,41 @@ async def handle_tick(msg: Any) -> None:
 SUSPEND_MAX_S = 600.0
 
 
-def begin_reproject(request: bytes) -> None:
-    """``redis-rebuild --live`` is about to delete the projection: until the request's
-    re-projection starts here (its first :func:`reproject` record, at most
-    ``SUSPEND_MAX_S``), write whole what is written, so that a user or a shared key (tenant
-    set, value index, why shapes) written between the deletion and the re-projection is not
-    skipped as already in Redis. One record per partition: the first one acts."""
+def reproject_phase(value: bytes) -> None:
+    """A ``redis-rebuild --live`` request's first ticks (one per partition; the first of a
+    request acts, later ones are no-ops).
+
+    ``reproject-begin:<request>`` comes before the projection is deleted: the worker holds
+    its Redis writes (until ``reproject-flushed:<request>``, at most ``LIVE_PAUSE_MAX_S``),
+    so none interleaves with the deletion; and until the request's re-projection starts
+    here (its first :func:`reproject` record, at most ``SUSPEND_MAX_S``) it writes whole
+    what it writes, so that a user or a shared key (tenant set, value index, why shapes)
+    written between the deletion and the re-projection is not skipped as already in Redis.
+    """
+    proj = runtime.projection
+    if value.startswith(REPROJECT_FLUSHED):
+        if proj.paused:
+            proj.resume_writes()
+            log.warning("redis-rebuild --live request %s: projection deleted, writing again",
+                        value[len(REPROJECT_FLUSHED):].decode("utf-8", "replace"))
+        return
+    if not value.startswith(REPROJECT_BEGIN):
+        return
+    request = value[len(REPROJECT_BEGIN):]
     if request in (runtime.reproject_begun, runtime.reproject_id):
         return
     runtime.reproject_begun = request
-    runtime.projection.suspend_caches()
-    log.warning("redis-rebuild --live request %s: writing the projection whole until it "
-                "re-projects", request.decode("utf-8", "replace"))
+    proj.suspend_caches()
+    proj.pause_writes(LIVE_PAUSE_MAX_S)
+    name = request.decode("utf-8", "replace")
+    log.warning("redis-rebuild --live request %s: Redis writes held until the projection is "
+                "deleted, then written whole until it re-projects", name)
 
     def expire() -> None:
-        if runtime.reproject_begun == request and runtime.projection.suspended:
-            runtime.projection.resume_caches()
+        if runtime.reproject_begun == request and proj.suspended:
+            proj.resume_caches()
             log.warning("redis-rebuild --live request %s sent no re-projection within "
-                        "%.0f s: caching again", request.decode("utf-8", "replace"),
-                        SUSPEND_MAX_S)
+                        "%.0f s: caching again", name, SUSPEND_MAX_S)
     with contextlib.suppress(RuntimeError):   # no event loop (outside a worker): no expiry
         asyncio.get_running_loop().call_later(SUSPEND_MAX_S, expire)
 
@@ -356,10 +380,11 @@ def reproject(uid: str, state: dict[str, Any] | None, request: bytes) -> None:
     """Rewrite the user's whole Redis projection from its state, queued after this worker's
     earlier writes for it (``redis-rebuild --live``: the rebuild's writes cannot overtake
     newer ones). The first record of a request drops every cache of what Redis holds, and
-    caching starts again (from nothing) if :func:`begin_reproject` had suspended it."""
+    caching starts again (from nothing) if :func:`reproject_phase` had suspended it."""
     if request != runtime.reproject_id:
         runtime.reproject_id = request
         runtime.projection.resume_caches()
+        runtime.projection.resume_writes()   # (done: the flushed tick came first)
         log.warning("redis-rebuild --live request %s: re-projecting this worker's users",
                     request.decode("utf-8", "replace"))
     if state is None or is_marker(state) or NO_REDIS:
@@ -376,8 +401,8 @@ INPUT_TOPICS = tuple(contract.input_topics())
 
 
 def _tick(msg: Any) -> None:
-    if msg.value and msg.value.startswith(REPROJECT_BEGIN):
-        begin_reproject(msg.value[len(REPROJECT_BEGIN):])
+    if msg.value and msg.value.startswith(REPROJECT_PHASE):
+        reproject_phase(msg.value)
         return
     uid = msg.key.decode("utf-8", "replace") if isinstance(msg.key, bytes) else str(msg.key)
     state, cold = load_state(uid, msg.partition)

@@ -34,8 +34,10 @@ import orjson
 from stream_app.config import get_settings
 from stream_app.serving import keys
 from stream_app.serving.full_state import (
+    LIVE_PAUSE_MAX_S,
     REPROJECT,
     REPROJECT_BEGIN,
+    REPROJECT_FLUSHED,
     TICKS_TOPIC,
     state_ops,
     why_records,
@@ -222,22 +224,48 @@ def new_request() -> bytes:
     return f"{int(time.time())}-{uuid.uuid4().hex[:6]}".encode()
 
 
-def begin_live(bootstrap: str, request: bytes, partitions: int, timeout: float,
-               group: str) -> None:
-    """Before the projection is deleted: one ``reproject-begin`` tick on every partition of
-    the ticks topic, then wait until the workers have processed them. From then on each
-    worker writes whole what it writes (no cache of what Redis holds) until the request's
-    re-projection reaches it, so nothing written between the deletion and the re-projection
-    is skipped as already in Redis. With no workers this fails before anything is deleted."""
+#: seconds between the workers' answer to the first requests and the deletion (a Redis
+#: write the writer had begun before it paused ends meanwhile)
+LIVE_PAUSE_SETTLE_S = 1.0
+
+
+def _send_phase(bootstrap: str, value: bytes, partitions: int) -> None:
+    """One tick of value ``value`` on every partition of the ticks topic."""
     from stream_app.kafka_io import connected_producer, produce  # noqa: PLC0415
 
     producer = connected_producer(bootstrap)
     for p in range(partitions):
-        produce(producer, TICKS_TOPIC, b"~redis-rebuild", REPROJECT_BEGIN + request,
-                partition=p)
+        produce(producer, TICKS_TOPIC, b"~redis-rebuild", value, partition=p)
     if producer.flush(30):
-        raise click.ClickException("the rebuild's first requests were not all delivered")
+        raise click.ClickException("the rebuild's requests to the workers were not all "
+                                   "delivered")
+
+
+def live_delete(bootstrap: str, r: Any, request: bytes, partitions: int, timeout: float,
+                group: str) -> int:
+    """Delete the projection while the workers run; the number of keys deleted.
+
+    1. A ``reproject-begin`` tick on every partition of the ticks topic; wait until the
+       workers have processed them (with no worker answering, fail: nothing is deleted).
+       Each worker then holds its Redis writes, and writes whole what it writes (no cache
+       of what Redis holds) until the request's re-projection reaches it.
+    2. Delete every ``sa:*`` key: no worker write interleaves with the deletion.
+    3. A ``reproject-flushed`` tick on every partition: the workers write again.
+    """
+    _send_phase(bootstrap, REPROJECT_BEGIN + request, partitions)
     _wait_processed(bootstrap, group, partitions, timeout, "nothing was deleted")
+    time.sleep(LIVE_PAUSE_SETTLE_S)
+    t0 = time.monotonic()
+    try:
+        n = flush_projection(r)
+    finally:
+        _send_phase(bootstrap, REPROJECT_FLUSHED + request, partitions)
+    took = time.monotonic() - t0
+    if took > LIVE_PAUSE_MAX_S:
+        click.echo(f"warning: the deletion took {took:.0f}s, longer than the workers hold "
+                   f"their writes ({LIVE_PAUSE_MAX_S:.0f}s): run redis-rebuild --live again "
+                   "if --check-only finds differences", err=True)
+    return n
 
 
 def _wait_processed(bootstrap: str, group: str, partitions: int, timeout: float,
@@ -406,12 +434,12 @@ def command(bootstrap: str | None, flush: bool, check_only: bool, live: bool,
     r = redis.Redis.from_url(settings.redis_url, socket_timeout=10)
     request = new_request()
     if live and flush and not check_only:
-        begin_live(bootstrap or settings.kafka_bootstrap, request, settings.partitions,
-                   timeout, settings.app_id)
         # before the table is read: a user the workers wrote before the flush has its
         # changelog record in what is read (written within a flush interval of its Redis
         # write), so it is re-projected; a user first written later is written whole
-        click.echo(f"deleted {flush_projection(r):,} projection keys", err=True)
+        n = live_delete(bootstrap or settings.kafka_bootstrap, r, request,
+                        settings.partitions, timeout, settings.app_id)
+        click.echo(f"deleted {n:,} projection keys", err=True)
         time.sleep(LIVE_SETTLE_S)
     try:
         states = reader.read_all(timeout)

@@ -19,16 +19,23 @@ from stream_app.serving.projection import change_ops
 
 State = dict[str, Any]
 
-__all__ = ["REPROJECT", "REPROJECT_BEGIN", "TICKS_TOPIC", "state_ops", "why_records"]
+__all__ = ["LIVE_PAUSE_MAX_S", "REPROJECT", "REPROJECT_BEGIN", "REPROJECT_FLUSHED",
+           "REPROJECT_PHASE", "TICKS_TOPIC", "state_ops", "why_records"]
 
 #: the topic of the workers' clock ticks (``topics/topics.yaml``), processed by the owner of
 #: each user in order with its events, and the value of a tick that asks for the user's whole
-#: projection (followed by the request's id); a request starts with one ``REPROJECT_BEGIN``
-#: tick per partition, before the projection is deleted: until the request's first
-#: ``REPROJECT`` tick, the owner writes whole what it writes (no cache of what Redis holds)
+#: projection (followed by the request's id). ``redis-rebuild --live`` sends one
+#: ``REPROJECT_BEGIN`` tick per partition before it deletes the projection: each worker then
+#: holds its Redis writes (at most ``LIVE_PAUSE_MAX_S``) until the ``REPROJECT_FLUSHED`` tick
+#: sent after the deletion, and writes whole what it writes (no cache of what Redis holds)
+#: until the request's first ``REPROJECT`` tick.
 TICKS_TOPIC = "internal.ticks"
 REPROJECT = b"reproject:"
 REPROJECT_BEGIN = b"reproject-begin:"
+REPROJECT_FLUSHED = b"reproject-flushed:"
+#: what the begin and flushed ticks start with (one test per tick on the worker)
+REPROJECT_PHASE = b"reproject-"
+LIVE_PAUSE_MAX_S = 120.0
 
 
 def state_ops(state: State, why: dict[str, Any] | None = None,

@@ -623,6 +623,7 @@ class RedisProjection:
         self.seen = Seen(lru_users)   # (tenant, uid), (tenant,), (tenant, vals key, token)
         self._lru_users = lru_users
         self.suspended = False        # suspend_caches(): nothing remembered (all written)
+        self._paused_until = 0.0      # pause_writes(): monotonic time writing starts again
         self._fields: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()
         self._fields_max = lru_users
         self.skipped_fields = 0
@@ -741,6 +742,34 @@ class RedisProjection:
         self.suspended = False
         self.reset_caches()
 
+    def pause_writes(self, seconds: float) -> None:
+        """Write nothing to Redis for ``seconds`` or until :meth:`resume_writes`: what is
+        written meanwhile waits in ``pending``, in order (``redis-rebuild --live`` deletes
+        the projection meanwhile: a write interleaved with its deletion could keep an
+        integer id whose mapping the deletion removed).
+
+        Example:
+            >>> p = RedisProjection("redis://127.0.0.1:1/0")
+            >>> p.pause_writes(60); p.paused
+            True
+            >>> p.resume_writes(); p.paused
+            False
+        """
+        self._paused_until = time.monotonic() + seconds
+
+    def resume_writes(self) -> None:
+        """Write again (at once)."""
+        self._paused_until = 0.0
+        if self._wake is not None:
+            self._wake.set()
+
+    @property
+    def paused(self) -> bool:
+        """True while :meth:`pause_writes` holds the writes."""
+        if self._paused_until and time.monotonic() >= self._paused_until:
+            self._paused_until = 0.0
+        return self._paused_until > 0
+
     def forget(self, tenant: str, uid: str, tags: dict[str, Any]) -> None:
         """Record the removal of every trace of a user (and forget what was cached of it):
         the user's held writes are dropped; later calls open a new entry."""
@@ -796,9 +825,9 @@ class RedisProjection:
 
     async def flush(self, max_ops: int = 5000) -> int:
         """Build the held entries' operations, then write up to ``max_ops`` pending
-        operations; keep them queued if Redis fails."""
+        operations; keep them queued if Redis fails (and while writes are paused)."""
         self.materialize()
-        if not self.pending:
+        if not self.pending or (self._paused_until and self.paused):
             return 0
         batch = list(itertools.islice(self.pending, max_ops))
         t0 = time.perf_counter()
@@ -867,7 +896,9 @@ class RedisProjection:
                     await asyncio.wait_for(self._wake.wait(), wait)
 
     async def drain(self, timeout: float = 10.0) -> None:
-        """Flush until nothing is pending or ``timeout`` passes."""
+        """Flush until nothing is pending or ``timeout`` passes (a pause ends: the worker
+        stops)."""
+        self._paused_until = 0.0
         deadline = time.monotonic() + timeout
         while (self.pending or self._entries) and time.monotonic() < deadline:
             if not await self.flush():

@@ -55,3 +55,28 @@ def test_suspended_caches_write_shared_keys_whole_until_resumed():
     proj.apply_changes([_change("u5")])
     proj.apply_changes([_change("u6")])
     assert _tenant_adds(proj) == 1                 # caching again, from nothing
+
+
+def test_paused_writes_stay_queued_in_order_until_resumed():
+    """While redis-rebuild --live deletes the projection the worker writes nothing: the
+    operations wait (nothing reaches Redis: none is reachable here, a write would count an
+    error), then go in order."""
+    import asyncio
+
+    proj = RedisProjection("redis://127.0.0.1:1/0", why="off", timeline=0)
+    proj.pause_writes(60)
+    proj.apply_changes([_change("u1")])
+    assert asyncio.run(proj.flush()) == 0
+    assert proj.errors == 0 and proj.pending       # built, kept, not attempted
+    first = list(proj.pending)
+    proj.apply_changes([_change("u2")])
+    proj.resume_writes()
+    assert not proj.paused
+    assert asyncio.run(proj.flush()) == 0 and proj.errors == 1   # attempted: Redis is down
+    assert list(proj.pending)[:len(first)] == first
+
+
+def test_a_pause_ends_by_itself():
+    proj = RedisProjection("redis://127.0.0.1:1/0", why="off", timeline=0)
+    proj.pause_writes(0.0)
+    assert not proj.paused
