@@ -431,7 +431,13 @@ def command(bootstrap: str | None, flush: bool, check_only: bool, live: bool,
     t0 = time.monotonic()
     reader = TableReader(bootstrap or settings.kafka_bootstrap, topic, settings.partitions,
                          client_config=client_security_config())
-    r = redis.Redis.from_url(settings.redis_url, socket_timeout=10)
+    r = redis.Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=5)
+    try:
+        r.ping()
+    except redis.RedisError as exc:   # before anything is asked of the workers or deleted
+        reader.close()
+        raise click.ClickException(f"cannot reach Redis at {settings.redis_url}: {exc} "
+                                   "(STREAM_APP_REDIS_URL)") from exc
     request = new_request()
     if live and flush and not check_only:
         # before the table is read: a user the workers wrote before the flush has its

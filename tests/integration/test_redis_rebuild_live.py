@@ -122,3 +122,13 @@ def test_rebuild_of_an_app_with_no_changelog_says_so(stack):
     assert out.returncode == 1, out.stdout + out.stderr
     assert "cannot read the users table's changelog no-such-app" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_rebuild_without_redis_says_so_before_asking_the_workers(stack):
+    out = subprocess.run(
+        [sys.executable, "-m", "stream_app", "redis-rebuild", "--live"],
+        env={**os.environ, **stack.settings_env(), "STREAM_APP_REDIS_URL": "redis://127.0.0.1:1/0"},
+        capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "cannot reach Redis at redis://127.0.0.1:1/0" in out.stderr
+    assert "Traceback" not in out.stderr and "waiting for the workers" not in out.stderr
