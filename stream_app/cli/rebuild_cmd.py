@@ -414,14 +414,17 @@ def traces(r: Any, uid: str, tenant: str = "default") -> list[str]:
               help="workers are running: they re-project their own users (in order with "
                    "their live writes) instead of this command writing Redis")
 @click.option("--timeout", type=float, default=120.0, show_default=True,
-              help="seconds to read the table (and, with --live, for the workers)")
+              help="seconds to read the table (and, with --live, for each wait on the workers)")
 def command(bootstrap: str | None, flush: bool, check_only: bool, live: bool,
             timeout: float) -> None:
     """Rebuild the Redis projection (tags, segments, why) from the users table changelog.
 
     Without --live this command writes Redis itself: for a fresh Redis, or with the workers
-    stopped (a worker writing meanwhile can be overwritten by older values). With --live each
-    running worker rewrites its own users, after its earlier writes."""
+    stopped (a worker writing meanwhile can be overwritten by older values). With --live the
+    running workers hold their Redis writes while this command deletes the projection, then
+    each rewrites its own users after its earlier writes; if no worker answers, nothing is
+    deleted. --check-only compares and exits 1 on any difference (docs/OPERATIONS.md
+    section 7)."""
     import redis  # noqa: PLC0415
 
     from stream_app.security.kafka_auth import client_security_config  # noqa: PLC0415
