@@ -229,16 +229,21 @@ def new_request() -> bytes:
 LIVE_PAUSE_SETTLE_S = 1.0
 
 
-def _send_phase(bootstrap: str, value: bytes, partitions: int) -> None:
-    """One tick of value ``value`` on every partition of the ticks topic."""
+def _send_ticks(bootstrap: str, ticks: Iterable[tuple[bytes, bytes, int]]) -> None:
+    """Send ``(key, value, partition)`` records to the ticks topic, all delivered."""
     from stream_app.kafka_io import connected_producer, produce  # noqa: PLC0415
 
     producer = connected_producer(bootstrap)
-    for p in range(partitions):
-        produce(producer, TICKS_TOPIC, b"~redis-rebuild", value, partition=p)
+    for key, value, partition in ticks:
+        produce(producer, TICKS_TOPIC, key, value, partition=partition)
     if producer.flush(30):
         raise click.ClickException("the rebuild's requests to the workers were not all "
                                    "delivered")
+
+
+def _send_phase(bootstrap: str, value: bytes, partitions: int) -> None:
+    """One tick of value ``value`` on every partition of the ticks topic."""
+    _send_ticks(bootstrap, ((b"~redis-rebuild", value, p) for p in range(partitions)))
 
 
 def live_delete(bootstrap: str, r: Any, request: bytes, partitions: int, timeout: float,
@@ -297,15 +302,10 @@ def live_rebuild(bootstrap: str, reader: TableReader, timeout: float, group: str
     user, on the user's partition of the ticks topic, so its owner handles it in order with
     the user's events and queues the writes after its own earlier ones. Waits until the
     workers' group has committed past every tick (progress on stderr)."""
-    from stream_app.kafka_io import connected_producer, produce  # noqa: PLC0415
-
     t0 = time.monotonic()
-    producer = connected_producer(bootstrap)
-    for uid in reader.states:
-        produce(producer, TICKS_TOPIC, uid.encode("utf-8"), REPROJECT + request,
-                partition=reader.partition_of[uid])
-    if producer.flush(30):
-        raise click.ClickException("the re-projection requests were not all delivered")
+    value = REPROJECT + request
+    _send_ticks(bootstrap, ((uid.encode("utf-8"), value, reader.partition_of[uid])
+                            for uid in reader.states))
     _wait_processed(bootstrap, group, reader.partitions, timeout,
                     "users not re-projected yet may be missing from Redis")
     time.sleep(1.0)   # the workers write Redis every STREAM_APP_REDIS_FLUSH_MS (100 ms)
@@ -430,9 +430,10 @@ def command(bootstrap: str | None, flush: bool, check_only: bool, live: bool,
     from stream_app.security.kafka_auth import client_security_config  # noqa: PLC0415
 
     settings = get_settings()
+    bootstrap = bootstrap or settings.kafka_bootstrap
     topic = changelog_topic(settings.app_id)
     t0 = time.monotonic()
-    reader = TableReader(bootstrap or settings.kafka_bootstrap, topic, settings.partitions,
+    reader = TableReader(bootstrap, topic, settings.partitions,
                          client_config=client_security_config())
     r = redis.Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=5)
     try:
@@ -446,8 +447,8 @@ def command(bootstrap: str | None, flush: bool, check_only: bool, live: bool,
         # before the table is read: a user the workers wrote before the flush has its
         # changelog record in what is read (written within a flush interval of its Redis
         # write), so it is re-projected; a user first written later is written whole
-        n = live_delete(bootstrap or settings.kafka_bootstrap, r, request,
-                        settings.partitions, timeout, settings.app_id)
+        n = live_delete(bootstrap, r, request, settings.partitions, timeout,
+                        settings.app_id)
         click.echo(f"deleted {n:,} projection keys", err=True)
         time.sleep(LIVE_SETTLE_S)
     try:
@@ -465,14 +466,13 @@ def command(bootstrap: str | None, flush: bool, check_only: bool, live: bool,
             raise SystemExit(1)
         return
     if live:
-        live_rebuild(bootstrap or settings.kafka_bootstrap, reader, timeout, settings.app_id,
-                     request)
+        live_rebuild(bootstrap, reader, timeout, settings.app_id, request)
         return
     from stream_app.rules.engine import TagEngine  # noqa: PLC0415
     from stream_app.rules_bundle import live_ruleset  # noqa: PLC0415
 
     try:   # why records: from the rules the workers run (the newest published, else local)
-        ruleset, _ = live_ruleset(bootstrap or settings.kafka_bootstrap, settings.rules_path)
+        ruleset, _ = live_ruleset(bootstrap, settings.rules_path)
         engine = TagEngine(ruleset,
                            day_offset_ms=settings.day_offset_ms,
                            retention_days=settings.retention_days,

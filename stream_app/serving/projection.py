@@ -827,7 +827,7 @@ class RedisProjection:
         """Build the held entries' operations, then write up to ``max_ops`` pending
         operations; keep them queued if Redis fails (and while writes are paused)."""
         self.materialize()
-        if not self.pending or (self._paused_until and self.paused):
+        if not self.pending or self.paused:
             return 0
         batch = list(itertools.islice(self.pending, max_ops))
         t0 = time.perf_counter()

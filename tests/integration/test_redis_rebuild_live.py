@@ -22,10 +22,11 @@ pytestmark = pytest.mark.integration
 CHANNELS = ["douyin", "baidu_sem", "wechat_oa", "bilibili"]
 
 
-def cli(stack, *args: str) -> subprocess.CompletedProcess:
+def cli(stack, *args: str, timeout: float = 300, **env: str) -> subprocess.CompletedProcess:
+    """Run a stream-app command against the stack (``env``: settings to override)."""
     return subprocess.run([sys.executable, "-m", "stream_app", *args],
-                          env={**os.environ, **stack.settings_env()}, capture_output=True,
-                          text=True, timeout=300)
+                          env={**os.environ, **stack.settings_env(), **env},
+                          capture_output=True, text=True, timeout=timeout)
 
 
 def test_live_rebuild_while_events_flow_leaves_redis_equal_to_the_table(stack, harness,
@@ -104,10 +105,8 @@ def test_live_rebuild_without_workers_fails_before_deleting_anything(stack, harn
     tags_reader.wait_for(timeout=60, user_id=u, tag_id="activity")
     r = redis.Redis.from_url(stack.redis.url)
     keys_before = sum(1 for _ in r.scan_iter(match="sa:*", count=1000))
-    out = subprocess.run(
-        [sys.executable, "-m", "stream_app", "redis-rebuild", "--live", "--timeout", "5"],
-        env={**os.environ, **stack.settings_env(), "STREAM_APP_APP_ID": "no-such-workers"},
-        capture_output=True, text=True, timeout=120)
+    out = cli(stack, "redis-rebuild", "--live", "--timeout", "5",
+              timeout=120, STREAM_APP_APP_ID="no-such-workers")
     assert out.returncode == 1, out.stdout + out.stderr
     assert "are workers running" in out.stderr and "nothing was deleted" in out.stderr
     assert "deleted" not in out.stderr.replace("nothing was deleted", "")
@@ -115,20 +114,16 @@ def test_live_rebuild_without_workers_fails_before_deleting_anything(stack, harn
 
 
 def test_rebuild_of_an_app_with_no_changelog_says_so(stack):
-    out = subprocess.run(
-        [sys.executable, "-m", "stream_app", "redis-rebuild", "--check-only"],
-        env={**os.environ, **stack.settings_env(), "STREAM_APP_APP_ID": "no-such-app"},
-        capture_output=True, text=True, timeout=120)
+    out = cli(stack, "redis-rebuild", "--check-only", timeout=120,
+              STREAM_APP_APP_ID="no-such-app")
     assert out.returncode == 1, out.stdout + out.stderr
     assert "cannot read the users table's changelog no-such-app" in out.stderr
     assert "Traceback" not in out.stderr
 
 
 def test_rebuild_without_redis_says_so_before_asking_the_workers(stack):
-    out = subprocess.run(
-        [sys.executable, "-m", "stream_app", "redis-rebuild", "--live"],
-        env={**os.environ, **stack.settings_env(), "STREAM_APP_REDIS_URL": "redis://127.0.0.1:1/0"},
-        capture_output=True, text=True, timeout=120)
+    out = cli(stack, "redis-rebuild", "--live", timeout=120,
+              STREAM_APP_REDIS_URL="redis://127.0.0.1:1/0")
     assert out.returncode == 1, out.stdout + out.stderr
     assert "cannot reach Redis at redis://127.0.0.1:1/0" in out.stderr
     assert "Traceback" not in out.stderr and "waiting for the workers" not in out.stderr
