@@ -19,9 +19,11 @@ Example:
 
 import logging
 import os
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
+from urllib.parse import unquote
 
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
@@ -44,7 +46,8 @@ SIZE_CACHE_ENV = "STREAM_APP_SEGMENT_SIZE_CACHE_S"
 """Seconds a segment size is cached per (tenant, expression); 0 turns the cache off."""
 TENANT_PATTERN = r"^[A-Za-z0-9_.\-]{1,64}$"
 Tenant = Annotated[str, Path(pattern=TENANT_PATTERN, description="tenant name")]
-UserId = Annotated[str, Path(min_length=1, max_length=256, description="user id")]
+UserIdPath = Annotated[str, Path(min_length=1, max_length=256,
+                                  description="user id (a '/' in it written %2F)")]
 Expr = Annotated[str, Query(min_length=1, max_length=4000,
                             description="segment expression (docs/API.md)")]
 
@@ -76,12 +79,60 @@ class Timeline(BaseModel):
                              "enable it, where the history is")
 
 
-TIMELINE_OFF = ("Redis keeps no tag-change timeline (STREAM_APP_REDIS_TIMELINE=0, the default): "
-                "the full history, with evidence, is the tags.changes topic. To serve the last "
-                "N changes per user here, set STREAM_APP_REDIS_TIMELINE=N (e.g. 5, ~160 B per "
-                "change and user) on the workers; users get a timeline from their next changes "
-                "(or at once with `stream-app redis-rebuild`).")
-"""The timeline's note when the setting ``redis_timeline`` is 0 and a user has none."""
+TIMELINE_OFF = ("Redis keeps no tag-change timeline for this user: the workers keep none "
+                "unless STREAM_APP_REDIS_TIMELINE is set (0, the default). The full history, "
+                "with evidence, is the tags.changes topic. To serve the last N changes per "
+                "user here, set STREAM_APP_REDIS_TIMELINE=N (e.g. 5, ~160 B per change and "
+                "user) on the workers; users get a timeline from their next changes (or at "
+                "once with `stream-app redis-rebuild`).")
+"""The timeline's note when Redis holds no timeline for the user at all."""
+
+#: a user route whose id holds an encoded '/' (``%2F``): the id segment of the raw path
+_SLASHED_ID = re.compile(rb"^(/v1/tenants/[^/]+/users/)([^/]*%2[fF][^/]*)(/.*)?$")
+
+
+class SlashedUserIds:
+    """ASGI middleware: user ids may hold '/' (the event contract allows any text), which a
+    client writes ``%2F``. The router matches decoded paths, where ``org%2F42`` would read as
+    two segments (and ``tl%2Ftimeline`` as the timeline of ``tl``), so the id is taken from
+    the raw path here, the route is matched with a stand-in segment, and
+    :func:`real_user_id` gives the endpoints the id itself.
+
+    Example:
+        >>> seen = {}
+        >>> async def app(scope, receive, send): seen.update(scope)
+        >>> import asyncio
+        >>> asyncio.run(SlashedUserIds(app)({"type": "http", "path": "/v1/tenants/t/users/org/42",
+        ...     "raw_path": b"/v1/tenants/t/users/org%2F42/why"}, None, None))
+        >>> seen["path"], seen["state"]
+        ('/v1/tenants/t/users/-/why', {'user_id': 'org/42'})
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        raw = scope.get("raw_path") if scope["type"] == "http" else None
+        m = _SLASHED_ID.match(raw) if raw and b"%2" in raw else None
+        if m is not None:
+            rest = unquote(m.group(3).decode("ascii", "replace")) if m.group(3) else ""
+            scope = {**scope, "path": unquote(m.group(1).decode("ascii", "replace")) + "-" + rest,
+                     "state": {**scope.get("state", {}),
+                               "user_id": unquote(m.group(2).decode("ascii", "replace"))}}
+        await self.app(scope, receive, send)
+
+
+def real_user_id(request: Request, user_id: UserIdPath) -> str:
+    """The route's user id; the raw one when it holds a '/' (:class:`SlashedUserIds`)."""
+    real = getattr(request.state, "user_id", None)
+    if real is None:
+        return user_id
+    if len(real) > 256:
+        raise HTTPException(422, "user id longer than 256 characters")
+    return real
+
+
+UserId = Annotated[str, Depends(real_user_id)]
 
 
 class Why(BaseModel):
@@ -195,6 +246,7 @@ def create_app(settings: Settings | None = None, *, redis: Any = None, ruleset: 
     app = FastAPI(title="stream-app serving API", version="1",
                   description="Real-time learner tags, why records and segments (reads Redis).",
                   lifespan=lifespan)
+    app.add_middleware(SlashedUserIds)
     app.state.redis, app.state.runner, app.state.use_ruleset = redis, runner, use_ruleset
 
     @app.get("/metrics", include_in_schema=False)
@@ -240,7 +292,8 @@ def create_app(settings: Settings | None = None, *, redis: Any = None, ruleset: 
         if isinstance(exc, RedisConnectionError | RedisTimeoutError):
             return JSONResponse({"detail": f"Redis unavailable: {exc.__class__.__name__}"},
                                 status_code=503)
-        return JSONResponse({"detail": f"Redis error: {exc}"}, status_code=500)
+        return JSONResponse({"detail": f"Redis error ({exc.__class__.__name__}); the API's "
+                             "log has the details"}, status_code=500)
 
     # -- health ----------------------------------------------------------------------------
     @app.get("/healthz", tags=["health"])
@@ -292,15 +345,20 @@ def create_app(settings: Settings | None = None, *, redis: Any = None, ruleset: 
         changes = await reader.read_timeline(redis, tenant, user_id, limit, tag)
         if not changes and not await redis.exists(keys.user_key(tenant, user_id)):
             raise HTTPException(404, f"no profile for user {user_id!r}")
-        note = TIMELINE_OFF if not changes and settings.redis_timeline == 0 else None
+        note = (TIMELINE_OFF if not changes
+                and not await redis.exists(keys.timeline_key(tenant, user_id)) else None)
         return Timeline(tenant=tenant, user_id=user_id, changes=changes, note=note)
 
     @app.get("/v1/tenants/{tenant}/users/{user_id}/why", tags=["users"])
     async def why_all(tenant: TenantDep, user_id: UserId) -> dict[str, Any]:
-        """The why record of every tag the user holds (tag_id -> record)."""
+        """The why record of every tag the user holds (tag_id -> record; null when Redis
+        keeps no why records, ``STREAM_APP_REDIS_WHY=off``)."""
         found = await reader.read_why(redis, tenant, user_id)
         if not found:
-            raise HTTPException(404, f"no why records for user {user_id!r}")
+            p = await reader.read_profile(redis, tenant, user_id)
+            if p is None:
+                raise HTTPException(404, f"no profile for user {user_id!r}")
+            found = {t: None for t, v in p["tags"].items() if v is not None}
         return {"tenant": tenant, "user_id": user_id, "why": found}
 
     @app.get("/v1/tenants/{tenant}/users/{user_id}/why/{tag_id}", response_model=Why,
@@ -314,9 +372,9 @@ def create_app(settings: Settings | None = None, *, redis: Any = None, ruleset: 
         if w is None and raw:  # the old layout (before redis-rebuild)
             w = await reader.read_why_one(redis, tenant, user_id, tag_id)
         changes = await reader.read_timeline(redis, tenant, user_id, limit, tag_id)
-        if w is None and not changes:
-            raise HTTPException(404, f"no why record or history of {tag_id!r} for {user_id!r}")
         value = reader.split_profile(raw)["tags"].get(tag_id) if raw else None
+        if w is None and not changes and value is None:
+            raise HTTPException(404, f"no why record or history of {tag_id!r} for {user_id!r}")
         return Why(tenant=tenant, user_id=user_id, tag_id=tag_id, value=value, why=w,
                    timeline=changes)
 

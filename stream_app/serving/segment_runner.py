@@ -124,8 +124,22 @@ def snapshot_key(tenant: str, snap_id: str) -> str:
     return f"{keys.PREFIX}:{tenant}:tmp:snap:{snap_id}"
 
 
+#: a quoted string of the grammar (whitespace inside it is part of the value)
+_QUOTED = re.compile(r"""("(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')""")
+#: a Redis string holds at most 512 MB: its bit positions are below 2**32
+MAX_BIT = 2**32
+
+
 def expr_digest(expr: str) -> str:
-    return hashlib.sha256(" ".join(expr.split()).encode()).hexdigest()[:12]
+    """Digest of an expression for the size cache and cursors: runs of whitespace outside
+    quoted strings count as one space, quoted strings are kept exactly.
+
+    >>> expr_digest("a  =  'x y'") == expr_digest("a = 'x y'") != expr_digest("a = 'x  y'")
+    True
+    """
+    parts = _QUOTED.split(expr)
+    text = "".join(p if i % 2 else " ".join(p.split()) + " " for i, p in enumerate(parts))
+    return hashlib.sha256(text.strip().encode()).hexdigest()[:12]
 
 
 def encode_cursor(snap_id: str, scan: int, skip: int, digest: str, z: bool = False,
@@ -157,7 +171,8 @@ def decode_cursor(cursor: str) -> tuple[str, int, int, str, bool, int]:
                int(d["n"]))
     except Exception:  # noqa: BLE001 - any decoding problem is a bad cursor
         raise CursorError("malformed cursor") from None
-    if not _SNAP_ID.match(out[0]) or out[1] < 0 or out[2] < 0 or not 1 <= out[5] <= 100_000:
+    if (not _SNAP_ID.match(out[0]) or not 0 <= out[1] < MAX_BIT or not 0 <= out[2] < MAX_BIT
+            or not 1 <= out[5] <= 100_000):
         raise CursorError("malformed cursor")
     return out
 
@@ -451,7 +466,10 @@ class SegmentRunner:
         out = await pipe.execute()
         total, length, head = int(out[-3]), int(out[-2]), out[-1]
         if cursor is not None and not out[0]:  # EXPIRE of a missing key
-            raise CursorError("the cursor expired; start again without a cursor")
+            raise CursorError("the cursor expired (or is not one of this tenant's); start "
+                              "again without a cursor")
+        if cursor is not None and start >= 8 * length:
+            raise CursorError("malformed cursor: it points past the end of the segment")
         if not total:
             await self.r.delete(skey)
             return Page([], 0, None)

@@ -227,7 +227,43 @@ class _ToAst(Transformer):
 _EXPECTED = {"NAME": "a tag or value", "NUMBER": "a number", "STRING": "a string",
              "LPAR": "'('", "RPAR": "')'", "EQUAL": "'='", "CMP": "a comparison",
              "COMMA": "','", "_OR": "OR", "_AND": "AND", "_NOT": "NOT", "_IN": "IN",
-             "HAS": "tag:", "__ANON_0": "'!='"}
+             "HAS": "tag:", "__ANON_0": "'!='", "$END": "the end of the expression"}
+_VALUES = frozenset({"NAME", "NUMBER", "STRING"})
+#: deepest nesting of operators an expression may have (the planner walks it recursively)
+MAX_DEPTH = 100
+
+
+def _depth(tree: Any) -> int:
+    """Nesting depth of a parse tree, found without recursion.
+
+    >>> _depth(_parser().parse("NOT NOT a = 1")), _depth(_parser().parse("a = 1"))
+    (4, 2)
+    """
+    deepest, stack = 0, [(tree, 1)]
+    while stack:
+        node, d = stack.pop()
+        deepest = max(deepest, d)
+        stack.extend((c, d + 1) for c in getattr(node, "children", ()) if hasattr(c, "data"))
+    return deepest
+
+
+def _syntax_hint(exc: UnexpectedToken) -> str:
+    """What the parser could take where it stopped, in the expression's words (an operand
+    ends where AND may follow as well as OR; a value right after a value asks for quotes)."""
+    accepts = set(exc.accepts or exc.expected)
+    if "_OR" in accepts:
+        accepts.add("_AND")
+    want = sorted({_EXPECTED.get(t, t) for t in accepts})
+    if want == ["a number", "a string", "a tag or value"]:
+        return "expected a value"
+    hint = "expected " + " or ".join(want)
+    prev = getattr(exc, "token_history", None) or ()
+    if exc.token.type in _VALUES and prev and prev[-1].type in _VALUES:
+        glued = next((k for k in ("AND", "OR", "NOT") if str(exc.token).upper().startswith(k)),
+                     None)
+        hint += (f" (a space is missing after {glued}?)" if glued else
+                 " (quote a value that holds spaces or signs, e.g. \"25-30\")")
+    return hint
 
 
 def parse(text: str) -> Any:
@@ -247,19 +283,17 @@ values=(Lit(kind='number', text='1'), Lit(kind='number', text='2'))), Not(item=H
         raise SegmentError(f"syntax error at column {len(text) + 1}: unexpected end") from None
     except UnexpectedToken as exc:
         col = exc.column if isinstance(exc.column, int) and exc.column > 0 else len(text) + 1
-        want = sorted({_EXPECTED.get(t, t) for t in exc.expected})
         if exc.token.type == "$END":
             col = len(text) + 1
-        if want == ["a number", "a string", "a tag or value"]:
-            hint = "expected a value"
-        else:
-            hint = "expected " + " or ".join(want)
-        raise SegmentError(f"syntax error at column {col}: {hint}") from None
+        raise SegmentError(f"syntax error at column {col}: {_syntax_hint(exc)}") from None
     except UnexpectedCharacters as exc:
         raise SegmentError(f"syntax error at column {exc.column}: unexpected character "
                            f"{text[exc.pos_in_stream]!r}") from None
     except UnexpectedInput as exc:  # pragma: no cover - other lark errors
         raise SegmentError(f"syntax error: {exc}") from None
+    if _depth(tree) > MAX_DEPTH:
+        raise SegmentError(f"segment expression nested more than {MAX_DEPTH} levels deep "
+                           "(NOT, AND, OR and parentheses)")
     return _ToAst().transform(tree)
 
 

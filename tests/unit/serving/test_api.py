@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
+import json
 
 import orjson
 import pytest
@@ -170,11 +172,96 @@ def test_without_a_timeline_the_api_says_how_to_enable_it(ruleset, redis_url):
         assert w["why"] == {"rule": "activity", "rule_version": 3, "case": "count(x) > 2",
                             "values": {"count(x)": 3}}
         assert client.get("/v1/tenants/t/users/u2/timeline", headers=ADMIN).status_code == 404
-    app = create_app(Settings(api_token="admin-secret", redis_timeline=5),
+    # the note follows what Redis holds, not the API's own setting: a user with a timeline
+    # gets no note, also when a tag filter leaves nothing of it
+    fixtures.fill_ops(r, change_ops({**ch, "user_id": "u3", "tag_id": "lifecycle", "new": "new"},
+                                    None, timeline=5))
+    app = create_app(Settings(api_token="admin-secret", redis_timeline=0),
                      redis=aioredis.Redis.from_url(url), ruleset=ruleset)
-    with TestClient(app) as client:  # the setting is on: no note, the timeline fills later
-        assert client.get("/v1/tenants/t/users/u1/timeline",
-                          headers=ADMIN).json()["note"] is None
+    with TestClient(app) as client:
+        t = client.get("/v1/tenants/t/users/u3/timeline?tag=activity", headers=ADMIN).json()
+        assert t["changes"] == [] and t["note"] is None
+        t = client.get("/v1/tenants/t/users/u3/timeline", headers=ADMIN).json()
+        assert [c["new"] for c in t["changes"]] == ["new"] and t["note"] is None
+        assert "STREAM_APP_REDIS_TIMELINE" in client.get(
+            "/v1/tenants/t/users/u1/timeline", headers=ADMIN).json()["note"]
+
+
+def test_without_why_records_the_api_answers_with_the_value(ruleset, redis_url):
+    """``STREAM_APP_REDIS_WHY=off`` keeps no why records: the why routes give the held
+    values with a null record, and 404 only for a tag the user does not hold."""
+    r = fresh_client(redis_url)
+    ch = {"user_id": "u1", "tenant": "t", "tag_id": "activity", "old": None, "new": "high",
+          "seq": 1}
+    fixtures.fill_ops(r, change_ops(ch, None, timeline=0))
+    url = f"{redis_url}/{r.get_connection_kwargs()['db']}"
+    app = create_app(Settings(api_token="admin-secret"), redis=aioredis.Redis.from_url(url),
+                     ruleset=ruleset)
+    with TestClient(app) as client:
+        w = client.get("/v1/tenants/t/users/u1/why/activity", headers=ADMIN)
+        assert w.status_code == 200 and w.json()["value"] == "high" and w.json()["why"] is None
+        every = client.get("/v1/tenants/t/users/u1/why", headers=ADMIN)
+        assert every.status_code == 200 and every.json()["why"] == {"activity": None}
+        assert client.get("/v1/tenants/t/users/u1/why/intent",
+                          headers=ADMIN).status_code == 404
+        assert client.get("/v1/tenants/t/users/nobody/why", headers=ADMIN).status_code == 404
+
+
+def test_user_ids_with_a_slash_are_read_through_percent_encoding(ruleset, redis_url):
+    """The contract allows '/' in a user id; a client writes it %2F, and an id that ends
+    like a sub-route (``tl/timeline``) is still that user's profile."""
+    r = fresh_client(redis_url)
+    users = {"org/42": {"activity": "high"}, "tl/timeline": {"activity": "low"},
+             "tl": {"activity": "churned"}}
+    fixtures.fill(r, "t", users)
+    url = f"{redis_url}/{r.get_connection_kwargs()['db']}"
+    app = create_app(Settings(api_token="admin-secret"), redis=aioredis.Redis.from_url(url),
+                     ruleset=ruleset)
+    with TestClient(app) as client:
+        for uid, tags in users.items():
+            enc = uid.replace("/", "%2F")
+            p = client.get(f"/v1/tenants/t/users/{enc}", headers=ADMIN)
+            assert p.status_code == 200, (uid, p.text)
+            assert p.json()["user_id"] == uid and p.json()["tags"] == tags
+            w = client.get(f"/v1/tenants/t/users/{enc}/why/activity", headers=ADMIN).json()
+            assert w["user_id"] == uid and w["value"] == tags["activity"]
+            assert set(client.get(f"/v1/tenants/t/users/{enc}/why",
+                                  headers=ADMIN).json()["why"]) == {"activity"}
+        t = client.get("/v1/tenants/t/users/org%2f42/timeline", headers=ADMIN).json()
+        assert t["user_id"] == "org/42" and t["changes"][0]["new"] == "high"
+        assert client.get("/v1/tenants/t/users/org/42", headers=ADMIN).status_code == 404
+        members = client.get("/v1/tenants/t/segments/members", params={"expr": "tag:activity"},
+                             headers=ADMIN).json()["members"]
+        assert sorted(members) == sorted(users)
+
+
+def test_deep_expressions_and_forged_cursors_are_400(world):
+    client, users_a, _ = world
+    seg = "/v1/tenants/tenant-a/segments/"
+    r = client.get(seg + "size", params={"expr": "NOT " * 500 + "tag:refunded"},
+                   headers=ADMIN)
+    assert r.status_code == 400 and "nested more than" in r.json()["detail"]
+    expr = "tag:activity"
+    first = client.get(seg + "members", params={"expr": expr, "limit": 5},
+                       headers=ADMIN).json()
+    cursor = first["next_cursor"]
+    raw = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+
+    def forged(bit: int) -> str:
+        return base64.urlsafe_b64encode(json.dumps({**raw, "c": bit}).encode()).decode().rstrip("=")
+
+    for bit in (2**66, 2**40, 10**30):   # out of range, past the snapshot's end
+        r = client.get(seg + "members", params={"expr": expr, "limit": 5,
+                                                "cursor": forged(bit)}, headers=ADMIN)
+        assert r.status_code == 400 and "malformed cursor" in r.json()["detail"], r.text
+    # the snapshot survived: the real cursor still pages on to the end
+    seen, cur = list(first["members"]), cursor
+    while cur:
+        page = client.get(seg + "members", params={"expr": expr, "limit": 5, "cursor": cur},
+                          headers=ADMIN).json()
+        seen += page["members"]
+        cur = page["next_cursor"]
+    assert sorted(seen) == sorted(fixtures.reference(users_a, parse(expr)))
 
 
 def test_tag_definitions_come_from_the_rule_set(world, ruleset):

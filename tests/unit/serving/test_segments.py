@@ -60,6 +60,26 @@ def test_syntax_errors_name_the_column(text, where):
         parse(text)
 
 
+@pytest.mark.parametrize("text, hint", [
+    ("activity = high)", "expected AND or OR or the end of the expression"),
+    ("(activity = high", "expected ')' or AND or OR"),
+    ("age_band = 25-34", 'quote a value that holds spaces or signs, e.g. "25-30"'),
+    ("region = new york", "quote a value"),
+    ("activity = high ANDactivity = low", "a space is missing after AND"),
+])
+def test_syntax_errors_say_what_could_come_there(text, hint):
+    with pytest.raises(SegmentError) as exc:
+        parse(text)
+    assert hint in str(exc.value) and "$END" not in str(exc.value)
+
+
+def test_nesting_is_bounded_with_a_clear_error():
+    parse("NOT " * 90 + "tag:x")       # deep, within the bound
+    for text in ("NOT " * 500 + "tag:x", "a = 1 AND (" * 120 + "b = 2" + ")" * 120):
+        with pytest.raises(SegmentError, match="nested more than 100 levels"):
+            parse(text)
+
+
 def test_tag_references_resolve_family_forms(catalog):
     assert catalog.resolve("family.activity").id == "activity"
     assert catalog.resolve("consumption.refunded").id == "refunded"
