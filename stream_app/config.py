@@ -86,6 +86,10 @@ class Settings(BaseSettings):
                                 "per user between flushes (coalesced: one write of each user's "
                                 "end state); past this many it builds the writes at once")
     late_grace_ms: int = Field(3 * DAY_MS, ge=0, description="events older than this are late")
+    max_future_ms: int = Field(DAY_MS, ge=0, description="events dated more than this after "
+                               "the worker's wall clock are dead-lettered (ts_in_future) "
+                               "instead of moving its clock; 0: no limit (replays of "
+                               "simulated time that runs ahead of the wall clock)")
     log_level: str = Field("warn", description="faust worker log level")
     verify_end_offsets: bool = Field(True, description="before a table restore, check the "
                                      "broker's end offsets by reading (tansu 0.6.0 reports the "

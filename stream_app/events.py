@@ -37,6 +37,9 @@ from stream_app.errors import EventError
 TS_MIN_MS = 946_684_800_000
 TS_MAX_MS = 4_102_444_800_000
 DEFAULT_MAX_BYTES = 64 * 1024
+#: JSON's names of the values that are not objects (for the not_object reason)
+_JSON_KIND = {list: "array", str: "string", int: "number", float: "number", bool: "boolean",
+              type(None): "null"}
 
 
 @dataclass(slots=True)
@@ -220,7 +223,8 @@ def parse_event(raw: bytes | str | dict[str, Any], stream: str, *,
         except orjson.JSONDecodeError as exc:
             raise EventError("bad_json", str(exc)[:200]) from None
     if not isinstance(doc, dict):
-        raise EventError("not_object", f"value is a JSON {type(doc).__name__}, not an object")
+        raise EventError("not_object", f"value is a JSON {_JSON_KIND.get(type(doc), 'value')}, "
+                                       "not an object")
     user_id = doc.get("user_id")
     if not user_id or not isinstance(user_id, str):
         raise EventError("missing_user_id", "user_id is missing, empty or not a string")

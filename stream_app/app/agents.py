@@ -81,6 +81,8 @@ STATE_WRITER = DirectTableWriter.for_table(users)
 FAUST_WRITES = settings.state_writes == "faust"
 #: how long a deleted user's marker is kept (0: a tombstone at once; stream_app/state/deletion.py)
 MARKER_MS = settings.deletion_marker_days * 86_400_000
+#: events dated further than this after the wall clock are dead-lettered (0: no limit)
+MAX_FUTURE_MS = settings.max_future_ms
 #: the states of the users processed last, kept parsed (a user's next event skips the parse)
 #: (not with the ``cold_block`` ablation, which measures a parse of the whole record per event)
 DECODED = DecodedStates(0 if COLD_INLINE else settings.decoded_states)
@@ -112,11 +114,20 @@ def load_state(user_id: str, partition: int) -> tuple[dict[str, Any] | None, Col
     return state, cold
 
 
+def encode_state(state: dict[str, Any] | None, cold: ColdState) -> bytes | None:
+    """The record :func:`store_state` writes for ``state`` (None: a deletion). Called before
+    a step's outputs are published, so a state that cannot be written (an error here) fails
+    the step before anything of it went out."""
+    # an exact-size copy: orjson's bytes keep their ~8 KB output buffer (measured 8.2 KB of
+    # RSS per 1.1 KB state)
+    return None if state is None else encode_record(state, cold, packed=PACK_COLD)
+
+
 def store_state(user_id: str, state: dict[str, Any] | None, partition: int,
-                cold: ColdState | None = None) -> None:
+                cold: ColdState | None = None, raw: bytes | None = None) -> None:
     """Write the user's state (one changelog record to ``partition``, the input record's;
-    ``cold``: its block of checkpoints and snapshots as loaded) or delete it (a
-    tombstone)."""
+    ``cold``: its block of checkpoints and snapshots as loaded; ``raw``: its record when
+    :func:`encode_state` made it already) or delete it (a tombstone)."""
     if state is None:
         DECODED.discard(user_id)
         if user_id in users:
@@ -125,9 +136,8 @@ def store_state(user_id: str, state: dict[str, Any] | None, partition: int,
     else:
         if cold is None:
             cold = ColdState()
-        # an exact-size copy: orjson's bytes keep their ~8 KB output buffer (measured 8.2 KB
-        # of RSS per 1.1 KB state)
-        raw = encode_record(state, cold, packed=PACK_COLD)
+        if raw is None:
+            raw = encode_state(state, cold)
         if FAUST_WRITES:
             users[user_id] = raw
         else:
@@ -261,10 +271,17 @@ async def handle_event(msg: Any, stream: str) -> None:
     except Exception as exc:  # noqa: BLE001 - never crash on input
         send_dlq(msg, "invalid", f"{type(exc).__name__}: {exc}")
         return
+    if MAX_FUTURE_MS and ev.ts > (wall := int(time.time() * 1000)) + MAX_FUTURE_MS:
+        # one far-future event would move the clock of its partition (every later event
+        # there "late") and the sweep's (every idle user expired): refused at the door
+        send_dlq(msg, "ts_in_future", f"event time {ev.ts} is more than {MAX_FUTURE_MS} ms "
+                 f"after the worker's wall clock {wall} (STREAM_APP_MAX_FUTURE_MS)")
+        return
     protect_event_props(ev)   # phone, email, WeChat id, name: keyed hashes, never stored raw
-    key = msg.key.decode("utf-8", "replace") if isinstance(msg.key, bytes) else msg.key
+    key = msg.key
     source = (msg.topic, msg.partition)
-    if key != ev.user_id:
+    # compared as bytes: a key of invalid UTF-8 may decode to the very user_id
+    if key != (ev.user_id.encode() if type(key) is bytes else ev.user_id):
         # not keyed by its user: re-publish keyed correctly so the user's state stays on one
         # partition (and one worker); the copy is processed when it arrives. It is judged
         # late or not here, where it came in: it lands on another partition, which may be
@@ -309,9 +326,13 @@ async def handle_event(msg: Any, stream: str) -> None:
         return
     if result.state is not None and not NO_SCORING:
         step, rounded = score_event(result.state, ev, result, cold)
+    else:
+        step = None
+    raw = encode_state(result.state, cold)   # before any output: a failure publishes nothing
+    if step is not None:
         publish_scoring(ev.user_id, ev.tenant, step, msg.timestamp, rounded)
     publish(ev.user_id, result, msg.timestamp)
-    store_state(ev.user_id, result.state, msg.partition, cold)
+    store_state(ev.user_id, result.state, msg.partition, cold, raw)
     runtime.processed += 1
     if not NO_BUSINESS:
         # after the engine: a re-delivered duplicate is not counted twice, and an event
@@ -425,12 +446,14 @@ def _tick(msg: Any) -> None:
     before = state["nd"]
     tags = dict(state.get("tags") or {})
     result = runtime.engine.on_tick(state, now)
+    write = result.state is not None and (result.changes or result.state is not state)
+    raw = encode_state(result.state, cold) if write else None   # before any output
     publish(uid, result, None)
     if result.state is None:
         runtime.projection.forget(state.get("tenant", "default"), uid, tags)
         store_state(uid, None, msg.partition)
-    elif result.changes or result.state is not state:
-        store_state(uid, result.state, msg.partition, cold)
+    elif write:
+        store_state(uid, result.state, msg.partition, cold, raw)
     elif result.state["nd"] != before:
         # nothing to persist: only the next due time moved (a restart ticks it once more)
         runtime.due.set(uid, result.state["nd"])

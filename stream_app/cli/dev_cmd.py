@@ -159,7 +159,10 @@ def command(arrivals: float | None, speed: float | None, warmup_days: float | No
     from stream_app.services.stack import Stack  # noqa: PLC0415
 
     console = Console()
-    stack = Stack(workdir=workdir, workers=0, partitions=partitions)
+    # the simulator's time runs ahead of the wall clock (--speed): the workers' guard against
+    # far-future events (STREAM_APP_MAX_FUTURE_MS) would refuse it within a minute
+    stack = Stack(workdir=workdir, workers=0, partitions=partitions,
+                  env={"STREAM_APP_MAX_FUTURE_MS": "0"})
     stop = threading.Event()
     stats: Counter = Counter()
     with terminate_as_interrupt():   # kill / timeout stop it like Ctrl-C

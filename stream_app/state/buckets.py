@@ -18,21 +18,47 @@ Example:
 from __future__ import annotations
 
 from bisect import bisect_left
+from typing import Any
 
 Buckets = list  # list[list[int | float]]: [[index, value], ...] sorted by index
+
+
+#: the integers a state record holds as such (orjson writes 64-bit integers; past them a sum
+#: becomes a float), and the largest float (a sum that would be infinite stops there: JSON
+#: has no infinity, orjson would write null)
+INT_MIN, INT_MAX = -(2**63), 2**63 - 1
+FLOAT_MAX = 1.7976931348623157e308
+
+
+def total(a: Any, b: float) -> float:
+    """``a + b`` kept writable as JSON: an integer past 64 bits becomes a float, an infinite
+    float the largest finite one of its sign; ``a`` None (a sum an earlier release wrote as
+    null when it had overflowed) counts as 0.
+
+    >>> total(2**64 - 1, 2**64 - 1), total(1e308, 1e308), total(None, 5), total(2, 3)
+    (3.6893488147419103e+19, 1.7976931348623157e+308, 5, 5)
+    """
+    if a is None:
+        a = 0
+    r = a + b
+    if type(r) is int:
+        return r if INT_MIN <= r <= INT_MAX else float(r)
+    if -FLOAT_MAX <= r <= FLOAT_MAX:
+        return r
+    return r if r != r else (FLOAT_MAX if r > 0 else -FLOAT_MAX)
 
 
 def add(buckets: Buckets, index: int, value: float) -> None:
     """Add ``value`` to the bucket ``index`` (created in sorted position if missing)."""
     if buckets and buckets[-1][0] == index:  # common case: the newest bucket
-        buckets[-1][1] += value
+        buckets[-1][1] = total(buckets[-1][1], value)
         return
     if not buckets or buckets[-1][0] < index:
         buckets.append([index, value])
         return
     i = bisect_left(buckets, index, key=lambda p: p[0])
     if i < len(buckets) and buckets[i][0] == index:
-        buckets[i][1] += value
+        buckets[i][1] = total(buckets[i][1], value)
     else:
         buckets.insert(i, [index, value])
 

@@ -322,7 +322,8 @@ class StateUpdater:
                 value = _number(value)
                 if value is None:
                     continue
-                state.setdefault("S", {})[key] = state.get("S", {}).get(key, 0) + value
+                sums = state.setdefault("S", {})
+                sums[key] = buckets.total(sums.get(key, 0), value)
                 ret = self._sum_ret.get(key, self.retention_days)
                 if day > base_day - ret:
                     buckets.add(state.setdefault("s", {}).setdefault(key, []), day, value)

@@ -64,7 +64,8 @@ def reference_parse(raw: Any, stream: str) -> Event:
         except orjson.JSONDecodeError as exc:
             raise EventError("bad_json", str(exc)[:200]) from None
     if not isinstance(doc, dict):
-        raise EventError("not_object", f"value is a JSON {type(doc).__name__}, not an object")
+        kind = events._JSON_KIND.get(type(doc), "value")
+        raise EventError("not_object", f"value is a JSON {kind}, not an object")
     if not doc.get("user_id") or not isinstance(doc.get("user_id"), str):
         raise EventError("missing_user_id", "user_id is missing, empty or not a string")
     try:

@@ -167,3 +167,30 @@ def test_selector_extreme_and_total_equal_max_min_sum_over_resolve():
             assert sel.extreme(times, st, True) == (max(vals) if vals else None)
             assert sel.extreme(times, st, False) == (min(vals) if vals else None)
             assert sel.total(times, st) == sum(times.get(t, 0) for t in sel.resolve(st))
+
+
+def test_sums_stay_writable_whatever_the_amounts():
+    """Schema-valid amounts whose sum leaves 64-bit integers or the finite floats: the state
+    still encodes (orjson raised, or wrote null that broke the next sum after a restart),
+    the sum saturates as a float, and a null an earlier release wrote counts as 0."""
+    from stream_app.state.codec import decode, encode
+
+    amount = PropSpec(Selector.parse("order_paid"), "amount")
+    req = Requirements()
+    req.sums.add(amount)
+    up = StateUpdater(req)
+    for big, want in ((2**64 - 1, float(2 * (2**64 - 1))), (1e308, 1.7976931348623157e308),
+                      (-(2**63), float(-(2**64)))):
+        st = new_state("u1")
+        up.apply(st, ev(1, "order_paid", T0, "order", amount=big))
+        up.apply(st, ev(2, "order_paid", T0 + 1, "order", amount=big))
+        assert st["S"][amount.key] == want
+        back, _ = decode(encode(st))
+        assert back["S"][amount.key] == want and back["s"][amount.key][0][1] == want
+        up.apply(back, ev(3, "order_paid", T0 + 2, "order", amount=1))   # no TypeError
+    st = new_state("u1")
+    up.apply(st, ev(1, "order_paid", T0, "order", amount=5))
+    st["S"][amount.key] = None
+    st["s"][amount.key][-1][1] = None
+    up.apply(st, ev(2, "order_paid", T0 + 1, "order", amount=7))
+    assert st["S"][amount.key] == 7 and st["s"][amount.key][-1][1] == 7
