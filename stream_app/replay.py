@@ -48,13 +48,53 @@ def route(doc: dict[str, Any], contract: Contract) -> Iterator[tuple[str, str]]:
     yield topic, uid if isinstance(uid, str) else ""
 
 
+def skip_reason(doc: Any, contract: Contract) -> str:
+    """Why a line cannot be sent (``doc``: the parsed line, None when it is not JSON).
+
+    >>> c = _contract()
+    >>> [skip_reason(d, c) for d in (None, [1], {"user_id": "u"}, {"stream": "Click"})]
+    ['not JSON', 'not a JSON object', 'no "stream" field', "unknown stream 'Click' (known: \
+click, study, order, profile, label, feedback)"]
+    """
+    if doc is None:
+        return "not JSON"
+    if not isinstance(doc, dict):
+        return "not a JSON object"
+    stream = doc.get("stream")
+    if stream is None:
+        return 'no "stream" field'
+    known = [t.stream for t in contract.topics.values() if t.role == "input" and t.stream]
+    return f"unknown stream {str(stream)[:40]!r} (known: {', '.join(known)})"
+
+
 @dataclass
 class ReplayStats:
     sent: int = 0
     skipped: int = 0
     bad_lines: list[int] = field(default_factory=list)
+    #: line number -> why it was skipped (the first ones)
+    why: dict[int, str] = field(default_factory=dict)
     first_ts: int | None = None
     last_ts: int | None = None
+
+    def skip(self, n: int, reason: str, keep: int = 20) -> None:
+        """Count line ``n`` as skipped for ``reason``."""
+        self.skipped += 1
+        self.bad_lines.append(n)
+        if len(self.why) < keep:
+            self.why[n] = reason
+
+    def skipped_text(self) -> str:
+        """``; skipped N lines (line 3: not JSON, ...)`` or an empty string.
+
+        >>> s = ReplayStats(); s.skip(3, "not JSON"); s.skipped_text()
+        '; skipped 1 lines (line 3: not JSON)'
+        """
+        if not self.skipped:
+            return ""
+        more = ", ..." if self.skipped > len(self.why) else ""
+        return (f"; skipped {self.skipped:,} lines ("
+                + ", ".join(f"line {n}: {r}" for n, r in self.why.items()) + more + ")")
 
 
 def iter_file(path: Path) -> Iterator[tuple[int, bytes, dict[str, Any] | None]]:

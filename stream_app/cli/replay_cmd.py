@@ -24,7 +24,7 @@ def command(path: Path, speed: float, bootstrap: str | None, quiet: bool) -> Non
     from stream_app.events import parse_ts
     from stream_app.errors import EventError
     from stream_app.kafka_io import connected_producer, produce
-    from stream_app.replay import ReplayStats, count_lines, iter_file, route
+    from stream_app.replay import ReplayStats, count_lines, iter_file, route, skip_reason
 
     settings = get_settings()
     contract = load_contract()
@@ -39,8 +39,7 @@ def command(path: Path, speed: float, bootstrap: str | None, quiet: bool) -> Non
         for n, raw, doc in iter_file(path):
             routes = list(route(doc, contract)) if doc is not None else []
             if not routes:
-                stats.skipped += 1
-                stats.bad_lines.append(n)
+                stats.skip(n, skip_reason(doc, contract))
                 continue
             topic, key = routes[0]
             if speed > 0:
@@ -66,8 +65,6 @@ def command(path: Path, speed: float, bootstrap: str | None, quiet: bool) -> Non
         progress.update(task, completed=total)
     elapsed = time.monotonic() - start_wall
     click.echo(f"sent {stats.sent:,} events in {elapsed:.1f}s "
-               f"({stats.sent / max(elapsed, 1e-6):,.0f}/s); skipped {stats.skipped:,} lines"
-               + (f" (line numbers: {stats.bad_lines[:20]}{'...' if stats.skipped > 20 else ''})"
-                  if stats.skipped else ""))
+               f"({stats.sent / max(elapsed, 1e-6):,.0f}/s){stats.skipped_text()}")
     if left:
         raise click.ClickException(f"{left} events were not delivered (broker unreachable?)")
