@@ -86,6 +86,9 @@ class Settings(BaseSettings):
                                 "per user between flushes (coalesced: one write of each user's "
                                 "end state); past this many it builds the writes at once")
     late_grace_ms: int = Field(3 * DAY_MS, ge=0, description="events older than this are late")
+    stop_timeout_s: float = Field(55.0, ge=0, description="a worker still stopping this long "
+                                  "after SIGTERM/SIGINT (broker or Redis unreachable) exits "
+                                  "with status 1, as after kill -9; 0: no limit")
     max_future_ms: int = Field(DAY_MS, ge=0, description="events dated more than this after "
                                "the worker's wall clock are dead-lettered (ts_in_future) "
                                "instead of moving its clock; 0: no limit (replays of "

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from stream_app.app import codecs
 from stream_app.app.faust_app import FAST_PATHS, StreamApp
+from stream_app.app.stop_watchdog import Worker
 from stream_app.config import get_settings
 from stream_app.security.kafka_auth import faust_security_kwargs
 
@@ -35,6 +36,7 @@ app = StreamApp(
     value_serializer="raw",
     autodiscover=False,
     origin="stream_app.app",
+    Worker=Worker,   # a stop that hangs (broker gone) ends after STREAM_APP_STOP_TIMEOUT_S
     **FAST_PATHS,  # Faust's opt-in fast paths (app/faust_app.py)
     **faust_security_kwargs(),  # SASL/TLS from STREAM_APP_KAFKA_* (nothing for PLAINTEXT)
 )
