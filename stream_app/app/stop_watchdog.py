@@ -6,9 +6,10 @@ looks for the group coordinator again every 100 ms, forever, and the process nev
 testing in session 23). An orchestrator would kill it in the end, but a worker stopped by hand
 or by a script hung. So a stop signal also arms a timer (``STREAM_APP_STOP_TIMEOUT_S``,
 default 55 s, under the 60-s grace period of ``deploy/k8s/worker.yaml``; 0: none): if the
-worker is still there when it fires, it says so on stderr and exits with status 1. That is the same as a ``kill -9`` for the data: nothing committed after
-the last commit, no clean-stop marker, so the next start restores the tables from their
-changelogs and re-reads the inputs from the committed offsets (docs/GUARANTEES.md).
+worker is still there when it fires, it says so on stderr and exits with status 1. That is
+the same as a ``kill -9`` for the data: nothing committed after the last commit, no
+clean-stop marker, so the next start restores the tables from their changelogs and re-reads
+the inputs from the committed offsets (docs/GUARANTEES.md).
 
 Example:
     >>> import signal
