@@ -287,15 +287,17 @@ async def handle_event(msg: Any, stream: str) -> None:
         # late or not here, where it came in: it lands on another partition, which may be
         # further on in event time (stream_app/republished.py)
         now = runtime.clock.now(source)
-        if is_late(ev.ts, now):
+        if is_late(ev.ts, now) and ev.type != "deletion_requested":
             send_late(msg, stream, ev.ts, now)
         else:
             emit(contract.stream_topic(stream), ev.user_id, msg.value, REKEYED)
         return
     # the partition's stream time before this event; the event moved it if it is newer (a
-    # late event is older, so it did not)
+    # late event is older, so it did not). A deletion request is an instruction, not an
+    # input to aggregates: it is applied however late (PIPL)
     now = runtime.clock.advance(ev.ts, source)
-    if is_late(ev.ts, now) and not is_republished(msg.headers):
+    if (is_late(ev.ts, now) and not is_republished(msg.headers)
+            and ev.type != "deletion_requested"):
         send_late(msg, stream, ev.ts, now)
         return
     state, cold = load_state(ev.user_id, msg.partition)

@@ -13,8 +13,10 @@ Example:
 from __future__ import annotations
 
 import importlib
+import os
 import pkgutil
 import sys
+from typing import NoReturn
 
 import click
 
@@ -40,6 +42,56 @@ def cli() -> None:
     """Root group of the project commands."""
 
 
+#: set to 1 to see the traceback behind an ``Error:`` line
+TRACEBACK_ENV = "STREAM_APP_TRACEBACK"
+
+
+def _error(message: str, hint: bool = True) -> NoReturn:
+    click.echo(f"Error: {message}", err=True)
+    if hint and os.environ.get(TRACEBACK_ENV) != "1":
+        click.echo(f"(set {TRACEBACK_ENV}=1 to see where it came from)", err=True)
+    sys.exit(1)
+
+
+def run_project_command(argv: list[str]) -> None:
+    """Run a project command; every error is one ``Error:`` line and exit code 1, never a
+    traceback (``STREAM_APP_TRACEBACK=1`` shows it): the project's own errors, files that
+    cannot be read or written (a truncated or false ``.gz`` too), settings that do not parse,
+    values a library refuses.
+
+    >>> run_project_command(["--help"])   # doctest: +ELLIPSIS
+    Usage: stream-app [OPTIONS] COMMAND [ARGS]...
+    ...
+    """
+    from pydantic import ValidationError  # noqa: PLC0415
+
+    debug = os.environ.get(TRACEBACK_ENV) == "1"
+    try:
+        code = cli.main(args=argv, prog_name="stream-app", standalone_mode=False)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort as exc:
+        if isinstance(exc.__cause__, EOFError):   # click takes an EOFError for Ctrl-D
+            if debug:
+                raise
+            _error(f"an input ended early: {exc.__cause__} (a truncated .gz file?)")
+        click.echo("Aborted!", err=True)
+        sys.exit(1)
+    except StreamAppError as exc:   # a clear message of the project's own
+        _error(str(exc), hint=False)
+    except ValidationError as exc:
+        if debug:
+            raise
+        _error(f"invalid settings (STREAM_APP_* variables): {exc}")
+    except (OSError, ValueError, EOFError) as exc:
+        if debug:
+            raise
+        _error(f"{type(exc).__name__}: {exc}")
+    if isinstance(code, int) and code:
+        sys.exit(code)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: project commands first, Faust's CLI for the rest."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -47,11 +99,7 @@ def main(argv: list[str] | None = None) -> None:
     for name, cmd in commands.items():
         cli.add_command(cmd, name)
     if not argv or argv[0] in commands or argv[0] in ("-h", "--help"):
-        try:
-            cli.main(args=argv, prog_name="stream-app")
-        except StreamAppError as exc:   # a clear message, not a traceback (exit code 1)
-            click.echo(f"Error: {exc}", err=True)
-            sys.exit(1)
+        run_project_command(argv)
         return
     from stream_app.app.main import app  # noqa: PLC0415 - faust only when needed
 

@@ -159,10 +159,13 @@ def command(arrivals: float | None, speed: float | None, warmup_days: float | No
     from stream_app.services.stack import Stack  # noqa: PLC0415
 
     console = Console()
-    # the simulator's time runs ahead of the wall clock (--speed): the workers' guard against
-    # far-future events (STREAM_APP_MAX_FUTURE_MS) would refuse it within a minute
+    # the simulator's time runs ahead of the wall clock (--speed, a day per 30 s): the
+    # workers' guard against far-future events (STREAM_APP_MAX_FUTURE_MS) would refuse it
+    # within a minute, and an event typed by hand with today's date would be "late" (older
+    # than the stream time minus the grace) within two: both are off on this demo stack
     stack = Stack(workdir=workdir, workers=0, partitions=partitions,
-                  env={"STREAM_APP_MAX_FUTURE_MS": "0"})
+                  env={"STREAM_APP_MAX_FUTURE_MS": "0",
+                       "STREAM_APP_LATE_GRACE_MS": str(10 * 365 * 86_400_000)})
     stop = threading.Event()
     stats: Counter = Counter()
     with terminate_as_interrupt():   # kill / timeout stop it like Ctrl-C

@@ -51,4 +51,7 @@ def command(user_id: str, tenant: str, ts_ms: int | None, bootstrap: str | None)
     produce(producer, load_contract().stream_topic("profile"), user_id, ev)
     if producer.flush(30):
         raise click.ClickException("the deletion request was not delivered (broker down?)")
-    click.echo(f"deletion requested for {user_id!r} (tenant {tenant!r}): event {ev['event_id']}")
+    click.echo(f"deletion requested for {user_id!r} (tenant {tenant!r}): event {ev['event_id']}"
+               "\nthe workers apply it in a few seconds: `stream-app tags USER_ID --tenant "
+               "TENANT` then finds no profile; a refused request (e.g. the user belongs to "
+               "another tenant) is on events.dlq with the reason")

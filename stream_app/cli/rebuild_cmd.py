@@ -85,7 +85,15 @@ class TableReader:
                  client_config: dict[str, Any] | None = None) -> None:
         from stream_app.kafka_io import read_assigned, require_broker  # noqa: PLC0415
 
-        require_broker(bootstrap)   # none answering: a clear error, not a consumer's traceback
+        # none answering: a clear error, not a consumer's traceback
+        found = require_broker(bootstrap).topics.get(topic)
+        if found is not None and not found.error and len(found.partitions) != partitions:
+            # reading fewer would leave users out (a rebuild deletes them all first), more
+            # fails on the missing ones: the setting must match the topic
+            raise click.ClickException(
+                f"{topic} has {len(found.partitions)} partitions but STREAM_APP_PARTITIONS is "
+                f"{partitions}: set it to {len(found.partitions)} (the workers and every tool "
+                "must agree); nothing was read or changed")
         self.topic = topic
         self.partitions = partitions
         self.consumer = read_assigned(bootstrap, topic, partitions, **(client_config or {}))

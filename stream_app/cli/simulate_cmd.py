@@ -69,6 +69,9 @@ def command(users: int | None, days: float | None, seed: int, start: str | None,
     )
     from stream_app.sim.rhythm import DAY_MS  # noqa: PLC0415
 
+    if truth_out is not None and truth_out.resolve() == out.resolve():
+        raise click.BadParameter("the ground truth would overwrite the events: give it "
+                                 "another path (default: next to --out)", param_hint="--truth")
     overrides: dict[str, object] = {}
     for item in sets:
         key, eq, value = item.partition("=")

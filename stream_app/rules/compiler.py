@@ -39,7 +39,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 
 from stream_app.rules.grammar import parse
 from stream_app.state import query
-from stream_app.state.requirements import PairSpec, PropSpec, Requirements, Selector
+from stream_app.state.requirements import STREAMS, PairSpec, PropSpec, Requirements, Selector
 
 DAY_MS = 86_400_000
 _UNITS = {"w": 7 * DAY_MS, "d": DAY_MS, "h": 3_600_000, "m": 60_000, "s": 1000, "ms": 1}
@@ -692,13 +692,24 @@ class _Compiler:
             raise self.err(node, "a window must be a positive duration such as 30d or 12h")
         return int(ms)
 
+    def parse_selector(self, node: Tree | Token, text: str) -> Selector:
+        """:meth:`Selector.parse`, refusing a stream the contract does not have (a typo such
+        as ``stream:clik`` would read nothing, silently; unknown event *types* are allowed:
+        the contract's type lists are not closed)."""
+        sel = Selector.parse(text)
+        unknown = sorted(sel.streams - STREAMS)
+        if unknown:
+            raise self.err(node, f"unknown stream {unknown[0]!r} (streams: "
+                                 f"{', '.join(sorted(STREAMS))})")
+        return sel
+
     def selector(self, node: Tree | Token) -> Selector:
         if isinstance(node, Tree) and node.data == "dotted" and len(node.children) == 1:
-            sel = Selector.parse(str(node.children[0]))
+            sel = self.parse_selector(node, str(node.children[0]))
             self.reads.add(sel)
             return sel
         if isinstance(node, Tree) and node.data == "selector":
-            sel = Selector.parse("|".join(str(t) for t in node.children))
+            sel = self.parse_selector(node, "|".join(str(t) for t in node.children))
             self.reads.add(sel)
             return sel
         raise self.err(node, "expected an event selector (a type, stream:NAME, any, a|b)")
@@ -706,7 +717,7 @@ class _Compiler:
     def propspec(self, node: Tree | Token) -> PropSpec:
         if isinstance(node, Tree) and node.data == "dotted" and len(node.children) == 2:
             sel, prop = (str(t) for t in node.children)
-            spec = PropSpec(Selector.parse(sel), prop)
+            spec = PropSpec(self.parse_selector(node, sel), prop)
             self.reads.add(spec.sel)
             return spec
         raise self.err(node, "expected selector.prop such as order_paid.amount")
@@ -742,6 +753,7 @@ class _Compiler:
             a = self.expr(ch[0])
             return lambda ctx: (lambda v: -v if _num(v) else None)(a(ctx))
         if kind == "compare":
+            self.numbers_ordered(str(ch[1]), ch[0], ch[2])
             atom = self.since_threshold(ch[0], str(ch[1]), ch[2])
             counted = atom is None and self.count_threshold(ch[0], ch[2])
             timed, reads = self.timed, set(self.reads)
@@ -782,6 +794,22 @@ class _Compiler:
         if kind == "kwarg":
             raise self.err(node, "keyword argument outside a call")
         raise self.err(node, f"unsupported expression {kind}")  # pragma: no cover
+
+    def numbers_ordered(self, op: str, *sides: Tree | Token) -> None:
+        """Refuse a ``$parameter`` whose value is text on either side of ``<``, ``<=``,
+        ``>``, ``>=``: a threshold is business configuration, and against a number the
+        comparison is always false (``active_days(...) >= $days`` with ``days: "three"``
+        would hold for nobody, silently). A text literal keeps the language's rule
+        (ordering across types is false)."""
+        if op not in ("<", "<=", ">", ">="):
+            return
+        for side in sides:
+            if isinstance(side, Tree) and side.data == "param":
+                value = self.const(side)
+                if isinstance(value, str):
+                    raise self.err(side, f"${side.children[0]} is {value!r}, not a number: "
+                                         f"{op} compares numbers (a duration such as 30d is "
+                                         "one)")
 
     def members(self, node: Tree | Token) -> Fn:
         """The right side of ``in`` / ``not in``: a list of literals is built once, as a

@@ -173,3 +173,41 @@ def test_republished_records_are_judged_where_they_came_from(fstack, report):
     finally:
         table.close()
         dlq.close()
+
+
+def test_a_late_deletion_request_is_still_applied(fstack, report):
+    """A deletion request is an instruction, not an input to aggregates: one dated before its
+    profile partition's stream time minus the grace period deletes the user all the same.
+    Before (session 23), it went to the DLQ as late and the user stayed, while `stream-app
+    forget` had said the deletion was requested."""
+    from stream_app.state.deletion import is_marker
+
+    parts = fstack.partitions
+    base = base_ts()
+    victim = _user_on("late-del", 0, parts)
+    mover = {"event_id": f"mv-{uuid.uuid4().hex[:10]}", "user_id": _user_on("mvd", 0, parts),
+             "ts": base + 2 * GRACE_MS, "type": "profile_updated", "stream": "profile",
+             "props": {}}
+    table = TableWatch(fstack.bootstrap, parts)
+    dlq = DlqWatch(fstack.bootstrap, parts)
+    try:
+        send_all(fstack.bootstrap, [
+            {"event_id": f"v-{uuid.uuid4().hex[:10]}", "user_id": victim, "ts": base,
+             "type": "course_view", "stream": "click", "props": {}}, mover])
+        wait_until(lambda: counted(_states(table).get(victim)) == 1
+                   and counted(_states(table).get(mover["user_id"])) == 1,
+                   timeout=120, what="the user and the event that moves its partition on")
+        t0 = time.monotonic()
+        send_all(fstack.bootstrap, [{
+            "event_id": f"del-{uuid.uuid4().hex[:10]}", "user_id": victim, "ts": base + DAY,
+            "type": "deletion_requested", "stream": "profile", "props": {}}])
+        wait_until(lambda: victim not in _states(table) or is_marker(_states(table)[victim]),
+                   timeout=120, what="the late deletion request applied")
+        took = time.monotonic() - t0
+        refused = [r for r in dlq.for_keys({victim}) if r["reason"] == "late"]
+        report.add("late deletion request", 1, 1, len(refused), 0, 0, took,
+                   "dated 2 grace periods before its partition's stream time: applied")
+        assert refused == []
+    finally:
+        table.close()
+        dlq.close()

@@ -127,3 +127,27 @@ def test_rebuild_without_redis_says_so_before_asking_the_workers(stack):
     assert out.returncode == 1, out.stdout + out.stderr
     assert "cannot reach Redis at redis://127.0.0.1:1/0" in out.stderr
     assert "Traceback" not in out.stderr and "waiting for the workers" not in out.stderr
+
+
+def test_a_partition_setting_that_differs_from_the_changelog_stops_before_anything(
+        stack, harness, tags_reader):
+    """``STREAM_APP_PARTITIONS`` below the topic's partition count made ``--live`` delete the
+    whole projection and rewrite only the users of the partitions it read (exit 0; found by
+    exploratory testing in session 23); ``rules diff`` covered part of the users. Both now
+    stop at once, and the projection is untouched."""
+    import redis
+
+    u = uid("rb-parts")
+    harness.send("click", event(u, "page_view", harness.base_ts()))
+    tags_reader.wait_for(timeout=60, user_id=u, tag_id="activity")
+    r = redis.Redis.from_url(stack.redis.url)
+    keys_before = sum(1 for _ in r.scan_iter(match="sa:*", count=1000))
+    fewer = str(stack.partitions - 1)
+    for args in (("redis-rebuild", "--live", "--timeout", "20"),
+                 ("rules", "diff", "config/rules")):
+        out = cli(stack, *args, timeout=120, STREAM_APP_PARTITIONS=fewer)
+        assert out.returncode == 1, (args, out.stdout + out.stderr)
+        assert (f"has {stack.partitions} partitions but STREAM_APP_PARTITIONS is {fewer}"
+                in out.stderr), (args, out.stderr)
+        assert "Traceback" not in out.stderr
+    assert sum(1 for _ in r.scan_iter(match="sa:*", count=1000)) >= keys_before > 0

@@ -53,3 +53,50 @@ def test_a_broker_that_answers_passes(monkeypatch) -> None:
     monkeypatch.setattr(confluent_kafka.admin, "AdminClient", Admin)
     md = kafka_io.require_broker("b:9092", timeout=1.0)   # the metadata, for its topics
     assert isinstance(md, Metadata) and md.brokers
+
+
+@pytest.mark.parametrize("make, argv, says", [
+    (lambda p: p.write_bytes(b'{"a": 1}\n'), ["evaluate", "{file}", "-t", "convert"],
+     "Error: BadGzipFile: Not a gzipped file"),
+    (lambda p: p.write_bytes(__import__("gzip").compress(
+        b'{"stream":"click","event_id":"e1","user_id":"u1","ts":1714528800000,'
+        b'"type":"page_view","props":{}}\n' * 5000)[:300]),
+     ["evaluate", "{file}", "-t", "convert"], "Error: an input ended early: Compressed file"),
+    (None, ["simulate", "--users", "5", "--days", "1", "--out", "/proc/nope/x.jsonl"],
+     "Error: FileNotFoundError"),
+    (None, ["tags", "u1"], "Error: ValueError: Redis URL must specify"),
+    (None, ["rules", "validate"], "Error: invalid settings (STREAM_APP_* variables)"),
+])
+def test_other_failures_are_one_error_line_too(make, argv, says, tmp_path, monkeypatch,
+                                                capsys) -> None:
+    """Files that cannot be read or written (a false or truncated .gz: click took the
+    EOFError for Ctrl-D and said only "Aborted!"), settings that do not parse and values a
+    library refuses: one ``Error:`` line, exit code 1, no traceback (session 23)."""
+    from stream_app.config import get_settings
+
+    path = tmp_path / "events.jsonl.gz"
+    if make is not None:
+        make(path)
+    if argv[0] == "tags":
+        monkeypatch.setenv("STREAM_APP_REDIS_URL", "notaurl")
+    if argv[0] == "rules":
+        monkeypatch.setenv("STREAM_APP_PARTITIONS", "abc")
+    get_settings.cache_clear()
+    try:
+        with pytest.raises(SystemExit) as stop:
+            main([a.replace("{file}", str(path)) for a in argv])
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
+    err = capsys.readouterr().err
+    assert stop.value.code == 1, err
+    assert says in err and "Traceback" not in err, err
+
+
+def test_simulate_refuses_to_write_the_truth_over_the_events(tmp_path, capsys) -> None:
+    out = tmp_path / "sim.jsonl"
+    with pytest.raises(SystemExit) as stop:
+        main(["simulate", "--quiet", "--users", "5", "--days", "1", "--out", str(out),
+              "--truth", str(out)])
+    assert stop.value.code == 2 and "would overwrite the events" in capsys.readouterr().err
+    assert not out.exists()

@@ -34,6 +34,9 @@ def one(expr: str, tag_id: str = "t1") -> str:
     (one("active_days(x, 12h)"), 7, "t1", "whole days"),
     (one("count(x, 1, 2, 3)"), 7, "t1", "takes 1..2 positional arguments"),
     (one("tag(nothere)"), 2, "t1", "unknown tag"),
+    (one("count(stream:clik, 30d) > 0"), 7, "t1", "unknown stream 'clik'"),
+    ("params: {n: three}\n" + one("count(x, 30d) > $n"), 8, "t1",
+     "$n is 'three', not a number: > compares numbers"),
     ("tags:\n  - id: t1\n    family: activity\n    zh: a\n    en: b\n    kind: colour\n"
      "    value: 'true'\n", 6, "t1", "kind"),
     ("tags:\n  - id: t1\n    family: activity\n    zh: a\n    en: b\n    kind: bool\n",
