@@ -74,10 +74,19 @@ def read_events(path: Path | str, *, validate: bool = False) -> Iterator[Event]:
                 continue
             try:
                 doc = orjson.loads(line)
+            except orjson.JSONDecodeError as exc:
+                raise EventError("bad_line", f"{path}:{n}: not JSON ({exc})") from None
+            if not isinstance(doc, dict):
+                raise EventError("bad_line", f"{path}:{n}: not a JSON object")
+            try:
                 stream = doc.get("stream") or ""
                 yield parse_event(doc, stream) if validate else _fast_event(doc)
-            except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+            except KeyError as exc:
+                raise EventError("bad_line", f"{path}:{n}: no {exc} field") from None
+            except (TypeError, AttributeError) as exc:
                 raise EventError("bad_line", f"{path}:{n}: {exc}") from None
+            except EventError as exc:   # the contract's own reasons, with the place
+                raise EventError(exc.reason, f"{path}:{n}: {exc.detail}") from None
 
 
 def replay(events: Any, scorer: Scorer, *, learn: bool = True,
