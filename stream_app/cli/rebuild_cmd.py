@@ -134,8 +134,10 @@ class TableReader:
             self.states[uid] = state
             self.tombstones.discard(uid)
 
-    def read_all(self, timeout: float = 60.0, tail_s: float = 1.0) -> dict[str, State]:
-        """Read every partition up to its end offset as of now.
+    def read_all(self, timeout: float = 60.0, tail_s: float = 1.0,
+                 progress_s: float = 5.0) -> dict[str, State]:
+        """Read every partition up to its end offset as of now (a line on stderr every
+        ``progress_s`` while it takes longer than that; 0: none).
 
         tansu reports a partition's end as the first offset of its last record batch
         (``kafka_io.true_end_offsets``), so reaching it may leave the rest of that batch in
@@ -155,9 +157,16 @@ class TableReader:
                     f"{exc.args[0].str() if exc.args else exc}. Is STREAM_APP_APP_ID right, "
                     "and has a worker of that app run on this broker?") from exc
             ends[p] = high
-        deadline = time.monotonic() + timeout
+        started = time.monotonic()
+        deadline = started + timeout
+        total, said = sum(ends.values()), started
         while time.monotonic() < deadline:
             self.poll(0.2)
+            if progress_s and time.monotonic() - said >= progress_s:
+                said = time.monotonic()
+                click.echo(f"reading {self.topic}: {self.records:,} of ~{total:,} records, "
+                           f"{len(self.states):,} users so far ({said - started:.0f} s)",
+                           err=True)
             pos = {tp.partition: tp.offset for tp in self.consumer.position(
                 [TopicPartition(self.topic, p) for p in range(self.partitions)])}
             if all(ends[p] <= 0 or pos.get(p, -1) >= ends[p] for p in ends):

@@ -12,7 +12,7 @@ from stream_app.config import get_settings
 
 @click.command("replay")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--speed", type=float, default=0.0,
+@click.option("--speed", type=click.FloatRange(min=0), default=0.0,
               help="N times event time (e.g. 3600 = an hour per second); 0 = as fast as possible")
 @click.option("--bootstrap", default=None, help="Kafka bootstrap (default: from settings)")
 @click.option("--quiet", is_flag=True, help="no progress bar")
@@ -68,3 +68,5 @@ def command(path: Path, speed: float, bootstrap: str | None, quiet: bool) -> Non
                f"({stats.sent / max(elapsed, 1e-6):,.0f}/s){stats.skipped_text()}")
     if left:
         raise click.ClickException(f"{left} events were not delivered (broker unreachable?)")
+    if stats.skipped and not stats.sent:
+        raise click.ClickException(f"nothing was sent: every line of {path} was skipped")

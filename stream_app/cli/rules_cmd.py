@@ -41,16 +41,29 @@ def validate(path: Path | None) -> None:
 
 @command.command("apply")
 @click.argument("path", type=click.Path(path_type=Path))
-@click.option("--bootstrap", default=None)
-def apply(path: Path, bootstrap: str | None) -> None:
+@click.option("--bootstrap", default=None, help="Kafka bootstrap (default: from settings)")
+@click.option("--allow-removal", is_flag=True,
+              help="publish even if PATH lacks tags of the rule set the workers run (they are "
+                   "removed from every user)")
+def apply(path: Path, bootstrap: str | None, allow_removal: bool) -> None:
     """Validate PATH and publish it to rules.versions: running workers switch to it."""
     from stream_app.kafka_io import connected_producer  # noqa: PLC0415
-    from stream_app.rules_bundle import BUNDLE_KEY, encode  # noqa: PLC0415
+    from stream_app.rules_bundle import BUNDLE_KEY, encode, live_ruleset  # noqa: PLC0415
 
     bundle, rs = _compile(path)
     bundle["version"] = rs.version
-    producer = connected_producer(bootstrap or get_settings().kafka_bootstrap,
-                                  **{"message.max.bytes": 16 * 1024 * 1024})
+    settings = get_settings()
+    bootstrap = bootstrap or settings.kafka_bootstrap
+    running, source = live_ruleset(bootstrap, settings.rules_path)
+    gone = sorted({t.id for t in running.tags} - {t.id for t in rs.tags})
+    if gone and not allow_removal:
+        # e.g. one file of a directory given alone: every other tag would go from every user
+        raise click.ClickException(
+            f"{path} lacks {len(gone)} of the {len(running.tags)} tags the workers run "
+            f"({source}): {', '.join(gone[:8])}{', ...' if len(gone) > 8 else ''}. Publishing "
+            f"it removes them from every user; `stream-app rules diff {path}` shows the "
+            "effect, --allow-removal publishes anyway. Nothing was published")
+    producer = connected_producer(bootstrap, **{"message.max.bytes": 16 * 1024 * 1024})
     producer.produce("rules.versions", key=BUNDLE_KEY, value=encode(bundle))
     if producer.flush(30):
         raise click.ClickException("the rule set was not delivered (broker unreachable?)")

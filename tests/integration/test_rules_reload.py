@@ -57,7 +57,7 @@ def test_rule_edit_applies_without_restart(stack, harness, tags_reader, tmp_path
                                       new="medium")
         assert back["old"] == "low" and back["rule_version"] == new["rule_version"]
     finally:
-        restore = cli(stack, "rules", "apply", str(ROOT / "config" / "rules"))
+        restore = cli(stack, "rules", "apply", str(ROOT / "config" / "rules"), "--allow-removal")
         assert restore.returncode == 0, restore.stderr
 
 
@@ -109,7 +109,7 @@ def test_rules_diff_shadows_a_new_rule_set_over_retained_state(stack, harness, t
                                 "--json").stdout)
         assert back["tags"]["activity"]["transitions"].get("medium -> low", 0) >= 1
     finally:
-        restore = cli(stack, "rules", "apply", str(ROOT / "config" / "rules"))
+        restore = cli(stack, "rules", "apply", str(ROOT / "config" / "rules"), "--allow-removal")
         assert restore.returncode == 0, restore.stderr
 
 
@@ -149,5 +149,23 @@ def test_the_api_follows_a_published_rule_set_by_default(stack, tmp_path):
     finally:
         client.close()
         api.stop()
-        restore = cli(stack, "rules", "apply", str(ROOT / "config" / "rules"))
+        restore = cli(stack, "rules", "apply", str(ROOT / "config" / "rules"), "--allow-removal")
         assert restore.returncode == 0, restore.stderr
+
+
+def test_a_rule_set_that_drops_tags_is_not_published_without_allow_removal(stack, tmp_path):
+    """One file of the rules directory given alone would remove every other tag from every
+    user (found by exploratory testing in session 23): refused, nothing published."""
+    import shutil
+
+    from stream_app.rules_bundle import latest_bundle
+
+    one = tmp_path / "activity.yaml"
+    shutil.copy(ROOT / "config" / "rules" / "activity.yaml", one)
+    before = latest_bundle(stack.bootstrap)
+    out = cli(stack, "rules", "apply", str(one))
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "tags the workers run" in out.stderr and "--allow-removal" in out.stderr
+    assert "Nothing was published" in out.stderr and "Traceback" not in out.stderr
+    after = latest_bundle(stack.bootstrap)
+    assert (after or {}).get("version") == (before or {}).get("version")
