@@ -296,12 +296,12 @@ def create_app(settings: Settings | None = None, *, redis: Any = None, ruleset: 
                              "log has the details"}, status_code=500)
 
     # -- health ----------------------------------------------------------------------------
-    @app.get("/healthz", tags=["health"])
+    @app.api_route("/healthz", methods=["GET", "HEAD"], tags=["health"])
     async def healthz() -> dict[str, str]:
         """The process is up."""
         return {"status": "ok"}
 
-    @app.get("/ready", tags=["health"])
+    @app.api_route("/ready", methods=["GET", "HEAD"], tags=["health"])
     async def ready() -> JSONResponse:
         """Ready when Redis answers PING."""
         try:

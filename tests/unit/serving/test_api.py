@@ -49,6 +49,7 @@ def test_routes_need_a_known_bearer_token(world):
         assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
         assert client.get(path, headers=ADMIN).status_code == 200
     assert client.get("/healthz").status_code == 200
+    assert client.head("/healthz").status_code == 200   # load balancers probe with HEAD
 
 
 def test_a_tenant_token_reads_only_its_tenant(world):
