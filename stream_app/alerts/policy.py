@@ -58,6 +58,15 @@ from stream_app.scoring.points import round_fixed, top_point_events
 DEFAULT_PATH = REPO_ROOT / "config" / "alerts.yaml"
 HOUR_MS = 3_600_000
 
+
+@dataclass
+class _LastScores:
+    """What :meth:`AlertPolicy._alert` reads of a scoring step, from the user's last one."""
+
+    scores: dict[str, float]
+    layers: dict[str, Any]
+    source: dict[str, str]
+
 __all__ = ["AlertKind", "AlertPolicy", "TenantBudget"]
 
 
@@ -216,6 +225,53 @@ class AlertPolicy:
             if callable(x) and step.source.get(target, "rules") != "rules":
                 x = x(st, event.ts)     # only a model's reasons read the vector
             out.append(self._alert(k, st, event, x, step, registry, why))
+        return out
+
+    def decide_clock(self, st: dict[str, Any], tick: Event,
+                     rule_tags: dict[str, Any] | None) -> list[dict[str, Any]]:
+        """Alerts a clock tick raises (``tick``: an event standing for it, its id naming the
+        tick's time): only the rule-tag triggers, for a tag that turned true on the clock
+        (``at_risk`` of a learner with no study event for 14 days has no event to come with).
+        The score and layer are the user's last ones; cooldown, budget and eligibility as in
+        :meth:`decide`, whose memory (``st["al"]``) it shares, so the next event does not
+        alert for the same tag again.
+
+        >>> from stream_app.events import Event
+        >>> from stream_app.scoring.config import load_scoring_config
+        >>> p = AlertPolicy.from_config(load_scoring_config())
+        >>> st = {"tot": {"lesson_attended": 1}, "al": {"at_risk": {"s": 0.3, "l": "medium"}}}
+        >>> tick = Event("clock:1700000000000", "u1", 1_700_000_000_000, "clock_tick", "clock")
+        >>> [(a["kind"], a["triggers"], a["reasons"][0]["en"]) for a in
+        ...  p.decide_clock(st, tick, {"at_risk": True})]
+        [('at_risk', ['rule'], 'rule tag at_risk')]
+        >>> p.decide_clock(st, tick, {"at_risk": True})     # the tag was on already
+        []
+        """
+        al = st.get("al")
+        if al is None:
+            al = st["al"] = {}
+        done = (st.get("tot") or {}).keys()
+        out: list[dict[str, Any]] = []
+        for kind, k in self.kinds.items():
+            target, require, exclude = k.plan[0], k.plan[1], k.plan[2]
+            if not k.rule_tags or (require and done.isdisjoint(require)) or (
+                    exclude and not done.isdisjoint(exclude)):
+                continue
+            mem = al.get(kind)
+            if mem is None:
+                mem = al[kind] = {}
+            why = self._rule_triggers(k, mem, tick, rule_tags)
+            if not why:
+                continue
+            last = mem.get("t")
+            if last is not None and tick.ts - last < k.cooldown_hours * HOUR_MS:
+                continue
+            if not self.budget.take(tick.tenant, kind, tick.ts, k.hourly_budget_per_tenant):
+                continue
+            mem["t"] = tick.ts
+            last_step = _LastScores({target: mem.get("s") or 0.0}, {target: mem.get("l")},
+                                    {target: "rules"})
+            out.append(self._alert(k, st, tick, {}, last_step, None, why))
         return out
 
     def _rule_triggers(self, k: AlertKind, mem: dict[str, Any], event: Event,

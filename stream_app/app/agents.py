@@ -186,17 +186,38 @@ def send_late(msg: Any, stream: str, ts: int, now: int) -> None:
                           f"before stream time {now}")
 
 
+def publish_alerts(user_id: str, alerts: list[dict[str, Any]], broker_ts: float | None) -> None:
+    """Send alerts to their topics (``broker_ts``: the input's, for the end-to-end metric)."""
+    for alert in alerts:
+        emit(ALERT_TOPICS[alert["kind"]], user_id, alert)
+        metrics.child(metrics.ALERTS, alert["kind"]).inc()
+        if broker_ts:
+            metrics.observe_e2e("alert", int(broker_ts * 1000))
+
+
+def clock_alerts(user_id: str, result: Any, now: int) -> list[dict[str, Any]]:
+    """Alerts of a clock tick that changed tags (a rule tag such as ``at_risk`` turned true
+    with no event to come with: :meth:`AlertPolicy.decide_clock`); updates the scoring
+    state's alert memory, so call it before the state is encoded."""
+    state = result.state
+    policy = getattr(runtime.scorer, "alert_policy", None)
+    if NO_SCORING or policy is None or state is None or not result.changes:
+        return []
+    sc = state.get("sc")
+    if not sc:
+        return []
+    tick = Event(f"clock:{now}", user_id, now, "clock_tick", "clock",
+                 state.get("tenant", "default"))
+    return policy.decide_clock(sc, tick, state.get("tags"))
+
+
 def publish_scoring(user_id: str, tenant: str, step: Any, broker_ts: float | None,
                     rounded: dict[str, float] | None) -> None:
     """Send alerts and training pairs of one scoring step; queue the score fields for Redis
     (``rounded``: the step's scores at the published resolution, 0.01, as
     :func:`score_event` returns them, None without scores; the projection writes only
     fields that moved)."""
-    for alert in step.alerts:
-        emit(ALERT_TOPICS[alert["kind"]], user_id, alert)
-        metrics.child(metrics.ALERTS, alert["kind"]).inc()
-        if broker_ts:
-            metrics.observe_e2e("alert", int(broker_ts * 1000))
+    publish_alerts(user_id, step.alerts, broker_ts)
     for ex in step.training:
         emit(TRAINING_TOPIC, ex.target, {
             "target": ex.target, "x": ex.x, "y": ex.y, "ts": ex.ts, "user_id": user_id,
@@ -448,9 +469,11 @@ def _tick(msg: Any) -> None:
     before = state["nd"]
     tags = dict(state.get("tags") or {})
     result = runtime.engine.on_tick(state, now)
+    alerts = clock_alerts(uid, result, now)
     write = result.state is not None and (result.changes or result.state is not state)
     raw = encode_state(result.state, cold) if write else None   # before any output
     publish(uid, result, None)
+    publish_alerts(uid, alerts, None)
     if result.state is None:
         runtime.projection.forget(state.get("tenant", "default"), uid, tags)
         store_state(uid, None, msg.partition)

@@ -41,3 +41,26 @@ def test_strong_lead_actions_raise_a_hot_lead_alert_with_reasons(stack, harness)
     assert alert["reasons"] and all(r.get("zh") and r.get("en") for r in alert["reasons"])
     assert alert["recent_actions"] and alert["next_step"]
     reader.close()
+
+
+def test_a_learner_who_stops_studying_gets_an_at_risk_alert_from_the_clock(stack, harness):
+    """No study event for 14 days turns ``at_risk`` true on a clock tick, with no event to
+    come with: the tick raises the alert itself (before session 23 none was sent, and a
+    learner who came back with a study event never got one)."""
+    reader = TopicReader(stack.bootstrap, "alerts.at_risk", stack.partitions)
+    tags = TopicReader(stack.bootstrap, "tags.changes", stack.partitions)
+    u, t = uid("stall"), harness.base_ts()
+    harness.send("order", event(u, "order_paid", t, {"amount": 4980, "category": "python"}))
+    harness.send("study", event(u, "lesson_attended", t + DAY, {"lesson_no": 1}))
+    tags.wait_for(timeout=90, user_id=u, tag_id="at_risk", new=False)
+    assert reader.where(user_id=u) == []
+    # the worker's clock moves 20 days on (another user's event): the sweep ticks the learner
+    harness.send("click", event(uid("clock"), "page_view", t + 20 * DAY))
+    [change] = tags.wait_for(timeout=90, user_id=u, tag_id="at_risk", new=True)
+    assert change["trigger"] is None            # on the clock, not from an event
+    [alert] = reader.wait_for(timeout=60, user_id=u)
+    assert alert["kind"] == "at_risk" and alert["triggers"] == ["rule"]
+    assert alert["alert_id"].startswith(f"at_risk:{u}:clock:") and alert["next_step"]
+    assert any("at_risk" in r["en"] for r in alert["reasons"])
+    reader.close()
+    tags.close()
