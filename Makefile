@@ -36,7 +36,7 @@ test-faults: install  ## fault injection: kill -9, rebalance, broker stall, Redi
 bench: install  ## full benchmark run (results in bench/results/, table in bench/RESULTS.md)
 	$(BIN)/python -m bench.run
 
-bench-quick: install  ## a few-minute benchmark run
+bench-quick: install  ## a shorter benchmark run (~10-15 min)
 	$(BIN)/python -m bench.run --quick
 
 eval-oulad: install  ## at-risk scoring on real OULAD data vs a batch LightGBM baseline
