@@ -83,6 +83,9 @@ class AlertKind:
     hourly_budget_per_tenant: int = 200
     top_reasons: int = 3
     consecutive_missed: int | None = None
+    #: the rule tag holding the streak of missed lessons in event time (when the agent passes
+    #: the tags in); without it the policy counts in arrival order
+    consecutive_missed_tag: str | None = None
     rule_tags: tuple[str, ...] = ()
     require_any: tuple[str, ...] = ()       # only users who did one of these event types
     exclude_if_any: tuple[str, ...] = ()    # never users who did one of these
@@ -278,14 +281,23 @@ class AlertPolicy:
                        rule_tags: dict[str, Any] | None) -> list[dict[str, Any]]:
         why: list[dict[str, Any]] = []
         if k.consecutive_missed:
-            run = mem.get("m", 0)
-            if event.type == "lesson_missed":
-                run += 1
-                if run == k.consecutive_missed:
-                    why.append({"trigger": "rule", "rule": "consecutive_missed", "n": run,
-                                "zh": f"连续缺课{run}次", "en": f"missed {run} lessons in a row"})
-            elif event.type == "lesson_attended":
-                run = 0
+            before = mem.get("m", 0)
+            if k.consecutive_missed_tag and rule_tags is not None:
+                # the engine's streak, in event time: a late missed lesson dated before an
+                # attended one does not make a run (counted in arrival order, it did)
+                v = rule_tags.get(k.consecutive_missed_tag)
+                run = int(v) if isinstance(v, int | float) and not isinstance(v, bool) else 0
+                hit = event.type == "lesson_missed" and run >= k.consecutive_missed > before
+            else:
+                run = before
+                if event.type == "lesson_missed":
+                    run += 1
+                elif event.type == "lesson_attended":
+                    run = 0
+                hit = event.type == "lesson_missed" and run == k.consecutive_missed
+            if hit:
+                why.append({"trigger": "rule", "rule": "consecutive_missed", "n": run,
+                            "zh": f"连续缺课{run}次", "en": f"missed {run} lessons in a row"})
             mem["m"] = run
         if k.rule_tags and rule_tags is not None:
             on = [t for t in k.rule_tags if rule_tags.get(t) not in (None, False, 0, "")]

@@ -156,3 +156,33 @@ def test_replaced_alert_kind_derives_its_sets_again():
     k2 = replace(k, require_any=("a", "b"), consecutive_missed=None, rule_tags=())
     assert k2.require_set == frozenset({"a", "b"}) and not k2.has_rules
     assert k.has_rules and k.require_set == frozenset(k.require_any)
+
+
+def test_a_late_missed_lesson_makes_no_run_the_engine_does_not_see():
+    """The missed-lesson run comes from the engine's streak tag, in event time: a missed
+    lesson dated before an attended one, arriving last, makes no "3 in a row" (counted in
+    arrival order, it alerted while the learner's tags said 2 and not at risk; session 23).
+    In event time, three misses still alert, whatever order they arrive in."""
+    from stream_app.events import Event
+    from stream_app.rules.engine import DEFAULT_RULES, TagEngine
+    from stream_app.rules.loader import load_ruleset
+
+    engine = TagEngine(load_ruleset(DEFAULT_RULES))
+
+    def run(days_types):
+        sc, st, sc_st, alerts = _scorer(), None, None, []
+        for i, (day, etype) in enumerate(days_types):
+            e = Event(f"e{i}", "u1", T0 + day * DAY, etype, "study")
+            st = engine.on_event(st, e).state
+            step = sc.on_event(sc_st, e, st["tags"])
+            sc_st = step.sc_state
+            alerts += [a for a in step.alerts if a["kind"] == "at_risk"
+                       and "missed 3 lessons in a row" in str(a["reasons"])]
+        return st["tags"].get("consecutive_absences"), alerts
+
+    streak, alerts = run([(4, "lesson_attended"), (5, "lesson_missed"), (6, "lesson_missed"),
+                          (3, "lesson_missed")])                  # late, before the attended
+    assert streak == 2 and alerts == []
+    streak, alerts = run([(4, "lesson_attended"), (5, "lesson_missed"), (7, "lesson_missed"),
+                          (6, "lesson_missed")])                  # late, inside the run
+    assert streak == 3 and len(alerts) == 1
