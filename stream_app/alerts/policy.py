@@ -217,14 +217,8 @@ class AlertPolicy:
                 rules = self._rule_triggers(k, mem, event, rule_tags)
                 if rules:
                     why = why + rules if why else rules
-            if not why:
+            if not why or not self._admit(k, mem, event):
                 continue
-            last = mem.get("t")
-            if last is not None and event.ts - last < k.cooldown_hours * HOUR_MS:
-                continue
-            if not self.budget.take(event.tenant, kind, event.ts, k.hourly_budget_per_tenant):
-                continue
-            mem["t"] = event.ts
             if callable(x) and step.source.get(target, "rules") != "rules":
                 x = x(st, event.ts)     # only a model's reasons read the vector
             out.append(self._alert(k, st, event, x, step, registry, why))
@@ -264,18 +258,23 @@ class AlertPolicy:
             if mem is None:
                 mem = al[kind] = {}
             why = self._rule_triggers(k, mem, tick, rule_tags)
-            if not why:
+            if not why or not self._admit(k, mem, tick):
                 continue
-            last = mem.get("t")
-            if last is not None and tick.ts - last < k.cooldown_hours * HOUR_MS:
-                continue
-            if not self.budget.take(tick.tenant, kind, tick.ts, k.hourly_budget_per_tenant):
-                continue
-            mem["t"] = tick.ts
             last_step = _LastScores({target: mem.get("s") or 0.0}, {target: mem.get("l")},
                                     {target: "rules"})
             out.append(self._alert(k, st, tick, {}, last_step, None, why))
         return out
+
+    def _admit(self, k: AlertKind, mem: dict[str, Any], event: Event) -> bool:
+        """Whether an alert of kind ``k`` may go out at ``event``: past the user's cooldown
+        and within the tenant's hourly budget (then its time is remembered)."""
+        last = mem.get("t")
+        if last is not None and event.ts - last < k.cooldown_hours * HOUR_MS:
+            return False
+        if not self.budget.take(event.tenant, k.kind, event.ts, k.hourly_budget_per_tenant):
+            return False
+        mem["t"] = event.ts
+        return True
 
     def _rule_triggers(self, k: AlertKind, mem: dict[str, Any], event: Event,
                        rule_tags: dict[str, Any] | None) -> list[dict[str, Any]]:
