@@ -63,7 +63,7 @@ click, study, order, profile, label, feedback)"]
     stream = doc.get("stream")
     if stream is None:
         return 'no "stream" field'
-    known = [t.stream for t in contract.topics.values() if t.role == "input" and t.stream]
+    known = [contract.stream_of(t) for t in contract.input_topics()]
     return f"unknown stream {str(stream)[:40]!r} (known: {', '.join(known)})"
 
 

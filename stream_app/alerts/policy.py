@@ -58,6 +58,8 @@ from stream_app.scoring.points import round_fixed, top_point_events
 DEFAULT_PATH = REPO_ROOT / "config" / "alerts.yaml"
 HOUR_MS = 3_600_000
 
+__all__ = ["AlertKind", "AlertPolicy", "TenantBudget"]
+
 
 @dataclass
 class _LastScores:
@@ -66,8 +68,6 @@ class _LastScores:
     scores: dict[str, float]
     layers: dict[str, Any]
     source: dict[str, str]
-
-__all__ = ["AlertKind", "AlertPolicy", "TenantBudget"]
 
 
 @dataclass(frozen=True)

@@ -301,6 +301,9 @@ async def handle_event(msg: Any, stream: str) -> None:
     protect_event_props(ev)   # phone, email, WeChat id, name: keyed hashes, never stored raw
     key = msg.key
     source = (msg.topic, msg.partition)
+    # a deletion request is an instruction, not an input to aggregates: it is applied however
+    # late (PIPL), so it is never judged late
+    deletion = ev.type == "deletion_requested"
     # compared as bytes: a key of invalid UTF-8 may decode to the very user_id
     if key != (ev.user_id.encode() if type(key) is bytes else ev.user_id):
         # not keyed by its user: re-publish keyed correctly so the user's state stays on one
@@ -308,17 +311,15 @@ async def handle_event(msg: Any, stream: str) -> None:
         # late or not here, where it came in: it lands on another partition, which may be
         # further on in event time (stream_app/republished.py)
         now = runtime.clock.now(source)
-        if is_late(ev.ts, now) and ev.type != "deletion_requested":
+        if not deletion and is_late(ev.ts, now):
             send_late(msg, stream, ev.ts, now)
         else:
             emit(contract.stream_topic(stream), ev.user_id, msg.value, REKEYED)
         return
     # the partition's stream time before this event; the event moved it if it is newer (a
-    # late event is older, so it did not). A deletion request is an instruction, not an
-    # input to aggregates: it is applied however late (PIPL)
+    # late event is older, so it did not)
     now = runtime.clock.advance(ev.ts, source)
-    if (is_late(ev.ts, now) and not is_republished(msg.headers)
-            and ev.type != "deletion_requested"):
+    if not deletion and is_late(ev.ts, now) and not is_republished(msg.headers):
         send_late(msg, stream, ev.ts, now)
         return
     state, cold = load_state(ev.user_id, msg.partition)
@@ -335,7 +336,7 @@ async def handle_event(msg: Any, stream: str) -> None:
     else:
         EVENTS_TALLY.add((stream, "unknown"))
         metrics.EVENTS_UNKNOWN_TYPE.labels(stream=stream).inc()
-    if ev.type == "deletion_requested":
+    if deletion:
         forget_user(ev, state, msg.partition, msg.timestamp)
         return
     if is_marker(state):   # a deleted user (stream_app/state/deletion.py)
