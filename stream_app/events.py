@@ -6,6 +6,11 @@ Every input record is turned into an :class:`Event` or rejected with an
 ``too_large``, ``bad_json``, ``not_object``, ``schema``, ``missing_user_id``, ``bad_ts``,
 ``ts_out_of_range``.
 
+A ``ts`` that is present but not a time is ``bad_ts`` whichever check finds it: the schema
+(a float, a bool, a string under 10 or over 40 characters) or :func:`parse_ts` (a string
+that is not ISO-8601 with an offset), so a fast or a validating reader of the same record
+gives the same reason. A missing ``ts`` is ``schema`` (a required field, like ``type``).
+
 Example:
     >>> raw = b'{"event_id":"e1","user_id":"u1","ts":"2024-05-01T10:00:00+08:00",'
     >>> raw += b'"type":"course_view","props":{}}'
@@ -16,6 +21,10 @@ Example:
     Traceback (most recent call last):
     ...
     stream_app.errors.EventError: bad_json: unexpected character...
+    >>> parse_event(raw.replace(b'"2024-05-01T10:00:00+08:00"', b'"garbage"'), "click")
+    Traceback (most recent call last):
+    ...
+    stream_app.errors.EventError: bad_ts: ts 'garbage' is not ISO-8601 or epoch ms
 """
 
 from __future__ import annotations
@@ -208,6 +217,29 @@ def parse_ts(value: Any) -> int:
     return ms
 
 
+def _schema_error(exc: fastjsonschema.JsonSchemaException, doc: dict[str, Any]) -> EventError:
+    """The dead-letter error of a schema rejection: ``bad_ts`` (with :func:`parse_ts`'s
+    words where it has some) when the rejected field is ``ts``, else ``schema``.
+
+    >>> import fastjsonschema
+    >>> err = fastjsonschema.JsonSchemaValueException("data.ts must be valid", name="data.ts")
+    >>> e = _schema_error(err, {"ts": 1.5})
+    >>> e.reason, e.detail
+    ('bad_ts', 'ts of type float is not a time')
+    >>> _schema_error(err, {"ts": "x" * 50}).reason
+    'bad_ts'
+    """
+    if getattr(exc, "name", None) == "data.ts":
+        try:
+            parse_ts(doc["ts"])
+        except EventError as ts_exc:
+            if ts_exc.reason == "bad_ts":
+                return ts_exc
+        # e.g. an ISO-8601 string over 40 characters: parse_ts takes it, the schema does not
+        return EventError("bad_ts", str(exc.message)[:300])
+    return EventError("schema", str(exc.message)[:300])
+
+
 def parse_event(raw: bytes | str | dict[str, Any], stream: str, *,
                 max_bytes: int = DEFAULT_MAX_BYTES) -> Event:
     """Decode and validate one record of input ``stream``; raise EventError on bad input."""
@@ -231,7 +263,7 @@ def parse_event(raw: bytes | str | dict[str, Any], stream: str, *,
     try:
         _validate(doc)
     except fastjsonschema.JsonSchemaException as exc:
-        raise EventError("schema", str(exc.message)[:300]) from None
+        raise _schema_error(exc, doc) from None
     ts = parse_ts(doc["ts"])
     # positional, in field order: ~0.3 µs per event cheaper than keywords
     return Event(doc["event_id"], user_id, ts, doc["type"], stream,

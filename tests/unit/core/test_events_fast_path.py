@@ -3,6 +3,11 @@
 The oracle is the parse_event of before the fast path (every record through fastjsonschema,
 the Event built by keywords), kept here as :func:`reference_parse`. Each test compares the
 whole outcome: the Event's fields and their types, or the error's reason and detail.
+
+The one intended change: a ``ts`` the schema rejects is ``bad_ts`` (it was ``schema``, while
+the same kind of value caught by parse_ts, and by the evaluate reader that skips the schema,
+was ``bad_ts``); the reference does the same, and :func:`assert_same` also checks that the
+fast path and the schema-only path give equal outcomes.
 """
 
 from __future__ import annotations
@@ -71,7 +76,14 @@ def reference_parse(raw: Any, stream: str) -> Event:
     try:
         VALIDATOR(doc)
     except fastjsonschema.JsonSchemaException as exc:
-        raise EventError("schema", str(exc.message)[:300]) from None
+        if exc.name != "data.ts":
+            raise EventError("schema", str(exc.message)[:300]) from None
+        try:   # a ts the schema rejects: bad_ts, in parse_ts's words where it has some
+            reference_ts(doc["ts"])
+        except EventError as ts_exc:
+            if ts_exc.reason == "bad_ts":
+                raise ts_exc from None
+        raise EventError("bad_ts", str(exc.message)[:300]) from None
     return Event(event_id=doc["event_id"], user_id=doc["user_id"], ts=reference_ts(doc["ts"]),
                  type=doc["type"], stream=stream, tenant=doc.get("tenant") or "default",
                  props=doc.get("props") or {})
@@ -98,12 +110,24 @@ def encode(doc: Any) -> bytes:
         return json.dumps(doc, ensure_ascii=False).encode()
 
 
+def schema_only_parse(raw: Any, stream: str) -> Event:
+    """parse_event with the fast path off: every record through fastjsonschema."""
+    was = events._fast_path
+    events._fast_path = False
+    try:
+        return parse_event(raw, stream)
+    finally:
+        events._fast_path = was
+
+
 def assert_same(doc: Any) -> None:
-    """Bytes and dict input give the reference outcome; an accepted doc is schema-valid."""
+    """Bytes and dict input give the reference outcome, the same (reason, detail, Event) on
+    the fast path and the schema-only path; an accepted doc is schema-valid."""
     parse_event(orjson.dumps(BASE), "click")   # the validator (and the fast path) loaded
     raw = encode(doc)
     assert outcome(parse_event, raw) == outcome(reference_parse, raw)
     assert outcome(parse_event, doc) == outcome(reference_parse, doc)
+    assert outcome(parse_event, raw) == outcome(schema_only_parse, raw)
     if isinstance(doc, dict) and events._surely_valid(doc):
         VALIDATOR(doc)   # raises if the fast path accepted what the schema rejects
 
@@ -148,6 +172,36 @@ def test_workload_shaped_records_take_the_fast_path():
 ])
 def test_boundary_cases_match_the_reference(change):
     assert_same({**BASE, **change})
+
+
+BAD_TS = ["2024-05-0", "garbage!!", "x" * 41, "2024-05-01", True, 1.5, 1714528800000.0, None,
+          [1], {"ms": 1}]
+
+
+@pytest.mark.parametrize("ts", BAD_TS)
+def test_a_bad_ts_is_bad_ts_on_every_path(ts, tmp_path):
+    """Same record, same dead-letter reason: parse_event's fast path, its schema-only path and
+    the evaluate reader with and without --validate (a ts the schema caught was ``schema``
+    on the first two and ``bad_ts`` on the reader that skips the schema)."""
+    from stream_app.scoring.evaluate import read_events
+
+    doc = {**BASE, "ts": ts}
+    raw = orjson.dumps(doc)
+    reasons = {outcome(parse_event, raw)[1], outcome(parse_event, doc)[1],
+               outcome(schema_only_parse, raw)[1]}
+    path = tmp_path / "ev.jsonl"
+    path.write_bytes(raw + b"\n")
+    for validate in (False, True):
+        with pytest.raises(EventError) as exc:
+            list(read_events(path, validate=validate))
+        reasons.add(exc.value.reason)
+    assert reasons == {"bad_ts"}
+
+
+def test_a_missing_ts_stays_schema():
+    doc = {k: v for k, v in BASE.items() if k != "ts"}
+    assert outcome(parse_event, doc)[:2] == outcome(schema_only_parse, doc)[:2] == (
+        "error", "schema")
 
 
 def test_names_remembered_only_when_valid():
