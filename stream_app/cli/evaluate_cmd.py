@@ -7,12 +7,57 @@ checkpoint group), the gate state, and events/s; writes the full report as JSON.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import click
 
 from stream_app.scoring.config import load_scoring_config
 from stream_app.scoring.evaluate import evaluate_file
+
+#: the snapshots the Scorer can learn from (``Scorer(learn_from=...)``)
+LEARN_FROM = ("checkpoints", "live")
+
+
+def check_options(learn_from: str, warmup: float, no_learn: bool = False,
+                  learn_from_given: bool = False) -> tuple[str, ...]:
+    """The ``--learn-from`` names, once ``--learn-from`` and ``--warmup`` make sense; else a
+    :class:`click.ClickException` (one ``Error:`` line, exit code 1) before any work.
+
+    ``--learn-from`` is a comma list of :data:`LEARN_FROM` (an unknown name such as
+    ``checkpoint`` was ignored: the model learnt from the rest, or from nothing); ``--warmup``
+    is a share of the file's time span, so 0 <= warmup < 1 (1 or more left no checkpoint
+    after it, a negative one all of them, NaN failed after the whole replay).
+
+    >>> check_options("checkpoints, live", 0.5)
+    ('checkpoints', 'live')
+    >>> check_options("checkpoint", 0.5)
+    Traceback (most recent call last):
+    ...
+    click.exceptions.ClickException: --learn-from: unknown 'checkpoint' (choose from ...)
+    >>> check_options("live", 1.0)
+    Traceback (most recent call last):
+    ...
+    click.exceptions.ClickException: --warmup 1.0: a share of the file's time span, ...
+    """
+    names = tuple(s.strip() for s in learn_from.split(",") if s.strip())
+    unknown = [n for n in names if n not in LEARN_FROM]
+    if unknown:
+        raise click.ClickException(
+            f"--learn-from: unknown {', '.join(map(repr, unknown))} (choose from "
+            f"{', '.join(LEARN_FROM)}, comma-separated)")
+    if not names:
+        raise click.ClickException(
+            f"--learn-from {learn_from!r} names no snapshots (choose from "
+            f"{', '.join(LEARN_FROM)}; --no-learn scores without learning)")
+    if no_learn and learn_from_given:
+        raise click.ClickException("--learn-from with --no-learn: a frozen model learns from "
+                                   "nothing; give one of them")
+    if not (math.isfinite(warmup) and 0.0 <= warmup < 1.0):
+        raise click.ClickException(
+            f"--warmup {warmup}: a share of the file's time span, from 0 up to (not "
+            "including) 1, e.g. 0.5")
+    return names
 
 
 def _f(v: object) -> str:
@@ -31,7 +76,7 @@ def _f(v: object) -> str:
 @click.option("--out", "out_path", type=click.Path(dir_okay=False), default=None,
               help="JSON report path (default: eval/evaluate-<target>.json)")
 @click.option("--learn-from", default="checkpoints,live", show_default=True,
-              help="snapshots to learn from: checkpoints and/or live")
+              help="snapshots to learn from: checkpoints and/or live (comma-separated)")
 @click.option("--score-every-event/--score-checkpoints", default=False, show_default=True,
               help="score every target on every event, as the live agent does")
 @click.option("--model", "model_path", type=click.Path(exists=True, dir_okay=False),
@@ -41,17 +86,21 @@ def _f(v: object) -> str:
 @click.option("--no-learn", is_flag=True, help="freeze the model (score only)")
 @click.option("--validate", is_flag=True, help="validate every event against the contract")
 @click.option("--warmup", type=float, default=0.5, show_default=True,
-              help="also report checkpoints after this share of the time span")
+              help="also report checkpoints after this share of the time span (0 <= share "
+                   "< 1)")
 def command(file: str, target: str, learner: str | None, config_path: str | None,
             out_path: str | None, learn_from: str, score_every_event: bool,
             model_path: str | None, save_model: str | None, no_learn: bool,
             validate: bool, warmup: float) -> None:
+    given = click.get_current_context().get_parameter_source("learn_from")
+    names = check_options(learn_from, warmup, no_learn,
+                          learn_from_given=given is not click.core.ParameterSource.DEFAULT)
     cfg = load_scoring_config(config_path)
     res = evaluate_file(
         file, target, config=cfg, learner=learner, learn=not no_learn,
         model_blob=Path(model_path).read_bytes() if model_path else None,
         score_events=score_every_event,
-        learn_from=tuple(s.strip() for s in learn_from.split(",") if s.strip()),
+        learn_from=names,
         validate=validate, warmup=warmup,
     )
     reg = res.pop("_registry")
