@@ -122,6 +122,9 @@ def compile_expr(text: str, req: Requirements, params: dict[str, Any]) -> Compil
     except UnexpectedToken as exc:
         tok = exc.token
         what = "end of expression" if tok.type == "$END" else repr(str(tok))
+        if str(tok) == "." and tok.type != "$END":   # e.g. click|order.channel
+            what += (" (a prop is read from one event type or stream name: click.channel; "
+                     "alternatives of its props: click.channel|utm_source)")
         raise CompileError(f"unexpected {what}", getattr(tok, "column", None)) from None
     except UnexpectedEOF:
         raise CompileError("unexpected end of expression", len(text)) from None
@@ -359,8 +362,23 @@ def _props_moved(p: Probe) -> bool:
     return p.props is None or bool(p.props)
 
 
-def _prop_moved(key: str) -> GuardSpec:
-    """The prop aggregate ``key`` (``"lp:click.channel"``) moved: the updater says so."""
+def _prop_moved(key: str, *more: str) -> GuardSpec:
+    """The prop aggregate ``key`` (``"lp:click.channel"``) moved, or one of ``more`` (prop
+    alternatives read together: ``last(click.channel|utm_source)``): the updater says so."""
+    if more:
+        keys = (key, *more)
+        if len(keys) == 2:
+            k2 = more[0]
+
+            def moved(p: Probe) -> bool:
+                props = p.props
+                return props is None or key in props or k2 in props
+        else:
+            def moved(p: Probe) -> bool:
+                props = p.props
+                return props is None or any(k in props for k in keys)
+        return "props", _props_moved, moved, moved
+
     def moved(p: Probe) -> bool:
         return p.props is None or key in p.props
     return "props", _props_moved, moved, moved
@@ -720,7 +738,32 @@ class _Compiler:
             spec = PropSpec(self.parse_selector(node, sel), prop)
             self.reads.add(spec.sel)
             return spec
+        if isinstance(node, Tree) and node.data == "prop_alts":
+            raise self.err(node, f"prop alternatives such as {self.src(node)} are only valid "
+                                 "in first() and last()")
         raise self.err(node, "expected selector.prop such as order_paid.amount")
+
+    def prop_alts(self, node: Tree) -> tuple[PropSpec, ...]:
+        """The props of ``sel.a|b|..`` (a ``prop_alts`` node), in the order listed; a prop
+        listed twice is refused.
+
+        >>> c = _Compiler("", Requirements(), {})
+        >>> [s.key for s in c.prop_alts(parse("click.channel|utm_source"))]
+        ['stream:click.channel', 'stream:click.utm_source']
+        >>> compile_expr("last(click.channel|channel)", Requirements(), {})
+        Traceback (most recent call last):
+        ...
+        stream_app.rules.compiler.CompileError: prop 'channel' is listed twice in ... (column 6)
+        """
+        sel_name, *props = (str(t) for t in node.children)
+        seen: set[str] = set()
+        for prop in props:
+            if prop in seen:
+                raise self.err(node, f"prop {prop!r} is listed twice in {self.src(node)}")
+            seen.add(prop)
+        sel = self.parse_selector(node, sel_name)
+        self.reads.add(sel)
+        return tuple(PropSpec(sel, prop) for prop in props)
 
     # -- expressions
     def expr(self, node: Tree | Token) -> Fn:
@@ -789,6 +832,9 @@ class _Compiler:
             return self.name(node)
         if kind == "selector":
             raise self.err(node, "an event selector is only valid as a function argument")
+        if kind == "prop_alts":
+            raise self.err(node, f"prop alternatives such as {self.src(node)} are only valid "
+                                 "as the argument of first() or last()")
         if kind == "call":
             return self.call(node)
         if kind == "kwarg":
@@ -1040,15 +1086,30 @@ def _f_avg(c: _Compiler, node, args, kwargs) -> Fn:
     return f
 
 
-def _prop_reader(requirement: str, kind: str, read: Callable[[Any, Any], Any]):  # noqa: ANN202
+def _prop_reader(requirement: str, kind: str, read: Callable[[Any, Any], Any],
+                 alts: Callable[[Any, Any], Any] | None = None):  # noqa: ANN202
     """Builder of a one-argument prop function (``peak``, ``first``, ``last``, ``distinct``):
     records what the state must keep (``Requirements.<requirement>``) and reads it. Its value
     moves only when the updater says the aggregate (``kind`` in the state) moved, so the
     selector is read through a :class:`Guard` (e.g. ``last(click.channel)`` re-runs its
-    rule only for a click that changes the latest channel)."""
+    rule only for a click that changes the latest channel).
+
+    ``alts``: the reader of prop alternatives (``first(click.channel|utm_source)``, see
+    :func:`_alts_reader`), for ``first`` and ``last``; without it they are refused."""
+    fname = {"mx": "peak", "fp": "first", "lp": "last", "dv": "distinct"}[kind]
+
     def build(c: _Compiler, node, args, kwargs) -> Fn:
         c.arity(node, args, kwargs, 1, 1)
         reads = set(c.reads)
+        if isinstance(args[0], Tree) and args[0].data == "prop_alts":
+            if alts is None:
+                raise c.err(args[0], f"{fname}() reads one prop: alternatives such as "
+                                     f"{c.src(args[0])} are only valid in first() and last()")
+            specs = c.prop_alts(args[0])
+            getattr(c.req, requirement).update(specs)
+            keys = tuple(f"{kind}:{sp.key}" for sp in specs)
+            c.guard(node, _prop_moved(*keys), reads)
+            return _alts_reader(kind, specs, alts)
         spec = c.propspec(args[0])
         getattr(c.req, requirement).add(spec)
         c.guard(node, _prop_moved(f"{kind}:{spec.key}"), reads)
@@ -1056,9 +1117,56 @@ def _prop_reader(requirement: str, kind: str, read: Callable[[Any, Any], Any]): 
     return build
 
 
+def _alts_reader(kind: str, specs: tuple[PropSpec, ...],
+                 read: Callable[[Any, Any], Any]) -> Fn:
+    """The compiled reader of ``first``/``last`` (``kind`` ``"fp"``/``"lp"``) over prop
+    alternatives: the value of the earliest / latest ``[ts, event_id, value]`` record of
+    ``specs`` in the state, a tie (one event carrying several of the props) going to the
+    prop listed first. Two props (the usual case) are read inline: the state's records
+    dict and the two records, a comparison of their times (and ids when equal); more go
+    through ``read`` (``query.prop_first_of`` / ``prop_last_of``), which gives the same.
+
+    >>> from stream_app.state.requirements import Selector
+    >>> ch, utm = (PropSpec(Selector.parse("click"), p) for p in ("channel", "utm_source"))
+    >>> f = _alts_reader("lp", (ch, utm), query.prop_last_of)
+    >>> class Ctx: state = {"lp": {ch.key: [5, "e1", "a"], utm.key: [9, "e2", "b"]}}
+    >>> f(Ctx), _alts_reader("fp", (ch, utm), query.prop_first_of)(Ctx)
+    ('b', None)
+    """
+    if len(specs) != 2:
+        return lambda ctx: read(ctx.state, specs)
+    k1, k2 = specs[0].key, specs[1].key
+    if kind == "fp":
+        def first2(ctx: EvalContext) -> Any:
+            recs = ctx.state.get("fp")
+            if not recs:
+                return None
+            a, b = recs.get(k1), recs.get(k2)
+            if b is None:
+                return None if a is None else a[2]
+            if a is None:
+                return b[2]
+            ta, tb = a[0], b[0]     # b only if strictly earlier: a tie keeps the first listed
+            return b[2] if tb < ta or (tb == ta and b[1] < a[1]) else a[2]
+        return first2
+
+    def last2(ctx: EvalContext) -> Any:
+        recs = ctx.state.get("lp")
+        if not recs:
+            return None
+        a, b = recs.get(k1), recs.get(k2)
+        if b is None:
+            return None if a is None else a[2]
+        if a is None:
+            return b[2]
+        ta, tb = a[0], b[0]     # b only if strictly later: a tie keeps the first listed
+        return b[2] if tb > ta or (tb == ta and b[1] > a[1]) else a[2]
+    return last2
+
+
 _f_peak = _prop_reader("peaks", "mx", query.prop_peak)
-_f_first = _prop_reader("firsts", "fp", query.prop_first)
-_f_last = _prop_reader("lasts", "lp", query.prop_last)
+_f_first = _prop_reader("firsts", "fp", query.prop_first, query.prop_first_of)
+_f_last = _prop_reader("lasts", "lp", query.prop_last, query.prop_last_of)
 _f_distinct = _prop_reader("distincts", "dv", query.prop_distinct)
 
 

@@ -3,12 +3,16 @@ r"""The rule expression language: a lark LALR grammar and its parser.
 Expressions combine comparisons, ``and``/``or``/``not``, ``in [..]``, arithmetic, literals
 (numbers, durations such as ``30d``/``12h``/``15m``/``10s``/``2w``, strings, ``true``,
 ``false``, ``null``), dotted names (``profile.region``, ``score.convert``), parameters
-(``$churn_period``), event selectors (``stream:click|order_paid``) and function calls with
-positional and keyword arguments (``streak(lesson_missed, reset: lesson_attended)``).
+(``$churn_period``), event selectors (``stream:click|order_paid``), prop alternatives
+(``click.channel|utm_source``: a selector's props, for ``first()`` / ``last()``) and function
+calls with positional and keyword arguments (``streak(lesson_missed, reset: lesson_attended)``).
 
 Example:
     >>> parse("count(course_view, 30d) >= 2 and profile.region in ['bj', 'sh']").data
     'and_'
+    >>> t = parse("first(click.channel|utm_source)").children[1]
+    >>> t.data, [str(c) for c in t.children]
+    ('prop_alts', ['click', 'channel', 'utm_source'])
     >>> parse("1 +")
     Traceback (most recent call last):
     ...
@@ -55,6 +59,7 @@ GRAMMAR = r"""
 ?selector: dotted
          | STREAMSEL                           -> selector
          | selpart ("|" selpart)+              -> selector
+         | NAME "." NAME ("|" NAME)+           -> prop_alts
 ?selpart: NAME | STREAMSEL
 dotted: NAME ("." NAME)*
 ?arg: expr

@@ -18,6 +18,7 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from stream_app.state import buckets
@@ -110,6 +111,61 @@ def prop_first(state: dict[str, Any], spec: PropSpec) -> Any:
 def prop_last(state: dict[str, Any], spec: PropSpec) -> Any:
     rec = state.get("lp", {}).get(spec.key)
     return rec[2] if rec else None
+
+
+def prop_first_of(state: dict[str, Any], specs: Sequence[PropSpec]) -> Any:
+    """The value of the earliest event (by event time, then event id) carrying any of the
+    props of ``specs`` (a non-null value); of several props on that one event, the first
+    listed. Reads the per-prop records :func:`prop_first` reads, so it is order-independent
+    as they are (a late event placed by its time). None if no event carried any.
+
+    >>> from stream_app.state.requirements import Selector
+    >>> ch, utm = (PropSpec(Selector.parse("click"), p) for p in ("channel", "utm_source"))
+    >>> st = {"fp": {ch.key: [200, "e2", "bilibili"], utm.key: [100, "e1", "douyin"]}}
+    >>> prop_first_of(st, (ch, utm)), prop_first_of(st, (ch,)), prop_first_of({}, (ch, utm))
+    ('douyin', 'bilibili', None)
+    >>> st["fp"][ch.key] = [100, "e1", "wechat"]     # one event carried both: listed first wins
+    >>> prop_first_of(st, (ch, utm)), prop_first_of(st, (utm, ch))
+    ('wechat', 'douyin')
+    """
+    return _extreme_of(state.get("fp"), specs, False)
+
+
+def prop_last_of(state: dict[str, Any], specs: Sequence[PropSpec]) -> Any:
+    """The value of the latest event (by event time, then event id) carrying any of the props
+    of ``specs``; of several props on that one event, the first listed (see
+    :func:`prop_first_of`).
+
+    >>> from stream_app.state.requirements import Selector
+    >>> ch, utm = (PropSpec(Selector.parse("click"), p) for p in ("channel", "utm_source"))
+    >>> st = {"lp": {ch.key: [100, "e1", "douyin"], utm.key: [200, "e2", "moments"]}}
+    >>> prop_last_of(st, (ch, utm))
+    'moments'
+    >>> st["lp"][ch.key] = [200, "e3", "baidu"]      # same millisecond: the larger event id
+    >>> prop_last_of(st, (ch, utm))
+    'baidu'
+    """
+    return _extreme_of(state.get("lp"), specs, True)
+
+
+def _extreme_of(recs: dict[str, list] | None, specs: Sequence[PropSpec], latest: bool) -> Any:
+    """The value of the latest (``latest``) or earliest ``[ts, event_id, value]`` record of
+    ``recs`` among ``specs``' keys; a tie keeps the record found first."""
+    if not recs:
+        return None
+    best = None
+    for spec in specs:
+        rec = recs.get(spec.key)
+        if rec is None:
+            continue
+        if best is None:
+            best = rec
+        elif latest:
+            if rec[0] > best[0] or (rec[0] == best[0] and rec[1] > best[1]):
+                best = rec
+        elif rec[0] < best[0] or (rec[0] == best[0] and rec[1] < best[1]):
+            best = rec
+    return None if best is None else best[2]
 
 
 def prop_distinct(state: dict[str, Any], spec: PropSpec) -> list[str]:
