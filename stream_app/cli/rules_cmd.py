@@ -47,14 +47,14 @@ def validate(path: Path | None) -> None:
                    "removed from every user)")
 def apply(path: Path, bootstrap: str | None, allow_removal: bool) -> None:
     """Validate PATH and publish it to rules.versions: running workers switch to it."""
-    from stream_app.kafka_io import connected_producer  # noqa: PLC0415
+    from stream_app.kafka_io import make_producer  # noqa: PLC0415
     from stream_app.rules_bundle import BUNDLE_KEY, encode, live_ruleset  # noqa: PLC0415
 
     bundle, rs = _compile(path)
     bundle["version"] = rs.version
     settings = get_settings()
     bootstrap = bootstrap or settings.kafka_bootstrap
-    running, source = live_ruleset(bootstrap, settings.rules_path)
+    running, source = live_ruleset(bootstrap, settings.rules_path)   # checks the broker
     gone = sorted({t.id for t in running.tags} - {t.id for t in rs.tags})
     if gone and not allow_removal:
         # e.g. one file of a directory given alone: every other tag would go from every user
@@ -63,7 +63,7 @@ def apply(path: Path, bootstrap: str | None, allow_removal: bool) -> None:
             f"({source}): {', '.join(gone[:8])}{', ...' if len(gone) > 8 else ''}. Publishing "
             f"it removes them from every user; `stream-app rules diff {path}` shows the "
             "effect, --allow-removal publishes anyway. Nothing was published")
-    producer = connected_producer(bootstrap, **{"message.max.bytes": 16 * 1024 * 1024})
+    producer = make_producer(bootstrap, **{"message.max.bytes": 16 * 1024 * 1024})
     producer.produce("rules.versions", key=BUNDLE_KEY, value=encode(bundle))
     if producer.flush(30):
         raise click.ClickException("the rule set was not delivered (broker unreachable?)")
