@@ -53,6 +53,26 @@ def _error(message: str, hint: bool = True) -> NoReturn:
     sys.exit(1)
 
 
+def _failure_message(exc: BaseException) -> str | None:
+    """The ``Error:`` line of a failure that is not the project's own; None for an abort
+    (Ctrl-C) that is not an input ending early.
+
+    >>> _failure_message(FileNotFoundError(2, "No such file or directory"))
+    'FileNotFoundError: [Errno 2] No such file or directory'
+    >>> _failure_message(click.exceptions.Abort()) is None
+    True
+    """
+    from pydantic import ValidationError  # noqa: PLC0415
+
+    if isinstance(exc, click.exceptions.Abort):
+        if isinstance(exc.__cause__, EOFError):   # click takes an EOFError for Ctrl-D
+            return f"an input ended early: {exc.__cause__} (a truncated .gz file?)"
+        return None
+    if isinstance(exc, ValidationError):   # before ValueError: it is one
+        return f"invalid settings (STREAM_APP_* variables): {exc}"
+    return f"{type(exc).__name__}: {exc}"
+
+
 def run_project_command(argv: list[str]) -> None:
     """Run a project command; every error is one ``Error:`` line and exit code 1, never a
     traceback (``STREAM_APP_TRACEBACK=1`` shows it): the project's own errors, files that
@@ -71,23 +91,16 @@ def run_project_command(argv: list[str]) -> None:
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort as exc:
-        if isinstance(exc.__cause__, EOFError):   # click takes an EOFError for Ctrl-D
-            if debug:
-                raise
-            _error(f"an input ended early: {exc.__cause__} (a truncated .gz file?)")
-        click.echo("Aborted!", err=True)
-        sys.exit(1)
     except StreamAppError as exc:   # a clear message of the project's own
         _error(str(exc), hint=False)
-    except ValidationError as exc:
+    except (click.exceptions.Abort, ValidationError, OSError, ValueError, EOFError) as exc:
+        message = _failure_message(exc)
+        if message is None:   # Ctrl-C
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
         if debug:
             raise
-        _error(f"invalid settings (STREAM_APP_* variables): {exc}")
-    except (OSError, ValueError, EOFError) as exc:
-        if debug:
-            raise
-        _error(f"{type(exc).__name__}: {exc}")
+        _error(message)
     if isinstance(code, int) and code:
         sys.exit(code)
 
