@@ -22,6 +22,7 @@ import orjson
 
 from stream_app.contract import Contract, load_contract
 from stream_app.errors import ContractError
+from stream_app.text import plural
 
 
 def _contract() -> Contract:
@@ -85,15 +86,15 @@ class ReplayStats:
             self.why[n] = reason
 
     def skipped_text(self) -> str:
-        """``; skipped N lines (line 3: not JSON, ...)`` or an empty string.
+        """``; skipped N line(s) (line 3: not JSON, ...)`` or an empty string.
 
         >>> s = ReplayStats(); s.skip(3, "not JSON"); s.skipped_text()
-        '; skipped 1 lines (line 3: not JSON)'
+        '; skipped 1 line (line 3: not JSON)'
         """
         if not self.skipped:
             return ""
         more = ", ..." if self.skipped > len(self.why) else ""
-        return (f"; skipped {self.skipped:,} lines ("
+        return (f"; skipped {plural(self.skipped, 'line')} ("
                 + ", ".join(f"line {n}: {r}" for n, r in self.why.items()) + more + ")")
 
 

@@ -10,6 +10,8 @@ from typing import Any
 
 import click
 
+from stream_app.text import plural
+
 
 def _produce_simulation(stack, arrivals: float | None, speed: float | None, seed: int,
                         inject: tuple[str, ...], stop: threading.Event, stats: Counter,
@@ -122,8 +124,8 @@ class PlainFeed:
             return
         self.last = now
         self.console.print(
-            f"{now - self.started:.0f}s: {stats['events']:,} events ({rate:,.0f}/s), "
-            f"{stats['tags']:,} tag changes, alerts {stats['alert:hot_lead']:,} hot-lead "
+            f"{now - self.started:.0f}s: {plural(stats['events'], 'event')} ({rate:,.0f}/s), "
+            f"{plural(stats['tags'], 'tag change')}, alerts {stats['alert:hot_lead']:,} hot-lead "
             f"{stats['alert:at_risk']:,} at-risk {stats['alert:metric_anomaly']:,} anomaly, "
             f"{stats['dlq']:,} DLQ", highlight=False, soft_wrap=True)
         for line in self.alerts[-5:]:
@@ -229,9 +231,11 @@ def command(arrivals: float | None, speed: float | None, warmup_days: float | No
                         plain.update(stats, rate)
                     if not producer.is_alive() and stats["events"] == 0:
                         raise click.ClickException("the simulator stopped without producing")
-            console.print(f"done: {stats['events']:,} events, {stats['tags']:,} tag changes, "
-                          f"{stats['alert:hot_lead']:,} hot-lead and {stats['alert:at_risk']:,} "
-                          f"at-risk alerts, {stats['dlq']:,} DLQ records")
+            console.print(f"done: {plural(stats['events'], 'event')}, "
+                          f"{plural(stats['tags'], 'tag change')}, "
+                          f"{plural(stats['alert:hot_lead'], 'hot-lead alert')}, "
+                          f"{plural(stats['alert:at_risk'], 'at-risk alert')}, "
+                          f"{plural(stats['dlq'], 'DLQ record')}")
         except KeyboardInterrupt:
             console.print("stopping...")
         finally:

@@ -14,6 +14,7 @@ import click
 
 from stream_app.scoring.config import load_scoring_config
 from stream_app.scoring.evaluate import evaluate_file
+from stream_app.text import plural
 
 #: the snapshots the Scorer can learn from (``Scorer(learn_from=...)``)
 LEARN_FROM = ("checkpoints", "live")
@@ -109,9 +110,10 @@ def command(file: str, target: str, learner: str | None, config_path: str | None
     out = Path(out_path or f"eval/evaluate-{target}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=1) + "\n")
-    click.echo(f"{res['events']} events, {res['users']} users in {res['seconds']:.2f}s: "
-               f"{res['events_per_s']} events/s; learner {res['learner']}, "
-               f"{res['labels']} labels, {res['snapshots_learned']} labelled snapshots learned")
+    click.echo(f"{plural(res['events'], 'event')}, {plural(res['users'], 'user')} in "
+               f"{res['seconds']:.2f}s: {res['events_per_s']} events/s; learner "
+               f"{res['learner']}, {plural(res['labels'], 'label')}, "
+               f"{plural(res['snapshots_learned'], 'labelled snapshot')} learned")
     cols = ["n", "positives", "roc_auc", "pr_auc", "log_loss", "precision", "recall",
             "rules_roc_auc"]
     click.echo(f"{'group':<24}" + "".join(f"{c:>14}" for c in cols))
@@ -130,6 +132,7 @@ def command(file: str, target: str, learner: str | None, config_path: str | None
             click.echo(f"{name:<24}" + "".join(f"{_f(m.get(c)):>14}" for c in cols))
     g = res["gate"]
     click.echo(f"gate: {'OPEN' if g['open'] else 'closed'} version {g['version']} "
-               f"precision {g['precision']} recall {g['recall']} over {g['labels']} labels "
+               f"precision {g['precision']} recall {g['recall']} over "
+               f"{plural(g['labels'], 'label')} "
                f"(bars {g['min_precision']}/{g['min_recall']}, threshold {g['threshold']})")
     click.echo(f"report: {out}")

@@ -44,6 +44,7 @@ from stream_app.serving.full_state import (
 )
 from stream_app.state.codec import merged
 from stream_app.state.deletion import is_marker
+from stream_app.text import plural
 
 State = dict[str, Any]
 
@@ -91,7 +92,8 @@ class TableReader:
             # reading fewer would leave users out (a rebuild deletes them all first), more
             # fails on the missing ones: the setting must match the topic
             raise click.ClickException(
-                f"{topic} has {len(found.partitions)} partitions but STREAM_APP_PARTITIONS is "
+                f"{topic} has {plural(len(found.partitions), 'partition')} but "
+                f"STREAM_APP_PARTITIONS is "
                 f"{partitions}: set it to {len(found.partitions)} (the workers and every tool "
                 "must agree); nothing was read or changed")
         self.topic = topic
@@ -164,8 +166,9 @@ class TableReader:
             self.poll(0.2)
             if progress_s and time.monotonic() - said >= progress_s:
                 said = time.monotonic()
-                click.echo(f"reading {self.topic}: {self.records:,} of ~{total:,} records, "
-                           f"{len(self.states):,} users so far ({said - started:.0f} s)",
+                click.echo(f"reading {self.topic}: {self.records:,} of "
+                           f"~{plural(total, 'record')}, {plural(len(self.states), 'user')} so "
+                           f"far ({said - started:.0f} s)",
                            err=True)
             pos = {tp.partition: tp.offset for tp in self.consumer.position(
                 [TopicPartition(self.topic, p) for p in range(self.partitions)])}
@@ -309,7 +312,7 @@ def _wait_processed(bootstrap: str, group: str, partitions: int, timeout: float,
                 f"{timeout:.0f} s: are workers running (group {group!r})? {outcome}. The "
                 "requests stay queued and run when one starts; without workers, run "
                 "redis-rebuild without --live")
-        click.echo(f"  waiting for the workers: {behind:,} ticks to go", err=True)
+        click.echo(f"  waiting for the workers: {plural(behind, 'tick')} to go", err=True)
         time.sleep(1.0)
 
 
@@ -326,8 +329,9 @@ def live_rebuild(bootstrap: str, reader: TableReader, timeout: float, group: str
     _wait_processed(bootstrap, group, reader.partitions, timeout,
                     "users not re-projected yet may be missing from Redis")
     time.sleep(1.0)   # the workers write Redis every STREAM_APP_REDIS_FLUSH_MS (100 ms)
-    click.echo(f"re-projected {len(reader.states):,} users through the running workers "
-               f"({reader.records:,} changelog records) in {time.monotonic() - t0:.1f}s")
+    click.echo(f"re-projected {plural(len(reader.states), 'user')} through the running "
+               f"workers ({plural(reader.records, 'changelog record')}) in "
+               f"{time.monotonic() - t0:.1f}s")
 
 
 def _decode(v: bytes) -> Any:
@@ -478,7 +482,8 @@ def command(bootstrap: str | None, flush: bool, check_only: bool, live: bool,
         problems = check(r, states, reader.tombstones)
         for p in problems[:50]:
             click.echo(p)
-        click.echo(f"{len(states):,} users in the table; {len(problems):,} differences")
+        click.echo(f"{plural(len(states), 'user')} in the table; "
+                   f"{plural(len(problems), 'difference')}")
         if problems:
             raise SystemExit(1)
         return
@@ -500,5 +505,6 @@ def command(bootstrap: str | None, flush: bool, check_only: bool, live: bool,
         engine = None
     n = rebuild(r, states, engine, flush=flush, why=settings.redis_why,
                 timeline=settings.redis_timeline)
-    click.echo(f"rebuilt {len(states):,} users ({reader.records:,} changelog records, "
-               f"{n:,} Redis operations) in {time.monotonic() - t0:.1f}s")
+    click.echo(f"rebuilt {plural(len(states), 'user')} "
+               f"({plural(reader.records, 'changelog record')}, "
+               f"{plural(n, 'Redis operation')}) in {time.monotonic() - t0:.1f}s")

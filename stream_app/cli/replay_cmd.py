@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from stream_app.config import get_settings
+from stream_app.text import plural
 
 
 @click.command("replay")
@@ -64,9 +65,10 @@ def command(path: Path, speed: float, bootstrap: str | None, quiet: bool) -> Non
         left = producer.flush(60)
         progress.update(task, completed=total)
     elapsed = time.monotonic() - start_wall
-    click.echo(f"sent {stats.sent:,} events in {elapsed:.1f}s "
+    click.echo(f"sent {plural(stats.sent, 'event')} in {elapsed:.1f}s "
                f"({stats.sent / max(elapsed, 1e-6):,.0f}/s){stats.skipped_text()}")
     if left:
-        raise click.ClickException(f"{left} events were not delivered (broker unreachable?)")
+        raise click.ClickException(f"{plural(left, 'event')} {'was' if left == 1 else 'were'} "
+                                   "not delivered (broker unreachable?)")
     if stats.skipped and not stats.sent:
         raise click.ClickException(f"nothing was sent: every line of {path} was skipped")

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from stream_app.config import get_settings
+from stream_app.text import plural
 
 
 @click.group("rules")
@@ -34,9 +35,10 @@ def validate(path: Path | None) -> None:
     fams: dict[str, int] = {}
     for t in rs.tags:
         fams[t.family] = fams.get(t.family, 0) + 1
-    click.echo(f"ok: {len(rs.tags)} tags in {len(fams)} families, version {rs.version}")
+    click.echo(f"ok: {plural(len(rs.tags), 'tag')} in {plural(len(fams), 'family', 'families')}, "
+               f"version {rs.version}")
     for fam, n in sorted(fams.items()):
-        click.echo(f"  {fam:16} {n} tags")
+        click.echo(f"  {fam:16} {plural(n, 'tag')}")
 
 
 @command.command("apply")
@@ -59,7 +61,7 @@ def apply(path: Path, bootstrap: str | None, allow_removal: bool) -> None:
     if gone and not allow_removal:
         # e.g. one file of a directory given alone: every other tag would go from every user
         raise click.ClickException(
-            f"{path} lacks {len(gone)} of the {len(running.tags)} tags the workers run "
+            f"{path} lacks {len(gone)} of the {plural(len(running.tags), 'tag')} the workers run "
             f"({source}): {', '.join(gone[:8])}{', ...' if len(gone) > 8 else ''}. Publishing "
             f"it removes them from every user; `stream-app rules diff {path}` shows the "
             "effect, --allow-removal publishes anyway. Nothing was published")
@@ -67,7 +69,7 @@ def apply(path: Path, bootstrap: str | None, allow_removal: bool) -> None:
     producer.produce("rules.versions", key=BUNDLE_KEY, value=encode(bundle))
     if producer.flush(30):
         raise click.ClickException("the rule set was not delivered (broker unreachable?)")
-    click.echo(f"published rule set {rs.version} ({len(rs.tags)} tags); "
+    click.echo(f"published rule set {rs.version} ({plural(len(rs.tags), 'tag')}); "
                "workers load it within seconds")
 
 
@@ -121,7 +123,7 @@ def diff(path: Path, bootstrap: str | None, as_json: bool, timeout: float) -> No
         click.echo(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode())
         return
     click.echo(f"{doc['old_version']} (live, {where}) -> {doc['new_version']}: "
-               f"{doc['users']:,} users, {doc['changed_users']:,} would change")
+               f"{plural(doc['users'], 'user')}, {doc['changed_users']:,} would change")
     for tid, d in doc["tags"].items():
         moves = sorted(d["transitions"].items(), key=lambda kv: (-kv[1], kv[0]))
         click.echo(f"  {tid:20} " + ", ".join(f"{m} {n:,}" for m, n in moves))

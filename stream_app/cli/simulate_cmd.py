@@ -17,6 +17,8 @@ from pathlib import Path
 
 import click
 
+from stream_app.text import plural
+
 
 def truth_path_for(out: Path) -> Path:
     """``var/sim.jsonl.gz`` -> ``var/sim.truth.json``.
@@ -122,11 +124,13 @@ def command(users: int | None, days: float | None, seed: int, start: str | None,
     total = rows[0] if rows else {"people": 0, "leads": 0, "buyers": 0}
     if not quiet:
         _print_summary(rows, cfg)
-    click.echo(f"wrote {n:,} events of {total['people']:,} people ({total['leads']:,} "
+    click.echo(f"wrote {plural(n, 'event')} of {plural(total['people'], 'person', 'people')} "
+               f"({total['leads']:,} "
                f"registered, {total['buyers']:,} bought) to {out} in {elapsed:.1f}s "
                f"({n / max(elapsed, 1e-9):,.0f}/s)")
     click.echo(f"ground truth: {tpath}"
-               + (f" ({len(injections)} injected anomalies)" if injections else ""))
+               + (f" ({plural(len(injections), 'injected anomaly', 'injected anomalies')})"
+                  if injections else ""))
 
 
 def _print_summary(rows: list[dict], cfg: object) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from stream_app.config import get_settings
+from stream_app.text import plural
 
 
 @click.group("topics")
@@ -20,7 +21,7 @@ def create(bootstrap: str | None) -> None:
 
     s = get_settings()
     created = create_topics(bootstrap or s.kafka_bootstrap, s.partitions, s.replication)
-    click.echo(f"created {len(created)} topics: {', '.join(created) or '-'}")
+    click.echo(f"created {plural(len(created), 'topic')}: {', '.join(created) or '-'}")
 
 
 @command.command("list")

@@ -27,6 +27,7 @@ from stream_app.oulad.baseline import batch_auc
 from stream_app.oulad.convert import CHECKPOINTS, convert
 from stream_app.scoring.config import ScoringConfig, load_scoring_config
 from stream_app.scoring.evaluate import evaluate_file
+from stream_app.text import plural
 
 __all__ = ["PUBLISHED", "README_BAR", "markdown_table", "run", "table_rows"]
 
@@ -126,7 +127,7 @@ def run(out_dir: Path | str = "eval/oulad", *, events: Path | str | None = None,
         if name == default:
             records = res.pop("records")
         runs[name] = res
-        log(f"  {name}: {res['events']} events in {res['seconds']:.1f}s "
+        log(f"  {name}: {plural(res['events'], 'event')} in {res['seconds']:.1f}s "
             f"({res['events_per_s']} events/s)")
     batch = batch_auc(records, TRAIN, TEST)
     groups = {n: r["checkpoints"]["groups"] for n, r in runs.items()}
