@@ -15,7 +15,8 @@ Per lead: at most one alert of a kind per ``cooldown_hours`` (state in ``sc_stat
 kind per clock hour, counted in this process (divide the budget by the number of workers).
 
 Reasons are the top feature contributions behind the model score (or the rule events behind
-the points score), in plain words (zh/en); alerts also carry the last actions, the channel
+the points score, with the points each brings now: decayed like the score), in plain words
+(zh/en); alerts also carry the last actions, the channel
 and a suggested next step.
 
 Example:
@@ -87,6 +88,11 @@ class AlertKind:
     #: the tags in); without it the policy counts in arrival order
     consecutive_missed_tag: str | None = None
     rule_tags: tuple[str, ...] = ()
+    #: the rule tag that is the target's layer (the scoring target's ``layer_tag``, e.g.
+    #: ``intent``): a clock tick that moves it moves the alert memory's layer too, and
+    #: alerts if it enters ``enter_layer`` (else a tag that left the layer on the clock and
+    #: came back with the next event would not alert)
+    layer_tag: str | None = None
     require_any: tuple[str, ...] = ()       # only users who did one of these event types
     exclude_if_any: tuple[str, ...] = ()    # never users who did one of these
     next_steps: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -143,10 +149,14 @@ class TenantBudget:
 class AlertPolicy:
     """Decides the alerts of one scored event (called by the Scorer)."""
 
-    def __init__(self, kinds: dict[str, AlertKind], words: Words) -> None:
+    def __init__(self, kinds: dict[str, AlertKind], words: Words,
+                 half_lives: dict[str, float] | None = None) -> None:
         self.kinds = kinds
         self.words = words
         self.budget = TenantBudget()
+        #: target -> half-life (days) of its rule points: a rules-sourced alert's reasons
+        #: are the points each action brings *now* (not lifetime totals)
+        self.half_lives = half_lives or {}
 
     @classmethod
     def from_config(cls, scoring: ScoringConfig, path: Path | str | None = None) -> AlertPolicy:
@@ -164,11 +174,13 @@ class AlertPolicy:
             try:
                 tuples = {k: tuple(raw.pop(k, ()) or ())
                           for k in ("rule_tags", "require_any", "exclude_if_any")}
+                raw.setdefault("layer_tag", scoring.targets[raw["target"]].layer_tag)
                 kinds[kind] = AlertKind(kind=kind, next_steps=steps.get(kind) or {},
                                         **tuples, **raw)
             except TypeError as exc:
                 raise ConfigError(f"{p}: {kind}: {exc}") from exc
-        return cls(kinds, Words(doc.get("labels") or {}, scoring.features.recency_scale_days))
+        return cls(kinds, Words(doc.get("labels") or {}, scoring.features.recency_scale_days),
+                   {n: t.rules.half_life_days for n, t in scoring.targets.items()})
 
     # ---- decision ------------------------------------------------------------------------
     def decide(self, st: dict[str, Any], event: Event,
@@ -227,11 +239,13 @@ class AlertPolicy:
     def decide_clock(self, st: dict[str, Any], tick: Event,
                      rule_tags: dict[str, Any] | None) -> list[dict[str, Any]]:
         """Alerts a clock tick raises (``tick``: an event standing for it, its id naming the
-        tick's time): only the rule-tag triggers, for a tag that turned true on the clock
-        (``at_risk`` of a learner with no study event for 14 days has no event to come with).
-        The score and layer are the user's last ones; cooldown, budget and eligibility as in
-        :meth:`decide`, whose memory (``st["al"]``) it shares, so the next event does not
-        alert for the same tag again.
+        tick's time) from the tags the tick changed: a rule-tag trigger for a tag that turned
+        true on the clock (``at_risk`` of a learner with no study event for 14 days has no
+        event to come with), and for a kind whose layer is a rule tag (``layer_tag``) the
+        layer as the tag now holds it (an ``enter_layer`` alert if it entered it). The score
+        is the user's last one; cooldown, budget and eligibility as in :meth:`decide`, whose
+        memory (``st["al"]``) it shares, so the next event does not alert for the same tag
+        again, and a layer the tag left on the clock is left for the next event too.
 
         >>> from stream_app.events import Event
         >>> from stream_app.scoring.config import load_scoring_config
@@ -243,6 +257,11 @@ class AlertPolicy:
         [('at_risk', ['rule'], 'rule tag at_risk')]
         >>> p.decide_clock(st, tick, {"at_risk": True})     # the tag was on already
         []
+        >>> st["al"]["hot_lead"] = {"s": 0.7, "l": "high"}
+        >>> p.decide_clock(st, tick, {"at_risk": True, "intent": "medium"})  # decayed
+        []
+        >>> st["al"]["hot_lead"]["l"]     # the next event that makes it high alerts again
+        'medium'
         """
         al = st.get("al")
         if al is None:
@@ -250,14 +269,22 @@ class AlertPolicy:
         done = (st.get("tot") or {}).keys()
         out: list[dict[str, Any]] = []
         for kind, k in self.kinds.items():
-            target, require, exclude = k.plan[0], k.plan[1], k.plan[2]
-            if not k.rule_tags or (require and done.isdisjoint(require)) or (
+            target, require, exclude, enter = k.plan[0], k.plan[1], k.plan[2], k.plan[3]
+            by_tag = k.layer_tag is not None and rule_tags is not None
+            if not (k.rule_tags or by_tag) or (require and done.isdisjoint(require)) or (
                     exclude and not done.isdisjoint(exclude)):
                 continue
             mem = al.get(kind)
             if mem is None:
                 mem = al[kind] = {}
-            why = self._rule_triggers(k, mem, tick, rule_tags)
+            why: list[dict[str, Any]] = []
+            if by_tag:
+                v = rule_tags.get(k.layer_tag)      # (as Scorer: no tag yet is low)
+                layer = v if v.__class__ is str else "low"
+                if layer == enter and mem.get("l") != enter and "s" in mem:
+                    why.append({"trigger": "enter_layer"})
+                mem["l"] = layer
+            why += self._rule_triggers(k, mem, tick, rule_tags)
             if not why or not self._admit(k, mem, tick):
                 continue
             last_step = _LastScores({target: mem.get("s") or 0.0}, {target: mem.get("l")},
@@ -320,11 +347,13 @@ class AlertPolicy:
             {"kind": "rule", "zh": w["zh"], "en": w["en"]} for w in why if "zh" in w
         ]
         if source == "rules":
-            for etype, pts in top_point_events(st.get("rp") or {}, k.target, k.top_reasons):
+            for etype, pts in top_point_events(st.get("rp") or {}, k.target, k.top_reasons,
+                                               event.ts, self.half_lives.get(k.target)):
                 w = self.words.event(etype)
-                reasons.append({"kind": "points", "feature": etype, "weight": round(pts, 3),
-                                "zh": f"{w['zh']}(+{pts:g}分)",
-                                "en": f"{w['en']} (+{pts:g} points)"})
+                shown = round(pts, 1) or pts
+                reasons.append({"kind": "points", "feature": etype, "weight": pts,
+                                "zh": f"{w['zh']}(+{shown:g}分)",
+                                "en": f"{w['en']} (+{shown:g} points)"})
         else:
             seen: set[str] = set()
             for feat, contrib in registry.explain(k.target, x, 4 * k.top_reasons):

@@ -37,7 +37,7 @@ from stream_app.dlq import dead_letter
 from stream_app.errors import ConfigError, EventError
 from stream_app.events import Event, parse_event
 from stream_app.republished import DERIVED, REKEYED, is_republished
-from stream_app.scoring.points import round_scores  # the published resolution (0.01)
+from stream_app.scoring.with_tags import score_with_tags, tick_alerts
 from stream_app.security.pii import protect_event_props
 from stream_app.serving.full_state import (
     LIVE_PAUSE_MAX_S,
@@ -196,19 +196,13 @@ def publish_alerts(user_id: str, alerts: list[dict[str, Any]], broker_ts: float 
 
 
 def clock_alerts(user_id: str, result: Any, now: int) -> list[dict[str, Any]]:
-    """Alerts of a clock tick that changed tags (a rule tag such as ``at_risk`` turned true
-    with no event to come with: :meth:`AlertPolicy.decide_clock`); updates the scoring
-    state's alert memory, so call it before the state is encoded."""
-    state = result.state
-    policy = getattr(runtime.scorer, "alert_policy", None)
-    if NO_SCORING or policy is None or state is None or not result.changes:
+    """Alerts of a clock tick that changed tags (:func:`stream_app.scoring.with_tags.
+    tick_alerts`); updates the scoring state's alert memory, so call it before the state is
+    encoded."""
+    if NO_SCORING:
         return []
-    sc = state.get("sc")
-    if not sc:
-        return []
-    tick = Event(f"clock:{now}", user_id, now, "clock_tick", "clock",
-                 state.get("tenant", "default"))
-    return policy.decide_clock(sc, tick, state.get("tags"))
+    return tick_alerts(getattr(runtime.scorer, "alert_policy", None), user_id, result.state,
+                       result.changes, now)
 
 
 def publish_scoring(user_id: str, tenant: str, step: Any, broker_ts: float | None,
@@ -251,19 +245,13 @@ def _score_fields(target: str) -> tuple[str, str, str]:
 def score_event(state: dict[str, Any], ev: Event, result: Any,
                 cold: ColdState | None = None) -> tuple[Any, dict[str, float] | None]:
     """Run the scorer on ``ev`` (``cold``: the state's checkpoints and snapshots, read if
-    the scorer needs them); fold score-driven tag changes into ``result``. Returns the step
-    and its scores rounded to the published resolution (None without scores)."""
-    step = runtime.scorer.on_event(state.get("sc"), ev, rule_tags=state.get("tags"),
-                                   cold=cold)
-    state["sc"] = step.sc_state
-    rounded = None
-    if step.scores:
-        rounded = round_scores(step.scores)
-        if rounded != state.get("scores"):
-            extra = runtime.engine.on_scores(state, rounded, ev.ts)
-            result.changes.extend(extra.changes)
-            result.why.update(extra.why)
-    return step, rounded
+    the scorer needs them) beside the rule engine: the tags reading scores see the gated
+    models' scores, and the layers and alerts follow the tags
+    (:func:`stream_app.scoring.with_tags.score_with_tags`); score-driven tag changes are
+    folded into ``result``. Returns the step and its scores rounded to the published
+    resolution (None without scores)."""
+    return score_with_tags(runtime.scorer, runtime.engine, state, result.changes,
+                           result.why, ev, cold)
 
 
 def publish(user_id: str, result: Any, broker_ts: float | None) -> None:

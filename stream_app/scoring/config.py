@@ -116,6 +116,11 @@ class TargetConfig:
     gate: GateConfig = field(default_factory=GateConfig)
     rules: RulesConfig = field(default_factory=RulesConfig)
     rehearsal: RehearsalConfig = field(default_factory=RehearsalConfig)
+    #: the rule engine's tag that *is* this target's layer (``intent`` for ``convert``):
+    #: given the user's tags, the scorer takes the layer from it whatever the score's source,
+    #: so that the tag, the Redis ``layer:<target>`` field and the alerts agree; ``layers``
+    #: and ``rules.layers`` then serve only a scorer run without the rule engine
+    layer_tag: str | None = None
 
     def layer(self, score: float) -> str:
         """Intent layer of a model probability."""
@@ -193,6 +198,7 @@ def _target(name: str, raw: dict[str, Any]) -> TargetConfig:
         layers=_floats(raw.get("layers") or {"high": 0.5, "medium": 0.2}),
         gate=GateConfig(**(raw.get("gate") or {})),
         rehearsal=RehearsalConfig(**(raw.get("rehearsal") or {})),
+        layer_tag=raw.get("layer_tag") or None,
         rules=RulesConfig(
             points={k: float(v) for k, v in (rules.get("points") or {}).items()},
             half_life_days=float(rules.get("half_life_days", 14)),

@@ -80,25 +80,62 @@ def _decay(points: float, from_ts: int, to_ts: int, rc: RulesConfig) -> float:
     return points * 0.5 ** ((to_ts - from_ts) / (rc.half_life_days * DAY_MS))
 
 
+#: a by-type scale factor above this is folded into the values (:func:`add_points`)
+_REBASE = 1e6
+
+
 def add_points(rp: dict[str, Any], target: str, etype: str, ts: int, rc: RulesConfig) -> None:
-    """Add the points of one event of type ``etype`` at ``ts`` to ``rp[target]`` in place."""
+    """Add the points of one event of type ``etype`` at ``ts`` to ``rp[target]`` in place.
+
+    ``rp[target]`` is ``[points, newest ts, by type, scale]``: the decayed points as of the
+    newest event, and per event type its points decayed alike, kept times ``scale`` (the
+    growth ``2 ** (days / half-life)`` since the first event) so that an event adds to its
+    own type only, with no decay of the others: :func:`top_point_events` divides it out.
+
+    >>> rc = RulesConfig(points={"cart_add": 4, "course_view": 1}, half_life_days=14)
+    >>> rp = {}
+    >>> add_points(rp, "convert", "cart_add", 0, rc)
+    >>> add_points(rp, "convert", "course_view", 42 * DAY_MS, rc)   # 3 half-lives later
+    >>> rp["convert"][0], top_point_events(rp, "convert")    # not the cart's lifetime 4
+    (1.5, [('course_view', 1.0), ('cart_add', 0.5)])
+    """
     pts = rc.points.get(etype)
     if pts is None:
         return
     cur = rp.get(target)
     if cur is None:
-        rp[target] = [pts, ts, {etype: pts}]
+        rp[target] = [pts, ts, {etype: pts}, 1.0]
         return
+    # a state written before the by-type points decayed holds lifetime totals and no
+    # scale: they count as of its newest event
+    g = cur[3] if len(cur) > 3 else 1.0
     if ts >= cur[1]:
-        value = _decay(cur[0], cur[1], ts, rc) + pts
+        if ts > cur[1]:
+            d = 0.5 ** ((ts - cur[1]) / (rc.half_life_days * DAY_MS))
+            value = (cur[0] * d if cur[0] else cur[0]) + pts      # (_decay)
+            g /= d
+            add = pts * g
+        else:
+            value = cur[0] + pts
+            add = pts * g
     else:   # an older event (another topic's record consumed later): decay it to the newest
-        value = cur[0] + _decay(pts, ts, cur[1], rc)
+        older = _decay(pts, ts, cur[1], rc)
+        value = cur[0] + older
+        add = older * g
     by = cur[2]
-    by[etype] = round_fixed(by.get(etype, 0) + pts, 1e3, 3)
-    # the same [value, newest ts, by type] list, updated in place (no new list per event)
+    by[etype] = round_fixed(by.get(etype, 0) + add, 1e3, 3)
+    if g > _REBASE:     # (rare: months of activity) back to a scale of 1
+        for t, v in by.items():
+            by[t] = round_fixed(v / g, 1e3, 3)
+        g = 1.0
+    # the same list, updated in place (no new list per event)
     if ts > cur[1]:
         cur[1] = ts
     cur[0] = value
+    if len(cur) > 3:
+        cur[3] = g
+    else:
+        cur.append(g)
 
 
 def points_at(rp: dict[str, Any], target: str, now_ms: int, rc: RulesConfig,
@@ -188,11 +225,27 @@ class RulePoints:
         return pts, score, "medium" if pts >= self.medium else "low"
 
 
-def top_point_events(rp: dict[str, Any], target: str, k: int = 3) -> list[tuple[str, float]]:
-    """Event types that brought the most points to ``target`` (undecayed), largest first."""
+def top_point_events(rp: dict[str, Any], target: str, k: int = 3,
+                     now_ms: int | None = None, half_life_days: float | None = None,
+                     ) -> list[tuple[str, float]]:
+    """Event types that bring the most points to ``target`` now, largest first: their
+    points decayed like the score's, as of the newest event, and further to ``now_ms``
+    given ``half_life_days``; rounded to 2 places (none below 0.01). A state written
+    before the by-type points decayed gives its lifetime totals.
+
+    >>> rp = {"convert": [6.0, 0, {"cart_add": 8.0, "course_view": 4.0}, 2.0]}
+    >>> top_point_events(rp, "convert")
+    [('cart_add', 4.0), ('course_view', 2.0)]
+    >>> top_point_events(rp, "convert", 1, now_ms=14 * DAY_MS, half_life_days=14)
+    [('cart_add', 2.0)]
+    """
     cur = rp.get(target)
     if not cur:
         return []
-    items = [(t, float(p)) for t, p in cur[2].items() if p > 0]
+    f = 1.0 / cur[3] if len(cur) > 3 else 1.0
+    if now_ms is not None and half_life_days and now_ms > cur[1]:
+        f *= 0.5 ** ((now_ms - cur[1]) / (half_life_days * DAY_MS))
+    items = [(t, round(float(p) * f, 2)) for t, p in cur[2].items() if p > 0]
+    items = [it for it in items if it[1] > 0]
     items.sort(key=lambda t: -t[1])
     return items[:k]

@@ -145,6 +145,9 @@ class Scorer:
         self._scored = [(name, self._rule_points[name], t.layer, self._rule_points[name].zero,
                          bool(self._rule_points[name].per_day))
                         for name, t in self.targets.items()]
+        #: (target, tag) of the scored targets whose layer is a rule tag (``layer_tag``)
+        self._layer_tags = [(name, t.layer_tag) for name, t in self.targets.items()
+                            if t.layer_tag]
         self._exclude = config.features.exclude_types
         self._learn_live = "live" in self.learn_from
         self._schedule = config.snapshots.schedule_days
@@ -162,22 +165,34 @@ class Scorer:
     # ---- public -------------------------------------------------------------------------
     def on_event(self, sc_state: dict[str, Any] | None, event: Event,
                  rule_tags: dict[str, Any] | None = None,
-                 cold: Callable[[dict[str, Any]], None] | None = None) -> ScoreStep:
+                 cold: Callable[[dict[str, Any]], None] | None = None,
+                 retag: Callable[[ScoreStep], dict[str, Any] | None] | None = None,
+                 ) -> ScoreStep:
         """Process one event of the user whose scoring state is ``sc_state`` (None: new user).
 
         ``sc_state`` is updated in place and returned as ``ScoreStep.sc_state``. ``cold``:
         the state's checkpoints and snapshots are not in ``sc_state`` yet; ``cold(st)`` puts
         them there, and is called before they are read or changed (the worker's table record
         keeps them apart, :mod:`stream_app.state.codec`).
+
+        ``rule_tags``: the user's tags after the event (the rule engine's). A target with a
+        ``layer_tag`` (``convert``: ``intent``) then takes its layer from that tag.
+        ``retag(step)``: called with the new scores before the layers are read from the tags
+        and the alerts decided; the rule engine re-evaluates the tags that read the scores
+        and it returns the tags after that (None: ``rule_tags`` as they are), so that a model
+        score that moves the tag moves the layer and the alert in the same step
+        (:func:`stream_app.scoring.with_tags.score_with_tags`).
         """
         self._cold = cold
         try:
-            return self._on_event(sc_state, event, rule_tags)
+            return self._on_event(sc_state, event, rule_tags, retag)
         finally:
             self._cold = None
 
     def _on_event(self, sc_state: dict[str, Any] | None, event: Event,
-                  rule_tags: dict[str, Any] | None) -> ScoreStep:
+                  rule_tags: dict[str, Any] | None,
+                  retag: Callable[[ScoreStep], dict[str, Any] | None] | None = None,
+                  ) -> ScoreStep:
         st = sc_state if sc_state is not None else new_state()
         step = ScoreStep(st, {}, {}, {}, [], [], [])
         stream = event.stream
@@ -230,6 +245,15 @@ class Scorer:
         if self.score_events:
             x = None if self.lazy_features else self.features(st, ts)
             x = self._score_all(st, x, ts, step)
+            if retag is not None:
+                rule_tags = retag(step) or rule_tags
+            if rule_tags is not None and self._layer_tags:
+                layers = step.layers
+                for name, tag in self._layer_tags:
+                    v = rule_tags.get(tag)
+                    # (the tag's value is the layer; no tag yet, e.g. a learner without
+                    # clicks and without a live score: low)
+                    layers[name] = v if v.__class__ is str else "low"
             if self.alert_policy is not None:
                 # no closure over st and ts for the lazy vector: the policy calls
                 # features(st, event.ts) itself, at most once

@@ -112,15 +112,24 @@ def add_points(rp: dict[str, Any], target: str, etype: str, ts: int, rc: RulesCo
         return
     cur = rp.get(target)
     if cur is None:
-        rp[target] = [pts, ts, {etype: pts}]
+        rp[target] = [pts, ts, {etype: pts}, 1.0]
         return
     if ts >= cur[1]:
         value = _decay(cur[0], cur[1], ts, rc) + pts
     else:   # an older event (another topic's record consumed later): decay it to the newest
         value = cur[0] + _decay(pts, ts, cur[1], rc)
+    # the by-type reason points: decayed since the hot-lead/intent fix (not at 42c7498,
+    # whose lifetime totals alert reasons cited), kept times a scale (points.add_points)
+    g = cur[3] if len(cur) > 3 else 1.0
+    if ts > cur[1]:
+        g /= 0.5 ** ((ts - cur[1]) / (rc.half_life_days * DAY_MS))
+    add = pts * g if ts >= cur[1] else _decay(pts, ts, cur[1], rc) * g
     by = cur[2]
-    by[etype] = round_fixed(by.get(etype, 0) + pts, 1e3, 3)
-    rp[target] = [value, max(ts, cur[1]), by]
+    by[etype] = round_fixed(by.get(etype, 0) + add, 1e3, 3)
+    if g > 1e6:
+        by = {t: round_fixed(v / g, 1e3, 3) for t, v in by.items()}
+        g = 1.0
+    rp[target] = [value, max(ts, cur[1]), by, g]
 
 
 class RulePointsReference(RulePoints):

@@ -7,6 +7,7 @@ events, rules first, then models a trainer publishes), and on generated point se
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -26,6 +27,9 @@ from tests.unit.scoring.test_fast_path import PUBLISH_EVERY, _sim_events
 
 def _replay(events: list, reference: bool) -> tuple[list[bytes], dict[str, bytes]]:
     cfg = config(min_labels=30)           # gates open within the replay: models score too
+    # the layers as the scorer computes them (the reference predates layers read from a rule
+    # tag, which tests/unit/scoring/test_layer_tag.py covers)
+    cfg = replace(cfg, targets={n: replace(t, layer_tag=None) for n, t in cfg.targets.items()})
     trainer = ModelRegistry(cfg, fast_predict=False)
     worker = ModelRegistry(cfg)
     if reference:

@@ -1,0 +1,107 @@
+"""One scoring step beside the rule engine: the worker's glue, pure (no Kafka, no Redis).
+
+The rule engine's ``intent`` tag is *the* intent layer: the scorer reads the layer of
+``convert`` from it (``layer_tag`` in ``config/scoring.yaml``), so the tag, the Redis
+``layer:convert`` field and the hot-lead alert's ``enter_layer`` trigger agree by
+construction. The order of one step:
+
+1. the engine has applied the event (``state["tags"]`` are the tags after it);
+2. the scorer scores every target;
+3. the engine takes the scores it may see and re-evaluates the tags reading them
+   (``score.X`` in the rules): only a score whose source is a model that passed its release
+   gate; a rules-sourced score is ``null`` to the rules (its points are the rule engine's
+   own business, ``lead_points``), so the tags never read a second points table;
+4. the scorer takes the layers from the tags as they are now, and the alert policy decides.
+
+Example:
+    >>> from stream_app.events import Event
+    >>> from stream_app.rules.engine import DEFAULT_RULES, TagEngine
+    >>> from stream_app.rules.loader import load_ruleset
+    >>> from stream_app.scoring.config import load_scoring_config
+    >>> from stream_app.scoring.registry import ModelRegistry
+    >>> from stream_app.scoring.scorer import Scorer
+    >>> cfg = load_scoring_config()
+    >>> eng, sc = TagEngine(load_ruleset(DEFAULT_RULES)), Scorer(cfg, ModelRegistry(cfg))
+    >>> st, h = None, 3_600_000
+    >>> for i, t in enumerate(["course_view", "trial_booked", "course_view", "cart_add"]):
+    ...     ev = Event(f"e{i}", "u1", 1_714_528_800_000 + i * h, t, "click")
+    ...     r = eng.on_event(st, ev)
+    ...     st = r.state
+    ...     step, rounded = score_with_tags(sc, eng, st, r.changes, r.why, ev)
+    ...     print(t, st["tags"]["lead_points"], st["tags"]["intent"], step.layers["convert"],
+    ...           [a["triggers"] for a in step.alerts])
+    course_view 1 low low []
+    trial_booked 4 low low []
+    course_view 5 medium medium []
+    cart_add 15 high high [['enter_layer']]
+    >>> st["scores"]       # no model live: the rules see no score
+    {'convert': None, 'at_risk': None}
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stream_app.events import Event
+from stream_app.scoring.points import round_scores
+
+__all__ = ["rule_visible_scores", "score_with_tags", "tick_alerts"]
+
+
+def rule_visible_scores(rounded: dict[str, float], source: dict[str, str]
+                        ) -> dict[str, float | None]:
+    """The scores the rules see (``score.X``): a model's once it passed its release gate,
+    ``None`` for a target still on its rule points.
+
+    >>> rule_visible_scores({"convert": 0.42, "at_risk": 0.1},
+    ...                     {"convert": "model", "at_risk": "rules"})
+    {'convert': 0.42, 'at_risk': None}
+    """
+    return {t: (None if source.get(t, "rules") == "rules" else v) for t, v in rounded.items()}
+
+
+def score_with_tags(scorer: Any, engine: Any, state: dict[str, Any],
+                    changes: list[dict[str, Any]], why: dict[str, Any], ev: Event,
+                    cold: Any = None) -> tuple[Any, dict[str, float] | None]:
+    """Score ``ev`` for the user whose engine state is ``state`` (after the engine applied
+    ``ev``), with the tags that read scores re-evaluated before the layers and alerts are
+    decided; score-driven tag changes are appended to ``changes`` and ``why``. Returns the
+    scoring step and its scores at the published resolution (None without scores).
+    """
+    out: list[dict[str, float] | None] = [None]
+
+    def retag(step: Any) -> dict[str, Any] | None:
+        if not step.scores:
+            return None
+        rounded = out[0] = round_scores(step.scores)
+        seen = rule_visible_scores(rounded, step.source)
+        if seen != state.get("scores"):     # (the usual event: no model live, all None)
+            extra = engine.on_scores(state, seen, ev.ts)
+            changes.extend(extra.changes)
+            why.update(extra.why)
+        return state.get("tags")
+
+    step = scorer.on_event(state.get("sc"), ev, rule_tags=state.get("tags"), cold=cold,
+                           retag=retag)
+    state["sc"] = step.sc_state
+    return step, out[0]
+
+
+def tick_alerts(policy: Any, user_id: str, state: dict[str, Any] | None,
+                changes: list[dict[str, Any]], now: int) -> list[dict[str, Any]]:
+    """Alerts of a clock tick that changed the tags of the user whose engine state is
+    ``state`` (:meth:`AlertPolicy.decide_clock`: a rule tag such as ``at_risk`` turned true,
+    or the ``intent`` tag moved, with no event to come with); updates the scoring state's
+    alert memory, so call it before the state is encoded.
+
+    >>> tick_alerts(None, "u1", {"sc": {}}, [{"tag_id": "intent"}], 0)
+    []
+    """
+    if policy is None or state is None or not changes:
+        return []
+    sc = state.get("sc")
+    if not sc:
+        return []
+    tick = Event(f"clock:{now}", user_id, now, "clock_tick", "clock",
+                 state.get("tenant", "default"))
+    return policy.decide_clock(sc, tick, state.get("tags"))
