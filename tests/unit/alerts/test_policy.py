@@ -186,3 +186,19 @@ def test_a_late_missed_lesson_makes_no_run_the_engine_does_not_see():
     streak, alerts = run([(4, "lesson_attended"), (5, "lesson_missed"), (7, "lesson_missed"),
                           (6, "lesson_missed")])                  # late, inside the run
     assert streak == 3 and len(alerts) == 1
+
+
+def test_intent_that_leaves_high_on_the_clock_alerts_again_when_it_comes_back():
+    from stream_app.events import Event
+
+    sc = _scorer()
+    st, first = _feed(sc, [ev("u1", T0, "course_view")], rule_tags={"intent": "high"})
+    assert [a["triggers"] for a in first] == [["enter_layer"]]
+    # the lead's points decay: the tag drops to medium on a clock tick, past the cooldown
+    now = T0 + 3 * DAY
+    tick = Event(f"clock:{now}", "u1", now, "clock_tick", "clock")
+    assert sc.alert_policy.decide_clock(st, tick, {"intent": "medium"}) == []
+    # a new action brings it back to high: an alert (the memory had kept 'high' before)
+    st, again = _feed(sc, [ev("u1", now + HOUR, "cart_add")], st,
+                      rule_tags={"intent": "high"})
+    assert [a["triggers"] for a in again] == [["enter_layer"]]

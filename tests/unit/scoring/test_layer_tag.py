@@ -1,0 +1,64 @@
+"""The convert layer is the rule engine's intent tag; the rules see only gated scores."""
+
+from __future__ import annotations
+
+from stream_app.alerts.policy import AlertPolicy
+from stream_app.events import Event
+from stream_app.scoring.registry import ModelRegistry
+from stream_app.scoring.scorer import Scorer
+from stream_app.scoring.with_tags import rule_visible_scores
+from tests.unit.scoring.fixtures import DAY, HOUR, T0, config, ev
+
+
+def test_the_layer_is_the_intent_tag_whatever_the_points_say() -> None:
+    cfg = config()
+    sc = Scorer(cfg, ModelRegistry(cfg), alert_policy=None)
+    s = sc.on_event(None, ev("u1", T0, "course_view"), rule_tags={"intent": "high"})
+    assert s.source["convert"] == "rules" and s.layers["convert"] == "high"
+    s = sc.on_event(s.sc_state, ev("u1", T0 + 1, "course_view"), rule_tags={})
+    assert s.layers["convert"] == "low"                 # no intent tag yet
+    # without the rule engine (offline evaluation) the scorer's own thresholds
+    s = sc.on_event(s.sc_state, ev("u1", T0 + 2, "course_view"))
+    assert s.layers["convert"] == "low"
+
+
+def test_retag_runs_before_the_layer_is_read_and_the_alert_decided() -> None:
+    cfg = config()
+    sc = Scorer(cfg, ModelRegistry(cfg), alert_policy=AlertPolicy.from_config(cfg))
+    seen = []
+
+    def retag(step):
+        seen.append(dict(step.scores))
+        return {"intent": "high"}
+
+    s = sc.on_event(None, ev("u1", T0, "course_view"), rule_tags={"intent": "low"},
+                    retag=retag)
+    assert seen and s.layers["convert"] == "high"
+    assert [a["triggers"] for a in s.alerts] == [["enter_layer"]]
+
+
+def test_rules_never_read_a_rules_sourced_score() -> None:
+    assert rule_visible_scores({"convert": 0.9, "at_risk": 0.8},
+                               {"convert": "rules", "at_risk": "logreg@3"}) == {
+        "convert": None, "at_risk": 0.8}
+
+
+def test_alert_reasons_are_decayed_points_not_lifetime_totals() -> None:
+    cfg = config()
+    sc = Scorer(cfg, ModelRegistry(cfg))
+    st = None
+    # months ago: many cart adds (lifetime 40 points); today: a few fresh actions
+    for i in range(10):
+        st = sc.on_event(st, ev("u1", T0 + i * HOUR, "cart_add"),
+                         rule_tags={"intent": "medium"}).sc_state
+    now = T0 + 120 * DAY
+    alerts = []
+    for i, t in enumerate(["trial_booked", "consult_request", "trial_purchased"]):
+        s = sc.on_event(st, Event(f"n{i}", "u1", now + i * HOUR, t, "click"),
+                        rule_tags={"intent": "low" if i < 2 else "high"})
+        st = s.sc_state
+        alerts += s.alerts
+    reasons = {r["feature"]: r["weight"] for r in alerts[-1]["reasons"]
+               if r["kind"] == "points"}
+    assert reasons["trial_purchased"] > 4.9
+    assert reasons.get("cart_add", 0.0) < 0.1     # 40 lifetime points, ~0.1 now
