@@ -1107,6 +1107,7 @@ def _prop_reader(requirement: str, kind: str, read: Callable[[Any, Any], Any],
                                      f"{c.src(args[0])} are only valid in first() and last()")
             specs = c.prop_alts(args[0])
             getattr(c.req, requirement).update(specs)
+            (c.req.first_alts if kind == "fp" else c.req.last_alts).add(specs)
             keys = tuple(f"{kind}:{sp.key}" for sp in specs)
             c.guard(node, _prop_moved(*keys), reads)
             return _alts_reader(kind, specs, alts)

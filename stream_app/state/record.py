@@ -105,6 +105,35 @@ def _differs(record: list | None, value: Any) -> bool:
     return old != value or type(old) is not type(value)
 
 
+def _overtook(recs: dict[str, list], others: tuple[str, ...], cur: list, ts: int, eid: str,
+              value: Any, latest: bool) -> bool:
+    """Whether a prop's record ``cur`` (``[ts, event_id, value]``), replaced by the event
+    (``ts``, ``eid``) with an equal ``value``, may have overtaken the record of another prop
+    read with it (``others``: keys in ``recs``) that holds another value: a ``last``
+    (``latest``) or ``first`` of alternatives can then change although no record's value
+    did. True when such a record lies, by (time, event id), between ``cur`` and the event
+    (bounds included: equal ones are decided by the order the props are listed).
+
+    >>> recs = {"a": [5, "e5", "x"], "b": [3, "e3", "y"]}
+    >>> _overtook(recs, ("b",), [1, "e1", "x"], 5, "e5", "x", True)    # b's 3 passed: y -> x
+    True
+    >>> _overtook(recs, ("b",), [4, "e4", "x"], 5, "e5", "x", True)    # a was the latest: x
+    False
+    >>> _overtook({"b": [3, "e3", "x"]}, ("b",), [1, "e1", "x"], 5, "e5", "x", True)
+    False
+    """
+    new = (ts, eid)
+    old = (cur[0], cur[1])
+    for other in others:
+        r = recs.get(other)
+        if r is None or not _differs(r, value):
+            continue
+        at = (r[0], r[1])
+        if (old <= at <= new) if latest else (new <= at <= old):
+            return True
+    return False
+
+
 def _count_day(lists: dict[str, Any], key: str, day: int) -> None:
     """One more event on ``day`` in the daily buckets ``lists[key]`` (created if missing).
 
@@ -138,6 +167,7 @@ class StateUpdater:
                             for s, days in req.stream_windows.items()}
         self.dedup_window = dedup_window
         self._props = req.prop_index()
+        self._alt_others = {"fp": req.alt_others("fp"), "lp": req.alt_others("lp")}
         self._profile = sorted(req.profile)
         self._streaks: list[PairSpec] = sorted(req.streaks, key=lambda p: p.key)
         self._seqs: list[PairSpec] = sorted(req.seqs, key=lambda p: p.key)
@@ -174,7 +204,9 @@ class StateUpdater:
         day as the previous one needs no prune. ``moved``: a set to which the one-value prop
         aggregates whose value the event changed are added, as ``"<kind>:<spec key>"`` with
         kind ``fp`` (first), ``lp`` (last), ``mx`` (peak) or ``dv`` (distinct values); a
-        latest value replaced by an equal one has not moved.
+        latest value replaced by an equal one has not moved, unless the prop is read among
+        alternatives (``last(click.channel|utm_source)``) and its record passed another's
+        that holds another value (see :func:`_overtook`).
 
         >>> from stream_app.state.requirements import PropSpec, Selector
         >>> req = Requirements(lasts={PropSpec(Selector.parse("click"), "channel")})
@@ -345,6 +377,28 @@ class StateUpdater:
                     insort(vals, v)
                     if moved is not None:
                         moved.add("dv:" + key)
+            elif kind == "lpa":     # "lp", read among alternatives: last(sel.a|b)
+                lp = state.get("lp")
+                if lp is None:
+                    lp = state["lp"] = {}
+                cur = lp.get(key)
+                if newest or cur is None or (ts, eid) > (cur[0], cur[1]):
+                    lp[key] = [ts, eid, value]
+                    if moved is not None and (_differs(cur, value) or _overtook(
+                            lp, self._alt_others["lp"][key], cur, ts, eid, value, True)):
+                        moved.add("lp:" + key)
+            elif kind == "fpa":     # "fp", read among alternatives: first(sel.a|b)
+                fp = state.get("fp")
+                if fp is None:
+                    fp = state["fp"] = {}
+                elif newest and key in fp:
+                    continue
+                cur = fp.get(key)
+                if cur is None or (ts, eid) < (cur[0], cur[1]):
+                    fp[key] = [ts, eid, value]
+                    if moved is not None and (_differs(cur, value) or _overtook(
+                            fp, self._alt_others["fp"][key], cur, ts, eid, value, False)):
+                        moved.add("fp:" + key)
 
     def _apply_profile(self, state, ev) -> None:
         pr = state.setdefault("pr", {})

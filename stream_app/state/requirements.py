@@ -177,6 +177,10 @@ class Requirements:
     peaks: set[PropSpec] = field(default_factory=set)       # lifetime maximum
     firsts: set[PropSpec] = field(default_factory=set)      # earliest value
     lasts: set[PropSpec] = field(default_factory=set)       # latest value
+    #: ``first(sel.a|b)`` / ``last(sel.a|b)``: props of ``firsts`` / ``lasts`` read together
+    #: (the record of the earliest / latest of them wins); see :meth:`alt_others`
+    first_alts: set[tuple[PropSpec, ...]] = field(default_factory=set)
+    last_alts: set[tuple[PropSpec, ...]] = field(default_factory=set)
     distincts: set[PropSpec] = field(default_factory=set)   # set of values
     profile: set[str] = field(default_factory=set)          # latest profile field values
     streaks: set[PairSpec] = field(default_factory=set)
@@ -201,10 +205,39 @@ class Requirements:
         self.max_window_days = max(self.max_window_days, days)
 
     def prop_index(self) -> dict[str, list[tuple[str, PropSpec]]]:
-        """``prop -> [(aggregate kind, spec)]``, so the updater looks only at present props."""
+        """``prop -> [(aggregate kind, spec)]``, so the updater looks only at present props.
+        A first / last record read among alternatives (:attr:`first_alts`) has the kind
+        ``fpa`` / ``lpa`` instead of ``fp`` / ``lp``: the updater keeps it the same way and
+        also tells when it overtook another prop's record (:meth:`alt_others`).
+
+        >>> ch, utm = (PropSpec(Selector.parse("click"), p) for p in ("channel", "utm_source"))
+        >>> req = Requirements(lasts={ch, utm}, firsts={ch}, last_alts={(ch, utm)})
+        >>> {p: [(k, s.prop) for k, s in v] for p, v in req.prop_index().items()}
+        {'channel': [('fp', 'channel'), ('lpa', 'channel')], 'utm_source': [('lpa', 'utm_source')]}
+        """
         out: dict[str, list[tuple[str, PropSpec]]] = {}
+        alt = {"fp": {s for g in self.first_alts for s in g},
+               "lp": {s for g in self.last_alts for s in g}}
         for kind, specs in (("s", self.sums), ("mx", self.peaks), ("fp", self.firsts),
                             ("lp", self.lasts), ("dv", self.distincts)):
+            grouped = alt.get(kind, ())
             for spec in sorted(specs, key=lambda s: s.key):
-                out.setdefault(spec.prop, []).append((kind, spec))
+                out.setdefault(spec.prop, []).append(
+                    (kind + "a" if spec in grouped else kind, spec))
         return out
+
+    def alt_others(self, kind: str) -> dict[str, tuple[str, ...]]:
+        """``spec key -> the keys of the props read together with it`` in a ``first``
+        (``kind="fp"``) or ``last`` (``"lp"``) of alternatives, over every group it is in.
+
+        >>> a, b, c = (PropSpec(Selector.parse("click"), p) for p in "abc")
+        >>> others = Requirements(last_alts={(a, b), (c, a)}).alt_others("lp")
+        >>> others["stream:click.a"], others["stream:click.c"]
+        (('stream:click.b', 'stream:click.c'), ('stream:click.a',))
+        """
+        groups = self.first_alts if kind == "fp" else self.last_alts
+        out: dict[str, set[str]] = {}
+        for g in groups:
+            for spec in g:
+                out.setdefault(spec.key, set()).update(s.key for s in g if s != spec)
+        return {k: tuple(sorted(v)) for k, v in sorted(out.items())}

@@ -96,3 +96,19 @@ def test_same_millisecond_clicks_are_ordered_by_event_id(engine, make_event):
     st, _ = run(engine, [make_event("ad_landing", event_id="e2", channel="A"),
                          make_event("ad_landing", event_id="e1", utm_source="B")])
     assert _channels(st)[:2] == ("B", "A")
+
+
+def test_a_channel_seen_again_after_another_touch_is_the_last_touch_again(engine, make_event):
+    """The latest channel record keeps its value (A again) but passes the utm_source one
+    (B): the rule must run although no record's value moved."""
+    st, _ = run(engine, [make_event("ad_landing", day=0, channel="A"),
+                         make_event("ad_landing", day=1, utm_source="B")])
+    assert _channels(st)[:2] == ("A", "B")
+    st, ch = run(engine, [make_event("page_view", day=2, channel="A")], st)
+    assert _channels(st)[:2] == ("A", "A")
+    assert [(c["tag_id"], c["old"], c["new"]) for c in ch] == [("last_channel", "B", "A")]
+    # first touch, late: an earlier click re-asserting utm_source X passes channel Y
+    st, _ = run(engine, [make_event("ad_landing", day=5, utm_source="X"),
+                         make_event("ad_landing", day=3, channel="Y")], None)
+    st, ch = run(engine, [make_event("ad_landing", day=2, utm_source="X")], st)
+    assert _channels(st)[:2] == ("X", "X")

@@ -21,6 +21,9 @@ tags:
      value: "seq(trial_booked, order_paid, within: 3d)"}
   - {id: x_first, family: x, zh: 首, en: First, kind: text,
      value: "coalesce(first(any.channel), '-') + '/' + coalesce(last(any.channel), '-')"}
+  - {id: x_alts, family: x, zh: 选, en: Alternatives, kind: text,
+     value: "coalesce(first(any.utm_source|channel|region), '-') + '/'
+             + coalesce(last(any.region|utm_source), '-')"}
   - {id: x_sum, family: x, zh: 和, en: Sum, kind: number,
      value: "sum(order_paid.amount, 10d) * 1000 + sum(order_paid.amount) + peak(refund.amount)"}
   - {id: x_streak, family: x, zh: 连, en: Streak, kind: number,
@@ -59,6 +62,7 @@ def histories(draw):
         st.sampled_from(["java", "python", "ui"]),
         st.sampled_from(["bj", "sh", "gz"]),
         st.integers(0, 100),
+        st.sampled_from([None, "douyin", "moments"]),   # utm_source
     )
     return draw(st.lists(event_st, min_size=1, max_size=30))
 
@@ -66,10 +70,12 @@ def histories(draw):
 
 def build(raw):
     events = []
-    for i, (etype, minute, channel, amount, cat, region, pct) in enumerate(raw):
+    for i, (etype, minute, channel, amount, cat, region, pct, *utm) in enumerate(raw):
         props = {"amount": amount, "category": cat, "region": region, "percent": pct}
         if channel:
             props["channel"] = channel
+        if utm and utm[0]:
+            props["utm_source"] = utm[0]
         events.append(Event(f"e{i:03d}", "u1", T0 + minute * 60_000, etype,
                             STREAM_OF.get(etype, "click"), props=props))
     return events

@@ -51,6 +51,9 @@ tags:
      default: {value: calm, zh: 静, en: Calm}}
   - {id: x_mixed, family: x, zh: 混, en: Mixed, kind: text,
      value: "if(last(click.channel) == 'douyin' and count(stream:click, 7d) > 1, 'd', null)"}
+  - {id: x_alts, family: x, zh: 选, en: Alternatives, kind: text,
+     value: "coalesce(first(any.utm_source|channel|utm_campaign), '-') + '/'
+             + coalesce(last(click.utm_source|channel), '-')"}
 """
 
 DEFAULT = load_ruleset(DEFAULT_RULES)
@@ -64,6 +67,7 @@ PROPS = st.fixed_dictionaries({}, optional={
     "category": st.sampled_from(["java", "python", "ui"]),
     "class_type": st.sampled_from(["1v1", "small", "video", "odd"]),
     "channel": st.sampled_from(["douyin", "bilibili", "baidu_sem"]),
+    "utm_source": st.sampled_from(["douyin", "moments"]),
     "utm_campaign": st.sampled_from(["spring", "618"]),
     "region": st.sampled_from(["bj", "sh"]),
     "education": st.sampled_from(["本科", "master", "other"]),
