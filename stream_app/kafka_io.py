@@ -245,3 +245,55 @@ def true_end_offsets(bootstrap: str, reported: Ends, idle_s: float = 0.3,
     finally:
         c.close()
     return out
+
+
+Marks = dict[tuple[str, int], tuple[int, int]]
+
+
+def backlog_of(marks: Marks, ends: Ends, committed: dict[tuple[str, int], int]) -> int:
+    """Records not processed yet: per partition, its end minus where the group resumes (its
+    committed offset, else the log start: the workers read from the earliest), summed.
+
+    ``marks``: ``(low, high)`` watermarks; ``ends``: the checked ends
+    (:func:`true_end_offsets`, the high watermark where None); ``committed``: -1 or absent
+    where the group committed nothing.
+
+    >>> marks = {("events.click", 0): (0, 100), ("events.click", 1): (40, 50)}
+    >>> backlog_of(marks, {("events.click", 0): 120}, {("events.click", 0): 90})
+    40
+    """
+    total = 0
+    for key, (low, high) in marks.items():
+        end = ends.get(key)
+        end = high if end is None or end < 0 else end
+        total += max(0, end - max(committed.get(key, -1), low, 0))
+    return total
+
+
+def group_backlog(bootstrap: str, group: str, topics: Sequence[str], partitions: int,
+                  probe_s: float = 1.0) -> int:
+    """Records of ``topics`` that consumer group ``group`` has not processed (committed) yet,
+    read without joining the group: one consumer for the watermarks and the committed offsets,
+    and :func:`true_end_offsets` (at most ``probe_s`` seconds of reading) for tansu's short
+    ends. The ends are read before the committed offsets, so a busy group is not shown behind
+    by what it processed meanwhile.
+
+    Example (needs a broker)::
+
+        group_backlog("127.0.0.1:9092", "stream-app", ["events.click"], 4)   # e.g. 1234
+    """
+    from confluent_kafka import Consumer, TopicPartition  # noqa: PLC0415
+
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
+                  "enable.auto.commit": False, "log_level": 2, **_security()})
+    try:
+        tps = [TopicPartition(t, p) for t in topics for p in range(partitions)]
+        marks: Marks = {(tp.topic, tp.partition): c.get_watermark_offsets(tp, timeout=10)
+                        for tp in tps}
+        ends = true_end_offsets(bootstrap, {k: high for k, (_, high) in marks.items()},
+                                idle_s=0.2, timeout_s=probe_s)
+        committed = {(tp.topic, tp.partition): tp.offset
+                     for tp in c.committed(tps, timeout=10)}
+    finally:
+        c.close()
+    return backlog_of(marks, ends, committed)

@@ -5,12 +5,16 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter, deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
 from stream_app.text import plural
+
+#: seconds between two summary lines (not a terminal) and two backlog readings
+SUMMARY_EVERY_S = 10.0
 
 
 def _produce_simulation(stack, arrivals: float | None, speed: float | None, seed: int,
@@ -47,8 +51,57 @@ def _produce_simulation(stack, arrivals: float | None, speed: float | None, seed
     producer.flush(10)
 
 
+class Backlog:
+    """The workers' backlog for the summary: input events produced but not processed yet
+    (end offsets minus the group's committed offsets, ``kafka_io.group_backlog``), measured
+    by :meth:`run` in a background thread once every ``every_s`` seconds (once per summary
+    line), so the summary never waits on the broker. A backlog that keeps growing means the
+    worker(s) do not keep up.
+
+    Example:
+        >>> readings = iter([1200, 1500, 900])
+        >>> b = Backlog(lambda: next(readings), every_s=10.0)
+        >>> b.text()
+        'backlog ?'
+        >>> b.update(); b.text()
+        'backlog 1,200 events'
+        >>> b.update(); b.text()
+        'backlog 1,500 events (+300 in 10s)'
+        >>> b.update(); b.text()
+        'backlog 900 events (-600 in 10s)'
+    """
+
+    def __init__(self, measure: Callable[[], int], every_s: float = SUMMARY_EVERY_S) -> None:
+        self.measure, self.every_s = measure, every_s
+        #: (events not processed, change since the reading before) or None before the first
+        self.reading: tuple[int, int | None] | None = None
+
+    def update(self) -> None:
+        """Take one reading; a failed one (broker busy) keeps the last."""
+        try:
+            n = self.measure()
+        except Exception:  # noqa: BLE001 - a summary detail must not stop dev
+            return
+        last = self.reading
+        self.reading = (n, None if last is None else n - last[0])
+
+    def run(self, stop: threading.Event) -> None:
+        """Read now and every ``every_s`` seconds until ``stop`` is set."""
+        while not stop.is_set():
+            self.update()
+            if stop.wait(self.every_s):
+                return
+
+    def text(self) -> str:
+        if self.reading is None:
+            return "backlog ?"
+        n, change = self.reading
+        trend = f" ({change:+,} in {self.every_s:.0f}s)" if change else ""
+        return f"backlog {plural(n, 'event')}{trend}"
+
+
 def _render(stats: Counter, tag_feed: deque, alert_feed: deque, started: float,
-            rate: float):  # noqa: ANN202
+            rate: float, backlog: Backlog | None = None):  # noqa: ANN202
     from rich.console import Group  # noqa: PLC0415
     from rich.table import Table  # noqa: PLC0415
 
@@ -57,6 +110,8 @@ def _render(stats: Counter, tag_feed: deque, alert_feed: deque, started: float,
     head.add_column(justify="right")
     for label, value in [("events produced", f"{stats['events']:,}"),
                          ("events/s", f"{rate:,.0f}"),
+                         ("not processed yet (backlog)",
+                          backlog.text().removeprefix("backlog ") if backlog else "?"),
                          ("tag changes", f"{stats['tags']:,}"),
                          ("hot-lead alerts", f"{stats['alert:hot_lead']:,}"),
                          ("at-risk alerts", f"{stats['alert:at_risk']:,}"),
@@ -95,7 +150,8 @@ def _describe(topic: str, rec: dict) -> str:
 class PlainFeed:
     """What ``dev`` shows when its output is not a terminal (a pipe, a log file, CI): one
     summary line every ``every_s`` seconds and the alerts that came since, instead of a live
-    table that a non-terminal would only get at the end.
+    table that a non-terminal would only get at the end. With a :class:`Backlog`, the line
+    ends with the events not processed yet.
 
     Example:
         >>> from rich.console import Console
@@ -105,10 +161,17 @@ class PlainFeed:
         ...             now=12.0)
         12s: 120 events (60/s), 30 tag changes, alerts 1 hot-lead 0 at-risk 0 anomaly, 0 DLQ
           hot lead u1
+        >>> feed.backlog = Backlog(lambda: 35)
+        >>> feed.backlog.update()
+        >>> feed.update(Counter(events=150, tags=31), rate=30.0, now=13.0)
+        13s: 150 events (30/s), 31 tag changes, alerts 0 hot-lead 0 at-risk 0 anomaly, 0 DLQ,
+        backlog 35 events
     """
 
-    def __init__(self, console: Any, started: float, every_s: float = 10.0) -> None:
+    def __init__(self, console: Any, started: float, every_s: float = SUMMARY_EVERY_S,
+                 backlog: Backlog | None = None) -> None:
         self.console, self.started, self.every_s = console, started, every_s
+        self.backlog = backlog
         self.last = started
         self.alerts: list[str] = []
 
@@ -127,7 +190,8 @@ class PlainFeed:
             f"{now - self.started:.0f}s: {plural(stats['events'], 'event')} ({rate:,.0f}/s), "
             f"{plural(stats['tags'], 'tag change')}, alerts {stats['alert:hot_lead']:,} hot-lead "
             f"{stats['alert:at_risk']:,} at-risk {stats['alert:metric_anomaly']:,} anomaly, "
-            f"{stats['dlq']:,} DLQ", highlight=False, soft_wrap=True)
+            f"{stats['dlq']:,} DLQ" + (f", {self.backlog.text()}" if self.backlog else ""),
+            highlight=False, soft_wrap=True)
         for line in self.alerts[-5:]:
             self.console.print(f"  {line}", highlight=False, soft_wrap=True)
         self.alerts.clear()
@@ -156,7 +220,8 @@ def command(arrivals: float | None, speed: float | None, warmup_days: float | No
     from rich.console import Console  # noqa: PLC0415
     from rich.live import Live  # noqa: PLC0415
 
-    from stream_app.kafka_io import read_assigned  # noqa: PLC0415
+    from stream_app.contract import load_contract  # noqa: PLC0415
+    from stream_app.kafka_io import group_backlog, read_assigned  # noqa: PLC0415
     from stream_app.services.signals import terminate_as_interrupt  # noqa: PLC0415
     from stream_app.services.stack import Stack  # noqa: PLC0415
 
@@ -189,6 +254,10 @@ def command(arrivals: float | None, speed: float | None, warmup_days: float | No
                                         args=(stack, arrivals, speed, seed, inject, stop, stats,
                                               warmup_days))
             producer.start()
+            group, inputs = stack.settings().app_id, load_contract().input_topics()
+            backlog = Backlog(lambda: group_backlog(stack.bootstrap, group, inputs, partitions))
+            threading.Thread(target=backlog.run, args=(stop,), daemon=True,
+                             name="dev-backlog").start()
             readers = {t: read_assigned(stack.bootstrap, t, partitions if t != "x" else 1)
                        for t in ("tags.changes", "alerts.hot_lead", "alerts.at_risk",
                                  "alerts.metric_anomaly", "events.dlq")}
@@ -198,9 +267,11 @@ def command(arrivals: float | None, speed: float | None, warmup_days: float | No
             last_n, last_t, rate = 0, started, 0.0
             import orjson  # noqa: PLC0415
 
-            plain = None if console.is_terminal else PlainFeed(console, started)
-            with (Live(_render(stats, tag_feed, alert_feed, started, rate), console=console,
-                       refresh_per_second=2) if plain is None else plain) as live:
+            plain = None if console.is_terminal else PlainFeed(console, started,
+                                                               backlog=backlog)
+            with (Live(_render(stats, tag_feed, alert_feed, started, rate, backlog),
+                       console=console, refresh_per_second=2)
+                  if plain is None else plain) as live:
                 while not duration or time.time() - started < duration:
                     for topic, consumer in readers.items():
                         for msg in consumer.consume(num_messages=2000, timeout=0.05):
@@ -226,7 +297,8 @@ def command(arrivals: float | None, speed: float | None, warmup_days: float | No
                         rate = (stats["events"] - last_n) / (now - last_t)
                         last_n, last_t = stats["events"], now
                     if plain is None:
-                        live.update(_render(stats, tag_feed, alert_feed, started, rate))
+                        live.update(_render(stats, tag_feed, alert_feed, started, rate,
+                                            backlog))
                     else:
                         plain.update(stats, rate)
                     if not producer.is_alive() and stats["events"] == 0:

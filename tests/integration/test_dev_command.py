@@ -1,6 +1,7 @@
 """``stream-app dev`` (``make run``) stopped by a signal instead of Ctrl-C: SIGTERM (``kill``,
 ``timeout``, a supervisor) stops it the same way, and nothing it started is left running.
-Its output to a pipe is a summary line every 10 s with events and tag changes flowing."""
+Its output to a pipe is a summary line every 10 s with events and tag changes flowing, and
+the backlog: input events the workers have not processed yet."""
 
 from __future__ import annotations
 
@@ -56,6 +57,16 @@ def test_sigterm_stops_dev_and_every_service_it_started(tmp_path) -> None:
             summary = re.match(r"\d+s: ([\d,]+) events .*, ([\d,]+) tag changes, alerts ", line)
         assert summary, "".join(out[-30:])
         assert int(summary[1].replace(",", "")) > 0 and int(summary[2].replace(",", "")) > 0
+        # the backlog, read in the background once per summary ("?" until the first reading)
+        backlog = re.search(r", backlog ([\d,]+) events?\b", line)
+        while time.time() < deadline and backlog is None:
+            line = proc.stdout.readline()
+            out.append(line)
+            if re.match(r"\d+s: ", line):
+                assert ", backlog " in line, line
+                backlog = re.search(r", backlog ([\d,]+) events?\b", line)
+        assert backlog, "".join(out[-30:])
+        assert int(backlog[1].replace(",", "")) >= 0
         proc.send_signal(signal.SIGTERM)
         rest, _ = proc.communicate(timeout=90)
     finally:
