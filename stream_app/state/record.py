@@ -167,7 +167,9 @@ class StateUpdater:
                             for s, days in req.stream_windows.items()}
         self.dedup_window = dedup_window
         self._props = req.prop_index()
-        self._alt_others = {"fp": req.alt_others("fp"), "lp": req.alt_others("lp")}
+        #: first / last records read among alternatives: key -> the other props' keys
+        self._fp_others = req.alt_others("fp")
+        self._lp_others = req.alt_others("lp")
         self._profile = sorted(req.profile)
         self._streaks: list[PairSpec] = sorted(req.streaks, key=lambda p: p.key)
         self._seqs: list[PairSpec] = sorted(req.seqs, key=lambda p: p.key)
@@ -384,9 +386,18 @@ class StateUpdater:
                 cur = lp.get(key)
                 if newest or cur is None or (ts, eid) > (cur[0], cur[1]):
                     lp[key] = [ts, eid, value]
-                    if moved is not None and (_differs(cur, value) or _overtook(
-                            lp, self._alt_others["lp"][key], cur, ts, eid, value, True)):
+                    if moved is None:
+                        continue
+                    if cur is None or (old := cur[2]) != value or type(old) is not type(value):
                         moved.add("lp:" + key)
+                        continue
+                    t0 = cur[0]
+                    for other in self._lp_others[key]:
+                        r = lp.get(other)    # usually older than cur: one comparison
+                        if r is not None and r[0] >= t0 and _overtook(
+                                lp, (other,), cur, ts, eid, value, True):
+                            moved.add("lp:" + key)
+                            break
             elif kind == "fpa":     # "fp", read among alternatives: first(sel.a|b)
                 fp = state.get("fp")
                 if fp is None:
@@ -396,9 +407,18 @@ class StateUpdater:
                 cur = fp.get(key)
                 if cur is None or (ts, eid) < (cur[0], cur[1]):
                     fp[key] = [ts, eid, value]
-                    if moved is not None and (_differs(cur, value) or _overtook(
-                            fp, self._alt_others["fp"][key], cur, ts, eid, value, False)):
+                    if moved is None:
+                        continue
+                    if _differs(cur, value):
                         moved.add("fp:" + key)
+                        continue
+                    t0 = cur[0]
+                    for other in self._fp_others[key]:
+                        r = fp.get(other)
+                        if r is not None and r[0] <= t0 and _overtook(
+                                fp, (other,), cur, ts, eid, value, False):
+                            moved.add("fp:" + key)
+                            break
 
     def _apply_profile(self, state, ev) -> None:
         pr = state.setdefault("pr", {})
