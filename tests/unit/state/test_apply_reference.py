@@ -115,6 +115,23 @@ LATE = [0, 0, 0, 1, DAY, 40 * DAY, 119 * DAY, 120 * DAY, 121 * DAY, 199 * DAY, 2
         364 * DAY, 365 * DAY, 366 * DAY, "ft-1", "ft", "lt"]
 
 
+def _passed(groups, recs, key, cur, new, value, latest) -> bool:
+    """Props read among alternatives (``fpa`` / ``lpa``, added after 42c7498): a record
+    replaced by an equal value moved when, in a group of ``key``, another prop's record of
+    another value lies between the old record and the event (both included)."""
+    old = (cur[0], cur[1])
+    lo, hi = (old, new) if latest else (new, old)
+    for group in groups:
+        if key not in {s.key for s in group}:
+            continue
+        for spec in group:
+            r = recs.get(spec.key)
+            if spec.key != key and r is not None and record._differs(r, value) and (
+                    lo <= (r[0], r[1]) <= hi):
+                return True
+    return False
+
+
 def _ref_apply_props(up, state, ev, day, value, specs, base_day, moved, newest) -> None:
     """``StateUpdater._apply_props`` as of 42c7498 (specs as (kind, key))."""
     ts, eid = ev.ts, ev.event_id
@@ -136,21 +153,23 @@ def _ref_apply_props(up, state, ev, day, value, specs, base_day, moved, newest) 
                 mx[key] = value
                 if moved is not None:
                     moved.add("mx:" + key)
-        elif kind == "fp":
+        elif kind in ("fp", "fpa"):
             fp = state.setdefault("fp", {})
             if newest and key in fp:
                 continue
             cur = fp.get(key)
             if cur is None or (ts, eid) < (cur[0], cur[1]):
                 fp[key] = [ts, eid, value]
-                if moved is not None and record._differs(cur, value):
+                if moved is not None and (record._differs(cur, value) or kind == "fpa" and _passed(
+                        up.req.first_alts, fp, key, cur, (ts, eid), value, False)):
                     moved.add("fp:" + key)
-        elif kind == "lp":
+        elif kind in ("lp", "lpa"):
             lp = state.setdefault("lp", {})
             cur = lp.get(key)
             if newest or cur is None or (ts, eid) > (cur[0], cur[1]):
                 lp[key] = [ts, eid, value]
-                if moved is not None and record._differs(cur, value):
+                if moved is not None and (record._differs(cur, value) or kind == "lpa" and _passed(
+                        up.req.last_alts, lp, key, cur, (ts, eid), value, True)):
                     moved.add("lp:" + key)
         elif kind == "dv":
             if not isinstance(value, str | int | float) or isinstance(value, bool):
