@@ -2,9 +2,12 @@
 
 * **hot lead** (``alerts.hot_lead``): the lead enters the high intent layer, or its score jumps
   by ``jump`` or more (to at least ``min_score_for_jump``).
-* **at risk** (``alerts.at_risk``): the at-risk score enters its high layer, or the rule family
-  fires: ``consecutive_missed`` missed lessons in a row, or a rule-engine tag listed in
-  ``rule_tags`` (e.g. ``at_risk``) turns true (the agent passes the user's tags in).
+* **at risk** (``alerts.at_risk``): the rule engine's ``at_risk`` tag (``rule_tags``) turns
+  true: missed lessons in a row, a stall, or the gated model's score at or above the
+  threshold in ``config/rules/learning.yaml``; ``consecutive_missed`` missed lessons in a row
+  add their own reason. Its layer is that tag (``layer_tag``, no ``enter_layer`` trigger of
+  its own) and nothing goes out unless the tag is true (``require_tag``), so the alert and
+  the learner's tags agree (the agent passes the tags in).
 
 Eligibility: ``require_any`` (e.g. at-risk only for users with study or purchase events)
 and ``exclude_if_any`` (e.g. no hot-lead alert for a lead who already bought).
@@ -53,7 +56,7 @@ from stream_app.alerts.words import Words
 from stream_app.config import REPO_ROOT
 from stream_app.errors import ConfigError
 from stream_app.events import Event
-from stream_app.scoring.config import ScoringConfig
+from stream_app.scoring.config import ScoringConfig, tag_layer
 from stream_app.scoring.points import round_fixed, top_point_events
 
 DEFAULT_PATH = REPO_ROOT / "config" / "alerts.yaml"
@@ -77,7 +80,9 @@ class AlertKind:
 
     kind: str
     target: str
-    enter_layer: str = "high"
+    #: the layer whose entry alerts (None: no layer trigger, e.g. at_risk, whose layer is the
+    #: ``at_risk`` tag and alerts through ``rule_tags``)
+    enter_layer: str | None = "high"
     jump: float | None = None
     min_score_for_jump: float = 0.0
     cooldown_hours: float = 24.0
@@ -93,6 +98,10 @@ class AlertKind:
     #: alerts if it enters ``enter_layer`` (else a tag that left the layer on the clock and
     #: came back with the next event would not alert)
     layer_tag: str | None = None
+    #: a rule tag that must be true (truthy) for an alert of this kind to go out, when the
+    #: agent passes the tags in (``at_risk``: an at-risk alert only for a learner the tags
+    #: call at risk, whatever its trigger); checked only once a trigger fired
+    require_tag: str | None = None
     require_any: tuple[str, ...] = ()       # only users who did one of these event types
     exclude_if_any: tuple[str, ...] = ()    # never users who did one of these
     next_steps: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -229,7 +238,7 @@ class AlertPolicy:
                 rules = self._rule_triggers(k, mem, event, rule_tags)
                 if rules:
                     why = why + rules if why else rules
-            if not why or not self._admit(k, mem, event):
+            if not why or not _holds(k, rule_tags) or not self._admit(k, mem, event):
                 continue
             if callable(x) and step.source.get(target, "rules") != "rules":
                 x = x(st, event.ts)     # only a model's reasons read the vector
@@ -257,6 +266,8 @@ class AlertPolicy:
         [('at_risk', ['rule'], 'rule tag at_risk')]
         >>> p.decide_clock(st, tick, {"at_risk": True})     # the tag was on already
         []
+        >>> st["al"]["at_risk"]["l"]      # at_risk's layer is the at_risk tag: true is high
+        'high'
         >>> st["al"]["hot_lead"] = {"s": 0.7, "l": "high"}
         >>> p.decide_clock(st, tick, {"at_risk": True, "intent": "medium"})  # decayed
         []
@@ -279,13 +290,12 @@ class AlertPolicy:
                 mem = al[kind] = {}
             why: list[dict[str, Any]] = []
             if by_tag:
-                v = rule_tags.get(k.layer_tag)      # (as Scorer: no tag yet is low)
-                layer = v if v.__class__ is str else "low"
+                layer = tag_layer(rule_tags.get(k.layer_tag))   # (as the Scorer reads it)
                 if layer == enter and mem.get("l") != enter and "s" in mem:
                     why.append({"trigger": "enter_layer"})
                 mem["l"] = layer
             why += self._rule_triggers(k, mem, tick, rule_tags)
-            if not why or not self._admit(k, mem, tick):
+            if not why or not _holds(k, rule_tags) or not self._admit(k, mem, tick):
                 continue
             last_step = _LastScores({target: mem.get("s") or 0.0}, {target: mem.get("l")},
                                     {target: "rules"})
@@ -392,6 +402,18 @@ class AlertPolicy:
             "channel": channel,
             "next_step": dict(next_step) if next_step else None,
         }
+
+
+def _holds(k: AlertKind, rule_tags: dict[str, Any] | None) -> bool:
+    """Whether ``k``'s ``require_tag`` (if any) is true in ``rule_tags`` (no tags passed in,
+    e.g. offline: nothing to check).
+
+    >>> k = AlertKind("at_risk", "at_risk", require_tag="at_risk")
+    >>> _holds(k, {"at_risk": True}), _holds(k, {"at_risk": False}), _holds(k, {}), _holds(k, None)
+    (True, False, False, True)
+    """
+    tag = k.require_tag
+    return tag is None or rule_tags is None or rule_tags.get(tag) not in (None, False, 0, "")
 
 
 def _subject(feature: str) -> str:

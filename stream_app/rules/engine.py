@@ -374,7 +374,7 @@ class TagEngine:
         >>> from stream_app.rules.loader import load_ruleset
         >>> tags, hid, plan = TagEngine(load_ruleset(DEFAULT_RULES))._score_tags()
         >>> [t.id for t in tags], hid, [t.id for t in plan[1]]
-        (['intent'], False, ['intent', 'demand_stage'])
+        (['intent', 'at_risk'], False, ['intent', 'demand_stage', 'at_risk'])
         """
         if self._scores_plan is _ABSENT:
             rs = self._ruleset
@@ -417,11 +417,12 @@ class TagEngine:
 
         >>> from stream_app.rules.loader import load_ruleset
         >>> eng = TagEngine(load_ruleset(DEFAULT_RULES))   # intent: convert >= 0.5, >= 0.2
-        >>> [eng._scores_moved({"convert": 0.3}, {"convert": v, "at_risk": 0.9})
+        >>> kept = {"convert": 0.3, "at_risk": 0.1}      # (at_risk: read by the at_risk tag)
+        >>> [eng._scores_moved(kept, {"convert": v, "x": 0.9})   # x: read by no rule
         ...  for v in (0.4, 0.2, 0.6, None)]
         [0, 0, 2, 2]
-        >>> eng._scores_moved({"convert": 0.3}, {"at_risk": 0.9}), eng._scores_moved(
-        ...     {"convert": None}, {"at_risk": 0.9})
+        >>> eng._scores_moved(kept, {"x": 0.9}), eng._scores_moved(
+        ...     {"convert": None, "at_risk": 0.1}, {"x": 0.9})
         (0, 1)
         """
         memos = self._score_sigs

@@ -102,6 +102,19 @@ class RehearsalConfig:
     seed: int = 7
 
 
+def tag_layer(value: Any) -> str:
+    """The layer a ``layer_tag``'s value stands for: an enum tag's value is the layer
+    (``intent``: high / medium / low), a bool tag's ``true`` is ``high`` (``at_risk``), and
+    anything else (``false``, no tag yet) is ``low``. The scorer inlines it per event.
+
+    >>> [tag_layer(v) for v in ("medium", True, False, None)]
+    ['medium', 'high', 'low', 'low']
+    """
+    if value.__class__ is str:
+        return value
+    return "high" if value is True else "low"
+
+
 @dataclass(frozen=True)
 class TargetConfig:
     """One prediction target (``convert``, ``at_risk``, ...)."""
@@ -116,10 +129,11 @@ class TargetConfig:
     gate: GateConfig = field(default_factory=GateConfig)
     rules: RulesConfig = field(default_factory=RulesConfig)
     rehearsal: RehearsalConfig = field(default_factory=RehearsalConfig)
-    #: the rule engine's tag that *is* this target's layer (``intent`` for ``convert``):
-    #: given the user's tags, the scorer takes the layer from it whatever the score's source,
-    #: so that the tag, the Redis ``layer:<target>`` field and the alerts agree; ``layers``
-    #: and ``rules.layers`` then serve only a scorer run without the rule engine
+    #: the rule engine's tag that *is* this target's layer (``intent`` for ``convert``,
+    #: ``at_risk`` for ``at_risk``): given the user's tags, the scorer takes the layer from it
+    #: whatever the score's source (:func:`tag_layer`), so that the tag, the Redis
+    #: ``layer:<target>`` field and the alerts agree; ``layers`` and ``rules.layers`` then
+    #: serve only a scorer run without the rule engine
     layer_tag: str | None = None
 
     def layer(self, score: float) -> str:

@@ -176,7 +176,8 @@ class Scorer:
         keeps them apart, :mod:`stream_app.state.codec`).
 
         ``rule_tags``: the user's tags after the event (the rule engine's). A target with a
-        ``layer_tag`` (``convert``: ``intent``) then takes its layer from that tag.
+        ``layer_tag`` (``convert``: ``intent``; ``at_risk``: ``at_risk``, true is high) then
+        takes its layer from that tag (:func:`stream_app.scoring.config.tag_layer`).
         ``retag(step)``: called with the new scores before the layers are read from the tags
         and the alerts decided; the rule engine re-evaluates the tags that read the scores
         and it returns the tags after that (None: ``rule_tags`` as they are), so that a model
@@ -251,9 +252,11 @@ class Scorer:
                 layers = step.layers
                 for name, tag in self._layer_tags:
                     v = rule_tags.get(tag)
-                    # (the tag's value is the layer; no tag yet, e.g. a learner without
-                    # clicks and without a live score: low)
-                    layers[name] = v if v.__class__ is str else "low"
+                    # (config.tag_layer inlined: an enum tag's value is the layer, a bool
+                    # tag's true is high; no tag yet, e.g. a learner without clicks and
+                    # without a live score, or false: low)
+                    layers[name] = (v if v.__class__ is str
+                                    else "high" if v is True else "low")
             if self.alert_policy is not None:
                 # no closure over st and ts for the lazy vector: the policy calls
                 # features(st, event.ts) itself, at most once

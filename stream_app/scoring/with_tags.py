@@ -3,7 +3,10 @@
 The rule engine's ``intent`` tag is *the* intent layer: the scorer reads the layer of
 ``convert`` from it (``layer_tag`` in ``config/scoring.yaml``), so the tag, the Redis
 ``layer:convert`` field and the hot-lead alert's ``enter_layer`` trigger agree by
-construction. The order of one step:
+construction. Likewise the ``at_risk`` tag (a bool: true is ``high``) is *the* at-risk
+layer (``layer:at_risk``) and the at-risk alert's trigger (``rule_tags``; ``require_tag``:
+no at-risk alert without it); it reads the at-risk model's score once that is gated. The
+order of one step:
 
 1. the engine has applied the event (``state["tags"]`` are the tags after it);
 2. the scorer scores every target;

@@ -172,7 +172,7 @@ def test_same_day_shortcut_matches_full_evaluation(engine, make_event):
 
 def test_scores_re_evaluate_only_score_readers(engine, default_ruleset, make_event):
     aff = default_ruleset.affected("__scores__", "__scores__", clock_moved=False)
-    assert aff == {"intent"}
+    assert aff == {"intent", "at_risk"}   # at_risk reads score.at_risk too
     st, _ = run(engine, [make_event("course_view")])
     r = engine.on_scores(st, {"convert": 0.9}, T0)
     assert {c["tag_id"] for c in r.changes} == {"intent", "demand_stage"}

@@ -119,7 +119,8 @@ def test_the_shortcut_runs(make_event):
     assert eng.on_scores(st_, {"convert": 0.15, "at_risk": 0.9}, st_["now"]).changes == []
     assert [c["tag_id"] for c in eng.on_scores(st_, {"convert": 0.9}, st_["now"]).changes] == [
         "intent", "demand_stage"]
-    assert calls == [] and len(runs) == 1
+    # (two first scores: convert's, read by intent, and at_risk's, read by at_risk)
+    assert calls == [] and len(runs) == 2
     assert eng.on_scores(st_, {"convert": 0.8}, st_["now"] + 1).changes == []
     assert calls == [_SCORES_TOUCHED]
 

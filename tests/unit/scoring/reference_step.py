@@ -296,6 +296,9 @@ class AlertPolicyReference(AlertPolicy):
                 why += self._rule_triggers(k, mem, event, rule_tags)
             if not why:
                 continue
+            if k.require_tag and rule_tags is not None and rule_tags.get(
+                    k.require_tag) in (None, False, 0, ""):
+                continue        # (an at-risk alert only with the at_risk tag true)
             last = mem.get("t")
             if last is not None and event.ts - last < k.cooldown_hours * HOUR_MS:
                 continue

@@ -62,3 +62,47 @@ def test_alert_reasons_are_decayed_points_not_lifetime_totals() -> None:
                if r["kind"] == "points"}
     assert reasons["trial_purchased"] > 4.9
     assert reasons.get("cart_add", 0.0) < 0.1     # 40 lifetime points, ~0.1 now
+
+
+# ---- at risk: the at_risk tag (a bool) is the layer and the one trigger -------------------
+
+def _learner(sc: Scorer, tags: dict, n: int = 6, etype: str = "lesson_missed") -> list:
+    """``n`` study events of ``etype`` a day apart, all with the rule tags ``tags``."""
+    st, alerts, layers = None, [], []
+    for i in range(n):
+        s = sc.on_event(st, Event(f"m{i}", "u1", T0 + i * DAY, etype, "study"),
+                        rule_tags=tags)
+        st = s.sc_state
+        alerts += [a for a in s.alerts if a["kind"] == "at_risk"]
+        layers.append(s.layers["at_risk"])
+    return [alerts, layers]
+
+
+def test_the_at_risk_layer_is_the_at_risk_tag_whatever_the_points_say() -> None:
+    cfg = config()
+    sc = Scorer(cfg, ModelRegistry(cfg), alert_policy=None)
+    # six missed lessons: 18 rule points, the scorer's own high (10), yet the tag decides
+    assert _learner(sc, {"at_risk": False})[1][-1] == "low"
+    assert _learner(sc, {})[1][-1] == "low"                       # no tag (not a learner)
+    assert _learner(sc, {"at_risk": True}, n=1, etype="video_watched")[1] == ["high"]
+    assert _learner(sc, None)[1][-1] == "high"      # no rule engine: the scorer's thresholds
+
+
+def test_no_at_risk_alert_from_the_scorers_own_layer() -> None:
+    """Before, the points (or p >= 0.7) entering the scorer's high layer alerted while the
+    learner's at_risk tag said Normal."""
+    cfg = config()
+    sc = Scorer(cfg, ModelRegistry(cfg), alert_policy=AlertPolicy.from_config(cfg))
+    assert _learner(sc, {"at_risk": False})[0] == []
+
+
+def test_an_at_risk_alert_needs_the_at_risk_tag_true_whatever_its_trigger() -> None:
+    cfg = config()
+    sc = Scorer(cfg, ModelRegistry(cfg), alert_policy=AlertPolicy.from_config(cfg))
+    # a run of three in the engine's streak, but the tag holds no value (e.g. a graduate)
+    assert _learner(sc, {"consecutive_absences": 3, "at_risk": None})[0] == []
+    alerts = _learner(sc, {"consecutive_absences": 3, "at_risk": True})[0]
+    assert [a["triggers"] for a in alerts] == [["rule", "rule"]]
+    assert [r["en"] for r in alerts[0]["reasons"][:2]] == ["missed 3 lessons in a row",
+                                                           "rule tag at_risk"]
+    assert alerts[0]["layer"] == "high"

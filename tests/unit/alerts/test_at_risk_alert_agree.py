@@ -1,0 +1,185 @@
+"""One definition of "at risk": an at-risk alert goes out only with the learner's ``at_risk``
+tag true, every entry of the tag into true alerts an eligible learner outside the cooldown
+(on an event or a clock tick), and the layer written to Redis (``layer:at_risk``) is the tag.
+
+A seeded simulator stream (learners with a lesson every day, so missed-lesson runs, stalls
+and withdrawals come within weeks) replayed in-process the way the worker runs it: the rule
+engine, the scorer beside it (:func:`score_with_tags`), clock ticks through
+:func:`tick_alerts`, and models a trainer publishes (the at-risk model passes its gate within
+the replay, so the tag turns true from the rules and from the model's score).
+
+Before, the alert also fired on the scorer's own high layer (its rule points before the
+gate, ``p >= 0.7`` after) while the tag said 正常 / Normal (or held no value: a buyer who had
+not started, a graduate), and ``layer:at_risk`` was that layer, not the tag.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import orjson
+import pytest
+import yaml
+
+from stream_app.alerts.policy import DEFAULT_PATH, HOUR_MS, AlertPolicy
+from stream_app.config import REPO_ROOT
+from stream_app.events import Event
+from stream_app.rules.engine import DEFAULT_RULES, TagEngine
+from stream_app.rules.loader import load_ruleset
+from stream_app.scoring.registry import ModelRegistry
+from stream_app.scoring.scorer import Scorer
+from stream_app.scoring.with_tags import score_with_tags, tick_alerts
+from tests.unit.scoring.fixtures import config
+from tests.unit.scoring.test_fast_path import PUBLISH_EVERY
+
+TICK_MS = 6 * HOUR_MS       # the clock sweeps every user this often (event time)
+#: the simulator's live-mode story: a lesson every day, courses starting within a day
+SIM = {"study.lesson_weekdays": [0, 1, 2, 3, 4, 5, 6], "study.start_delay_days": [0, 1],
+       "lead.window_days": 7}
+
+
+def _sim_events(users: int, days: int, seed: int) -> list[Event]:
+    from stream_app.sim import START, Simulator, load_sim_config  # noqa: PLC0415
+    from stream_app.sim.rhythm import DAY_MS  # noqa: PLC0415
+
+    sim = Simulator(load_sim_config(overrides={"users": users, **SIM}), seed=seed)
+    return [Event(d["event_id"], d["user_id"], d["ts"], d["type"], d["stream"],
+                  d.get("tenant") or "default", d.get("props") or {})
+            for d in sim.events(START, days * DAY_MS) if d["type"] != "deletion_requested"]
+
+
+def _on(tags: dict[str, Any]) -> bool:
+    return tags.get("at_risk") is True
+
+
+def _replay(users: int, days: int, seed: int) -> list[dict[str, Any]]:
+    """One record per engine step (every event, and every clock tick of a due user): the
+    at_risk tag before and after, the layer written for at_risk (events that were scored),
+    the at-risk alerts, and whether the learner was eligible (``require_any``) and outside
+    its cooldown."""
+    cfg = config(min_labels=30)              # models go live within the replay
+    policy = AlertPolicy.from_config(cfg)
+    risk = policy.kinds["at_risk"] = replace(policy.kinds["at_risk"],
+                                             hourly_budget_per_tenant=10**9)
+    trainer = ModelRegistry(cfg, fast_predict=False)
+    worker = ModelRegistry(cfg)
+    scorer = Scorer(cfg, worker, alert_policy=policy)
+    engine = TagEngine(load_ruleset(DEFAULT_RULES))
+    table: dict[str, bytes] = {}
+    last_alert: dict[str, int] = {}
+    out: list[dict[str, Any]] = []
+    labelled = 0
+    next_tick = None
+
+    def note(uid: str, ts: int, before: bool, state: dict[str, Any], alerts: list, kind: str,
+             layer: str | None = None, source: str | None = None) -> None:
+        risk_alerts = [a for a in alerts if a["kind"] == "at_risk"]
+        sc = state.get("sc") or {}
+        tags = state.get("tags") or {}
+        out.append({"uid": uid, "ts": ts, "kind": kind, "before": before, "after": _on(tags),
+                    "streak": tags.get("consecutive_absences"), "layer": layer,
+                    "eligible": bool((sc.get("tot") or {}).keys() & risk.require_set),
+                    "cooled": uid not in last_alert
+                    or ts - last_alert[uid] >= risk.cooldown_hours * HOUR_MS,
+                    "alerts": risk_alerts, "source": source})
+        for a in risk_alerts:
+            last_alert[uid] = a["ts"]
+
+    for ev in _sim_events(users=users, days=days, seed=seed):
+        if next_tick is None:
+            next_tick = ev.ts + TICK_MS
+        while ev.ts >= next_tick:               # the sweep: every due user, on the clock
+            for uid, raw in list(table.items()):
+                state = orjson.loads(raw)
+                if not engine.due(state, next_tick):
+                    continue
+                before = _on(state.get("tags") or {})
+                r = engine.on_tick(state, next_tick)
+                if r.state is None:
+                    del table[uid]
+                    continue
+                alerts = tick_alerts(policy, uid, r.state, r.changes, next_tick)
+                note(uid, next_tick, before, r.state, alerts, "tick")
+                table[uid] = orjson.dumps(r.state)
+            next_tick += TICK_MS
+        raw = table.get(ev.user_id)
+        state = orjson.loads(raw) if raw else None
+        before = _on((state or {}).get("tags") or {})
+        r = engine.on_event(state, ev)
+        if r.duplicate or r.state is None:
+            continue
+        step, _ = score_with_tags(scorer, engine, r.state, r.changes, r.why, ev)
+        note(ev.user_id, ev.ts, before, r.state, step.alerts,
+             "event" if step.scores else "unscored", step.layers.get("at_risk"),
+             step.source.get("at_risk"))
+        table[ev.user_id] = orjson.dumps(r.state)
+        if step.training:
+            for t in step.training:
+                trainer.learn(t.target, t.x, t.y, t.gate)
+            labelled += 1
+            if labelled % PUBLISH_EVERY == 0:
+                for target in trainer.targets:
+                    worker.load(target, trainer.snapshot(target))
+    return out
+
+
+@pytest.fixture(scope="module")
+def replay() -> list[dict[str, Any]]:
+    return _replay(users=1000, days=45, seed=5)
+
+
+def _entries(replay: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [r for r in replay if r["after"] and not r["before"]]
+
+
+def test_the_replay_covers_streaks_stalls_model_scores_and_cooldowns(replay) -> None:
+    entries = _entries(replay)
+    assert len(entries) > 50
+    assert sum(1 for r in entries if (r["streak"] or 0) >= 3) > 5          # missed lessons
+    assert sum(1 for r in entries if r["kind"] == "tick") > 20              # stalls, clock
+    by_model = [r for r in entries if r["kind"] == "event" and (r["streak"] or 0) < 3
+                and r["source"] != "rules"]
+    assert len(by_model) > 10                                               # the model
+    assert any(not r["cooled"] for r in entries)        # some entries fall in a cooldown
+    assert any(r["before"] and not r["after"] for r in replay)   # and the tag turns off
+    sources = {r["source"] for r in replay if r["kind"] == "event"}
+    assert "rules" in sources and len(sources) > 1      # rules, then a live at-risk model
+    assert sum(len(r["alerts"]) for r in replay) > 50
+
+
+def test_every_at_risk_alert_goes_out_with_the_at_risk_tag_true(replay) -> None:
+    for r in replay:
+        for a in r["alerts"]:
+            assert r["after"], r
+            assert a["layer"] == "high", r
+
+
+def test_every_at_risk_tag_turning_true_alerts_an_eligible_learner_outside_cooldown(
+        replay) -> None:
+    for r in _entries(replay):
+        if r["eligible"] and r["cooled"]:
+            assert r["alerts"], r
+            assert "rule" in r["alerts"][0]["triggers"], r
+
+
+def test_three_missed_lessons_keep_their_own_reason(replay) -> None:
+    hits = [a for r in replay for a in r["alerts"] if "missed 3 lessons in a row" in
+            [x["en"] for x in a["reasons"]]]
+    assert hits and all(a["triggers"] == ["rule", "rule"] for a in hits)
+
+
+def test_the_at_risk_layer_written_to_redis_is_the_at_risk_tag(replay) -> None:
+    for r in replay:
+        if r["kind"] == "event":
+            assert r["layer"] == ("high" if r["after"] else "low"), r
+
+
+def test_one_number_for_each_threshold_the_alert_and_the_tag_share() -> None:
+    """The tag reads the model at the threshold where the gate measured it, and the alert's
+    missed-lesson reason counts the run the tag counts."""
+    params = yaml.safe_load((REPO_ROOT / "config" / "rules" / "learning.yaml").read_text(
+        encoding="utf-8"))["params"]
+    alerts = yaml.safe_load(DEFAULT_PATH.read_text(encoding="utf-8"))["at_risk"]
+    assert params["at_risk_score"] == config().targets["at_risk"].alert_threshold
+    assert params["at_risk_absences"] == alerts["consecutive_missed"]
