@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from math import isfinite
 from typing import Any
 
 from stream_app.config import REPO_ROOT
@@ -90,6 +91,16 @@ class _FreshTemplate:
         tags = _clone(state["tags"])
         return cls(tuple(out), tags, _clone(state["hid"]) if "hid" in state else None,
                    not any(type(v) in (list, dict) for v in tags.values()), horizon)
+
+
+def _finite(scores: dict[str, Any]) -> dict[str, Any]:
+    """``scores`` with NaN and infinite floats as None (what a state's bytes keep of them).
+
+    >>> _finite({"a": float("nan"), "b": 0.5, "c": float("-inf")})
+    {'a': None, 'b': 0.5, 'c': None}
+    """
+    return {t: None if v.__class__ is float and not isfinite(v) else v
+            for t, v in scores.items()}
 
 
 def _score_sig(memo: dict[Any, tuple], tests: tuple[Callable[[Any], Any], ...],
@@ -305,6 +316,10 @@ class TagEngine:
         ...     st, {"convert": 0.7}, st["now"]).changes]   # and its dependent
         [('intent', 'low', 'high'), ('demand_stage', 'new_lead', 'converting')]
         """
+        for v in scores.values():
+            if v.__class__ is float and not isfinite(v):
+                scores = _finite(scores)    # kept as the state's bytes keep it: null
+                break
         kept = state.setdefault("scores", {})
         now = state["now"]
         plan = self._steady_plan(state, now) if now_ms <= now else None
@@ -408,36 +423,39 @@ class TagEngine:
     def _scores_moved(self, kept: dict[str, Any], scores: dict[str, Any]) -> int:
         """Whether replacing the scores ``kept`` by ``scores`` can move a rule's value: 0 no
         (the rules compare the updated scores with constants only, see
-        :attr:`RuleSet.score_tests`, and every comparison keeps its result), 2 yes likely (a
-        comparison gives another result), 1 maybe: a score some rule reads otherwise is
-        updated, or a score the rules read is null (or absent) in ``kept``, whatever the
-        update (the state's bytes write a NaN or infinite score as null, so its tags may
-        have been evaluated with another value). Only 0 is a promise: 1 and 2 tell whether
-        to look at the tags first (:meth:`_scores_kept`) or run the plan at once.
+        :attr:`RuleSet.score_tests`, and every comparison keeps its result; a null, or
+        absent, score compared as null), 2 yes likely (a comparison gives another result),
+        1 maybe: a score some rule reads otherwise is updated. Only 0 is a promise: 1 and 2
+        tell whether to look at the tags first (:meth:`_scores_kept`) or run the plan at
+        once. ``kept`` holds no NaN or infinite score: :meth:`on_scores` keeps them as null,
+        as the state's bytes do (a state written before that kept one as null after its
+        tags read it: such a tag is evaluated again at its next event or tick).
 
         >>> from stream_app.rules.loader import load_ruleset
-        >>> eng = TagEngine(load_ruleset(DEFAULT_RULES))   # intent: convert >= 0.5, >= 0.2
+        >>> eng = TagEngine(load_ruleset(DEFAULT_RULES))   # intent: convert >= 0.6, >= 0.3
         >>> kept = {"convert": 0.3, "at_risk": 0.1}      # (at_risk: read by the at_risk tag)
         >>> [eng._scores_moved(kept, {"convert": v, "x": 0.9})   # x: read by no rule
-        ...  for v in (0.4, 0.2, 0.6, None)]
+        ...  for v in (0.4, 0.5, 0.6, None)]
         [0, 0, 2, 2]
-        >>> eng._scores_moved(kept, {"x": 0.9}), eng._scores_moved(
-        ...     {"convert": None, "at_risk": 0.1}, {"x": 0.9})
-        (0, 1)
+        >>> eng._scores_moved(kept, {"x": 0.9}), eng._scores_moved(      # one model live:
+        ...     {"convert": None, "at_risk": 0.1}, {"convert": None, "at_risk": 0.2})
+        (0, 0)
+        >>> eng._scores_moved({"convert": None}, {"convert": 0.6})
+        2
         """
         memos = self._score_sigs
         for target, spec in self._ruleset.score_tests.items():
-            old = kept.get(target)
-            if old is None:
-                return 1
             if target not in scores:
+                continue
+            old, new = kept.get(target), scores[target]
+            if old is new:
                 continue
             if spec is None:
                 return 1
             memo = memos.get(target)
             if memo is None:
                 memo = memos[target] = {}
-            if _score_sig(memo, spec, old) != _score_sig(memo, spec, scores[target]):
+            if _score_sig(memo, spec, old) != _score_sig(memo, spec, new):
                 return 2
         return 0
 
