@@ -137,3 +137,18 @@ def test_the_convert_layer_written_to_redis_is_the_intent_tag(replay) -> None:
     for r in replay:
         if r["kind"] == "event":
             assert r["layer"] == r["after"], r
+
+
+def test_the_intent_tag_reads_the_model_where_its_gate_measured_it() -> None:
+    """The model score makes a lead high intent at the threshold the release gate measured
+    its precision and recall at (and medium at the scorer's own medium layer): one number
+    each, kept equal across lead.yaml and scoring.yaml."""
+    import yaml  # noqa: PLC0415
+
+    from stream_app.config import REPO_ROOT  # noqa: PLC0415
+
+    params = yaml.safe_load((REPO_ROOT / "config" / "rules" / "lead.yaml").read_text(
+        encoding="utf-8"))["params"]
+    convert = config().targets["convert"]
+    assert params["intent_high_score"] == convert.alert_threshold
+    assert params["intent_medium_score"] == convert.layers["medium"]
