@@ -1137,22 +1137,10 @@ def _alts_reader(kind: str, specs: tuple[PropSpec, ...],
     if len(specs) != 2:
         return lambda ctx: read(ctx.state, specs)
     k1, k2 = specs[0].key, specs[1].key
-    if kind == "fp":
-        def first2(ctx: EvalContext) -> Any:
-            recs = ctx.state.get("fp")
-            if not recs:
-                return None
-            a, b = recs.get(k1), recs.get(k2)
-            if b is None:
-                return None if a is None else a[2]
-            if a is None:
-                return b[2]
-            ta, tb = a[0], b[0]     # b only if strictly earlier: a tie keeps the first listed
-            return b[2] if tb < ta or (tb == ta and b[1] < a[1]) else a[2]
-        return first2
+    latest = kind == "lp"
 
-    def last2(ctx: EvalContext) -> Any:
-        recs = ctx.state.get("lp")
+    def pick2(ctx: EvalContext) -> Any:
+        recs = ctx.state.get(kind)
         if not recs:
             return None
         a, b = recs.get(k1), recs.get(k2)
@@ -1160,9 +1148,10 @@ def _alts_reader(kind: str, specs: tuple[PropSpec, ...],
             return None if a is None else a[2]
         if a is None:
             return b[2]
-        ta, tb = a[0], b[0]     # b only if strictly later: a tie keeps the first listed
-        return b[2] if tb > ta or (tb == ta and b[1] > a[1]) else a[2]
-    return last2
+        # b only if strictly later (last) / earlier (first): a tie keeps the first listed
+        kb, ka = (b[0], b[1]), (a[0], a[1])
+        return b[2] if (kb > ka if latest else kb < ka) else a[2]
+    return pick2
 
 
 _f_peak = _prop_reader("peaks", "mx", query.prop_peak)
