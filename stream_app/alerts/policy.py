@@ -17,10 +17,17 @@ Per lead: at most one alert of a kind per ``cooldown_hours`` (state in ``sc_stat
 (downstream de-duplicates on it). Per tenant: at most ``hourly_budget_per_tenant`` alerts of a
 kind per clock hour, counted in this process (divide the budget by the number of workers).
 
-Reasons are the top feature contributions behind the model score (or the rule events behind
-the points score, with the points each brings now: decayed like the score), in plain words
-(zh/en); alerts also carry the last actions, the channel
-and a suggested next step.
+Reasons explain what made the layer high, in plain words (zh/en). With the rule engine's
+tags and a kind's ``basis`` (``hot_lead``: alerts.yaml), the record's ``basis`` is
+``points`` when the lead points reach ``intent_high_points`` (or no model is live): the first
+reason is "lead points 18 (high from 15)", then the lead-points actions of the last 30 days
+with the points lead.yaml gives each; or ``model`` when the gated model's score made it
+high: "model score 0.72 (high from 0.6)", then the model's top feature contributions. The
+thresholds and points are the running rule set's params (:attr:`AlertPolicy.rule_params`),
+read only when an alert is built. Without tags (the scorer alone, e.g. offline) the reasons
+are the model's features, or the scorer's own rule events with the points each brings now
+(decayed like the score). Alerts also carry the last actions, the channel and a suggested
+next step; ``score`` is the target's score (``source``: the model's or the rule points').
 
 Example:
     >>> from stream_app.events import Event
@@ -45,7 +52,8 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,7 +70,66 @@ from stream_app.scoring.points import round_fixed, top_point_events
 DEFAULT_PATH = REPO_ROOT / "config" / "alerts.yaml"
 HOUR_MS = 3_600_000
 
-__all__ = ["AlertKind", "AlertPolicy", "TenantBudget"]
+__all__ = ["AlertKind", "AlertPolicy", "Basis", "TenantBudget", "basis_of"]
+
+
+@dataclass(frozen=True)
+class Basis:
+    """What makes a kind's layer high, for the alert's ``basis`` and reasons (``hot_lead``:
+    the ``intent`` tag, high from the lead points or from the gated model's score). Names
+    only: the numbers are the running rule set's params.
+
+    >>> b = Basis("lead_points", "intent_high_points", "intent_high_score",
+    ...           {"cart_add": "pts_paying"})
+    >>> b.window_days
+    30
+    """
+
+    #: the rule tag holding the points (``lead_points``)
+    points_tag: str
+    #: the rule-set param: high from these points (``intent_high_points``)
+    points_high: str
+    #: the rule-set param: high from the model's score (``intent_high_score``; None: never)
+    score_high: str | None = None
+    #: event type -> the rule-set param giving its points in ``points_tag``
+    actions: Mapping[str, str] = field(default_factory=dict)
+    #: the actions are counted in the last N days (the scorer's daily buckets)
+    window_days: int = 30
+
+
+def _num(v: Any) -> float | None:
+    """``v`` if it is a number (not a bool), else None."""
+    return v if isinstance(v, int | float) and not isinstance(v, bool) else None
+
+
+def basis_of(b: Basis, params: Mapping[str, Any], rule_tags: Mapping[str, Any],
+             score: float, source: str) -> str:
+    """What made the layer high: ``points`` when the points reach their threshold (or no
+    model is live: the rules alone decide), else ``model`` (a live model's score).
+
+    >>> b = Basis("lead_points", "intent_high_points", "intent_high_score")
+    >>> p = {"intent_high_points": 15, "intent_high_score": 0.6}
+    >>> basis_of(b, p, {"lead_points": 18}, 0.11, "logreg@9")  # high from the points
+    'points'
+    >>> basis_of(b, p, {"lead_points": 4}, 0.72, "logreg@9")   # from the model's score
+    'model'
+    >>> basis_of(b, p, {"lead_points": 4}, 0.2, "rules")       # no model live
+    'points'
+    """
+    if source == "rules":
+        return "points"
+    pts, high = _num(rule_tags.get(b.points_tag)), _num(params.get(b.points_high))
+    return "points" if pts is not None and high is not None and pts >= high else "model"
+
+
+@functools.cache
+def _default_rule_params() -> Mapping[str, Any]:
+    """The params of the rule set in ``config/rules`` (loaded at the first alert that needs
+    them; a worker passes its engine's live rule set instead)."""
+    from stream_app.rules.engine import DEFAULT_RULES  # noqa: PLC0415 - only for alerts
+    from stream_app.rules.loader import load_ruleset  # noqa: PLC0415
+
+    return load_ruleset(DEFAULT_RULES).params
 
 
 @dataclass
@@ -102,6 +169,9 @@ class AlertKind:
     #: agent passes the tags in (``at_risk``: an at-risk alert only for a learner the tags
     #: call at risk, whatever its trigger); checked only once a trigger fired
     require_tag: str | None = None
+    #: what makes the layer high (hot_lead: lead points or the model's score), for the
+    #: alert's ``basis`` and reasons when the agent passes the tags in
+    basis: Basis | None = None
     require_any: tuple[str, ...] = ()       # only users who did one of these event types
     exclude_if_any: tuple[str, ...] = ()    # never users who did one of these
     next_steps: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -159,13 +229,20 @@ class AlertPolicy:
     """Decides the alerts of one scored event (called by the Scorer)."""
 
     def __init__(self, kinds: dict[str, AlertKind], words: Words,
-                 half_lives: dict[str, float] | None = None) -> None:
+                 half_lives: dict[str, float] | None = None, day_offset_hours: float = 0.0,
+                 rule_params: Callable[[], Mapping[str, Any]] | None = None) -> None:
         self.kinds = kinds
         self.words = words
         self.budget = TenantBudget()
         #: target -> half-life (days) of its rule points: a rules-sourced alert's reasons
         #: are the points each action brings *now* (not lifetime totals)
         self.half_lives = half_lives or {}
+        #: the business day boundary of the scorer's daily buckets (features.day_offset_hours)
+        self.day_offset_ms = int(day_offset_hours * HOUR_MS)
+        #: the running rule set's params (thresholds and points a ``basis`` names), read
+        #: only when an alert is built; the worker sets ``lambda: engine.ruleset.params``
+        #: (a hot-reloaded rule set is followed), the default reads ``config/rules``
+        self.rule_params: Callable[[], Mapping[str, Any]] = rule_params or _default_rule_params
 
     @classmethod
     def from_config(cls, scoring: ScoringConfig, path: Path | str | None = None) -> AlertPolicy:
@@ -184,12 +261,15 @@ class AlertPolicy:
                 tuples = {k: tuple(raw.pop(k, ()) or ())
                           for k in ("rule_tags", "require_any", "exclude_if_any")}
                 raw.setdefault("layer_tag", scoring.targets[raw["target"]].layer_tag)
+                if raw.get("basis"):
+                    raw["basis"] = Basis(**raw["basis"])
                 kinds[kind] = AlertKind(kind=kind, next_steps=steps.get(kind) or {},
                                         **tuples, **raw)
             except TypeError as exc:
                 raise ConfigError(f"{p}: {kind}: {exc}") from exc
         return cls(kinds, Words(doc.get("labels") or {}, scoring.features.recency_scale_days),
-                   {n: t.rules.half_life_days for n, t in scoring.targets.items()})
+                   {n: t.rules.half_life_days for n, t in scoring.targets.items()},
+                   scoring.features.day_offset_hours)
 
     # ---- decision ------------------------------------------------------------------------
     def decide(self, st: dict[str, Any], event: Event,
@@ -242,7 +322,7 @@ class AlertPolicy:
                 continue
             if callable(x) and step.source.get(target, "rules") != "rules":
                 x = x(st, event.ts)     # only a model's reasons read the vector
-            out.append(self._alert(k, st, event, x, step, registry, why))
+            out.append(self._alert(k, st, event, x, step, registry, why, rule_tags))
         return out
 
     def decide_clock(self, st: dict[str, Any], tick: Event,
@@ -299,7 +379,7 @@ class AlertPolicy:
                 continue
             last_step = _LastScores({target: mem.get("s") or 0.0}, {target: mem.get("l")},
                                     {target: "rules"})
-            out.append(self._alert(k, st, tick, {}, last_step, None, why))
+            out.append(self._alert(k, st, tick, {}, last_step, None, why, rule_tags))
         return out
 
     def _admit(self, k: AlertKind, mem: dict[str, Any], event: Event) -> bool:
@@ -349,14 +429,45 @@ class AlertPolicy:
 
     def _alert(self, k: AlertKind, st: dict[str, Any], event: Event,
                x: dict[str, float] | Callable[..., Any], step: Any, registry: Any,
-               why: list[dict[str, Any]]) -> dict[str, Any]:
+               why: list[dict[str, Any]],
+               rule_tags: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """One alert record (``x``: the feature vector, read only when the score is a
-        model's; a rules-sourced alert may get the unbuilt vector's function)."""
+        model's; a rules-sourced alert may get the unbuilt vector's function).
+
+        With the rule engine's tags and a kind's :class:`Basis`, the reasons explain what
+        made the layer high (``basis``): the points (their value against the threshold,
+        then the actions bringing them, with the rule set's points) or the model's score
+        (against its threshold, then its top feature contributions). Without tags (a scorer
+        run alone) the layer is the scorer's own: its rule points or the model's features.
+        """
         source = step.source.get(k.target, "rules")
+        score = step.scores[k.target]
         reasons: list[dict[str, Any]] = [
             {"kind": "rule", "zh": w["zh"], "en": w["en"]} for w in why if "zh" in w
         ]
-        if source == "rules":
+        b = k.basis
+        points: float | None = None
+        if b is not None and rule_tags is not None:
+            params = self.rule_params()
+            basis = basis_of(b, params, rule_tags, score, source)
+            points = _num(rule_tags.get(b.points_tag))
+            s_high = _num(params.get(b.score_high)) if b.score_high else None
+            model_line = (self._model_score_reason(score, s_high)
+                          if source != "rules" and s_high is not None else None)
+            if basis == "points":
+                if points is not None:
+                    reasons.append(self._points_reason(b, points,
+                                                       _num(params.get(b.points_high))))
+                if model_line is not None and score >= (s_high or 0.0):
+                    reasons.append(model_line)      # the model says high too
+                reasons += self._action_reasons(b, params, st, event.ts, k.top_reasons)
+            else:
+                if model_line is not None:
+                    reasons.append(model_line)
+                if registry is not None and not callable(x):
+                    reasons += self._model_reasons(k, x, registry)
+        elif source == "rules":
+            basis = "points"
             for etype, pts in top_point_events(st.get("rp") or {}, k.target, k.top_reasons,
                                                event.ts, self.half_lives.get(k.target)):
                 w = self.words.event(etype)
@@ -365,17 +476,9 @@ class AlertPolicy:
                                 "zh": f"{w['zh']}(+{shown:g}分)",
                                 "en": f"{w['en']} (+{shown:g} points)"})
         else:
-            seen: set[str] = set()
-            for feat, contrib in registry.explain(k.target, x, 4 * k.top_reasons):
-                about = _subject(feat)
-                if about in seen:       # one reason per action or prop, its strongest feature
-                    continue
-                seen.add(about)
-                w = self.words.feature(feat, x.get(feat, 0.0))
-                reasons.append({"kind": "model", "feature": feat, "weight": round(contrib, 4),
-                                "zh": w["zh"], "en": w["en"]})
-                if len(seen) == k.top_reasons:
-                    break
+            basis = "model"
+            if not callable(x):
+                reasons += self._model_reasons(k, x, registry)
         recent = [{"ts": ts, "type": t, **self.words.event(t)}
                   for ts, t in reversed(st.get("ra") or [])]
         cat = st.get("cat") or {}
@@ -393,15 +496,97 @@ class AlertPolicy:
             "user_id": event.user_id,
             "tenant": event.tenant,
             "ts": event.ts,
-            "score": round(step.scores[k.target], 6),
+            "score": round(score, 6),
             "layer": step.layers.get(k.target),
             "source": source,
+            "basis": basis,
+            "points": points,
             "triggers": [w["trigger"] for w in why],
             "reasons": reasons,
             "recent_actions": recent,
             "channel": channel,
             "next_step": dict(next_step) if next_step else None,
         }
+
+
+    def _model_reasons(self, k: AlertKind, x: dict[str, float],
+                       registry: Any) -> list[dict[str, Any]]:
+        """The model's top positive feature contributions in words, one per action or prop."""
+        out: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        for feat, contrib in registry.explain(k.target, x, 4 * k.top_reasons):
+            about = _subject(feat)
+            if about in seen:       # one reason per action or prop, its strongest feature
+                continue
+            seen.add(about)
+            w = self.words.feature(feat, x.get(feat, 0.0))
+            out.append({"kind": "model", "feature": feat, "weight": round(contrib, 4),
+                        "zh": w["zh"], "en": w["en"]})
+            if len(seen) == k.top_reasons:
+                break
+        return out
+
+    def _points_reason(self, b: Basis, points: float, high: float | None) -> dict[str, Any]:
+        """The points against the threshold that makes the layer high.
+
+        >>> from stream_app.scoring.config import load_scoring_config
+        >>> p = AlertPolicy.from_config(load_scoring_config())
+        >>> r = p._points_reason(p.kinds["hot_lead"].basis, 18.0, 15)
+        >>> r["zh"], r["en"]
+        ('线索积分18分(≥15分为高意向)', 'lead points 18 (high from 15)')
+        """
+        w = self.words.event(b.points_tag)
+        zh, en = f"{w['zh']}{points:g}分", f"{w['en']} {points:g}"
+        if high is not None:
+            zh, en = f"{zh}(≥{high:g}分为高意向)", f"{en} (high from {high:g})"
+        return {"kind": "points", "feature": b.points_tag, "value": points, "threshold": high,
+                "zh": zh, "en": en}
+
+    def _model_score_reason(self, score: float, high: float) -> dict[str, Any]:
+        """The model's score against the threshold at which it makes the layer high."""
+        w = self.words.event("model_score")
+        return {"kind": "model_score", "value": round(score, 6), "threshold": high,
+                "zh": f"{w['zh']}{score:.2f}(≥{high:g}为高意向)",
+                "en": f"{w['en']} {score:.2f} (high from {high:g})"}
+
+    def _action_reasons(self, b: Basis, params: Mapping[str, Any], st: dict[str, Any],
+                        now: int, top: int) -> list[dict[str, Any]]:
+        """The actions behind the points that the user did in the last ``b.window_days``
+        (the scorer's daily buckets), most points first, each with the points the rule set
+        gives it (not decayed: the points' total is the first reason).
+
+        >>> from stream_app.scoring.config import load_scoring_config
+        >>> p = AlertPolicy.from_config(load_scoring_config())
+        >>> b = p.kinds["hot_lead"].basis
+        >>> st = {"b": [[19000, {"course_view": 2, "search": 5}], [19001, {"cart_add": 1}]]}
+        >>> for r in p._action_reasons(b, {"pts_detail": 1, "pts_paying": 10}, st,
+        ...                            19001 * 86_400_000, 3):
+        ...     print(r["en"])
+        1 cart adds in the last 30 days (10 points each)
+        2 course detail views in the last 30 days (1 points each)
+        """
+        day = (now + self.day_offset_ms) // (24 * HOUR_MS)
+        counts: dict[str, int] = {}
+        for d, bucket in st.get("b") or ():
+            if day - d < b.window_days:
+                for etype in b.actions:
+                    n = bucket.get(etype)
+                    if n:
+                        counts[etype] = counts.get(etype, 0) + n
+        ranked = []
+        for etype, n in counts.items():
+            each = _num(params.get(b.actions[etype]))
+            if each is not None and each > 0:
+                ranked.append((-n * each, etype, n, each))
+        ranked.sort()
+        out: list[dict[str, Any]] = []
+        d = b.window_days
+        for _, etype, n, each in ranked[:top]:
+            w = self.words.event(etype)
+            out.append({"kind": "points", "feature": etype, "count": n, "points_each": each,
+                        "zh": f"近{d}天{w['zh']}{n}次(每次{each:g}分)",
+                        "en": f"{n} {w['en']} in the last {d} days ({each:g} points each)"})
+        return out
 
 
 def _holds(k: AlertKind, rule_tags: dict[str, Any] | None) -> bool:

@@ -8,6 +8,8 @@ Example:
     'channel is douyin'
     >>> w.event("mystery_event")
     {'zh': 'mystery_event', 'en': 'mystery_event'}
+    >>> w.unlabelled("mystery_event|7d"), w.unlabelled("course_view|7d")
+    (['mystery_event'], [])
 """
 
 from __future__ import annotations
@@ -15,7 +17,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
-__all__ = ["Words"]
+__all__ = ["POINTS_PREFIX", "Words"]
+
+#: the name prefix of a target's rule-points feature (``pts|convert``: scoring.scorer)
+POINTS_PREFIX = "pts|"
 
 
 class Words:
@@ -34,6 +39,8 @@ class Words:
     def feature(self, feat: str, value: float) -> dict[str, str]:
         """Words for feature ``feat`` holding ``value`` (as made by scoring.features)."""
         if "=" in feat:
+            if feat in self.labels:     # a value with its own words (goal=career_switch)
+                return self.event(feat)
             prop, val = feat.split("=", 1)
             return {"zh": f"{self.label(prop, 'zh')}为{val}",
                     "en": f"{self.label(prop, 'en')} is {val}"}
@@ -42,6 +49,11 @@ class Words:
             return {"zh": f"已有{self.label(t, 'zh')}", "en": f"has {self.label(t, 'en')}"}
         if "|" not in feat:
             return self._plain(feat, value)
+        if feat.startswith(POINTS_PREFIX):
+            # a target's rule points (the scorer's ``pts|<target>``, log-scaled): its label
+            # is the whole name, as the points of two targets mean different things
+            n = _unlog(value)
+            return {"zh": f"{self.label(feat, 'zh')}{n}", "en": f"{self.label(feat, 'en')} {n}"}
         name, kind = feat.rsplit("|", 1)
         numeric = name.startswith("#")
         key = name[1:] if numeric else name
@@ -72,6 +84,32 @@ class Words:
             days = math.expm1(value)
             return {"zh": f"{zh}已{days:.0f}天", "en": f"{days:.0f} days since {en}"}
         return {"zh": f"{zh}({kind})", "en": f"{en} ({kind})"}
+
+    def unlabelled(self, feat: str) -> list[str]:
+        """The names :meth:`feature` would show raw for ``feat``: labels it looks up and does
+        not find, and a feature kind it has no template for (shown as ``name (kind)``).
+        Empty when every word of the feature is plain.
+
+        >>> w = Words({"channel": {"zh": "渠道", "en": "channel"},
+        ...            "pts|convert": {"zh": "近期意向行为加权分", "en": "weighted actions"}})
+        >>> w.unlabelled("channel=douyin"), w.unlabelled("pts|convert"), w.unlabelled("pts|x")
+        ([], [], ['pts|x'])
+        >>> w.unlabelled("channel|weird")     # a kind without a template
+        ['weird']
+        """
+        if "=" in feat:
+            key = feat.split("=", 1)[0]
+        elif feat.startswith("funnel|"):
+            key = feat[7:]
+        elif "|" not in feat or feat.startswith(POINTS_PREFIX):
+            key = feat
+        else:
+            name, kind = feat.rsplit("|", 1)
+            key = name[1:] if name.startswith("#") else name
+            if not ((kind.endswith("d") and kind[:-1].isdigit())
+                    or kind in ("n", "mean", "rate", "rec", "since")):
+                return [kind] if key in self.labels else [key, kind]
+        return [] if key in self.labels else [key]
 
     def _plain(self, feat: str, value: float) -> dict[str, str]:
         zh, en = self.label(feat, "zh"), self.label(feat, "en")

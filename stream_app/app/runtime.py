@@ -77,10 +77,16 @@ class Runtime:
     def create(cls, settings: Settings) -> Runtime:
         scoring_config = load_scoring_config()
         registry = ModelRegistry(scoring_config)
-        return cls(settings=settings, engine=build_engine(settings),
+        engine = build_engine(settings)
+        scorer = Scorer(scoring_config, registry)
+        if scorer.alert_policy is not None:
+            # the thresholds and points alert reasons cite: the rule set the engine runs
+            # now (a hot reload swaps engine.ruleset), read only when an alert is built
+            scorer.alert_policy.rule_params = lambda: engine.ruleset.params
+        return cls(settings=settings, engine=engine,
                    projection=RedisProjection(settings.redis_url, settings.redis_flush_ms,
                                               metrics=ProjectionMetrics(),
                                               max_held=settings.redis_max_held),
                    scoring_config=scoring_config, registry=registry,
-                   scorer=Scorer(scoring_config, registry),
+                   scorer=scorer,
                    ticks=TickPacer(settings.sweep_tick_share, settings.sweep_tick_burst))

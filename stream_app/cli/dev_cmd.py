@@ -142,8 +142,11 @@ def _describe(topic: str, rec: dict) -> str:
     reasons = rec.get("reasons") or []
     why = "; ".join(str(r.get("en") or r.get("text") or r) for r in reasons[:2])
     who = rec.get("user_id") or rec.get("metric")
-    score = rec.get("score")
-    score_txt = f" score {score:.2f}" if isinstance(score, int | float) else ""
+    score, points = rec.get("score"), rec.get("points")
+    if rec.get("basis") == "points" and isinstance(points, int | float):
+        score_txt = f" points {points:g}"       # hot because of its lead points
+    else:
+        score_txt = f" score {score:.2f}" if isinstance(score, int | float) else ""
     return f"[magenta]{topic.split('.')[-1]}[/] {who}{score_txt}: {why[:90]}"
 
 

@@ -39,6 +39,11 @@ def test_strong_lead_actions_raise_a_hot_lead_alert_with_reasons(stack, harness)
     [alert, *_] = reader.wait_for(timeout=90, user_id=u)
     assert alert["kind"] == "hot_lead" and alert["score"] is not None
     assert alert["reasons"] and all(r.get("zh") and r.get("en") for r in alert["reasons"])
+    # hot from its lead points (no model live): the first reason says so, with the running
+    # rule set's threshold (lead.yaml intent_high_points), then the actions behind them
+    assert alert["basis"] == "points" and alert["points"] >= 15
+    assert alert["reasons"][0]["en"] == f"lead points {alert['points']:g} (high from 15)"
+    assert "cart_add" in [r.get("feature") for r in alert["reasons"]]
     assert alert["recent_actions"] and alert["next_step"]
     reader.close()
 

@@ -307,5 +307,5 @@ class AlertPolicyReference(AlertPolicy):
             mem["t"] = event.ts
             if callable(x):
                 x = x()
-            out.append(self._alert(k, st, event, x, step, registry, why))
+            out.append(self._alert(k, st, event, x, step, registry, why, rule_tags))
         return out

@@ -58,10 +58,18 @@ def test_alert_reasons_are_decayed_points_not_lifetime_totals() -> None:
                         rule_tags={"intent": "low" if i < 2 else "high"})
         st = s.sc_state
         alerts += s.alerts
-    reasons = {r["feature"]: r["weight"] for r in alerts[-1]["reasons"]
-               if r["kind"] == "points"}
-    assert reasons["trial_purchased"] > 4.9
-    assert reasons.get("cart_add", 0.0) < 0.1     # 40 lifetime points, ~0.1 now
+    # with the tags, the reasons are the lead-points actions of the last 30 days (alerts.yaml
+    # hot_lead.basis), each with lead.yaml's points: the old cart adds are not cited
+    reasons = {r["feature"]: r for r in alerts[-1]["reasons"] if r["kind"] == "points"}
+    assert reasons["trial_purchased"]["points_each"] == 10 and "cart_add" not in reasons
+    # the scorer alone (no tags): its own points, decayed (40 lifetime points, ~0.1 now)
+    policy = sc.alert_policy
+    step = s.__class__(st, s.scores, {**s.layers, "convert": "high"}, s.source)
+    st["al"] = {}
+    alone = policy.decide(st, Event("n9", "u1", now + 3 * HOUR, "search", "click"),
+                          {}, step, None, None)
+    points = {r["feature"]: r["weight"] for r in alone[0]["reasons"] if r["kind"] == "points"}
+    assert points["trial_purchased"] > 4.9 and points.get("cart_add", 0.0) < 0.1
 
 
 # ---- at risk: the at_risk tag (a bool) is the layer and the one trigger -------------------

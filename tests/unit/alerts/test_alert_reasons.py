@@ -1,0 +1,200 @@
+"""Hot-lead alert reasons explain what made the lead hot (a consultant must see why).
+
+The intent tag is high from the lead points (lead.yaml ``lead_points >= intent_high_points``)
+or from the gated model's score (``score.convert >= intent_high_score``). An alert made high
+by the points says so ("lead points 18 (high from 15)") and names the actions behind them
+with lead.yaml's points, not the model's features that explain a low score, nor the scorer's
+own points table; one made high by the model gives the model's score and features. No reason
+shows a raw feature name (``pts (convert)``): every feature the scorer makes has its words.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+import yaml
+
+from stream_app.alerts.policy import AlertPolicy
+from stream_app.config import REPO_ROOT
+from stream_app.events import Event
+from stream_app.rules.engine import DEFAULT_RULES
+from stream_app.rules.loader import load_ruleset
+from stream_app.scoring.registry import ModelRegistry
+from stream_app.scoring.scorer import Scorer, ScoreStep
+from tests.unit.scoring.fixtures import HOUR, T0, config, ev
+
+PARAMS = load_ruleset(DEFAULT_RULES).params
+HIGH_POINTS, HIGH_SCORE = PARAMS["intent_high_points"], PARAMS["intent_high_score"]
+LEAD = ["course_view", "course_view", "trial_booked", "cart_add", "live_enter", "search"]
+
+
+class _Explains:
+    """A registry stand-in: the model's top contributions, whatever the vector."""
+
+    def __init__(self, contributions: list[tuple[str, float]]) -> None:
+        self.contributions = contributions
+
+    def explain(self, target: str, x: dict[str, float], k: int) -> list[tuple[str, float]]:
+        return self.contributions[:k]
+
+
+def _lead_state() -> tuple[dict[str, Any], dict[str, float], int]:
+    """A lead's scoring state after LEAD, its feature vector and the time of the last."""
+    cfg = config()
+    sc = Scorer(cfg, ModelRegistry(cfg), alert_policy=None)
+    st = None
+    for i, t in enumerate(LEAD):
+        st = sc.on_event(st, ev("u1", T0 + i * HOUR, t)).sc_state
+    now = T0 + len(LEAD) * HOUR
+    return st, sc.features(st, now), now
+
+
+def _decide(policy: AlertPolicy, score: float, source: str, rule_tags: dict[str, Any],
+            contributions: list[tuple[str, float]]) -> dict[str, Any]:
+    st, x, now = _lead_state()
+    step = ScoreStep(st, {"convert": score, "at_risk": 0.0}, {"convert": "high",
+                                                              "at_risk": "low"},
+                     {"convert": source, "at_risk": "rules"})
+    alerts = policy.decide(st, Event("e9", "u1", now, "cart_add", "click"), x, step,
+                           _Explains(contributions), rule_tags)
+    hot = [a for a in alerts if a["kind"] == "hot_lead"]
+    assert len(hot) == 1
+    return hot[0]
+
+
+def _policy() -> AlertPolicy:
+    return AlertPolicy.from_config(config())
+
+
+MODEL_SAYS_LOW = [("live_enter|rec", 0.4), ("pts|convert", 0.3), ("goal=certificate", 0.2)]
+
+
+def test_a_lead_high_from_its_points_with_a_low_live_model_score_gets_points_reasons() -> None:
+    a = _decide(_policy(), 0.11, "logreg@500", {"lead_points": 18, "intent": "high"},
+                MODEL_SAYS_LOW)
+    assert a["basis"] == "points" and a["points"] == 18
+    first = a["reasons"][0]
+    assert first["en"] == f"lead points 18 (high from {HIGH_POINTS:g})"
+    assert first["zh"] == f"线索积分18分(≥{HIGH_POINTS:g}分为高意向)"
+    # no model feature (they explain the low score), no model-score line (0.11 < 0.6)
+    assert {r["kind"] for r in a["reasons"]} == {"points"}
+    # the actions behind the points, with lead.yaml's points: a cart add counts 10 there
+    actions = {r["feature"]: r for r in a["reasons"][1:]}
+    assert actions["cart_add"]["points_each"] == PARAMS["pts_paying"]
+    assert f"({PARAMS['pts_paying']:g} points each)" in actions["cart_add"]["en"]
+    assert "course_view" in actions and "trial_booked" in actions
+    # actions lead.yaml gives no points to are not cited as bringing them
+    assert "live_enter" not in actions and "search" not in actions
+
+
+def test_the_thresholds_come_from_the_running_rule_set() -> None:
+    policy = _policy()
+    policy.rule_params = lambda: {**PARAMS, "intent_high_points": 20, "pts_paying": 12}
+    a = _decide(policy, 0.11, "logreg@500", {"lead_points": 21, "intent": "high"},
+                MODEL_SAYS_LOW)
+    assert a["reasons"][0]["en"] == "lead points 21 (high from 20)"
+    assert "(12 points each)" in str(a["reasons"])
+
+
+def test_a_lead_high_from_the_model_score_gets_the_model_reasons() -> None:
+    a = _decide(_policy(), 0.72, "logreg@500", {"lead_points": 4, "intent": "high"},
+                [("consult_request|30d", 0.9), ("pts|convert", 0.5)])
+    assert a["basis"] == "model" and a["score"] == 0.72
+    first = a["reasons"][0]
+    assert first["kind"] == "model_score"
+    assert first["en"] == f"model score 0.72 (high from {HIGH_SCORE:g})"
+    model = [r for r in a["reasons"] if r["kind"] == "model"]
+    assert [r["feature"] for r in model] == ["consult_request|30d", "pts|convert"]
+    assert model[1]["en"].startswith("weighted recent intent actions")
+
+
+def test_before_the_model_is_live_the_points_reasons_are_lead_yaml_points() -> None:
+    """The scorer's own table gives a cart add 4 points: "cart adds (+4 points)" next to a
+    lead_points tag counting 10 for it. With the tags, the reasons are lead.yaml's."""
+    a = _decide(_policy(), 0.7, "rules", {"lead_points": 16, "intent": "high"}, [])
+    assert a["basis"] == "points" and a["source"] == "rules"
+    assert a["reasons"][0]["en"].startswith("lead points 16 ")
+    assert "+4 points" not in str(a["reasons"])
+    cart = next(r for r in a["reasons"] if r.get("feature") == "cart_add")
+    assert cart["points_each"] == PARAMS["pts_paying"]
+
+
+def test_the_basis_names_agree_with_lead_yaml() -> None:
+    """alerts.yaml names lead.yaml's tag and params: the points tag and both thresholds are
+    the intent tag's, and each action's param is its term in lead_points."""
+    basis = _policy().kinds["hot_lead"].basis
+    doc = yaml.safe_load((REPO_ROOT / "config" / "rules" / "lead.yaml").read_text("utf-8"))
+    tags = {t["id"]: t for t in doc["tags"]}
+    high = next(c["when"] for c in tags["intent"]["cases"] if c["value"] == "high")
+    assert f"tag({basis.points_tag}) >= ${basis.points_high}" in high
+    assert f"score.convert >= ${basis.score_high}" in high
+    terms: dict[str, str] = {}
+    for param, types in re.findall(r"\$(\w+)\s*\*\s*count\(([\w|]+)",
+                                   tags[basis.points_tag]["value"]):
+        if PARAMS[param] > 0:
+            terms.update({t: param for t in types.split("|")})
+    assert dict(basis.actions) == terms
+
+
+# ---- no raw feature names, over a simulator replay with models going live -----------------
+@pytest.fixture(scope="module")
+def replay() -> list[dict[str, Any]]:
+    from tests.unit.alerts.test_intent_alert_agree import _replay  # noqa: PLC0415
+
+    return _replay(users=300, days=30, seed=5)
+
+
+def test_every_feature_the_scorer_makes_has_plain_words() -> None:
+    from tests.unit.scoring.test_fast_path import _sim_events  # noqa: PLC0415
+
+    cfg = config()
+    sc = Scorer(cfg, ModelRegistry(cfg), alert_policy=None)
+    words = _policy().words
+    states: dict[str, Any] = {}
+    feats: set[str] = set()
+    for i, e in enumerate(_sim_events(users=300, days=30, seed=5)):
+        s = sc.on_event(states.get(e.user_id), e)
+        states[e.user_id] = s.sc_state
+        if s.scores and i % 5 == 0:
+            feats.update(sc.features(s.sc_state, e.ts))
+    assert "pts|convert" in feats and "pts|at_risk" in feats and len(feats) > 100
+    raw = {}
+    for f in sorted(feats):
+        w = words.feature(f, 1.0)
+        if "|" in w["en"] + w["zh"] or "pts (" in w["en"] or words.unlabelled(f):
+            raw[f] = w["en"]
+    assert raw == {}
+
+
+def test_no_alert_reason_in_the_replay_shows_a_raw_feature_name(replay) -> None:
+    words = _policy().words
+    alerts = [a for r in replay for a in r["alerts"]]
+    model = [x for a in alerts for x in a["reasons"] if x["kind"] == "model"]
+    assert model                                     # models went live and explained
+    for a in alerts:
+        for x in a["reasons"]:
+            assert "|" not in x["en"] + x["zh"], x
+            if x["kind"] == "model":
+                assert words.unlabelled(x["feature"]) == [], x
+
+
+def test_every_hot_lead_alert_in_the_replay_names_what_made_it_hot(replay) -> None:
+    seen = set()
+    for r in replay:
+        for a in r["alerts"]:
+            if "enter_layer" not in a["triggers"]:
+                continue
+            seen.add(a["basis"])
+            kinds = [x["kind"] for x in a["reasons"]]
+            if a["basis"] == "points":
+                assert a["points"] >= HIGH_POINTS, a
+                assert kinds[0] == "points" and a["reasons"][0]["feature"] == "lead_points"
+                assert "model" not in kinds, a
+                assert "+" not in str([x["en"] for x in a["reasons"]]), a   # no scorer pts
+            else:
+                assert a["source"] != "rules" and a["score"] >= HIGH_SCORE, a
+                assert (a["points"] or 0) < HIGH_POINTS, a
+                assert kinds[0] == "model_score", a
+    assert seen == {"points", "model"}
