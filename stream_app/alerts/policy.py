@@ -445,6 +445,11 @@ class AlertPolicy:
         reasons: list[dict[str, Any]] = [
             {"kind": "rule", "zh": w["zh"], "en": w["en"]} for w in why if "zh" in w
         ]
+        for w in why:
+            if w["trigger"] == "jump":      # the score's rise alerted, not the layer
+                reasons.insert(0, {"kind": "jump", "from": w["from"], "value": round(score, 6),
+                                   "zh": f"评分由{w['from']:.2f}升至{score:.2f}",
+                                   "en": f"score up from {w['from']:.2f} to {score:.2f}"})
         b = k.basis
         points: float | None = None
         if b is not None and rule_tags is not None:

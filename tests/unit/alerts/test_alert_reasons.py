@@ -198,3 +198,16 @@ def test_every_hot_lead_alert_in_the_replay_names_what_made_it_hot(replay) -> No
                 assert (a["points"] or 0) < HIGH_POINTS, a
                 assert kinds[0] == "model_score", a
     assert seen == {"points", "model"}
+
+
+def test_a_jump_alert_says_the_score_jumped() -> None:
+    """A lead under the high threshold alerted by its score's rise (``jump``) says so first,
+    then its lead points against the threshold (not "hot from its points")."""
+    st, x, now = _lead_state()
+    st["al"] = {"hot_lead": {"s": 0.1, "l": "medium"}}
+    step = ScoreStep(st, {"convert": 0.5}, {"convert": "medium"}, {"convert": "rules"})
+    [a] = _policy().decide(st, Event("e9", "u1", now, "cart_add", "click"), x, step, None,
+                           {"lead_points": 8, "intent": "medium"})
+    assert a["triggers"] == ["jump"] and a["basis"] == "points"
+    assert [r["en"] for r in a["reasons"][:2]] == [
+        "score up from 0.10 to 0.50", f"lead points 8 (high from {HIGH_POINTS:g})"]
