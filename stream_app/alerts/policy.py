@@ -60,7 +60,7 @@ from typing import Any
 
 import yaml
 
-from stream_app.alerts.words import Words
+from stream_app.alerts.words import Words, counted
 from stream_app.config import REPO_ROOT
 from stream_app.errors import ConfigError
 from stream_app.events import Event
@@ -567,8 +567,8 @@ class AlertPolicy:
         >>> for r in p._action_reasons(b, {"pts_detail": 1, "pts_paying": 10}, st,
         ...                            19001 * 86_400_000, 3):
         ...     print(r["en"])
-        1 cart adds in the last 30 days (10 points each)
-        2 course detail views in the last 30 days (1 points each)
+        cart adds: 1 in the last 30 days (10 points each)
+        2 course detail views in the last 30 days (1 point each)
         """
         day = (now + self.day_offset_ms) // (24 * HOUR_MS)
         counts: dict[str, int] = {}
@@ -590,7 +590,8 @@ class AlertPolicy:
             w = self.words.event(etype)
             out.append({"kind": "points", "feature": etype, "count": n, "points_each": each,
                         "zh": f"近{d}天{w['zh']}{n}次(每次{each:g}分)",
-                        "en": f"{n} {w['en']} in the last {d} days ({each:g} points each)"})
+                        "en": f"{counted(n, w['en'])} in the last {d} days "
+                              f"({each:g} point{'' if each == 1 else 's'} each)"})
         return out
 
 

@@ -17,7 +17,19 @@ from __future__ import annotations
 import math
 from typing import Any
 
-__all__ = ["POINTS_PREFIX", "Words"]
+from stream_app.text import plural
+
+__all__ = ["POINTS_PREFIX", "Words", "counted"]
+
+
+def counted(n: int, label: str) -> str:
+    """A count of events named by a plural ``label`` ("course detail views"), in English
+    that reads right for one too.
+
+    >>> counted(3, "cart adds"), counted(1, "cart adds")
+    ('3 cart adds', 'cart adds: 1')
+    """
+    return f"{label}: 1" if n == 1 else f"{n:,} {label}"
 
 #: the name prefix of a target's rule-points feature (``pts|convert``: scoring.scorer)
 POINTS_PREFIX = "pts|"
@@ -65,12 +77,12 @@ class Words:
                 return {"zh": f"近{d}天{zh}合计{n}", "en": f"{en} {n} in the last {d} days"}
             when_zh = "今天" if d == "1" else f"近{d}天"
             when_en = "today" if d == "1" else f"in the last {d} days"
-            return {"zh": f"{when_zh}{zh}{n}次", "en": f"{n} {en} {when_en}"}
+            return {"zh": f"{when_zh}{zh}{n}次", "en": f"{counted(n, en)} {when_en}"}
         if kind == "n":
             n = _unlog(value)
             if numeric:
                 return {"zh": f"{zh}累计{n}", "en": f"{en} {n} in total"}
-            return {"zh": f"累计{zh}{n}次", "en": f"{n} {en} in total"}
+            return {"zh": f"累计{zh}{n}次", "en": f"{counted(n, en)} in total"}
         if kind == "mean":
             return {"zh": f"平均{zh}{value:.1f}", "en": f"average {en} {value:.1f}"}
         if kind == "rate":
@@ -79,10 +91,10 @@ class Words:
             days = max(0.0, -math.log(value) * self.scale) if value > 0 else 99.0
             if days < 0.5:
                 return {"zh": f"今天有{zh}", "en": f"{en} today"}
-            return {"zh": f"{days:.0f}天前{zh}", "en": f"{en} {days:.0f} days ago"}
+            return {"zh": f"{days:.0f}天前{zh}", "en": f"{en} {plural(round(days), 'day')} ago"}
         if kind == "since":
             days = math.expm1(value)
-            return {"zh": f"{zh}已{days:.0f}天", "en": f"{days:.0f} days since {en}"}
+            return {"zh": f"{zh}已{days:.0f}天", "en": f"{plural(round(days), 'day')} since {en}"}
         return {"zh": f"{zh}({kind})", "en": f"{en} ({kind})"}
 
     def unlabelled(self, feat: str) -> list[str]:
