@@ -15,25 +15,17 @@ not started, a graduate), and ``layer:at_risk`` was that layer, not the tag.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
-import orjson
 import pytest
 import yaml
 
-from stream_app.alerts.policy import DEFAULT_PATH, HOUR_MS, AlertPolicy
+from stream_app.alerts.policy import DEFAULT_PATH, HOUR_MS
 from stream_app.config import REPO_ROOT
 from stream_app.events import Event
-from stream_app.rules.engine import DEFAULT_RULES, TagEngine
-from stream_app.rules.loader import load_ruleset
-from stream_app.scoring.registry import ModelRegistry
-from stream_app.scoring.scorer import Scorer
-from stream_app.scoring.with_tags import score_with_tags, tick_alerts
+from tests.unit.alerts.live_replay import LiveReplay
 from tests.unit.scoring.fixtures import config
-from tests.unit.scoring.test_fast_path import PUBLISH_EVERY
 
-TICK_MS = 6 * HOUR_MS       # the clock sweeps every user this often (event time)
 #: the simulator's live-mode story: a lesson every day, courses starting within a day
 SIM = {"study.lesson_weekdays": [0, 1, 2, 3, 4, 5, 6], "study.start_delay_days": [0, 1],
        "lead.window_days": 7}
@@ -58,69 +50,26 @@ def _replay(users: int, days: int, seed: int) -> list[dict[str, Any]]:
     at_risk tag before and after, the layer written for at_risk (events that were scored),
     the at-risk alerts, and whether the learner was eligible (``require_any``) and outside
     its cooldown."""
-    cfg = config(min_labels=30)              # models go live within the replay
-    policy = AlertPolicy.from_config(cfg)
-    risk = policy.kinds["at_risk"] = replace(policy.kinds["at_risk"],
-                                             hourly_budget_per_tenant=10**9)
-    trainer = ModelRegistry(cfg, fast_predict=False)
-    worker = ModelRegistry(cfg)
-    scorer = Scorer(cfg, worker, alert_policy=policy)
-    engine = TagEngine(load_ruleset(DEFAULT_RULES))
-    table: dict[str, bytes] = {}
+    lr = LiveReplay(unlimited=("at_risk",))
+    risk = lr.policy.kinds["at_risk"]
     last_alert: dict[str, int] = {}
     out: list[dict[str, Any]] = []
-    labelled = 0
-    next_tick = None
-
-    def note(uid: str, ts: int, before: bool, state: dict[str, Any], alerts: list, kind: str,
-             layer: str | None = None, source: str | None = None) -> None:
-        risk_alerts = [a for a in alerts if a["kind"] == "at_risk"]
-        sc = state.get("sc") or {}
-        tags = state.get("tags") or {}
-        out.append({"uid": uid, "ts": ts, "kind": kind, "before": before, "after": _on(tags),
-                    "streak": tags.get("consecutive_absences"), "layer": layer,
+    for s in lr.steps(_sim_events(users=users, days=days, seed=seed)):
+        step = s.scoring
+        risk_alerts = [a for a in s.alerts if a["kind"] == "at_risk"]
+        sc = s.state.get("sc") or {}
+        tags = s.state.get("tags") or {}
+        kind = "tick" if step is None else "event" if step.scores else "unscored"
+        out.append({"uid": s.uid, "ts": s.ts, "kind": kind, "before": _on(s.before),
+                    "after": _on(tags), "streak": tags.get("consecutive_absences"),
+                    "layer": step.layers.get("at_risk") if step else None,
                     "eligible": bool((sc.get("tot") or {}).keys() & risk.require_set),
-                    "cooled": uid not in last_alert
-                    or ts - last_alert[uid] >= risk.cooldown_hours * HOUR_MS,
-                    "alerts": risk_alerts, "source": source})
+                    "cooled": s.uid not in last_alert
+                    or s.ts - last_alert[s.uid] >= risk.cooldown_hours * HOUR_MS,
+                    "alerts": risk_alerts,
+                    "source": step.source.get("at_risk") if step else None})
         for a in risk_alerts:
-            last_alert[uid] = a["ts"]
-
-    for ev in _sim_events(users=users, days=days, seed=seed):
-        if next_tick is None:
-            next_tick = ev.ts + TICK_MS
-        while ev.ts >= next_tick:               # the sweep: every due user, on the clock
-            for uid, raw in list(table.items()):
-                state = orjson.loads(raw)
-                if not engine.due(state, next_tick):
-                    continue
-                before = _on(state.get("tags") or {})
-                r = engine.on_tick(state, next_tick)
-                if r.state is None:
-                    del table[uid]
-                    continue
-                alerts = tick_alerts(policy, uid, r.state, r.changes, next_tick)
-                note(uid, next_tick, before, r.state, alerts, "tick")
-                table[uid] = orjson.dumps(r.state)
-            next_tick += TICK_MS
-        raw = table.get(ev.user_id)
-        state = orjson.loads(raw) if raw else None
-        before = _on((state or {}).get("tags") or {})
-        r = engine.on_event(state, ev)
-        if r.duplicate or r.state is None:
-            continue
-        step, _ = score_with_tags(scorer, engine, r.state, r.changes, r.why, ev)
-        note(ev.user_id, ev.ts, before, r.state, step.alerts,
-             "event" if step.scores else "unscored", step.layers.get("at_risk"),
-             step.source.get("at_risk"))
-        table[ev.user_id] = orjson.dumps(r.state)
-        if step.training:
-            for t in step.training:
-                trainer.learn(t.target, t.x, t.y, t.gate)
-            labelled += 1
-            if labelled % PUBLISH_EVERY == 0:
-                for target in trainer.targets:
-                    worker.load(target, trainer.snapshot(target))
+            last_alert[s.uid] = a["ts"]
     return out
 
 

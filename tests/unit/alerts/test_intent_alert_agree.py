@@ -10,22 +10,14 @@ both the rules' lead points and the model's probability move the tag).
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
-import orjson
 import pytest
 
-from stream_app.alerts.policy import HOUR_MS, AlertPolicy
-from stream_app.rules.engine import DEFAULT_RULES, TagEngine
-from stream_app.rules.loader import load_ruleset
-from stream_app.scoring.registry import ModelRegistry
-from stream_app.scoring.scorer import Scorer
-from stream_app.scoring.with_tags import score_with_tags, tick_alerts
+from stream_app.alerts.policy import HOUR_MS
+from tests.unit.alerts.live_replay import LiveReplay
 from tests.unit.scoring.fixtures import config
-from tests.unit.scoring.test_fast_path import PUBLISH_EVERY, _sim_events
-
-TICK_MS = 6 * HOUR_MS       # the clock sweeps every user this often (event time)
+from tests.unit.scoring.test_fast_path import _sim_events
 
 
 def _layer(tags: dict[str, Any]) -> str:
@@ -34,72 +26,29 @@ def _layer(tags: dict[str, Any]) -> str:
 
 
 def _replay(users: int, days: int, seed: int) -> list[dict[str, Any]]:
-    """One record per scored event and per clock tick that raised alerts: the intent tag
-    before and after, the layer written for convert, the hot-lead alerts, and whether the
-    lead was eligible (no order_paid yet) and outside its cooldown."""
-    cfg = config(min_labels=30)              # models go live within the replay
-    policy = AlertPolicy.from_config(cfg)
-    hot = policy.kinds["hot_lead"] = replace(policy.kinds["hot_lead"],
-                                             hourly_budget_per_tenant=10**9)
-    trainer = ModelRegistry(cfg, fast_predict=False)
-    worker = ModelRegistry(cfg)
-    scorer = Scorer(cfg, worker, alert_policy=policy)
-    engine = TagEngine(load_ruleset(DEFAULT_RULES))
-    table: dict[str, bytes] = {}
+    """One record per scored event and per clock tick: the intent tag before and after, the
+    layer written for convert, the hot-lead alerts, and whether the lead was eligible (no
+    order_paid yet) and outside its cooldown."""
+    lr = LiveReplay(unlimited=("hot_lead",))
+    hot = lr.policy.kinds["hot_lead"]
     last_alert: dict[str, int] = {}
     out: list[dict[str, Any]] = []
-    labelled = 0
-    next_tick = None
-
-    def note(uid: str, ts: int, before: str, state: dict[str, Any], alerts: list, kind: str,
-             layer: str | None, source: str | None = None) -> None:
-        hot_alerts = [a for a in alerts if a["kind"] == "hot_lead"]
-        sc = state.get("sc") or {}
-        rec = {"uid": uid, "ts": ts, "kind": kind, "before": before,
-               "after": _layer(state.get("tags") or {}), "layer": layer,
-               "eligible": not (sc.get("tot") or {}).keys() & hot.exclude_set,
-               "cooled": uid not in last_alert
-               or ts - last_alert[uid] >= hot.cooldown_hours * HOUR_MS,
-               "alerts": hot_alerts, "source": source}
-        for a in hot_alerts:
-            last_alert[uid] = a["ts"]
-        out.append(rec)
-
-    for ev in _sim_events(users=users, days=days, seed=seed):
-        if next_tick is None:
-            next_tick = ev.ts + TICK_MS
-        while ev.ts >= next_tick:               # the sweep: every due user, on the clock
-            for uid, raw in list(table.items()):
-                state = orjson.loads(raw)
-                if not engine.due(state, next_tick):
-                    continue
-                before = _layer(state.get("tags") or {})
-                r = engine.on_tick(state, next_tick)
-                if r.state is None:
-                    del table[uid]
-                    continue
-                alerts = tick_alerts(policy, uid, r.state, r.changes, next_tick)
-                note(uid, next_tick, before, r.state, alerts, "tick", None)
-                table[uid] = orjson.dumps(r.state)
-            next_tick += TICK_MS
-        raw = table.get(ev.user_id)
-        state = orjson.loads(raw) if raw else None
-        before = _layer((state or {}).get("tags") or {})
-        r = engine.on_event(state, ev)
-        if r.duplicate or r.state is None:
+    for s in lr.steps(_sim_events(users=users, days=days, seed=seed)):
+        step = s.scoring
+        if step is not None and not step.scores:
             continue
-        step, _ = score_with_tags(scorer, engine, r.state, r.changes, r.why, ev)
-        if step.scores:
-            note(ev.user_id, ev.ts, before, r.state, step.alerts, "event",
-                 step.layers.get("convert"), step.source.get("convert"))
-        table[ev.user_id] = orjson.dumps(r.state)
-        if step.training:
-            for t in step.training:
-                trainer.learn(t.target, t.x, t.y, t.gate)
-            labelled += 1
-            if labelled % PUBLISH_EVERY == 0:
-                for target in trainer.targets:
-                    worker.load(target, trainer.snapshot(target))
+        hot_alerts = [a for a in s.alerts if a["kind"] == "hot_lead"]
+        sc = s.state.get("sc") or {}
+        out.append({"uid": s.uid, "ts": s.ts, "kind": s.kind, "before": _layer(s.before),
+                    "after": _layer(s.state.get("tags") or {}),
+                    "layer": step.layers.get("convert") if step else None,
+                    "eligible": not (sc.get("tot") or {}).keys() & hot.exclude_set,
+                    "cooled": s.uid not in last_alert
+                    or s.ts - last_alert[s.uid] >= hot.cooldown_hours * HOUR_MS,
+                    "alerts": hot_alerts,
+                    "source": step.source.get("convert") if step else None})
+        for a in hot_alerts:
+            last_alert[s.uid] = a["ts"]
     return out
 
 
