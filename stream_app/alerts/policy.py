@@ -343,7 +343,7 @@ class AlertPolicy:
         >>> tick = Event("clock:1700000000000", "u1", 1_700_000_000_000, "clock_tick", "clock")
         >>> [(a["kind"], a["triggers"], a["reasons"][0]["en"]) for a in
         ...  p.decide_clock(st, tick, {"at_risk": True})]
-        [('at_risk', ['rule'], 'rule tag at_risk')]
+        [('at_risk', ['rule'], 'flagged at risk by the rules')]
         >>> p.decide_clock(st, tick, {"at_risk": True})     # the tag was on already
         []
         >>> st["al"]["at_risk"]["l"]      # at_risk's layer is the at_risk tag: true is high
@@ -422,8 +422,11 @@ class AlertPolicy:
                 before = mem.get("rt") or ()
                 for tag in on:
                     if tag not in before:
+                        # plain words from alerts.yaml labels (``rule:<tag>``), else the id
+                        w = self.words.labels.get(f"rule:{tag}") or {}
                         why.append({"trigger": "rule", "rule": tag,
-                                    "zh": f"规则标签{tag}", "en": f"rule tag {tag}"})
+                                    "zh": w.get("zh") or f"规则标签{tag}",
+                                    "en": w.get("en") or f"rule tag {tag}"})
             mem["rt"] = on
         return why
 

@@ -99,7 +99,7 @@ def test_rule_engine_tag_raises_an_at_risk_alert_once():
     assert a == []
     st, a = _feed(sc, [ev("u1", T0 + DAY, "video_watched", "study")], st, {"at_risk": True})
     assert [x["kind"] for x in a] == ["at_risk"]
-    assert a[0]["reasons"][0]["en"] == "rule tag at_risk"
+    assert a[0]["reasons"][0]["en"] == "flagged at risk by the rules"
     st, a = _feed(sc, [ev("u1", T0 + 9 * DAY, "video_watched", "study")], st, {"at_risk": True})
     assert a == []            # still the same tag: no new alert
 

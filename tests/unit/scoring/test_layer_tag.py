@@ -112,5 +112,5 @@ def test_an_at_risk_alert_needs_the_at_risk_tag_true_whatever_its_trigger() -> N
     alerts = _learner(sc, {"consecutive_absences": 3, "at_risk": True})[0]
     assert [a["triggers"] for a in alerts] == [["rule", "rule"]]
     assert [r["en"] for r in alerts[0]["reasons"][:2]] == ["missed 3 lessons in a row",
-                                                           "rule tag at_risk"]
+                                                           "flagged at risk by the rules"]
     assert alerts[0]["layer"] == "high"
