@@ -1,7 +1,8 @@
 """Alert policy: hot-lead and at-risk alerts with reasons, cooldown, de-dup and budget.
 
-* **hot lead** (``alerts.hot_lead``): the lead enters the high intent layer, or its score jumps
-  by ``jump`` or more (to at least ``min_score_for_jump``).
+* **hot lead** (``alerts.hot_lead``): the lead enters the high intent layer, or a gated
+  model's score jumps by ``jump`` or more (to at least ``min_score_for_jump``) from its last
+  score; the scorer's own rule points (the score before the gate) never jump.
 * **at risk** (``alerts.at_risk``): the rule engine's ``at_risk`` tag (``rule_tags``) turns
   true: missed lessons in a row, a stall, or the gated model's score at or above the
   threshold in ``config/rules/learning.yaml``; ``consecutive_missed`` missed lessons in a row
@@ -301,17 +302,23 @@ class AlertPolicy:
             mem = al.get(kind)
             if mem is None:
                 mem = al[kind] = {}
-            prev_score, prev_layer = mem.get("s"), mem.get("l")
-            # a rule score comes rounded to 6 places, and rounding it again gives it back
-            mem["s"] = (score if sources.get(target) == "rules"
-                        else round_fixed(score, 1e6, 6))
+            prev_layer = mem.get("l")
+            # a jump is a gated model's (the score the rules see): ``j`` holds its last
+            # score; a rules-sourced score (the scorer's own points) neither jumps nor is
+            # jumped from, so it cannot alert a lead the intent tag holds low
+            prev_model = mem.pop("j", None)
+            if sources.get(target) == "rules":
+                # a rule score comes rounded to 6 places, and rounding it again gives it back
+                mem["s"] = score
+            else:
+                mem["s"] = mem["j"] = round_fixed(score, 1e6, 6)
             mem["l"] = layer
             why: list[dict[str, Any]] | None
             if layer == enter and prev_layer != enter:
                 why = [{"trigger": "enter_layer"}]
-            elif (jump is not None and prev_score is not None and score >= min_jump
-                  and score - prev_score >= jump):
-                why = [{"trigger": "jump", "from": prev_score}]
+            elif (jump is not None and prev_model is not None and "j" in mem
+                  and score >= min_jump and score - prev_model >= jump):
+                why = [{"trigger": "jump", "from": prev_model}]
             else:
                 why = None      # (no list for the usual event: no trigger)
             if has_rules:

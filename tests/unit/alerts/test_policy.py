@@ -46,16 +46,23 @@ def test_hot_lead_alert_carries_reasons_actions_channel_and_next_step():
 
 
 def test_cooldown_per_lead():
-    sc = _scorer(hot_lead={"jump": 0.01, "min_score_for_jump": 0.0, "cooldown_hours": 24})
-    st, first = _feed(sc, _hot_lead("u1", T0))
-    assert len(first) == 1
-    # more hot actions within the cooldown: no alert
-    st, again = _feed(sc, [ev("u1", T0 + 2 * HOUR, "cart_add"),
-                           ev("u1", T0 + 3 * HOUR, "consult_request")], st)
-    assert again == []
+    """A lead entering high intent again within ``cooldown_hours`` gets no second alert."""
+    sc = _scorer()
+    high = {"intent": "high", "lead_points": 18}
+    medium = {"intent": "medium", "lead_points": 8}
+
+    def step(st, t, tags, etype="cart_add"):
+        return _feed(sc, [ev("u1", t, etype)], st, tags)
+
+    st, first = step(None, T0, high)
+    assert len(first) == 1 and first[0]["triggers"] == ["enter_layer"]
+    # leaves high and comes back within the cooldown: no alert
+    st, left = step(st, T0 + 2 * HOUR, medium, "page_view")
+    st, again = step(st, T0 + 3 * HOUR, high)
+    assert left == [] and again == []
     # after the cooldown the lead can alert again
-    st, later = _feed(sc, [ev("u1", T0 + 2 * DAY, "cart_add"),
-                           ev("u1", T0 + 2 * DAY + 60_000, "trial_booked")], st)
+    st, _ = step(st, T0 + 2 * DAY, medium, "page_view")
+    st, later = step(st, T0 + 2 * DAY + 60_000, high)
     assert len(later) == 1
 
 

@@ -278,18 +278,21 @@ class AlertPolicyReference(AlertPolicy):
             mem = al.get(kind)
             if mem is None:
                 mem = al[kind] = {}
-            prev_score, prev_layer = mem.get("s"), mem.get("l")
+            prev_layer = mem.get("l")
+            prev_model = mem.pop("j", None)     # the last score, if a gated model's
+            model = sources.get(target) != "rules"
             # a rule score comes rounded to 6 places, and rounding it again gives it back
-            mem["s"] = (score if sources.get(target) == "rules"
-                        else round_fixed(score, 1e6, 6))
+            mem["s"] = round_fixed(score, 1e6, 6) if model else score
+            if model:
+                mem["j"] = mem["s"]
             mem["l"] = layer
             enter = k.enter_layer
             why: list[dict[str, Any]]
             if layer == enter and prev_layer != enter:
                 why = [{"trigger": "enter_layer"}]
-            elif (k.jump is not None and prev_score is not None and score >= k.min_score_for_jump
-                  and score - prev_score >= k.jump):
-                why = [{"trigger": "jump", "from": prev_score}]
+            elif (k.jump is not None and model and prev_model is not None
+                  and score >= k.min_score_for_jump and score - prev_model >= k.jump):
+                why = [{"trigger": "jump", "from": prev_model}]
             else:
                 why = []
             if k.has_rules:
