@@ -6,9 +6,10 @@
 * **at risk** (``alerts.at_risk``): the rule engine's ``at_risk`` tag (``rule_tags``) turns
   true: missed lessons in a row, a stall, or the gated model's score at or above the
   threshold in ``config/rules/learning.yaml``; ``consecutive_missed`` missed lessons in a row
-  add their own reason. Its layer is that tag (``layer_tag``, no ``enter_layer`` trigger of
+  add their own trigger. Its layer is that tag (``layer_tag``, no ``enter_layer`` trigger of
   its own) and nothing goes out unless the tag is true (``require_tag``), so the alert and
-  the learner's tags agree (the agent passes the tags in).
+  the learner's tags agree (the agent passes the tags in). Its reasons are the tag's
+  conditions that hold (``conditions``: :mod:`stream_app.alerts.conditions`).
 
 Eligibility: ``require_any`` (e.g. at-risk only for users with study or purchase events)
 and ``exclude_if_any`` (e.g. no hot-lead alert for a lead who already bought).
@@ -61,6 +62,7 @@ from typing import Any
 
 import yaml
 
+from stream_app.alerts.conditions import Condition
 from stream_app.alerts.words import Words, counted
 from stream_app.config import REPO_ROOT
 from stream_app.errors import ConfigError
@@ -173,6 +175,9 @@ class AlertKind:
     #: what makes the layer high (hot_lead: lead points or the model's score), for the
     #: alert's ``basis`` and reasons when the agent passes the tags in
     basis: Basis | None = None
+    #: the conditions of the rule tag this kind alerts on (at_risk: missed lessons in a row,
+    #: no study event for a while, the model's score), stated in the reasons when they hold
+    conditions: tuple[Condition, ...] = ()
     require_any: tuple[str, ...] = ()       # only users who did one of these event types
     exclude_if_any: tuple[str, ...] = ()    # never users who did one of these
     next_steps: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -264,9 +269,11 @@ class AlertPolicy:
                 raw.setdefault("layer_tag", scoring.targets[raw["target"]].layer_tag)
                 if raw.get("basis"):
                     raw["basis"] = Basis(**raw["basis"])
+                raw["conditions"] = tuple(Condition.parse(c)
+                                          for c in raw.get("conditions") or ())
                 kinds[kind] = AlertKind(kind=kind, next_steps=steps.get(kind) or {},
                                         **tuples, **raw)
-            except TypeError as exc:
+            except (TypeError, ConfigError) as exc:
                 raise ConfigError(f"{p}: {kind}: {exc}") from exc
         return cls(kinds, Words(doc.get("labels") or {}, scoring.features.recency_scale_days),
                    {n: t.rules.half_life_days for n, t in scoring.targets.items()},
@@ -481,6 +488,15 @@ class AlertPolicy:
                     reasons.append(model_line)
                 if registry is not None and not callable(x):
                     reasons += self._model_reasons(k, x, registry)
+        elif k.conditions and rule_tags is not None and (held := self._conditions(
+                k, st, event.ts, score, source, rule_tags)):
+            # the tag's conditions that hold say why, not "flagged at risk by the rules"
+            # (nor "missed 3 lessons in a row" twice)
+            reasons = [r for r in reasons if r["kind"] != "rule"] + held
+            basis = "model" if all(r["condition"] == "score_at_least" for r in held) else "rules"
+            if "score_at_least" in {r["condition"] for r in held} and registry is not None \
+                    and not callable(x):
+                reasons += self._model_reasons(k, x, registry)
         elif source == "rules":
             basis = "points"
             for etype, pts in top_point_events(st.get("rp") or {}, k.target, k.top_reasons,
@@ -523,6 +539,13 @@ class AlertPolicy:
             "next_step": dict(next_step) if next_step else None,
         }
 
+
+    def _conditions(self, k: AlertKind, st: dict[str, Any], now: int, score: float,
+                    source: str, rule_tags: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """The reasons of ``k``'s conditions that hold, in their configured order."""
+        params = self.rule_params()
+        return [r for c in k.conditions
+                if (r := c.reason(params, rule_tags, st, now, score, source)) is not None]
 
     def _model_reasons(self, k: AlertKind, x: dict[str, float],
                        registry: Any) -> list[dict[str, Any]]:

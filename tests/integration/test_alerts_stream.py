@@ -69,6 +69,9 @@ def test_a_learner_who_stops_studying_gets_an_at_risk_alert_from_the_clock(stack
     [alert] = reader.wait_for(timeout=60, user_id=u)
     assert alert["kind"] == "at_risk" and alert["triggers"] == ["rule"]
     assert alert["alert_id"].startswith(f"at_risk:{u}:clock:") and alert["next_step"]
-    assert any(r["kind"] == "rule" and "at risk" in r["en"] for r in alert["reasons"])
+    # it says which of the tag's conditions holds: the days since the last study event
+    [why] = alert["reasons"]
+    assert why["condition"] == "idle" and why["value"] >= 14 and why["threshold"] == 14
+    assert why["en"].startswith("last study event") and alert["basis"] == "rules"
     reader.close()
     tags.close()

@@ -111,6 +111,9 @@ def test_an_at_risk_alert_needs_the_at_risk_tag_true_whatever_its_trigger() -> N
     assert _learner(sc, {"consecutive_absences": 3, "at_risk": None})[0] == []
     alerts = _learner(sc, {"consecutive_absences": 3, "at_risk": True})[0]
     assert [a["triggers"] for a in alerts] == [["rule", "rule"]]
-    assert [r["en"] for r in alerts[0]["reasons"][:2]] == ["missed 3 lessons in a row",
-                                                           "flagged at risk by the rules"]
+    # the tag's condition that holds, against its threshold (not "flagged at risk by the
+    # rules", nor the run said twice)
+    assert [r["en"] for r in alerts[0]["reasons"]] == [
+        "missed 3 lessons in a row (at risk from 3)"]
+    assert alerts[0]["basis"] == "rules"
     assert alerts[0]["layer"] == "high"
