@@ -5,6 +5,12 @@ names and arguments, and records in a :class:`~stream_app.state.Requirements` wh
 must accumulate. At evaluation, every function call's value is memoised per evaluation and
 traced (``ctx.trace``: call text -> value) so the engine can explain why a tag has its value.
 
+``prev()`` is the value the tag being evaluated held before this evaluation (null for a user
+who never held it): compiled only with the ``tag_id`` of the rule (:func:`compile_expr`), read
+from ``ctx.prev``, which the evaluation fills before it runs the rule (``ctx.tags`` is written
+as tags are evaluated, so it is not the place to read it from). It lets a rule keep a value
+(hysteresis): ``tag(lead_points) >= 15 or (prev() == 'high' and tag(lead_points) >= 12)``.
+
 Null semantics: arithmetic with ``null`` gives ``null`` (so do ``min``/``max`` with a
 ``null`` argument); ``x / 0`` is ``null``; ordering
 comparisons with ``null`` or across types are false; ``==``/``!=`` compare values
@@ -23,6 +29,10 @@ Example:
     Traceback (most recent call last):
     ...
     stream_app.rules.compiler.CompileError: unknown function 'cuont' (column 1)
+    >>> c = compile_expr("prev() == 'high' or count(course_view) > 0", req, {}, tag_id="t")
+    >>> ctx = EvalContext(st, 0, 0); ctx.prev = {"t": "high"}
+    >>> c.fn(ctx), c.prev, ctx.trace
+    (True, True, {'prev()': 'high'})
 """
 
 from __future__ import annotations
@@ -62,9 +72,10 @@ class CompileError(Exception):
 
 
 class EvalContext:
-    """Inputs of one evaluation: the state, the clock, tags evaluated so far, memo and trace."""
+    """Inputs of one evaluation: the state, the clock, tags evaluated so far, the values
+    before it (``prev``), memo and trace."""
 
-    __slots__ = ("state", "now", "today", "tags", "cache", "trace", "traces")
+    __slots__ = ("state", "now", "today", "tags", "prev", "cache", "trace", "traces")
 
     def __init__(self, state: dict[str, Any], now_ms: int, day_offset_ms: int,
                  trace: bool = True) -> None:
@@ -72,6 +83,10 @@ class EvalContext:
         self.now = now_ms
         self.today = (now_ms + day_offset_ms) // DAY_MS
         self.tags: dict[str, Any] = {}
+        #: what ``prev()`` reads: tag id -> its value before this evaluation (absent: null),
+        #: for the tags whose rule reads prev(); never written while the rules run (but
+        #: for a rule's own entry while its value settles, see RuleSet._run)
+        self.prev: dict[str, Any] = {}
         self.cache: dict[str, Any] = {}
         self.trace: dict[str, Any] | None = {} if trace else None
         #: tag id -> (trace, matched case) of its run, kept by a selective evaluation
@@ -96,6 +111,7 @@ class Compiled:
     #: as a function of the score's value, when the expression reads it only so (its value
     #: then depends on the score only through their results), else None
     scores: dict[str, tuple[Callable[[Any], Any], ...] | None] = field(default_factory=dict)
+    prev: bool = False         # reads prev(): the tag's own value before the evaluation
 
 
 def parse_duration(text: Any) -> int | None:
@@ -112,8 +128,18 @@ def parse_duration(text: Any) -> int | None:
     return int(float(m.group(1)) * _UNITS[m.group(2)])
 
 
-def compile_expr(text: str, req: Requirements, params: dict[str, Any]) -> Compiled:
-    """Parse and compile ``text``; raise :class:`CompileError` with the column on error."""
+def compile_expr(text: str, req: Requirements, params: dict[str, Any],
+                 tag_id: str | None = None) -> Compiled:
+    """Parse and compile ``text``; raise :class:`CompileError` with the column on error.
+
+    ``tag_id``: the tag whose rule ``text`` is (a case's ``when`` or a ``value``); only then
+    may it read ``prev()``, the tag's own value before the evaluation.
+
+    >>> compile_expr("count(x) > 0 and prev() != true", Requirements(), {})
+    Traceback (most recent call last):
+    ...
+    stream_app.rules.compiler.CompileError: prev() is only valid in a tag's rule ... (column 18)
+    """
     try:
         tree = parse(str(text))
     except UnexpectedCharacters as exc:
@@ -130,12 +156,12 @@ def compile_expr(text: str, req: Requirements, params: dict[str, Any]) -> Compil
         raise CompileError("unexpected end of expression", len(text)) from None
     except UnexpectedInput as exc:  # pragma: no cover - other lark errors
         raise CompileError(str(exc).splitlines()[0], getattr(exc, "column", None)) from None
-    c = _Compiler(str(text), req, params)
+    c = _Compiler(str(text), req, params, tag_id)
     fn = c.expr(tree)
     scores = {t: tuple(c.score_tests.get(t, ())) if len(c.score_tests.get(t, ())) == n else None
               for t, n in c.score_reads.items()}
     return Compiled(fn, str(text), c.deps, c.granularity, c.reads, c.timed, c.daily, c.clocks,
-                    c.guards, c.windows, scores)
+                    c.guards, c.windows, scores, c.prev)
 
 
 class Probe:
@@ -613,10 +639,13 @@ def _literal(node: Tree | Token) -> Any:
 
 
 class _Compiler:
-    def __init__(self, text: str, req: Requirements, params: dict[str, Any]) -> None:
+    def __init__(self, text: str, req: Requirements, params: dict[str, Any],
+                 tag_id: str | None = None) -> None:
         self.text = text
         self.req = req
         self.params = params
+        self.tag_id = tag_id        # the tag whose rule this is (None: prev() is refused)
+        self.prev = False           # the expression reads prev()
         self.deps: set[str] = set()
         self.reads: set[Selector] = set()
         self.timed = False
@@ -1220,6 +1249,39 @@ def _f_tag(c: _Compiler, node, args, kwargs) -> Fn:
     return lambda ctx: ctx.tags.get(tag_id)
 
 
+#: the trace key of prev() (the why record's ``values``): one per rule, so not memoised
+#: in ``ctx.cache`` (shared by the rules of an evaluation, by call text)
+PREV_KEY = "prev()"
+
+
+def _f_prev(c: _Compiler, node, args, kwargs) -> Fn:
+    """``prev()``: the value the tag being evaluated held before this evaluation (null: the
+    user never held it), from ``ctx.prev``. Traced as ``prev()`` when it is read, so a why
+    record shows it where it decided; not a dependency (the cycle check leaves it alone).
+
+    >>> compile_expr("prev(intent)", Requirements(), {}, tag_id="intent")
+    Traceback (most recent call last):
+    ...
+    stream_app.rules.compiler.CompileError: prev() takes no arguments: ... (column 1)
+    """
+    if args or kwargs:
+        raise c.err(node, "prev() takes no arguments: it reads the previous value of the "
+                          "tag being evaluated (another tag's value in this evaluation: "
+                          "tag(id))")
+    tag_id = c.tag_id
+    if tag_id is None:
+        raise c.err(node, "prev() is only valid in a tag's rule (a case's when or a tag's "
+                          "value): it reads the value the tag held before this evaluation")
+    c.prev = True
+
+    def f(ctx: EvalContext) -> Any:
+        v = ctx.prev.get(tag_id)
+        if ctx.trace is not None:
+            ctx.trace[PREV_KEY] = v
+        return v
+    return f
+
+
 def _f_coalesce(c: _Compiler, node, args, kwargs) -> Fn:
     c.arity(node, args, kwargs, 1, 16)
     fs = [c.expr(a) for a in args]
@@ -1293,11 +1355,12 @@ _FUNCTIONS: dict[str, Callable[..., Fn]] = {
     "count": _f_count, "active_days": _f_active_days, "sum": _f_sum, "avg": _f_avg,
     "peak": _f_peak, "first": _f_first, "last": _f_last, "distinct": _f_distinct,
     "since": _f_since, "since_first": _f_since_first, "streak": _f_streak, "seq": _f_seq,
-    "rate": _f_rate, "tag": _f_tag, "coalesce": _f_coalesce,
+    "rate": _f_rate, "tag": _f_tag, "prev": _f_prev, "coalesce": _f_coalesce,
     "min": _numeric_reduce(min), "max": _numeric_reduce(max), "round": _f_round,
     "days": _f_days, "size": _f_size, "nullif": _f_nullif,
     "if": _f_if,
 }
-#: pure helpers not worth memoising or explaining on their own
-_UNTRACED = {"coalesce", "min", "max", "round", "days", "size", "nullif", "if"}
+#: pure helpers not worth memoising or explaining on their own (and prev(), which traces
+#: itself: its value is the rule's own, not one call text's for every rule)
+_UNTRACED = {"coalesce", "min", "max", "round", "days", "size", "nullif", "if", "prev"}
 FUNCTION_NAMES = sorted(_FUNCTIONS)

@@ -45,6 +45,7 @@ _SCORES_TOUCHED = ((SCORES_TYPE, SCORES_TYPE),)
 _NONE_MOVED: frozenset = frozenset()
 _ABSENT = object()
 _VALUE = object()   # a why record's own "value" (not a key of its "values")
+_NOTHING: dict[str, Any] = {}   # what prev() reads in a new user's first evaluation
 #: distinct first evaluations kept per engine (new users' first events; cleared when full)
 FRESH_MEMO = 4096
 
@@ -432,10 +433,10 @@ class TagEngine:
         tags read it: such a tag is evaluated again at its next event or tick).
 
         >>> from stream_app.rules.loader import load_ruleset
-        >>> eng = TagEngine(load_ruleset(DEFAULT_RULES))   # intent: convert >= 0.6, >= 0.3
-        >>> kept = {"convert": 0.3, "at_risk": 0.1}      # (at_risk: read by the at_risk tag)
+        >>> eng = TagEngine(load_ruleset(DEFAULT_RULES))   # intent: convert >= 0.6, >= 0.3,
+        >>> kept = {"convert": 0.3, "at_risk": 0.1}      # >= 0.5 (keeps high); at_risk: its tag
         >>> [eng._scores_moved(kept, {"convert": v, "x": 0.9})   # x: read by no rule
-        ...  for v in (0.4, 0.5, 0.6, None)]
+        ...  for v in (0.4, 0.45, 0.5, None)]
         [0, 0, 2, 2]
         >>> eng._scores_moved(kept, {"x": 0.9}), eng._scores_moved(      # one model live:
         ...     {"convert": None, "at_risk": 0.1}, {"convert": None, "at_risk": 0.2})
@@ -471,6 +472,8 @@ class TagEngine:
             ctx.tags = {**old, **state["hid"]}
         else:
             ctx.tags = old     # read only: nothing below writes to it
+        if rs.prev_ids:        # (a new dict: a rule's settling writes its own entry)
+            ctx.prev = rs.prev_values(old, state.get("hid") or {})
         run = rs._run  # noqa: SLF001 - the engine's own rule runner
         for tag in tags:
             raw, _ = run(tag, ctx)
@@ -652,7 +655,8 @@ class TagEngine:
         else:
             previous = old_tags
         ran, ctx = rs.evaluate_some(state, now, previous, plan, day_offset_ms=self.day_offset_ms,
-                                    keep_traces=bool(touched), owned=bool(hid))
+                                    keep_traces=bool(touched), owned=bool(hid),
+                                    before=_NOTHING if fresh else None)
         changes: list[dict[str, Any]] = []
         why: dict[str, dict[str, Any]] = {}
         hidden_ran = False

@@ -15,12 +15,22 @@ Example:
     Activity level = Low, because active_days(stream:click|stream:study, $churn_period) >= 1
       active_days(stream:click|stream:study, $churn_period) = 1
       count(stream:click|stream:study) = 1
+
+A rule reading ``prev()`` (hysteresis) shows the value the tag had before, with its label:
+    >>> why = {"rule": "intent", "case": "... or (prev() == 'high' and ...)", "value": "high",
+    ...        "values": {"tag(lead_points)": 13, "prev()": "high", "score.convert": None}}
+    >>> print(explain(why, eng.ruleset, "en"))
+    Intent layer = High intent, because ... or (prev() == 'high' and ...)
+      prev() = High intent (the value before)
+      score.convert = None
+      tag(lead_points) = 13
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from stream_app.rules.compiler import PREV_KEY
 from stream_app.rules.model import RuleSet
 
 _NONE = {"zh": "无", "en": "none"}
@@ -31,6 +41,7 @@ _REASONS = {
     "rule_removed": {"zh": "规则下线", "en": "rule removed"},
 }
 _BECAUSE = {"zh": "，因为 ", "en": ", because "}
+_BEFORE = {"zh": " (此前的值)", "en": " (the value before)"}
 
 
 def value_label(ruleset: RuleSet, tag_id: str, value: Any, lang: str = "zh") -> str:
@@ -63,14 +74,17 @@ def describe_change(change: dict[str, Any], ruleset: RuleSet, lang: str = "zh") 
 
 
 def explain(why: dict[str, Any], ruleset: RuleSet, lang: str = "zh") -> str:
-    """A why record as text: the tag and value, the case that matched, the deciding values."""
+    """A why record as text: the tag and value, the case that matched, the deciding values
+    (``prev()``, the tag's value before the evaluation, by its label)."""
     tid = why["rule"]
     value = why.get("value")
     head = f"{tag_label(ruleset, tid, lang)} = {value_label(ruleset, tid, value, lang)}"
     case = why.get("case")
     if case and case != "default":
         head += _BECAUSE[lang] + case
-    lines = [head] + [f"  {expr} = {v}" for expr, v in sorted(why.get("values", {}).items())]
+    lines = [head] + [f"  {expr} = {value_label(ruleset, tid, v, lang)}{_BEFORE[lang]}"
+                      if expr == PREV_KEY else f"  {expr} = {v}"
+                      for expr, v in sorted(why.get("values", {}).items())]
     return "\n".join(lines)
 
 

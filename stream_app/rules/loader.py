@@ -121,9 +121,12 @@ def _validate(doc: _Doc) -> None:
     raise doc.error(path, f"{field}: {problem}" if field else problem)
 
 
-def _compile(doc: _Doc, path: Path_, text: str, req: Requirements, params: dict[str, Any]):
+def _compile(doc: _Doc, path: Path_, text: str, req: Requirements, params: dict[str, Any],
+             tag_id: str):
+    """Compile the rule expression of ``tag_id`` at ``path`` (errors name the file, line,
+    rule, field and column)."""
     try:
-        return compile_expr(text, req, params)
+        return compile_expr(text, req, params, tag_id=tag_id)
     except CompileError as exc:
         field = ".".join(str(p) for p in path[2:])
         raise doc.error(path, f"{field}: {exc}") from None
@@ -140,14 +143,15 @@ def _build_tag(doc: _Doc, i: int, raw: dict[str, Any], req: Requirements,
     if "value" in raw:
         if tag.kind == "enum":
             raise doc.error(base + ("value",), "an enum tag needs 'cases', not 'value'")
-        tag.expr = _compile(doc, base + ("value",), raw["value"], req, params)
+        tag.expr = _compile(doc, base + ("value",), raw["value"], req, params, tag.id)
         return tag
     seen: set[Any] = set()
     for j, case in enumerate(raw["cases"]):
         p = base + ("cases", j)
         value = case["value"]
         _check_value(doc, p, tag, value)
-        tag.cases.append(CaseDef(value, _compile(doc, p + ("when",), case["when"], req, params)))
+        tag.cases.append(CaseDef(value, _compile(doc, p + ("when",), case["when"], req, params,
+                                                  tag.id)))
         if value is not None and value not in seen:
             seen.add(value)
             tag.values.append(ValueDef(value, case.get("zh", ""), case.get("en", "")))

@@ -23,11 +23,13 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import logging
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from stream_app.rules.compiler import (
+    PREV_KEY,
     ClockAtom,
     Compiled,
     DailyWindow,
@@ -42,6 +44,13 @@ from stream_app.state.requirements import Requirements, Selector
 
 KINDS = ("enum", "bool", "number", "text", "set")
 _INFINITIES = (float("inf"), float("-inf"))
+#: runs of a rule reading prev() until its value settles (see :meth:`RuleSet._run`)
+SETTLE_RUNS = 4
+
+_UNSET = object()
+_UNSETTLED: set[tuple[str, str]] = set()   # rules found not to settle: logged once
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -88,6 +97,8 @@ class TagDef:
     #: model scores it reads -> their comparisons with constants (None: read otherwise too;
     #: see :attr:`~stream_app.rules.compiler.Compiled.scores`)
     scores: dict[str, tuple[Callable[[Any], Any], ...] | None] = field(default_factory=dict)
+    #: its rule reads prev(), its own value before the evaluation (see :meth:`RuleSet._run`)
+    prev: bool = False
     #: every value its rule gives is already normal (:meth:`normalise` returns it as it is):
     #: set by :class:`RuleSet` (:meth:`is_plain`), so evaluations skip the call
     plain: bool = field(default=False, init=False, repr=False, compare=False)
@@ -105,6 +116,7 @@ class TagDef:
         self.guards = tuple(sorted(set().union(*(e.guards for e in exprs)), key=lambda g: g.text))
         self.windows = tuple(sorted(set().union(*(e.windows for e in exprs)), key=repr))
         self.scores = _merge_scores(e.scores for e in exprs)
+        self.prev = any(e.prev for e in exprs)
 
     def label(self, value: Any, lang: str = "en") -> str:
         """Label of ``value`` (enum labels; other kinds: the value as text)."""
@@ -250,6 +262,15 @@ class RuleSet:
         #: every model score a rule reads -> its comparisons with constants in the rules
         #: (None: some rule reads it otherwise), see :attr:`TagDef.scores`
         self.score_tests = _merge_scores(t.scores for t in self.order)
+        #: the tags whose rule reads prev() (their own value before an evaluation), and
+        #: whether each is hidden (its value kept in ``state["hid"]``, not ``state["tags"]``)
+        self.prev_ids: tuple[tuple[str, bool], ...] = tuple(
+            (t.id, t.hidden) for t in self.order if t.prev)
+        #: the tags whose value depends on the values before (prev(), directly or through
+        #: tag()): their value is the evaluations' history, not only the events and the clock
+        #: (the same events in another order or batching may give another value)
+        self.history_ids: frozenset[str] = frozenset().union(
+            *({tid} | self._dependents[tid] for tid, _ in self.prev_ids))
 
     @property
     def empty_values(self) -> dict[str, Any]:
@@ -541,8 +562,11 @@ class RuleSet:
                      day_offset_ms: int = 8 * 3600_000) -> tuple[dict[str, Any], EvalContext]:
         """Every visible tag's value (full evaluation of every rule), and the evaluation
         context to explain them with :meth:`why`. Nothing is traced; "why" records are built
-        only on demand."""
+        only on demand. ``prev()`` reads the values the state holds (``tags``, ``hid``): those
+        of its last evaluation."""
         ctx = EvalContext(state, now_ms, day_offset_ms, trace=False)
+        if self.prev_ids:
+            ctx.prev = self.prev_values(state.get("tags") or {}, state.get("hid") or {})
         values: dict[str, Any] = {}
         ctx_tags = ctx.tags
         for tag in self.order:
@@ -556,7 +580,8 @@ class RuleSet:
     def evaluate_some(self, state: dict[str, Any], now_ms: int, previous: dict[str, Any],
                       plan: tuple[frozenset[str], tuple[TagDef, ...], bool], *,
                       day_offset_ms: int = 8 * 3600_000, keep_traces: bool = True,
-                      owned: bool = False) -> tuple[list[tuple[TagDef, Any]], EvalContext]:
+                      owned: bool = False, before: Mapping[str, Any] | None = None
+                      ) -> tuple[list[tuple[TagDef, Any]], EvalContext]:
         """Selective evaluation: ``previous`` holds every tag's value at the last evaluation
         (hidden ones included; absent = None) and ``plan`` comes from :meth:`plan`. Only the
         tags of the plan are run (a dependent only when a tag it reads changed); the others
@@ -565,8 +590,13 @@ class RuleSet:
         ``keep_traces``: trace every rule as it runs, so :meth:`why` needs no second run (pays
         when many of the rules run change, as on events; a clock tick runs many daily rules
         that rarely change). ``owned``: ``previous`` is the caller's own copy, which the
-        evaluation may update in place (no second copy)."""
+        evaluation may update in place (no second copy). ``before``: what ``prev()`` reads,
+        the values the user held (default ``previous``; a new user's first evaluation starts
+        from :attr:`empty_values` but held nothing: ``{}``), read before any rule runs."""
         ctx = EvalContext(state, now_ms, day_offset_ms, trace=False)
+        if self.prev_ids:
+            b = previous if before is None else before
+            ctx.prev = {tid: b.get(tid) for tid, _ in self.prev_ids}
         ctx.tags = tags = previous if owned else dict(previous)
         ctx.traces = traces = {} if keep_traces else None
         must, cands, _ = plan
@@ -590,8 +620,102 @@ class RuleSet:
         ctx.trace = None
         return out, ctx
 
+    def prev_values(self, tags: Mapping[str, Any], hid: Mapping[str, Any]) -> dict[str, Any]:
+        """What ``prev()`` reads (``EvalContext.prev``) from a state's visible ``tags`` and
+        hidden ``hid`` values: each tag reading prev() -> its value (None: not held).
+
+        >>> from stream_app.rules.loader import ruleset_from_text
+        >>> rs = ruleset_from_text('''
+        ... tags:
+        ...   - {id: seen, family: f, zh: 见, en: Seen, kind: bool,
+        ...      value: "prev() == true or count(course_view) > 0"}
+        ... ''')
+        >>> rs.prev_ids, rs.prev_values({"seen": True}, {}), rs.prev_values({}, {})
+        ((('seen', False),), {'seen': True}, {'seen': None})
+        """
+        return {tid: (hid if hidden else tags).get(tid) for tid, hidden in self.prev_ids}
+
     @staticmethod
     def _run(tag: TagDef, ctx: EvalContext) -> tuple[Any, int | None]:
+        """Run ``tag``'s rule: its raw value and the index of the case that matched (None:
+        a value rule, or no case matched).
+
+        A rule reading ``prev()`` gives a value that depends on the one before. A selective
+        evaluation runs it only when another of its inputs moved, so its value must *settle*:
+        run again with ``prev()`` = that value and nothing else changed, it must give it
+        again (hysteresis such as ``enter or (prev() == 'high' and keep)``, with ``enter``
+        implying ``keep``, does). So when the value changes, the rule runs again with
+        ``prev()`` = the new value until a run gives the value it was given, at most
+        :data:`SETTLE_RUNS` runs (a settling rule: one more run, only when its value
+        changes). The why record keeps the first run's values, with the real previous value
+        (and, when a later run decided, that run's values too). A rule that does not settle
+        (it oscillates, e.g. ``prev() != true``) keeps its last run's value and is logged
+        once: a full and a selective evaluation may differ for it. ``ctx.prev`` is as it
+        was on return.
+
+        >>> from stream_app.rules.loader import ruleset_from_text
+        >>> from stream_app.state import new_state
+        >>> rs = ruleset_from_text('''
+        ... tags:
+        ...   - id: step
+        ...     family: f
+        ...     zh: 阶
+        ...     en: Step
+        ...     kind: enum
+        ...     cases:
+        ...       - {value: two, zh: 二, en: Two, when: "count(course_view) > 1"}
+        ...       - {value: one, zh: 一, en: One, when: "prev() == 'two'"}
+        ...     default: {value: zero, zh: 零, en: Zero}
+        ... ''')
+        >>> ctx = EvalContext(new_state("u"), 0, 0); ctx.prev = {"step": "two"}
+        >>> rs._run(rs.by_id["step"], ctx), ctx.prev, ctx.trace    # two -> one -> zero
+        (('zero', 2), {'step': 'two'}, {'count(course_view)': 0, 'prev()': 'two'})
+        """
+        if tag.prev:
+            return RuleSet._run_settled(tag, ctx)
+        if tag.expr is not None:     # (_run_once, inline: every rule of every evaluation)
+            return tag.expr.fn(ctx), None
+        for i, case in enumerate(tag.cases):
+            if case.when is None or case.when.fn(ctx):
+                return case.value, i
+        return None, None
+
+    @staticmethod
+    def _run_settled(tag: TagDef, ctx: EvalContext) -> tuple[Any, int | None]:
+        """:meth:`_run` of a rule reading prev(): run until its value settles."""
+        raw, matched = RuleSet._run_once(tag, ctx)
+        prev, tid = ctx.prev, tag.id
+        before = prev.get(tid)
+        value = raw if raw is None or tag.plain else tag.normalise(raw)
+        if value == before and type(value) is type(before):
+            return raw, matched
+        trace, ctx.trace = ctx.trace, None
+        deciding = _UNSET      # prev() of the run that gave the value, when not the first
+        try:
+            for _ in range(SETTLE_RUNS - 1):
+                prev[tid] = value
+                raw2, matched2 = RuleSet._run_once(tag, ctx)
+                value2 = raw2 if raw2 is None or tag.plain else tag.normalise(raw2)
+                if value2 == value and type(value2) is type(value):
+                    break       # settled
+                deciding, raw, matched, value = value, raw2, matched2, value2
+            else:
+                if (tag.source, tid) not in _UNSETTLED:
+                    _UNSETTLED.add((tag.source, tid))
+                    log.warning("rule %r (%s) reads prev() and does not settle in %d runs: "
+                                "its value is the last run's", tid, tag.source, SETTLE_RUNS)
+            if deciding is not _UNSET and trace is not None:   # that run's values too
+                prev[tid] = deciding
+                ctx.trace = trace
+                RuleSet._run_once(tag, ctx)
+                trace[PREV_KEY] = before
+            return raw, matched
+        finally:
+            prev[tid] = before
+            ctx.trace = trace
+
+    @staticmethod
+    def _run_once(tag: TagDef, ctx: EvalContext) -> tuple[Any, int | None]:
         if tag.expr is not None:
             return tag.expr.fn(ctx), None
         for i, case in enumerate(tag.cases):

@@ -144,12 +144,15 @@ def test_every_at_risk_alert_says_which_of_the_tag_s_conditions_hold(replay) -> 
 
 def test_the_alert_conditions_are_the_at_risk_tag_s_terms() -> None:
     """alerts.yaml ``at_risk.conditions`` state the `or` terms of learning.yaml's at_risk
-    tag, one each, in its order (an edit of one without the other fails here)."""
+    tag, one each, in its order (an edit of one without the other fails here). A term that
+    starts with ``(prev()`` is a keep term (hysteresis: it holds only a tag already true) and
+    states no condition: an alert fires on the tag turning true, which an entry term does."""
     doc = yaml.safe_load((REPO_ROOT / "config" / "rules" / "learning.yaml").read_text(
         encoding="utf-8"))
     tags = {t["id"]: t for t in doc["tags"]}
     [true_case] = [c for c in tags["at_risk"]["cases"] if c["value"] is True]
     terms = [" ".join(t.split()) for t in true_case["when"].split(" or ")]
+    terms = [t for t in terms if not t.startswith("(prev()")]
     conds = yaml.safe_load(DEFAULT_PATH.read_text(encoding="utf-8"))["at_risk"]["conditions"]
     assert len(terms) == len(conds)
     for term, c in zip(terms, conds, strict=True):
@@ -175,4 +178,6 @@ def test_one_number_for_each_threshold_the_alert_and_the_tag_share() -> None:
         encoding="utf-8"))["params"]
     alerts = yaml.safe_load(DEFAULT_PATH.read_text(encoding="utf-8"))["at_risk"]
     assert params["at_risk_score"] == config().targets["at_risk"].alert_threshold
+    # the keep score (hysteresis) lies below the entry one: an entry keeps the learner at risk
+    assert 0 < params["at_risk_keep_score"] < params["at_risk_score"]
     assert params["at_risk_absences"] == alerts["consecutive_missed"]

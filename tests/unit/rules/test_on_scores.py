@@ -20,7 +20,9 @@ from stream_app.rules.loader import load_ruleset, ruleset_from_text
 
 # score reads the default rules do not have: thresholds both ways round and against 0 and
 # null (convert, at_risk: read only so), a score read outside a comparison and compared with
-# a tag (value), next to a hidden tag, a dependent
+# a tag (value), next to a hidden tag, a dependent; prev(): hysteresis on a score compared
+# with constants only (s_keep, read by s_dep) and a high-water mark of a score read otherwise
+# (s_peak)
 SCORED = """
 version: "s.1"
 params: {hi: 0.5}
@@ -39,8 +41,12 @@ tags:
      value: "score.value > tag(s_clicks) / 10"}
   - {id: s_risky, family: s, zh: 险, en: Risky, kind: text,
      value: "if(tag(s_clicks) >= 2 and score.at_risk >= 0.3, 'r', null)"}
+  - {id: s_keep, family: s, zh: 持, en: Keep, kind: bool,
+     value: "score.convert >= $hi or (prev() == true and score.convert >= 0.2)"}
+  - {id: s_peak, family: s, zh: 峰, en: Peak, kind: number, round: 2,
+     value: "if(score.value > coalesce(prev(), 0), score.value, prev())"}
   - {id: s_dep, family: s, zh: 依, en: Dependent, kind: text,
-     value: "if(tag(s_layer) == 'high' and count(course_view) > 0, 'hc', null)"}
+     value: "if((tag(s_layer) == 'high' or tag(s_keep)) and count(course_view) > 0, 'hc', null)"}
   - {id: s_days, family: s, zh: 天, en: Days, kind: number, value: "active_days(7d)"}
 """
 RULESETS = [load_ruleset(DEFAULT_RULES), ruleset_from_text(SCORED)]

@@ -2,7 +2,8 @@
 gives exactly the same changes, why records, derived events and state as a full evaluation of
 every rule (``TagEngine(full=True)``), step by step, over random sequences of events, clock
 ticks, score updates, late and duplicate events, batches, deletions, business-day boundaries
-and rule-set switches."""
+and rule-set switches; also for rules reading ``prev()`` (the tag's value before: hysteresis,
+sticky and high-water tags, a hidden one, one that settles over several runs, dependents)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,10 @@ from stream_app.rules.loader import load_ruleset, ruleset_from_text
 
 # rules that exercise what the default set does not: sub-day windows, the exact clock without
 # a threshold, thresholds written the other way round / with == and fractional constants,
-# active_days over every event, chains of tag() through a hidden tag, decayed counts
+# active_days over every event, chains of tag() through a hidden tag, decayed counts, and
+# prev(): hysteresis on a hidden daily tag and a score (x_hyst, read by x_hyst_dep), a sticky
+# hidden bool with a since() threshold (x_sticky), a high-water mark (x_high), a rule that
+# settles over three runs (x_step: two -> one -> zero without its entry)
 EXTRA = """
 version: "x.1"
 tags:
@@ -54,6 +58,25 @@ tags:
   - {id: x_alts, family: x, zh: 选, en: Alternatives, kind: text,
      value: "coalesce(first(any.utm_source|channel|utm_campaign), '-') + '/'
              + coalesce(last(click.utm_source|channel), '-')"}
+  - {id: x_hyst, family: x, zh: 滞, en: Hysteresis, kind: enum,
+     cases: [{value: null, when: "count(any) == 0"},
+             {value: hot, zh: 热, en: Hot,
+              when: "tag(x_all_days) >= 3 or score.convert >= 0.8
+                     or (prev() == 'hot' and (tag(x_all_days) >= 2 or score.convert >= 0.3))"},
+             {value: warm, zh: 温, en: Warm, when: "tag(x_all_days) >= 1"}],
+     default: {value: cold, zh: 冷, en: Cold}}
+  - {id: x_hyst_dep, family: x, zh: 滞依, en: Hysteresis dependent, kind: bool,
+     value: "tag(x_hyst) == 'hot' and count(course_view) > 0"}
+  - {id: x_sticky, family: x, zh: 粘, en: Sticky, kind: bool, hidden: true,
+     value: "prev() == true or since(order_paid) <= 1d"}
+  - {id: x_sticky_dep, family: x, zh: 粘依, en: Sticky dependent, kind: text,
+     value: "if(tag(x_sticky), 'paid once', null)"}
+  - {id: x_high, family: x, zh: 高水位, en: High water, kind: number,
+     value: "max(coalesce(prev(), 0), count(stream:click, 3d))"}
+  - {id: x_step, family: x, zh: 阶, en: Step, kind: enum,
+     cases: [{value: two, zh: 二, en: Two, when: "count(course_view|stream:study, 3d) >= 2"},
+             {value: one, zh: 一, en: One, when: "prev() == 'two'"}],
+     default: {value: zero, zh: 零, en: Zero}}
 """
 
 DEFAULT = load_ruleset(DEFAULT_RULES)
@@ -84,7 +107,8 @@ STEP = st.one_of(
     st.tuples(st.just("late"), st.sampled_from(TYPES),   # up to beyond the retention
               st.one_of(st.integers(1, 3 * 24 * 60), st.integers(1, 200 * 24 * 60)), PROPS),
     st.tuples(st.just("tick"), MINUTES),
-    st.tuples(st.just("scores"), st.sampled_from([None, 0.1, 0.3, 0.8]), MINUTES),
+    st.tuples(st.just("scores"), st.sampled_from([None, 0.1, 0.3, 0.55, 0.65, 0.8]), MINUTES,
+              st.sampled_from(["convert", "at_risk"])),   # around the keep thresholds too
     st.tuples(st.just("dup"), st.integers(0, 40)),
     st.tuples(st.just("batch"), st.lists(st.tuples(st.sampled_from(TYPES), MINUTES, PROPS),
                                          min_size=1, max_size=3)),
@@ -165,8 +189,8 @@ def test_selective_equals_full_evaluation(first, steps, day_offset_h):
             assert full.due(s_full, clock) == sel.due(s_sel, clock) if a.state else True
         elif kind == "scores":
             clock += step[2] * 60_000
-            a = full.on_scores(s_full, {"convert": step[1]}, clock)
-            b = sel.on_scores(s_sel, {"convert": step[1]}, clock)
+            a = full.on_scores(s_full, {step[3]: step[1]}, clock)
+            b = sel.on_scores(s_sel, {step[3]: step[1]}, clock)
         else:  # switch rule sets (hot reload): the next step re-evaluates everything
             full.ruleset = sel.ruleset = RULESETS[step[1]]
             continue
@@ -422,8 +446,8 @@ def test_states_written_before_kept_start_times_load(first, steps):
             a, b = full.on_tick(s_full, clock), sel.on_tick(s_sel, clock)
         else:
             clock += step[2] * 60_000
-            a = full.on_scores(s_full, {"convert": step[1]}, clock)
-            b = sel.on_scores(s_sel, {"convert": step[1]}, clock)
+            a = full.on_scores(s_full, {step[3]: step[1]}, clock)
+            b = sel.on_scores(s_sel, {step[3]: step[1]}, clock)
         assert (a.changes, a.why, a.emit, a.duplicate) == (b.changes, b.why, b.emit, b.duplicate)
         if a.state is not None:
             assert {k: v for k, v in a.state.items() if k != "tg"} == {
