@@ -3,10 +3,11 @@
 The at-risk alert fires when the ``at_risk`` tag (``config/rules/learning.yaml``) turns true;
 its cases join three conditions with ``or``: missed lessons in a row, no study event for a
 while, the gated model's score. A class teacher needs to know which one holds ("no study
-event 16 days ago"), not "flagged at risk by the rules". ``config/alerts.yaml`` lists the
-conditions (``at_risk.conditions``) by kind, with the rule-set params that hold their
-thresholds and a zh/en template each; the numbers are read from the running rule set when an
-alert is built, as for the hot-lead ``basis``. Three kinds of condition:
+event for over 14 days (the last on 2026-11-20)"), not "flagged at risk by the rules".
+``config/alerts.yaml`` lists the conditions (``at_risk.conditions``) by kind, with the
+rule-set params that hold their thresholds and a zh/en template each; the numbers are read
+from the running rule set when an alert is built, as for the hot-lead ``basis``. Three kinds
+of condition:
 
 * ``tag_at_least``: a number tag at or above a param (``consecutive_absences >=
   at_risk_absences``);
@@ -18,19 +19,23 @@ alert is built, as for the hot-lead ``basis``. Three kinds of condition:
 
 Example:
     >>> c = Condition.parse({"kind": "idle", "param": "stalled_after",
-    ...                      "zh": "最近一次学习在{value}天前(超过{threshold}天有风险)",
-    ...                      "en": "last study event {value} days ago (at risk after {threshold})"})
+    ...                      "zh": "超过{threshold}天没有学习(最近一次在{date})",
+    ...                      "en": "no study event for over {threshold} days (the last on {date})"})
     >>> day = 86_400_000
-    >>> c.reason({"stalled_after": "14d"}, {}, {"study": 0}, 16 * day + 5, 0.1, "rules")["en"]
-    'last study event 16 days ago (at risk after 14)'
-    >>> c.reason({"stalled_after": "14d"}, {}, {"study": 0}, 14 * day + 1, 0.1, "rules")["zh"]
-    '最近一次学习在14天前(超过14天有风险)'
+    >>> r = c.reason({"stalled_after": "14d"}, {}, {"study": 0}, 14 * day + 1, 0.1, "rules")
+    >>> r["en"], r["value"]
+    ('no study event for over 14 days (the last on 1970-01-01)', 14.0)
+    >>> r["zh"]
+    '超过14天没有学习(最近一次在1970-01-01)'
+    >>> c.reason({"stalled_after": "14d"}, {}, {"study": 0}, 14 * day, 0.1, "rules") is None
+    True
     >>> c.reason({"stalled_after": "14d"}, {}, {"study": 0}, 9 * day, 0.1, "rules") is None
     True
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -86,16 +91,21 @@ class Condition:
 
     def reason(self, params: Mapping[str, Any], rule_tags: Mapping[str, Any],
                st: Mapping[str, Any], now: int, score: float | None,
-               source: str) -> dict[str, Any] | None:
+               source: str, day_offset_ms: int = 0) -> dict[str, Any] | None:
         """The reason stating this condition if it holds now, else None (also when its
-        param is missing or not a number: nothing is claimed that was not checked)."""
+        param is missing or not a number: nothing is claimed that was not checked).
+        ``{date}`` in an ``idle`` template is the last study event's business day
+        (``day_offset_ms``: UTC+8 is 8 hours)."""
         value: float | None
+        date = ""
         if self.kind == "idle":
             after, last = parse_duration(params.get(self.param)), _num(st.get("study"))
             if after is None or last is None or now - last <= after:
                 return None
-            # whole days: a tick comes just after the threshold (14 days and a second)
-            value, threshold = (now - last) // DAY_MS, after / DAY_MS
+            # the days to one decimal, the date in words: a tick comes just after the
+            # threshold, and "14 days ago (at risk after 14 days)" would read as a contradiction
+            value, threshold = round((now - last) / DAY_MS, 1), after / DAY_MS
+            date = time.strftime("%Y-%m-%d", time.gmtime((last + day_offset_ms) / 1000))
         else:
             threshold = _num(params.get(self.param))
             if self.kind == "tag_at_least":
@@ -106,7 +116,8 @@ class Condition:
             if threshold is None or value is None or value < threshold:
                 return None
         shown = f"{value:.2f}" if self.kind == "score_at_least" else f"{value:g}"
-        words = {lang: getattr(self, lang).format(value=shown, threshold=f"{threshold:g}")
+        words = {lang: getattr(self, lang).format(value=shown, threshold=f"{threshold:g}",
+                                                  date=date)
                  for lang in ("zh", "en")}
         return {"kind": "condition", "condition": self.kind, "feature": self.tag or self.param,
                 "value": value, "threshold": threshold, **words}

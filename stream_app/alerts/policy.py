@@ -178,6 +178,9 @@ class AlertKind:
     #: the conditions of the rule tag this kind alerts on (at_risk: missed lessons in a row,
     #: no study event for a while, the model's score), stated in the reasons when they hold
     conditions: tuple[Condition, ...] = ()
+    #: the subjects (event types, props, plain features) a model's reasons may cite; empty:
+    #: any (at_risk: study behaviour a class teacher can act on, not "page views today")
+    explain_only: frozenset[str] = frozenset()
     require_any: tuple[str, ...] = ()       # only users who did one of these event types
     exclude_if_any: tuple[str, ...] = ()    # never users who did one of these
     next_steps: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -271,6 +274,7 @@ class AlertPolicy:
                     raw["basis"] = Basis(**raw["basis"])
                 raw["conditions"] = tuple(Condition.parse(c)
                                           for c in raw.get("conditions") or ())
+                raw["explain_only"] = frozenset(raw.get("explain_only") or ())
                 kinds[kind] = AlertKind(kind=kind, next_steps=steps.get(kind) or {},
                                         **tuples, **raw)
             except (TypeError, ConfigError) as exc:
@@ -357,7 +361,7 @@ class AlertPolicy:
         >>> tick = Event("clock:1700000000000", "u1", 1_700_000_000_000, "clock_tick", "clock")
         >>> [(a["kind"], a["triggers"], a["reasons"][0]["en"]) for a in
         ...  p.decide_clock(st, tick, {"at_risk": True})]
-        [('at_risk', ['rule'], 'flagged at risk by the rules')]
+        [('at_risk', ['rule:at_risk'], 'flagged at risk by the rules')]
         >>> p.decide_clock(st, tick, {"at_risk": True})     # the tag was on already
         []
         >>> st["al"]["at_risk"]["l"]      # at_risk's layer is the at_risk tag: true is high
@@ -474,13 +478,16 @@ class AlertPolicy:
             basis = basis_of(b, params, rule_tags, score, source)
             points = _num(rule_tags.get(b.points_tag))
             s_high = _num(params.get(b.score_high)) if b.score_high else None
-            model_line = (self._model_score_reason(score, s_high)
+            # the score as the rules read it (2 places: 0.596 is 0.60, high from 0.6), so
+            # the reason's numbers and the intent tag agree
+            seen = round_fixed(score, 1e2, 2)
+            model_line = (self._model_score_reason(seen, s_high)
                           if source != "rules" and s_high is not None else None)
             if basis == "points":
                 if points is not None:
                     reasons.append(self._points_reason(b, points,
                                                        _num(params.get(b.points_high))))
-                if model_line is not None and score >= (s_high or 0.0):
+                if model_line is not None and seen >= (s_high or 0.0):
                     reasons.append(model_line)      # the model says high too
                 reasons += self._action_reasons(b, params, st, event.ts, k.top_reasons)
             else:
@@ -532,7 +539,10 @@ class AlertPolicy:
             "source": source,
             "basis": basis,
             "points": points,
-            "triggers": [w["trigger"] for w in why],
+            # "enter_layer", "jump", or "rule:<name>" (rule:consecutive_missed, rule:at_risk):
+            # two rule triggers of one alert are told apart
+            "triggers": [w["trigger"] if w["trigger"] != "rule" else f"rule:{w['rule']}"
+                         for w in why],
             "reasons": reasons,
             "recent_actions": recent,
             "channel": channel,
@@ -545,21 +555,24 @@ class AlertPolicy:
         """The reasons of ``k``'s conditions that hold, in their configured order."""
         params = self.rule_params()
         return [r for c in k.conditions
-                if (r := c.reason(params, rule_tags, st, now, score, source)) is not None]
+                if (r := c.reason(params, rule_tags, st, now, score, source,
+                                  self.day_offset_ms)) is not None]
 
     def _model_reasons(self, k: AlertKind, x: dict[str, float],
                        registry: Any) -> list[dict[str, Any]]:
         """The model's top positive feature contributions in words, one per action or prop."""
         out: list[dict[str, Any]] = []
         seen: set[str] = set()
-        for feat, contrib in registry.explain(k.target, x, 4 * k.top_reasons):
+        only = k.explain_only
+        for feat, contrib, *above in registry.explain(k.target, x, 4 * k.top_reasons):
             about = _subject(feat)
-            if about in seen:       # one reason per action or prop, its strongest feature
-                continue
+            if about in seen or (only and about not in only):
+                continue            # one reason per action or prop, its strongest feature
             seen.add(about)
             w = self.words.feature(feat, x.get(feat, 0.0))
+            d = self.words.direction(feat, above[0] if above else None)
             out.append({"kind": "model", "feature": feat, "weight": round(contrib, 4),
-                        "zh": w["zh"], "en": w["en"]})
+                        "zh": w["zh"] + d["zh"], "en": w["en"] + d["en"]})
             if len(seen) == k.top_reasons:
                 break
         return out
@@ -581,11 +594,23 @@ class AlertPolicy:
                 "zh": zh, "en": en}
 
     def _model_score_reason(self, score: float, high: float) -> dict[str, Any]:
-        """The model's score against the threshold at which it makes the layer high."""
+        """The model's score (as the rules read it) against the threshold at which it makes
+        the layer high; a score under it (a jump alert) says so.
+
+        >>> from stream_app.scoring.config import load_scoring_config
+        >>> p = AlertPolicy.from_config(load_scoring_config())
+        >>> p._model_score_reason(0.66, 0.6)["en"], p._model_score_reason(0.54, 0.6)["en"]
+        ('model score 0.66 (high from 0.6)', 'model score 0.54 (under 0.6, the high threshold)')
+        >>> p._model_score_reason(0.54, 0.6)["zh"]
+        '模型转化分0.54(未达高意向线0.6)'
+        """
         w = self.words.event("model_score")
-        return {"kind": "model_score", "value": round(score, 6), "threshold": high,
-                "zh": f"{w['zh']}{score:.2f}(≥{high:g}为高意向)",
-                "en": f"{w['en']} {score:.2f} (high from {high:g})"}
+        if score >= high:
+            zh, en = f"(≥{high:g}为高意向)", f" (high from {high:g})"
+        else:
+            zh, en = f"(未达高意向线{high:g})", f" (under {high:g}, the high threshold)"
+        return {"kind": "model_score", "value": score, "threshold": high,
+                "zh": f"{w['zh']}{score:.2f}{zh}", "en": f"{w['en']} {score:.2f}{en}"}
 
     def _action_reasons(self, b: Basis, params: Mapping[str, Any], st: dict[str, Any],
                         now: int, top: int) -> list[dict[str, Any]]:

@@ -97,6 +97,31 @@ class Words:
             return {"zh": f"{zh}已{days:.0f}天", "en": f"{plural(round(days), 'day')} since {en}"}
         return {"zh": f"{zh}({kind})", "en": f"{en} ({kind})"}
 
+    def direction(self, feat: str, above: bool | None) -> dict[str, str]:
+        """Whether ``feat`` is above or below the population's average, as a suffix for its
+        words (a model's reason): "lessons attended: 1 in the last 7 days (below average)"
+        is why an at-risk score rose, where the bare count reads as the opposite. Empty for
+        an unknown direction and for features that are only present or not (one-hot,
+        funnel steps, rule points).
+
+        >>> w = Words({})
+        >>> w.direction("lesson_attended|7d", False)["en"], w.direction("recency", True)["en"]
+        (' (below average)', ' (more recent than average)')
+        >>> w.direction("goal=certificate", True), w.direction("course_view|7d", None)
+        ({'zh': '', 'en': ''}, {'zh': '', 'en': ''})
+        """
+        if above is None or "=" in feat or feat.startswith(("funnel|", POINTS_PREFIX)):
+            return {"zh": "", "en": ""}
+        kind = feat.rsplit("|", 1)[1] if "|" in feat else feat
+        if kind in ("rec", "recency"):
+            return ({"zh": "(比平均更近)", "en": " (more recent than average)"} if above
+                    else {"zh": "(比平均更久)", "en": " (less recent than average)"})
+        if kind == "since":
+            return ({"zh": "(比平均更久)", "en": " (longer than average)"} if above
+                    else {"zh": "(比平均更短)", "en": " (shorter than average)"})
+        return ({"zh": "(高于平均)", "en": " (above average)"} if above
+                else {"zh": "(低于平均)", "en": " (below average)"})
+
     def unlabelled(self, feat: str) -> list[str]:
         """The names :meth:`feature` would show raw for ``feat``: labels it looks up and does
         not find, and a feature kind it has no template for (shown as ``name (kind)``).

@@ -11,7 +11,7 @@ Example:
     ...     m.learn_one({"a": 0.0}, False)
     >>> predict(m, {"a": 1.0}) > predict(m, {"a": 0.0})
     True
-    >>> [name for name, _ in contributions(m, {"a": 1.0})]
+    >>> [name for name, _, _ in contributions(m, {"a": 1.0})]
     ['a']
 """
 
@@ -244,20 +244,29 @@ def _linear_parts(model: Any) -> tuple[Any, Any] | None:
     return None
 
 
-def contributions(model: Any, x: dict[str, float], k: int = 3) -> list[tuple[str, float]]:
-    """Top ``k`` features pushing the score up: (feature, weight x scaled value), largest first.
+def contributions(model: Any, x: dict[str, float], k: int = 3
+                  ) -> list[tuple[str, float, bool | None]]:
+    """Top ``k`` features pushing the score up: (feature, weight x scaled value, whether the
+    value is above the population's mean), largest first. A feature below its mean with a
+    negative weight pushes up too (e.g. fewer lessons attended than usual raises the at-risk
+    score): ``above`` tells the two apart, so that the words can say which (None when the
+    scaler does not centre: a max-abs scaled value is the value's share of its maximum).
 
     For a linear model the contribution is exact; for other learners the most unusual
-    present features are ranked by their value (a plain-words hint, not an attribution).
+    present features are ranked by their value (a plain-words hint, not an attribution;
+    ``above`` is None: not known).
     """
     parts = _linear_parts(model)
     if parts is None:
         ranked = sorted(((f, float(v)) for f, v in x.items() if v), key=lambda t: -abs(t[1]))
-        return ranked[:k]
+        return [(f, v, None) for f, v in ranked[:k]]
     scaler, lr = parts
     z = scaler.transform_one(x)
     w = lr.weights
-    scored = [(f, float(w.get(f, 0.0) * v)) for f, v in z.items() if x.get(f)]
+    # only a standard scaler centres on the mean (a max-abs scaled value is never below it)
+    centred = isinstance(scaler, preprocessing.StandardScaler)
+    scored = [(f, float(w.get(f, 0.0) * v), v > 0 if centred else None)
+              for f, v in z.items() if x.get(f)]
     scored = [t for t in scored if t[1] > 0]
     scored.sort(key=lambda t: -t[1])
     return scored[:k]

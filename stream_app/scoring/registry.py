@@ -165,8 +165,10 @@ class ModelRegistry:
         # (the gate's flag read directly: this runs for every target on every event)
         return self._version[target] if self._gates[target]._open else "rules"  # noqa: SLF001
 
-    def explain(self, target: str, x: dict[str, float], k: int = 3) -> list[tuple[str, float]]:
-        """Top features behind the score of ``x`` (see :func:`models.contributions`)."""
+    def explain(self, target: str, x: dict[str, float], k: int = 3
+                ) -> list[tuple[str, float, bool | None]]:
+        """Top features behind the score of ``x``: (feature, contribution, above its mean)
+        (see :func:`models.contributions`)."""
         return contributions(self._models[target], x, k)
 
     def snapshot(self, target: str) -> bytes:

@@ -67,11 +67,12 @@ def test_a_learner_who_stops_studying_gets_an_at_risk_alert_from_the_clock(stack
     [change] = tags.wait_for(timeout=90, user_id=u, tag_id="at_risk", new=True)
     assert change["trigger"] is None            # on the clock, not from an event
     [alert] = reader.wait_for(timeout=60, user_id=u)
-    assert alert["kind"] == "at_risk" and alert["triggers"] == ["rule"]
+    assert alert["kind"] == "at_risk" and alert["triggers"] == ["rule:at_risk"]
     assert alert["alert_id"].startswith(f"at_risk:{u}:clock:") and alert["next_step"]
     # it says which of the tag's conditions holds: the days since the last study event
     [why] = alert["reasons"]
     assert why["condition"] == "idle" and why["value"] >= 14 and why["threshold"] == 14
-    assert why["en"].startswith("last study event") and alert["basis"] == "rules"
+    assert why["en"].startswith("no study event for over 14 days (the last on ")
+    assert alert["basis"] == "rules"
     reader.close()
     tags.close()

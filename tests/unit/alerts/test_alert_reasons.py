@@ -210,7 +210,9 @@ def test_a_jump_alert_says_the_score_jumped() -> None:
                            _Explains(MODEL_SAYS_LOW), {"lead_points": 8, "intent": "medium"})
     assert a["triggers"] == ["jump"] and a["basis"] == "model" and a["points"] == 8
     assert [r["en"] for r in a["reasons"][:2]] == [
-        "score up from 0.10 to 0.50", f"model score 0.50 (high from {HIGH_SCORE:g})"]
+        # under the high threshold: it says so (QA: "(high from 0.6)" read as a high entry)
+        "score up from 0.10 to 0.50", f"model score 0.50 (under {HIGH_SCORE:g}, the high "
+        "threshold)"]
     assert all(r["zh"] and r["en"] for r in a["reasons"])
 
 
@@ -271,3 +273,37 @@ def test_the_first_hot_lead_alert_has_its_points_however_the_streams_interleave(
             [a] = alerts
             assert a["basis"] == "points" and a["points"] >= HIGH_POINTS, (i, j, a)
             assert a["reasons"][0]["en"] == f"lead points {a['points']:g} (high from 15)"
+
+
+def test_the_model_score_reason_has_the_number_the_rules_read() -> None:
+    """0.5965 is 0.60 to the rules (2 places), so the lead is high: the reason's value says
+    0.6 too (QA: ``value 0.596492, threshold 0.6`` in one reason of a high lead)."""
+    a = _decide(_policy(), 0.5965, "logreg@500", {"lead_points": 4, "intent": "high"}, [])
+    [first] = [r for r in a["reasons"] if r["kind"] == "model_score"]
+    assert first["value"] == 0.6 >= first["threshold"]
+    assert first["en"] == f"model score 0.60 (high from {HIGH_SCORE:g})"
+
+
+def test_an_at_risk_model_reason_cites_study_behaviour_against_the_average() -> None:
+    """The at-risk model's reasons: only ``explain_only`` subjects (not page views, searches
+    or the intent points), each said against the average."""
+    from stream_app.events import Event  # noqa: PLC0415
+
+    p = _policy()
+    st, x, now = _lead_state()
+    st["tot"] = {"lesson_attended": 3}
+    x = {**x, "lesson_attended|7d": 0.69, "#minutes|7d": 3.0445}     # (log1p of 1 and 20)
+    step = ScoreStep(st, {"convert": 0.1, "at_risk": 0.81}, {"convert": "low", "at_risk": "high"},
+                     {"convert": "logreg@5", "at_risk": "logreg_std@5"})
+    explains = _Explains([("page_view|1d", 0.9, True), ("pts|convert", 0.8, True),
+                          ("lesson_attended|7d", 0.5, False), ("#minutes|7d", 0.3, True),
+                          ("search|1d", 0.2, True)])
+    alerts = p.decide(st, Event("e9", "u1", now, "page_view", "click"), x, step, explains,
+                      {"at_risk": True, "intent": "low"})
+    [a] = [a for a in alerts if a["kind"] == "at_risk"]
+    assert a["basis"] == "model"
+    assert [r["en"] for r in a["reasons"]] == [
+        "model at-risk score 0.81 (at risk from 0.7)",
+        "lessons attended: 1 in the last 7 days (below average)",
+        "minutes 20 in the last 7 days (above average)"]
+    assert a["reasons"][1]["zh"].endswith("(低于平均)")

@@ -109,13 +109,13 @@ def test_every_at_risk_tag_turning_true_alerts_an_eligible_learner_outside_coold
     for r in _entries(replay):
         if r["eligible"] and r["cooled"]:
             assert r["alerts"], r
-            assert "rule" in r["alerts"][0]["triggers"], r
+            assert "rule:at_risk" in r["alerts"][0]["triggers"], r
 
 
 def test_three_missed_lessons_keep_their_own_trigger(replay) -> None:
     hits = [a for r in replay for a in r["alerts"]
             if "missed 3 lessons in a row (at risk from 3)" in [x["en"] for x in a["reasons"]]]
-    assert hits and all(a["triggers"] == ["rule", "rule"] for a in hits)
+    assert hits and all(a["triggers"] == ["rule:consecutive_missed", "rule:at_risk"] for a in hits)
 
 
 def test_every_at_risk_alert_says_which_of_the_tag_s_conditions_hold(replay) -> None:

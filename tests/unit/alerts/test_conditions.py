@@ -66,5 +66,6 @@ def test_without_a_condition_that_holds_the_rule_reason_stays() -> None:
     [a] = p.decide_clock(st, Event("clock:2", "u1", 20 * DAY, "clock_tick", "clock"),
                          {"at_risk": True})
     assert [r["en"] for r in a["reasons"]] == [
-        "last study event 20 days ago (at risk after 14 days without one)"]
+        "no study event for over 14 days (the last on 1970-01-01)"]
+    assert a["reasons"][0]["value"] == 20
     assert a["basis"] == "rules"

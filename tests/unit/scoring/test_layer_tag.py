@@ -110,7 +110,7 @@ def test_an_at_risk_alert_needs_the_at_risk_tag_true_whatever_its_trigger() -> N
     # a run of three in the engine's streak, but the tag holds no value (e.g. a graduate)
     assert _learner(sc, {"consecutive_absences": 3, "at_risk": None})[0] == []
     alerts = _learner(sc, {"consecutive_absences": 3, "at_risk": True})[0]
-    assert [a["triggers"] for a in alerts] == [["rule", "rule"]]
+    assert [a["triggers"] for a in alerts] == [["rule:consecutive_missed", "rule:at_risk"]]
     # the tag's condition that holds, against its threshold (not "flagged at risk by the
     # rules", nor the run said twice)
     assert [r["en"] for r in alerts[0]["reasons"]] == [
