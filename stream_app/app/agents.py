@@ -251,7 +251,7 @@ def score_event(state: dict[str, Any], ev: Event, result: Any,
     folded into ``result``. Returns the step and its scores rounded to the published
     resolution (None without scores)."""
     return score_with_tags(runtime.scorer, runtime.engine, state, result.changes,
-                           result.why, ev, cold)
+                           result.why, ev, cold, result.prior)
 
 
 def publish(user_id: str, result: Any, broker_ts: float | None) -> None:

@@ -59,6 +59,10 @@ class StepResult:
     duplicate: bool = False               # the event was already applied: nothing changed
     why: dict[str, dict[str, Any]] = field(default_factory=dict)   # tag_id -> why record
     emit: list[dict[str, Any]] = field(default_factory=list)       # derived events for others
+    #: what ``prev()`` read before an event (the prev-reading tags' values before it; None:
+    #: the rule set has no prev()): :meth:`TagEngine.on_scores` after the same event takes it
+    #: as ``before``, so the event's two passes decide as one
+    prior: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -204,6 +208,8 @@ class TagEngine:
         if event.type == "deletion_requested":
             return self.forget(state, now, trigger=event.event_id)
         rs = self._ruleset
+        prior = None if not rs.prev_ids else {} if fresh else rs.prev_values(
+            state["tags"], state.get("hid") or {})
         if fresh and not self.full:
             key = self._fresh_key(event, now)
             tpl = self._fresh.get(key) if key is not None else None
@@ -212,6 +218,7 @@ class TagEngine:
                 emit = referral_events(state, event, rs.referral)
                 result = self._evaluate_fresh(state, now, event.event_id, tpl, event.ts)
                 result.emit = emit
+                result.prior = prior
                 return result
         touch = (event.type, state["st"].get(event.type, event.stream))
         guards = () if self.full else rs.guard_groups(*touch)
@@ -236,6 +243,7 @@ class TagEngine:
         result = self._evaluate(state, now, trigger=event.event_id, touched=(touch,),
                                 fresh=fresh, moved=moved, step=event.ts)
         result.emit = emit
+        result.prior = prior
         if key is not None:
             if len(self._fresh) >= FRESH_MEMO:
                 self._fresh.clear()
@@ -294,8 +302,11 @@ class TagEngine:
         return self._evaluate(state, now, trigger=None, touched=())
 
     def on_scores(self, state: dict[str, Any], scores: dict[str, float | None],
-                  now_ms: int) -> StepResult:
+                  now_ms: int, before: dict[str, Any] | None = None) -> StepResult:
         """Store model scores (``state["scores"]``) and re-evaluate the tags that use them.
+        ``before``: what ``prev()`` reads (:attr:`StepResult.prior` of the event just
+        applied: the values before it, so that hysteresis sees the event's scores and its
+        other inputs as one step; None: the values the state holds).
 
         The worker calls it right after :meth:`on_event`, at the clock of that evaluation:
         then only the tags reading scores can move (:meth:`_steady_plan`), and the step is
@@ -327,15 +338,16 @@ class TagEngine:
         if plan is None:
             kept.update(scores)
             return self._evaluate(state, now if now_ms <= now else now_ms, trigger=None,
-                                  reason="score", touched=_SCORES_TOUCHED)
+                                  reason="score", touched=_SCORES_TOUCHED, before=before)
         moved = self._scores_moved(kept, scores)
         kept.update(scores)
         changes: list[dict[str, Any]] = []
         why: dict[str, dict[str, Any]] = {}
-        if moved == 2 or moved and not self._scores_kept(state, now, plan[0], plan[1]):
+        if moved == 2 or moved and not self._scores_kept(state, now, plan[0], plan[1],
+                                                         before):
             # what _evaluate does at its last clock when nothing but the scores moved
             changes, why = self._run_plan(state, now, plan[2], None, "score",
-                                          _SCORES_TOUCHED, False)
+                                          _SCORES_TOUCHED, False, before)
         state["nd"] = self._next_due(state, now)
         return StepResult(state, changes, why=why)
 
@@ -461,7 +473,7 @@ class TagEngine:
         return 0
 
     def _scores_kept(self, state: dict[str, Any], now: int, tags: tuple[TagDef, ...],
-                     reads_hidden: bool) -> bool:
+                     reads_hidden: bool, before: dict[str, Any] | None = None) -> bool:
         """Whether the tags reading scores (:meth:`_score_tags`), run on ``state`` at
         ``now`` without writing to it, keep their values (so their dependents do not run
         and the selective evaluation changes nothing)."""
@@ -473,7 +485,8 @@ class TagEngine:
         else:
             ctx.tags = old     # read only: nothing below writes to it
         if rs.prev_ids:        # (a new dict: a rule's settling writes its own entry)
-            ctx.prev = rs.prev_values(old, state.get("hid") or {})
+            ctx.prev = (rs.prev_values(old, state.get("hid") or {}) if before is None
+                        else {tid: before.get(tid) for tid, _ in rs.prev_ids})
         run = rs._run  # noqa: SLF001 - the engine's own rule runner
         for tag in tags:
             raw, _ = run(tag, ctx)
@@ -585,10 +598,12 @@ class TagEngine:
     def _evaluate(self, state: dict[str, Any], now: int, trigger: str | None,
                   reason: str | None = None, touched: tuple[tuple[str, str], ...] = (),
                   prune: bool = False, fresh: bool = False,
-                  moved: frozenset | None = None, step: int | None = None) -> StepResult:
+                  moved: frozenset | None = None, step: int | None = None,
+                  before: dict[str, Any] | None = None) -> StepResult:
         """Re-evaluate the tags at ``now``; ``touched``: the (type, stream) of the events
         applied since the last evaluation (``prune``: prune even if the day did not change;
-        ``fresh``: a state created for these events, never evaluated).
+        ``fresh``: a state created for these events, never evaluated; ``before``: what
+        ``prev()`` reads, see :meth:`on_scores`).
 
         Selective unless ``self.full`` or the state was last evaluated under another rule
         set: only the tags whose inputs moved are run (see :meth:`RuleSet.plan`): those that
@@ -613,7 +628,7 @@ class TagEngine:
         elif "rt" in state:
             self._updater.prune_recent(state, now)
         if not selective:
-            return self._evaluate_all(state, now, trigger, reason)
+            return self._evaluate_all(state, now, trigger, reason, before)
         if fresh:   # every tag starts from its value on an empty state, at any clock time
             clock_passed = False
             plan = rs.plan(touched, False, False, False, fresh=True, moved=moved)
@@ -622,7 +637,8 @@ class TagEngine:
             clock_passed = th is not None and now >= th
             plan = rs.plan(touched, day_changed, clock_passed, now != last, False, moved, daily)
         if plan[1] or fresh:
-            changes, why = self._run_plan(state, now, plan, trigger, reason, touched, fresh)
+            changes, why = self._run_plan(state, now, plan, trigger, reason, touched, fresh,
+                                          before)
         else:   # no rule can have moved: every tag keeps its value
             changes, why = [], {}
         if fresh:
@@ -641,7 +657,8 @@ class TagEngine:
 
     def _run_plan(self, state: dict[str, Any], now: int,
                   plan: tuple[frozenset[str], tuple[Any, ...], bool], trigger: str | None,
-                  reason: str | None, touched: tuple[tuple[str, str], ...], fresh: bool
+                  reason: str | None, touched: tuple[tuple[str, str], ...], fresh: bool,
+                  before: dict[str, Any] | None = None
                   ) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
         """Run the rules of ``plan`` (:meth:`RuleSet.plan`) and write what changed into
         ``state`` (tags, hidden tags); the change and why records, for :meth:`_evaluate`."""
@@ -656,7 +673,7 @@ class TagEngine:
             previous = old_tags
         ran, ctx = rs.evaluate_some(state, now, previous, plan, day_offset_ms=self.day_offset_ms,
                                     keep_traces=bool(touched), owned=bool(hid),
-                                    before=_NOTHING if fresh else None)
+                                    before=_NOTHING if fresh else before)
         changes: list[dict[str, Any]] = []
         why: dict[str, dict[str, Any]] = {}
         hidden_ran = False
@@ -717,11 +734,12 @@ class TagEngine:
         changes.append(self._change(state, tag.id, tag.family, old, new, r, now, trigger, w))
 
     def _evaluate_all(self, state: dict[str, Any], now: int, trigger: str | None,
-                      reason: str | None) -> StepResult:
+                      reason: str | None, before: dict[str, Any] | None = None) -> StepResult:
         """Full evaluation: every rule (first evaluation, rule-set change, ``full=True``)."""
         rs = self._ruleset
         old_tags: dict[str, Any] = state["tags"]
-        values, ctx = rs.evaluate_raw(state, now, day_offset_ms=self.day_offset_ms)
+        values, ctx = rs.evaluate_raw(state, now, day_offset_ms=self.day_offset_ms,
+                                      before=before)
         new_tags: dict[str, Any] = {}
         changes: list[dict[str, Any]] = []
         why: dict[str, dict[str, Any]] = {}

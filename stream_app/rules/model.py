@@ -559,14 +559,17 @@ class RuleSet:
         return {tid: TagValue(v, self.why(ctx, tid)) for tid, v in values.items()}
 
     def evaluate_raw(self, state: dict[str, Any], now_ms: int, *,
-                     day_offset_ms: int = 8 * 3600_000) -> tuple[dict[str, Any], EvalContext]:
+                     day_offset_ms: int = 8 * 3600_000,
+                     before: Mapping[str, Any] | None = None
+                     ) -> tuple[dict[str, Any], EvalContext]:
         """Every visible tag's value (full evaluation of every rule), and the evaluation
         context to explain them with :meth:`why`. Nothing is traced; "why" records are built
         only on demand. ``prev()`` reads the values the state holds (``tags``, ``hid``): those
-        of its last evaluation."""
+        of its last evaluation; or ``before`` (tag id -> value) when given."""
         ctx = EvalContext(state, now_ms, day_offset_ms, trace=False)
         if self.prev_ids:
-            ctx.prev = self.prev_values(state.get("tags") or {}, state.get("hid") or {})
+            ctx.prev = (self.prev_values(state.get("tags") or {}, state.get("hid") or {})
+                        if before is None else {tid: before.get(tid) for tid, _ in self.prev_ids})
         values: dict[str, Any] = {}
         ctx_tags = ctx.tags
         for tag in self.order:

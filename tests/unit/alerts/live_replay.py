@@ -45,6 +45,7 @@ class Step:
     state: dict[str, Any]       # the user's state after it
     alerts: list[dict[str, Any]]
     scoring: Any = None         # the scoring step of an event (None for a tick)
+    changes: list[dict[str, Any]] | None = None   # the tag-change records the step sent
 
 
 class LiveReplay:
@@ -81,7 +82,8 @@ class LiveReplay:
                         del table[uid]
                         continue
                     alerts = tick_alerts(self.policy, uid, r.state, r.changes, next_tick)
-                    yield Step("tick", uid, next_tick, before, r.state, alerts)
+                    yield Step("tick", uid, next_tick, before, r.state, alerts,
+                               changes=r.changes)
                     table[uid] = orjson.dumps(r.state)
                 next_tick += TICK_MS
             raw = table.get(ev.user_id)
@@ -90,8 +92,10 @@ class LiveReplay:
             r = engine.on_event(state, ev)
             if r.duplicate or r.state is None:
                 continue
-            step, _ = score_with_tags(self.scorer, engine, r.state, r.changes, r.why, ev)
-            yield Step("event", ev.user_id, ev.ts, before, r.state, step.alerts, step)
+            step, _ = score_with_tags(self.scorer, engine, r.state, r.changes, r.why, ev,
+                                      prior=r.prior)
+            yield Step("event", ev.user_id, ev.ts, before, r.state, step.alerts, step,
+                       r.changes)
             table[ev.user_id] = orjson.dumps(r.state)
             if step.training:
                 for t in step.training:
