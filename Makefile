@@ -39,8 +39,8 @@ bench: install  ## full benchmark run (results in bench/results/, table in bench
 bench-quick: install  ## a shorter benchmark run (~10-15 min)
 	$(BIN)/python -m bench.run --quick
 
-eval-oulad: install  ## at-risk scoring on real OULAD data vs a batch LightGBM baseline
-	$(BIN)/stream-app oulad eval --out eval/oulad
+eval-oulad: install  ## at-risk scoring on real OULAD data vs a batch LightGBM baseline (into var/oulad)
+	$(BIN)/stream-app oulad eval --out var/oulad
 
 lint: install  ## ruff
 	$(BIN)/ruff check stream_app tests

@@ -75,7 +75,7 @@ def _f(v: object) -> str:
 @click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False),
               default=None, help="scoring YAML (default config/scoring.yaml)")
 @click.option("--out", "out_path", type=click.Path(dir_okay=False), default=None,
-              help="JSON report path (default: eval/evaluate-<target>.json)")
+              help="JSON report path (default: var/evaluate-<target>.json)")
 @click.option("--learn-from", default="checkpoints,live", show_default=True,
               help="snapshots to learn from: checkpoints and/or live (comma-separated)")
 @click.option("--score-every-event/--score-checkpoints", default=False, show_default=True,
@@ -107,7 +107,7 @@ def command(file: str, target: str, learner: str | None, config_path: str | None
     reg = res.pop("_registry")
     if save_model:
         Path(save_model).write_bytes(reg.snapshot(target))
-    out = Path(out_path or f"eval/evaluate-{target}.json")
+    out = Path(out_path or f"var/evaluate-{target}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=1) + "\n")
     click.echo(f"{plural(res['events'], 'event')}, {plural(res['users'], 'user')} in "

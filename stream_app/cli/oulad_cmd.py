@@ -26,8 +26,10 @@ def convert_cmd(src: str, out: str) -> None:
 
 
 @command.command("eval", help="At-risk ROC-AUC per checkpoint on AAA-2014J: online River "
-                 "learners vs a batch LightGBM; writes results.json, table.md and a PNG.")
-@click.option("--out", type=click.Path(file_okay=False), default="eval/oulad", show_default=True)
+                 "learners vs a batch LightGBM; writes results.json, table.md and a PNG. "
+                 "The committed figures (README, docs/SCORING.md) are in eval/oulad: "
+                 "--out eval/oulad refreshes them.")
+@click.option("--out", type=click.Path(file_okay=False), default="var/oulad", show_default=True)
 @click.option("--events", type=click.Path(dir_okay=False), default=None,
               help="event file (default: convert into var/oulad/events.jsonl.gz)")
 @click.option("--learners", default="logreg_std,logreg,hat,ensemble", show_default=True,

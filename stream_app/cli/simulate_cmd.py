@@ -33,8 +33,10 @@ def truth_path_for(out: Path) -> Path:
 
 
 @click.command("simulate")
-@click.option("--users", type=int, default=None, help="people arriving (default: config users)")
-@click.option("--days", type=float, default=None, help="length of the run (default: config)")
+@click.option("--users", type=click.IntRange(min=0), default=None,
+              help="people arriving (default: config users)")
+@click.option("--days", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="length of the run (default: config)")
 @click.option("--seed", type=int, default=42, show_default=True)
 @click.option("--start", default=None, help="ISO-8601 start (default: config start)")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
@@ -75,26 +77,32 @@ def command(users: int | None, days: float | None, seed: int, start: str | None,
         raise click.BadParameter("the ground truth would overwrite the events: give it "
                                  "another path (default: next to --out)", param_hint="--truth")
     overrides: dict[str, object] = {}
+    origins: dict[str, str] = {}   # where each override came from, for the error messages
     for item in sets:
         key, eq, value = item.partition("=")
         if not eq:
             raise click.BadParameter(f"{item!r} is not PATH=VALUE", param_hint="--set")
         overrides[key.strip()] = value
-    if users is not None:
-        overrides["users"] = users
-    if days is not None:
-        overrides["days"] = days
-    if start is not None:
-        overrides["start"] = start
+        origins[key.strip()] = f"--set {item}"
+    for key, value, option in (("users", users, "--users"), ("days", days, "--days"),
+                               ("start", start, "--start")):
+        if value is not None:
+            overrides[key] = value
+            origins[key] = f"the {option} option"
     if tenants:
         overrides["tenants"] = [{"id": t.strip(), "weight": 1.0}
                                 for t in tenants.split(",") if t.strip()]
+        origins["tenants"] = "the --tenants option"
     try:
-        cfg = load_sim_config(config_path, overrides)
+        cfg = load_sim_config(config_path, overrides, origins)
         injections = [parse_injection(s) for s in inject]
-        start_ms = parse_ts(cfg.start)
     except StreamAppError as exc:
         raise click.ClickException(str(exc)) from None
+    try:
+        start_ms = parse_ts(cfg.start)
+    except StreamAppError as exc:
+        where = origins.get("start") or f"start in {config_path or 'config/simulator.yaml'}"
+        raise click.ClickException(f"{where}: {exc}") from None
     duration = int(cfg.days * DAY_MS)
     sim = Simulator(cfg, seed=seed, injections=injections, id_prefix=id_prefix)
     try:

@@ -275,7 +275,8 @@ def _set_dotted(doc: dict[str, Any], path: str, value: Any) -> None:
     node[parts[-1]] = value
 
 
-def _build(doc: dict[str, Any], overrides: dict[str, Any] | None, source: str) -> SimConfig:
+def _build(doc: dict[str, Any], overrides: dict[str, Any] | None, source: str,
+           origins: dict[str, str] | None = None) -> SimConfig:
     doc = copy.deepcopy(doc)
     for path, value in (overrides or {}).items():
         _set_dotted(doc, path, value)
@@ -284,14 +285,30 @@ def _build(doc: dict[str, Any], overrides: dict[str, Any] | None, source: str) -
     except ValidationError as exc:
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err["loc"])
-        raise ConfigError(f"simulator config: {where}: {err['msg']} ({source})") from None
+        # a value refused because of an override is the override's fault, not the file's:
+        # named by where it came from (``origins``: path -> "the --users option")
+        given = next(((origins or {}).get(path) or f"override {path}={value!r}"
+                      for path, value in (overrides or {}).items()
+                      if where == path or where.startswith(f"{path}.")
+                      or path.startswith(f"{where}.")), None)
+        raise ConfigError(f"simulator config: {where}: {err['msg']} ({given or source})"
+                          ) from None
 
 
 def load_sim_config(path: Path | str | None = None,
-                    overrides: dict[str, Any] | None = None) -> SimConfig:
+                    overrides: dict[str, Any] | None = None,
+                    origins: dict[str, str] | None = None) -> SimConfig:
     """Read ``path`` (default ``config/simulator.yaml``) and apply dotted-path ``overrides``.
 
-    String override values are parsed as YAML (``"7"`` -> 7, ``"[1, 2]"`` -> a list).
+    String override values are parsed as YAML (``"7"`` -> 7, ``"[1, 2]"`` -> a list). A value
+    the config refuses is blamed on its override (``origins[path]`` when given, e.g. ``"the
+    --users option"``), not on the file:
+
+    >>> load_sim_config(overrides={"users": -5}, origins={"users": "the --users option"})
+    Traceback (most recent call last):
+    ...
+    stream_app.errors.ConfigError: simulator config: users: Input should be greater than or \
+equal to 0 (the --users option)
     """
     p = Path(path) if path is not None else DEFAULT_PATH
     try:
@@ -300,4 +317,4 @@ def load_sim_config(path: Path | str | None = None,
         raise ConfigError(f"simulator config {p}: {exc}") from None
     if not isinstance(doc, dict):
         raise ConfigError(f"simulator config {p}: not a mapping")
-    return _build(doc, overrides, str(p))
+    return _build(doc, overrides, str(p), origins)
