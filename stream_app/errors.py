@@ -9,6 +9,7 @@
      │    (carries ``reason``: a short machine-readable code, and ``detail``)
      ├── RuleError              a rule file is invalid (names file, line and rule)
      ├── ServiceError           an embedded service (broker, Redis) failed to start
+     │    └── WorkdirBusyError  a work directory belongs to a stack that still runs
      └── UnreachableError       a broker given by address does not answer
 
 Example:
@@ -38,6 +39,17 @@ class RuleError(StreamAppError):
 
 class ServiceError(StreamAppError):
     """An embedded service (broker, Redis, Prometheus) failed to start or stop."""
+
+
+class WorkdirBusyError(ServiceError):
+    """A stack's work directory is in use by a stack that still runs (its ``stack.lock``);
+    ``owner`` is that stack's record (pid, command, start time, services)."""
+
+    def __init__(self, message: str, workdir: object = None,
+                 owner: dict | None = None) -> None:
+        super().__init__(message)
+        self.workdir = workdir
+        self.owner = dict(owner or {})
 
 
 class EventError(StreamAppError):

@@ -17,25 +17,50 @@ from stream_app.text import plural
 SUMMARY_EVERY_S = 10.0
 
 
-def _produce_simulation(stack, arrivals: float | None, speed: float | None, seed: int,
-                        inject: tuple[str, ...], stop: threading.Event, stats: Counter,
-                        warmup_days: float | None = None) -> None:
-    """Produce the simulator's live stream until ``stop`` is set."""
+def build_simulator(arrivals: float | None, seed: int, inject: tuple[str, ...],
+                    warmup_days: float | None = None) -> Any:
+    """The live simulator of ``dev``, built from its options before any service starts, so
+    a bad ``--inject`` or a simulator config that does not load is an ``Error:`` line at
+    once, not a thread's traceback once the stack runs (ConfigError naming the option)."""
+    from stream_app.errors import ConfigError  # noqa: PLC0415
+    from stream_app.sim import Simulator, load_sim_config, parse_injection  # noqa: PLC0415
+
+    injections = []
+    for spec in inject:
+        try:
+            injections.append(parse_injection(spec))
+        except ConfigError as exc:
+            raise ConfigError(f"--inject: {exc}") from None
+    overrides: dict[str, float] = {}
+    if arrivals is not None:
+        overrides["live.arrivals_per_day"] = arrivals
+    if warmup_days is not None:
+        overrides["live.warmup_days"] = warmup_days
+    origins = {"live.arrivals_per_day": "the --arrivals option",
+               "live.warmup_days": "the --warmup-days option"}
+    return Simulator(load_sim_config(overrides=overrides or None, origins=origins), seed=seed,
+                     injections=injections)
+
+
+def _produce_simulation(stack, sim: Any, speed: float | None, stop: threading.Event,
+                        stats: Counter, failed: list[BaseException]) -> None:
+    """Produce the simulator's live stream until ``stop`` is set; an exception that ends it
+    goes to ``failed`` (the summary loop reports it as an ``Error:`` line)."""
+    try:
+        _produce(stack, sim, speed, stop, stats)
+    except Exception as exc:  # noqa: BLE001 - reported by the main thread
+        failed.append(exc)
+
+
+def _produce(stack, sim: Any, speed: float | None, stop: threading.Event,
+             stats: Counter) -> None:
     import orjson  # noqa: PLC0415
 
     from stream_app.contract import load_contract  # noqa: PLC0415
     from stream_app.kafka_io import make_producer, produce  # noqa: PLC0415
-    from stream_app.sim import Simulator, load_sim_config, parse_injection  # noqa: PLC0415
 
     contract = load_contract()
     producer = make_producer(stack.bootstrap)
-    overrides: dict[str, float] = {}
-    if arrivals:
-        overrides["live.arrivals_per_day"] = arrivals
-    if warmup_days is not None:
-        overrides["live.warmup_days"] = warmup_days
-    sim = Simulator(load_sim_config(overrides=overrides or None), seed=seed,
-                    injections=[parse_injection(i) for i in inject])
     for wall_due, ev in sim.live(speed=speed, sleep=None, keep_finished=False):
         if stop.is_set():
             break
@@ -200,22 +225,31 @@ class PlainFeed:
         self.alerts.clear()
 
 
+#: the example of a second stack's work directory in ``dev``'s refusal
+SECOND_WORKDIR = "var/dev-2"
+
+
 @click.command("dev")
-@click.option("--arrivals", type=float, default=None,
+@click.option("--arrivals", type=click.FloatRange(min=0, min_open=True), default=None,
               help="new simulated learners per simulated day (default: config/simulator.yaml)")
-@click.option("--speed", type=float, default=None,
+@click.option("--speed", type=click.FloatRange(min=0, min_open=True), default=None,
               help="simulated seconds per wall second, e.g. 1440 = a day per minute "
                    "(default: config/simulator.yaml)")
-@click.option("--warmup-days", type=float, default=None,
+@click.option("--warmup-days", type=click.FloatRange(min=0), default=None,
               help="simulated days of history sent at once before the live pace starts, "
                    "so learners are already enrolled (default: config/simulator.yaml)")
-@click.option("--inject", multiple=True,
-              help="inject an anomaly, e.g. lead_drop:channel=douyin,start=1d,duration=6h")
+@click.option("--inject", multiple=True, metavar="KIND:K=V,...",
+              help="inject an anomaly, e.g. lead_drop:channel=douyin,start=1d,duration=6h "
+                   "(repeatable; the kinds of `stream-app simulate --inject`)")
 @click.option("--seed", default=42, show_default=True)
-@click.option("--workers", default=1, show_default=True)
-@click.option("--partitions", default=4, show_default=True)
-@click.option("--duration", default=0.0, help="stop after N seconds (0 = until Ctrl-C)")
-@click.option("--workdir", default="var/dev", show_default=True, type=click.Path(path_type=Path))
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--partitions", type=click.IntRange(min=1), default=4, show_default=True)
+@click.option("--duration", type=click.FloatRange(min=0), default=0.0,
+              help="stop after N seconds (0 = until Ctrl-C)")
+@click.option("--workdir", default="var/dev", show_default=True,
+              type=click.Path(file_okay=False, path_type=Path),
+              help="directory of the workers' stores and the logs, emptied at start; one "
+                   "running stack per directory: a second stack needs one of its own")
 def command(arrivals: float | None, speed: float | None, warmup_days: float | None,
             inject: tuple[str, ...], seed: int, workers: int, partitions: int,
             duration: float, workdir: Path) -> None:
@@ -224,20 +258,30 @@ def command(arrivals: float | None, speed: float | None, warmup_days: float | No
     from rich.live import Live  # noqa: PLC0415
 
     from stream_app.contract import load_contract  # noqa: PLC0415
+    from stream_app.errors import WorkdirBusyError  # noqa: PLC0415
     from stream_app.kafka_io import group_backlog, read_assigned  # noqa: PLC0415
     from stream_app.services.signals import terminate_as_interrupt  # noqa: PLC0415
     from stream_app.services.stack import Stack  # noqa: PLC0415
 
+    # every option is checked before a service starts (the stack takes ~15 s to come up)
+    sim = build_simulator(arrivals, seed, inject, warmup_days)
     console = Console()
     # the simulator's time runs ahead of the wall clock (--speed, a day per 30 s): the
     # workers' guard against far-future events (STREAM_APP_MAX_FUTURE_MS) would refuse it
     # within a minute, and an event typed by hand with today's date would be "late" (older
     # than the stream time minus the grace) within two: both are off on this demo stack
-    stack = Stack(workdir=workdir, workers=0, partitions=partitions,
-                  env={"STREAM_APP_MAX_FUTURE_MS": "0",
-                       "STREAM_APP_LATE_GRACE_MS": str(10 * 365 * 86_400_000)})
+    try:
+        stack = Stack(workdir=workdir, workers=0, partitions=partitions,
+                      env={"STREAM_APP_MAX_FUTURE_MS": "0",
+                           "STREAM_APP_LATE_GRACE_MS": str(10 * 365 * 86_400_000)},
+                      on_takeover=lambda notice: console.print(f"[yellow]note:[/] {notice}",
+                                                               highlight=False))
+    except WorkdirBusyError as exc:
+        other = SECOND_WORKDIR if Path(SECOND_WORKDIR) != workdir else f"{workdir}-2"
+        raise click.ClickException(f"{exc}: `stream-app dev --workdir {other}`") from None
     stop = threading.Event()
     stats: Counter = Counter()
+    failed: list[BaseException] = []
     with terminate_as_interrupt():   # kill / timeout stop it like Ctrl-C
         try:
             with console.status("starting the tansu broker and redis-server..."):
@@ -254,8 +298,8 @@ def command(arrivals: float | None, speed: float | None, warmup_days: float | No
             for k, v in stack.settings_env().items():
                 console.print(f"  [dim]export {k}={v}[/]")
             producer = threading.Thread(target=_produce_simulation, daemon=True,
-                                        args=(stack, arrivals, speed, seed, inject, stop, stats,
-                                              warmup_days))
+                                        name="dev-simulator",
+                                        args=(stack, sim, speed, stop, stats, failed))
             producer.start()
             group, inputs = stack.settings().app_id, load_contract().input_topics()
             backlog = Backlog(lambda: group_backlog(stack.bootstrap, group, inputs, partitions))
@@ -304,6 +348,10 @@ def command(arrivals: float | None, speed: float | None, warmup_days: float | No
                                             backlog))
                     else:
                         plain.update(stats, rate)
+                    if failed:
+                        raise click.ClickException(
+                            f"the simulator stopped after {plural(stats['events'], 'event')}: "
+                            f"{type(failed[0]).__name__}: {failed[0]}")
                     if not producer.is_alive() and stats["events"] == 0:
                         raise click.ClickException("the simulator stopped without producing")
             console.print(f"done: {plural(stats['events'], 'event')}, "
