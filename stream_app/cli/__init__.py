@@ -2,8 +2,9 @@
 
 Project commands are click commands in modules ``stream_app/cli/*_cmd.py``; each module
 exposes ``command`` (a ``click.Command`` or ``click.Group``) and is found automatically, so a
-new command is one new file. Anything that is not a project command (``worker``, ``agents``,
-``tables``, ...) goes to Faust's own command line for the stream-app Faust app.
+new command is one new file. Anything that is not a project command (``worker``, ``tables``,
+``send TOPIC``, ...) goes to Faust's own command line for the stream-app Faust app;
+``agents`` is a project command (Faust's fails on an agent that reads several topics).
 
 Example:
     >>> "dev" in project_commands() or True   # commands are discovered from *_cmd.py modules
@@ -37,7 +38,8 @@ def project_commands() -> dict[str, click.Command]:
 
 
 @click.group(help="stream-app: real-time learner tagging on Kafka. "
-             "Faust commands (worker, agents, tables, ...) are available too.")
+             "Faust's commands worker, tables and send TOPIC are available too "
+             "(`stream-app worker --help`).")
 def cli() -> None:
     """Root group of the project commands."""
 
