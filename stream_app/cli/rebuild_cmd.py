@@ -24,6 +24,7 @@ Example (pure part: the projection of one table record):
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -73,6 +74,46 @@ def decode_key(key: bytes | str | None) -> str:
         if isinstance(value, str):
             return value
     return text
+
+
+class ChangelogTimeout(TimeoutError):
+    """A changelog was not read to its end within the time given; says how far it got.
+
+    >>> print(ChangelogTimeout("t-changelog", 120, records=1_200_000, total=3_000_000,
+    ...                        users=400_000))
+    t-changelog not read to its end in 120 s: 1,200,000 of ~3,000,000 records read (400,000 \
+users so far)
+    >>> ChangelogTimeout("t", 120, records=1_200_000, total=3_000_000, users=1).suggested()
+    360
+    """
+
+    def __init__(self, topic: str, timeout: float, records: int, total: int,
+                 users: int) -> None:
+        self.topic, self.timeout = topic, timeout
+        self.records, self.total, self.users = records, total, users
+        super().__init__(
+            f"{topic} not read to its end in {timeout:g} s: {records:,} of "
+            f"~{plural(total, 'record')} read ({plural(users, 'user')} so far)")
+
+    def suggested(self) -> int:
+        """A ``--timeout`` that should be enough at the rate seen, in whole minutes (twice
+        the limit when the rate says nothing)."""
+        if 0 < self.records < self.total:
+            need = self.timeout * self.total / self.records * 1.2
+        else:
+            need = self.timeout * 2
+        return max(60, math.ceil(need / 60) * 60)
+
+
+def read_table(reader: TableReader, timeout: float) -> dict[str, State]:
+    """``reader.read_all(timeout)`` for a command with a ``--timeout`` option: a changelog
+    not read in time is an ``Error:`` line that says how far it got and what to raise."""
+    try:
+        return reader.read_all(timeout)
+    except ChangelogTimeout as exc:
+        raise click.ClickException(
+            f"changelog {exc}. Reading it takes longer than --timeout {exc.timeout:g} s: "
+            f"give it more, e.g. --timeout {exc.suggested()}") from None
 
 
 class TableReader:
@@ -139,7 +180,8 @@ class TableReader:
     def read_all(self, timeout: float = 60.0, tail_s: float = 1.0,
                  progress_s: float = 5.0) -> dict[str, State]:
         """Read every partition up to its end offset as of now (a line on stderr every
-        ``progress_s`` while it takes longer than that; 0: none).
+        ``progress_s`` while it takes longer than that; 0: none). Not done in ``timeout``
+        seconds: :class:`ChangelogTimeout`, with the records read so far.
 
         tansu reports a partition's end as the first offset of its last record batch
         (``kafka_io.true_end_offsets``), so reaching it may leave the rest of that batch in
@@ -168,7 +210,7 @@ class TableReader:
                 said = time.monotonic()
                 click.echo(f"reading {self.topic}: {self.records:,} of "
                            f"~{plural(total, 'record')}, {plural(len(self.states), 'user')} so "
-                           f"far ({said - started:.0f} s)",
+                           f"far ({said - started:.0f} s of {timeout:.0f} s)",
                            err=True)
             pos = {tp.partition: tp.offset for tp in self.consumer.position(
                 [TopicPartition(self.topic, p) for p in range(self.partitions)])}
@@ -177,7 +219,7 @@ class TableReader:
                 while self._poll(0.1) and time.monotonic() < tail_end:
                     pass
                 return self.states
-        raise TimeoutError(f"changelog {self.topic} not read to its end in {timeout:.0f}s")
+        raise ChangelogTimeout(self.topic, timeout, self.records, total, len(self.states))
 
     def close(self) -> None:
         self.consumer.close()
@@ -473,9 +515,7 @@ def command(bootstrap: str | None, flush: bool, check_only: bool, live: bool,
         click.echo(f"deleted {n:,} projection keys", err=True)
         time.sleep(LIVE_SETTLE_S)
     try:
-        states = reader.read_all(timeout)
-    except TimeoutError as exc:
-        raise click.ClickException(str(exc)) from exc
+        states = read_table(reader, timeout)
     finally:
         reader.close()
     if check_only:

@@ -91,7 +91,10 @@ def show(bootstrap: str | None) -> None:
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option("--bootstrap", default=None)
 @click.option("--json", "as_json", is_flag=True, help="print the full diff as JSON")
-@click.option("--timeout", default=120.0, show_default=True, help="seconds to read the state")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=120.0,
+              show_default=True,
+              help="seconds to read the state (the users table's changelog; a large one "
+                   "needs more)")
 def diff(path: Path, bootstrap: str | None, as_json: bool, timeout: float) -> None:
     """Shadow-run the rule set at PATH over the retained state: who would gain or lose which
     tag, before it goes live. The state is read from the users table's changelog; PATH is
@@ -101,7 +104,11 @@ def diff(path: Path, bootstrap: str | None, as_json: bool, timeout: float) -> No
 
     import orjson  # noqa: PLC0415
 
-    from stream_app.cli.rebuild_cmd import TableReader, changelog_topic  # noqa: PLC0415
+    from stream_app.cli.rebuild_cmd import (  # noqa: PLC0415
+        TableReader,
+        changelog_topic,
+        read_table,
+    )
     from stream_app.rules.diff import diff_rulesets  # noqa: PLC0415
     from stream_app.rules_bundle import live_ruleset  # noqa: PLC0415
 
@@ -111,7 +118,7 @@ def diff(path: Path, bootstrap: str | None, as_json: bool, timeout: float) -> No
     reader = TableReader(bootstrap, changelog_topic(s.app_id), s.partitions)   # checks it
     try:
         old, where = live_ruleset(bootstrap, s.rules_path)
-        states = reader.read_all(timeout)
+        states = read_table(reader, timeout)
     finally:
         reader.close()
     now = max((st.get("now") or 0 for st in states.values() if st), default=0) or int(
