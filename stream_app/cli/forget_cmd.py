@@ -1,14 +1,19 @@
 """``stream-app forget USER_ID`` — request the deletion of a user (PIPL).
 
 Produces a ``deletion_requested`` profile event keyed by the user. The worker that owns the
-user's partition then publishes tag removals (reason ``deleted``), deletes the table record
-(a changelog tombstone) and removes the user from Redis: user hash, why record, timeline,
-segment sets, numeric zsets and the tenant's user set.
+user's partition then publishes tag removals (reason ``deleted``), replaces the table record
+by a deletion marker (a tombstone after ``STREAM_APP_DELETION_MARKER_DAYS``) and removes the
+user from Redis: user hash, why record, timeline, segment sets, numeric zsets and the
+tenant's user set. Records that name the user on the topics are not rewritten: they age out
+with their retention (``topics/topics.yaml``; the table's changelog when the broker compacts
+it), docs/GUARANTEES.md section 8. The command says how long, from the contract.
 
 Example (pure part):
     >>> ev = deletion_event("u1", "t1", now_ms=1714528800000, event_id="del-1")
     >>> ev["type"], ev["user_id"], ev["tenant"], ev["ts"]
     ('deletion_requested', 'u1', 't1', 1714528800000)
+    >>> retention_note()
+    'input events, tags.changes, alerts, scoring.training: 7 days; events.dlq: 30 days'
 """
 
 from __future__ import annotations
@@ -20,6 +25,31 @@ from typing import Any
 import click
 
 from stream_app.config import get_settings
+
+#: the topics whose records name a user and stay after a deletion, as the note groups them
+#: (None: every input topic of the contract)
+USER_RECORDS: tuple[tuple[str, tuple[str, ...] | None], ...] = (
+    ("input events", None),
+    ("tags.changes", ("tags.changes",)),
+    ("alerts", ("alerts.hot_lead", "alerts.at_risk")),
+    ("scoring.training", ("scoring.training",)),
+    ("events.dlq", ("events.dlq",)),
+)
+
+
+def retention_note(contract: Any = None) -> str:
+    """How long the topics keep records that name a deleted user (``retention.ms`` of
+    ``topics/topics.yaml``, the longest of a group), grouped by that time."""
+    from stream_app.contract import load_contract  # noqa: PLC0415
+
+    contract = contract or load_contract()
+    by_time: dict[str, list[str]] = {}
+    for label, names in USER_RECORDS:
+        ms = [int(contract.topic(n).config.get("retention.ms", "-1"))
+              for n in (names or contract.input_topics())]
+        kept = "no time limit" if min(ms) < 0 else f"{max(ms) / 86_400_000:g} days"
+        by_time.setdefault(kept, []).append(label)
+    return "; ".join(f"{', '.join(labels)}: {kept}" for kept, labels in by_time.items())
 
 
 def deletion_event(user_id: str, tenant: str = "default", now_ms: int | None = None,
@@ -37,7 +67,10 @@ def deletion_event(user_id: str, tenant: str = "default", now_ms: int | None = N
               help="event time in epoch ms (default: now)")
 @click.option("--bootstrap", default=None, help="Kafka bootstrap (default: from settings)")
 def command(user_id: str, tenant: str, ts_ms: int | None, bootstrap: str | None) -> None:
-    """Ask the workers to delete every trace of USER_ID (state, tags, segments)."""
+    """Ask the workers to delete USER_ID's state, tags and Redis entries at once.
+
+    Records naming the user on the topics are not rewritten: they age out with their
+    retention (topics/topics.yaml; the command prints it; docs/GUARANTEES.md section 8)."""
     from stream_app.contract import load_contract  # noqa: PLC0415
     from stream_app.kafka_io import connected_producer, produce  # noqa: PLC0415
     from stream_app.security.kafka_auth import client_security_config  # noqa: PLC0415
@@ -54,4 +87,5 @@ def command(user_id: str, tenant: str, ts_ms: int | None, bootstrap: str | None)
     click.echo(f"deletion requested for {user_id!r} (tenant {tenant!r}): event {ev['event_id']}"
                "\nthe workers apply it in a few seconds: `stream-app tags USER_ID --tenant "
                "TENANT` then finds no profile; a refused request (e.g. the user belongs to "
-               "another tenant) is on events.dlq with the reason")
+               "another tenant) is on events.dlq with the reason.\nrecords naming the user on "
+               f"the topics age out with their retention: {retention_note()}")

@@ -3,8 +3,10 @@
 Prints the why record stored with the tag's current value (rule and version, the case and
 the values that satisfied it; the triggering event when the record has one: Redis's packed
 records leave it to ``tags.changes``) and the tag's timeline (newest first), both read from
-Redis. The Redis timeline is opt-in (``STREAM_APP_REDIS_TIMELINE=5``); without it the command
-says where the history is.
+Redis. The record is written when the tag's value changes: its values are those of that
+change, not of now (a learner who turned ``activity = high`` with 4 active days shows 4 while
+the tag stays high, however many days follow). The Redis timeline is opt-in
+(``STREAM_APP_REDIS_TIMELINE=5``); without it the command says where the history is.
 
 Example (pure part: the lines of a why record):
     >>> why_lines({"rule": "activity", "rule_version": 1, "case": "active_days(30d) > 3",
@@ -48,7 +50,10 @@ def why_lines(why: dict[str, Any]) -> list[str]:
 @click.option("--limit", default=20, show_default=True, help="timeline entries shown")
 @click.option("--json", "as_json", is_flag=True, help="print JSON instead of text")
 def command(user_id: str, tag_id: str, tenant: str, limit: int, as_json: bool) -> None:
-    """Why USER_ID holds TAG_ID (rule, values, triggering events) and the tag's timeline."""
+    """Why USER_ID holds TAG_ID (rule, values, triggering events) and the tag's timeline.
+
+    The values are those of the tag's last change, not of now: the record is written when
+    the tag's value changes."""
     import orjson  # noqa: PLC0415
     from rich.console import Console  # noqa: PLC0415
     from rich.table import Table  # noqa: PLC0415
@@ -76,6 +81,9 @@ def command(user_id: str, tag_id: str, tenant: str, limit: int, as_json: bool) -
     console.print(f"[bold]{user_id}[/] ({tenant}) [bold]{tag_id}[/] = {value!r}")
     for line in why_lines(why) if why else ["no why record (the user does not hold the tag)"]:
         console.print("  " + line, highlight=False)
+    if why and why.get("values"):
+        console.print("  [dim](values as of the tag's last change, not now: see its ts and "
+                      "trigger on tags.changes)[/]", highlight=False)
     table = Table(title=f"timeline of {tag_id} (newest first)")
     for col in ("time (UTC)", "old", "new", "reason", "trigger", "rule set"):
         table.add_column(col)

@@ -142,7 +142,9 @@ class Why(BaseModel):
     value: Any = Field(description="current value (null: the user does not hold the tag)")
     why: dict[str, Any] | None = Field(
         description="rule, rule_version, ruleset, case (the matched condition), values that "
-        "decided it")
+        "decided it: as of the tag's last change, not now (the record is written when the "
+        "tag's value changes; when and by which event: the change's ts and trigger on "
+        "tags.changes)")
     timeline: list[dict[str, Any]] = Field(description="newest-first changes of this tag "
                                            "(empty unless STREAM_APP_REDIS_TIMELINE > 0)")
 
@@ -351,8 +353,9 @@ def create_app(settings: Settings | None = None, *, redis: Any = None, ruleset: 
 
     @app.get("/v1/tenants/{tenant}/users/{user_id}/why", tags=["users"])
     async def why_all(tenant: TenantDep, user_id: UserId) -> dict[str, Any]:
-        """The why record of every tag the user holds (tag_id -> record; null when Redis
-        keeps no why records, ``STREAM_APP_REDIS_WHY=off``)."""
+        """The why record of every tag the user holds (tag_id -> record, each as of that
+        tag's last change; null when Redis keeps no why records,
+        ``STREAM_APP_REDIS_WHY=off``)."""
         found = await reader.read_why(redis, tenant, user_id)
         if not found:
             p = await reader.read_profile(redis, tenant, user_id)
@@ -366,7 +369,8 @@ def create_app(settings: Settings | None = None, *, redis: Any = None, ruleset: 
     async def why_one(tenant: TenantDep, user_id: UserId, tag_id: str,
                       limit: Annotated[int, Query(ge=1, le=100)] = 20) -> Why:
         """Why the user holds ``tag_id`` (rule, version, the case that matched, the values
-        that decided it) and the tag's recent changes (when Redis keeps a timeline)."""
+        that decided it, as of the tag's last change, not now) and the tag's recent changes
+        (when Redis keeps a timeline)."""
         raw = await redis.hgetall(keys.user_key(tenant, user_id))
         w = (await reader.why_from_hash(redis, tenant, raw)).get(tag_id)
         if w is None and raw:  # the old layout (before redis-rebuild)
