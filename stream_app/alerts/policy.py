@@ -172,6 +172,9 @@ class AlertKind:
     #: agent passes the tags in (``at_risk``: an at-risk alert only for a learner the tags
     #: call at risk, whatever its trigger); checked only once a trigger fired
     require_tag: str | None = None
+    #: a rule tag holding the user's consent to what this alert is for (hot_lead: marketing,
+    #: ``marketing_consent``): no alert while it is false (refused)
+    consent_tag: str | None = None
     #: what makes the layer high (hot_lead: lead points or the model's score), for the
     #: alert's ``basis`` and reasons when the agent passes the tags in
     basis: Basis | None = None
@@ -654,15 +657,25 @@ class AlertPolicy:
 
 
 def _holds(k: AlertKind, rule_tags: dict[str, Any] | None) -> bool:
-    """Whether ``k``'s ``require_tag`` (if any) is true in ``rule_tags`` (no tags passed in,
-    e.g. offline: nothing to check).
+    """Whether ``k``'s ``require_tag`` (if any) is true in ``rule_tags`` and its
+    ``consent_tag`` (if any) is not false (refused; not told is no refusal). No tags passed
+    in (e.g. offline): nothing to check.
 
     >>> k = AlertKind("at_risk", "at_risk", require_tag="at_risk")
     >>> _holds(k, {"at_risk": True}), _holds(k, {"at_risk": False}), _holds(k, {}), _holds(k, None)
     (True, False, False, True)
+    >>> k = AlertKind("hot_lead", "convert", consent_tag="marketing_consent")
+    >>> _holds(k, {"marketing_consent": False}), _holds(k, {"marketing_consent": True})
+    (False, True)
+    >>> _holds(k, {})       # not told: no refusal
+    True
     """
+    if rule_tags is None:
+        return True
+    if k.consent_tag is not None and rule_tags.get(k.consent_tag) is False:
+        return False
     tag = k.require_tag
-    return tag is None or rule_tags is None or rule_tags.get(tag) not in (None, False, 0, "")
+    return tag is None or rule_tags.get(tag) not in (None, False, 0, "")
 
 
 def _subject(feature: str) -> str:

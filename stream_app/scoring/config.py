@@ -168,6 +168,9 @@ class ScoringConfig:
     snapshots: SnapshotConfig = field(default_factory=SnapshotConfig)
     feedback_labels: dict[str, dict[str, int]] = field(default_factory=dict)
     learners: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: a rule tag saying whether the user consents to profiling (``profiling_consent``): a
+    #: user for whom it is false gets no model score (the rule points only); None: no check
+    consent_tag: str | None = None
 
     def with_learner(self, learner: str, targets: list[str] | None = None) -> ScoringConfig:
         """A copy whose targets (all, or those named) use ``learner``."""
@@ -262,6 +265,7 @@ def parse_scoring_config(doc: dict[str, Any]) -> ScoringConfig:
             snapshots=_snapshots(doc.get("snapshots") or {}),
             feedback_labels={k: dict(v) for k, v in (doc.get("feedback_labels") or {}).items()},
             learners=learners,
+            consent_tag=doc.get("consent_tag") or None,
         )
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"scoring config is invalid: {exc}") from exc

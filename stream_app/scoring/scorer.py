@@ -118,6 +118,7 @@ class Scorer:
                         else config.targets)
         self.score_events = score_events
         self.lazy_features = lazy_features
+        self._consent = config.consent_tag
         self.learn_from = frozenset(learn_from)
         self.points_features = config.features.points_features
         if alert_policy == "default":
@@ -245,7 +246,10 @@ class Scorer:
             del ra[0]
         if self.score_events:
             x = None if self.lazy_features else self.features(st, ts)
-            x = self._score_all(st, x, ts, step)
+            # a user who refused profiling (consent_tag false) gets no model score
+            x = self._score_all(st, x, ts, step, self._consent is not None
+                                and rule_tags is not None
+                                and rule_tags.get(self._consent) is False)
             if retag is not None:
                 rule_tags = retag(step) or rule_tags
             if rule_tags is not None and self._layer_tags:
@@ -289,16 +293,17 @@ class Scorer:
         return self._rule_points[target].points(st.get("rp") or {}, now_ms, st.get("study"))
 
     def _score_all(self, st: dict[str, Any], x: dict[str, float] | None, now_ms: int,
-                   step: ScoreStep) -> dict[str, float] | None:
+                   step: ScoreStep, no_model: bool = False) -> dict[str, float] | None:
         """Score every target into ``step``; ``x``: the feature vector, or None to build it
-        only if a model needs it. Returns the feature vector (None when none was built)."""
+        only if a model needs it (``no_model``: the rule points only, e.g. a user who
+        refused profiling). Returns the feature vector (None when none was built)."""
         reg = self.registry
         source_of = reg.source
         scores, layers, source = step.scores, step.layers, step.source
         rp = st.get("rp") or {}
         study = st.get("study")
         for name, rule_points, layer, zero, per_day in self._scored:
-            src = source_of(name)
+            src = "rules" if no_model else source_of(name)
             if src == "rules":
                 if zero is not None and not rp.get(name) and (study is None or not per_day):
                     # RulePoints.score_layer's first test, without the call (most targets of
