@@ -354,8 +354,8 @@ class RuleSet:
         >>> rs = load_ruleset(DEFAULT_RULES)
         >>> must, cands, moved = rs.plan((("profile_updated", "profile"),), False, False, False)
         >>> moved, sorted(must)      # profile fields, and count(any) / since_first(any)
-        (True, ['age_band', 'demand_stage', 'education', 'goal', 'lifecycle', 'occupation',
-                'region'])
+        (True, ['age_band', 'demand_stage', 'education', 'goal', 'lifecycle',
+                'marketing_consent', 'occupation', 'profiling_consent', 'region'])
         >>> must, cands, moved = rs.plan((), False, True, True)
         >>> sorted(must)
         ['at_risk', 'customer_status', 'demand_stage', 'lead_points', 'lifecycle', 'rfm_r']
