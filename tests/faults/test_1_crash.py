@@ -67,9 +67,27 @@ def test_kill_9_mid_stream_gives_exactly_once_effect_on_state(fstack, report):
         for c in mine:
             by_id.setdefault(c["event_id"], []).append(c)
         # a re-sent change is identical unless it comes from the model, whose snapshot may
-        # have moved between the first processing and the replay (docs/GUARANTEES.md)
+        # have moved between the first processing and the replay, or the crash lost the
+        # state records of the user's last events in flight and the replay read the user's
+        # topics in another order: then another event takes the numbers (docs/GUARANTEES.md
+        # section 2). Such a renumbering shows: the copies have different triggers, and each
+        # trigger was processed twice (its changes to one tag under two ids). A copy with
+        # the same trigger and other content stays a failure (a processing that is not
+        # deterministic), and the fold below must still give the table's tags.
+        ids_of: dict[tuple[str, str], set[str]] = {}
+        for c in mine:
+            ids_of.setdefault((c["trigger"], c["tag_id"]), set()).add(c["event_id"])
+        twice = {t for (t, _), ids in ids_of.items() if len(ids) > 1}
+
+        def renumbered(v: list[dict]) -> bool:
+            triggers = {x["trigger"] for x in v}
+            return len(triggers) > 1 and triggers <= twice
+
         differing = [k for k, v in by_id.items() if any(x != v[0] for x in v)
-                     and not any(x["tag_id"] in CLOCK_OR_MODEL_TAGS for x in v)]
+                     and not any(x["tag_id"] in CLOCK_OR_MODEL_TAGS for x in v)
+                     and not renumbered(v)]
+        renumbers = sum(1 for v in by_id.values() if any(x != v[0] for x in v)
+                        and renumbered(v))
         out_dups = sum(len(v) - 1 for v in by_id.values())
         folded = fold_changes(mine)
         wrong_out = [u for u in users if without_model(folded.get(u, {}))
@@ -77,7 +95,8 @@ def test_kill_9_mid_stream_gives_exactly_once_effect_on_state(fstack, report):
         report.add("kill -9 x5 (1 worker)", len(events), acc.processed, in_dlq, acc.lost,
                    acc.duplicated, max(recoveries),
                    f"restart->ready mean {sum(recoveries) / len(recoveries):.1f}s; catch-up "
-                   f"{catch_up:.1f}s; tags.changes copies {out_dups} (at-least-once)")
+                   f"{catch_up:.1f}s; tags.changes copies {out_dups} (at-least-once), "
+                   f"renumbered after a lost state record {renumbers}")
         assert len(recoveries) == KILLS
         assert acc.lost == 0 and acc.duplicated == 0, (
             f"{acc}; kills at {kill_at}; missing: "
