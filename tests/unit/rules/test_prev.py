@@ -314,29 +314,33 @@ def test_a_medium_lead_at_13_points_does_not_enter_high(make_event):
     assert (st["tags"]["lead_points"], st["tags"]["intent"]) == (13, "medium")
 
 
-def test_the_model_score_keeps_a_high_lead_down_to_0_5(make_event):
+def _through_scores(make_event, etype: str, target: str, tag: str,
+                    scores: tuple[float, ...]) -> tuple[list, tuple, dict, dict]:
+    """A user with one ``etype`` event, then ``scores`` of ``target`` one after the other
+    (the selective engine checked against a full one at each step): ``tag`` after each, the
+    engines and the two states."""
     eng, full = TagEngine(DEFAULT), TagEngine(DEFAULT, full=True)
-    r = _step(eng, None, "event", make_event("course_view"), full, None)
+    r = _step(eng, None, "event", make_event(etype), full, None)
     st, sf = _roundtrip(r.state), _roundtrip(r.state)
     got = []
-    for score in (0.6, 0.55, 0.5, 0.49, 0.55, 0.6):
-        r = _step(eng, st, "scores", {"convert": score}, full, sf)
+    for score in scores:
+        r = _step(eng, st, "scores", {target: score}, full, sf)
         st, sf = _roundtrip(r.state), _roundtrip(r.state)
-        got.append(st["tags"]["intent"])
+        got.append(st["tags"][tag])
+    return got, (eng, full), st, sf
+
+
+def test_the_model_score_keeps_a_high_lead_down_to_0_5(make_event):
+    got, *_ = _through_scores(make_event, "course_view", "convert", "intent",
+                              (0.6, 0.55, 0.5, 0.49, 0.55, 0.6))
     assert got == ["high", "high", "high", "medium", "medium", "high"]
 
 
 def test_at_risk_from_the_model_stays_until_the_score_drops_below_0_6(make_event):
     """learning.yaml's at_risk (version 3): the model's score makes a learner at risk from
     0.7 and keeps one at risk down to 0.6; the missed-lessons and stall terms keep none."""
-    eng, full = TagEngine(DEFAULT), TagEngine(DEFAULT, full=True)
-    r = _step(eng, None, "event", make_event("lesson_attended"), full, None)
-    st, sf = _roundtrip(r.state), _roundtrip(r.state)
-    got = []
-    for score in (0.65, 0.7, 0.65, 0.6, 0.59, 0.65):
-        r = _step(eng, st, "scores", {"at_risk": score}, full, sf)
-        st, sf = _roundtrip(r.state), _roundtrip(r.state)
-        got.append(st["tags"]["at_risk"])
+    got, (eng, full), st, sf = _through_scores(make_event, "lesson_attended", "at_risk",
+                                               "at_risk", (0.65, 0.7, 0.65, 0.6, 0.59, 0.65))
     assert got == [False, True, True, True, False, False]
     # three missed lessons in a row, then one attended: at risk while the score keeps it (the
     # keep term reads the value before, not why it was true), else no longer
