@@ -39,7 +39,8 @@ def test_lead_points_decay_and_negative_points(engine, make_event):
 
 
 def test_intent_from_model_score(engine, make_event):
-    st, _ = run(engine, [make_event("page_view")])
+    # a course detail view: the lead point the model's score needs to make a lead high
+    st, _ = run(engine, [make_event("course_view")])
     assert st["tags"]["intent"] == "low"
     r = engine.on_scores(st, {"convert": 0.62}, T0 + 1000)
     assert [(c["tag_id"], c["old"], c["new"], c["reason"]) for c in r.changes] == [

@@ -20,7 +20,20 @@ def test_a_registration_alone_has_no_intent_even_with_a_high_model_score() -> No
     st = r.state
     eng.on_scores(st, {"convert": 0.9, "at_risk": None}, T)
     assert st["tags"].get("intent") is None
-    # the click that came first is read now: the model's score counts from here
+    # the click that came first is read now: the model's score counts from here, up to
+    # medium while the lead has no lead points (an ad landing alone: intent version 4)
     r = eng.on_event(st, Event("c", "u1", T - 60_000, "ad_landing", "click"))
     eng.on_scores(r.state, {"convert": 0.9, "at_risk": None}, T)
-    assert r.state["tags"]["intent"] == "high"
+    assert r.state["tags"]["intent"] == "medium"
+
+
+def test_the_model_makes_a_lead_high_once_it_has_a_lead_point() -> None:
+    """A dev run's model-made hot leads were mostly new visitors with one ad landing ("ad
+    landing visits today", scored 0.6-0.9): the model's score makes a lead high only with
+    ``intent_model_min_points`` (1: a course detail view)."""
+    eng = TagEngine(load_ruleset(DEFAULT_RULES))
+    st = eng.on_event(None, Event("a", "u1", T, "ad_landing", "click")).state
+    eng.on_scores(st, {"convert": 0.95, "at_risk": None}, T)
+    assert st["tags"]["lead_points"] == 0 and st["tags"]["intent"] == "medium"
+    r = eng.on_event(st, Event("c", "u1", T + 60_000, "course_view", "click"))
+    assert r.state["tags"]["lead_points"] == 1 and r.state["tags"]["intent"] == "high"
