@@ -46,6 +46,7 @@ _NONE_MOVED: frozenset = frozenset()
 _ABSENT = object()
 _VALUE = object()   # a why record's own "value" (not a key of its "values")
 _NOTHING: dict[str, Any] = {}   # what prev() reads in a new user's first evaluation
+_HELD_NOTHING: tuple[dict[str, Any], None] = (_NOTHING, None)   # a new user's prior
 #: distinct first evaluations kept per engine (new users' first events; cleared when full)
 FRESH_MEMO = 4096
 
@@ -59,10 +60,12 @@ class StepResult:
     duplicate: bool = False               # the event was already applied: nothing changed
     why: dict[str, dict[str, Any]] = field(default_factory=dict)   # tag_id -> why record
     emit: list[dict[str, Any]] = field(default_factory=list)       # derived events for others
-    #: what ``prev()`` read before an event (the prev-reading tags' values before it; None:
-    #: the rule set has no prev()): :meth:`TagEngine.on_scores` after the same event takes it
-    #: as ``before``, so the event's two passes decide as one
-    prior: dict[str, Any] | None = None
+    #: the state's tags and hidden values before an event (the dicts themselves: the engine
+    #: replaces them, never writes into them; None: the rule set has no prev()):
+    #: :meth:`TagEngine.on_scores` after the same event takes it as ``before``, so the
+    #: event's two passes decide as one. Only references: the prev() values are read from
+    #: them only when the score pass runs
+    prior: tuple[dict[str, Any], dict[str, Any] | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -208,8 +211,8 @@ class TagEngine:
         if event.type == "deletion_requested":
             return self.forget(state, now, trigger=event.event_id)
         rs = self._ruleset
-        prior = None if not rs.prev_ids else {} if fresh else rs.prev_values(
-            state["tags"], state.get("hid") or {})
+        prior = None if not rs.prev_ids else _HELD_NOTHING if fresh else (
+            state["tags"], state.get("hid"))
         if fresh and not self.full:
             key = self._fresh_key(event, now)
             tpl = self._fresh.get(key) if key is not None else None
@@ -302,11 +305,12 @@ class TagEngine:
         return self._evaluate(state, now, trigger=None, touched=())
 
     def on_scores(self, state: dict[str, Any], scores: dict[str, float | None],
-                  now_ms: int, before: dict[str, Any] | None = None) -> StepResult:
+                  now_ms: int, before: tuple[dict[str, Any], dict[str, Any] | None] | None = None
+                  ) -> StepResult:
         """Store model scores (``state["scores"]``) and re-evaluate the tags that use them.
-        ``before``: what ``prev()`` reads (:attr:`StepResult.prior` of the event just
-        applied: the values before it, so that hysteresis sees the event's scores and its
-        other inputs as one step; None: the values the state holds).
+        ``before``: :attr:`StepResult.prior` of the event just applied (the tags and hidden
+        values before it), from which ``prev()`` reads, so that hysteresis sees the event's
+        scores and its other inputs as one step; None: ``prev()`` reads the state's values.
 
         The worker calls it right after :meth:`on_event`, at the clock of that evaluation:
         then only the tags reading scores can move (:meth:`_steady_plan`), and the step is
@@ -332,22 +336,24 @@ class TagEngine:
             if v.__class__ is float and not isfinite(v):
                 scores = _finite(scores)    # kept as the state's bytes keep it: null
                 break
+        prev = (None if before is None
+                else self._ruleset.prev_values(before[0], before[1] or _NOTHING))
         kept = state.setdefault("scores", {})
         now = state["now"]
         plan = self._steady_plan(state, now) if now_ms <= now else None
         if plan is None:
             kept.update(scores)
             return self._evaluate(state, now if now_ms <= now else now_ms, trigger=None,
-                                  reason="score", touched=_SCORES_TOUCHED, before=before)
+                                  reason="score", touched=_SCORES_TOUCHED, before=prev)
         moved = self._scores_moved(kept, scores)
         kept.update(scores)
         changes: list[dict[str, Any]] = []
         why: dict[str, dict[str, Any]] = {}
         if moved == 2 or moved and not self._scores_kept(state, now, plan[0], plan[1],
-                                                         before):
+                                                         prev):
             # what _evaluate does at its last clock when nothing but the scores moved
             changes, why = self._run_plan(state, now, plan[2], None, "score",
-                                          _SCORES_TOUCHED, False, before)
+                                          _SCORES_TOUCHED, False, prev)
         state["nd"] = self._next_due(state, now)
         return StepResult(state, changes, why=why)
 

@@ -65,14 +65,14 @@ def rule_visible_scores(rounded: dict[str, float], source: dict[str, str]
 
 def score_with_tags(scorer: Any, engine: Any, state: dict[str, Any],
                     changes: list[dict[str, Any]], why: dict[str, Any], ev: Event,
-                    cold: Any = None, prior: dict[str, Any] | None = None
+                    cold: Any = None, prior: tuple[dict[str, Any], Any] | None = None
                     ) -> tuple[Any, dict[str, float] | None]:
     """Score ``ev`` for the user whose engine state is ``state`` (after the engine applied
     ``ev``), with the tags that read scores re-evaluated before the layers and alerts are
     decided; score-driven tag changes are folded into ``changes`` (one record per tag and
     event, see :func:`fold_changes`) and ``why``. ``prior``: the engine step's
-    :attr:`~stream_app.rules.engine.StepResult.prior` (what ``prev()`` read before the
-    event, so the re-evaluation's hysteresis starts from the same values). Returns the
+    :attr:`~stream_app.rules.engine.StepResult.prior` (the tags before the event, so the
+    re-evaluation's hysteresis starts from the same values). Returns the
     scoring step and its scores at the published resolution (None without scores).
     """
     out: list[dict[str, float] | None] = [None]

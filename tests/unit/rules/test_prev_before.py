@@ -28,7 +28,7 @@ def _lead() -> tuple[TagEngine, dict]:
 def test_the_score_pass_starts_from_the_values_before_the_event() -> None:
     eng, st = _lead()
     r = eng.on_event(st, Event("r", "u1", T + 5 * H, "refund", "order"))
-    assert r.prior is not None and r.prior["intent"] == "high"
+    assert r.prior is not None and r.prior[0]["intent"] == "high"   # the tags before it
     assert st["tags"]["intent"] == "medium"         # the first pass, with the old score
     eng.on_scores(st, {"convert": 0.55, "at_risk": None}, T + 5 * H, r.prior)
     assert st["tags"]["intent"] == "high"           # 0.55 >= 0.5 keeps a lead that was high
