@@ -41,18 +41,22 @@ from dataclasses import dataclass
 from typing import Any
 
 from stream_app.errors import ConfigError
-from stream_app.rules.compiler import parse_duration
+from stream_app.rules.compiler import DAY_MS, parse_duration
 from stream_app.scoring.points import round_fixed
 
-__all__ = ["KINDS", "Condition"]
+__all__ = ["KINDS", "Condition", "number"]
 
-DAY_MS = 86_400_000
 #: the condition kinds and what each reads
 KINDS = {"tag_at_least": "a number tag", "idle": "the last study event's time",
          "score_at_least": "a gated model's score"}
 
 
-def _num(v: Any) -> float | None:
+def number(v: Any) -> float | None:
+    """``v`` if it is a number (not a bool), else None.
+
+    >>> number(3), number(True), number("3")
+    (3, None, None)
+    """
     return v if isinstance(v, int | float) and not isinstance(v, bool) else None
 
 
@@ -99,7 +103,7 @@ class Condition:
         value: float | None
         date = ""
         if self.kind == "idle":
-            after, last = parse_duration(params.get(self.param)), _num(st.get("study"))
+            after, last = parse_duration(params.get(self.param)), number(st.get("study"))
             if after is None or last is None or now - last <= after:
                 return None
             # the days to one decimal, the date in words: a tick comes just after the
@@ -107,9 +111,9 @@ class Condition:
             value, threshold = round((now - last) / DAY_MS, 1), after / DAY_MS
             date = time.strftime("%Y-%m-%d", time.gmtime((last + day_offset_ms) / 1000))
         else:
-            threshold = _num(params.get(self.param))
+            threshold = number(params.get(self.param))
             if self.kind == "tag_at_least":
-                value = _num(rule_tags.get(self.tag or ""))
+                value = number(rule_tags.get(self.tag or ""))
             else:
                 # at the published resolution, as the rules read it (0.697 is 0.70)
                 value = None if source == "rules" else round_fixed(score, 1e2, 2)

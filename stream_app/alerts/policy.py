@@ -62,7 +62,7 @@ from typing import Any
 
 import yaml
 
-from stream_app.alerts.conditions import Condition
+from stream_app.alerts.conditions import Condition, number
 from stream_app.alerts.words import Words, counted
 from stream_app.config import REPO_ROOT
 from stream_app.errors import ConfigError
@@ -100,11 +100,6 @@ class Basis:
     window_days: int = 30
 
 
-def _num(v: Any) -> float | None:
-    """``v`` if it is a number (not a bool), else None."""
-    return v if isinstance(v, int | float) and not isinstance(v, bool) else None
-
-
 def basis_of(b: Basis, params: Mapping[str, Any], rule_tags: Mapping[str, Any],
              score: float, source: str) -> str:
     """What made the layer high: ``points`` when the points reach their threshold (or no
@@ -121,7 +116,7 @@ def basis_of(b: Basis, params: Mapping[str, Any], rule_tags: Mapping[str, Any],
     """
     if source == "rules":
         return "points"
-    pts, high = _num(rule_tags.get(b.points_tag)), _num(params.get(b.points_high))
+    pts, high = number(rule_tags.get(b.points_tag)), number(params.get(b.points_high))
     return "points" if pts is not None and high is not None and pts >= high else "model"
 
 
@@ -479,8 +474,8 @@ class AlertPolicy:
         if b is not None and rule_tags is not None:
             params = self.rule_params()
             basis = basis_of(b, params, rule_tags, score, source)
-            points = _num(rule_tags.get(b.points_tag))
-            s_high = _num(params.get(b.score_high)) if b.score_high else None
+            points = number(rule_tags.get(b.points_tag))
+            s_high = number(params.get(b.score_high)) if b.score_high else None
             # the score as the rules read it (2 places: 0.596 is 0.60, high from 0.6), so
             # the reason's numbers and the intent tag agree
             seen = round_fixed(score, 1e2, 2)
@@ -489,7 +484,7 @@ class AlertPolicy:
             if basis == "points":
                 if points is not None:
                     reasons.append(self._points_reason(b, points,
-                                                       _num(params.get(b.points_high))))
+                                                       number(params.get(b.points_high))))
                 if model_line is not None and seen >= (s_high or 0.0):
                     reasons.append(model_line)      # the model says high too
                 reasons += self._action_reasons(b, params, st, event.ts, k.top_reasons)
@@ -641,7 +636,7 @@ class AlertPolicy:
                         counts[etype] = counts.get(etype, 0) + n
         ranked = []
         for etype, n in counts.items():
-            each = _num(params.get(b.actions[etype]))
+            each = number(params.get(b.actions[etype]))
             if each is not None and each > 0:
                 ranked.append((-n * each, etype, n, each))
         ranked.sort()
