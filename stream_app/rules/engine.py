@@ -51,6 +51,16 @@ _HELD_NOTHING: tuple[dict[str, Any], None] = (_NOTHING, None)   # a new user's p
 FRESH_MEMO = 4096
 
 
+def change_reason(old: Any, new: Any) -> str:
+    """The reason of a change from ``old`` to ``new`` by its ends: ``added`` (from no value),
+    ``removed`` (to none), else ``changed``.
+
+    >>> change_reason(None, "high"), change_reason("high", None), change_reason("low", "high")
+    ('added', 'removed', 'changed')
+    """
+    return "added" if old is None else "removed" if new is None else "changed"
+
+
 @dataclass
 class StepResult:
     """Outcome of one engine step."""
@@ -736,7 +746,7 @@ class TagEngine:
         w.update(ruleset=rs.version, trigger=trigger,
                  recent_events=state["ids"][-RECENT_EVIDENCE:])
         why[tag.id] = w
-        r = reason or ("added" if old is None else "removed" if new is None else "changed")
+        r = reason or change_reason(old, new)
         changes.append(self._change(state, tag.id, tag.family, old, new, r, now, trigger, w))
 
     def _evaluate_all(self, state: dict[str, Any], now: int, trigger: str | None,

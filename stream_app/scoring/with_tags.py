@@ -46,6 +46,7 @@ from __future__ import annotations
 from typing import Any
 
 from stream_app.events import Event
+from stream_app.rules.engine import change_reason
 from stream_app.scoring.points import round_scores
 
 __all__ = ["fold_changes", "rule_visible_scores", "score_with_tags", "tick_alerts"]
@@ -137,8 +138,7 @@ def fold_changes(changes: list[dict[str, Any]], extra: list[dict[str, Any]],
             back.add(i)         # back where it was before the event: no change
             continue
         back.discard(i)
-        merged = dict(first, new=new,
-                      reason="added" if old is None else "removed" if new is None else "changed")
+        merged = dict(first, new=new, reason=change_reason(old, new))
         if "evidence" in c:
             merged["evidence"] = c["evidence"]
         changes[i] = merged
