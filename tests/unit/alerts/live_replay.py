@@ -48,6 +48,27 @@ class Step:
     changes: list[dict[str, Any]] | None = None   # the tag-change records the step sent
 
 
+class Cooldowns:
+    """Each user's last alert of one kind, to tell whether a step falls outside the kind's
+    cooldown (the replay tests' "an entry alerts unless in a cooldown").
+
+    >>> cd = Cooldowns(24)
+    >>> cd.cooled("u1", 0), cd.note([{"user_id": "u1", "ts": 0}]), cd.cooled("u1", HOUR_MS)
+    (True, None, False)
+    """
+
+    def __init__(self, hours: float) -> None:
+        self.ms = hours * HOUR_MS
+        self.last: dict[str, int] = {}
+
+    def cooled(self, uid: str, ts: int) -> bool:
+        return uid not in self.last or ts - self.last[uid] >= self.ms
+
+    def note(self, alerts: list[dict[str, Any]]) -> None:
+        for a in alerts:
+            self.last[a["user_id"]] = a["ts"]
+
+
 class LiveReplay:
     """The engine, scorer, alert policy and trainer of one replay (``unlimited``: alert kinds
     whose tenant budget is lifted, so that only the cooldown holds an alert back)."""

@@ -20,10 +20,10 @@ from typing import Any
 import pytest
 import yaml
 
-from stream_app.alerts.policy import DEFAULT_PATH, HOUR_MS
+from stream_app.alerts.policy import DEFAULT_PATH
 from stream_app.config import REPO_ROOT
 from stream_app.events import Event
-from tests.unit.alerts.live_replay import LiveReplay
+from tests.unit.alerts.live_replay import Cooldowns, LiveReplay
 from tests.unit.scoring.fixtures import config
 
 #: the simulator's live-mode story: a lesson every day, courses starting within a day
@@ -52,7 +52,7 @@ def _replay(users: int, days: int, seed: int) -> list[dict[str, Any]]:
     its cooldown."""
     lr = LiveReplay(unlimited=("at_risk",))
     risk = lr.policy.kinds["at_risk"]
-    last_alert: dict[str, int] = {}
+    cooldowns = Cooldowns(risk.cooldown_hours)
     out: list[dict[str, Any]] = []
     for s in lr.steps(_sim_events(users=users, days=days, seed=seed)):
         step = s.scoring
@@ -64,12 +64,10 @@ def _replay(users: int, days: int, seed: int) -> list[dict[str, Any]]:
                     "after": _on(tags), "streak": tags.get("consecutive_absences"),
                     "layer": step.layers.get("at_risk") if step else None,
                     "eligible": bool((sc.get("tot") or {}).keys() & risk.require_set),
-                    "cooled": s.uid not in last_alert
-                    or s.ts - last_alert[s.uid] >= risk.cooldown_hours * HOUR_MS,
+                    "cooled": cooldowns.cooled(s.uid, s.ts),
                     "alerts": risk_alerts,
                     "source": step.source.get("at_risk") if step else None})
-        for a in risk_alerts:
-            last_alert[s.uid] = a["ts"]
+        cooldowns.note(risk_alerts)
     return out
 
 

@@ -15,8 +15,7 @@ from typing import Any
 
 import pytest
 
-from stream_app.alerts.policy import HOUR_MS
-from tests.unit.alerts.live_replay import LiveReplay
+from tests.unit.alerts.live_replay import Cooldowns, LiveReplay
 from tests.unit.scoring.fixtures import config
 from tests.unit.scoring.test_fast_path import _sim_events
 
@@ -36,7 +35,7 @@ def _replay(users: int, days: int, seed: int) -> list[dict[str, Any]]:
     # after), so a longer one keeps the cooldown covered
     lr.policy.kinds["hot_lead"] = replace(lr.policy.kinds["hot_lead"], cooldown_hours=72)
     hot = lr.policy.kinds["hot_lead"]
-    last_alert: dict[str, int] = {}
+    cooldowns = Cooldowns(hot.cooldown_hours)
     out: list[dict[str, Any]] = []
     for s in lr.steps(_sim_events(users=users, days=days, seed=seed)):
         step = s.scoring
@@ -50,12 +49,10 @@ def _replay(users: int, days: int, seed: int) -> list[dict[str, Any]]:
                     # no order yet, and marketing not refused (consent_tag)
                     "eligible": not (sc.get("tot") or {}).keys() & hot.exclude_set
                     and (s.state.get("tags") or {}).get(hot.consent_tag) is not False,
-                    "cooled": s.uid not in last_alert
-                    or s.ts - last_alert[s.uid] >= hot.cooldown_hours * HOUR_MS,
+                    "cooled": cooldowns.cooled(s.uid, s.ts),
                     "alerts": hot_alerts,
                     "source": step.source.get("convert") if step else None})
-        for a in hot_alerts:
-            last_alert[s.uid] = a["ts"]
+        cooldowns.note(hot_alerts)
     return out
 
 
