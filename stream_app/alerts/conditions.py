@@ -42,7 +42,7 @@ from typing import Any
 
 from stream_app.errors import ConfigError
 from stream_app.rules.compiler import DAY_MS, parse_duration
-from stream_app.scoring.points import round_fixed
+from stream_app.scoring.points import published
 
 __all__ = ["KINDS", "Condition", "number"]
 
@@ -116,7 +116,7 @@ class Condition:
                 value = number(rule_tags.get(self.tag or ""))
             else:
                 # at the published resolution, as the rules read it (0.697 is 0.70)
-                value = None if source == "rules" else round_fixed(score, 1e2, 2)
+                value = None if source == "rules" else published(score)
             if threshold is None or value is None or value < threshold:
                 return None
         shown = f"{value:.2f}" if self.kind == "score_at_least" else f"{value:g}"

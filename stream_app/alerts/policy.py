@@ -68,7 +68,7 @@ from stream_app.config import REPO_ROOT
 from stream_app.errors import ConfigError
 from stream_app.events import Event
 from stream_app.scoring.config import ScoringConfig, tag_layer
-from stream_app.scoring.points import round_fixed, top_point_events
+from stream_app.scoring.points import published, round_fixed, top_point_events
 
 DEFAULT_PATH = REPO_ROOT / "config" / "alerts.yaml"
 HOUR_MS = 3_600_000
@@ -478,7 +478,7 @@ class AlertPolicy:
             s_high = number(params.get(b.score_high)) if b.score_high else None
             # the score as the rules read it (2 places: 0.596 is 0.60, high from 0.6), so
             # the reason's numbers and the intent tag agree
-            seen = round_fixed(score, 1e2, 2)
+            seen = published(score)
             model_line = (self._model_score_reason(seen, s_high)
                           if source != "rules" and s_high is not None else None)
             if basis == "points":

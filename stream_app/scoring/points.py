@@ -26,7 +26,7 @@ from stream_app.scoring.config import RulesConfig
 DAY_MS = 86_400_000
 _exp = math.exp
 
-__all__ = ["RulePoints", "add_points", "points_at", "points_score", "round_fixed",
+__all__ = ["RulePoints", "add_points", "points_at", "points_score", "published", "round_fixed",
            "round_scores", "top_point_events"]
 
 
@@ -60,6 +60,16 @@ def round_fixed(v: float, scale: float, digits: int) -> float:
     return round(v, digits)
 
 
+def published(v: float) -> float:
+    """One score at the published resolution (2 places), the number the rules read as
+    ``score.X`` (:func:`round_scores`) and the alerts' reasons show.
+
+    >>> published(0.5965), published(0.23456)
+    (0.6, 0.23)
+    """
+    return round_fixed(v, 1e2, 2)
+
+
 def round_scores(scores: dict[str, float]) -> dict[str, float]:
     """Scores at the published resolution (``round(v, 2)`` each, bit for bit), as the agent
     publishes them. A float zero (the usual score of a target without points) is its own
@@ -70,7 +80,7 @@ def round_scores(scores: dict[str, float]) -> dict[str, float]:
     """
     out = {}
     for t, v in scores.items():
-        out[t] = round_fixed(v, 1e2, 2) if v or v.__class__ is not float else v
+        out[t] = published(v) if v or v.__class__ is not float else v
     return out
 
 
