@@ -532,7 +532,10 @@ class AlertPolicy:
             "user_id": event.user_id,
             "tenant": event.tenant,
             "ts": event.ts,
-            "score": round(score, 6),
+            # a model's probability; with the rule engine's tags a rules-sourced score (the
+            # scorer's own points table, not lead.yaml's) would be a third number beside
+            # ``points``, so it is left out (null)
+            "score": None if source == "rules" and rule_tags is not None else round(score, 6),
             "layer": step.layers.get(k.target),
             "source": source,
             "basis": basis,

@@ -119,6 +119,20 @@ def test_before_the_model_is_live_the_points_reasons_are_lead_yaml_points() -> N
     assert "+4 points" not in str(a["reasons"])
     cart = next(r for r in a["reasons"] if r.get("feature") == "cart_add")
     assert cart["points_each"] == PARAMS["pts_paying"]
+    # the scorer's own points score (0.7 here) is no number a sales tool should sort by
+    # beside lead.yaml's points: no model, no score
+    assert a["score"] is None and a["points"] == 16
+
+
+def test_without_the_rule_engine_s_tags_a_rules_sourced_alert_keeps_its_score() -> None:
+    """The scorer alone (``stream-app evaluate``): its rule points make the layer, and the
+    score is the only number the alert has."""
+    st, x, now = _lead_state()
+    step = ScoreStep(st, {"convert": 0.7, "at_risk": 0.0}, {"convert": "high", "at_risk": "low"},
+                     {"convert": "rules", "at_risk": "rules"})
+    [a] = [a for a in _policy().decide(st, Event("e9", "u1", now, "cart_add", "click"), x,
+                                       step, _Explains([]), None) if a["kind"] == "hot_lead"]
+    assert a["basis"] == "points" and a["points"] is None and a["score"] == 0.7
 
 
 def test_the_basis_names_agree_with_lead_yaml() -> None:
