@@ -83,9 +83,41 @@ def explain(why: dict[str, Any], ruleset: RuleSet, lang: str = "zh") -> str:
     if case and case != "default":
         head += _BECAUSE[lang] + case
     lines = [head] + [f"  {expr} = {value_label(ruleset, tid, v, lang)}{_BEFORE[lang]}"
-                      if expr == PREV_KEY else f"  {expr} = {v}"
+                      if expr == PREV_KEY else f"  {expr} = {show_value(expr, v, lang)}"
                       for expr, v in sorted(why.get("values", {}).items())]
     return "\n".join(lines)
+
+
+_UNITS = (("d", 86_400_000, "天"), ("h", 3_600_000, "小时"), ("min", 60_000, "分钟"),
+          ("s", 1_000, "秒"))
+_DURATION_FUNCS = ("since(", "since_first(")
+
+
+def show_value(expr: str, v: Any, lang: str = "zh") -> str:
+    """A deciding value as a reader takes it in: a non-integral number to 2 places, and the
+    milliseconds of ``since()``/``since_first()`` also as a duration (the rules compare the
+    exact value; the record keeps it).
+
+    >>> show_value("count(course_view, 30d, half_life: 14d)", 4.758475765053098, "en")
+    '4.76'
+    >>> show_value("since(stream:click)", 85585413, "en")
+    '85585413 ms (23.8 h)'
+    >>> show_value("since(order_paid)", 3 * 86_400_000, "zh")
+    '259200000 ms (3天)'
+    >>> show_value("tag(lead_points)", 13, "en"), show_value("profile.goal", "exam", "en")
+    ('13', 'exam')
+    """
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        return str(v)
+    if expr.startswith(_DURATION_FUNCS) and v >= 0:
+        for en, ms, zh in _UNITS:
+            if v >= ms or ms == 1_000:
+                n = f"{v / ms:.1f}".removesuffix(".0")
+                raw = round(v)
+                return f"{raw} ms ({n}{zh})" if lang == "zh" else f"{raw} ms ({n} {en})"
+    if isinstance(v, float) and not v.is_integer():
+        return f"{v:.2f}"
+    return f"{v:g}" if isinstance(v, float) else str(v)
 
 
 def timeline(changes: list[dict[str, Any]], ruleset: RuleSet, lang: str = "zh",

@@ -32,3 +32,18 @@ def test_value_labels(default_ruleset):
     assert value_label(default_ruleset, "rfm_r", False, "zh") == "否"
     assert value_label(default_ruleset, "lead_points", 12, "en") == "12"
     assert value_label(default_ruleset, "region", None, "en") == "none"
+
+
+def test_explain_shows_durations_and_decayed_counts_readably(default_ruleset):
+    """QA: ``since(stream:click) = 85585413`` (ms) and ``count(...) = 4.758475765053098``
+    were hard for a consultant to read; the exact values stay in the record."""
+    why = {"rule": "lead_points", "case": "default", "value": 5,
+           "values": {"since(stream:click)": 85_585_413,
+                      "count(course_view, 90d, half_life: 14d)": 4.758475765053098,
+                      "tag(intent)": "high"}}
+    assert explain(why, default_ruleset, "en").splitlines()[1:] == [
+        "  count(course_view, 90d, half_life: 14d) = 4.76",
+        "  since(stream:click) = 85585413 ms (23.8 h)",
+        "  tag(intent) = high"]
+    assert "85585413 ms (23.8小时)" in explain(why, default_ruleset, "zh")
+    assert why["values"]["since(stream:click)"] == 85_585_413     # the record is not changed
