@@ -63,7 +63,7 @@ from typing import Any
 import yaml
 
 from stream_app.alerts.conditions import Condition, number
-from stream_app.alerts.words import Words, counted
+from stream_app.alerts.words import Words
 from stream_app.config import REPO_ROOT
 from stream_app.errors import ConfigError
 from stream_app.events import Event
@@ -515,7 +515,7 @@ class AlertPolicy:
             basis = "model"
             if not callable(x):
                 reasons += self._model_reasons(k, x, registry)
-        recent = [{"ts": ts, "type": t, **self.words.event(t)}
+        recent = [{"ts": ts, "type": t, **self.words.action(t)}
                   for ts, t in reversed(st.get("ra") or [])]
         cat = st.get("cat") or {}
         channel = cat.get("channel") or cat.get("first_channel") or cat.get("utm_source")
@@ -626,7 +626,7 @@ class AlertPolicy:
         >>> for r in p._action_reasons(b, {"pts_detail": 1, "pts_paying": 10}, st,
         ...                            19001 * 86_400_000, 3):
         ...     print(r["en"])
-        cart adds: 1 in the last 30 days (10 points each)
+        1 cart add in the last 30 days (10 points each)
         2 course detail views in the last 30 days (1 point each)
         """
         day = (now + self.day_offset_ms) // (24 * HOUR_MS)
@@ -649,7 +649,7 @@ class AlertPolicy:
             w = self.words.event(etype)
             out.append({"kind": "points", "feature": etype, "count": n, "points_each": each,
                         "zh": f"近{d}天{w['zh']}{n}次(每次{each:g}分)",
-                        "en": f"{counted(n, w['en'])} in the last {d} days "
+                        "en": f"{self.words.count(n, etype)} in the last {d} days "
                               f"({each:g} point{'' if each == 1 else 's'} each)"})
         return out
 

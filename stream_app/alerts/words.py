@@ -22,14 +22,18 @@ from stream_app.text import plural
 __all__ = ["POINTS_PREFIX", "Words", "counted"]
 
 
-def counted(n: int, label: str) -> str:
+def counted(n: int, label: str, one: str | None = None) -> str:
     """A count of events named by a plural ``label`` ("course detail views"), in English
-    that reads right for one too.
+    that reads right for one too: ``one`` is the label's singular (alerts.yaml ``one:``).
 
-    >>> counted(3, "cart adds"), counted(1, "cart adds")
-    ('3 cart adds', 'cart adds: 1')
+    >>> counted(3, "cart adds", "cart add"), counted(1, "cart adds", "cart add")
+    ('3 cart adds', '1 cart add')
+    >>> counted(1, "homework submitted")          # no singular given
+    'homework submitted: 1'
     """
-    return f"{label}: 1" if n == 1 else f"{n:,} {label}"
+    if n != 1:
+        return f"{n:,} {label}"
+    return f"1 {one}" if one else f"{label}: 1"
 
 #: the name prefix of a target's rule-points feature (``pts|convert``: scoring.scorer)
 POINTS_PREFIX = "pts|"
@@ -47,6 +51,21 @@ class Words:
 
     def event(self, etype: str) -> dict[str, str]:
         return {"zh": self.label(etype, "zh"), "en": self.label(etype, "en")}
+
+    def action(self, etype: str) -> dict[str, str]:
+        """Words for one action of type ``etype`` (English singular when alerts.yaml gives
+        one, ``one:``), e.g. an alert's recent actions.
+
+        >>> w = Words({"cart_add": {"zh": "加入购物车", "en": "cart adds", "one": "cart add"}})
+        >>> w.action("cart_add"), w.action("quiz")
+        ({'zh': '加入购物车', 'en': 'cart add'}, {'zh': 'quiz', 'en': 'quiz'})
+        """
+        return {"zh": self.label(etype, "zh"), "en": self.label(etype, "one")
+                if "one" in self.labels.get(etype, ()) else self.label(etype, "en")}
+
+    def count(self, n: int, key: str) -> str:
+        """``n`` actions of ``key`` in English (:func:`counted` with its singular)."""
+        return counted(n, self.label(key, "en"), (self.labels.get(key) or {}).get("one"))
 
     def feature(self, feat: str, value: float) -> dict[str, str]:
         """Words for feature ``feat`` holding ``value`` (as made by scoring.features)."""
@@ -77,12 +96,12 @@ class Words:
                 return {"zh": f"近{d}天{zh}合计{n}", "en": f"{en} {n} in the last {d} days"}
             when_zh = "今天" if d == "1" else f"近{d}天"
             when_en = "today" if d == "1" else f"in the last {d} days"
-            return {"zh": f"{when_zh}{zh}{n}次", "en": f"{counted(n, en)} {when_en}"}
+            return {"zh": f"{when_zh}{zh}{n}次", "en": f"{self.count(n, key)} {when_en}"}
         if kind == "n":
             n = _unlog(value)
             if numeric:
                 return {"zh": f"{zh}累计{n}", "en": f"{en} {n} in total"}
-            return {"zh": f"累计{zh}{n}次", "en": f"{counted(n, en)} in total"}
+            return {"zh": f"累计{zh}{n}次", "en": f"{self.count(n, key)} in total"}
         if kind == "mean":
             return {"zh": f"平均{zh}{value:.1f}", "en": f"average {en} {value:.1f}"}
         if kind == "rate":
@@ -99,7 +118,7 @@ class Words:
 
     def direction(self, feat: str, above: bool | None) -> dict[str, str]:
         """Whether ``feat`` is above or below the population's average, as a suffix for its
-        words (a model's reason): "lessons attended: 1 in the last 7 days (below average)"
+        words (a model's reason): "1 lesson attended in the last 7 days (below average)"
         is why an at-risk score rose, where the bare count reads as the opposite. Empty for
         an unknown direction and for features that are only present or not (one-hot,
         funnel steps, rule points).

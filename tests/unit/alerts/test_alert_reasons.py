@@ -84,6 +84,10 @@ def test_a_lead_high_from_its_points_with_a_low_live_model_score_gets_points_rea
     actions = {r["feature"]: r for r in a["reasons"][1:]}
     assert actions["cart_add"]["points_each"] == PARAMS["pts_paying"]
     assert f"({PARAMS['pts_paying']:g} points each)" in actions["cart_add"]["en"]
+    # one action reads as one (alerts.yaml ``one:``), not "cart adds: 1"
+    assert actions["cart_add"]["en"].startswith("1 cart add in the last 30 days"), actions
+    assert actions["course_view"]["en"].startswith("2 course detail views in"), actions
+    assert {r["type"]: r["en"] for r in a["recent_actions"]}["cart_add"] == "cart add"
     assert "course_view" in actions and "trial_booked" in actions
     # actions lead.yaml gives no points to are not cited as bringing them
     assert "live_enter" not in actions and "search" not in actions
@@ -319,6 +323,6 @@ def test_an_at_risk_model_reason_cites_study_behaviour_against_the_average() -> 
     assert a["basis"] == "model"
     assert [r["en"] for r in a["reasons"]] == [
         "model at-risk score 0.81 (at risk from 0.7)",
-        "lessons attended: 1 in the last 7 days (below average)",
+        "1 lesson attended in the last 7 days (below average)",
         "minutes 20 in the last 7 days (above average)"]
     assert a["reasons"][1]["zh"].endswith("(低于平均)")
