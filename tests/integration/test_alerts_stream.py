@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.helpers import DAY, TopicReader, event, uid
+from tests.helpers import DAY, TopicReader, event, uid, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -77,4 +77,46 @@ def test_a_learner_who_stops_studying_gets_an_at_risk_alert_from_the_clock(stack
     assert why["en"].startswith("no study event for over 14 days (the last on ")
     assert alert["basis"] == "rules"
     reader.close()
+    tags.close()
+
+
+def test_a_lead_who_refused_marketing_is_tagged_hot_but_not_sent_to_sales(stack, harness):
+    """PIPL: a lead whose profile says no to marketing (``consent_marketing``) still gets
+    the ``intent`` tag (profiling was not refused), but no hot-lead alert goes to sales
+    (alerts.yaml ``hot_lead.consent_tag``); a lead with the same actions who did not refuse
+    gets one. Each tag changes at most once per event on ``tags.changes``, and the last
+    change of each tag is what Redis holds."""
+    alerts = TopicReader(stack.bootstrap, "alerts.hot_lead", stack.partitions)
+    tags = TopicReader(stack.bootstrap, "tags.changes", stack.partitions)
+    no, yes, t = uid("noconsent"), uid("consent"), harness.base_ts()
+    harness.send("profile", event(no, "registered", t, {"channel": "douyin",
+                                                        "consent_marketing": "no"}))
+    harness.send("profile", event(yes, "registered", t, {"channel": "douyin"}))
+    # the refusal is in the state before the lead's actions are read (another topic)
+    tags.wait_for(timeout=90, user_id=no, tag_id="marketing_consent", new=False)
+    for u in (no, yes):
+        for i, etype in enumerate(["course_view", "course_view", "live_enter", "trial_booked",
+                                   "consult_request", "cart_add"]):
+            harness.send("click", event(u, etype, t + (i + 1) * 3_600_000))
+    [alert] = alerts.wait_for(timeout=90, user_id=yes)
+    assert alert["basis"] == "points" and alert["points"] >= 15
+    tags.wait_for(timeout=60, user_id=no, tag_id="intent", new="high")
+    # the refusing lead's alert would come out of the same step as its tag change
+    tags.wait_for(timeout=60, user_id=yes, tag_id="intent", new="high")
+    for u in (no, yes):
+        mine = tags.where(user_id=u)
+        per_event = [(c["trigger"], c["tag_id"]) for c in mine]
+        assert len(per_event) == len(set(per_event)), mine     # one change per tag and event
+        last = {c["tag_id"]: c["new"] for c in sorted(mine, key=lambda c: c["seq"])}
+        assert last["intent"] == "high", last
+        # (not told: the tag stays null and no change is sent)
+        assert last.get("marketing_consent", "unset") == (False if u == no else "unset")
+        wanted = {k: last[k] for k in ("intent", "lead_points", "marketing_consent")
+                  if k in last}
+        wait_until(lambda u=u, wanted=wanted: {k: harness.store.tags("default", u).get(k)
+                                               for k in wanted} == wanted, timeout=30,
+                   what=f"Redis holds {u}'s last changes {wanted}")
+    alerts.poll()
+    assert alerts.where(user_id=no) == []
+    alerts.close()
     tags.close()
