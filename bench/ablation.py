@@ -27,6 +27,9 @@ VARIANTS: dict[str, dict[str, str]] = {
     "no_business": {"STREAM_APP_DISABLE": "business"},
     "no_redis": {"STREAM_APP_DISABLE": "redis"},
     "no_redis_scoring_business": {"STREAM_APP_DISABLE": "redis,scoring,business"},
+    # the users table's state stored with no changelog record: the most one changelog record
+    # per user per commit could save (items 16, 39; unsafe, measurement only)
+    "no_changelog": {"STREAM_APP_DISABLE": "changelog"},
     # the state written through Faust's table API (a future per write) instead of directly
     "faust_writes": {"STREAM_APP_STATE_WRITES": "faust"},
     # the users table in memory (no RocksDB; a restart reads the whole changelog)

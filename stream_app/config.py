@@ -107,7 +107,9 @@ class Settings(BaseSettings):
                          "benchmarks): scoring, business, redis, agent (consume and "
                          "count only), cold_block (the scorer's checkpoints and snapshots "
                          "parsed and encoded with the state on every event), cold_pack "
-                         "(the cold block written with every feature name in full)")
+                         "(the cold block written with every feature name in full), "
+                         "changelog (no changelog record of the users table: measurement "
+                         "only, a restart loses the states)")
 
     table_store: str = Field(
         "rocksdb://", description="Faust store of the users table: rocksdb:// (files under "

@@ -78,6 +78,10 @@ TRAINING_TOPIC = "scoring.training"
 ALERT_TOPICS = {"hot_lead": "alerts.hot_lead", "at_risk": "alerts.at_risk"}
 #: state writes: store + changelog record through librdkafka (no Faust future per write)
 STATE_WRITER = DirectTableWriter.for_table(users)
+#: ablation only: the users table's state stored with no changelog record (what one record
+#: per user per commit could save at most; docs/PERFORMANCE.md item 55)
+WRITE_STATE = (STATE_WRITER.store_only if settings.disabled("changelog")
+               else STATE_WRITER.set)
 FAUST_WRITES = settings.state_writes == "faust"
 #: how long a deleted user's marker is kept (0: a tombstone at once; stream_app/state/deletion.py)
 MARKER_MS = settings.deletion_marker_days * 86_400_000
@@ -141,7 +145,7 @@ def store_state(user_id: str, state: dict[str, Any] | None, partition: int,
         if FAUST_WRITES:
             users[user_id] = raw
         else:
-            STATE_WRITER.set(user_id, raw, partition)
+            WRITE_STATE(user_id, raw, partition)
             # kept parsed for the user's next event (used while the store holds ``raw``)
             DECODED.keep(user_id, raw, state, cold)
         runtime.due.set(user_id, state["nd"])

@@ -144,6 +144,12 @@ class DirectTableWriter:
             producer.produce_tracked(self.changelog, encoded, value, partition,
                                      ledger.delivered)
 
+    def store_only(self, key: str, value: bytes, partition: int) -> None:
+        """Store ``value`` with no changelog record: a measurement's upper bound of what the
+        changelog costs (``STREAM_APP_DISABLE=changelog``, ``bench.ablation``), never a
+        worker's setting (a restart would lose every state)."""
+        self._write(key, self._encoded(key), value, partition)
+
     def _write(self, key: str, encoded: bytes, value: bytes, partition: int) -> None:
         if self._cache_set is not None:
             self._cache_set(encoded, value, partition)
