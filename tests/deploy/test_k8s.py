@@ -86,6 +86,25 @@ def test_mounts_reference_declared_volumes_and_configmaps() -> None:
                 assert v["configMap"]["name"] in cms, v
 
 
+def test_every_stream_app_container_that_mounts_the_config_also_mounts_the_rules() -> None:
+    """A ConfigMap mounted over /app/config hides the image's config/rules; the rules
+    ConfigMap must be mounted over it in every stream-app container (the API Deployment
+    lacked it: its pods exited at start with "no such rule file or directory")."""
+    checked = []
+    for w in [*_by_kind("StatefulSet").values(), *_by_kind("Deployment").values()]:
+        spec = w["spec"]["template"]["spec"]
+        vols = {v["name"]: v for v in spec.get("volumes", [])}
+        for c in spec["containers"]:
+            mounts = {m["mountPath"]: vols.get(m["name"], {}) for m in c.get("volumeMounts", [])}
+            if "/app/config" not in mounts:
+                continue
+            rules = mounts.get("/app/config/rules", {})
+            assert rules.get("configMap", {}).get("name") == "stream-app-rules", (
+                w["metadata"]["name"], c["name"], sorted(mounts))
+            checked.append(w["metadata"]["name"])
+    assert sorted(checked) == ["stream-app-api", "stream-app-worker"]
+
+
 def test_workers_never_outnumber_partitions() -> None:
     partitions = int(_env()["STREAM_APP_PARTITIONS"])
     sts = _by_kind("StatefulSet")["stream-app-worker"]
