@@ -167,7 +167,7 @@ def service_health() -> dict[str, Any]:
               w=8, unit="ops"),
         Panel("Workers up / ready", "节点存活 / 就绪", "timeseries",
               [("up {{instance}}", 'up{job="stream-app-worker"}'),
-               ("ready {{instance}}", "stream_app_ready")], w=8),
+               ("ready {{instance}}", 'stream_app_ready{job="stream-app-worker"}')], w=8),
         Panel("End-to-end latency p50 / p99", "端到端时延 p50 / p99", "timeseries",
               [("p50 {{output}}", "output:stream_app_e2e_latency_seconds:p50_5m"),
                ("p99 {{output}}", "output:stream_app_e2e_latency_seconds:p99_5m")],
