@@ -50,7 +50,7 @@ from stream_app.scoring.metrics import roc_auc, summarize
 from stream_app.scoring.registry import ModelRegistry
 from stream_app.scoring.scorer import Scorer
 
-__all__ = ["evaluate_file", "read_events", "replay"]
+__all__ = ["ConsentReader", "evaluate_file", "read_events", "replay"]
 
 
 def _open(path: Path | str) -> Any:
@@ -89,14 +89,74 @@ def read_events(path: Path | str, *, validate: bool = False) -> Iterator[Event]:
                 raise EventError(exc.reason, f"{path}:{n}: {exc.detail}") from None
 
 
+class ConsentReader:
+    """The profiling-consent answer of each user (the config's ``consent_tag``, false =
+    refused) as the running rule set gives it, for a replay without the rule engine: the
+    rules run on the profile events only (the consent tags read ``profile.*``,
+    ``config/rules/demographic.yaml``), so it costs a few ms per thousand users.
+
+    Example:
+        >>> from stream_app.scoring.config import load_scoring_config
+        >>> cr = ConsentReader.for_config(load_scoring_config())
+        >>> cr.refused(Event("p", "u1", 0, "registered", "profile",
+        ...                  props={"consent_profiling": "否"}))
+        True
+        >>> cr.refused(Event("c", "u1", 1, "course_view", "click")), cr.refused(
+        ...     Event("c", "u2", 1, "course_view", "click"))
+        (True, False)
+    """
+
+    def __init__(self, tag: str, rules: Any = None, streams: tuple[str, ...] = ("profile",)
+                 ) -> None:
+        from stream_app.rules.engine import DEFAULT_RULES, TagEngine  # noqa: PLC0415
+        from stream_app.rules.loader import load_ruleset  # noqa: PLC0415
+
+        self.tag = tag
+        self.streams = frozenset(streams)
+        self.engine = TagEngine(load_ruleset(rules or DEFAULT_RULES))
+        self._states: dict[str, dict[str, Any]] = {}
+        self._refused: set[str] = set()
+
+    @classmethod
+    def for_config(cls, config: ScoringConfig) -> ConsentReader | None:
+        """A reader of ``config.consent_tag`` (None when the config names none)."""
+        return cls(config.consent_tag) if config.consent_tag else None
+
+    def refused(self, ev: Event) -> bool:
+        """Whether the user refuses profiling after ``ev`` (not told is no refusal)."""
+        uid = ev.user_id
+        if ev.stream in self.streams:
+            r = self.engine.on_event(self._states.get(uid), ev)
+            if r.state is not None:
+                self._states[uid] = r.state
+                if (r.state.get("tags") or {}).get(self.tag) is False:
+                    self._refused.add(uid)
+                else:
+                    self._refused.discard(uid)
+        return uid in self._refused
+
+    def forget(self, user_id: str) -> None:
+        """Drop a deleted user's answer."""
+        self._states.pop(user_id, None)
+        self._refused.discard(user_id)
+
+
 def replay(events: Any, scorer: Scorer, *, learn: bool = True,
-           on_step: Any = None) -> dict[str, Any]:
+           on_step: Any = None, consent: ConsentReader | None | str = "config",
+           ) -> dict[str, Any]:
     """Run ``events`` through ``scorer``; learn the training pairs; collect what evaluation needs.
+
+    ``consent``: who refuses profiling (``"config"``: a :class:`ConsentReader` of the
+    scorer's ``consent_tag``; None: nobody): such a user gets no model score and gives no
+    checkpoint and no training pair, as live.
 
     Returns ``{"events", "checkpoints": [...], "pairs": [(target, p, y, ts)], "seconds",
     "gate_history": {target: [(labels, open)]}}``; ``on_step(event, step)`` is called per event.
     """
     reg = scorer.registry
+    if consent == "config":
+        consent = ConsentReader.for_config(scorer.config)
+    reader = consent if isinstance(consent, ConsentReader) else None
     states: dict[str, dict[str, Any]] = {}
     checkpoints: list[dict[str, Any]] = []
     pairs: list[tuple[str, float, int, int]] = []
@@ -112,8 +172,11 @@ def replay(events: Any, scorer: Scorer, *, learn: bool = True,
         last_ts = ev.ts
         if ev.type == "deletion_requested":
             states.pop(ev.user_id, None)
+            if reader is not None:
+                reader.forget(ev.user_id)
             continue
-        step = scorer.on_event(states.get(ev.user_id), ev)
+        step = scorer.on_event(states.get(ev.user_id), ev,
+                               refused=None if reader is None else reader.refused(ev))
         states[ev.user_id] = step.sc_state
         if step.checkpoints:
             checkpoints.extend(step.checkpoints)

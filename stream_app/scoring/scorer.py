@@ -168,6 +168,7 @@ class Scorer:
                  rule_tags: dict[str, Any] | None = None,
                  cold: Callable[[dict[str, Any]], None] | None = None,
                  retag: Callable[[ScoreStep], dict[str, Any] | None] | None = None,
+                 refused: bool | None = None,
                  ) -> ScoreStep:
         """Process one event of the user whose scoring state is ``sc_state`` (None: new user).
 
@@ -184,19 +185,36 @@ class Scorer:
         and it returns the tags after that (None: ``rule_tags`` as they are), so that a model
         score that moves the tag moves the layer and the alert in the same step
         (:func:`stream_app.scoring.with_tags.score_with_tags`).
+
+        Consent (``consent_tag``, PIPL): while the user refuses profiling (the tag is false in
+        ``rule_tags``; without them, ``refused``, e.g. offline evaluation's own reading of
+        the tag; neither given: the last known answer holds) the user gets no model score
+        and contributes nothing to training: no snapshot, no checkpoint, no training
+        example. The snapshots and checkpoints pending when the refusal is first seen are
+        dropped; examples already sent to the trainer are not recalled. A later consent
+        starts from nothing: only snapshots taken after it are learned.
         """
         self._cold = cold
         try:
-            return self._on_event(sc_state, event, rule_tags, retag)
+            return self._on_event(sc_state, event, rule_tags, retag, refused)
         finally:
             self._cold = None
 
     def _on_event(self, sc_state: dict[str, Any] | None, event: Event,
                   rule_tags: dict[str, Any] | None,
                   retag: Callable[[ScoreStep], dict[str, Any] | None] | None = None,
+                  refused: bool | None = None,
                   ) -> ScoreStep:
         st = sc_state if sc_state is not None else new_state()
         step = ScoreStep(st, {}, {}, {}, [], [], [])
+        if self._consent is not None:
+            if rule_tags is not None:
+                refused = rule_tags.get(self._consent) is False
+            if refused:
+                if "nc" not in st:
+                    self._refuse(st)
+            elif refused is not None and "nc" in st:
+                del st["nc"]
         stream = event.stream
         if stream == "label":
             props = event.props
@@ -247,9 +265,7 @@ class Scorer:
         if self.score_events:
             x = None if self.lazy_features else self.features(st, ts)
             # a user who refused profiling (consent_tag false) gets no model score
-            x = self._score_all(st, x, ts, step, self._consent is not None
-                                and rule_tags is not None
-                                and rule_tags.get(self._consent) is False)
+            x = self._score_all(st, x, ts, step, "nc" in st)
             if retag is not None:
                 rule_tags = retag(step) or rule_tags
             if rule_tags is not None and self._layer_tags:
@@ -285,7 +301,10 @@ class Scorer:
     def score(self, sc_state: dict[str, Any], now_ms: int) -> ScoreStep:
         """Scores of a user as of ``now_ms`` without any event (e.g. for the API or a sweep)."""
         step = ScoreStep(sc_state=sc_state)
-        self._score_all(sc_state, None, now_ms, step)
+        if "nc" in sc_state:     # refused profiling: the rule points only
+            self._score_all(sc_state, None, now_ms, step, no_model=True)
+        else:
+            self._score_all(sc_state, None, now_ms, step)
         return step
 
     # ---- internals ----------------------------------------------------------------------
@@ -319,6 +338,22 @@ class Scorer:
                 layers[name] = layer(p)
             source[name] = src
         return x
+
+    def _refuse(self, st: dict[str, Any]) -> None:
+        """The user now refuses profiling: mark the state (``nc``) and drop the snapshots and
+        checkpoints waiting for a label, so that nothing of the user is learned from.
+
+        >>> from stream_app.scoring.config import load_scoring_config
+        >>> cfg = load_scoring_config()
+        >>> sc = Scorer(cfg, ModelRegistry(cfg), alert_policy=None)
+        >>> st = {"t0": 0, "sn": {"convert": [[5, {"a": 1.0}]]}, "cp": [[5, "convert"]]}
+        >>> sc._refuse(st); st
+        {'t0': 0, 'nc': 1}
+        """
+        self._load_cold(st)
+        st.pop("sn", None)
+        st.pop("cp", None)
+        st["nc"] = 1
 
     def _load_cold(self, st: dict[str, Any]) -> None:
         """Put the checkpoints and snapshots into ``st`` if on_event's ``cold`` holds them."""
@@ -361,11 +396,12 @@ class Scorer:
                 while i < len(sched) and age >= sched[i]:
                     i += 1
                 st["sni"] = i
-                at = max(st["last"], st["t0"] + int(sched[i - 1] * DAY_MS))
-                x = self.features(st, at)
-                for target in self.targets:
-                    self._add_snapshot(st, target, at, x)
-        if not self._snap_every:
+                if "nc" not in st:     # (refused profiling: the point passes, no snapshot)
+                    at = max(st["last"], st["t0"] + int(sched[i - 1] * DAY_MS))
+                    x = self.features(st, at)
+                    for target in self.targets:
+                        self._add_snapshot(st, target, at, x)
+        if not self._snap_every or "nc" in st:
             return
         prev = st.get("snt")
         if prev is not None and ts - prev < self._snap_every:
@@ -377,6 +413,8 @@ class Scorer:
             self._add_snapshot(st, target, at, x)
 
     def _checkpoint(self, st: dict[str, Any], event: Event, group: str) -> None:
+        if "nc" in st:
+            return    # refused profiling: no model score, no example (nor its evaluation)
         target = event.props["target"]
         x = self.features(st, event.ts)
         p = self.registry.predict(target, x) if st["t0"] is not None else None
@@ -397,6 +435,8 @@ class Scorer:
         if prev is not None and prev[1] == y and 0 <= event.ts - prev[0] < DAY_MS:
             return   # the same truth again (e.g. a CRM outcome right after its order_paid)
         seen[target] = [event.ts, y]
+        if "nc" in st:
+            return    # refused profiling: what was pending was dropped at the refusal
         self._load_cold(st)
         cps = st.get("cp")
         if cps:

@@ -71,10 +71,11 @@ class Cooldowns:
 
 class LiveReplay:
     """The engine, scorer, alert policy and trainer of one replay (``unlimited``: alert kinds
-    whose tenant budget is lifted, so that only the cooldown holds an alert back)."""
+    whose tenant budget is lifted, so that only the cooldown holds an alert back;
+    ``min_labels``: every gate's, low so that the models go live within the replay)."""
 
-    def __init__(self, unlimited: tuple[str, ...] = ()) -> None:
-        self.cfg = config(min_labels=30)              # models go live within the replay
+    def __init__(self, unlimited: tuple[str, ...] = (), min_labels: int = 30) -> None:
+        self.cfg = config(min_labels=min_labels)      # models go live within the replay
         self.policy = AlertPolicy.from_config(self.cfg)
         for kind in unlimited:
             self.policy.kinds[kind] = replace(self.policy.kinds[kind],

@@ -50,7 +50,9 @@ def _replay(users: int, days: int, seed: int) -> list[dict[str, Any]]:
     at_risk tag before and after, the layer written for at_risk (events that were scored),
     the at-risk alerts, and whether the learner was eligible (``require_any``) and outside
     its cooldown."""
-    lr = LiveReplay(unlimited=("at_risk",))
+    # 25 labels open the at-risk gate: the users who refused profiling (14%) give no labels,
+    # and with 30 the gate opened only near the end (6 model-made entries, 13 with 25)
+    lr = LiveReplay(unlimited=("at_risk",), min_labels=25)
     risk = lr.policy.kinds["at_risk"]
     cooldowns = Cooldowns(risk.cooldown_hours)
     out: list[dict[str, Any]] = []
