@@ -93,6 +93,13 @@ class Settings(BaseSettings):
                                "the worker's wall clock are dead-lettered (ts_in_future) "
                                "instead of moving its clock; 0: no limit (replays of "
                                "simulated time that runs ahead of the wall clock)")
+    business_max_ahead_ms: int = Field(
+        60_000, ge=0, description="the business windows' watermark (metrics.partials, metric "
+        "anomalies) moves at most this far past the worker's wall clock: an event dated "
+        "further ahead (a producer's skewed clock, within STREAM_APP_MAX_FUTURE_MS) is counted "
+        "in its own window, which closes when the wall clock gets there, instead of closing "
+        "every window of its partition early; applies only while STREAM_APP_MAX_FUTURE_MS is "
+        "on (0 there: simulated time runs ahead of the wall clock)")
     log_level: str = Field("warn", description="faust worker log level")
     verify_end_offsets: bool = Field(True, description="before a table restore, check the "
                                      "broker's end offsets by reading (tansu 0.6.0 reports the "

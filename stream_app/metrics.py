@@ -18,6 +18,7 @@ collector                              type       labels
 ``stream_app_events_unknown_type_total`` counter   stream
 ``stream_app_dlq_records_total``        counter    reason
 ``stream_app_late_events_total``        counter    stream
+``stream_app_biz_late_events_total``    counter    stream
 ``stream_app_duplicate_events_total``   counter    stream
 ``stream_app_deleted_user_events_total`` counter   stream
 ``stream_app_reprojected_users_total``  counter    -
@@ -110,6 +111,9 @@ DLQ_RECORDS = Counter(
     PREFIX + "dlq_records", "Records sent to the dead-letter topic, by reason", ["reason"])
 LATE_EVENTS = Counter(
     PREFIX + "late_events", "Events older than the late grace period", ["stream"])
+BIZ_LATE_EVENTS = Counter(
+    PREFIX + "biz_late_events", "Funnel events that came after their business window had "
+    "closed: in the stream_app_biz_* counters, in no metrics.partials point", ["stream"])
 DUPLICATES = Counter(
     PREFIX + "duplicate_events", "Events dropped as duplicates (same event_id)", ["stream"])
 REPROJECTED = Counter(

@@ -36,10 +36,11 @@ from stream_app import metrics
 from stream_app.anomaly.config import load_anomaly_config
 from stream_app.anomaly.monitor import AnomalyMonitor
 from stream_app.app.context import runtime
-from stream_app.app.main import app
-from stream_app.app.topics import anomaly_topic
+from stream_app.app.main import app, settings
+from stream_app.app.topics import anomaly_topic, contract
 from stream_app.business import BusinessAggregator, SeriesPoint, load_business_spec
 from stream_app.business.merge import Merger as _Merger
+from stream_app.business.watermark import WatermarkCap
 from stream_app.events import Event
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,14 @@ watch = load_anomaly_config()
 aggregators: dict[Any, BusinessAggregator] = {}   # (topic, partition) -> its aggregator
 _pending: dict[Any, list[SeriesPoint]] = {}       # closed, not yet sent points per partition
 _last_sent: dict[Any, float] = {}                 # wall time of the partition's last message
+_late_seen: dict[Any, int] = {}                   # aggregator.late already counted in metrics
 _wall = time.monotonic
+
+
+#: the business watermark's cap (off with the far-future guard: simulated time running
+#: ahead of the wall clock, STREAM_APP_MAX_FUTURE_MS=0)
+CAP = WatermarkCap(settings.business_max_ahead_ms
+                   if settings.max_future_ms and settings.business_max_ahead_ms else None)
 
 
 class Merger(_Merger):
@@ -113,14 +121,15 @@ def count_event(ev: Event, partition: Any, channel: str | None = None) -> list[S
     wait: ``[]``)."""
     agg = aggregators.get(partition) or _aggregator(partition)
     step = _steps.get(ev.type)
+    wm = ev.ts if ev.ts <= CAP.until else CAP(ev.ts)
     if step is None:   # BusinessAggregator.add of an event that is no funnel step
-        closed = agg.advance(ev.ts)
+        closed = agg.advance(wm)
     else:
         ch = agg.attribute(ev.props, channel)
         amount = ev.props.get("amount") if step == "order_paid" else None
         metrics.biz_event(ev.tenant, ch, step,
                           revenue=amount if isinstance(amount, int | float) else None)
-        closed = agg.add_step(ev, step, ch)
+        closed = agg.add_step(ev, step, ch, wm)
     if closed:
         pending = _pending.get(partition)
         if pending is None:
@@ -173,10 +182,22 @@ async def close_idle_windows() -> None:
     for partition in runtime.clock.partitions():
         now = runtime.clock.now(partition)
         if now is not None and partition in aggregators:
-            closed = aggregators[partition].advance(now)
+            # (the partition's clock follows its newest event, skewed or not)
+            closed = aggregators[partition].advance(CAP(now))
             await send_partials(_pending.pop(partition, []) + closed, partition)
+    count_late()
     for partition in list(_pending):   # e.g. a partition revoked since: what it kept back
         await send_partials(_pending.pop(partition), partition)
+
+
+def count_late() -> None:
+    """Add each aggregator's funnel events that came after their window closed (counted in
+    the aggregator, in no partial point) to ``stream_app_biz_late_events_total``."""
+    for partition, agg in aggregators.items():
+        new = agg.late - _late_seen.get(partition, 0)
+        if new > 0:
+            _late_seen[partition] = agg.late
+            metrics.child(metrics.BIZ_LATE_EVENTS, contract.stream_of(partition[0])).inc(new)
 
 
 def _held(seconds: float, points: int) -> None:

@@ -133,16 +133,24 @@ class BusinessAggregator:
             self._count(event, step, self.attribute(event.props or {}, channel))
         return closed
 
-    def add_step(self, event: EventLike, step: str, channel: str) -> list[SeriesPoint]:
+    def add_step(self, event: EventLike, step: str, channel: str,
+                 watermark: int | None = None) -> list[SeriesPoint]:
         """:meth:`add` of a funnel event whose ``step`` (``spec.step_of(event.type)``) and
-        series channel (:meth:`attribute`) the caller has already worked out.
+        series channel (:meth:`attribute`) the caller has already worked out; event time
+        moves to ``watermark`` when given (the caller's cap on a skewed clock), else to the
+        event's time. The event is counted in its own window either way.
 
         >>> agg = BusinessAggregator(load_business_spec())
         >>> class E: type, ts, tenant, props = "registered", 1_000, "default", {}
         >>> agg.add_step(E(), "lead", "douyin"), agg.snapshot()["known"]
         ([], [['default', 'all'], ['default', 'douyin']])
+        >>> E.ts = 8 * 3_600_000                    # 8 h ahead, time held at 2 s
+        >>> agg.add_step(E(), "lead", "douyin", watermark=2_000), agg.watermark
+        ([], 2000)
+        >>> E.ts = 1_500; _ = agg.add_step(E(), "lead", "douyin"); agg.late     # still open
+        0
         """
-        closed = self.advance(event.ts)
+        closed = self.advance(event.ts if watermark is None else watermark)
         self._count(event, step, channel)
         return closed
 
