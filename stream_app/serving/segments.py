@@ -51,7 +51,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from lark import Lark, Token, Transformer
+from lark import Lark, Token, Transformer_NonRecursive
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from stream_app.errors import StreamAppError
@@ -179,7 +179,9 @@ def _unquote(text: str) -> str:
     return "".join(out)
 
 
-class _ToAst(Transformer):
+class _ToAst(Transformer_NonRecursive):
+    """Parse tree -> AST, without recursion (a chain of 500 ANDs is 500 levels of tree)."""
+
     def ref(self, items: list[Token]) -> str:
         return str(items[0])
 
@@ -229,21 +231,32 @@ _EXPECTED = {"NAME": "a tag or value", "NUMBER": "a number", "STRING": "a string
              "COMMA": "','", "_OR": "OR", "_AND": "AND", "_NOT": "NOT", "_IN": "IN",
              "HAS": "tag:", "__ANON_0": "'!='", "$END": "the end of the expression"}
 _VALUES = frozenset({"NAME", "NUMBER", "STRING"})
-#: deepest nesting of operators an expression may have (the planner walks it recursively)
+#: deepest nesting of NOT, AND and OR an expression may have (the planner walks the AST
+#: recursively); parentheses alone and a chain of one operator (``a AND b AND c``) add none
 MAX_DEPTH = 100
+_OPERATORS = frozenset({"not_", "and_", "or_"})
 
 
 def _depth(tree: Any) -> int:
-    """Nesting depth of a parse tree, found without recursion.
+    """Levels of ``NOT``/``AND``/``OR`` nested in a parse tree, found without recursion.
 
-    >>> _depth(_parser().parse("NOT NOT a = 1")), _depth(_parser().parse("a = 1"))
-    (4, 2)
+    Parentheses alone make no node, and an ``AND`` (``OR``) directly under an ``AND``
+    (``OR``) is the same level: the AST flattens such chains into one operator.
+
+    >>> p = _parser().parse
+    >>> _depth(p("a = 1")), _depth(p("NOT NOT a = 1")), _depth(p("((a = 1))"))
+    (0, 2, 0)
+    >>> _depth(p("a = 1 AND b = 2 AND (c = 3 AND d = 4)")), _depth(p("a = 1 AND (b = 2 OR c = 3)"))
+    (1, 2)
     """
-    deepest, stack = 0, [(tree, 1)]
+    deepest, stack = 0, [(tree, 0, "")]
     while stack:
-        node, d = stack.pop()
+        node, d, parent = stack.pop()
+        op = node.data if node.data in _OPERATORS else ""
+        if op and not (op == parent and op != "not_"):
+            d += 1
         deepest = max(deepest, d)
-        stack.extend((c, d + 1) for c in getattr(node, "children", ()) if hasattr(c, "data"))
+        stack.extend((c, d, op or parent) for c in node.children if hasattr(c, "data"))
     return deepest
 
 
@@ -293,7 +306,8 @@ values=(Lit(kind='number', text='1'), Lit(kind='number', text='2'))), Not(item=H
         raise SegmentError(f"syntax error: {exc}") from None
     if _depth(tree) > MAX_DEPTH:
         raise SegmentError(f"segment expression nested more than {MAX_DEPTH} levels deep "
-                           "(NOT, AND, OR and parentheses)")
+                           "(levels of NOT, AND and OR; parentheses alone and a chain "
+                           "like a AND b AND c add none)")
     return _ToAst().transform(tree)
 
 

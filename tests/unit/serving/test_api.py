@@ -265,6 +265,22 @@ def test_deep_expressions_and_forged_cursors_are_400(world):
     assert sorted(seen) == sorted(fixtures.reference(users_a, parse(expr)))
 
 
+def test_the_documented_nesting_bound_is_served_and_one_more_is_400(world):
+    from tests.unit.serving.test_segments import nested
+
+    client, users_a, _ = world
+    seg = "/v1/tenants/tenant-a/segments/"
+    for expr in ("NOT " * 100 + "tag:refunded", nested(100)):   # docs/API.md: at most 100
+        want = fixtures.reference(users_a, parse(expr))
+        r = client.get(seg + "members", params={"expr": expr, "limit": 1000}, headers=ADMIN)
+        assert r.status_code == 200, r.text[:300]
+        assert sorted(r.json()["members"]) == sorted(want)
+    for expr in ("NOT " * 101 + "tag:refunded", nested(101)):
+        r = client.get(seg + "size", params={"expr": expr}, headers=ADMIN)
+        assert r.status_code == 400
+        assert "more than 100 levels deep (levels of NOT, AND and OR" in r.json()["detail"]
+
+
 def test_tag_definitions_come_from_the_rule_set(world, ruleset):
     body = world[0].get("/v1/tags", headers=A_TOKEN).json()
     assert body["ruleset_version"] == ruleset.version

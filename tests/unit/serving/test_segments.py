@@ -73,11 +73,31 @@ def test_syntax_errors_say_what_could_come_there(text, hint):
     assert hint in str(exc.value) and "$END" not in str(exc.value)
 
 
+def nested(levels: int) -> str:
+    """An expression of ``levels`` nested operators, AND and OR alternating."""
+    text = "activity = high"
+    for i in range(levels):
+        text = f"lifecycle = {'growth' if i % 2 else 'mature'} {'AND' if i % 2 else 'OR'} ({text})"
+    return text
+
+
 def test_nesting_is_bounded_with_a_clear_error():
-    parse("NOT " * 90 + "tag:x")       # deep, within the bound
-    for text in ("NOT " * 500 + "tag:x", "a = 1 AND (" * 120 + "b = 2" + ")" * 120):
-        with pytest.raises(SegmentError, match="nested more than 100 levels"):
+    parse("NOT " * 100 + "tag:x")       # the documented bound: 100 levels pass
+    parse(nested(100))
+    parse(f"NOT ({nested(99)})")
+    for text in ("NOT " * 101 + "tag:x", "NOT " * 500 + "tag:x", nested(101),
+                 f"NOT ({nested(100)})"):
+        with pytest.raises(SegmentError, match="nested more than 100 levels deep .levels of "
+                           "NOT, AND and OR; parentheses alone and a chain"):
             parse(text)
+
+
+def test_parentheses_and_chains_of_one_operator_are_no_levels():
+    assert parse("(" * 150 + "tag:x" + ")" * 150) == parse("tag:x")
+    chain = parse(" AND ".join(["a = 1"] * 400))          # a 400-deep parse tree
+    assert isinstance(chain, And) and len(chain.items) == 400
+    right = parse("a = 1 OR (" * 300 + "b = 2" + ")" * 300)
+    assert isinstance(right, Or) and len(right.items) == 301
 
 
 def test_tag_references_resolve_family_forms(catalog):
