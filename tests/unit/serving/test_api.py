@@ -6,6 +6,7 @@ import base64
 import csv
 import io
 import json
+from typing import Any
 
 import orjson
 import pytest
@@ -121,6 +122,43 @@ def test_export_jsonl_all_pages_streamed(world):
     want = {u for u, t in users_a.items() if t.get("lead_points", -1) >= 5}
     assert {x["user_id"] for x in lines} == want and len(lines) == len(want)
     assert all(x["tags"]["lead_points"] >= 5 for x in lines)
+
+
+def app_on(ruleset: Any, redis_url: str, users: dict[str, dict[str, Any]],
+           tenant: str = "t") -> Any:
+    """An app over a fresh database holding ``users`` (written by the projection)."""
+    r = fresh_client(redis_url)
+    fixtures.fill(r, tenant, users)
+    url = f"{redis_url}/{r.get_connection_kwargs()['db']}"  # the app's client: its own loop
+    return create_app(Settings(api_token="admin-secret"), redis=aioredis.Redis.from_url(url),
+                      ruleset=ruleset)
+
+
+def test_csv_export_neutralises_formulas_in_text_cells(ruleset, redis_url):
+    """QA F1: text a spreadsheet would run (``=``, ``+``, ``-``, ``@``, tab, CR) gets a
+    leading ``'``; numbers stay numbers; JSON Lines keep the exact values."""
+    channels = {"x1": '=HYPERLINK("http://evil","x")', "x2": '+1,2\n"3"', "x3": "-2+3",
+                "x4": "@SUM(A1)", "x5": "\tcmd", "x6": "\rcmd", "x7": "'=quoted",
+                "x8": "抖音😀", "x9": "a=b"}
+    users = {uid: {"first_channel": ch, "lead_points": -5 if uid == "x3" else 2}
+             for uid, ch in channels.items()}
+    users["=cmd|' /C calc'!A0"] = {"first_channel": "douyin", "lead_points": -1.5}
+    with TestClient(app_on(ruleset, redis_url, users)) as client:
+        params = {"expr": "tag:first_channel", "fields": "first_channel,lead_points"}
+        r = client.get("/v1/tenants/t/segments/export", params=params, headers=ADMIN)
+        rows = {row["user_id"]: row for row in csv.DictReader(io.StringIO(r.text, newline=""))}
+        assert len(rows) == len(users)
+        for uid, ch in channels.items():
+            want = "'" + ch if ch[0] in "=+-@\t\r'" else ch
+            assert rows[uid]["first_channel"] == want, uid
+        assert rows["x3"]["lead_points"] == "-5" and rows["x1"]["lead_points"] == "2"
+        assert rows["'=cmd|' /C calc'!A0"]["lead_points"] == "-1.5"
+        assert not any(v.startswith(("=", "+", "-", "@", "\t", "\r"))
+                       for row in rows.values() for k, v in row.items() if k != "lead_points")
+        r = client.get("/v1/tenants/t/segments/export", params={**params, "format": "jsonl"},
+                       headers=ADMIN)
+        exact = {x["user_id"]: x["tags"] for x in map(orjson.loads, r.text.splitlines())}
+        assert exact["x1"]["first_channel"] == channels["x1"] and exact["x3"]["lead_points"] == -5
 
 
 def test_profile_why_and_timeline(world):
