@@ -20,6 +20,7 @@ Example:
 import logging
 import os
 import re
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -36,7 +37,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from stream_app import metrics
 from stream_app.config import Settings, get_settings
 from stream_app.serving import export, keys, reader
-from stream_app.serving.auth import TokenAuth
+from stream_app.serving.auth import ADMIN, TokenAuth
 from stream_app.serving.segment_runner import CursorError, SegmentRunner
 from stream_app.serving.segments import Catalog, SegmentError
 
@@ -78,6 +79,10 @@ class Timeline(BaseModel):
     note: str | None = Field(None, description="set when Redis keeps no timeline: how to "
                              "enable it, where the history is")
 
+
+NOT_READY_REASON = "Redis does not answer (the API's log has the error)"
+"""What ``/ready`` tells a caller without the admin token when Redis fails: the error text
+names Redis's host and port."""
 
 TIMELINE_OFF = ("Redis keeps no tag-change timeline for this user: the workers keep none "
                 "unless STREAM_APP_REDIS_TIMELINE is set (0, the default). The full history, "
@@ -303,15 +308,29 @@ def create_app(settings: Settings | None = None, *, redis: Any = None, ruleset: 
         """The process is up."""
         return {"status": "ok"}
 
+    not_ready_log = {"reason": "", "at": -1e9}
+
     @app.api_route("/ready", methods=["GET", "HEAD"], tags=["health"])
-    async def ready() -> JSONResponse:
-        """Ready when Redis answers PING."""
+    async def ready(request: Request) -> JSONResponse:
+        """Ready when Redis answers PING; else 503 with a generic reason (the admin token
+        gets the Redis error itself; the API's log has it, once a minute while it lasts)."""
         try:
             ok = bool(await redis.ping())
         except (RedisError, OSError) as exc:
-            return JSONResponse({"status": "not ready", "redis": str(exc)}, status_code=503)
+            detail = f"{exc.__class__.__name__}: {exc}"
+            now = time.monotonic()
+            if detail != not_ready_log["reason"] or now - not_ready_log["at"] >= 60:
+                log.warning("not ready: Redis PING failed: %s", detail)
+                not_ready_log.update(reason=detail, at=now)
+            return JSONResponse({"status": "not ready",
+                                 "redis": detail if _is_admin(request) else NOT_READY_REASON},
+                                status_code=503)
         return JSONResponse({"status": "ready" if ok else "not ready"},
                             status_code=200 if ok else 503)
+
+    def _is_admin(request: Request) -> bool:
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        return scheme.lower() == "bearer" and ADMIN in auth.scopes(token.strip())
 
     # -- tag definitions -------------------------------------------------------------------
     @app.get("/v1/tags", response_model=TagDefs, tags=["tags"],

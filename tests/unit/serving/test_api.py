@@ -339,19 +339,31 @@ def test_token_map_file_and_digests(tmp_path):
         load_tenant_tokens(f)
 
 
-def test_redis_down_is_503_and_not_ready(ruleset):
+def test_redis_down_is_503_and_not_ready(ruleset, caplog):
     import redis.asyncio as aioredis
     from redis.asyncio.retry import Retry
     from redis.backoff import NoBackoff
 
     from stream_app.services.process import free_port
 
-    dead = aioredis.Redis(port=free_port(), socket_connect_timeout=0.5, socket_timeout=0.5,
+    port = free_port()
+    dead = aioredis.Redis(port=port, socket_connect_timeout=0.5, socket_timeout=0.5,
                           retry=Retry(NoBackoff(), 0))
-    app = create_app(Settings(api_token="admin-secret"), redis=dead, ruleset=ruleset)
-    with TestClient(app) as client:
+    app = create_app(Settings(api_token="admin-secret"), redis=dead, ruleset=ruleset,
+                     tenant_tokens={"t": ["token-t"]})
+    with TestClient(app) as client, caplog.at_level("WARNING"):
         assert client.get("/healthz").status_code == 200
-        assert client.get("/ready").status_code == 503
+        # QA F9: /ready is open, so its 503 names no host or port but to the admin token
+        for headers in ({}, {"Authorization": "Bearer token-t"},
+                        {"Authorization": "Bearer wrong"}):
+            r = client.get("/ready", headers=headers)
+            assert r.status_code == 503 and r.json() == {
+                "status": "not ready", "redis": "Redis does not answer (the API's log has "
+                "the error)"}
+        r = client.get("/ready", headers=ADMIN)
+        assert r.status_code == 503 and str(port) in r.json()["redis"]
+        logged = [m for m in caplog.messages if "Redis PING failed" in m]
+        assert len(logged) == 1 and str(port) in logged[0]    # once while the error lasts
         r = client.get("/v1/tenants/t/segments/size", params={"expr": "tag:activity"},
                        headers=ADMIN)
         assert r.status_code == 503 and "Redis unavailable" in r.json()["detail"]
