@@ -55,6 +55,45 @@ Expr = Annotated[str, Query(min_length=1, max_length=4000,
 
 # -- response models (the OpenAPI spec) ----------------------------------------------------
 
+class ErrorBody(BaseModel):
+    """Body of every error answer but 422 (whose ``detail`` is FastAPI's list of problems)."""
+
+    detail: str = Field(description="what went wrong, e.g. the column of a syntax error, "
+                        "the unknown tag or value and the allowed values")
+
+
+class NotReady(BaseModel):
+    """``/ready`` when Redis does not answer."""
+
+    status: str = Field(description="not ready")
+    redis: str | None = Field(None, description="a generic reason (the Redis error itself to "
+                              "the admin token)")
+
+
+ERRORS: dict[int, str] = {
+    400: "bad segment expression or cursor (the message names the column, the unknown tag "
+         "or value and the allowed values)",
+    401: "missing or unknown bearer token (WWW-Authenticate: Bearer)",
+    403: "the token may not read this tenant",
+    404: "no such user (or no record of the tag)",
+    410: "the cursor's snapshot expired: start again without a cursor",
+    503: "Redis unavailable",
+}
+"""The error answers of the ``/v1`` routes, as the OpenAPI spec declares them."""
+
+
+def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` of a route for these error codes (body :class:`ErrorBody`).
+
+    >>> sorted(errors(401, 503)), errors(404)[404]["description"]
+    ([401, 503], 'no such user (or no record of the tag)')
+    """
+    return {c: {"model": ErrorBody, "description": ERRORS[c]} for c in codes}
+
+
+#: the errors of every route reading a tenant (token, tenant, Redis)
+TENANT_ERRORS = (401, 403, 503)
+
 class Label(BaseModel):
     zh: str
     en: str
@@ -303,14 +342,15 @@ def create_app(settings: Settings | None = None, *, redis: Any = None, ruleset: 
                              "log has the details"}, status_code=500)
 
     # -- health ----------------------------------------------------------------------------
-    @app.api_route("/healthz", methods=["GET", "HEAD"], tags=["health"])
+    @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:
         """The process is up."""
         return {"status": "ok"}
 
     not_ready_log = {"reason": "", "at": -1e9}
 
-    @app.api_route("/ready", methods=["GET", "HEAD"], tags=["health"])
+    @app.get("/ready", tags=["health"],
+             responses={503: {"model": NotReady, "description": "Redis does not answer"}})
     async def ready(request: Request) -> JSONResponse:
         """Ready when Redis answers PING; else 503 with a generic reason (the admin token
         gets the Redis error itself; the API's log has it, once a minute while it lasts)."""
@@ -328,13 +368,17 @@ def create_app(settings: Settings | None = None, *, redis: Any = None, ruleset: 
         return JSONResponse({"status": "ready" if ok else "not ready"},
                             status_code=200 if ok else 503)
 
+    # load balancers probe with HEAD (kept out of the spec: one operation id per route)
+    app.add_api_route("/healthz", healthz, methods=["HEAD"], include_in_schema=False)
+    app.add_api_route("/ready", ready, methods=["HEAD"], include_in_schema=False)
+
     def _is_admin(request: Request) -> bool:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         return scheme.lower() == "bearer" and ADMIN in auth.scopes(token.strip())
 
     # -- tag definitions -------------------------------------------------------------------
     @app.get("/v1/tags", response_model=TagDefs, tags=["tags"],
-             dependencies=[Depends(any_token)])
+             dependencies=[Depends(any_token)], responses=errors(401))
     async def tag_definitions() -> TagDefs:
         """Every published tag of the rule set, with zh/en labels and enumerated values."""
         ruleset = current["ruleset"]
@@ -345,7 +389,8 @@ def create_app(settings: Settings | None = None, *, redis: Any = None, ruleset: 
             for t in ruleset.tags])
 
     # -- users -----------------------------------------------------------------------------
-    @app.get("/v1/tenants/{tenant}/users/{user_id}", response_model=Profile, tags=["users"])
+    @app.get("/v1/tenants/{tenant}/users/{user_id}", response_model=Profile, tags=["users"],
+             responses=errors(*TENANT_ERRORS, 404))
     async def profile(tenant: TenantDep, user_id: UserId) -> Profile:
         """Current tags (with labels), scores, layers and counts of a user."""
         p = await reader.read_profile(redis, tenant, user_id)
@@ -355,7 +400,7 @@ def create_app(settings: Settings | None = None, *, redis: Any = None, ruleset: 
                        labels=_labels(current["ruleset"], p["tags"]), **p)
 
     @app.get("/v1/tenants/{tenant}/users/{user_id}/timeline", response_model=Timeline,
-             tags=["users"])
+             tags=["users"], responses=errors(*TENANT_ERRORS, 404))
     async def timeline(tenant: TenantDep, user_id: UserId,
                        limit: Annotated[int, Query(ge=1, le=100)] = 20,
                        tag: Annotated[str | None, Query(description="only this tag")] = None,
@@ -370,7 +415,8 @@ def create_app(settings: Settings | None = None, *, redis: Any = None, ruleset: 
                 and not await redis.exists(keys.timeline_key(tenant, user_id)) else None)
         return Timeline(tenant=tenant, user_id=user_id, changes=changes, note=note)
 
-    @app.get("/v1/tenants/{tenant}/users/{user_id}/why", tags=["users"])
+    @app.get("/v1/tenants/{tenant}/users/{user_id}/why", tags=["users"],
+             responses=errors(*TENANT_ERRORS, 404))
     async def why_all(tenant: TenantDep, user_id: UserId) -> dict[str, Any]:
         """The why record of every tag the user holds (tag_id -> record, each as of that
         tag's last change; null when Redis keeps no why records,
@@ -384,7 +430,7 @@ def create_app(settings: Settings | None = None, *, redis: Any = None, ruleset: 
         return {"tenant": tenant, "user_id": user_id, "why": found}
 
     @app.get("/v1/tenants/{tenant}/users/{user_id}/why/{tag_id}", response_model=Why,
-             tags=["users"])
+             tags=["users"], responses=errors(*TENANT_ERRORS, 404))
     async def why_one(tenant: TenantDep, user_id: UserId, tag_id: str,
                       limit: Annotated[int, Query(ge=1, le=100)] = 20) -> Why:
         """Why the user holds ``tag_id`` (rule, version, the case that matched, the values
@@ -403,13 +449,13 @@ def create_app(settings: Settings | None = None, *, redis: Any = None, ruleset: 
 
     # -- segments --------------------------------------------------------------------------
     @app.get("/v1/tenants/{tenant}/segments/size", response_model=SegmentSize,
-             tags=["segments"])
+             tags=["segments"], responses=errors(*TENANT_ERRORS, 400))
     async def segment_size(tenant: TenantDep, expr: Expr) -> SegmentSize:
         """Number of users matching ``expr`` (cached a few seconds per expression)."""
         return SegmentSize(tenant=tenant, expr=expr, size=await runner.size(tenant, expr))
 
     @app.get("/v1/tenants/{tenant}/segments/members", response_model=SegmentPage,
-             tags=["segments"])
+             tags=["segments"], responses=errors(*TENANT_ERRORS, 400, 410))
     async def segment_members(tenant: TenantDep, expr: Expr,
                               limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
                               cursor: str | None = None) -> SegmentPage:
@@ -420,7 +466,7 @@ def create_app(settings: Settings | None = None, *, redis: Any = None, ruleset: 
                            next_cursor=page.next_cursor)
 
     @app.get("/v1/tenants/{tenant}/segments/explain", response_model=Explain,
-             tags=["segments"])
+             tags=["segments"], responses=errors(*TENANT_ERRORS, 400))
     async def segment_explain(tenant: TenantDep, expr: Expr) -> Explain:
         """The Redis commands that compute ``expr`` (not run)."""
         p = await runner.compile(tenant, expr)
@@ -428,7 +474,11 @@ def create_app(settings: Settings | None = None, *, redis: Any = None, ruleset: 
                        commands=[list(s) for s in p.steps])
 
     @app.get("/v1/tenants/{tenant}/segments/export", tags=["segments"],
-             responses={200: {"content": {"text/csv": {}, "application/x-ndjson": {}}}})
+             response_class=Response,
+             responses={200: {"description": "the rows (headers X-Total-Count, X-Next-Cursor)",
+                              "content": {"text/csv": {"schema": {"type": "string"}},
+                                          "application/x-ndjson": {"schema": {"type": "string"}}}},
+                        **errors(*TENANT_ERRORS, 400, 410)})
     async def segment_export(
             tenant: TenantDep, expr: Expr,
             format: Annotated[str, Query(pattern="^(csv|jsonl)$")] = "csv",  # noqa: A002

@@ -319,6 +319,51 @@ def test_the_documented_nesting_bound_is_served_and_one_more_is_400(world):
         assert "more than 100 levels deep (levels of NOT, AND and OR" in r.json()["detail"]
 
 
+#: the error codes each route really answers (QA F8), besides 200 and FastAPI's 422
+ROUTE_ERRORS = {
+    "/v1/tags": {"401"},
+    "/v1/tenants/{tenant}/users/{user_id}": {"401", "403", "404", "503"},
+    "/v1/tenants/{tenant}/users/{user_id}/timeline": {"401", "403", "404", "503"},
+    "/v1/tenants/{tenant}/users/{user_id}/why": {"401", "403", "404", "503"},
+    "/v1/tenants/{tenant}/users/{user_id}/why/{tag_id}": {"401", "403", "404", "503"},
+    "/v1/tenants/{tenant}/segments/size": {"400", "401", "403", "503"},
+    "/v1/tenants/{tenant}/segments/members": {"400", "401", "403", "410", "503"},
+    "/v1/tenants/{tenant}/segments/explain": {"400", "401", "403", "503"},
+    "/v1/tenants/{tenant}/segments/export": {"400", "401", "403", "410", "503"},
+}
+
+
+def test_openapi_declares_every_error_answer_with_its_body(world):
+    client = world[0]
+    spec = client.get("/openapi.json").json()
+    v1 = {p: ops for p, ops in spec["paths"].items() if p.startswith("/v1")}
+    assert set(v1) == set(ROUTE_ERRORS)
+    error_body = spec["components"]["schemas"]["ErrorBody"]
+    assert error_body["required"] == ["detail"]
+    for path, ops in v1.items():
+        assert set(ops) == {"get"}, path
+        responses = ops["get"]["responses"]
+        assert set(responses) - {"200"} == ROUTE_ERRORS[path] | ({"422"} if "{tenant}" in path
+                                                                  else set()), path
+        for code in ROUTE_ERRORS[path]:
+            schema = responses[code]["content"]["application/json"]["schema"]
+            assert schema == {"$ref": "#/components/schemas/ErrorBody"}, (path, code)
+    export = v1["/v1/tenants/{tenant}/segments/export"]["get"]["responses"]["200"]["content"]
+    assert set(export) == {"text/csv", "application/x-ndjson"}
+    ready = spec["paths"]["/ready"]["get"]["responses"]["503"]["content"]["application/json"]
+    assert ready["schema"] == {"$ref": "#/components/schemas/NotReady"}
+    ids = [op["operationId"] for ops in spec["paths"].values() for op in ops.values()]
+    assert len(ids) == len(set(ids))
+    # and the bodies are what the spec says: {"detail": text}
+    r = client.get("/v1/tenants/tenant-a/segments/size", params={"expr": "nope = 1"},
+                   headers=ADMIN)
+    assert r.status_code == 400 and set(r.json()) == {"detail"}
+    assert isinstance(r.json()["detail"], str)
+    for code, path in ((401, "/v1/tags"), (404, "/v1/tenants/tenant-a/users/nobody")):
+        r = client.get(path, headers=ADMIN if code == 404 else {})
+        assert r.status_code == code and isinstance(r.json()["detail"], str)
+
+
 def test_tag_definitions_come_from_the_rule_set(world, ruleset):
     body = world[0].get("/v1/tags", headers=A_TOKEN).json()
     assert body["ruleset_version"] == ruleset.version
