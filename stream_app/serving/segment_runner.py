@@ -20,7 +20,10 @@ projected). The cursor holds the snapshot id, the next bit position and a digest
 expression; it only works for the tenant that created it. A segment that fits in the first
 page leaves no snapshot behind (its ``DEL`` rides with the ``HMGET`` pipeline).
 
-Sizes are cached per (tenant, expression) for ``size_cache_s`` seconds (default 5).
+Sizes are cached per (tenant, expression) for ``size_cache_s`` seconds (default 5). The
+values present of text and set tags (``tag:x``, ``x != v`` and set membership need them) are
+cached per process but checked with one ``SCARD`` of their index on every query, so a new
+value counts at once (:meth:`SegmentRunner.present_values`).
 
 Example (needs a Redis with Lua; the unit tests run a real redis-server)::
 
@@ -112,10 +115,14 @@ class CursorError(SegmentError):
 
 
 def values_key(tenant: str, tag_id: str) -> str:  # same as serving.keys.values_key
-    """Proposed index ``sa:{t}:vals:{tag}`` (set of values present) for text/set tags.
+    """The index ``sa:{t}:vals:{tag}`` (set of values present) of text/set tags, written by
+    the projection with each new value.
 
-    Not written by the projection yet; when absent the runner finds the values by
+    When absent (data projected before the index existed) the runner finds the values by
     ``SCAN MATCH sa:{t}:seg:{tag}=*`` (cached ``value_cache_s``).
+
+    >>> values_key("acme", "first_channel")
+    'sa:acme:vals:first_channel'
     """
     return f"{keys.PREFIX}:{tenant}:vals:{tag_id}"
 
@@ -202,7 +209,7 @@ class SegmentRunner:
         self.temp_ttl_ms = temp_ttl_ms
         self.snapshot_ttl_s = snapshot_ttl_s
         self.value_cache_s = value_cache_s
-        self._values: dict[tuple[str, str], tuple[float, list[Any]]] = {}
+        self._values: dict[tuple[str, str], tuple[float, int, list[Any]]] = {}
         self._edges: dict[str, tuple[float, list[float]]] = {}
         self.size_cache_s = size_cache_s
         self.size_cache_max = size_cache_max
@@ -225,7 +232,10 @@ class SegmentRunner:
                             ttl_ms=self.temp_ttl_ms)
 
     async def bucket_edges(self, zkey: str) -> list[float]:
-        """The bucket edges the writer used for a numeric tag (cached ``value_cache_s``)."""
+        """The bucket edges the writer used for a numeric tag (cached ``value_cache_s`` once
+        written: the writer stores them with the tag's first value and keeps them; a tag not
+        written yet is asked again next time, so its first values are not read with no
+        edges)."""
         now = time.monotonic()
         hit = self._edges.get(zkey)
         if hit and hit[0] > now:
@@ -233,17 +243,32 @@ class SegmentRunner:
         pre, _, tag = zkey.rpartition(":num:")
         raw = await self.r.get(f"{pre}:nbe:{tag}")
         edges = sorted(float(x) for x in _text(raw).split(",") if x.strip()) if raw else []
-        self._edges[zkey] = (now + self.value_cache_s, edges)
+        if edges:
+            self._edges[zkey] = (now + self.value_cache_s, edges)
         return edges
 
     async def present_values(self, tenant: str, tag_id: str) -> list[Any]:
-        """Values of a text/set tag that some user of ``tenant`` holds."""
+        """Values of a text/set tag that some user of ``tenant`` holds.
+
+        Read from the projection's index ``sa:{t}:vals:{tag}`` (values are only ever added
+        to it), whose ``SCARD`` is asked on every call: the cached list is used only while
+        the index has as many values as when it was read (and for at most
+        ``value_cache_s``), so a value the projection has just written is seen by the next
+        query. Without an index (data written before it existed) the values come from
+        ``SCAN MATCH sa:{t}:seg:{tag}=*``, cached ``value_cache_s``.
+
+        Example (``runner`` over a Redis where user u1 just got ``first_channel=douyin``)::
+
+            await runner.present_values("t", "first_channel")   # ['bilibili', 'douyin']
+        """
         now = time.monotonic()
+        vkey = values_key(tenant, tag_id)
+        card = int(await self.r.scard(vkey))
         hit = self._values.get((tenant, tag_id))
-        if hit and hit[0] > now:
-            return hit[1]
+        if hit and hit[0] > now and hit[1] == card:
+            return hit[2]
         kind = self.catalog.tags[tag_id].kind
-        tokens = [_text(v) for v in await self.r.smembers(values_key(tenant, tag_id))]
+        tokens = [_text(v) for v in await self.r.smembers(vkey)] if card else []
         if not tokens:
             prefix = keys.seg_key(tenant, tag_id, "")
             pattern = re.sub(r"([*?\[\]\\])", r"\\\1", prefix) + "*"
@@ -258,7 +283,7 @@ class SegmentRunner:
                     continue
             else:
                 values.append(tok)
-        self._values[(tenant, tag_id)] = (now + self.value_cache_s, values)
+        self._values[(tenant, tag_id)] = (now + self.value_cache_s, card, values)
         return values
 
     # -- execution ---------------------------------------------------------------------

@@ -131,3 +131,58 @@ def test_an_empty_computed_result_pages_as_empty(filled):
         assert (page.members, page.total, page.next_cursor) == ([], 0, None)
     page = run(runner.page("nobody", "lead_points >= 1 AND NOT tag:refunded", None, limit=5))
     assert page.members == [] and page.total == 0
+
+
+def test_a_new_text_value_or_set_combination_counts_at_once(fake, catalog):
+    """QA F2: the values present of text/set tags were cached 30 s per process, so a user
+    holding a value (or set combination) first seen in the last 30 s was missing from
+    ``tag:x``, ``x != v``, set membership, members and exports."""
+    users = {"u1": {"first_channel": "douyin", "categories_bought": ["java"]},
+             "u2": {"first_channel": "bilibili", "categories_bought": ["python"]}}
+    fixtures.fill(fake, "t", users)
+    runner = SegmentRunner(fake, catalog, size_cache_s=0)   # value_cache_s: the default
+    queries = {"tag:first_channel": {"u1", "u2"},
+               "first_channel != douyin": {"u2"},
+               "categories_bought = python": {"u2"},
+               "tag:categories_bought": {"u1", "u2"}}
+    for expr, want in queries.items():
+        assert run(runner.members("t", expr)) == want, expr
+    fixtures.fill(fake, "t", {"u3": {"first_channel": "brand-new-camp",
+                                     "categories_bought": ["java", "python"]}})
+    for expr, want in queries.items():
+        assert run(runner.members("t", expr)) == want | {"u3"}, expr
+        assert run(runner.size("t", expr)) == len(want) + 1, expr
+    page = run(runner.page("t", "first_channel != douyin", None, limit=10))
+    assert sorted(page.members) == ["u2", "u3"] and page.total == 2
+
+
+def test_known_values_are_not_read_again_while_the_index_is_unchanged(fake, catalog):
+    fixtures.fill(fake, "t", {"u1": {"first_channel": "douyin"}})
+    runner = SegmentRunner(fake, catalog, size_cache_s=0)
+    reads = []
+    smembers = fake.smembers
+
+    async def counted(key):
+        reads.append(key)
+        return await smembers(key)
+
+    fake.smembers = counted
+    try:
+        for _ in range(3):
+            assert run(runner.size("t", "tag:first_channel")) == 1
+        assert len(reads) == 1                              # then one SCARD per query
+        fixtures.fill(fake, "t", {"u2": {"first_channel": "baidu"}})
+        assert run(runner.size("t", "tag:first_channel")) == 2 and len(reads) == 2
+    finally:
+        del fake.smembers
+
+
+def test_a_numeric_tag_written_after_a_query_counts_at_once(fake, catalog):
+    """Bucket edges are stored with a tenant's first value of a numeric tag: an API that
+    asked before must not keep reading the tag with no edges (all of it as one bucket)."""
+    fixtures.fill(fake, "t", {"u1": {"activity": "high"}})
+    runner = SegmentRunner(fake, catalog, size_cache_s=0)
+    assert run(runner.size("t", "tag:lead_points")) == 0
+    fixtures.fill(fake, "t", {"u2": {"lead_points": 8}, "u3": {"lead_points": 0}})
+    assert run(runner.members("t", "tag:lead_points")) == {"u2", "u3"}
+    assert run(runner.members("t", "lead_points >= 5")) == {"u2"}
