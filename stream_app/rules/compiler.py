@@ -1351,16 +1351,41 @@ def _f_size(c: _Compiler, node, args, kwargs) -> Fn:
     return lambda ctx: (lambda v: len(v) if isinstance(v, list | str) else None)(a(ctx))
 
 
+def lower_value(v: Any) -> Any:
+    """The value of ``lower(x)``: a string trimmed and lower-cased, any other value (a number,
+    a bool, a list, null) unchanged.
+
+    >>> [lower_value(v) for v in ("  FALSE ", "N", "Yes\t", "否", 0, True, None)]
+    ['false', 'n', 'yes', '否', 0, True, None]
+    """
+    return v.strip().lower() if isinstance(v, str) else v
+
+
+def _f_lower(c: _Compiler, node, args, kwargs) -> Fn:
+    """``lower(x)``: ``x`` trimmed and lower-cased when it is a string (:func:`lower_value`),
+    so a rule matches text spellings whatever their case or surrounding blanks; a number or
+    a bool passes unchanged (``lower(x) in [true, 1, 'true', 'yes']``) and null stays null.
+
+    >>> f = lambda text: compile_expr(text, Requirements(), {}).fn(None)
+    >>> f("lower(' No ') in ['no', 'n']"), f("lower('FALSE')"), f("lower(0)"), f("lower(null)")
+    (True, 'false', 0, None)
+    """
+    c.arity(node, args, kwargs, 1, 1)
+    a = c.expr(args[0])
+    return lambda ctx: lower_value(a(ctx))
+
+
 _FUNCTIONS: dict[str, Callable[..., Fn]] = {
     "count": _f_count, "active_days": _f_active_days, "sum": _f_sum, "avg": _f_avg,
     "peak": _f_peak, "first": _f_first, "last": _f_last, "distinct": _f_distinct,
     "since": _f_since, "since_first": _f_since_first, "streak": _f_streak, "seq": _f_seq,
     "rate": _f_rate, "tag": _f_tag, "prev": _f_prev, "coalesce": _f_coalesce,
     "min": _numeric_reduce(min), "max": _numeric_reduce(max), "round": _f_round,
-    "days": _f_days, "size": _f_size, "nullif": _f_nullif,
+    "days": _f_days, "size": _f_size, "nullif": _f_nullif, "lower": _f_lower,
     "if": _f_if,
 }
 #: pure helpers not worth memoising or explaining on their own (and prev(), which traces
 #: itself: its value is the rule's own, not one call text's for every rule)
-_UNTRACED = {"coalesce", "min", "max", "round", "days", "size", "nullif", "if", "prev"}
+_UNTRACED = {"coalesce", "min", "max", "round", "days", "size", "nullif", "lower", "if",
+             "prev"}
 FUNCTION_NAMES = sorted(_FUNCTIONS)
