@@ -186,11 +186,20 @@ def decode_cursor(cursor: str) -> tuple[str, int, int, str, bool, int]:
 
 @dataclass
 class Page:
-    """One page of a segment's members (in snapshot scan order)."""
+    """One page of a segment's members (in snapshot scan order).
+
+    ``skipped``: members of the page's stretch of the snapshot whose user was deleted
+    (``stream-app forget``) since the snapshot was taken; they are left out, so over all
+    pages ``len(members) + skipped`` adds up to ``total``.
+
+    >>> Page(["u1", "u3"], 3, None, skipped=1)
+    Page(members=['u1', 'u3'], total=3, next_cursor=None, skipped=1)
+    """
 
     members: list[str]
     total: int
     next_cursor: str | None
+    skipped: int = 0
 
 
 def _text(x: Any) -> str:
@@ -465,6 +474,9 @@ class SegmentRunner:
         first ``GETRANGE`` sized for ``limit + 1`` bits), then more ``GETRANGE`` only when
         the segment is sparse there, and one pipeline of ``HMGET`` (plus the snapshot's
         ``DEL`` after the last page). A later page is the same without the plan.
+
+        A member whose user was deleted since the snapshot (its integer id no longer maps to
+        a user id) is left out and counted in :attr:`Page.skipped`.
         """
         if not 1 <= limit <= 100_000:
             raise SegmentError("limit must be between 1 and 100000")
@@ -502,5 +514,7 @@ class SegmentRunner:
                                   density=total / (8 * length))
         if len(ids) > limit:
             nxt = encode_cursor(snap_id, ids[limit], 0, digest, False, limit)
-            return Page(await self.user_ids(tenant, ids[:limit]), total, nxt)
-        return Page(await self.user_ids(tenant, ids, delete=skey), total, None)
+            members = await self.user_ids(tenant, ids[:limit])
+            return Page(members, total, nxt, skipped=limit - len(members))
+        members = await self.user_ids(tenant, ids, delete=skey)
+        return Page(members, total, None, skipped=len(ids) - len(members))
