@@ -4,6 +4,8 @@ Example:
     >>> c = load_contract()
     >>> c.topic("events.click").stream
     'click'
+    >>> sorted(c.topic("events.profile").derived_types)[:1]
+    ['invitee_bought']
     >>> sorted(c.input_topics())[:2]
     ['alerts.feedback', 'events.click']
     >>> c.topic("events.dlq").config["retention.ms"]
@@ -35,6 +37,9 @@ class TopicSpec:
     en: str = ""
     stream: str | None = None
     types: tuple[str, ...] = ()
+    #: event types the workers themselves write to this input topic (type -> description),
+    #: e.g. the referral events derived for an inviter (:mod:`stream_app.rules.derive`)
+    derived_types: dict[str, str] = field(default_factory=dict)
     value_schema: str | None = None
     config: dict[str, str] = field(default_factory=dict)
 
@@ -61,6 +66,18 @@ class Contract:
             if t.stream == stream:
                 return t.name
         raise ContractError(f"no input topic for stream {stream!r}")
+
+    def known_types(self) -> frozenset[str]:
+        """Every event type the contract declares on an input topic: the producers' ``types``
+        and the workers' own ``derived_types``. Any other type is accepted and counted as
+        unknown (``stream_app_events_unknown_type_total``).
+
+        >>> known = load_contract().known_types()
+        >>> "course_view" in known, "invitee_registered" in known, "brand_new_action" in known
+        (True, True, False)
+        """
+        return frozenset(t for spec in self.topics.values()
+                         for t in (*spec.types, *spec.derived_types))
 
     def stream_of(self, topic: str) -> str:
         return self.topic(topic).stream or topic
@@ -104,6 +121,7 @@ def load_contract(root: Path | None = None) -> Contract:
                 en=raw.get("en", ""),
                 stream=raw.get("stream"),
                 types=tuple(raw.get("types") or ()),
+                derived_types=_derived_types(path, raw),
                 value_schema=raw.get("value_schema"),
                 config=cfg,
             )
@@ -113,3 +131,21 @@ def load_contract(root: Path | None = None) -> Contract:
             raise ContractError(f"{path}: topic {spec.name!r} is defined twice")
         topics[spec.name] = spec
     return Contract(topics=topics, root=root)
+
+
+def _derived_types(path: Path, raw: dict[str, Any]) -> dict[str, str]:
+    """A topic entry's ``derived_types``: a mapping of event type to its description.
+
+    >>> _derived_types(Path("t.yaml"), {"derived_types": {"invitee_bought": "an invitee paid"}})
+    {'invitee_bought': 'an invitee paid'}
+    >>> _derived_types(Path("t.yaml"), {"name": "x", "derived_types": ["invitee_bought"]})
+    Traceback (most recent call last):
+    ...
+    stream_app.errors.ContractError: t.yaml: topic 'x': derived_types must map each type ...
+    """
+    value = raw.get("derived_types") or {}
+    if not isinstance(value, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise ContractError(f"{path}: topic {raw.get('name')!r}: derived_types must map each "
+                            "type to a description")
+    return dict(value)

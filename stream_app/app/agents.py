@@ -71,7 +71,9 @@ NO_REDIS = settings.disabled("redis")
 COLD_INLINE = settings.disabled("cold_block")
 #: the cold block written with each feature vector's names once (off: the earlier layout)
 PACK_COLD = not settings.disabled("cold_pack")
-KNOWN_TYPES = {t for spec in contract.topics.values() for t in spec.types}
+#: types declared on the input topics, the workers' derived referral events included: any other
+#: is counted in stream_app_events_unknown_type_total (and the tally's type "unknown")
+KNOWN_TYPES = contract.known_types()
 TAGS_TOPIC = "tags.changes"
 DLQ_TOPIC = "events.dlq"
 TRAINING_TOPIC = "scoring.training"
