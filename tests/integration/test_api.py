@@ -152,6 +152,9 @@ def test_health_ready_metrics_and_openapi_are_open(served):
     assert "stream_app_" in c.get("/metrics/").text
     spec = c.get("/openapi.json").json()
     assert "/v1/tenants/{tenant}/segments/export" in spec["paths"]
+    export = spec["paths"]["/v1/tenants/{tenant}/segments/export"]["get"]["responses"]
+    assert {"400", "401", "403", "410", "503"} <= set(export)        # QA F8
+    assert set(export["200"]["content"]) == {"text/csv", "application/x-ndjson"}
 
 
 def test_requests_without_a_valid_token_get_401(served):
@@ -208,6 +211,7 @@ def test_export_pages_with_cursor_cover_the_segment_once(served):
             params["cursor"] = cursor
         r = c.get("/v1/tenants/acme/segments/export", params=params, headers=ADMIN)
         assert r.status_code == 200 and r.headers["x-total-count"] == str(len(want))
+        assert r.headers["x-skipped-count"] == "0"
         rows = [orjson.loads(x) for x in r.text.splitlines()]
         assert all(row["tags"] == {"activity": "low"} for row in rows)
         seen += [row["user_id"] for row in rows]
