@@ -301,7 +301,13 @@ def create_app(settings: Settings | None = None, *, redis: Any = None, ruleset: 
     @app.get("/metrics", include_in_schema=False)
     async def metrics_page() -> Response:
         """Prometheus exposition at exactly ``/metrics`` (the mount below serves
-        ``/metrics/`` with content negotiation)."""
+        ``/metrics/`` with content negotiation). ``stream_app_ready`` is the API's own
+        readiness, Redis answering PING, read at each scrape (it stayed 0: a worker's gauge
+        the API never set)."""
+        try:
+            metrics.set_ready(bool(await redis.ping()))
+        except (RedisError, OSError):
+            metrics.set_ready(False)
         body, ctype = metrics.render()
         return Response(body, media_type=ctype)
 
@@ -360,6 +366,7 @@ def create_app(settings: Settings | None = None, *, redis: Any = None, ruleset: 
         try:
             ok = bool(await redis.ping())
         except (RedisError, OSError) as exc:
+            metrics.set_ready(False)
             detail = f"{exc.__class__.__name__}: {exc}"
             now = time.monotonic()
             if detail != not_ready_log["reason"] or now - not_ready_log["at"] >= 60:
@@ -368,6 +375,7 @@ def create_app(settings: Settings | None = None, *, redis: Any = None, ruleset: 
             return JSONResponse({"status": "not ready",
                                  "redis": detail if _is_admin(request) else NOT_READY_REASON},
                                 status_code=503)
+        metrics.set_ready(ok)
         return JSONResponse({"status": "ready" if ok else "not ready"},
                             status_code=200 if ok else 503)
 

@@ -452,6 +452,17 @@ def test_redis_down_is_503_and_not_ready(ruleset, caplog):
         r = client.get("/v1/tenants/t/segments/size", params={"expr": "tag:activity"},
                        headers=ADMIN)
         assert r.status_code == 503 and "Redis unavailable" in r.json()["detail"]
+        # QA F4: the API's stream_app_ready is its own readiness, read at each scrape
+        assert "\nstream_app_ready 0.0\n" in client.get("/metrics").text
+
+
+def test_the_api_exports_its_own_readiness(world):
+    """The API served the worker's registry with ``stream_app_ready 0`` (never set), a
+    not-ready "worker" on every dashboard; it is now Redis answering PING, at each scrape."""
+    from stream_app import metrics
+
+    metrics.set_ready(False)
+    assert "\nstream_app_ready 1.0\n" in world[0].get("/metrics").text
 
 
 def test_tenant_tokens_from_the_token_setting(ruleset, redis_url):
