@@ -135,4 +135,9 @@ def command(file: str, target: str, learner: str | None, config_path: str | None
                f"precision {g['precision']} recall {g['recall']} over "
                f"{plural(g['labels'], 'label')} "
                f"(bars {g['min_precision']}/{g['min_recall']}, threshold {g['threshold']})")
+    c = res.get("calibration")
+    if c:
+        click.echo(f"calibration: {c['method']} {'on' if c['active'] else 'off'}: labelled "
+                   f"snapshots {c['base_rate']:.1%} positive, learned with rehearsal "
+                   f"{c['train_rate']:.1%} (r1 {c['r1']}, r0 {c['r0']})")
     click.echo(f"report: {out}")

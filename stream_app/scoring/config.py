@@ -102,6 +102,17 @@ class RehearsalConfig:
     seed: int = 7
 
 
+@dataclass(frozen=True)
+class CalibrationConfig:
+    """How a target's model probability is calibrated (:mod:`stream_app.scoring.calibration`):
+    ``method`` ``none`` or ``prior_shift`` (undo rehearsal's class balance), ``half_life``
+    of its class counts in labelled snapshots (0: none), ``min_examples`` before it acts."""
+
+    method: str = "none"
+    half_life: float = 20000.0
+    min_examples: int = 200
+
+
 def tag_layer(value: Any) -> str:
     """The layer a ``layer_tag``'s value stands for: an enum tag's value is the layer
     (``intent``: high / medium / low), a bool tag's ``true`` is ``high`` (``at_risk``), and
@@ -129,6 +140,7 @@ class TargetConfig:
     gate: GateConfig = field(default_factory=GateConfig)
     rules: RulesConfig = field(default_factory=RulesConfig)
     rehearsal: RehearsalConfig = field(default_factory=RehearsalConfig)
+    calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
     #: the rule engine's tag that *is* this target's layer (``intent`` for ``convert``,
     #: ``at_risk`` for ``at_risk``): given the user's tags, the scorer takes the layer from it
     #: whatever the score's source (:func:`tag_layer`), so that the tag, the Redis
@@ -215,6 +227,7 @@ def _target(name: str, raw: dict[str, Any]) -> TargetConfig:
         layers=_floats(raw.get("layers") or {"high": 0.5, "medium": 0.2}),
         gate=GateConfig(**(raw.get("gate") or {})),
         rehearsal=RehearsalConfig(**(raw.get("rehearsal") or {})),
+        calibration=CalibrationConfig(**(raw.get("calibration") or {})),
         layer_tag=raw.get("layer_tag") or None,
         rules=RulesConfig(
             points={k: float(v) for k, v in (rules.get("points") or {}).items()},
@@ -253,6 +266,9 @@ def parse_scoring_config(doc: dict[str, Any]) -> ScoringConfig:
         if not targets:
             raise ConfigError("scoring config defines no targets")
         for t in targets.values():
+            if t.calibration.method not in ("none", "prior_shift"):
+                raise ConfigError(f"target {t.name}: unknown calibration method "
+                                  f"{t.calibration.method!r} (none, prior_shift)")
             if t.layers.get("high", 1) < t.layers.get("medium", 0):
                 raise ConfigError(f"target {t.name}: layers.high < layers.medium")
         learners = dict(doc.get("learners") or {})

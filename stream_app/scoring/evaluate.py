@@ -278,6 +278,7 @@ def evaluate_file(path: Path | str, target: str, *, config: ScoringConfig | None
         if pairs else None,
         "learning_curve": _curve(pairs, curve_every),
         "gate": reg.gate(target).to_dict(),
+        "calibration": reg.calibration(target),
         "gate_history": [{"learned": n, "open": o} for n, o in run["gate_history"][target]],
     }
     if keep_records:

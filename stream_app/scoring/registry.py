@@ -30,6 +30,7 @@ from collections.abc import Callable
 from typing import Any
 
 from stream_app.errors import StreamAppError
+from stream_app.scoring.calibration import PriorShift, make_calibrator
 from stream_app.scoring.config import ScoringConfig
 from stream_app.scoring.gate import Gate, GateState
 from stream_app.scoring.models import compile_predict, contributions, make_learner, predict
@@ -69,6 +70,8 @@ class ModelRegistry:
         self._learner: dict[str, str] = {}
         self._replay: dict[str, list[list[Any]]] = {}
         self._rng: dict[str, random.Random] = {}
+        # target -> its calibrator (``calibration`` in config/scoring.yaml), if any
+        self._cal: dict[str, PriorShift] = {}
         # target -> version(): read on every scored event, changed only by learn and load
         self._version: dict[str, str] = {}
         for name, t in config.targets.items():
@@ -78,6 +81,9 @@ class ModelRegistry:
             self._learner[name] = t.learner
             self._replay[name] = [[], []]
             self._rng[name] = random.Random(t.rehearsal.seed)
+            cal = make_calibrator(t.calibration)
+            if cal is not None:
+                self._cal[name] = cal
             self._new_version(name)
 
     @property
@@ -85,18 +91,31 @@ class ModelRegistry:
         return list(self._models)
 
     def predict(self, target: str, x: dict[str, float]) -> float:
-        """The model's probability for ``target`` (0.5-ish before any learning)."""
+        """The model's probability for ``target`` (0.5-ish before any learning), calibrated
+        when the target has a calibrator (``calibration``: the probability the rules, the
+        gate, the alerts and evaluation read). The compiled predict holds the calibration
+        as it was when compiled: both change only in :meth:`learn` and :meth:`load`, which
+        drop it."""
         fast = self._fast.get(target, 0)
         if fast.__class__ is not int:
             return fast(x)   # type: ignore[operator]
+        cal = self._cal.get(target)
         if fast == 1 and self.fast_predict:
             fn = compile_predict(self._models[target])
             if fn is not None:
+                if cal is not None:
+                    fn = cal.wrap(fn)
                 self._fast[target] = fn
                 return fn(x)
         if fast < 2:         # 2: not compilable (or fast_predict off) until the model changes
             self._fast[target] = fast + 1    # type: ignore[operator]
-        return predict(self._models[target], x)
+        p = predict(self._models[target], x)
+        return p if cal is None else cal.apply(p)
+
+    def calibration(self, target: str) -> dict[str, Any] | None:
+        """The target's calibrator state (None: uncalibrated)."""
+        cal = self._cal.get(target)
+        return None if cal is None else cal.describe()
 
     def learn(self, target: str, x: dict[str, float], y: int, gate: bool = True) -> float:
         """Prequential step: score ``x`` (for the gate) first, then learn ``(x, y)``.
@@ -111,21 +130,33 @@ class ModelRegistry:
         class drawn from a bounded reservoir of recent labelled snapshots (seeded, so a replay
         of the same labels gives the same model).
 
-        Returns the prequential prediction (0.5 for a model that has learned nothing).
+        The rehearsal shifts the model's class ratio towards 1:1; a target with a
+        ``calibration`` counts both ratios (the labelled snapshots', and everything
+        learned) and :meth:`predict` corrects for the shift
+        (:mod:`stream_app.scoring.calibration`).
+
+        Returns the prequential prediction, calibrated as :meth:`predict` (0.5 for a model
+        that has learned nothing).
         """
         model = self._models[target]
         self._fast.pop(target, None)
+        cal = self._cal.get(target)
         y = 1 if y else 0
         p = 0.5
         if self._learned[target]:
             p = predict(model, x)
+            if cal is not None:
+                p = cal.apply(p)
             if gate:
                 self._gates[target].update(p, y)
         model.learn_one(x, bool(y))
         self._learned[target] += 1
         self._new_version(target)
         reh = self.config.targets[target].rehearsal
+        replayed: list[int] = []
         if not reh.per_class:
+            if cal is not None:
+                cal.update(y, replayed)
             return p
         pools = self._replay[target]
         rng = self._rng[target]
@@ -133,10 +164,14 @@ class ModelRegistry:
         if other:
             for _ in range(reh.replays):
                 model.learn_one(other[rng.randrange(len(other))], bool(1 - y))
+                replayed.append(1 - y)
         for _ in range(reh.extra):
             cls = rng.randrange(2)
             if pools[cls]:
                 model.learn_one(pools[cls][rng.randrange(len(pools[cls]))], bool(cls))
+                replayed.append(cls)
+        if cal is not None:
+            cal.update(y, replayed)
         pool = pools[y]
         # interned names: the published blob pickles each feature name once, not per example
         kept = {sys.intern(k): v for k, v in x.items()}
@@ -183,6 +218,7 @@ class ModelRegistry:
             "gate_open": self._gates[target].is_open,
             "replay": self._replay[target],
             "rng": self._rng[target].getstate(),
+            "calibration": (self._cal[target].state() if target in self._cal else None),
         }, protocol=pickle.HIGHEST_PROTOCOL)
 
     def load(self, target: str, blob: bytes) -> None:
@@ -204,6 +240,10 @@ class ModelRegistry:
         self._replay[target] = doc.get("replay") or [[], []]
         if "rng" in doc:
             self._rng[target].setstate(doc["rng"])
+        cal = self._cal.get(target)
+        if cal is not None:
+            # (a blob of an earlier release has no counts: uncalibrated until min_examples)
+            cal.load(doc.get("calibration"))
 
 
 def describe_blob(blob: bytes, config: ScoringConfig) -> dict[str, Any]:
