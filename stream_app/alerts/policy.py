@@ -208,27 +208,38 @@ class AlertKind:
 
 
 class TenantBudget:
-    """Alerts per tenant and clock hour, in this process.
+    """Alerts per tenant and clock hour of event time, in this process. Each hour keeps its
+    own count (the last ``keep_hours`` hours of a tenant's newest): events of two hours
+    that interleave (partitions a little apart at an hour's turn, a replay, a catch-up)
+    each spend their own hour's budget. It kept only the current hour before, so
+    alternating hours reset it and 100 of 100 alerts passed a limit of 2 (QA, session 26).
 
     >>> b = TenantBudget()
     >>> [b.take("t1", "hot_lead", 10 * HOUR_MS + i, limit=2) for i in range(3)]
     [True, True, False]
     >>> b.take("t1", "hot_lead", 11 * HOUR_MS, limit=2)   # a new hour
     True
+    >>> b.take("t1", "hot_lead", 10 * HOUR_MS + 9, limit=2)   # hour 10 is still spent
+    False
     """
 
-    def __init__(self) -> None:
-        self._used: dict[tuple[str, str], list[int]] = {}
+    def __init__(self, keep_hours: int = 72) -> None:
+        self.keep_hours = keep_hours
+        self._used: dict[tuple[str, str], dict[int, int]] = {}
 
     def take(self, tenant: str, kind: str, ts: int, limit: int) -> bool:
         hour = ts // HOUR_MS
-        slot = self._used.get((tenant, kind))
-        if slot is None or slot[0] != hour:
-            slot = [hour, 0]
-            self._used[(tenant, kind)] = slot
-        if slot[1] >= limit:
+        hours = self._used.get((tenant, kind))
+        if hours is None:
+            hours = self._used[(tenant, kind)] = {}
+        used = hours.get(hour, 0)
+        if used >= limit:
             return False
-        slot[1] += 1
+        hours[hour] = used + 1
+        if len(hours) > self.keep_hours:        # forget hours far behind the newest
+            oldest = max(hours) - self.keep_hours
+            for h in [h for h in hours if h <= oldest]:
+                del hours[h]
         return True
 
 

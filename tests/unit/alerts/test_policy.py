@@ -84,6 +84,18 @@ def test_hourly_budget_per_tenant():
     assert len(_feed(sc, _hot_lead("a9", T0 + 2 * HOUR, tenant="t1"))[1]) == 1
 
 
+def test_events_of_two_hours_interleaved_do_not_reset_the_budget():
+    """QA (session 26): the budget kept only the current hour, so events alternating between
+    two hours (partitions a little apart at an hour's turn, a replay) let 100 of 100 through
+    a limit of 2."""
+    sc = _scorer(hot_lead={"hourly_budget_per_tenant": 2})
+    alerts = []
+    for i in range(100):
+        hour = T0 + (i % 2) * HOUR
+        alerts += _feed(sc, _hot_lead(f"c{i}", hour + i, tenant="t1"))[1]
+    assert len(alerts) == 4     # two per hour
+
+
 def test_three_missed_lessons_in_a_row_alert_the_class_teacher():
     sc = _scorer()
     study = [ev("u1", T0, "lesson_attended", "study"),
