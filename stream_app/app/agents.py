@@ -32,7 +32,7 @@ from stream_app.app.gc_freeze import freeze_when_ready
 from stream_app.app.main import app, settings
 from stream_app.app.state_store import DirectTableWriter
 from stream_app.app.tables import users
-from stream_app.app.topics import TICKS, contract, source_topic
+from stream_app.app.topics import BACKFILL_TICK, TICKS, contract, source_topic
 from stream_app.dlq import dead_letter
 from stream_app.errors import ConfigError, EventError
 from stream_app.events import Event, parse_event
@@ -439,6 +439,17 @@ def reproject(uid: str, state: dict[str, Any] | None, request: bytes) -> None:
 INPUT_TOPICS = tuple(contract.input_topics())
 
 
+def note_backfill() -> None:
+    """One user re-evaluated by a backfill tick: ``stream_app_rule_backfill_progress`` is
+    the share handled, not queued (the sweep queues ticks far ahead of a backlog; QA,
+    session 26: the log said 33,938/33,938 while Redis still held 1,554 old values)."""
+    runtime.backfill_done += 1
+    done, total = runtime.backfill_done, runtime.backfill_total
+    metrics.BACKFILL_PROGRESS.set(min(done / total, 1.0) if total else 1.0)
+    if done == total:
+        log.warning("rule backfill: all %d users re-evaluated", total)
+
+
 def _tick(msg: Any) -> None:
     if msg.value and msg.value.startswith(REPROJECT_PHASE):
         reproject_phase(msg.value)
@@ -448,6 +459,8 @@ def _tick(msg: Any) -> None:
     if msg.value and msg.value.startswith(REPROJECT):
         reproject(uid, state, msg.value[len(REPROJECT):])
         return
+    if msg.value == BACKFILL_TICK:
+        note_backfill()
     now = runtime.clock.now()
     if state is None or now is None:
         return

@@ -90,6 +90,8 @@ def apply_record(topic: str, key: str, value: bytes) -> None:
 
             runtime.backfill = list(users.data.keys())
             runtime.backfill_total = len(runtime.backfill)
+            runtime.backfill_done = 0
+            metrics.BACKFILL_PROGRESS.set(0.0 if runtime.backfill_total else 1.0)
             log.warning("rule set %s loaded (hot reload); backfilling %d users",
                         ruleset.version, runtime.backfill_total)
 

@@ -65,6 +65,8 @@ class Runtime:
     #: users still to re-evaluate after a rule-set change (backfill), and how many in all
     backfill: list[str] = field(default_factory=list)
     backfill_total: int = 0
+    #: backfill ticks handled (users re-evaluated) since the rule-set change
+    backfill_done: int = 0
     #: the newest ``redis-rebuild --live`` request this worker has seen (its caches of what
     #: Redis holds were dropped when it came)
     reproject_id: bytes = b""

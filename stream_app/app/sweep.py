@@ -18,11 +18,10 @@ import logging
 import time
 from collections.abc import Iterator
 
-from stream_app import metrics
 from stream_app.app.context import runtime
 from stream_app.app.main import app, settings
 from stream_app.app.tables import users
-from stream_app.app.topics import TICKS
+from stream_app.app.topics import BACKFILL_TICK, TICKS
 from stream_app.app.web import is_ready
 from stream_app.state.codec import due_of
 
@@ -132,9 +131,11 @@ async def sweep_once() -> int:
         chunk = runtime.backfill[-BACKFILL_PER_SWEEP:]
         del runtime.backfill[-BACKFILL_PER_SWEEP:]
         for uid in chunk:
-            produce(TICKS, uid, b"backfill")
-        done = runtime.backfill_total - len(runtime.backfill)
-        metrics.BACKFILL_PROGRESS.set(done / max(runtime.backfill_total, 1))
-        log.warning("rule backfill: %d/%d users re-evaluated", done, runtime.backfill_total)
+            produce(TICKS, uid, BACKFILL_TICK)
+        queued = runtime.backfill_total - len(runtime.backfill)
+        # (the progress metric counts users re-evaluated, as their ticks are handled:
+        # agents.note_backfill; queued ticks wait behind the input backlog)
+        log.warning("rule backfill: %d/%d users queued for re-evaluation, %d re-evaluated",
+                    queued, runtime.backfill_total, runtime.backfill_done)
         sent += len(chunk)
     return sent

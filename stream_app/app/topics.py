@@ -8,6 +8,8 @@ from stream_app.serving.full_state import TICKS_TOPIC
 
 contract = load_contract()
 TICKS = TICKS_TOPIC
+#: the value of a tick that re-evaluates a user after a rule-set change (a backfill)
+BACKFILL_TICK = b"backfill"
 
 #: every input stream plus the clock ticks: one co-partitioned source for one agent
 source_topic = app.topic(*contract.input_topics(), TICKS,
