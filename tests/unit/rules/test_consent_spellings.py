@@ -71,6 +71,23 @@ def test_the_latest_answer_wins_whatever_its_spelling(engine, make_event, tag, p
     assert st["tags"][tag] is False       # a grant overwritten by an unreadable answer
 
 
+@pytest.mark.parametrize(("tag", "prop"), TAGS)
+def test_a_later_null_keeps_a_refusal_only_a_grant_lifts_it(engine, make_event, tag,
+                                                          prop) -> None:
+    """A profile event with the prop JSON null ("not told") used to replace a refusal with
+    null, which the alert policy and the scorer do not take as a refusal (version 3)."""
+    no = make_event("registered", **{prop: "no"})
+    st, _ = run(engine, [no, make_event("profile_updated", day=1, **{prop: None})])
+    assert st["tags"][tag] is False
+    st, _ = run(engine, [no, make_event("profile_updated", day=1, **{prop: None}),
+                         make_event("profile_updated", day=2, **{prop: "yes"})])
+    assert st["tags"][tag] is True
+    # a grant followed by null is "not told" again (nothing refused)
+    st, _ = run(engine, [make_event("registered", **{prop: "yes"}),
+                         make_event("profile_updated", day=1, **{prop: None})])
+    assert st["tags"].get(tag) is None
+
+
 def test_the_why_record_shows_the_raw_answer(engine, make_event) -> None:
     r = engine.on_event(None, make_event("registered", consent_marketing="Nope"))
     why = r.why["marketing_consent"]
