@@ -126,14 +126,16 @@ class Backlog:
 
 
 def _render(stats: Counter, tag_feed: deque, alert_feed: deque, started: float,
-            rate: float, backlog: Backlog | None = None):  # noqa: ANN202
+            rate: float, backlog: Backlog | None = None,
+            workers: str = ""):  # noqa: ANN202
     from rich.console import Group  # noqa: PLC0415
     from rich.table import Table  # noqa: PLC0415
 
     head = Table(title=f"stream-app dev ({time.time() - started:,.0f}s)", show_header=False)
     head.add_column(style="bold")
     head.add_column(justify="right")
-    for label, value in [("events produced", f"{stats['events']:,}"),
+    for label, value in [("workers", f"[red]{workers}[/]" if workers else "up"),
+                         ("events produced", f"{stats['events']:,}"),
                          ("events/s", f"{rate:,.0f}"),
                          ("not processed yet (backlog)",
                           backlog.text().removeprefix("backlog ") if backlog else "?"),
@@ -179,7 +181,8 @@ class PlainFeed:
     """What ``dev`` shows when its output is not a terminal (a pipe, a log file, CI): one
     summary line every ``every_s`` seconds and the alerts that came since, instead of a live
     table that a non-terminal would only get at the end. With a :class:`Backlog`, the line
-    ends with the events not processed yet.
+    ends with the events not processed yet; with a
+    :class:`~stream_app.services.supervisor.Supervisor`, with the workers that are down.
 
     Example:
         >>> from rich.console import Console
@@ -194,12 +197,20 @@ class PlainFeed:
         >>> feed.update(Counter(events=150, tags=31), rate=30.0, now=13.0)
         13s: 150 events (30/s), 31 tag changes, alerts 0 hot-lead 0 at-risk 0 anomaly, 0 DLQ,
         backlog 35 events
+        >>> class Down:
+        ...     def status(self): return "worker-1 restarting (not processing)"
+        >>> feed.workers = Down()
+        >>> feed.update(Counter(events=160, tags=31), rate=10.0, now=14.0)
+        14s: 160 events (10/s), 31 tag changes, alerts 0 hot-lead 0 at-risk 0 anomaly, 0 DLQ,
+        backlog 35 events, worker-1 restarting (not processing)
     """
 
     def __init__(self, console: Any, started: float, every_s: float = SUMMARY_EVERY_S,
-                 backlog: Backlog | None = None) -> None:
+                 backlog: Backlog | None = None, workers: Any = None) -> None:
         self.console, self.started, self.every_s = console, started, every_s
         self.backlog = backlog
+        #: a Supervisor (its ``status()``: the workers that are down), or None
+        self.workers = workers
         self.last = started
         self.alerts: list[str] = []
 
@@ -218,11 +229,44 @@ class PlainFeed:
             f"{now - self.started:.0f}s: {plural(stats['events'], 'event')} ({rate:,.0f}/s), "
             f"{plural(stats['tags'], 'tag change')}, alerts {stats['alert:hot_lead']:,} hot-lead "
             f"{stats['alert:at_risk']:,} at-risk {stats['alert:metric_anomaly']:,} anomaly, "
-            f"{stats['dlq']:,} DLQ" + (f", {self.backlog.text()}" if self.backlog else ""),
+            f"{stats['dlq']:,} DLQ" + (f", {self.backlog.text()}" if self.backlog else "")
+            + (f", {down}" if self.workers is not None and (down := self.workers.status())
+               else ""),
             highlight=False, soft_wrap=True)
         for line in self.alerts[-5:]:
             self.console.print(f"  {line}", highlight=False, soft_wrap=True)
         self.alerts.clear()
+
+
+#: seconds between two looks at the worker processes (a dead one is reported and restarted)
+WORKER_CHECK_EVERY_S = 1.0
+
+
+def _supervise(supervisor: Any, console: Any, alert_feed: deque) -> None:
+    """One look at the workers (:meth:`Supervisor.check`): what it finds (a worker that
+    exited, its restart, its return) is printed at once and shown in the feed of alerts; a
+    worker that keeps exiting stops the run (``Error:`` line, exit status 1).
+
+    Example:
+        >>> from rich.console import Console
+        >>> class Sup:
+        ...     def check(self): return ["worker-1 exited unexpectedly (exit status 1)"]
+        >>> feed = deque()
+        >>> _supervise(Sup(), Console(width=120), feed)
+        worker-1 exited unexpectedly (exit status 1)
+        >>> feed[0]
+        '[bold red]worker-1 exited unexpectedly (exit status 1)[/]'
+    """
+    from stream_app.errors import ServiceError  # noqa: PLC0415
+
+    try:
+        notices = supervisor.check()
+    except ServiceError as exc:
+        raise click.ClickException(str(exc)) from None
+    for line in notices:
+        style = "green" if " is back " in line else "red"
+        console.print(f"[bold {style}]{line}[/]", highlight=False, soft_wrap=True)
+        alert_feed.append(f"[bold {style}]{line}[/]")
 
 
 #: the example of a second stack's work directory in ``dev``'s refusal
@@ -262,6 +306,7 @@ def command(arrivals: float | None, speed: float | None, warmup_days: float | No
     from stream_app.kafka_io import group_backlog, read_assigned  # noqa: PLC0415
     from stream_app.services.signals import terminate_as_interrupt  # noqa: PLC0415
     from stream_app.services.stack import Stack  # noqa: PLC0415
+    from stream_app.services.supervisor import Supervisor  # noqa: PLC0415
 
     # every option is checked before a service starts (the stack takes ~15 s to come up)
     sim = build_simulator(arrivals, seed, inject, warmup_days)
@@ -314,12 +359,18 @@ def command(arrivals: float | None, speed: float | None, warmup_days: float | No
             last_n, last_t, rate = 0, started, 0.0
             import orjson  # noqa: PLC0415
 
+            supervisor = Supervisor(stack.workers, stack.restart_worker)
             plain = None if console.is_terminal else PlainFeed(console, started,
-                                                               backlog=backlog)
+                                                               backlog=backlog,
+                                                               workers=supervisor)
+            last_check = 0.0
             with (Live(_render(stats, tag_feed, alert_feed, started, rate, backlog),
                        console=console, refresh_per_second=2)
                   if plain is None else plain) as live:
                 while not duration or time.time() - started < duration:
+                    if time.monotonic() - last_check >= WORKER_CHECK_EVERY_S:
+                        last_check = time.monotonic()
+                        _supervise(supervisor, console, alert_feed)
                     for topic, consumer in readers.items():
                         for msg in consumer.consume(num_messages=2000, timeout=0.05):
                             if msg.error() or msg.value() is None:
@@ -345,7 +396,7 @@ def command(arrivals: float | None, speed: float | None, warmup_days: float | No
                         last_n, last_t = stats["events"], now
                     if plain is None:
                         live.update(_render(stats, tag_feed, alert_feed, started, rate,
-                                            backlog))
+                                            backlog, supervisor.status()))
                     else:
                         plain.update(stats, rate)
                     if failed:

@@ -80,6 +80,11 @@ class ManagedProcess:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
+    def exit_code(self) -> int | None:
+        """The process's return code once it has ended (negative: killed by that signal),
+        None while it runs."""
+        return self.proc.poll()
+
     def signal(self, sig: int) -> None:
         """Send ``sig`` to the whole process group (SIGSTOP/SIGCONT/SIGKILL in fault tests)."""
         if self.alive():

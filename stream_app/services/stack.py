@@ -130,6 +130,21 @@ class Stack:
             w.wait_ready(timeout)
         return w
 
+    def restart_worker(self, worker: WorkerProcess) -> WorkerProcess:
+        """Start ``worker`` again (same name, web port and data directory) after its process
+        exited; its log file is appended to. It does not wait until the worker is ready.
+
+        Example (starts processes)::
+
+            if not stack.workers[0].alive():
+                stack.restart_worker(stack.workers[0])
+        """
+        if worker.process is not None:
+            worker.process.stop()     # gone already: closes its log file
+        worker.start()
+        self._note_services()
+        return worker
+
     def start(self, wait: bool = True) -> Stack:
         self.start_services()
         for _ in range(self.n_workers):

@@ -97,3 +97,13 @@ class WorkerProcess:
 
     def alive(self) -> bool:
         return bool(self.process and self.process.alive())
+
+    def exit_code(self) -> int | None:
+        """The return code of the worker's process once it has ended (negative: the signal
+        that killed it), None while it runs or before it was started."""
+        return self.process.exit_code() if self.process else None
+
+    @property
+    def log(self) -> Path | None:
+        """The worker's log file (``WORKDIR/logs/NAME.log``), None before it was started."""
+        return self.process.log if self.process else None
