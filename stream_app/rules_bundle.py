@@ -48,31 +48,163 @@ def compile_bundle(bundle: dict[str, Any]) -> RuleSet:
     return loader.ruleset_from_files(bundle["files"])
 
 
-def latest_bundle(bootstrap: str) -> dict[str, Any] | None:
-    """The newest bundle published on ``rules.versions`` (what running workers use), or None
-    if none was published (they use their local rules directory). No broker answering is an
-    error (:class:`~stream_app.errors.UnreachableError`), not "none published"."""
-    from stream_app.kafka_io import read_assigned, require_broker  # noqa: PLC0415
+#: the topic rule sets are published on (one partition, compacted: topics/topics.yaml)
+TOPIC = "rules.versions"
+#: seconds ``rules show/apply/diff`` wait to read the topic to its end by default
+READ_TIMEOUT_S = 30.0
 
-    require_broker(bootstrap)
-    c = read_assigned(bootstrap, "rules.versions", 1)
-    last = None
-    try:
-        while True:
-            msgs = c.consume(num_messages=100, timeout=1.0)
-            if not msgs:
+
+def read_to_end(consumer: Any, end: int, timeout: float, topic: str = TOPIC,
+                low: int = 0, timeout_option: str | None = None) -> dict[str, Any] | None:
+    """The last bundle of partition 0 of ``topic`` read with ``consumer`` (assigned from the
+    beginning) up to the end offset ``end``; None when the partition holds no record below
+    ``end`` (``low >= end``, e.g. empty). Reading stops when the consumer's position reaches
+    ``end``, not when a poll comes back empty: a slow first fetch is waited for. A partition
+    not read to ``end`` within ``timeout`` seconds raises
+    :class:`~stream_app.errors.UnreachableError` naming the topic, the offset reached and
+    ``timeout_option`` (the command's option that gives more time), never "none published".
+
+    Example (a consumer whose record comes on the third poll)::
+
+        >>> class Late:
+        ...     def __init__(self): self.polls, self.pos = 0, 0
+        ...     def consume(self, num_messages, timeout):
+        ...         self.polls += 1
+        ...         if self.polls < 3:
+        ...             return []
+        ...         self.pos = 1
+        ...         return [Msg()]
+        ...     def position(self, tps): return [type("TP", (), {"offset": self.pos})]
+        >>> class Msg:
+        ...     def error(self): return None
+        ...     def value(self): return encode({"files": {"a.yaml": ""}, "version": "v1"})
+        ...     def offset(self): return 0
+        >>> read_to_end(Late(), end=1, timeout=5)["version"]
+        'v1'
+    """
+    from stream_app.errors import UnreachableError  # noqa: PLC0415
+
+    if low >= end:
+        return None
+    last: dict[str, Any] | None = None
+    reached = low
+    deadline = time.monotonic() + timeout
+    while True:
+        msgs = consumer.consume(num_messages=100,
+                                timeout=max(0.0, min(0.5, deadline - time.monotonic())))
+        for m in msgs:
+            if m.error():
+                continue
+            reached = max(reached, m.offset() + 1)
+            if m.value():
+                last = decode(m.value())
+        if msgs:
+            # the position, not the last record's offset: compaction or a tombstone at the
+            # end leaves that short of the end offset
+            pos = _position(consumer, topic)
+            reached = max(reached, pos)
+            if reached >= end:
                 return last
-            for m in msgs:
-                if not m.error() and m.value():
-                    last = decode(m.value())
+        if time.monotonic() >= deadline:
+            more = f"; give it more time with {timeout_option}" if timeout_option else ""
+            raise UnreachableError(
+                f"topic {topic} not read to its end offset {end} within {timeout:g} s "
+                f"(reached offset {reached}): cannot tell which rule set the workers "
+                f"run{more}")
+
+
+def _position(consumer: Any, topic: str) -> int:
+    """The next offset ``consumer`` reads on partition 0 of ``topic`` (-1 when unknown)."""
+    from confluent_kafka import TopicPartition  # noqa: PLC0415
+
+    got = consumer.position([TopicPartition(topic, 0)])
+    return got[0].offset if got and got[0].offset is not None else -1
+
+
+def topic_partitions(metadata: Any, topic: str = TOPIC) -> int:
+    """Partitions of ``topic`` in the cluster ``metadata`` (0 when it does not exist).
+
+    >>> md = type("MD", (), {"topics": {"rules.versions": type("T", (), {"partitions": {0: 0}})}})
+    >>> topic_partitions(md), topic_partitions(md, "other")
+    (1, 0)
+    """
+    found = metadata.topics.get(topic)
+    return len(found.partitions) if found is not None else 0
+
+
+def partitions_problem(partitions: int, topic: str = TOPIC) -> str | None:
+    """Why a rule-set topic of ``partitions`` partitions cannot be read (None when it can):
+    every reader (workers, API, ``rules show/apply/diff``) reads partition 0, and a bundle
+    produced to a topic of several lands on its key's partition.
+
+    >>> partitions_problem(1) is None, partitions_problem(0) is None
+    (True, True)
+    >>> print(partitions_problem(4))  # doctest: +ELLIPSIS
+    topic rules.versions has 4 partitions, the contract (topics/topics.yaml) declares 1: ...
+    """
+    if partitions <= 1:
+        return None
+    return (f"topic {topic} has {partitions} partitions, the contract (topics/topics.yaml) "
+            "declares 1: it was probably auto-created by a producer before `stream-app topics "
+            f"create`. Readers see partition 0 only. Delete it (e.g. `kafka-topics --delete "
+            f"--topic {topic}`), run `stream-app topics create`, then `stream-app rules apply` "
+            "the rule set again")
+
+
+def latest_bundle(bootstrap: str, timeout: float = READ_TIMEOUT_S,
+                  timeout_option: str | None = None) -> dict[str, Any] | None:
+    """The newest bundle published on ``rules.versions`` (what running workers use), or None
+    if none was published (the topic does not exist or is empty at its end offset: workers
+    use their local rules directory).
+
+    The topic is read to its end offset (checked with
+    :func:`~stream_app.kafka_io.true_end_offsets`), so a slow broker is waited for, up to
+    ``timeout`` seconds, then :class:`~stream_app.errors.UnreachableError` (see
+    :func:`read_to_end`). No broker answering is an ``UnreachableError`` too, and a topic of
+    several partitions a :class:`~stream_app.errors.RuleError` saying how to fix it: neither
+    is "none published".
+
+    Example (needs a broker)::
+
+        latest_bundle("127.0.0.1:9092", timeout=30)["version"]   # e.g. '2024-05-01.1+ba9b8001'
+    """
+    from confluent_kafka import TopicPartition  # noqa: PLC0415
+
+    from stream_app import kafka_io  # noqa: PLC0415
+
+    deadline = time.monotonic() + timeout
+    metadata = kafka_io.require_broker(bootstrap)
+    parts = topic_partitions(metadata)
+    problem = partitions_problem(parts)
+    if problem:
+        raise RuleError(problem)
+    if parts == 0:
+        return None
+    c = kafka_io.read_assigned(bootstrap, TOPIC, 1)
+    try:
+        low, high = c.get_watermark_offsets(TopicPartition(TOPIC, 0),
+                                            timeout=max(1.0, min(10.0, timeout)))
+        # tansu reports the first offset of the last record batch: read past it to be sure
+        ends = kafka_io.true_end_offsets(bootstrap, {(TOPIC, 0): high},
+                                         timeout_s=max(1.0, min(10.0, timeout)))
+        end = max(high, ends.get((TOPIC, 0)) or 0)
+        return read_to_end(c, end, max(0.5, deadline - time.monotonic()), low=max(low, 0),
+                           timeout_option=timeout_option)
     finally:
         c.close()
 
 
-def live_ruleset(bootstrap: str, local: Path | str) -> tuple[RuleSet, str]:
+def live_ruleset(bootstrap: str, local: Path | str, timeout: float = READ_TIMEOUT_S,
+                 timeout_option: str | None = None) -> tuple[RuleSet, str]:
     """The rule set the workers run, and where it comes from: the newest published one, else
-    the local rules directory ``local``."""
-    bundle = latest_bundle(bootstrap)
+    the local rules directory ``local`` (only when none was published: a topic not read to
+    its end raises, see :func:`latest_bundle`).
+
+    Example (needs a broker)::
+
+        rs, where = live_ruleset("127.0.0.1:9092", "config/rules")   # where: 'local ...'
+    """
+    bundle = latest_bundle(bootstrap, timeout, timeout_option)
     if bundle is None:
         return loader.load_ruleset(local), f"local {local}"
     return compile_bundle(bundle), f"published from {bundle.get('source')}"

@@ -9,6 +9,10 @@ import click
 from stream_app.config import get_settings
 from stream_app.text import plural
 
+#: default --timeout of reading rules.versions (``rules_bundle.READ_TIMEOUT_S``; not imported
+#: here: the rules compiler is loaded only by the commands that need it)
+READ_TIMEOUT_S = 30.0
+
 
 @click.group("rules")
 def command() -> None:
@@ -47,8 +51,15 @@ def validate(path: Path | None) -> None:
 @click.option("--allow-removal", is_flag=True,
               help="publish even if PATH lacks tags of the rule set the workers run (they are "
                    "removed from every user)")
-def apply(path: Path, bootstrap: str | None, allow_removal: bool) -> None:
-    """Validate PATH and publish it to rules.versions: running workers switch to it."""
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=READ_TIMEOUT_S,
+              show_default=True,
+              help="seconds to read the published rule set (rules.versions) to its end")
+def apply(path: Path, bootstrap: str | None, allow_removal: bool, timeout: float) -> None:
+    """Validate PATH and publish it to rules.versions: running workers switch to it.
+
+    The rule set the workers run is read first (to the topic's end offset): PATH may not drop
+    its tags without --allow-removal, and nothing is published when it cannot be read."""
+    from stream_app.errors import StreamAppError  # noqa: PLC0415
     from stream_app.kafka_io import make_producer  # noqa: PLC0415
     from stream_app.rules_bundle import BUNDLE_KEY, encode, live_ruleset  # noqa: PLC0415
 
@@ -56,7 +67,10 @@ def apply(path: Path, bootstrap: str | None, allow_removal: bool) -> None:
     bundle["version"] = rs.version
     settings = get_settings()
     bootstrap = bootstrap or settings.kafka_bootstrap
-    running, source = live_ruleset(bootstrap, settings.rules_path)   # checks the broker
+    try:   # checks the broker; a published set not read to its end is an error, not "none"
+        running, source = live_ruleset(bootstrap, settings.rules_path, timeout, "--timeout")
+    except StreamAppError as exc:
+        raise click.ClickException(f"{exc}. Nothing was published") from exc
     gone = sorted({t.id for t in running.tags} - {t.id for t in rs.tags})
     if gone and not allow_removal:
         # e.g. one file of a directory given alone: every other tag would go from every user
@@ -75,11 +89,14 @@ def apply(path: Path, bootstrap: str | None, allow_removal: bool) -> None:
 
 @command.command("show")
 @click.option("--bootstrap", default=None)
-def show(bootstrap: str | None) -> None:
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=READ_TIMEOUT_S,
+              show_default=True,
+              help="seconds to read the published rule set (rules.versions) to its end")
+def show(bootstrap: str | None, timeout: float) -> None:
     """Print the newest published rule set version (if any)."""
     from stream_app.rules_bundle import latest_bundle  # noqa: PLC0415
 
-    last = latest_bundle(bootstrap or get_settings().kafka_bootstrap)
+    last = latest_bundle(bootstrap or get_settings().kafka_bootstrap, timeout, "--timeout")
     if last is None:
         click.echo("no rule set published: workers use their local rules directory")
     else:
@@ -117,7 +134,7 @@ def diff(path: Path, bootstrap: str | None, as_json: bool, timeout: float) -> No
     _, new = _compile(path)
     reader = TableReader(bootstrap, changelog_topic(s.app_id), s.partitions)   # checks it
     try:
-        old, where = live_ruleset(bootstrap, s.rules_path)
+        old, where = live_ruleset(bootstrap, s.rules_path, timeout, "--timeout")
         states = read_table(reader, timeout)
     finally:
         reader.close()
