@@ -40,7 +40,7 @@ from __future__ import annotations
 import operator
 import re
 from bisect import bisect_left
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +48,7 @@ from lark import Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from stream_app.rules.grammar import parse
+from stream_app.rules.typecheck import infer_type
 from stream_app.state import query
 from stream_app.state.requirements import STREAMS, PairSpec, PropSpec, Requirements, Selector
 
@@ -112,6 +113,9 @@ class Compiled:
     #: then depends on the score only through their results), else None
     scores: dict[str, tuple[Callable[[Any], Any], ...] | None] = field(default_factory=dict)
     prev: bool = False         # reads prev(): the tag's own value before the evaluation
+    #: the value's coarse type (``number``, ``text``, ``bool``, ``list``, ``null`` or
+    #: ``unknown``), see :mod:`stream_app.rules.typecheck`
+    vtype: str = "unknown"
 
 
 def parse_duration(text: Any) -> int | None:
@@ -129,11 +133,25 @@ def parse_duration(text: Any) -> int | None:
 
 
 def compile_expr(text: str, req: Requirements, params: dict[str, Any],
-                 tag_id: str | None = None) -> Compiled:
+                 tag_id: str | None = None,
+                 tag_kinds: Mapping[str, str] | None = None) -> Compiled:
     """Parse and compile ``text``; raise :class:`CompileError` with the column on error.
 
     ``tag_id``: the tag whose rule ``text`` is (a case's ``when`` or a ``value``); only then
     may it read ``prev()``, the tag's own value before the evaluation.
+
+    The compiled expression is then type-checked (:func:`~stream_app.rules.typecheck.
+    infer_type`: a text operand of arithmetic, an ordering of a number with text, a helper
+    given the wrong type are refused); ``tag_kinds`` (tag id -> kind, of the rule set) types
+    ``tag(id)`` and ``prev()``. Its type is :attr:`Compiled.vtype`.
+
+    >>> compile_expr("count(x) > 'three'", Requirements(), {})
+    Traceback (most recent call last):
+    ...
+    stream_app.rules.compiler.CompileError: count(x) > 'three' orders a number with text: ...
+    >>> kinds = {"points": "number"}
+    >>> compile_expr("tag(points) + 1", Requirements(), {}, tag_kinds=kinds).vtype
+    'number'
 
     >>> compile_expr("count(x) > 0 and prev() != true", Requirements(), {})
     Traceback (most recent call last):
@@ -158,10 +176,11 @@ def compile_expr(text: str, req: Requirements, params: dict[str, Any],
         raise CompileError(str(exc).splitlines()[0], getattr(exc, "column", None)) from None
     c = _Compiler(str(text), req, params, tag_id)
     fn = c.expr(tree)
+    vtype = infer_type(tree, str(text), params, tag_kinds, tag_id)
     scores = {t: tuple(c.score_tests.get(t, ())) if len(c.score_tests.get(t, ())) == n else None
               for t, n in c.score_reads.items()}
     return Compiled(fn, str(text), c.deps, c.granularity, c.reads, c.timed, c.daily, c.clocks,
-                    c.guards, c.windows, scores, c.prev)
+                    c.guards, c.windows, scores, c.prev, vtype)
 
 
 class Probe:
@@ -1313,7 +1332,11 @@ def _numeric_reduce(reducer: Callable[..., Any]):
 def _f_round(c: _Compiler, node, args, kwargs) -> Fn:
     c.arity(node, args, kwargs, 1, 2)
     a = c.expr(args[0])
-    nd = int(c.const(args[1])) if len(args) == 2 else 0
+    nd = c.const(args[1]) if len(args) == 2 else 0
+    if not _num(nd) or nd != int(nd):
+        raise c.err(args[1], f"round(): the number of decimals must be a whole number, got "
+                             f"{nd!r}")
+    nd = int(nd)
 
     def f(ctx: EvalContext) -> Any:
         v = a(ctx)

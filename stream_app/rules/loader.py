@@ -41,6 +41,7 @@ from stream_app.config import REPO_ROOT
 from stream_app.errors import RuleError
 from stream_app.rules.compiler import DAY_MS, CompileError, compile_expr
 from stream_app.rules.model import CaseDef, Referral, RuleSet, TagDef, ValueDef
+from stream_app.rules.typecheck import kind_mismatch
 from stream_app.state.requirements import Requirements
 
 SCHEMA_PATH = REPO_ROOT / "config" / "rules.schema.json"
@@ -122,18 +123,29 @@ def _validate(doc: _Doc) -> None:
 
 
 def _compile(doc: _Doc, path: Path_, text: str, req: Requirements, params: dict[str, Any],
-             tag_id: str):
+             tag_id: str, kinds: dict[str, str] | None = None):
     """Compile the rule expression of ``tag_id`` at ``path`` (errors name the file, line,
-    rule, field and column)."""
+    rule, field and column); ``kinds``: tag id -> kind of the rule set (types ``tag(id)``)."""
     try:
-        return compile_expr(text, req, params, tag_id=tag_id)
+        return compile_expr(text, req, params, tag_id=tag_id, tag_kinds=kinds)
     except CompileError as exc:
         field = ".".join(str(p) for p in path[2:])
         raise doc.error(path, f"{field}: {exc}") from None
 
 
 def _build_tag(doc: _Doc, i: int, raw: dict[str, Any], req: Requirements,
-               params: dict[str, Any]) -> TagDef:
+               params: dict[str, Any], kinds: dict[str, str] | None = None) -> TagDef:
+    """The tag of ``raw`` (``tags.<i>`` of ``doc``), its expressions compiled and
+    type-checked: a ``value`` expression whose type does not fit the tag's kind is refused
+    (:func:`~stream_app.rules.typecheck.kind_mismatch`), as a case's value that does not
+    (:func:`_check_value`).
+
+    >>> ruleset_from_text("tags:\\n  - {id: n, family: f, zh: a, en: b, kind: number, "
+    ...                   "value: 'count(x) > 0'}\\n", name="k.yaml")
+    Traceback (most recent call last):
+    ...
+    stream_app.errors.RuleError: k.yaml:2: rule 'n': value: a number tag's value must be ...
+    """
     base: Path_ = ("tags", i)
     tag = TagDef(id=raw["id"], family=raw["family"], zh=raw["zh"], en=raw["en"],
                  version=raw.get("version", 1), kind=raw["kind"],
@@ -143,7 +155,10 @@ def _build_tag(doc: _Doc, i: int, raw: dict[str, Any], req: Requirements,
     if "value" in raw:
         if tag.kind == "enum":
             raise doc.error(base + ("value",), "an enum tag needs 'cases', not 'value'")
-        tag.expr = _compile(doc, base + ("value",), raw["value"], req, params, tag.id)
+        tag.expr = _compile(doc, base + ("value",), raw["value"], req, params, tag.id, kinds)
+        problem = kind_mismatch(tag.kind, tag.expr.vtype)
+        if problem:
+            raise doc.error(base + ("value",), f"value: {problem}")
         return tag
     seen: set[Any] = set()
     for j, case in enumerate(raw["cases"]):
@@ -151,7 +166,7 @@ def _build_tag(doc: _Doc, i: int, raw: dict[str, Any], req: Requirements,
         value = case["value"]
         _check_value(doc, p, tag, value)
         tag.cases.append(CaseDef(value, _compile(doc, p + ("when",), case["when"], req, params,
-                                                  tag.id)))
+                                                  tag.id, kinds)))
         if value is not None and value not in seen:
             seen.add(value)
             tag.values.append(ValueDef(value, case.get("zh", ""), case.get("en", "")))
@@ -226,12 +241,15 @@ def _build(docs: list[_Doc], texts: list[str]) -> RuleSet:
     deps: dict[str, set[str]] = {}
     where: dict[str, str] = {}
     granularity = DAY_MS
+    # every tag's kind before any rule is compiled: tag(id) of a tag defined later is typed too
+    kinds = {str(raw["id"]): str(raw["kind"]) for doc in docs
+             for raw in doc.data.get("tags") or []}
     for doc in docs:
         for i, raw in enumerate(doc.data.get("tags") or []):
             if raw["id"] in where:
                 raise doc.error(("tags", i, "id"),
                                 f"duplicate tag id (first defined at {where[raw['id']]})")
-            tag = _build_tag(doc, i, raw, req, params)
+            tag = _build_tag(doc, i, raw, req, params, kinds)
             tag.finish()
             exprs = [tag.expr] if tag.expr else [c.when for c in tag.cases if c.when]
             deps[tag.id] = set(tag.deps)

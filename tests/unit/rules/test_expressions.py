@@ -28,7 +28,7 @@ def evaluate(expr, events=(), now=T0, params=None, scores=None):
 @pytest.mark.parametrize(("expr", "value"), [
     ("1 + 2 * 3", 7), ("(1 + 2) * 3", 9), ("7 / 2", 3.5), ("7 % 4", 3), ("-2 + 1", -1),
     ("1 / 0", None), ("null + 1", None), ("null > 1", False), ("null < 1", False),
-    ("null == null", True), ("1 != null", True), ("'a' < 1", False),
+    ("null == null", True), ("1 != null", True), ("if(1 > 0, 'a', 1) < 1", False),
     ("2 in [1, 2]", True), ("3 not in [1, 2]", True), ("null in [1]", False),
     ("not 0", True), ("1 and 0", False), ("0 or 'x'", True), ("true and not false", True),
     ("30d", 30 * DAY), ("12h + 30m", 12.5 * 3_600_000), ("2w == 14d", True),
