@@ -151,6 +151,20 @@ def partitions_problem(partitions: int, topic: str = TOPIC) -> str | None:
             "the rule set again")
 
 
+def topic_problem(bootstrap: str, topic: str = TOPIC) -> str | None:
+    """:func:`partitions_problem` of ``topic`` on the broker at ``bootstrap`` (None when it
+    has one partition or does not exist yet). For readers that follow the topic (workers, the
+    API): they refuse a topic of several partitions, whose records they would partly miss.
+
+    Example (needs a broker)::
+
+        topic_problem("127.0.0.1:9092")   # None, or 'topic rules.versions has 4 partitions...'
+    """
+    from stream_app.kafka_io import require_broker  # noqa: PLC0415
+
+    return partitions_problem(topic_partitions(require_broker(bootstrap), topic), topic)
+
+
 def latest_bundle(bootstrap: str, timeout: float = READ_TIMEOUT_S,
                   timeout_option: str | None = None) -> dict[str, Any] | None:
     """The newest bundle published on ``rules.versions`` (what running workers use), or None

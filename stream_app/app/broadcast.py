@@ -18,7 +18,7 @@ from stream_app import metrics
 from stream_app.app.context import runtime
 from stream_app.app.main import app, settings
 from stream_app.kafka_io import end_offsets, read_assigned
-from stream_app.rules_bundle import compile_bundle, decode
+from stream_app.rules_bundle import compile_bundle, decode, topic_problem
 
 log = logging.getLogger(__name__)
 TOPICS = ("models.snapshots", "rules.versions")
@@ -48,8 +48,25 @@ def _position(consumer: Any, topic: str) -> int:
     return consumer.position([TopicPartition(topic, 0)])[0].offset
 
 
+def readable(topic: str) -> bool:
+    """False (logged as an error saying how to fix it) for a ``rules.versions`` of several
+    partitions: its reader reads partition 0 only, so a rule set published to another one is
+    never seen; the worker keeps the rules it has rather than follow part of the topic."""
+    if topic != "rules.versions":
+        return True
+    try:
+        problem = topic_problem(settings.kafka_bootstrap, topic)
+    except Exception as exc:  # noqa: BLE001 - the consumer reports an unreachable broker
+        log.info("broadcast topic %s: partitions not checked (%s)", topic, exc)
+        return True
+    if problem:
+        log.error("published rule sets are not followed: %s", problem)
+    return problem is None
+
+
 def _reader() -> None:
-    consumers = {t: read_assigned(settings.kafka_bootstrap, t, 1) for t in TOPICS}
+    consumers = {t: read_assigned(settings.kafka_bootstrap, t, 1) for t in TOPICS
+                 if readable(t)}
     ends = {t: _end_offset(t) for t in consumers}
     behind = {t for t, end in ends.items() if end > 0}
     if not behind:

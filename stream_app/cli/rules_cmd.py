@@ -62,12 +62,16 @@ def apply(path: Path, bootstrap: str | None, allow_removal: bool, timeout: float
     from stream_app.errors import StreamAppError  # noqa: PLC0415
     from stream_app.kafka_io import make_producer  # noqa: PLC0415
     from stream_app.rules_bundle import BUNDLE_KEY, encode, live_ruleset  # noqa: PLC0415
+    from stream_app.services.topics_admin import ensure_topic  # noqa: PLC0415
 
     bundle, rs = _compile(path)
     bundle["version"] = rs.version
     settings = get_settings()
     bootstrap = bootstrap or settings.kafka_bootstrap
     try:   # checks the broker; a published set not read to its end is an error, not "none"
+        # the topic as the contract declares it (1 partition, compacted), not auto-created
+        # by the producer with the broker's defaults
+        ensure_topic(bootstrap, "rules.versions", settings.partitions, settings.replication)
         running, source = live_ruleset(bootstrap, settings.rules_path, timeout, "--timeout")
     except StreamAppError as exc:
         raise click.ClickException(f"{exc}. Nothing was published") from exc

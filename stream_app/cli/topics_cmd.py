@@ -16,11 +16,13 @@ def command() -> None:
 @command.command("create")
 @click.option("--bootstrap", default=None)
 def create(bootstrap: str | None) -> None:
-    """Create every missing topic (idempotent)."""
+    """Create every missing topic (idempotent); warn about an existing topic whose partition
+    count differs from the contract's."""
     from stream_app.services.topics_admin import create_topics  # noqa: PLC0415
 
     s = get_settings()
-    created = create_topics(bootstrap or s.kafka_bootstrap, s.partitions, s.replication)
+    created = create_topics(bootstrap or s.kafka_bootstrap, s.partitions, s.replication,
+                            warn=lambda msg: click.echo(f"warning: {msg}", err=True))
     click.echo(f"created {plural(len(created), 'topic')}: {', '.join(created) or '-'}")
 
 

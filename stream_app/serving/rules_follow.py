@@ -66,11 +66,17 @@ class RuleFollower:
 
     def _run(self) -> None:
         from stream_app.kafka_io import read_assigned  # noqa: PLC0415
+        from stream_app.rules_bundle import topic_problem  # noqa: PLC0415
 
         consumer = None
         while not self._stop.is_set():
             try:
                 if consumer is None:
+                    problem = topic_problem(self.bootstrap, self.topic)
+                    if problem:   # partition 0 only would miss sets: check again later
+                        log.error("API tag catalog does not follow rule sets: %s", problem)
+                        self._stop.wait(60.0)
+                        continue
                     consumer = read_assigned(self.bootstrap, self.topic, 1)
                 last = None
                 for msg in consumer.consume(num_messages=100, timeout=self.poll_s):

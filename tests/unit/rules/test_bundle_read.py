@@ -151,3 +151,107 @@ def test_apply_guards_removals_against_a_late_published_set(broker, monkeypatch,
     assert res.exit_code == 1, res.output
     assert "lacks 2 of the 35 tags" in res.output and "activity" in res.output
     assert "published from" in res.output and produced == []
+
+
+# -- QA F10: one partition, as the contract declares -----------------------------------------
+
+class FakeAdmin:
+    """confluent_kafka.admin.AdminClient recording the topics it is asked to create."""
+
+    created: list[Any] = []
+
+    def __init__(self, conf: dict[str, Any]) -> None:
+        pass
+
+    def create_topics(self, topics: list[Any], operation_timeout: float) -> dict[str, Any]:
+        from concurrent.futures import Future
+
+        FakeAdmin.created.extend(topics)
+        out = {}
+        for t in topics:
+            fut: Future = Future()
+            fut.set_result(None)
+            out[t.topic] = fut
+        return out
+
+
+@pytest.fixture()
+def admin(monkeypatch: pytest.MonkeyPatch) -> type[FakeAdmin]:
+    import confluent_kafka.admin
+
+    FakeAdmin.created = []
+    monkeypatch.setattr(confluent_kafka.admin, "AdminClient", FakeAdmin)
+    return FakeAdmin
+
+
+def test_a_rules_topic_of_several_partitions_is_refused_with_the_fix(broker, admin,
+                                                                    monkeypatch) -> None:
+    from stream_app.cli.rules_cmd import command
+    from stream_app.errors import RuleError
+
+    broker([encode(bundle("v1"))], partitions=4)
+    with pytest.raises(RuleError) as err:
+        latest_bundle("fake:9092", timeout=1)
+    assert "4 partitions" in str(err.value) and "declares 1" in str(err.value)
+    assert "stream-app topics create" in str(err.value)
+    produced: list[Any] = []
+    monkeypatch.setattr(kafka_io, "make_producer", lambda *a, **k: produced.append(a))
+    res = CliRunner().invoke(command, ["apply", str(DEFAULT_RULES), "--bootstrap", "fake:9092"])
+    assert res.exit_code == 1 and "4 partitions" in res.output, res.output
+    assert produced == [] and admin.created == []
+
+
+def test_apply_creates_the_rules_topic_as_declared_before_producing(broker, admin,
+                                                                   monkeypatch) -> None:
+    from stream_app.cli.rules_cmd import command
+
+    broker([], partitions=None)          # a broker where `topics create` was not run
+    order: list[str] = []
+
+    class Producer:
+        def produce(self, topic: str, **kw: Any) -> None:
+            order.append(f"produce {topic}")
+
+        def flush(self, timeout: float) -> int:
+            return 0
+
+    monkeypatch.setattr(kafka_io, "make_producer", lambda *a, **k: Producer())
+    monkeypatch.setattr(admin, "create_topics", lambda self, topics, operation_timeout: (
+        order.append("create"), FakeAdmin.created.extend(topics),
+        {t.topic: _done() for t in topics})[-1])
+    monkeypatch.setenv("STREAM_APP_PARTITIONS", "4")
+    res = CliRunner().invoke(command, ["apply", str(DEFAULT_RULES), "--bootstrap", "fake:9092"])
+    assert res.exit_code == 0, res.output
+    [topic] = admin.created
+    assert (topic.topic, topic.num_partitions) == ("rules.versions", 1)
+    assert topic.config.get("cleanup.policy") == "compact"
+    assert order == ["create", "produce rules.versions"]
+
+
+def _done() -> Any:
+    from concurrent.futures import Future
+
+    fut: Future = Future()
+    fut.set_result(None)
+    return fut
+
+
+def test_topics_create_warns_about_a_partition_count_other_than_declared(
+        monkeypatch, admin) -> None:
+    from stream_app.contract import load_contract
+    from stream_app.services.topics_admin import create_topics, declared_partitions
+
+    names = {t.name: declared_partitions(t, 4) for t in load_contract().topics.values()}
+    names["rules.versions"] = 4                    # auto-created by a producer
+    names["events.click"] = 2                      # created with another partition count
+    md = type("MD", (), {"brokers": {1: 1}, "topics": {
+        t: type("T", (), {"partitions": dict.fromkeys(range(n))}) for t, n in names.items()}})
+    monkeypatch.setattr(kafka_io, "require_broker", lambda *a, **k: md)
+    warnings: list[str] = []
+    assert create_topics("fake:9092", 4, warn=warnings.append) == []
+    assert admin.created == []
+    assert len(warnings) == 2
+    [rules] = [w for w in warnings if "rules.versions" in w]
+    assert "4 partitions" in rules and "declares 1" in rules
+    [click_] = [w for w in warnings if "events.click" in w]
+    assert "2 partitions" in click_ and "declares 4" in click_
