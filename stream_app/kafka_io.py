@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import orjson
@@ -103,20 +103,63 @@ def connected_producer(bootstrap: str, **overrides: Any):  # noqa: ANN201
 
 
 def produce(producer: Any, topic: str, key: str | bytes | None, value: bytes | dict,
-            partition: int | None = None) -> None:
+            partition: int | None = None,
+            on_delivery: Callable[[Any, Any], None] | None = None) -> None:
     """Produce one record (to ``partition`` if given, else the partitioner's), waiting
-    (polling) while the local queue is full."""
+    (polling) while the local queue is full. ``on_delivery(err, msg)`` is called from a
+    later ``poll``/``flush`` with the broker's answer (``err`` None: delivered). A record the
+    client refuses at once (larger than ``message.max.bytes``) raises ``KafkaException``.
+
+    Example (a fake producer):
+        >>> class P:
+        ...     def produce(self, topic, key, value, **kw): print(topic, key, value, sorted(kw))
+        >>> produce(P(), "events.click", "u1", {"a": 1}, on_delivery=print)
+        events.click u1 b'{"a":1}' ['on_delivery']
+    """
     if isinstance(value, dict):
         value = orjson.dumps(value)
+    extra: dict[str, Any] = {} if on_delivery is None else {"on_delivery": on_delivery}
+    if partition is not None:
+        extra["partition"] = partition
     while True:
         try:
-            if partition is None:
-                producer.produce(topic, key=key, value=value)
-            else:
-                producer.produce(topic, key=key, value=value, partition=partition)
+            producer.produce(topic, key=key, value=value, **extra)
             return
         except BufferError:
             producer.poll(0.05)
+
+
+#: librdkafka's default ``message.max.bytes``: the largest record a producer sends
+DEFAULT_MESSAGE_MAX_BYTES = 1_000_000
+
+
+def producer_message_limit(bootstrap: str) -> int:
+    """The largest record (bytes) a producer of :func:`make_producer` sends.
+
+    >>> producer_message_limit("127.0.0.1:9092")
+    1000000
+    """
+    return int(producer_config(bootstrap).get("message.max.bytes", DEFAULT_MESSAGE_MAX_BYTES))
+
+
+def topic_message_limit(bootstrap: str, topic: str, timeout: float = 5.0) -> int | None:
+    """The broker's largest record for ``topic`` (its ``max.message.bytes`` config), or None
+    when the broker does not say within ``timeout`` seconds.
+
+    Example (nothing listens on port 1):
+        >>> topic_message_limit("127.0.0.1:1", "events.click", timeout=0.2) is None
+        True
+    """
+    from confluent_kafka.admin import AdminClient, ConfigResource  # noqa: PLC0415
+
+    try:
+        admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0, **_security()})
+        res = ConfigResource(ConfigResource.Type.TOPIC, topic)
+        entries = admin.describe_configs([res], request_timeout=timeout)[res].result(timeout)
+        value = entries["max.message.bytes"].value
+        return int(value) if value is not None else None
+    except Exception:  # noqa: BLE001 - a detail of an error message, best effort
+        return None
 
 
 def make_consumer(bootstrap: str, topics: Iterable[str], group: str | None = None,

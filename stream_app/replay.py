@@ -98,8 +98,10 @@ class ReplayStats:
                 + ", ".join(f"line {n}: {r}" for n, r in self.why.items()) + more + ")")
 
 
-def iter_file(path: Path) -> Iterator[tuple[int, bytes, dict[str, Any] | None]]:
-    """(line number, raw line, parsed object or None) for each non-blank line."""
+def iter_file(path: Path) -> Iterator[tuple[int, bytes, Any]]:
+    """(line number, raw line, parsed JSON value or None when it is not JSON) for each
+    non-blank line (a JSON value that is not an object is yielded as is: :func:`skip_reason`
+    says "not a JSON object")."""
     with open_lines(path) as fh:
         for n, line in enumerate(fh, 1):
             line = line.strip()
@@ -110,9 +112,82 @@ def iter_file(path: Path) -> Iterator[tuple[int, bytes, dict[str, Any] | None]]:
             except orjson.JSONDecodeError:
                 yield n, line, None
                 continue
-            yield n, line, doc if isinstance(doc, dict) else None
+            yield n, line, doc
 
 
 def count_lines(path: Path) -> int:
+    """Lines of ``path`` (``.gz`` read through)."""
     with open_lines(path) as fh:
         return sum(1 for _ in fh)
+
+
+#: delivery errors that refuse the record itself: sending it again would fail again, so its
+#: line is skipped (reported), not left to resume from
+REFUSED_ERRORS = frozenset({"MSG_SIZE_TOO_LARGE", "INVALID_MSG", "CORRUPT_MESSAGE",
+                            "INVALID_RECORD", "INVALID_MSG_SIZE", "_MSG_SIZE_TOO_LARGE",
+                            "_INVALID_ARG", "TOPIC_AUTHORIZATION_FAILED",
+                            "UNKNOWN_TOPIC_OR_PART", "INVALID_TOPIC_EXCEPTION"})
+
+
+class Deliveries:
+    """The producer's delivery reports of a replay, by line number: what was delivered is
+    counted when the broker acknowledged it (never at the produce call), a record the broker
+    refused for itself (too large, ...) is a skipped line of ``stats``, and what is still in
+    flight or failed otherwise (broker unreachable, timed out) is where to resume from.
+
+    Example:
+        >>> stats = ReplayStats()
+        >>> d = Deliveries(stats, reason_of=lambda n, err: f"refused: {err}")
+        >>> for n in (1, 2, 3, 4):
+        ...     d.sent(n)
+        >>> d.report(1, None); d.report(3, None)
+        >>> class Err:
+        ...     def __init__(self, name): self._name = name
+        ...     def name(self): return self._name
+        ...     def str(self): return self._name.lower()
+        ...     def __str__(self): return self._name
+        >>> d.report(2, Err("MSG_SIZE_TOO_LARGE"))
+        >>> d.delivered, d.in_flight(), stats.skipped_text()
+        (2, 1, '; skipped 1 line (line 2: refused: MSG_SIZE_TOO_LARGE)')
+        >>> d.resume_line(next_unread=5)      # line 4 is not acknowledged yet
+        4
+        >>> d.report(4, Err("_MSG_TIMED_OUT"))
+        >>> d.failed, d.resume_line(next_unread=5)
+        ({4: '_msg_timed_out'}, 4)
+    """
+
+    def __init__(self, stats: ReplayStats,
+                 reason_of: Any = None) -> None:
+        self.stats = stats
+        #: ``reason_of(line, err)``: why the broker refused a line (default: its error text)
+        self.reason_of = reason_of or (lambda n, err: f"refused by the broker: {err.str()}")
+        self.delivered = 0
+        self.pending: set[int] = set()
+        #: line -> error, for records not delivered that could be on a new try
+        self.failed: dict[int, str] = {}
+
+    def sent(self, n: int) -> None:
+        """Line ``n`` was handed to the producer."""
+        self.pending.add(n)
+
+    def report(self, n: int, err: Any, msg: Any = None) -> None:
+        """The delivery report of line ``n`` (``on_delivery(err, msg)`` of confluent-kafka)."""
+        self.pending.discard(n)
+        if err is None:
+            self.delivered += 1
+        elif err.name() in REFUSED_ERRORS:
+            self.stats.skip(n, self.reason_of(n, err))
+        else:
+            self.failed[n] = err.str()
+
+    def in_flight(self) -> int:
+        """Records handed to the producer with no report yet."""
+        return len(self.pending)
+
+    def resume_line(self, next_unread: int | None) -> int | None:
+        """The first line not delivered yet (neither acknowledged nor skipped): where a new
+        run resumes (``--start-line``); None when every line was."""
+        lines = [*self.pending, *self.failed]
+        if next_unread is not None:
+            lines.append(next_unread)
+        return min(lines) if lines else None
