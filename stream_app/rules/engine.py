@@ -177,6 +177,13 @@ class TagEngine:
 
     @ruleset.setter
     def ruleset(self, ruleset: RuleSet) -> None:
+        before: RuleSet | None = getattr(self, "_ruleset", None)
+        #: tag id -> family of the tags of every rule set this engine ran: a tag that left
+        #: the rule set keeps its family on its ``rule_removed`` change (:meth:`family_of`)
+        self._families: dict[str, str] = {
+            **getattr(self, "_families", {}),
+            **({t.id: t.family for t in before.tags} if before is not None else {}),
+            **{t.id: t.family for t in ruleset.tags}}
         self._updater = StateUpdater(ruleset.requirements, day_offset_ms=self.day_offset_ms,
                                      retention_days=self.retention_days,
                                      dedup_window=self.dedup_window)
@@ -190,6 +197,21 @@ class TagEngine:
         self._scores_plan: Any = _ABSENT
         #: score -> its values' comparison results (:func:`_score_sig`)
         self._score_sigs: dict[str, dict[Any, tuple]] = {}
+
+    def family_of(self, tag_id: str) -> str:
+        """The family of ``tag_id`` in the current rule set, else in the last rule set this
+        engine ran that defined it (a tag removed by a hot reload), else ``""``.
+
+        >>> from stream_app.rules.loader import ruleset_from_text
+        >>> doc = ("tags:\\n  - {id: %s, family: activity, zh: a, en: b, kind: bool, "
+        ...        "value: 'true'}\\n")
+        >>> e = TagEngine(ruleset_from_text(doc % "old"))
+        >>> e.ruleset = ruleset_from_text(doc % "new")
+        >>> e.family_of("old"), e.family_of("new"), e.family_of("never")
+        ('activity', 'activity', '')
+        """
+        tag = self._ruleset.by_id.get(tag_id)
+        return tag.family if tag is not None else self._families.get(tag_id, "")
 
     @property
     def tick_granularity_ms(self) -> int:
@@ -767,8 +789,8 @@ class TagEngine:
                               changes, why)
         for tag_id, old in old_tags.items():
             if tag_id not in values:  # the tag left the rule set (hot reload)
-                changes.append(self._change(state, tag_id, "", old, None, "rule_removed", now,
-                                            trigger, None))
+                changes.append(self._change(state, tag_id, self.family_of(tag_id), old, None,
+                                            "rule_removed", now, trigger, None))
         state["tags"] = new_tags
         if rs.hidden_ids:
             state["hid"] = {t: ctx.tags[t] for t in rs.hidden_ids if ctx.tags[t] is not None}
@@ -792,8 +814,7 @@ class TagEngine:
               trigger: str | None) -> StepResult:
         changes = []
         for tag_id, old in sorted(state["tags"].items()):
-            tag = self._ruleset.by_id.get(tag_id)
-            changes.append(self._change(state, tag_id, tag.family if tag else "", old, None,
+            changes.append(self._change(state, tag_id, self.family_of(tag_id), old, None,
                                         reason, now, trigger, None))
         state["tags"] = {}
         return StepResult(None, changes)

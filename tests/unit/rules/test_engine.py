@@ -148,6 +148,19 @@ def test_hot_reload_removes_tags_no_longer_defined(mini, make_event):
     assert all(c["rule_version"] == other.version for c in r.changes)
 
 
+def test_a_removed_tag_keeps_its_family_on_its_change(mini, make_event):
+    """QA F4: `rule_removed` changes carried `family: ""` (and a `family=""` metric series);
+    the family is the one of the rule set that defined the tag."""
+    st, _ = run(mini, [make_event("course_view")])
+    mini.ruleset = ruleset_from_text(MINI.replace("id: viewer", "id: watcher"))
+    r = mini.on_tick(st, T0 + 1000)
+    assert {c["tag_id"]: (c["family"], c["reason"]) for c in r.changes} == {
+        "viewer": ("activity", "rule_removed"), "watcher": ("activity", "added")}
+    # still known after a further reload, and when the user is deleted under the new set
+    mini.ruleset = ruleset_from_text(MINI.replace("id: viewer", "id: looker"))
+    assert mini.family_of("viewer") == "activity"
+
+
 def test_unknown_event_types_are_accepted(mini, make_event):
     st, _ = run(mini, [make_event("brand_new_thing", foo=1)])
     assert st["n"] == {"brand_new_thing": 1} and st["tags"] == {}
