@@ -149,9 +149,11 @@ def test_incremental_equals_from_scratch(raw, ticks, rs_index, end_minutes, scor
 
 
 def test_history_tags_are_those_reading_prev_and_their_dependents():
-    """Guard: the default rules' hysteresis tags (and demand_stage, which reads intent) are
-    the only ones left out of the equality above."""
-    assert DEFAULT.history_ids == {"intent", "at_risk", "demand_stage"}
+    """Guard: the default rules' hysteresis tags (and demand_stage, which reads intent) and
+    the consent tags (a later null keeps a refusal: prev()) are the only ones left out of
+    the equality above."""
+    assert DEFAULT.history_ids == {"intent", "at_risk", "demand_stage", "marketing_consent",
+                                   "profiling_consent"}
     assert not RULESETS[1].history_ids
 
 
