@@ -15,6 +15,9 @@ Example:
 
 from __future__ import annotations
 
+import getpass
+import os
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -29,7 +32,14 @@ BUNDLE_KEY = "default"
 
 
 def read_bundle(path: Path | str) -> dict[str, Any]:
-    """The YAML files of ``path`` (a file or a directory) as a bundle dict."""
+    """The YAML files of ``path`` (a file or a directory) as a bundle dict: ``files`` (name ->
+    text), ``source`` (the absolute path of ``path``: a relative one means nothing on another
+    machine), ``published_at`` (epoch ms) and ``published_by`` (``user@host``).
+
+    >>> from stream_app.rules.engine import DEFAULT_RULES
+    >>> Path(read_bundle(DEFAULT_RULES)["source"]).is_absolute()
+    True
+    """
     path = Path(path)
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml"))
@@ -40,12 +50,48 @@ def read_bundle(path: Path | str) -> dict[str, Any]:
     if not files:
         raise RuleError(f"{path}: no *.yaml rule files")
     return {"files": {f.name: f.read_text(encoding="utf-8") for f in files},
-            "published_at": int(time.time() * 1000), "source": str(path)}
+            "published_at": int(time.time() * 1000), "source": os.path.abspath(path),
+            "published_by": _who()}
 
 
-def compile_bundle(bundle: dict[str, Any]) -> RuleSet:
-    """Validate and compile a bundle (raises RuleError naming file, line and rule)."""
-    return loader.ruleset_from_files(bundle["files"])
+def _who() -> str:
+    """``user@host`` of this process (``?`` for a user the system cannot name)."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "?"
+    return f"{user}@{socket.gethostname()}"
+
+
+def shown_path(path: Path | str) -> str:
+    """``path`` as messages show it: relative to the working directory when inside it (as
+    typed in the repository: ``config/rules``), else absolute.
+
+    >>> shown_path(Path.cwd() / "config" / "rules") == str(Path("config", "rules"))
+    True
+    >>> shown_path("/elsewhere/rules")
+    '/elsewhere/rules'
+    """
+    full = Path(os.path.abspath(path))
+    try:
+        return str(full.relative_to(Path.cwd())) or "."
+    except ValueError:
+        return str(full)
+
+
+def rules_root(source: Path | str) -> Path:
+    """The directory of a bundle's files: ``source`` itself, or its parent for one file."""
+    source = Path(source)
+    return source.parent if source.suffix in (".yaml", ".yml") else source
+
+
+def compile_bundle(bundle: dict[str, Any], root: Path | str | None = None) -> RuleSet:
+    """Validate and compile a bundle (raises RuleError naming file, line and rule). Errors
+    name each file under ``root``, by default the directory of the bundle's ``source``
+    (e.g. ``config/rules/activity.yaml:23: rule 'activity': ...``)."""
+    if root is None and bundle.get("source"):
+        root = rules_root(bundle["source"])
+    return loader.ruleset_from_files(bundle["files"], root=root)
 
 
 #: the topic rule sets are published on (one partition, compacted: topics/topics.yaml)

@@ -21,11 +21,16 @@ def command() -> None:
 
 def _compile(path: Path):  # noqa: ANN202
     from stream_app.errors import RuleError  # noqa: PLC0415
-    from stream_app.rules_bundle import compile_bundle, read_bundle  # noqa: PLC0415
+    from stream_app.rules_bundle import (  # noqa: PLC0415
+        compile_bundle,
+        read_bundle,
+        rules_root,
+        shown_path,
+    )
 
-    try:
+    try:   # errors name the file as rules/dir/file.yaml:LINE (relative to the cwd, else absolute)
         bundle = read_bundle(path)
-        return bundle, compile_bundle(bundle)
+        return bundle, compile_bundle(bundle, root=shown_path(rules_root(bundle["source"])))
     except RuleError as exc:
         raise click.ClickException(f"rules refused: {exc}") from exc
 
@@ -104,8 +109,28 @@ def show(bootstrap: str | None, timeout: float) -> None:
     if last is None:
         click.echo("no rule set published: workers use their local rules directory")
     else:
-        click.echo(f"version {last.get('version')} from {last.get('source')}: "
-                   f"{', '.join(sorted(last['files']))}")
+        click.echo(describe_bundle(last))
+
+
+def describe_bundle(bundle: dict) -> str:
+    """One line about a published bundle: version, source path (absolute since it is stored
+    so at apply time), when and by whom, files.
+
+    >>> describe_bundle({"version": "v1+ab", "source": "/srv/rules", "published_at": 0,
+    ...                  "published_by": "ops@h1", "files": {"b.yaml": "", "a.yaml": ""}})
+    'version v1+ab from /srv/rules (published 1970-01-01 00:00:00 UTC by ops@h1): a.yaml, b.yaml'
+    """
+    from datetime import UTC, datetime  # noqa: PLC0415
+
+    when = []
+    if isinstance(bundle.get("published_at"), int):
+        at = datetime.fromtimestamp(bundle["published_at"] / 1000, UTC)
+        when.append(f"published {at:%Y-%m-%d %H:%M:%S} UTC")
+    if bundle.get("published_by"):
+        when.append(f"by {bundle['published_by']}")
+    extra = f" ({' '.join(when)})" if when else ""
+    return (f"version {bundle.get('version')} from {bundle.get('source')}{extra}: "
+            f"{', '.join(sorted(bundle['files']))}")
 
 
 @command.command("diff")

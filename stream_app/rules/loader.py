@@ -269,11 +269,22 @@ def ruleset_from_text(text: str, name: str = "<string>") -> RuleSet:
     return _build([_Doc(text, name)], [text])
 
 
-def ruleset_from_files(files: dict[str, str]) -> RuleSet:
-    """Compile several YAML documents (``name -> text``, taken in name order) as one set."""
+def ruleset_from_files(files: dict[str, str], root: Path | str | None = None) -> RuleSet:
+    """Compile several YAML documents (``name -> text``, taken in name order) as one set.
+
+    ``root``: the directory the files come from; errors (and each tag's ``source``) name a
+    file as ``root/name``, so with several rule directories in play (a draft and the live
+    one) the message says which. The version does not depend on it.
+
+    >>> ruleset_from_files({"bad.yaml": "tags: 3\\n"}, root="drafts/rules")
+    Traceback (most recent call last):
+    ...
+    stream_app.errors.RuleError: drafts/rules/bad.yaml:1: 3 is not of type 'array'
+    """
     names = sorted(files)
     texts = [files[n] for n in names]
-    return _build([_Doc(t, n) for t, n in zip(texts, names, strict=True)], texts)
+    shown = [str(Path(root) / n) if root is not None else n for n in names]
+    return _build([_Doc(t, n) for t, n in zip(texts, shown, strict=True)], texts)
 
 
 def load_ruleset(path: Path | str) -> RuleSet:

@@ -51,7 +51,7 @@ def test_apply_creates_the_declared_topic_and_show_sees_the_set(broker) -> None:
     assert admin.describe_configs([res])[res].result(10)["cleanup.policy"].value == "compact"
     show = cli(broker, "rules", "show")
     assert show.returncode == 0, show.stderr
-    assert f"version {version} from " in show.stdout
+    assert f"version {version} from {ROOT / 'config' / 'rules'} (published " in show.stdout
 
 
 def test_an_auto_created_rules_topic_is_refused_and_reported(broker) -> None:
