@@ -269,6 +269,19 @@ def _supervise(supervisor: Any, console: Any, alert_feed: deque) -> None:
         alert_feed.append(f"[bold {style}]{line}[/]")
 
 
+def done_line(stats: Counter) -> str:
+    """The summary ``dev`` prints when it stops (``--duration``, Ctrl-C, SIGTERM).
+
+    >>> done_line(Counter(events=1200, tags=1, **{"alert:hot_lead": 3}))
+    'done: 1,200 events, 1 tag change, 3 hot-lead alerts, 0 at-risk alerts, 0 DLQ records'
+    """
+    return (f"done: {plural(stats['events'], 'event')}, "
+            f"{plural(stats['tags'], 'tag change')}, "
+            f"{plural(stats['alert:hot_lead'], 'hot-lead alert')}, "
+            f"{plural(stats['alert:at_risk'], 'at-risk alert')}, "
+            f"{plural(stats['dlq'], 'DLQ record')}")
+
+
 #: the example of a second stack's work directory in ``dev``'s refusal
 SECOND_WORKDIR = "var/dev-2"
 
@@ -405,13 +418,10 @@ def command(arrivals: float | None, speed: float | None, warmup_days: float | No
                             f"{type(failed[0]).__name__}: {failed[0]}")
                     if not producer.is_alive() and stats["events"] == 0:
                         raise click.ClickException("the simulator stopped without producing")
-            console.print(f"done: {plural(stats['events'], 'event')}, "
-                          f"{plural(stats['tags'], 'tag change')}, "
-                          f"{plural(stats['alert:hot_lead'], 'hot-lead alert')}, "
-                          f"{plural(stats['alert:at_risk'], 'at-risk alert')}, "
-                          f"{plural(stats['dlq'], 'DLQ record')}")
-        except KeyboardInterrupt:
+            console.print(done_line(stats), highlight=False)
+        except KeyboardInterrupt:   # Ctrl-C, or SIGTERM/SIGHUP (terminate_as_interrupt)
             console.print("stopping...")
+            console.print(done_line(stats), highlight=False)
         finally:
             stop.set()
             stack.stop()
