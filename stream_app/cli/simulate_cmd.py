@@ -32,9 +32,38 @@ def truth_path_for(out: Path) -> Path:
     return out.with_name(f"{name}.truth.json")
 
 
+def tenant_problem(tenant: str) -> str | None:
+    """Why ``tenant`` cannot be an event's tenant (the ``tenant`` property of the event
+    schema, ``topics/schemas/event.schema.json``: its length and pattern), or None.
+
+    >>> tenant_problem("acme"), tenant_problem("a_b-2")
+    (None, None)
+    >>> tenant_problem("a b")
+    "'a b' does not match the event schema's tenant pattern ^[A-Za-z0-9_-]+$"
+    >>> tenant_problem("x" * 65)
+    "'xxxxxxxxxxxxxxxxxxxx...' is longer than the event schema's 64 characters"
+    """
+    import re  # noqa: PLC0415
+
+    from stream_app.contract import load_contract  # noqa: PLC0415
+
+    contract = load_contract()
+    rule = contract.schema(contract.stream_topic("click"))["properties"]["tenant"]
+    shown = repr(tenant if len(tenant) <= 20 else tenant[:20] + "...")
+    if len(tenant) < rule.get("minLength", 0):
+        return f"{shown} is shorter than the event schema's {rule['minLength']} characters"
+    if len(tenant) > rule.get("maxLength", len(tenant)):
+        return f"{shown} is longer than the event schema's {rule['maxLength']} characters"
+    pattern = rule.get("pattern")
+    if pattern and re.search(pattern.removesuffix("$") + r"\Z", tenant) is None:
+        return f"{shown} does not match the event schema's tenant pattern {pattern}"
+    return None
+
+
 @click.command("simulate")
 @click.option("--users", type=click.IntRange(min=0), default=None,
-              help="people arriving (default: config users)")
+              help="people taking part, invitees included (default: config users); an "
+                   "injected spike's extra visitors come on top")
 @click.option("--days", type=click.FloatRange(min=0, min_open=True), default=None,
               help="length of the run (default: config)")
 @click.option("--seed", type=int, default=42, show_default=True)
@@ -53,7 +82,8 @@ def truth_path_for(out: Path) -> Path:
 @click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False,
               path_type=Path), default=None, help="simulator YAML (default: config/simulator.yaml)")
 @click.option("--tenants", default=None, metavar="A,B,...",
-              help="tenant ids, people spread evenly (default: config tenants, 'default')")
+              help="tenant ids, people spread evenly (default: config tenants, 'default'); "
+                   "letters, digits, _ and - (the event schema's tenant pattern)")
 @click.option("--id-prefix", default="", help="prefix of user ids and event ids")
 @click.option("--quiet", is_flag=True, help="no progress bar")
 def command(users: int | None, days: float | None, seed: int, start: str | None, out: Path,
@@ -98,12 +128,25 @@ def command(users: int | None, days: float | None, seed: int, start: str | None,
         injections = [parse_injection(s) for s in inject]
     except StreamAppError as exc:
         raise click.ClickException(str(exc)) from None
+    for tenant in cfg.tenants:
+        problem = tenant_problem(tenant.id)
+        if problem is not None:
+            if tenants:
+                raise click.BadParameter(f"{problem}: every event of the file would be "
+                                         "dead-lettered", param_hint="--tenants")
+            raise click.ClickException(
+                f"tenant in {config_path or 'config/simulator.yaml'}: {problem}")
     try:
         start_ms = parse_ts(cfg.start)
     except StreamAppError as exc:
         where = origins.get("start") or f"start in {config_path or 'config/simulator.yaml'}"
         raise click.ClickException(f"{where}: {exc}") from None
     duration = int(cfg.days * DAY_MS)
+    for spec, inj in zip(inject, injections, strict=True):
+        why = inj.outside(start_ms, start_ms + duration)
+        if why is not None:
+            raise click.BadParameter(f"{spec!r} would never happen: {why}",
+                                     param_hint="--inject")
     sim = Simulator(cfg, seed=seed, injections=injections, id_prefix=id_prefix)
     try:
         events = sim.events(start_ms, duration)

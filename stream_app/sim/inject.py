@@ -59,6 +59,31 @@ class Injection:
     channel: str | None = None
     step: str | None = None
 
+    def outside(self, run_start_ms: int, run_end_ms: int) -> str | None:
+        """Why this injection would never happen in the run ``[run_start_ms, run_end_ms)``
+        (it starts at or after its end, or ends before its start), or None when it overlaps.
+
+        >>> day = 86_400_000
+        >>> parse_injection("spike:start=99d,duration=1h").outside(0, day)
+        'it starts 99 days into the run, at or after its end (1 day)'
+        >>> parse_injection("spike:start=12h").outside(0, day) is None
+        True
+        >>> parse_injection("spike:start=2020-01-01T00:00:00Z,duration=1h").outside(
+        ...     1_772_380_800_000, 1_772_380_800_000 + day)
+        'it ends at 2020-01-01T01:00:00Z, before the run starts (2026-03-01T16:00:00Z)'
+        """
+        start = run_start_ms + self.start_ms if self.relative else self.start_ms
+        end = start + self.duration_ms
+        if start >= run_end_ms:
+            if self.relative:
+                return (f"it starts {_days(self.start_ms)} into the run, at or after its end "
+                        f"({_days(run_end_ms - run_start_ms)})")
+            return (f"it starts at {_iso(start)}, at or after the end of the run "
+                    f"({_iso(run_end_ms)})")
+        if end <= run_start_ms:
+            return f"it ends at {_iso(end)}, before the run starts ({_iso(run_start_ms)})"
+        return None
+
     def resolve(self, run_start_ms: int, default_factor: float = 1.0,
                 default_step: str | None = None) -> ActiveInjection:
         """Absolute window and factor for a run starting at ``run_start_ms``."""
@@ -85,6 +110,19 @@ class ActiveInjection:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def _days(ms: int) -> str:
+    """``129_600_000`` -> ``'1.5 days'``."""
+    days = ms / 86_400_000
+    return f"{days:g} day" + ("" if days == 1 else "s")
+
+
+def _iso(ms: int) -> str:
+    """Epoch milliseconds as an ISO-8601 UTC time (``...Z``)."""
+    from datetime import UTC, datetime  # noqa: PLC0415
+
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def parse_injection(spec: str) -> Injection:

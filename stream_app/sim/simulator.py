@@ -81,6 +81,8 @@ class Simulator:
         self._heap: list[tuple[int, int, Any, Any]] = []
         self._seq: Callable[[], int] = itertools.count().__next__
         self._run_start = self._run_end = None
+        #: people a bulk run may still bring in besides spike visitors (None: live, no limit)
+        self._places: int | None = None
         self.emitted = 0
 
     # ---------------------------------------------------------------- public API
@@ -88,12 +90,24 @@ class Simulator:
                users: int | None = None) -> Iterator[dict[str, Any]]:
         """A bulk run: ``users`` (default ``config.users``) people arriving over
         ``[start_ms, start_ms + duration_ms)``, all their events in that window, in event-time
-        order. Defaults: ``config.start`` and ``config.days``."""
+        order. Defaults: ``config.start`` and ``config.days``.
+
+        Exactly ``users`` people take part (invitees brought by a share included: each takes
+        the place of one of the last planned arrivals, and an invitation once every place is
+        taken brings nobody); an injected spike's extra visitors come on top of them
+        (``truth[uid]["spike"]`` names them).
+
+        >>> sim = Simulator(load_sim_config(overrides={"users": 50}), seed=42)
+        >>> _ = sum(1 for _ in sim.events(START, 30 * DAY_MS))
+        >>> len(sim.truth()), sum(1 for t in sim.truth().values() if t["inviter_id"]) > 0
+        (50, True)
+        """
         cfg = self.config
         start = parse_ts(cfg.start) if start_ms is None else start_ms
         dur = int(cfg.days * DAY_MS) if duration_ms is None else duration_ms
         n = cfg.users if users is None else users
         rng = self._reset(cfg, start, start + dur)
+        self._places = n
         rh = self._behaviour.rhythm
         arrivals: list[Iterator[Arrival]] = [
             ((ts, 0, None, None, None) for ts in rh.bulk_arrivals(rng, start, start + dur, n))]
@@ -207,6 +221,7 @@ class Simulator:
         self._seq = itertools.count().__next__
         self._run_start, self._run_end = start, end
         self._keep_finished = True
+        self._places = None
         self.emitted = 0
         return rng
 
@@ -257,6 +272,15 @@ class Simulator:
             if ts >= horizon:
                 break
             if owner.__class__ is _Marker:
+                if self._places is not None and item[3] is None:   # not a spike visitor
+                    if self._places <= 0:        # every place is taken: nobody comes
+                        pop(heap)
+                        if owner is _ARRIVAL:
+                            nxt = next(arrivals, None)
+                            if nxt is not None:
+                                push(heap, (nxt[0], seq(), _ARRIVAL, nxt))
+                        continue
+                    self._places -= 1
                 u = self._new(item)
                 gen = u.gen = life(u)
                 replace(heap, _entry(next(gen), seq(), u))
