@@ -19,6 +19,7 @@ collector                              type       labels
 ``stream_app_dlq_records_total``        counter    reason
 ``stream_app_late_events_total``        counter    stream
 ``stream_app_biz_late_events_total``    counter    stream
+``stream_app_biz_incomplete_windows_total`` counter window
 ``stream_app_duplicate_events_total``   counter    stream
 ``stream_app_deleted_user_events_total`` counter   stream
 ``stream_app_reprojected_users_total``  counter    -
@@ -114,6 +115,10 @@ LATE_EVENTS = Counter(
 BIZ_LATE_EVENTS = Counter(
     PREFIX + "biz_late_events", "Funnel events that came after their business window had "
     "closed: in the stream_app_biz_* counters, in no metrics.partials point", ["stream"])
+BIZ_INCOMPLETE_WINDOWS = Counter(
+    PREFIX + "biz_incomplete_windows", "Merged business windows released incomplete (a "
+    "partition's counter started inside them: a worker restart or a rebalance); neither "
+    "scored nor learned by the anomaly detector", ["window"])
 DUPLICATES = Counter(
     PREFIX + "duplicate_events", "Events dropped as duplicates (same event_id)", ["stream"])
 REPROJECTED = Counter(

@@ -113,8 +113,15 @@ class AnomalyMonitor:
 
     # ---- input ----
     def observe(self, p: SeriesPoint) -> Observation | None:
-        """Score, learn and alarm on one closed point; None if the series is not watched
-        or the point rests on too few events (see ``min_weight``)."""
+        """Score, learn and alarm on one closed point; None if the series is not watched,
+        the point rests on too few events (see ``min_weight``) or its window is incomplete
+        (``SeriesPoint.complete``).
+
+        >>> from stream_app.business import SeriesPoint
+        >>> AnomalyMonitor().observe(SeriesPoint("leads", "default", "all", "1h", 0, 3_600_000,
+        ...                                      1, 1, "count", complete=False)) is None
+        True
+        """
         u = self._update(p)
         if u is None:
             return None
@@ -154,7 +161,12 @@ class AnomalyMonitor:
 
     def _update(self, p: SeriesPoint) -> tuple[_Series, Verdict, float] | None:
         """The series of a watched point heavy enough to score, its detector's verdict
-        (the detector learns the point) and the point's value; None otherwise."""
+        (the detector learns the point) and the point's value; None otherwise, and for a
+        point of an incomplete window (``p.complete`` False: a partition's counter started
+        inside it, e.g. after a worker restart), which is neither scored nor learned: its
+        alarm keeps its state until the next complete window."""
+        if not p.complete:
+            return None
         key = (p.metric, p.tenant, p.channel, p.window)
         watched = self._watched.get(key)
         if watched is None:

@@ -10,6 +10,15 @@ each series' normal range (``stream_app.anomaly``) and publishes ``alerts.metric
 when an alarm opens, escalates or closes. The detectors' state is kept in a one-partition table, so
 a restarted or moved anomaly agent does not warm up again.
 
+Restarts and rebalances: a partition's open windows live in memory, so its next counter (the
+restarted worker, or the worker it moved to) starts at the last committed offset without the
+counts of the windows open then. Each partials message carries ``from``, the event time the
+partition's counter counts from (``BusinessAggregator.counted_from``); the merger releases
+the windows that began before it (less lateness) as incomplete, and the monitor neither
+scores nor learns them (``stream_app_biz_incomplete_windows_total{window}``). A worker
+forgets the counters of the partitions a rebalance moved away (:func:`forget_partitions`),
+so a partition that comes back later starts a new counter instead of resuming old windows.
+
 Cost on a fast replay (a week of event time in minutes): 1-minute windows then close every few
 events of a partition. Closed points are therefore buffered per partition and sent at most
 every ``PARTIALS_EVERY_S`` of wall time (and by the 5 s idle timer), a handful of messages per
@@ -58,6 +67,7 @@ aggregators: dict[Any, BusinessAggregator] = {}   # (topic, partition) -> its ag
 _pending: dict[Any, list[SeriesPoint]] = {}       # closed, not yet sent points per partition
 _last_sent: dict[Any, float] = {}                 # wall time of the partition's last message
 _late_seen: dict[Any, int] = {}                   # aggregator.late already counted in metrics
+_sent_wm: dict[Any, int | None] = {}              # watermark of the partition's last message
 _wall = time.monotonic
 
 
@@ -162,12 +172,52 @@ async def send_partials(points: list[SeriesPoint], partition: Any) -> None:
     channel; a jump in event time closes many windows at once). One message even without
     points: the watermark tells the merger this partition moved on."""
     _last_sent[partition] = _wall()
-    wm = aggregators[partition].watermark
+    agg = aggregators.get(partition)   # None: forgotten since (moved away by a rebalance)
+    wm, since = (agg.watermark, agg.counted_from) if agg is not None else (None, None)
     source = f"{partition[0]}:{partition[1]}"
     rows = [[p.metric, p.tenant, p.channel, p.window, p.start_ms, p.end_ms, p.num, p.den, p.kind]
             for p in points if wanted(p)]
     for i in range(0, max(len(rows), 1), POINTS_PER_MESSAGE):
-        await _emit({"p": source, "wm": wm, "points": rows[i:i + POINTS_PER_MESSAGE]})
+        # "prev": the watermark of this counter's previous message (a merger that starts
+        # reading here missed the windows closed by then)
+        prev = _sent_wm.get(partition)
+        if wm is not None:
+            _sent_wm[partition] = wm
+        await _emit({"p": source, "wm": wm, "from": since, "prev": prev,
+                     "points": rows[i:i + POINTS_PER_MESSAGE]})
+
+
+def forget_partitions(held: set[Any]) -> list[Any]:
+    """Drop the counters of the partitions this worker no longer holds (not in ``held``,
+    ``(topic, partition)`` pairs); return them. Their closed points not sent yet stay in
+    ``_pending`` (the idle timer sends them, without a watermark); their open windows are
+    lost, as in a crash: the partition's next counter reports a later ``from`` and the merger
+    marks those windows incomplete. A partition kept through the rebalance keeps its counter.
+
+    Example:
+        >>> aggregators[("events.click", 7)] = BusinessAggregator(spec, zeros=False)
+        >>> forget_partitions({("events.click", 0)})
+        [('events.click', 7)]
+        >>> ("events.click", 7) in aggregators
+        False
+    """
+    count_late()
+    gone = [p for p in aggregators if p not in held]
+    for p in gone:
+        del aggregators[p]
+        _late_seen.pop(p, None)
+        _last_sent.pop(p, None)
+        _sent_wm.pop(p, None)
+    return gone
+
+
+@app.on_partitions_assigned.connect
+async def on_assigned(sender: Any, assigned: Any, **kwargs: Any) -> None:
+    """After a rebalance: forget the business counters of the partitions that moved away."""
+    gone = forget_partitions({(tp.topic, tp.partition) for tp in assigned})
+    if gone:
+        log.info("business counters of %d partition(s) moved away dropped: %s", len(gone),
+                 ", ".join(f"{t}:{n}" for t, n in gone))
 
 
 async def _emit(value: dict[str, Any]) -> None:
@@ -280,6 +330,8 @@ async def observe_ready(merger: Merger, monitor: AnomalyMonitor,
     score, gauges_of, rate_gauge = monitor.score, metrics.anomaly_gauges, metrics.rate_gauge
     try:
         for points in merger.ready_windows():
+            if points and not points[0].complete:
+                metrics.child(metrics.BIZ_INCOMPLETE_WINDOWS, points[0].window).inc()
             for point in points:
                 if point.kind == "rate" and point.den > 0:    # metrics.publish_point
                     latest[rate_gauge(point)] = point.num / point.den
@@ -322,7 +374,8 @@ async def anomaly(stream: Any) -> None:
         slices = Slices()   # a backlog's batch: up to 1,000 messages of 500 points
         for doc in batch:
             try:
-                merger.add_rows(str(doc["p"]), doc.get("wm"), doc["points"])
+                merger.add_rows(str(doc["p"]), doc.get("wm"), doc["points"], doc.get("from"),
+                                doc.get("prev"))
             except (KeyError, TypeError, ValueError) as exc:
                 log.warning("bad partials message: %s", exc)
             await slices.step()

@@ -73,6 +73,11 @@ class BusinessAggregator:
         #: :meth:`advance` below it is one comparison
         self._due: int | None = None
         self._watermark: int | None = None
+        #: event time from which this aggregator counts (its first event): the windows that
+        #: began before it were open in no counter of this one, e.g. a worker restarted after
+        #: a crash counts from its last committed offset, and the dead process's open windows
+        #: are lost (:class:`~stream_app.business.Merger` marks those windows incomplete)
+        self.counted_from: int | None = None
         self._known: set[tuple[str, str]] = set()
         #: the spec's series as tuples, for :meth:`_points`: (count name, step) and
         #: (rate name, numerator step, first denominator step, the other ones)
@@ -195,8 +200,12 @@ class BusinessAggregator:
     # ---- closing ----
     def advance(self, now_ms: int) -> list[SeriesPoint]:
         """Move event time to ``now_ms`` (never backwards); return points of closed windows.
-        Call it from a timer too, so windows close when traffic stops."""
-        if self._watermark is not None and now_ms <= self._watermark:
+        Call it from a timer too, so windows close when traffic stops. The first call sets
+        :attr:`counted_from`."""
+        wm = self._watermark
+        if wm is None:   # the first event since this aggregator started
+            self.counted_from = now_ms
+        elif now_ms <= wm:
             return []
         self._watermark = now_ms
         if self._due is None or now_ms < self._due:
@@ -327,6 +336,7 @@ class BusinessAggregator:
         return {
             "late": self.late,
             "watermark": self._watermark,
+            "counted_from": self.counted_from,
             "next_close": dict(self._next_close),
             "known": sorted(list(k) for k in self._known),
             "open": {w: [[s, [[t, c, dict(v)] for (t, c), v in b.items()]]
@@ -336,6 +346,7 @@ class BusinessAggregator:
     def restore(self, state: dict[str, Any]) -> None:
         self.late = int(state.get("late", 0))
         self._watermark = state.get("watermark")
+        self.counted_from = state.get("counted_from")
         self._next_close.update({w: v for w, v in state.get("next_close", {}).items()
                                  if w in self._next_close})
         self._set_due()

@@ -10,6 +10,26 @@ this window, so a channel that goes silent shows as a drop. A window no partitio
 anything for (a total outage: the watermarks move on the clock, no event arrives) is released
 too, as zeros of every series seen before, so the drop shows while it lasts, not only when
 traffic resumes.
+
+Incomplete windows. A partition's open windows live in its worker's memory: after a crash
+(or a clean stop, or a rebalance that moves the partition) the new counter starts at the last
+committed offset, and the counts of the windows open at that moment are lost. Each partition
+therefore reports the event time from which its current counter counts (``counted_from``, its
+first event); a released window is *incomplete* (``SeriesPoint.complete`` False) when
+
+- some partition's counter started after the window began (less the window's lateness: the
+  events the previous counter had read are at most that far past the first one re-read),
+- this merger started after some partition had already sent it (the anomaly agent itself
+  restarted: partials read before are gone; each message tells the watermark of the
+  partition's previous message, so the first message this merger reads tells what it
+  missed), or
+- a partition was not waited for (silent for ``idle_after_s`` of wall time, e.g. its worker
+  is down) and had not passed it; a partition silent for ``gone_after_s`` is taken as gone.
+
+Incomplete points are released like the others (dashboards, rate gauges), and the anomaly
+monitor neither scores nor learns them: a restart shows as a gap in the detector's input, not
+as a collapse. Rows for a window already released (a partition that comes back after it was
+not waited for) are dropped and counted in :attr:`Merger.stale_rows`.
 """
 
 from __future__ import annotations
@@ -21,9 +41,12 @@ from typing import Any
 from stream_app.business.series import SeriesKey, SeriesPoint
 from stream_app.business.spec import BusinessSpec
 
-__all__ = ["IDLE_AFTER_S", "Merger"]
+__all__ = ["GONE_AFTER_S", "IDLE_AFTER_S", "Merger"]
 
 IDLE_AFTER_S = 60.0   # a partition silent this long (wall time) is not waited for
+#: ... and one silent this long no longer makes the windows it missed incomplete (a
+#: partition nobody reads any more; a worker down this long has paged by other means)
+GONE_AFTER_S = 900.0
 #: at most this many empty windows of one kind are filled with zeros at once (a watermark
 #: that jumps days ahead, e.g. a replay after a pause, fills only the latest ones)
 MAX_FILL = 1_440
@@ -49,9 +72,21 @@ class Merger:
     """
 
     def __init__(self, spec: BusinessSpec, wall: Callable[[], float] = time.monotonic,
-                 idle_after_s: float = IDLE_AFTER_S) -> None:
+                 idle_after_s: float = IDLE_AFTER_S, gone_after_s: float = GONE_AFTER_S) -> None:
         self.spec = spec
         self.idle_after_s = idle_after_s
+        self.gone_after_s = gone_after_s
+        #: source -> event time its current counter counts from (the latest one reported)
+        self.counted_from: dict[str, int] = {}
+        #: source -> the watermark of its message before the first one this merger read
+        #: (the windows it had closed by then went to an earlier merger: incomplete)
+        self.sent_before: dict[str, int] = {}
+        #: window -> windows starting before this are incomplete (from the two dicts above;
+        #: cleared when they change)
+        self._complete_from: dict[str, int] = {}
+        self._heard: set[str] = set()
+        #: rows for a window already released, dropped
+        self.stale_rows = 0
         #: (window, start_ms) -> (end_ms, series key -> [num, den, kind])
         self.pending: dict[tuple[str, int], tuple[int, dict[SeriesKey, list[Any]]]] = {}
         self.known: dict[str, dict[SeriesKey, str]] = {}   # window -> series key -> kind
@@ -63,14 +98,18 @@ class Merger:
         self.released: dict[str, int] = {}
         self._wall = wall
 
-    def add(self, partition: str, watermark: int | None, points: list[SeriesPoint]) -> None:
-        """Take ``partition``'s watermark and partial ``points``."""
+    def add(self, partition: str, watermark: int | None, points: list[SeriesPoint],
+            counted_from: int | None = None, prev_watermark: int | None = None) -> None:
+        """Take ``partition``'s watermark, partial ``points``, the event time its counter
+        counts from (``BusinessAggregator.counted_from``) and the watermark of its previous
+        message (None: not told, or this is the counter's first message)."""
         self.add_rows(partition, watermark,
                       [(p.metric, p.tenant, p.channel, p.window, p.start_ms, p.end_ms, p.num,
-                        p.den, p.kind) for p in points])
+                        p.den, p.kind) for p in points], counted_from, prev_watermark)
 
     def add_rows(self, partition: str, watermark: int | None,
-                 rows: list[tuple[Any, ...]] | list[list[Any]]) -> None:
+                 rows: list[tuple[Any, ...]] | list[list[Any]],
+                 counted_from: int | None = None, prev_watermark: int | None = None) -> None:
         """:meth:`add` of points as rows in :class:`SeriesPoint` field order (as the
         ``metrics.partials`` messages carry them), without making a point of each. A row
         of another length raises ValueError before anything is taken.
@@ -84,14 +123,28 @@ class Merger:
         """
         parsed = [(metric, tenant, channel, window, start, end, num, den, kind)
                   for metric, tenant, channel, window, start, end, num, den, kind in rows]
+        if counted_from is not None:
+            was = self.counted_from.get(partition)
+            if was is None or counted_from > was:   # (an older counter's late message: kept)
+                self.counted_from[partition] = counted_from
+                self._complete_from.clear()
+        if partition not in self._heard:
+            self._heard.add(partition)
+            if prev_watermark is not None:
+                self.sent_before[partition] = prev_watermark
+                self._complete_from.clear()
         if watermark is not None:
             old = self.watermarks.get(partition)
             if old is None or watermark >= old[0]:
                 self.watermarks[partition] = (watermark, self._wall())
-        pending, known_of = self.pending, self.known
+        pending, known_of, released = self.pending, self.known, self.released
         for metric, tenant, channel, window, start, end, num, den, kind in parsed:
             slot = pending.get((window, start))
             if slot is None:
+                last = released.get(window)
+                if last is not None and end <= last:   # released without it: too late
+                    self.stale_rows += 1
+                    continue
                 slot = pending[window, start] = (end, {})
             key = (metric, tenant, channel, window)
             acc = slot[1].get(key)
@@ -127,6 +180,9 @@ class Merger:
         if not active:
             return
         low = min(active)
+        #: the least watermark of the partitions not waited for but not gone either
+        missing = min((wm for wm, seen in self.watermarks.values()
+                       if self.idle_after_s <= wall - seen < self.gone_after_s), default=None)
         done = [k for k, (end, _) in self.pending.items()
                 if end + self.spec.windows[k[0]].lateness_ms <= low]
         done.extend(self._empty_windows(low))
@@ -135,11 +191,37 @@ class Merger:
             end, acc = self.pending.pop((window, start), None) or (
                 start + self.spec.windows[window].size_ms, {})
             self.released[window] = max(end, self.released.get(window, end))
-            out = [SeriesPoint(key[0], key[1], key[2], window, start, end, a[0], a[1], a[2])
+            complete = start >= self.complete_from(window) and (
+                missing is None or missing >= end + self.spec.windows[window].lateness_ms)
+            out = [SeriesPoint(key[0], key[1], key[2], window, start, end, a[0], a[1], a[2],
+                               complete)
                    for key, a in acc.items() if a[1] > 0 or a[2] != "rate"]
-            out.extend([SeriesPoint(key[0], key[1], key[2], window, start, end, 0.0, 0.0, kind)
+            out.extend([SeriesPoint(key[0], key[1], key[2], window, start, end, 0.0, 0.0, kind,
+                                    complete)
                         for key, kind in self._zeroed.get(window, ()) if key not in acc])
             yield out
+
+    def complete_from(self, window: str) -> int:
+        """The earliest start of a complete ``window``-kind window, as far as restarts go:
+        every partition's counter counted from before it began (its ``counted_from`` plus
+        the window's lateness is at most the start) and this merger read every partition's
+        messages from before the partition closed it (``sent_before`` is before the window's
+        end plus lateness).
+
+        >>> from stream_app.business import load_business_spec
+        >>> m = Merger(load_business_spec(), wall=lambda: 0.0)   # 1h: lateness 5 min
+        >>> m.add("click:0", 3_600_000, [], counted_from=3_000_000)
+        >>> m.complete_from("1h")            # 50 min + 5 min: the 1-2 h window is complete
+        3300000
+        """
+        bound = self._complete_from.get(window)
+        if bound is None:
+            ws = self.spec.windows[window]
+            bound = max([f + ws.lateness_ms for f in self.counted_from.values()]
+                        + [wm - ws.size_ms - ws.lateness_ms + 1
+                           for wm in self.sent_before.values()], default=-(2 ** 62))
+            self._complete_from[window] = bound
+        return bound
 
     def _empty_windows(self, low: int) -> list[tuple[str, int]]:
         """(window, start) of the windows after the latest released one that every active

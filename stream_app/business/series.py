@@ -24,6 +24,11 @@ ALL = "all"  # channel label of a tenant-wide series
 class SeriesPoint:
     """``kind`` is ``count`` (value = num), ``revenue`` (value = num) or ``rate`` (num/den).
 
+    ``complete`` is False for a merged window some partition did not count in full (its
+    counter started after the window began: a restart, a rebalance, see
+    :class:`~stream_app.business.Merger`): shown on dashboards, neither scored nor learned
+    by the anomaly detector.
+
     Not frozen: a frozen dataclass sets each field through ``object.__setattr__`` (~0.8 µs
     more per point), and a replay makes a few points per event; treat points as immutable
     (they hash by value, as frozen ones did)."""
@@ -37,6 +42,7 @@ class SeriesPoint:
     num: float
     den: float
     kind: str
+    complete: bool = True
 
     @property
     def key(self) -> SeriesKey:
@@ -60,7 +66,7 @@ class SeriesPoint:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SeriesPoint:
-        return cls(**{k: d[k] for k in cls.__dataclass_fields__})
+        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d or k != "complete"})
 
 
 def merge_points(points: Iterable[SeriesPoint]) -> list[SeriesPoint]:
@@ -71,5 +77,5 @@ def merge_points(points: Iterable[SeriesPoint]) -> list[SeriesPoint]:
         q = merged.get(k)
         merged[k] = p if q is None else SeriesPoint(
             p.metric, p.tenant, p.channel, p.window, p.start_ms, p.end_ms,
-            q.num + p.num, q.den + p.den, p.kind)
+            q.num + p.num, q.den + p.den, p.kind, q.complete and p.complete)
     return list(merged.values())

@@ -144,8 +144,16 @@ def test_add_and_add_step_equal_the_reference(zeros: bool, seed: int) -> None:
         got = (b.advance(ev.ts) if step is None
                else b.add_step(ev, step, b.attribute(ev.props, channel)))
         assert rows(got) == want
-    assert ref.snapshot() == a.snapshot() == b.snapshot()
+    first = events(1, seed)[0].ts
+    assert a.counted_from == b.counted_from == first   # the reference predates counted_from
+    assert without_counted_from(ref) == without_counted_from(a) == without_counted_from(b)
     assert ref.late > 0
+
+
+def without_counted_from(agg: BusinessAggregator) -> dict[str, Any]:
+    snap = agg.snapshot()
+    del snap["counted_from"]
+    return snap
 
 
 def reference_channel_from_tags(ev: Event, tags: dict[str, Any] | None) -> str | None:
@@ -299,6 +307,9 @@ def test_merger_zeros_equal_the_reference(seed: int) -> None:
             window = rng.choice(["1m", "10m", "1h"])
             size = business.spec.windows[window].size_ms
             start = (wms[src] - rng.randint(0, 3 * size)) // size * size
+            if start + size <= new.released.get(window, -1):
+                continue   # released already: the merger drops it (stale_rows), the old one
+                # released it again (test_restart_windows.py)
             msg.append([metric, "default", rng.choice(["all", "douyin", "bilibili"]), window,
                         start, start + size, rng.randint(0, 5), rng.randint(0, 9), kind])
         ref.add_rows(src, wms[src], msg)
