@@ -96,7 +96,7 @@ def test_the_commands_name_the_option_to_raise(argv, slow_broker, monkeypatch,
     from stream_app.rules.loader import load_ruleset
 
     monkeypatch.setattr(rules_bundle, "live_ruleset",
-                        lambda bootstrap, path: (load_ruleset(path), "local"))
+                        lambda bootstrap, path, *a, **kw: (load_ruleset(path), "local"))
     import redis
 
     monkeypatch.setattr(redis.Redis, "ping", lambda self: True)
