@@ -13,9 +13,10 @@ a restarted or moved anomaly agent does not warm up again.
 Restarts and rebalances: a partition's open windows live in memory, so its next counter (the
 restarted worker, or the worker it moved to) starts at the last committed offset without the
 counts of the windows open then. Each partials message carries ``from``, the event time the
-partition's counter counts from (``BusinessAggregator.counted_from``); the merger releases
-the windows that began before it (less lateness) as incomplete, and the monitor neither
-scores nor learns them (``stream_app_biz_incomplete_windows_total{window}``). A worker
+partition's counter counts from (``BusinessAggregator.counted_from``; none for a counter that
+started at the partition's first record, offset 0: nothing was counted before); the merger
+releases the windows that began before it (less lateness) as incomplete, and the monitor
+neither scores nor learns them (``stream_app_biz_incomplete_windows_total{window}``). A worker
 forgets the counters of the partitions a rebalance moved away (:func:`forget_partitions`),
 so a partition that comes back later starts a new counter instead of resuming old windows.
 
@@ -68,6 +69,9 @@ _pending: dict[Any, list[SeriesPoint]] = {}       # closed, not yet sent points 
 _last_sent: dict[Any, float] = {}                 # wall time of the partition's last message
 _late_seen: dict[Any, int] = {}                   # aggregator.late already counted in metrics
 _sent_wm: dict[Any, int | None] = {}              # watermark of the partition's last message
+#: partitions whose counter started at the partition's first record (offset 0): no earlier
+#: counter can have counted anything, so its messages carry no ``from``
+_first_counter: set[Any] = set()
 _wall = time.monotonic
 
 
@@ -92,9 +96,16 @@ monitor_table = app.Table(
 
 
 def _aggregator(partition: Any) -> BusinessAggregator:
+    """A new counter for ``partition`` (once per partition and assignment, not per event);
+    whether it is the partition's first is read from the event being processed."""
     agg = aggregators.get(partition)
     if agg is None:
         agg = aggregators[partition] = BusinessAggregator(spec, zeros=False)
+        event = faust.current_event()
+        if event is not None and event.message.offset == 0:
+            _first_counter.add(partition)
+        else:
+            _first_counter.discard(partition)
     return agg
 
 
@@ -174,6 +185,8 @@ async def send_partials(points: list[SeriesPoint], partition: Any) -> None:
     _last_sent[partition] = _wall()
     agg = aggregators.get(partition)   # None: forgotten since (moved away by a rebalance)
     wm, since = (agg.watermark, agg.counted_from) if agg is not None else (None, None)
+    if partition in _first_counter:
+        since = None   # nothing before its first record: whole from the start
     source = f"{partition[0]}:{partition[1]}"
     rows = [[p.metric, p.tenant, p.channel, p.window, p.start_ms, p.end_ms, p.num, p.den, p.kind]
             for p in points if wanted(p)]
@@ -208,6 +221,7 @@ def forget_partitions(held: set[Any]) -> list[Any]:
         _late_seen.pop(p, None)
         _last_sent.pop(p, None)
         _sent_wm.pop(p, None)
+        _first_counter.discard(p)
     return gone
 
 

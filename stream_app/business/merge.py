@@ -76,7 +76,8 @@ class Merger:
         self.spec = spec
         self.idle_after_s = idle_after_s
         self.gone_after_s = gone_after_s
-        #: source -> event time its current counter counts from (the latest one reported)
+        #: source -> event time its current counter counts from (the last one reported: an
+        #: earlier one too, e.g. a replay of older event times after a restart)
         self.counted_from: dict[str, int] = {}
         #: source -> the watermark of its message before the first one this merger read
         #: (the windows it had closed by then went to an earlier merger: incomplete)
@@ -123,11 +124,11 @@ class Merger:
         """
         parsed = [(metric, tenant, channel, window, start, end, num, den, kind)
                   for metric, tenant, channel, window, start, end, num, den, kind in rows]
-        if counted_from is not None:
-            was = self.counted_from.get(partition)
-            if was is None or counted_from > was:   # (an older counter's late message: kept)
-                self.counted_from[partition] = counted_from
-                self._complete_from.clear()
+        if counted_from is not None and counted_from != self.counted_from.get(partition):
+            # the latest counter's (a worker forgets the counter of a partition that moved
+            # away: its last messages carry none)
+            self.counted_from[partition] = counted_from
+            self._complete_from.clear()
         if partition not in self._heard:
             self._heard.add(partition)
             if prev_watermark is not None:

@@ -47,6 +47,7 @@ def worker(monkeypatch):
     monkeypatch.setattr(business, "_pending", {})
     monkeypatch.setattr(business, "_last_sent", {})
     monkeypatch.setattr(business, "_sent_wm", {})
+    monkeypatch.setattr(business, "_first_counter", set())
     monkeypatch.setattr(business, "_wall", lambda: wall[0])
     monkeypatch.setattr(business, "_emit", emit)
     return wall, sent

@@ -115,14 +115,14 @@ def test_a_real_drop_after_a_restart_still_alarms() -> None:
 
 def test_a_rebalance_is_a_restart_of_the_moved_partition() -> None:
     """click:1 moves to another worker at 2 h 50 min (its new counter starts at the commit,
-    2 h 49 min); the old owner's last message, sent afterwards, does not undo it; it moves
+    2 h 49 min); the old owner's last message, sent afterwards without a counter (the worker
+    forgot it: :func:`business.forget_partitions`), does not undo it; it moves
     back at 4 h 30 min (a new counter again, not the old one's stale windows)."""
     c = Cluster(warm_monitor())
     c.run(T0, T0 + 2 * H + 50 * MIN)
-    old = c.aggs["click:1"]
     c.restart("click:1")
     c.run(T0 + 2 * H + 49 * MIN, T0 + 2 * H + 53 * MIN)
-    c.merger.add("click:1", old.watermark, [], old.counted_from)      # the old owner, late
+    c.merger.add("click:1", None, [], None)     # the old owner's last message (forgotten)
     assert c.merger.counted_from["click:1"] == T0 + 2 * H + 49 * MIN
     c.run(T0 + 2 * H + 53 * MIN, T0 + 4 * H + 30 * MIN)
     c.restart("click:1")
@@ -189,6 +189,7 @@ def worker(monkeypatch):
 
     for name in ("aggregators", "_pending", "_last_sent", "_late_seen", "_sent_wm"):
         monkeypatch.setattr(business, name, {})
+    monkeypatch.setattr(business, "_first_counter", set())
     monkeypatch.setattr(business, "_wall", lambda: 0.0)
     monkeypatch.setattr(business, "_emit", emit)
     return sent
@@ -213,3 +214,35 @@ def test_partials_messages_carry_from_and_prev_and_a_moved_partition_is_forgotte
     assert part not in business.aggregators and part not in business._sent_wm
     asyncio.run(business.send_partials([], part))                   # what it kept back
     assert worker[-1]["wm"] is None and worker[-1]["from"] is None
+
+
+def test_the_last_counter_reported_decides_even_if_it_counts_from_earlier() -> None:
+    """A new counter that counts from an earlier event time (a replay of older data after a
+    restart) replaces the later one: nothing stays incomplete until event time passes it."""
+    m = Merger(SPEC, wall=lambda: 0.0)
+    m.add("p0", 50 * H, [], counted_from=50 * H)
+    assert m.complete_from("1h") == 50 * H + SPEC.windows["1h"].lateness_ms
+    m.add("p0", 10 * H, [], counted_from=10 * H)
+    assert m.complete_from("1h") == 10 * H + SPEC.windows["1h"].lateness_ms
+
+
+def test_a_partitions_first_counter_reports_no_from(worker, monkeypatch) -> None:
+    """A counter that starts at the partition's first record (offset 0) counted everything:
+    its messages carry no ``from``, so a partition whose first event comes late in event
+    time (a quiet stream) marks nothing incomplete."""
+    class Msg:
+        offset = 0
+
+    class Current:
+        message = Msg()
+
+    monkeypatch.setattr(business.faust, "current_event", lambda: Current())
+    part = ("events.study", 1)
+    ev = Event(event_id="e0", user_id="u1", ts=5 * H, type="lesson_attended", stream="study",
+               props={"channel": "douyin"})
+    asyncio.run(business.send_partials(business.count_event(ev, part), part))
+    assert worker[-1]["from"] is None and worker[-1]["wm"] == 5 * H
+    business.forget_partitions(set())
+    Msg.offset = 42                                                   # a restart
+    asyncio.run(business.send_partials(business.count_event(ev, part), part))
+    assert worker[-1]["from"] == 5 * H
