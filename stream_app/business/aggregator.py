@@ -30,7 +30,7 @@ from collections.abc import Iterable
 from typing import Any, Protocol
 
 from stream_app.business.series import ALL, SeriesPoint
-from stream_app.business.spec import BusinessSpec, WindowSpec, load_business_spec
+from stream_app.business.spec import BusinessSpec, WindowSpec, fold_tenant, load_business_spec
 
 __all__ = ["BusinessAggregator", "load_business_spec"]
 
@@ -161,7 +161,9 @@ class BusinessAggregator:
 
     def _count(self, event: EventLike, step: str, ch: str) -> None:
         """Count funnel ``step`` of ``event`` for series channel ``ch`` in every window."""
-        tenant = event.tenant if event.tenant in self.spec.tenants else OTHER
+        tenant = event.tenant
+        if tenant not in self.spec.tenants:
+            tenant = fold_tenant(tenant)   # "other", logged once per tenant
         amount = self._amount(event.props or {}) if step == "order_paid" else 0.0
         ts = event.ts
         keys = ((tenant, ch), (tenant, ALL))

@@ -10,6 +10,7 @@ Example:
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,29 @@ from stream_app.config import REPO_ROOT
 from stream_app.errors import ConfigError
 
 DEFAULT_PATH = REPO_ROOT / "config" / "anomaly.yaml"
+OTHER = "other"   # the series tenant (and channel) of values not in the allow-lists
+
+log = logging.getLogger(__name__)
+#: tenants already reported as folded into ``other`` by this process
+_unlisted_tenants: set[str] = set()
+
+
+def fold_tenant(tenant: str) -> str:
+    """``other``, the series tenant of ``tenant``, which is not in the ``labels.tenants``
+    allow-list of ``config/anomaly.yaml``; logs a warning the first time this process folds
+    ``tenant`` (its business series and anomaly detection are mixed with other unlisted
+    tenants' until it is listed there).
+
+    >>> fold_tenant("acme"), fold_tenant("acme")   # logged once
+    ('other', 'other')
+    """
+    if tenant not in _unlisted_tenants:
+        _unlisted_tenants.add(tenant)
+        log.warning("tenant %r is not listed under labels.tenants in config/anomaly.yaml: its "
+                    "business metrics and anomaly detection are counted as tenant 'other' "
+                    "(mixed with every unlisted tenant); add it there to get its own series",
+                    tenant)
+    return OTHER
 
 
 @dataclass(frozen=True)

@@ -191,3 +191,25 @@ def test_without_zeros_runs_of_empty_windows_close_at_once(spec) -> None:
     for w in spec.windows:
         starts = [p.start_ms for p in got_lean if p.window == w]
         assert starts == sorted(starts)
+
+
+def test_an_unlisted_tenant_is_folded_into_other_and_logged_once(spec, monkeypatch,
+                                                                 caplog) -> None:
+    """QA F6: a tenant missing from labels.tenants counts as "other", with one warning per
+    tenant per process naming it and the config key."""
+    from stream_app.business import spec as spec_module
+
+    monkeypatch.setattr(spec_module, "_unlisted_tenants", set())
+    agg = BusinessAggregator(spec, zeros=False)
+    caplog.set_level("WARNING", logger="stream_app.business.spec")
+    for i, tenant in enumerate(["acme", "default", "acme", "beta", "acme"]):
+        e = ev("registered", 1_000 + i)
+        e.tenant = tenant
+        agg.add(e)
+    warned = [r.getMessage() for r in caplog.records]
+    assert len(warned) == 2 and "'acme'" in warned[0] and "'beta'" in warned[1]
+    assert all("labels.tenants in config/anomaly.yaml" in w for w in warned)
+    pts = agg.add(ev("page_view", 10 * MIN))
+    leads = {p.tenant: p.num for p in pts if p.key[0] == "leads" and p.channel == "all"
+             and p.window == "1m"}
+    assert leads == {"default": 1, "other": 4}
