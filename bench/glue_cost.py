@@ -198,8 +198,8 @@ class Side:
             runtime.engine, runtime.scorer = fresh.engine, fresh.scorer
         biz = self.business
         biz._wall = lambda: wall[0]
-        for name in ("aggregators", "_pending", "_last_sent"):
-            getattr(biz, name).clear()
+        for name in ("aggregators", "_pending", "_last_sent", "_sent_wm", "_late_seen"):
+            getattr(biz, name, {}).clear()      # (a tree may lack the later ones)
         met = self.metrics
         for obj in vars(met).values():
             if isinstance(obj, prometheus_client.metrics.MetricWrapperBase) and obj._labelnames:
