@@ -178,8 +178,8 @@ class Side:
     def _clear(self) -> None:
         """No per-partition state, and the business collectors without children (so an
         earlier run in this process does not show in :meth:`final`)."""
-        for name in ("aggregators", "_pending", "_last_sent"):
-            getattr(self.mod, name).clear()
+        for name in ("aggregators", "_pending", "_last_sent", "_sent_wm", "_late_seen"):
+            getattr(self.mod, name, {}).clear()     # (a tree may lack the later ones)
         for name in COLLECTORS:
             getattr(self.metrics, name).clear()
         # the module's caches of children: they would point at the removed ones
