@@ -23,3 +23,26 @@ def last_line(code: str, datadir: str | Path, **settings: str) -> str:
                          text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     return out.stdout.strip().splitlines()[-1]
+
+
+#: the start of a snippet that feeds the worker's ``handle_event`` through bench.glue_cost's
+#: fakes (no Kafka, no Redis): ``side``, ``agents``, ``met``, ``now`` (an hour ago, ms) and
+#: ``feed(topic, stream, value, headers=None)``, one record at the topic's next offset
+GLUE_FEED = r"""
+import json, time
+import orjson
+from bench import glue_cost as g
+
+mods = g.import_tree(None)
+side = g.Side(mods, mods)
+agents, met = side.agents, side.metrics
+now = int(time.time() * 1000) - 3_600_000
+offsets = {}
+
+
+def feed(topic, stream, value, headers=None):
+    off = offsets[topic] = offsets.get(topic, -1) + 1
+    msg = g.Msg(topic, 0, off, value["user_id"].encode(), orjson.dumps(value), g.NOW_S)
+    msg.headers = headers
+    side.run([(msg, stream)])
+"""

@@ -15,28 +15,10 @@ from stream_app.contract import load_contract
 from stream_app.rules.derive import DERIVED_STREAM
 from stream_app.rules.engine import DEFAULT_RULES
 from stream_app.rules.loader import load_ruleset
-from tests.unit.app.snippet import last_line
+from tests.unit.app.snippet import GLUE_FEED, last_line
 
-CODE = r"""
-import json, time
-import orjson
-from bench import glue_cost as g
+CODE = GLUE_FEED + r"""
 from stream_app.republished import DERIVED
-
-mods = g.import_tree(None)
-side = g.Side(mods, mods)
-agents, met = side.agents, side.metrics
-now = int(time.time() * 1000) - 3_600_000
-offsets = {}
-
-
-def feed(topic, stream, value, headers=None):
-    key = value["user_id"].encode()
-    off = offsets[topic] = offsets.get(topic, -1) + 1
-    msg = g.Msg(topic, 0, off, key, orjson.dumps(value), g.NOW_S)
-    msg.headers = headers
-    side.run([(msg, stream)])
-
 
 # u2, invited by u1, registers: the worker derives invitee_registered for u1 ...
 feed("events.click", "click", {"event_id": "c1", "user_id": "u1", "ts": now,

@@ -15,7 +15,7 @@ import json
 from stream_app.events import Event
 from stream_app.rules.engine import DEFAULT_RULES, TagEngine
 from stream_app.rules.loader import load_ruleset
-from tests.unit.app.snippet import last_line
+from tests.unit.app.snippet import GLUE_FEED, last_line
 
 T = 1_800_000_000_000
 
@@ -35,24 +35,7 @@ def test_one_id_is_one_event_of_a_user_whatever_its_stream() -> None:
     assert not other.duplicate and other.state["n"] == {"order_paid": 1}
 
 
-CODE = r"""
-import json, time
-import orjson
-from bench import glue_cost as g
-
-mods = g.import_tree(None)
-side = g.Side(mods, mods)
-agents, met = side.agents, side.metrics
-now = int(time.time() * 1000) - 3_600_000
-offsets = {}
-
-
-def feed(topic, stream, value):
-    off = offsets[topic] = offsets.get(topic, -1) + 1
-    msg = g.Msg(topic, 0, off, value["user_id"].encode(), orjson.dumps(value), g.NOW_S)
-    side.run([(msg, stream)])
-
-
+CODE = GLUE_FEED + r"""
 click = {"event_id": "qa-dup-1", "user_id": "u1", "ts": now, "type": "course_view", "props": {}}
 feed("events.click", "click", click)
 feed("events.click", "click", click)                       # a re-delivery
