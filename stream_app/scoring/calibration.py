@@ -37,6 +37,17 @@ __all__ = ["PriorShift", "make_calibrator"]
 _EPS = 1e-4
 
 
+def _shift(p: float, r1: float, r0: float) -> float:
+    """``p`` under the prior shift ``r1``/``r0`` (the module docstring's formula).
+
+    >>> round(_shift(0.6, 0.5, 1.5), 4), _shift(0.6, 1.0, 1.0)
+    (0.3333, 0.6)
+    """
+    a = p * r1
+    d = a + (1.0 - p) * r0
+    return a / d if d > 0 else p
+
+
 class PriorShift:
     """Prior-shift correction from the labelled stream's and the training stream's class
     ratios (see the module docstring).
@@ -91,12 +102,7 @@ class PriorShift:
 
     def apply(self, p: float) -> float:
         """The corrected probability of a model probability ``p``."""
-        r1 = self.r1
-        if r1 == 1.0 and self.r0 == 1.0:
-            return p
-        a = p * r1
-        d = a + (1.0 - p) * self.r0
-        return a / d if d > 0 else p
+        return _shift(p, self.r1, self.r0)
 
     def wrap(self, fn: Callable[[dict[str, float]], float]
              ) -> Callable[[dict[str, float]], float]:
@@ -114,10 +120,7 @@ class PriorShift:
             return fn
 
         def calibrated(x: dict[str, float]) -> float:
-            p = fn(x)
-            a = p * r1
-            d = a + (1.0 - p) * r0
-            return a / d if d > 0 else p
+            return _shift(fn(x), r1, r0)
 
         return calibrated
 
