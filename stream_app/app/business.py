@@ -142,7 +142,7 @@ def count_event(ev: Event, partition: Any, channel: str | None = None) -> list[S
     wait: ``[]``)."""
     agg = aggregators.get(partition) or _aggregator(partition)
     step = _steps.get(ev.type)
-    wm = ev.ts if ev.ts <= CAP.until else CAP(ev.ts)
+    wm = CAP(ev.ts)
     if step is None:   # BusinessAggregator.add of an event that is no funnel step
         closed = agg.advance(wm)
     else:
