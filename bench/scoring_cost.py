@@ -61,6 +61,7 @@ from stream_app.events import parse_event
 from stream_app.rules.engine import DEFAULT_RULES, TagEngine
 from stream_app.rules.loader import load_ruleset
 from stream_app.security.pii import protect_event_props
+from stream_app.serving import keys
 
 VAR = Path(__file__).resolve().parent.parent / "var" / "bench"
 #: a fixed PII key, so that every run hashes alike whatever the environment says
@@ -169,9 +170,6 @@ def prepare(wl: Any, events: int, blobs: dict[str, bytes] | None = None,
     return items
 
 
-_FIELDS: dict[str, tuple[str, str, str]] = {}
-
-
 def publish(step: Any, uid: str, round_scores: Any) -> dict[str, Any] | None:
     """What ``score_event`` + ``publish_scoring`` compute for one step, without Kafka or
     Redis: the records encoded, the scores rounded, the Redis score fields built."""
@@ -183,18 +181,7 @@ def publish(step: Any, uid: str, round_scores: Any) -> dict[str, Any] | None:
                "gate": ex.gate})
     if not step.scores:
         return None
-    rounded = round_scores(step.scores)
-    fields: dict[str, Any] = {}
-    layers, source = step.layers, step.source
-    for target, score in rounded.items():
-        names = _FIELDS.get(target)
-        if names is None:
-            names = _FIELDS[target] = (f"score:{target}", f"layer:{target}",
-                                       f"source:{target}")
-        fields[names[0]] = score
-        fields[names[1]] = layers.get(target)
-        fields[names[2]] = source.get(target)
-    return fields
+    return keys.score_fields(round_scores(step.scores), step.layers, step.source)
 
 
 def _outputs(step: Any, fields: Any) -> bytes:

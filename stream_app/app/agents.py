@@ -39,6 +39,7 @@ from stream_app.events import Event, parse_event
 from stream_app.republished import DERIVED, REKEYED, is_republished
 from stream_app.scoring.with_tags import score_with_tags, tick_alerts
 from stream_app.security.pii import protect_event_props
+from stream_app.serving import keys
 from stream_app.serving.full_state import (
     LIVE_PAUSE_MAX_S,
     REPROJECT,
@@ -222,30 +223,9 @@ def publish_scoring(user_id: str, tenant: str, step: Any, broker_ts: float | Non
         emit(TRAINING_TOPIC, ex.target, {
             "target": ex.target, "x": ex.x, "y": ex.y, "ts": ex.ts, "user_id": user_id,
             "gate": ex.gate})
-    if rounded:
-        fields: dict[str, Any] = {}
-        layers, source = step.layers, step.source
-        for target, score in rounded.items():
-            # (_score_fields without the call once the names are built)
-            score_key, layer_key, source_key = (_FIELD_NAMES.get(target)
-                                                or _score_fields(target))
-            fields[score_key] = score
-            fields[layer_key] = layers.get(target)
-            fields[source_key] = source.get(target)
-        if not NO_REDIS:
-            runtime.projection.set_fields(tenant, user_id, fields)
-
-
-_FIELD_NAMES: dict[str, tuple[str, str, str]] = {}
-
-
-def _score_fields(target: str) -> tuple[str, str, str]:
-    """The Redis field names of a target's score, layer and source (built once)."""
-    names = _FIELD_NAMES.get(target)
-    if names is None:
-        names = _FIELD_NAMES[target] = (f"score:{target}", f"layer:{target}",
-                                        f"source:{target}")
-    return names
+    if rounded and not NO_REDIS:
+        runtime.projection.set_fields(tenant, user_id,
+                                      keys.score_fields(rounded, step.layers, step.source))
 
 
 def score_event(state: dict[str, Any], ev: Event, result: Any,

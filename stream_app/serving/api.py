@@ -106,6 +106,9 @@ class Profile(BaseModel):
     labels: dict[str, Label] = Field(description="tag_id -> label of the tag's current value")
     scores: dict[str, Any] = Field(description="model target -> score")
     layers: dict[str, Any] = Field(description="model target -> intent layer")
+    sources: dict[str, Any] = Field(
+        default_factory=dict,
+        description="model target -> what set the layer: model (the gated model) or rules")
     counts: dict[str, Any] = Field(description="counter name -> value")
     fields: dict[str, Any] = Field(description="other profile fields")
     updated_ms: int | None = None
@@ -403,7 +406,8 @@ def create_app(settings: Settings | None = None, *, redis: Any = None, ruleset: 
     @app.get("/v1/tenants/{tenant}/users/{user_id}", response_model=Profile, tags=["users"],
              responses=errors(*TENANT_ERRORS, 404))
     async def profile(tenant: TenantDep, user_id: UserId) -> Profile:
-        """Current tags (with labels), scores, layers and counts of a user."""
+        """Current tags (with labels), scores, layers (and what set each: model or rules)
+        and counts of a user."""
         p = await reader.read_profile(redis, tenant, user_id)
         if p is None:
             raise HTTPException(404, f"no profile for user {user_id!r}")

@@ -4,10 +4,10 @@ The synchronous :class:`~stream_app.serving.store.ProfileStore` serves the CLI; 
 functions take a ``redis.asyncio`` client and return plain dicts.
 
 Example (pure part: splitting a user's hash into its sections):
-    >>> split_profile({b"tag:activity": b'"high"', b"score:convert": b"0.8",
-    ...                b"layer:convert": b'"high"', b"count:orders": b"2", b"upd": b"17"})
+    >>> split_profile({b"tag:activity": b'"high"', b"score:convert": b'[0.8,"high","model"]',
+    ...                b"count:orders": b"2", b"upd": b"17"})
     {'tags': {'activity': 'high'}, 'scores': {'convert': 0.8}, 'layers': {'convert': 'high'}, \
-'counts': {'orders': 2}, 'fields': {}, 'updated_ms': 17}
+'sources': {'convert': 'model'}, 'counts': {'orders': 2}, 'fields': {}, 'updated_ms': 17}
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ import orjson
 
 from stream_app.serving import keys
 
-SECTIONS = {"tag": "tags", "score": "scores", "layer": "layers", "count": "counts"}
+SECTIONS = {"tag": "tags", "score": "scores", "layer": "layers", "source": "sources",
+            "count": "counts"}
 
 
 def _loads(raw: Any) -> Any:
@@ -29,23 +30,43 @@ def _loads(raw: Any) -> Any:
 
 
 def split_profile(raw: dict[Any, Any]) -> dict[str, Any]:
-    """Group hash fields ``tag:x``/``score:x``/``layer:x``/``count:x``; the rest in ``fields``
-    (except ``_id``, the user's integer id, and ``~w``, the packed why records)."""
+    """Group hash fields ``tag:x``/``score:x``/``layer:x``/``source:x``/``count:x``; the rest
+    in ``fields`` (except ``_id``, the user's integer id, and ``~w``, the packed why records).
+    A ``score:x`` field holding ``[score, layer, source]`` (:func:`keys.score_field`) gives
+    all three, over separate ``layer:x``/``source:x`` fields (the layout before, which a
+    user written since keeps until ``redis-rebuild``).
+
+    Example:
+        >>> p = split_profile({"layer:c": '"low"', "score:c": '[0.7,"high","rules"]',
+        ...                    "score:old": "0.2", "layer:old": '"low"'})
+        >>> p["scores"], p["layers"], p["sources"]
+        ({'old': 0.2, 'c': 0.7}, {'c': 'high', 'old': 'low'}, {'c': 'rules'})
+    """
     out: dict[str, Any] = {name: {} for name in SECTIONS.values()}
     out["fields"] = {}
     out["updated_ms"] = None
+    merged: dict[str, list[Any]] = {}
     for k, v in raw.items():
         field = k.decode() if isinstance(k, bytes) else str(k)
         if field in (keys.ID_FIELD, keys.WHY_FIELD):  # integer id, packed why: internal
             continue
         value = _loads(v)
         head, sep, rest = field.partition(":")
-        if sep and head in SECTIONS:
+        if head == "score" and sep and isinstance(value, list) and len(value) == 3:
+            merged[rest] = value
+        elif sep and head in SECTIONS:
             out[SECTIONS[head]][rest] = value
         elif field == "upd":
             out["updated_ms"] = value
         else:
             out["fields"][field] = value
+    for target, (score, layer, source) in merged.items():
+        out["scores"][target] = score
+        for section, v in (("layers", layer), ("sources", source)):
+            if v is None:
+                out[section].pop(target, None)
+            else:
+                out[section][target] = v
     return out
 
 

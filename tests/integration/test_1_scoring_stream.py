@@ -17,6 +17,8 @@ from stream_app.events import parse_event
 from stream_app.scoring.config import load_scoring_config
 from stream_app.scoring.registry import ModelRegistry
 from stream_app.scoring.scorer import Scorer
+from stream_app.serving import keys
+from stream_app.serving.reader import split_profile
 from stream_app.sim import read_jsonl
 from tests.helpers import wait_until
 
@@ -56,8 +58,8 @@ def test_stream_scores_equal_offline_scores(stack, harness, tmp_path):
     def streamed() -> dict[str, dict[str, float]]:
         got = {}
         for uid in want:
-            prof = harness.store.profile("default", uid)
-            got[uid] = {k[6:]: round(v, 4) for k, v in prof.items() if k.startswith("score:")}
+            raw = harness.store.r.hgetall(keys.user_key("default", uid))
+            got[uid] = {k: round(v, 4) for k, v in split_profile(raw)["scores"].items()}
         return got
 
     def close(a: dict[str, float] | None, b: dict[str, float]) -> bool:
@@ -78,3 +80,9 @@ def test_stream_scores_equal_offline_scores(stack, harness, tmp_path):
         diff = {u: (got.get(u), w) for u, w in want.items() if not close(got.get(u), w)}
         raise AssertionError(f"{len(diff)} of {len(want)} users differ, e.g. "
                              f"{list(diff.items())[:3]}") from None
+    # each target's field also carries its layer and what set it ([score, layer, source])
+    for uid in want:
+        prof = split_profile(harness.store.r.hgetall(keys.user_key("default", uid)))
+        assert prof["layers"].keys() == prof["scores"].keys() == prof["sources"].keys(), prof
+        assert set(prof["layers"].values()) <= {"low", "medium", "high"}, prof
+        assert set(prof["sources"].values()) <= {"model", "rules"}, prof

@@ -279,7 +279,8 @@ def test_a_rejected_write_is_counted_and_the_other_users_are_written(redis_url):
 
 
 def _pack_reference(tag: str, why: dict[str, Any]) -> bytes:
-    """The packed record as written before the shape cache and the one-dump fast path."""
+    """The packed record as written before the shape cache and the one-dump fast path (with
+    the code-alone record of a single value equal to the tag's)."""
     import base64
     import hashlib
 
@@ -292,6 +293,9 @@ def _pack_reference(tag: str, why: dict[str, Any]) -> bytes:
                           list(why.get("values") or {}), extra], option=orjson.OPT_SORT_KEYS)
     code = base64.urlsafe_b64encode(hashlib.sha1(shape).digest())[:keys.WHY_CODE_LEN]
     same = orjson.dumps(why.get("value"))
+    only = list((why.get("values") or {}).values())
+    if len(only) == 1 and why.get("value") is not None and orjson.dumps(only[0]) == same:
+        return code + b"|" + shape + b"|" + code  # one value, the tag's: the code alone
     vals = []
     for v in (why.get("values") or {}).values():
         j = orjson.dumps(v)
