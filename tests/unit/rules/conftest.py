@@ -20,7 +20,7 @@ STREAM_OF = {
                      "trial_booked", "coupon_claimed", "share", "consult_request", "cart_add"],
                     "click"),
     **dict.fromkeys(["lesson_attended", "lesson_missed", "video_watched", "homework_submitted",
-                     "quiz_scored", "course_completed", "check_in"], "study"),
+                     "quiz_scored", "course_started", "course_completed", "check_in"], "study"),
     **dict.fromkeys(["trial_purchased", "order_paid", "refund", "renewal"], "order"),
     **dict.fromkeys(["registered", "profile_updated", "deletion_requested"], "profile"),
     **dict.fromkeys(["outcome", "checkpoint"], "label"),

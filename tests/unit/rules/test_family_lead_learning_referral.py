@@ -108,3 +108,23 @@ def test_referral_derived_events_change_the_inviter(engine, make_event):
     assert t["referral_stage"] == "invitee_bought"
     assert "activity" in t and t["activity"] == "low"   # derived events are not visits
     assert len([c for c in ch if c["tag_id"] == "invited_count"]) == 1
+
+
+def test_graduate_who_starts_again_is_watched_again(engine, make_event):
+    """at_risk v4: a completed course ends the watch until a course starts again; then the
+    missed-lessons and stall terms apply to the new course (before, null for good)."""
+    st, _ = run(engine, [make_event("course_started"), make_event("lesson_attended"),
+                         make_event("course_completed", day=20)])
+    assert "at_risk" not in st["tags"]
+    st, _ = run(engine, [make_event("renewal", day=25, amount=100)], st)
+    r = engine.on_tick(st, T0 + 45 * DAY)           # 25 days without study, not started again
+    assert "at_risk" not in r.state["tags"]
+    st, ch = run(engine, [make_event("course_started", day=46)], r.state)
+    assert st["tags"]["at_risk"] is False
+    assert ("at_risk", None, False) in [(c["tag_id"], c["old"], c["new"]) for c in ch]
+    st, _ = run(engine, [make_event("lesson_missed", day=d) for d in (47, 49, 51)], st)
+    assert st["tags"]["at_risk"] is True
+    r = engine.on_tick(st, T0 + 70 * DAY)           # still at risk: stalled since day 51
+    assert r.state["tags"]["at_risk"] is True
+    st, _ = run(engine, [make_event("course_completed", day=71)], r.state)
+    assert "at_risk" not in st["tags"]              # graduated again: not watched
