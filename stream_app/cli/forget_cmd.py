@@ -52,6 +52,38 @@ def retention_note(contract: Any = None) -> str:
     return "; ".join(f"{', '.join(labels)}: {kept}" for kept, labels in by_time.items())
 
 
+def refusal(ev: dict[str, Any], max_bytes: int, max_future_ms: int,
+            now_ms: int | None = None) -> str | None:
+    """Why the workers would dead-letter the deletion request ``ev`` (their own checks:
+    :func:`~stream_app.events.parse_event` and the far-future cap), or None.
+
+    Example:
+        >>> now = 1714528800000
+        >>> refusal(deletion_event("u1", "t1", now_ms=now), 65536, 86_400_000, now) is None
+        True
+        >>> refusal(deletion_event("u1", "acme corp", now_ms=now), 65536, 86_400_000, now)
+        'schema: data.tenant must match pattern ^[A-Za-z0-9_-]+$'
+        >>> refusal(deletion_event("u1", now_ms=0), 65536, 86_400_000, now)
+        'ts_out_of_range: ts 0 is outside 2000..2100'
+        >>> refusal(deletion_event("u1", now_ms=now + 2 * 86_400_000), 65536, 86_400_000, now)
+        'ts_in_future: more than 86400000 ms after now (STREAM_APP_MAX_FUTURE_MS)'
+    """
+    import orjson  # noqa: PLC0415
+
+    from stream_app.errors import EventError  # noqa: PLC0415
+    from stream_app.events import parse_event  # noqa: PLC0415
+
+    try:
+        parsed = parse_event(orjson.dumps(ev), "profile", max_bytes=max_bytes)
+    except EventError as exc:
+        return str(exc)
+    now = int(time.time() * 1000) if now_ms is None else now_ms
+    if max_future_ms and parsed.ts > now + max_future_ms:
+        return (f"ts_in_future: more than {max_future_ms} ms after now "
+                "(STREAM_APP_MAX_FUTURE_MS)")
+    return None
+
+
 def deletion_event(user_id: str, tenant: str = "default", now_ms: int | None = None,
                    event_id: str | None = None, reason: str = "user_request") -> dict[str, Any]:
     """The profile event that asks the workers to forget ``user_id``."""
@@ -79,6 +111,10 @@ def command(user_id: str, tenant: str, ts_ms: int | None, bootstrap: str | None)
         raise click.ClickException("USER_ID must not be empty")
     settings = get_settings()
     ev = deletion_event(user_id, tenant, ts_ms)
+    why_not = refusal(ev, settings.max_event_bytes, settings.max_future_ms)
+    if why_not:
+        raise click.ClickException(f"the workers would refuse this deletion request "
+                                   f"({why_not}); nothing was sent")
     producer = connected_producer(bootstrap or settings.kafka_bootstrap,
                                   **client_security_config())
     produce(producer, load_contract().stream_topic("profile"), user_id, ev)

@@ -53,3 +53,29 @@ def test_the_guarantees_table_matches_the_contract() -> None:
     assert checked >= 7   # inputs, tags.changes, alerts, scoring.training, ticks, dlq
     readme = (REPO_ROOT / "README.md").read_text()
     assert "every trace of the user is removed" not in readme
+
+
+def test_forget_refuses_what_the_workers_would_dead_letter_before_sending(monkeypatch) -> None:
+    """A deletion request the workers are sure to refuse (bad tenant, ts out of range or far
+    ahead, an id over the schema's limit) is an error before anything is sent: PIPL deletion
+    must never print success for a request that will be dropped to the DLQ."""
+    from click.testing import CliRunner
+
+    from stream_app.cli import forget_cmd
+
+    sent = []
+    monkeypatch.setattr("stream_app.kafka_io.connected_producer",
+                        lambda *a, **k: sent.append(a) or None)
+    cases = [(["u1", "--tenant", "acme corp"], "data.tenant"),
+             (["u1", "--ts", "0"], "ts_out_of_range"),
+             (["u1", "--ts", "4102444800000"], "ts_"),
+             (["u" * 129], "data.user_id")]
+    for args, why in cases:
+        res = CliRunner().invoke(forget_cmd.command, args)
+        assert res.exit_code == 1, (args, res.output)
+        assert "would refuse" in res.output and why in res.output, (args, res.output)
+        assert "nothing was sent" in res.output
+    assert sent == []
+    # a valid request gets past the check to the producer (stubbed: nothing is sent here)
+    res = CliRunner().invoke(forget_cmd.command, ["u1"])
+    assert len(sent) == 1, res.output
