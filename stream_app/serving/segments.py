@@ -269,8 +269,13 @@ def _syntax_hint(exc: UnexpectedToken) -> str:
     want = sorted({_EXPECTED.get(t, t) for t in accepts})
     if want == ["a number", "a string", "a tag or value"]:
         return "expected a value"
+    if "NAME" in accepts and "STRING" not in accepts and "NUMBER" not in accepts:
+        want = sorted({w.replace("a tag or value", "a tag name") for w in want})
     hint = "expected " + " or ".join(want)
-    prev = getattr(exc, "token_history", None) or ()
+    if exc.token.type == "STRING" and "NAME" in accepts and "STRING" not in accepts:
+        hint += " (a tag name is written without quotes)"
+    # lark's token_history is [None] when the very first token is the unexpected one
+    prev = [t for t in (getattr(exc, "token_history", None) or ()) if t is not None]
     if exc.token.type in _VALUES and prev and prev[-1].type in _VALUES:
         glued = next((k for k in ("AND", "OR", "NOT") if str(exc.token).upper().startswith(k)),
                      None)

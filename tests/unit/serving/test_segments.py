@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from stream_app.serving.segments import (
     And,
@@ -223,3 +227,33 @@ def test_value_lists_of_one_tag_intersect_without_redis_work(catalog):
     p = plan(parse("activity IN (high, low) AND activity IN (low, churned)"), catalog, "t")
     assert p.steps == [] and p.size_command() == ("BITCOUNT", "sa:t:seg:activity=low")
     assert plan(parse("activity = high AND activity = low"), catalog, "t").result is None
+
+
+@pytest.mark.parametrize("text", ['"first_channel" = douyin', "-3", "5", "'x' = high",
+                                  "3 AND activity = high", '"a"', "1e5 OR tag:x"])
+def test_an_unexpected_first_token_is_a_syntax_error_at_column_1(text):
+    # QA28 F19: lark's token_history is [None] there; the hint crashed (AttributeError)
+    with pytest.raises(SegmentError, match="^syntax error at column 1: expected "):
+        parse(text)
+
+
+def test_a_quoted_tag_name_is_told_to_drop_the_quotes():
+    for text in ('"first_channel" = douyin', 'activity = high AND "region" = x', 'tag:"x"'):
+        with pytest.raises(SegmentError, match="a tag name is written without quotes"):
+            parse(text)
+
+
+_TOKENS = ["activity", "lead_points", "first_channel", "family.activity", "consumption.refunded",
+           "tag:", "TAG:", "=", "!=", "<", "<=", ">", ">=", "IN", "NOT", "AND", "OR", "in", "(",
+           ")", ",", "high", "'x'", '"y"', '"', "'", "1e5", "-3", "+0", "0", ".5", "5.", "1e999",
+           "北京", "x-y", "_a", "a.b.c", "ANDx", "#", "\u3000", "\t", "\n"]
+
+
+@settings(max_examples=1500, deadline=None)
+@given(parts=st.lists(st.sampled_from(_TOKENS), min_size=1, max_size=14),
+       glue=st.sampled_from([" ", "", "  "]))
+def test_parse_raises_only_segment_errors(parts, glue):
+    """Any token sequence either parses or is a SegmentError (the API's 400), never another
+    exception (a 500)."""
+    with contextlib.suppress(SegmentError):
+        parse(glue.join(parts))
