@@ -219,16 +219,22 @@ def parse_ts(value: Any) -> int:
 
 def _schema_error(exc: fastjsonschema.JsonSchemaException, doc: dict[str, Any]) -> EventError:
     """The dead-letter error of a schema rejection: ``bad_ts`` (with :func:`parse_ts`'s
-    words where it has some) when the rejected field is ``ts``, else ``schema``.
+    words where it has some) when the rejected field is ``ts``, else ``schema``; where the
+    schema's own message names no limit (a prop too long or nested, a prop name or a ``ts``
+    text too long), the detail says what was wrong first (:func:`_what_broke`).
 
     >>> import fastjsonschema
     >>> err = fastjsonschema.JsonSchemaValueException("data.ts must be valid", name="data.ts")
     >>> e = _schema_error(err, {"ts": 1.5})
     >>> e.reason, e.detail
     ('bad_ts', 'ts of type float is not a time')
-    >>> _schema_error(err, {"ts": "x" * 50}).reason
-    'bad_ts'
+    >>> e = _schema_error(err, {"ts": "2024-05-01T10:00:00.00000000000000000000000000+08:00"})
+    >>> e.reason, e.detail.split(" (")[0]
+    ('bad_ts', 'ts: text of 52 characters, at most 40')
     """
+    what = _what_broke(getattr(exc, "name", None) or "", doc)
+    message = str(exc.message)
+    detail = (f"{what} ({message})" if what else message)[:300]
     if getattr(exc, "name", None) == "data.ts":
         try:
             parse_ts(doc["ts"])
@@ -236,8 +242,92 @@ def _schema_error(exc: fastjsonschema.JsonSchemaException, doc: dict[str, Any]) 
             if ts_exc.reason == "bad_ts":
                 return ts_exc
         # e.g. an ISO-8601 string over 40 characters: parse_ts takes it, the schema does not
-        return EventError("bad_ts", str(exc.message)[:300])
-    return EventError("schema", str(exc.message)[:300])
+        return EventError("bad_ts", detail)
+    return EventError("schema", detail)
+
+
+def _schema_limits() -> dict[str, int]:
+    """The event schema's limits that :func:`_what_broke` names (empty when the schema is not
+    shaped as expected: then only fastjsonschema's message is given)."""
+    global _LIMITS
+    if _LIMITS is None:
+        try:
+            sch = load_contract().schema("events.click")["properties"]
+            props = sch["props"]
+            scal = {a.get("type"): a for a in props["additionalProperties"]["anyOf"]}
+            items = {a.get("type"): a for a in scal["array"]["items"]["anyOf"]}
+            ts = {a.get("type"): a for a in sch["ts"]["oneOf"]}
+            _LIMITS = {"name": props["propertyNames"]["maxLength"],
+                       "text": scal["string"]["maxLength"],
+                       "items": scal["array"]["maxItems"],
+                       "item_text": items["string"]["maxLength"],
+                       "ts_min": ts["string"]["minLength"], "ts_max": ts["string"]["maxLength"]}
+        except (KeyError, TypeError, AttributeError):
+            _LIMITS = {}
+    return _LIMITS
+
+
+_LIMITS: dict[str, int] | None = None
+_KINDS = {dict: "an object", list: "a list", str: "text", bool: "a bool", int: "a number",
+          float: "a number", type(None): "null"}
+
+
+def _what_broke(name: str, doc: dict[str, Any]) -> str:
+    """What a schema rejection at ``name`` (fastjsonschema's path) found wrong, in words an
+    operator can act on, with the schema's limit; "" when the schema's message says enough.
+
+    >>> _what_broke("data.props.a", {"props": {"a": "x" * 3000}})
+    'props.a: text of 3000 characters, at most 2048'
+    >>> _what_broke("data.props.a", {"props": {"a": {"b": 1}}})
+    'props.a: an object; a prop is text, a number, a bool, null or a flat list of those'
+    >>> _what_broke("data.props.a", {"props": {"a": [1, ["x"]]}})
+    'props.a: item 1 is a list; list items are text, numbers, bools or null'
+    >>> _what_broke("data.props", {"props": {"k" * 65: 1}})
+    "props: name 'kkkkkkkkkkkkkkkkkkkk...' has 65 characters, at most 64"
+    >>> _what_broke("data.user_id", {"user_id": "u" * 200})
+    ''
+    """
+    lim = _schema_limits()
+    if not lim:
+        return ""
+    props = doc.get("props")
+    if name == "data.ts" and isinstance(doc.get("ts"), str):
+        n = len(doc["ts"])
+        if n > lim["ts_max"]:
+            return f"ts: text of {n} characters, at most {lim['ts_max']}"
+        if n < lim["ts_min"]:
+            return f"ts: text of {n} characters, at least {lim['ts_min']}"
+        return ""
+    if not isinstance(props, dict):
+        return ""
+    if name == "data.props":
+        long = [k for k in props if isinstance(k, str) and len(k) > lim["name"]]
+        if long:
+            shown = long[0] if len(long[0]) <= 20 else long[0][:20] + "..."
+            return f"props: name {shown!r} has {len(long[0])} characters, at most {lim['name']}"
+        return ""
+    key = name[len("data.props."):] if name.startswith("data.props.") else None
+    if key is None or key not in props:
+        return ""
+    value = props[key]
+    if isinstance(value, str):
+        if len(value) > lim["text"]:
+            return f"props.{key}: text of {len(value)} characters, at most {lim['text']}"
+        return ""
+    if isinstance(value, dict):
+        return (f"props.{key}: an object; a prop is text, a number, a bool, null or a flat "
+                "list of those")
+    if isinstance(value, list):
+        if len(value) > lim["items"]:
+            return f"props.{key}: a list of {len(value)} items, at most {lim['items']}"
+        for i, item in enumerate(value):
+            if isinstance(item, str) and len(item) > lim["item_text"]:
+                return (f"props.{key}: item {i} is text of {len(item)} characters, at most "
+                        f"{lim['item_text']}")
+            if isinstance(item, dict | list):
+                return (f"props.{key}: item {i} is {_KINDS[type(item)]}; list items are text, "
+                        "numbers, bools or null")
+    return ""
 
 
 def parse_event(raw: bytes | str | dict[str, Any], stream: str, *,

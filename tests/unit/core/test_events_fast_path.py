@@ -76,14 +76,17 @@ def reference_parse(raw: Any, stream: str) -> Event:
     try:
         VALIDATOR(doc)
     except fastjsonschema.JsonSchemaException as exc:
+        # (session 27) the detail leads with what broke, in words (events._what_broke)
+        what = events._what_broke(exc.name or "", doc)
+        detail = (f"{what} ({exc.message})" if what else str(exc.message))[:300]
         if exc.name != "data.ts":
-            raise EventError("schema", str(exc.message)[:300]) from None
+            raise EventError("schema", detail) from None
         try:   # a ts the schema rejects: bad_ts, in parse_ts's words where it has some
             reference_ts(doc["ts"])
         except EventError as ts_exc:
             if ts_exc.reason == "bad_ts":
                 raise ts_exc from None
-        raise EventError("bad_ts", str(exc.message)[:300]) from None
+        raise EventError("bad_ts", detail) from None
     return Event(event_id=doc["event_id"], user_id=doc["user_id"], ts=reference_ts(doc["ts"]),
                  type=doc["type"], stream=stream, tenant=doc.get("tenant") or "default",
                  props=doc.get("props") or {})
