@@ -91,6 +91,8 @@ class TokenAuth:
         for token, tenant in parse_token_setting(admin_token):
             self.entries.append((_stored(token), tenant))
         for tenant, tokens in (tenant_tokens or {}).items():
+            if not isinstance(tenant, str):
+                raise ConfigError(f"token map: tenant name {tenant!r} is not text")
             for tok in ([tokens] if isinstance(tokens, str) else tokens):
                 self.entries.append((_stored(str(tok)), str(tenant)))
 
@@ -113,20 +115,63 @@ class TokenAuth:
         return ADMIN in s or tenant in s
 
 
+_STR = "tag:yaml.org,2002:str"
+
+
+def _as_written(node: yaml.Node) -> str:
+    """A YAML node's text as written in the file (a scalar) or its kind (a collection)."""
+    if isinstance(node, yaml.ScalarNode):
+        return str(node.value)
+    return "a list" if isinstance(node, yaml.SequenceNode) else "a mapping"
+
+
+def _yaml_type(node: yaml.Node) -> str:
+    return node.tag.rsplit(":", 1)[-1] if isinstance(node, yaml.ScalarNode) else _as_written(node)
+
+
 def load_tenant_tokens(path: Path | str) -> dict[str, list[str]]:
-    """Read a token map file (``tenants: {name: [token or sha256:hex, ...]}``)."""
+    """Read a token map file (``tenants: {name: [token or sha256:hex, ...]}``).
+
+    Tenant names and tokens must be YAML strings: YAML 1.1 reads an unquoted ``007`` as the
+    number 7 and ``on`` as true, which would give tenant ``007``'s tokens to tenant ``7``
+    (or ``True``); such a key or token is refused, naming it as written, and must be quoted.
+    A tenant listed twice is refused too (YAML would keep only the last list).
+    """
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        root = yaml.compose(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"{path}: cannot read token map: {exc}") from None
-    tenants = data.get("tenants") if isinstance(data, dict) else None
-    if not isinstance(tenants, dict):
+    tenants = None
+    if isinstance(root, yaml.MappingNode):
+        tenants = next((v for k, v in root.value
+                        if isinstance(k, yaml.ScalarNode) and k.tag == _STR
+                        and k.value == "tenants"), None)
+    if not isinstance(tenants, yaml.MappingNode):
         raise ConfigError(f"{path}: expected a 'tenants:' mapping of tenant -> tokens")
     out: dict[str, list[str]] = {}
-    for tenant, toks in tenants.items():
-        toks = [toks] if isinstance(toks, str) else toks
-        if not isinstance(toks, list) or not all(isinstance(t, str) and t for t in toks):
-            raise ConfigError(f"{path}: tenant {tenant!r}: tokens must be a list of strings")
-        out[str(tenant)] = toks
+    for knode, vnode in tenants.value:
+        line = knode.start_mark.line + 1
+        if not (isinstance(knode, yaml.ScalarNode) and knode.tag == _STR):
+            written = _as_written(knode)
+            raise ConfigError(
+                f"{path}:{line}: tenant name {written} is read by YAML as "
+                f"{_yaml_type(knode)}, not text: quote it ('{written}': [...]) so that "
+                "its tokens are this tenant's")
+        tenant = str(knode.value)
+        if tenant in out:
+            raise ConfigError(f"{path}:{line}: tenant {tenant!r} is listed twice: "
+                              "put all its tokens in one list")
+        items = vnode.value if isinstance(vnode, yaml.SequenceNode) else [vnode]
+        toks: list[str] = []
+        for i, tnode in enumerate(items, 1):
+            if not (isinstance(tnode, yaml.ScalarNode) and tnode.tag == _STR and tnode.value):
+                kind = ("empty" if isinstance(tnode, yaml.ScalarNode) and not tnode.value
+                        else f"read by YAML as {_yaml_type(tnode)}, not text (quote a token "
+                        "that YAML would read as a number, a date or true/false)")
+                raise ConfigError(
+                    f"{path}:{tnode.start_mark.line + 1}: tenant {tenant!r}: tokens must be "
+                    f"a list of strings; token {i} is {kind}")
+            toks.append(str(tnode.value))
+        out[tenant] = toks
     return out

@@ -6,6 +6,7 @@ import base64
 import csv
 import io
 import json
+import re
 from typing import Any
 
 import orjson
@@ -14,6 +15,7 @@ import redis.asyncio as aioredis
 from fastapi.testclient import TestClient
 
 from stream_app.config import Settings
+from stream_app.errors import ConfigError
 from stream_app.serving import keys
 from stream_app.serving.api import create_app
 from stream_app.serving.auth import TokenAuth, load_tenant_tokens
@@ -477,3 +479,36 @@ def test_tenant_tokens_from_the_token_setting(ruleset, redis_url):
         assert status("acme", "tok-acme-1") == 200 and status("other", "tok-acme-1") == 403
         assert status("other", "master-key") == 200
         assert status("acme", "acme=tok-acme-1, master-key") == 401
+
+
+@pytest.mark.parametrize("key, yaml_type", [("007", "int"), ("on", "bool"), ("no", "bool"),
+                                            ("0755", "int"), ("1_000", "int"), ("~", "null"),
+                                            ("2024-01-01", "timestamp"), ("1.5", "float")])
+def test_token_map_refuses_tenant_names_yaml_retypes(tmp_path, key, yaml_type):
+    # QA28 F4: `007: [tok]` was read as tenant "7", so tenant 007's token read tenant 7
+    f = tmp_path / "tokens.yaml"
+    f.write_text(f"tenants:\n  acme: [tok-acme]\n  {key}: [tok-x]\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as exc:
+        load_tenant_tokens(f)
+    msg = str(exc.value)
+    assert f"tokens.yaml:3: tenant name {key} is read by YAML as {yaml_type}" in msg
+    assert f"quote it ('{key}'" in msg
+    f.write_text(f"tenants:\n  acme: [tok-acme]\n  '{key}': [tok-x]\n", encoding="utf-8")
+    auth = TokenAuth("", load_tenant_tokens(f))
+    assert auth.allows("tok-x", key) and not auth.allows("tok-x", "7")
+    assert not auth.allows("tok-x", "True") and not auth.allows("tok-x", "acme")
+
+
+@pytest.mark.parametrize("body, problem", [
+    ("a: [0123]", "token 1 is read by YAML as int, not text (quote"),
+    ("a: [ok, yes]", "token 2 is read by YAML as bool"),
+    ("a: 2024-01-01", "token 1 is read by YAML as timestamp"),
+    ("a: ['']", "token 1 is empty"),
+    ("a: [[x]]", "token 1 is read by YAML as a list"),
+    ("a: [x]\n  a: [y]", "tenant 'a' is listed twice"),
+])
+def test_token_map_refuses_retyped_tokens_and_duplicate_tenants(tmp_path, body, problem):
+    f = tmp_path / "tokens.yaml"
+    f.write_text(f"tenants:\n  {body}\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=re.escape(problem)):
+        load_tenant_tokens(f)
