@@ -49,6 +49,7 @@ def command(local: bool) -> None:
     """List the Faust agents of the app and the topics each one reads."""
     from rich.console import Console  # noqa: PLC0415
     from rich.table import Table  # noqa: PLC0415
+    from rich.text import Text  # noqa: PLC0415
 
     from stream_app.app.main import app  # noqa: PLC0415 - registers the agents
 
@@ -57,5 +58,5 @@ def command(local: bool) -> None:
         table.add_column(col)
     for agent in sorted(app.agents.values(), key=lambda a: a.name):
         if local or agent_topics(agent) is not None:
-            table.add_row(*agent_row(agent))
+            table.add_row(*map(Text, agent_row(agent)))   # literal text, never markup
     Console().print(table)

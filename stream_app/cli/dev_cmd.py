@@ -130,15 +130,16 @@ def _render(stats: Counter, tag_feed: deque, alert_feed: deque, started: float,
             workers: str = ""):  # noqa: ANN202
     from rich.console import Group  # noqa: PLC0415
     from rich.table import Table  # noqa: PLC0415
+    from rich.text import Text  # noqa: PLC0415
 
     head = Table(title=f"stream-app dev ({time.time() - started:,.0f}s)", show_header=False)
     head.add_column(style="bold")
     head.add_column(justify="right")
-    for label, value in [("workers", f"[red]{workers}[/]" if workers else "up"),
+    for label, value in [("workers", Text(workers, style="red") if workers else "up"),
                          ("events produced", f"{stats['events']:,}"),
                          ("events/s", f"{rate:,.0f}"),
                          ("not processed yet (backlog)",
-                          backlog.text().removeprefix("backlog ") if backlog else "?"),
+                          Text(backlog.text().removeprefix("backlog ")) if backlog else "?"),
                          ("tag changes", f"{stats['tags']:,}"),
                          ("hot-lead alerts", f"{stats['alert:hot_lead']:,}"),
                          ("at-risk alerts", f"{stats['alert:at_risk']:,}"),
@@ -148,24 +149,46 @@ def _render(stats: Counter, tag_feed: deque, alert_feed: deque, started: float,
     fam = Table(title="tag changes by family", show_header=False)
     for key, n in sorted(((k, v) for k, v in stats.items() if k.startswith("family:")),
                          key=lambda kv: -kv[1])[:10]:
-        fam.add_row(key[7:], f"{n:,}")
+        fam.add_row(Text(key[7:]), f"{n:,}")
     top = Table.grid(padding=(0, 2))
     top.add_row(head, fam)
     tags = Table(title="latest tag changes", show_header=False, box=None)
     for line in list(tag_feed)[-8:]:
-        tags.add_row(line)
+        tags.add_row(_literal(line))
     alerts = Table(title="latest alerts", show_header=False, box=None)
     for line in list(alert_feed)[-6:]:
-        alerts.add_row(line)
+        alerts.add_row(_literal(line))
     return Group(top, tags, alerts)
 
 
-def _describe(topic: str, rec: dict) -> str:
+def _literal(line: Any) -> Any:
+    """A feed line as rich renders it: a :class:`~rich.text.Text` as it is, any other value
+    as literal text (never read as console markup: the lines carry data from events)."""
+    from rich.text import Text  # noqa: PLC0415
+
+    return line if isinstance(line, Text) else Text(str(line))
+
+
+def _describe(topic: str, rec: dict) -> Any:
+    """One line of the feeds for a record of ``topic``, as a :class:`~rich.text.Text`: the
+    record's data (user ids, tag values, DLQ details quote the input) is shown literally,
+    only the fixed parts are styled, so ``[/]`` in an event can neither break nor restyle it.
+
+    Example:
+        >>> line = _describe("events.dlq", {"reason": "bad_ts",
+        ...                                 "detail": "ts '[/]2024' is not ISO-8601"})
+        >>> line.plain, [(s.start, s.end, str(s.style)) for s in line.spans]
+        ("DLQ bad_ts: ts '[/]2024' is not ISO-8601", [(0, 3, 'red')])
+    """
+    from rich.text import Text  # noqa: PLC0415
+
     if topic == "tags.changes":
-        return (f"[cyan]{rec.get('user_id')}[/] {rec.get('tag_id')}: "
-                f"{rec.get('old')} -> [bold]{rec.get('new')}[/]  ({rec.get('reason', '')[:60]})")
+        return Text.assemble((str(rec.get("user_id")), "cyan"), f" {rec.get('tag_id')}: "
+                             f"{rec.get('old')} -> ", (str(rec.get("new")), "bold"),
+                             f"  ({str(rec.get('reason', ''))[:60]})")
     if topic == "events.dlq":
-        return f"[red]DLQ[/] {rec.get('reason')}: {rec.get('detail', '')[:60]}"
+        return Text.assemble(("DLQ", "red"),
+                             f" {rec.get('reason')}: {str(rec.get('detail', ''))[:60]}")
     reasons = rec.get("reasons") or []
     why = "; ".join(str(r.get("en") or r.get("text") or r) for r in reasons[:2])
     who = rec.get("user_id") or rec.get("metric")
@@ -174,7 +197,7 @@ def _describe(topic: str, rec: dict) -> str:
         score_txt = f" points {points:g}"       # hot because of its lead points
     else:
         score_txt = f" score {score:.2f}" if isinstance(score, int | float) else ""
-    return f"[magenta]{topic.split('.')[-1]}[/] {who}{score_txt}: {why[:90]}"
+    return Text.assemble((topic.split(".")[-1], "magenta"), f" {who}{score_txt}: {why[:90]}")
 
 
 class PlainFeed:
@@ -221,6 +244,8 @@ class PlainFeed:
         return None
 
     def update(self, stats: Counter, rate: float, now: float | None = None) -> None:
+        from rich.text import Text  # noqa: PLC0415
+
         now = time.time() if now is None else now
         if now - self.last < self.every_s:
             return
@@ -232,9 +257,10 @@ class PlainFeed:
             f"{stats['dlq']:,} DLQ" + (f", {self.backlog.text()}" if self.backlog else "")
             + (f", {down}" if self.workers is not None and (down := self.workers.status())
                else ""),
-            highlight=False, soft_wrap=True)
+            markup=False, highlight=False, soft_wrap=True)
         for line in self.alerts[-5:]:
-            self.console.print(f"  {line}", highlight=False, soft_wrap=True)
+            self.console.print(Text.assemble("  ", _literal(line)), highlight=False,
+                               soft_wrap=True)
         self.alerts.clear()
 
 
@@ -254,9 +280,11 @@ def _supervise(supervisor: Any, console: Any, alert_feed: deque) -> None:
         >>> feed = deque()
         >>> _supervise(Sup(), Console(width=120), feed)
         worker-1 exited unexpectedly (exit status 1)
-        >>> feed[0]
-        '[bold red]worker-1 exited unexpectedly (exit status 1)[/]'
+        >>> feed[0].plain, str(feed[0].style)
+        ('worker-1 exited unexpectedly (exit status 1)', 'bold red')
     """
+    from rich.text import Text  # noqa: PLC0415
+
     from stream_app.errors import ServiceError  # noqa: PLC0415
 
     try:
@@ -265,8 +293,9 @@ def _supervise(supervisor: Any, console: Any, alert_feed: deque) -> None:
         raise click.ClickException(str(exc)) from None
     for line in notices:
         style = "green" if " is back " in line else "red"
-        console.print(f"[bold {style}]{line}[/]", highlight=False, soft_wrap=True)
-        alert_feed.append(f"[bold {style}]{line}[/]")
+        text = Text(line, style=f"bold {style}")
+        console.print(text, highlight=False, soft_wrap=True)
+        alert_feed.append(text)
 
 
 def done_line(stats: Counter) -> str:
@@ -313,6 +342,7 @@ def command(arrivals: float | None, speed: float | None, warmup_days: float | No
     """Run broker, Redis, worker(s) and the simulator; show tags and alerts live."""
     from rich.console import Console  # noqa: PLC0415
     from rich.live import Live  # noqa: PLC0415
+    from rich.text import Text  # noqa: PLC0415
 
     from stream_app.contract import load_contract  # noqa: PLC0415
     from stream_app.errors import WorkdirBusyError  # noqa: PLC0415
@@ -332,8 +362,8 @@ def command(arrivals: float | None, speed: float | None, warmup_days: float | No
         stack = Stack(workdir=workdir, workers=0, partitions=partitions,
                       env={"STREAM_APP_MAX_FUTURE_MS": "0",
                            "STREAM_APP_LATE_GRACE_MS": str(10 * 365 * 86_400_000)},
-                      on_takeover=lambda notice: console.print(f"[yellow]note:[/] {notice}",
-                                                               highlight=False))
+                      on_takeover=lambda notice: console.print(
+                          Text.assemble(("note:", "yellow"), f" {notice}"), highlight=False))
     except WorkdirBusyError as exc:
         other = SECOND_WORKDIR if Path(SECOND_WORKDIR) != workdir else f"{workdir}-2"
         raise click.ClickException(f"{exc}: `stream-app dev --workdir {other}`") from None
@@ -344,17 +374,19 @@ def command(arrivals: float | None, speed: float | None, warmup_days: float | No
         try:
             with console.status("starting the tansu broker and redis-server..."):
                 stack.start_services()
-            console.print(f"broker [bold]{stack.bootstrap}[/]  redis [bold]{stack.redis.url}[/]  "
-                          f"logs in {workdir}/logs")
+            console.print(Text.assemble("broker ", (str(stack.bootstrap), "bold"), "  redis ",
+                                        (str(stack.redis.url), "bold"),
+                                        f"  logs in {workdir}/logs"))
             with console.status("starting worker(s): joining the consumer group takes ~30 s..."):
                 for _ in range(workers):
                     stack.add_worker(wait=False)
                 for w in stack.workers:
                     w.wait_ready(240)
             console.print("worker(s) ready: " + ", ".join(f"{w.name} {w.url}/metrics"
-                                                           for w in stack.workers))
+                                                           for w in stack.workers),
+                          markup=False)
             for k, v in stack.settings_env().items():
-                console.print(f"  [dim]export {k}={v}[/]")
+                console.print(Text(f"  export {k}={v}", style="dim"))
             producer = threading.Thread(target=_produce_simulation, daemon=True,
                                         name="dev-simulator",
                                         args=(stack, sim, speed, stop, stats, failed))
@@ -418,10 +450,10 @@ def command(arrivals: float | None, speed: float | None, warmup_days: float | No
                             f"{type(failed[0]).__name__}: {failed[0]}")
                     if not producer.is_alive() and stats["events"] == 0:
                         raise click.ClickException("the simulator stopped without producing")
-            console.print(done_line(stats), highlight=False)
+            console.print(done_line(stats), markup=False, highlight=False)
         except KeyboardInterrupt:   # Ctrl-C, or SIGTERM/SIGHUP (terminate_as_interrupt)
             console.print("stopping...")
-            console.print(done_line(stats), highlight=False)
+            console.print(done_line(stats), markup=False, highlight=False)
         finally:
             stop.set()
             stack.stop()

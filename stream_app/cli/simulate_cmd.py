@@ -188,6 +188,7 @@ def _print_summary(rows: list[dict], cfg: object) -> None:
     """Channel volume and quality of the run, zh/en labels from the config."""
     from rich.console import Console  # noqa: PLC0415
     from rich.table import Table  # noqa: PLC0415
+    from rich.text import Text  # noqa: PLC0415
 
     table = Table(title="channels 渠道", box=None)
     for col in ("channel", "people", "leads", "rate", "trials", "buyers", "conv", "drop"):
@@ -196,7 +197,7 @@ def _print_summary(rows: list[dict], cfg: object) -> None:
     for r in rows:
         spec = channels.get(r["channel"])
         name = f"{r['channel']} {spec.zh}" if spec is not None else r["channel"]
-        table.add_row(name, f"{r['people']:,}", f"{r['leads']:,}", f"{r['lead_rate']:.0%}",
+        table.add_row(Text(name), f"{r['people']:,}", f"{r['leads']:,}", f"{r['lead_rate']:.0%}",
                       f"{r['trials']:,}", f"{r['buyers']:,}", f"{r['conversion']:.1%}",
                       f"{r['dropped']:,}")
     Console().print(table)

@@ -16,6 +16,7 @@ def command(user_id: str, tenant: str, as_json: bool) -> None:
     import orjson  # noqa: PLC0415
     from rich.console import Console  # noqa: PLC0415
     from rich.table import Table  # noqa: PLC0415
+    from rich.text import Text  # noqa: PLC0415
 
     from stream_app.serving.store import ProfileStore  # noqa: PLC0415
 
@@ -30,9 +31,11 @@ def command(user_id: str, tenant: str, as_json: bool) -> None:
     if as_json:
         click.echo(orjson.dumps(profile, option=orjson.OPT_INDENT_2).decode())
         return
-    table = Table(title=f"{user_id} ({tenant})")
+    # the user id and the values are data (text tags come from event props): rich Text,
+    # never read as console markup ("[/]" in a value would crash the command)
+    table = Table(title=Text(f"{user_id} ({tenant})", style="table.title"))
     table.add_column("field")
     table.add_column("value")
     for k in sorted(profile):
-        table.add_row(k, str(profile[k]))
+        table.add_row(Text(k), Text(str(profile[k])))
     Console().print(table)
