@@ -27,13 +27,23 @@ from stream_app.config import get_settings
 
 
 def why_lines(why: dict[str, Any]) -> list[str]:
-    """Readable lines of a why record."""
+    """Readable lines of a why record: a non-integral value to 2 places, the milliseconds
+    of ``since()``/``since_first()`` also as a duration (``show_value`` of
+    :mod:`stream_app.rules.explain`; the record and ``--json`` keep the exact values).
+
+    >>> why_lines({"rule": "a", "rule_version": 1,
+    ...            "values": {"since(lesson_attended)": 85585413, "attendance_rate": 2 / 3}})[1:]
+    ['value of    since(lesson_attended) = 85585413 ms (23.8 h)', \
+'value of    attendance_rate = 0.67']
+    """
+    from stream_app.rules.explain import show_value  # noqa: PLC0415 - the rules load slowly
+
     lines = [f"rule        {why.get('rule')} (version {why.get('rule_version')}"
              + (f", rule set {why['ruleset']})" if why.get("ruleset") else ")")]
     if why.get("case"):
         lines.append(f"matched     {why['case']}")
     for name, value in (why.get("values") or {}).items():
-        lines.append(f"value of    {name} = {value}")
+        lines.append(f"value of    {name} = {show_value(str(name), value, 'en')}")
     if "trigger" in why:   # not kept in Redis's packed why records (it is on tags.changes)
         trig = why["trigger"]
         lines.append("trigger     " + (f"event {trig}" if trig
@@ -47,7 +57,8 @@ def why_lines(why: dict[str, Any]) -> list[str]:
 @click.argument("user_id")
 @click.argument("tag_id")
 @click.option("--tenant", default="default", show_default=True)
-@click.option("--limit", default=20, show_default=True, help="timeline entries shown")
+@click.option("--limit", type=click.IntRange(1, 100), default=20, show_default=True,
+              help="timeline entries shown, 1..100 (as the API's limit)")
 @click.option("--json", "as_json", is_flag=True, help="print JSON instead of text")
 def command(user_id: str, tag_id: str, tenant: str, limit: int, as_json: bool) -> None:
     """Why USER_ID holds TAG_ID (rule, values, triggering events) and the tag's timeline.
@@ -57,6 +68,7 @@ def command(user_id: str, tag_id: str, tenant: str, limit: int, as_json: bool) -
     import orjson  # noqa: PLC0415
     from rich.console import Console  # noqa: PLC0415
     from rich.table import Table  # noqa: PLC0415
+    from rich.text import Text  # noqa: PLC0415
 
     from stream_app.serving.store import ProfileStore  # noqa: PLC0415
 
@@ -77,26 +89,31 @@ def command(user_id: str, tag_id: str, tenant: str, limit: int, as_json: bool) -
                "why": why, "timeline": timeline}
         click.echo(orjson.dumps(out, option=orjson.OPT_INDENT_2).decode())
         return
+    # user ids, tag ids, values and the why record are data (text tags come from event
+    # props): printed as rich Text, never read as console markup ("[/]" would crash it)
     console = Console()
-    console.print(f"[bold]{user_id}[/] ({tenant}) [bold]{tag_id}[/] = {value!r}")
+    console.print(Text.assemble((user_id, "bold"), f" ({tenant}) ", (tag_id, "bold"),
+                                f" = {value!r}"))
     for line in why_lines(why) if why else ["no why record (the user does not hold the tag)"]:
-        console.print("  " + line, highlight=False)
+        console.print(Text("  " + line))
     if why and why.get("values"):
-        console.print("  [dim](values as of the tag's last change, not now: see its ts and "
-                      "trigger on tags.changes)[/]", highlight=False)
-    table = Table(title=f"timeline of {tag_id} (newest first)")
+        console.print(Text("  (values as of the tag's last change, not now: see its ts and "
+                           "trigger on tags.changes)", style="dim"))
+    table = Table(title=Text(f"timeline of {tag_id} (newest first)", style="table.title"))
     for col in ("time (UTC)", "old", "new", "reason", "trigger", "rule set"):
         table.add_column(col)
     import datetime as dt  # noqa: PLC0415
 
     for c in timeline:
         ts = dt.datetime.fromtimestamp(c.get("ts", 0) / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
-        table.add_row(ts, repr(c.get("old")), repr(c.get("new")), str(c.get("reason", "")),
-                      str(c.get("trigger") or "clock"), str(c.get("rule_version", "")))
+        table.add_row(*(Text(cell) for cell in (
+            ts, repr(c.get("old")), repr(c.get("new")), str(c.get("reason", "")),
+            str(c.get("trigger") or "clock"), str(c.get("rule_version", "")))))
     if timeline:
         console.print(table)
     elif get_settings().redis_timeline == 0:
         console.print("  no timeline in Redis (STREAM_APP_REDIS_TIMELINE=0, the default): the "
-                      "full history of tag changes is the tags.changes topic", highlight=False)
+                      "full history of tag changes is the tags.changes topic", markup=False,
+                      highlight=False)
     else:
         console.print(table)

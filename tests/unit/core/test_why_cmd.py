@@ -1,0 +1,58 @@
+"""``stream-app why``: values read as docs/API.md "Command line" says (QA pass 28 F11: every
+value was printed with ``str()``, ``0.6666666666666666`` and bare milliseconds), and
+``--limit`` is 1..100 like the API's (F3: ``--limit 0``/``-5`` emptied the timeline and the
+command then claimed Redis keeps none)."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from stream_app.cli.why_cmd import command, why_lines
+from stream_app.serving import store as store_mod
+
+
+def test_why_lines_rounds_and_shows_durations() -> None:
+    lines = why_lines({"rule": "a", "rule_version": 1, "values": {
+        "since(lesson_attended)": 85585413, "since_first(order_paid)": 3 * 86_400_000,
+        "attendance_rate": 2 / 3, "active_days(30d)": 4, "tag(intent)": "high"}})
+    assert lines[1:] == ["value of    since(lesson_attended) = 85585413 ms (23.8 h)",
+                         "value of    since_first(order_paid) = 259200000 ms (3 d)",
+                         "value of    attendance_rate = 0.67",
+                         "value of    active_days(30d) = 4",
+                         "value of    tag(intent) = high"]
+
+
+class OneEntry:
+    """A store holding one why record and one timeline entry of u1/activity."""
+
+    def __init__(self, url: str) -> None:
+        pass
+
+    def why(self, tenant: str, uid: str, tag_id: str) -> dict:
+        return {"rule": "activity", "rule_version": 1, "values": {"attendance_rate": 2 / 3}}
+
+    def tags(self, tenant: str, uid: str) -> dict:
+        return {"activity": "high"}
+
+    def timeline(self, tenant: str, uid: str, limit: int = 20) -> list[dict]:
+        return [{"tag_id": "activity", "ts": 1714528800000, "old": None, "new": "high",
+                 "reason": "x", "trigger": "e1", "rule_version": 1}]
+
+
+@pytest.mark.parametrize("limit", ["0", "-5", "101"])
+def test_limit_outside_1_to_100_is_refused(limit, monkeypatch) -> None:
+    monkeypatch.setattr(store_mod, "ProfileStore", OneEntry)
+    res = CliRunner().invoke(command, ["u1", "activity", "--limit", limit])
+    assert res.exit_code == 2, res.output
+    assert "Invalid value for '--limit'" in res.output
+    assert "no timeline in Redis" not in res.output
+
+
+def test_the_text_shows_the_rounded_value_and_the_timeline(monkeypatch) -> None:
+    monkeypatch.setattr(store_mod, "ProfileStore", OneEntry)
+    res = CliRunner().invoke(command, ["u1", "activity", "--limit", "1"],
+                             env={"COLUMNS": "200"})
+    assert res.exit_code == 0, res.output
+    assert "value of    attendance_rate = 0.67" in res.output
+    assert "'high'" in res.output.split("timeline of activity")[1]
