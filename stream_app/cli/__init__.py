@@ -116,7 +116,22 @@ def main(argv: list[str] | None = None) -> None:
     if not argv or argv[0] in commands or argv[0] in ("-h", "--help"):
         run_project_command(argv)
         return
+    if argv[0] == "send" and not {"-h", "--help"} & set(argv):
+        _check_broker()   # Faust's send would print two tracebacks
     from stream_app.app.main import app  # noqa: PLC0415 - faust only when needed
 
     sys.argv = ["stream-app", *argv]
     app.main()
+
+
+def _check_broker() -> None:
+    """Stop with the project's error (exit 1) unless the settings' broker answers, as the
+    project's own commands that need one do."""
+    from stream_app.config import get_settings  # noqa: PLC0415
+    from stream_app.errors import UnreachableError  # noqa: PLC0415
+    from stream_app.kafka_io import require_broker  # noqa: PLC0415
+
+    try:
+        require_broker(get_settings().kafka_bootstrap)
+    except UnreachableError as exc:
+        _error(str(exc), hint=False)
