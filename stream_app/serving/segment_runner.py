@@ -137,16 +137,25 @@ _QUOTED = re.compile(r"""("(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')""")
 MAX_BIT = 2**32
 
 
-def expr_digest(expr: str) -> str:
-    """Digest of an expression for the size cache and cursors: runs of whitespace outside
-    quoted strings count as one space, quoted strings are kept exactly.
+#: the whitespace the grammar ignores (lark's ``common.WS``); other Unicode spaces (U+3000,
+#: U+00A0, ...) are characters the grammar refuses, so they must not be collapsed
+_GRAMMAR_WS = re.compile(r"[ \t\f\r\n]+")
 
-    >>> expr_digest("a  =  'x y'") == expr_digest("a = 'x y'") != expr_digest("a = 'x  y'")
+
+def expr_digest(expr: str) -> str:
+    r"""Digest of an expression for the size cache and cursors: runs of the whitespace the
+    grammar ignores (``[ \t\f\r\n]``) outside quoted strings count as one space, quoted
+    strings and every other character are kept exactly, so two expressions of one digest
+    parse alike.
+
+    >>> expr_digest("a  =  'x y'") == expr_digest("a =\t'x y'\n") != expr_digest("a = 'x  y'")
     True
+    >>> expr_digest("region = 北京") == expr_digest("region = 北京\u3000")
+    False
     """
     parts = _QUOTED.split(expr)
-    text = "".join(p if i % 2 else " ".join(p.split()) + " " for i, p in enumerate(parts))
-    return hashlib.sha256(text.strip().encode()).hexdigest()[:12]
+    text = "".join(p if i % 2 else _GRAMMAR_WS.sub(" ", p) for i, p in enumerate(parts))
+    return hashlib.sha256(text.strip(" ").encode()).hexdigest()[:12]
 
 
 def encode_cursor(snap_id: str, scan: int, skip: int, digest: str, z: bool = False,
@@ -317,9 +326,12 @@ class SegmentRunner:
         return int(out[-2])
 
     async def size(self, tenant: str, expr: str) -> int:
-        """Number of users of ``tenant`` matching ``expr`` (cached ``size_cache_s``)."""
+        """Number of users of ``tenant`` matching ``expr`` (cached ``size_cache_s``; the
+        expression is parsed first, so a cached size is never the answer to one that does
+        not parse)."""
         hit = self.cached_size(tenant, expr)
         if hit is not None:
+            parse(expr)
             return hit
         n = await self.size_of(await self.compile(tenant, expr))
         self._remember_size(tenant, expr, n)
@@ -492,6 +504,7 @@ class SegmentRunner:
             skey = snapshot_key(tenant, snap_id)
             self._queue_snapshot(pipe, p, skey)
         else:
+            parse(expr)  # a later page must not accept what the first page would refuse
             snap_id, start, _, cdigest, _, _ = decode_cursor(cursor)
             if cdigest != digest:
                 raise CursorError("the cursor belongs to another expression")

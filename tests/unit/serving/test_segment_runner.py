@@ -7,7 +7,7 @@ import random
 import pytest
 
 from stream_app.serving.segment_runner import CursorError, SegmentRunner, encode_cursor
-from stream_app.serving.segments import parse
+from stream_app.serving.segments import SegmentError, parse
 from tests.unit.serving import fixtures
 from tests.unit.serving.conftest import fresh_client
 
@@ -186,3 +186,27 @@ def test_a_numeric_tag_written_after_a_query_counts_at_once(fake, catalog):
     fixtures.fill(fake, "t", {"u2": {"lead_points": 8}, "u3": {"lead_points": 0}})
     assert run(runner.members("t", "tag:lead_points")) == {"u2", "u3"}
     assert run(runner.members("t", "lead_points >= 5")) == {"u2"}
+
+
+@pytest.mark.parametrize("space", ["\u3000", "\u00a0", "\u2028", "\x1c", "\v"])
+def test_a_cached_size_or_a_cursor_never_answers_an_expression_that_does_not_parse(
+        filled, space):
+    # QA28 F6: the digest collapsed every Unicode space, the grammar ignores only [ \t\f\r\n]
+    runner, users = filled
+    good = "first_channel = 北京地推"
+    bad = good + space
+    with pytest.raises(SegmentError, match="unexpected character"):
+        parse(bad)
+    assert run(runner.size("t", good)) == sum(
+        t.get("first_channel") == "北京地推" for t in users.values()) > 0
+    with pytest.raises(SegmentError, match="unexpected character"):
+        run(runner.size("t", bad))                      # the cached size is not the answer
+    with pytest.raises(SegmentError, match="unexpected character"):
+        run(runner.size("t", "first_channel =" + space + "北京地推"))
+    page = run(runner.page("t", good, None, limit=1))
+    assert page.next_cursor
+    with pytest.raises(SegmentError, match="unexpected character"):
+        run(runner.page("t", bad, page.next_cursor, limit=1))
+    # whitespace the grammar ignores still shares the cache and the cursor
+    assert run(runner.size("t", " first_channel\t=\n北京地推\r\f")) == run(runner.size("t", good))
+    assert run(runner.page("t", "first_channel  =  北京地推 ", page.next_cursor, limit=1)).members
