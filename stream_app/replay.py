@@ -98,13 +98,18 @@ class ReplayStats:
                 + ", ".join(f"line {n}: {r}" for n, r in self.why.items()) + more + ")")
 
 
+#: the UTF-8 byte-order mark Windows tools (Excel, Notepad, many editors) put first in a file
+UTF8_BOM = b"\xef\xbb\xbf"
+
+
 def iter_file(path: Path) -> Iterator[tuple[int, bytes, Any]]:
     """(line number, raw line, parsed JSON value or None when it is not JSON) for each
     non-blank line (a JSON value that is not an object is yielded as is: :func:`skip_reason`
-    says "not a JSON object")."""
+    says "not a JSON object"). A UTF-8 byte-order mark before the first line is not part of
+    it (the raw line is sent without it)."""
     with open_lines(path) as fh:
         for n, line in enumerate(fh, 1):
-            line = line.strip()
+            line = (line.removeprefix(UTF8_BOM) if n == 1 else line).strip()
             if not line:
                 continue
             try:

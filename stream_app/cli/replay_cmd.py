@@ -105,6 +105,9 @@ def command(path: Path, speed: float, start_line: int, bootstrap: str | None,
         what = "ended early" if isinstance(exc, EOFError) else "cannot be read"
         raise click.ClickException(f"{path} {what}: {exc} (a truncated .gz file?); nothing "
                                    "was sent") from None
+    if start_line > total:      # nothing of what was meant to be resumed would be sent
+        raise click.ClickException(f"--start-line {start_line} is past the end of {path} "
+                                   f"({plural(total, 'line')})")
     producer = connected_producer(bs)
     producer_limit = producer_message_limit(bs)
     broker_limits: dict[str, int | None] = {}
