@@ -27,6 +27,7 @@ from typing import Annotated, Any
 from urllib.parse import unquote
 
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
@@ -174,8 +175,11 @@ def real_user_id(request: Request, user_id: UserIdPath) -> str:
     real = getattr(request.state, "user_id", None)
     if real is None:
         return user_id
-    if len(real) > 256:
-        raise HTTPException(422, "user id longer than 256 characters")
+    if len(real) > 256:  # what the path parameter's own max_length answers, as FastAPI words it
+        raise RequestValidationError([{
+            "type": "string_too_long", "loc": ("path", "user_id"),
+            "msg": "String should have at most 256 characters", "input": real,
+            "ctx": {"max_length": 256}}])
     return real
 
 

@@ -512,3 +512,19 @@ def test_token_map_refuses_retyped_tokens_and_duplicate_tenants(tmp_path, body, 
     f.write_text(f"tenants:\n  {body}\n", encoding="utf-8")
     with pytest.raises(ConfigError, match=re.escape(problem)):
         load_tenant_tokens(f)
+
+
+def test_an_over_long_user_id_with_a_slash_is_the_declared_422(world):
+    # QA28 F7: an id holding %2F took another path whose 422 detail was a string
+    client = world[0]
+    plain, slashed = "y" * 257, "y" * 255 + "%2Fz"
+    for route in ("", "/why", "/why/activity", "/timeline"):
+        a = client.get(f"/v1/tenants/tenant-a/users/{plain}{route}", headers=ADMIN)
+        b = client.get(f"/v1/tenants/tenant-a/users/{slashed}{route}", headers=ADMIN)
+        assert a.status_code == b.status_code == 422, (route, a.text, b.text)
+        (ea,), (eb,) = a.json()["detail"], b.json()["detail"]
+        assert eb["loc"] == ["path", "user_id"] and eb["input"] == "y" * 255 + "/z"
+        assert {k: v for k, v in eb.items() if k != "input"} == \
+            {k: v for k, v in ea.items() if k != "input"}
+    short = client.get("/v1/tenants/tenant-a/users/" + "y" * 254 + "%2Fz", headers=ADMIN)
+    assert short.status_code == 404
