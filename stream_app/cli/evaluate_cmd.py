@@ -85,14 +85,18 @@ def _f(v: object) -> str:
 @click.option("--save-model", type=click.Path(dir_okay=False), default=None,
               help="write the learned model snapshot blob here")
 @click.option("--no-learn", is_flag=True, help="freeze the model (score only)")
-@click.option("--validate", is_flag=True, help="validate every event against the contract")
+@click.option("--validate", is_flag=True,
+              help="validate every event against the contract (a line the workers would "
+                   "dead-letter is skipped, as they go on)")
+@click.option("--strict", is_flag=True,
+              help="stop at the first bad line instead of skipping it")
 @click.option("--warmup", type=float, default=0.5, show_default=True,
               help="also report checkpoints after this share of the time span (0 <= share "
                    "< 1)")
 def command(file: str, target: str, learner: str | None, config_path: str | None,
             out_path: str | None, learn_from: str, score_every_event: bool,
             model_path: str | None, save_model: str | None, no_learn: bool,
-            validate: bool, warmup: float) -> None:
+            validate: bool, warmup: float, strict: bool) -> None:
     given = click.get_current_context().get_parameter_source("learn_from")
     names = check_options(learn_from, warmup, no_learn,
                           learn_from_given=given is not click.core.ParameterSource.DEFAULT)
@@ -102,7 +106,7 @@ def command(file: str, target: str, learner: str | None, config_path: str | None
         model_blob=Path(model_path).read_bytes() if model_path else None,
         score_events=score_every_event,
         learn_from=names,
-        validate=validate, warmup=warmup,
+        validate=validate, warmup=warmup, strict=strict,
     )
     reg = res.pop("_registry")
     if save_model:
@@ -114,6 +118,11 @@ def command(file: str, target: str, learner: str | None, config_path: str | None
                f"{res['seconds']:.2f}s: {res['events_per_s']} events/s; learner "
                f"{res['learner']}, {plural(res['labels'], 'label')}, "
                f"{plural(res['snapshots_learned'], 'labelled snapshot')} learned")
+    sk = res["skipped"]
+    if sk["lines"]:
+        reasons = ", ".join(f"{r} {n}" for r, n in sorted(sk["reasons"].items()))
+        click.echo(f"skipped {plural(sk['lines'], 'bad line')} ({reasons}; the report's "
+                   f"`skipped` lists the first): {sk['first'][0]}", err=True)
     cols = ["n", "positives", "roc_auc", "pr_auc", "log_loss", "precision", "recall",
             "rules_roc_auc"]
     click.echo(f"{'group':<24}" + "".join(f"{c:>14}" for c in cols))

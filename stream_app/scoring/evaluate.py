@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import gzip
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +50,7 @@ from stream_app.scoring.metrics import roc_auc, summarize
 from stream_app.scoring.registry import ModelRegistry
 from stream_app.scoring.scorer import Scorer
 
-__all__ = ["ConsentReader", "evaluate_file", "read_events", "replay"]
+__all__ = ["ConsentReader", "SkippedLines", "evaluate_file", "read_events", "replay"]
 
 
 def _open(path: Path | str) -> Any:
@@ -66,27 +66,76 @@ def _fast_event(doc: dict[str, Any]) -> Event:
                  doc.get("tenant") or "default", doc.get("props") or {})
 
 
-def read_events(path: Path | str, *, validate: bool = False) -> Iterator[Event]:
-    """Events of a JSON-lines file; ``validate`` runs the full input contract on each."""
+def read_events(path: Path | str, *, validate: bool = False,
+                on_bad: Callable[[EventError], None] | None = None) -> Iterator[Event]:
+    """Events of a JSON-lines file; ``validate`` runs the full input contract on each. A
+    line that cannot be read (or, with ``validate``, that the workers would dead-letter) is
+    an :class:`EventError` naming the file and line: raised, or given to ``on_bad`` and
+    skipped (as a worker goes on after a dead letter).
+
+    Example:
+        >>> import os, tempfile
+        >>> path = os.path.join(tempfile.mkdtemp(), "ev.jsonl")
+        >>> _ = open(path, "w").write('{"stream": "click", "event_id": "e1", "user_id": "u1", '
+        ...     '"ts": 1714528800000, "type": "page_view"}\\nnot json\\n')
+        >>> bad = []
+        >>> [e.event_id for e in read_events(path, on_bad=bad.append)], bad[0].reason
+        (['e1'], 'bad_line')
+    """
     with _open(path) as f:
         for n, line in enumerate(f, 1):
             if not line.strip():
                 continue
             try:
-                doc = orjson.loads(line)
-            except orjson.JSONDecodeError as exc:
-                raise EventError("bad_line", f"{path}:{n}: not JSON ({exc})") from None
-            if not isinstance(doc, dict):
-                raise EventError("bad_line", f"{path}:{n}: not a JSON object")
-            try:
-                stream = doc.get("stream") or ""
-                yield parse_event(doc, stream) if validate else _fast_event(doc)
-            except KeyError as exc:
-                raise EventError("bad_line", f"{path}:{n}: no {exc} field") from None
-            except (TypeError, AttributeError) as exc:
-                raise EventError("bad_line", f"{path}:{n}: {exc}") from None
-            except EventError as exc:   # the contract's own reasons, with the place
-                raise EventError(exc.reason, f"{path}:{n}: {exc.detail}") from None
+                yield _read_line(line, path, n, validate)
+            except EventError as exc:
+                if on_bad is None:
+                    raise
+                on_bad(exc)
+
+
+def _read_line(line: bytes, path: Path | str, n: int, validate: bool) -> Event:
+    try:
+        doc = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        raise EventError("bad_line", f"{path}:{n}: not JSON ({exc})") from None
+    if not isinstance(doc, dict):
+        raise EventError("bad_line", f"{path}:{n}: not a JSON object")
+    try:
+        stream = doc.get("stream") or ""
+        return parse_event(doc, stream) if validate else _fast_event(doc)
+    except KeyError as exc:
+        raise EventError("bad_line", f"{path}:{n}: no {exc} field") from None
+    except (TypeError, AttributeError) as exc:
+        raise EventError("bad_line", f"{path}:{n}: {exc}") from None
+    except EventError as exc:   # the contract's own reasons, with the place
+        raise EventError(exc.reason, f"{path}:{n}: {exc.detail}") from None
+
+
+class SkippedLines:
+    """What :func:`read_events` skipped: lines per reason and the first few errors.
+
+    Example:
+        >>> s = SkippedLines()
+        >>> s(EventError("bad_ts", "f:3: ts 'x' is not a time"))
+        >>> s.to_dict()
+        {'lines': 1, 'reasons': {'bad_ts': 1}, 'first': ["bad_ts: f:3: ts 'x' is not a time"]}
+    """
+
+    FIRST = 5
+
+    def __init__(self) -> None:
+        self.reasons: dict[str, int] = {}
+        self.first: list[str] = []
+
+    def __call__(self, exc: EventError) -> None:
+        self.reasons[exc.reason] = self.reasons.get(exc.reason, 0) + 1
+        if len(self.first) < self.FIRST:
+            self.first.append(str(exc))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"lines": sum(self.reasons.values()), "reasons": dict(self.reasons),
+                "first": list(self.first)}
 
 
 class ConsentReader:
@@ -217,7 +266,8 @@ def evaluate_file(path: Path | str, target: str, *, config: ScoringConfig | None
                   model_blob: bytes | None = None, score_events: bool = False,
                   learn_from: tuple[str, ...] = ("checkpoints", "live"),
                   validate: bool = False, curve_every: int = 500,
-                  keep_records: bool = False, warmup: float = 0.5) -> dict[str, Any]:
+                  keep_records: bool = False, warmup: float = 0.5,
+                  strict: bool = False) -> dict[str, Any]:
     """Replay ``path`` and report metrics for ``target`` (see the module docstring).
 
     ``model_blob``: start from a published model snapshot; ``learn=False`` freezes it.
@@ -226,6 +276,9 @@ def evaluate_file(path: Path | str, target: str, *, config: ScoringConfig | None
     ``keep_records``: include every resolved checkpoint (with its feature snapshot ``x``) in
     the result under ``"records"`` (used by the OULAD batch baseline). The learned registry
     is under ``"_registry"`` (keys starting with ``_`` are not part of the JSON report).
+    A bad line (unreadable, or with ``validate`` one the workers would dead-letter) is
+    skipped and counted under ``"skipped"``, as the workers go on; ``strict`` raises the
+    first one instead.
     """
     cfg = config or load_scoring_config()
     cfg.only([target])           # validates the name
@@ -236,7 +289,9 @@ def evaluate_file(path: Path | str, target: str, *, config: ScoringConfig | None
         reg.load(target, model_blob)
     scorer = Scorer(cfg, reg, alert_policy=None, score_events=score_events,
                     learn_from=learn_from, targets=[target])
-    run = replay(read_events(path, validate=validate), scorer, learn=learn)
+    skipped = SkippedLines()
+    run = replay(read_events(path, validate=validate, on_bad=None if strict else skipped),
+                 scorer, learn=learn)
     tcfg = cfg.targets[target]
     thr = tcfg.alert_threshold
     cps = [c for c in run["checkpoints"] if c["target"] == target and c["score"] is not None]
@@ -263,6 +318,7 @@ def evaluate_file(path: Path | str, target: str, *, config: ScoringConfig | None
         "learner": tcfg.learner,
         "learn_from": list(learn_from),
         "events": run["events"],
+        "skipped": skipped.to_dict(),
         "seconds": round(run["seconds"], 3),
         "events_per_s": round(run["events"] / run["seconds"]) if run["seconds"] else None,
         "users": len(run["states"]),

@@ -53,3 +53,33 @@ def test_bad_lines_name_the_file_line_and_what_is_wrong(tmp_path, line, says):
     with pytest.raises(EventError) as exc:
         list(read_events(f))
     assert says.format(f=f) in str(exc.value)
+
+
+def test_bad_lines_are_skipped_and_counted_as_the_workers_go_on(tmp_path):
+    """One bad line no longer ends the run (QA28 F16): it is skipped, counted per reason in
+    the report and named on stderr; --validate also skips what the workers would
+    dead-letter; --strict stops at the first, as before."""
+    good = [orjson.dumps(e.to_dict()) for e in lead_stream(60, seed=3)]
+    bad = [b'{"stream": "click", "event_id": "x1", "user_id": "u", "ts": "bad", "type": "t"}',
+           b"not json",
+           b'{"stream": "click", "event_id": "x2", "user_id": "u", "ts": 1714528800000, '
+           b'"type": "page_view", "props": {"a": {"b": 1}}}']
+    path = tmp_path / "ev.jsonl"
+    path.write_bytes(b"\n".join(good[:50] + bad + good[50:]) + b"\n")
+    out = tmp_path / "r.json"
+    base = [str(path), "--target", "convert", "--out", str(out)]
+    res = CliRunner().invoke(command, base)
+    assert res.exit_code == 0, res.output
+    rep = json.loads(out.read_text())
+    # without --validate the nested prop is read (the scorer needs no contract), 2 skipped
+    assert rep["skipped"]["lines"] == 2 and rep["skipped"]["reasons"] == {
+        "bad_ts": 1, "bad_line": 1}, rep["skipped"]
+    assert rep["events"] == len(good) + 1
+    assert "skipped 2 bad lines" in res.stderr and f"{path}:51" in res.stderr
+    res = CliRunner().invoke(command, [*base, "--validate"])
+    assert res.exit_code == 0, res.output
+    rep = json.loads(out.read_text())
+    assert rep["skipped"]["reasons"] == {"bad_ts": 1, "bad_line": 1, "schema": 1}
+    assert rep["events"] == len(good)
+    res = CliRunner().invoke(command, [*base, "--strict"])
+    assert res.exit_code != 0 and f"{path}:51" in str(res.exception or res.stderr)
