@@ -14,6 +14,8 @@ Example:
 
 from __future__ import annotations
 
+import math
+import re
 from functools import lru_cache
 from pathlib import Path
 
@@ -24,6 +26,8 @@ from stream_app.errors import ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DAY_MS = 86_400_000
+#: a bucket edge of ``redis_num_edges``: a decimal number both Lua and Python read alike
+_EDGE = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 
 
 class Settings(BaseSettings):
@@ -152,6 +156,27 @@ class Settings(BaseSettings):
     redis_num_edges: str = Field("0,1,5,10,20,50,100,1000", description="bucket edges of the "
                                  "numeric tags' bitmaps (a range on these edges is a BITOP OR); "
                                  "used when a tag is first written, then kept in Redis")
+
+    @field_validator("redis_num_edges")
+    @classmethod
+    def _check_num_edges(cls, v: str) -> str:
+        """Numbers (as the writer's Lua ``tonumber`` and the API read them alike), strictly
+        ascending: the writer buckets a value by the last edge it reaches, the API plans
+        ranges on ascending edges, and the first edges written for a tag stay in Redis."""
+        where = f"STREAM_APP_REDIS_NUM_EDGES (redis_num_edges) {v!r}"
+        parts = [p.strip() for p in v.split(",")]
+        if not any(parts):
+            raise ConfigError(f"{where}: expected comma-separated numbers, e.g. "
+                              "0,1,5,10,20,50,100,1000")
+        kept = [p for p in parts if p]
+        for i, part in enumerate(kept):
+            if not _EDGE.fullmatch(part) or not math.isfinite(float(part)):
+                raise ConfigError(f"{where}: {part!r} is not a number (edges are plain "
+                                  "decimal numbers such as 0, 2.5 or 1e3)")
+            if i and float(part) <= float(kept[i - 1]):
+                raise ConfigError(f"{where}: edges must be strictly ascending; {part} comes "
+                                  f"after {kept[i - 1]}")
+        return ",".join(kept)
 
     @field_validator("table_store")
     @classmethod

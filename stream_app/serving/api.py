@@ -39,7 +39,7 @@ from stream_app import metrics
 from stream_app.config import Settings, get_settings
 from stream_app.serving import export, keys, reader
 from stream_app.serving.auth import ADMIN, TokenAuth
-from stream_app.serving.segment_runner import CursorError, SegmentRunner
+from stream_app.serving.segment_runner import CursorError, SegmentRunner, StoredDataError
 from stream_app.serving.segments import Catalog, SegmentError
 
 log = logging.getLogger(__name__)
@@ -78,6 +78,9 @@ ERRORS: dict[int, str] = {
     403: "the token may not read this tenant",
     404: "no such user (or no record of the tag)",
     410: "the cursor's snapshot expired: start again without a cursor",
+    500: "the API could not answer: a Redis error, data in Redis it cannot read (the message "
+         "names the key and the repair, e.g. redis-rebuild) or a fault (the API's log has "
+         "the details)",
     503: "Redis unavailable",
 }
 """The error answers of the ``/v1`` routes, as the OpenAPI spec declares them."""
@@ -93,7 +96,7 @@ def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 
 #: the errors of every route reading a tenant (token, tenant, Redis)
-TENANT_ERRORS = (401, 403, 503)
+TENANT_ERRORS = (401, 403, 500, 503)
 
 class Label(BaseModel):
     zh: str
@@ -347,6 +350,18 @@ def create_app(settings: Settings | None = None, *, redis: Any = None, ruleset: 
         if isinstance(exc, CursorError) and "expired" in str(exc):
             return JSONResponse({"detail": str(exc)}, status_code=410)
         return JSONResponse({"detail": str(exc)}, status_code=400)
+
+    @app.exception_handler(StoredDataError)
+    async def _stored_data(request: Request, exc: StoredDataError) -> JSONResponse:
+        log.error("%s: %s", request.url.path, exc)
+        return JSONResponse({"detail": str(exc)}, status_code=500)
+
+    @app.exception_handler(Exception)
+    async def _internal(request: Request, exc: Exception) -> JSONResponse:
+        # Starlette's ServerErrorMiddleware sends this body, then re-raises: the server's
+        # log keeps the traceback, the client gets the declared ErrorBody, not plain text
+        return JSONResponse({"detail": f"internal error ({exc.__class__.__name__}); the "
+                             "API's log has the details"}, status_code=500)
 
     @app.exception_handler(RedisError)
     async def _redis_error(request: Request, exc: RedisError) -> JSONResponse:

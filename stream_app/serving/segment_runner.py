@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import math
 import re
 import secrets
 import time
@@ -45,6 +46,7 @@ from typing import Any
 
 import orjson
 
+from stream_app.errors import StreamAppError
 from stream_app.serving import keys
 from stream_app.serving.segments import (
     Catalog,
@@ -59,8 +61,8 @@ from stream_app.serving.segments import (
     tags_needing_values,
 )
 
-__all__ = ["CursorError", "Page", "SegmentRunner", "bit_positions", "decode_cursor",
-           "encode_cursor", "values_key"]
+__all__ = ["CursorError", "Page", "SegmentRunner", "StoredDataError", "bit_positions",
+           "decode_cursor", "encode_cursor", "parse_edges", "values_key"]
 
 _SNAP_ID = re.compile(r"^[0-9a-f]{8,32}$")
 
@@ -112,6 +114,47 @@ def bit_positions(data: bytes, base: int = 0, start: int = 0,
 
 class CursorError(SegmentError):
     """A paging cursor is malformed, expired, or belongs to another expression."""
+
+
+class StoredDataError(StreamAppError):
+    """Redis holds data the API cannot read as its writer meant it (the message names the
+    key and the repair); the API answers 500 with that message."""
+
+
+#: a stored bucket edge: a plain decimal number, read alike by the writer's Lua ``tonumber``
+_EDGE = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+
+
+def parse_edges(raw: str, key: str) -> list[float]:
+    """The bucket edges stored at ``key`` (``sa:{t}:nbe:{tag}``), exactly as the writer
+    buckets values with them: in stored order, a value in the bucket of the last edge it
+    reaches. Those are the buckets the planner assumes only for strictly ascending numbers,
+    so edges written by an unchecked setting (unsorted, or text Lua read as nothing) are
+    refused, never re-sorted (re-sorting gave wrong members, QA28 F15).
+
+    >>> parse_edges("0,1,5, 10", "k")
+    [0.0, 1.0, 5.0, 10.0]
+    >>> try: parse_edges("10,5,1,0", "sa:t:nbe:lead_points")
+    ... except StoredDataError as exc: print(str(exc)[:89])
+    the bucket edges of numeric tag 'lead_points' stored in Redis (sa:t:nbe:lead_points = '10
+    """
+    parts = [p.strip() for p in raw.split(",") if p.strip()]
+    problem = None
+    for i, part in enumerate(parts):
+        if not _EDGE.fullmatch(part) or not math.isfinite(float(part)):
+            problem = f"hold {part!r}, which is not a number"
+            break
+        if i and float(part) <= float(parts[i - 1]):
+            problem = f"are not strictly ascending ({part} after {parts[i - 1]})"
+            break
+    if problem is not None:
+        tag = key.rpartition(":nbe:")[2]
+        raise StoredDataError(
+            f"the bucket edges of numeric tag {tag!r} stored in Redis ({key} = {raw!r}) "
+            f"{problem}, so ranges on this tag cannot be answered: set "
+            "STREAM_APP_REDIS_NUM_EDGES to ascending numbers and run `stream-app "
+            "redis-rebuild` (the edges are kept in Redis once written)")
+    return [float(p) for p in parts]
 
 
 def values_key(tenant: str, tag_id: str) -> str:  # same as serving.keys.values_key
@@ -259,8 +302,9 @@ class SegmentRunner:
         if hit and hit[0] > now:
             return hit[1]
         pre, _, tag = zkey.rpartition(":num:")
-        raw = await self.r.get(f"{pre}:nbe:{tag}")
-        edges = sorted(float(x) for x in _text(raw).split(",") if x.strip()) if raw else []
+        ekey = f"{pre}:nbe:{tag}"
+        raw = await self.r.get(ekey)
+        edges = parse_edges(_text(raw), ekey) if raw else []
         if edges:
             self._edges[zkey] = (now + self.value_cache_s, edges)
         return edges

@@ -364,14 +364,14 @@ def test_the_documented_nesting_bound_is_served_and_one_more_is_400(world):
 #: the error codes each route really answers (QA F8), besides 200 and FastAPI's 422
 ROUTE_ERRORS = {
     "/v1/tags": {"401"},
-    "/v1/tenants/{tenant}/users/{user_id}": {"401", "403", "404", "503"},
-    "/v1/tenants/{tenant}/users/{user_id}/timeline": {"401", "403", "404", "503"},
-    "/v1/tenants/{tenant}/users/{user_id}/why": {"401", "403", "404", "503"},
-    "/v1/tenants/{tenant}/users/{user_id}/why/{tag_id}": {"401", "403", "404", "503"},
-    "/v1/tenants/{tenant}/segments/size": {"400", "401", "403", "503"},
-    "/v1/tenants/{tenant}/segments/members": {"400", "401", "403", "410", "503"},
-    "/v1/tenants/{tenant}/segments/explain": {"400", "401", "403", "503"},
-    "/v1/tenants/{tenant}/segments/export": {"400", "401", "403", "410", "503"},
+    "/v1/tenants/{tenant}/users/{user_id}": {"401", "403", "404", "500", "503"},
+    "/v1/tenants/{tenant}/users/{user_id}/timeline": {"401", "403", "404", "500", "503"},
+    "/v1/tenants/{tenant}/users/{user_id}/why": {"401", "403", "404", "500", "503"},
+    "/v1/tenants/{tenant}/users/{user_id}/why/{tag_id}": {"401", "403", "404", "500", "503"},
+    "/v1/tenants/{tenant}/segments/size": {"400", "401", "403", "500", "503"},
+    "/v1/tenants/{tenant}/segments/members": {"400", "401", "403", "410", "500", "503"},
+    "/v1/tenants/{tenant}/segments/explain": {"400", "401", "403", "500", "503"},
+    "/v1/tenants/{tenant}/segments/export": {"400", "401", "403", "410", "500", "503"},
 }
 
 
