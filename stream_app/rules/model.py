@@ -62,6 +62,10 @@ class ValueDef:
     en: str = ""
 
 
+#: how a set tag's element labels are joined, per language
+_JOINER = {"zh": "、", "en": ", "}
+
+
 @dataclass
 class CaseDef:
     """``value`` applies when ``when`` is true (``when=None``: the default)."""
@@ -119,11 +123,33 @@ class TagDef:
         self.prev = any(e.prev for e in exprs)
 
     def label(self, value: Any, lang: str = "en") -> str:
-        """Label of ``value`` (enum labels; other kinds: the value as text)."""
+        """Label of ``value`` for people (the API's ``labels``), never a Python repr: the
+        rule's label of the value (enum, bool and set-element cases); a set's elements'
+        labels joined with ``、`` (zh) or ``, `` (en); ``true``/``false`` for a bool the rule
+        gives no label; other values as text.
+
+        >>> t = TagDef("c", "f", "", "", kind="set", values=[ValueDef("java", "Java 开发", "Java")])
+        >>> t.label(["java", "pmp"], "zh"), t.label(["java", "pmp"], "en")
+        ('Java 开发、pmp', 'Java, pmp')
+        >>> b = TagDef("r", "f", "", "", kind="bool", values=[ValueDef(True, "有退费", "Refunded")])
+        >>> b.label(True, "zh"), b.label(False, "zh"), b.label(False, "en"), b.label(None)
+        ('有退费', 'false', 'false', '')
+        """
+        if value is None:
+            return ""
+        if isinstance(value, list | tuple | set | frozenset):
+            items = sorted(value, key=str) if isinstance(value, set | frozenset) else value
+            return _JOINER.get(lang, ", ").join(self.label(x, lang) for x in items)
         for v in self.values:
-            if v.value == value:
-                return getattr(v, lang) or str(value)
-        return "" if value is None else str(value)
+            # 1 == True in Python: a bool only matches a bool
+            if v.value == value and isinstance(v.value, bool) == isinstance(value, bool):
+                text = getattr(v, lang, "")
+                if text:
+                    return str(text)
+                break
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        return str(value)
 
     def is_plain(self) -> bool:
         """Whether :meth:`normalise` gives back every value the rule can give, the same

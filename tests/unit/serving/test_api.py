@@ -528,3 +528,16 @@ def test_an_over_long_user_id_with_a_slash_is_the_declared_422(world):
             {k: v for k, v in ea.items() if k != "input"}
     short = client.get("/v1/tenants/tenant-a/users/" + "y" * 254 + "%2Fz", headers=ADMIN)
     assert short.status_code == 404
+
+
+def test_profile_labels_of_set_and_bool_tags_are_readable(world):
+    # QA28 F5: "['java', 'pmp']" and "True" were the labels
+    client, users_a, _ = world
+    uid = next(u for u, t in users_a.items()
+               if len(t.get("categories_bought", ())) == 2 and "at_risk" in t)
+    tags = users_a[uid]
+    labels = client.get(f"/v1/tenants/tenant-a/users/{uid}", headers=ADMIN).json()["labels"]
+    assert labels["categories_bought"] == {"zh": "、".join(tags["categories_bought"]),
+                                           "en": ", ".join(tags["categories_bought"])}
+    word = "true" if tags["at_risk"] else "false"     # the test rule set gives no labels
+    assert labels["at_risk"] == {"zh": word, "en": word}
