@@ -31,7 +31,7 @@ from __future__ import annotations
 from typing import Any
 
 from stream_app.rules.compiler import PREV_KEY
-from stream_app.rules.model import RuleSet
+from stream_app.rules.model import RuleSet, TagDef
 
 _NONE = {"zh": "无", "en": "none"}
 _REASONS = {
@@ -45,19 +45,13 @@ _BEFORE = {"zh": " (此前的值)", "en": " (the value before)"}
 
 
 def value_label(ruleset: RuleSet, tag_id: str, value: Any, lang: str = "zh") -> str:
-    """Label of a tag value (enum labels; sets comma-joined; None -> 无/none)."""
+    """Label of a tag value, as the API's ``labels`` give it (:meth:`TagDef.label`: enum and
+    bool labels, 是/否 or yes/no for an unlabelled bool, a set's elements joined), None ->
+    无/none; a tag the rule set does not know the same way, without labels."""
     if value is None:
         return _NONE[lang]
-    if isinstance(value, list):
-        return ", ".join(map(str, value))
-    tag = ruleset.by_id.get(tag_id)
-    if tag is not None and any(v.value == value and type(v.value) is type(value)
-                               for v in tag.values):
-        return tag.label(value, lang)
-    if isinstance(value, bool):
-        return {("zh", True): "是", ("zh", False): "否", ("en", True): "yes",
-                ("en", False): "no"}[(lang, value)]
-    return str(value)
+    tag = ruleset.by_id.get(tag_id) or TagDef(tag_id, "", "", "")
+    return tag.label(value, lang)
 
 
 def tag_label(ruleset: RuleSet, tag_id: str, lang: str = "zh") -> str:

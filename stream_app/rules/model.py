@@ -64,6 +64,7 @@ class ValueDef:
 
 #: how a set tag's element labels are joined, per language
 _JOINER = {"zh": "、", "en": ", "}
+_YES_NO = {("zh", True): "是", ("zh", False): "否", ("en", True): "yes", ("en", False): "no"}
 
 
 @dataclass
@@ -125,15 +126,16 @@ class TagDef:
     def label(self, value: Any, lang: str = "en") -> str:
         """Label of ``value`` for people (the API's ``labels``), never a Python repr: the
         rule's label of the value (enum, bool and set-element cases); a set's elements'
-        labels joined with ``、`` (zh) or ``, `` (en); ``true``/``false`` for a bool the rule
-        gives no label; other values as text.
+        labels joined with ``、`` (zh) or ``, `` (en); 是/否 (zh) or yes/no (en) for a bool the
+        rule gives no label (as ``why`` and the tag-change descriptions word it); other values
+        as text.
 
         >>> t = TagDef("c", "f", "", "", kind="set", values=[ValueDef("java", "Java 开发", "Java")])
         >>> t.label(["java", "pmp"], "zh"), t.label(["java", "pmp"], "en")
         ('Java 开发、pmp', 'Java, pmp')
         >>> b = TagDef("r", "f", "", "", kind="bool", values=[ValueDef(True, "有退费", "Refunded")])
         >>> b.label(True, "zh"), b.label(False, "zh"), b.label(False, "en"), b.label(None)
-        ('有退费', 'false', 'false', '')
+        ('有退费', '否', 'no', '')
         """
         if value is None:
             return ""
@@ -148,7 +150,7 @@ class TagDef:
                     return str(text)
                 break
         if isinstance(value, bool):
-            return "true" if value else "false"
+            return _YES_NO.get((lang, value)) or ("yes" if value else "no")
         return str(value)
 
     def is_plain(self) -> bool:

@@ -19,19 +19,19 @@ def test_set_values_are_their_elements_labels_joined(default_ruleset):
     assert labelled.label(["java", "pmp"], "en") == "Java development, pmp"
 
 
-def test_bool_values_are_the_rules_labels_or_true_false(default_ruleset):
+def test_bool_values_are_the_rules_labels_or_yes_no(default_ruleset):
     at_risk = default_ruleset.by_id["at_risk"]
     assert at_risk.label(True, "zh") == "有流失风险" and at_risk.label(True, "en") == "At risk"
     refunded = default_ruleset.by_id["refunded"]          # only true has a label
     assert refunded.label(True, "en") == "Refunded"
-    assert refunded.label(False, "en") == "false" and refunded.label(False, "zh") == "false"
+    assert refunded.label(False, "en") == "no" and refunded.label(False, "zh") == "否"
     bare = TagDef("b", "f", "", "", kind="bool")
-    assert (bare.label(True), bare.label(False, "zh")) == ("true", "false")
+    assert (bare.label(True), bare.label(False, "zh")) == ("yes", "否")
 
 
 def test_a_bool_label_is_not_a_number_label_and_none_is_empty():
     num = TagDef("n", "f", "", "", kind="number", values=[ValueDef(1, "一", "one")])
-    assert num.label(1, "en") == "one" and num.label(True, "en") == "true"
+    assert num.label(1, "en") == "one" and num.label(True, "en") == "yes"
     assert num.label(2.5, "en") == "2.5" and num.label(None) == ""
 
 
