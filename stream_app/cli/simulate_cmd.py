@@ -12,6 +12,8 @@ Example:
 
 from __future__ import annotations
 
+import datetime as dt
+import math
 import time
 from pathlib import Path
 
@@ -60,6 +62,47 @@ def tenant_problem(tenant: str) -> str | None:
     return None
 
 
+#: digits of the per-person event counter assumed for the longest event id of a run (a
+#: person makes a few hundred events in a year: a million leaves room to spare)
+MAX_EVENT_DIGITS = 6
+
+
+def id_problem(id_prefix: str, seed: int, people: int) -> str | None:
+    """Why ``--id-prefix`` would give ids longer than the event schema allows (the
+    ``maxLength`` of its ``event_id`` and ``user_id``), or None. The simulator's ids are
+    ``{prefix}u{index:07d}`` and ``{prefix}s{seed}-{index}-{n}``: the longest of a run is that
+    of its last person (``people``: at most that many, spike visitors included) with up to a
+    million events.
+
+    >>> id_problem("run7-", 42, 5000) is None
+    True
+    >>> id_problem("x" * 113, 42, 5000) is None
+    True
+    >>> print(id_problem("x" * 114, 42, 5000))
+    the --id-prefix of 114 characters makes event ids of up to 129 characters, longer than \
+the event schema's 128 for event_id: the workers would dead-letter them; give at most 113 \
+characters (with --seed 42 and 5,000 people)
+    """
+    from stream_app.contract import load_contract  # noqa: PLC0415
+
+    contract = load_contract()
+    props = contract.schema(contract.stream_topic("click"))["properties"]
+    last = max(people - 1, 0)
+    fixed = {"event_id": len(f"s{seed}-{last}-") + MAX_EVENT_DIGITS,
+             "user_id": len(f"u{last:07d}")}
+    limits = {k: props[k]["maxLength"] for k in fixed if "maxLength" in props[k]}
+    room = min((limit - fixed[k] for k, limit in limits.items()), default=len(id_prefix))
+    for name, limit in limits.items():
+        if len(id_prefix) + fixed[name] > limit:
+            what = "event ids" if name == "event_id" else "user ids"
+            return (f"the --id-prefix of {len(id_prefix)} characters makes {what} of up to "
+                    f"{len(id_prefix) + fixed[name]} characters, longer than the event "
+                    f"schema's {limit} for {name}: the workers would dead-letter them; give "
+                    f"at most {max(room, 0)} characters (with --seed {seed} and "
+                    f"{plural(people, 'person', 'people')})")
+    return None
+
+
 @click.command("simulate")
 @click.option("--users", type=click.IntRange(min=0), default=None,
               help="people taking part, invitees included (default: config users); an "
@@ -84,7 +127,9 @@ def tenant_problem(tenant: str) -> str | None:
 @click.option("--tenants", default=None, metavar="A,B,...",
               help="tenant ids, people spread evenly (default: config tenants, 'default'); "
                    "letters, digits, _ and - (the event schema's tenant pattern)")
-@click.option("--id-prefix", default="", help="prefix of user ids and event ids")
+@click.option("--id-prefix", default="",
+              help="prefix of user ids and event ids (refused when the ids would be longer "
+                   "than the event schema allows)")
 @click.option("--quiet", is_flag=True, help="no progress bar")
 def command(users: int | None, days: float | None, seed: int, start: str | None, out: Path,
             truth_out: Path | None, inject: tuple[str, ...], sets: tuple[str, ...],
@@ -93,7 +138,7 @@ def command(users: int | None, days: float | None, seed: int, start: str | None,
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn  # noqa: PLC0415
 
     from stream_app.errors import StreamAppError  # noqa: PLC0415
-    from stream_app.events import parse_ts  # noqa: PLC0415
+    from stream_app.events import TS_MAX_MS, parse_ts  # noqa: PLC0415
     from stream_app.sim import (  # noqa: PLC0415
         Simulator,
         load_sim_config,
@@ -142,6 +187,24 @@ def command(users: int | None, days: float | None, seed: int, start: str | None,
         where = origins.get("start") or f"start in {config_path or 'config/simulator.yaml'}"
         raise click.ClickException(f"{where}: {exc}") from None
     duration = int(cfg.days * DAY_MS)
+    if start_ms + duration > TS_MAX_MS:   # the events of a run lie in [start, start + days)
+        try:
+            end = dt.datetime.fromtimestamp((start_ms + duration) / 1000, dt.UTC)
+            when = f"at {end:%Y-%m-%dT%H:%M:%SZ}"
+        except (ValueError, OverflowError):
+            when = "after the year 9999"
+        raise click.ClickException(
+            f"the run would end {when} (start {cfg.start} + {cfg.days:g} days), "
+            "after the accepted event time 2000..2100: its events from 2100-01-01 on would "
+            "be dead-lettered (ts_out_of_range); give fewer --days or an earlier --start")
+    # a spike brings up to (factor - 1) x the run's people on top (its window's arrivals)
+    growth = sum(min(max(f - 1.0, 0.0), 1e6) for f in (
+        (inj.factor if inj.factor is not None
+         else getattr(cfg.anomalies.get("spike"), "factor", 1.0))
+        for inj in injections if inj.kind == "spike"))
+    problem = id_problem(id_prefix, seed, math.ceil(cfg.users * (1 + growth)))
+    if problem is not None:
+        raise click.BadParameter(problem, param_hint="--id-prefix")
     for spec, inj in zip(inject, injections, strict=True):
         why = inj.outside(start_ms, start_ms + duration)
         if why is not None:

@@ -30,7 +30,9 @@ DEFAULT_PATH = REPO_ROOT / "config" / "simulator.yaml"
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan=False: ``days: inf`` (``--days inf``) passed ``gt=0`` and the run ended in
+    # an OverflowError traceback; no number of the simulated world is meant to be infinite
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Labelled(_Model):
