@@ -234,15 +234,36 @@ class LabelPolicy:
         except (OSError, yaml.YAMLError) as exc:
             raise ConfigError(f"cannot read label allow-lists from {path}: {exc}") from exc
         labels = doc.get("labels") or {}
-        return cls(tenants=_ids(labels.get("tenants"), {"default"}),
-                   channels=_ids(labels.get("channels"), set()),
-                   steps=_ids(labels.get("steps"), set()))
+        return cls(tenants=listed_ids(labels.get("tenants"), "labels.tenants") | {"default"},
+                   channels=listed_ids(labels.get("channels"), "labels.channels"),
+                   steps=listed_ids(labels.get("steps"), "labels.steps"))
 
 
-def _ids(entries: Iterable[Any] | None, always: set[str]) -> frozenset[str]:
-    out = set(always)
+def listed_ids(entries: Iterable[Any] | None, where: str) -> frozenset[str]:
+    """The names of a YAML allow-list (``- douyin`` or ``- {id: douyin, ...}``). A name YAML
+    1.1 reads as something else (``- 007`` is the number 7, ``- on`` true, ``- 2024-01-01`` a
+    date) is refused, naming it: its text as written cannot be recovered, and a tenant
+    ``007`` would silently be counted as ``other``.
+
+    Example:
+        >>> sorted(listed_ids(["douyin", {"id": "007", "zh": "x"}], "labels.channels"))
+        ['007', 'douyin']
+        >>> listed_ids([7], "labels.tenants")
+        Traceback (most recent call last):
+        ...
+        stream_app.errors.ConfigError: labels.tenants: 7 is read by YAML as a number (int), \
+not a name: quote it ('007' for a tenant 007)
+    """
+    out = set()
     for e in entries or ():
-        out.add(str(e["id"]) if isinstance(e, dict) else str(e))
+        name = e.get("id") if isinstance(e, dict) else e
+        if not isinstance(name, str):
+            kind = {bool: "true/false", int: "a number", float: "a number",
+                    type(None): "null"}.get(type(name), type(name).__name__)
+            raise ConfigError(f"{where}: {name!r} is read by YAML as {kind} "
+                              f"({type(name).__name__}), not a name: quote it ('007' for a "
+                              "tenant 007)")
+        out.add(name)
     return frozenset(out)
 
 

@@ -19,6 +19,7 @@ import yaml
 
 from stream_app.config import REPO_ROOT
 from stream_app.errors import ConfigError
+from stream_app.metrics import listed_ids
 
 DEFAULT_PATH = REPO_ROOT / "config" / "anomaly.yaml"
 OTHER = "other"   # the series tenant (and channel) of values not in the allow-lists
@@ -101,10 +102,6 @@ class BusinessSpec:
         return {"zh": metric, "en": metric}
 
 
-def _ids(entries: Any) -> frozenset[str]:
-    return frozenset(str(e["id"]) if isinstance(e, dict) else str(e) for e in entries or ())
-
-
 def load_business_spec(path: Path = DEFAULT_PATH) -> BusinessSpec:
     """Parse the ``labels:`` and ``business:`` sections of ``path``."""
     try:
@@ -124,8 +121,8 @@ def load_business_spec(path: Path = DEFAULT_PATH) -> BusinessSpec:
             channel_tag=biz.get("channel_tag") or None,
             amount_props=tuple(biz.get("amount_props") or ("amount",)),
             revenue=dict(biz.get("revenue") or {}),
-            channels=_ids(labels.get("channels")),
-            tenants=_ids(labels.get("tenants")) | {"default"},
+            channels=listed_ids(labels.get("channels"), "labels.channels"),
+            tenants=listed_ids(labels.get("tenants"), "labels.tenants") | {"default"},
         )
     except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError) as exc:
         raise ConfigError(f"{path}: invalid business metric spec: {exc!r}") from exc
