@@ -37,5 +37,28 @@ def command(user_id: str, tenant: str, as_json: bool) -> None:
     table.add_column("field")
     table.add_column("value")
     for k in sorted(profile):
-        table.add_row(Text(k), Text(str(profile[k])))
+        table.add_row(Text(k), Text(shown(k, profile[k])))
     Console().print(table)
+
+
+def shown(field: str, value: object) -> str:
+    """A profile field's value for the table: text as it is, a model target's
+    ``[score, layer, source]`` in words, anything else as JSON (``true``, ``["a","b"]``: the
+    spelling of the API and ``--json``, not Python's).
+
+    Example:
+        >>> shown("tag:goal", "career_switch"), shown("tag:at_risk", True)
+        ('career_switch', 'true')
+        >>> shown("tag:categories_bought", ["java", "pmp"])
+        '["java","pmp"]'
+        >>> shown("score:convert", [0.37, "medium", "model"])
+        '0.37 (layer medium, from the model)'
+    """
+    import orjson  # noqa: PLC0415
+
+    if isinstance(value, str):
+        return value
+    if field.startswith("score:") and isinstance(value, list) and len(value) == 3:
+        score, layer, source = value
+        return f"{score} (layer {layer}, from the {source})"
+    return orjson.dumps(value).decode()

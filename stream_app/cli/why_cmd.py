@@ -53,6 +53,22 @@ def why_lines(why: dict[str, Any]) -> list[str]:
     return lines
 
 
+def no_why(value: object) -> str:
+    """What ``why`` says when Redis holds no why record of the tag.
+
+    Example:
+        >>> no_why(None)
+        'no why record (the user does not hold the tag)'
+        >>> no_why("high")[:56]
+        'no why record in Redis (the workers run with STREAM_APP_'
+    """
+    if value is None:
+        return "no why record (the user does not hold the tag)"
+    return ("no why record in Redis (the workers run with STREAM_APP_REDIS_WHY=off, or the "
+            "tag was written before it was on): each change's rule and values are on the "
+            "tags.changes topic (evidence)")
+
+
 @click.command("why")
 @click.argument("user_id")
 @click.argument("tag_id")
@@ -81,7 +97,7 @@ def command(user_id: str, tag_id: str, tenant: str, limit: int, as_json: bool) -
                     if c.get("tag_id") == tag_id][:limit]
     except Exception as exc:  # noqa: BLE001
         raise click.ClickException(f"cannot read Redis at {url}: {exc}") from exc
-    if why is None and not timeline:
+    if why is None and not timeline and value is None:
         raise click.ClickException(
             f"user {user_id!r} (tenant {tenant!r}) has no record of tag {tag_id!r}")
     if as_json:
@@ -93,8 +109,8 @@ def command(user_id: str, tag_id: str, tenant: str, limit: int, as_json: bool) -
     # props): printed as rich Text, never read as console markup ("[/]" would crash it)
     console = Console()
     console.print(Text.assemble((user_id, "bold"), f" ({tenant}) ", (tag_id, "bold"),
-                                f" = {value!r}"))
-    for line in why_lines(why) if why else ["no why record (the user does not hold the tag)"]:
+                                f" = {orjson.dumps(value).decode()}"))
+    for line in why_lines(why) if why else [no_why(value)]:
         console.print(Text("  " + line))
     if why and why.get("values"):
         console.print(Text("  (values as of the tag's last change, not now: see its ts and "
@@ -107,7 +123,8 @@ def command(user_id: str, tag_id: str, tenant: str, limit: int, as_json: bool) -
     for c in timeline:
         ts = dt.datetime.fromtimestamp(c.get("ts", 0) / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
         table.add_row(*(Text(cell) for cell in (
-            ts, repr(c.get("old")), repr(c.get("new")), str(c.get("reason", "")),
+            ts, orjson.dumps(c.get("old")).decode(), orjson.dumps(c.get("new")).decode(),
+            str(c.get("reason", "")),
             str(c.get("trigger") or "clock"), str(c.get("rule_version", "")))))
     if timeline:
         console.print(table)

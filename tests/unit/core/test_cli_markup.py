@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import Counter, deque
 from types import SimpleNamespace
 
+import orjson
 import pytest
 from click.testing import CliRunner
 from rich.console import Console
@@ -67,10 +68,11 @@ def test_why_prints_values_and_user_id_literally(value, monkeypatch) -> None:
     user = f"u{value}1"
     store = FakeStore(user, {"last_campaign": value})
     out = _run(why_command, [user, "last_campaign"], store, monkeypatch)
-    assert f"{user} (default) last_campaign = {value!r}" in out
+    shown = orjson.dumps(value).decode()   # values as JSON, the API's spelling
+    assert f"{user} (default) last_campaign = {shown}" in out
     assert f"value of    last(click.{value}) = {value}" in out
     assert f"matched     x = {value}" in out
-    assert repr(value) in out.split("timeline of last_campaign")[1]   # the table's cells
+    assert shown in out.split("timeline of last_campaign")[1]   # the table's cells
 
 
 def test_why_keeps_the_header_bold(monkeypatch) -> None:

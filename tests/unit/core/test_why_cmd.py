@@ -55,4 +55,27 @@ def test_the_text_shows_the_rounded_value_and_the_timeline(monkeypatch) -> None:
                              env={"COLUMNS": "200"})
     assert res.exit_code == 0, res.output
     assert "value of    attendance_rate = 0.67" in res.output
-    assert "'high'" in res.output.split("timeline of activity")[1]
+    assert '"high"' in res.output.split("timeline of activity")[1]
+
+
+class NoWhy(OneEntry):
+    """Why records off (``STREAM_APP_REDIS_WHY=off``), no timeline: only the value."""
+
+    def why(self, tenant: str, uid: str, tag_id: str) -> None:
+        return None
+
+    def timeline(self, tenant: str, uid: str, limit: int = 20) -> list[dict]:
+        return []
+
+
+def test_a_held_tag_without_why_record_shows_its_value(monkeypatch) -> None:
+    """QA28 F20: with why records off, `why` said the user has no record of a tag the user
+    holds (the API answers the value with a null why); a tag not held is still an error."""
+    monkeypatch.setattr(store_mod, "ProfileStore", NoWhy)
+    res = CliRunner().invoke(command, ["u1", "activity"], env={"COLUMNS": "200"})
+    assert res.exit_code == 0, res.output
+    assert 'activity = "high"' in res.output and "STREAM_APP_REDIS_WHY=off" in res.output
+    res = CliRunner().invoke(command, ["u1", "activity", "--json"])
+    assert res.exit_code == 0 and '"why": null' in res.output, res.output
+    res = CliRunner().invoke(command, ["u1", "intent"])
+    assert res.exit_code == 1 and "has no record of tag 'intent'" in res.output, res.output
