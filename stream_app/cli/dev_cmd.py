@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from stream_app.cli.option_types import FiniteFloatRange
 from stream_app.text import plural
 
 #: seconds between two summary lines (not a terminal) and two backlog readings
@@ -316,12 +317,12 @@ SECOND_WORKDIR = "var/dev-2"
 
 
 @click.command("dev")
-@click.option("--arrivals", type=click.FloatRange(min=0, min_open=True), default=None,
+@click.option("--arrivals", type=FiniteFloatRange(min=0, min_open=True), default=None,
               help="new simulated learners per simulated day (default: config/simulator.yaml)")
-@click.option("--speed", type=click.FloatRange(min=0, min_open=True), default=None,
+@click.option("--speed", type=FiniteFloatRange(min=0, min_open=True), default=None,
               help="simulated seconds per wall second, e.g. 1440 = a day per minute "
                    "(default: config/simulator.yaml)")
-@click.option("--warmup-days", type=click.FloatRange(min=0), default=None,
+@click.option("--warmup-days", type=FiniteFloatRange(min=0), default=None,
               help="simulated days of history sent at once before the live pace starts, "
                    "so learners are already enrolled (default: config/simulator.yaml)")
 @click.option("--inject", multiple=True, metavar="KIND:K=V,...",
@@ -330,7 +331,7 @@ SECOND_WORKDIR = "var/dev-2"
 @click.option("--seed", default=42, show_default=True)
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--partitions", type=click.IntRange(min=1), default=4, show_default=True)
-@click.option("--duration", type=click.FloatRange(min=0), default=0.0,
+@click.option("--duration", type=FiniteFloatRange(min=0), default=0.0,
               help="stop after N seconds (0 = until Ctrl-C)")
 @click.option("--workdir", default="var/dev", show_default=True,
               type=click.Path(file_okay=False, path_type=Path),

@@ -32,6 +32,7 @@ from typing import Any
 import click
 import orjson
 
+from stream_app.cli.option_types import FiniteFloatRange
 from stream_app.config import get_settings
 from stream_app.serving import keys
 from stream_app.serving.full_state import (
@@ -476,7 +477,8 @@ def traces(r: Any, uid: str, tenant: str = "default") -> list[str]:
 @click.option("--live", is_flag=True,
               help="workers are running: they re-project their own users (in order with "
                    "their live writes) instead of this command writing Redis")
-@click.option("--timeout", type=float, default=120.0, show_default=True,
+@click.option("--timeout", type=FiniteFloatRange(min=0, min_open=True), default=120.0,
+              show_default=True,
               help="seconds to read the table (and, with --live, for each wait on the workers)")
 def command(bootstrap: str | None, flush: bool, check_only: bool, live: bool,
             timeout: float) -> None:

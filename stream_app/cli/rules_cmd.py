@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from stream_app.cli.option_types import FiniteFloatRange
 from stream_app.config import get_settings
 from stream_app.text import plural
 
@@ -56,7 +57,7 @@ def validate(path: Path | None) -> None:
 @click.option("--allow-removal", is_flag=True,
               help="publish even if PATH lacks tags of the rule set the workers run (they are "
                    "removed from every user)")
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=READ_TIMEOUT_S,
+@click.option("--timeout", type=FiniteFloatRange(min=0, min_open=True), default=READ_TIMEOUT_S,
               show_default=True,
               help="seconds to read the published rule set (rules.versions) to its end")
 def apply(path: Path, bootstrap: str | None, allow_removal: bool, timeout: float) -> None:
@@ -98,7 +99,7 @@ def apply(path: Path, bootstrap: str | None, allow_removal: bool, timeout: float
 
 @command.command("show")
 @click.option("--bootstrap", default=None)
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=READ_TIMEOUT_S,
+@click.option("--timeout", type=FiniteFloatRange(min=0, min_open=True), default=READ_TIMEOUT_S,
               show_default=True,
               help="seconds to read the published rule set (rules.versions) to its end")
 def show(bootstrap: str | None, timeout: float) -> None:
@@ -137,7 +138,7 @@ def describe_bundle(bundle: dict) -> str:
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option("--bootstrap", default=None)
 @click.option("--json", "as_json", is_flag=True, help="print the full diff as JSON")
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=120.0,
+@click.option("--timeout", type=FiniteFloatRange(min=0, min_open=True), default=120.0,
               show_default=True,
               help="seconds to read the state (the users table's changelog; a large one "
                    "needs more)")

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import click
 
+from stream_app.cli.option_types import FiniteFloatRange
 from stream_app.text import plural
 
 
@@ -107,7 +108,7 @@ characters (with --seed 42 and 5,000 people)
 @click.option("--users", type=click.IntRange(min=0), default=None,
               help="people taking part, invitees included (default: config users); an "
                    "injected spike's extra visitors come on top")
-@click.option("--days", type=click.FloatRange(min=0, min_open=True), default=None,
+@click.option("--days", type=FiniteFloatRange(min=0, min_open=True), default=None,
               help="length of the run (default: config)")
 @click.option("--seed", type=int, default=42, show_default=True)
 @click.option("--start", default=None, help="ISO-8601 start (default: config start)")

@@ -73,6 +73,8 @@ class Simulator:
         self.config = config if config is not None else load_sim_config()
         self.seed = seed
         self.injections = list(injections)
+        for inj in self.injections:   # refused here, before a caller starts anything
+            self._check_injection(inj)
         self.id_prefix = id_prefix
         self._learners: dict[str, Learner] = {}
         self._count = 0
@@ -198,18 +200,31 @@ class Simulator:
         }
 
     # ---------------------------------------------------------------- the run
+    def _check_injection(self, inj: Injection) -> None:
+        """ConfigError unless ``inj``'s channel and funnel step are the config's.
+
+        Example:
+            >>> from stream_app.sim import parse_injection
+            >>> Simulator(injections=[parse_injection("lead_drop:channel=zzz,start=1d")])
+            Traceback (most recent call last):
+            ...
+            stream_app.errors.ConfigError: injection lead_drop: unknown channel 'zzz' (known: ...
+        """
+        cfg = self.config
+        kind = cfg.anomalies.get(inj.kind)
+        if inj.channel is not None and inj.channel not in cfg.channels:
+            raise ConfigError(f"injection {inj.kind}: unknown channel {inj.channel!r} "
+                              f"(known: {', '.join(cfg.channels)})")
+        step = inj.step or (kind.step if kind else None)
+        if inj.kind == "funnel_collapse" and step not in cfg.funnel:
+            raise ConfigError(f"injection funnel_collapse: unknown step {step!r} "
+                              f"(known: {', '.join(cfg.funnel)})")
+
     def _reset(self, cfg: SimConfig, start: int, end: int | None) -> random.Random:
         rng = random.Random(self.seed)
         self._active = []
         for inj in self.injections:
             kind = cfg.anomalies.get(inj.kind)
-            if inj.channel is not None and inj.channel not in cfg.channels:
-                raise ConfigError(f"injection {inj.kind}: unknown channel {inj.channel!r} "
-                                  f"(known: {', '.join(cfg.channels)})")
-            step = inj.step or (kind.step if kind else None)
-            if inj.kind == "funnel_collapse" and step not in cfg.funnel:
-                raise ConfigError(f"injection funnel_collapse: unknown step {step!r} "
-                                  f"(known: {', '.join(cfg.funnel)})")
             self._active.append(inj.resolve(start, kind.factor if kind else 1.0,
                                             kind.step if kind else None))
         self._windows = Windows(self._active)

@@ -26,6 +26,12 @@ from stream_app.services.stack import Stack
     (["--workers", "0"], "Invalid value for '--workers'"),
     (["--partitions", "0"], "Invalid value for '--partitions'"),
     (["--duration", "-1"], "Invalid value for '--duration'"),
+    # QA28 F21: checked late (after the stack started) or not at all
+    (["--inject", "lead_drop:channel=zzz,start=1d"], "unknown channel 'zzz'"),
+    (["--inject", "funnel_collapse:step=nope,start=1d"], "unknown step 'nope'"),
+    (["--duration", "nan"], "Invalid value for '--duration': 'nan' is not a finite number"),
+    (["--speed", "inf"], "Invalid value for '--speed': 'inf' is not a finite number"),
+    (["--arrivals", "nan"], "Invalid value for '--arrivals'"),
 ])
 def test_bad_options_stop_dev_before_any_service_starts(args, says, tmp_path, monkeypatch,
                                                          capsys) -> None:
