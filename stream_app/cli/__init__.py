@@ -116,12 +116,31 @@ def main(argv: list[str] | None = None) -> None:
     if not argv or argv[0] in commands or argv[0] in ("-h", "--help"):
         run_project_command(argv)
         return
+    _check_settings()   # a bad STREAM_APP_* variable: one line, not Faust's traceback
     if argv[0] == "send" and not {"-h", "--help"} & set(argv):
         _check_broker()   # Faust's send would print two tracebacks
     from stream_app.app.main import app  # noqa: PLC0415 - faust only when needed
 
     sys.argv = ["stream-app", *argv]
     app.main()
+
+
+def _check_settings() -> None:
+    """Stop with one ``Error:`` line (exit 1) when the settings do not load, before a Faust
+    command (``worker``, ``send``, ``tables``) imports the app, as the project's commands
+    do."""
+    from pydantic import ValidationError  # noqa: PLC0415
+
+    from stream_app.config import get_settings  # noqa: PLC0415
+
+    try:
+        get_settings()
+    except (ValidationError, StreamAppError, ValueError) as exc:
+        if os.environ.get(TRACEBACK_ENV) == "1":
+            raise
+        if isinstance(exc, StreamAppError):
+            _error(str(exc), hint=False)
+        _error(_failure_message(exc) or str(exc))
 
 
 def _check_broker() -> None:

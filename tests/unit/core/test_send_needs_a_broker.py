@@ -1,4 +1,5 @@
-"""``stream-app send`` (Faust's command) with no broker: the project's one-line error."""
+"""Faust's commands through ``stream-app``: no broker (``send``) or bad settings (``worker``) is
+the project's one-line error, not a traceback."""
 
 from __future__ import annotations
 
@@ -22,3 +23,26 @@ def test_send_without_a_broker_is_one_error_line(monkeypatch, capsys) -> None:
     err = capsys.readouterr().err
     assert err.startswith("Error: no Kafka broker answered at 127.0.0.1:1"), err
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("env, says", [
+    ({"STREAM_APP_REDIS_NUM_EDGES": "10,5"}, "STREAM_APP_REDIS_NUM_EDGES"),
+    ({"STREAM_APP_PARTITIONS": "abc"}, "invalid settings (STREAM_APP_* variables)"),
+])
+def test_faust_commands_with_bad_settings_are_one_error_line(env, says, monkeypatch,
+                                                              capsys) -> None:
+    """``stream-app worker`` with a setting that does not load: one ``Error:`` line and exit
+    1 before Faust's app is imported (it was a traceback)."""
+    from stream_app.config import get_settings
+
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    get_settings.cache_clear()
+    try:
+        with pytest.raises(SystemExit) as exc:
+            cli.main(["worker", "-l", "warn"])
+    finally:
+        get_settings.cache_clear()
+    assert exc.value.code == 1
+    err = capsys.readouterr().err
+    assert err.startswith("Error: ") and says in err and "Traceback" not in err, err
