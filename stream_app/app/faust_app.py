@@ -28,6 +28,25 @@ import faust
 #: app options that turn on Faust's opt-in fast paths (see the module docstring)
 FAST_PATHS: dict[str, Any] = {"cython_optimizations": True}
 
+#: Faust's ``stream_processing_timeout`` without the Monitor (ten years: never). Faust's
+#: check of stalled partitions reads the Monitor's per-partition inbound times; with the
+#: Monitor left out they stay empty, so every partition with a backlog at a check was
+#: logged as "Stream has not started processing" from 5 minutes after start (QA29 F1),
+#: while it processed. Stalls are watched by stream-app's own alerts instead (consumer lag,
+#: StreamAppWorkerNotReady: docs/OPERATIONS.md section 3).
+NO_STALL_CHECK_S = 10 * 365 * 86_400.0
+
+
+def stall_check_options(keep_monitor: bool) -> dict[str, Any]:
+    """App options of Faust's stalled-partition check: its default with the Monitor, off
+    without it (:data:`NO_STALL_CHECK_S`).
+
+    Example:
+        >>> stall_check_options(True), stall_check_options(False)
+        ({}, {'stream_processing_timeout': 315360000.0})
+    """
+    return {} if keep_monitor else {"stream_processing_timeout": NO_STALL_CHECK_S}
+
 
 class StreamApp(faust.App):
     """``faust.App`` whose Monitor sensor is left out unless ``keep_monitor`` is set."""

@@ -6,7 +6,7 @@ Run a worker with ``stream-app worker -l warn`` (the settings come from ``STREAM
 from __future__ import annotations
 
 from stream_app.app import codecs
-from stream_app.app.faust_app import FAST_PATHS, StreamApp
+from stream_app.app.faust_app import FAST_PATHS, StreamApp, stall_check_options
 from stream_app.app.stop_watchdog import Worker
 from stream_app.config import get_settings
 from stream_app.security.kafka_auth import faust_security_kwargs
@@ -38,6 +38,7 @@ app = StreamApp(
     origin="stream_app.app",
     Worker=Worker,   # a stop that hangs (broker gone) ends after STREAM_APP_STOP_TIMEOUT_S
     **FAST_PATHS,  # Faust's opt-in fast paths (app/faust_app.py)
+    **stall_check_options(settings.faust_monitor),  # needs the Monitor (faust_app.py)
     **faust_security_kwargs(),  # SASL/TLS from STREAM_APP_KAFKA_* (nothing for PLAINTEXT)
 )
 app.keep_monitor = settings.faust_monitor   # Faust's Monitor sensor: off unless asked for

@@ -11,7 +11,8 @@ import sys
 
 CODE = ("from stream_app.app.main import app\n"
         "list(app.on_init_dependencies())\n"
-        "print(app.monitor in set(app.sensors), len(set(app.sensors)))\n")
+        "print(app.monitor in set(app.sensors), len(set(app.sensors)),\n"
+        "      app.conf.stream_processing_timeout)\n")
 
 
 def _sensors(tmp_path, value: str | None) -> list[str]:
@@ -26,11 +27,13 @@ def _sensors(tmp_path, value: str | None) -> list[str]:
 
 
 def test_the_monitor_is_off_by_default(tmp_path) -> None:
-    assert _sensors(tmp_path, None) == ["False", "0"]
+    # and with it Faust's stalled-partition check, which reads the Monitor's inbound times
+    # (QA29 F1: without them every busy partition was logged as stalled after 5 minutes)
+    assert _sensors(tmp_path, None) == ["False", "0", "315360000.0"]
 
 
 def test_the_setting_keeps_it(tmp_path) -> None:
-    assert _sensors(tmp_path, "true") == ["True", "1"]
+    assert _sensors(tmp_path, "true") == ["True", "1", "300.0"]
 
 
 def test_the_cython_fast_paths_are_on_in_worker_and_pass_through(tmp_path) -> None:
