@@ -130,3 +130,21 @@ def test_kustomize_builds() -> None:
     assert res.returncode == 0, res.stderr
     kinds = [d["kind"] for d in yaml.safe_load_all(res.stdout) if d]
     assert kinds.count("ConfigMap") == 4 and "StatefulSet" in kinds
+
+
+def test_scrape_targets_include_pods_that_are_not_ready() -> None:
+    """Prometheus finds the workers and API pods through their headless Services' DNS
+    (deploy/prometheus/prometheus-k8s.yml); without publishNotReadyAddresses that DNS lists
+    only ready pods, so a worker whose /ready fails would leave the targets within a minute
+    and StreamAppWorkerNotReady (stream_app_ready == 0 for 5m) / StreamAppWorkerDown could
+    never fire (QA29 F4)."""
+    prom = yaml.safe_load((REPO_ROOT / "deploy" / "prometheus" / "prometheus-k8s.yml")
+                          .read_text())
+    services = _by_kind("Service")
+    scraped = [name.split(".")[0] for job in prom["scrape_configs"]
+               for sd in job.get("dns_sd_configs", []) for name in sd["names"]]
+    assert sorted(scraped) == ["stream-app-api-pods", "stream-app-worker"]
+    for name in scraped:
+        spec = services[name]["spec"]
+        assert spec["clusterIP"] == "None", name
+        assert spec.get("publishNotReadyAddresses") is True, name
