@@ -328,3 +328,23 @@ def test_an_at_risk_model_reason_cites_study_behaviour_against_the_average() -> 
         "1 lesson attended in the last 7 days (below average)",
         "minutes 20 in the last 7 days (above average)"]
     assert a["reasons"][1]["zh"].endswith("(低于平均)")
+
+
+def test_model_reasons_cite_only_what_each_kind_allows(replay) -> None:
+    """A hot-lead alert's model reasons name what the lead did or where it came from
+    (alerts.yaml hot_lead.explain_only), never a one-off event ("1.00 registration a day")
+    or a profile field ("occupation is office_staff"); at-risk ones study behaviour (QA29
+    F3)."""
+    from stream_app.alerts.policy import _subject  # noqa: PLC0415
+
+    kinds = _policy().kinds
+    cited: dict[str, set[str]] = {"hot_lead": set(), "at_risk": set()}
+    for r in replay:
+        for a in r["alerts"]:
+            for x in a["reasons"]:
+                if x["kind"] == "model":
+                    cited[a["kind"]].add(_subject(x["feature"]))
+    assert cited["hot_lead"], "no hot-lead alert was explained by the model"
+    for kind, subjects in cited.items():
+        assert subjects <= kinds[kind].explain_only, (kind, subjects - kinds[kind].explain_only)
+    assert not cited["hot_lead"] & {"registered", "age_band", "occupation", "age_days"}
