@@ -100,3 +100,23 @@ class HybridClock:
 
     def partitions(self) -> list[Hashable]:
         return list(self._parts)
+
+
+def reference_ms(speed: float = 1.0, origin_ms: int = 0,
+                 wall: Callable[[], float] = time.time) -> Callable[[], int]:
+    """The clock far-future events are judged against, in epoch ms: the wall clock, or (a
+    ``speed`` other than 1: ``stream-app dev``'s simulated time) a clock that equals it at
+    ``origin_ms`` and runs ``speed`` times as fast.
+
+    Example:
+        >>> t = [1000.0]
+        >>> reference_ms(wall=lambda: t[0])()
+        1000000
+        >>> sim = reference_ms(2880.0, 1_000_000, wall=lambda: t[0])
+        >>> t[0] = 1030.0                  # 30 wall seconds later: one simulated day
+        >>> sim() - 1_000_000
+        86400000
+    """
+    if speed == 1.0:
+        return lambda: int(wall() * 1000)
+    return lambda: int(origin_ms + (wall() * 1000 - origin_ms) * speed)

@@ -97,6 +97,13 @@ class Settings(BaseSettings):
                                "the worker's wall clock are dead-lettered (ts_in_future) "
                                "instead of moving its clock; 0: no limit (replays of "
                                "simulated time that runs ahead of the wall clock)")
+    clock_speed: float = Field(1.0, gt=0, allow_inf_nan=False,
+                               description="the clock max_future_ms is judged against runs "
+                               "this many times as fast as the wall clock from "
+                               "clock_origin_ms (set by `stream-app dev` to its simulator's "
+                               "speed; 1: the wall clock)")
+    clock_origin_ms: int = Field(0, ge=0, description="epoch ms at which that clock equals the "
+                                 "wall clock (with clock_speed)")
     business_max_ahead_ms: int = Field(
         60_000, ge=0, description="the business windows' watermark (metrics.partials, metric "
         "anomalies) moves at most this far past the worker's wall clock: an event dated "

@@ -33,6 +33,7 @@ from stream_app.app.main import app, settings
 from stream_app.app.state_store import DirectTableWriter
 from stream_app.app.tables import users
 from stream_app.app.topics import BACKFILL_TICK, TICKS, contract, source_topic
+from stream_app.clock import reference_ms
 from stream_app.dlq import dead_letter
 from stream_app.errors import ConfigError, EventError
 from stream_app.events import Event, parse_event
@@ -90,6 +91,10 @@ FAUST_WRITES = settings.state_writes == "faust"
 MARKER_MS = settings.deletion_marker_days * 86_400_000
 #: events dated further than this after the wall clock are dead-lettered (0: no limit)
 MAX_FUTURE_MS = settings.max_future_ms
+#: the clock that guard reads: the wall clock, or stream-app dev's simulated time
+NOW_MS = reference_ms(settings.clock_speed, settings.clock_origin_ms)
+CLOCK_NAME = ("wall clock" if settings.clock_speed == 1.0
+              else f"simulated clock (x{settings.clock_speed:g}, STREAM_APP_CLOCK_SPEED)")
 #: the states of the users processed last, kept parsed (a user's next event skips the parse)
 #: (not with the ``cold_block`` ablation, which measures a parse of the whole record per event)
 DECODED = DecodedStates(0 if COLD_INLINE else settings.decoded_states)
@@ -266,11 +271,11 @@ async def handle_event(msg: Any, stream: str) -> None:
     except Exception as exc:  # noqa: BLE001 - never crash on input
         send_dlq(msg, "invalid", f"{type(exc).__name__}: {exc}")
         return
-    if MAX_FUTURE_MS and ev.ts > (wall := int(time.time() * 1000)) + MAX_FUTURE_MS:
+    if MAX_FUTURE_MS and ev.ts > (wall := NOW_MS()) + MAX_FUTURE_MS:
         # one far-future event would move the clock of its partition (every later event
         # there "late") and the sweep's (every idle user expired): refused at the door
         send_dlq(msg, "ts_in_future", f"event time {ev.ts} is more than {MAX_FUTURE_MS} ms "
-                 f"after the worker's wall clock {wall} (STREAM_APP_MAX_FUTURE_MS)")
+                 f"after the worker's {CLOCK_NAME} {wall} (STREAM_APP_MAX_FUTURE_MS)")
         return
     protect_event_props(ev)   # phone, email, WeChat id, name: keyed hashes, never stored raw
     key = msg.key

@@ -356,12 +356,17 @@ def command(arrivals: float | None, speed: float | None, warmup_days: float | No
     sim = build_simulator(arrivals, seed, inject, warmup_days)
     console = Console()
     # the simulator's time runs ahead of the wall clock (--speed, a day per 30 s): the
-    # workers' guard against far-future events (STREAM_APP_MAX_FUTURE_MS) would refuse it
-    # within a minute, and an event typed by hand with today's date would be "late" (older
-    # than the stream time minus the grace) within two: both are off on this demo stack
+    # workers judge far-future events (STREAM_APP_MAX_FUTURE_MS, a day) against that
+    # simulated time (it starts with the stack, a little before the simulator: ahead of it
+    # by the start-up's seconds x speed), so an event dated years ahead is still refused
+    # (QA29 F2: the guard was off and one such event expired every user); an event typed by
+    # hand with today's date would be "late" (older than the stream time minus the grace)
+    # within two minutes: that check is off on this demo stack
+    clock_speed = float(speed or sim.config.live.speed)
     try:
         stack = Stack(workdir=workdir, workers=0, partitions=partitions,
-                      env={"STREAM_APP_MAX_FUTURE_MS": "0",
+                      env={"STREAM_APP_CLOCK_SPEED": repr(clock_speed),
+                           "STREAM_APP_CLOCK_ORIGIN_MS": str(int(time.time() * 1000)),
                            "STREAM_APP_LATE_GRACE_MS": str(10 * 365 * 86_400_000)},
                       on_takeover=lambda notice: console.print(
                           Text.assemble(("note:", "yellow"), f" {notice}"), highlight=False))

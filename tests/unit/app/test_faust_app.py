@@ -47,3 +47,25 @@ def test_the_cython_fast_paths_are_on_in_worker_and_pass_through(tmp_path) -> No
                          text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1].split() == ["True", "True", "StreamApp"]
+
+
+def test_the_future_guard_reads_the_clock_the_settings_give(tmp_path) -> None:
+    """The worker judges far-future events against the wall clock, or (dev) against a clock
+    running STREAM_APP_CLOCK_SPEED times as fast from STREAM_APP_CLOCK_ORIGIN_MS."""
+    code = ("import os, time\n"
+            "from stream_app.app import agents\n"
+            "origin, speed = int(os.environ['STREAM_APP_CLOCK_ORIGIN_MS']), "
+            "float(os.environ['STREAM_APP_CLOCK_SPEED'])\n"
+            "got, wall = agents.NOW_MS(), time.time() * 1000\n"
+            "print(round((got - (origin + (wall - origin) * speed)) / 1000),"
+            " round((got - wall) / 86_400_000))\n")
+    origin = int((__import__("time").time() - 60) * 1000)      # a minute ago
+    for speed, days_ahead in (("1", "0"), ("1440", "1")):      # a day per wall minute
+        env = {**os.environ, "STREAM_APP_DATADIR": str(tmp_path), "STREAM_APP_CLOCK_SPEED":
+               speed, "STREAM_APP_CLOCK_ORIGIN_MS": str(origin)}
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                             text=True, timeout=120)
+        assert out.returncode == 0, out.stderr[-2000:]
+        off_s, days = out.stdout.strip().splitlines()[-1].split()
+        assert abs(int(off_s)) <= 1 * int(float(speed)), (speed, out.stdout)
+        assert days == days_ahead or speed == "1440" and int(days) >= 1, (speed, out.stdout)

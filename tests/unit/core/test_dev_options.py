@@ -69,3 +69,28 @@ def test_a_simulator_that_fails_is_reported_not_raised_in_its_thread() -> None:
     t.start()
     t.join(30)
     assert [str(e) for e in failed] == ["no more learners"]
+
+
+def test_dev_judges_far_future_events_against_its_simulated_clock(tmp_path, monkeypatch
+                                                                  ) -> None:
+    """QA29 F2: dev started its workers with STREAM_APP_MAX_FUTURE_MS=0 (no guard), so one
+    event dated years ahead expired every user of the demo stack. Now the guard stays on,
+    judged against the simulator's clock (its speed, from the stack's start)."""
+    built: list[dict] = []
+
+    class Started(Exception):
+        pass
+
+    def init(self, **kw):
+        built.append(kw)
+        raise Started
+
+    monkeypatch.setattr(Stack, "__init__", init)
+    with pytest.raises(Started):
+        main(["dev", "--duration", "1", "--speed", "1440", "--workdir", str(tmp_path / "d")])
+    env = built[0]["env"]
+    assert "STREAM_APP_MAX_FUTURE_MS" not in env          # the default, one day, applies
+    assert float(env["STREAM_APP_CLOCK_SPEED"]) == 1440.0
+    import time  # noqa: PLC0415
+
+    assert abs(int(env["STREAM_APP_CLOCK_ORIGIN_MS"]) - time.time() * 1000) < 60_000
