@@ -28,8 +28,15 @@ _stop = threading.Event()
 
 #: set once the reader has read each topic up to its end offset at the reader's start
 caught_up = threading.Event()
-#: how long a first partition assignment waits for that (then it goes on with what it has)
+#: set once it has read ``rules.versions`` so far (or there is nothing to read there)
+rules_caught_up = threading.Event()
+#: how long a first partition assignment waits for both (then for the rules alone)
 CATCH_UP_S = 15.0
+#: how long it waits for the published rule sets in all: a worker must not tag with its
+#: local rules while a published set exists (QA29 F6: after a kill -9 the models' snapshots
+#: took longer than 15 s to read, and ~600 events were tagged with the local rules); the
+#: rules topic is small, the model snapshots may lag (older scores for a moment)
+RULES_CATCH_UP_S = 120.0
 
 
 def _end_offset(topic: str) -> int:
@@ -69,6 +76,8 @@ def _reader() -> None:
                  if readable(t)}
     ends = {t: _end_offset(t) for t in consumers}
     behind = {t for t, end in ends.items() if end > 0}
+    if "rules.versions" not in behind:
+        rules_caught_up.set()
     if not behind:
         caught_up.set()
     try:
@@ -83,6 +92,8 @@ def _reader() -> None:
                     # (the position, not the last record's offset: compaction or a
                     # tombstone at the end would leave that short of the end offset)
                     behind.discard(topic)
+                    if topic == "rules.versions":
+                        rules_caught_up.set()
                     if not behind:
                         caught_up.set()
     finally:
@@ -127,12 +138,19 @@ async def broadcast_applier() -> None:
 
 
 def apply_pending() -> None:
-    """Apply every record the reader has handed over so far."""
+    """Apply every record the reader has handed over so far; of several records of one
+    topic and key (a restart reading every published rule set and model snapshot), only the
+    newest: each older one would be compiled or loaded, and a rule set backfilled, for
+    nothing."""
+    pending: dict[tuple[str, str], bytes] = {}
     while True:
         try:
             topic, key, value = inbox.get_nowait()
         except queue.Empty:
-            return
+            break
+        pending.pop((topic, key), None)   # the newest goes last, in reading order
+        pending[(topic, key)] = value
+    for (topic, key), value in pending.items():
         try:
             apply_record(topic, key, value)
         except Exception as exc:  # noqa: BLE001 - a bad record must not stop the worker
@@ -147,8 +165,17 @@ async def broadcasts_before_events(sender: Any, assigned: Any, **kwargs: Any) ->
     if not caught_up.is_set():
         loop = asyncio.get_running_loop()
         if not await loop.run_in_executor(None, caught_up.wait, CATCH_UP_S):
-            log.warning("broadcast topics not read to their end within %.0f s: the first "
-                        "events may use the local rules", CATCH_UP_S)
+            if not rules_caught_up.is_set():
+                log.warning("published rule sets not read within %.0f s: waiting up to %.0f "
+                            "s in all (the events wait: no tagging with the local rules)",
+                            CATCH_UP_S, RULES_CATCH_UP_S)
+                if not await loop.run_in_executor(None, rules_caught_up.wait,
+                                                  RULES_CATCH_UP_S - CATCH_UP_S):
+                    log.error("published rule sets not read within %.0f s: the first events "
+                              "may use the local rules", RULES_CATCH_UP_S)
+            else:
+                log.warning("model snapshots not read to their end within %.0f s: the first "
+                            "scores may come from an older model", CATCH_UP_S)
     apply_pending()
 
 
