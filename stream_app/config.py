@@ -30,6 +30,24 @@ DAY_MS = 86_400_000
 _EDGE = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 
 
+def bad_edge(parts: list[str]) -> tuple[int, str] | None:
+    """The first numeric-bucket edge (``redis_num_edges``, or edges stored in Redis) the
+    writer and the API cannot both use, as ``(index, "number" | "order")``: not a plain
+    finite decimal number (read alike by the writer's Lua ``tonumber`` and Python), or not
+    above the edge before it; None when every edge is good.
+
+    Example:
+        >>> bad_edge(["0", "2.5", "1e3"]), bad_edge(["0", "0x10"]), bad_edge(["10", "5"])
+        (None, (1, 'number'), (1, 'order'))
+    """
+    for i, part in enumerate(parts):
+        if not _EDGE.fullmatch(part) or not math.isfinite(float(part)):
+            return i, "number"
+        if i and float(part) <= float(parts[i - 1]):
+            return i, "order"
+    return None
+
+
 class Settings(BaseSettings):
     """Runtime settings (env prefix ``STREAM_APP_``)."""
 
@@ -176,13 +194,14 @@ class Settings(BaseSettings):
             raise ConfigError(f"{where}: expected comma-separated numbers, e.g. "
                               "0,1,5,10,20,50,100,1000")
         kept = [p for p in parts if p]
-        for i, part in enumerate(kept):
-            if not _EDGE.fullmatch(part) or not math.isfinite(float(part)):
-                raise ConfigError(f"{where}: {part!r} is not a number (edges are plain "
+        bad = bad_edge(kept)
+        if bad is not None:
+            i, kind = bad
+            if kind == "number":
+                raise ConfigError(f"{where}: {kept[i]!r} is not a number (edges are plain "
                                   "decimal numbers such as 0, 2.5 or 1e3)")
-            if i and float(part) <= float(kept[i - 1]):
-                raise ConfigError(f"{where}: edges must be strictly ascending; {part} comes "
-                                  f"after {kept[i - 1]}")
+            raise ConfigError(f"{where}: edges must be strictly ascending; {kept[i]} comes "
+                              f"after {kept[i - 1]}")
         return ",".join(kept)
 
     @field_validator("table_store")

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import math
 import re
 import secrets
 import time
@@ -46,6 +45,7 @@ from typing import Any
 
 import orjson
 
+from stream_app.config import bad_edge
 from stream_app.errors import StreamAppError
 from stream_app.serving import keys
 from stream_app.serving.segments import (
@@ -121,10 +121,6 @@ class StoredDataError(StreamAppError):
     key and the repair); the API answers 500 with that message."""
 
 
-#: a stored bucket edge: a plain decimal number, read alike by the writer's Lua ``tonumber``
-_EDGE = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
-
-
 def parse_edges(raw: str, key: str) -> list[float]:
     """The bucket edges stored at ``key`` (``sa:{t}:nbe:{tag}``), exactly as the writer
     buckets values with them: in stored order, a value in the bucket of the last edge it
@@ -139,15 +135,11 @@ def parse_edges(raw: str, key: str) -> list[float]:
     the bucket edges of numeric tag 'lead_points' stored in Redis (sa:t:nbe:lead_points = '10
     """
     parts = [p.strip() for p in raw.split(",") if p.strip()]
-    problem = None
-    for i, part in enumerate(parts):
-        if not _EDGE.fullmatch(part) or not math.isfinite(float(part)):
-            problem = f"hold {part!r}, which is not a number"
-            break
-        if i and float(part) <= float(parts[i - 1]):
-            problem = f"are not strictly ascending ({part} after {parts[i - 1]})"
-            break
-    if problem is not None:
+    bad = bad_edge(parts)   # the setting's own check (config.Settings.redis_num_edges)
+    if bad is not None:
+        i, kind = bad
+        problem = (f"hold {parts[i]!r}, which is not a number" if kind == "number"
+                   else f"are not strictly ascending ({parts[i]} after {parts[i - 1]})")
         tag = key.rpartition(":nbe:")[2]
         raise StoredDataError(
             f"the bucket edges of numeric tag {tag!r} stored in Redis ({key} = {raw!r}) "
