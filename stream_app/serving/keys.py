@@ -90,13 +90,7 @@ def score_field(target: str) -> str:
         >>> score_field("convert")
         'score:convert'
     """
-    name = _SCORE_FIELDS.get(target)
-    if name is None:
-        name = _SCORE_FIELDS[target] = f"score:{target}"
-    return name
-
-
-_SCORE_FIELDS: dict[str, str] = {}
+    return f"score:{target}"
 
 
 def score_fields(scores: dict[str, float], layers: dict[str, Any], sources: dict[str, Any]
@@ -108,9 +102,7 @@ def score_fields(scores: dict[str, float], layers: dict[str, Any], sources: dict
         >>> score_fields({"convert": 0.37}, {"convert": "medium"}, {"convert": "model"})
         {'score:convert': (0.37, 'medium', 'model')}
     """
-    names = _SCORE_FIELDS
-    return {(names.get(t) or score_field(t)): (v, layers.get(t), sources.get(t))
-            for t, v in scores.items()}
+    return {score_field(t): (v, layers.get(t), sources.get(t)) for t, v in scores.items()}
 
 
 def seg_key(tenant: str, tag_id: str, value: Any) -> str:
