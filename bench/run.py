@@ -107,8 +107,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help="comma list of: ceiling,passthrough,pipeline,rounds,latency,quix,recovery,"
                          "redis,serving,model (default all)")
     ap.add_argument("--profile", action="store_true",
-                    help="sample the 1-worker stream-app phase with py-spy "
-                         "(summary in bench/results/profile-<date>.txt)")
+                    help="sample every stream-app worker of the pipeline phase with py-spy "
+                         "(summaries in <out>/profile-<date>-<n>w.txt)")
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results")
     args = ap.parse_args(argv)
     if args.latency_blocks < 1:
@@ -207,6 +207,26 @@ def single_throughput(args, recs, system: str, stack_name: str) -> dict[str, Any
     return r
 
 
+def profiles(args, samplers: list[Sampler], n_workers: int,  # noqa: ANN001
+             r: dict) -> list[dict]:
+    """Stop the workers' samplers; each one's summary, with its samples per 1,000 events
+    (at the sampling rate, comparable between the 1- and 2-worker runs), written to
+    ``profile-<date>-<n>w.txt``."""
+    out, text = [], []
+    per_worker = r.get("per_worker") or []
+    for i, sampler in enumerate(samplers, 1):
+        sampler.stop()
+        summary = summarize(sampler.out)
+        events = per_worker[i - 1] if len(per_worker) >= i else None
+        if events:
+            summary["samples_per_1k_events"] = round(summary["total"] / events * 1000, 2)
+        out.append(summary)
+        text.append(f"worker-{i} of {n_workers} ({events or '?'} events)\n" + render(summary))
+    (args.out / f"profile-{args.date}-{n_workers}w.txt").write_text("\n\n".join(text) + "\n")
+    log(f"profile of the {n_workers}-worker run:\n" + "\n\n".join(text))
+    return out
+
+
 def phase_passthrough(args, wl, res) -> None:  # noqa: ANN001
     res["passthrough"] = single_throughput(args, wl.records[: args.n], "passthrough",
                                            "passthrough")
@@ -221,20 +241,16 @@ def phase_pipeline(args, wl, res) -> None:  # noqa: ANN001
         try:
             ws, ready_s = systems.start_workers(s, "stream_app", n_workers, "worker")
             log(f"stream-app x{n_workers}: ready after {ready_s:.0f}s; feeding {len(recs)}")
-            sampler = None
-            if args.profile and n_workers == 1:
-                sampler = Sampler(ws[0].process.pid, VAR / f"profile-{args.date}.raw").start()
+            samplers = ([Sampler(w.process.pid,
+                                 VAR / f"profile-{args.date}-{n_workers}w-{i + 1}.raw").start()
+                         for i, w in enumerate(ws)] if args.profile else [])
             lag = systems.stream_app_lag(s)
             probe = CpuProbe({**{w.name: w.process.pid for w in ws},
                               "tansu": s.broker.process.pid,
                               "redis-server": s.redis.process.pid})
             r = systems.throughput(s, ws, recs, lag=lag, probe=probe)
-            if sampler is not None:
-                sampler.stop()
-                summary = summarize(sampler.out)
-                res["profile_1w"] = summary
-                (args.out / f"profile-{args.date}.txt").write_text(render(summary) + "\n")
-                log("profile of the worker:\n" + render(summary))
+            if samplers:
+                res[f"profile_{n_workers}w"] = profiles(args, samplers, n_workers, r)
             r["join_s"] = round(ready_s, 1)
             res[f"stream_app_{n_workers}w"] = r
             cpu = r.get("cpu", {}).get("run", {})
