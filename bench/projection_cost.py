@@ -4,7 +4,7 @@ encoding and one Lua call through redis-py), in-process against real redis-serve
 
 The calls are the ones the worker makes for the workload's events (:func:`record_calls`:
 the tag engine, the sweep's ticks and the scorer run in-process as ``agents.handle_event``
-and ``handle_tick`` run them), recorded once to ``var/bench/projection-calls-*.pkl``.
+and ``handle_tick`` run them), recorded once to ``var/bench/projection-calls-*-sim*.pkl``.
 
 Two comparisons, each in lockstep in one process (every flush interval's calls go through
 both sides back to back, who goes first alternating; CPU time by ``time.process_time``, so
@@ -164,16 +164,15 @@ def record_calls(records: list, limit: int, sweep_min: float = 60.0
 def cached_calls(events: int, users: int = 50_000, seed: int = 42) -> bytes:
     """The pickled calls for the first ``events`` records of the bench workload (recorded
     once to ``var/bench``); unpickle once per writer so the two never share an object."""
-    path = VAR / f"projection-calls-u{users}-s{seed}-{events}.pkl"
+    from bench.workload import build, cached, load, sim_fingerprint  # noqa: PLC0415
+
+    # keyed by the simulator too: calls recorded from an older simulator's events are stale
+    path = VAR / f"projection-calls-u{users}-s{seed}-{events}-sim{sim_fingerprint()}.pkl"
     if path.exists():
         return path.read_bytes()
-    from bench.workload import build, cached  # noqa: PLC0415
-
     wl = None
     for n in (225_000, 260_000):  # the bench's cached workloads: their head is the same
-        src = VAR / f"workload-u{users}-s{seed}-{n}.pkl"
-        if src.exists() and n >= events:
-            wl = pickle.loads(src.read_bytes())  # noqa: S301 - our own cache file
+        if n >= events and (wl := load(VAR / f"workload-u{users}-s{seed}-{n}.pkl")):
             break
     if wl is None:
         wl = cached(VAR / f"workload-u{users}-s{seed}-{events}.pkl",

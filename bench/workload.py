@@ -2,6 +2,8 @@
 
 Records are ``(topic, key, value, event_id)`` with key = user_id (UTF-8) and value = the event's
 JSON, exactly what ``stream-app dev`` produces. The same records feed every system measured.
+A workload cached in ``var/bench`` is reused only while the simulator that built it is this
+one (:func:`sim_fingerprint`); otherwise it is built again.
 
 Example:
     >>> w = build(users=30, seed=3, days=2)
@@ -13,15 +15,19 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import pickle
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from stream_app.config import REPO_ROOT
 from stream_app.contract import load_contract
 from stream_app.sim import Simulator, load_sim_config
 
@@ -60,6 +66,27 @@ def encode(events: Sequence[dict[str, Any]] | Any) -> list[Record]:
     return out
 
 
+#: what a workload's events are made of: the simulator's code and its world
+SIM_SOURCES = (REPO_ROOT / "stream_app" / "sim", REPO_ROOT / "config" / "simulator.yaml")
+
+
+@cache
+def sim_fingerprint() -> str:
+    """A digest of the simulator's code (``stream_app/sim/*.py``) and config
+    (``config/simulator.yaml``): the same users, seed and size give the same events only
+    while it holds. Stored in ``Workload.meta["sim"]``; :func:`cached` checks it.
+
+    >>> f = sim_fingerprint()
+    >>> len(f), f == sim_fingerprint(), int(f, 16) >= 0
+    (12, True, True)
+    """
+    h = hashlib.sha256()
+    for src in SIM_SOURCES:
+        for p in sorted(src.glob("*.py")) if src.is_dir() else [src]:
+            h.update(p.relative_to(REPO_ROOT).as_posix().encode() + b"\0" + p.read_bytes())
+    return h.hexdigest()[:12]
+
+
 def build(users: int = 50_000, seed: int = 42, days: float | None = None,
           max_events: int | None = None) -> Workload:
     """Simulate ``users`` people over ``days`` (default: the simulator's) and encode them."""
@@ -75,15 +102,48 @@ def build(users: int = 50_000, seed: int = 42, days: float | None = None,
     n_users = len({r[1] for r in recs})
     return Workload(recs, users=n_users, seed=seed,
                     meta={"simulated_users": users, "days": days, "events": len(recs),
-                          "build_s": round(time.perf_counter() - t0, 2)})
+                          "build_s": round(time.perf_counter() - t0, 2),
+                          "sim": sim_fingerprint()})
 
 
-def cached(path: Path, make: Callable[[], Workload]) -> Workload:
-    """Load a pickled workload from ``path`` or build it with ``make`` and store it there."""
-    if path.exists():
-        with path.open("rb") as f:
-            return pickle.load(f)  # noqa: S301 - our own cache file
+def load(path: Path) -> Workload | None:
+    """The pickled workload at ``path`` if this simulator built it, else None (none there,
+    or one of another simulator: its events are not what ``build`` gives now).
+
+    >>> import tempfile
+    >>> p = Path(tempfile.mkdtemp()) / "w.pkl"
+    >>> load(p) is None
+    True
+    >>> _ = p.write_bytes(pickle.dumps(Workload([], 0, 1, {"sim": "0123456789ab"})))
+    >>> load(p) is None                 # built by another simulator
+    True
+    >>> _ = p.write_bytes(pickle.dumps(Workload([], 0, 1, {"sim": sim_fingerprint()})))
+    >>> load(p).seed
+    1
+    """
+    if not path.exists():
+        return None
+    with path.open("rb") as f:
+        w = pickle.load(f)  # noqa: S301 - our own cache file
+    made_by = getattr(w, "meta", {}).get("sim")
+    if made_by != sim_fingerprint():
+        print(f"{path}: built by another simulator ({made_by or 'no fingerprint'}, now "
+              f"{sim_fingerprint()}): not used", file=sys.stderr)
+        return None
+    return w
+
+
+def cached(path: Path, make: Callable[[], Workload | None]) -> Workload:
+    """The workload at ``path`` if this simulator built it (:func:`load`), else one built
+    with ``make`` and stored there (replacing a stale one)."""
+    w = load(path)
+    if w is not None:
+        return w
     w = make()
+    if w is None:
+        raise FileNotFoundError(f"{path}: no workload of this simulator (sim "
+                                f"{sim_fingerprint()}) and nothing to build it with")
+    w.meta.setdefault("sim", sim_fingerprint())
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     with tmp.open("wb") as f:
@@ -127,7 +187,7 @@ def first_events_per_user(users: int, per_user: int, seed: int = 7,
                            "event_id": f"c{k}-{ev['event_id']}"})
         n_users += len(clones)
     return Workload(encode(events), users=n_users, seed=seed,
-                    meta={"per_user": per_user, "events": len(events)})
+                    meta={"per_user": per_user, "events": len(events), "sim": sim_fingerprint()})
 
 
 def event_ts(record: Record) -> int:

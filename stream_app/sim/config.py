@@ -133,6 +133,7 @@ class Study(_Model):
     renewal: float = Field(0.3, ge=0, le=1)
     renewal_days: tuple[float, float] = (3, 21)
     renewal_factor: float = Field(1.2, gt=0)
+    renewal_start: float = Field(0.8, ge=0, le=1)
 
     @field_validator("lesson_weekdays")
     @classmethod

@@ -5,8 +5,9 @@ Each :class:`Learner` carries a hidden purchase ``intent`` and ``dropout`` prope
 ``(ts, seq, stream, type, props, mark)``: the visit, registration, days of lead nurturing
 (course views, search, live rooms, trial booking and purchase, the trial lesson, consult
 request, the order), then for buyers the course (live lessons attended or missed, replays,
-homework, quizzes, check-ins, drop-out and withdrawal or completion, refund, renewal), and for
-others a silent tail with rare visits. ``label`` items tell the truth when it becomes known.
+homework, quizzes, check-ins, drop-out and withdrawal or completion, refund, renewal; a
+renewing graduate may start the renewed course, and so on), and for others a silent tail
+with rare visits. ``label`` items tell the truth when it becomes known.
 ``mark`` is a hidden note for the ground truth (``reg``, ``conv``, ``drop``...), never sent.
 
 The life is computed a local day at a time, so a whole population can be interleaved by time
@@ -27,6 +28,7 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import itertools
 import random
 from bisect import bisect
@@ -89,7 +91,8 @@ class Learner:
             "registered": False, "registered_ts": None, "trial_purchased": False,
             "converted": False, "converted_ts": None, "convert_label": None,
             "dropped": False, "dropped_ts": None, "at_risk_label": None, "completed": False,
-            "refunded": False, "renewed": False, "deleted": False, "invited": 0,
+            "refunded": False, "renewed": False, "courses": 0, "deleted": False,
+            "invited": 0,
         }
 
 
@@ -228,7 +231,7 @@ class Behaviour:
         if order_ts is None:
             yield from self._tail(u, pend, t_reg + lead.window_days * DAY_MS)
         elif order_ts >= 0:
-            yield from self._study(u, pend, order_ts)
+            yield from self._courses(u, pend, order_ts)
         yield from self._end(u, pend)
 
     def _visitor(self, u: Learner, pend: list[Item], t: int) -> Iterator[Item]:
@@ -434,6 +437,38 @@ class Behaviour:
             while pend and pend[0][0] < ds + DAY_MS:
                 yield heappop(pend)
 
+    def _courses(self, u: Learner, pend: list[Item], order_ts: int) -> Iterator[Item]:
+        """The course bought at ``order_ts``, then each renewed course the graduate starts
+        (``study.renewal_start``), until one ends without a renewal that starts."""
+        beh, n, t = self, 1, order_ts
+        while True:
+            renewal_ts = yield from beh._study(u, pend, t, n)
+            if renewal_ts is None:
+                return
+            n += 1
+            beh = self._further(u, n)
+            if beh.r() >= self.cfg.study.renewal_start:
+                return      # renewed, paid, never started (within the run)
+            t = renewal_ts
+
+    def _further(self, u: Learner, n: int) -> Behaviour:
+        """This behaviour drawing from a random stream of its own for ``u``'s ``n``-th course.
+
+        A further course draws nothing from the run's shared stream (invitees it brings
+        aside), so adding it left every other person's story as it was. Seeded by the
+        person's event-id prefix (the run's seed and id prefix in it): deterministic.
+
+        >>> from stream_app.sim.config import load_sim_config
+        >>> b = Behaviour(load_sim_config(), random.Random(3), Windows([]), spawn=lambda t, u: 0)
+        >>> u = b.new_learner(0, "u0", "e0-", 1_772_400_000_000)
+        >>> b._further(u, 2).r() == b._further(u, 2).r() != b._further(u, 3).r()
+        True
+        """
+        beh = copy.copy(self)    # shares the config, pickers, id counter and spawn
+        beh.rng = random.Random(f"{u.eid}course{n}")
+        beh.r = beh.rng.random
+        return beh
+
     def _schedule(self, order_ts: int, lessons: int) -> list[int]:
         """Lesson start times of a course bought at ``order_ts`` (never on the order's day)."""
         st, rh, r = self.cfg.study, self.rhythm, self.r
@@ -447,13 +482,16 @@ class Behaviour:
             ds += DAY_MS
         return out
 
-    def _study(self, u: Learner, pend: list[Item], order_ts: int) -> Iterator[Item]:
-        """The course of a buyer: lessons, study between them, drop-out, the end of the course."""
+    def _study(self, u: Learner, pend: list[Item], order_ts: int,
+               n: int = 1) -> Iterator[Item]:
+        """The ``n``-th course of a buyer (bought at ``order_ts``): lessons, study between
+        them, drop-out, the end of the course. Returns the time of a renewal, if any."""
         r, st, rh, push = self.r, self.cfg.study, self.rhythm, self._push
         cat = u.category
         lessons = self._schedule(order_ts, self.cfg.courses[cat].lessons)
         ct = u.class_type
-        cid = f"{cat}-101"
+        cid = _course_id(cat, n)
+        order_id = _order_id(u, n)
         miss = st.miss_base + u.dropout * st.miss_per_dropout
         hazard = u.dropout * st.dropout_hazard
         dropped, streak, drop_lesson = False, 0, -1
@@ -463,11 +501,12 @@ class Behaviour:
         engage = 1.0 - 0.5 * u.dropout
         first = lessons[0]
         push(pend, max(first - 2 * HOUR_MS, rh.day_start(first)), "study", "course_started",
-             {"course_id": cid, "category": cat, "class_type": ct, "lessons": len(lessons)})
+             {"course_id": cid, "category": cat, "class_type": ct, "lessons": len(lessons)},
+             "start")
         cps = {max(1, round(p * len(lessons) / 100)): p for p in self.cp_pct}
         while ds <= last_day:
             if ds + DAY_MS > u.del_ts:
-                return
+                return None
             lt = lessons[lesson_no] if lesson_no < len(lessons) else _NEVER
             if ds <= lt < ds + DAY_MS:
                 lesson_no += 1
@@ -496,10 +535,10 @@ class Behaviour:
                     self._label(pend, wts + HOUR_MS, "at_risk", 1, "lab_risk", wts)
                     if drop_lesson <= st.refund_before_lesson and r() < st.refund:
                         push(pend, wts + 2 * HOUR_MS, "order", "refund",
-                             {"order_id": f"o{u.idx}", "amount": u.amount,
+                             {"order_id": order_id, "amount": u.amount,
                               "currency": "CNY", "category": cat, "reason": "withdrawal"},
                              "refund")
-                    return
+                    return None
             elif lesson_no and not dropped and r() < st.extra_video * engage:
                 self._video(pend, rh.time_in_day(r, ds),
                             {"course_id": cid, "category": cat, "lesson_no": max(1, lesson_no)},
@@ -508,37 +547,43 @@ class Behaviour:
                 push(pend, rh.time_in_day(r, ds), "study", "check_in",
                      {"course_id": cid, "streak_day": lesson_no})
             if lesson_no == len(lessons):  # the end of the course, before the day is let out
-                self._course_end(u, pend, lessons[-1], len(lessons), dropped)
+                renewal_ts = self._course_end(u, pend, lessons[-1], n, dropped)
                 while pend and pend[0][0] < ds + DAY_MS:
                     yield heappop(pend)
-                return
+                return renewal_ts
             while pend and pend[0][0] < ds + DAY_MS:
                 yield heappop(pend)
             ds += DAY_MS
+        return None
 
     def _course_end(self, u: Learner, pend: list[Item], last: int, n: int,
-                    dropped: bool) -> None:
-        """Completion (or not) after the last lesson, the at-risk truth, maybe a renewal."""
+                    dropped: bool) -> int | None:
+        """Completion (or not) of the ``n``-th course after its last lesson, the at-risk
+        truth, maybe a renewal (the next course, bought: its time is returned)."""
         r, st, push = self.r, self.cfg.study, self._push
-        cat, ct, cid = u.category, u.class_type, f"{u.category}-101"
+        cat, ct, cid = u.category, u.class_type, _course_id(u.category, n)
         end = last + st.lesson_minutes * MINUTE_MS
         if dropped:
             self._label(pend, end + HOUR_MS, "at_risk", 1, "lab_risk", end)
-            return
+            return None
         push(pend, end, "study", "course_completed",
-             {"course_id": cid, "category": cat, "lessons": n}, "done")
+             {"course_id": cid, "category": cat, "lessons": self.cfg.courses[cat].lessons},
+             "done")
         self._label(pend, end + HOUR_MS, "at_risk", 0, "lab_risk", end)
         if r() < self.cfg.referral.completion_share:
             self._share(pend, u, end + 2 * HOUR_MS, f"/certificate/{cat}")
         if r() < st.renewal * (0.5 + u.intent) * (1.0 - u.dropout):
             lo, hi = st.renewal_days
             rts = end + int((lo + r() * (hi - lo)) * DAY_MS)
+            nxt = _course_id(cat, n + 1)
             push(pend, rts - 3 * HOUR_MS, "click", "course_view",
-                 {**u.attr, "course_id": f"{cat}-201", "category": cat})
-            amount = u.amount * st.renewal_factor
+                 {**u.attr, "course_id": nxt, "category": cat})
+            u.amount = round(u.amount * st.renewal_factor, 2)
             push(pend, rts, "order", "renewal",
-                 {"order_id": f"r{u.idx}", "amount": round(amount, 2), "currency": "CNY",
-                  "category": cat, "course_id": f"{cat}-201", "class_type": ct}, "renew")
+                 {"order_id": _order_id(u, n + 1), "amount": u.amount, "currency": "CNY",
+                  "category": cat, "course_id": nxt, "class_type": ct}, "renew")
+            return rts
+        return None
 
     def _after_lesson(self, u: Learner, pend: list[Item], lt: int, base: dict[str, Any],
                       engage: float) -> None:
@@ -565,3 +610,17 @@ class Behaviour:
                    {"course_id": base["course_id"], "lesson_no": base["lesson_no"],
                     "video_id": f"{base['course_id']}-v{base['lesson_no']}",
                     "seconds": int(length * pct), "percent": round(pct * 100, 1)})
+
+
+def _course_id(category: str, n: int) -> str:
+    """The ``n``-th course of a category: the first ``{cat}-101``, the renewed ones ``-201``...
+
+    >>> _course_id("ui_design", 1), _course_id("ui_design", 2)
+    ('ui_design-101', 'ui_design-201')
+    """
+    return f"{category}-{n}01"
+
+
+def _order_id(u: Learner, n: int) -> str:
+    """The order of ``u``'s ``n``-th course: ``o{idx}``, then renewals ``r{idx}``, ``r{idx}-3``."""
+    return f"o{u.idx}" if n == 1 else f"r{u.idx}" if n == 2 else f"r{u.idx}-{n}"

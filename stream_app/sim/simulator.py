@@ -350,6 +350,8 @@ def _mark(u: Learner, mark: str, ts: int, props: dict[str, Any]) -> None:
         t["dropped"], t["dropped_ts"] = True, ts
     elif mark == "lab_risk":
         t["at_risk_label"] = props["value"]
+    elif mark == "start":
+        t["courses"] += 1
     elif mark == "done":
         t["completed"] = True
     elif mark == "refund":
