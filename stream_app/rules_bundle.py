@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import yaml
 
 from stream_app.errors import RuleError
 from stream_app.rules import loader
@@ -92,6 +93,28 @@ def compile_bundle(bundle: dict[str, Any], root: Path | str | None = None) -> Ru
     if root is None and bundle.get("source"):
         root = rules_root(bundle["source"])
     return loader.ruleset_from_files(bundle["files"], root=root)
+
+
+def bundle_families(bundle: dict[str, Any]) -> dict[str, str]:
+    """Tag id -> family of a bundle's tags, read from its YAML without compiling it (all a
+    worker needs of a rule set it skips); a file or tag it cannot read is left out.
+
+    >>> bundle_families({"files": {"a.yaml": "tags:\\n  - {id: x, family: f}\\n",
+    ...                            "b.yaml": "tags: [{id: y}]", "c.yaml": "{"}})
+    {'x': 'f'}
+    """
+    out: dict[str, str] = {}
+    for text in (bundle.get("files") or {}).values():
+        try:
+            doc = yaml.safe_load(text)
+        except yaml.YAMLError:
+            continue
+        tags = doc.get("tags") if isinstance(doc, dict) else None
+        for tag in tags if isinstance(tags, list) else ():
+            if isinstance(tag, dict) and isinstance(tag.get("id"), str) \
+                    and isinstance(tag.get("family"), str):
+                out[tag["id"]] = tag["family"]
+    return out
 
 
 #: the topic rule sets are published on (one partition, compacted: topics/topics.yaml)

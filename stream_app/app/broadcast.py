@@ -18,7 +18,7 @@ from stream_app import metrics
 from stream_app.app.context import runtime
 from stream_app.app.main import app, settings
 from stream_app.kafka_io import end_offsets, read_assigned
-from stream_app.rules_bundle import compile_bundle, decode, topic_problem
+from stream_app.rules_bundle import bundle_families, compile_bundle, decode, topic_problem
 
 log = logging.getLogger(__name__)
 TOPICS = ("models.snapshots", "rules.versions")
@@ -141,20 +141,37 @@ def apply_pending() -> None:
     """Apply every record the reader has handed over so far; of several records of one
     topic and key (a restart reading every published rule set and model snapshot), only the
     newest: each older one would be compiled or loaded, and a rule set backfilled, for
-    nothing."""
+    nothing. The tag families of the older rule sets are kept (:func:`remember_families`)."""
     pending: dict[tuple[str, str], bytes] = {}
+    skipped: list[bytes] = []
     while True:
         try:
             topic, key, value = inbox.get_nowait()
         except queue.Empty:
             break
-        pending.pop((topic, key), None)   # the newest goes last, in reading order
+        older = pending.pop((topic, key), None)   # the newest goes last, in reading order
+        if older is not None and topic == "rules.versions":
+            skipped.append(older)
         pending[(topic, key)] = value
     for (topic, key), value in pending.items():
         try:
             apply_record(topic, key, value)
         except Exception as exc:  # noqa: BLE001 - a bad record must not stop the worker
             log.error("cannot apply %s record %r: %s", topic, key, exc)
+    if skipped:
+        remember_families(skipped)
+
+
+def remember_families(bundles: list[bytes]) -> None:
+    """Tell the engine the tag families of rule sets read but not applied (older ones of a
+    batch, in reading order), after the newest was: a tag only a skipped set defined (v2
+    added it, v3 removed it, v3 alone applied) goes out as ``rule_removed`` with its family,
+    not ``family: ""``."""
+    for blob in bundles:
+        try:
+            runtime.engine.remember_families(bundle_families(decode(blob)))
+        except Exception as exc:  # noqa: BLE001 - a bad record must not stop the worker
+            log.error("cannot read the tag families of a rules.versions record: %s", exc)
 
 
 @app.on_partitions_assigned.connect

@@ -198,6 +198,22 @@ class TagEngine:
         #: score -> its values' comparison results (:func:`_score_sig`)
         self._score_sigs: dict[str, dict[Any, tuple]] = {}
 
+    def remember_families(self, families: dict[str, str]) -> None:
+        """Know ``families`` (tag id -> family) too: those of a rule set that was read but
+        never run (several published at once: only the newest is applied), so the
+        ``rule_removed`` changes of a tag only it defined keep their family. Later calls and
+        the current rule set win.
+
+        >>> from stream_app.rules.loader import ruleset_from_text
+        >>> doc = ("tags:\\n  - {id: %s, family: activity, zh: a, en: b, kind: bool, "
+        ...        "value: 'true'}\\n")
+        >>> e = TagEngine(ruleset_from_text(doc % "v1"))
+        >>> e.remember_families({"v2": "channel", "v1": "other"})
+        >>> e.family_of("v2"), e.family_of("v1")
+        ('channel', 'activity')
+        """
+        self._families.update({t: f for t, f in families.items() if f})
+
     def family_of(self, tag_id: str) -> str:
         """The family of ``tag_id`` in the current rule set, else in the last rule set this
         engine ran that defined it (a tag removed by a hot reload), else ``""``.
