@@ -355,3 +355,50 @@ def test_at_risk_from_the_model_stays_until_the_score_drops_below_0_6(make_event
         st, sf = _roundtrip(r.state), _roundtrip(r.state)
         assert st["tags"]["at_risk"] is after, (day, st["tags"], st["scores"])
     assert r.why["at_risk"]["values"]["prev()"] is True
+
+
+def test_a_score_hovering_at_0_3_no_longer_flips_medium_and_low(make_event):
+    """lead.yaml's medium band (intent version 5): the model's score makes a lead medium from
+    intent_medium_score (0.3) and keeps one medium down to intent_keep_medium_score (0.25).
+    Before, each score update across 0.3 flipped the tag: medium, low, medium, low..."""
+    got, (eng, full), st, sf = _through_scores(
+        make_event, "course_view", "convert", "intent",
+        (0.31, 0.28, 0.32, 0.27, 0.3, 0.26, 0.24, 0.28, 0.29, 0.3))
+    assert got == ["medium"] * 6 + ["low", "low", "low", "medium"]
+    r = _step(eng, st, "scores", {"convert": 0.26}, full, sf)
+    assert r.state["tags"]["intent"] == "medium" and _changes(r, "intent") == []
+
+
+def test_decaying_points_keep_a_medium_lead_down_to_4(make_event):
+    """The same band on the points: 5 course views make a lead medium (intent_medium_points);
+    decayed to 4 it stays medium, below 4 it is low, and 4 from below is low (the band holds
+    a medium lead only); a fifth point makes it enter medium again."""
+    eng, full = TagEngine(DEFAULT), TagEngine(DEFAULT, full=True)
+    st = sf = None
+    for i in range(5):
+        r = _step(eng, st, "event", make_event("course_view", hour=i), full, sf)
+        st, sf = _roundtrip(r.state), _roundtrip(r.state)
+    assert (st["tags"]["lead_points"], st["tags"]["intent"]) == (5, "medium")
+    got = []
+    for day in (4, 7, 10, 13):    # 14 days' half-life: 4.1, 3.5, 3.1, 2.6 (rounded)
+        r = _step(eng, st, "tick", T0 + day * DAY, full, sf)
+        st, sf = _roundtrip(r.state), _roundtrip(r.state)
+        got.append((st["tags"]["lead_points"], st["tags"]["intent"], _changes(r, "intent")))
+    assert got == [(4, "medium", []), (4, "medium", []), (3, "low", [("medium", "low")]),
+                   (3, "low", [])]
+    r = _step(eng, st, "event", make_event("course_view", day=13), full, sf)
+    st, sf = _roundtrip(r.state), _roundtrip(r.state)
+    assert (st["tags"]["lead_points"], st["tags"]["intent"]) == (4, "low")
+    r = _step(eng, st, "event", make_event("course_view", day=13, hour=1), full, sf)
+    assert (r.state["tags"]["lead_points"], r.state["tags"]["intent"]) == (5, "medium")
+    assert _changes(r, "intent") == [("low", "medium")]
+
+
+def test_the_keep_thresholds_lie_below_the_entry_ones() -> None:
+    """Each band's keep thresholds lie below its entry ones (or an entry would not keep the
+    value at the next evaluation: the rule would not settle), and medium's below high's."""
+    p = DEFAULT.params
+    assert p["intent_keep_medium_points"] < p["intent_medium_points"] \
+        <= p["intent_keep_high_points"] < p["intent_high_points"]
+    assert p["intent_keep_medium_score"] < p["intent_medium_score"] \
+        <= p["intent_keep_high_score"] < p["intent_high_score"]
