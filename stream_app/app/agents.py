@@ -26,7 +26,7 @@ from typing import Any
 import orjson
 
 from stream_app import metrics
-from stream_app.app import business
+from stream_app.app import broadcast, business
 from stream_app.app.context import runtime
 from stream_app.app.gc_freeze import freeze_when_ready
 from stream_app.app.main import app, settings
@@ -495,7 +495,11 @@ async def on_assigned(sender: Any, assigned: Any, **kwargs: Any) -> None:
 @app.agent(source_topic, name="process")
 async def process(stream: Any) -> None:
     """Consume every input stream and the ticks (co-partitioned by user_id)."""
+    first = True
     async for event in stream.events():
+        if first:   # not before the published rule sets are applied (QA29 F6)
+            await broadcast.before_first_event()
+            first = False
         msg = event.message
         if NO_AGENT:
             runtime.processed += 1

@@ -174,11 +174,27 @@ def remember_families(bundles: list[bytes]) -> None:
             log.error("cannot read the tag families of a rules.versions record: %s", exc)
 
 
+async def before_first_event() -> None:
+    """Awaited by the processing agent before its first record: the published rule sets are
+    read (at most ``RULES_CATCH_UP_S``) and applied, so a worker started after ``rules
+    apply`` never tags with its local rules. The first record comes after the table
+    recovery, so the rule set's backfill covers every user held. (Faust resumes the
+    partitions when the recovery ends, whether the ``on_partitions_assigned`` receivers
+    below have returned or not, and starts the reader's task only then: QA29 F6 on a live
+    broker, every event waiting at a restart was tagged with the local rules first.)"""
+    if not rules_caught_up.is_set():
+        loop = asyncio.get_running_loop()
+        if not await loop.run_in_executor(None, rules_caught_up.wait, RULES_CATCH_UP_S):
+            log.error("published rule sets not read within %.0f s: the first events may use "
+                      "the local rules", RULES_CATCH_UP_S)
+    apply_pending()
+
+
 @app.on_partitions_assigned.connect
 async def broadcasts_before_events(sender: Any, assigned: Any, **kwargs: Any) -> None:
-    """Before the events of a (first) assignment are processed (Faust keeps the partitions
-    paused until its receivers return): the published rule set and model snapshots are
-    applied, so a worker started after ``rules apply`` never tags with its local rules."""
+    """At a (first) assignment: the published rule set and model snapshots read so far are
+    applied (the agent's first record waits for the rule sets: :func:`before_first_event`;
+    Faust does not hold the records until this returns)."""
     if not caught_up.is_set():
         loop = asyncio.get_running_loop()
         if not await loop.run_in_executor(None, caught_up.wait, CATCH_UP_S):
