@@ -43,17 +43,33 @@ def roc_auc(p: Any, y: Any) -> float | None:
 
 
 def pr_auc(p: Any, y: Any) -> float | None:
-    """Average precision (area under the precision-recall curve, step-wise)."""
+    """Average precision (area under the precision-recall curve, step-wise): the sum over
+    the distinct scores, highest first, of the recall gained there times the precision of
+    everything scored at least that high. A run of tied scores is one threshold, so the
+    order of tied items does not matter and a constant score gives the base rate.
+
+    Example:
+        >>> pr_auc([0.5, 0.5, 0.5, 0.5], [1, 0, 0, 1])
+        0.5
+        >>> a = pr_auc([0.9, 0.5, 0.5, 0.1], [1, 0, 1, 0])   # the tie's order does not count
+        >>> b = pr_auc([0.9, 0.5, 0.5, 0.1], [1, 1, 0, 0])
+        >>> round(a, 4), a == b
+        (0.8333, True)
+    """
     p = np.asarray(p, dtype=float)
     y = np.asarray(y, dtype=int)
     n_pos = int(y.sum())
     if n_pos == 0:
         return None
     order = np.argsort(-p, kind="mergesort")
-    ys = y[order]
+    ps, ys = p[order], y[order]
     tp = np.cumsum(ys)
-    precision = tp / np.arange(1, len(ys) + 1)
-    return float((precision * ys).sum() / n_pos)
+    # the last index of each run of equal scores: the thresholds
+    last = np.r_[np.flatnonzero(ps[1:] != ps[:-1]), len(ps) - 1]
+    tp_at = tp[last]
+    precision = tp_at / (last + 1)
+    gained = np.diff(np.r_[0, tp_at])
+    return float((precision * gained).sum() / n_pos)
 
 
 def log_loss(p: Any, y: Any, eps: float = 1e-7) -> float | None:
