@@ -128,3 +128,21 @@ def test_graduate_who_starts_again_is_watched_again(engine, make_event):
     assert r.state["tags"]["at_risk"] is True
     st, _ = run(engine, [make_event("course_completed", day=71)], r.state)
     assert "at_risk" not in st["tags"]              # graduated again: not watched
+
+
+def test_missed_lessons_in_a_row_are_counted_within_a_course(engine, make_event):
+    """at_risk v5 / consecutive_absences v2 (QA30 F1): two misses of a completed course and
+    one of the next course are not three in a row; three misses of the new course are."""
+    st, _ = run(engine, [make_event("course_started"), make_event("lesson_missed", day=1),
+                         make_event("lesson_missed", day=2)])
+    assert st["tags"]["consecutive_absences"] == 2
+    st, _ = run(engine, [make_event("course_completed", day=3)], st)
+    assert "consecutive_absences" not in st["tags"] and "at_risk" not in st["tags"]
+    st, ch = run(engine, [make_event("course_started", day=4),
+                          make_event("lesson_missed", day=5)], st)
+    assert st["tags"]["consecutive_absences"] == 1
+    assert st["tags"]["at_risk"] is False
+    assert ("at_risk", False, True) not in [(c["tag_id"], c["old"], c["new"]) for c in ch]
+    st, ch = run(engine, [make_event("lesson_missed", day=d) for d in (6, 7)], st)
+    assert st["tags"]["consecutive_absences"] == 3
+    assert ("at_risk", False, True) in [(c["tag_id"], c["old"], c["new"]) for c in ch]
