@@ -255,7 +255,8 @@ class AlertPolicy:
         #: target -> half-life (days) of its rule points: a rules-sourced alert's reasons
         #: are the points each action brings *now* (not lifetime totals)
         self.half_lives = half_lives or {}
-        #: the business day boundary of the scorer's daily buckets (features.day_offset_hours)
+        #: the business day boundary of the scorer's daily buckets (features.day_offset_hours,
+        #: the setting day_offset_minutes: the tag rules' business day)
         self.day_offset_ms = int(day_offset_hours * HOUR_MS)
         #: the running rule set's params (thresholds and points a ``basis`` names), read
         #: only when an alert is built; the worker sets ``lambda: engine.ruleset.params``

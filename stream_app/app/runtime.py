@@ -77,7 +77,8 @@ class Runtime:
 
     @classmethod
     def create(cls, settings: Settings) -> Runtime:
-        scoring_config = load_scoring_config()
+        # the scorer's daily buckets and the alerts' dates on the engine's business day
+        scoring_config = load_scoring_config(day_offset_minutes=settings.day_offset_minutes)
         registry = ModelRegistry(scoring_config)
         engine = build_engine(settings)
         scorer = Scorer(scoring_config, registry)

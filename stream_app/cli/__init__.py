@@ -126,15 +126,17 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _check_settings() -> None:
-    """Stop with one ``Error:`` line (exit 1) when the settings do not load, before a Faust
+    """Stop with one ``Error:`` line (exit 1) when the settings or the scoring config (read
+    with the settings' business day, which it may not contradict) do not load, before a Faust
     command (``worker``, ``send``, ``tables``) imports the app, as the project's commands
     do."""
     from pydantic import ValidationError  # noqa: PLC0415
 
     from stream_app.config import get_settings  # noqa: PLC0415
+    from stream_app.scoring.config import load_scoring_config  # noqa: PLC0415
 
     try:
-        get_settings()
+        load_scoring_config(day_offset_minutes=get_settings().day_offset_minutes)
     except (ValidationError, StreamAppError, ValueError) as exc:
         if os.environ.get(TRACEBACK_ENV) == "1":
             raise

@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from stream_app.config import REPO_ROOT
+from stream_app.config import REPO_ROOT, get_settings
 from stream_app.errors import ConfigError
 
 DEFAULT_PATH = REPO_ROOT / "config" / "scoring.yaml"
@@ -40,6 +40,8 @@ class FeatureConfig:
     hashed_props: frozenset[str] = frozenset()
     hash_buckets: int = 16
     max_value_chars: int = 40
+    #: the business day's offset from UTC in hours: always the setting
+    #: ``day_offset_minutes`` / 60 when read by :func:`parse_scoring_config`
     day_offset_hours: float = 8.0
     exclude_types: frozenset[str] = frozenset()
     exclude_props: frozenset[str] = frozenset()
@@ -240,8 +242,41 @@ def _target(name: str, raw: dict[str, Any]) -> TargetConfig:
     )
 
 
-def parse_scoring_config(doc: dict[str, Any]) -> ScoringConfig:
-    """Build a :class:`ScoringConfig` from the parsed YAML document."""
+def business_day_hours(features: dict[str, Any], day_offset_minutes: int) -> float:
+    """The business day's offset (hours) of the scorer's daily buckets and the alerts' dates
+    and day counts: the setting ``day_offset_minutes`` (``STREAM_APP_DAY_OFFSET_MINUTES``),
+    which also sets the tag rules' days, so that tags, scores and alerts count one day.
+    ``features.day_offset_hours`` in scoring.yaml is no longer needed; an old file that
+    still gives it is refused when it differs from the setting.
+
+    Example:
+        >>> business_day_hours({}, 480), business_day_hours({"day_offset_hours": 0}, 0)
+        (8.0, 0.0)
+        >>> business_day_hours({"day_offset_hours": 8}, 0)
+        Traceback (most recent call last):
+        ...
+        stream_app.errors.ConfigError: scoring config features.day_offset_hours (8) differs \
+from the business day of the setting day_offset_minutes (0, STREAM_APP_DAY_OFFSET_MINUTES), \
+which alone sets the business day of tags, scores and alerts: remove \
+features.day_offset_hours from the scoring config
+    """
+    hours = day_offset_minutes / 60
+    given = features.get("day_offset_hours")
+    if given is not None and float(given) != hours:
+        raise ConfigError(
+            f"scoring config features.day_offset_hours ({given}) differs from the business "
+            f"day of the setting day_offset_minutes ({day_offset_minutes}, "
+            "STREAM_APP_DAY_OFFSET_MINUTES), which alone sets the business day of tags, "
+            "scores and alerts: remove features.day_offset_hours from the scoring config")
+    return hours
+
+
+def parse_scoring_config(doc: dict[str, Any], *,
+                         day_offset_minutes: int | None = None) -> ScoringConfig:
+    """Build a :class:`ScoringConfig` from the parsed YAML document; the business day is
+    ``day_offset_minutes`` (default: the setting, see :func:`business_day_hours`)."""
+    if day_offset_minutes is None:
+        day_offset_minutes = get_settings().day_offset_minutes
     try:
         f = doc.get("features") or {}
         features = FeatureConfig(
@@ -256,7 +291,7 @@ def parse_scoring_config(doc: dict[str, Any]) -> ScoringConfig:
             hashed_props=_fs(f.get("hashed_props")),
             hash_buckets=int(f.get("hash_buckets", 16)),
             max_value_chars=int(f.get("max_value_chars", 40)),
-            day_offset_hours=float(f.get("day_offset_hours", 8)),
+            day_offset_hours=business_day_hours(f, day_offset_minutes),
             exclude_types=_fs(f.get("exclude_types")),
             exclude_props=_fs(f.get("exclude_props")),
             registration_type=f.get("registration_type", "registered"),
@@ -287,11 +322,18 @@ def parse_scoring_config(doc: dict[str, Any]) -> ScoringConfig:
         raise ConfigError(f"scoring config is invalid: {exc}") from exc
 
 
-def load_scoring_config(path: Path | str | None = None) -> ScoringConfig:
-    """Read and validate ``config/scoring.yaml`` (or ``path``)."""
+def load_scoring_config(path: Path | str | None = None, *,
+                        day_offset_minutes: int | None = None) -> ScoringConfig:
+    """Read and validate ``config/scoring.yaml`` (or ``path``); the business day is
+    ``day_offset_minutes`` (default: the setting ``day_offset_minutes``).
+
+    Example:
+        >>> load_scoring_config(day_offset_minutes=0).features.day_offset_ms
+        0.0
+    """
     p = Path(path or DEFAULT_PATH)
     try:
         doc = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"cannot read scoring config {p}: {exc}") from exc
-    return parse_scoring_config(doc)
+    return parse_scoring_config(doc, day_offset_minutes=day_offset_minutes)

@@ -155,21 +155,29 @@ class ConsentReader:
         (True, False)
     """
 
-    def __init__(self, tag: str, rules: Any = None, streams: tuple[str, ...] = ("profile",)
-                 ) -> None:
+    def __init__(self, tag: str, rules: Any = None, streams: tuple[str, ...] = ("profile",),
+                 *, day_offset_ms: int = 8 * 3_600_000) -> None:
         from stream_app.rules.engine import DEFAULT_RULES, TagEngine  # noqa: PLC0415
         from stream_app.rules.loader import load_ruleset  # noqa: PLC0415
 
         self.tag = tag
         self.streams = frozenset(streams)
-        self.engine = TagEngine(load_ruleset(rules or DEFAULT_RULES))
+        self.engine = TagEngine(load_ruleset(rules or DEFAULT_RULES), day_offset_ms=day_offset_ms)
         self._states: dict[str, dict[str, Any]] = {}
         self._refused: set[str] = set()
 
     @classmethod
     def for_config(cls, config: ScoringConfig) -> ConsentReader | None:
-        """A reader of ``config.consent_tag`` (None when the config names none)."""
-        return cls(config.consent_tag) if config.consent_tag else None
+        """A reader of ``config.consent_tag`` (None when the config names none), whose rules
+        count the config's business day (the setting ``day_offset_minutes``, as the workers).
+
+        >>> from stream_app.scoring.config import load_scoring_config
+        >>> ConsentReader.for_config(load_scoring_config(day_offset_minutes=0)).engine.day_offset_ms
+        0
+        """
+        if not config.consent_tag:
+            return None
+        return cls(config.consent_tag, day_offset_ms=round(config.features.day_offset_ms))
 
     def refused(self, ev: Event) -> bool:
         """Whether the user refuses profiling after ``ev`` (not told is no refusal)."""

@@ -46,3 +46,28 @@ def test_faust_commands_with_bad_settings_are_one_error_line(env, says, monkeypa
     assert exc.value.code == 1
     err = capsys.readouterr().err
     assert err.startswith("Error: ") and says in err and "Traceback" not in err, err
+
+
+def test_a_worker_whose_scoring_config_sets_another_business_day_is_one_error_line(
+        tmp_path, monkeypatch, capsys) -> None:
+    """A scoring.yaml that still gives ``features.day_offset_hours`` unlike the setting
+    ``STREAM_APP_DAY_OFFSET_MINUTES`` (QA30 F4): one ``Error:`` line naming both, exit 1."""
+    from stream_app.config import get_settings
+    from stream_app.scoring import config as scoring_config
+
+    old = tmp_path / "scoring.yaml"
+    old.write_text(scoring_config.DEFAULT_PATH.read_text(encoding="utf-8").replace(
+        "features:\n", "features:\n  day_offset_hours: 8\n", 1), encoding="utf-8")
+    monkeypatch.setattr(scoring_config, "DEFAULT_PATH", old)
+    monkeypatch.setenv("STREAM_APP_DAY_OFFSET_MINUTES", "0")
+    get_settings.cache_clear()
+    try:
+        with pytest.raises(SystemExit) as exc:
+            cli.main(["worker", "-l", "warn"])
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
+    assert exc.value.code == 1
+    err = capsys.readouterr().err
+    assert err.startswith("Error: scoring config features.day_offset_hours (8) differs"), err
+    assert "STREAM_APP_DAY_OFFSET_MINUTES" in err and "Traceback" not in err, err
