@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from stream_app.scoring.config import load_scoring_config
+from stream_app.scoring.config import ScoringConfig, load_scoring_config
 from stream_app.scoring.evaluate import evaluate_file
 from stream_app.text import plural
 
@@ -61,6 +61,29 @@ def check_options(learn_from: str, warmup: float, no_learn: bool = False,
     return names
 
 
+def check_learners(option: str, names: tuple[str, ...], cfg: ScoringConfig) -> None:
+    """Refuse learner names ``cfg`` does not define (its ``learners:``, see
+    :meth:`ScoringConfig.learner_names`) with a :class:`click.ClickException` naming the
+    option and the configured names (one ``Error:`` line, exit code 1), before any replay:
+    a misspelt name was a bare ``ValueError`` once its turn came (``oulad eval``: after the
+    learners before it had run).
+
+    >>> cfg = load_scoring_config()
+    >>> check_learners("--learner", ("logreg_std",), cfg)
+    >>> check_learners("--learners", ("hat", "logreg_sd", "nosuch"), cfg)
+    Traceback (most recent call last):
+    ...
+    click.exceptions.ClickException: --learners: unknown 'logreg_sd', 'nosuch' (choose from \
+logreg, logreg_std, hat, arf, ensemble: the scoring config's learners)
+    """
+    known = cfg.learner_names()
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise click.ClickException(
+            f"{option}: unknown {', '.join(map(repr, unknown))} (choose from "
+            f"{', '.join(known)}: the scoring config's learners)")
+
+
 def _f(v: object) -> str:
     return "-" if v is None else (f"{v:.4f}" if isinstance(v, float) else str(v))
 
@@ -71,7 +94,8 @@ def _f(v: object) -> str:
                "a learning curve, the gate state and events/s.")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--target", "-t", required=True, help="target to evaluate (convert, at_risk, ...)")
-@click.option("--learner", default=None, help="override the configured learner")
+@click.option("--learner", default=None, help="override the configured learner (a name "
+              "under the scoring config's learners:)")
 @click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False),
               default=None, help="scoring YAML (default config/scoring.yaml)")
 @click.option("--out", "out_path", type=click.Path(dir_okay=False), default=None,
@@ -101,6 +125,8 @@ def command(file: str, target: str, learner: str | None, config_path: str | None
     names = check_options(learn_from, warmup, no_learn,
                           learn_from_given=given is not click.core.ParameterSource.DEFAULT)
     cfg = load_scoring_config(config_path)
+    if learner is not None:
+        check_learners("--learner", (learner,), cfg)
     res = evaluate_file(
         file, target, config=cfg, learner=learner, learn=not no_learn,
         model_blob=Path(model_path).read_bytes() if model_path else None,

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import click
 
+from stream_app.cli.evaluate_cmd import check_learners
 from stream_app.oulad.convert import DATA_DIR, convert
+from stream_app.scoring.config import load_scoring_config
 
 
 @click.group("oulad", help="Real-data evaluation on OULAD: convert the data to events, "
@@ -33,13 +35,16 @@ def convert_cmd(src: str, out: str) -> None:
 @click.option("--events", type=click.Path(dir_okay=False), default=None,
               help="event file (default: convert into var/oulad/events.jsonl.gz)")
 @click.option("--learners", default="logreg_std,logreg,hat,ensemble", show_default=True,
-              help="online learners to compare (the configured default is always first)")
+              help="online learners to compare, names of config/scoring.yaml learners (the "
+              "configured default is always first)")
 @click.option("--no-plot", is_flag=True)
 def eval_cmd(out: str, events: str | None, learners: str, no_plot: bool) -> None:
+    names = tuple(s.strip() for s in learners.split(",") if s.strip())
+    cfg = load_scoring_config()
+    check_learners("--learners", names, cfg)   # all of them, before the first replay
     from stream_app.oulad.report import run  # noqa: PLC0415 - lightgbm/matplotlib on demand
 
-    res = run(out, events=Path(events) if events else None,
-              learners=tuple(s.strip() for s in learners.split(",") if s.strip()),
+    res = run(out, events=Path(events) if events else None, learners=names, config=cfg,
               plot=not no_plot, log=click.echo)
     click.echo((Path(out) / "table.md").read_text())
     click.echo(f"written: {out}/results.json, {out}/table.md"

@@ -106,10 +106,13 @@ def run(out_dir: Path | str = "eval/oulad", *, events: Path | str | None = None,
         learners: tuple[str, ...] = ("logreg_std", "logreg", "hat", "ensemble"),
         config: ScoringConfig | None = None, plot: bool = True,
         log: Any = print) -> dict[str, Any]:
-    """Convert (if needed), evaluate every learner, fit the batch bar, write the report."""
+    """Convert (if needed), evaluate every learner, fit the batch bar, write the report.
+    Every name of ``learners`` is checked first (:class:`ConfigError`), not when its turn
+    comes after the others' replays."""
+    cfg = config or load_scoring_config()
+    cfg.check_learners(learners)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    cfg = config or load_scoring_config()
     default = cfg.targets["at_risk"].learner
     t0 = time.perf_counter()
     if events is None:

@@ -186,8 +186,33 @@ class ScoringConfig:
     #: user for whom it is false gets no model score (the rule points only); None: no check
     consent_tag: str | None = None
 
+    def learner_names(self) -> list[str]:
+        """The names a ``learner`` may take: the ``learners:`` catalog's, in its order, then
+        any built-in kind (:data:`KINDS`) it does not list.
+
+        >>> load_scoring_config().learner_names()
+        ['logreg', 'logreg_std', 'hat', 'arf', 'ensemble']
+        """
+        return [*self.learners, *(k for k in KINDS if k not in self.learners)]
+
+    def check_learners(self, names: list[str] | tuple[str, ...]) -> None:
+        """Refuse (:class:`ConfigError`) learner names the config does not define.
+
+        >>> load_scoring_config().check_learners(["hat", "logreg_sd"])
+        Traceback (most recent call last):
+        ...
+        stream_app.errors.ConfigError: unknown learner(s) ['logreg_sd']; configured: \
+['logreg', 'logreg_std', 'hat', 'arf', 'ensemble']
+        """
+        known = self.learner_names()
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            raise ConfigError(f"unknown learner(s) {unknown}; configured: {known}")
+
     def with_learner(self, learner: str, targets: list[str] | None = None) -> ScoringConfig:
-        """A copy whose targets (all, or those named) use ``learner``."""
+        """A copy whose targets (all, or those named) use ``learner`` (a name of
+        :meth:`learner_names`, else :class:`ConfigError`)."""
+        self.check_learners([learner])
         new = {
             n: (replace(t, learner=learner) if targets is None or n in targets else t)
             for n, t in self.targets.items()

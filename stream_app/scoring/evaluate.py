@@ -36,6 +36,7 @@ Example:
 from __future__ import annotations
 
 import gzip
+import re
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -258,6 +259,19 @@ def replay(events: Any, scorer: Scorer, *, learn: bool = True,
             "seconds": time.perf_counter() - t0, "gate_history": gate_hist, "states": states}
 
 
+def group_order(group: str) -> tuple[Any, ...]:
+    """Sort key of a checkpoint group: its text with every run of digits read as a number,
+    so ``AAA-2013J@100`` (100 %) comes after ``@20``, not between ``@10`` and ``@20``.
+
+    >>> sorted(["AAA-2013J@100", "AAA-2013J@20", "AAA-2013J@10", "BBB-2013B@10", "g"],
+    ...        key=group_order)
+    ['AAA-2013J@10', 'AAA-2013J@20', 'AAA-2013J@100', 'BBB-2013B@10', 'g']
+    """
+    parts = re.split(r"(\d+)", group)
+    # text at even places, numbers at odd ones: any two keys compare like with like
+    return tuple(int(p) if i % 2 else p for i, p in enumerate(parts))
+
+
 def _curve(pairs: list[tuple[str, float, int, int]], every: int) -> list[dict[str, Any]]:
     out = []
     for i in range(0, len(pairs), every):
@@ -334,9 +348,9 @@ def evaluate_file(path: Path | str, target: str, *, config: ScoringConfig | None
         "snapshots_learned": run["learned"],
         "checkpoints": {
             "all": block(cps) if cps else None,
-            "groups": {g: block(v) for g, v in sorted(groups.items())},
+            "groups": {g: block(groups[g]) for g in sorted(groups, key=group_order)},
             "after_warmup": {"warmup": warmup, "from_ts": int(cut),
-                             "groups": {g: block(v) for g, v in sorted(late.items())}},
+                             "groups": {g: block(late[g]) for g in sorted(late, key=group_order)}},
         },
         "prequential": summarize([p[1] for p in pairs], [p[2] for p in pairs], thr)
         if pairs else None,
