@@ -69,6 +69,22 @@ def no_why(value: object) -> str:
             "tags.changes topic (evidence)")
 
 
+def not_found(user_id: str, tenant: str, tag_id: str, known_user: bool) -> str:
+    """What ``why`` says when Redis holds nothing of the tag: an unknown user (a typo, or a
+    user of another tenant asked without ``--tenant``) apart from a user without the tag.
+
+    Example:
+        >>> not_found("u9", "default", "intent", known_user=False)
+        "no profile for user 'u9' in tenant 'default' (a user of another tenant: --tenant)"
+        >>> not_found("u1", "acme", "intent", known_user=True)
+        "user 'u1' (tenant 'acme') has no record of tag 'intent'"
+    """
+    if not known_user:
+        return (f"no profile for user {user_id!r} in tenant {tenant!r} (a user of another "
+                "tenant: --tenant)")
+    return f"user {user_id!r} (tenant {tenant!r}) has no record of tag {tag_id!r}"
+
+
 @click.command("why")
 @click.argument("user_id")
 @click.argument("tag_id")
@@ -95,11 +111,12 @@ def command(user_id: str, tag_id: str, tenant: str, limit: int, as_json: bool) -
         value = store.tags(tenant, user_id).get(tag_id)
         timeline = [c for c in store.timeline(tenant, user_id, 100)
                     if c.get("tag_id") == tag_id][:limit]
+        nothing = why is None and not timeline and value is None
+        known_user = not nothing or store.exists(tenant, user_id)
     except Exception as exc:  # noqa: BLE001
         raise click.ClickException(f"cannot read Redis at {url}: {exc}") from exc
-    if why is None and not timeline and value is None:
-        raise click.ClickException(
-            f"user {user_id!r} (tenant {tenant!r}) has no record of tag {tag_id!r}")
+    if nothing:
+        raise click.ClickException(not_found(user_id, tenant, tag_id, known_user))
     if as_json:
         out = {"tenant": tenant, "user_id": user_id, "tag_id": tag_id, "value": value,
                "why": why, "timeline": timeline}

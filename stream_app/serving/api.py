@@ -477,7 +477,10 @@ def create_app(settings: Settings | None = None, *, redis: Any = None, ruleset: 
         changes = await reader.read_timeline(redis, tenant, user_id, limit, tag_id)
         value = reader.split_profile(raw)["tags"].get(tag_id) if raw else None
         if w is None and not changes and value is None:
-            raise HTTPException(404, f"no why record or history of {tag_id!r} for {user_id!r}")
+            if not raw:   # no hash: the user is unknown in this tenant
+                raise HTTPException(404, f"no profile for user {user_id!r}")
+            raise HTTPException(404, f"user {user_id!r} has no why record or history of "
+                                     f"{tag_id!r}")
         return Why(tenant=tenant, user_id=user_id, tag_id=tag_id, value=value, why=w,
                    timeline=changes)
 

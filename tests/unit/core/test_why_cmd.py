@@ -39,6 +39,9 @@ class OneEntry:
         return [{"tag_id": "activity", "ts": 1714528800000, "old": None, "new": "high",
                  "reason": "x", "trigger": "e1", "rule_version": 1}]
 
+    def exists(self, tenant: str, uid: str) -> bool:
+        return True
+
 
 @pytest.mark.parametrize("limit", ["0", "-5", "101"])
 def test_limit_outside_1_to_100_is_refused(limit, monkeypatch) -> None:
@@ -79,3 +82,29 @@ def test_a_held_tag_without_why_record_shows_its_value(monkeypatch) -> None:
     assert res.exit_code == 0 and '"why": null' in res.output, res.output
     res = CliRunner().invoke(command, ["u1", "intent"])
     assert res.exit_code == 1 and "has no record of tag 'intent'" in res.output, res.output
+
+
+class OnlyInAcme(NoWhy):
+    """u1 has a profile in tenant acme only."""
+
+    def tags(self, tenant: str, uid: str) -> dict:
+        return {"activity": "high"} if (tenant, uid) == ("acme", "u1") else {}
+
+    def exists(self, tenant: str, uid: str) -> bool:
+        return (tenant, uid) == ("acme", "u1")
+
+
+@pytest.mark.parametrize("args", [["u1", "intent"], ["nobody_at_all", "activity", "--json"],
+                                  ["u1", "activity", "--tenant", "globex"]])
+def test_a_user_without_a_profile_in_the_tenant_is_said_so(args, monkeypatch) -> None:
+    """QA30 F6: a user unknown in the tenant (a typo, or a user of another tenant asked
+    without --tenant) was said to have "no record of tag", as if the user existed."""
+    monkeypatch.setattr(store_mod, "ProfileStore", OnlyInAcme)
+    res = CliRunner().invoke(command, args)
+    tenant = args[args.index("--tenant") + 1] if "--tenant" in args else "default"
+    assert res.exit_code == 1, res.output
+    assert res.output.strip() == (f"Error: no profile for user {args[0]!r} in tenant "
+                                  f"{tenant!r} (a user of another tenant: --tenant)")
+    res = CliRunner().invoke(command, ["u1", "intent", "--tenant", "acme"])
+    assert res.exit_code == 1
+    assert "user 'u1' (tenant 'acme') has no record of tag 'intent'" in res.output

@@ -235,6 +235,21 @@ def test_profile_why_and_timeline(world):
     assert set(every["why"]) == set(users_a[old_uid])
 
 
+def test_why_404_tells_an_unknown_user_from_a_tag_not_held(world):
+    """QA30 F6: one 404 detail ("no why record or history of 'intent' for 'nobody'") served
+    an unknown user and a known user without the tag."""
+    client, users_a, _ = world
+    uid = next(u for u, t in users_a.items() if "activity" in t)
+    r = client.get(f"/v1/tenants/tenant-a/users/{uid}/why/nope", headers=ADMIN)
+    assert r.status_code == 404
+    assert r.json()["detail"] == f"user {uid!r} has no why record or history of 'nope'"
+    for tenant, user in (("tenant-b", uid), ("tenant-a", "nobody")):   # not in that tenant
+        r = client.get(f"/v1/tenants/{tenant}/users/{user}/why/activity", headers=ADMIN)
+        assert r.status_code == 404 and r.json()["detail"] == f"no profile for user {user!r}"
+        p = client.get(f"/v1/tenants/{tenant}/users/{user}", headers=ADMIN)
+        assert p.status_code == 404 and p.json()["detail"] == r.json()["detail"]
+
+
 def test_without_a_timeline_the_api_says_how_to_enable_it(ruleset, redis_url):
     r = fresh_client(redis_url)
     ch = {"user_id": "u1", "tenant": "t", "tag_id": "activity", "old": None, "new": "high",
