@@ -1,5 +1,9 @@
 """The worker's clock for time-based tags: event time that keeps moving when input is idle.
 
+Two helpers sit beside it: :func:`reference_ms`, the clock far-future events are judged
+against (the wall clock, or ``stream-app dev``'s simulated one), and :class:`AheadCap`, which
+keeps what an event may move a clock to within an allowance past that reference.
+
 Each input topic-partition has its own time: the newest event time seen on it plus the wall time
 elapsed since, so an idle partition still advances with the wall clock. Lateness is judged
 against the event's own topic-partition (``now(source)``): a partition that is behind (e.g.
@@ -120,3 +124,40 @@ def reference_ms(speed: float = 1.0, origin_ms: int = 0,
     if speed == 1.0:
         return lambda: int(wall() * 1000)
     return lambda: int(origin_ms + (wall() * 1000 - origin_ms) * speed)
+
+
+class AheadCap:
+    """Cap an event time at the reference clock plus ``ahead_ms`` (None: no cap), before it
+    moves one of the worker's clocks: the tag sweep's (:class:`HybridClock`) and the
+    business windows' watermark. Events are accepted up to ``STREAM_APP_MAX_FUTURE_MS`` (a
+    day) ahead, so without it one event from a producer whose clock is hours ahead (Beijing
+    time labelled UTC) would bring every user's time-based rules forward by as much (stalls,
+    churn, day rollovers: QA30 F3) and close every business window of its partition early
+    (session 26). The event itself is still processed at its own time. The reference is
+    read only when a time passes the last cap, :attr:`until` (about once a minute live,
+    never on a replay of the past).
+
+    Example (a cap of one minute; the reference clock at 1,000 s):
+        >>> cap = AheadCap(60_000, clock=lambda: 1_000_000)
+        >>> cap(1_000_000), cap.until
+        (1000000, 1060000)
+        >>> cap(1_000_000 + 8 * 3_600_000)                      # 8 h ahead: held
+        1060000
+        >>> AheadCap(None)(10 ** 15)                            # off
+        1000000000000000
+    """
+
+    __slots__ = ("ahead_ms", "clock", "until")
+
+    def __init__(self, ahead_ms: int | None,
+                 clock: Callable[[], int] = lambda: int(time.time() * 1000)) -> None:
+        self.ahead_ms = ahead_ms
+        self.clock = clock   # the reference clock, epoch ms
+        #: times up to this pass unchanged without reading the clock
+        self.until: float = float("inf") if ahead_ms is None else 0
+
+    def __call__(self, ts: int) -> int:
+        if ts <= self.until:
+            return ts
+        self.until = cap = self.clock() + self.ahead_ms
+        return ts if ts <= cap else cap

@@ -19,7 +19,7 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from stream_app.errors import ConfigError
@@ -122,13 +122,18 @@ class Settings(BaseSettings):
                                "speed; 1: the wall clock)")
     clock_origin_ms: int = Field(0, ge=0, description="epoch ms at which that clock equals the "
                                  "wall clock (with clock_speed)")
-    business_max_ahead_ms: int = Field(
-        60_000, ge=0, description="the business windows' watermark (metrics.partials, metric "
-        "anomalies) moves at most this far past the worker's wall clock: an event dated "
-        "further ahead (a producer's skewed clock, within STREAM_APP_MAX_FUTURE_MS) is counted "
-        "in its own window, which closes when the wall clock gets there, instead of closing "
-        "every window of its partition early; applies only while STREAM_APP_MAX_FUTURE_MS is "
-        "on (0 there: simulated time runs ahead of the wall clock)")
+    clock_max_ahead_ms: int = Field(
+        60_000, ge=0,
+        validation_alias=AliasChoices("clock_max_ahead_ms", "STREAM_APP_CLOCK_MAX_AHEAD_MS",
+                                      "STREAM_APP_BUSINESS_MAX_AHEAD_MS"),
+        description="the worker's clocks move at most this far past the clock "
+        "STREAM_APP_MAX_FUTURE_MS is judged against (the wall clock; dev: its simulated "
+        "clock): an event dated further ahead (a producer's skewed clock, within "
+        "STREAM_APP_MAX_FUTURE_MS) is processed at its own time, but neither brings the tag "
+        "sweep's time-based rules (stalls, churn, day rollovers) forward for every user nor "
+        "closes every business window (metrics.partials, metric anomalies) of its partition "
+        "early; 0: no cap; off while STREAM_APP_MAX_FUTURE_MS is 0. Read from "
+        "STREAM_APP_BUSINESS_MAX_AHEAD_MS too (its name before it capped the tag clock)")
     log_level: str = Field("warn", description="faust worker log level")
     verify_end_offsets: bool = Field(True, description="before a table restore, check the "
                                      "broker's end offsets by reading (tansu 0.6.0 reports the "

@@ -27,13 +27,12 @@ import orjson
 
 from stream_app import metrics
 from stream_app.app import broadcast, business
-from stream_app.app.context import runtime
+from stream_app.app.context import AHEAD_CAP, NOW_MS, runtime
 from stream_app.app.gc_freeze import freeze_when_ready
 from stream_app.app.main import app, settings
 from stream_app.app.state_store import DirectTableWriter
 from stream_app.app.tables import users
 from stream_app.app.topics import BACKFILL_TICK, TICKS, contract, source_topic
-from stream_app.clock import reference_ms
 from stream_app.dlq import dead_letter
 from stream_app.errors import ConfigError, EventError
 from stream_app.events import Event, parse_event
@@ -91,8 +90,8 @@ FAUST_WRITES = settings.state_writes == "faust"
 MARKER_MS = settings.deletion_marker_days * 86_400_000
 #: events dated further than this after the wall clock are dead-lettered (0: no limit)
 MAX_FUTURE_MS = settings.max_future_ms
-#: the clock that guard reads: the wall clock, or stream-app dev's simulated time
-NOW_MS = reference_ms(settings.clock_speed, settings.clock_origin_ms)
+#: the clock that guard reads (NOW_MS: the wall clock, or stream-app dev's simulated time),
+#: imported from app.context with the cap on what an event moves the clocks to (AHEAD_CAP)
 CLOCK_NAME = ("wall clock" if settings.clock_speed == 1.0
               else f"simulated clock (x{settings.clock_speed:g}, STREAM_APP_CLOCK_SPEED)")
 #: the states of the users processed last, kept parsed (a user's next event skips the parse)
@@ -297,7 +296,7 @@ async def handle_event(msg: Any, stream: str) -> None:
         return
     # the partition's stream time before this event; the event moved it if it is newer (a
     # late event is older, so it did not)
-    now = runtime.clock.advance(ev.ts, source)
+    now = runtime.clock.advance(AHEAD_CAP(ev.ts), source)   # (a skewed producer's +8 h: held)
     if not deletion and is_late(ev.ts, now) and not is_republished(msg.headers):
         send_late(msg, stream, ev.ts, now)
         return

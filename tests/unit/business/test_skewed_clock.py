@@ -10,7 +10,7 @@ import pytest
 from stream_app import metrics
 from stream_app.app import business
 from stream_app.business import BusinessAggregator, load_business_spec
-from stream_app.business.watermark import WatermarkCap
+from stream_app.clock import AheadCap
 from stream_app.events import Event
 
 NOW = 1_796_434_800_000          # the wall clock (ms), a minute boundary
@@ -31,7 +31,7 @@ def _workload() -> list[Event]:
 WINDOWS = len(load_business_spec().windows)     # an event is late once per window
 
 
-def _visits_in_first_minute(cap: WatermarkCap, wall: list[float]) -> tuple[float, int]:
+def _visits_in_first_minute(cap: AheadCap, wall: list[int]) -> tuple[float, int]:
     agg = BusinessAggregator(load_business_spec(), zeros=False)
     points = []
     for ev in _workload():
@@ -39,7 +39,7 @@ def _visits_in_first_minute(cap: WatermarkCap, wall: list[float]) -> tuple[float
         step = agg.spec.steps.get(ev.type)
         points += (agg.advance(wm) if step is None
                    else agg.add_step(ev, step, agg.attribute(ev.props), wm))
-    wall[0] += 9 * HOUR / 1000                     # much later: every window closes
+    wall[0] += 9 * HOUR                            # much later: every window closes
     points += agg.advance(cap(NOW + 9 * HOUR))
     first = [p.num for p in points if p.metric == "visits" and p.channel == "douyin"
              and p.window == "1m" and p.start_ms == NOW]
@@ -48,12 +48,12 @@ def _visits_in_first_minute(cap: WatermarkCap, wall: list[float]) -> tuple[float
 
 def test_without_a_cap_the_on_time_visits_after_a_skewed_event_are_lost() -> None:
     # (the behaviour before: the aggregator's time followed any accepted event)
-    assert _visits_in_first_minute(WatermarkCap(None), [0.0]) == (40, 40 * WINDOWS)
+    assert _visits_in_first_minute(AheadCap(None), [0]) == (40, 40 * WINDOWS)
 
 
 def test_with_the_cap_every_on_time_visit_counts_in_its_window() -> None:
-    wall = [NOW / 1000]
-    visits, late = _visits_in_first_minute(WatermarkCap(60_000, clock=lambda: wall[0]), wall)
+    wall = [NOW]
+    visits, late = _visits_in_first_minute(AheadCap(60_000, clock=lambda: wall[0]), wall)
     assert (visits, late) == (80, 0)
 
 
@@ -62,7 +62,7 @@ def test_the_worker_path_caps_its_watermark_and_exports_late_funnel_events(monke
     monkeypatch.setattr(business, "_pending", {})
     monkeypatch.setattr(business, "_last_sent", {})
     monkeypatch.setattr(business, "_late_seen", {})
-    monkeypatch.setattr(business, "CAP", WatermarkCap(60_000, clock=lambda: NOW / 1000))
+    monkeypatch.setattr(business, "CAP", AheadCap(60_000, clock=lambda: NOW))
     part = ("events.click", 0)
     for ev in _workload():
         business.count_event(ev, part)
