@@ -65,7 +65,10 @@ class Settings(BaseSettings):
     web_host: str = Field("127.0.0.1", description="bind address of worker and API HTTP")
     api_port: int = Field(8080, description="serving API port")
     api_token: str = Field("change-me", description="bearer token the API requires")
-    day_offset_minutes: int = Field(480, description="business day boundary offset (UTC+8)")
+    day_offset_minutes: int = Field(480, ge=-720, le=840, description="business day offset "
+                                    "from UTC in minutes (480: UTC+8): the tag rules' days, "
+                                    "the scorer's daily buckets, the alerts' dates, the metric "
+                                    "anomaly detectors' daily and weekly seasons, evaluate")
     fetch_wait_ms: int = Field(50, ge=1, le=5000, description="consumer fetch max wait")
     fetch_min_bytes: int = Field(1, ge=1, le=16 * 1024 * 1024, description="bytes a fetch "
                                  "waits for (up to the fetch wait) before the broker answers "

@@ -35,6 +35,7 @@ from stream_app.anomaly.seasonal import SeasonalDetector
 from stream_app.anomaly.transform import from_stable, to_stable
 from stream_app.business.series import SeriesKey, SeriesPoint
 from stream_app.business.spec import BusinessSpec, load_business_spec
+from stream_app.config import get_settings
 
 DAY_MS = 86_400_000
 
@@ -75,9 +76,13 @@ class AnomalyMonitor:
     """
 
     def __init__(self, config: AnomalyConfig | None = None,
-                 spec: BusinessSpec | None = None) -> None:
+                 spec: BusinessSpec | None = None, day_offset_ms: int | None = None) -> None:
         self.config = config or load_anomaly_config()
         self.spec = spec or load_business_spec()
+        #: the business day's offset from UTC, for the seasonal detectors' slots and
+        #: weekdays (None: the setting STREAM_APP_DAY_OFFSET_MINUTES, as the tags use)
+        self.day_offset_ms = (get_settings().day_offset_ms if day_offset_ms is None
+                              else day_offset_ms)
         self._series: dict[SeriesKey, _Series] = {}
         self._alarms: dict[str, AlarmConfig] = {}   # window -> its alarm settings (merged once)
         #: series key -> whether the config watches it (decided once per series)
@@ -102,7 +107,8 @@ class AnomalyMonitor:
         return SeasonalDetector(step_ms=step, slot_ms=int(w.slot_minutes * 60_000),
                                 week_classes=w.week_classes, level_halflife=w.level_halflife,
                                 season_halflife=w.season_halflife_days,
-                                var_halflife=w.var_halflife, warmup_periods=w.warmup_days)
+                                var_halflife=w.var_halflife, warmup_periods=w.warmup_days,
+                                tz_offset_ms=self.day_offset_ms)
 
     def _new(self, key: SeriesKey, window: str, kind: str) -> _Series:
         a = self._alarm(window)

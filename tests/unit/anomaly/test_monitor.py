@@ -127,3 +127,22 @@ def test_river_alternative_runs_through_the_same_monitor() -> None:
     seen = [o for p in generate(2, ("douyin",), seed=1, only=cfg.watches)
             if (o := mon.observe(p)) is not None]
     assert seen and all(o.z == o.z for o in seen)  # no NaN
+
+
+def test_the_seasonal_detectors_use_the_business_day_setting(monkeypatch) -> None:
+    """Slots and weekdays follow STREAM_APP_DAY_OFFSET_MINUTES, as the tags' days do (QA30
+    F4: the detector had UTC+8 written in). Sunday 20:00 UTC is Monday 04:00 at UTC+8."""
+    from stream_app import config
+    from stream_app.anomaly.monitor import AnomalyMonitor
+
+    sunday_20h_utc = 1_796_587_200_000          # 2026-12-06 (a Sunday) 20:00 UTC
+    assert AnomalyMonitor(day_offset_ms=0).make_detector("1h")._index(sunday_20h_utc)[0] == 1
+    assert AnomalyMonitor(day_offset_ms=8 * 3_600_000).make_detector("1h")._index(
+        sunday_20h_utc)[0] == 0                  # a weekday in Beijing
+    monkeypatch.setenv("STREAM_APP_DAY_OFFSET_MINUTES", "0")
+    config.get_settings.cache_clear()
+    try:
+        assert AnomalyMonitor().make_detector("1h").tz_offset_ms == 0
+    finally:
+        monkeypatch.undo()
+        config.get_settings.cache_clear()
