@@ -136,7 +136,8 @@ E2E_LATENCY = Histogram(
     "Seconds from an input record's broker timestamp to the publish of its output",
     ["output"], buckets=E2E_BUCKETS)
 CONSUMER_LAG = Gauge(
-    PREFIX + "consumer_lag", "Records between the committed offset and the log end",
+    PREFIX + "consumer_lag", "Records between the group's committed offset and the log end, "
+    "per partition of the agents' source topics (no table changelogs)",
     ["topic", "partition"])
 PRODUCE_ERRORS = Counter(
     PREFIX + "produce_errors", "Output records librdkafka could not deliver", ["topic"])

@@ -27,6 +27,7 @@ import orjson
 
 from stream_app import metrics
 from stream_app.app import broadcast, business
+from stream_app.app.consumer_lag import partition_lags, source_topics
 from stream_app.app.context import AHEAD_CAP, NOW_MS, runtime
 from stream_app.app.gc_freeze import freeze_when_ready
 from stream_app.app.main import app, settings
@@ -545,17 +546,19 @@ async def table_gauges() -> None:
     if count_keys is not None:   # a RocksDB store: counted in steps, then kept by the writes
         await count_keys()
     metrics.TABLE_USERS.labels(table="users").set(len(users.data))
+    report_lag()
+
+
+def report_lag() -> dict[tuple[str, int], int]:
+    """Set ``stream_app_consumer_lag`` for the partitions of the agents' source topics this
+    worker holds and the group has committed: not the tables' changelogs (restored, never
+    committed: their size is no lag) nor Faust's internal topics (:mod:`.consumer_lag`).
+    Returns what it set."""
     consumer = app.consumer
-    lags: dict[tuple[str, int], int] = {}
-    committed = getattr(consumer, "_committed_offset", {}) or {}
-    for tp in consumer.assignment():
-        try:
-            high = consumer.highwater(tp)
-        except Exception:  # noqa: BLE001 - not known yet
-            continue
-        if high is not None:
-            lags[(tp.topic, tp.partition)] = max(0, int(high) - int(committed.get(tp) or 0))
+    lags = partition_lags(consumer.assignment(), source_topics(app.agents.values()),
+                          consumer.highwater, getattr(consumer, "_committed_offset", {}) or {})
     metrics.set_consumer_lag(lags)
+    return lags
 
 
 @app.task
