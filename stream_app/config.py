@@ -18,6 +18,7 @@ import math
 import re
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -28,6 +29,11 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DAY_MS = 86_400_000
 #: a bucket edge of ``redis_num_edges``: a decimal number both Lua and Python read alike
 _EDGE = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+#: what redis-py's ``from_url`` connects to (TCP, TLS, a Unix socket)
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+#: the parts ``STREAM_APP_DISABLE`` may switch off (ablations: stream_app/app/agents.py)
+DISABLE_PARTS = ("agent", "business", "changelog", "cold_block", "cold_pack", "redis",
+                 "scoring")
 
 
 def bad_edge(parts: list[str]) -> tuple[int, str] | None:
@@ -55,15 +61,18 @@ class Settings(BaseSettings):
 
     app_id: str = Field("stream-app", description="Faust app id: consumer group and table prefix")
     broker_url: str = Field("kafka://127.0.0.1:9092", description="Kafka bootstrap, faust form")
-    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis for profiles/segments")
+    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis for profiles/"
+                           "segments: redis://, rediss:// (TLS) or unix:// (a socket)")
     partitions: int = Field(4, ge=1, description="partitions of every keyed topic")
     replication: int = Field(1, ge=1)
     topics_dir: Path = Field(REPO_ROOT / "topics", description="topic contract and schemas")
     rules_path: Path = Field(REPO_ROOT / "config" / "rules", description="tag rule YAML file/dir")
     datadir: Path = Field(Path("var/worker"), description="worker data directory")
-    web_port: int = Field(6066, description="worker HTTP port (health, /metrics)")
+    web_port: int = Field(6066, ge=1, le=65535, description="worker HTTP port (health, "
+                          "/metrics), 1..65535")
     web_host: str = Field("127.0.0.1", description="bind address of worker and API HTTP")
-    api_port: int = Field(8080, description="serving API port")
+    api_port: int = Field(8080, ge=0, le=65535, description="serving API port, 0..65535 (0: "
+                          "a free port the system picks, as api --port 0)")
     api_token: str = Field("change-me", description="bearer token the API requires")
     day_offset_minutes: int = Field(480, ge=-720, le=840, description="business day offset "
                                     "from UTC in minutes (480: UTC+8): the tag rules' days, "
@@ -141,12 +150,14 @@ class Settings(BaseSettings):
     verify_end_offsets: bool = Field(True, description="before a table restore, check the "
                                      "broker's end offsets by reading (tansu 0.6.0 reports the "
                                      "first offset of the last batch); a no-op on Apache Kafka")
-    producer: str = Field("librdkafka", description="how records are sent: librdkafka "
-                          "(confluent-kafka, default; the worker needs it) or aiokafka "
-                          "(Faust's own: the benchmark's pass-through app only)")
-    state_writes: str = Field("direct", description="how the agent writes a user's state: "
-                              "direct (store + one librdkafka produce, default) or faust "
-                              "(table[key] = value: Faust's future per write; for comparison)")
+    producer: Literal["librdkafka", "aiokafka"] = Field(
+        "librdkafka", description="how records are sent: librdkafka (confluent-kafka, "
+        "default; the worker needs it) or aiokafka (Faust's own: the benchmark's "
+        "pass-through app only)")
+    state_writes: Literal["direct", "faust"] = Field(
+        "direct", description="how the agent writes a user's state: direct (store + one "
+        "librdkafka produce, default) or faust (table[key] = value: Faust's future per "
+        "write; for comparison)")
     disable: str = Field("", description="comma list of parts to switch off (ablation, "
                          "benchmarks): scoring, business, redis, agent (consume and "
                          "count only), cold_block (the scorer's checkpoints and snapshots "
@@ -211,6 +222,41 @@ class Settings(BaseSettings):
             raise ConfigError(f"{where}: edges must be strictly ascending; {kept[i]} comes "
                               f"after {kept[i - 1]}")
         return ",".join(kept)
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, v: str) -> str:
+        """A URL redis-py connects to (it refuses any other only at the first connection: a
+        worker's traceback, QA31 F3).
+
+        >>> Settings(redis_url="unix:///run/redis.sock").redis_url
+        'unix:///run/redis.sock'
+        >>> Settings(redis_url="127.0.0.1:6379")   # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        stream_app.errors.ConfigError: STREAM_APP_REDIS_URL '127.0.0.1:6379': ... redis://...
+        """
+        if not v.startswith(REDIS_SCHEMES):
+            raise ConfigError(f"STREAM_APP_REDIS_URL {v!r}: must start with "
+                              f"{', '.join(REDIS_SCHEMES)} (e.g. redis://127.0.0.1:6379/0)")
+        return v
+
+    @field_validator("disable")
+    @classmethod
+    def _check_disable(cls, v: str) -> str:
+        """Known parts only: a misspelt one would switch nothing off, silently.
+
+        >>> Settings(disable="redis, scoring").disabled("scoring")
+        True
+        >>> Settings(disable="redis,scorin")   # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        stream_app.errors.ConfigError: STREAM_APP_DISABLE 'redis,scorin': unknown part 'scorin' ...
+        """
+        unknown = [p for p in (p.strip() for p in v.split(",")) if p and p not in DISABLE_PARTS]
+        if unknown:
+            raise ConfigError(f"STREAM_APP_DISABLE {v!r}: unknown part "
+                              f"{', '.join(map(repr, unknown))} (known: "
+                              f"{', '.join(DISABLE_PARTS)}; comma-separated)")
+        return v
 
     @field_validator("table_store")
     @classmethod

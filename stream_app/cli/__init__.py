@@ -17,11 +17,15 @@ import importlib
 import os
 import pkgutil
 import sys
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 
 from stream_app.errors import StreamAppError
+
+if TYPE_CHECKING:
+    from faust import App
+    from pydantic import ValidationError
 
 
 def project_commands() -> dict[str, click.Command]:
@@ -71,8 +75,29 @@ def _failure_message(exc: BaseException) -> str | None:
             return f"an input ended early: {exc.__cause__} (a truncated .gz file?)"
         return None
     if isinstance(exc, ValidationError):   # before ValueError: it is one
-        return f"invalid settings (STREAM_APP_* variables): {exc}"
+        return f"invalid settings (STREAM_APP_* variables): {_settings_problems(exc)}"
     return f"{type(exc).__name__}: {exc}"
+
+
+def _settings_problems(exc: ValidationError) -> str:
+    """What pydantic refused, on one line: each variable of the settings (another model's
+    field by its name), the value given and why.
+
+    >>> from stream_app.config import Settings
+    >>> try:
+    ...     Settings(web_port="99999", producer="foo")
+    ... except ValueError as exc:
+    ...     print(_settings_problems(exc))
+    STREAM_APP_WEB_PORT='99999': Input should be less than or equal to 65535; \
+STREAM_APP_PRODUCER='foo': Input should be 'librdkafka' or 'aiokafka'
+    """
+    env = exc.title == "Settings"
+    parts = []
+    for err in exc.errors(include_url=False):
+        name = ".".join(str(p) for p in err["loc"])
+        name = f"STREAM_APP_{name.upper()}" if env else name
+        parts.append(f"{name}={err.get('input')!r}: {err['msg']}")
+    return "; ".join(parts) or str(exc)
 
 
 def run_project_command(argv: list[str]) -> None:
@@ -119,10 +144,26 @@ def main(argv: list[str] | None = None) -> None:
     _check_settings()   # a bad STREAM_APP_* variable: one line, not Faust's traceback
     if argv[0] == "send" and not {"-h", "--help"} & set(argv):
         _check_broker()   # Faust's send would print two tracebacks
-    from stream_app.app.main import app  # noqa: PLC0415 - faust only when needed
-
+    app = _import_app()
     sys.argv = ["stream-app", *argv]
     app.main()
+
+
+def _import_app() -> App:
+    """The Faust app, imported (with its agents); a setting the app refuses as it is built
+    (``STREAM_APP_PRODUCER=aiokafka`` for a worker, a value Faust's own settings refuse)
+    stops with one ``Error:`` line (exit 1), as in :func:`_check_settings`."""
+    from faust.exceptions import ImproperlyConfigured  # noqa: PLC0415
+
+    try:
+        from stream_app.app.main import app  # noqa: PLC0415 - faust only when needed
+    except (StreamAppError, ImproperlyConfigured) as exc:
+        if os.environ.get(TRACEBACK_ENV) == "1":
+            raise
+        if isinstance(exc, StreamAppError):
+            _error(str(exc), hint=False)
+        _error(f"{type(exc).__name__}: {exc}")
+    return app
 
 
 def _check_settings() -> None:

@@ -64,7 +64,7 @@ def test_a_broker_that_answers_passes(monkeypatch) -> None:
      ["evaluate", "{file}", "-t", "convert"], "Error: an input ended early: Compressed file"),
     (None, ["simulate", "--users", "5", "--days", "1", "--out", "/proc/nope/x.jsonl"],
      "Error: FileNotFoundError"),
-    (None, ["tags", "u1"], "Error: ValueError: Redis URL must specify"),
+    (None, ["tags", "u1"], "Error: STREAM_APP_REDIS_URL 'notaurl': must start with redis://"),
     (None, ["rules", "validate"], "Error: invalid settings (STREAM_APP_* variables)"),
 ])
 def test_other_failures_are_one_error_line_too(make, argv, says, tmp_path, monkeypatch,
