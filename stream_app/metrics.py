@@ -85,7 +85,8 @@ __all__ = [
     "CONSUMER_LAG", "DELETED_USER_EVENTS",
     "DLQ_RECORDS", "DUPLICATES", "E2E_LATENCY", "EVENTS_CONSUMED", "EVENTS_UNKNOWN_TYPE",
     "LATE_EVENTS", "METRIC_ANOMALY", "MODEL_GATE_OPEN", "MODEL_INFO", "MODEL_QUALITY", "OTHER",
-    "READY", "REDIS_BUFFERED", "REPROJECTED", "REDIS_ERRORS", "REDIS_WRITE_LATENCY", "TABLE_USERS",
+    "READY", "REDIS_BUFFERED", "REDIS_UNWRITTEN", "REPROJECTED", "REDIS_ERRORS",
+    "REDIS_WRITE_LATENCY", "TABLE_USERS",
     "TAG_CHANGES", "WORKER_INFO", "LabelPolicy", "METRIC_NAMES", "asgi_app", "biz_event",
     "anomaly_gauges", "channel_label", "label_policy", "observe_e2e", "publish_observation",
     "publish_point", "rate_gauge",
@@ -151,6 +152,10 @@ REDIS_WRITE_LATENCY = Histogram(
 REDIS_ERRORS = Counter(PREFIX + "redis_errors", "Redis operations that failed", ["op"])
 REDIS_BUFFERED = Gauge(
     PREFIX + "redis_buffered", "Profile updates waiting to be written to Redis")
+REDIS_UNWRITTEN = Gauge(
+    PREFIX + "redis_unwritten_ops", "Redis writes earlier stops of this worker could not "
+    "make (Redis down through the stop): Redis misses them until `stream-app redis-rebuild "
+    "--live` (stream_app/app/unwritten.py)")
 
 # ---- models ------------------------------------------------------------------------------
 MODEL_INFO = Gauge(

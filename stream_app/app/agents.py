@@ -26,7 +26,7 @@ from typing import Any
 import orjson
 
 from stream_app import metrics
-from stream_app.app import broadcast, business
+from stream_app.app import broadcast, business, unwritten
 from stream_app.app.consumer_lag import partition_lags, source_topics
 from stream_app.app.context import AHEAD_CAP, NOW_MS, runtime
 from stream_app.app.gc_freeze import freeze_when_ready
@@ -409,6 +409,8 @@ def reproject(uid: str, state: dict[str, Any] | None, request: bytes) -> None:
         runtime.reproject_id = request
         runtime.projection.resume_caches()
         runtime.projection.resume_writes()   # (done: the flushed tick came first)
+        if unwritten.clear(settings.datadir):   # writes lost at earlier stops: rewritten now
+            metrics.REDIS_UNWRITTEN.set(0)
         log.warning("redis-rebuild --live request %s: re-projecting this worker's users",
                     request.decode("utf-8", "replace"))
     if state is None or is_marker(state) or NO_REDIS:
@@ -516,8 +518,14 @@ async def process(stream: Any) -> None:
 
 @app.task
 async def redis_writer() -> None:
-    """Write the Redis projection in the background."""
-    await runtime.projection.run()
+    """Write the Redis projection in the background; at a stop, what is still queued is
+    written (at most ``unwritten.DRAIN_S``) or recorded as not written (QA31 F7)."""
+    unwritten.report_at_start(settings.datadir, metrics.REDIS_UNWRITTEN)
+    try:
+        await runtime.projection.run()
+    except asyncio.CancelledError:
+        await unwritten.drain_at_stop(runtime.projection, settings.datadir)
+        raise
 
 
 @app.task
