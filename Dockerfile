@@ -26,4 +26,5 @@ EXPOSE 6066 8080
 HEALTHCHECK --interval=15s --timeout=3s --start-period=60s \
     CMD curl -fsS "http://127.0.0.1:${STREAM_APP_WEB_PORT:-6066}/healthz" || exit 1
 ENTRYPOINT ["stream-app"]
-CMD ["worker", "-l", "warn"]
+# the worker's log level: STREAM_APP_LOG_LEVEL (default warn; a `-l` given here would win)
+CMD ["worker"]

@@ -34,6 +34,9 @@ REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 #: the parts ``STREAM_APP_DISABLE`` may switch off (ablations: stream_app/app/agents.py)
 DISABLE_PARTS = ("agent", "business", "changelog", "cold_block", "cold_pack", "redis",
                  "scoring")
+#: the worker's log levels (Faust's ``-l`` choices, lower case), and the names also taken
+LOG_LEVELS = ("crit", "error", "warn", "info", "debug")
+_LOG_LEVEL_ALIASES = {"critical": "crit", "warning": "warn"}
 
 
 def bad_edge(parts: list[str]) -> tuple[int, str] | None:
@@ -146,7 +149,9 @@ class Settings(BaseSettings):
         "closes every business window (metrics.partials, metric anomalies) of its partition "
         "early; 0: no cap; off while STREAM_APP_MAX_FUTURE_MS is 0. Read from "
         "STREAM_APP_BUSINESS_MAX_AHEAD_MS too (its name before it capped the tag clock)")
-    log_level: str = Field("warn", description="faust worker log level")
+    log_level: str = Field("warn", description="the worker's log level when its command line "
+                           "gives no -l/--loglevel: crit, error, warn, info or debug "
+                           "(critical, warning taken too)")
     verify_end_offsets: bool = Field(True, description="before a table restore, check the "
                                      "broker's end offsets by reading (tansu 0.6.0 reports the "
                                      "first offset of the last batch); a no-op on Apache Kafka")
@@ -239,6 +244,25 @@ class Settings(BaseSettings):
             raise ConfigError(f"STREAM_APP_REDIS_URL {v!r}: must start with "
                               f"{', '.join(REDIS_SCHEMES)} (e.g. redis://127.0.0.1:6379/0)")
         return v
+
+    @field_validator("log_level")
+    @classmethod
+    def _check_log_level(cls, v: str) -> str:
+        """One of Faust's worker log levels, in lower case (Faust's ``-l`` would refuse any
+        other only as the worker starts).
+
+        >>> Settings(log_level="INFO").log_level, Settings(log_level="warning").log_level
+        ('info', 'warn')
+        >>> Settings(log_level="verbose")   # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        stream_app.errors.ConfigError: STREAM_APP_LOG_LEVEL 'verbose': ... crit, error, warn, ...
+        """
+        level = v.strip().lower()
+        level = _LOG_LEVEL_ALIASES.get(level, level)
+        if level not in LOG_LEVELS:
+            raise ConfigError(f"STREAM_APP_LOG_LEVEL {v!r}: must be one of "
+                              f"{', '.join(LOG_LEVELS)}")
+        return level
 
     @field_validator("disable")
     @classmethod

@@ -145,8 +145,39 @@ def main(argv: list[str] | None = None) -> None:
     if argv[0] == "send" and not {"-h", "--help"} & set(argv):
         _check_broker()   # Faust's send would print two tracebacks
     app = _import_app()
-    sys.argv = ["stream-app", *argv]
+    from stream_app.config import get_settings  # noqa: PLC0415
+
+    sys.argv = ["stream-app", *with_log_level(argv, get_settings().log_level)]
     app.main()
+
+
+#: the worker's log level options (Faust's ``-l LEVEL``, ``-lLEVEL``, ``--loglevel[=LEVEL]``)
+_LOGLEVEL_FLAGS = ("-l", "--loglevel")
+
+
+def with_log_level(argv: list[str], level: str) -> list[str]:
+    """The Faust command line ``argv`` with ``-l level`` after ``worker`` when it gives no
+    log level of its own (``STREAM_APP_LOG_LEVEL``: the command line wins); other commands
+    as they are.
+
+    >>> with_log_level(["worker", "--web-port", "6067"], "info")
+    ['worker', '-l', 'info', '--web-port', '6067']
+    >>> with_log_level(["worker", "--loglevel=debug"], "info"), with_log_level(["tables"], "info")
+    (['worker', '--loglevel=debug'], ['tables'])
+    """
+    if not argv or argv[0] != "worker" or any(_is_loglevel(a) for a in argv):
+        return list(argv)
+    return [argv[0], "-l", level, *argv[1:]]
+
+
+def _is_loglevel(arg: str) -> bool:
+    """Whether a command-line word gives the log level.
+
+    >>> [_is_loglevel(a) for a in ("-l", "-linfo", "--loglevel=info", "--logfile", "-f")]
+    [True, True, True, False, False]
+    """
+    return arg in _LOGLEVEL_FLAGS or arg.startswith("--loglevel=") or (
+        arg.startswith("-l") and not arg.startswith("--"))
 
 
 def _import_app() -> App:
