@@ -251,6 +251,19 @@ class AnomalyMonitor:
         """Keys of the series whose alarm is open."""
         return [k for k, s in self._series.items() if s.alarm.open]
 
+    def series_kinds(self) -> dict[SeriesKey, str]:
+        """Key -> kind of every series with a detector (seen in a complete window, or
+        restored): what a restarted anomaly agent's merger seeds as seen before.
+
+        >>> from stream_app.business import SeriesPoint
+        >>> mon = AnomalyMonitor()
+        >>> _ = mon.observe(SeriesPoint("visits", "default", "douyin", "1m", 0, 60_000, 9, 9,
+        ...                             "count"))
+        >>> mon.series_kinds()
+        {('visits', 'default', 'douyin', '1m'): 'count'}
+        """
+        return {k: s.kind for k, s in self._series.items()}
+
     def snapshot(self) -> dict[str, Any]:
         """JSON-ready state of every series (seasonal detectors only)."""
         return {"|".join(k): {"kind": s.kind, "severity": s.severity,

@@ -8,7 +8,9 @@ partitions (counts add; rates are num/den sums) once every active partition's wa
 passed the window (so a partition that is behind, as in a fast replay, is waited for), learns
 each series' normal range (``stream_app.anomaly``) and publishes ``alerts.metric_anomaly``
 when an alarm opens, escalates or closes. The detectors' state is kept in a one-partition table, so
-a restarted or moved anomaly agent does not warm up again.
+a restarted or moved anomaly agent does not warm up again, and its new merger is seeded with
+the series they know (:func:`restore_monitor`): a channel silent since before the restart still
+gets its zeros.
 
 Restarts and rebalances: a partition's open windows live in memory, so its next counter (the
 restarted worker, or the worker it moved to) starts at the last committed offset without the
@@ -371,6 +373,30 @@ async def observe_ready(merger: Merger, monitor: AnomalyMonitor,
     return total
 
 
+def restore_monitor(saved: dict[str, Any] | None, merger: Merger) -> AnomalyMonitor:
+    """The anomaly agent's monitor from its table's snapshot ``saved`` (None or empty: a new
+    one), with ``merger`` (the agent's new one) seeded with the monitor's series: a series
+    seen before the restart, move or failover gets its zeros again, so a channel silent
+    since then is still scored as a drop and an open alarm keeps being scored (its gauge
+    stays, and it closes when the channel is back). Call it before ``merger`` takes any
+    partials.
+
+    Example:
+        >>> before = AnomalyMonitor(spec=spec)    # the agent before the restart
+        >>> _ = before.observe(SeriesPoint("visits", "default", "douyin", "1m", 0, 60_000,
+        ...                                9, 9, "count"))
+        >>> m = Merger(wall=lambda: 0.0)
+        >>> mon = restore_monitor(before.snapshot(), m)
+        >>> list(m.known["1m"]), mon.series_kinds() == before.series_kinds()
+        ([('visits', 'default', 'douyin', '1m')], True)
+    """
+    monitor = AnomalyMonitor(spec=spec)
+    if saved:
+        monitor.restore(saved)
+        merger.seed(monitor.series_kinds())
+    return monitor
+
+
 @app.agent(partials_topic, name="anomaly")
 async def anomaly(stream: Any) -> None:
     monitor: AnomalyMonitor | None = None
@@ -382,10 +408,7 @@ async def anomaly(stream: Any) -> None:
 
     async for batch in stream.take(1000, within=1.0):
         if monitor is None:  # the table is recovered once the stream delivers
-            monitor = AnomalyMonitor(spec=spec)
-            saved = monitor_table.get("monitor")
-            if saved:
-                monitor.restore(saved)
+            monitor = restore_monitor(monitor_table.get("monitor"), merger)
         slices = Slices()   # a backlog's batch: up to 1,000 messages of 500 points
         for doc in batch:
             try:

@@ -28,14 +28,17 @@ first event); a released window is *incomplete* (``SeriesPoint.complete`` False)
 
 Incomplete points are released like the others (dashboards, rate gauges), and the anomaly
 monitor neither scores nor learns them: a restart shows as a gap in the detector's input, not
-as a collapse. Rows for a window already released (a partition that comes back after it was
-not waited for) are dropped and counted in :attr:`Merger.stale_rows`.
+as a collapse. A restarted merger knows no series until it is told them: the anomaly agent
+seeds it (:meth:`Merger.seed`) with the series of its restored monitor, so a series silent
+since before the restart still gets its zeros after the gap. Rows for a window already
+released (a partition that comes back after it was not waited for) are dropped and counted
+in :attr:`Merger.stale_rows`.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from stream_app.business.series import SeriesKey, SeriesPoint
@@ -98,6 +101,38 @@ class Merger:
         #: window -> end of the latest window released (empty windows after it are filled)
         self.released: dict[str, int] = {}
         self._wall = wall
+
+    def seed(self, series: Mapping[SeriesKey, str]) -> int:
+        """Take ``series`` (key -> kind) as seen before: a released window gives each of them
+        that is no rate an explicit zero when it has no point of it. A restarted anomaly
+        agent seeds its new merger with the series its restored monitor knows, so a channel
+        silent since before the restart is still a drop; return how many were new. Keys of
+        a window this spec lacks are ignored.
+
+        >>> from stream_app.business import load_business_spec
+        >>> m = Merger(load_business_spec(), wall=lambda: 0.0)
+        >>> m.seed({("leads", "default", "douyin", "1m"): "count"})
+        1
+        >>> m.add("click:0", 200_000, [SeriesPoint("leads", "default", "all", "1m", 0, 60_000,
+        ...                                        2, 2, "count")])
+        >>> [(p.channel, p.value) for p in m.ready()]    # no douyin event: a zero
+        [('all', 2), ('douyin', 0.0)]
+        """
+        new = 0
+        for key, kind in series.items():
+            window = key[3]
+            if window not in self.spec.windows:
+                continue
+            known = self.known.get(window)
+            if known is None:
+                known = self.known[window] = {}
+                self._zeroed[window] = []
+            was = known.get(key)
+            if was != kind:
+                known[key] = kind
+                self._known_changed(window, key, kind, was)
+                new += was is None
+        return new
 
     def add(self, partition: str, watermark: int | None, points: list[SeriesPoint],
             counted_from: int | None = None, prev_watermark: int | None = None) -> None:
