@@ -440,15 +440,22 @@ def check(r: Any, states: dict[str, State], deleted: Iterable[str] = (),
 
 
 def traces(r: Any, uid: str, tenant: str = "default") -> list[str]:
-    """Every Redis key of the projection that mentions ``uid``: key name, set member, hash
-    value (the integer id map), or, while the user has an integer id, its bit in a segment
-    or bucket bitmap and its member in a numeric sorted set."""
+    """Every Redis key of the projection that holds something of ``uid``: a key named after
+    the user (:func:`~stream_app.serving.keys.user_keys`, matched exactly: ``lead-7`` is not
+    ``lead-77``), set member, hash value (the integer id map), or, while the user has an
+    integer id, its bit in a segment or bucket bitmap and its member in a numeric sorted set.
+
+    Example (``r``: a client of a Redis holding the projection)::
+
+        traces(r, "lead-7")   # [] once `stream-app forget lead-7` is done
+    """
     found = []
     rid = r.hget(keys.user_key(tenant, uid), keys.ID_FIELD)
     n = int(rid) if rid is not None else None
+    own = keys.user_keys(tenant, uid)
     for k in r.scan_iter(match=f"{keys.PREFIX}:{tenant}:*", count=1000):
         name = k.decode()
-        if uid in name:
+        if name in own:
             found.append(name)
             continue
         kind = r.type(k)

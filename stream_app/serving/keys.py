@@ -121,6 +121,21 @@ def timeline_key(tenant: str, uid: str) -> str:
     return f"{PREFIX}:{tenant}:timeline:{uid}"
 
 
+def user_keys(tenant: str, uid: str) -> tuple[str, str, str]:
+    """Every key named after one user: its hash, its old-layout why hash and its timeline
+    (a user's other traces are members: its bit in the bitmaps, its integer id in the
+    sorted sets and the ``ids:`` map). Compare key names with these, not by substring:
+    ``lead-7`` is part of ``lead-77``'s key names.
+
+    Example:
+        >>> user_keys("default", "lead-7")
+        ('sa:default:user:lead-7', 'sa:default:why:lead-7', 'sa:default:timeline:lead-7')
+        >>> "sa:default:user:lead-77" in user_keys("default", "lead-7")
+        False
+    """
+    return user_key(tenant, uid), why_key(tenant, uid), timeline_key(tenant, uid)
+
+
 def values_key(tenant: str, tag_id: str) -> str:
     return f"{PREFIX}:{tenant}:vals:{tag_id}"
 
