@@ -148,3 +148,30 @@ def test_scrape_targets_include_pods_that_are_not_ready() -> None:
         spec = services[name]["spec"]
         assert spec["clusterIP"] == "None", name
         assert spec.get("publishNotReadyAddresses") is True, name
+
+
+def test_worker_pods_create_the_contracts_topics_before_the_worker_starts() -> None:
+    """docker compose runs a one-shot `topics create` the workers wait for; the Kubernetes
+    path had none, so workers came up ready with the output topics missing and had the broker
+    auto-create scoring.training / metrics.partials with its default partition count (QA31
+    F6). Each worker pod now runs it first, in an init container with the workers' image and
+    environment (STREAM_APP_PARTITIONS, STREAM_APP_REPLICATION, the broker)."""
+    from stream_app.cli.topics_cmd import command as topics
+
+    spec = _by_kind("StatefulSet")["stream-app-worker"]["spec"]["template"]["spec"]
+    (worker,) = spec["containers"]
+    inits = {c["name"]: c for c in spec.get("initContainers", [])}
+    assert "topics" in inits, "no init container creates the contract's topics"
+    init = inits["topics"]
+    assert init["args"][:2] == ["topics", "create"]
+    assert init["image"] == worker["image"]
+    assert init["envFrom"] == worker["envFrom"] and init.get("env") == worker.get("env")
+    assert int(_env()["STREAM_APP_REPLICATION"]) >= 1
+    assert int(_env()["STREAM_APP_PARTITIONS"]) >= 1
+    for part in ("requests", "limits"):
+        assert {"cpu", "memory"} <= set(init["resources"][part]), part
+    # the arguments are the command's own (a typo would stop every worker pod at init)
+    ctx = topics.make_context("topics", list(init["args"][1:]), resilient_parsing=True)
+    create = topics.get_command(ctx, init["args"][1])
+    assert create is not None
+    create.make_context("create", list(init["args"][2:]))
