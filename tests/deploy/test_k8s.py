@@ -175,3 +175,12 @@ def test_worker_pods_create_the_contracts_topics_before_the_worker_starts() -> N
     create = topics.get_command(ctx, init["args"][1])
     assert create is not None
     create.make_context("create", list(init["args"][2:]))
+
+
+def test_the_workers_log_level_comes_from_the_configmap() -> None:
+    """QA31 F4: the ConfigMap's STREAM_APP_LOG_LEVEL was beaten by ``-l warn`` in the args."""
+    [worker] = [c for c in _by_kind("StatefulSet")["stream-app-worker"]["spec"]["template"]
+                ["spec"]["containers"] if c["args"][0] == "worker"]
+    assert not {"-l", "--loglevel"} & set(worker["args"])
+    assert not any(a.startswith(("-l", "--loglevel=")) for a in worker["args"][1:])
+    assert _env()["STREAM_APP_LOG_LEVEL"] in ("crit", "error", "warn", "info", "debug")
