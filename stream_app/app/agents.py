@@ -520,7 +520,8 @@ async def process(stream: Any) -> None:
 async def redis_writer() -> None:
     """Write the Redis projection in the background; at a stop, what is still queued is
     written (at most ``unwritten.DRAIN_S``) or recorded as not written (QA31 F7)."""
-    unwritten.report_at_start(settings.datadir, metrics.REDIS_UNWRITTEN)
+    await unwritten.report_at_start(settings.datadir, metrics.REDIS_UNWRITTEN,
+                                    getattr(runtime.projection, "client", None))
     try:
         await runtime.projection.run()
     except asyncio.CancelledError:

@@ -515,6 +515,7 @@ def command(bootstrap: str | None, flush: bool, check_only: bool, live: bool,
         raise click.ClickException(f"cannot reach Redis at {settings.redis_url}: {exc} "
                                    "(STREAM_APP_REDIS_URL)") from exc
     request = new_request()
+    started_ms = int(time.time() * 1000)
     if live and flush and not check_only:
         # before the table is read: a user the workers wrote before the flush has its
         # changelog record in what is read (written within a flush interval of its Redis
@@ -538,6 +539,7 @@ def command(bootstrap: str | None, flush: bool, check_only: bool, live: bool,
         return
     if live:
         live_rebuild(bootstrap, reader, timeout, settings.app_id, request)
+        r.set(keys.REBUILT_KEY, started_ms)   # a stopped worker's lost writes: covered
         return
     from stream_app.rules.engine import TagEngine  # noqa: PLC0415
     from stream_app.rules_bundle import live_ruleset  # noqa: PLC0415
@@ -554,6 +556,7 @@ def command(bootstrap: str | None, flush: bool, check_only: bool, live: bool,
         engine = None
     n = rebuild(r, states, engine, flush=flush, why=settings.redis_why,
                 timeline=settings.redis_timeline)
+    r.set(keys.REBUILT_KEY, started_ms)
     click.echo(f"rebuilt {plural(len(states), 'user')} "
                f"({plural(reader.records, 'changelog record')}, "
                f"{plural(n, 'Redis operation')}) in {time.monotonic() - t0:.1f}s")

@@ -145,6 +145,9 @@ def users_key(tenant: str) -> str:
 
 
 TENANTS_KEY = f"{PREFIX}:tenants"
+#: epoch ms at which the last completed ``stream-app redis-rebuild`` started reading the
+#: table: writes a worker lost before then are in Redis again (stream_app/app/unwritten.py)
+REBUILT_KEY = f"{PREFIX}:rebuilt_from"
 ID_FIELD = "_id"
 """Field of the user hash holding the user's integer id (not shown by the API)."""
 IDS_PER_HASH = 128

@@ -6,7 +6,7 @@ At the stop the worker writes its queue for at most ``unwritten.DRAIN_S``; what 
 logged as an error and recorded in ``redis-unwritten.json`` in its data directory. The next
 start exports ``stream_app_redis_unwritten_ops`` (alert StreamAppRedisProjectionIncomplete)
 until ``stream-app redis-rebuild --live`` re-projects the users, which clears it and brings
-the missing users back.
+the missing users back; a rebuild run while the worker is down clears it at the next start.
 """
 
 from __future__ import annotations
@@ -86,6 +86,27 @@ def test_writes_left_at_a_stop_during_an_outage_are_reported_until_a_live_rebuil
                    120, what="the users re-projected")
         wait_until(lambda: scrape(worker.url, "stream_app_redis_unwritten_ops") == 0
                    and not marker.exists(), 60, what="the record cleared by the rebuild")
+
+        # again, and this time the repair runs while the worker is down (QA32 F1): the
+        # rebuild records when it started, and the restarted worker drops the record
+        later = [uid("rstop2") for _ in range(5)]
+        os.kill(redis_pid, signal.SIGSTOP)
+        try:
+            for u in later:
+                h.send("click", event(u, "course_view", t))
+            for u in later:
+                tags.wait_for(timeout=90, user_id=u, tag_id="activity")
+            worker.stop(timeout=60)
+        finally:
+            os.kill(redis_pid, signal.SIGCONT)
+        assert marker.exists()
+        out = cli(s, "redis-rebuild")             # the workers stopped: it writes Redis itself
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert all(h.store.tags("default", u).get("activity") for u in later)
+        s.restart_worker(worker)
+        worker.wait_ready(240)
+        wait_until(lambda: not marker.exists(), 30, what="the record dropped at the start")
+        assert scrape(worker.url, "stream_app_redis_unwritten_ops") == 0
     finally:
         tags.close()
         h.close()
