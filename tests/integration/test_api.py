@@ -311,4 +311,8 @@ def test_why_command_prints_the_record_and_timeline(served):
     missing = subprocess.run([sys.executable, "-m", "stream_app", "why", "nobody", "activity",
                               "--tenant", "acme"], capture_output=True, text=True, env=env,
                              cwd=ROOT, timeout=60)
-    assert missing.returncode != 0 and "no record" in missing.stderr
+    assert missing.returncode != 0 and "no profile for user 'nobody'" in missing.stderr
+    untagged = subprocess.run([sys.executable, "-m", "stream_app", "why", "u6", "no_such_tag",
+                               "--tenant", "acme"], capture_output=True, text=True, env=env,
+                              cwd=ROOT, timeout=60)
+    assert untagged.returncode != 0 and "no record" in untagged.stderr
