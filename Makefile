@@ -21,8 +21,16 @@ install: $(BIN)/stream-app  ## create .venv and install stream-app with dev tool
 run: install  ## run everything embedded: broker, Redis, worker, simulator, live summary
 	$(BIN)/stream-app dev
 
-test: install  ## the whole test suite (unit + integration on a real broker and Redis)
-	$(BIN)/python -m pytest tests stream_app --ignore=tests/faults -q
+test: install  ## the whole test suite: integration (real broker and Redis) beside unit tests and doctests
+	@mkdir -p var
+	@echo "integration tests run beside the unit tests; their output follows (var/test-integration.log)"
+	@$(BIN)/python -m pytest tests/integration -q >var/test-integration.log 2>&1 & ipid=$$!; \
+	$(BIN)/python -m pytest tests/unit tests/deploy stream_app -q; urc=$$?; \
+	wait $$ipid; irc=$$?; \
+	echo "===== integration tests (ran beside the unit tests; exit $$irc) ====="; \
+	cat var/test-integration.log; \
+	echo "unit tests and doctests: exit $$urc; integration tests: exit $$irc"; \
+	[ $$urc -eq 0 ] && [ $$irc -eq 0 ]
 
 test-unit: install  ## unit tests and doctests only (no broker)
 	$(BIN)/python -m pytest tests/unit stream_app -q

@@ -119,6 +119,10 @@ class Settings(BaseSettings):
     dedup_window: int = Field(64, ge=0, description="recent event_ids remembered per user")
     max_event_bytes: int = Field(64 * 1024, description="larger input records go to the DLQ")
     redis_flush_ms: int = Field(100, ge=1, description="Redis projection write batching")
+    redis_stop_drain_s: float = Field(10.0, ge=0, allow_inf_nan=False,
+                                      description="at a stop, how long the worker tries to "
+                                      "write its queued Redis writes; what is left is recorded "
+                                      "(redis-unwritten.json) until a redis-rebuild")
     redis_max_held: int = Field(50_000, ge=1, description="changes the Redis projection holds "
                                 "per user between flushes (coalesced: one write of each user's "
                                 "end state); past this many it builds the writes at once")

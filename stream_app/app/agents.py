@@ -519,13 +519,15 @@ async def process(stream: Any) -> None:
 @app.task
 async def redis_writer() -> None:
     """Write the Redis projection in the background; at a stop, what is still queued is
-    written (at most ``unwritten.DRAIN_S``) or recorded as not written (QA31 F7)."""
+    written (at most ``STREAM_APP_REDIS_STOP_DRAIN_S``) or recorded as not written (QA31
+    F7)."""
     await unwritten.report_at_start(settings.datadir, metrics.REDIS_UNWRITTEN,
                                     getattr(runtime.projection, "client", None))
     try:
         await runtime.projection.run()
     except asyncio.CancelledError:
-        await unwritten.drain_at_stop(runtime.projection, settings.datadir)
+        await unwritten.drain_at_stop(runtime.projection, settings.datadir,
+                                      settings.redis_stop_drain_s)
         raise
 
 

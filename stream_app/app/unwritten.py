@@ -2,8 +2,9 @@
 
 The worker queues its Redis writes and retries them while Redis is down
 (:class:`~stream_app.serving.projection.RedisProjection`). At a stop it writes what is queued
-for at most :data:`DRAIN_S`; what is still queued then (Redis down through the stop: a
-failover, a rolling update during an outage) cannot be kept: the queue lives in memory, and
+for at most ``STREAM_APP_REDIS_STOP_DRAIN_S`` (:data:`DRAIN_S`, 10 s); what is still queued
+then (Redis down through the stop: a failover, a rolling update during an outage) cannot be
+kept: the queue lives in memory, and
 the events behind it are committed. Before, it was dropped without a word (QA31 F7: 16,279
 writes, 14,399 differences, users missing from the API). Now the stop logs an error and
 writes a marker file to the worker's data directory; every later start of that worker logs
@@ -41,7 +42,8 @@ log = logging.getLogger(__name__)
 
 #: the marker file, in the worker's data directory
 FILE = "redis-unwritten.json"
-#: how long a stop waits for the queued writes (within STREAM_APP_STOP_TIMEOUT_S, 55 s)
+#: how long a stop waits for the queued writes by default (STREAM_APP_REDIS_STOP_DRAIN_S,
+#: within STREAM_APP_STOP_TIMEOUT_S, 55 s)
 DRAIN_S = 10.0
 REPAIR = "stream-app redis-rebuild --live"
 

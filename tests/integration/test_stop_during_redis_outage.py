@@ -40,7 +40,9 @@ USERS = 15
 
 @pytest.fixture(scope="module")
 def outage_stack():
-    yield from running_stack(ROOT / "var" / f"test-redis-stop-{os.getpid()}", env=TIMELESS_ENV,
+    # a stop tries its queued writes for 2 s (10 by default): Redis is frozen through it
+    yield from running_stack(ROOT / "var" / f"test-redis-stop-{os.getpid()}",
+                             env={**TIMELESS_ENV, "STREAM_APP_REDIS_STOP_DRAIN_S": "2"},
                              partitions=PARTITIONS, worker_timeout=240)
 
 
