@@ -141,23 +141,34 @@ def apply_pending() -> None:
     """Apply every record the reader has handed over so far; of several records of one
     topic and key (a restart reading every published rule set and model snapshot), only the
     newest: each older one would be compiled or loaded, and a rule set backfilled, for
-    nothing. The tag families of the older rule sets are kept (:func:`remember_families`)."""
-    pending: dict[tuple[str, str], bytes] = {}
-    skipped: list[bytes] = []
+    nothing. When the newest cannot be applied (a record another release or a hand-made
+    producer wrote), the newest older one of the batch that can is, so a restarted worker
+    runs the last good published rule set, not its local files. The tag families of the
+    older rule sets are kept (:func:`remember_families`)."""
+    pending: dict[tuple[str, str], list[bytes]] = {}
     while True:
         try:
             topic, key, value = inbox.get_nowait()
         except queue.Empty:
             break
-        older = pending.pop((topic, key), None)   # the newest goes last, in reading order
-        if older is not None and topic == "rules.versions":
-            skipped.append(older)
-        pending[(topic, key)] = value
-    for (topic, key), value in pending.items():
-        try:
-            apply_record(topic, key, value)
-        except Exception as exc:  # noqa: BLE001 - a bad record must not stop the worker
-            log.error("cannot apply %s record %r: %s", topic, key, exc)
+        values = pending.pop((topic, key), [])   # re-inserted: keys in reading order
+        values.append(value)
+        pending[(topic, key)] = values
+    skipped: list[bytes] = []
+    for (topic, key), values in pending.items():
+        for i in range(len(values) - 1, -1, -1):   # the newest first
+            try:
+                apply_record(topic, key, values[i])
+            except Exception as exc:  # noqa: BLE001 - a bad record must not stop the worker
+                log.error("cannot apply %s record %r%s: %s", topic, key,
+                          f" (and {i} older of this batch to try)" if i else "", exc)
+                continue
+            if i < len(values) - 1:
+                log.warning("%s %r: applied the newest record that could be, %d older than "
+                            "the newest read", topic, key, len(values) - 1 - i)
+            break
+        if topic == "rules.versions":
+            skipped += values[:-1]
     if skipped:
         remember_families(skipped)
 

@@ -48,3 +48,32 @@ def test_a_tag_only_a_skipped_rule_set_defined_leaves_with_its_family(tmp_path) 
                          text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "[('promo_seen', 'promo', 'rule_removed')]"
+
+
+FALLBACK = r"""
+from pathlib import Path
+from stream_app.app import main                      # registers agents and signals
+from stream_app.app import broadcast as bc
+from stream_app.app.context import runtime
+from stream_app.rules_bundle import encode, read_bundle
+
+rules = Path(main.settings.rules_path)
+good = read_bundle(rules)
+good["files"]["activity.yaml"] = good["files"]["activity.yaml"].replace(
+    "activity_high_days: 3 ", "activity_high_days: 9 ")
+for value in (encode(good), b"not a bundle"):        # a good set, then a bad record after it
+    bc.inbox.put(("rules.versions", "default", value))
+bc.apply_pending()
+print(runtime.engine.ruleset.params["activity_high_days"])
+"""
+
+
+def test_a_bad_newest_rule_set_falls_back_to_the_newest_good_one_of_the_batch(tmp_path) -> None:
+    """QA32 (noted): only the newest record of a batch was tried; a bad one published after a
+    good one left a restarted worker on its local rules (activity_high_days 3, not 9)."""
+    env = {**os.environ, "STREAM_APP_DATADIR": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", FALLBACK], env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "9"
+    assert "cannot apply rules.versions record 'default' (and 1 older" in out.stderr
