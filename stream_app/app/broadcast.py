@@ -30,12 +30,13 @@ _stop = threading.Event()
 caught_up = threading.Event()
 #: set once it has read ``rules.versions`` so far (or there is nothing to read there)
 rules_caught_up = threading.Event()
-#: how long a first partition assignment waits for both (then for the rules alone)
+#: how long a first partition assignment waits for both before applying what it has
 CATCH_UP_S = 15.0
-#: how long it waits for the published rule sets in all: a worker must not tag with its
-#: local rules while a published set exists (QA29 F6: after a kill -9 the models' snapshots
-#: took longer than 15 s to read, and ~600 events were tagged with the local rules); the
-#: rules topic is small, the model snapshots may lag (older scores for a moment)
+#: how long the processing agent's first record waits for the published rule sets
+#: (:func:`before_first_event`): a worker must not tag with its local rules while a
+#: published set exists (QA29 F6: after a kill -9 the models' snapshots took longer than
+#: 15 s to read, and ~600 events were tagged with the local rules); the rules topic is
+#: small, the model snapshots may lag (older scores for a moment)
 RULES_CATCH_UP_S = 120.0
 
 
@@ -204,22 +205,14 @@ async def before_first_event() -> None:
 @app.on_partitions_assigned.connect
 async def broadcasts_before_events(sender: Any, assigned: Any, **kwargs: Any) -> None:
     """At a (first) assignment: the published rule set and model snapshots read so far are
-    applied (the agent's first record waits for the rule sets: :func:`before_first_event`;
-    Faust does not hold the records until this returns)."""
+    applied. Faust does not hold the records until this returns: the wait for the rule sets
+    that does hold them is the agent's first record's (:func:`before_first_event`)."""
     if not caught_up.is_set():
         loop = asyncio.get_running_loop()
         if not await loop.run_in_executor(None, caught_up.wait, CATCH_UP_S):
-            if not rules_caught_up.is_set():
-                log.warning("published rule sets not read within %.0f s: waiting up to %.0f "
-                            "s in all (the events wait: no tagging with the local rules)",
-                            CATCH_UP_S, RULES_CATCH_UP_S)
-                if not await loop.run_in_executor(None, rules_caught_up.wait,
-                                                  RULES_CATCH_UP_S - CATCH_UP_S):
-                    log.error("published rule sets not read within %.0f s: the first events "
-                              "may use the local rules", RULES_CATCH_UP_S)
-            else:
-                log.warning("model snapshots not read to their end within %.0f s: the first "
-                            "scores may come from an older model", CATCH_UP_S)
+            log.warning("broadcast topics not read to their end within %.0f s: the first "
+                        "scores may come from an older model (the first event waits for the "
+                        "rule sets up to %.0f s)", CATCH_UP_S, RULES_CATCH_UP_S)
     apply_pending()
 
 

@@ -75,7 +75,7 @@ def reader():   # the rules come after the first wait; the model snapshots never
 bc.caught_up.clear(); bc.rules_caught_up.clear()
 threading.Thread(target=reader).start()
 t0 = time.monotonic()
-asyncio.run(bc.broadcasts_before_events(None, assigned=set()))
+asyncio.run(bc.before_first_event())
 waited = time.monotonic() - t0
 params = runtime.engine.ruleset.params
 print(waited >= 0.6, params.get("activity_high_days"), applied)
@@ -84,8 +84,9 @@ print(waited >= 0.6, params.get("activity_high_days"), applied)
 
 def test_the_rules_are_waited_for_even_when_the_model_snapshots_lag(tmp_path) -> None:
     """QA29 F6: after a kill -9 the model snapshots took over 15 s to read, the assignment
-    went on, and ~600 events were tagged with the local rules. Now it waits for the rule
-    sets alone (up to RULES_CATCH_UP_S) and applies only the newest of several."""
+    went on, and ~600 events were tagged with the local rules. Now the processing agent's
+    first record waits for the rule sets alone (up to RULES_CATCH_UP_S; the assignment's
+    receiver holds no record) and only the newest of several is applied."""
     env = {**os.environ, "STREAM_APP_DATADIR": str(tmp_path)}
     out = subprocess.run([sys.executable, "-c", CODE_SLOW_MODELS], env=env,
                          capture_output=True, text=True, timeout=120)
