@@ -154,8 +154,8 @@ REDIS_BUFFERED = Gauge(
     PREFIX + "redis_buffered", "Profile updates waiting to be written to Redis")
 REDIS_UNWRITTEN = Gauge(
     PREFIX + "redis_unwritten_ops", "Redis writes earlier stops of this worker could not "
-    "make (Redis down through the stop): Redis misses them until `stream-app redis-rebuild "
-    "--live` (stream_app/app/unwritten.py)")
+    "make (Redis down through the stop, or a kill during an outage): Redis misses them until "
+    "`stream-app redis-rebuild --live` (stream_app/app/unwritten.py)")
 
 # ---- models ------------------------------------------------------------------------------
 MODEL_INFO = Gauge(

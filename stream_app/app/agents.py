@@ -520,9 +520,10 @@ async def process(stream: Any) -> None:
 async def redis_writer() -> None:
     """Write the Redis projection in the background; at a stop, what is still queued is
     written (at most ``STREAM_APP_REDIS_STOP_DRAIN_S``) or recorded as not written (QA31
-    F7)."""
+    F7); while writes fail an open marker stands for a stop that never runs (kill -9)."""
     await unwritten.report_at_start(settings.datadir, metrics.REDIS_UNWRITTEN,
                                     getattr(runtime.projection, "client", None))
+    runtime.projection.on_failing = unwritten.OutageMarker(settings.datadir)   # for kill -9
     try:
         await runtime.projection.run()
     except asyncio.CancelledError:

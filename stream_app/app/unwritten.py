@@ -14,6 +14,13 @@ after the stop has completed: the worker clears it when ``--live`` re-projects i
 at a start when Redis says (``keys.REBUILT_KEY``) a rebuild since then completed, e.g. one run
 while this worker was down (QA32 F1).
 
+A stop that never runs (``kill -9``, the OOM killer, a lost node) cannot write that marker.
+So while the projection's writes fail, the worker keeps a second file,
+``redis-unwritten-open.json`` (:class:`OutageMarker`: the outage's start, the queue's size,
+refreshed every :data:`OPEN_REFRESH_S`), and removes it when the queue is written or a stop
+has recorded what is left. A start that finds it (:func:`adopt_open`) counts the outage as
+one stop whose writes were lost, as above.
+
 Example:
     >>> import tempfile
     >>> d = Path(tempfile.mkdtemp())
@@ -46,6 +53,10 @@ FILE = "redis-unwritten.json"
 #: within STREAM_APP_STOP_TIMEOUT_S, 55 s)
 DRAIN_S = 10.0
 REPAIR = "stream-app redis-rebuild --live"
+#: kept while the projection's writes fail: found at a start, the last run ended in an outage
+OPEN_FILE = "redis-unwritten-open.json"
+#: seconds between two refreshes of the open marker while writes keep failing
+OPEN_REFRESH_S = 5.0
 
 
 def read(datadir: Path) -> dict[str, Any] | None:
@@ -104,6 +115,99 @@ def clear(datadir: Path) -> bool:
     return True
 
 
+def _iso(ms: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ms / 1000))
+
+
+class OutageMarker:
+    """The projection's ``on_failing`` hook: keeps :data:`OPEN_FILE` while its writes fail.
+
+    Example:
+        >>> import tempfile
+        >>> from types import SimpleNamespace
+        >>> d = Path(tempfile.mkdtemp())
+        >>> proj = SimpleNamespace(failing_since_ms=1_000, pending=[1, 2, 3], held=4)
+        >>> marker = OutageMarker(d)
+        >>> marker(proj); orjson.loads((d / OPEN_FILE).read_bytes())["ops"]
+        7
+        >>> proj.failing_since_ms = None; marker(proj); (d / OPEN_FILE).exists()
+        False
+    """
+
+    def __init__(self, datadir: Path, refresh_s: float = OPEN_REFRESH_S) -> None:
+        self.path = Path(datadir) / OPEN_FILE
+        self.refresh_s = refresh_s
+        self._written: float | None = None   # monotonic time of the last write (None: none)
+
+    def __call__(self, projection: Any) -> None:
+        since = projection.failing_since_ms
+        if since is None:
+            self.close()
+            return
+        now = time.monotonic()
+        if self._written is not None and now - self._written < self.refresh_s:
+            return
+        doc = {"since_ms": since, "last_ms": int(time.time() * 1000),
+               "ops": len(projection.pending) + projection.held}
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_bytes(orjson.dumps(doc))
+            tmp.replace(self.path)
+            self._written = now
+        except OSError as exc:
+            log.error("cannot keep %s while Redis writes fail: %s", self.path, exc)
+
+    def close(self) -> None:
+        """The outage's writes are written, or a stop recorded what is left."""
+        self._written = None
+        try:
+            self.path.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            log.error("cannot remove %s: %s", self.path, exc)
+
+
+def adopt_open(datadir: Path) -> dict[str, Any] | None:
+    """At a start, before the projection writes: an open marker means the last run ended
+    (``kill -9``, OOM, a lost node) while Redis writes failed; its queue is recorded as one
+    stop's lost writes (:func:`record`). The record as written, or None (no open marker).
+
+    Example:
+        >>> import tempfile
+        >>> d = Path(tempfile.mkdtemp())
+        >>> _ = (d / OPEN_FILE).write_bytes(b'{"since_ms": 1000, "last_ms": 9000, "ops": 40}')
+        >>> doc = adopt_open(d); doc["ops"], doc["last_ms"], (d / OPEN_FILE).exists()
+        (40, 9000, False)
+        >>> adopt_open(d) is None
+        True
+    """
+    path = Path(datadir) / OPEN_FILE
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        log.error("cannot read %s: %s", path, exc)
+        raw = b""
+    try:
+        got = orjson.loads(raw)
+        ops, last_ms = max(1, int(got["ops"])), int(got["last_ms"])
+        since = _iso(int(got["since_ms"]))
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        ops, last_ms, since = 1, int(time.time() * 1000), "an unknown time"
+    doc = record(datadir, ops, 0, at=_iso(last_ms), at_ms=last_ms)
+    log.error("Redis projection: the last run of this worker ended without a stop (kill -9, "
+              "OOM, a lost node) while Redis writes had failed since %s: its %d queued writes "
+              "are lost until `%s` (recorded in %s)", since, ops, REPAIR, Path(datadir) / FILE)
+    try:
+        path.unlink()
+    except OSError as exc:
+        log.error("cannot remove %s: %s", path, exc)
+    return doc
+
+
 async def drain_at_stop(projection: Any, datadir: Path, timeout: float = DRAIN_S) -> int:
     """Write what the projection still queues (at most ``timeout`` seconds); what is left
     is logged as an error and recorded in the marker. The number of writes left."""
@@ -118,6 +222,7 @@ async def drain_at_stop(projection: Any, datadir: Path, timeout: float = DRAIN_S
                   "stop (Redis unavailable for %.0f s): Redis is missing them until `%s` "
                   "(recorded in %s: %d writes over %d stops)", ops, held, timeout, REPAIR,
                   Path(datadir) / FILE, doc["ops"], doc["stops"])
+    OutageMarker(datadir).close()             # the stop has accounted for the outage
     return ops + held
 
 
@@ -134,7 +239,9 @@ async def rebuilt_from(client: Any) -> int | None:
 async def report_at_start(datadir: Path, gauge: Any, client: Any = None) -> dict[str, Any] | None:
     """At a start: a marker left by an earlier stop is logged and exported (``gauge``),
     unless a rebuild that started after the stop has completed since (``client``: the
-    projection's Redis client), e.g. while this worker was down: then it is cleared."""
+    projection's Redis client), e.g. while this worker was down: then it is cleared. An
+    outage the last run ended in without a stop is recorded first (:func:`adopt_open`)."""
+    adopt_open(datadir)
     doc = read(datadir)
     if doc and client is not None and doc["last_ms"]:
         since = await rebuilt_from(client)

@@ -55,7 +55,7 @@ import itertools
 import logging
 import time
 from collections import OrderedDict, deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import orjson
@@ -632,6 +632,11 @@ class RedisProjection:
         self._entries: list[Pending] = []           # in order of first call
         self._live: dict[tuple[str, str], Pending] = {}   # open entry of each user
         self._wake: asyncio.Event | None = None
+        #: epoch ms of the first failed write of the current outage (None: writing)
+        self.failing_since_ms: int | None = None
+        #: called after each failed write and once when an outage's queue is written
+        #: (the worker keeps a record that survives a kill, ``app/unwritten.OutageMarker``)
+        self.on_failing: Callable[[RedisProjection], None] | None = None
 
     def _entry(self, tenant: str, uid: str) -> Pending:
         p = self._live[(tenant, uid)] = Pending(tenant, uid)
@@ -838,6 +843,10 @@ class RedisProjection:
             if self._metrics:
                 self._metrics.redis_error("pipeline")
             log.warning("Redis write failed (%s); %d ops kept for retry", exc, len(self.pending))
+            if self.failing_since_ms is None:
+                self.failing_since_ms = int(time.time() * 1000)
+            if self.on_failing is not None:
+                self.on_failing(self)
             return 0
         failed = sum(int(f) for f, _ in results)
         if failed:
@@ -855,6 +864,10 @@ class RedisProjection:
             for _ in batch:
                 self.pending.popleft()
         self.written += len(batch)
+        if self.failing_since_ms is not None and not self.pending and not self._entries:
+            self.failing_since_ms = None          # the outage's queue is written
+            if self.on_failing is not None:
+                self.on_failing(self)
         return len(batch)
 
     async def _write_batch(self, batch: list[Op]) -> list[tuple[Any, Any]]:

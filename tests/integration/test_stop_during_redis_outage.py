@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from stream_app.app.unwritten import FILE
+from stream_app.app.unwritten import FILE, OPEN_FILE
 from tests.faults.workload import scrape
 from tests.helpers import (
     TIMELESS_ENV,
@@ -109,6 +109,33 @@ def test_writes_left_at_a_stop_during_an_outage_are_reported_until_a_live_rebuil
         worker.wait_ready(240)
         wait_until(lambda: not marker.exists(), 30, what="the record dropped at the start")
         assert scrape(worker.url, "stream_app_redis_unwritten_ops") == 0
+
+        # and a kill -9 during an outage (no stop runs, session 29): the open marker the
+        # worker keeps while its writes fail is found by the next start
+        open_marker = Path(worker.env["STREAM_APP_DATADIR"]) / OPEN_FILE
+        killed = [uid("rkill") for _ in range(5)]
+        os.kill(redis_pid, signal.SIGSTOP)
+        try:
+            for u in killed:
+                h.send("click", event(u, "course_view", t))
+            for u in killed:
+                tags.wait_for(timeout=90, user_id=u, tag_id="activity")
+            wait_until(open_marker.exists, 60, what="the open marker of the outage")
+            worker.kill()
+        finally:
+            os.kill(redis_pid, signal.SIGCONT)
+        assert not marker.exists()
+        s.restart_worker(worker)
+        worker.wait_ready(240)
+        lost = wait_until(lambda: scrape(worker.url, "stream_app_redis_unwritten_ops"),
+                          60, what="the writes of the killed run exported")
+        assert lost > 0 and marker.exists() and not open_marker.exists()
+        assert "ended without a stop" in worker.log.read_text()
+        out = cli(s, "redis-rebuild", "--live")
+        assert out.returncode == 0, out.stdout + out.stderr
+        wait_until(lambda: all(h.store.tags("default", u).get("activity") for u in killed)
+                   and scrape(worker.url, "stream_app_redis_unwritten_ops") == 0, 120,
+                   what="the killed run's users re-projected and the record cleared")
     finally:
         tags.close()
         h.close()

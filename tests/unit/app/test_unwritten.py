@@ -86,3 +86,89 @@ def test_a_directory_in_the_markers_place_is_logged_not_raised(tmp_path, caplog)
     assert unwritten.clear(tmp_path) is False
     unwritten.record(tmp_path, ops=3, held=0)
     assert "cannot" in caplog.text
+
+
+def _projection_with_a_switchable_redis():
+    """A real RedisProjection whose Lua batch call fails while ``state["up"]`` is False."""
+    from stream_app.serving.projection import RedisProjection
+
+    proj = RedisProjection("redis://127.0.0.1:1/0", flush_ms=10)
+    state = {"up": False, "batches": 0}
+
+    async def write_batch(batch):
+        if not state["up"]:
+            raise ConnectionError("Redis down")
+        state["batches"] += 1
+        return [(0, None)]
+
+    proj._write_batch = write_batch
+    return proj, state
+
+
+def _queue_changes(proj, users: int) -> None:
+    for i in range(users):
+        proj.apply_changes([{"tenant": "default", "user_id": f"u{i}", "tag_id": "activity",
+                             "old": None, "new": "active", "ts": 1_000}], None)
+
+
+def test_a_kill_during_an_outage_is_recorded_at_the_next_start(tmp_path, caplog) -> None:
+    """Session 29: a kill -9 (no stop runs) while Redis writes failed lost the queue with
+    nothing recorded; the open marker kept during the outage is adopted at the next start."""
+    proj, state = _projection_with_a_switchable_redis()
+    proj.on_failing = unwritten.OutageMarker(tmp_path)
+    _queue_changes(proj, 30)
+    assert asyncio.run(proj.flush()) == 0
+    open_file = tmp_path / unwritten.OPEN_FILE
+    assert proj.failing_since_ms is not None and open_file.exists()
+    queued = len(proj.pending)
+    assert queued > 0
+    # the process dies here: no drain_at_stop; the next start finds the open marker
+    gauge = Gauge()
+    doc = asyncio.run(unwritten.report_at_start(tmp_path, gauge))
+    assert doc["ops"] == queued and gauge.value == queued
+    assert not open_file.exists()
+    assert "ended without a stop" in caplog.text
+    assert asyncio.run(unwritten.report_at_start(tmp_path, gauge))["stops"] == 1   # adopted once
+
+
+def test_the_open_marker_goes_when_the_outage_queue_is_written(tmp_path) -> None:
+    proj, state = _projection_with_a_switchable_redis()
+    proj.on_failing = unwritten.OutageMarker(tmp_path)
+    _queue_changes(proj, 5)
+    asyncio.run(proj.flush())
+    assert (tmp_path / unwritten.OPEN_FILE).exists()
+    state["up"] = True
+    assert asyncio.run(proj.flush()) > 0
+    assert proj.failing_since_ms is None and not proj.pending
+    assert not (tmp_path / unwritten.OPEN_FILE).exists()
+    gauge = Gauge()
+    assert asyncio.run(unwritten.report_at_start(tmp_path, gauge)) is None   # nothing lost
+    assert gauge.value == 0
+
+
+def test_a_stop_during_an_outage_records_once_not_twice(tmp_path) -> None:
+    """The stop's own record replaces the open marker: the next start counts one stop."""
+    proj, state = _projection_with_a_switchable_redis()
+    proj.on_failing = unwritten.OutageMarker(tmp_path)
+    _queue_changes(proj, 8)
+    asyncio.run(proj.flush())
+    left = asyncio.run(unwritten.drain_at_stop(proj, tmp_path, timeout=0.3))
+    assert left > 0 and not (tmp_path / unwritten.OPEN_FILE).exists()
+    gauge = Gauge()
+    doc = asyncio.run(unwritten.report_at_start(tmp_path, gauge))
+    assert doc["stops"] == 1 and doc["ops"] == left
+
+
+def test_the_open_marker_is_refreshed_at_most_every_few_seconds(tmp_path) -> None:
+    from types import SimpleNamespace
+    marker = unwritten.OutageMarker(tmp_path, refresh_s=3600)
+    proj = SimpleNamespace(failing_since_ms=5, pending=[1], held=0)
+    marker(proj)
+    proj.pending = [1, 2, 3]
+    marker(proj)                                   # within the refresh: not rewritten
+    assert unwritten.adopt_open(tmp_path)["ops"] == 1
+    marker = unwritten.OutageMarker(tmp_path, refresh_s=0)
+    marker(proj)
+    marker(SimpleNamespace(failing_since_ms=5, pending=[1] * 9, held=1))
+    assert unwritten.read(tmp_path)["ops"] == 1    # (the record adopted above)
+    assert unwritten.adopt_open(tmp_path)["ops"] == 1 + 10
