@@ -245,6 +245,8 @@ def replay(events: Any, scorer: Scorer, *, learn: bool = True,
                     pairs.append((ex.target, reg.predict(ex.target, ex.x), ex.y, ex.ts))
                 continue
             p = reg.learn(ex.target, ex.x, ex.y, ex.gate)
+            if p is None:
+                continue     # refused: a non-finite feature or score (QA33 F1)
             learned += 1
             if ex.gate:
                 pairs.append((ex.target, p, ex.y, ex.ts))
@@ -346,6 +348,7 @@ def evaluate_file(path: Path | str, target: str, *, config: ScoringConfig | None
         "users": len(run["states"]),
         "labels": len(pairs),
         "snapshots_learned": run["learned"],
+        "snapshots_refused": reg.refused.get(target, 0),
         "checkpoints": {
             "all": block(cps) if cps else None,
             "groups": {g: block(groups[g]) for g in sorted(groups, key=group_order)},

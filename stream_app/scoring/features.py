@@ -52,10 +52,15 @@ from stream_app.events import Event
 from stream_app.scoring.config import FeatureConfig
 
 DAY_MS = 86_400_000
+#: bound of a numeric prop's value before it is summed (|v| above it counts as the bound):
+#: far above any real count, minutes, score or amount in cents, and small enough that sums
+#: and means of any realistic number of events stay finite (QA33 F1)
+NUMERIC_BOUND = 1e9
+_INF = math.inf
 _log1p = math.log1p
 _exp = math.exp
 
-__all__ = ["DAY_MS", "day_index", "featurize", "fold", "new_state", "update"]
+__all__ = ["DAY_MS", "NUMERIC_BOUND", "day_index", "featurize", "fold", "new_state", "update"]
 
 
 def new_state() -> dict[str, Any]:
@@ -172,10 +177,28 @@ def fold(st: dict[str, Any], ev: Event, fc: FeatureConfig) -> None:
 
 
 def _add_numeric(bucket: dict[str, Any], tot: dict[str, Any], k: str, v: float) -> None:
-    """Numeric prop ``k``: its sum in the day's bucket and in total, and its count."""
+    """Numeric prop ``k``: its sum in the day's bucket and in total, and its count.
+
+    ``v`` is clamped to ``[-NUMERIC_BOUND, NUMERIC_BOUND]`` first and a NaN is not folded
+    (QA33 F1: two props of 1e308, valid JSON, summed to inf, and one label of that user
+    made the shared model's weights NaN). A sum that is null (an inf of a state written
+    before the clamp, which JSON stores as null) starts again from 0.
+
+    >>> st = new_state()
+    >>> for v in (1e308, 1e308, float("nan"), -float("inf")):
+    ...     _add_numeric({}, st["tot"], "minutes", v)
+    >>> st["tot"]["#minutes"], st["tot"]["~minutes"]
+    (1000000000.0, 3)
+    """
+    if not -NUMERIC_BOUND <= v <= NUMERIC_BOUND:
+        if v != v:
+            return       # NaN (not from JSON; a caller's float): not a number to sum
+        v = NUMERIC_BOUND if v > 0 else -NUMERIC_BOUND
     key = "#" + k
-    bucket[key] = bucket.get(key, 0) + v
-    tot[key] = tot.get(key, 0) + v
+    b = bucket.get(key, 0)
+    bucket[key] = (b if b is not None else 0) + v
+    t = tot.get(key, 0)
+    tot[key] = (t if t is not None else 0) + v
     ckey = "~" + k
     tot[ckey] = tot.get(ckey, 0) + 1
 
@@ -320,11 +343,24 @@ def featurize(st: dict[str, Any], now_ms: int, fc: FeatureConfig) -> dict[str, f
             # bucket's on has the same sum, so one value per key
             j, bucket = hits[0]
             for key, val in bucket.items():
+                if key[0] == "#":
+                    # a numeric prop's sum: none when not finite (or null: an inf of a state
+                    # written before NUMERIC_BOUND, through JSON) (QA33 F1)
+                    if val is None or not -_INF < val < _INF:
+                        continue
+                    total = 0.0 + val
+                    if total:
+                        names = (wt_get(key) or window_tails(key))[j]
+                        if names:
+                            v = _slog(total)
+                            for name in names:
+                                x[name] = v
+                    continue
                 total = 0.0 + val
                 if total:
                     names = (wt_get(key) or window_tails(key))[j]
                     if names:
-                        v = _slog(total) if key[0] == "#" else log1p(total)
+                        v = log1p(total)
                         for name in names:
                             x[name] = v
         else:
@@ -334,7 +370,8 @@ def featurize(st: dict[str, Any], now_ms: int, fc: FeatureConfig) -> dict[str, f
                     slot = acc.get(key)
                     if slot is None:
                         slot = acc[key] = [0.0] * nw
-                    slot[j] += val
+                    if val is not None:      # (null: see the one-day case)
+                        slot[j] += val
             for key, slot in acc.items():
                 names = wn_get(key) or window_names(key)
                 numeric = key[0] == "#"
@@ -344,7 +381,11 @@ def featurize(st: dict[str, Any], now_ms: int, fc: FeatureConfig) -> dict[str, f
                     if total:
                         name = names[j]
                         if name is not None:
-                            x[name] = _slog(total) if numeric else log1p(total)
+                            if numeric:
+                                if -_INF < total < _INF:     # (QA33 F1: no inf, no NaN)
+                                    x[name] = _slog(total)
+                            else:
+                                x[name] = log1p(total)
     tot = st["tot"]
     lst = st["lst"]
     scale, do_total, do_rate, do_rec = nm.settings
@@ -358,6 +399,8 @@ def featurize(st: dict[str, Any], now_ms: int, fc: FeatureConfig) -> dict[str, f
             continue
         numeric, n_name, third, fourth = names
         if numeric:      # third: the mean's name, fourth: the count's key
+            if val is None or not -_INF < val < _INF:
+                continue     # no feature of a non-finite (or null) sum (QA33 F1)
             x[n_name] = _slog(val)
             n = tot.get(fourth)
             if n:

@@ -16,13 +16,29 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["calibration", "log_loss", "pr_auc", "roc_auc", "summarize"]
+__all__ = ["calibration", "log_loss", "nonfinite", "pr_auc", "roc_auc", "summarize"]
+
+
+def nonfinite(p: Any) -> int:
+    """How many of the scores ``p`` are not finite numbers (NaN: a poisoned model).
+
+    >>> nonfinite([0.2, float("nan"), 1.0])
+    1
+    """
+    return int((~np.isfinite(np.asarray(p, dtype=float))).sum())
 
 
 def roc_auc(p: Any, y: Any) -> float | None:
-    """Area under the ROC curve (ties count one half); None when one class is missing."""
+    """Area under the ROC curve (ties count one half); None when one class is missing or a
+    score is not finite (a NaN has no rank; sorting put it last: QA33 F1).
+
+    >>> roc_auc([float("nan"), 0.2, 0.8, float("nan")], [1, 0, 1, 0]) is None
+    True
+    """
     p = np.asarray(p, dtype=float)
     y = np.asarray(y, dtype=int)
+    if nonfinite(p):
+        return None
     n_pos = int(y.sum())
     n_neg = len(y) - n_pos
     if n_pos == 0 or n_neg == 0:
@@ -55,9 +71,13 @@ def pr_auc(p: Any, y: Any) -> float | None:
         >>> b = pr_auc([0.9, 0.5, 0.5, 0.1], [1, 1, 0, 0])
         >>> round(a, 4), a == b
         (0.8333, True)
+
+    None when there is no positive or a score is not finite (QA33 F1).
     """
     p = np.asarray(p, dtype=float)
     y = np.asarray(y, dtype=int)
+    if nonfinite(p):
+        return None
     n_pos = int(y.sum())
     if n_pos == 0:
         return None
@@ -73,17 +93,33 @@ def pr_auc(p: Any, y: Any) -> float | None:
 
 
 def log_loss(p: Any, y: Any, eps: float = 1e-7) -> float | None:
-    p = np.clip(np.asarray(p, dtype=float), eps, 1 - eps)
+    """Mean log loss (scores clipped to ``[eps, 1 - eps]``); None for no label or a score
+    that is not finite (QA33 F1)."""
+    p = np.asarray(p, dtype=float)
     y = np.asarray(y, dtype=int)
-    if len(y) == 0:
+    if len(y) == 0 or nonfinite(p):
         return None
+    p = np.clip(p, eps, 1 - eps)
     return float(-(y * np.log(p) + (1 - y) * np.log(1 - p)).mean())
 
 
 def calibration(p: Any, y: Any, bins: int = 10) -> list[dict[str, Any]]:
-    """Per probability bin: count, mean predicted probability, observed positive rate."""
+    """Per probability bin: count, mean predicted probability, observed positive rate.
+    Scores that are not finite get a bin of their own, ``"nan"``, after the others (they
+    were dropped, with a numpy warning: QA33 F1).
+
+    >>> calibration([0.05, float("nan")], [0, 1])
+    [{'bin': '0.0-0.1', 'n': 1, 'mean_score': 0.05, 'positive_rate': 0.0}, \
+{'bin': 'nan', 'n': 1, 'mean_score': None, 'positive_rate': 1.0}]
+    """
     p = np.asarray(p, dtype=float)
     y = np.asarray(y, dtype=int)
+    bad = ~np.isfinite(p)
+    if bad.any():
+        out = calibration(p[~bad], y[~bad], bins)
+        out.append({"bin": "nan", "n": int(bad.sum()), "mean_score": None,
+                    "positive_rate": round(float(y[bad].mean()), 4)})
+        return out
     idx = np.minimum((p * bins).astype(int), bins - 1)
     out = []
     for b in range(bins):
@@ -101,9 +137,19 @@ def _r(v: float | None) -> float | None:
 
 
 def summarize(p: Any, y: Any, threshold: float) -> dict[str, Any]:
-    """All metrics of predictions ``p`` against labels ``y`` (alert threshold ``threshold``)."""
+    """All metrics of predictions ``p`` against labels ``y`` (alert threshold ``threshold``).
+
+    ``nonfinite`` counts the scores that are not finite numbers; with any, every metric of
+    the scores (AUCs, log loss, Brier, precision, recall) is None, not a finite number made
+    from the rest (QA33 F1), and the calibration has a ``"nan"`` bin.
+
+    >>> m = summarize([float("nan"), 0.2, 0.8, float("nan")], [1, 0, 1, 0], 0.5)
+    >>> m["nonfinite"], m["roc_auc"], m["pr_auc"], m["brier"], m["precision"]
+    (2, None, None, None, None)
+    """
     p = np.asarray(p, dtype=float)
     y = np.asarray(y, dtype=int)
+    bad = nonfinite(p)
     hit = p >= threshold
     tp = int((hit & (y == 1)).sum())
     fp = int((hit & (y == 0)).sum())
@@ -111,12 +157,13 @@ def summarize(p: Any, y: Any, threshold: float) -> dict[str, Any]:
     return {
         "n": len(y),
         "positives": int(y.sum()),
+        "nonfinite": bad,
         "roc_auc": _r(roc_auc(p, y)),
         "pr_auc": _r(pr_auc(p, y)),
         "log_loss": _r(log_loss(p, y)),
-        "brier": _r(float(((p - y) ** 2).mean())) if len(y) else None,
+        "brier": _r(float(((p - y) ** 2).mean())) if len(y) and not bad else None,
         "threshold": threshold,
-        "precision": _r(tp / (tp + fp)) if tp + fp else 0.0,
-        "recall": _r(tp / (tp + fn)) if tp + fn else 0.0,
+        "precision": None if bad else _r(tp / (tp + fp)) if tp + fp else 0.0,
+        "recall": None if bad else _r(tp / (tp + fn)) if tp + fn else 0.0,
         "calibration": calibration(p, y),
     }

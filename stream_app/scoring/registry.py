@@ -23,10 +23,13 @@ Example:
 
 from __future__ import annotations
 
+import logging
+import math
 import pickle
 import random
 import sys
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from stream_app.errors import StreamAppError
@@ -35,9 +38,93 @@ from stream_app.scoring.config import ScoringConfig
 from stream_app.scoring.gate import Gate, GateState
 from stream_app.scoring.models import compile_predict, contributions, make_learner, predict
 
-__all__ = ["BLOB_FORMAT", "ModelRegistry", "SnapshotError", "describe_blob"]
+__all__ = ["BLOB_FORMAT", "ModelRegistry", "SnapshotError", "describe_blob", "finite_model"]
 
 BLOB_FORMAT = 1
+REFUSED_LOG_EVERY_S = 60.0
+_INF = math.inf
+log = logging.getLogger(__name__)
+
+
+def _finite_values(x: dict[str, float]) -> bool:
+    """Whether every value of ``x`` is a finite number (one sum for the usual case: a NaN
+    or an inf makes it non-finite; only a non-finite sum is looked at value by value, as
+    finite values can overflow it). A value that is not a number is left to the learner.
+
+    >>> _finite_values({"a": 1.0, "b": 2}), _finite_values({"a": float("nan")})
+    (True, False)
+    >>> _finite_values({"a": 1e308, "b": 1e308}), _finite_values({"a": -float("inf")})
+    (True, False)
+    """
+    try:
+        total = sum(x.values(), 0.0)
+    except TypeError:
+        return True
+    if -_INF < total < _INF:
+        return True
+    isfinite = math.isfinite
+    return all(isfinite(v) for v in x.values())
+
+
+def finite_model(obj: Any) -> bool:
+    """Whether every float (and numpy array) reachable from ``obj`` (through containers and
+    object attributes) is finite: a River model's weights, scaler and tree statistics (not
+    the drift detectors' windows, which River keeps out of reach).
+
+    >>> from stream_app.scoring.models import make_learner
+    >>> m = make_learner("logreg")
+    >>> m.learn_one({"a": 1.0}, True)
+    >>> finite_model(m)
+    True
+    >>> m["LogisticRegression"]._weights["a"] = float("nan")
+    >>> finite_model(m)
+    False
+    """
+    seen: set[int] = set()
+    stack = [obj]
+    isfinite = math.isfinite
+    while stack:
+        o = stack.pop()
+        cls = o.__class__
+        if cls is float:
+            if not isfinite(o):
+                return False
+            continue
+        if cls is int or cls is str or cls is bool or o is None or cls is bytes:
+            continue
+        if id(o) in seen:
+            continue
+        seen.add(id(o))
+        if isinstance(o, dict):
+            stack.extend(o.values())
+        elif isinstance(o, list | tuple | set | frozenset):
+            stack.extend(o)
+        elif isinstance(o, float):      # numpy float64 and other float subclasses
+            if not isfinite(o):
+                return False
+        elif hasattr(o, "dtype") and hasattr(o, "shape"):     # numpy array or scalar
+            try:
+                import numpy as np  # noqa: PLC0415
+
+                if o.dtype.kind in "fc" and not bool(np.isfinite(o).all()):
+                    return False
+            except TypeError:
+                pass
+        elif isinstance(o, type):
+            continue
+        else:
+            d = getattr(o, "__dict__", None)
+            if d is not None:
+                stack.extend(d.values())
+            for slot in getattr(cls, "__slots__", ()):
+                v = getattr(o, slot, None)
+                if v is not None:
+                    stack.append(v)
+            if isinstance(o, Mapping):
+                stack.extend(o.values())
+            elif d is None and callable(getattr(o, "to_dict", None)):
+                stack.extend(o.to_dict().values())     # River's VectorDict (the weights)
+    return True
 
 
 class SnapshotError(StreamAppError):
@@ -74,17 +161,32 @@ class ModelRegistry:
         self._cal: dict[str, PriorShift] = {}
         # target -> version(): read on every scored event, changed only by learn and load
         self._version: dict[str, str] = {}
-        for name, t in config.targets.items():
-            self._models[name] = make_learner(t.learner, None, config.learners)
-            self._gates[name] = Gate(t.gate, t.alert_threshold)
-            self._learned[name] = 0
-            self._learner[name] = t.learner
-            self._replay[name] = [[], []]
-            self._rng[name] = random.Random(t.rehearsal.seed)
-            cal = make_calibrator(t.calibration)
-            if cal is not None:
-                self._cal[name] = cal
-            self._new_version(name)
+        #: target -> training examples refused by :meth:`learn` (a non-finite feature or score)
+        self.refused: dict[str, int] = {}
+        self._refused_logged: dict[str, float] = {}
+        #: target -> the last blob :meth:`publishable_snapshot` returned or :meth:`load`
+        #: loaded, and how often the model went back to it (a non-finite model)
+        self._good: dict[str, bytes] = {}
+        self.rollbacks: dict[str, int] = {}
+        for name in config.targets:
+            self._fresh(name)
+
+    def _fresh(self, name: str) -> None:
+        """Target ``name`` as configured, having learned nothing."""
+        t = self.config.targets[name]
+        self._models[name] = make_learner(t.learner, None, self.config.learners)
+        self._fast.pop(name, None)
+        self._gates[name] = Gate(t.gate, t.alert_threshold)
+        self._learned[name] = 0
+        self._learner[name] = t.learner
+        self._replay[name] = [[], []]
+        self._rng[name] = random.Random(t.rehearsal.seed)
+        cal = make_calibrator(t.calibration)
+        if cal is not None:
+            self._cal[name] = cal
+        else:
+            self._cal.pop(name, None)
+        self._new_version(name)
 
     @property
     def targets(self) -> list[str]:
@@ -136,10 +238,16 @@ class ModelRegistry:
         (:mod:`stream_app.scoring.calibration`).
 
         Returns the prequential prediction, calibrated as :meth:`predict` (0.5 for a model
-        that has learned nothing).
+        that has learned nothing), or None for a refused example: one with a feature that
+        is not a finite number, or whose prequential score is not (QA33 F1: one example
+        with an inf feature made most weights NaN, and every later score NaN, for good).
+        A refused example changes nothing (model, gate, reservoir, calibration, version);
+        it is counted (:attr:`refused`) and logged at most once a minute per target.
         """
+        if not _finite_values(x):
+            self._refuse(target, "a feature is not a finite number")
+            return None
         model = self._models[target]
-        self._fast.pop(target, None)
         cal = self._cal.get(target)
         y = 1 if y else 0
         p = 0.5
@@ -147,8 +255,12 @@ class ModelRegistry:
             p = predict(model, x)
             if cal is not None:
                 p = cal.apply(p)
+            if not -_INF < p < _INF:
+                self._refuse(target, f"its prequential score is {p}")
+                return None
             if gate:
                 self._gates[target].update(p, y)
+        self._fast.pop(target, None)
         model.learn_one(x, bool(y))
         self._learned[target] += 1
         self._new_version(target)
@@ -180,6 +292,19 @@ class ModelRegistry:
         else:
             pool[rng.randrange(reh.per_class)] = kept
         return p
+
+    def _refuse(self, target: str, why: str) -> None:
+        n = self.refused[target] = self.refused.get(target, 0) + 1
+        now = time.monotonic()
+        last = self._refused_logged.get(target)
+        if last is None or now - last >= REFUSED_LOG_EVERY_S:
+            self._refused_logged[target] = now
+            log.warning("%s: training example refused (%s); %d refused so far", target, why, n)
+
+    def finite(self, target: str) -> bool:
+        """Whether every number in ``target``'s model (weights, scaler statistics, tree
+        statistics) is finite: the trainer publishes no other (QA33 F1)."""
+        return finite_model(self._models[target])
 
     def version(self, target: str) -> str:
         """``<learner>@<labels learned>``: changes with every label the model learns."""
@@ -221,8 +346,30 @@ class ModelRegistry:
             "calibration": (self._cal[target].state() if target in self._cal else None),
         }, protocol=pickle.HIGHEST_PROTOCOL)
 
+    def publishable_snapshot(self, target: str) -> bytes | None:
+        """:meth:`snapshot`, or None when the model holds a number that is not finite (a NaN
+        weight would make every score NaN for good, QA33 F1): the target then goes back to
+        the last blob this returned or :meth:`load` loaded (a fresh model if none), the
+        labels learned since are
+        dropped, and :attr:`rollbacks` counts it. The trainer publishes only these."""
+        if self.finite(target):
+            blob = self._good[target] = self.snapshot(target)
+            return blob
+        self.rollbacks[target] = self.rollbacks.get(target, 0) + 1
+        good = self._good.get(target)
+        log.error("%s: model %s holds non-finite numbers: not published, back to %s",
+                  target, self.version(target), "the last published one" if good else
+                  "a fresh model")
+        if good is None:
+            self._fresh(target)
+        else:
+            self.load(target, good)
+        return None
+
     def load(self, target: str, blob: bytes) -> None:
-        """Replace ``target``'s model and gate by a published snapshot."""
+        """Replace ``target``'s model and gate by a published snapshot. A snapshot whose
+        model holds a non-finite number is refused (:class:`SnapshotError`; QA33 F1): the
+        registry keeps its model."""
         try:
             doc = pickle.loads(blob)  # noqa: S301 - internal topic written by the trainer only
         except Exception as exc:
@@ -231,12 +378,16 @@ class ModelRegistry:
             raise SnapshotError(f"model snapshot for {target!r} has an unknown format")
         if doc.get("target") != target:
             raise SnapshotError(f"snapshot is for {doc.get('target')!r}, not {target!r}")
+        if not finite_model(doc.get("model")):
+            raise SnapshotError(f"model snapshot for {target!r} ({doc.get('learner')}@"
+                                f"{doc.get('learned')}) holds non-finite numbers")
         self._models[target] = doc["model"]
         self._fast.pop(target, None)
         self._learner[target] = doc["learner"]
         self._learned[target] = int(doc["learned"])
         self._new_version(target)
         self._gates[target].load_pairs(doc["gate"], doc.get("gate_open"))
+        self._good[target] = blob
         self._replay[target] = doc.get("replay") or [[], []]
         if "rng" in doc:
             self._rng[target].setstate(doc["rng"])
