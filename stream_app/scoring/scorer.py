@@ -428,15 +428,50 @@ class Scorer:
 
     def _outcome(self, st: dict[str, Any], event: Event, target: str, y: int, trigger_ts: int,
                  step: ScoreStep) -> None:
-        uid = event.user_id
+        """The truth ``y`` of ``target``, known at ``event.ts``, of an outcome that happened
+        at ``trigger_ts`` (a label's ``event_ts``; an order's ts + 1): training pairs from
+        the open checkpoints and the snapshots taken before ``trigger_ts``.
+
+        The same truth again (the same ``y`` with a triggering time within a day of the last
+        one's, in either order: a CRM outcome and its ``order_paid``, which travel on
+        different topics) makes no new pairs (QA33 F4: a label read before its order was
+        learned twice); only the snapshots and checkpoints taken after the first copy was
+        read and before both copies' triggers (the order's own scheduled snapshot) are
+        resolved, without a gate pair, as reading the order first would have.
+
+        Checkpoints taken at or after ``trigger_ts`` (between the outcome and its delayed
+        label, so holding the outcome event) are resolved without being learned or
+        evaluated (QA33 F2), as the live snapshots after it are not learned.
+        """
         first = len(step.training)
         seen = st.setdefault("yo", {})
         prev = seen.get(target)
-        if prev is not None and prev[1] == y and 0 <= event.ts - prev[0] < DAY_MS:
-            return   # the same truth again (e.g. a CRM outcome right after its order_paid)
-        seen[target] = [event.ts, y]
+        if prev is not None and prev[1] == y:
+            # [label ts, y, trigger ts]; a state of an earlier release holds [ts, y]
+            prev_trigger = prev[2] if len(prev) > 2 else prev[0]
+            if -DAY_MS < trigger_ts - prev_trigger < DAY_MS:
+                if "nc" not in st:
+                    self._resolve(st, event, target, y, min(trigger_ts, prev_trigger + 1),
+                                  step, False)
+                return
+        seen[target] = [event.ts, y, trigger_ts]
         if "nc" in st:
             return    # refused profiling: what was pending was dropped at the refusal
+        self._resolve(st, event, target, y, trigger_ts, step, True)
+        mine = step.training[first:]
+        if mine:
+            # the latest snapshot goes first, so that the gate scores it before the model
+            # learns from this label's other (near-identical) snapshots
+            latest = max(range(len(mine)), key=lambda i: mine[i].ts)
+            mine[latest].gate = True
+            mine.insert(0, mine.pop(latest))
+            step.training[first:] = mine
+
+    def _resolve(self, st: dict[str, Any], event: Event, target: str, y: int, trigger_ts: int,
+                 step: ScoreStep, last_state: bool) -> None:
+        """Training pairs (and resolved checkpoints) of the truth ``y`` from what was taken
+        before ``trigger_ts``; ``last_state``: also the last scored state before it."""
+        uid = event.user_id
         self._load_cold(st)
         cps = st.get("cp")
         if cps:
@@ -446,6 +481,8 @@ class Scorer:
                 if t != target or ts > event.ts:
                     keep.append(cp)
                     continue
+                if ts >= trigger_ts:
+                    continue   # after the outcome happened: neither learned nor evaluated
                 step.checkpoints.append({
                     "user_id": uid, "target": t, "group": group, "ts": ts, "score": p,
                     "rules_score": rules, "source": src, "y": y, "label_ts": event.ts,
@@ -456,7 +493,7 @@ class Scorer:
             st["cp"] = keep
         live = "live" in self.learn_from or target in self._positive_targets()
         last = st["last"]
-        if live and last is not None and last < trigger_ts:
+        if last_state and live and last is not None and last < trigger_ts:
             # the last scored state before the triggering event, for every outcome alike
             # (only positives would get it otherwise: a sampling bias the model would learn)
             self._add_snapshot(st, target, last, self.features(st, last))
@@ -467,14 +504,6 @@ class Scorer:
                     if ts < trigger_ts:
                         step.training.append(TrainingExample(target, x, y, ts, uid))
             st["sn"][target] = [s for s in sn if s[0] >= trigger_ts]
-        mine = step.training[first:]
-        if mine:
-            # the latest snapshot goes first, so that the gate scores it before the model
-            # learns from this label's other (near-identical) snapshots
-            latest = max(range(len(mine)), key=lambda i: mine[i].ts)
-            mine[latest].gate = True
-            mine.insert(0, mine.pop(latest))
-            step.training[first:] = mine
 
     def _positive_targets(self) -> frozenset[str]:
         return frozenset(t for ts in self._positive.values() for t in ts)
