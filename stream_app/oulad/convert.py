@@ -13,7 +13,11 @@ Per enrolment (user id ``<module>-<presentation>-<id_student>``, tenant ``oulad`
 * ``checkpoint`` labels (target ``at_risk``, group ``<module>-<presentation>@<pct>``) at the end
   of the day at 10/20/40/60/80/100% of the course length, only for learners registered then.
 * ``outcome`` label (target ``at_risk``, value 1 for Fail or Withdrawn): at the withdrawal day
-  for withdrawals, else the day after the course ends.
+  for withdrawals, else the day after the course ends. Its ``event_ts`` (when the outcome
+  happened, which the Scorer learns the states before) is the ``unregistered`` event's time
+  for a withdrawal (without it, the state with the withdrawal folded in was the label's
+  gate pair: QA33 F3), else the end of the course's last day (midnight, after its 23:00
+  checkpoint).
 
 Times: day ``d`` of a presentation is its start date (``B``: 1 February, ``J``: 1 October of
 the year) plus ``d`` days; within a day, registrations come at 09:00, activity at 12:00,
@@ -142,10 +146,13 @@ def convert(src: Path | str = DATA_DIR, out: Path | str = "var/oulad/events.json
         y = 1 if result in ("Fail", "Withdrawn") else 0
         if result == "Withdrawn" and uday is not None:
             known = day_ts(pres, max(uday, rday), 21)
+            happened = day_ts(pres, uday, 20)      # the unregistered event (QA33 F3)
         else:
             known = day_ts(pres, n + 1, 1)
+            happened = day_ts(pres, n + 1, 0)      # the course's end
         events.append(_event(f"{uid}:out", uid, known, "outcome", "label",
-                             {"target": "at_risk", "value": y, "final_result": result}))
+                             {"target": "at_risk", "value": y, "final_result": result,
+                              "event_ts": happened}))
         counts["outcomes"] += 1
         counts["positives"] += y
     # assessments

@@ -5,7 +5,11 @@ import gzip
 import orjson
 import pytest
 
+from stream_app.events import Event
 from stream_app.oulad.convert import VLE_FILE, convert, day_ts
+from stream_app.scoring.config import load_scoring_config
+from stream_app.scoring.registry import ModelRegistry
+from stream_app.scoring.scorer import Scorer
 
 
 def _csv(path, header, rows):
@@ -98,3 +102,34 @@ def test_the_checkpoint_sees_the_whole_day_and_withdrawal_excludes(events):
     cp = next(e for e in evs if e["type"] == "checkpoint" and e["user_id"].endswith("-1"))
     vle = next(e for e in evs if e["type"] == "vle_resource" and e["user_id"].endswith("-1"))
     assert vle["ts"] < cp["ts"]
+
+
+def test_outcomes_say_when_they_happened(events):
+    """QA33 F3: a withdrawal's outcome names the unregistered event's time; the others the
+    end of the course's last day, after its last checkpoint."""
+    _, evs = events
+    out = {e["user_id"][-1]: e for e in evs if e["type"] == "outcome"}
+    unreg = next(e for e in evs if e["type"] == "unregistered")
+    assert out["2"]["props"]["event_ts"] == unreg["ts"] == day_ts("AAA-2014J", 30, 20)
+    end = day_ts("AAA-2014J", 101, 0)
+    assert out["1"]["props"]["event_ts"] == out["3"]["props"]["event_ts"] == end
+    assert max(e["ts"] for e in evs if e["type"] == "checkpoint") < end < out["1"]["ts"]
+
+
+def test_no_training_pair_of_a_withdrawal_holds_the_withdrawal(events):
+    """QA33 F3: replayed with the default ``--learn-from checkpoints,live``, no pair (and no
+    gate pair) of any outcome contains the ``unregistered`` event."""
+    _, evs = events
+    cfg = load_scoring_config()
+    sc = Scorer(cfg, ModelRegistry(cfg), alert_policy=None, targets=["at_risk"],
+                learn_from=("checkpoints", "live"))
+    states, pairs = {}, []
+    for d in evs:
+        e = Event(d["event_id"], d["user_id"], d["ts"], d["type"], d["stream"], d["tenant"],
+                  d["props"])
+        s = sc.on_event(states.get(e.user_id), e)
+        states[e.user_id] = s.sc_state
+        pairs += [(e.user_id[-1], t) for t in s.training]
+    withdrew = [t for u, t in pairs if u == "2"]
+    assert withdrew and sum(t.gate for t in withdrew) == 1 and all(t.y == 1 for t in withdrew)
+    assert not any(k.startswith("unregistered") for _, t in pairs for k in t.x)
