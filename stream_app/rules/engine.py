@@ -820,8 +820,16 @@ class TagEngine:
         return StepResult(state, changes, why=why)
 
     def _next_due(self, state: dict[str, Any], now: int) -> int:
+        """When a tick can next change ``state``: the next period start (business day), the
+        clock atoms' next change (``th``: a since() threshold such as the at_risk stall
+        at the last study event + 14 d, exact to the millisecond) or the state's expiry,
+        whichever comes first. (Before QA35 F1 ``th`` was left out: a flip caused by time
+        alone waited for the next business-day start, up to a day late.)"""
         g, off = self._ruleset.granularity_ms, self.day_offset_ms
         nd = ((now + off) // g + 1) * g - off
+        th = state.get("th")
+        if th is not None and now < th < nd:
+            nd = th
         lt = state["lt"]
         ttl = (now if lt is None else lt) + self.state_ttl_ms + 1
         return nd if nd <= ttl else ttl
