@@ -33,7 +33,7 @@ from stream_app.app.gc_freeze import freeze_when_ready
 from stream_app.app.main import app, settings
 from stream_app.app.state_store import DirectTableWriter
 from stream_app.app.tables import users
-from stream_app.app.topics import BACKFILL_TICK, TICKS, contract, source_topic
+from stream_app.app.topics import BACKFILL_TICK, TICKS, contract, source_topic, tick_time
 from stream_app.dlq import dead_letter
 from stream_app.errors import ConfigError, EventError
 from stream_app.events import Event, parse_event
@@ -451,6 +451,9 @@ def _tick(msg: Any) -> None:
     now = runtime.clock.now()
     if state is None or now is None:
         return
+    # evaluated at the sweep's time (a copy delivered again after a crash makes the same
+    # changes); the engine never goes back before the state's own clock
+    at = tick_time(msg.value)
     if is_marker(state):   # a deleted user's marker: a tombstone once its time is up
         # read on the user's partition of every input topic, which may still hold its older
         # events: in a replay one topic can lag the others by days (stream_app/state/deletion)
@@ -463,6 +466,8 @@ def _tick(msg: Any) -> None:
         return
     before = state["nd"]
     tags = dict(state.get("tags") or {})
+    if at is not None and at < now:
+        now = at
     result = runtime.engine.on_tick(state, now)
     alerts = clock_alerts(uid, result, now)
     write = result.state is not None and (result.changes or result.state is not state)

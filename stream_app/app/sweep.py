@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from stream_app.app.context import runtime
 from stream_app.app.main import app, settings
 from stream_app.app.tables import users
-from stream_app.app.topics import BACKFILL_TICK, TICKS
+from stream_app.app.topics import BACKFILL_TICK, TICKS, tick_value
 from stream_app.app.web import is_ready
 from stream_app.state.codec import due_of
 
@@ -90,8 +90,9 @@ async def send_ticks(now: int, interval_s: float = settings.sweep_interval_s) ->
         burst = due.pop_due(now, min(pacer.burst, MAX_TICKS_PER_SWEEP - sent))
         target = pacer.observed + len(burst)
         w0, c0 = clock(), loop_cpu()
+        value = tick_value(now)
         for uid in burst:
-            produce(TICKS, uid, b"tick")
+            produce(TICKS, uid, value)
         sent += len(burst)
         if len(burst) < pacer.burst:
             break

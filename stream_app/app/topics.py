@@ -5,6 +5,7 @@ from __future__ import annotations
 from stream_app.app.main import app
 from stream_app.contract import load_contract
 from stream_app.serving.full_state import TICKS_TOPIC
+from stream_app.ticks import tick_time, tick_value  # noqa: F401 - the sweep's and agent's
 
 contract = load_contract()
 TICKS = TICKS_TOPIC

@@ -51,7 +51,7 @@ def test_rebuild_waits_for_ready_not_for_the_clock(tmp_path) -> None:
     # not ready: no table read; ready without a clock: the index is built, no tick;
     # with a clock: the one user due, once, and no second read of the table
     assert steps == "[(0, 0, True), (0, 1, False), (1, 1, False)"
-    assert sent == "('early', b'tick')]"
+    assert sent == "('early', b'tick:5000')]"   # the tick carries the sweep's clock
 
 
 PACED = r"""
