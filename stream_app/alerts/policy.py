@@ -2,7 +2,11 @@
 
 * **hot lead** (``alerts.hot_lead``): the lead enters the high intent layer, or a gated
   model's score jumps by ``jump`` or more (to at least ``min_score_for_jump``) from its last
-  score; the scorer's own rule points (the score before the gate) never jump.
+  score; the scorer's own rule points (the score before the gate) never jump. A jump alerts
+  only a lead whose layer is one of ``jump_layers`` (medium or high: not a lead with no
+  intent tag, nor a low one), and not a lead the rules hold out of high although the model's
+  score reaches the high threshold (no lead points: the model alone is no hot lead), so the
+  alert's layer and reasons agree with the ``intent`` tag (QA34 F1).
 * **at risk** (``alerts.at_risk``): the rule engine's ``at_risk`` tag (``rule_tags``) turns
   true: missed lessons in a row, a stall, or the gated model's score at or above the
   threshold in ``config/rules/learning.yaml``; ``consecutive_missed`` missed lessons in a row
@@ -14,7 +18,12 @@
 Eligibility: ``require_any`` (e.g. at-risk only for users with study or purchase events)
 and ``exclude_if_any`` (e.g. no hot-lead alert for a lead who already bought).
 
-Per lead: at most one alert of a kind per ``cooldown_hours`` (state in ``sc_state["al"]``);
+Per lead: at most one alert of a kind per ``cooldown_hours`` (state in ``sc_state["al"]``:
+``t`` the last alert's time), except that a jump alert of a lead below ``enter_layer`` (a
+medium lead warming up: ``tj``) does not hold back the alert of its entry into high: the
+entry into high intent is always alerted (outside an earlier high alert's cooldown), and a
+jump alert comes only outside the cooldown of any alert (QA34 F1: 39 leads of 5 minutes of
+a dev run never got their high-intent alert after a "medium" jump alert);
 ``alert_id`` is derived from the triggering event, so a redelivered event yields the same id
 (downstream de-duplicates on it). Per tenant: at most ``hourly_budget_per_tenant`` alerts of a
 kind per clock hour, counted in this process (divide the budget by the number of workers).
@@ -150,6 +159,9 @@ class AlertKind:
     enter_layer: str | None = "high"
     jump: float | None = None
     min_score_for_jump: float = 0.0
+    #: the layers at which a jump alerts (empty: any); hot_lead: medium and high, so a lead
+    #: with no intent tag yet or a low one gets no "hot lead" alert from its score's rise
+    jump_layers: tuple[str, ...] = ()
     cooldown_hours: float = 24.0
     hourly_budget_per_tenant: int = 200
     top_reasons: int = 3
@@ -278,7 +290,8 @@ class AlertPolicy:
                 continue
             try:
                 tuples = {k: tuple(raw.pop(k, ()) or ())
-                          for k in ("rule_tags", "require_any", "exclude_if_any")}
+                          for k in ("rule_tags", "require_any", "exclude_if_any",
+                                  "jump_layers")}
                 raw.setdefault("layer_tag", scoring.targets[raw["target"]].layer_tag)
                 if raw.get("basis"):
                     raw["basis"] = Basis(**raw["basis"])
@@ -338,7 +351,8 @@ class AlertPolicy:
             if layer == enter and prev_layer != enter:
                 why = [{"trigger": "enter_layer"}]
             elif (jump is not None and prev_model is not None and "j" in mem
-                  and score >= min_jump and score - prev_model >= jump):
+                  and score >= min_jump and score - prev_model >= jump
+                  and self._may_jump(k, layer, score, rule_tags)):
                 why = [{"trigger": "jump", "from": prev_model}]
             else:
                 why = None      # (no list for the usual event: no trigger)
@@ -346,7 +360,8 @@ class AlertPolicy:
                 rules = self._rule_triggers(k, mem, event, rule_tags)
                 if rules:
                     why = why + rules if why else rules
-            if not why or not _holds(k, rule_tags) or not self._admit(k, mem, event):
+            if not why or not _holds(k, rule_tags) or not self._admit(k, mem, event, why,
+                                                                      layer):
                 continue
             if callable(x) and step.source.get(target, "rules") != "rules":
                 x = x(st, event.ts)     # only a model's reasons read the vector
@@ -403,22 +418,90 @@ class AlertPolicy:
                     why.append({"trigger": "enter_layer"})
                 mem["l"] = layer
             why += self._rule_triggers(k, mem, tick, rule_tags)
-            if not why or not _holds(k, rule_tags) or not self._admit(k, mem, tick):
+            if not why or not _holds(k, rule_tags) or not self._admit(k, mem, tick, why,
+                                                                      mem.get("l")):
                 continue
             last_step = _LastScores({target: mem.get("s") or 0.0}, {target: mem.get("l")},
                                     {target: "rules"})
             out.append(self._alert(k, st, tick, {}, last_step, None, why, rule_tags))
         return out
 
-    def _admit(self, k: AlertKind, mem: dict[str, Any], event: Event) -> bool:
-        """Whether an alert of kind ``k`` may go out at ``event``: past the user's cooldown
-        and within the tenant's hourly budget (then its time is remembered)."""
+    def _may_jump(self, k: AlertKind, layer: Any, score: float,
+                  rule_tags: Mapping[str, Any] | None) -> bool:
+        """Whether a jump of the score to ``score`` may alert a lead at ``layer``: the layer
+        is one of ``jump_layers``; with the rule engine's tags, the lead has its layer tag
+        (no intent tag: no click yet, whatever the model says) and, below ``enter_layer``,
+        its score is under the score that makes the layer high (at or above it, the rules
+        hold the lead out of high on purpose, e.g. no lead points yet: "model score 0.80
+        (high from 0.6)" next to ``layer: low`` would contradict the tag). QA34 F1.
+
+        >>> from stream_app.scoring.config import load_scoring_config
+        >>> p = AlertPolicy.from_config(load_scoring_config())
+        >>> k = p.kinds["hot_lead"]
+        >>> tags = {"intent": "medium", "lead_points": 3}
+        >>> p._may_jump(k, "medium", 0.45, tags), p._may_jump(k, "low", 0.45, {"intent": "low"})
+        (True, False)
+        >>> p._may_jump(k, "medium", 0.8, {"intent": "medium"})  # held out of high: no points
+        False
+        >>> p._may_jump(k, "high", 0.8, {"intent": "high"}), p._may_jump(k, "medium", 0.45, None)
+        (True, True)
+        """
+        if k.jump_layers and layer not in k.jump_layers:
+            return False
+        if rule_tags is None:
+            return True
+        if k.layer_tag is not None and rule_tags.get(k.layer_tag) is None:
+            return False
+        b = k.basis
+        if layer != k.enter_layer and b is not None and b.score_high:
+            high = number(self.rule_params().get(b.score_high))
+            if high is not None and published(score) >= high:
+                return False
+        return True
+
+    def _admit(self, k: AlertKind, mem: dict[str, Any], event: Event,
+               why: list[dict[str, Any]], layer: Any) -> bool:
+        """Whether an alert of kind ``k`` raised by ``why`` may go out at ``event`` (the
+        user's layer now ``layer``): past the user's cooldown and within the tenant's
+        hourly budget (then its time is remembered).
+
+        Two times per user: ``t``, the last alert at ``enter_layer`` (or any alert of a kind
+        without one, e.g. at_risk), and ``tj``, the last jump alert of a lead below it (a
+        medium lead warming up). An entry into ``enter_layer`` waits only for ``t``: a
+        jump alert of a medium lead does not take the alert of its entry into high (QA34
+        F1); a jump waits for both (at most one alert in a cooldown, and none right after
+        the lead's high alert). At most two alerts per cooldown, then: a jump while medium
+        and the entry into high.
+
+        >>> from stream_app.scoring.config import load_scoring_config
+        >>> p = AlertPolicy.from_config(load_scoring_config())
+        >>> k, mem, h = p.kinds["hot_lead"], {}, HOUR_MS
+        >>> jump, enter = [{"trigger": "jump", "from": 0.1}], [{"trigger": "enter_layer"}]
+        >>> p._admit(k, mem, Event("e1", "u1", 0, "cart_add", "click"), jump, "medium")
+        True
+        >>> p._admit(k, mem, Event("e2", "u1", h, "cart_add", "click"), jump, "medium")
+        False
+        >>> p._admit(k, mem, Event("e3", "u1", 2 * h, "cart_add", "click"), enter, "high")
+        True
+        >>> p._admit(k, mem, Event("e4", "u1", 3 * h, "cart_add", "click"), jump, "high")
+        False
+        >>> mem
+        {'tj': 0, 't': 7200000}
+        """
+        cool = k.cooldown_hours * HOUR_MS
+        now = event.ts
         last = mem.get("t")
-        if last is not None and event.ts - last < k.cooldown_hours * HOUR_MS:
+        if last is not None and now - last < cool:
             return False
-        if not self.budget.take(event.tenant, k.kind, event.ts, k.hourly_budget_per_tenant):
+        only_jump = all(w["trigger"] == "jump" for w in why)
+        if only_jump:       # a jump waits for the cooldown of any alert, a warm-up's too
+            lj = mem.get("tj")
+            if lj is not None and now - lj < cool:
+                return False
+        warm = only_jump and k.enter_layer is not None and layer != k.enter_layer
+        if not self.budget.take(event.tenant, k.kind, now, k.hourly_budget_per_tenant):
             return False
-        mem["t"] = event.ts
+        mem["tj" if warm else "t"] = now
         return True
 
     def _rule_triggers(self, k: AlertKind, mem: dict[str, Any], event: Event,
@@ -476,11 +559,19 @@ class AlertPolicy:
         reasons: list[dict[str, Any]] = [
             {"kind": "rule", "zh": w["zh"], "en": w["en"]} for w in why if "zh" in w
         ]
+        layer = step.layers.get(k.target)
         for w in why:
             if w["trigger"] == "jump":      # the score's rise alerted, not the layer
                 reasons.insert(0, {"kind": "jump", "from": w["from"], "value": round(score, 6),
                                    "zh": f"评分由{w['from']:.2f}升至{score:.2f}",
                                    "en": f"score up from {w['from']:.2f} to {score:.2f}"})
+                if k.enter_layer is not None and layer != k.enter_layer:
+                    # a lead warming up, not (yet) at the layer whose entry alerts: said in
+                    # so many words (alerts.yaml labels ``layer:<layer>``), QA34 F1
+                    lw = self.words.labels.get(f"layer:{layer}") or {}
+                    reasons.insert(1, {"kind": "layer", "layer": layer,
+                                       "zh": lw.get("zh") or f"意向分层{layer}",
+                                       "en": lw.get("en") or f"intent layer {layer}"})
         b = k.basis
         points: float | None = None
         if b is not None and rule_tags is not None:
@@ -527,13 +618,17 @@ class AlertPolicy:
             basis = "model"
             if not callable(x):
                 reasons += self._model_reasons(k, x, registry)
-        recent = [{"ts": ts, "type": t, **self.words.action(t)}
-                  for ts, t in reversed(st.get("ra") or [])]
+        # the last actions newest first in event time (the state keeps them in the order
+        # they were read, which across topics is not time order; ties: the later read
+        # first). Actions dated after the alert's ``ts`` (read before the triggering event,
+        # e.g. an order read before the clicks) are listed too: they are what the lead did,
+        # known when the alert goes out, and the newest of them picks the next step (QA34 F4)
+        actions = sorted(reversed(st.get("ra") or []), key=_newest_first)
+        recent = [{"ts": ts, "type": t, **self.words.action(t)} for ts, t in actions]
         cat = st.get("cat") or {}
         channel = cat.get("channel") or cat.get("first_channel") or cat.get("utm_source")
-        last_types = [t for _, t in reversed(st.get("ra") or [])]
         next_step = None
-        for t in last_types:
+        for _, t in actions:
             if t in k.next_steps:
                 next_step = k.next_steps[t]
                 break
@@ -548,7 +643,7 @@ class AlertPolicy:
             # scorer's own points table, not lead.yaml's) would be a third number beside
             # ``points``, so it is left out (null)
             "score": None if source == "rules" and rule_tags is not None else round(score, 6),
-            "layer": step.layers.get(k.target),
+            "layer": layer,
             "source": source,
             "basis": basis,
             "points": points,
@@ -686,6 +781,11 @@ def _holds(k: AlertKind, rule_tags: dict[str, Any] | None) -> bool:
         return False
     tag = k.require_tag
     return tag is None or rule_tags.get(tag) not in (None, False, 0, "")
+
+
+def _newest_first(action: list[Any]) -> float:
+    """The sort key of a recent action ``[ts, type]``: newest first."""
+    return -action[0]
 
 
 def _subject(feature: str) -> str:

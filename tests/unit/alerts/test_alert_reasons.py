@@ -230,10 +230,13 @@ def test_a_jump_alert_says_the_score_jumped() -> None:
     [a] = _policy().decide(st, Event("e9", "u1", now, "cart_add", "click"), x, step,
                            _Explains(MODEL_SAYS_LOW), {"lead_points": 8, "intent": "medium"})
     assert a["triggers"] == ["jump"] and a["basis"] == "model" and a["points"] == 8
-    assert [r["en"] for r in a["reasons"][:2]] == [
+    assert a["layer"] == "medium"
+    assert [r["en"] for r in a["reasons"][:3]] == [
+        # the lead is not high: it says so (QA34 F1), in alerts.yaml's words
+        "score up from 0.10 to 0.50", "medium intent (not high yet)",
         # under the high threshold: it says so (QA: "(high from 0.6)" read as a high entry)
-        "score up from 0.10 to 0.50", f"model score 0.50 (under {HIGH_SCORE:g}, the high "
-        "threshold)"]
+        f"model score 0.50 (under {HIGH_SCORE:g}, the high threshold)"]
+    assert a["reasons"][1]["zh"] == "中意向(尚未达到高意向)"
     assert all(r["zh"] and r["en"] for r in a["reasons"])
 
 
@@ -252,10 +255,15 @@ def test_the_scorer_rule_points_never_jump() -> None:
     model = ScoreStep(st, {"convert": 0.55}, {"convert": "low"}, {"convert": "logreg@9"})
     assert policy.decide(st, Event("e9", "u1", now, "cart_add", "click"), x, model,
                          _Explains(MODEL_SAYS_LOW), tags) == []   # from 0.9: not a model's
-    jump = ScoreStep(st, {"convert": 0.85}, {"convert": "low"}, {"convert": "logreg@9"})
-    [a] = policy.decide(st, Event("e10", "u1", now + 1, "cart_add", "click"), x, jump,
-                        _Explains(MODEL_SAYS_LOW), tags)
-    assert a["triggers"] == ["jump"] and a["reasons"][0]["en"] == "score up from 0.55 to 0.85"
+    # a lead the tag holds low gets no jump alert at all (QA34 F1); medium, from 0.3 on
+    medium = {"intent": "medium", "lead_points": 6}
+    first = ScoreStep(st, {"convert": 0.3}, {"convert": "medium"}, {"convert": "logreg@9"})
+    assert policy.decide(st, Event("e10", "u1", now + 1, "cart_add", "click"), x, first,
+                         _Explains(MODEL_SAYS_LOW), medium) == []
+    jump = ScoreStep(st, {"convert": 0.58}, {"convert": "medium"}, {"convert": "logreg@9"})
+    [a] = policy.decide(st, Event("e11", "u1", now + 2, "cart_add", "click"), x, jump,
+                        _Explains(MODEL_SAYS_LOW), medium)
+    assert a["triggers"] == ["jump"] and a["reasons"][0]["en"] == "score up from 0.30 to 0.58"
 
 
 def test_every_jump_alert_in_the_replay_is_a_gated_model_s(replay) -> None:

@@ -36,6 +36,7 @@ def _replay(users: int, days: int, seed: int) -> list[dict[str, Any]]:
     lr.policy.kinds["hot_lead"] = replace(lr.policy.kinds["hot_lead"], cooldown_hours=72)
     hot = lr.policy.kinds["hot_lead"]
     cooldowns = Cooldowns(hot.cooldown_hours)
+    any_alert = Cooldowns(hot.cooldown_hours)       # the last hot-lead alert, a jump's too
     out: list[dict[str, Any]] = []
     for s in lr.steps(_sim_events(users=users, days=days, seed=seed)):
         step = s.scoring
@@ -50,9 +51,13 @@ def _replay(users: int, days: int, seed: int) -> list[dict[str, Any]]:
                     "eligible": not (sc.get("tot") or {}).keys() & hot.exclude_set
                     and (s.state.get("tags") or {}).get(hot.consent_tag) is not False,
                     "cooled": cooldowns.cooled(s.uid, s.ts),
+                    "after_any": not any_alert.cooled(s.uid, s.ts),
                     "alerts": hot_alerts,
                     "source": step.source.get("convert") if step else None})
-        cooldowns.note(hot_alerts)
+        # the entry's cooldown: the last alert at high; a jump alert of a lead below high
+        # (warming up) does not hold back its entry into high (QA34 F1)
+        cooldowns.note([a for a in hot_alerts if a["layer"] == "high"])
+        any_alert.note(hot_alerts)
     return out
 
 
@@ -69,7 +74,10 @@ def test_the_replay_covers_tag_entries_alerts_and_cooldowns(replay) -> None:
     entries = [r for r in replay if r["after"] == "high" != r["before"]]
     assert len(entries) > 20
     assert sum(1 for r in replay for a in r["alerts"] if "enter_layer" in a["triggers"]) > 20
-    assert any(not r["cooled"] for r in entries)    # some entries fall in a cooldown
+    # some entries come within the cooldown of a jump alert of the lead at medium (QA34 F1;
+    # since then no entry of this replay falls in a high alert's cooldown: the cooldown
+    # itself is test_policy.test_cooldown_per_lead and test_jump_alerts)
+    assert any(r["cooled"] and r["after_any"] for r in entries)
     assert any(r["before"] == "high" != r["after"] for r in replay)   # and tags leave high
     sources = {r["source"] for r in replay if r["kind"] == "event"}
     assert "rules" in sources and len(sources) > 1     # rules, then live models
@@ -88,6 +96,19 @@ def test_every_intent_tag_entering_high_alerts_an_eligible_lead_outside_cooldown
     for r in replay:
         if r["after"] == "high" != r["before"] and r["eligible"] and r["cooled"]:
             assert any("enter_layer" in a["triggers"] for a in r["alerts"]), r
+
+
+def test_every_jump_alert_is_for_a_lead_the_intent_tag_calls_warm(replay) -> None:
+    """A jump alerts a lead whose intent tag is medium or high (alerts.yaml jump_layers), its
+    layer the tag's, and one below high says so and never "high from" (QA34 F1: 12 of a dev
+    run's jump alerts went to users with no intent tag, 7 of them "high from 0.6")."""
+    jumps = [(r, a) for r in replay for a in r["alerts"] if a["triggers"] == ["jump"]]
+    assert jumps
+    for r, a in jumps:
+        assert a["layer"] == r["after"] and r["after"] in ("medium", "high"), (r, a)
+        if a["layer"] != "high":
+            assert "high from" not in str([x["en"] for x in a["reasons"]]), a
+            assert [x["kind"] for x in a["reasons"][:2]] == ["jump", "layer"], a
 
 
 def test_the_convert_layer_written_to_redis_is_the_intent_tag(replay) -> None:

@@ -291,7 +291,8 @@ class AlertPolicyReference(AlertPolicy):
             if layer == enter and prev_layer != enter:
                 why = [{"trigger": "enter_layer"}]
             elif (k.jump is not None and model and prev_model is not None
-                  and score >= k.min_score_for_jump and score - prev_model >= k.jump):
+                  and score >= k.min_score_for_jump and score - prev_model >= k.jump
+                  and self._may_jump(k, layer, score, rule_tags)):     # (QA34 F1)
                 why = [{"trigger": "jump", "from": prev_model}]
             else:
                 why = []
@@ -305,9 +306,17 @@ class AlertPolicyReference(AlertPolicy):
             last = mem.get("t")
             if last is not None and event.ts - last < k.cooldown_hours * HOUR_MS:
                 continue
+            # (QA34 F1) a jump also waits for the last jump alert of the lead below
+            # enter_layer (``tj``), which alone does not hold back an entry
+            only_jump = all(w["trigger"] == "jump" for w in why)
+            last_jump = mem.get("tj")
+            if only_jump and last_jump is not None and \
+                    event.ts - last_jump < k.cooldown_hours * HOUR_MS:
+                continue
             if not self.budget.take(event.tenant, kind, event.ts, k.hourly_budget_per_tenant):
                 continue
-            mem["t"] = event.ts
+            warm = only_jump and k.enter_layer is not None and layer != k.enter_layer
+            mem["tj" if warm else "t"] = event.ts
             if callable(x):
                 x = x()
             out.append(self._alert(k, st, event, x, step, registry, why, rule_tags))
