@@ -58,6 +58,21 @@ RECENT_ACTIONS = 5
 _PLAIN: tuple[bool, None, None] = (False, None, None)
 
 
+def _oldest(ra: list[list[Any]]) -> int:
+    """The index of the oldest recent action in event time (the first read of equals): the
+    one that leaves when a sixth arrives, so an old event read late cannot push a newer
+    action off the list (QA34 F4; the list stays in read order).
+
+    >>> _oldest([[5, "a"], [3, "b"], [9, "c"], [3, "d"]])
+    1
+    """
+    i, lo = 0, ra[0][0]
+    for j in range(1, len(ra)):
+        if ra[j][0] < lo:
+            i, lo = j, ra[j][0]
+    return i
+
+
 @dataclass(slots=True)
 class TrainingExample:
     """One (feature snapshot, label) pair for the trainer. ``ts``: when the snapshot was taken.
@@ -261,7 +276,7 @@ class Scorer:
             ra = st["ra"] = []
         ra.append([ts, etype])
         if len(ra) > RECENT_ACTIONS:
-            del ra[0]
+            del ra[_oldest(ra)]     # the newest actions in event time stay (QA34 F4)
         if self.score_events:
             x = None if self.lazy_features else self.features(st, ts)
             # a user who refused profiling (consent_tag false) gets no model score

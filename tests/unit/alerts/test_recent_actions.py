@@ -142,3 +142,19 @@ def test_a_derived_referral_action_reads_in_words_in_an_alert() -> None:
     ref = [r for r in a["recent_actions"] if r["type"] == "invitee_registered"]
     assert ref == [{"ts": T0, "type": "invitee_registered", "zh": "邀请的好友注册",
                     "en": "invitee sign-up"}]
+
+
+def test_an_old_event_read_late_does_not_push_a_newer_action_off_the_list() -> None:
+    """The scorer keeps the five newest actions in event time, not the last five read."""
+    from stream_app.scoring.scorer import RECENT_ACTIONS
+
+    cfg = config()
+    sc = Scorer(cfg, ModelRegistry(cfg), alert_policy=None)
+    t0 = T0
+    st = None
+    for i in range(RECENT_ACTIONS):
+        st = sc.on_event(st, Event(f"e{i}", "u1", t0 + i * 60_000, "course_view", "click")).sc_state
+    late = Event("late", "u1", t0 - 86_400_000, "trial_booked", "click")   # a day older
+    st = sc.on_event(st, late).sc_state
+    kept = sorted(ts for ts, _ in st["ra"])
+    assert kept == [t0 + i * 60_000 for i in range(RECENT_ACTIONS)]

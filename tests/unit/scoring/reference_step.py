@@ -217,8 +217,8 @@ class ScorerReference(Scorer):
         if ra is None:
             ra = st["ra"] = []
         ra.append([ts, etype])
-        if len(ra) > RECENT_ACTIONS:
-            del ra[0]
+        if len(ra) > RECENT_ACTIONS:   # (session 29: the oldest in event time goes, QA34 F4)
+            del ra[min(range(len(ra)), key=lambda i: ra[i][0])]
         if self.score_events:
             x = None if self.lazy_features else self.features(st, ts)
             x = self._score_all(st, x, ts, step)

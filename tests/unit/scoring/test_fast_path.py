@@ -27,6 +27,7 @@ from tests.unit.scoring.fixtures import DAY, config
 from tests.unit.scoring.reference import featurize_reference
 
 PUBLISH_EVERY = 10     # the trainer publishes its models after this many labelled events
+INTENTS = ("medium", "high", None, "low")
 
 
 def _sim_events(users: int, days: int, seed: int) -> list[Event]:
@@ -49,7 +50,12 @@ def _replay(events: list[Event], fast: bool) -> tuple[list[dict[str, Any]], dict
     labelled = 0
     for i, e in enumerate(events):
         raw = table.get(e.user_id)
-        tags = {"at_risk": True} if i % 97 == 0 else {}    # rule-engine tags, now and then
+        # rule-engine tags: at_risk now and then; an intent layer per user (a jump alerts
+        # only a medium or high lead, QA34 F1), so the model's alerts are exercised too
+        tags: dict[str, Any] = {"at_risk": True} if i % 97 == 0 else {}
+        intent = INTENTS[sum(map(ord, e.user_id)) % len(INTENTS)]
+        if intent is not None:
+            tags.update(intent=intent, lead_points=5)
         s = sc.on_event(orjson.loads(raw) if raw else None, e, rule_tags=tags)
         table[e.user_id] = orjson.dumps(s.sc_state)
         out.append({
