@@ -1,7 +1,8 @@
 """When is each held user next due for a clock tick? A heap, so the sweep never scans everyone.
 
 The tag engine stores each user's next due time in the state (``state["nd"]``: the next
-business-day boundary, or when the user's TTL runs out). The worker records it here on every
+business-day boundary, the time its next ``since()`` threshold passes, or when the user's TTL
+runs out, whichever is first: ``TagEngine._next_due``). The worker records it here on every
 state write; the sweep pops only the users whose time has come. Entries are replaced lazily:
 a user re-scheduled later leaves a stale heap entry that is skipped when it surfaces.
 

@@ -448,12 +448,14 @@ def _tick(msg: Any) -> None:
         return
     if msg.value == BACKFILL_TICK:
         note_backfill()
-    now = runtime.clock.now()
+    # a sweep's tick is evaluated at the sweep's time, whatever this worker's clock reads
+    # (a copy delivered again after a crash, to a worker whose clock was rebuilt from older
+    # replayed events or has seen none yet, makes the same changes: QA34 F2, QA36 F1); the
+    # engine never goes back before the state's own clock
+    at = tick_time(msg.value)
+    now = runtime.clock.now() if at is None else at
     if state is None or now is None:
         return
-    # evaluated at the sweep's time (a copy delivered again after a crash makes the same
-    # changes); the engine never goes back before the state's own clock
-    at = tick_time(msg.value)
     if is_marker(state):   # a deleted user's marker: a tombstone once its time is up
         # read on the user's partition of every input topic, which may still hold its older
         # events: in a replay one topic can lag the others by days (stream_app/state/deletion)
@@ -466,8 +468,6 @@ def _tick(msg: Any) -> None:
         return
     before = state["nd"]
     tags = dict(state.get("tags") or {})
-    if at is not None and at < now:
-        now = at
     result = runtime.engine.on_tick(state, now)
     alerts = clock_alerts(uid, result, now)
     write = result.state is not None and (result.changes or result.state is not state)

@@ -2,7 +2,9 @@
 
 Every ``sweep_interval_s`` each worker sends a tick (``internal.ticks``, keyed by user) for
 the users it holds whose tags could change now (the business day rolled, a window emptied,
-the TTL passed). It finds them in a due-time index (:class:`stream_app.due_index.DueIndex`,
+a since() threshold such as the 14-day study stall passed, the TTL passed). A tick carries the
+sweep's clock and the user is evaluated at that time (:mod:`stream_app.ticks`).
+The sweep finds them in a due-time index (:class:`stream_app.due_index.DueIndex`,
 kept up to date on every state write), so a sweep costs O(due users), not a scan of every
 user; after a rebalance the index is rebuilt once from the table, in steps that leave the
 event loop free (at 100k users the read takes seconds). The tick is processed by

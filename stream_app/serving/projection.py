@@ -634,6 +634,8 @@ class RedisProjection:
         self._wake: asyncio.Event | None = None
         #: epoch ms of the first failed write of the current outage (None: writing)
         self.failing_since_ms: int | None = None
+        #: ``written`` once the outage's queue is written (set by the first write after it)
+        self._outage_until: int | None = None
         #: called after each failed write and once when an outage's queue is written
         #: (the worker keeps a record that survives a kill, ``app/unwritten.OutageMarker``)
         self.on_failing: Callable[[RedisProjection], None] | None = None
@@ -835,6 +837,7 @@ class RedisProjection:
         if not self.pending or self.paused:
             return 0
         batch = list(itertools.islice(self.pending, max_ops))
+        queued = len(self.pending)
         t0 = time.perf_counter()
         try:
             results = await self._write_batch(batch)
@@ -845,6 +848,7 @@ class RedisProjection:
             log.warning("Redis write failed (%s); %d ops kept for retry", exc, len(self.pending))
             if self.failing_since_ms is None:
                 self.failing_since_ms = int(time.time() * 1000)
+            self._outage_until = None     # measured again at the next write that succeeds
             if self.on_failing is not None:
                 self.on_failing(self)
             return 0
@@ -863,9 +867,14 @@ class RedisProjection:
         else:
             for _ in batch:
                 self.pending.popleft()
+        if self.failing_since_ms is not None and self._outage_until is None:
+            self._outage_until = self.written + queued   # the queue the outage left
         self.written += len(batch)
-        if self.failing_since_ms is not None and not self.pending and not self._entries:
-            self.failing_since_ms = None          # the outage's queue is written
+        if self.failing_since_ms is not None and (
+                self.written >= self._outage_until or not self.pending):
+            # the outage's queue is written (what live traffic queued meanwhile is not the
+            # outage's: QA36 F2, the marker stayed while events kept arriving)
+            self.failing_since_ms = self._outage_until = None
             if self.on_failing is not None:
                 self.on_failing(self)
         return len(batch)

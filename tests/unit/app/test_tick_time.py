@@ -47,7 +47,14 @@ side.store.cache.vals.update(before)               # the crash: the state write 
 agents.DECODED.clear()
 side.wall[0] += 3600                                # the restarted worker's clock went on
 again = tick(b"tick:%d" % sweep_at)
-print(json.dumps({"first": first, "again": again, "clock": rt.clock.now(), "at": sweep_at}))
+clock = rt.clock.now()
+side.store.cache.vals.clear()
+side.store.cache.vals.update(before)               # a second crash, and this time the
+agents.DECODED.clear()                              # restarted clock has seen no event yet
+rt.clock = mods["stream_app.clock"].HybridClock(wall=lambda: side.wall[0])
+fresh = tick(b"tick:%d" % sweep_at)
+print(json.dumps({"first": first, "again": again, "fresh": fresh, "clock": clock,
+                  "fresh_clock": rt.clock.now(), "at": sweep_at}))
 """
 
 
@@ -58,6 +65,8 @@ def test_a_tick_is_evaluated_at_the_sweeps_time_and_its_copy_is_identical(tmp_pa
     assert stall and stall[0]["new"] is True
     assert {c["ts"] for c in out["first"]} == {out["at"]}
     assert out["again"] == out["first"]
+    # QA36 F1: a restarted worker whose clock has seen no event yet still evaluates it
+    assert out["fresh_clock"] is None and out["fresh"] == out["first"]
 
 
 def test_tick_values() -> None:

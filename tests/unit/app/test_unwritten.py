@@ -172,3 +172,33 @@ def test_the_open_marker_is_refreshed_at_most_every_few_seconds(tmp_path) -> Non
     marker(SimpleNamespace(failing_since_ms=5, pending=[1] * 9, held=1))
     assert unwritten.read(tmp_path)["ops"] == 1    # (the record adopted above)
     assert unwritten.adopt_open(tmp_path)["ops"] == 1 + 10
+
+
+def test_the_open_marker_goes_when_the_outages_queue_is_written_under_live_traffic(
+        tmp_path) -> None:
+    """QA36 F2: events queued during every write (live traffic) kept the queue from ever
+    being empty right after a write, so the marker stayed after Redis recovered and a later
+    kill -9 was reported as an outage's lost writes."""
+    proj, state = _projection_with_a_switchable_redis()
+    proj.on_failing = unwritten.OutageMarker(tmp_path)
+    written = proj._write_batch
+
+    async def busy_write(batch):
+        result = await written(batch)
+        if state["up"]:   # the agent queues an event while the write is in flight
+            proj.apply_changes([{"tenant": "default", "user_id": f"live{state['batches']}",
+                                 "tag_id": "activity", "old": None, "new": "active",
+                                 "ts": 1_000}], None)
+        return result
+
+    proj._write_batch = busy_write
+    _queue_changes(proj, 20)
+    asyncio.run(proj.flush())
+    assert (tmp_path / unwritten.OPEN_FILE).exists()
+    state["up"] = True
+    for _ in range(3):
+        asyncio.run(proj.flush())
+    assert proj.failing_since_ms is None
+    assert not (tmp_path / unwritten.OPEN_FILE).exists()
+    gauge = Gauge()
+    assert asyncio.run(unwritten.report_at_start(tmp_path, gauge)) is None
