@@ -35,8 +35,9 @@ class Verdict:
 class Detector(Protocol):
     """Online one-series detector."""
 
-    def update(self, ts_ms: int, y: float, var: float) -> Verdict:
-        """Score ``y`` at ``ts_ms`` against the learned normal, then learn from it."""
+    def update(self, ts_ms: int, y: float, var: float, hold: bool = False) -> Verdict:
+        """Score ``y`` at ``ts_ms`` against the learned normal, then learn from it (not
+        when ``hold``: the series' alarm is open or building)."""
         ...
 
     def to_dict(self) -> dict[str, Any]:

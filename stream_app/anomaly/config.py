@@ -33,6 +33,9 @@ class AlarmConfig:
     band_z: float = 3.0
     critical_relative: float = 0.5
     critical_z: float = 12.0
+    critical_min_z: float = 3.0      # critical by critical_relative needs |z| >= this too
+    hold_fraction: float = 0.8       # the detector does not learn while the alarm is open
+                                     # or its CUSUM is at or above this part of cusum_h
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,8 @@ class WindowDetectorConfig:
     season_halflife_days: float = 3.0
     var_halflife: float = 720.0
     warmup_days: float = 1.0
+    warmup_min_share: float = 0.25   # the warm-up also needs this share of its points
+    adopt_days: float = 1.0          # a held excursion this long becomes the new level
     week_classes: int = 2
     alarm: dict[str, float] = field(default_factory=dict)  # overrides of the global alarm
 

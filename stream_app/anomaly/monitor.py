@@ -59,13 +59,15 @@ class Observation:
 
 
 class _Series:
-    """Detector and alarm of one series, and its window's ``band_z`` (looked up once)."""
+    """Detector and alarm of one series, its window's ``band_z`` and the CUSUM level at
+    which its detector stops learning (``hold_fraction * cusum_h``; looked up once)."""
 
-    __slots__ = ("alarm", "band_z", "detector", "kind", "severity")
+    __slots__ = ("alarm", "band_z", "detector", "hold_at", "kind", "severity")
 
     def __init__(self, detector: Detector, alarm: CusumAlarm, kind: str,
-                 band_z: float) -> None:
+                 band_z: float, hold_at: float = float("inf")) -> None:
         self.detector, self.alarm, self.kind, self.band_z = detector, alarm, kind, band_z
+        self.hold_at = hold_at
         self.severity: str | None = None
 
 
@@ -108,13 +110,15 @@ class AnomalyMonitor:
                                 week_classes=w.week_classes, level_halflife=w.level_halflife,
                                 season_halflife=w.season_halflife_days,
                                 var_halflife=w.var_halflife, warmup_periods=w.warmup_days,
-                                tz_offset_ms=self.day_offset_ms)
+                                tz_offset_ms=self.day_offset_ms,
+                                warmup_min_share=w.warmup_min_share, adopt_days=w.adopt_days)
 
     def _new(self, key: SeriesKey, window: str, kind: str) -> _Series:
         a = self._alarm(window)
         s = self._series[key] = _Series(
             self.make_detector(window),
-            CusumAlarm(a.cusum_k, a.cusum_h, a.z_spike, a.close_fraction), kind, a.band_z)
+            CusumAlarm(a.cusum_k, a.cusum_h, a.z_spike, a.close_fraction), kind, a.band_z,
+            a.hold_fraction * a.cusum_h)
         return s
 
     # ---- input ----
@@ -189,7 +193,12 @@ class AnomalyMonitor:
             return None
         s = self._series.get(key) or self._new(key, p.window, kind)
         y, var = to_stable(kind, value, weight)
-        return s, s.detector.update(p.start_ms, y, var), value
+        # QA37 F1: no learning while the alarm is open or its CUSUM is building (the state
+        # before this point), so an ongoing anomaly does not become the baseline
+        alarm = s.alarm
+        hold = (alarm.direction is not None or alarm.s_up >= s.hold_at
+                or alarm.s_down >= s.hold_at)
+        return s, s.detector.update(p.start_ms, y, var, hold), value
 
     def _alarm_change(self, p: SeriesPoint, s: _Series, v: Verdict,
                       value: float) -> tuple[dict[str, Any] | None, str | None]:
@@ -215,10 +224,14 @@ class AnomalyMonitor:
         return None, None
 
     def _severity(self, value: float, expected: float, v: Verdict) -> str:
+        """Critical when the value is ``critical_relative`` off the expected value and at
+        least ``critical_min_z`` sd off (QA37 F5: on a series expecting 1-3 events, 0 is
+        100 % off yet inside the expected range), or ``critical_z`` sd off."""
         a = self.config.alarm
         rel = abs(value - expected) / max(abs(expected), 1e-9)
-        return "critical" if rel >= a.critical_relative or abs(v.z) >= a.critical_z \
-            else "warning"
+        z = abs(v.z)
+        return "critical" if (rel >= a.critical_relative and z >= a.critical_min_z) \
+            or z >= a.critical_z else "warning"
 
     def _record(self, p: SeriesPoint, expected: float, v: Verdict, band_z: float,
                 severity: str, state: str, since: int | None,
@@ -281,6 +294,6 @@ class AnomalyMonitor:
             a = self._alarm(key[3])
             s = _Series(det.load(d["detector"]),
                         CusumAlarm(a.cusum_k, a.cusum_h, a.z_spike, a.close_fraction)
-                        .load(d["alarm"]), d["kind"], a.band_z)
+                        .load(d["alarm"]), d["kind"], a.band_z, a.hold_fraction * a.cusum_h)
             s.severity = d.get("severity")
             self._series[key] = s  # type: ignore[index]

@@ -41,7 +41,9 @@ class RiverHoltWinters:
         self._n = 0
         self._warmup = int(warmup_periods * period_points)
 
-    def update(self, ts_ms: int, y: float, var: float) -> Verdict:
+    def update(self, ts_ms: int, y: float, var: float, hold: bool = False) -> Verdict:
+        # ``hold`` is ignored: River's seasonal cells are indexed by the count of points
+        # learned, so every point is learned
         ready = self._n > self.period_points
         exp = self._model.forecast(1)[0] if ready else y
         sd = math.sqrt(var + max(0.0, self._extra_var) + 1e-9)

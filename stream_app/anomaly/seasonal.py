@@ -8,9 +8,19 @@ parts. A profile slot is the running mean of ``y - level`` until it has seen
 ``season_halflife`` days of points, then an exponential average; a slot of a day class not
 seen yet borrows the slot of another class. ``extra_var`` is the variance beyond sampling
 noise (over-dispersion): during the warm-up the spread within slots, then an exponential
-average of squared clipped residuals. During the warm-up (``warmup_periods`` days, verdicts
-are ``warming``) the level is held at 0 and each slot is the running mean of ``y``; at its
-end the mean of the slots becomes the level.
+average of squared clipped residuals. During the warm-up (``warmup_periods`` days of event
+time from the first point, and at least ``warmup_min_share`` of that span's points learned;
+verdicts are ``warming``) the level is held at 0 and each slot is the running mean of ``y``;
+at its end the mean of the slots becomes the level. Warm-up follows event time, not a count
+of points: a rate series whose night hours rest on too few events (not scored) still warms
+up in ``warmup_periods`` days (QA37 F2).
+
+``update(..., hold=True)`` (the monitor passes it while the series' alarm is open or its
+CUSUM is building, QA37 F1) scores the point against the baseline but does not learn from
+it: an ongoing anomaly does not become "normal" and the alarm stays open until the series is
+back in its range. The held points' residuals are followed (an exponential average); when an
+excursion of held points has lasted ``adopt_days`` of event time, the level takes that
+average: a persisting level shift becomes the new normal after about a day.
 
 Example:
     >>> import math, random
@@ -21,6 +31,10 @@ Example:
     (False, True)
     >>> det.update(3 * 86_400_000, 0.0, 1.0).z < -4   # the series collapses
     True
+    >>> before = det.expected(3 * 86_400_000 + 60_000)
+    >>> for i in range(1, 240): v = det.update(3 * 86_400_000 + i * 60_000, 0.0, 1.0, hold=True)
+    >>> det.expected(3 * 86_400_000 + 60_000) == before, v.z < -4   # held: nothing learned
+    (True, True)
 """
 
 from __future__ import annotations
@@ -42,14 +56,19 @@ class SeasonalDetector:
         season_halflife: days for a profile slot to move half-way.
         var_halflife: points for the extra variance to move half-way.
         clip: residuals are clipped to this many standard deviations before learning.
-        warmup_periods: days before verdicts count (``warming`` is True until then).
+        warmup_periods: days of event time before verdicts count (``warming`` is True
+            until then).
+        warmup_min_share: the warm-up also needs this share of its span's points learned.
+        adopt_days: an excursion of held points (``update(hold=True)``) this long (event
+            time) becomes the new level.
         tz_offset_ms: offset of the business day (UTC+8 by default).
     """
 
     def __init__(self, step_ms: int, slot_ms: int | None = None, week_classes: int = 2,
                  level_halflife: float = 60.0, season_halflife: float = 3.0,
                  var_halflife: float = 720.0, clip: float = 3.0, warmup_periods: float = 1.0,
-                 tz_offset_ms: int = 8 * 3_600_000) -> None:
+                 tz_offset_ms: int = 8 * 3_600_000, warmup_min_share: float = 0.25,
+                 adopt_days: float = 1.0) -> None:
         if week_classes not in (1, 2, 7):
             raise ValueError("week_classes must be 1, 2 or 7")
         self.step_ms = step_ms
@@ -61,13 +80,25 @@ class SeasonalDetector:
         self.clip = clip
         self.warmup_periods = warmup_periods
         self.tz_offset_ms = tz_offset_ms
+        self.warmup_min_share = warmup_min_share
+        self.adopt_days = adopt_days
         self._n_slots = max(1, DAY_MS // self.slot_ms)
         pts_per_slot_day = max(1.0, self.slot_ms / step_ms)
         self._a_level = _rate(level_halflife)
         self._g_season = _rate(season_halflife * pts_per_slot_day)
         self._mean_until = int(season_halflife * pts_per_slot_day)
         self._b_var = _rate(var_halflife)
-        self._warmup_points = max(1, int(warmup_periods * DAY_MS / step_ms))
+        warmup_points = max(1, int(warmup_periods * DAY_MS / step_ms))
+        # the span is a whole number of steps: a dense series warms up after as many points
+        # as when the warm-up was counted in points
+        self._warmup_ms = warmup_points * step_ms
+        self._warmup_min_n = max(1, int(warmup_min_share * warmup_points))
+        self._adopt_ms = adopt_days * DAY_MS
+        self._t0: int | None = None          # event time of the first point
+        # excursion of held points: start (event time), mean residual, points
+        self._exc_since: int | None = None
+        self._exc_r = 0.0
+        self._exc_n = 0
         self._level: float | None = None
         self._season = [[0.0] * self._n_slots for _ in range(week_classes)]
         self._seen = [[0] * self._n_slots for _ in range(week_classes)]
@@ -91,7 +122,9 @@ class SeasonalDetector:
     def expected(self, ts_ms: int) -> float:
         return (self._level or 0.0) + self._profile(*self._index(ts_ms))
 
-    def update(self, ts_ms: int, y: float, var: float) -> Verdict:
+    def update(self, ts_ms: int, y: float, var: float, hold: bool = False) -> Verdict:
+        """Score ``y`` at ``ts_ms``, then learn from it unless ``hold`` (outside the
+        warm-up; see the module docstring)."""
         cls, slot = self._index(ts_ms)
         season, seen_of = self._season[cls], self._seen[cls]
         seen = seen_of[slot]
@@ -108,6 +141,11 @@ class SeasonalDetector:
         if not rc > -c:
             rc = -c
         self._n += 1
+        t0 = self._t0
+        if t0 is None:
+            # the first point; for a state saved before t0 was kept, the points learned
+            # are taken as consecutive
+            t0 = self._t0 = ts_ms - (self._n - 1) * self.step_ms
         if level is None:
             # level stays 0: each slot is the running mean of y, the spread around it
             # estimates the extra variance; the mean level is split off when warm-up ends
@@ -119,10 +157,24 @@ class SeasonalDetector:
             else:
                 season[slot] = y
             seen_of[slot] = seen + 1
-            if self._n >= self._warmup_points:
+            if (ts_ms + self.step_ms - t0 >= self._warmup_ms
+                    and self._n >= self._warmup_min_n):
                 self._end_warmup()
             return Verdict(z, exp, sd, True)
         a_level = self._a_level
+        if hold:
+            # score only: follow the excursion's residual; adopt it once it has lasted
+            if self._exc_since is None:
+                self._exc_since, self._exc_r, self._exc_n = ts_ms, r, 1
+            else:
+                self._exc_r += a_level * (r - self._exc_r)
+                self._exc_n += 1
+            if ts_ms - self._exc_since >= self._adopt_ms and math.isfinite(self._exc_r):
+                self._level = level + self._exc_r
+                self._exc_since, self._exc_r, self._exc_n = None, 0.0, 0
+            return Verdict(z, exp, sd, False)
+        if self._exc_since is not None:   # the excursion ended before it was adopted
+            self._exc_since, self._exc_r, self._exc_n = None, 0.0, 0
         level += a_level * rc
         self._level = level
         if seen == 0:
@@ -146,7 +198,9 @@ class SeasonalDetector:
     # ---- state ----
     def to_dict(self) -> dict[str, Any]:
         return {"level": self._level, "season": self._season, "seen": self._seen,
-                "extra_var": self._extra_var, "n": self._n, "var_n": self._var_n}
+                "extra_var": self._extra_var, "n": self._n, "var_n": self._var_n,
+                "t0": self._t0, "exc_since": self._exc_since, "exc_r": self._exc_r,
+                "exc_n": self._exc_n}
 
     def load(self, state: dict[str, Any]) -> SeasonalDetector:
         if len(state["season"]) != self.week_classes:
@@ -157,6 +211,14 @@ class SeasonalDetector:
         self._extra_var = float(state["extra_var"])
         self._n = int(state["n"])
         self._var_n = int(state.get("var_n", 0))
+        # keys added by QA37 F1/F2; a state saved before has none of them (t0 is then
+        # reconstructed at the next point, and no excursion is open)
+        t0 = state.get("t0")
+        self._t0 = None if t0 is None else int(t0)
+        since = state.get("exc_since")
+        self._exc_since = None if since is None else int(since)
+        self._exc_r = float(state.get("exc_r", 0.0))
+        self._exc_n = int(state.get("exc_n", 0))
         return self
 
 
