@@ -36,6 +36,7 @@ collector                              type       labels
 ``stream_app_model_gate_open``          gauge      target
 ``stream_app_biz_events_total``         counter    tenant, channel, step
 ``stream_app_biz_revenue_total``        counter    tenant, channel
+``stream_app_biz_refunds_total``        counter    tenant, channel
 ``stream_app_biz_rate``                 gauge      tenant, channel, rate, window
 ``stream_app_metric_anomaly``           gauge      metric, tenant, channel, window
 ``stream_app_anomaly_score``            gauge      metric, tenant, channel, window
@@ -81,7 +82,8 @@ from stream_app.config import REPO_ROOT
 from stream_app.errors import ConfigError
 
 __all__ = [
-    "ALERTS", "ANOMALY_SCORE", "BACKFILL_PROGRESS", "BIZ_EVENTS", "BIZ_RATE", "BIZ_REVENUE",
+    "ALERTS", "ANOMALY_SCORE", "BACKFILL_PROGRESS", "BIZ_EVENTS", "BIZ_RATE", "BIZ_REFUNDS",
+    "BIZ_REVENUE",
     "CONSUMER_LAG", "DELETED_USER_EVENTS",
     "DLQ_RECORDS", "DUPLICATES", "E2E_LATENCY", "EVENTS_CONSUMED", "EVENTS_UNKNOWN_TYPE",
     "LATE_EVENTS", "METRIC_ANOMALY", "MODEL_GATE_OPEN", "MODEL_INFO", "MODEL_QUALITY", "OTHER",
@@ -172,7 +174,12 @@ BIZ_EVENTS = Counter(
     PREFIX + "biz_events", "Business funnel events (lead, trial_booked, order_paid, ...)",
     ["tenant", "channel", "step"])
 BIZ_REVENUE = Counter(
-    PREFIX + "biz_revenue", "Paid order amount (currency units)", ["tenant", "channel"])
+    PREFIX + "biz_revenue", "Revenue, gross of refunds: paid amounts of trial purchases, course "
+    "orders and renewals (currency units; config/anomaly.yaml business.amounts.revenue)",
+    ["tenant", "channel"])
+BIZ_REFUNDS = Counter(
+    PREFIX + "biz_refunds", "Refunded amounts (currency units; config/anomaly.yaml "
+    "business.amounts.refunds)", ["tenant", "channel"])
 BIZ_RATE = Gauge(
     PREFIX + "biz_rate", "Business rate of the last closed window (conversion, attendance)",
     ["tenant", "channel", "rate", "window"])
@@ -501,11 +508,15 @@ def fold_tallies() -> None:
 
 
 def biz_event(tenant: str | None, channel: str | None, step: str,
-              revenue: float | None = None) -> None:
-    """Count one business funnel event (and its revenue) with bounded labels.
+              revenue: float | None = None, refunds: float | None = None) -> None:
+    """Count one business funnel event (and its amount: ``revenue`` or ``refunds``, as the
+    step's money series in ``config/anomaly.yaml`` says) with bounded labels.
 
     >>> biz_event("default", "douyin", "order_paid", revenue=1999.0)
     >>> BIZ_REVENUE.labels(tenant="default", channel="douyin")._value.get() >= 1999.0
+    True
+    >>> biz_event("default", "douyin", "refund", refunds=500.0)
+    >>> BIZ_REFUNDS.labels(tenant="default", channel="douyin")._value.get() >= 500.0
     True
     """
     key = (tenant, channel, step)
@@ -516,6 +527,8 @@ def biz_event(tenant: str | None, channel: str | None, step: str,
     hit[0].inc()
     if revenue:   # the revenue child only once there is revenue (no series of zeros)
         child(BIZ_REVENUE, hit[1], hit[2]).inc(max(0.0, float(revenue)))
+    if refunds:
+        child(BIZ_REFUNDS, hit[1], hit[2]).inc(max(0.0, float(refunds)))
 
 
 def set_anomaly(metric: str, tenant: str | None, channel: str | None, window: str,

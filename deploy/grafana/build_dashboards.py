@@ -101,20 +101,25 @@ def operations() -> dict[str, Any]:
         Panel("New leads per hour by channel", "各渠道每小时新线索", "timeseries",
               [("{{channel}}", f'sum by (channel) (channel:stream_app_biz_events:increase1h{{'
                                f'{SEL}, step="lead"}})')], w=8),
-        Panel("Revenue per hour by channel", "各渠道每小时营收", "timeseries",
+        Panel("Revenue per hour by channel (trials + orders + renewals, before refunds)",
+              "各渠道每小时营收（体验课+正价课+续费，未扣退款）", "timeseries",
               [("{{channel}}", f"sum by (channel) (channel:stream_app_biz_revenue:increase1h{{"
-                               f"{SEL}}})")], w=8, unit="currencyCNY"),
+                               f"{SEL}}})")], w=8, unit="currencyCNY",
+              description="Paid amounts of trial purchases, course orders and renewals; "
+                          "refunds are not deducted (see Refunds per hour). QA37 F6."),
         Panel("Channel quality: funnel conversion (last hour)", "渠道质量：漏斗转化（近1小时）",
               "table",
               [("lead→trial", f"channel:stream_app_funnel_lead_to_trial:ratio1h{{{SEL}}}"),
                ("trial→purchase",
                 f"channel:stream_app_funnel_trial_to_purchase:ratio1h{{{SEL}}}"),
-               ("purchase→order",
-                f"channel:stream_app_funnel_purchase_to_order:ratio1h{{{SEL}}}"),
+               ("purchase→order (7d)",
+                f"channel:stream_app_funnel_purchase_to_order:ratio7d{{{SEL}}}"),
                ("leads", f'sum by (tenant, channel) (channel:stream_app_biz_events:increase1h{{'
                          f'{SEL}, step="lead"}})')],
               w=12, unit="percentunit", instant=True,
-              description="Ratios of step counts in the last hour per channel (not cohorts)."),
+              description="Ratios of step counts per channel over the same range (flow ratios, "
+                          "not cohort conversions; can exceed 1): last hour, purchase→order "
+                          "over 7 days (orders come days after the trial)."),
         Panel("Funnel step conversion over time", "漏斗各步转化率趋势", "timeseries",
               [("lead→trial", f"sum(increase(stream_app_biz_events_total{{{SEL}, "
                               f'step="trial_booked"}}[1h])) / sum(increase('
@@ -123,13 +128,17 @@ def operations() -> dict[str, Any]:
                                   f'step="trial_purchased"}}[1h])) / sum(increase('
                                   f'stream_app_biz_events_total{{{SEL}, step="trial_booked"}}'
                                   f"[1h]))")],
-              w=12, unit="percentunit"),
-        Panel("Learning: attendance and homework rate", "学情：到课率与作业提交率", "timeseries",
+              w=12, unit="percentunit",
+              description="Events of the later step / events of the earlier step in the same "
+                          "hour (flow ratios, not cohort conversions; can exceed 1)."),
+        Panel("Learning: attendance (1h) and homework per attended lesson (24h)",
+              "学情：到课率（1小时）与作业提交率（近24小时）", "timeseries",
               [("attendance", 'tenant:stream_app_attendance:ratio1h{tenant=~"$tenant"}'),
-               ("homework", f"sum(increase(stream_app_biz_events_total{{{SEL}, "
-                            f'step="homework_submitted"}}[1h])) / sum(increase('
-                            f'stream_app_biz_events_total{{{SEL}, step="lesson_attended"}}[1h]))')],
-              w=8, unit="percentunit"),
+               ("homework (24h)", 'tenant:stream_app_homework:ratio1d{tenant=~"$tenant"}')],
+              w=8, unit="percentunit",
+              description="Homework is handed in about 16 h after the lesson: submissions / "
+                          "attended lessons over the trailing 24 h (a flow ratio, not a "
+                          "cohort). QA37 F4."),
         Panel("Tag changes by family", "各标签族变更速率", "timeseries",
               [("{{family}}", "sum by (family) (family:stream_app_tag_changes:rate5m)")],
               w=8, unit="ops"),
@@ -152,6 +161,11 @@ def operations() -> dict[str, Any]:
               w=12, instant=True,
               description="Robust z of the last closed window; |z| large and an open alarm "
                           "mean the series left its learned range (see alerts.metric_anomaly)."),
+        Panel("Refunds per hour by channel", "各渠道每小时退款金额", "timeseries",
+              [("{{channel}}", f"sum by (channel) (channel:stream_app_biz_refunds:increase1h{{"
+                               f"{SEL}}})")], w=12, unit="currencyCNY",
+              description="Refunded amounts (not deducted from revenue; net = revenue - "
+                          "refunds). QA37 F6."),
     ]
     return _dashboard("stream-app-operations", "Operations", "运营看板", panels, BIZ_VARS,
                       "Funnel, channel quality, tag distribution and alerts.")

@@ -64,6 +64,8 @@ MAX_PAUSE_S = 0.05         # the longest pause after a slice
 
 spec = load_business_spec()
 _steps = spec.steps                               # event type -> funnel step (spec.step_of)
+#: funnel step -> the money series its amount goes to ("revenue", "refunds"; QA37 F6)
+_money = spec.amount_series
 watch = load_anomaly_config()
 aggregators: dict[Any, BusinessAggregator] = {}   # (topic, partition) -> its aggregator
 _pending: dict[Any, list[SeriesPoint]] = {}       # closed, not yet sent points per partition
@@ -140,9 +142,10 @@ def channel_from_tags(ev: Event, tags: dict[str, Any] | None) -> str | None:
 
 def count_event(ev: Event, partition: Any, channel: str | None = None) -> list[SeriesPoint]:
     """Count one valid event of ``partition`` (for ``channel`` if given, else the channel its
-    props name); return the partial points to send now: those of the windows closed since
-    the partition's last message, once ``PARTIALS_EVERY_S`` has passed since it (else they
-    wait: ``[]``)."""
+    props name) in the aggregator and the Prometheus counters (one amount for both:
+    ``BusinessAggregator.amount_of`` of the steps ``business.amounts`` names); return the
+    partial points to send now: those of the windows closed since the partition's last
+    message, once ``PARTIALS_EVERY_S`` has passed since it (else they wait: ``[]``)."""
     agg = aggregators.get(partition) or _aggregator(partition)
     step = _steps.get(ev.type)
     wm = CAP(ev.ts)
@@ -150,10 +153,17 @@ def count_event(ev: Event, partition: Any, channel: str | None = None) -> list[S
         closed = agg.advance(wm)
     else:
         ch = agg.attribute(ev.props, channel)
-        amount = ev.props.get("amount") if step == "order_paid" else None
-        metrics.biz_event(ev.tenant, ch, step,
-                          revenue=amount if isinstance(amount, int | float) else None)
-        closed = agg.add_step(ev, step, ch, wm)
+        money = _money.get(step)
+        if money is None:
+            metrics.biz_event(ev.tenant, ch, step)
+            closed = agg.add_step(ev, step, ch, wm, 0.0)
+        else:   # the amount the money series counts (QA37 F3), read once for both
+            amount = agg.amount_of(ev.props)
+            if money == "revenue":
+                metrics.biz_event(ev.tenant, ch, step, revenue=amount)
+            else:
+                metrics.biz_event(ev.tenant, ch, step, refunds=amount)
+            closed = agg.add_step(ev, step, ch, wm, amount)
     if closed:
         pending = _pending.get(partition)
         if pending is None:

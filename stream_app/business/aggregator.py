@@ -1,7 +1,8 @@
 """Windowed (event-time, tumbling) aggregation of business events into series points.
 
 Per tenant and channel (and tenant-wide, channel ``all``) and per configured window
-(``1m``, ``1h``): funnel step counts, revenue and step rates. A window closes when the
+(``1m``, ``1h``): funnel step counts, money series (revenue, refunds) and step rates (ratios of the
+events counted in the same window, not cohort conversions). A window closes when the
 largest event time seen passes its end plus the window's lateness; closing yields one point
 per known series, with zeros for series that had no events, so a channel that goes silent
 shows as a drop rather than as a gap. Events for a closed window are counted in ``late``
@@ -34,7 +35,7 @@ from stream_app.business.spec import BusinessSpec, WindowSpec, fold_tenant, load
 
 __all__ = ["BusinessAggregator", "load_business_spec"]
 
-REVENUE = "__revenue__"
+REVENUE = "__revenue__"   # a bucket's key of the revenue series' amount (money series: __<name>__)
 OTHER = "other"
 UNKNOWN = "unknown"
 MAX_PLANS = 4_096   # step sets of a bucket whose series are remembered (_plan)
@@ -84,8 +85,12 @@ class BusinessAggregator:
         self._sizes = tuple((w, ws.size_ms) for w, ws in spec.windows.items())
         self._wins = tuple((w, ws, ws.size_ms, ws.lateness_ms) for w, ws in spec.windows.items())
         #: counted steps of a bucket -> the series it can have points of (:meth:`_plan`)
-        self._plans: dict[frozenset[str], tuple[Any, bool, Any]] = {}
+        self._plans: dict[frozenset[str], tuple[Any, Any, Any]] = {}
         self._count_steps = tuple((name, c.step) for name, c in spec.counts.items())
+        #: step -> its money series' bucket key (steps without amount: absent); the series
+        #: as (name, bucket key)
+        self._money = {step: f"__{name}__" for step, name in spec.amount_series.items()}
+        self._money_series = tuple((name, f"__{name}__") for name in spec.amounts)
         self._rate_steps = tuple((name, r.num, r.den[0] if r.den else None, r.den[1:])
                                  for name, r in spec.rates.items())
 
@@ -117,17 +122,21 @@ class BusinessAggregator:
         return channel if channel in self.spec.channels else (channel and OTHER) or UNKNOWN
 
     def classify(self, event: EventLike) -> tuple[str, float] | None:
-        """``(funnel step, paid amount)`` of ``event``, None if it is no funnel event (for
-        :func:`stream_app.metrics.biz_event`).
+        """``(funnel step, paid amount)`` of ``event``, None if it is no funnel event; the
+        amount is 0 for a step no money series (``spec.amounts``) counts.
 
         >>> class E: type, props = "order_paid", {"amount": 4980}
-        >>> BusinessAggregator(load_business_spec()).classify(E())
+        >>> agg = BusinessAggregator(load_business_spec())
+        >>> agg.classify(E())
         ('order_paid', 4980.0)
+        >>> E.type, E.props = "renewal", {"price": "1999.5"}
+        >>> agg.classify(E())
+        ('renewal', 1999.5)
         """
         step = self.spec.step_of(event.type)
         if step is None:
             return None
-        return step, self._amount(event.props or {}) if step == "order_paid" else 0.0
+        return step, self.amount_of(event.props or {}) if step in self._money else 0.0
 
     def add(self, event: EventLike, channel: str | None = None) -> list[SeriesPoint]:
         """Count ``event`` (``channel`` overrides the event's own attribution, e.g. the
@@ -139,11 +148,13 @@ class BusinessAggregator:
         return closed
 
     def add_step(self, event: EventLike, step: str, channel: str,
-                 watermark: int | None = None) -> list[SeriesPoint]:
+                 watermark: int | None = None, amount: float | None = None) -> list[SeriesPoint]:
         """:meth:`add` of a funnel event whose ``step`` (``spec.step_of(event.type)``) and
         series channel (:meth:`attribute`) the caller has already worked out; event time
         moves to ``watermark`` when given (the caller's cap on a skewed clock), else to the
-        event's time. The event is counted in its own window either way.
+        event's time. The event is counted in its own window either way. ``amount``: the
+        event's :meth:`amount_of` if the caller has read it (else it is read here when the
+        step has a money series).
 
         >>> agg = BusinessAggregator(load_business_spec())
         >>> class E: type, ts, tenant, props = "registered", 1_000, "default", {}
@@ -156,15 +167,21 @@ class BusinessAggregator:
         0
         """
         closed = self.advance(event.ts if watermark is None else watermark)
-        self._count(event, step, channel)
+        self._count(event, step, channel, amount)
         return closed
 
-    def _count(self, event: EventLike, step: str, ch: str) -> None:
-        """Count funnel ``step`` of ``event`` for series channel ``ch`` in every window."""
+    def _count(self, event: EventLike, step: str, ch: str,
+               amount: float | None = None) -> None:
+        """Count funnel ``step`` of ``event`` for series channel ``ch`` in every window
+        (``amount``: its :meth:`amount_of`, if known)."""
         tenant = event.tenant
         if tenant not in self.spec.tenants:
             tenant = fold_tenant(tenant)   # "other", logged once per tenant
-        amount = self._amount(event.props or {}) if step == "order_paid" else 0.0
+        money = self._money.get(step)
+        if money is None:
+            amount = 0.0
+        elif amount is None:
+            amount = self.amount_of(event.props or {})
         ts = event.ts
         keys = ((tenant, ch), (tenant, ALL))
         next_close, open_ = self._next_close, self._open
@@ -187,17 +204,30 @@ class BusinessAggregator:
                     counts = bucket[key] = defaultdict(float)
                 counts[step] += 1
                 if amount:
-                    counts[REVENUE] += amount
+                    counts[money] += amount
         self._known.add(keys[0])
         self._known.add(keys[1])
 
-    def _amount(self, props: dict[str, Any]) -> float:
+    def amount_of(self, props: dict[str, Any]) -> float:
+        """The paid amount in ``props``: the first of ``spec.amount_props`` that reads as a
+        number (numeric strings too), at least 0; 0 without one. The one definition of an
+        event's amount: the money series and the Prometheus counters
+        (:func:`stream_app.app.business.count_event`) both use it.
+
+        >>> agg = BusinessAggregator(load_business_spec())
+        >>> agg.amount_of({"amount": "1999"}), agg.amount_of({"price": 2990}), agg.amount_of({})
+        (1999.0, 2990.0, 0.0)
+        >>> agg.amount_of({"amount": "x", "price": 5}), agg.amount_of({"amount": -3})
+        (5.0, 0.0)
+        """
         for name in self.spec.amount_props:
             try:
                 return max(0.0, float(props[name]))
             except (KeyError, TypeError, ValueError):
                 continue
         return 0.0
+
+    _amount = amount_of
 
     # ---- closing ----
     def advance(self, now_ms: int) -> list[SeriesPoint]:
@@ -273,8 +303,9 @@ class BusinessAggregator:
             for name, step in self._count_steps:
                 n = get(step, 0.0)
                 yield SeriesPoint(name, tenant, ch, w, start, end, n, n, "count")
-            rev = get(REVENUE, 0.0)
-            yield SeriesPoint("revenue", tenant, ch, w, start, end, rev, rev, "revenue")
+            for money, key in self._money_series:
+                rev = get(key, 0.0)
+                yield SeriesPoint(money, tenant, ch, w, start, end, rev, rev, "revenue")
             for name, num, den_first, den_rest in self._rate_steps:
                 # the sum, added left to right as sum() does (0 without denominator steps)
                 den = 0 if den_first is None else get(den_first, 0.0)
@@ -300,10 +331,10 @@ class BusinessAggregator:
                 n = get(step, 0.0)
                 if n:
                     out.append(SeriesPoint(name, tenant, ch, w, start, end, n, n, "count"))
-            if plan[1]:
-                rev = get(REVENUE, 0.0)
+            for money, key in plan[1]:
+                rev = get(key, 0.0)
                 if rev:
-                    out.append(SeriesPoint("revenue", tenant, ch, w, start, end, rev, rev,
+                    out.append(SeriesPoint(money, tenant, ch, w, start, end, rev, rev,
                                            "revenue"))
             for name, num, den_first, den_rest in plan[2]:
                 den = 0 if den_first is None else get(den_first, 0.0)
@@ -315,17 +346,20 @@ class BusinessAggregator:
                     out.append(SeriesPoint(name, tenant, ch, w, start, end, get(num, 0.0),
                                            den, "rate"))
 
-    def _plan(self, steps: frozenset[str]) -> tuple[Any, bool, Any]:
-        """The series a bucket counting ``steps`` can have a non-zero point of, in
-        :meth:`_points` order: (count series, revenue, rate series). A series none of whose
-        steps was counted has a zero point, which a partial aggregator leaves out.
+    def _plan(self, steps: frozenset[str]) -> tuple[Any, Any, Any]:
+        """The series a bucket counting ``steps`` (its keys) can have a non-zero point of,
+        in :meth:`_points` order: (count series, money series, rate series). A series none
+        of whose steps was counted has a zero point, which a partial aggregator leaves out.
 
         >>> agg = BusinessAggregator(load_business_spec(), zeros=False)
-        >>> counts, revenue, rates = agg._plan(frozenset({"lead"}))
-        >>> counts, revenue, [r[0] for r in rates]
-        ((('leads', 'lead'),), False, ['lead_to_trial'])
+        >>> counts, money, rates = agg._plan(frozenset({"lead"}))
+        >>> counts, money, [r[0] for r in rates]
+        ((('leads', 'lead'),), (), ['lead_to_trial'])
+        >>> agg._plan(frozenset({"refund", "__refunds__"}))[1]
+        (('refunds', '__refunds__'),)
         """
-        plan = (tuple(c for c in self._count_steps if c[1] in steps), REVENUE in steps,
+        plan = (tuple(c for c in self._count_steps if c[1] in steps),
+                tuple(m for m in self._money_series if m[1] in steps),
                 tuple(r for r in self._rate_steps
                       if r[1] in steps or r[2] in steps or any(d in steps for d in r[3])))
         if len(self._plans) < MAX_PLANS:

@@ -5,13 +5,16 @@ Example:
     >>> spec.step_of("registered"), spec.step_of("page_view")
     ('lead', None)
     >>> spec.windows["1m"].size_ms, sorted(spec.rates)[:2]
-    (60000, ['attendance', 'homework'])
+    (60000, ['attendance', 'lead_to_trial'])
+    >>> spec.amount_series["renewal"], spec.amount_series["refund"], "lead" in spec.amount_series
+    ('revenue', 'refunds', False)
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +79,20 @@ class RateSpec:
 
 
 @dataclass(frozen=True)
+class AmountSpec:
+    """A money series: the sum of the paid amount (``amount_props``) of events of ``steps``."""
+
+    name: str
+    steps: tuple[str, ...]
+    zh: str = ""
+    en: str = ""
+
+
+#: money series and the Prometheus counter each one has (``stream_app_biz_<name>_total``)
+AMOUNT_SERIES = ("revenue", "refunds")
+
+
+@dataclass(frozen=True)
 class BusinessSpec:
     steps: dict[str, str]                      # event type -> step
     windows: dict[str, WindowSpec]
@@ -85,20 +102,25 @@ class BusinessSpec:
     #: tag whose value names the channel of an event without channel props (first touch)
     channel_tag: str | None = None
     amount_props: tuple[str, ...] = ("amount",)
-    revenue: dict[str, str] = field(default_factory=dict)
+    #: money series (``revenue``, ``refunds``; QA37 F6): name -> steps whose amounts it sums
+    amounts: dict[str, AmountSpec] = field(default_factory=dict)
     channels: frozenset[str] = frozenset()     # allow-list; others -> "other"
     tenants: frozenset[str] = frozenset({"default"})
+
+    @cached_property
+    def amount_series(self) -> dict[str, str]:
+        """step -> the money series its amount goes to (steps without amount: absent)."""
+        return {step: a.name for a in self.amounts.values() for step in a.steps}
 
     def step_of(self, event_type: str) -> str | None:
         return self.steps.get(event_type)
 
     def labels_of(self, metric: str) -> dict[str, str]:
         """zh/en labels of a series name (``leads``, ``lead_to_trial``, ``revenue``)."""
-        spec: Any = self.counts.get(metric) or self.rates.get(metric)
+        spec: Any = (self.counts.get(metric) or self.rates.get(metric)
+                     or self.amounts.get(metric))
         if spec is not None:
             return {"zh": spec.zh, "en": spec.en}
-        if metric == "revenue":
-            return dict(self.revenue)
         return {"zh": metric, "en": metric}
 
 
@@ -120,7 +142,8 @@ def load_business_spec(path: Path = DEFAULT_PATH) -> BusinessSpec:
             channel_props=tuple(biz.get("channel_props") or ("channel",)),
             channel_tag=biz.get("channel_tag") or None,
             amount_props=tuple(biz.get("amount_props") or ("amount",)),
-            revenue=dict(biz.get("revenue") or {}),
+            amounts={n: AmountSpec(n, tuple(a["steps"]), a.get("zh", ""), a.get("en", ""))
+                     for n, a in (biz.get("amounts") or {}).items()},
             channels=listed_ids(labels.get("channels"), "labels.channels"),
             tenants=listed_ids(labels.get("tenants"), "labels.tenants") | {"default"},
         )
@@ -131,6 +154,18 @@ def load_business_spec(path: Path = DEFAULT_PATH) -> BusinessSpec:
         for s in (r.num, *r.den):
             if s not in known:
                 raise ConfigError(f"{path}: rate {r.name!r} uses step {s!r} no event maps to")
+    seen: dict[str, str] = {}
+    for a in spec.amounts.values():
+        if a.name not in AMOUNT_SERIES:
+            raise ConfigError(f"{path}: amounts.{a.name}: one of {', '.join(AMOUNT_SERIES)} "
+                              "(each has its Prometheus counter)")
+        for s in a.steps:
+            if s not in known:
+                raise ConfigError(f"{path}: amounts.{a.name} uses step {s!r} no event maps to")
+            if s in seen:
+                raise ConfigError(f"{path}: step {s!r} is in amounts.{seen[s]} and "
+                                  f"amounts.{a.name} (an amount counts once)")
+            seen[s] = a.name
     for w in windows.values():
         if w.size_ms <= 0 or w.lateness_ms < 0:
             raise ConfigError(f"{path}: window {w.name!r} needs size_s > 0 and lateness_s >= 0")

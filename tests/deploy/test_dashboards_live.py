@@ -45,6 +45,8 @@ NOT_EMITTED_YET = {
 _RECORDED_FROM = {  # recording rule -> raw metric it is computed from
     "channel:stream_app_biz_events": "stream_app_biz_events",
     "channel:stream_app_biz_revenue": "stream_app_biz_revenue",
+    "channel:stream_app_biz_refunds": "stream_app_biz_refunds",
+    "tenant:stream_app_homework": "stream_app_biz_events",
     "channel:stream_app_funnel": "stream_app_biz_events",
     "tenant:stream_app_attendance": "stream_app_biz_events",
     "stream_app:metric_anomaly": "stream_app_metric_anomaly",
@@ -136,6 +138,12 @@ def fed_prometheus(stack, harness, tmp_path_factory):
                 harness.producer.produce("events.study", key=ev["user_id"],
                                          value=orjson.dumps(ev))
                 sent += 1
+        for i in range(2):  # refunds are rare in two simulated days: the refunds panel
+            ev = {"event_id": f"dash-refund-{i}", "user_id": f"dash-refund-{i}",
+                  "ts": start + 3_600_000 * (i + 1), "type": "refund",
+                  "props": {"channel": "douyin", "order_id": f"o{i}", "amount": 3980}}
+            harness.producer.produce("events.order", key=ev["user_id"], value=orjson.dumps(ev))
+            sent += 1
         first = next(iter(sim.events(start, 86_400_000)))
         harness.producer.produce("events.click", key=first["user_id"], value=orjson.dumps(first))
         harness.producer.produce("events.click", key="dash-bad", value=b"{not json")

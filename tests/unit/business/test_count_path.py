@@ -14,12 +14,13 @@ import pytest
 
 from stream_app.app import business
 from stream_app.business import BusinessAggregator, SeriesPoint
-from stream_app.business.aggregator import OTHER, REVENUE
+from stream_app.business.aggregator import OTHER
 from stream_app.business.merge import MAX_FILL, Merger
 from stream_app.business.series import ALL
 from stream_app.events import Event
 
 TYPES = ["registered", "ad_landing", "trial_booked", "trial_purchased", "order_paid",
+         "renewal", "refund",
          "lesson_attended", "lesson_missed", "homework_submitted", "page_view", "course_view"]
 CHANNELS = ["douyin", "bilibili", "baidu_sem", "spam", "", None]
 
@@ -55,7 +56,10 @@ class ReferenceAggregator(BusinessAggregator):
             return closed
         tenant = event.tenant if event.tenant in self.spec.tenants else OTHER
         ch = self.attribute(event.props or {}, channel)
-        amount = self._amount(event.props or {}) if step == "order_paid" else 0.0
+        # the money series of the step (QA37 F6: revenue = trials + orders + renewals,
+        # refunds apart), the amount as amount_props reads it
+        money = self.spec.amount_series.get(step)
+        amount = self._amount(event.props or {}) if money else 0.0
         for w, ws in self.spec.windows.items():
             start = event.ts - event.ts % ws.size_ms
             nxt = self._next_close[w]
@@ -70,7 +74,7 @@ class ReferenceAggregator(BusinessAggregator):
                 counts = bucket.setdefault(key, defaultdict(float))
                 counts[step] += 1
                 if amount:
-                    counts[REVENUE] += amount
+                    counts[f"__{money}__"] += amount
         self._known.add((tenant, ch))
         self._known.add((tenant, ALL))
         return closed
@@ -114,9 +118,10 @@ class ReferenceAggregator(BusinessAggregator):
                 n = counts.get(c.step, 0.0)
                 if n or zeros:
                     yield SeriesPoint(name, tenant, ch, w, start, end, n, n, "count")
-            rev = counts.get(REVENUE, 0.0)
-            if rev or zeros:
-                yield SeriesPoint("revenue", tenant, ch, w, start, end, rev, rev, "revenue")
+            for money in self.spec.amounts:
+                rev = counts.get(f"__{money}__", 0.0)
+                if rev or zeros:
+                    yield SeriesPoint(money, tenant, ch, w, start, end, rev, rev, "revenue")
             for name, r in self.spec.rates.items():
                 den = sum(counts.get(s, 0.0) for s in r.den)
                 if den > 0 or (not zeros and counts.get(r.num)):
@@ -184,10 +189,11 @@ def test_count_event_equals_the_reference(monkeypatch) -> None:
             agg = ref_aggs[partition] = ReferenceAggregator(business.spec, zeros=False)
         step = business.spec.step_of(ev.type)
         if step is not None:
-            amount = ev.props.get("amount") if step == "order_paid" else None
-            business.metrics.biz_event(
-                ev.tenant, agg.attribute(ev.props, channel), step,
-                revenue=amount if isinstance(amount, int | float) else None)
+            # the counters count the amounts the series count (QA37 F3, F6)
+            money = business.spec.amount_series.get(step)
+            kw = {money: agg._amount(ev.props)} if money else {}
+            business.metrics.biz_event(ev.tenant, agg.attribute(ev.props, channel), step,
+                                       **kw)
         closed = agg.add(ev, channel)
         if closed:
             ref_pending.setdefault(partition, []).extend(closed)
