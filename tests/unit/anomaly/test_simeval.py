@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from stream_app.anomaly.simeval import DAY, HOUR, Alarm, SimRun, replay, score, target_of
+from stream_app.anomaly.simeval import (
+    DAY,
+    HOUR,
+    Alarm,
+    SimRun,
+    last_arrival_ms,
+    replay,
+    score,
+    target_of,
+)
 from stream_app.sim.config import load_sim_config
 from stream_app.sim.inject import parse_injection
 from stream_app.sim.simulator import START, Simulator
@@ -34,6 +43,37 @@ def test_scoring_separates_detections_from_false_alarms() -> None:
     assert d["detected"] and d["delay_min"] == 120 and d["window"] == "1h"
     assert [a.ts for a in run.false_alarms] == [t0 + 12 * DAY, t0 + 9 * DAY]
     assert run.scored_days == 13
+
+
+def test_alarms_after_the_last_arrival_are_not_false_alarms() -> None:
+    """A bulk run has exactly N people: once every place is taken nobody new comes, and the
+    visits / leads series rightly alarm on that collapse; it is not clean traffic (simeval
+    seed 42 counted 16 such alarms in the last 5 h of day 21 as false alarms)."""
+    run = SimRun(events=1, start_ms=0, end_ms=21 * DAY, warmup_days=7,
+                 clean_until_ms=20 * DAY + 18 * HOUR)
+    run.alarms = [
+        Alarm("leads", "all", "1h", 15 * DAY, 0, "warning", 5.0),                   # false
+        Alarm("visits", "all", "1h", 20 * DAY + 20 * HOUR, 0, "critical", -41.0),   # after
+        Alarm("leads", "douyin", "1h", 20 * DAY + 20 * HOUR, 0, "critical", -12.0),  # after
+    ]
+    score(run, [])
+    assert [a.ts for a in run.false_alarms] == [15 * DAY]
+    assert [a.metric for a in run.after_clean] == ["visits", "leads"]
+    assert run.scored_days == pytest.approx(13.75)
+
+
+def test_a_bulk_run_has_no_new_visitor_after_its_last_arrival() -> None:
+    """Invitees take the places of the last planned arrivals, so new people stop coming
+    before the run ends: last_arrival_ms is when, and no one's first event comes later."""
+    sim = Simulator(load_sim_config(overrides={"users": 300}), seed=42)
+    first: dict[str, int] = {}
+    for ev in sim.events(START, 40 * DAY):
+        first.setdefault(ev["user_id"], ev["ts"])
+    truth = sim.truth()
+    last = last_arrival_ms(truth)
+    assert last is not None and last < START + 40 * DAY
+    assert sum(1 for t in truth.values() if t["inviter_id"]) > 0
+    assert max(first.values()) <= last + HOUR     # a first event follows its arrival
 
 
 def test_missed_injection_is_reported() -> None:
