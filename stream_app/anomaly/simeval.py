@@ -101,7 +101,7 @@ def target_of(inj: dict[str, Any]) -> tuple[str, str]:
     if inj["kind"] == "funnel_collapse":
         step = inj.get("step") or "trial_booked"
         metric = {"trial_booked": "lead_to_trial", "trial_purchased": "trial_to_purchase",
-                  "order_paid": "purchase_to_order"}.get(step, "lead_to_trial")
+                  "order_paid": "orders"}.get(step, "lead_to_trial")
         return metric, inj.get("channel") or ALL
     return "visits", inj.get("channel") or ALL
 

@@ -57,7 +57,7 @@ class Injection:
     def target(self) -> tuple[str, str]:
         """(metric, channel) an alarm must fire on for the injection to count as detected."""
         metric = {"leads": "leads", "visits": "visits", "book": "lead_to_trial",
-                  "buy": "trial_to_purchase", "order": "purchase_to_order",
+                  "buy": "trial_to_purchase", "order": "orders",
                   "attend": "attendance"}[self.factor]
         return metric, self.channel or ALL
 
