@@ -85,6 +85,37 @@ def not_found(user_id: str, tenant: str, tag_id: str, known_user: bool) -> str:
     return f"user {user_id!r} (tenant {tenant!r}) has no record of tag {tag_id!r}"
 
 
+def unknown_tag(tag_id: str, known: list[str]) -> str | None:
+    """The error for a tag id the rule set does not define (a typo), with the closest ids;
+    None when it is a tag of the rule set (the user just does not hold it). QA38 F7.
+
+    Example:
+        >>> unknown_tag("intnet", ["activity", "intent", "at_risk"])[:58]
+        "tag 'intnet' is not defined by the rules (did you mean 'in"
+        >>> unknown_tag("intent", ["activity", "intent"]) is None
+        True
+    """
+    if tag_id in known:
+        return None
+    import difflib  # noqa: PLC0415
+
+    close = difflib.get_close_matches(tag_id, known, n=3)
+    hint = f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
+    return (f"tag {tag_id!r} is not defined by the rules{hint}: tags are "
+            f"{', '.join(sorted(known))}")
+
+
+def rule_tag_ids() -> list[str]:
+    """The tag ids of the local rule set (``STREAM_APP_RULES_PATH``), hidden ones included;
+    empty when it cannot be read (then no typo check)."""
+    try:
+        from stream_app.rules.loader import load_ruleset  # noqa: PLC0415
+
+        return [t.id for t in load_ruleset(get_settings().rules_path).order]
+    except Exception:  # noqa: BLE001 - no rules to check against: say what Redis says
+        return []
+
+
 @click.command("why")
 @click.argument("user_id")
 @click.argument("tag_id")
@@ -93,7 +124,7 @@ def not_found(user_id: str, tenant: str, tag_id: str, known_user: bool) -> str:
               help="timeline entries shown, 1..100 (as the API's limit)")
 @click.option("--json", "as_json", is_flag=True, help="print JSON instead of text")
 def command(user_id: str, tag_id: str, tenant: str, limit: int, as_json: bool) -> None:
-    """Why USER_ID holds TAG_ID (rule, values, triggering events) and the tag's timeline.
+    """Why USER_ID holds TAG_ID (rule, version, matched case and values) and its timeline.
 
     The values are those of the tag's last change, not of now: the record is written when
     the tag's value changes."""
@@ -116,7 +147,8 @@ def command(user_id: str, tag_id: str, tenant: str, limit: int, as_json: bool) -
     except Exception as exc:  # noqa: BLE001
         raise click.ClickException(f"cannot read Redis at {url}: {exc}") from exc
     if nothing:
-        raise click.ClickException(not_found(user_id, tenant, tag_id, known_user))
+        typo = unknown_tag(tag_id, known) if known_user and (known := rule_tag_ids()) else None
+        raise click.ClickException(typo or not_found(user_id, tenant, tag_id, known_user))
     if as_json:
         out = {"tenant": tenant, "user_id": user_id, "tag_id": tag_id, "value": value,
                "why": why, "timeline": timeline}

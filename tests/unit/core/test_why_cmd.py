@@ -108,3 +108,27 @@ def test_a_user_without_a_profile_in_the_tenant_is_said_so(args, monkeypatch) ->
     res = CliRunner().invoke(command, ["u1", "intent", "--tenant", "acme"])
     assert res.exit_code == 1
     assert "user 'u1' (tenant 'acme') has no record of tag 'intent'" in res.output
+
+
+class KnownUserNoTag(OneEntry):
+    """A known user holding nothing of the asked tag."""
+
+    def why(self, tenant: str, uid: str, tag_id: str) -> None:
+        return None
+
+    def tags(self, tenant: str, uid: str) -> dict:
+        return {"activity": "high"}
+
+    def timeline(self, tenant: str, uid: str, limit: int = 20) -> list[dict]:
+        return []
+
+
+def test_a_mistyped_tag_id_is_told_apart_from_a_tag_not_held(monkeypatch) -> None:
+    """QA38 F7: both said "has no record of tag ..."."""
+    monkeypatch.setattr(store_mod, "ProfileStore", KnownUserNoTag)
+    typo = CliRunner().invoke(command, ["u1", "intnet"])
+    assert typo.exit_code == 1
+    assert "not defined by the rules (did you mean 'intent'?)" in typo.output
+    held = CliRunner().invoke(command, ["u1", "at_risk"])
+    assert held.exit_code == 1
+    assert "has no record of tag 'at_risk'" in held.output
