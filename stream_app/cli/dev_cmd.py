@@ -17,12 +17,29 @@ from stream_app.text import plural
 #: seconds between two summary lines (not a terminal) and two backlog readings
 SUMMARY_EVERY_S = 10.0
 
+#: prefix of the live simulator's user ids and event ids (``live-u0000001``,
+#: ``live-s42-1-0``): ``stream-app simulate`` writes ``u0000001`` and ``s42-1-0`` with the
+#: same seed, so a simulated file replayed into this stack would otherwise be taken for
+#: duplicates of the live events (same event ids) and merged into unrelated live users (QA38 F1)
+LIVE_ID_PREFIX = "live-"
+
+#: people a live run is checked for when its ``--id-prefix`` must fit the event schema
+LIVE_PEOPLE_CHECKED = 10**9
+
 
 def build_simulator(arrivals: float | None, seed: int, inject: tuple[str, ...],
-                    warmup_days: float | None = None) -> Any:
+                    warmup_days: float | None = None,
+                    id_prefix: str = LIVE_ID_PREFIX) -> Any:
     """The live simulator of ``dev``, built from its options before any service starts, so
     a bad ``--inject`` or a simulator config that does not load is an ``Error:`` line at
-    once, not a thread's traceback once the stack runs (ConfigError naming the option)."""
+    once, not a thread's traceback once the stack runs (ConfigError naming the option).
+    Its ids start with ``id_prefix`` (:data:`LIVE_ID_PREFIX`), apart from ``simulate``'s.
+
+    >>> sim = build_simulator(None, 42, ())
+    >>> sim.id_prefix
+    'live-'
+    """
+    from stream_app.cli.simulate_cmd import id_problem  # noqa: PLC0415
     from stream_app.errors import ConfigError  # noqa: PLC0415
     from stream_app.sim import Simulator, load_sim_config, parse_injection  # noqa: PLC0415
 
@@ -39,8 +56,11 @@ def build_simulator(arrivals: float | None, seed: int, inject: tuple[str, ...],
         overrides["live.warmup_days"] = warmup_days
     origins = {"live.arrivals_per_day": "the --arrivals option",
                "live.warmup_days": "the --warmup-days option"}
+    problem = id_problem(id_prefix, seed, LIVE_PEOPLE_CHECKED)
+    if problem:
+        raise click.BadParameter(problem, param_hint="--id-prefix")
     return Simulator(load_sim_config(overrides=overrides or None, origins=origins), seed=seed,
-                     injections=injections)
+                     injections=injections, id_prefix=id_prefix)
 
 
 def _produce_simulation(stack, sim: Any, speed: float | None, stop: threading.Event,
@@ -207,25 +227,27 @@ class PlainFeed:
     table that a non-terminal would only get at the end. With a :class:`Backlog`, the line
     ends with the events not processed yet; with a
     :class:`~stream_app.services.supervisor.Supervisor`, with the workers that are down.
+    The events per second of a line are those produced since the line before, over the time
+    since it (the first line: since the start), not the rate of the last second (QA38 F4: a
+    1-second figure jumped between 57 and 1,211/s while ~900/s flowed).
 
     Example:
         >>> from rich.console import Console
         >>> feed = PlainFeed(Console(width=200), started=0.0, every_s=0.0)
         >>> feed.alerts.append("hot lead u1")
-        >>> feed.update(Counter(events=120, tags=30, **{"alert:hot_lead": 1}), rate=60.0,
-        ...             now=12.0)
-        12s: 120 events (60/s), 30 tag changes, alerts 1 hot-lead 0 at-risk 0 anomaly, 0 DLQ
+        >>> feed.update(Counter(events=120, tags=30, **{"alert:hot_lead": 1}), now=12.0)
+        12s: 120 events (10/s), 30 tag changes, alerts 1 hot-lead 0 at-risk 0 anomaly, 0 DLQ
           hot lead u1
         >>> feed.backlog = Backlog(lambda: 35)
         >>> feed.backlog.update()
-        >>> feed.update(Counter(events=150, tags=31), rate=30.0, now=13.0)
-        13s: 150 events (30/s), 31 tag changes, alerts 0 hot-lead 0 at-risk 0 anomaly, 0 DLQ,
+        >>> feed.update(Counter(events=150, tags=31), now=14.0)
+        14s: 150 events (15/s), 31 tag changes, alerts 0 hot-lead 0 at-risk 0 anomaly, 0 DLQ,
         backlog 35 events
         >>> class Down:
         ...     def status(self): return "worker-1 restarting (not processing)"
         >>> feed.workers = Down()
-        >>> feed.update(Counter(events=160, tags=31), rate=10.0, now=14.0)
-        14s: 160 events (10/s), 31 tag changes, alerts 0 hot-lead 0 at-risk 0 anomaly, 0 DLQ,
+        >>> feed.update(Counter(events=160, tags=31), now=15.0)
+        15s: 160 events (10/s), 31 tag changes, alerts 0 hot-lead 0 at-risk 0 anomaly, 0 DLQ,
         backlog 35 events, worker-1 restarting (not processing)
     """
 
@@ -236,6 +258,8 @@ class PlainFeed:
         #: a Supervisor (its ``status()``: the workers that are down), or None
         self.workers = workers
         self.last = started
+        #: events produced as of the last line (its rate is over the time since that one)
+        self.last_events = 0
         self.alerts: list[str] = []
 
     def __enter__(self) -> PlainFeed:
@@ -244,13 +268,20 @@ class PlainFeed:
     def __exit__(self, *exc: object) -> None:
         return None
 
-    def update(self, stats: Counter, rate: float, now: float | None = None) -> None:
+    def update(self, stats: Counter, rate: float | None = None,
+               now: float | None = None) -> None:
+        """Print a line if ``every_s`` has passed since the last one. ``rate`` (the live
+        table's rate of the last second) is not used: the line shows the rate over the
+        interval it covers."""
         from rich.text import Text  # noqa: PLC0415
 
         now = time.time() if now is None else now
         if now - self.last < self.every_s:
             return
-        self.last = now
+        elapsed = now - self.last
+        events = stats["events"]
+        rate = (events - self.last_events) / elapsed if elapsed > 0 else 0.0
+        self.last, self.last_events = now, events
         self.console.print(
             f"{now - self.started:.0f}s: {plural(stats['events'], 'event')} ({rate:,.0f}/s), "
             f"{plural(stats['tags'], 'tag change')}, alerts {stats['alert:hot_lead']:,} hot-lead "
@@ -329,6 +360,10 @@ SECOND_WORKDIR = "var/dev-2"
               help="inject an anomaly, e.g. lead_drop:channel=douyin,start=1d,duration=6h "
                    "(repeatable; the kinds of `stream-app simulate --inject`)")
 @click.option("--seed", default=42, show_default=True)
+@click.option("--id-prefix", default=LIVE_ID_PREFIX, show_default=True,
+              help="prefix of the simulated user ids and event ids (live-u0000001): keeps "
+                   "them apart from a `stream-app simulate` file replayed into this stack, "
+                   "whose ids have no prefix by default")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--partitions", type=click.IntRange(min=1), default=4, show_default=True)
 @click.option("--duration", type=FiniteFloatRange(min=0), default=0.0,
@@ -338,8 +373,8 @@ SECOND_WORKDIR = "var/dev-2"
               help="directory of the workers' stores and the logs, emptied at start; one "
                    "running stack per directory: a second stack needs one of its own")
 def command(arrivals: float | None, speed: float | None, warmup_days: float | None,
-            inject: tuple[str, ...], seed: int, workers: int, partitions: int,
-            duration: float, workdir: Path) -> None:
+            inject: tuple[str, ...], seed: int, id_prefix: str, workers: int,
+            partitions: int, duration: float, workdir: Path) -> None:
     """Run broker, Redis, worker(s) and the simulator; show tags and alerts live."""
     from rich.console import Console  # noqa: PLC0415
     from rich.live import Live  # noqa: PLC0415
@@ -353,7 +388,7 @@ def command(arrivals: float | None, speed: float | None, warmup_days: float | No
     from stream_app.services.supervisor import Supervisor  # noqa: PLC0415
 
     # every option is checked before a service starts (the stack takes ~15 s to come up)
-    sim = build_simulator(arrivals, seed, inject, warmup_days)
+    sim = build_simulator(arrivals, seed, inject, warmup_days, id_prefix)
     console = Console()
     # the simulator's time runs ahead of the wall clock (--speed, a day per 30 s): the
     # workers judge far-future events (STREAM_APP_MAX_FUTURE_MS, a day) against that

@@ -1,7 +1,8 @@
 """``stream-app dev`` (``make run``) stopped by a signal instead of Ctrl-C: SIGTERM (``kill``,
 ``timeout``, a supervisor) stops it the same way, and nothing it started is left running.
 Its output to a pipe is a summary line every 10 s with events and tag changes flowing, and
-the backlog: input events the workers have not processed yet."""
+the backlog: input events the workers have not processed yet. The live simulator's user ids
+start with ``live-``."""
 
 from __future__ import annotations
 
@@ -57,6 +58,15 @@ def test_sigterm_stops_dev_and_every_service_it_started(tmp_path) -> None:
             summary = re.match(r"\d+s: ([\d,]+) events .*, ([\d,]+) tag changes, alerts ", line)
         assert summary, "".join(out[-30:])
         assert int(summary[1].replace(",", "")) > 0 and int(summary[2].replace(",", "")) > 0
+        # the live simulator's users are live-u..., apart from a `simulate` file's u... (QA38
+        # F1: a file replayed into this stack was merged into the live users of its ids)
+        import redis
+
+        url = next(ln.split("STREAM_APP_REDIS_URL=", 1)[1].strip() for ln in out
+                   if "export STREAM_APP_REDIS_URL=" in ln)
+        users = [k.decode().split(":user:", 1)[1] for k in redis.Redis.from_url(url).scan_iter(
+            match="sa:*:user:*", count=1000)]
+        assert users and all(u.startswith("live-u") for u in users), users[:5]
         # the backlog, read in the background once per summary ("?" until the first reading)
         backlog = re.search(r", backlog ([\d,]+) events?\b", line)
         while time.time() < deadline and backlog is None:
