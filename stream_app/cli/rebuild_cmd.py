@@ -78,14 +78,15 @@ def decode_key(key: bytes | str | None) -> str:
 
 
 class ChangelogTimeout(TimeoutError):
-    """A changelog was not read to its end within the time given; says how far it got.
+    """A changelog whose read made no progress toward its end for ``timeout`` seconds; says
+    how far it got (``records``: offsets read of the ``total`` up to the end as of the start).
 
     >>> print(ChangelogTimeout("t-changelog", 120, records=1_200_000, total=3_000_000,
     ...                        users=400_000))
-    t-changelog not read to its end in 120 s: 1,200,000 of ~3,000,000 records read (400,000 \
-users so far)
+    t-changelog not read to its end: no progress for 120 s after 1,200,000 of ~3,000,000 \
+records (400,000 users so far)
     >>> ChangelogTimeout("t", 120, records=1_200_000, total=3_000_000, users=1).suggested()
-    360
+    240
     """
 
     def __init__(self, topic: str, timeout: float, records: int, total: int,
@@ -93,28 +94,39 @@ users so far)
         self.topic, self.timeout = topic, timeout
         self.records, self.total, self.users = records, total, users
         super().__init__(
-            f"{topic} not read to its end in {timeout:g} s: {records:,} of "
-            f"~{plural(total, 'record')} read ({plural(users, 'user')} so far)")
+            f"{topic} not read to its end: no progress for {timeout:g} s after {records:,} "
+            f"of ~{plural(total, 'record')} ({plural(users, 'user')} so far)")
 
     def suggested(self) -> int:
-        """A ``--timeout`` that should be enough at the rate seen, in whole minutes (twice
-        the limit when the rate says nothing)."""
-        if 0 < self.records < self.total:
-            need = self.timeout * self.total / self.records * 1.2
-        else:
-            need = self.timeout * 2
-        return max(60, math.ceil(need / 60) * 60)
+        """A longer ``--timeout`` (seconds without progress) to try: twice this one, in whole
+        minutes."""
+        return max(60, math.ceil(self.timeout * 2 / 60) * 60)
 
 
 def read_table(reader: TableReader, timeout: float) -> dict[str, State]:
     """``reader.read_all(timeout)`` for a command with a ``--timeout`` option: a changelog
-    not read in time is an ``Error:`` line that says how far it got and what to raise."""
+    whose read stalls is an ``Error:`` line that says how far it got and what to raise."""
     try:
         return reader.read_all(timeout)
     except ChangelogTimeout as exc:
         raise click.ClickException(
-            f"changelog {exc}. Reading it takes longer than --timeout {exc.timeout:g} s: "
-            f"give it more, e.g. --timeout {exc.suggested()}") from None
+            f"changelog {exc}. The broker gave nothing more of it for --timeout "
+            f"{exc.timeout:g} s (is it overloaded or down?): try again, or give it more, "
+            f"e.g. --timeout {exc.suggested()}") from None
+
+
+def progress_of(positions: dict[int, int], lows: dict[int, int], ends: dict[int, int]) -> int:
+    """Offsets read toward the end as of the start of a read, over every partition: a
+    partition counts from its first offset (``lows``) up to its end (``ends``), never past
+    it (records the workers write meanwhile are read too but are not the way to the end),
+    so it never exceeds ``sum(ends - lows)``. A position below 0 (nothing fetched yet,
+    librdkafka's invalid offset) counts as 0.
+
+    >>> progress_of({0: 150, 1: -1001, 2: 70}, {0: 0, 1: 0, 2: 50}, {0: 100, 1: 80, 2: 90})
+    120
+    """
+    return sum(max(0, min(positions.get(p, -1), end) - lows.get(p, 0))
+               for p, end in ends.items())
 
 
 class TableReader:
@@ -181,8 +193,15 @@ class TableReader:
     def read_all(self, timeout: float = 60.0, tail_s: float = 1.0,
                  progress_s: float = 5.0) -> dict[str, State]:
         """Read every partition up to its end offset as of now (a line on stderr every
-        ``progress_s`` while it takes longer than that; 0: none). Not done in ``timeout``
-        seconds: :class:`ChangelogTimeout`, with the records read so far.
+        ``progress_s`` while it takes longer than that; 0: none). ``timeout`` is a limit of
+        inactivity, not of the whole read: a read that makes no progress toward those ends
+        for ``timeout`` seconds stops with :class:`ChangelogTimeout`, with how far it got; a
+        large changelog read at a steady pace takes what it takes (QA38 F3: a 120 s limit of
+        the whole read was outgrown by ``make run``'s stack within 15 minutes).
+
+        Progress is counted in offsets toward the ends as of the call (:func:`progress_of`),
+        so the progress line's "N of ~M records" never passes its M (it did when it counted
+        the records the workers wrote meanwhile: "231,813 of ~217,748").
 
         tansu reports a partition's end as the first offset of its last record batch
         (``kafka_io.true_end_offsets``), so reaching it may leave the rest of that batch in
@@ -191,39 +210,55 @@ class TableReader:
         never quiet). Reading past the end as of the call only gives newer states."""
         from confluent_kafka import KafkaException, TopicPartition  # noqa: PLC0415
 
-        ends = {}
+        ends, lows = {}, {}
         for p in range(self.partitions):
             try:
-                _, high = self.consumer.get_watermark_offsets(TopicPartition(self.topic, p),
-                                                              timeout=10)
+                low, high = self.consumer.get_watermark_offsets(
+                    TopicPartition(self.topic, p), timeout=10)
             except KafkaException as exc:
                 raise click.ClickException(
                     f"cannot read the users table's changelog {self.topic} (partition {p}): "
                     f"{exc.args[0].str() if exc.args else exc}. Is STREAM_APP_APP_ID right, "
                     "and has a worker of that app run on this broker?") from exc
-            ends[p] = high
+            ends[p], lows[p] = high, max(0, min(low, high))
         started = time.monotonic()
-        deadline = started + timeout
-        total, said = sum(ends.values()), started
-        while time.monotonic() < deadline:
+        total, said = sum(ends[p] - lows[p] for p in ends), started
+        done, moved = 0, started
+        while True:
             self.poll(0.2)
-            if progress_s and time.monotonic() - said >= progress_s:
-                said = time.monotonic()
-                click.echo(f"reading {self.topic}: {self.records:,} of "
-                           f"~{plural(total, 'record')}, {plural(len(self.states), 'user')} so "
-                           f"far ({said - started:.0f} s of {timeout:.0f} s)",
-                           err=True)
+            now = time.monotonic()
             pos = {tp.partition: tp.offset for tp in self.consumer.position(
                 [TopicPartition(self.topic, p) for p in range(self.partitions)])}
+            reached = progress_of(pos, lows, ends)
+            if reached > done:
+                done, moved = reached, now
             if all(ends[p] <= 0 or pos.get(p, -1) >= ends[p] for p in ends):
                 tail_end = time.monotonic() + tail_s
                 while self._poll(0.1) and time.monotonic() < tail_end:
                     pass
                 return self.states
-        raise ChangelogTimeout(self.topic, timeout, self.records, total, len(self.states))
+            if now - moved >= timeout:
+                raise ChangelogTimeout(self.topic, timeout, done, total, len(self.states))
+            if progress_s and now - said >= progress_s:
+                said = now
+                click.echo(f"reading {self.topic}: {done:,} of ~{plural(total, 'record')}, "
+                           f"{plural(len(self.states), 'user')} so far "
+                           f"({_elapsed_and_left(now - started, done, total)})", err=True)
 
     def close(self) -> None:
         self.consumer.close()
+
+
+def _elapsed_and_left(elapsed: float, done: int, total: int) -> str:
+    """The progress line's time: seconds so far and, at the pace so far, about how long
+    is left.
+
+    >>> _elapsed_and_left(60.0, 300_000, 450_000), _elapsed_and_left(3.0, 0, 10)
+    ('60 s, about 30 s to go', '3 s')
+    """
+    if not 0 < done < total:
+        return f"{elapsed:.0f} s"
+    return f"{elapsed:.0f} s, about {elapsed * (total - done) / done:.0f} s to go"
 
 
 def flush_projection(r: Any) -> int:
@@ -339,20 +374,24 @@ def live_delete(bootstrap: str, r: Any, request: bytes, partitions: int, timeout
 def _wait_processed(bootstrap: str, group: str, partitions: int, timeout: float,
                     outcome: str) -> None:
     """Wait until the workers' group has committed the ticks topic to its current end
-    (progress on stderr); ``outcome``: what the error says of the state left behind."""
+    (progress on stderr); ``outcome``: what the error says of the state left behind.
+    ``timeout`` is a limit of inactivity: the wait fails once the workers have processed
+    none of the requests for that long (many users take as long as they take)."""
     from stream_app.kafka_io import committed_offsets, end_offsets  # noqa: PLC0415
 
     ends = end_offsets(bootstrap, TICKS_TOPIC, partitions)
-    deadline = time.monotonic() + timeout
+    least, moved = None, time.monotonic()
     while True:
         done = committed_offsets(bootstrap, group, TICKS_TOPIC, partitions)
         behind = sum(max(0, end - max(done.get(p, 0), 0)) for p, end in ends.items())
         if not behind:
             return
-        if time.monotonic() > deadline:
+        if least is None or behind < least:
+            least, moved = behind, time.monotonic()
+        elif time.monotonic() - moved > timeout:
             raise click.ClickException(
-                f"the workers did not process {behind:,} of the rebuild's requests within "
-                f"{timeout:.0f} s: are workers running (group {group!r})? {outcome}. The "
+                f"the workers did not process {behind:,} of the rebuild's requests: none "
+                f"for {timeout:.0f} s: are workers running (group {group!r})? {outcome}. The "
                 "requests stay queued and run when one starts; without workers, run "
                 "redis-rebuild without --live")
         click.echo(f"  waiting for the workers: {plural(behind, 'tick')} to go", err=True)
@@ -486,7 +525,9 @@ def traces(r: Any, uid: str, tenant: str = "default") -> list[str]:
                    "their live writes) instead of this command writing Redis")
 @click.option("--timeout", type=FiniteFloatRange(min=0, min_open=True), default=120.0,
               show_default=True,
-              help="seconds to read the table (and, with --live, for each wait on the workers)")
+              help="seconds without progress before giving up reading the table (and, "
+                   "with --live, waiting for the workers); a large table read at a steady "
+                   "pace takes what it takes")
 def command(bootstrap: str | None, flush: bool, check_only: bool, live: bool,
             timeout: float) -> None:
     """Rebuild the Redis projection (tags, segments, why) from the users table changelog.

@@ -140,8 +140,9 @@ def describe_bundle(bundle: dict) -> str:
 @click.option("--json", "as_json", is_flag=True, help="print the full diff as JSON")
 @click.option("--timeout", type=FiniteFloatRange(min=0, min_open=True), default=120.0,
               show_default=True,
-              help="seconds to read the state (the users table's changelog; a large one "
-                   "needs more)")
+              help="seconds without progress before giving up reading the state (the "
+                   "users table's changelog: a large one is read at its own pace); also "
+                   "the limit for reading the rule set the workers run")
 def diff(path: Path, bootstrap: str | None, as_json: bool, timeout: float) -> None:
     """Shadow-run the rule set at PATH over the retained state: who would gain or lose which
     tag, before it goes live. The state is read from the users table's changelog; PATH is
