@@ -84,6 +84,45 @@ def refusal(ev: dict[str, Any], max_bytes: int, max_future_ms: int,
     return None
 
 
+#: exit status of a deletion request that was sent while Redis served no profile of the user
+#: (a mistyped id looks like success otherwise: QA38 F8)
+NO_PROFILE_EXIT = 3
+
+
+def has_profile(redis_url: str, tenant: str, user_id: str) -> bool | str:
+    """True if Redis serves a profile of ``user_id`` in ``tenant`` (its user hash, what
+    ``stream-app tags`` and the API read), False if not; the error's text if Redis cannot be
+    read (the deletion does not need Redis: the request is sent all the same)."""
+    import redis  # noqa: PLC0415
+
+    from stream_app.serving import keys  # noqa: PLC0415
+
+    try:
+        r = redis.Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=5)
+        try:
+            return bool(r.exists(keys.user_key(tenant, user_id)))
+        finally:
+            r.close()
+    except redis.RedisError as exc:
+        return f"{type(exc).__name__}: {exc}"
+
+
+def no_profile_note(user_id: str, tenant: str) -> str:
+    """What ``forget`` says when Redis had no profile of the user.
+
+    >>> print(no_profile_note("u9", "default"))
+    warning: no profile of 'u9' in tenant 'default' in Redis before this request: a \
+mistyped user id or tenant, a user already deleted, or one whose events the workers have not \
+processed yet. The request was sent all the same (it also drops the user's events older \
+than it that are still to be processed); check the id (exit status 3)
+    """
+    return (f"warning: no profile of {user_id!r} in tenant {tenant!r} in Redis before this "
+            "request: a mistyped user id or tenant, a user already deleted, or one whose "
+            "events the workers have not processed yet. The request was sent all the same "
+            "(it also drops the user's events older than it that are still to be "
+            f"processed); check the id (exit status {NO_PROFILE_EXIT})")
+
+
 def deletion_event(user_id: str, tenant: str = "default", now_ms: int | None = None,
                    event_id: str | None = None, reason: str = "user_request") -> dict[str, Any]:
     """The profile event that asks the workers to forget ``user_id``."""
@@ -102,7 +141,17 @@ def command(user_id: str, tenant: str, ts_ms: int | None, bootstrap: str | None)
     """Ask the workers to delete USER_ID's state, tags and Redis entries at once.
 
     Records naming the user on the topics are not rewritten: they age out with their
-    retention (topics/topics.yaml; the command prints it; docs/GUARANTEES.md section 8)."""
+    retention (topics/topics.yaml; the command prints it; docs/GUARANTEES.md section 8).
+
+    The request is always sent (it also covers the user's events not processed yet). Redis
+    is looked up first: with no profile of USER_ID in TENANT (a mistyped id or tenant, a user
+    already deleted, or events not processed yet) a warning says so.
+
+    \b
+    Exit status:
+      0  request delivered; Redis had a profile of the user (or could not be read: noted)
+      1  nothing delivered (refused before sending, or the broker did not take it)
+      3  request delivered, but Redis had no profile of the user: check the id"""
     from stream_app.contract import load_contract  # noqa: PLC0415
     from stream_app.kafka_io import connected_producer, produce  # noqa: PLC0415
     from stream_app.security.kafka_auth import client_security_config  # noqa: PLC0415
@@ -117,6 +166,8 @@ def command(user_id: str, tenant: str, ts_ms: int | None, bootstrap: str | None)
                                    f"({why_not}); nothing was sent")
     producer = connected_producer(bootstrap or settings.kafka_bootstrap,
                                   **client_security_config())
+    # looked up before the request is sent: afterwards the workers may have deleted it
+    found = has_profile(settings.redis_url, tenant, user_id)
     produce(producer, load_contract().stream_topic("profile"), user_id, ev)
     if producer.flush(30):
         raise click.ClickException("the deletion request was not delivered (broker down?)")
@@ -125,3 +176,9 @@ def command(user_id: str, tenant: str, ts_ms: int | None, bootstrap: str | None)
                "TENANT` then finds no profile; a refused request (e.g. the user belongs to "
                "another tenant) is on events.dlq with the reason.\nrecords naming the user on "
                f"the topics age out with their retention: {retention_note()}")
+    if isinstance(found, str):
+        click.echo(f"note: could not look the user up in Redis at {settings.redis_url} "
+                   f"({found}): whether it had a profile is not known", err=True)
+    elif not found:
+        click.echo(no_profile_note(user_id, tenant), err=True)
+        raise SystemExit(NO_PROFILE_EXIT)
