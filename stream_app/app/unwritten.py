@@ -59,17 +59,25 @@ OPEN_FILE = "redis-unwritten-open.json"
 OPEN_REFRESH_S = 5.0
 
 
-def read(datadir: Path) -> dict[str, Any] | None:
-    """The marker (``ops``, ``stops``, ``first``, ``last``), or None (none, or unreadable:
-    then logged and read as one stop of unknown size)."""
-    path = Path(datadir) / FILE
+def _bytes(path: Path) -> bytes | None:
+    """A marker file's bytes; None when there is none, ``b""`` when it cannot be read
+    (logged: then read as a marker of unknown content)."""
     try:
-        raw = path.read_bytes()
+        return path.read_bytes()
     except FileNotFoundError:
         return None
     except OSError as exc:
         log.error("cannot read %s: %s", path, exc)
-        return {"ops": 1, "stops": 1, "first": None, "last": None, "last_ms": 0}
+        return b""
+
+
+def read(datadir: Path) -> dict[str, Any] | None:
+    """The marker (``ops``, ``stops``, ``first``, ``last``), or None (none, or unreadable:
+    then logged and read as one stop of unknown size)."""
+    path = Path(datadir) / FILE
+    raw = _bytes(path)
+    if raw is None:
+        return None
     try:
         doc = orjson.loads(raw)
         return {"ops": max(1, int(doc["ops"])), "stops": max(1, int(doc.get("stops", 1))),
@@ -184,13 +192,9 @@ def adopt_open(datadir: Path) -> dict[str, Any] | None:
         True
     """
     path = Path(datadir) / OPEN_FILE
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
+    raw = _bytes(path)
+    if raw is None:
         return None
-    except OSError as exc:
-        log.error("cannot read %s: %s", path, exc)
-        raw = b""
     try:
         got = orjson.loads(raw)
         ops, last_ms = max(1, int(got["ops"])), int(got["last_ms"])

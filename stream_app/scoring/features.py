@@ -348,19 +348,14 @@ def featurize(st: dict[str, Any], now_ms: int, fc: FeatureConfig) -> dict[str, f
                     # written before NUMERIC_BOUND, through JSON) (QA33 F1)
                     if val is None or not -_INF < val < _INF:
                         continue
-                    total = 0.0 + val
-                    if total:
-                        names = (wt_get(key) or window_tails(key))[j]
-                        if names:
-                            v = _slog(total)
-                            for name in names:
-                                x[name] = v
-                    continue
+                    scale = _slog
+                else:
+                    scale = log1p
                 total = 0.0 + val
                 if total:
                     names = (wt_get(key) or window_tails(key))[j]
                     if names:
-                        v = log1p(total)
+                        v = scale(total)
                         for name in names:
                             x[name] = v
         else:
