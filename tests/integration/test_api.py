@@ -312,7 +312,11 @@ def test_why_command_prints_the_record_and_timeline(served):
                               "--tenant", "acme"], capture_output=True, text=True, env=env,
                              cwd=ROOT, timeout=60)
     assert missing.returncode != 0 and "no profile for user 'nobody'" in missing.stderr
-    untagged = subprocess.run([sys.executable, "-m", "stream_app", "why", "u6", "no_such_tag",
+    untagged = subprocess.run([sys.executable, "-m", "stream_app", "why", "u6", "refunded",
                                "--tenant", "acme"], capture_output=True, text=True, env=env,
                               cwd=ROOT, timeout=60)
-    assert untagged.returncode != 0 and "no record" in untagged.stderr
+    assert untagged.returncode != 0 and "no record of tag 'refunded'" in untagged.stderr
+    typo = subprocess.run([sys.executable, "-m", "stream_app", "why", "u6", "activty",
+                           "--tenant", "acme"], capture_output=True, text=True, env=env,
+                          cwd=ROOT, timeout=60)   # QA38 F7: a mistyped tag id is told apart
+    assert typo.returncode != 0 and "did you mean 'activity'" in typo.stderr
