@@ -71,6 +71,26 @@ def _bytes(path: Path) -> bytes | None:
         return b""
 
 
+def _write(path: Path, doc: dict[str, Any]) -> None:
+    """Write a marker file whole (a temporary file renamed over it); raises OSError."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(orjson.dumps(doc))
+    tmp.replace(path)
+
+
+def _remove(path: Path) -> bool:
+    """Remove a marker file; True if there was one (a failure is logged)."""
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        log.error("cannot remove %s: %s", path, exc)
+        return False
+    return True
+
+
 def read(datadir: Path) -> dict[str, Any] | None:
     """The marker (``ops``, ``stops``, ``first``, ``last``), or None (none, or unreadable:
     then logged and read as one stop of unknown size)."""
@@ -88,22 +108,23 @@ def read(datadir: Path) -> dict[str, Any] | None:
         return {"ops": 1, "stops": 1, "first": None, "last": None, "last_ms": 0}
 
 
+def _iso(ms: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ms / 1000))
+
+
 def record(datadir: Path, ops: int, held: int, at: str | None = None,
            at_ms: int | None = None) -> dict[str, Any]:
     """Add one stop's unwritten writes (``ops`` queued operations, ``held`` changes not yet
     built into operations) to the marker; the marker as written (not written: logged)."""
     now = time.time()
-    at = at or time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
+    at = at or _iso(int(now * 1000))
     before = read(datadir) or {"ops": 0, "stops": 0, "first": at}
     doc = {"ops": before["ops"] + ops + held, "stops": before["stops"] + 1,
            "first": before.get("first") or at, "last": at,
            "last_ms": int(now * 1000) if at_ms is None else at_ms}
     path = Path(datadir) / FILE
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(orjson.dumps(doc))
-        tmp.replace(path)
+        _write(path, doc)
     except OSError as exc:
         log.error("cannot record the unwritten Redis writes in %s: %s (run `%s`)", path,
                   exc, REPAIR)
@@ -112,19 +133,7 @@ def record(datadir: Path, ops: int, held: int, at: str | None = None,
 
 def clear(datadir: Path) -> bool:
     """Remove the marker (a rebuild re-projected the users); True if there was one."""
-    path = Path(datadir) / FILE
-    try:
-        path.unlink()
-    except FileNotFoundError:
-        return False
-    except OSError as exc:
-        log.error("cannot remove %s: %s", path, exc)
-        return False
-    return True
-
-
-def _iso(ms: int) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ms / 1000))
+    return _remove(Path(datadir) / FILE)
 
 
 class OutageMarker:
@@ -158,10 +167,7 @@ class OutageMarker:
         doc = {"since_ms": since, "last_ms": int(time.time() * 1000),
                "ops": len(projection.pending) + projection.held}
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_suffix(".tmp")
-            tmp.write_bytes(orjson.dumps(doc))
-            tmp.replace(self.path)
+            _write(self.path, doc)
             self._written = now
         except OSError as exc:
             log.error("cannot keep %s while Redis writes fail: %s", self.path, exc)
@@ -169,12 +175,7 @@ class OutageMarker:
     def close(self) -> None:
         """The outage's writes are written, or a stop recorded what is left."""
         self._written = None
-        try:
-            self.path.unlink()
-        except FileNotFoundError:
-            pass
-        except OSError as exc:
-            log.error("cannot remove %s: %s", self.path, exc)
+        _remove(self.path)
 
 
 def adopt_open(datadir: Path) -> dict[str, Any] | None:
@@ -205,10 +206,7 @@ def adopt_open(datadir: Path) -> dict[str, Any] | None:
     log.error("Redis projection: the last run of this worker ended without a stop (kill -9, "
               "OOM, a lost node) while Redis writes had failed since %s: its %d queued writes "
               "are lost until `%s` (recorded in %s)", since, ops, REPAIR, Path(datadir) / FILE)
-    try:
-        path.unlink()
-    except OSError as exc:
-        log.error("cannot remove %s: %s", path, exc)
+    _remove(path)
     return doc
 
 
@@ -226,7 +224,7 @@ async def drain_at_stop(projection: Any, datadir: Path, timeout: float = DRAIN_S
                   "stop (Redis unavailable for %.0f s): Redis is missing them until `%s` "
                   "(recorded in %s: %d writes over %d stops)", ops, held, timeout, REPAIR,
                   Path(datadir) / FILE, doc["ops"], doc["stops"])
-    OutageMarker(datadir).close()             # the stop has accounted for the outage
+    _remove(Path(datadir) / OPEN_FILE)        # the stop has accounted for the outage
     return ops + held
 
 
