@@ -35,7 +35,6 @@ from stream_app.business.spec import BusinessSpec, WindowSpec, fold_tenant, load
 
 __all__ = ["BusinessAggregator", "load_business_spec"]
 
-REVENUE = "__revenue__"   # a bucket's key of the revenue series' amount (money series: __<name>__)
 OTHER = "other"
 UNKNOWN = "unknown"
 MAX_PLANS = 4_096   # step sets of a bucket whose series are remembered (_plan)
@@ -227,7 +226,6 @@ class BusinessAggregator:
                 continue
         return 0.0
 
-    _amount = amount_of
 
     # ---- closing ----
     def advance(self, now_ms: int) -> list[SeriesPoint]:

@@ -59,7 +59,7 @@ class ReferenceAggregator(BusinessAggregator):
         # the money series of the step (QA37 F6: revenue = trials + orders + renewals,
         # refunds apart), the amount as amount_props reads it
         money = self.spec.amount_series.get(step)
-        amount = self._amount(event.props or {}) if money else 0.0
+        amount = self.amount_of(event.props or {}) if money else 0.0
         for w, ws in self.spec.windows.items():
             start = event.ts - event.ts % ws.size_ms
             nxt = self._next_close[w]
@@ -191,7 +191,7 @@ def test_count_event_equals_the_reference(monkeypatch) -> None:
         if step is not None:
             # the counters count the amounts the series count (QA37 F3, F6)
             money = business.spec.amount_series.get(step)
-            kw = {money: agg._amount(ev.props)} if money else {}
+            kw = {money: agg.amount_of(ev.props)} if money else {}
             business.metrics.biz_event(ev.tenant, agg.attribute(ev.props, channel), step,
                                        **kw)
         closed = agg.add(ev, channel)
