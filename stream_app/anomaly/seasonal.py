@@ -95,10 +95,9 @@ class SeasonalDetector:
         self._warmup_min_n = max(1, int(warmup_min_share * warmup_points))
         self._adopt_ms = adopt_days * DAY_MS
         self._t0: int | None = None          # event time of the first point
-        # excursion of held points: start (event time), mean residual, points
+        # excursion of held points: start (event time), mean residual
         self._exc_since: int | None = None
         self._exc_r = 0.0
-        self._exc_n = 0
         self._level: float | None = None
         self._season = [[0.0] * self._n_slots for _ in range(week_classes)]
         self._seen = [[0] * self._n_slots for _ in range(week_classes)]
@@ -165,16 +164,15 @@ class SeasonalDetector:
         if hold:
             # score only: follow the excursion's residual; adopt it once it has lasted
             if self._exc_since is None:
-                self._exc_since, self._exc_r, self._exc_n = ts_ms, r, 1
+                self._exc_since, self._exc_r = ts_ms, r
             else:
                 self._exc_r += a_level * (r - self._exc_r)
-                self._exc_n += 1
             if ts_ms - self._exc_since >= self._adopt_ms and math.isfinite(self._exc_r):
                 self._level = level + self._exc_r
-                self._exc_since, self._exc_r, self._exc_n = None, 0.0, 0
+                self._exc_since, self._exc_r = None, 0.0
             return Verdict(z, exp, sd, False)
         if self._exc_since is not None:   # the excursion ended before it was adopted
-            self._exc_since, self._exc_r, self._exc_n = None, 0.0, 0
+            self._exc_since, self._exc_r = None, 0.0
         level += a_level * rc
         self._level = level
         if seen == 0:
@@ -199,8 +197,7 @@ class SeasonalDetector:
     def to_dict(self) -> dict[str, Any]:
         return {"level": self._level, "season": self._season, "seen": self._seen,
                 "extra_var": self._extra_var, "n": self._n, "var_n": self._var_n,
-                "t0": self._t0, "exc_since": self._exc_since, "exc_r": self._exc_r,
-                "exc_n": self._exc_n}
+                "t0": self._t0, "exc_since": self._exc_since, "exc_r": self._exc_r}
 
     def load(self, state: dict[str, Any]) -> SeasonalDetector:
         if len(state["season"]) != self.week_classes:
@@ -218,7 +215,6 @@ class SeasonalDetector:
         since = state.get("exc_since")
         self._exc_since = None if since is None else int(since)
         self._exc_r = float(state.get("exc_r", 0.0))
-        self._exc_n = int(state.get("exc_n", 0))
         return self
 
 
