@@ -95,14 +95,14 @@ def has_profile(redis_url: str, tenant: str, user_id: str) -> bool | str:
     read (the deletion does not need Redis: the request is sent all the same)."""
     import redis  # noqa: PLC0415
 
-    from stream_app.serving import keys  # noqa: PLC0415
+    from stream_app.serving.store import ProfileStore  # noqa: PLC0415
 
     try:
-        r = redis.Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=5)
+        store = ProfileStore(redis_url)
         try:
-            return bool(r.exists(keys.user_key(tenant, user_id)))
+            return store.exists(tenant, user_id)
         finally:
-            r.close()
+            store.r.close()
     except redis.RedisError as exc:
         return f"{type(exc).__name__}: {exc}"
 
