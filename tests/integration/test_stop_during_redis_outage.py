@@ -52,6 +52,21 @@ def cli(stack, *args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=300)
 
 
+def during_outage(redis_pid: int, h, tags, users: list[str], t: int, stop) -> None:
+    """Freeze Redis, send a click of each user, wait for their tag changes (the Redis
+    writes are then queued in the worker), call ``stop`` (SIGTERM or kill -9 the worker),
+    thaw Redis."""
+    os.kill(redis_pid, signal.SIGSTOP)        # Redis stops answering
+    try:
+        for u in users:
+            h.send("click", event(u, "course_view", t))
+        for u in users:
+            tags.wait_for(timeout=90, user_id=u, tag_id="activity")
+        stop()
+    finally:
+        os.kill(redis_pid, signal.SIGCONT)
+
+
 def test_writes_left_at_a_stop_during_an_outage_are_reported_until_a_live_rebuild(
         outage_stack):
     s = outage_stack
@@ -63,15 +78,8 @@ def test_writes_left_at_a_stop_during_an_outage_are_reported_until_a_live_rebuil
     try:
         t = h.base_ts()
         users = [uid("rstop") for _ in range(USERS)]
-        os.kill(redis_pid, signal.SIGSTOP)        # Redis stops answering
-        try:
-            for u in users:
-                h.send("click", event(u, "course_view", t))
-            for u in users:
-                tags.wait_for(timeout=90, user_id=u, tag_id="activity")
-            worker.stop(timeout=60)               # SIGTERM while the writes are queued
-        finally:
-            os.kill(redis_pid, signal.SIGCONT)
+        # SIGTERM while the writes are queued
+        during_outage(redis_pid, h, tags, users, t, lambda: worker.stop(timeout=60))
         assert marker.exists(), "the unwritten writes were not recorded"
         assert "not written at stop" in worker.log.read_text()
         assert all(not h.store.tags("default", u) for u in users)   # the loss is real
@@ -92,15 +100,7 @@ def test_writes_left_at_a_stop_during_an_outage_are_reported_until_a_live_rebuil
         # again, and this time the repair runs while the worker is down (QA32 F1): the
         # rebuild records when it started, and the restarted worker drops the record
         later = [uid("rstop2") for _ in range(5)]
-        os.kill(redis_pid, signal.SIGSTOP)
-        try:
-            for u in later:
-                h.send("click", event(u, "course_view", t))
-            for u in later:
-                tags.wait_for(timeout=90, user_id=u, tag_id="activity")
-            worker.stop(timeout=60)
-        finally:
-            os.kill(redis_pid, signal.SIGCONT)
+        during_outage(redis_pid, h, tags, later, t, lambda: worker.stop(timeout=60))
         assert marker.exists()
         out = cli(s, "redis-rebuild")             # the workers stopped: it writes Redis itself
         assert out.returncode == 0, out.stdout + out.stderr
@@ -114,16 +114,12 @@ def test_writes_left_at_a_stop_during_an_outage_are_reported_until_a_live_rebuil
         # worker keeps while its writes fail is found by the next start
         open_marker = Path(worker.env["STREAM_APP_DATADIR"]) / OPEN_FILE
         killed = [uid("rkill") for _ in range(5)]
-        os.kill(redis_pid, signal.SIGSTOP)
-        try:
-            for u in killed:
-                h.send("click", event(u, "course_view", t))
-            for u in killed:
-                tags.wait_for(timeout=90, user_id=u, tag_id="activity")
+
+        def kill_once_marked() -> None:
             wait_until(open_marker.exists, 60, what="the open marker of the outage")
             worker.kill()
-        finally:
-            os.kill(redis_pid, signal.SIGCONT)
+
+        during_outage(redis_pid, h, tags, killed, t, kill_once_marked)
         assert not marker.exists()
         s.restart_worker(worker)
         worker.wait_ready(240)
