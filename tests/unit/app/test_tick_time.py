@@ -11,24 +11,18 @@ from __future__ import annotations
 import json
 
 from stream_app.ticks import tick_time, tick_value
-from tests.unit.app.snippet import last_line
+from tests.unit.app.snippet import GLUE_FEED, last_line
 
-CODE = r"""
-import json, time
-import orjson
-from bench import glue_cost as g
-
-mods = g.import_tree(None)
-side = g.Side(mods, mods)
-agents, rt = side.agents, side.agents.runtime
+CODE = GLUE_FEED + r"""
+rt = agents.runtime
 DAY = 86_400_000
 t0 = int(time.time() * 1000) - 40 * DAY
 events = [("events.study", "study", "u1", "lesson_attended", t0),
           ("events.click", "click", "u1", "course_view", t0 + 1),
           ("events.click", "click", "u2", "course_view", t0 + 20 * DAY)]   # moves the clock
 for i, (topic, stream, uid, etype, ts) in enumerate(events):
-    ev = {"event_id": f"e{i}", "user_id": uid, "ts": ts, "type": etype, "props": {}}
-    side.run([(g.Msg(topic, 0, i, uid.encode(), orjson.dumps(ev), g.NOW_S), stream)])
+    feed(topic, stream, {"event_id": f"e{i}", "user_id": uid, "ts": ts, "type": etype,
+                         "props": {}})
 
 before = dict(side.store.cache.vals)
 sweep_at = t0 + 14 * DAY + 3_600_000           # the stall passed an hour before the sweep
