@@ -38,7 +38,7 @@ from stream_app.dlq import dead_letter
 from stream_app.errors import ConfigError, EventError
 from stream_app.events import Event, parse_event
 from stream_app.republished import DERIVED, REKEYED, is_republished
-from stream_app.scoring.with_tags import score_with_tags, tick_alerts
+from stream_app.scoring.with_tags import score_with_tags, tick_alerts, tick_scores
 from stream_app.security.pii import protect_event_props
 from stream_app.serving import keys
 from stream_app.serving.full_state import (
@@ -474,6 +474,12 @@ def _tick(msg: Any) -> None:
     raw = encode_state(result.state, cold) if write else None   # before any output
     publish(uid, result, None)
     publish_alerts(uid, alerts, None)
+    if not (NO_SCORING or NO_REDIS):
+        scored = tick_scores(runtime.scorer, result.state, result.changes, now)
+        if scored is not None:   # a layer tag moved: the profile's layers follow it
+            runtime.projection.set_fields(
+                result.state.get("tenant", "default"), uid,
+                keys.score_fields(scored[0], scored[1].layers, scored[1].source))
     if result.state is None:
         runtime.projection.forget(state.get("tenant", "default"), uid, tags)
         store_state(uid, None, msg.partition)

@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from stream_app.events import Event
-from stream_app.scoring.config import ScoringConfig
+from stream_app.scoring.config import ScoringConfig, tag_layer
 from stream_app.scoring.features import DAY_MS, _slog, featurize, fold, new_state
 from stream_app.scoring.points import RulePoints, add_points, points_score
 from stream_app.scoring.registry import ModelRegistry
@@ -313,13 +313,30 @@ class Scorer:
                     x[feature] = _slog(pts)
         return x
 
-    def score(self, sc_state: dict[str, Any], now_ms: int) -> ScoreStep:
-        """Scores of a user as of ``now_ms`` without any event (e.g. for the API or a sweep)."""
+    @property
+    def layer_tags(self) -> dict[str, str]:
+        """target -> the rule tag its layer is read from (``layer_tag`` in the config).
+
+        >>> from stream_app.scoring.config import load_scoring_config
+        >>> cfg = load_scoring_config()
+        >>> Scorer(cfg, ModelRegistry(cfg), alert_policy=None).layer_tags
+        {'convert': 'intent', 'at_risk': 'at_risk'}
+        """
+        return dict(self._layer_tags)
+
+    def score(self, sc_state: dict[str, Any], now_ms: int,
+              rule_tags: dict[str, Any] | None = None) -> ScoreStep:
+        """Scores of a user as of ``now_ms`` without any event (e.g. for the API or a sweep);
+        with ``rule_tags``, the layers of the targets that have a ``layer_tag`` are read
+        from those tags, as :meth:`on_event` does."""
         step = ScoreStep(sc_state=sc_state)
         if "nc" in sc_state:     # refused profiling: the rule points only
             self._score_all(sc_state, None, now_ms, step, no_model=True)
         else:
             self._score_all(sc_state, None, now_ms, step)
+        if rule_tags is not None:
+            for name, tag in self._layer_tags:
+                step.layers[name] = tag_layer(rule_tags.get(tag))
         return step
 
     # ---- internals ----------------------------------------------------------------------
