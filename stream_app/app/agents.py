@@ -177,7 +177,7 @@ def forget_user(ev: Event, state: dict[str, Any] | None, partition: int,
             return
     elif state is not None:
         tags = dict(state.get("tags") or {})
-        publish(ev.user_id, runtime.engine.forget(state, ev.ts), broker_ts)
+        publish(ev.user_id, runtime.engine.forget(state, ev.ts, trigger=ev.event_id), broker_ts)
         runtime.projection.forget(ev.tenant, ev.user_id, tags)
     if MARKER_MS:
         store_state(ev.user_id, deletion_marker(ev.user_id, ev.tenant, ev.ts, MARKER_MS),

@@ -128,6 +128,10 @@ def fold_changes(changes: list[dict[str, Any]], extra: list[dict[str, Any]],
         i = at.get(c["tag_id"])
         if c.get("trigger") is None:
             c["trigger"] = trigger
+            ev = c.get("evidence")
+            if ev is not None and ev.get("trigger") is None:
+                # the evidence names the event too (QA39 F2: it read as a clock tick's)
+                c["evidence"] = dict(ev, trigger=trigger)
         if i is None:
             at[c["tag_id"]] = len(changes)
             changes.append(c)
