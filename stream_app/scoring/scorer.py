@@ -44,7 +44,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from stream_app.events import Event
+from stream_app.errors import EventError
+from stream_app.events import Event, outcome_label
 from stream_app.scoring.config import ScoringConfig, tag_layer
 from stream_app.scoring.features import DAY_MS, _slog, featurize, fold, new_state
 from stream_app.scoring.points import RulePoints, add_points, points_score
@@ -237,10 +238,13 @@ class Scorer:
             if target in self.targets:
                 if event.type == "checkpoint":
                     self._checkpoint(st, event, str(props.get("group", "")))
-                elif event.type == "outcome" and props.get("value") is not None:
-                    trig = props.get("event_ts")
-                    self._outcome(st, event, target, int(bool(props["value"])),
-                                  int(trig) if isinstance(trig, int | float) else event.ts, step)
+                elif event.type == "outcome":
+                    try:   # (parse_event has read them at the door: this is the same reading)
+                        y, trig = outcome_label(props)
+                    except EventError:
+                        return step   # not a truth (an unvalidated offline file): no pairs
+                    self._outcome(st, event, target, y, event.ts if trig is None else trig,
+                                  step)
             return step
         if stream == "feedback":
             verdict = str(event.props.get("verdict") or event.type).strip().lower()
