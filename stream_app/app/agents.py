@@ -404,7 +404,11 @@ def reproject(uid: str, state: dict[str, Any] | None, request: bytes) -> None:
     """Rewrite the user's whole Redis projection from its state, queued after this worker's
     earlier writes for it (``redis-rebuild --live``: the rebuild's writes cannot overtake
     newer ones). The first record of a request drops every cache of what Redis holds, and
-    caching starts again (from nothing) if :func:`reproject_phase` had suspended it."""
+    caching starts again (from nothing) if :func:`reproject_phase` had suspended it. The
+    score fields are the user's as of its state's clock, with the models this worker serves
+    (QA40 F2: they were not rewritten, so every user lost its scores and layers)."""
+    from stream_app.serving.full_state import state_scores  # noqa: PLC0415 - used here only
+
     if request != runtime.reproject_id:
         runtime.reproject_id = request
         runtime.projection.resume_caches()
@@ -417,7 +421,8 @@ def reproject(uid: str, state: dict[str, Any] | None, request: bytes) -> None:
         return
     why = (why_records(runtime.engine, state)
            if runtime.projection.why_mode != "off" else None)
-    runtime.projection.reproject(state_ops(state, why, runtime.projection.timeline),
+    scores = state_scores(None if NO_SCORING else runtime.scorer, state)
+    runtime.projection.reproject(state_ops(state, why, runtime.projection.timeline, scores),
                                  state.get("tenant") or "default", uid)
     metrics.REPROJECTED.inc()
 

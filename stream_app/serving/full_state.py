@@ -1,6 +1,8 @@
 """One user's whole projection, written from its state: what ``redis-rebuild`` writes for
 every user of the table, and what a worker writes for a user it is asked to re-project
-(``redis-rebuild --live``).
+(``redis-rebuild --live``): its current tags (with their why records) and its score fields
+(``score:<target>`` = ``[score, layer, source]``), scored as of the state's own clock
+(:func:`state_scores`).
 
 Example:
     >>> st = {"uid": "u1", "tenant": "t1", "tags": {"activity": "low", "score": 3}}
@@ -8,19 +10,26 @@ Example:
     ['hset', 'lpush', 'ltrim', 'sadd', 'zadd']
     >>> state_ops({"uid": "u2", "tags": {}})       # no tags: still one of the tenant's users
     [('sadd', 'sa:default:users', 'u2'), ('sadd', 'sa:tenants', 'default')]
+    >>> state_ops({"uid": "u2", "tags": {}},
+    ...           scores={"score:convert": (0.37, "medium", "rules")})[-1]
+    ('hsetmap', 'sa:default:user:u2', {'score:convert': b'[0.37,"medium","rules"]'})
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
+from stream_app.scoring.points import round_scores
 from stream_app.serving import keys
 from stream_app.serving.projection import change_ops
 
 State = dict[str, Any]
 
 __all__ = ["LIVE_PAUSE_MAX_S", "REPROJECT", "REPROJECT_BEGIN", "REPROJECT_FLUSHED",
-           "REPROJECT_PHASE", "TICKS_TOPIC", "state_ops", "why_records"]
+           "REPROJECT_PHASE", "TICKS_TOPIC", "scored_at", "state_ops", "state_scores",
+           "why_records"]
 
 #: the topic of the workers' clock ticks (``topics/topics.yaml``), processed by the owner of
 #: each user in order with its events, and the value of a tick that asks for the user's whole
@@ -39,9 +48,13 @@ LIVE_PAUSE_MAX_S = 120.0
 
 
 def state_ops(state: State, why: dict[str, Any] | None = None,
-              timeline: int = keys.TIMELINE_MAX) -> list[tuple[Any, ...]]:
+              timeline: int = keys.TIMELINE_MAX,
+              scores: dict[str, tuple[float, Any, Any]] | None = None
+              ) -> list[tuple[Any, ...]]:
     """Projection operations that write one table record's current tags (segment bitmaps,
-    integer ids and numeric buckets through the projection's scripts)."""
+    integer ids and numeric buckets through the projection's scripts) and ``scores``, its
+    score fields (:func:`state_scores`; QA40 F2: none were written, so a rebuild left every
+    user without scores and layers until its next scored event)."""
 
     ops: list[tuple[Any, ...]] = []
     tenant = state.get("tenant") or "default"
@@ -55,7 +68,69 @@ def state_ops(state: State, why: dict[str, Any] | None = None,
     if not ops:
         ops.append(("sadd", keys.users_key(tenant), uid))
         ops.append(("sadd", keys.TENANTS_KEY, tenant))
+    if scores:
+        ops.append(("hsetmap", keys.user_key(tenant, uid),
+                    {f: orjson.dumps(v) for f, v in scores.items()}))
     return ops
+
+
+def scored_at(state: State) -> tuple[int | None, int | None]:
+    """``(clock, last)``: the state's own clock (``now``: its newest event or clock tick),
+    the time a rebuild scores it as of, and the time of its last scored event (the
+    scoring state's ``last``), the time the worker scored it as of; ``(None, None)`` for a
+    state that was never scored (no scoring state, or no event folded into it: the worker
+    wrote no score fields).
+
+    >>> scored_at({"now": 9_000, "sc": {"t0": 1_000, "last": 5_000}})
+    (9000, 5000)
+    >>> scored_at({"now": 9_000, "sc": {"t0": None, "last": None}}), scored_at({"now": 1})
+    ((None, None), (None, None))
+    """
+    sc = state.get("sc")
+    if not isinstance(sc, dict) or sc.get("t0") is None:
+        return None, None
+    last = sc.get("last")
+    last = last if isinstance(last, int) else sc["t0"]
+    now = state.get("now")
+    return max(now if isinstance(now, int) else 0, last), last
+
+
+def state_scores(scorer: Any, state: State, at: int | None = None
+                 ) -> dict[str, tuple[float, Any, Any]]:
+    """The score fields of a user from its state (``scorer``: a
+    :class:`~stream_app.scoring.scorer.Scorer` with the served models; None: none): every
+    target scored as of ``at`` (default: the state's own clock, :func:`scored_at`) at the
+    published resolution, the layers of the targets that have a ``layer_tag`` read from the
+    state's tags, as the worker writes them after an event or a clock tick that moves a
+    layer tag. Empty for a state never scored, or one the scorer cannot read (a scoring
+    state of another layout: the user keeps no score fields until its next scored event).
+
+    Example:
+        >>> from stream_app.events import Event
+        >>> from stream_app.scoring.config import load_scoring_config
+        >>> from stream_app.scoring.registry import ModelRegistry
+        >>> from stream_app.scoring.scorer import Scorer
+        >>> cfg = load_scoring_config()
+        >>> sc = Scorer(cfg, ModelRegistry(cfg), alert_policy=None)
+        >>> ev = Event("e1", "u1", 0, "trial_booked", "click")
+        >>> st = {"now": 0, "tags": {"intent": "medium"}, "sc": sc.on_event(None, ev).sc_state}
+        >>> state_scores(sc, st)
+        {'score:convert': (0.22, 'medium', 'rules'), 'score:at_risk': (0.0, 'low', 'rules')}
+        >>> st["now"] = 14 * 86_400_000      # clock ticks since: the points have decayed
+        >>> state_scores(sc, st)["score:convert"], state_scores(sc, st, at=0)["score:convert"]
+        ((0.12, 'medium', 'rules'), (0.22, 'medium', 'rules'))
+        >>> state_scores(None, st), state_scores(sc, {"now": 0, "tags": {}})
+        ({}, {})
+    """
+    clock, _ = scored_at(state)
+    if scorer is None or clock is None:
+        return {}
+    try:
+        step = scorer.score(state["sc"], clock if at is None else at,
+                            rule_tags=state.get("tags") or {})
+    except Exception:  # noqa: BLE001 - an unreadable scoring state: no score fields
+        return {}
+    return keys.score_fields(round_scores(step.scores), step.layers, step.source)
 
 
 def why_records(engine: Any, state: State) -> dict[str, Any]:
