@@ -340,3 +340,36 @@ def group_backlog(bootstrap: str, group: str, topics: Sequence[str], partitions:
     finally:
         c.close()
     return backlog_of(marks, ends, committed)
+
+
+def read_to_end(bootstrap: str, topic: str, idle_s: float = 30.0) -> Iterator[Any]:
+    """Every record of ``topic`` (all partitions) from the beginning up to its end as of the
+    call, in offset order within each partition (records with errors skipped). A clear
+    :class:`~stream_app.errors.UnreachableError` when no broker answers; a topic that does
+    not exist yet reads as empty. Stops early after ``idle_s`` seconds without a record
+    (a broker that stopped answering)."""
+    from confluent_kafka import TopicPartition  # noqa: PLC0415
+
+    found = require_broker(bootstrap).topics.get(topic)
+    if found is None or found.error:
+        return
+    parts = sorted(found.partitions)
+    ends = end_offsets(bootstrap, topic, len(parts))
+    c = read_assigned(bootstrap, topic, len(parts))
+    try:
+        lows = {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[0]
+                for p in parts}
+        left = {p for p in parts if ends.get(p, 0) > max(lows[p], 0)}
+        quiet = time.monotonic()
+        while left and time.monotonic() - quiet < idle_s:
+            for msg in c.consume(num_messages=1000, timeout=0.2):
+                if msg.error():
+                    continue
+                quiet = time.monotonic()
+                p = msg.partition()
+                if p in left and msg.offset() < ends[p]:
+                    yield msg
+                if msg.offset() + 1 >= ends.get(p, 0):
+                    left.discard(p)
+    finally:
+        c.close()
