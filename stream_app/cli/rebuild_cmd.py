@@ -5,8 +5,11 @@ confluent-kafka (no consumer group, every partition assigned); the last value pe
 and a tombstone (null value) deletes the user. The projection of every remaining user is
 then written through the same operations the worker uses (``change_ops``), so the result is
 what the worker would have written: current tags in the user hash, segment sets and numeric
-zsets, the tenant's user set and a "why" record for each tag whose rule still gives the
-stored value. Timelines are not rebuilt (they are a bounded history of ``tags.changes``).
+zsets, the tenant's user set, a "why" record for each tag whose rule still gives the
+stored value, and the score fields (``score:<target>`` = ``[score, layer, source]``), scored
+as of the state's own clock with the models the workers serve (the newest snapshots of
+``models.snapshots``; :func:`~stream_app.serving.full_state.state_scores`). Timelines are not
+rebuilt (they are a bounded history of ``tags.changes``).
 
 With ``--flush`` (the default) every ``sa:*`` key is deleted first, so users deleted from
 the table disappear from Redis too; it works on a fresh, empty Redis.
@@ -20,6 +23,8 @@ Example (pure part: the projection of one table record):
     []
     >>> diff_user(st, {"tag:activity": "high"}, set(), {})
     ["u1: hash tags {'activity': 'high'} != table {'activity': 'low', 'score': 3}", ...]
+    >>> diff_scores("u1", {"score:convert": (0.2, "low", "rules")}, {})
+    (["u1: score:convert missing (the table's state gives [0.2, 'low', 'rules'])"], [])
 """
 
 from __future__ import annotations
@@ -41,9 +46,12 @@ from stream_app.serving.full_state import (
     REPROJECT_BEGIN,
     REPROJECT_FLUSHED,
     TICKS_TOPIC,
+    scored_at,
     state_ops,
+    state_scores,
     why_records,
 )
+from stream_app.serving.reader import split_profile
 from stream_app.state.codec import merged
 from stream_app.state.deletion import is_marker
 from stream_app.text import plural
@@ -296,16 +304,19 @@ def write_ops(r: Any, ops: Iterable[tuple[Any, ...]], batch: int = 5000) -> int:
 
 
 def rebuild(r: Any, states: dict[str, State], engine: Any = None, flush: bool = True,
-            why: str = "compact", timeline: int = keys.TIMELINE_MAX) -> int:
+            why: str = "compact", timeline: int = keys.TIMELINE_MAX,
+            scorer: Any = None) -> int:
     """Rewrite the projection of ``states`` into Redis ``r``; return the operations written.
-    ``why``/``timeline``: the storage settings (``redis_why``, ``redis_timeline``)."""
+    ``why``/``timeline``: the storage settings (``redis_why``, ``redis_timeline``);
+    ``scorer``: scores each user as of its state's clock for its score fields
+    (:func:`~stream_app.serving.full_state.state_scores`; None: no score fields)."""
     if flush:
         flush_projection(r)
 
     def ops() -> Iterable[tuple[Any, ...]]:
         for st in states.values():
             w = why_records(engine, st) if engine is not None and why != "off" else None
-            yield from state_ops(st, w, timeline)
+            yield from state_ops(st, w, timeline, state_scores(scorer, st))
 
     return write_ops(r, ops())
 
@@ -416,6 +427,35 @@ def live_rebuild(bootstrap: str, reader: TableReader, timeout: float, group: str
                f"{time.monotonic() - t0:.1f}s")
 
 
+def load_scorer(bootstrap: str, settings: Any, timeout: float) -> Any:
+    """The scorer of the score fields a rebuild writes and ``--check-only`` compares: the
+    scoring config with the models the workers serve (the newest snapshots published on
+    ``models.snapshots``; a target without one: its rule points); None when the workers
+    score nothing (``STREAM_APP_DISABLE=scoring``). Says on stderr what it scores with."""
+    if settings.disabled("scoring"):
+        click.echo("scoring is disabled (STREAM_APP_DISABLE): no score fields", err=True)
+        return None
+    from stream_app.scoring.config import load_scoring_config  # noqa: PLC0415
+    from stream_app.serving.served_models import served_scorer  # noqa: PLC0415
+
+    config = load_scoring_config(day_offset_minutes=settings.day_offset_minutes)
+    scorer, served = served_scorer(bootstrap, config, timeout)
+    click.echo(f"score fields as of each user's clock, with {served}", err=True)
+    return scorer
+
+
+def report_notes(notes: list[str], shown: int = 10) -> None:
+    """``--check-only``'s notes (:func:`diff_scores`): score fields a live projection holds
+    legitimately, which a rebuild would rewrite; a few of them, then how many."""
+    if not notes:
+        return
+    for note in notes[:shown]:
+        click.echo(f"note: {note}")
+    click.echo(f"note: {plural(len(notes), 'score field')} from another time or model "
+               "version than a rebuild's (models changed since the user's last scored event, "
+               "or scored by a clock tick since): not differences")
+
+
 def _decode(v: bytes) -> Any:
     return orjson.loads(v)
 
@@ -442,13 +482,109 @@ def diff_user(state: State, hash_tags: dict[str, Any], seg_members: set[tuple[st
     return out
 
 
+def stored_scores(raw: dict[Any, Any]) -> dict[str, tuple[Any, Any, Any]]:
+    """target -> ``(score, layer, source)`` of a user hash as ``HGETALL`` returns it (either
+    layout: one ``score:`` field, or the ``score:``/``layer:``/``source:`` fields written
+    before session 27), as the API reads it.
+
+    >>> stored_scores({b"score:convert": b'[0.4,"medium","rules"]', b"score:old": b"0.1",
+    ...                b"layer:old": b'"low"', b"tag:intent": b'"medium"'})
+    {'old': (0.1, 'low', None), 'convert': (0.4, 'medium', 'rules')}
+    """
+    p = split_profile(raw)
+    return {t: (v, p["layers"].get(t), p["sources"].get(t)) for t, v in p["scores"].items()}
+
+
+def _is_score(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def diff_scores(uid: str, want: dict[str, tuple[float, Any, Any]],
+                got: dict[str, tuple[Any, Any, Any]],
+                then: dict[str, tuple[float, Any, Any]] | None = None,
+                layer_tagged: Iterable[str] = ()) -> tuple[list[str], list[str]]:
+    """``(differences, notes)`` between the score fields a table record gives and those of
+    its user hash. ``want``: the fields as of the state's clock (what a rebuild writes,
+    :func:`~stream_app.serving.full_state.state_scores`); ``then``: as of its last scored
+    event (what the worker wrote then); ``got``: :func:`stored_scores` of the hash;
+    ``layer_tagged``: the targets whose layer is read from a tag (``layer_tag``).
+
+    A difference is a field missing or unreadable, or a layer other than the state's: a
+    layer tag's exactly, any other target's the layer of the score it is stored with. A
+    note is what a live projection legitimately holds: a source other than the served one
+    (a model published, or its gate closed, since the user's last scored event) or a score
+    neither as of the clock nor as of the last scored event (scored in between: a clock
+    tick that moved a layer tag, or an event older than the last).
+
+    >>> want = {"score:convert": (0.12, "medium", "rules")}
+    >>> then = {"score:convert": (0.22, "medium", "rules")}
+    >>> diff_scores("u1", want, {"convert": (0.22, "medium", "rules")}, then, ["convert"])
+    ([], [])
+    >>> diff_scores("u1", want, {"convert": (0.22, "low", "rules")}, then, ["convert"])
+    (["u1: layers.convert is 'low', the table's tags give 'medium'"], [])
+    >>> diff_scores("u1", want, {"convert": (0.61, "medium", "logreg@80")}, then, [])[1]
+    ['u1: score:convert by logreg@80, the served models give rules (models changed since)']
+    >>> print(*diff_scores("u1", want, {"convert": (0.17, "medium", "rules")}, then, [])[1])
+    u1: score:convert is 0.17, 0.12 as of the state's clock, 0.22 as of its last scored event
+    """
+    problems: list[str] = []
+    notes: list[str] = []
+    tagged = set(layer_tagged)
+    for field, w in want.items():
+        target = field.partition(":")[2]
+        g = got.get(target)
+        if g is None:
+            problems.append(f"{uid}: {field} missing (the table's state gives {list(w)})")
+            continue
+        score, layer, source = g
+        if not _is_score(score) or not isinstance(source, str):
+            problems.append(f"{uid}: {field} unreadable: {list(g)}")
+            continue
+        if target in tagged and layer != w[1]:
+            problems.append(f"{uid}: layers.{target} is {layer!r}, the table's tags give "
+                            f"{w[1]!r}")
+        if source != w[2]:
+            notes.append(f"{uid}: {field} by {source}, the served models give {w[2]} "
+                         "(models changed since)")
+            continue
+        t = (then or {}).get(field)
+        match = next((x for x in (w, t) if x is not None and x[0] == score), None)
+        if match is None:
+            notes.append(f"{uid}: {field} is {score}, {w[0]} as of the state's clock"
+                         + (f", {t[0]} as of its last scored event" if t else ""))
+        elif target not in tagged and layer != match[1]:
+            problems.append(f"{uid}: layers.{target} is {layer!r}, its score {score} gives "
+                            f"{match[1]!r}")
+    return problems, notes
+
+
+def check_scores(scorer: Any, st: State, raw: dict[Any, Any]
+                 ) -> tuple[list[str], list[str]]:
+    """:func:`diff_scores` of one table record and its user hash (``raw``), scored with
+    ``scorer`` as of the state's clock and as of its last scored event."""
+    want = state_scores(scorer, st)
+    if not want:
+        return [], []
+    _, last = scored_at(st)
+    return diff_scores(st["uid"], want, stored_scores(raw), state_scores(scorer, st, last),
+                       scorer.layer_tags)
+
+
 def check(r: Any, states: dict[str, State], deleted: Iterable[str] = (),
-          tenant_of: dict[str, str] | None = None) -> list[str]:
-    """Compare Redis with table records (and absent users); return the differences."""
+          tenant_of: dict[str, str] | None = None, scorer: Any = None,
+          notes: list[str] | None = None) -> list[str]:
+    """Compare Redis with table records (and absent users); return the differences.
+    ``scorer``: the score fields are compared too (:func:`check_scores`), and what differs
+    legitimately is added to ``notes``."""
     problems: list[str] = []
     for uid, st in states.items():
         tenant = st.get("tenant") or "default"
         raw = r.hgetall(keys.user_key(tenant, uid))
+        if scorer is not None:
+            found, noted = check_scores(scorer, st, raw)
+            problems.extend(found)
+            if notes is not None:
+                notes.extend(noted)
         hash_tags = {k.decode(): _decode(v) for k, v in raw.items()
                      if k.decode().startswith("tag:")}
         rid = raw.get(keys.ID_FIELD.encode())
@@ -530,7 +666,7 @@ def traces(r: Any, uid: str, tenant: str = "default") -> list[str]:
                    "pace takes what it takes")
 def command(bootstrap: str | None, flush: bool, check_only: bool, live: bool,
             timeout: float) -> None:
-    """Rebuild the Redis projection (tags, segments, why) from the users table changelog.
+    """Rebuild the Redis projection (tags, segments, why, scores) from the users table changelog.
 
     Without --live this command writes Redis itself: for a fresh Redis, or with the workers
     stopped (a worker writing meanwhile can be overwritten by older values). With --live the
@@ -570,9 +706,12 @@ def command(bootstrap: str | None, flush: bool, check_only: bool, live: bool,
     finally:
         reader.close()
     if check_only:
-        problems = check(r, states, reader.tombstones)
+        notes: list[str] = []
+        problems = check(r, states, reader.tombstones,
+                         scorer=load_scorer(bootstrap, settings, timeout), notes=notes)
         for p in problems[:50]:
             click.echo(p)
+        report_notes(notes)
         click.echo(f"{plural(len(states), 'user')} in the table; "
                    f"{plural(len(problems), 'difference')}")
         if problems:
@@ -595,8 +734,9 @@ def command(bootstrap: str | None, flush: bool, check_only: bool, live: bool,
     except Exception as exc:  # noqa: BLE001 - rules unreadable: rebuild tags without why
         click.echo(f"rules not loaded ({exc}); why records are skipped", err=True)
         engine = None
+    scorer = load_scorer(bootstrap, settings, timeout)   # before anything is deleted
     n = rebuild(r, states, engine, flush=flush, why=settings.redis_why,
-                timeline=settings.redis_timeline)
+                timeline=settings.redis_timeline, scorer=scorer)
     r.set(keys.REBUILT_KEY, started_ms)
     click.echo(f"rebuilt {plural(len(states), 'user')} "
                f"({plural(reader.records, 'changelog record')}, "
