@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -84,6 +85,48 @@ logreg, logreg_std, hat, arf, ensemble: the scoring config's learners)
             f"{', '.join(known)}: the scoring config's learners)")
 
 
+def check_label_delay(days: float | None) -> None:
+    """Refuse a ``--label-delay`` that is not a finite number of days, 0 or more (one
+    ``Error:`` line, exit code 1, before the file is read).
+
+    >>> check_label_delay(None), check_label_delay(14.0)
+    (None, None)
+    >>> check_label_delay(-1.0)
+    Traceback (most recent call last):
+    ...
+    click.exceptions.ClickException: --label-delay -1.0: a number of days, 0 or more, e.g. 14
+    """
+    if days is not None and not (math.isfinite(days) and days >= 0):
+        raise click.ClickException(f"--label-delay {days}: a number of days, 0 or more, e.g. 14")
+
+
+def window_line(cps: dict[str, Any]) -> str:
+    """What the checkpoint table leaves out, and the label delay per group behind it.
+
+    >>> print(window_line({"label_delay": {"from": "data", "groups": {"d1": {"days": 13.0},
+    ...                    "d7": {"days": None}}},
+    ...                    "all": {"censored": 40, "censored_resolved": 9,
+    ...                            "censored_positives": 8, "unresolved": 0}})
+    ...       )  # doctest: +NORMALIZE_WHITESPACE
+    left out: 40 censored checkpoints (taken less than their label delay before the file's
+    last event; 9 of them resolved, 8 positive), 0 unresolved (no outcome though its window
+    closed); label delay (the longest checkpoint-to-label time in the file): d1 13.0 days,
+    d7 unknown (none resolved)
+    """
+    a = cps.get("all") or {}
+    ld = cps["label_delay"]
+    how = ("the longest checkpoint-to-label time in the file" if ld["from"] == "data"
+           else "--label-delay")
+    per = ", ".join(f"{g} " + ("unknown (none resolved)" if d["days"] is None
+                               else f"{d['days']:.1f} days")
+                    for g, d in ld["groups"].items())
+    return (f"left out: {plural(a.get('censored', 0), 'censored checkpoint')} (taken less "
+            "than their label delay before the file's last event; "
+            f"{a.get('censored_resolved', 0)} of them resolved, "
+            f"{a.get('censored_positives', 0)} positive), {a.get('unresolved', 0)} unresolved "
+            f"(no outcome though its window closed); label delay ({how}): {per}")
+
+
 def _f(v: object) -> str:
     return "-" if v is None else (f"{v:.4f}" if isinstance(v, float) else str(v))
 
@@ -117,13 +160,19 @@ def _f(v: object) -> str:
 @click.option("--warmup", type=float, default=0.5, show_default=True,
               help="also report checkpoints after this share of the time span (0 <= share "
                    "< 1)")
+@click.option("--label-delay", "label_delay", type=float, default=None, metavar="DAYS",
+              help="evaluate only checkpoints taken at least DAYS before the file's last "
+                   "event (default: per checkpoint group, the longest time from a "
+                   "checkpoint to the label that resolved it in the file); the later ones "
+                   "are counted as censored")
 def command(file: str, target: str, learner: str | None, config_path: str | None,
             out_path: str | None, learn_from: str, score_every_event: bool,
             model_path: str | None, save_model: str | None, no_learn: bool,
-            validate: bool, warmup: float, strict: bool) -> None:
+            validate: bool, warmup: float, strict: bool, label_delay: float | None) -> None:
     given = click.get_current_context().get_parameter_source("learn_from")
     names = check_options(learn_from, warmup, no_learn,
                           learn_from_given=given is not click.core.ParameterSource.DEFAULT)
+    check_label_delay(label_delay)
     cfg = load_scoring_config(config_path)
     if learner is not None:
         check_learners("--learner", (learner,), cfg)
@@ -132,7 +181,7 @@ def command(file: str, target: str, learner: str | None, config_path: str | None
         model_blob=Path(model_path).read_bytes() if model_path else None,
         score_events=score_every_event,
         learn_from=names,
-        validate=validate, warmup=warmup, strict=strict,
+        validate=validate, warmup=warmup, strict=strict, label_delay_days=label_delay,
     )
     reg = res.pop("_registry")
     if save_model:
@@ -150,7 +199,7 @@ def command(file: str, target: str, learner: str | None, config_path: str | None
         click.echo(f"skipped {plural(sk['lines'], 'bad line')} ({reasons}; the report's "
                    f"`skipped` lists the first): {sk['first'][0]}", err=True)
     cols = ["n", "positives", "roc_auc", "pr_auc", "log_loss", "precision", "recall",
-            "rules_roc_auc"]
+            "rules_roc_auc", "unresolved", "censored"]
     click.echo(f"{'group':<24}" + "".join(f"{c:>14}" for c in cols))
     rows = list(res["checkpoints"]["groups"].items())
     if res["checkpoints"]["all"]:
@@ -159,10 +208,11 @@ def command(file: str, target: str, learner: str | None, config_path: str | None
         rows.append(("(prequential labels)", res["prequential"]))
     for name, m in rows:
         click.echo(f"{name:<24}" + "".join(f"{_f(m.get(c)):>14}" for c in cols))
+    click.echo(window_line(res["checkpoints"]))
     late = res["checkpoints"]["after_warmup"]
     if late["groups"]:
         click.echo(f"checkpoints after the first {late['warmup']:.0%} of the time span "
-                   "(a warm model):")
+                   "(a warm model), up to each group's horizon:")
         for name, m in late["groups"].items():
             click.echo(f"{name:<24}" + "".join(f"{_f(m.get(c)):>14}" for c in cols))
     g = res["gate"]

@@ -4,9 +4,12 @@ The file is JSON lines (optionally gzip), one event per line with a ``"stream"``
 are processed in file order, one user state per ``user_id``; the training pairs each step
 returns are learned at once (the trainer and the worker are one process here). Checkpoint
 label events record a score that is resolved when the user's outcome arrives; metrics are
-reported over all resolved checkpoints and per ``group``. Labels on their own (no checkpoints)
-are evaluated prequentially: each label's latest snapshot (the score the user had right
-before the outcome) is scored by the current model before the model learns from that label.
+reported over the checkpoints taken at least a label delay before the file's end (whose
+outcome, quick or slow, could arrive in the file) and per ``group``, with the checkpoints
+left out counted (``censored``: too late; ``unresolved``: no outcome came). Labels on their
+own (no checkpoints) are evaluated prequentially: each label's latest snapshot (the score
+the user had right before the outcome) is scored by the current model before the model
+learns from that label.
 
 Example:
     >>> import gzip, json, tempfile, os
@@ -51,7 +54,8 @@ from stream_app.scoring.metrics import roc_auc, summarize
 from stream_app.scoring.registry import ModelRegistry
 from stream_app.scoring.scorer import Scorer
 
-__all__ = ["ConsentReader", "SkippedLines", "evaluate_file", "read_events", "replay"]
+__all__ = ["ConsentReader", "SkippedLines", "coverage", "evaluate_file", "horizons",
+           "label_delays", "open_checkpoints", "read_events", "replay"]
 
 
 def _open(path: Path | str) -> Any:
@@ -285,19 +289,136 @@ def _curve(pairs: list[tuple[str, float, int, int]], every: int) -> list[dict[st
     return out
 
 
+def open_checkpoints(states: dict[str, dict[str, Any]], target: str) -> list[dict[str, Any]]:
+    """The scored checkpoints of ``target`` still waiting for their outcome when the replay
+    ended (``replay``'s ``states``): no label resolved them in the file.
+
+    >>> open_checkpoints({"u1": {"cp": [[5, "convert", "d1", {}, 0.2, 0.1, "rules"],
+    ...                                 [6, "at_risk", "25", {}, 0.3, 0.1, "rules"],
+    ...                                 [7, "convert", "d3", {}, None, 0.1, "rules"]]},
+    ...                   "u2": {}}, "convert")
+    [{'user_id': 'u1', 'group': 'd1', 'ts': 5}]
+    """
+    out = []
+    for uid, st in states.items():
+        for cp in (st or {}).get("cp") or ():
+            ts, t, group, p = cp[0], cp[1], cp[2], cp[4]
+            if t == target and p is not None:
+                out.append({"user_id": uid, "group": group, "ts": ts})
+    return out
+
+
+def label_delays(resolved: list[dict[str, Any]], groups: Any,
+                 delay_ms: int | None = None) -> dict[str, int | None]:
+    """The label delay of each checkpoint group: the longest time from one of its checkpoints
+    to the label that resolved it (the label's arrival, ``label_ts``), over the resolved
+    checkpoints of the file; ``delay_ms``, when given, for every group. None: no checkpoint
+    of the group was resolved, so no delay is known.
+
+    Per group, because the delay depends on when the checkpoint is taken (the simulator's
+    ``convert@d1`` waits 13 days for a negative outcome, ``@d7`` 7; an OULAD checkpoint at
+    10% of a course waits for the course's end, one at 100% a day).
+
+    >>> label_delays([{"group": "d1", "ts": 0, "label_ts": 5},
+    ...               {"group": "d1", "ts": 2, "label_ts": 3}], ["d1", "d3"])
+    {'d1': 5, 'd3': None}
+    >>> label_delays([], ["d1"], delay_ms=7)
+    {'d1': 7}
+    """
+    if delay_ms is not None:
+        return {g: delay_ms for g in groups}
+    out: dict[str, int | None] = {g: None for g in groups}
+    for c in resolved:
+        d, g = c["label_ts"] - c["ts"], c["group"]
+        prev = out.get(g)
+        out[g] = d if prev is None else max(prev, d)
+    return out
+
+
+def horizons(delays: dict[str, int | None], end_ts: int) -> dict[str, int | None]:
+    """Per group, the last checkpoint time whose outcome window closed before the file's end
+    (``end_ts`` minus the group's label delay; None: no delay known, nothing closed).
+
+    >>> horizons({"d1": 5, "d3": None}, 100)
+    {'d1': 95, 'd3': None}
+    """
+    return {g: None if d is None else end_ts - d for g, d in delays.items()}
+
+
+def closed(c: dict[str, Any], horizon: dict[str, int | None]) -> bool:
+    """Whether checkpoint ``c`` was taken early enough for its outcome to be in the file
+    whatever it is (at or before its group's horizon)."""
+    h = horizon.get(c["group"])
+    return h is not None and c["ts"] <= h
+
+
+def coverage(resolved: list[dict[str, Any]], unresolved: list[dict[str, Any]],
+             horizon: dict[str, int | None], since: float | None = None,
+             ) -> dict[str, dict[str, int]]:
+    """Per group (checkpoints taken at or after ``since``): ``n``, the checkpoints evaluated
+    (resolved, within the horizon); ``unresolved``, within the horizon but no outcome came
+    (the outcome window closed: the source sent none); ``censored``, taken after the
+    horizon and left out whether resolved or not, with how many of them were resolved
+    (``censored_resolved``) and positive (``censored_positives``): the outcomes that came in
+    time for them are mostly the quick ones, which is why they are left out (QA41 F4).
+
+    >>> h = {"d1": 10}
+    >>> coverage([{"group": "d1", "ts": 3, "y": 0}, {"group": "d1", "ts": 12, "y": 1}],
+    ...          [{"group": "d1", "ts": 4}, {"group": "d1", "ts": 11}], h)
+    {'d1': {'n': 1, 'unresolved': 1, 'censored': 2, 'censored_resolved': 1, \
+'censored_positives': 1}}
+    """
+    out: dict[str, dict[str, int]] = {}
+
+    def row(group: str) -> dict[str, int]:
+        return out.setdefault(group, {"n": 0, "unresolved": 0, "censored": 0,
+                                      "censored_resolved": 0, "censored_positives": 0})
+
+    for c in resolved:
+        if since is None or c["ts"] >= since:
+            r = row(c["group"])
+            if closed(c, horizon):
+                r["n"] += 1
+            else:
+                r["censored"] += 1
+                r["censored_resolved"] += 1
+                r["censored_positives"] += int(c["y"])
+    for c in unresolved:
+        if since is None or c["ts"] >= since:
+            row(c["group"])["unresolved" if closed(c, horizon) else "censored"] += 1
+    return out
+
+
+def _total(rows: Any) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for r in rows:
+        for k, v in r.items():
+            out[k] = out.get(k, 0) + v
+    return out
+
+
 def evaluate_file(path: Path | str, target: str, *, config: ScoringConfig | None = None,
                   learner: str | None = None, learn: bool = True,
                   model_blob: bytes | None = None, score_events: bool = False,
                   learn_from: tuple[str, ...] = ("checkpoints", "live"),
                   validate: bool = False, curve_every: int = 500,
                   keep_records: bool = False, warmup: float = 0.5,
-                  strict: bool = False) -> dict[str, Any]:
+                  strict: bool = False, label_delay_days: float | None = None,
+                  ) -> dict[str, Any]:
     """Replay ``path`` and report metrics for ``target`` (see the module docstring).
 
     ``model_blob``: start from a published model snapshot; ``learn=False`` freezes it.
-    ``warmup``: checkpoints after this share of the file's time span are also reported
-    apart (``checkpoints.after_warmup``): a cold model's first scores are not its quality.
-    ``keep_records``: include every resolved checkpoint (with its feature snapshot ``x``) in
+    Checkpoints are evaluated only when taken at least a label delay before the file's last
+    event (``label_delay_days``, or per group the longest checkpoint-to-label time of the
+    file, :func:`label_delays`): later ones are resolved only if their outcome came quickly
+    (an order: 1 minute; a lost lead: 14 days, simulator), so the resolved ones among them
+    are mostly positives; they are left out and counted per group (``censored``, and the
+    ``unresolved`` ones whose window closed with no outcome; :func:`coverage`; QA41 F4:
+    they were dropped silently and the late ones kept, 1.00 positive in a 60-day file's
+    last week). ``warmup``: the evaluated checkpoints after this share of the file's time
+    span are also reported apart (``checkpoints.after_warmup``): a cold model's first
+    scores are not its quality.
+    ``keep_records``: include every evaluated checkpoint (with its feature snapshot ``x``) in
     the result under ``"records"`` (used by the OULAD batch baseline). The learned registry
     is under ``"_registry"`` (keys starting with ``_`` are not part of the JSON report).
     A bad line (unreadable, or with ``validate`` one the workers would dead-letter) is
@@ -318,24 +439,33 @@ def evaluate_file(path: Path | str, target: str, *, config: ScoringConfig | None
                  scorer, learn=learn)
     tcfg = cfg.targets[target]
     thr = tcfg.alert_threshold
-    cps = [c for c in run["checkpoints"] if c["target"] == target and c["score"] is not None]
-    groups: dict[str, list[dict[str, Any]]] = {}
-    for c in cps:
-        groups.setdefault(c["group"], []).append(c)
+    resolved = [c for c in run["checkpoints"]
+                if c["target"] == target and c["score"] is not None]
+    unresolved = open_checkpoints(run["states"], target)
+    lo, hi = run["span"] if run["span"][0] is not None else (0, 0)
+    names = sorted({c["group"] for c in resolved + unresolved}, key=group_order)
+    delays = label_delays(resolved, names, None if label_delay_days is None
+                          else round(label_delay_days * 86_400_000))
+    horizon = horizons(delays, hi)
+    cps = [c for c in resolved if closed(c, horizon)]
+    cut = lo + warmup * (hi - lo)
+    counts, late_counts = (coverage(resolved, unresolved, horizon, since)
+                           for since in (None, cut))
 
-    def block(items: list[dict[str, Any]]) -> dict[str, Any]:
+    def block(items: list[dict[str, Any]], count: dict[str, int]) -> dict[str, Any]:
         m = summarize([c["score"] for c in items], [c["y"] for c in items], thr)
         rules = roc_auc([c["rules_score"] for c in items], [c["y"] for c in items])
         m["rules_roc_auc"] = None if rules is None else round(rules, 4)
+        m.update((k, v) for k, v in count.items() if k != "n")
         return m
 
+    def by_group(items: list[dict[str, Any]], count: dict[str, dict[str, int]],
+                 ) -> dict[str, Any]:
+        return {g: block([c for c in items if c["group"] == g], count[g])
+                for g in names if g in count}
+
     pairs = [p for p in run["pairs"] if p[0] == target]
-    lo, hi = run["span"] if run["span"][0] is not None else (0, 0)
-    cut = lo + warmup * (hi - lo)
-    late: dict[str, list[dict[str, Any]]] = {}
-    for c in cps:
-        if c["ts"] >= cut:
-            late.setdefault(c["group"], []).append(c)
+    late = [c for c in cps if c["ts"] >= cut]
     result: dict[str, Any] = {
         "file": str(path),
         "target": target,
@@ -350,10 +480,15 @@ def evaluate_file(path: Path | str, target: str, *, config: ScoringConfig | None
         "snapshots_learned": run["learned"],
         "snapshots_refused": reg.refused.get(target, 0),
         "checkpoints": {
-            "all": block(cps) if cps else None,
-            "groups": {g: block(groups[g]) for g in sorted(groups, key=group_order)},
+            "label_delay": {
+                "from": "data" if label_delay_days is None else "option", "end_ts": hi,
+                "groups": {g: {"days": None if delays[g] is None
+                               else round(delays[g] / 86_400_000, 3),
+                               "horizon_ts": horizon[g]} for g in names}},
+            "all": block(cps, _total(counts.values())) if counts else None,
+            "groups": by_group(cps, counts),
             "after_warmup": {"warmup": warmup, "from_ts": int(cut),
-                             "groups": {g: block(late[g]) for g in sorted(late, key=group_order)}},
+                             "groups": by_group(late, late_counts)},
         },
         "prequential": summarize([p[1] for p in pairs], [p[2] for p in pairs], thr)
         if pairs else None,
