@@ -14,7 +14,9 @@ import threading
 import orjson
 import pytest
 
+from stream_app.cli.rebuild_cmd import stored_scores
 from stream_app.kafka_io import make_producer
+from stream_app.serving import keys
 from tests.faults.workload import scrape
 from tests.helpers import DAY, event, uid, wait_until
 
@@ -92,6 +94,69 @@ def test_live_rebuild_while_events_flow_leaves_redis_equal_to_the_table(stack, h
                              f"{checks[-1].stderr[-2000:]}\n--- the rebuild:\n"
                              f"{out.stdout}{out.stderr[-3000:]}") from None
     assert " 0 differences" in checks[-1].stdout
+    # the score fields too (QA40 F2: the re-projection wrote none, so every user lost its
+    # scores and layers, and --check-only, comparing the tags only, said 0 differences)
+    for u in users:
+        hashed = r.hgetall(keys.user_key("default", u))
+        assert_scores_follow_the_tags(u, hashed)
+
+
+def assert_scores_follow_the_tags(u: str, hashed: dict) -> dict:
+    """The user hash ``hashed`` holds both score fields, each of the rules or a model, with
+    the layer of its layer tag (``intent``; ``at_risk``: true is high); returns them."""
+    scores = stored_scores(hashed)
+    assert set(scores) == {"convert", "at_risk"}, (u, hashed)
+    intent = orjson.loads(hashed.get(b"tag:intent", b'"low"'))
+    at_risk = orjson.loads(hashed.get(b"tag:at_risk", b"false"))
+    assert scores["convert"][1] == intent, (u, scores)
+    assert scores["at_risk"][1] == ("high" if at_risk is True else "low"), (u, scores)
+    assert all(isinstance(v[0], float) and isinstance(v[2], str) for v in scores.values())
+    return scores
+
+
+def test_a_rebuild_into_a_fresh_redis_writes_the_scores_and_layers(stack, harness,
+                                                                  tags_reader):
+    """QA40 F2, the command writing Redis itself (a Redis that lost its data: here another
+    database of the stack's server, which the worker does not write): every user had its
+    tags back but no score field (the API served ``scores``, ``layers`` and ``sources``
+    empty), and ``--check-only`` said 0 differences. Now each user's score fields are
+    rewritten (scored as of its state's clock: its layers and sources are the live ones),
+    and a missing one is a difference."""
+    import redis
+
+    t = harness.base_ts()
+    users = [uid(f"rb-scores{i}") for i in range(4)]
+    journeys = [["course_view"], ["course_view", "trial_booked", "course_view", "cart_add"],
+                ["lesson_attended"], ["course_view", "trial_booked"]]
+    for u, journey in zip(users, journeys, strict=True):
+        for i, etype in enumerate(journey):
+            stream = "study" if etype.startswith("lesson") else "click"
+            harness.send(stream, event(u, etype, t + i * 60_000))
+    live = redis.Redis.from_url(stack.redis.url)
+    wait_until(lambda: all(live.hexists(keys.user_key("default", u), "score:at_risk")
+                           for u in users), timeout=60, what="the users' score fields")
+    fresh_url = stack.redis.url.rsplit("/", 1)[0] + "/7"
+    fresh = redis.Redis.from_url(fresh_url)
+    fresh.flushdb()
+    out = cli(stack, "redis-rebuild", STREAM_APP_REDIS_URL=fresh_url)
+    assert out.returncode == 0, out.stderr
+    assert "rebuilt" in out.stdout
+    assert "score fields as of each user's clock, with convert: " in out.stderr
+    for u in users:
+        was = assert_scores_follow_the_tags(u, live.hgetall(keys.user_key("default", u)))
+        now = assert_scores_follow_the_tags(u, fresh.hgetall(keys.user_key("default", u)))
+        assert {t: v[1:] for t, v in now.items()} == {t: v[1:] for t, v in was.items()}, u
+    assert stored_scores(fresh.hgetall(keys.user_key("default", users[1])))["convert"][1] \
+        == "high"                                          # a hot lead stays one
+    out = cli(stack, "redis-rebuild", "--check-only", STREAM_APP_REDIS_URL=fresh_url)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
+    assert " 0 differences" in out.stdout
+    # the check sees a lost score field (it compared the tags only)
+    fresh.hdel(keys.user_key("default", users[2]), "score:at_risk")
+    out = cli(stack, "redis-rebuild", "--check-only", STREAM_APP_REDIS_URL=fresh_url)
+    assert out.returncode == 1, out.stdout[-3000:]
+    assert f"{users[2]}: score:at_risk missing" in out.stdout
+    fresh.flushdb()
 
 
 def test_live_rebuild_without_workers_fails_before_deleting_anything(stack, harness,
