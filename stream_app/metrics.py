@@ -194,7 +194,12 @@ ANOMALY_SCORE = Gauge(
 WORKER_INFO = Gauge(PREFIX + "worker_info", "1, labelled with worker id and version",
                     ["worker", "version"])
 BACKFILL_PROGRESS = Gauge(PREFIX + "rule_backfill_progress",
-                          "Share of this worker's users re-evaluated after a rule-set change")
+                          "Share of this worker's users re-evaluated after a rule-set change "
+                          "(1 when no backfill runs)")
+# 1 from the start: a worker that never had a rule-set change has no backfill to do (at 0 a
+# fresh worker looked like a stuck backfill on a dashboard, QA40 F5.2); a change sets it to 0
+# (stream_app/app/broadcast.py), each user re-evaluated moves it (agents.note_backfill)
+BACKFILL_PROGRESS.set(1.0)
 READY = Gauge(PREFIX + "ready", "1 when the process has recovered its state and serves")
 
 

@@ -48,3 +48,19 @@ def test_backfill_progress_counts_users_re_evaluated(tmp_path) -> None:
     out = json.loads(last_line(CODE, tmp_path))
     # an ordinary clock tick (u2's first) does not count
     assert out["seen"] == [0.0, 0.25, 0.25, 0.5, 0.75, 1.0] and out["done"] == 4
+
+
+FRESH = r"""
+from stream_app.app import agents  # noqa: F401 - the worker's app, as a worker imports it
+from stream_app import metrics
+
+body, _ = metrics.render()
+print(next(line for line in body.decode().splitlines()
+           if line.startswith("stream_app_rule_backfill_progress ")))
+"""
+
+
+def test_a_worker_without_a_rule_change_reports_its_backfill_done(tmp_path) -> None:
+    """QA40 F5.2: the gauge started at 0, so on a dashboard every fresh worker (no rule-set
+    change, nothing to backfill) looked like a stuck backfill; it is 1 until a change."""
+    assert last_line(FRESH, tmp_path) == "stream_app_rule_backfill_progress 1.0"
