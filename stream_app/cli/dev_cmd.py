@@ -17,8 +17,8 @@ from stream_app.text import plural
 #: seconds between two summary lines (not a terminal) and two backlog readings
 SUMMARY_EVERY_S = 10.0
 
-#: prefix of the live simulator's user ids and event ids (``live-u0000001``,
-#: ``live-s42-1-0``): ``stream-app simulate`` writes ``u0000001`` and ``s42-1-0`` with the
+#: prefix of the live simulator's user ids and event ids (``live-u0000000``,
+#: ``live-s42-0-0``): ``stream-app simulate`` writes ``u0000000`` and ``s42-0-0`` with the
 #: same seed, so a simulated file replayed into this stack would otherwise be taken for
 #: duplicates of the live events (same event ids) and merged into unrelated live users (QA38 F1)
 LIVE_ID_PREFIX = "live-"
@@ -359,13 +359,16 @@ SECOND_WORKDIR = "var/dev-2"
 @click.option("--inject", multiple=True, metavar="KIND:K=V,...",
               help="inject an anomaly, e.g. lead_drop:channel=douyin,start=1d,duration=6h "
                    "(repeatable; the kinds of `stream-app simulate --inject`)")
-@click.option("--seed", default=42, show_default=True)
+@click.option("--seed", default=42, show_default=True,
+              help="seed of the live simulator: the same seed gives the same people and events")
 @click.option("--id-prefix", default=LIVE_ID_PREFIX, show_default=True,
-              help="prefix of the simulated user ids and event ids (live-u0000001): keeps "
+              help="prefix of the simulated user ids and event ids (live-u0000000, ...): keeps "
                    "them apart from a `stream-app simulate` file replayed into this stack, "
                    "whose ids have no prefix by default")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True)
-@click.option("--partitions", type=click.IntRange(min=1), default=4, show_default=True)
+@click.option("--partitions", type=click.IntRange(min=1), default=4, show_default=True,
+              help="partitions of the topics the stack creates (the broadcast topics have 1): "
+                   "the workers share them, so workers beyond this number stay idle")
 @click.option("--duration", type=FiniteFloatRange(min=0), default=0.0,
               help="stop after N seconds (0 = until Ctrl-C)")
 @click.option("--workdir", default="var/dev", show_default=True,

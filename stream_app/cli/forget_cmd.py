@@ -135,7 +135,12 @@ def deletion_event(user_id: str, tenant: str = "default", now_ms: int | None = N
 @click.argument("user_id")
 @click.option("--tenant", default="default", show_default=True)
 @click.option("--ts", "ts_ms", type=int, default=None,
-              help="event time in epoch ms (default: now)")
+              help="event time of the request in epoch ms (default: now). Whatever it is, "
+                   "everything the workers hold of the user goes when they read the request; "
+                   "it decides the user's events read afterwards: those dated at or before it "
+                   "are dropped, those after it start a new user. An earlier --ts lets the "
+                   "user's events newer than it that are still to be processed (or sent "
+                   "again) bring the user back")
 @click.option("--bootstrap", default=None, help="Kafka bootstrap (default: from settings)")
 def command(user_id: str, tenant: str, ts_ms: int | None, bootstrap: str | None) -> None:
     """Ask the workers to delete USER_ID's state, tags and Redis entries at once.
@@ -143,7 +148,8 @@ def command(user_id: str, tenant: str, ts_ms: int | None, bootstrap: str | None)
     Records naming the user on the topics are not rewritten: they age out with their
     retention (topics/topics.yaml; the command prints it; docs/GUARANTEES.md section 8).
 
-    The request is always sent (it also covers the user's events not processed yet). Redis
+    The request is always sent (it also covers the user's events not processed yet that are
+    dated up to its time, --ts, by default now). Redis
     is looked up first: with no profile of USER_ID in TENANT (a mistyped id or tenant, a user
     already deleted, or events not processed yet) a warning says so.
 

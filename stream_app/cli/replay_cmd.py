@@ -61,7 +61,7 @@ broker max.message.bytes unknown)'
 
 @click.command("replay")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--speed", type=FiniteFloatRange(min=0), default=0.0,
+@click.option("--speed", type=FiniteFloatRange(min=0), default=0, show_default=True,
               help="N times event time (e.g. 3600 = an hour per second); 0 = as fast as possible")
 @click.option("--start-line", type=click.IntRange(min=1), default=1, show_default=True,
               help="first line to send (lines before it are passed over): resume an "
