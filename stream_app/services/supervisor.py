@@ -3,11 +3,17 @@
 ``stream-app dev`` calls :meth:`Supervisor.check` from its live loop (about once a second).
 A worker that exits while the stack runs (a crash, an OOM kill, ``kill -9``) is reported
 (which worker, how it ended, where its log is) and started again on its own data directory,
-like a production supervisor would (systemd's ``Restart=on-failure`` with a start limit, a
+like a production supervisor would (systemd's ``Restart=always`` with a start limit, a
 Kubernetes pod's restart): the restarted worker finds no clean-stop marker, restores its stores
-from the changelog and goes on from the group's committed offsets. More than ``max_restarts``
-restarts within ``window_s`` seconds means the worker cannot run here: :meth:`check` raises
-:class:`~stream_app.errors.ServiceError` (the caller stops the run with a non-zero exit).
+from the changelog and goes on from the group's committed offsets. A worker that stops cleanly
+(exit status 0: a ``kill -TERM`` from outside; dev stops its workers only when it stops
+itself) is reported as such, not as an unexpected exit (QA40 F5.5), and restarted the same
+way (it reads its stores' changelog tail only). Every restart counts toward the limit, a clean
+stop's too: dev cannot tell an operator's stop from whatever else keeps stopping a worker, and
+Kubernetes' back-off and systemd's ``StartLimitBurst`` count every start alike. More than
+``max_restarts`` restarts within ``window_s`` seconds means the worker cannot run here:
+:meth:`check` raises :class:`~stream_app.errors.ServiceError` (the caller stops the run with a
+non-zero exit).
 
 Example (a fake worker that has died once):
     >>> from pathlib import Path
@@ -85,6 +91,21 @@ def describe_exit(code: int | None) -> str:
     return f"exit status {code}"
 
 
+def exit_notice(name: str, code: int | None) -> str:
+    """What ``dev`` says of a worker it finds ended (it stops its workers only when it stops):
+    a clean stop (exit status 0, e.g. a ``kill -TERM`` from outside) is no crash.
+
+    >>> exit_notice("worker-1", -9)
+    'worker-1 exited unexpectedly (killed by signal 9, SIGKILL)'
+    >>> exit_notice("worker-1", 0)
+    'worker-1 stopped cleanly (exit status 0), not by dev: a stop signal from outside (kill -TERM?)'
+    """
+    if code == 0:
+        return (f"{name} stopped cleanly (exit status 0), not by dev: a stop signal from "
+                "outside (kill -TERM?)")
+    return f"{name} exited unexpectedly ({describe_exit(code)})"
+
+
 def _window_text(seconds: float) -> str:
     """``300.0`` -> ``'5 min'``, ``45`` -> ``'45 s'``."""
     return f"{seconds / 60:g} min" if seconds >= 60 else f"{seconds:g} s"
@@ -141,17 +162,21 @@ class Supervisor:
                 self._check_ready(w, notices)
                 continue
             now = self.clock()
-            how = describe_exit(w.exit_code())
+            code = w.exit_code()
+            how = describe_exit(code)
             log = f"; its log: {w.log}" if w.log is not None else ""
-            notices.append(f"{w.name} exited unexpectedly ({how}){log}")
+            notices.append(f"{exit_notice(w.name, code)}{log}")
             times = self.restarts.setdefault(w.name, deque())
             while times and now - times[0] > self.window_s:
                 times.popleft()
             if len(times) >= self.max_restarts:
+                where = w.log if w.log is not None else "its log"
                 raise ServiceError(
-                    f"{w.name} exited ({how}) again after {len(times)} restarts in "
-                    f"{_window_text(self.window_s)}: not restarting it; the run stops. "
-                    f"See {w.log if w.log is not None else 'its log'} for why it exits")
+                    f"{w.name} {'stopped cleanly' if code == 0 else 'exited'} ({how}) again "
+                    f"after {len(times)} restarts in {_window_text(self.window_s)}: not "
+                    "restarting it; the run stops. " + (
+                        f"Something outside dev keeps stopping it (its log: {where})"
+                        if code == 0 else f"See {where} for why it exits"))
             self.restart(w)
             times.append(now)
             self.total_restarts += 1

@@ -8,6 +8,7 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+import time
 from collections import Counter
 from pathlib import Path
 from types import SimpleNamespace
@@ -238,3 +239,51 @@ def test_dev_restarts_a_dead_worker_then_gives_up_with_exit_1(tmp_path, monkeypa
     assert "Traceback" not in err
     (stack,) = _FakeStack.instances
     assert stack.restarts == 3 and stack.stopped
+
+
+def test_a_clean_stop_from_outside_is_no_crash_but_is_restarted_and_counted() -> None:
+    """QA40 F5.5: a graceful ``kill -TERM`` of a worker (exit status 0) was reported as
+    "exited unexpectedly (exit status 0)". dev did not ask for it, so it is still restarted,
+    and it counts toward the limit (docs/OPERATIONS.md "Restarts and the table store")."""
+    clock = Clock()
+    w = FakeWorker(code=0)
+    sup = Supervisor([w], _restart, clock=clock)
+    notices = sup.check()
+    assert notices[0] == ("worker-1 stopped cleanly (exit status 0), not by dev: a stop "
+                          "signal from outside (kill -TERM?); its log: var/dev/logs/worker-1.log")
+    assert notices[1].startswith("worker-1 restarted (restart 1 of at most 3 in 5 min)")
+    assert w.starts == 1
+    for t in (10.0, 20.0):
+        clock.t = t
+        w.code = 0
+        sup.check()
+    clock.t = 30.0
+    w.code = 0
+    with pytest.raises(ServiceError, match=r"^worker-1 stopped cleanly \(exit status 0\) again "
+                       r"after 3 restarts in 5 min: not restarting it; the run stops\. "
+                       r"Something outside dev keeps stopping it \(its log: "
+                       r"var/dev/logs/worker-1.log\)$"):
+        sup.check()
+    assert w.starts == 3
+
+
+def test_a_worker_stopped_by_sigterm_is_seen_as_a_clean_stop(tmp_path: Path) -> None:
+    """A real child that stops on SIGTERM the way Faust's worker does (exit status 0)."""
+    log = tmp_path / "worker-1.log"
+    code = ("import signal, sys, time\n"
+            "signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))\n"
+            "print('up', flush=True)\n"
+            "time.sleep(60)\n")
+    proc = ManagedProcess("worker-1", [sys.executable, "-c", code], log)
+    try:
+        while "up" not in (log.read_text() if log.exists() else ""):
+            assert proc.alive(), log.read_text()
+            time.sleep(0.05)
+        proc.signal(signal.SIGTERM)
+        proc.proc.wait(10)
+        w = SimpleNamespace(name="worker-1", log=log, alive=proc.alive,
+                            exit_code=proc.exit_code, ready=lambda: False)
+        notices = Supervisor([w], lambda _: None).check()
+        assert notices[0].startswith("worker-1 stopped cleanly (exit status 0), not by dev")
+    finally:
+        proc.stop()
