@@ -371,8 +371,16 @@ def reproject_phase(value: bytes) -> None:
     here (its first :func:`reproject` record, at most ``SUSPEND_MAX_S``) it writes whole
     what it writes, so that a user or a shared key (tenant set, value index, why shapes)
     written between the deletion and the re-projection is not skipped as already in Redis.
+
+    The ticks topic is shared by every app on the broker: a request ends with ``@<app id>``
+    and a worker ignores another app's (QA40 F4: one app's rebuild held every app's Redis
+    writes for ``LIVE_PAUSE_MAX_S``). A request without one (the release before, or queued
+    in the topic at the upgrade) is acted on by every app, as then; until the next release.
     """
     proj = runtime.projection
+    app_id = value.partition(b":")[2].partition(b"@")[2]
+    if app_id and app_id != settings.app_id.encode():
+        return
     if value.startswith(REPROJECT_FLUSHED):
         if proj.paused:
             proj.resume_writes()
@@ -406,9 +414,13 @@ def reproject(uid: str, state: dict[str, Any] | None, request: bytes) -> None:
     newer ones). The first record of a request drops every cache of what Redis holds, and
     caching starts again (from nothing) if :func:`reproject_phase` had suspended it. The
     score fields are the user's as of its state's clock, with the models this worker serves
-    (QA40 F2: they were not rewritten, so every user lost its scores and layers)."""
+    (QA40 F2: they were not rewritten, so every user lost its scores and layers). Another
+    app's request (``@<app id>``, :func:`reproject_phase`) is ignored."""
     from stream_app.serving.full_state import state_scores  # noqa: PLC0415 - used here only
 
+    app_id = request.partition(b"@")[2]
+    if app_id and app_id != settings.app_id.encode():
+        return
     if request != runtime.reproject_id:
         runtime.reproject_id = request
         runtime.projection.resume_caches()
