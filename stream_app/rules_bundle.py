@@ -124,10 +124,13 @@ READ_TIMEOUT_S = 30.0
 
 
 def read_to_end(consumer: Any, end: int, timeout: float, topic: str = TOPIC,
-                low: int = 0, timeout_option: str | None = None) -> dict[str, Any] | None:
+                low: int = 0, timeout_option: str | None = None,
+                history: list[tuple[int, dict[str, Any]]] | None = None
+                ) -> dict[str, Any] | None:
     """The last bundle of partition 0 of ``topic`` read with ``consumer`` (assigned from the
     beginning) up to the end offset ``end``; None when the partition holds no record below
-    ``end`` (``low >= end``, e.g. empty). Reading stops when the consumer's position reaches
+    ``end`` (``low >= end``, e.g. empty). Every bundle read is also appended to ``history``
+    (when given) with its offset, oldest first. Reading stops when the consumer's position reaches
     ``end``, not when a poll comes back empty: a slow first fetch is waited for. A partition
     not read to ``end`` within ``timeout`` seconds raises
     :class:`~stream_app.errors.UnreachableError` naming the topic, the offset reached and
@@ -167,6 +170,8 @@ def read_to_end(consumer: Any, end: int, timeout: float, topic: str = TOPIC,
             reached = max(reached, m.offset() + 1)
             if m.value():
                 last = decode(m.value())
+                if history is not None:
+                    history.append((m.offset(), last))
         if msgs:
             # the position, not the last record's offset: compaction or a tombstone at the
             # end leaves that short of the end offset
@@ -251,6 +256,30 @@ def latest_bundle(bootstrap: str, timeout: float = READ_TIMEOUT_S,
 
         latest_bundle("127.0.0.1:9092", timeout=30)["version"]   # e.g. '2024-05-01.1+ba9b8001'
     """
+    return _read_published(bootstrap, timeout, timeout_option)
+
+
+def published_bundles(bootstrap: str, timeout: float = READ_TIMEOUT_S,
+                      timeout_option: str | None = None) -> list[tuple[int, dict[str, Any]]]:
+    """Every bundle still on ``rules.versions``, oldest first, with its offset (empty when
+    none was published); the last one is the newest (:func:`latest_bundle`). The topic is
+    compacted under one key, so the broker keeps the newest alone once it compacts it (Kafka:
+    segments rolled after ``segment.ms``): the older ones are there until then, not for
+    good. Read as :func:`latest_bundle` reads it (same errors).
+
+    Example (needs a broker)::
+
+        [b["version"] for _, b in published_bundles("127.0.0.1:9092")]   # oldest first
+    """
+    history: list[tuple[int, dict[str, Any]]] = []
+    _read_published(bootstrap, timeout, timeout_option, history)
+    return history
+
+
+def _read_published(bootstrap: str, timeout: float, timeout_option: str | None,
+                    history: list[tuple[int, dict[str, Any]]] | None = None
+                    ) -> dict[str, Any] | None:
+    """:func:`latest_bundle`, every bundle read appended to ``history`` (when given)."""
     from confluent_kafka import TopicPartition  # noqa: PLC0415
 
     from stream_app import kafka_io  # noqa: PLC0415
@@ -272,7 +301,7 @@ def latest_bundle(bootstrap: str, timeout: float = READ_TIMEOUT_S,
                                          timeout_s=max(1.0, min(10.0, timeout)))
         end = max(high, ends.get((TOPIC, 0)) or 0)
         return read_to_end(c, end, max(0.5, deadline - time.monotonic()), low=max(low, 0),
-                           timeout_option=timeout_option)
+                           timeout_option=timeout_option, history=history)
     finally:
         c.close()
 

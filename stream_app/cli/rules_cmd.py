@@ -102,15 +102,38 @@ def apply(path: Path, bootstrap: str | None, allow_removal: bool, timeout: float
 @click.option("--timeout", type=FiniteFloatRange(min=0, min_open=True), default=READ_TIMEOUT_S,
               show_default=True,
               help="seconds to read the published rule set (rules.versions) to its end")
-def show(bootstrap: str | None, timeout: float) -> None:
-    """Print the newest published rule set version (if any)."""
-    from stream_app.rules_bundle import latest_bundle  # noqa: PLC0415
+@click.option("--history", is_flag=True,
+              help="every rule set still on rules.versions, oldest first, with its tag "
+                   "families: the versions to roll back to (`rules export`). The topic is "
+                   "compacted: once the broker compacts it, only the newest is left")
+def show(bootstrap: str | None, timeout: float, history: bool) -> None:
+    """Print the newest published rule set version (if any), or with --history every one
+    the topic still holds."""
+    from stream_app.rules_bundle import latest_bundle, published_bundles  # noqa: PLC0415
 
-    last = latest_bundle(bootstrap or get_settings().kafka_bootstrap, timeout, "--timeout")
+    bootstrap = bootstrap or get_settings().kafka_bootstrap
+    if history:
+        for line in history_lines(published_bundles(bootstrap, timeout, "--timeout")):
+            click.echo(line)
+        return
+    last = latest_bundle(bootstrap, timeout, "--timeout")
     if last is None:
         click.echo("no rule set published: workers use their local rules directory")
     else:
         click.echo(describe_bundle(last))
+
+
+def _published(bundle: dict) -> str:
+    """`` (published <UTC time> by <who>)`` of a bundle, or ``''`` when it says neither."""
+    from datetime import UTC, datetime  # noqa: PLC0415
+
+    when = []
+    if isinstance(bundle.get("published_at"), int):
+        at = datetime.fromtimestamp(bundle["published_at"] / 1000, UTC)
+        when.append(f"published {at:%Y-%m-%d %H:%M:%S} UTC")
+    if bundle.get("published_by"):
+        when.append(f"by {bundle['published_by']}")
+    return f" ({' '.join(when)})" if when else ""
 
 
 def describe_bundle(bundle: dict) -> str:
@@ -121,17 +144,129 @@ def describe_bundle(bundle: dict) -> str:
     ...                  "published_by": "ops@h1", "files": {"b.yaml": "", "a.yaml": ""}})
     'version v1+ab from /srv/rules (published 1970-01-01 00:00:00 UTC by ops@h1): a.yaml, b.yaml'
     """
-    from datetime import UTC, datetime  # noqa: PLC0415
-
-    when = []
-    if isinstance(bundle.get("published_at"), int):
-        at = datetime.fromtimestamp(bundle["published_at"] / 1000, UTC)
-        when.append(f"published {at:%Y-%m-%d %H:%M:%S} UTC")
-    if bundle.get("published_by"):
-        when.append(f"by {bundle['published_by']}")
-    extra = f" ({' '.join(when)})" if when else ""
-    return (f"version {bundle.get('version')} from {bundle.get('source')}{extra}: "
+    return (f"version {bundle.get('version')} from {bundle.get('source')}{_published(bundle)}: "
             f"{', '.join(sorted(bundle['files']))}")
+
+
+def history_lines(bundles: list[tuple[int, dict]]) -> list[str]:
+    """What ``rules show --history`` prints of the bundles on ``rules.versions`` (offset,
+    bundle; oldest first): one line per set (offset, version, source, when, by whom, its tags
+    and families), the newest marked as the one the workers run, then how to roll back (QA40
+    F5.1: only the newest could be seen).
+
+    >>> tag = "{id: %s, family: %s, zh: a, en: b, kind: bool, value: 'count(page_view) > 0'}"
+    >>> files = {"a.yaml": f"tags: [{tag % ('x', 'activity')}, {tag % ('y', 'rfm')}]"}
+    >>> for line in history_lines([  # doctest: +ELLIPSIS
+    ...         (0, {"version": "1+aa", "source": "/srv/r", "files": files}),
+    ...         (1, {"version": "1+bb", "source": "/srv/r", "published_at": 0,
+    ...              "files": {"a.yaml": "tags: []"}})]):
+    ...     print(line)
+    2 rule sets on rules.versions, oldest first:
+      offset 0: version 1+aa from /srv/r: 2 tags in 2 families (activity, rfm)
+      offset 1: version 1+bb from /srv/r (published 1970-01-01 00:00:00 UTC): 0 tags in 0 ...
+    roll back: `stream-app rules export VERSION DIR` writes an earlier set's files, ...
+    >>> history_lines([])
+    ['no rule set published: workers use their local rules directory']
+    """
+    if not bundles:
+        return ["no rule set published: workers use their local rules directory"]
+    out = [f"{plural(len(bundles), 'rule set')} on rules.versions, oldest first:"]
+    for i, (offset, bundle) in enumerate(bundles):
+        fams, note = _tag_families(bundle)
+        names = sorted(set(fams.values()))
+        newest = "; newest: the workers run it" if i == len(bundles) - 1 else ""
+        out.append(f"  offset {offset}: version {bundle.get('version')} from "
+                   f"{bundle.get('source')}{_published(bundle)}: {plural(len(fams), 'tag')} in "
+                   f"{plural(len(names), 'family', 'families')}"
+                   + (f" ({', '.join(names)})" if names else "") + note + newest)
+    if len(bundles) > 1:
+        out.append("roll back: `stream-app rules export VERSION DIR` writes an earlier set's "
+                   "files, `stream-app rules diff DIR` shows what it changes, `stream-app rules "
+                   "apply DIR` publishes it again (docs/RULES.md \"Tools around rules\")")
+    return out
+
+
+def _tag_families(bundle: dict) -> tuple[dict[str, str], str]:
+    """Tag id -> family of the tags a bundle publishes (as ``rules apply`` counts them: the
+    hidden ones left out), and a note: a set this release cannot compile (written by another
+    one) is read from its YAML as it stands, hidden tags included.
+
+    >>> _tag_families({"files": {"a.yaml": "tags: [{id: x, family: f}]"}})
+    ({'x': 'f'}, ' (its YAML: it does not compile here)')
+    """
+    from stream_app.errors import RuleError  # noqa: PLC0415
+    from stream_app.rules_bundle import bundle_families, compile_bundle  # noqa: PLC0415
+
+    try:
+        return {t.id: t.family for t in compile_bundle(bundle).tags}, ""
+    except RuleError:
+        return bundle_families(bundle), " (its YAML: it does not compile here)"
+
+
+@command.command("export")
+@click.argument("version")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--bootstrap", default=None)
+@click.option("--timeout", type=FiniteFloatRange(min=0, min_open=True), default=READ_TIMEOUT_S,
+              show_default=True,
+              help="seconds to read the published rule sets (rules.versions) to their end")
+def export(version: str, directory: Path, bootstrap: str | None, timeout: float) -> None:
+    """Write the files of the published rule set VERSION into DIRECTORY (new or empty), to
+    roll back to it: `stream-app rules apply DIRECTORY` publishes it again. VERSION is one
+    that `rules show --history` lists (the whole version or its hash after the last "+"; the
+    newest such record). The set is read from rules.versions, which keeps older sets only
+    until the broker compacts the topic."""
+    from stream_app.errors import RuleError  # noqa: PLC0415
+    from stream_app.rules_bundle import compile_bundle, published_bundles  # noqa: PLC0415
+
+    bundles = published_bundles(bootstrap or get_settings().kafka_bootstrap, timeout,
+                                "--timeout")
+    bundle = find_version(bundles, version)
+    if directory.exists() and any(directory.iterdir()):
+        raise click.ClickException(f"{directory} is not empty: give a new or empty directory "
+                                   "(nothing was written)")
+    files = bundle["files"]
+    bad = [name for name in files if Path(name).name != name
+           or Path(name).suffix not in (".yaml", ".yml")]
+    if bad:
+        raise click.ClickException(f"rule set {version} names files that are no rule file "
+                                   f"names: {', '.join(sorted(bad))} (nothing was written)")
+    try:   # the set as `rules apply DIRECTORY` will read it: its version is the same
+        written = compile_bundle({"files": files}, root=directory).version
+    except RuleError as exc:
+        raise click.ClickException(f"rule set {version} on rules.versions does not compile "
+                                   f"here: {exc} (nothing was written)") from exc
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, text in sorted(files.items()):
+        (directory / name).write_text(text, encoding="utf-8", newline="")
+    click.echo(f"wrote {plural(len(files), 'file')} of rule set {written}"
+               f"{_published(bundle)} to {directory}: `stream-app rules diff {directory}` "
+               f"shows what publishing it changes, `stream-app rules apply {directory}` "
+               "publishes it (the workers backfill every user under it)")
+
+
+def find_version(bundles: list[tuple[int, dict]], version: str) -> dict:
+    """The newest of ``bundles`` (offset, bundle; oldest first) whose version is ``version``
+    or ends with ``+version`` (its hash); a ClickException listing the versions held if none.
+
+    >>> held = [(0, {"version": "1+aa"}), (1, {"version": "1+bb"}), (2, {"version": "1+aa",
+    ...         "source": "again"})]
+    >>> find_version(held, "aa")["source"], find_version(held, "1+bb")["version"]
+    ('again', '1+bb')
+    >>> find_version(held, "cc")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    click.exceptions.ClickException: no rule set cc on rules.versions; it holds 1+aa, 1+bb ...
+    """
+    for _, bundle in reversed(bundles):
+        held = str(bundle.get("version"))
+        if held == version or held.endswith(f"+{version}"):
+            return bundle
+    names = list(dict.fromkeys(str(b.get("version")) for _, b in bundles))
+    raise click.ClickException(
+        f"no rule set {version} on rules.versions; "
+        + (f"it holds {', '.join(names)}" if names else "none was published")
+        + " (`stream-app rules show --history`)")
 
 
 @command.command("diff")

@@ -7,6 +7,7 @@ refused by the readers, and `topics create` reports its partition count. Bare br
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -70,3 +71,50 @@ def test_an_auto_created_rules_topic_is_refused_and_reported(broker) -> None:
     assert created.returncode == 0, created.stderr
     assert ("warning: topic rules.versions exists with 4 partitions, the contract declares 1"
             in created.stderr)
+
+
+def test_history_lists_the_published_sets_and_export_rolls_back(broker, tmp_path) -> None:
+    """QA40 F5.1: `rules show` named the newest set only, so an operator could not list the
+    earlier versions to roll back to. `--history` lists every set the topic still holds
+    (oldest first, the newest marked), `rules export` writes one back to a directory, and
+    `rules apply` of that directory publishes the earlier version again."""
+    first = cli(broker, "rules", "apply", "config/rules")
+    assert first.returncode == 0, first.stderr
+    v1 = first.stdout.split("published rule set ")[1].split()[0]
+    edited = tmp_path / "rules-v2"
+    shutil.copytree(ROOT / "config" / "rules", edited)
+    with (edited / "activity.yaml").open("a", encoding="utf-8") as fh:
+        fh.write("# edited: a new version\n")
+    second = cli(broker, "rules", "apply", str(edited))
+    assert second.returncode == 0, second.stderr
+    v2 = second.stdout.split("published rule set ")[1].split()[0]
+    assert v1 != v2
+
+    shown = cli(broker, "rules", "show", "--history")
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert lines[0] == "2 rule sets on rules.versions, oldest first:"
+    assert lines[1].startswith(f"  offset 0: version {v1} from {ROOT / 'config' / 'rules'} "
+                               "(published ")
+    assert " in 10 families (activity, " in lines[1] and "newest" not in lines[1]
+    assert lines[2].startswith(f"  offset 1: version {v2} from {edited} (published ")
+    assert lines[2].endswith("; newest: the workers run it")
+    assert lines[3].startswith("roll back: `stream-app rules export VERSION DIR`")
+
+    back = tmp_path / "rollback"
+    missing = cli(broker, "rules", "export", "nosuchversion", str(back))
+    assert missing.returncode == 1 and f"it holds {v1}, {v2}" in missing.stderr
+    exported = cli(broker, "rules", "export", v1.rsplit("+", 1)[1], str(back))
+    assert exported.returncode == 0, exported.stderr
+    assert exported.stdout.startswith(f"wrote 10 files of rule set {v1} (published ")
+    assert sorted(p.name for p in back.iterdir()) == sorted(
+        p.name for p in (ROOT / "config" / "rules").glob("*.yaml"))
+    again = cli(broker, "rules", "export", v1, str(back))
+    assert again.returncode == 1 and "is not empty" in again.stderr
+    rolled = cli(broker, "rules", "apply", str(back))
+    assert rolled.returncode == 0, rolled.stderr
+    assert f"published rule set {v1} " in rolled.stdout
+    after = cli(broker, "rules", "show", "--history").stdout.splitlines()
+    assert after[0].startswith("3 rule sets") and after[3].startswith(
+        f"  offset 2: version {v1} from {back} (published ")
+    assert after[3].endswith("; newest: the workers run it")
