@@ -77,7 +77,7 @@ from stream_app.config import REPO_ROOT
 from stream_app.errors import ConfigError
 from stream_app.events import Event
 from stream_app.scoring.config import ScoringConfig, tag_layer
-from stream_app.scoring.points import published, round_fixed, top_point_events
+from stream_app.scoring.points import published, top_point_events
 
 DEFAULT_PATH = REPO_ROOT / "config" / "alerts.yaml"
 HOUR_MS = 3_600_000
@@ -344,16 +344,20 @@ class AlertPolicy:
             if sources.get(target) == "rules":
                 # a rule score comes rounded to 6 places, and rounding it again gives it back
                 mem["s"] = score
+                seen = None
             else:
-                mem["s"] = mem["j"] = round_fixed(score, 1e6, 6)
+                # the model's score as the rules read it and the alert shows it (0.01): a
+                # jump is a rise of that number (QA41 F5; a state of an earlier release
+                # holds the last score to 6 places, read the same way)
+                mem["s"] = mem["j"] = seen = published(score)
             mem["l"] = layer
             why: list[dict[str, Any]] | None
             if layer == enter and prev_layer != enter:
                 why = [{"trigger": "enter_layer"}]
-            elif (jump is not None and prev_model is not None and "j" in mem
-                  and score >= min_jump and score - prev_model >= jump
+            elif (jump is not None and prev_model is not None and seen is not None
+                  and seen >= min_jump and published(seen - prev_model) >= jump
                   and self._may_jump(k, layer, score, rule_tags)):
-                why = [{"trigger": "jump", "from": prev_model}]
+                why = [{"trigger": "jump", "from": published(prev_model)}]
             else:
                 why = None      # (no list for the usual event: no trigger)
             if has_rules:
@@ -562,7 +566,7 @@ class AlertPolicy:
         layer = step.layers.get(k.target)
         for w in why:
             if w["trigger"] == "jump":      # the score's rise alerted, not the layer
-                reasons.insert(0, {"kind": "jump", "from": w["from"], "value": round(score, 6),
+                reasons.insert(0, {"kind": "jump", "from": w["from"], "value": published(score),
                                    "zh": f"评分由{w['from']:.2f}升至{score:.2f}",
                                    "en": f"score up from {w['from']:.2f} to {score:.2f}"})
                 if k.enter_layer is not None and layer != k.enter_layer:
@@ -639,10 +643,12 @@ class AlertPolicy:
             "user_id": event.user_id,
             "tenant": event.tenant,
             "ts": event.ts,
-            # a model's probability; with the rule engine's tags a rules-sourced score (the
-            # scorer's own points table, not lead.yaml's) would be a third number beside
-            # ``points``, so it is left out (null)
-            "score": None if source == "rules" and rule_tags is not None else round(score, 6),
+            # a model's probability at the published resolution (0.01: the number the
+            # rules compare with their thresholds, the API serves and the reasons show;
+            # QA41 F5: 0.5984 went out with "model score 0.60 (high from 0.6)"); with the
+            # rule engine's tags a rules-sourced score (the scorer's own points table, not
+            # lead.yaml's) would be a third number beside ``points``, so it is left out (null)
+            "score": None if source == "rules" and rule_tags is not None else published(score),
             "layer": layer,
             "source": source,
             "basis": basis,

@@ -7,7 +7,8 @@ open it for a model that flags everyone) and closes when either falls more than
 ``hysteresis`` below its bar, so that it does not flap at the edge.
 
 Every label is first scored by the current model (before the model learns from it), so the
-window holds honest out-of-sample predictions.
+window holds honest out-of-sample predictions. A score is counted as flagged as the rules
+read it: at the published resolution, 0.01 (:func:`flagged`; 0.596 is 0.60, flagged at 0.6).
 
 Example:
     >>> from stream_app.scoring.config import GateConfig
@@ -30,8 +31,22 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from stream_app.scoring.config import GateConfig
+from stream_app.scoring.points import published
 
-__all__ = ["Gate", "GateState"]
+__all__ = ["Gate", "GateState", "flagged"]
+
+
+def flagged(p: float, threshold: float) -> bool:
+    """Whether the score ``p`` is at or above ``threshold`` as the rules read it: at the
+    published resolution (:func:`~stream_app.scoring.points.published`, 2 places; the rules'
+    ``score.X``, the API's and the alerts' score). The gate and the evaluation's precision
+    and recall count this, so they measure what the tags act on (QA41 F5: they compared the
+    unrounded score, and a score in [0.595, 0.6) that made a lead high counted as unflagged).
+
+    >>> flagged(0.5984, 0.6), flagged(0.5949, 0.6), flagged(0.7, 0.7)
+    (True, False, True)
+    """
+    return published(p) >= threshold
 
 
 @dataclass(frozen=True)
@@ -68,7 +83,7 @@ class Gate:
         self._open = False
 
     def _count(self, p: float, y: int, sign: int) -> None:
-        hit = p >= self.threshold
+        hit = flagged(p, self.threshold)
         if y:
             self._pos += sign
             if hit:

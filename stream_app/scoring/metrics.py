@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from stream_app.scoring.gate import flagged
+
 __all__ = ["calibration", "log_loss", "nonfinite", "pr_auc", "roc_auc", "summarize"]
 
 
@@ -139,6 +141,12 @@ def _r(v: float | None) -> float | None:
 def summarize(p: Any, y: Any, threshold: float) -> dict[str, Any]:
     """All metrics of predictions ``p`` against labels ``y`` (alert threshold ``threshold``).
 
+    Precision and recall count a score as flagged as the rules and the gate read it: at the
+    published resolution, 0.01 (:func:`~stream_app.scoring.gate.flagged`; QA41 F5).
+
+    >>> summarize([0.597, 0.594], [1, 0], 0.6)["precision"]     # 0.597 reads 0.60
+    1.0
+
     ``nonfinite`` counts the scores that are not finite numbers; with any, every metric of
     the scores (AUCs, log loss, Brier, precision, recall) is None, not a finite number made
     from the rest (QA33 F1), and the calibration has a ``"nan"`` bin.
@@ -150,7 +158,7 @@ def summarize(p: Any, y: Any, threshold: float) -> dict[str, Any]:
     p = np.asarray(p, dtype=float)
     y = np.asarray(y, dtype=int)
     bad = nonfinite(p)
-    hit = p >= threshold
+    hit = np.fromiter((flagged(v, threshold) for v in p.tolist()), dtype=bool, count=len(p))
     tp = int((hit & (y == 1)).sum())
     fp = int((hit & (y == 0)).sum())
     fn = int((~hit & (y == 1)).sum())

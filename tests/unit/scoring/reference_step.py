@@ -281,8 +281,9 @@ class AlertPolicyReference(AlertPolicy):
             prev_layer = mem.get("l")
             prev_model = mem.pop("j", None)     # the last score, if a gated model's
             model = sources.get(target) != "rules"
-            # a rule score comes rounded to 6 places, and rounding it again gives it back
-            mem["s"] = round_fixed(score, 1e6, 6) if model else score
+            # a rule score comes rounded to 6 places, and rounding it again gives it back;
+            # a model's is kept (and jumps) as the rules read it, 2 places (QA41 F5)
+            mem["s"] = round_fixed(score, 1e2, 2) if model else score
             if model:
                 mem["j"] = mem["s"]
             mem["l"] = layer
@@ -291,9 +292,10 @@ class AlertPolicyReference(AlertPolicy):
             if layer == enter and prev_layer != enter:
                 why = [{"trigger": "enter_layer"}]
             elif (k.jump is not None and model and prev_model is not None
-                  and score >= k.min_score_for_jump and score - prev_model >= k.jump
+                  and mem["s"] >= k.min_score_for_jump
+                  and round_fixed(mem["s"] - prev_model, 1e2, 2) >= k.jump
                   and self._may_jump(k, layer, score, rule_tags)):     # (QA34 F1)
-                why = [{"trigger": "jump", "from": prev_model}]
+                why = [{"trigger": "jump", "from": round_fixed(prev_model, 1e2, 2)}]
             else:
                 why = []
             if k.has_rules:
