@@ -4,6 +4,12 @@ A consumer group would give each record to one worker only; these topics must re
 worker, so a background thread reads them by assignment (no group) from the beginning and
 hands the records to the event loop, which applies them between events (no locking of the
 engine or the models needed).
+
+Two waits keep a (re)started worker from using what it holds locally while a published
+version exists: the processing agent's first record waits for the rule sets and the model
+snapshots published before the reader started (:func:`before_first_event`), and the trainer
+waits, at each (re)assignment of its partition, for the snapshots published up to that moment
+(:func:`snapshots_applied`, QA41 F2).
 """
 
 from __future__ import annotations
@@ -12,16 +18,19 @@ import asyncio
 import logging
 import queue
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from stream_app import metrics
 from stream_app.app.context import runtime
 from stream_app.app.main import app, settings
-from stream_app.kafka_io import end_offsets, read_assigned
+from stream_app.errors import UnreachableError
+from stream_app.kafka_io import end_offsets, read_assigned, require_broker
 from stream_app.rules_bundle import bundle_families, compile_bundle, decode, topic_problem
 
 log = logging.getLogger(__name__)
-TOPICS = ("models.snapshots", "rules.versions")
+MODELS = "models.snapshots"
+TOPICS = (MODELS, "rules.versions")
 inbox: queue.Queue[tuple[str, str, bytes]] = queue.Queue(maxsize=1000)
 _stop = threading.Event()
 
@@ -38,16 +47,31 @@ CATCH_UP_S = 15.0
 #: 15 s to read, and ~600 events were tagged with the local rules); the rules topic is
 #: small, the model snapshots may lag (older scores for a moment)
 RULES_CATCH_UP_S = 120.0
+#: how long it waits, from the same start, for the model snapshots published before the
+#: reader started: scoring with a fresh model after a restart put the rule points in place of
+#: an open gate's model (intent tags, hot-lead alerts) until the snapshots were applied,
+#: then back (QA41 F2); past it the first scores may come from an older model
+MODELS_CATCH_UP_S = 120.0
+#: the reader's position in each topic (the next offset it reads), after each fetch
+read_to: dict[str, int] = {}
 
 
-def _end_offset(topic: str) -> int:
+def current_end(topic: str) -> int | None:
+    """The end offset of ``topic`` now: 0 when the broker's metadata has no such topic
+    (nothing was ever published), None when the broker did not answer (unknown: not
+    "nothing")."""
     from confluent_kafka import KafkaException  # noqa: PLC0415
 
     try:
         return end_offsets(settings.kafka_bootstrap, topic, 1)[0]
-    except KafkaException as exc:   # no such topic yet: nothing to catch up on
+    except KafkaException as exc:
         log.info("broadcast topic %s: no end offset (%s)", topic, exc)
-        return 0
+    try:
+        topics = require_broker(settings.kafka_bootstrap).topics
+    except UnreachableError as exc:
+        log.warning("broadcast topic %s: no end offset (%s)", topic, exc)
+        return None
+    return 0 if topic not in topics else None
 
 
 def _position(consumer: Any, topic: str) -> int:
@@ -75,8 +99,9 @@ def readable(topic: str) -> bool:
 def _reader() -> None:
     consumers = {t: read_assigned(settings.kafka_bootstrap, t, 1) for t in TOPICS
                  if readable(t)}
-    ends = {t: _end_offset(t) for t in consumers}
-    behind = {t for t, end in ends.items() if end > 0}
+    # the end offsets at the start; None: the broker did not answer, asked again below
+    ends: dict[str, int | None] = {t: current_end(t) for t in consumers}
+    behind = {t for t, end in ends.items() if end != 0}
     if "rules.versions" not in behind:
         rules_caught_up.set()
     if not behind:
@@ -84,12 +109,18 @@ def _reader() -> None:
     try:
         while not _stop.is_set():
             for topic, c in consumers.items():
-                for msg in c.consume(num_messages=100, timeout=0.25):
+                # no wait on a topic while another one is still read up to its end
+                wait = 0.0 if behind - {topic} else 0.25
+                for msg in c.consume(num_messages=100, timeout=wait):
                     if msg.error() or msg.value() is None:
                         continue
                     key = (msg.key() or b"").decode("utf-8", "replace")
                     inbox.put((topic, key, msg.value()))
-                if topic in behind and _position(c, topic) >= ends[topic]:
+                read_to[topic] = _position(c, topic)   # every record before it is handed over
+                if topic in behind and ends[topic] is None:
+                    ends[topic] = current_end(topic)
+                end = ends[topic]
+                if topic in behind and end is not None and read_to[topic] >= end:
                     # (the position, not the last record's offset: compaction or a
                     # tombstone at the end would leave that short of the end offset)
                     behind.discard(topic)
@@ -188,31 +219,71 @@ def remember_families(bundles: list[bytes]) -> None:
 
 async def before_first_event() -> None:
     """Awaited by the processing agent before its first record: the published rule sets are
-    read (at most ``RULES_CATCH_UP_S``) and applied, so a worker started after ``rules
-    apply`` never tags with its local rules. The first record comes after the table
-    recovery, so the rule set's backfill covers every user held. (Faust resumes the
-    partitions when the recovery ends, whether the ``on_partitions_assigned`` receivers
-    below have returned or not, and starts the reader's task only then: QA29 F6 on a live
-    broker, every event waiting at a restart was tagged with the local rules first.)"""
-    if not rules_caught_up.is_set():
-        loop = asyncio.get_running_loop()
-        if not await loop.run_in_executor(None, rules_caught_up.wait, RULES_CATCH_UP_S):
-            log.error("published rule sets not read within %.0f s: the first events may use "
-                      "the local rules", RULES_CATCH_UP_S)
+    read (at most ``RULES_CATCH_UP_S``), then the model snapshots published before the reader
+    started (at most ``MODELS_CATCH_UP_S`` from the same start), and applied. So a worker
+    started after ``rules apply`` never tags with its local rules, and a restarted one does
+    not score with fresh models where the published ones passed their gate (QA41 F2: the
+    rule points, not the model, made the intent tags and hot-lead alerts, then the model
+    again once its snapshot was applied). The first record comes after the table recovery,
+    so the rule set's backfill covers every user held. (Faust resumes the partitions when
+    the recovery ends, whether the ``on_partitions_assigned`` receivers below have returned
+    or not, and starts the reader's task only then: QA29 F6 on a live broker, every event
+    waiting at a restart was tagged with the local rules first.)"""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    took = []
+    for event, limit, what in (
+            (rules_caught_up, RULES_CATCH_UP_S, "published rule sets not read within %.0f s: "
+             "the first events may use the local rules"),
+            (caught_up, MODELS_CATCH_UP_S, "published model snapshots not read within %.0f "
+             "s: the first scores may come from older models")):
+        left = max(0.0, start + limit - loop.time())
+        if not event.is_set() and not await loop.run_in_executor(None, event.wait, left):
+            log.error(what, limit)
+        took.append(loop.time() - start)
     apply_pending()
+    log.info("first event: published rule sets read after %.1f s, model snapshots after "
+             "%.1f s, applied after %.1f s", *took, loop.time() - start)
+
+
+async def snapshots_applied(timeout: float,
+                            give_up: Callable[[], bool] = lambda: False) -> bool:
+    """True once the reader has read ``models.snapshots`` up to its end offset *now* and
+    every record read is applied (:func:`apply_pending`): the serving registry then holds
+    the newest published snapshot of every target, also one another worker's trainer
+    published a moment ago. True at once when nothing was published (no records, no topic:
+    a first start does not wait). False after ``timeout`` seconds, when the broker gives no
+    end offset, or as soon as ``give_up()`` is true (checked every 0.1 s).
+
+    The trainer awaits it before it learns (QA41 F2): its registry is a copy of the serving
+    one, and a copy made before the snapshots were applied was a fresh model, whose
+    publication replaced the learned one on every worker."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    end = await loop.run_in_executor(None, current_end, MODELS)
+    if end is None:
+        return False
+    while end and read_to.get(MODELS, 0) < end:
+        if give_up() or loop.time() >= deadline:
+            return False
+        await asyncio.sleep(0.1)
+    apply_pending()
+    return True
 
 
 @app.on_partitions_assigned.connect
 async def broadcasts_before_events(sender: Any, assigned: Any, **kwargs: Any) -> None:
     """At a (first) assignment: the published rule set and model snapshots read so far are
-    applied. Faust does not hold the records until this returns: the wait for the rule sets
-    that does hold them is the agent's first record's (:func:`before_first_event`)."""
+    applied. Faust does not hold the records until this returns: the waits that do hold them
+    are the processing agent's first record's (:func:`before_first_event`) and the trainer's
+    (:func:`snapshots_applied`)."""
     if not caught_up.is_set():
         loop = asyncio.get_running_loop()
         if not await loop.run_in_executor(None, caught_up.wait, CATCH_UP_S):
             log.warning("broadcast topics not read to their end within %.0f s: the first "
                         "scores may come from an older model (the first event waits for the "
-                        "rule sets up to %.0f s)", CATCH_UP_S, RULES_CATCH_UP_S)
+                        "rule sets up to %.0f s, the models up to %.0f s)", CATCH_UP_S,
+                        RULES_CATCH_UP_S, MODELS_CATCH_UP_S)
     apply_pending()
 
 

@@ -54,7 +54,7 @@ from stream_app.app import broadcast as bc
 from stream_app.app.context import runtime
 from stream_app.rules_bundle import encode, read_bundle
 
-bc.CATCH_UP_S, bc.RULES_CATCH_UP_S = 0.2, 30.0
+bc.CATCH_UP_S, bc.RULES_CATCH_UP_S, bc.MODELS_CATCH_UP_S = 0.2, 30.0, 1.0
 rules = Path(main.settings.rules_path)
 applied = []
 real = bc.apply_record
@@ -85,8 +85,9 @@ print(waited >= 0.6, params.get("activity_high_days"), applied)
 def test_the_rules_are_waited_for_even_when_the_model_snapshots_lag(tmp_path) -> None:
     """QA29 F6: after a kill -9 the model snapshots took over 15 s to read, the assignment
     went on, and ~600 events were tagged with the local rules. Now the processing agent's
-    first record waits for the rule sets alone (up to RULES_CATCH_UP_S; the assignment's
-    receiver holds no record) and only the newest of several is applied."""
+    first record waits for the rule sets (up to RULES_CATCH_UP_S; the assignment's receiver
+    holds no record) and only the newest of several is applied; it waits for the model
+    snapshots too (QA41 F2), but at most MODELS_CATCH_UP_S, then goes on with the rules."""
     env = {**os.environ, "STREAM_APP_DATADIR": str(tmp_path)}
     out = subprocess.run([sys.executable, "-c", CODE_SLOW_MODELS], env=env,
                          capture_output=True, text=True, timeout=120)
