@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 import time
+from bisect import bisect_left
 from collections.abc import Iterable
 from typing import Any
 
@@ -111,6 +112,26 @@ records (400,000 users so far)
         return max(60, math.ceil(self.timeout * 2 / 60) * 60)
 
 
+def changelog_unreadable(topic: str, why: str) -> str:
+    """The error of a changelog that cannot be read: what to check.
+
+    >>> print(changelog_unreadable("nope-users-changelog", "it is not on this broker"))
+    cannot read the users table's changelog nope-users-changelog: it is not on this broker. \
+Is STREAM_APP_APP_ID right, and has a worker of that app run on this broker?
+    """
+    return (f"cannot read the users table's changelog {topic}: {why}. Is STREAM_APP_APP_ID "
+            "right, and has a worker of that app run on this broker?")
+
+
+def require_changelog(reader: TableReader) -> None:
+    """Fail unless the broker has the reader's changelog (QA40 F4: ``--live`` found out only
+    when it read the table, after its first requests had held the workers' Redis writes)."""
+    if reader.missing:
+        raise click.ClickException(
+            f"{changelog_unreadable(reader.topic, reader.missing)} Nothing was asked of the "
+            "workers or changed")
+
+
 def read_table(reader: TableReader, timeout: float) -> dict[str, State]:
     """``reader.read_all(timeout)`` for a command with a ``--timeout`` option: a changelog
     whose read stalls is an ``Error:`` line that says how far it got and what to raise."""
@@ -158,6 +179,10 @@ class TableReader:
                 f"STREAM_APP_PARTITIONS is "
                 f"{partitions}: set it to {len(found.partitions)} (the workers and every tool "
                 "must agree); nothing was read or changed")
+        #: why the changelog cannot be read, from the broker's metadata (None: it is there);
+        #: :func:`require_changelog` says so before anything is asked or deleted
+        self.missing = ("it is not on this broker" if found is None
+                        else found.error.str() if found.error else None)
         self.topic = topic
         self.partitions = partitions
         self.consumer = read_assigned(bootstrap, topic, partitions, **(client_config or {}))
@@ -224,10 +249,9 @@ class TableReader:
                 low, high = self.consumer.get_watermark_offsets(
                     TopicPartition(self.topic, p), timeout=10)
             except KafkaException as exc:
-                raise click.ClickException(
-                    f"cannot read the users table's changelog {self.topic} (partition {p}): "
-                    f"{exc.args[0].str() if exc.args else exc}. Is STREAM_APP_APP_ID right, "
-                    "and has a worker of that app run on this broker?") from exc
+                raise click.ClickException(changelog_unreadable(
+                    f"{self.topic} (partition {p})",
+                    exc.args[0].str() if exc.args else str(exc))) from exc
             ends[p], lows[p] = high, max(0, min(low, high))
         started = time.monotonic()
         total, said = sum(ends[p] - lows[p] for p in ends), started
@@ -326,11 +350,17 @@ def rebuild(r: Any, states: dict[str, State], engine: Any = None, flush: bool = 
 LIVE_SETTLE_S = 2.0
 
 
-def new_request() -> bytes:
-    """A ``redis-rebuild --live`` request's id (time and a random part)."""
+def new_request(app_id: str) -> bytes:
+    """A ``redis-rebuild --live`` request's id: time and a random part, then ``@`` and the
+    app id. The ticks topic is shared by every app on the broker: a worker acts only on its
+    own app's requests (QA40 F4: one app's rebuild held every app's Redis writes).
+
+    >>> new_request("stream-app").partition(b"@")[2]
+    b'stream-app'
+    """
     import uuid  # noqa: PLC0415
 
-    return f"{int(time.time())}-{uuid.uuid4().hex[:6]}".encode()
+    return f"{int(time.time())}-{uuid.uuid4().hex[:6]}@{app_id}".encode()
 
 
 #: seconds between the workers' answer to the first requests and the deletion (a Redis
@@ -338,21 +368,107 @@ def new_request() -> bytes:
 LIVE_PAUSE_SETTLE_S = 1.0
 
 
-def _send_ticks(bootstrap: str, ticks: Iterable[tuple[bytes, bytes, int]]) -> None:
-    """Send ``(key, value, partition)`` records to the ticks topic, all delivered."""
+#: Offsets of the records a command sent, per partition, sorted
+Sent = dict[int, list[int]]
+
+
+def _send_ticks(bootstrap: str, ticks: Iterable[tuple[bytes, bytes, int]]) -> Sent:
+    """Send ``(key, value, partition)`` records to the ticks topic, all delivered; the
+    offsets they were written at (what :func:`outstanding` counts)."""
     from stream_app.kafka_io import connected_producer, produce  # noqa: PLC0415
+
+    sent: Sent = {}
+    failed: list[Any] = []
+
+    def delivered(err: Any, msg: Any) -> None:
+        if err is not None:
+            failed.append(err)
+        else:
+            sent.setdefault(msg.partition(), []).append(msg.offset())
 
     producer = connected_producer(bootstrap)
     for key, value, partition in ticks:
-        produce(producer, TICKS_TOPIC, key, value, partition=partition)
-    if producer.flush(30):
+        produce(producer, TICKS_TOPIC, key, value, partition=partition, on_delivery=delivered)
+    if producer.flush(30) or failed:
         raise click.ClickException("the rebuild's requests to the workers were not all "
                                    "delivered")
+    for offsets in sent.values():
+        offsets.sort()
+    return sent
 
 
-def _send_phase(bootstrap: str, value: bytes, partitions: int) -> None:
+def _send_phase(bootstrap: str, value: bytes, partitions: int) -> Sent:
     """One tick of value ``value`` on every partition of the ticks topic."""
-    _send_ticks(bootstrap, ((b"~redis-rebuild", value, p) for p in range(partitions)))
+    return _send_ticks(bootstrap, ((b"~redis-rebuild", value, p) for p in range(partitions)))
+
+
+def outstanding(sent: Sent, committed: dict[int, int]) -> int:
+    """How many of the records ``sent`` the group has not processed: those at or past its
+    committed offset (the next one it reads; -1: none committed) on their partition.
+    Records of others on the topic (the workers' clock ticks, other apps' requests) are not
+    counted (QA40 F4: a group that never committed was said to owe "32,279 of the
+    rebuild's requests", the topic's whole backlog, when 4 had been sent).
+
+    >>> outstanding({0: [5, 9], 1: [3]}, {0: 6, 1: -1})
+    2
+    """
+    return sum(len(offsets) - bisect_left(offsets, committed.get(p, -1))
+               for p, offsets in sent.items())
+
+
+def _ticks_held(bootstrap: str, partitions: int) -> int:
+    """How many records the ticks topic holds (its true ends less its first offsets)."""
+    from confluent_kafka import KafkaException, TopicPartition  # noqa: PLC0415
+
+    from stream_app.kafka_io import read_assigned, true_end_offsets  # noqa: PLC0415
+
+    c = read_assigned(bootstrap, TICKS_TOPIC, partitions, from_beginning=False)
+    try:
+        marks = {p: c.get_watermark_offsets(TopicPartition(TICKS_TOPIC, p), timeout=10)
+                 for p in range(partitions)}
+    except KafkaException:   # no such topic: nothing held (nor processed)
+        return 0
+    finally:
+        c.close()
+    ends = true_end_offsets(bootstrap, {(TICKS_TOPIC, p): hi for p, (_, hi) in marks.items()})
+    return sum(max(0, (ends[(TICKS_TOPIC, p)] or 0) - max(lo, 0))
+               for p, (lo, _) in marks.items())
+
+
+#: seconds between two progress lines of a wait for the workers while nothing moves (a
+#: line at once when their count of requests to go does)
+WAIT_PROGRESS_S = 10.0
+
+
+def require_workers(bootstrap: str, group: str, partitions: int, timeout: float) -> None:
+    """Fail unless the workers' group processes the ticks topic, where ``--live`` asks them.
+    A running worker reads it from its beginning and commits what it processed within
+    seconds, so a group that commits nothing for ``timeout`` seconds on a topic that holds
+    records has no worker (a wrong ``STREAM_APP_APP_ID``, or no worker of that app ever ran
+    on this broker; progress on stderr). An empty topic proves nothing either way: the wait
+    for the requests tells."""
+    from stream_app.kafka_io import committed_offsets  # noqa: PLC0415
+
+    held, started, said = None, time.monotonic(), None
+    while not any(o >= 0 for o in committed_offsets(bootstrap, group, TICKS_TOPIC,
+                                                    partitions).values()):
+        if held is None:
+            held = _ticks_held(bootstrap, partitions)
+        if not held:
+            return
+        now = time.monotonic()
+        if now - started >= timeout:
+            raise click.ClickException(
+                f"no worker of group {group!r} processed {TICKS_TOPIC} within {timeout:g} s "
+                f"(it holds {plural(held, 'record')}; the group committed none): is "
+                "STREAM_APP_APP_ID right, and do its workers run on this broker? Nothing was "
+                "asked of the workers or changed; without workers, run redis-rebuild without "
+                "--live")
+        if said is None or now - said >= WAIT_PROGRESS_S:
+            said = now
+            click.echo(f"  waiting for group {group!r} to process {TICKS_TOPIC} "
+                       f"({plural(held, 'record')}, none committed yet)", err=True)
+        time.sleep(1.0)
 
 
 def live_delete(bootstrap: str, r: Any, request: bytes, partitions: int, timeout: float,
@@ -366,8 +482,8 @@ def live_delete(bootstrap: str, r: Any, request: bytes, partitions: int, timeout
     2. Delete every ``sa:*`` key: no worker write interleaves with the deletion.
     3. A ``reproject-flushed`` tick on every partition: the workers write again.
     """
-    _send_phase(bootstrap, REPROJECT_BEGIN + request, partitions)
-    _wait_processed(bootstrap, group, partitions, timeout, "nothing was deleted")
+    sent = _send_phase(bootstrap, REPROJECT_BEGIN + request, partitions)
+    _wait_processed(bootstrap, group, partitions, sent, timeout, "nothing was deleted")
     time.sleep(LIVE_PAUSE_SETTLE_S)
     t0 = time.monotonic()
     try:
@@ -382,30 +498,37 @@ def live_delete(bootstrap: str, r: Any, request: bytes, partitions: int, timeout
     return n
 
 
-def _wait_processed(bootstrap: str, group: str, partitions: int, timeout: float,
+def _wait_processed(bootstrap: str, group: str, partitions: int, sent: Sent, timeout: float,
                     outcome: str) -> None:
-    """Wait until the workers' group has committed the ticks topic to its current end
-    (progress on stderr); ``outcome``: what the error says of the state left behind.
-    ``timeout`` is a limit of inactivity: the wait fails once the workers have processed
-    none of the requests for that long (many users take as long as they take)."""
-    from stream_app.kafka_io import committed_offsets, end_offsets  # noqa: PLC0415
+    """Wait until the workers' group has committed past every record ``sent`` (progress on
+    stderr: a line when the count moves, else one every ``WAIT_PROGRESS_S``; QA40 F5.6: one
+    a second, 110 identical lines before a timeout); ``outcome``: what the error says of
+    the state left behind. ``timeout`` is a limit of inactivity: the wait fails once the
+    workers have processed none of the requests for that long (many users take as long as
+    they take)."""
+    from stream_app.kafka_io import committed_offsets  # noqa: PLC0415
 
-    ends = end_offsets(bootstrap, TICKS_TOPIC, partitions)
+    total = sum(len(offsets) for offsets in sent.values())
     least, moved = None, time.monotonic()
+    said: tuple[int, float] | None = None
     while True:
-        done = committed_offsets(bootstrap, group, TICKS_TOPIC, partitions)
-        behind = sum(max(0, end - max(done.get(p, 0), 0)) for p, end in ends.items())
+        behind = outstanding(sent, committed_offsets(bootstrap, group, TICKS_TOPIC,
+                                                     partitions))
         if not behind:
             return
+        now = time.monotonic()
         if least is None or behind < least:
-            least, moved = behind, time.monotonic()
-        elif time.monotonic() - moved > timeout:
+            least, moved = behind, now
+        elif now - moved > timeout:
             raise click.ClickException(
-                f"the workers did not process {behind:,} of the rebuild's requests: none "
-                f"for {timeout:.0f} s: are workers running (group {group!r})? {outcome}. The "
-                "requests stay queued and run when one starts; without workers, run "
-                "redis-rebuild without --live")
-        click.echo(f"  waiting for the workers: {plural(behind, 'tick')} to go", err=True)
+                f"the workers did not process {behind:,} of the rebuild's "
+                f"{plural(total, 'request')}: none for {timeout:.0f} s: are workers running "
+                f"(group {group!r})? {outcome}. The requests stay queued and run when one "
+                "starts; without workers, run redis-rebuild without --live")
+        if said is None or said[0] != behind or now - said[1] >= WAIT_PROGRESS_S:
+            said = behind, now
+            click.echo(f"  waiting for the workers: {behind:,} of "
+                       f"{plural(total, 'request')} to go", err=True)
         time.sleep(1.0)
 
 
@@ -417,9 +540,9 @@ def live_rebuild(bootstrap: str, reader: TableReader, timeout: float, group: str
     workers' group has committed past every tick (progress on stderr)."""
     t0 = time.monotonic()
     value = REPROJECT + request
-    _send_ticks(bootstrap, ((uid.encode("utf-8"), value, reader.partition_of[uid])
-                            for uid in reader.states))
-    _wait_processed(bootstrap, group, reader.partitions, timeout,
+    sent = _send_ticks(bootstrap, ((uid.encode("utf-8"), value, reader.partition_of[uid])
+                                   for uid in reader.states))
+    _wait_processed(bootstrap, group, reader.partitions, sent, timeout,
                     "users not re-projected yet may be missing from Redis")
     time.sleep(1.0)   # the workers write Redis every STREAM_APP_REDIS_FLUSH_MS (100 ms)
     click.echo(f"re-projected {plural(len(reader.states), 'user')} through the running "
@@ -684,14 +807,21 @@ def command(bootstrap: str | None, flush: bool, check_only: bool, live: bool,
     t0 = time.monotonic()
     reader = TableReader(bootstrap, topic, settings.partitions,
                          client_config=client_security_config())
-    r = redis.Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=5)
-    try:
-        r.ping()
-    except redis.RedisError as exc:   # before anything is asked of the workers or deleted
+    try:   # before anything is asked of the workers or deleted
+        require_changelog(reader)
+        r = redis.Redis.from_url(settings.redis_url, socket_timeout=10,
+                                 socket_connect_timeout=5)
+        try:
+            r.ping()
+        except redis.RedisError as exc:
+            raise click.ClickException(f"cannot reach Redis at {settings.redis_url}: {exc} "
+                                       "(STREAM_APP_REDIS_URL)") from exc
+        if live and not check_only:
+            require_workers(bootstrap, settings.app_id, settings.partitions, timeout)
+    except BaseException:
         reader.close()
-        raise click.ClickException(f"cannot reach Redis at {settings.redis_url}: {exc} "
-                                   "(STREAM_APP_REDIS_URL)") from exc
-    request = new_request()
+        raise
+    request = new_request(settings.app_id)
     started_ms = int(time.time() * 1000)
     if live and flush and not check_only:
         # before the table is read: a user the workers wrote before the flush has its

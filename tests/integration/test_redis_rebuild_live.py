@@ -17,6 +17,7 @@ import pytest
 from stream_app.cli.rebuild_cmd import stored_scores
 from stream_app.kafka_io import make_producer
 from stream_app.serving import keys
+from stream_app.serving.full_state import TICKS_TOPIC
 from tests.faults.workload import scrape
 from tests.helpers import DAY, event, uid, wait_until
 
@@ -159,23 +160,111 @@ def test_a_rebuild_into_a_fresh_redis_writes_the_scores_and_layers(stack, harnes
     fresh.flushdb()
 
 
-def test_live_rebuild_without_workers_fails_before_deleting_anything(stack, harness,
-                                                                     tags_reader):
-    """No worker of the group answers the rebuild's first requests: the command says so
-    within its timeout, and the projection is still there (it used to be deleted first)."""
+def ticks_since(stack, ends: dict[int, int]) -> list[bytes]:
+    """The values of the records on the ticks topic from ``ends`` (offsets per partition)
+    to its end now."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    from stream_app.kafka_io import end_offsets
+
+    now = end_offsets(stack.bootstrap, TICKS_TOPIC, stack.partitions)
+    c = Consumer({"bootstrap.servers": stack.bootstrap, "group.id": "rb-peek",
+                  "enable.auto.commit": False})
+    c.assign([TopicPartition(TICKS_TOPIC, p, ends[p]) for p in now if now[p] > ends[p]])
+    values: list[bytes] = []
+    try:
+        while sum(now[p] - ends[p] for p in now) > len(values):
+            msgs = c.consume(1000, timeout=5)
+            assert msgs, ("the ticks topic ends short", now, ends, len(values))
+            values += [m.value() for m in msgs if not m.error() and m.offset() < now[m.partition()]]
+    finally:
+        c.close()
+    return values
+
+
+def worker_writes_redis(stack, harness, name: str) -> None:
+    """A new user's event reaches Redis while nothing holds the worker's writes (a held
+    worker writes again only after ``LIVE_PAUSE_MAX_S``, 120 s)."""
     import redis
 
+    r = redis.Redis.from_url(stack.redis.url)
+    u = uid(name)
+    harness.send("click", event(u, "course_view", harness.base_ts()))
+    wait_until(lambda: r.hexists(keys.user_key("default", u), "tag:activity"), timeout=60,
+               what=f"{u} in Redis (the worker's writes not held)")
+
+
+def test_a_wrong_app_id_is_reported_before_anything_is_asked_of_the_workers(
+        stack, harness, tags_reader):
+    """QA40 F4: ``redis-rebuild --live`` with a wrong ``STREAM_APP_APP_ID`` sent its begin
+    requests to the ticks topic (shared by every app on the broker), the real worker held
+    its Redis writes for 2 minutes, and the command ended with "did not process 32,279 of
+    the rebuild's requests" instead of the missing changelog. Now: exit 1 with the
+    changelog, nothing on the ticks topic, the worker writes on."""
+    from stream_app.kafka_io import end_offsets
+
+    u = uid("live-rb-wrong-app")
+    harness.send("click", event(u, "page_view", harness.base_ts()))
+    tags_reader.wait_for(timeout=60, user_id=u, tag_id="activity")
+    before = end_offsets(stack.bootstrap, TICKS_TOPIC, stack.partitions)
+    out = cli(stack, "redis-rebuild", "--live", "--timeout", "20", timeout=120,
+              STREAM_APP_APP_ID="nope")
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert ("Error: cannot read the users table's changelog nope-users-changelog: it is not "
+            "on this broker. Is STREAM_APP_APP_ID right") in out.stderr
+    assert "waiting for the workers" not in out.stderr and "Traceback" not in out.stderr
+    assert not [v for v in ticks_since(stack, before) if v and v.startswith(b"reproject-")]
+    worker_writes_redis(stack, harness, "live-rb-wrong-app-new")
+
+
+def test_live_rebuild_without_workers_fails_before_deleting_anything(stack, harness,
+                                                                     tags_reader):
+    """An app whose workers ran (its changelog is there, its group committed on the ticks
+    topic) but are stopped: no worker answers the rebuild's first requests, the command
+    says so within its timeout, counting its own requests only, and the projection is
+    still there (it used to be deleted first). The requests name their app: the stack's
+    worker, of another app, does not hold its writes for them (QA40 F4)."""
+    import redis
+    from confluent_kafka import Consumer, TopicPartition
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    from stream_app.kafka_io import committed_offsets, end_offsets
+
+    idle = f"rb-idle-{uid('a')[-6:]}"
+    admin = AdminClient({"bootstrap.servers": stack.bootstrap})
+    topic = f"{idle}-users-changelog"
+    admin.create_topics([NewTopic(topic, stack.partitions, 1)])[topic].result(30)
+    ends = end_offsets(stack.bootstrap, TICKS_TOPIC, stack.partitions)
+    c = Consumer({"bootstrap.servers": stack.bootstrap, "group.id": idle,
+                  "enable.auto.commit": False})
+    try:   # what its stopped workers had processed
+        c.commit(offsets=[TopicPartition(TICKS_TOPIC, p, end) for p, end in ends.items()],
+                 asynchronous=False)
+    finally:
+        c.close()
     u = uid("live-rb-none")
     harness.send("click", event(u, "page_view", harness.base_ts()))
     tags_reader.wait_for(timeout=60, user_id=u, tag_id="activity")
     r = redis.Redis.from_url(stack.redis.url)
     keys_before = sum(1 for _ in r.scan_iter(match="sa:*", count=1000))
     out = cli(stack, "redis-rebuild", "--live", "--timeout", "5",
-              timeout=120, STREAM_APP_APP_ID="no-such-workers")
+              timeout=120, STREAM_APP_APP_ID=idle)
     assert out.returncode == 1, out.stdout + out.stderr
-    assert "are workers running" in out.stderr and "nothing was deleted" in out.stderr
+    n = stack.partitions
+    assert (f"the workers did not process {n} of the rebuild's {n} requests: none for 5 s: "
+            f"are workers running (group '{idle}')? nothing was deleted") in out.stderr
     assert "deleted" not in out.stderr.replace("nothing was deleted", "")
     assert sum(1 for _ in r.scan_iter(match="sa:*", count=1000)) >= keys_before > 0
+    # the stack's worker has read the requests (its group committed past them), and let
+    # them be
+    sent = end_offsets(stack.bootstrap, TICKS_TOPIC, stack.partitions)
+    group = stack.settings().app_id
+    wait_until(lambda: all(committed_offsets(stack.bootstrap, group, TICKS_TOPIC, n)[p]
+                           >= sent[p] for p in range(n)),
+               timeout=60, what="the stack's worker past the rebuild's requests")
+    log = "\n".join(w.process.log.read_text(errors="replace") for w in stack.workers)
+    assert f"@{idle}" not in log
+    worker_writes_redis(stack, harness, "live-rb-none-new")
 
 
 def test_rebuild_of_an_app_with_no_changelog_says_so(stack):

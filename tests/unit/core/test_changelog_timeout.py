@@ -61,8 +61,15 @@ class SlowChangelog:
         pass
 
 
+class Topic:
+    error = None
+    partitions = dict.fromkeys(range(PARTITIONS))
+
+
 class Metadata:
-    topics: dict = {}
+    """The broker's metadata: the changelog is there (``redis-rebuild`` checks it first)."""
+
+    topics: dict = {"stream-app-users-changelog": Topic()}
 
 
 @pytest.fixture()
