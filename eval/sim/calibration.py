@@ -3,13 +3,21 @@ the package; docs/SCORING.md "Calibration").
 
     python eval/sim/calibration.py var/sim/sim20k.jsonl.gz var/calib/after.json
     python eval/sim/calibration.py var/sim/sim20k.jsonl.gz var/calib/raw.json raw
+    python eval/sim/calibration.py var/sim/sim20k.jsonl.gz var/calib/at05.json --high 0.5
 
 It replays the file as ``stream-app evaluate`` does (``evaluate_file``'s path) and, in the
 second half of the time span, also scores every event of a lead that gets a convert label
 later, against that label. It prints and writes (JSON) mean score, observed rate, Brier,
-log loss, AUC, the share bought of scores >= 0.6 and score deciles, for the gate's
-snapshots, the checkpoints and every event, by events seen so far (1, 2-5, 6-20, >20).
-``raw``: with ``calibration: {method: none}`` (the model's own probability).
+log loss, AUC, the share bought of scores >= 0.6 (as the rules read a score: to 0.01,
+``gate.flagged``) and score deciles, for the gate's snapshots, the checkpoints and every
+event, by events seen so far (1, 2-5, 6-20, >20). ``raw``: with ``calibration: {method:
+none}`` (the model's own probability); ``--high T``: the share bought at ``T`` instead of 0.6.
+
+Checkpoints and events count only up to the time every outcome could still be in the file
+(QA41 F4): checkpoints up to their group's horizon (``evaluate.horizons``), events up to the
+file's end minus the longest time from a lead's first event to its first convert label (14
+days on the simulator). Near the end only the quick outcomes (orders) are in the file, so
+the events and checkpoints there that have a label are mostly buyers'.
 """
 from __future__ import annotations
 
@@ -21,21 +29,24 @@ from dataclasses import replace
 import numpy as np
 
 from stream_app.scoring.config import CalibrationConfig, load_scoring_config
-from stream_app.scoring.evaluate import read_events, replay
+from stream_app.scoring.evaluate import closed, horizons, label_delays, read_events, replay
+from stream_app.scoring.gate import flagged
 from stream_app.scoring.metrics import log_loss, roc_auc
 from stream_app.scoring.registry import ModelRegistry
 from stream_app.scoring.scorer import Scorer
 
 path, out = sys.argv[1], sys.argv[2]
-RAW = len(sys.argv) > 3 and sys.argv[3] == "raw"
-HIGH = 0.6
+RAW = "raw" in sys.argv[3:]
+HIGH = float(sys.argv[sys.argv.index("--high") + 1]) if "--high" in sys.argv else 0.6
 
-# pass 1: outcomes per user and the time span
+# pass 1: outcomes per user, the time span and the users' first events
 outcomes: dict[str, list[tuple[int, int]]] = defaultdict(list)
+first: dict[str, int] = {}
 lo = hi = None
 for ev in read_events(path):
     lo = ev.ts if lo is None else lo
     hi = ev.ts
+    first.setdefault(ev.user_id, ev.ts)
     if ev.type == "outcome" and ev.props.get("target") == "convert":
         outcomes[ev.user_id].append((ev.ts, int(bool(ev.props["value"]))))
     elif ev.type == "order_paid":
@@ -43,6 +54,10 @@ for ev in read_events(path):
 for v in outcomes.values():
     v.sort()
 cut = lo + 0.5 * (hi - lo)
+# the longest a lead's first event waits for its first label: an event after end - that may
+# have an outcome still to come
+EVENT_DELAY = max(v[0][0] - first[u] for u, v in outcomes.items())
+event_horizon = hi - EVENT_DELAY
 
 cfg = load_scoring_config()
 if RAW:
@@ -67,7 +82,7 @@ def on_step(ev, step) -> None:  # noqa: ANN001
     if ev.stream == "feedback" or ev.type in cfg.features.exclude_types:
         return
     seen[uid] += 1
-    if ev.ts < cut or reg._learned["convert"] == 0:  # noqa: SLF001
+    if ev.ts < cut or ev.ts > event_horizon or reg._learned["convert"] == 0:  # noqa: SLF001
         return
     y = next((v for t, v in outcomes.get(uid, ()) if t > ev.ts), None)
     if y is None:
@@ -79,6 +94,9 @@ def on_step(ev, step) -> None:  # noqa: ANN001
 
 run = replay(read_events(path), sc, on_step=on_step)
 cps = [c for c in run["checkpoints"] if c["score"] is not None]
+horizon = horizons(label_delays(cps, {c["group"] for c in cps}), hi)
+censored = sum(1 for c in cps if not closed(c, horizon))
+cps = [c for c in cps if closed(c, horizon)]
 pairs = run["pairs"]
 
 
@@ -98,7 +116,7 @@ def report(p, y, high=HIGH) -> dict:
         if m.sum():
             dec.append([b + 1, int(m.sum()), round(float(p[m].mean()), 3),
                         round(float(y[m].mean()), 3)])
-    hit = p >= high
+    hit = np.fromiter((flagged(v, high) for v in p.tolist()), dtype=bool, count=len(p))
     return {"n": int(len(y)), "pos_rate": round(float(y.mean()), 4),
             "mean_p": round(float(p.mean()), 4),
             "brier": round(float(((p - y) ** 2).mean()), 4),
@@ -111,6 +129,9 @@ def report(p, y, high=HIGH) -> dict:
 
 
 res = {"file": path, "high": HIGH, "events": run["events"], "labels": len(pairs),
+       "horizons": {"checkpoints": horizon, "censored_checkpoints_resolved": censored,
+                    "event_delay_days": round(EVENT_DELAY / 86_400_000, 3),
+                    "events_to": event_horizon},
        "natural_examples": {"pos": nat[1], "neg": nat[0],
                             "pos_share": round(nat[1] / max(1, sum(nat)), 4)},
        "gate": reg.gate("convert").to_dict(),
@@ -145,6 +166,9 @@ def short(name: str, r: dict) -> None:
 
 print("natural", res["natural_examples"], "gate", {k: res["gate"][k] for k in
       ("open", "precision", "recall", "positive_rate", "learned")})
+print(f"second half up to the horizons: checkpoints per group to the end minus its label "
+      f"delay ({censored} resolved ones after it left out), events to the end minus "
+      f"{EVENT_DELAY / 86_400_000:.1f} days")
 short("prequential all", res["prequential_all"])
 short("prequential late", res["prequential_late"])
 short("checkpoints late", res["checkpoints_late"])

@@ -10,7 +10,11 @@ a trainer publishes models to the worker (``tests/unit/alerts/live_replay.py``),
 shipped gates. ``--raw``: ``calibration: {method: none}``; ``--rules``: another rule set
 (e.g. a copy of config/rules with another ``intent_high_score``); ``--threshold``: the
 convert ``alert_threshold`` (where the gate measures; equal to ``intent_high_score``).
-A lead "paid later" if its first ``order_paid`` comes at or after the alert / entry.
+A lead "paid later" if its first ``order_paid`` comes at or after the alert / entry. The
+second-half shares count the alerts and entries up to the file's end minus the longest time
+from a lead's first event to its first convert label (14 days on the simulator: a lead that
+does not buy in that time never does), so that every lead counted had the time to pay
+inside the file (QA41 F4: an alert in the last days was counted unpaid for want of time).
 """
 
 from __future__ import annotations
@@ -37,10 +41,17 @@ args = ap.parse_args()
 
 events = [e for e in read_events(args.file) if e.type != "deletion_requested"]
 paid: dict[str, int] = {}
+first: dict[str, int] = {}
+label: dict[str, int] = {}
 for e in events:
+    first.setdefault(e.user_id, e.ts)
     if e.type == "order_paid" and e.user_id not in paid:
         paid[e.user_id] = e.ts
+    if e.type == "order_paid" or (e.type == "outcome" and e.props.get("target") == "convert"):
+        label.setdefault(e.user_id, e.ts)
 mid = events[0].ts + (events[-1].ts - events[0].ts) // 2
+DELAY = max(t - first[u] for u, t in label.items())
+end = events[-1].ts - DELAY      # (an alert after this may be paid after the file's end)
 
 cfg = load_scoring_config()
 if args.raw:
@@ -76,6 +87,7 @@ for s in lr.steps(events):
 
 
 def bought(pairs: list[tuple[str, int]]) -> str:
+    pairs = [(u, t) for u, t in pairs if t <= end]
     n = len(pairs)
     k = sum(1 for u, t in pairs if u in paid and paid[u] >= t)
     return f"{n}, paid later {k / n:.1%}" if n else "0"
@@ -87,6 +99,7 @@ print("gate", {k: v for k, v in lr.trainer.gate("convert").to_dict().items()
                if k in ("open", "precision", "recall", "learned", "threshold")})
 print("calibration", lr.trainer.calibration("convert"))
 print("hot-lead alerts", sum(alerts.values()), dict(alerts))
+print(f"second half: from mid-run to the end minus {DELAY / 86_400_000:.1f} days")
 print("hot-lead alerts in the second half:", bought([p for p in alerted if p[1] >= mid]))
 for basis in ("points", "model", "other"):
     print(f"leads entering high ({basis}) in the second half:",
