@@ -11,8 +11,16 @@ How it keeps the guarantees:
   and that waits until librdkafka has delivered everything queued so far. A crash before the
   flush loses only records whose input offsets were not committed: they are processed again
   (at-least-once, and the state de-duplicates by ``event_id``).
+* a user's state record (the users table's changelog, :meth:`FastProducer.produce_gated`) is
+  sent only once every record queued before it is delivered: the outputs of an event (tag
+  changes, alerts) reach the broker before the state that holds the event. A ``kill -9``
+  between the two used to leave the state (event id inside) without its outputs; the
+  restarted worker then dropped the re-read event as a duplicate, and its tag changes were
+  never published (QA39 F4). Now a crash can only lose the state with, or after, its outputs:
+  the event is processed again and its outputs sent again (at-least-once).
 * a delivery that fails for good (librdkafka retried until ``delivery.timeout.ms``) is counted
-  and makes the next flush raise, so the offsets of lost outputs are never committed.
+  and makes the next flush raise, so the offsets of lost outputs are never committed; no
+  state record queued after it is sent (its outputs may be the lost ones).
 * keys are partitioned with ``murmur2_random`` like aiokafka and Java clients, so a
   re-keyed record lands on the same partition as records of other producers.
 
@@ -77,7 +85,8 @@ class _Epoch:
         True
     """
 
-    __slots__ = ("outstanding", "failed", "last_error", "done", "report", "_trackers")
+    __slots__ = ("outstanding", "failed", "last_error", "done", "report", "gated",
+                 "_trackers")
 
     def __init__(self) -> None:
         self.outstanding = 0
@@ -85,6 +94,8 @@ class _Epoch:
         self.last_error: str | None = None
         self.done: asyncio.Event | None = None     # set when closed and nothing outstanding
         self.report = self._report                 # the bound method, made once
+        #: state records held until this epoch's records are delivered (None: released)
+        self.gated: list[tuple[Any, ...]] | None = []
         self._trackers: dict[Any, Any] = {}
 
     def _report(self, err: Any, msg: Any) -> None:
@@ -136,6 +147,15 @@ class FastProducer(driver.Producer):
         self.delivered: dict[tuple[str, int], int] = {}
         #: called after every successful flush (e.g. to persist table changelog offsets)
         self.after_flush: list[Any] = []
+
+    #: records of closed epochs that failed for good, not yet reported by a flush
+    _failed = 0
+    _last_error: str | None = None
+    #: a delivery failed for good: no state record is sent any more (until a restart)
+    _poisoned = False
+    #: state records released (sent after their epoch's records were delivered) / dropped
+    released = 0
+    dropped = 0
 
     async def on_start(self) -> None:
         await super().on_start()
@@ -209,6 +229,57 @@ class FastProducer(driver.Producer):
             return
         epoch.outstanding += 1
 
+    def produce_gated(self, topic: str, key: bytes | str, value: bytes | None,
+                      partition: int, on_delivered: Any = None) -> None:
+        """Queue a state record (a table's changelog write, tracked as by
+        :meth:`produce_tracked`) to be sent once every record queued before it has been
+        delivered: the outputs of the event it holds reach the broker first. Records held
+        this way keep their order (one FIFO of epochs); :meth:`flush` sends and waits for
+        those queued before it."""
+        self._epoch.gated.append((topic, key, value, partition, on_delivered))
+
+    def _close(self) -> _Epoch:
+        """End the current epoch (later records go to a new one) and return it."""
+        epoch, self._epoch = self._epoch, _Epoch()
+        epoch.done = asyncio.Event()
+        if epoch.outstanding == 0:
+            epoch.done.set()
+        self._closed.append(epoch)
+        return epoch
+
+    def _advance(self) -> None:
+        """Retire the closed epochs whose records are all delivered, oldest first: their
+        failures are kept for the next flush, their held state records are sent (or, once
+        a delivery failed for good, dropped: the flush raises and nothing is committed)."""
+        closed = self._closed
+        while closed and closed[0].outstanding == 0:
+            epoch = closed.popleft()
+            gated, epoch.gated = epoch.gated, None
+            if epoch.failed:
+                self._failed += epoch.failed
+                self._last_error = epoch.last_error or self._last_error
+                self._poisoned = True
+            if not gated:
+                continue
+            if self._poisoned:
+                self.dropped += len(gated)
+                log.error("%d state records not sent: an earlier record could not be "
+                          "delivered (the flush fails, nothing more is committed)",
+                          len(gated))
+                continue
+            send = self.produce_tracked
+            for topic, key, value, partition, on_delivered in gated:
+                send(topic, key, value, partition, on_delivered)
+            self.released += len(gated)
+
+    async def _retire(self, epoch: _Epoch) -> None:
+        """Wait until ``epoch`` (closed) and every epoch before it are retired."""
+        while True:
+            self._advance()
+            if epoch.gated is None:
+                return
+            await self._closed[0].done.wait()
+
     def _produce(self, topic: str, key: Any, value: Any, partition: int | None,
                  timestamp: float | None, headers: Any, fut: asyncio.Future | None,
                  track: bool = False, on_delivered: Any = None) -> None:
@@ -248,7 +319,11 @@ class FastProducer(driver.Producer):
         rk = self._rk
         while True:
             served = rk.poll(0)
-            await asyncio.sleep(POLL_BUSY_S if served else POLL_IDLE_S)
+            if self._epoch.gated:    # state records wait: close their epoch to send them
+                self._close()
+            if self._closed:
+                self._advance()
+            await asyncio.sleep(POLL_BUSY_S if served or self._closed else POLL_IDLE_S)
 
     def _settle(self, epoch: _Epoch, fut: asyncio.Future | None, err: Any, msg: Any) -> None:
         """Resolve a record's future and count it off its epoch."""
@@ -268,24 +343,18 @@ class FastProducer(driver.Producer):
         """
         await self.buffer.flush()
         if self._rk is not None:
-            epoch, self._epoch = self._epoch, _Epoch()
-            epoch.done = asyncio.Event()
-            if epoch.outstanding == 0:
-                epoch.done.set()
-            self._closed.append(epoch)
-            failed, last_error = 0, None
-            while self._closed and self._closed[0].done is not None:
-                first = self._closed[0]
-                await first.done.wait()
-                if self._closed and self._closed[0] is first:
-                    self._closed.popleft()
-                    failed += first.failed
-                    last_error = first.last_error or last_error
-                if first is epoch:
-                    break
-            if failed:
-                raise ProducerSendError(f"{failed} records could not be delivered "
-                                        f"({last_error}); not committing")
+            released = self.released
+            await self._retire(self._close())
+            if self.released != released:
+                # state records held until now were just sent: wait for them too
+                await self._retire(self._close())
+            if self._failed or self._poisoned:
+                failed, self._failed = self._failed, 0
+                what = (f"{failed} records could not be delivered" if failed else
+                        "a record could not be delivered earlier")
+                raise ProducerSendError(
+                    f"{what} ({self._last_error}); not committing"
+                    + (f", {self.dropped} state records not sent" if self.dropped else ""))
             for hook in self.after_flush:
                 hook()
         await super().flush()

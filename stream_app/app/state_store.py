@@ -11,8 +11,10 @@ does the same two things with one store write and one librdkafka ``produce``:
   type; checked once against Faust's own encoding, then done with orjson), the value as is
   (``raw`` tables), and the partition of the input record (the table's keys are
   co-partitioned with the input streams, as Faust assumes);
-* it belongs to the producer's current flush epoch, so Faust's flush before each commit
-  waits for it exactly as for Faust's own sends (at-least-once is unchanged);
+* it is sent once every record queued before it is delivered (the producer's
+  ``produce_gated``, when it has one: the event's outputs reach the broker before the state
+  that holds the event, QA39 F4), and Faust's flush before each commit waits for it exactly
+  as for Faust's own sends (at-least-once is unchanged);
 * its delivered offset is remembered by the producer and, after each successful flush, handed
   to the store's ``set_persisted_offset`` (what Faust's ``_on_changelog_sent`` does per record):
   a RocksDB store then knows how far its files are ahead, a memory store ignores it;
@@ -85,6 +87,7 @@ class DirectTableWriter:
         self._producer = producer
         self.encode_key = encode_key
         self._hooked: Any = None
+        self._send: Callable[..., None] = lambda *args: None   # set with _hooked
         self._read = read or data.get
         # a store with a write-back cache (app/state_cache.py) is read and written through it
         self._cache_get = getattr(data, "cache_get", None)
@@ -125,24 +128,23 @@ class DirectTableWriter:
             # once per producer: persist delivered changelog offsets after each flush
             producer.after_flush.append(self.persist_offsets)
             self._hooked = producer
+            self._send = getattr(producer, "produce_gated", producer.produce_tracked)
         ledger = getattr(self.data, "ledger", None)
         encoded = self._encoded(key)   # the changelog key is also the store's key
         cache_set = self._cache_set
         if ledger is None:
             self._write(key, encoded, value, partition)
-            producer.produce_tracked(self.changelog, encoded, value, partition)
+            self._send(self.changelog, encoded, value, partition)
         elif cache_set is not None:   # the worker's users table (write-back cache)
             ledger.sent(partition)
             cache_set(encoded, value, partition)
             ledger.applied(partition)
-            producer.produce_tracked(self.changelog, encoded, value, partition,
-                                     ledger.delivered)
+            self._send(self.changelog, encoded, value, partition, ledger.delivered)
         else:
             ledger.sent(partition)
             self.data[key] = value
             ledger.applied(partition)
-            producer.produce_tracked(self.changelog, encoded, value, partition,
-                                     ledger.delivered)
+            self._send(self.changelog, encoded, value, partition, ledger.delivered)
 
     def store_only(self, key: str, value: bytes, partition: int) -> None:
         """Store ``value`` with no changelog record: a measurement's upper bound of what the

@@ -218,6 +218,31 @@ def fold_changes(changes: list[dict]) -> dict[str, dict[str, Any]]:
     return tags
 
 
+def chain_breaks(changes: list[dict], skip: set[str] | frozenset[str] = frozenset()
+                 ) -> list[tuple[str, str, Any, Any]]:
+    """Per user and tag (``skip``: tags left out), the changes in ``seq`` order (one per
+    ``event_id``) whose ``old`` is not the ``new`` of the change before (``None`` before the
+    first): a change that never reached the topic (QA39 F4: after a kill -9 a user's changes
+    were lost for good while the table held the new state; the fold alone misses it when a
+    later change of the tag repairs the value). Returns (user, tag, expected old, old).
+
+    >>> chain_breaks([{"event_id": "u:1", "user_id": "u", "tag_id": "a", "seq": 1,
+    ...                "old": None, "new": 1},
+    ...               {"event_id": "u:3", "user_id": "u", "tag_id": "a", "seq": 3,
+    ...                "old": 2, "new": 3}])
+    [('u', 'a', 1, 2)]
+    """
+    uniq = {c["event_id"]: c for c in changes if c["tag_id"] not in skip}
+    last: dict[tuple[str, str], Any] = {}
+    out = []
+    for c in sorted(uniq.values(), key=lambda c: (c["user_id"], c["seq"])):
+        k = (c["user_id"], c["tag_id"])
+        if c.get("old") != last.get(k):
+            out.append((k[0], k[1], last.get(k), c.get("old")))
+        last[k] = c.get("new")
+    return out
+
+
 def send_all(bootstrap: str, events: list[dict[str, Any]]) -> None:
     f = Feeder(bootstrap, events, rate=1e9)
     f.run()

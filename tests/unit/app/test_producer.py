@@ -223,3 +223,69 @@ def test_headers_reach_librdkafka_on_both_paths(producer) -> None:
                     ("tags.changes", None, None),
                     ("events.click", [("stream-app-republished", b"rekeyed")], None)]
     assert producer._epoch.outstanding == 4
+
+
+def test_a_state_record_is_sent_only_after_the_records_queued_before_it(producer) -> None:
+    """QA39 F4: an event's outputs reach the broker before the state record holding the event
+    (a kill -9 between them left the state without its outputs, and the re-read event was
+    dropped as a duplicate). The flush sends the held records and waits for them too."""
+    async def run() -> list[Any]:
+        producer._loop = asyncio.get_running_loop()
+        rk: FakeRk = producer._rk
+        seen: list[Any] = []
+        producer.produce("tags.changes", "u1", b"change of e1")
+        producer.produce_gated("users-changelog", b"u1", b"state after e1", 0)
+        seen.append([t for t, _ in rk.queued])            # the state record is held
+        producer._close()                                  # (the poll loop's close)
+        producer.produce("tags.changes", "u2", b"change of e2")
+        producer.produce_gated("users-changelog", b"u2", b"state after e2", 0)
+        producer._advance()
+        seen.append([t for t, _ in rk.queued])            # still held: e1's not delivered
+        flush = asyncio.ensure_future(producer.flush())
+        await asyncio.sleep(0)
+        rk.deliver(1)                                      # e1's change
+        await asyncio.sleep(0)
+        seen.append([t for t, _ in rk.queued])            # u1's state sent, u2's held
+        rk.deliver(2)                                      # e2's change, u1's state
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        seen.append([t for t, _ in rk.queued])
+        seen.append(flush.done())                          # waits for u2's state too
+        rk.deliver(1)
+        await asyncio.wait_for(flush, 1.0)
+        seen.append((producer.released, dict(producer.delivered)))
+        return seen
+
+    assert asyncio.run(run()) == [
+        ["tags.changes"],
+        ["tags.changes", "tags.changes"],
+        ["tags.changes", "users-changelog"],
+        ["users-changelog"],
+        False,
+        (2, {("users-changelog", 0): 3})]
+
+
+def test_after_a_failed_delivery_no_state_record_is_sent(producer) -> None:
+    async def run() -> tuple[list[str], str]:
+        producer._loop = asyncio.get_running_loop()
+        rk: FakeRk = producer._rk
+        producer.produce("tags.changes", "u1", b"x")
+        producer.produce_gated("users-changelog", b"u1", b"s", 0)
+        flush = asyncio.ensure_future(producer.flush())
+        await asyncio.sleep(0)
+        rk.deliver(1, err="MSG_TIMED_OUT")
+        try:
+            await asyncio.wait_for(flush, 1.0)
+        except ProducerSendError as exc:
+            err = str(exc)
+        producer.produce_gated("users-changelog", b"u2", b"s2", 0)   # later: dropped too
+        try:
+            await asyncio.wait_for(producer.flush(), 1.0)
+        except ProducerSendError as exc:
+            err += " | " + str(exc)
+        return [t for t, _ in rk.queued], err
+
+    queued, err = asyncio.run(run())
+    assert queued == []
+    assert "1 records could not be delivered" in err and "1 state records not sent" in err
+    assert "| a record could not be delivered earlier" in err and "2 state records" in err
