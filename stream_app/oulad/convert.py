@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import hashlib
 import io
 from collections import defaultdict
 from collections.abc import Iterator
@@ -209,6 +210,36 @@ def convert(src: Path | str = DATA_DIR, out: Path | str = "var/oulad/events.json
         buf.write(b"\n")
     with gzip.open(out, "wb", compresslevel=5) as f:
         f.write(buf.getvalue())
+    stamp_of(out).write_bytes(orjson.dumps({"converter": converter_digest(presentations,
+                                                                          checkpoints)}))
     counts["events"] = len(events)
     counts["learners"] = len(info)
     return dict(counts)
+
+
+def stamp_of(out: Path | str) -> Path:
+    """The file beside a converted event file that names the converter which wrote it."""
+    return Path(f"{out}.meta.json")
+
+
+def converter_digest(presentations: tuple[str, ...] = DEFAULT_PRESENTATIONS,
+                     checkpoints: tuple[int, ...] = CHECKPOINTS) -> str:
+    """A digest of this converter (its source) and its choices: an event file written by
+    another one is converted again, not evaluated as is.
+
+    >>> converter_digest() == converter_digest(), converter_digest() == converter_digest(
+    ...     checkpoints=(10,))
+    (True, False)
+    """
+    h = hashlib.sha256(Path(__file__).read_bytes())
+    h.update(orjson.dumps([list(presentations), list(checkpoints)]))
+    return h.hexdigest()[:16]
+
+
+def is_current(out: Path | str) -> bool:
+    """Whether ``out`` exists and was written by this converter (with its defaults)."""
+    try:
+        meta = orjson.loads(stamp_of(out).read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return False
+    return Path(out).exists() and meta.get("converter") == converter_digest()

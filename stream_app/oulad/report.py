@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from stream_app.oulad.baseline import batch_auc
-from stream_app.oulad.convert import CHECKPOINTS, convert
+from stream_app.oulad.convert import CHECKPOINTS, convert, is_current
 from stream_app.scoring.config import ScoringConfig, load_scoring_config
 from stream_app.scoring.evaluate import evaluate_file
 from stream_app.text import plural
@@ -117,8 +117,11 @@ def run(out_dir: Path | str = "eval/oulad", *, events: Path | str | None = None,
     t0 = time.perf_counter()
     if events is None:
         events = Path("var/oulad/events.jsonl.gz")
-        if not events.exists():
-            log(f"converting OULAD -> {events}")
+        if not is_current(events):
+            # a file of an earlier converter would be evaluated as is (session 30: one
+            # without the outcomes' event_ts gave the pre-QA33-F3 gate figures silently)
+            why = "written by another converter" if events.exists() else "none yet"
+            log(f"converting OULAD -> {events} ({why})")
             log(f"  {convert(out=events)}")
     names = [default] + [n for n in learners if n != default]
     runs: dict[str, dict[str, Any]] = {}

@@ -133,3 +133,19 @@ def test_no_training_pair_of_a_withdrawal_holds_the_withdrawal(events):
     withdrew = [t for u, t in pairs if u == "2"]
     assert withdrew and sum(t.gate for t in withdrew) == 1 and all(t.y == 1 for t in withdrew)
     assert not any(k.startswith("unregistered") for _, t in pairs for k in t.x)
+
+
+def test_a_file_of_another_converter_is_not_current(events, tmp_path):
+    """``oulad eval`` converts again a file this converter did not write (session 30: one
+    without the outcomes' event_ts was evaluated as is and gave stale gate figures)."""
+    from stream_app.oulad.convert import is_current, stamp_of
+
+    src = tmp_path / "oulad"
+    out = tmp_path / "default.jsonl.gz"
+    convert(src, out)                                   # the default choices: current
+    assert is_current(out)
+    assert not is_current(tmp_path / "ev.jsonl.gz")     # other presentations: not current
+    stamp_of(out).write_bytes(b'{"converter": "an-older-one"}')
+    assert not is_current(out)
+    stamp_of(out).unlink()
+    assert not is_current(out)                          # no stamp (before session 30)
