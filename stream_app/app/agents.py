@@ -38,7 +38,7 @@ from stream_app.dlq import dead_letter
 from stream_app.errors import ConfigError, EventError
 from stream_app.events import Event, parse_event
 from stream_app.republished import DERIVED, REKEYED, is_republished
-from stream_app.scoring.with_tags import score_with_tags, tick_alerts, tick_scores
+from stream_app.scoring.with_tags import layer_moved, score_with_tags, tick_alerts
 from stream_app.security.pii import protect_event_props
 from stream_app.serving import keys
 from stream_app.serving.full_state import (
@@ -48,6 +48,7 @@ from stream_app.serving.full_state import (
     REPROJECT_FLUSHED,
     REPROJECT_PHASE,
     state_ops,
+    state_scores,
     why_records,
 )
 from stream_app.state.codec import ColdState
@@ -416,8 +417,6 @@ def reproject(uid: str, state: dict[str, Any] | None, request: bytes) -> None:
     score fields are the user's as of its state's clock, with the models this worker serves
     (QA40 F2: they were not rewritten, so every user lost its scores and layers). Another
     app's request (``@<app id>``, :func:`reproject_phase`) is ignored."""
-    from stream_app.serving.full_state import state_scores  # noqa: PLC0415 - used here only
-
     app_id = request.partition(b"@")[2]
     if app_id and app_id != settings.app_id.encode():
         return
@@ -491,12 +490,11 @@ def _tick(msg: Any) -> None:
     raw = encode_state(result.state, cold) if write else None   # before any output
     publish(uid, result, None)
     publish_alerts(uid, alerts, None)
-    if not (NO_SCORING or NO_REDIS):
-        scored = tick_scores(runtime.scorer, result.state, result.changes, now)
-        if scored is not None:   # a layer tag moved: the profile's layers follow it
-            runtime.projection.set_fields(
-                result.state.get("tenant", "default"), uid,
-                keys.score_fields(scored[0], scored[1].layers, scored[1].source))
+    if (result.state is not None and not (NO_SCORING or NO_REDIS)
+            and layer_moved(runtime.scorer, result.changes)):
+        # the profile's layers follow the tag (scored as of the tick: QA39 F1, QA40 F1)
+        runtime.projection.set_fields(result.state.get("tenant", "default"), uid,
+                                      state_scores(runtime.scorer, result.state, at=now))
     if result.state is None:
         runtime.projection.forget(state.get("tenant", "default"), uid, tags)
         store_state(uid, None, msg.partition)

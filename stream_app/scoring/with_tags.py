@@ -49,7 +49,7 @@ from stream_app.events import Event
 from stream_app.rules.engine import change_reason
 from stream_app.scoring.points import round_scores
 
-__all__ = ["fold_changes", "rule_visible_scores", "score_with_tags", "tick_alerts", "tick_scores"]
+__all__ = ["fold_changes", "layer_moved", "rule_visible_scores", "score_with_tags", "tick_alerts"]
 
 
 def rule_visible_scores(rounded: dict[str, float], source: dict[str, str]
@@ -170,36 +170,23 @@ def tick_alerts(policy: Any, user_id: str, state: dict[str, Any] | None,
     return policy.decide_clock(sc, tick, state.get("tags"))
 
 
-def tick_scores(scorer: Any, state: dict[str, Any] | None, changes: list[dict[str, Any]],
-                now: int) -> tuple[dict[str, float], Any] | None:
-    """The scores (at the published resolution) and scoring step to write to Redis after a
-    clock tick, or None when the tick moved no tag a layer is read from. A tick that moves
-    ``intent`` (lead points decaying) or ``at_risk`` (14 days without study) has no event to
-    be scored with, so without this the profile's ``layers`` kept the last event's layer
-    beside the new tag (QA39 F1, QA40 F1: ``at_risk: true`` served with ``layers.at_risk:
-    low``); the scores are the user's as of the tick (:meth:`Scorer.score`), the layers the
-    tags' (``layer_tag``).
+
+def layer_moved(scorer: Any, changes: list[dict[str, Any]]) -> bool:
+    """Whether a clock tick's ``changes`` moved a tag a layer is read from (``layer_tag``:
+    ``intent``, ``at_risk``). Such a tick has no event to be scored with, so the worker
+    writes the user's score fields itself (as of the tick, the layers the tags'): without
+    that the profile's ``layers`` kept the last event's layer beside the new tag (QA39 F1,
+    QA40 F1: ``at_risk: true`` served with ``layers.at_risk: low``).
 
     >>> from stream_app.scoring.config import load_scoring_config
     >>> from stream_app.scoring.registry import ModelRegistry
     >>> from stream_app.scoring.scorer import Scorer
     >>> cfg = load_scoring_config()
     >>> sc = Scorer(cfg, ModelRegistry(cfg), alert_policy=None)
-    >>> st = {"tags": {"at_risk": True, "intent": "low"},
-    ...       "sc": sc.on_event(None, Event("e1", "u1", 0, "course_view", "click")).sc_state}
-    >>> rounded, step = tick_scores(sc, st, [{"tag_id": "at_risk"}], 15 * 86_400_000)
-    >>> step.layers, step.source
-    ({'convert': 'low', 'at_risk': 'high'}, {'convert': 'rules', 'at_risk': 'rules'})
-    >>> tick_scores(sc, st, [{"tag_id": "activity"}], 15 * 86_400_000) is None
-    True
+    >>> layer_moved(sc, [{"tag_id": "at_risk"}]), layer_moved(sc, [{"tag_id": "activity"}])
+    (True, False)
     """
-    if scorer is None or state is None or not changes:
-        return None
-    watched = set(scorer.layer_tags.values())
-    if not any(c["tag_id"] in watched for c in changes):
-        return None
-    sc = state.get("sc")
-    if not sc:
-        return None
-    step = scorer.score(sc, now, rule_tags=state.get("tags") or {})
-    return round_scores(step.scores), step
+    if scorer is None or not changes:
+        return False
+    watched = scorer.layer_tags.values()
+    return any(c["tag_id"] in watched for c in changes)

@@ -22,7 +22,7 @@ from stream_app.rules.loader import load_ruleset
 from stream_app.scoring.config import load_scoring_config
 from stream_app.scoring.registry import ModelRegistry
 from stream_app.scoring.scorer import Scorer
-from stream_app.scoring.with_tags import score_with_tags, tick_scores
+from stream_app.scoring.with_tags import layer_moved, score_with_tags
 from stream_app.serving import keys
 from stream_app.serving.full_state import state_ops, state_scores
 from stream_app.serving.projection import _apply
@@ -68,9 +68,8 @@ def world():
             fields.update(keys.score_fields(rounded, step.layers, step.source))
         res = engine.on_tick(st, T0 + 16 * DAY)
         st = res.state
-        scored = tick_scores(scorer, st, res.changes, T0 + 16 * DAY)
-        if scored is not None:
-            fields.update(keys.score_fields(scored[0], scored[1].layers, scored[1].source))
+        if layer_moved(scorer, res.changes):      # as the worker's tick writes them
+            fields.update(state_scores(scorer, st, at=T0 + 16 * DAY))
         states[uid], live[uid] = st, fields
     assert states["learner"]["tags"]["at_risk"] is True      # the tick moved a layer tag
     assert live["learner"]["score:at_risk"][1] == "high"
