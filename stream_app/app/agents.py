@@ -331,10 +331,15 @@ async def handle_event(msg: Any, stream: str) -> None:
     if result.state is not None and not NO_SCORING:
         step, rounded = score_event(result.state, ev, result, cold)
     else:
-        step = None
+        step = rounded = None
     raw = encode_state(result.state, cold)   # before any output: a failure publishes nothing
     if step is not None:
         publish_scoring(ev.user_id, ev.tenant, step, msg.timestamp, rounded)
+        if rounded is None and not NO_REDIS and layer_moved(runtime.scorer, result.changes):
+            # an event the scorer does not score (a label, a verdict) moved a layer tag (the
+            # engine's clock-reading rules at its time): the layer follows (QA39b F2)
+            runtime.projection.set_fields(ev.tenant, ev.user_id,
+                                          state_scores(runtime.scorer, result.state))
     publish(ev.user_id, result, msg.timestamp)
     store_state(ev.user_id, result.state, msg.partition, cold, raw)
     runtime.processed += 1
