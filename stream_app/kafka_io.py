@@ -342,34 +342,46 @@ def group_backlog(bootstrap: str, group: str, topics: Sequence[str], partitions:
     return backlog_of(marks, ends, committed)
 
 
-def read_to_end(bootstrap: str, topic: str, idle_s: float = 30.0) -> Iterator[Any]:
-    """Every record of ``topic`` (all partitions) from the beginning up to its end as of the
-    call, in offset order within each partition (records with errors skipped). A clear
-    :class:`~stream_app.errors.UnreachableError` when no broker answers; a topic that does
-    not exist yet reads as empty. Stops early after ``idle_s`` seconds without a record
-    (a broker that stopped answering)."""
+
+def read_to_end(bootstrap: str, topic: str, idle_s: float = 30.0,
+                partitions: int | None = None) -> Iterator[Any]:
+    """Every record of ``topic`` from the beginning up to its end offsets as of the call
+    (checked by reading, :func:`end_offsets`), in offset order within each partition
+    (records with errors skipped); ``partitions``: only the first N (default: all). A
+    partition is done when the consumer's position reaches its end, not at a record's
+    offset (compaction or a tombstone at the end leaves the last record short of it). A clear
+    :class:`~stream_app.errors.UnreachableError` when no broker answers, or when no record
+    comes for ``idle_s`` seconds before every end is reached (never a silent partial read);
+    a topic that does not exist yet reads as empty."""
     from confluent_kafka import TopicPartition  # noqa: PLC0415
+
+    from stream_app.errors import UnreachableError  # noqa: PLC0415
 
     found = require_broker(bootstrap).topics.get(topic)
     if found is None or found.error:
         return
-    parts = sorted(found.partitions)
-    ends = end_offsets(bootstrap, topic, len(parts))
-    c = read_assigned(bootstrap, topic, len(parts))
+    n = len(found.partitions) if partitions is None else min(partitions,
+                                                            len(found.partitions))
+    ends = end_offsets(bootstrap, topic, n)
+    c = read_assigned(bootstrap, topic, n)
     try:
         lows = {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[0]
-                for p in parts}
-        left = {p for p in parts if ends.get(p, 0) > max(lows[p], 0)}
-        quiet = time.monotonic()
-        while left and time.monotonic() - quiet < idle_s:
-            for msg in c.consume(num_messages=1000, timeout=0.2):
-                if msg.error():
-                    continue
-                quiet = time.monotonic()
-                p = msg.partition()
-                if p in left and msg.offset() < ends[p]:
+                for p in range(n)}
+        left = {p for p in range(n) if ends.get(p, 0) > max(lows[p], 0)}
+        moved = time.monotonic()
+        while left:
+            msgs = c.consume(num_messages=1000, timeout=0.2)
+            for msg in msgs:
+                if msg.error() is None and msg.offset() < ends.get(msg.partition(), 0):
                     yield msg
-                if msg.offset() + 1 >= ends.get(p, 0):
-                    left.discard(p)
+            if msgs:
+                moved = time.monotonic()
+                for tp in c.position([TopicPartition(topic, p) for p in left]):
+                    if tp.offset is not None and tp.offset >= ends[tp.partition]:
+                        left.discard(tp.partition)
+            elif time.monotonic() - moved > idle_s:
+                raise UnreachableError(
+                    f"topic {topic} not read to its end: no record for {idle_s:g} s with "
+                    f"partitions {sorted(left)} short of their end offsets")
     finally:
         c.close()

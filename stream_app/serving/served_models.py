@@ -13,7 +13,6 @@ Example (pure part: the records of the topic in order, the newest kept per targe
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -81,45 +80,20 @@ def load_newest(registry: ModelRegistry, blobs: dict[str, list[bytes]]) -> dict[
 
 def read_snapshots(bootstrap: str, timeout: float = 60.0) -> dict[str, list[bytes]]:
     """:func:`newest_blobs` of ``models.snapshots`` read from its beginning to its end
-    offset (partition 0, as the workers read it); empty when the topic does not exist.
-    ``timeout``: seconds without progress toward the end before
-    :class:`~stream_app.errors.UnreachableError`.
+    offset (partition 0, as the workers read it: :func:`kafka_io.read_to_end`); empty when
+    the topic does not exist. ``timeout``: seconds without progress toward the end before
+    :class:`~stream_app.errors.UnreachableError` (the models the workers serve cannot be
+    told then).
 
     Example (needs a broker)::
 
         read_snapshots("127.0.0.1:9092")   # {'convert': [b'...'], ...} or {}
     """
-    from confluent_kafka import TopicPartition  # noqa: PLC0415
-
     from stream_app import kafka_io  # noqa: PLC0415
-    from stream_app.errors import UnreachableError  # noqa: PLC0415
 
-    if kafka_io.require_broker(bootstrap).topics.get(TOPIC) is None:
-        return {}
-    c = kafka_io.read_assigned(bootstrap, TOPIC, 1)
     kept: dict[str, list[bytes]] = {}
-    try:
-        low, high = c.get_watermark_offsets(TopicPartition(TOPIC, 0), timeout=10)
-        end = kafka_io.true_end_offsets(bootstrap, {(TOPIC, 0): high}).get((TOPIC, 0)) or 0
-        reached, moved = max(low, 0), time.monotonic()
-        while reached < end:
-            msgs = c.consume(num_messages=100, timeout=0.5)
-            for m in msgs:
-                if m.error() is None:
-                    _keep(kept, (m.key() or b"").decode("utf-8", "replace"), m.value(), KEEP)
-            if msgs:
-                # the position, not the last record's offset: compaction or a tombstone at
-                # the end leaves that short of the end offset
-                pos = c.position([TopicPartition(TOPIC, 0)])[0].offset
-                if pos is not None and pos > reached:
-                    reached, moved = pos, time.monotonic()
-            elif time.monotonic() - moved > timeout:
-                raise UnreachableError(
-                    f"topic {TOPIC} not read to its end offset {end}: no progress for "
-                    f"{timeout:g} s (reached offset {reached}): cannot tell which models the "
-                    "workers serve")
-    finally:
-        c.close()
+    for m in kafka_io.read_to_end(bootstrap, TOPIC, idle_s=timeout, partitions=1):
+        _keep(kept, (m.key() or b"").decode("utf-8", "replace"), m.value(), KEEP)
     return kept
 
 
