@@ -246,6 +246,17 @@ def score_event(state: dict[str, Any], ev: Event, result: Any,
                            result.why, ev, cold, result.prior)
 
 
+def follow_layers(user_id: str, result: Any, at: int | None = None) -> None:
+    """Write the user's score fields when a step that the scorer did not score (a clock
+    tick, a label) moved a tag a layer is read from (``intent``, ``at_risk``): the profile's
+    ``layers`` follow the tags, scored as of ``at`` (default: the state's clock).
+    Before, such a step left the last scored event's layer beside the new tag."""
+    if (result.state is not None and not (NO_SCORING or NO_REDIS)
+            and layer_moved(runtime.scorer, result.changes)):
+        runtime.projection.set_fields(result.state.get("tenant", "default"), user_id,
+                                      state_scores(runtime.scorer, result.state, at=at))
+
+
 def publish(user_id: str, result: Any, broker_ts: float | None) -> None:
     """Send tag changes and derived events of one engine step; queue the projection."""
     changes = result.changes
@@ -335,11 +346,10 @@ async def handle_event(msg: Any, stream: str) -> None:
     raw = encode_state(result.state, cold)   # before any output: a failure publishes nothing
     if step is not None:
         publish_scoring(ev.user_id, ev.tenant, step, msg.timestamp, rounded)
-        if rounded is None and not NO_REDIS and layer_moved(runtime.scorer, result.changes):
-            # an event the scorer does not score (a label, a verdict) moved a layer tag (the
-            # engine's clock-reading rules at its time): the layer follows (QA39b F2)
-            runtime.projection.set_fields(ev.tenant, ev.user_id,
-                                          state_scores(runtime.scorer, result.state))
+        if rounded is None:
+            # an event the scorer does not score (a label, a verdict) can move a layer tag
+            # (the engine's clock-reading rules at its time, QA39b F2)
+            follow_layers(ev.user_id, result)
     publish(ev.user_id, result, msg.timestamp)
     store_state(ev.user_id, result.state, msg.partition, cold, raw)
     runtime.processed += 1
@@ -367,6 +377,13 @@ async def handle_tick(msg: Any) -> None:
 SUSPEND_MAX_S = 600.0
 
 
+def another_app(request: bytes) -> bool:
+    """Whether a ``redis-rebuild --live`` request (``<id>@<app id>``) is another app's; a
+    request without an app id (the release before's) is every app's."""
+    app_id = request.partition(b"@")[2]
+    return bool(app_id) and app_id != settings.app_id.encode()
+
+
 def reproject_phase(value: bytes) -> None:
     """A ``redis-rebuild --live`` request's first ticks (one per partition; the first of a
     request acts, later ones are no-ops).
@@ -384,8 +401,7 @@ def reproject_phase(value: bytes) -> None:
     in the topic at the upgrade) is acted on by every app, as then; until the next release.
     """
     proj = runtime.projection
-    app_id = value.partition(b":")[2].partition(b"@")[2]
-    if app_id and app_id != settings.app_id.encode():
+    if another_app(value.partition(b":")[2]):
         return
     if value.startswith(REPROJECT_FLUSHED):
         if proj.paused:
@@ -422,8 +438,7 @@ def reproject(uid: str, state: dict[str, Any] | None, request: bytes) -> None:
     score fields are the user's as of its state's clock, with the models this worker serves
     (QA40 F2: they were not rewritten, so every user lost its scores and layers). Another
     app's request (``@<app id>``, :func:`reproject_phase`) is ignored."""
-    app_id = request.partition(b"@")[2]
-    if app_id and app_id != settings.app_id.encode():
+    if another_app(request):
         return
     if request != runtime.reproject_id:
         runtime.reproject_id = request
@@ -495,11 +510,7 @@ def _tick(msg: Any) -> None:
     raw = encode_state(result.state, cold) if write else None   # before any output
     publish(uid, result, None)
     publish_alerts(uid, alerts, None)
-    if (result.state is not None and not (NO_SCORING or NO_REDIS)
-            and layer_moved(runtime.scorer, result.changes)):
-        # the profile's layers follow the tag (scored as of the tick: QA39 F1, QA40 F1)
-        runtime.projection.set_fields(result.state.get("tenant", "default"), uid,
-                                      state_scores(runtime.scorer, result.state, at=now))
+    follow_layers(uid, result, at=now)    # (scored as of the tick: QA39 F1, QA40 F1)
     if result.state is None:
         runtime.projection.forget(state.get("tenant", "default"), uid, tags)
         store_state(uid, None, msg.partition)

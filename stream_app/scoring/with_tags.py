@@ -170,13 +170,13 @@ def tick_alerts(policy: Any, user_id: str, state: dict[str, Any] | None,
     return policy.decide_clock(sc, tick, state.get("tags"))
 
 
-
 def layer_moved(scorer: Any, changes: list[dict[str, Any]]) -> bool:
-    """Whether a clock tick's ``changes`` moved a tag a layer is read from (``layer_tag``:
-    ``intent``, ``at_risk``). Such a tick has no event to be scored with, so the worker
-    writes the user's score fields itself (as of the tick, the layers the tags'): without
-    that the profile's ``layers`` kept the last event's layer beside the new tag (QA39 F1,
-    QA40 F1: ``at_risk: true`` served with ``layers.at_risk: low``).
+    """Whether ``changes`` moved a tag a layer is read from (``layer_tag``: ``intent``,
+    ``at_risk``). A step the scorer did not score (a clock tick, a label) has no scoring
+    step to carry the layers, so the worker writes the user's score fields itself (the
+    layers the tags'): without that the profile's ``layers`` kept the last scored event's
+    layer beside the new tag (QA39 F1, QA40 F1: ``at_risk: true`` served with
+    ``layers.at_risk: low``; QA39b F2).
 
     >>> from stream_app.scoring.config import load_scoring_config
     >>> from stream_app.scoring.registry import ModelRegistry
